@@ -1,0 +1,51 @@
+# qaqueue — run `make help` for the targets.
+GO        ?= go
+PKGS      ?= ./...
+BIN       ?= bin/qa
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 20s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## start the whole system in one process (embedded Redis; demo LM unless a key is set)
+	$(GO) run ./cmd/qa dev
+
+.PHONY: test
+test: ## vet, then every test with the race detector (real redis-server when installed)
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+.PHONY: test-short
+test-short: ## fast tests only, no race detector
+	$(GO) test -short -count=1 $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+.PHONY: bench
+bench: ## Go benchmarks, with same-run baselines
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: build
+build: ## build the qa binary into bin/ with the release flags
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/qa
+
+.PHONY: vet
+vet: ## go vet and gofmt check
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+.PHONY: tidy
+tidy: ## go mod tidy
+	$(GO) mod tidy

@@ -1,0 +1,207 @@
+// Package redistest gives each test its own, empty database on a real
+// redis-server, so tests can run in parallel without flushing each other.
+//
+// Where the server comes from, in order:
+//  1. QA_TEST_REDIS_ADDR (host:port of a server started with many databases,
+//     as .ci/run does);
+//  2. a redis-server found on PATH, started on a free port for this test binary;
+//  3. the embedded miniredis, with a notice — refused when CI=true, because CI
+//     must test against the real thing.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Databases is how many logical databases a server started here has. A test
+// takes one; the counter wraps, so a test binary may run this many at once.
+const Databases = 4096
+
+// DB is one test's private Redis database.
+type DB struct {
+	// Addr is host:port of the server.
+	Addr string
+	// Index is the logical database number.
+	Index int
+	// Client is connected to Index; it is closed when the test ends.
+	Client *redis.Client
+	// Server is set when the server was started by this package for the test
+	// (see NewServer); nil for the shared server.
+	Server *Server
+}
+
+// URL is a redis:// URL for the database.
+func (d *DB) URL() string { return fmt.Sprintf("redis://%s/%d", d.Addr, d.Index) }
+
+// Options are the go-redis options for the database.
+func (d *DB) Options() *redis.Options { return &redis.Options{Addr: d.Addr, DB: d.Index} }
+
+type shared struct {
+	once sync.Once
+	addr string
+	err  error
+	srv  *Server
+	mini *miniredis.Miniredis
+}
+
+var pool shared // one server per test binary; a test helper, not service state
+
+// New returns a fresh database for t on the shared server.
+func New(t testing.TB) *DB {
+	t.Helper()
+	pool.once.Do(func() { pool.addr, pool.err = startShared() })
+	if pool.err != nil {
+		t.Fatalf("redistest: %v", pool.err)
+	}
+	return open(t, pool.addr, nil)
+}
+
+// NewServer starts a redis-server of the test's own (for tests that stop or
+// restart Redis) and returns database 0 on it. It requires redis-server.
+func NewServer(t testing.TB, extraArgs ...string) *DB {
+	t.Helper()
+	srv, err := Start(t.TempDir(), extraArgs...)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	return open(t, srv.Addr, srv)
+}
+
+func open(t testing.TB, addr string, srv *Server) *DB {
+	t.Helper()
+	ctx := context.Background()
+	index := 0
+	if srv == nil {
+		admin := redis.NewClient(&redis.Options{Addr: addr})
+		n, err := admin.Incr(ctx, "redistest:next-db").Result()
+		_ = admin.Close()
+		if err != nil {
+			t.Fatalf("redistest: allocate database: %v", err)
+		}
+		index = 1 + int(n%int64(Databases-1))
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr, DB: index})
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("redistest: flush database %d: %v", index, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &DB{Addr: addr, Index: index, Client: c, Server: srv}
+}
+
+func startShared() (string, error) {
+	if addr := os.Getenv("QA_TEST_REDIS_ADDR"); addr != "" {
+		return addr, nil
+	}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		dir, err := os.MkdirTemp("", "redistest-")
+		if err != nil {
+			return "", err
+		}
+		srv, err := Start(dir)
+		if err != nil {
+			return "", err
+		}
+		pool.srv = srv
+		return srv.Addr, nil
+	}
+	if os.Getenv("CI") == "true" {
+		return "", fmt.Errorf("redis-server not found on PATH and CI=true: install it (apt-get install -y redis-server) or set QA_TEST_REDIS_ADDR")
+	}
+	fmt.Fprintln(os.Stderr, "redistest: redis-server not found; using the embedded miniredis (install redis-server to test against the real thing)")
+	m := miniredis.NewMiniRedis()
+	m.ClockTTL(true)
+	if err := m.Start(); err != nil {
+		return "", err
+	}
+	pool.mini = m
+	return m.Addr(), nil
+}
+
+// Server is a redis-server process started for tests.
+type Server struct {
+	Addr string
+	Dir  string
+	args []string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+}
+
+// Start runs redis-server on a free loopback port with its files in dir.
+func Start(dir string, extraArgs ...string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
+	s.args = append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--databases", strconv.Itoa(Databases), "--save", "", "--appendonly", "no",
+		"--maxmemory-policy", "noeviction", "--logfile", filepath.Join(dir, "redis.log"),
+	}, extraArgs...)
+	return s, s.start()
+}
+
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd := exec.Command("redis-server", s.args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	s.cmd = cmd
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Ping(context.Background()).Err()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return fmt.Errorf("redis-server on %s did not answer: %w", s.Addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (SIGKILL: tests use it to simulate a crash too).
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same port and directory.
+func (s *Server) Restart() error {
+	s.Stop()
+	return s.start()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
