@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"prompt": {"print the exact LM messages for an input", runPrompt},
 		"parse":  {"parse an LM completion read on stdin into output fields", runParse},
 		"fakelm": {"run the fake OpenAI-compatible LM server", runFakeLM},
+		"config": {"print the effective configuration, secrets redacted", runConfig},
 	}
 }
 
