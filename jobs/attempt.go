@@ -1,0 +1,105 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// StartOutcome is what Start decided.
+type StartOutcome int
+
+// Start outcomes.
+const (
+	// Started: run the attempt.
+	Started StartOutcome = iota
+	// Ended: the job had already ended (or has just expired or given up);
+	// drop the task.
+	Ended
+	// Gone: the record no longer exists; drop the task.
+	Gone
+)
+
+// Attempt is one run of a job by a worker: the handle through which the worker
+// reports progress. Its methods refuse to act for a stale attempt.
+type Attempt struct {
+	store *Store
+	JobID string
+	// Number counts the starts of the job, from 1.
+	Number int
+	// Last is true when a retryable failure of this attempt still fails the job.
+	Last bool
+}
+
+// Start begins the next attempt of job id on worker workerID. maxWait > 0
+// expires a job that waited longer than that for its first start.
+func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
+	expired := mustJSON(FailedData{Error: &Error{Code: "expired", Message: "not started within " + maxWait.String()}})
+	gaveUp := mustJSON(FailedData{
+		Error:    &Error{Code: "attempts_exhausted", Message: "gave up after " + strconv.Itoa(s.cfg.MaxAttempts) + " attempts: the last one was lost (worker stopped or timed out)"},
+		Attempts: s.cfg.MaxAttempts,
+	})
+	reply, err := s.run(ctx, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, Gone, nil
+	case errors.Is(err, ErrTerminal):
+		return nil, Ended, nil
+	case err != nil:
+		return nil, Ended, err
+	}
+	if reply[0] != "started" {
+		return nil, Ended, nil
+	}
+	n, _ := strconv.Atoi(reply[1])
+	return &Attempt{store: s, JobID: id, Number: n, Last: n >= s.cfg.MaxAttempts}, Started, nil
+}
+
+// Token publishes the next piece of an output field. It returns ErrStale or
+// ErrTerminal when the attempt should stop (cancelled, or superseded).
+func (a *Attempt) Token(ctx context.Context, field, content string) error {
+	data := mustJSON(TokenData{Attempt: a.Number, Field: field, Content: content})
+	_, err := a.store.run(ctx, "token", a.JobID, [2]string{}, a.Number, data)
+	return err
+}
+
+// Retry records that this attempt failed and the job will run again after
+// delay.
+func (a *Attempt) Retry(ctx context.Context, reason *Error, delay time.Duration) error {
+	return a.putBack(ctx, "retry", reason, delay)
+}
+
+// Defer puts the job back to run after delay without counting this attempt
+// (the LM rate limit asked us to wait longer than is worth holding a slot).
+func (a *Attempt) Defer(ctx context.Context, reason *Error, delay time.Duration) error {
+	return a.putBack(ctx, "defer", reason, delay)
+}
+
+func (a *Attempt) putBack(ctx context.Context, op string, reason *Error, delay time.Duration) error {
+	data := mustJSON(RetryingData{Attempt: a.Number, Reason: reason.Message, RetryInMS: delay.Milliseconds()})
+	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data)
+	return err
+}
+
+// Complete records the result and ends the job. ErrTerminal means it had
+// already ended (a cancel won the race, or another run finished first).
+func (a *Attempt) Complete(ctx context.Context, r *Result) error {
+	r.Provenance.Attempts = a.Number
+	res := mustJSON(r)
+	data := `{"result":` + res + `}`
+	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data, "result", res, "error", "")
+	return err
+}
+
+// Fail ends the job as failed with reason.
+func (a *Attempt) Fail(ctx context.Context, reason *Error) error {
+	return a.store.Fail(ctx, a.JobID, reason, a.Number)
+}
+
+// Fail ends job id as failed with reason; attempts is what the event reports.
+func (s *Store) Fail(ctx context.Context, id string, reason *Error, attempts int) error {
+	data := mustJSON(FailedData{Error: reason, Attempts: attempts})
+	_, err := s.run(ctx, "fail", id, [2]string{}, ms(s.cfg.ResultTTL), data, "error", mustJSON(reason))
+	return err
+}

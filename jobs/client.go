@@ -1,0 +1,213 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Submit errors.
+var (
+	// ErrQueueFull: too many interactive jobs are waiting (answer 503).
+	ErrQueueFull = errors.New("queue is full")
+	// ErrIdempotencyInProgress: a request with the same Idempotency-Key is
+	// still being accepted (answer 409).
+	ErrIdempotencyInProgress = errors.New("a request with this Idempotency-Key is in progress")
+	// ErrIdempotencyMismatch: the Idempotency-Key was used with another body
+	// (answer 422).
+	ErrIdempotencyMismatch = errors.New("Idempotency-Key was already used with a different request body")
+)
+
+const abortTimeout = 2 * time.Second
+
+// crashSlack is how many more runs asynq allows than we do. Our handler counts
+// attempts in the record and fails the job itself on the last one, so asynq's
+// recoverer (which spends a retry per lost lease) never archives a task
+// without the record saying why.
+const crashSlack = 5
+
+// Client submits and manages jobs: the API side of the contract.
+type Client struct {
+	store *Store
+	aq    *asynq.Client
+	insp  *asynq.Inspector
+}
+
+// NewClient returns a Client that enqueues through rdb. Close it when done; it
+// does not close rdb.
+func NewClient(rdb redis.UniversalClient, store *Store) *Client {
+	return &Client{store: store, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+}
+
+// Close releases the asynq client (not the Redis client it was given).
+func (c *Client) Close() error { return nil }
+
+// Store returns the record store the client uses.
+func (c *Client) Store() *Store { return c.store }
+
+// SubmitRequest is one question to answer.
+type SubmitRequest struct {
+	Owner    string
+	Question string
+	// Queue is QueueInteractive (default) or QueueBatch.
+	Queue string
+	// Stream publishes the answer's tokens as events.
+	Stream bool
+	// NoCache bypasses the LM cache.
+	NoCache bool
+	// IdempotencyKey, when set, makes a replay of the same request return the
+	// same job.
+	IdempotencyKey string
+	Batch          *BatchRef
+}
+
+// Submitted is what Submit did.
+type Submitted struct {
+	Job *Job
+	// Replayed is true when the Idempotency-Key named an existing job.
+	Replayed bool
+}
+
+// NewJobID returns a random 128-bit id.
+func NewJobID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// Submit writes the job record (with its idempotency key) and enqueues the
+// task. The job is accepted only when Submit returns without error: if the
+// enqueue fails, the record is removed again.
+func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, error) {
+	if req.Queue == "" {
+		req.Queue = QueueInteractive
+	}
+	id := NewJobID()
+	payload := Payload{JobID: id, Question: req.Question, Owner: req.Owner, Stream: req.Stream, NoCache: req.NoCache, Batch: req.Batch}
+	body, err := payload.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("submit job: %w", err)
+	}
+	idemKey, bodyHash := "", ""
+	if req.IdempotencyKey != "" {
+		kh := sha256.Sum256([]byte(req.IdempotencyKey))
+		idemKey = IdempotencyKey(req.Owner, hex.EncodeToString(kh[:]))
+		bh := sha256.Sum256([]byte(mustJSON(struct {
+			Q       string `json:"q"`
+			Queue   string `json:"queue"`
+			Stream  bool   `json:"stream"`
+			NoCache bool   `json:"no_cache"`
+		}{req.Question, req.Queue, req.Stream, req.NoCache})))
+		bodyHash = hex.EncodeToString(bh[:])
+	}
+	pending := ""
+	maxPending := 0
+	if req.Queue == QueueInteractive && c.store.cfg.MaxPending > 0 {
+		pending, maxPending = pendingListKey(req.Queue), c.store.cfg.MaxPending
+	}
+	fields := []any{"queue", req.Queue, "owner", req.Owner, "question", req.Question}
+	if req.Stream {
+		fields = append(fields, "stream", "1")
+	}
+	if req.NoCache {
+		fields = append(fields, "no_cache", "1")
+	}
+	if req.Batch != nil {
+		fields = append(fields, "batch", mustJSON(req.Batch))
+	}
+	if idemKey != "" {
+		fields = append(fields, "enqueued", "0")
+	}
+	args := append([]any{ms(c.store.cfg.PendingTTL), ms(c.store.cfg.IdempotencyTTL), bodyHash, maxPending,
+		mustJSON(QueuedData{Queue: req.Queue})}, fields...)
+	reply, err := c.store.run(ctx, "create", id, [2]string{idemKey, pending}, args...)
+	if err != nil {
+		return nil, fmt.Errorf("submit job: %w", err)
+	}
+	switch reply[0] {
+	case "full":
+		return nil, ErrQueueFull
+	case "mismatch":
+		return nil, ErrIdempotencyMismatch
+	case "in_progress":
+		return nil, ErrIdempotencyInProgress
+	case "duplicate":
+		j, err := c.store.Get(ctx, reply[1])
+		if err != nil {
+			return nil, fmt.Errorf("submit job: read replayed job: %w", err)
+		}
+		return &Submitted{Job: j, Replayed: true}, nil
+	case "exists":
+		return nil, fmt.Errorf("submit job: id %s already exists", id)
+	}
+
+	task := asynq.NewTask(TaskTypePredict, body)
+	_, err = c.aq.EnqueueContext(ctx, task,
+		asynq.TaskID(id), asynq.Queue(req.Queue),
+		asynq.MaxRetry(c.store.cfg.MaxAttempts-1+crashSlack),
+		asynq.Timeout(c.store.cfg.JobTimeout),
+		asynq.Retention(c.store.cfg.TaskRetention))
+	if err != nil {
+		// Not accepted: take the record back so nothing waits on it. Use a
+		// context that outlives a cancelled request.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, _ = c.store.run(cctx, "abort", id, [2]string{idemKey, ""})
+		return nil, fmt.Errorf("submit job: enqueue: %w", err)
+	}
+	if idemKey != "" {
+		if _, err := c.store.run(ctx, "enqueued", id, [2]string{}); err != nil {
+			return nil, fmt.Errorf("submit job: %w", err)
+		}
+	}
+	j, err := c.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("submit job: read back: %w", err)
+	}
+	return &Submitted{Job: j}, nil
+}
+
+// Cancel ends a job that has not ended, tells its worker, and removes a
+// waiting task from its queue. It returns the job as it now is.
+func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
+	prev, err := c.store.Cancel(ctx, id)
+	if err != nil && !errors.Is(err, ErrTerminal) {
+		return nil, err
+	}
+	j, gerr := c.store.Get(ctx, id)
+	if gerr != nil {
+		return nil, gerr
+	}
+	if err == nil && prev != StatusRunning {
+		// Best effort: a task left in the queue is revoked when a worker
+		// reaches it, because the record has ended.
+		_ = c.insp.DeleteTask(j.Queue, id)
+	}
+	return j, err
+}
+
+// Delete cancels a job that has not ended, then removes its record, events and
+// task.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	j, err := c.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !j.Status.Terminal() {
+		if _, err := c.Cancel(ctx, id); err != nil && !errors.Is(err, ErrTerminal) {
+			return err
+		}
+	}
+	if err := c.store.Delete(ctx, id); err != nil {
+		return err
+	}
+	_ = c.insp.DeleteTask(j.Queue, id)
+	return nil
+}

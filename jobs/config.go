@@ -1,0 +1,80 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is what the job operations need to know. The zero value of each field
+// means its default.
+type Config struct {
+	// MaxAttempts is how many times a job may start before it fails for good
+	// (MAX_RETRIES + 1). Default 4.
+	MaxAttempts int
+	// ResultTTL is how long an ended job's record and events are kept
+	// (RESULT_TTL). Default 24h.
+	ResultTTL time.Duration
+	// PendingTTL bounds the life of a job that never ends (its worker fleet
+	// vanished). Default 7 days.
+	PendingTTL time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered
+	// (IDEMPOTENCY_TTL). Default 24h.
+	IdempotencyTTL time.Duration
+	// MaxPending is the most interactive jobs waiting before submits are
+	// refused with ErrQueueFull (QUEUE_MAX_PENDING). Default 10000; negative
+	// means no limit.
+	MaxPending int
+	// JobTimeout bounds one attempt (JOB_TIMEOUT); asynq stores it in whole
+	// seconds. Default 120s.
+	JobTimeout time.Duration
+	// TaskRetention keeps finished asynq tasks visible in the dashboard.
+	// Default 1h; asynq stores whole seconds.
+	TaskRetention time.Duration
+	// StreamCap is the approximate length at which a job's event stream is
+	// trimmed. It must hold a whole answer's events. Default 10000.
+	StreamCap int
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 4
+	}
+	def(&c.ResultTTL, 24*time.Hour)
+	def(&c.PendingTTL, 7*24*time.Hour)
+	def(&c.IdempotencyTTL, 24*time.Hour)
+	def(&c.JobTimeout, 120*time.Second)
+	def(&c.TaskRetention, time.Hour)
+	if c.MaxPending == 0 {
+		c.MaxPending = 10000
+	}
+	if c.StreamCap == 0 {
+		c.StreamCap = 10000
+	}
+	var errs []error
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", c.MaxAttempts))
+	}
+	for name, d := range map[string]time.Duration{"JobTimeout": c.JobTimeout, "TaskRetention": c.TaskRetention} {
+		if d%time.Second != 0 || d < 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive whole number of seconds (asynq stores seconds), got %v", name, d))
+		}
+	}
+	for name, d := range map[string]time.Duration{"ResultTTL": c.ResultTTL, "PendingTTL": c.PendingTTL, "IdempotencyTTL": c.IdempotencyTTL} {
+		if d < time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s must be at least 1ms, got %v", name, d))
+		}
+	}
+	if c.StreamCap < 100 {
+		errs = append(errs, fmt.Errorf("StreamCap must be at least 100, got %d", c.StreamCap))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("jobs config: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,150 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// EventType names an event. Token, retrying and started events are transient;
+// completed, failed, cancelled and expired end a job's stream.
+type EventType string
+
+// Event types.
+const (
+	EventQueued    EventType = "queued"
+	EventStarted   EventType = "started"
+	EventToken     EventType = "token"
+	EventRetrying  EventType = "retrying"
+	EventCompleted EventType = "completed"
+	EventFailed    EventType = "failed"
+	EventCancelled EventType = "cancelled"
+	EventExpired   EventType = "expired"
+	// EventProgress carries a batch's counts.
+	EventProgress EventType = "progress"
+)
+
+// Terminal reports whether t ends a job's event stream.
+func (t EventType) Terminal() bool {
+	switch t {
+	case EventCompleted, EventFailed, EventCancelled, EventExpired:
+		return true
+	}
+	return false
+}
+
+// Event is one entry of a job's event log. ID is the Redis stream id, the same
+// in the stream and on the pub/sub channel, so a client resuming with
+// Last-Event-ID can be given exactly what it missed.
+type Event struct {
+	ID   string          `json:"id"`
+	Type EventType       `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// ParseEvent decodes a pub/sub message published by the record script.
+func ParseEvent(payload string) (Event, error) {
+	var e Event
+	if err := json.Unmarshal([]byte(payload), &e); err != nil {
+		return e, fmt.Errorf("decode event: %w", err)
+	}
+	if e.ID == "" || e.Type == "" {
+		return e, fmt.Errorf("decode event: missing id or type")
+	}
+	return e, nil
+}
+
+// Event payloads, one per type.
+type (
+	// QueuedData is the data of a queued event.
+	QueuedData struct {
+		Queue string `json:"queue"`
+	}
+	// StartedData is the data of a started event. An attempt above 1 tells
+	// clients to drop any partial answer they hold.
+	StartedData struct {
+		Attempt int `json:"attempt"`
+	}
+	// TokenData is the data of a token event: the next piece of an output
+	// field of the current attempt.
+	TokenData struct {
+		Attempt int    `json:"attempt"`
+		Field   string `json:"field"`
+		Content string `json:"content"`
+	}
+	// RetryingData is the data of a retrying event; clients drop the partial
+	// answer.
+	RetryingData struct {
+		Attempt   int    `json:"attempt"`
+		Reason    string `json:"reason"`
+		RetryInMS int64  `json:"retry_in_ms"`
+	}
+	// CompletedData is the data of a completed event.
+	CompletedData struct {
+		Result *Result `json:"result"`
+	}
+	// FailedData is the data of a failed or expired event.
+	FailedData struct {
+		Error    *Error `json:"error"`
+		Attempts int    `json:"attempts"`
+	}
+	// CancelledData is the data of a cancelled event.
+	CancelledData struct {
+		Previous Status `json:"previous"`
+	}
+)
+
+// CompareIDs orders two Redis stream ids ("ms-seq"): -1, 0 or 1. Malformed ids
+// sort first.
+func CompareIDs(a, b string) int {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	switch {
+	case am < bm:
+		return -1
+	case am > bm:
+		return 1
+	case as < bs:
+		return -1
+	case as > bs:
+		return 1
+	}
+	return 0
+}
+
+func splitID(id string) (ms, seq uint64) {
+	var i int
+	for i = 0; i < len(id) && id[i] != '-'; i++ {
+		c := id[i]
+		if c < '0' || c > '9' {
+			return 0, 0
+		}
+		ms = ms*10 + uint64(c-'0')
+	}
+	for i++; i < len(id); i++ {
+		c := id[i]
+		if c < '0' || c > '9' {
+			return 0, 0
+		}
+		seq = seq*10 + uint64(c-'0')
+	}
+	return ms, seq
+}
+
+// ValidID reports whether id looks like a Redis stream id ("ms-seq" or "ms").
+func ValidID(id string) bool {
+	if id == "" || len(id) > 41 {
+		return false
+	}
+	dash := false
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c == '-' && !dash && i > 0 && i < len(id)-1:
+			dash = true
+		case c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,340 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/rs/zerolog"
+)
+
+type bundle struct {
+	db     *redistest.DB
+	store  *jobs.Store
+	client *jobs.Client
+	hub    *jobs.Hub
+}
+
+func setup(t *testing.T, cfg jobs.Config) *bundle {
+	t.Helper()
+	db := redistest.New(t)
+	store, err := jobs.NewStore(db.Client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hub := jobs.NewHub(ctx, db.Client, zerolog.Nop())
+	done := make(chan struct{})
+	go func() { hub.Run(ctx); close(done) }()
+	t.Cleanup(func() { _ = hub.Close(); cancel(); <-done })
+	return &bundle{db: db, store: store, client: jobs.NewClient(db.Client, store), hub: hub}
+}
+
+func submit(t *testing.T, b *bundle, req jobs.SubmitRequest) *jobs.Job {
+	t.Helper()
+	s, err := b.client.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	return s.Job
+}
+
+func eventTypes(evs []jobs.Event) []jobs.EventType {
+	out := make([]jobs.EventType, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+func TestLifecycleRecordsAndEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Owner: "alice", Question: "Why?", Stream: true})
+	if j.Status != jobs.StatusQueued || j.Queue != jobs.QueueInteractive || j.Owner != "alice" || j.Question != "Why?" {
+		t.Fatalf("submitted job = %+v", j)
+	}
+	a, out, err := b.store.Start(ctx, j.ID, "w1", time.Minute)
+	if err != nil || out != jobs.Started || a.Number != 1 {
+		t.Fatalf("start = %v %v %v", a, out, err)
+	}
+	for _, tok := range []string{"Hel", "lo"} {
+		if err := a.Token(ctx, "answer", tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := &jobs.Result{Outputs: map[string]any{"answer": "Hello"}, Usage: json.RawMessage(`{}`)}
+	if err := a.Complete(ctx, res); err != nil {
+		t.Fatal(err)
+	}
+	// A second completion (asynq ran the task twice) is refused.
+	if err := a.Complete(ctx, res); !errors.Is(err, jobs.ErrTerminal) {
+		t.Fatalf("second complete: %v, want ErrTerminal", err)
+	}
+	if err := a.Token(ctx, "answer", "late"); !errors.Is(err, jobs.ErrTerminal) {
+		t.Fatalf("token after end: %v, want ErrTerminal", err)
+	}
+	got, err := b.store.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusCompleted || got.Result.Answer("answer") != "Hello" || got.Result.Provenance.Attempts != 1 || got.FinishedAt == nil {
+		t.Fatalf("record = %+v", got)
+	}
+	evs, err := b.store.Events(ctx, j.ID, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []jobs.EventType{jobs.EventQueued, jobs.EventStarted, jobs.EventToken, jobs.EventToken, jobs.EventCompleted}
+	if diff := cmp.Diff(want, eventTypes(evs)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	for i := 1; i < len(evs); i++ {
+		if jobs.CompareIDs(evs[i-1].ID, evs[i].ID) >= 0 {
+			t.Fatalf("event ids out of order: %s then %s", evs[i-1].ID, evs[i].ID)
+		}
+	}
+	// Resuming after the second event returns exactly the rest.
+	rest, err := b.store.Events(ctx, j.ID, evs[1].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(evs[2:], rest); diff != "" {
+		t.Fatalf("resume (-want +got):\n%s", diff)
+	}
+	ttl := b.db.Client.PTTL(ctx, jobs.JobKey(j.ID)).Val()
+	if ttl <= 0 || ttl > 24*time.Hour {
+		t.Fatalf("terminal record TTL = %v, want RESULT_TTL", ttl)
+	}
+}
+
+func TestStaleAttemptCannotWrite(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	first, _, err := b.store.Start(ctx, j.ID, "w1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first worker vanished; asynq ran the task again elsewhere.
+	second, _, err := b.store.Start(ctx, j.ID, "w2", 0)
+	if err != nil || second.Number != 2 {
+		t.Fatalf("second start: %v %v", second, err)
+	}
+	if err := first.Token(ctx, "answer", "x"); !errors.Is(err, jobs.ErrStale) {
+		t.Fatalf("stale token: %v, want ErrStale", err)
+	}
+	if err := first.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}, time.Second); !errors.Is(err, jobs.ErrStale) {
+		t.Fatalf("stale retry: %v, want ErrStale", err)
+	}
+	if err := second.Token(ctx, "answer", "y"); err != nil {
+		t.Fatalf("current token: %v", err)
+	}
+}
+
+func TestAttemptsExhaustedAndExpiry(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{MaxAttempts: 2})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	for i := 0; i < 2; i++ {
+		if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != jobs.Started {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+	}
+	if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != jobs.Ended {
+		t.Fatalf("third start: %v %v, want Ended", out, err)
+	}
+	got, _ := b.store.Get(ctx, j.ID)
+	if got.Status != jobs.StatusFailed || got.Error == nil || got.Error.Code != "attempts_exhausted" {
+		t.Fatalf("record = %+v %+v", got, got.Error)
+	}
+
+	j2 := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	// The job has waited an hour (backdated rather than slept for).
+	old := time.Now().Add(-time.Hour).UnixMilli()
+	if err := b.db.Client.HSet(ctx, jobs.JobKey(j2.ID), "created_at", old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := b.store.Start(ctx, j2.ID, "w", time.Minute); err != nil || out != jobs.Ended {
+		t.Fatalf("start of an old job: %v %v, want Ended", out, err)
+	}
+	got, _ = b.store.Get(ctx, j2.ID)
+	if got.Status != jobs.StatusExpired || got.Error.Code != "expired" {
+		t.Fatalf("record = %+v", got)
+	}
+}
+
+func TestCancelIsTerminalAndNotified(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := b.db.Client.Subscribe(ctx, jobs.CancelChannel)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.client.Cancel(ctx, j.ID)
+	if err != nil || got.Status != jobs.StatusCancelled {
+		t.Fatalf("cancel: %+v %v", got, err)
+	}
+	msg, err := ps.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != j.ID {
+		t.Fatalf("cancel notice = %v %v", msg, err)
+	}
+	if err := a.Complete(ctx, &jobs.Result{}); !errors.Is(err, jobs.ErrTerminal) {
+		t.Fatalf("complete after cancel: %v, want ErrTerminal", err)
+	}
+	if _, err := b.client.Cancel(ctx, j.ID); !errors.Is(err, jobs.ErrTerminal) {
+		t.Fatalf("second cancel: %v, want ErrTerminal", err)
+	}
+	if err := b.client.Delete(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Get(ctx, j.ID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("get after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	req := jobs.SubmitRequest{Owner: "o", Question: "same", IdempotencyKey: "k1"}
+	first := submit(t, b, req)
+	again, err := b.client.Submit(ctx, req)
+	if err != nil || !again.Replayed || again.Job.ID != first.ID {
+		t.Fatalf("replay = %+v %v", again, err)
+	}
+	other := req
+	other.Question = "different"
+	if _, err := b.client.Submit(ctx, other); !errors.Is(err, jobs.ErrIdempotencyMismatch) {
+		t.Fatalf("other body: %v, want ErrIdempotencyMismatch", err)
+	}
+	// Keys are scoped per owner.
+	mine := req
+	mine.Owner = "p"
+	if s, err := b.client.Submit(ctx, mine); err != nil || s.Replayed {
+		t.Fatalf("another owner's key: %+v %v", s, err)
+	}
+	// A request still being accepted: its record says not yet enqueued.
+	if err := b.db.Client.HSet(ctx, jobs.JobKey(first.ID), "enqueued", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.Submit(ctx, req); !errors.Is(err, jobs.ErrIdempotencyInProgress) {
+		t.Fatalf("concurrent duplicate: %v, want ErrIdempotencyInProgress", err)
+	}
+}
+
+func TestQueueFull(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{MaxPending: 2})
+	for i := 0; i < 2; i++ {
+		submit(t, b, jobs.SubmitRequest{Question: "q"})
+	}
+	if _, err := b.client.Submit(context.Background(), jobs.SubmitRequest{Question: "q"}); !errors.Is(err, jobs.ErrQueueFull) {
+		t.Fatalf("third submit: %v, want ErrQueueFull", err)
+	}
+	// Batch items are not limited by the interactive bound.
+	submit(t, b, jobs.SubmitRequest{Question: "q", Queue: jobs.QueueBatch})
+}
+
+func TestWaitReturnsOnTerminalEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		j   *jobs.Job
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		j, err := b.store.Wait(ctx, b.hub, j.ID, time.Hour)
+		done <- result{j, err}
+	}()
+	// Wait until the waiter is subscribed, then end the job.
+	for b.hub.Subscribers() == 0 {
+		select {
+		case r := <-done:
+			t.Fatalf("wait returned early: %+v", r)
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := a.Token(ctx, "answer", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.j.Status != jobs.StatusCompleted {
+		t.Fatalf("wait = %+v %v", r.j, r.err)
+	}
+}
+
+func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	a, _, _ := b.store.Start(ctx, j.ID, "w", 0)
+	fast, err := b.hub.Subscribe(ctx, jobs.Channel(j.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	slow, err := b.hub.Subscribe(ctx, jobs.Channel(j.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	n := jobs.DefaultSubscriberBuffer + 10
+	got := make(chan []string, 1)
+	go func() {
+		var seen []string
+		for ev := range fast.C() {
+			var d jobs.TokenData
+			_ = json.Unmarshal(ev.Data, &d)
+			seen = append(seen, d.Content)
+			if len(seen) == n {
+				break
+			}
+		}
+		got <- seen
+	}()
+	var want []string
+	for i := 0; i < n; i++ {
+		c := string(rune('a' + i%26))
+		want = append(want, c)
+		if err := a.Token(ctx, "answer", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(want, <-got); diff != "" {
+		t.Fatalf("fast subscriber (-want +got):\n%s", diff)
+	}
+	// The slow one never read: it overflowed and was dropped, alone.
+	for range slow.C() {
+	}
+	if !errors.Is(slow.Err(), jobs.ErrSlowSubscriber) {
+		t.Fatalf("slow subscriber err = %v", slow.Err())
+	}
+}

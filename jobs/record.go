@@ -1,0 +1,195 @@
+package jobs
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed record.lua
+var recordLua string
+
+// Errors the record operations return; callers branch on them with errors.Is.
+var (
+	// ErrNotFound: no such job (never existed, expired, or deleted).
+	ErrNotFound = errors.New("job not found")
+	// ErrTerminal: the job has already ended; the change was refused.
+	ErrTerminal = errors.New("job has already ended")
+	// ErrStale: the change belongs to an attempt that is no longer current.
+	ErrStale = errors.New("attempt is no longer current")
+	// ErrActive: the job has not ended, so it cannot be deleted.
+	ErrActive = errors.New("job has not ended")
+)
+
+// Store reads and changes job records. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	cfg    Config
+	script *redis.Script
+	now    func() time.Time
+}
+
+// NewStore returns a Store on rdb.
+func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// Redis returns the client the store uses.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// run executes one op of the record script and returns its reply as strings.
+func (s *Store) run(ctx context.Context, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
+	keys := []string{JobKey(id), EventsKey(id), extraKeys[0], extraKeys[1]}
+	argv := append([]any{op, s.now().UnixMilli(), Channel(id), s.cfg.StreamCap, id}, args...)
+	reply, err := s.script.Run(ctx, s.rdb, keys, argv...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("%s job %s: %w", op, id, err)
+	}
+	if len(reply) == 0 {
+		return nil, fmt.Errorf("%s job %s: empty reply", op, id)
+	}
+	switch reply[0] {
+	case "missing":
+		return reply, ErrNotFound
+	case "terminal":
+		return reply, ErrTerminal
+	case "stale":
+		return reply, ErrStale
+	case "active":
+		return reply, ErrActive
+	}
+	return reply, nil
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own plain structs are marshalled here.
+		panic(fmt.Sprintf("jobs: marshal %T: %v", v, err))
+	}
+	return string(b)
+}
+
+// Get reads a job record.
+func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
+	h, err := s.rdb.HGetAll(ctx, JobKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read job %s: %w", id, err)
+	}
+	if len(h) == 0 || h["status"] == "" {
+		return nil, ErrNotFound
+	}
+	return decodeJob(h)
+}
+
+func decodeJob(h map[string]string) (*Job, error) {
+	j := &Job{
+		ID:       h["id"],
+		Status:   Status(h["status"]),
+		Queue:    h["queue"],
+		Owner:    h["owner"],
+		Question: h["question"],
+		Stream:   h["stream"] == "1",
+		NoCache:  h["no_cache"] == "1",
+	}
+	j.Attempts, _ = strconv.Atoi(h["attempts"])
+	j.CreatedAt = msTime(h["created_at"])
+	if t := msTime(h["started_at"]); !t.IsZero() {
+		j.StartedAt = &t
+	}
+	if t := msTime(h["finished_at"]); !t.IsZero() {
+		j.FinishedAt = &t
+	}
+	for field, dst := range map[string]any{"batch": &j.Batch, "result": &j.Result, "error": &j.Error} {
+		if v := h[field]; v != "" {
+			if err := json.Unmarshal([]byte(v), dst); err != nil {
+				return nil, fmt.Errorf("decode job %s %s: %w", j.ID, field, err)
+			}
+		}
+	}
+	return j, nil
+}
+
+func msTime(v string) time.Time {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// Events returns the job's events after the stream id after ("" or "0" for all),
+// at most count of them (0 = all).
+func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Event, error) {
+	start := "-"
+	if after != "" && after != "0" {
+		start = "(" + after
+	}
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = s.rdb.XRangeN(ctx, EventsKey(id), start, "+", count).Result()
+	} else {
+		msgs, err = s.rdb.XRange(ctx, EventsKey(id), start, "+").Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events of job %s: %w", id, err)
+	}
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		t, _ := m.Values["type"].(string)
+		d, _ := m.Values["data"].(string)
+		out = append(out, Event{ID: m.ID, Type: EventType(t), Data: json.RawMessage(d)})
+	}
+	return out, nil
+}
+
+// FirstEventID returns the id of the oldest event still in the job's stream
+// ("" when the stream is empty or gone). A resume id older than this one may
+// have lost events to trimming.
+func (s *Store) FirstEventID(ctx context.Context, id string) (string, error) {
+	msgs, err := s.rdb.XRangeN(ctx, EventsKey(id), "-", "+", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("read events of job %s: %w", id, err)
+	}
+	if len(msgs) == 0 {
+		return "", nil
+	}
+	return msgs[0].ID, nil
+}
+
+// Cancel ends a job that has not ended yet and tells the worker running it.
+// It returns the status the job had, or ErrTerminal / ErrNotFound.
+func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
+	reply, err := s.run(ctx, "cancel", id, [2]string{}, ms(s.cfg.ResultTTL))
+	if err != nil {
+		if errors.Is(err, ErrTerminal) && len(reply) > 1 {
+			return Status(reply[1]), err
+		}
+		return "", err
+	}
+	prev := Status(reply[1])
+	return prev, nil
+}
+
+// Delete removes an ended job's record and events (ErrActive if it has not
+// ended).
+func (s *Store) Delete(ctx context.Context, id string) error {
+	_, err := s.run(ctx, "delete", id, [2]string{})
+	return err
+}

@@ -1,0 +1,139 @@
+-- Every change to a job record. One script so that the status change and its
+-- event happen atomically, and so that no caller can leave a terminal state.
+--
+-- KEYS[1] job hash   KEYS[2] event stream   KEYS[3] idempotency key or ""
+-- KEYS[4] asynq pending list of the job's queue (create only) or ""
+-- ARGV[1] op   ARGV[2] now (ms)   ARGV[3] pub/sub channel   ARGV[4] stream cap
+-- ARGV[5] job id, ARGV[6..] op arguments.
+local job, stream = KEYS[1], KEYS[2]
+local op, now, channel, cap, id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+
+local terminal = {completed = true, failed = true, cancelled = true, expired = true}
+
+local function append(etype, data)
+  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
+  redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
+  return eid
+end
+
+local function finish(status, ttl, fields)
+  redis.call('HSET', job, 'status', status, 'finished_at', now, 'updated_at', now, unpack(fields))
+  redis.call('PEXPIRE', job, ttl)
+  redis.call('PEXPIRE', stream, ttl)
+end
+
+if op == 'create' then
+  -- ARGV[6] pending ttl ms, [7] idempotency ttl ms, [8] body hash,
+  -- [9] max pending (0 = no limit), [10] queued event data, [11..] field/value pairs
+  local pending_ttl, idem_ttl, body_hash, max_pending = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+  if KEYS[3] ~= '' then
+    local held = redis.call('GET', KEYS[3])
+    if held then
+      local sep = string.find(held, ' ', 1, true)
+      local other, other_hash = string.sub(held, 1, sep - 1), string.sub(held, sep + 1)
+      if other_hash ~= body_hash then return {'mismatch', other} end
+      local other_key = 'qa:job:' .. other
+      if redis.call('EXISTS', other_key) == 1 then
+        if redis.call('HGET', other_key, 'enqueued') == '0' then return {'in_progress', other} end
+        return {'duplicate', other}
+      end
+      -- The job it named is gone (deleted or expired): the key is free again.
+    end
+  end
+  if KEYS[4] ~= '' and max_pending > 0 and redis.call('LLEN', KEYS[4]) >= max_pending then
+    return {'full'}
+  end
+  if redis.call('EXISTS', job) == 1 then return {'exists'} end
+  if KEYS[3] ~= '' then
+    redis.call('SET', KEYS[3], id .. ' ' .. body_hash, 'PX', idem_ttl)
+  end
+  redis.call('HSET', job, 'id', id, 'status', 'queued', 'attempts', 0, 'created_at', now,
+    'updated_at', now, unpack(ARGV, 11))
+  redis.call('PEXPIRE', job, pending_ttl)
+  local eid = append('queued', ARGV[10])
+  redis.call('PEXPIRE', stream, pending_ttl)
+  return {'created', eid}
+end
+
+if redis.call('EXISTS', job) == 0 then return {'missing'} end
+local status = redis.call('HGET', job, 'status')
+
+if op == 'enqueued' then
+  redis.call('HSET', job, 'enqueued', '1')
+  return {'ok'}
+end
+
+if op == 'abort' then
+  -- The enqueue failed after the record was written: forget the job entirely.
+  redis.call('DEL', job, stream)
+  if KEYS[3] ~= '' then redis.call('DEL', KEYS[3]) end
+  return {'ok'}
+end
+
+if op == 'delete' then
+  if not terminal[status] then return {'active', status} end
+  redis.call('DEL', job, stream)
+  return {'ok'}
+end
+
+if terminal[status] then return {'terminal', status} end
+local attempts = tonumber(redis.call('HGET', job, 'attempts'))
+
+if op == 'start' then
+  -- ARGV[6] max attempts, [7] max wait before a first start (ms, 0 = none),
+  -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up event data
+  local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+  if attempts == 0 and max_wait > 0 and now - tonumber(redis.call('HGET', job, 'created_at')) > max_wait then
+    finish('expired', ttl, {'error', cjson.encode(cjson.decode(ARGV[10]).error)})
+    append('expired', ARGV[10])
+    return {'expired'}
+  end
+  if attempts >= max_attempts then
+    finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[11]).error)})
+    append('failed', ARGV[11])
+    return {'failed'}
+  end
+  attempts = attempts + 1
+  redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
+    'attempt_started_at', now, 'updated_at', now)
+  redis.call('HSETNX', job, 'started_at', now)
+  append('started', '{"attempt":' .. attempts .. '}')
+  return {'started', tostring(attempts)}
+end
+
+if op == 'cancel' then
+  -- ARGV[6] result ttl ms
+  finish('cancelled', ARGV[6], {})
+  append('cancelled', '{"previous":"' .. status .. '"}')
+  redis.call('PUBLISH', 'qa:cancel', id)
+  return {'cancelled', status}
+end
+
+if op == 'fail' or op == 'complete' then
+  -- ARGV[6] result ttl ms, [7] event data, [8..] field/value pairs
+  local to = op == 'fail' and 'failed' or 'completed'
+  finish(to, ARGV[6], {unpack(ARGV, 8)})
+  append(to, ARGV[7])
+  return {to}
+end
+
+-- The remaining ops belong to one attempt: a stale attempt (a worker that lost
+-- its lease while a newer attempt runs) must not touch the record.
+local attempt = tonumber(ARGV[6])
+if status ~= 'running' or attempts ~= attempt then return {'stale', status} end
+
+if op == 'token' then
+  -- ARGV[7] event data
+  return {'ok', append('token', ARGV[7])}
+end
+
+if op == 'retry' or op == 'defer' then
+  -- ARGV[7] error json, [8] event data. A defer (rate-limited: put back with
+  -- a delay) does not count as an attempt.
+  if op == 'defer' then attempts = attempts - 1 end
+  redis.call('HSET', job, 'status', 'retrying', 'attempts', attempts, 'error', ARGV[7], 'updated_at', now)
+  append('retrying', ARGV[8])
+  return {'ok'}
+end
+
+return redis.error_reply('unknown op ' .. op)

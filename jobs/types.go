@@ -1,0 +1,123 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is where a job is in its life. The last four are terminal.
+type Status string
+
+// Statuses.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusRetrying  Status = "retrying"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusCancelled Status = "cancelled"
+	StatusExpired   Status = "expired"
+)
+
+// Terminal reports whether a job in status s has ended for good.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusCancelled, StatusExpired:
+		return true
+	}
+	return false
+}
+
+// BatchRef ties a job to an item of a batch.
+type BatchRef struct {
+	ID       string `json:"id"`
+	Index    int    `json:"index"`
+	CustomID string `json:"custom_id"`
+}
+
+// Payload is the asynq task payload. It stays small: asynq rewrites the payload
+// of every active task to Redis on each heartbeat.
+type Payload struct {
+	JobID    string    `json:"job_id"`
+	Question string    `json:"question"`
+	Owner    string    `json:"owner,omitempty"`
+	Stream   bool      `json:"stream,omitempty"`
+	NoCache  bool      `json:"no_cache,omitempty"`
+	Batch    *BatchRef `json:"batch,omitempty"`
+}
+
+// Marshal encodes the payload for asynq.
+func (p Payload) Marshal() ([]byte, error) { return json.Marshal(p) }
+
+// ParsePayload decodes an asynq task payload and checks what a handler needs.
+func ParsePayload(b []byte) (Payload, error) {
+	var p Payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode payload: %w", err)
+	}
+	if p.JobID == "" {
+		return p, fmt.Errorf("decode payload: missing job_id")
+	}
+	return p, nil
+}
+
+// Error is why a job failed, as recorded and as sent to clients.
+type Error struct {
+	// Code is a stable machine-readable reason: "lm_error", "parse_error",
+	// "invalid_payload", "attempts_exhausted", "expired", "timeout".
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Status is the LM provider's HTTP status, when it answered one.
+	Status int `json:"status,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Provenance says how a result was produced.
+type Provenance struct {
+	Model       string `json:"model"`
+	StateSHA256 string `json:"program_state_sha256"`
+	CacheHit    bool   `json:"cache_hit"`
+	Attempts    int    `json:"attempts"`
+	LMCalls     int    `json:"lm_calls"`
+}
+
+// Result is a completed job's answer.
+type Result struct {
+	// Outputs holds every output field of the program, reasoning included.
+	Outputs    map[string]any `json:"outputs"`
+	Provenance Provenance     `json:"provenance"`
+	// Usage is DSPy's usage shape: {model: {prompt_tokens, ...}}; {} when every
+	// LM call was answered from cache.
+	Usage          json.RawMessage `json:"usage"`
+	LatencySeconds float64         `json:"latency_seconds"`
+}
+
+// Answer returns the output field name as a string ("" when absent).
+func (r *Result) Answer(name string) string {
+	if r == nil {
+		return ""
+	}
+	s, _ := r.Outputs[name].(string)
+	return s
+}
+
+// Job is a job record as read from Redis.
+type Job struct {
+	ID         string     `json:"id"`
+	Status     Status     `json:"status"`
+	Queue      string     `json:"queue"`
+	Owner      string     `json:"-"`
+	Question   string     `json:"question,omitempty"`
+	Attempts   int        `json:"attempts"`
+	Batch      *BatchRef  `json:"batch,omitempty"`
+	Result     *Result    `json:"result,omitempty"`
+	Error      *Error     `json:"error,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Stream says whether token events are published for this job.
+	Stream  bool `json:"-"`
+	NoCache bool `json:"-"`
+}
