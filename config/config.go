@@ -1,0 +1,257 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is qaqueue's whole configuration, grouped by concern. Each field
+// names its variable and default; [Load] fills it and [Config.Validate]
+// checks it. Components take the group they need (cfg.Queue, cfg.LM, ...).
+type Config struct {
+	HTTP     HTTP
+	Redis    Redis
+	Queue    Queue
+	LM       LM
+	Cache    Cache
+	Batch    Batch
+	Security Security
+	Log      Log
+
+	// sources records where each variable's value came from, for
+	// Settings; nil in a Config built by hand.
+	sources map[string]string
+}
+
+// HTTP configures the API's listener and the seed's HTTP switches.
+type HTTP struct {
+	// Host is the interface the API listens on. HOST, default 0.0.0.0.
+	Host string `env:"HOST" envDefault:"0.0.0.0"`
+	// Port is the API's port; 0 picks a free one. PORT, default 8000.
+	Port int `env:"PORT" envDefault:"8000"`
+	// Workers is the seed's uvicorn process count, accepted so old
+	// deployments start, and otherwise ignored (Load adds a notice): here
+	// workers scale as processes or replicas. WORKERS, default unset.
+	Workers string `env:"WORKERS"`
+	// EnableStreaming turns on /predict/stream and token events; off, the
+	// endpoint answers 404 and only progress events are published.
+	// ENABLE_STREAMING, default true.
+	EnableStreaming bool `env:"ENABLE_STREAMING" envDefault:"true"`
+	// EnableMetrics serves /metrics; off, it answers 404 {"detail": "Metrics
+	// disabled"}. ENABLE_METRICS, default true.
+	EnableMetrics bool `env:"ENABLE_METRICS" envDefault:"true"`
+	// PredictTimeout is how long POST /predict waits for its job before
+	// answering 504 with the job id. PREDICT_TIMEOUT, default 60s.
+	PredictTimeout time.Duration `env:"PREDICT_TIMEOUT" envDefault:"60s"`
+	// MaxBodyBytes caps JSON request bodies (413 beyond); /v1/batches
+	// uploads have their own BATCH_MAX_BYTES. MAX_BODY_BYTES, default 1MiB.
+	MaxBodyBytes Size `env:"MAX_BODY_BYTES" envDefault:"1MiB"`
+	// MaxQuestionChars is the longest question accepted, in characters
+	// (422 beyond). MAX_QUESTION_CHARS, default 10000.
+	MaxQuestionChars int `env:"MAX_QUESTION_CHARS" envDefault:"10000"`
+}
+
+// Redis says where the queue's Redis is: one URL, or a Sentinel group.
+type Redis struct {
+	// URL is redis://[user:password@]host:port/db or rediss:// for TLS.
+	// Empty means: `qa dev` embeds a Redis, and `qa api` / `qa worker` use
+	// [DefaultRedisURL] (see [Redis.EffectiveURL]). With Sentinel, the URL
+	// only supplies the user, password, database and TLS of the master.
+	// REDIS_URL, default empty.
+	URL SecretURL `env:"REDIS_URL"`
+	// SentinelAddrs lists Sentinel host:port addresses; set, the master is
+	// found through them. REDIS_SENTINEL_ADDRS (comma-separated), default
+	// empty.
+	SentinelAddrs List `env:"REDIS_SENTINEL_ADDRS"`
+	// SentinelMaster is the master's name, required with SentinelAddrs.
+	// REDIS_SENTINEL_MASTER, default empty.
+	SentinelMaster string `env:"REDIS_SENTINEL_MASTER"`
+	// SentinelPassword authenticates to the Sentinels themselves.
+	// REDIS_SENTINEL_PASSWORD, default empty.
+	SentinelPassword Secret `env:"REDIS_SENTINEL_PASSWORD"`
+}
+
+// Queue configures the asynq queues, the workers and job lifetimes.
+type Queue struct {
+	// WorkerConcurrency is the number of interactive jobs one worker
+	// process runs at once. WORKER_CONCURRENCY, default 100.
+	WorkerConcurrency int `env:"WORKER_CONCURRENCY" envDefault:"100"`
+	// BatchConcurrency is the number of batch items one worker process
+	// runs at once, on its own asynq server. BATCH_CONCURRENCY, default 20.
+	BatchConcurrency int `env:"BATCH_CONCURRENCY" envDefault:"20"`
+	// PollInterval is how often the interactive server polls an empty
+	// queue: pickup latency against idle Redis load (about 3 commands per
+	// poll per server). QUEUE_POLL_INTERVAL, default 20ms.
+	PollInterval time.Duration `env:"QUEUE_POLL_INTERVAL" envDefault:"20ms"`
+	// MaxPending is how many interactive jobs may wait before submissions
+	// get 503 with Retry-After. QUEUE_MAX_PENDING, default 10000.
+	MaxPending int `env:"QUEUE_MAX_PENDING" envDefault:"10000"`
+	// InteractiveMaxWait is how long an interactive job may wait to start
+	// before it ends expired; whole seconds. INTERACTIVE_MAX_WAIT, default
+	// 60s.
+	InteractiveMaxWait time.Duration `env:"INTERACTIVE_MAX_WAIT" envDefault:"60s"`
+	// JobTimeout bounds one attempt of a job (asynq's Timeout); whole
+	// seconds, and more than the LM attempts can take (see
+	// [Config.Validate]). JOB_TIMEOUT, default 120s.
+	JobTimeout time.Duration `env:"JOB_TIMEOUT" envDefault:"120s"`
+	// MaxRetries is how many times a failed attempt is retried (asynq's
+	// MaxRetry); 0 never retries. MAX_RETRIES, default 3.
+	MaxRetries int `env:"MAX_RETRIES" envDefault:"3"`
+	// ResultTTL is how long a finished job's record and events live (also
+	// asynq's Retention); whole seconds. RESULT_TTL, default 24h.
+	ResultTTL time.Duration `env:"RESULT_TTL" envDefault:"24h"`
+	// IdempotencyTTL is how long an Idempotency-Key maps to its job; whole
+	// seconds. IDEMPOTENCY_TTL, default 24h.
+	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// ShutdownTimeout is how long a stopping worker lets in-flight jobs
+	// finish before they go back to the queue; more than JobTimeout, and
+	// less than the container's grace period. SHUTDOWN_TIMEOUT, default
+	// 130s.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"130s"`
+	// WorkerMetricsPort serves a worker's /livez, /readyz and /metrics; 0
+	// picks a free one. WORKER_METRICS_PORT, default 9091.
+	WorkerMetricsPort int `env:"WORKER_METRICS_PORT" envDefault:"9091"`
+}
+
+// LM configures the model, the program and the LM client.
+type LM struct {
+	// Model is the DSPy model string, provider/model. DSPY_MODEL, default
+	// openai/gpt-4o-mini.
+	Model string `env:"DSPY_MODEL" envDefault:"openai/gpt-4o-mini"`
+	// ProgramStatePath is a DSPy program state (JSON) to load; empty uses
+	// the built-in QA program. PROGRAM_STATE_PATH, default empty.
+	ProgramStatePath string `env:"PROGRAM_STATE_PATH"`
+	// TrackUsage records token usage per job, as DSPy's track_usage.
+	// TRACK_USAGE, default true.
+	TrackUsage bool `env:"TRACK_USAGE" envDefault:"true"`
+	// APIBase is the provider's base URL (an OpenAI-compatible endpoint).
+	// LM_API_BASE, else <PROVIDER>_API_BASE (e.g. OPENAI_API_BASE), default
+	// empty: the provider's public endpoint.
+	APIBase string `env:"LM_API_BASE"`
+	// APIKey authenticates to the provider. LM_API_KEY, else the
+	// provider's usual variable, <PROVIDER>_API_KEY for the provider of
+	// DSPY_MODEL (OPENAI_API_KEY for openai/...). Default empty.
+	APIKey Secret `env:"LM_API_KEY"`
+	// AzureAPIVersion is the api-version query parameter for azure/...
+	// models. AZURE_API_VERSION, default empty.
+	AzureAPIVersion string `env:"AZURE_API_VERSION"`
+	// Temperature is sent when set; nil leaves it to the provider (and to
+	// the cache key as null, like DSPy). LM_TEMPERATURE, default unset.
+	Temperature *float64 `env:"LM_TEMPERATURE"`
+	// MaxTokens is sent when set; nil leaves it to the provider.
+	// LM_MAX_TOKENS, default unset.
+	MaxTokens *int `env:"LM_MAX_TOKENS"`
+	// Timeout bounds one LM call. LM_TIMEOUT, default 30s.
+	Timeout time.Duration `env:"LM_TIMEOUT" envDefault:"30s"`
+	// RPM is the global requests-per-minute limit shared by all workers; 0
+	// is unlimited. LM_RPM, default 0.
+	RPM int `env:"LM_RPM" envDefault:"0"`
+	// TPM is the global tokens-per-minute limit; 0 is unlimited. LM_TPM,
+	// default 0.
+	TPM int `env:"LM_TPM" envDefault:"0"`
+	// RateMaxWait is the longest a job waits on the rate limiter while
+	// holding a worker slot; a longer wait re-queues the job with a delay,
+	// which is not a failed attempt. LM_RATE_MAX_WAIT, default 10s.
+	RateMaxWait time.Duration `env:"LM_RATE_MAX_WAIT" envDefault:"10s"`
+}
+
+// Cache configures the LM response cache layers: memory, disk and Redis.
+type Cache struct {
+	// Dir holds the disk cache. CACHE_DIR, default $XDG_CACHE_HOME/qaqueue,
+	// else $HOME/.cache/qaqueue, else .cache/qaqueue: a per-user
+	// directory, like DSPy's ~/.dspy_cache, so the cache does not depend
+	// on the working directory.
+	Dir string `env:"CACHE_DIR"`
+	// DiskEnabled turns the disk layer on. CACHE_DISK_ENABLED, default true.
+	DiskEnabled bool `env:"CACHE_DISK_ENABLED" envDefault:"true"`
+	// DiskSize caps the disk layer. CACHE_DISK_SIZE, default 1GiB.
+	DiskSize Size `env:"CACHE_DISK_SIZE" envDefault:"1GiB"`
+	// MemoryEnabled turns the in-process LRU layer on.
+	// CACHE_MEMORY_ENABLED, default true.
+	MemoryEnabled bool `env:"CACHE_MEMORY_ENABLED" envDefault:"true"`
+	// MemoryEntries caps the in-process layer. CACHE_MEMORY_ENTRIES,
+	// default 100000.
+	MemoryEntries int `env:"CACHE_MEMORY_ENTRIES" envDefault:"100000"`
+	// RedisEnabled turns on the cache shared by all workers.
+	// CACHE_REDIS_ENABLED, default true.
+	RedisEnabled bool `env:"CACHE_REDIS_ENABLED" envDefault:"true"`
+	// RedisURL puts the shared cache on its own Redis, where an LRU
+	// eviction policy is right (the queue's Redis must not evict); empty
+	// shares the queue's Redis client, Sentinel included. CACHE_REDIS_URL,
+	// default empty.
+	RedisURL SecretURL `env:"CACHE_REDIS_URL"`
+	// RedisTTL is how long a shared cache entry lives. CACHE_REDIS_TTL,
+	// default 168h (7 days).
+	RedisTTL time.Duration `env:"CACHE_REDIS_TTL" envDefault:"168h"`
+}
+
+// Batch configures /v1/batches.
+type Batch struct {
+	// MaxItems caps the items of one batch (413 beyond). BATCH_MAX_ITEMS,
+	// default 50000.
+	MaxItems int `env:"BATCH_MAX_ITEMS" envDefault:"50000"`
+	// MaxBytes caps one batch upload (413 beyond). BATCH_MAX_BYTES,
+	// default 100MB.
+	MaxBytes Size `env:"BATCH_MAX_BYTES" envDefault:"100MB"`
+	// ResultTTL is how long a finished batch and its results live; whole
+	// seconds. BATCH_RESULT_TTL, default 168h (7 days).
+	ResultTTL time.Duration `env:"BATCH_RESULT_TTL" envDefault:"168h"`
+	// CompletionWindow is how long a batch may run before it ends expired,
+	// keeping what finished; whole seconds. BATCH_COMPLETION_WINDOW,
+	// default 24h.
+	CompletionWindow time.Duration `env:"BATCH_COMPLETION_WINDOW" envDefault:"24h"`
+	// OwnerShare is the fraction of the batch workers one owner's batches
+	// may occupy, in (0, 1]. BATCH_OWNER_SHARE, default 0.5.
+	OwnerShare float64 `env:"BATCH_OWNER_SHARE" envDefault:"0.5"`
+}
+
+// Security configures authentication, CORS and per-key limits.
+type Security struct {
+	// APIKeys are the keys clients use (Authorization: Bearer); a key's
+	// name owns what it creates. Unset, the API is open (`qa api` refuses
+	// that unless AllowAnonymous). API_KEYS, comma-separated "name:key" or
+	// "name:sha256:<hex>", default empty.
+	APIKeys APIKeys `env:"API_KEYS"`
+	// AdminAPIKeys open the dashboard and /metrics. Their names share one
+	// namespace with APIKeys. ADMIN_API_KEYS, same syntax, default empty.
+	AdminAPIKeys APIKeys `env:"ADMIN_API_KEYS"`
+	// AllowAnonymous lets `qa api` run without API_KEYS. ALLOW_ANONYMOUS,
+	// default false.
+	AllowAnonymous bool `env:"ALLOW_ANONYMOUS" envDefault:"false"`
+	// MonitoringReadonly keeps the dashboard from deleting or re-running
+	// tasks. MONITORING_READONLY, default true.
+	MonitoringReadonly bool `env:"MONITORING_READONLY" envDefault:"true"`
+	// MetricsPublic serves /metrics without an admin key, for a scraper on
+	// a private network. METRICS_PUBLIC, default false.
+	MetricsPublic bool `env:"METRICS_PUBLIC" envDefault:"false"`
+	// CORSOrigins are the origins allowed cross-origin requests (with
+	// credentials, so never "*"); empty turns CORS off. CORS_ORIGINS,
+	// comma-separated, default empty.
+	CORSOrigins List `env:"CORS_ORIGINS"`
+	// RateLimitRPS is the requests per second one key may make, shared by
+	// all API replicas; 0 is off. RATE_LIMIT_RPS, default 0.
+	RateLimitRPS float64 `env:"RATE_LIMIT_RPS" envDefault:"0"`
+	// RateLimitBurst is the burst above RateLimitRPS. RATE_LIMIT_BURST,
+	// default 0, which means RateLimitRPS rounded up (at least 1).
+	RateLimitBurst int `env:"RATE_LIMIT_BURST" envDefault:"0"`
+	// TokenBudgetPerDay caps the LM tokens one key's jobs may use per UTC
+	// day; 0 is off. TOKEN_BUDGET_PER_DAY, default 0.
+	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY" envDefault:"0"`
+	// SSEMaxStreamsPerKey caps the event streams one key holds open.
+	// SSE_MAX_STREAMS_PER_KEY, default 100.
+	SSEMaxStreamsPerKey int `env:"SSE_MAX_STREAMS_PER_KEY" envDefault:"100"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is the lowest level logged, in zerolog's names: trace, debug,
+	// info, warn, error, fatal or disabled. Case does not matter, and the
+	// Python names the seed used are accepted (WARNING is warn, CRITICAL is
+	// fatal); Load stores the zerolog name. LOG_LEVEL, default info.
+	Level string `env:"LOG_LEVEL" envDefault:"info"`
+	// Format is json (one object per line) or console (for people).
+	// LOG_FORMAT, default json.
+	Format string `env:"LOG_FORMAT" envDefault:"json"`
+	// Questions logs question text (truncated); false keeps it out of
+	// logs. LOG_QUESTIONS, default true.
+	Questions bool `env:"LOG_QUESTIONS" envDefault:"true"`
+}
