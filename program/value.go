@@ -1,0 +1,356 @@
+package program
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// formatFieldValue is DSPy's format_field_value: a list given to a str
+// field becomes a numbered list; containers become json.dumps; anything
+// else Python's str().
+func formatFieldValue(t Type, v any) string {
+	v = toOrdered(v)
+	if list, ok := v.([]any); ok && t.IsStr() {
+		return formatListValue(list)
+	}
+	switch v.(type) {
+	case []any, *Map:
+		return pyJSONDumps(v)
+	}
+	return pyStr(v)
+}
+
+// formatListValue is DSPy's _format_input_list_field_value.
+func formatListValue(list []any) string {
+	switch len(list) {
+	case 0:
+		return "N/A"
+	case 1:
+		return formatBlob(pyStr(list[0]))
+	}
+	lines := make([]string, len(list))
+	for i, e := range list {
+		lines[i] = fmt.Sprintf("[%d] %s", i+1, formatBlob(pyStr(e)))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// formatBlob is DSPy's _format_blob: «text», or a fenced, indented block
+// when the text has a newline or guillemets.
+func formatBlob(s string) string {
+	if !strings.ContainsAny(s, "\n«»") {
+		return "«" + s + "»"
+	}
+	return "«««\n    " + strings.ReplaceAll(s, "\n", "\n    ") + "\n»»»"
+}
+
+// errValue marks a value that does not fit its field's type.
+var errValue = errors.New("invalid value")
+
+// parseValue is DSPy's parse_value for LM text (str fields keep the text;
+// Literals match leniently; other types go through lenient JSON, then a
+// Python literal, then the raw text, and are validated).
+func parseValue(text string, t Type) (any, error) {
+	if t.IsStr() {
+		return text, nil
+	}
+	if t.Name == "Literal" {
+		return parseLiteral(text, t)
+	}
+	if t.isUnion() && t.allowsNone() && unionHasStr(t) {
+		return validateValue(text, t)
+	}
+	candidate, ok := repairJSON(text)
+	if !ok || (candidate == "" && text != "") {
+		if lit, err := pyLiteralEval(text); err == nil {
+			candidate = lit
+		} else {
+			candidate = text
+		}
+	}
+	return validateValue(candidate, t)
+}
+
+// parseJSONValue is parse_value for a value that JSON already decoded: a
+// non-string is validated as is; str fields take Python's str() of it.
+func parseJSONValue(v any, t Type) (any, error) {
+	if s, ok := v.(string); ok {
+		return parseValue(s, t)
+	}
+	if t.IsStr() {
+		return pyStr(v), nil
+	}
+	if t.Name == "Literal" {
+		return parseLiteralValue(v, t)
+	}
+	return validateValue(v, t)
+}
+
+func unionHasStr(t Type) bool {
+	for _, a := range t.Args {
+		if a.IsStr() {
+			return true
+		}
+	}
+	return false
+}
+
+func parseLiteral(text string, t Type) (any, error) {
+	if v, ok := literalMember(text, t); ok {
+		return v, nil
+	}
+	v := pyStrip(text)
+	if (strings.HasPrefix(v, "Literal[") || strings.HasPrefix(v, "str[")) && strings.HasSuffix(v, "]") {
+		v = v[strings.IndexByte(v, '[')+1 : len(v)-1]
+	}
+	if len(v) > 1 && v[0] == v[len(v)-1] && (v[0] == '"' || v[0] == '\'') {
+		v = v[1 : len(v)-1]
+	}
+	if m, ok := literalMember(v, t); ok {
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w: %s is not one of %s", errValue, pyRepr(text), literalTuple(t))
+}
+
+func parseLiteralValue(v any, t Type) (any, error) {
+	for _, a := range t.Values {
+		if pyEqual(a, v) {
+			return a, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is not one of %s", errValue, pyRepr(v), literalTuple(t))
+}
+
+func literalMember(s string, t Type) (any, bool) {
+	for _, a := range t.Values {
+		if as, ok := a.(string); ok && as == s {
+			return a, true
+		}
+	}
+	return nil, false
+}
+
+func literalTuple(t Type) string {
+	parts := make([]string, len(t.Values))
+	for i, v := range t.Values {
+		parts[i] = pyRepr(v)
+	}
+	if len(parts) == 1 {
+		return "(" + parts[0] + ",)"
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// pyEqual is Python == on decoded JSON scalars (1 == 1.0 == True).
+func pyEqual(a, b any) bool {
+	fa, aNum := pyNumber(a)
+	fb, bNum := pyNumber(b)
+	if aNum && bNum {
+		return fa == fb
+	}
+	return a == b
+}
+
+func pyNumber(v any) (float64, bool) {
+	switch t := v.(type) {
+	case int64:
+		return float64(t), true
+	case float64:
+		return t, true
+	case bool:
+		if t {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// validateValue is pydantic's lax TypeAdapter(T).validate_python for the
+// types signatures use.
+func validateValue(v any, t Type) (any, error) {
+	v = toOrdered(v)
+	switch t.name() {
+	case "Any":
+		return v, nil
+	case "str":
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case "NoneType":
+		if v == nil {
+			return nil, nil
+		}
+	case "int":
+		return validateInt(v)
+	case "float":
+		return validateFloat(v)
+	case "bool":
+		return validateBool(v)
+	case "Literal":
+		return parseLiteralValue(v, t)
+	case "list", "tuple", "set", "frozenset":
+		list, ok := v.([]any)
+		if !ok {
+			break
+		}
+		out := make([]any, len(list))
+		for i, e := range list {
+			et := Type{Name: "Any"}
+			switch {
+			case t.name() == "tuple" && len(t.Args) > 0 && !(len(t.Args) == 2 && t.Args[1].Name == "..."):
+				if len(t.Args) != len(list) {
+					return nil, fmt.Errorf("%w: expected %d items, got %d", errValue, len(t.Args), len(list))
+				}
+				et = t.Args[i]
+			case len(t.Args) > 0:
+				et = t.Args[0]
+			}
+			ev, err := validateValue(e, et)
+			if err != nil {
+				return nil, fmt.Errorf("item %d: %w", i, err)
+			}
+			out[i] = ev
+		}
+		return out, nil
+	case "dict":
+		m, ok := v.(*Map)
+		if !ok {
+			break
+		}
+		vt := Type{Name: "Any"}
+		if len(t.Args) == 2 {
+			vt = t.Args[1]
+		}
+		out := NewMap()
+		for _, k := range m.keys {
+			ev, err := validateValue(m.values[k], vt)
+			if err != nil {
+				return nil, fmt.Errorf("key %q: %w", k, err)
+			}
+			out.Set(k, ev)
+		}
+		return out, nil
+	case "Union", "UnionType":
+		return validateUnion(v, t)
+	}
+	return nil, fmt.Errorf("%w: %s is not a valid %s", errValue, pyRepr(v), t)
+}
+
+// validateUnion tries an exact type match first, then each member in order,
+// roughly pydantic's smart union mode.
+func validateUnion(v any, t Type) (any, error) {
+	for _, a := range t.Args {
+		if exactKind(v, a) {
+			return validateValue(v, a)
+		}
+	}
+	for _, a := range t.Args {
+		if r, err := validateValue(v, a); err == nil {
+			return r, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is not a valid %s", errValue, pyRepr(v), t)
+}
+
+func exactKind(v any, t Type) bool {
+	switch v.(type) {
+	case nil:
+		return t.Name == "NoneType"
+	case string:
+		return t.IsStr()
+	case bool:
+		return t.Name == "bool"
+	case int64, BigInt:
+		return t.Name == "int"
+	case float64:
+		return t.Name == "float"
+	case []any:
+		return t.Name == "list"
+	case *Map:
+		return t.Name == "dict"
+	}
+	return false
+}
+
+func validateInt(v any) (any, error) {
+	switch t := v.(type) {
+	case int64, BigInt:
+		return t, nil
+	case bool:
+		if t {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	case float64:
+		if t == math.Trunc(t) && !math.IsInf(t, 0) && math.Abs(t) < 1<<63 {
+			return int64(t), nil
+		}
+	case string:
+		s := strings.ReplaceAll(pyStrip(t), "_", "")
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i, nil
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is not a valid integer", errValue, pyRepr(v))
+}
+
+func validateFloat(v any) (any, error) {
+	switch t := v.(type) {
+	case float64:
+		return t, nil
+	case int64:
+		return float64(t), nil
+	case BigInt:
+		f, _ := strconv.ParseFloat(string(t), 64)
+		return f, nil
+	case bool:
+		if t {
+			return 1.0, nil
+		}
+		return 0.0, nil
+	case string:
+		s := strings.ToLower(pyStrip(t))
+		switch s {
+		case "inf", "infinity", "+inf", "+infinity":
+			return math.Inf(1), nil
+		case "-inf", "-infinity":
+			return math.Inf(-1), nil
+		case "nan":
+			return math.NaN(), nil
+		}
+		if f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64); err == nil {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is not a valid number", errValue, pyRepr(v))
+}
+
+func validateBool(v any) (any, error) {
+	switch t := v.(type) {
+	case bool:
+		return t, nil
+	case int64:
+		if t == 0 || t == 1 {
+			return t == 1, nil
+		}
+	case float64:
+		if t == 0 || t == 1 {
+			return t == 1, nil
+		}
+	case string:
+		switch strings.ToLower(pyStrip(t)) {
+		case "1", "on", "t", "true", "y", "yes":
+			return true, nil
+		case "0", "off", "f", "false", "n", "no":
+			return false, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is not a valid boolean", errValue, pyRepr(v))
+}
