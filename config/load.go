@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"encoding"
 	"errors"
 	"fmt"
 	"math"
@@ -228,6 +229,12 @@ func expectation(t reflect.Type, got string, err error) string {
 	}
 	shown := quoteValue(got)
 	switch {
+	case t == reflect.TypeFor[APIKeys]():
+		// Never echo a key list: its messages name entries instead.
+		return err.Error()
+	case reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()):
+		// Our own types (Size) say what they expect.
+		return err.Error() + ", got " + shown
 	case t == reflect.TypeFor[time.Duration]():
 		if _, numErr := strconv.ParseFloat(got, 64); numErr == nil {
 			return fmt.Sprintf("must be a duration with a unit, such as %ss, got %s", got, shown)
@@ -242,12 +249,8 @@ func expectation(t reflect.Type, got string, err error) string {
 		return "must be a whole number, got " + shown
 	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
 		return "must be a number, got " + shown
-	case t == reflect.TypeFor[APIKeys]():
-		// Never echo a key list: the messages name entries instead.
-		return err.Error()
 	}
-	// Our other types (Size) explain themselves.
-	return err.Error() + ", got " + shown
+	return err.Error()
 }
 
 // quoteValue quotes a value for an error message, cut short so a pasted

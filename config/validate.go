@@ -160,10 +160,14 @@ func (c *Config) validateLog(v *validator) {
 }
 
 // validateNesting checks the timeouts against each other, once each is
-// valid on its own (a bad value is reported once, where it is parsed).
+// valid on its own, so a bad value is reported once rather than again in
+// every relation it takes part in.
 func (c *Config) validateNesting(v *validator) {
 	q, l := c.Queue, c.LM
-	if l.Timeout > 0 && l.RateMaxWait >= 0 && q.JobTimeout > 0 {
+	if q.JobTimeout <= 0 || q.JobTimeout%time.Second != 0 {
+		return
+	}
+	if l.Timeout > 0 && l.RateMaxWait >= 0 {
 		need := LMAttemptsPerRun*l.Timeout + l.RateMaxWait
 		if q.JobTimeout <= need {
 			v.add("JOB_TIMEOUT", "must exceed %d LM attempts × LM_TIMEOUT (%s) + LM_RATE_MAX_WAIT (%s) = %s, got %s",
@@ -171,11 +175,11 @@ func (c *Config) validateNesting(v *validator) {
 				formatDuration(need), formatDuration(q.JobTimeout))
 		}
 	}
-	if q.JobTimeout > 0 && q.ShutdownTimeout > 0 && q.ShutdownTimeout <= q.JobTimeout {
+	if q.ShutdownTimeout > 0 && q.ShutdownTimeout <= q.JobTimeout {
 		v.add("SHUTDOWN_TIMEOUT", "must exceed JOB_TIMEOUT (%s) so running jobs can finish, got %s",
 			formatDuration(q.JobTimeout), formatDuration(q.ShutdownTimeout))
 	}
-	if q.JobTimeout > 0 && c.HTTP.PredictTimeout > q.JobTimeout {
+	if c.HTTP.PredictTimeout > q.JobTimeout {
 		v.add("PREDICT_TIMEOUT", "must not exceed JOB_TIMEOUT (%s), got %s",
 			formatDuration(q.JobTimeout), formatDuration(c.HTTP.PredictTimeout))
 	}
