@@ -99,6 +99,16 @@ func (p *Program) Predictors() []NamedPredict { return append([]NamedPredict(nil
 // Predictor returns the predictor Run calls and its key.
 func (p *Program) Predictor() NamedPredict { return p.preds[0] }
 
+// Predict returns the predictor saved under key.
+func (p *Program) Predict(key string) (*Predict, bool) {
+	for _, np := range p.preds {
+		if np.Key == key {
+			return np.Predict, true
+		}
+	}
+	return nil, false
+}
+
 // Provenance is the hex sha256 of the state file the program was loaded
 // from, or of its canonical saved state when none was loaded. Job results
 // record it so an answer can be traced to the exact prompts that made it.
