@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func readRealState(t *testing.T, name string) []byte {
+func readRealState(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "real-states", name))
 	if err != nil {
@@ -21,7 +21,7 @@ func readRealState(t *testing.T, name string) []byte {
 }
 
 // cotProgram builds a ChainOfThought program per key from string signatures.
-func cotProgram(t *testing.T, keysAndSigs ...string) *Program {
+func cotProgram(t testing.TB, keysAndSigs ...string) *Program {
 	t.Helper()
 	var preds []NamedPredict
 	for i := 0; i < len(keysAndSigs); i += 2 {
