@@ -8,14 +8,22 @@ import (
 // names its variable and default; [Load] fills it and [Config.Validate]
 // checks it. Components take the group they need (cfg.Queue, cfg.LM, ...).
 type Config struct {
-	HTTP     HTTP
-	Redis    Redis
-	Queue    Queue
-	LM       LM
-	Cache    Cache
-	Batch    Batch
+	// HTTP is the API's listener, switches and request limits.
+	HTTP HTTP
+	// Redis is where the queue's Redis is.
+	Redis Redis
+	// Queue is the asynq queues, workers and job lifetimes.
+	Queue Queue
+	// LM is the model, the program state and the LM client.
+	LM LM
+	// Cache is the LM response cache layers.
+	Cache Cache
+	// Batch is /v1/batches.
+	Batch Batch
+	// Security is API keys, CORS and per-key limits.
 	Security Security
-	Log      Log
+	// Log is logging.
+	Log Log
 
 	// sources records where each variable's value came from, for
 	// Settings; nil in a Config built by hand.

@@ -62,7 +62,8 @@ func LoadWithDotEnv(environ Lookup, path string) (*Config, []string, error) {
 }
 
 // Default returns the configuration with every variable unset: the
-// documented defaults, for tests and examples in other packages.
+// documented defaults, for tests and examples in other packages. It panics
+// if the defaults do not validate, which this package's tests rule out.
 func Default() *Config {
 	cfg, _, err := Load(MapLookup(nil), nil)
 	if err != nil {
