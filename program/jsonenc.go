@@ -286,3 +286,21 @@ func fixedDigits(digits string, decpt int, keepPoint bool) string {
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// EncodeJSONIndent writes v as Python's json.dumps(v, indent=2,
+// ensure_ascii=False) does: keys in order (*Map) or sorted (Go maps), raw
+// UTF-8, Python float formatting. The qa prompt and parse commands print
+// with it.
+func EncodeJSONIndent(v any) ([]byte, error) {
+	if msgs, ok := v.([]Message); ok {
+		list := make([]any, len(msgs))
+		for i, m := range msgs {
+			o := NewMap()
+			o.Set("role", m.Role)
+			o.Set("content", m.Content)
+			list[i] = o
+		}
+		v = list
+	}
+	return encodeJSON(v, styleDumpsIndent)
+}
