@@ -346,4 +346,3 @@ func finishFields(adapter string, sig *Signature, completion string, fields *Map
 	}
 	return out, nil
 }
-

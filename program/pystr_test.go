@@ -34,7 +34,7 @@ func TestPyStrip(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
 		" \t\n\v\f\r\x1c\x1d\x1e\x1f\u0085\u00a0\u2000\u3000 x y \u200b": "x y \u200b", // U+200B is not whitespace
-		"":    "",
+		"":     "",
 		"\xff": "\xff",
 	}
 	for in, want := range tests {

@@ -82,8 +82,8 @@ func realStateCases() []realStateCase {
 					"answer.predict", "question, context -> answer, citations: list[str], sufficient: bool")
 			},
 			renderKey: "answer.predict",
-			writer3x: true,
-			inputs:   map[string]any{"question": "What is ITC?", "context": []any{"[1] s.16", "[2] s.17"}},
+			writer3x:  true,
+			inputs:    map[string]any{"question": "What is ITC?", "context": []any{"[1] s.16", "[2] s.17"}},
 			wantContains: []string{
 				"2. `context` (str): numbered excerpts with chapter and section\n",
 				"3. `citations` (list[str]): chunk_ids actually used\n4. `sufficient` (bool): whether the context answered the question\n",
