@@ -1,7 +1,6 @@
 package program
 
 import (
-	"strings"
 	"unicode/utf8"
 )
 
@@ -116,6 +115,7 @@ type chatFieldStream struct {
 	state    int
 	kind     int
 	line     []byte // the current line while undecided
+	match    headerMatcher
 	partial  []byte // an incomplete UTF-8 sequence from the last delta
 	prevCR   bool
 	lineOpen bool // the current line has at least one character or started
@@ -179,26 +179,84 @@ func (s *chatFieldStream) feedRune(r rune, b []byte) {
 		s.value.writeRune(r, b)
 	default:
 		s.line = append(s.line, b...)
-		s.decide()
+		s.decide(r, b)
 	}
+}
+
+// headerMatcher recognises "[[ ## name ## ]]" at the start of a stripped
+// line one rune at a time, as headerPattern would: the name is one or more
+// word runes and ends at the first other rune, which must begin " ## ]]".
+type headerMatcher struct {
+	phase     int // 0: leading space, 1: "[[ ## ", 2: name, 3: " ## ]]", 4: matched, 5: failed
+	pos       int // bytes of the current literal matched
+	name      []byte
+	nameRunes int
+}
+
+const (
+	headerOpen  = "[[ ## "
+	headerClose = " ## ]]"
+)
+
+// next feeds one rune and reports whether the line is still a candidate.
+func (m *headerMatcher) next(r rune, b []byte) {
+	valid := isValidRune(r, len(b))
+	switch m.phase {
+	case 0:
+		if valid && pyIsSpace(r) {
+			return
+		}
+		m.phase = 1
+		fallthrough
+	case 1:
+		m.literal(headerOpen, b, 2)
+	case 2:
+		if valid && isWordRune(r) {
+			m.name = append(m.name, b...)
+			m.nameRunes++
+			return
+		}
+		if m.nameRunes == 0 {
+			m.phase = 5
+			return
+		}
+		m.phase = 3
+		m.literal(headerClose, b, 4)
+	case 3:
+		m.literal(headerClose, b, 4)
+	}
+}
+
+func (m *headerMatcher) literal(lit string, b []byte, done int) {
+	if len(b) != 1 || lit[m.pos] != b[0] {
+		m.phase = 5
+		return
+	}
+	m.pos++
+	if m.pos == len(lit) {
+		m.phase, m.pos = done, 0
+	}
+}
+
+// markerRunes is the length of the matched marker in runes.
+func (m *headerMatcher) markerRunes() int {
+	return len(headerOpen) + m.nameRunes + len(headerClose)
 }
 
 // decide classifies the current undecided line as soon as its stripped
 // start either completes a header marker or cannot become one.
-func (s *chatFieldStream) decide() {
-	lead := pyLStrip(string(s.line))
-	if lead == "" {
-		return
-	}
-	if m := headerPattern.FindStringSubmatchIndex(lead); m != nil {
-		name := lead[m[2]:m[3]]
+func (s *chatFieldStream) decide(r rune, b []byte) {
+	s.match.next(r, b)
+	switch s.match.phase {
+	case 4:
+		name := string(s.match.name)
 		switch {
 		case s.state == chatSeeking && name == s.field:
 			s.state = chatInField
 			s.kind = lineHeaderRest
 			// DSPy takes the text after the match end, an offset into
 			// the stripped line, counted in the unstripped line.
-			s.value.writeString(dropRunes(string(s.line), utf8.RuneCountInString(lead[:m[1]])))
+			s.value.writeString(dropRunes(string(s.line), s.match.markerRunes()))
 		case s.state == chatInField:
 			s.state = chatDone
 			s.kind = lineSkip
@@ -206,18 +264,15 @@ func (s *chatFieldStream) decide() {
 			s.kind = lineSkip
 		}
 		s.line = s.line[:0]
-		return
+	case 5:
+		if s.state == chatInField {
+			s.kind = lineContent
+			s.value.writeString(string(s.line))
+		} else {
+			s.kind = lineSkip
+		}
+		s.line = s.line[:0]
 	}
-	if couldBeHeaderStart(lead) {
-		return
-	}
-	if s.state == chatInField {
-		s.kind = lineContent
-		s.value.writeString(string(s.line))
-	} else {
-		s.kind = lineSkip
-	}
-	s.line = s.line[:0]
 }
 
 // endLine finishes the current line; more says whether a line boundary
@@ -239,30 +294,6 @@ func (s *chatFieldStream) endLine(more bool) {
 	}
 	s.kind = lineUndecided
 	s.line = s.line[:0]
+	s.match = headerMatcher{name: s.match.name[:0]}
 	s.lineOpen = false
-}
-
-// couldBeHeaderStart reports whether s, the stripped start of a line, is a
-// proper prefix of some "[[ ## name ## ]]" marker.
-func couldBeHeaderStart(s string) bool {
-	const open, closing = "[[ ## ", " ## ]]"
-	if len(s) <= len(open) {
-		return strings.HasPrefix(open, s)
-	}
-	if !strings.HasPrefix(s, open) {
-		return false
-	}
-	rest := s[len(open):]
-	i := 0
-	for i < len(rest) {
-		r, n := utf8.DecodeRuneInString(rest[i:])
-		if !isValidRune(r, n) || !isWordRune(r) {
-			break
-		}
-		i += n
-	}
-	if i == 0 {
-		return false
-	}
-	return strings.HasPrefix(closing, rest[i:])
 }
