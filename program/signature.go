@@ -54,7 +54,7 @@ func NewSignature(instructions string, inputs, outputs []Field) (*Signature, err
 			}
 		}
 	}
-	if strings.TrimSpace(instructions) == "" {
+	if instructions == "" {
 		s.instructions = defaultInstructions(s.inputs, s.outputs)
 	}
 	return s, nil
