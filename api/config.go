@@ -1,0 +1,138 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures the API. The zero value of every field means its default;
+// New fills the defaults in and validates the result.
+type Config struct {
+	// MaxBodyBytes caps the body of /v1/jobs and /predict requests; larger
+	// bodies get 413 (MAX_BODY_BYTES). Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxBatchBodyBytes caps the body of POST /batch. Default 16 MiB.
+	MaxBatchBodyBytes int64
+	// MaxQuestionChars is the longest question accepted, counted in
+	// characters (Unicode code points, as Python's len); longer ones get 422
+	// (MAX_QUESTION_CHARS). Default 10000.
+	MaxQuestionChars int
+	// MaxBatchItems is the most questions one POST /batch may carry (the
+	// seed's limit). Default 100.
+	MaxBatchItems int
+	// PredictTimeout is how long /predict, /predict/stream and /batch wait
+	// for their jobs before answering 504 with the job id
+	// (PREDICT_TIMEOUT). Default 60s.
+	PredictTimeout time.Duration
+	// MaxWait caps GET /v1/jobs/{id}?wait=; longer waits are shortened to
+	// it. Default 60s.
+	MaxWait time.Duration
+	// Heartbeat is the interval of SSE comment heartbeats; the job record is
+	// re-checked at each one. Default 15s.
+	Heartbeat time.Duration
+	// ReconnectDelay is the retry: hint, in the final frame sent to SSE
+	// clients when the server shuts down. Default 1s.
+	ReconnectDelay time.Duration
+	// PollAfter is the Retry-After of a 202: when a client should look at
+	// its job first. Default 1s.
+	PollAfter time.Duration
+	// BusyRetryAfter is the Retry-After of a 503 for a full queue. Default
+	// 5s.
+	BusyRetryAfter time.Duration
+	// UnavailableRetryAfter is the Retry-After of a 503 when Redis is
+	// unreachable. Default 5s.
+	UnavailableRetryAfter time.Duration
+	// RedisTimeout bounds the Redis work of one request that does not wait
+	// for a job (reads, submits, subscribing), so an unreachable Redis gives
+	// 503 rather than a hang. Default 5s.
+	RedisTimeout time.Duration
+	// WriteTimeout bounds writing a response that is not a stream: the
+	// server sets it per request, after any wait (streams set a deadline
+	// per frame instead). Default 30s.
+	WriteTimeout time.Duration
+	// ReadTimeout and ReadHeaderTimeout bound reading a request (and its
+	// body); IdleTimeout bounds a keep-alive connection between requests.
+	// Defaults 30s, 10s and 120s.
+	ReadTimeout, ReadHeaderTimeout, IdleTimeout time.Duration
+	// DisableStreaming turns POST /predict/stream off (404), as
+	// ENABLE_STREAMING=false. Default false: streaming is on.
+	DisableStreaming bool
+	// DisableMetrics makes GET /metrics answer 404 {"detail": "Metrics
+	// disabled"}, as ENABLE_METRICS=false. Default false.
+	DisableMetrics bool
+	// MetricsFlushInterval is how often this process adds its counts to the
+	// global JSON summary in Redis. Default 1s.
+	MetricsFlushInterval time.Duration
+	// DisableMonitoring leaves asynqmon unmounted. Default false: it is
+	// served at /monitoring/.
+	DisableMonitoring bool
+	// MonitoringWritable lets the dashboard delete, run and archive tasks
+	// (MONITORING_READONLY=false). Default false: read-only.
+	MonitoringWritable bool
+	// MonitoringFormatLimit is how many bytes of a question or answer the
+	// dashboard shows. Default 4096.
+	MonitoringFormatLimit int
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBatchBodyBytes == 0 {
+		c.MaxBatchBodyBytes = 16 << 20
+	}
+	if c.MaxQuestionChars == 0 {
+		c.MaxQuestionChars = 10000
+	}
+	if c.MaxBatchItems == 0 {
+		c.MaxBatchItems = 100
+	}
+	if c.MonitoringFormatLimit == 0 {
+		c.MonitoringFormatLimit = 4096
+	}
+	def(&c.PredictTimeout, 60*time.Second)
+	def(&c.MaxWait, 60*time.Second)
+	def(&c.Heartbeat, 15*time.Second)
+	def(&c.ReconnectDelay, time.Second)
+	def(&c.PollAfter, time.Second)
+	def(&c.BusyRetryAfter, 5*time.Second)
+	def(&c.UnavailableRetryAfter, 5*time.Second)
+	def(&c.RedisTimeout, 5*time.Second)
+	def(&c.WriteTimeout, 30*time.Second)
+	def(&c.ReadTimeout, 30*time.Second)
+	def(&c.ReadHeaderTimeout, 10*time.Second)
+	def(&c.IdleTimeout, 120*time.Second)
+	def(&c.MetricsFlushInterval, time.Second)
+
+	var errs []error
+	for name, v := range map[string]int64{
+		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
+		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
+		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit),
+	} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"PredictTimeout": c.PredictTimeout, "MaxWait": c.MaxWait, "Heartbeat": c.Heartbeat,
+		"ReconnectDelay": c.ReconnectDelay, "PollAfter": c.PollAfter, "BusyRetryAfter": c.BusyRetryAfter,
+		"UnavailableRetryAfter": c.UnavailableRetryAfter, "RedisTimeout": c.RedisTimeout,
+		"WriteTimeout": c.WriteTimeout, "ReadTimeout": c.ReadTimeout, "ReadHeaderTimeout": c.ReadHeaderTimeout,
+		"IdleTimeout": c.IdleTimeout, "MetricsFlushInterval": c.MetricsFlushInterval,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("api config: %w", err)
+	}
+	return c, nil
+}

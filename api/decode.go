@@ -1,0 +1,295 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// Request decoders. Each returns either a value or an *apiError (or an
+// *http.MaxBytesError from the body reader); none may panic on any input.
+// Fuzz targets in fuzz_test.go hold them to that.
+
+// jobRequest is the body of POST /v1/jobs.
+type jobRequest struct {
+	Question string `json:"question"`
+	// NoCache bypasses the LM cache.
+	NoCache bool `json:"no_cache"`
+	// Stream publishes the answer's tokens as events (default true when
+	// streaming is enabled).
+	Stream *bool `json:"stream"`
+}
+
+// predictRequest is the body of POST /predict and /predict/stream.
+type predictRequest struct {
+	Question string `json:"question"`
+}
+
+// readBody reads a whole body, at most limit bytes (a longer one gives an
+// *http.MaxBytesError, answered 413).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, &apiError{status: http.StatusBadRequest, code: "bad_body", message: "could not read the request body", cause: err}
+	}
+	return body, nil
+}
+
+// parseJSON decodes body into a generic value and reports malformed JSON the
+// way FastAPI does: 422 with type json_invalid.
+func parseJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			err = fmt.Errorf("unexpected data after the JSON value at offset %d", dec.InputOffset())
+		}
+	}
+	if err != nil {
+		pos := int64(0)
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se):
+			pos = se.Offset
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			pos = int64(len(body))
+			if len(bytes.TrimSpace(body)) == 0 {
+				return nil, validationError(fieldError{Loc: []any{"body"}, Msg: "Field required", Type: "missing"})
+			}
+			err = errors.New("unexpected end of JSON input")
+		}
+		return nil, validationError(fieldError{
+			Loc: []any{"body", pos}, Msg: "JSON decode error", Type: "json_invalid",
+			Ctx: map[string]any{"error": err.Error()},
+		})
+	}
+	return v, nil
+}
+
+// object checks that v is a JSON object.
+func object(v any, loc []any) (map[string]any, *fieldError) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, &fieldError{Loc: loc, Msg: "Input should be a valid dictionary or object to extract fields from", Type: "model_attributes_type"}
+	}
+	return m, nil
+}
+
+// question validates the question field of an object at loc.
+func question(m map[string]any, loc []any, maxChars int) (string, *fieldError) {
+	loc = append(append([]any{}, loc...), "question")
+	raw, ok := m["question"]
+	if !ok {
+		return "", &fieldError{Loc: loc, Msg: "Field required", Type: "missing"}
+	}
+	q, ok := raw.(string)
+	if !ok {
+		return "", &fieldError{Loc: loc, Msg: "Input should be a valid string", Type: "string_type"}
+	}
+	n := utf8.RuneCountInString(q)
+	switch {
+	case n < 1:
+		return "", &fieldError{Loc: loc, Msg: "String should have at least 1 character", Type: "string_too_short",
+			Ctx: map[string]any{"min_length": 1}}
+	case n > maxChars:
+		return "", &fieldError{Loc: loc, Msg: fmt.Sprintf("String should have at most %d characters", maxChars), Type: "string_too_long",
+			Ctx: map[string]any{"max_length": maxChars}}
+	}
+	return q, nil
+}
+
+func optionalBool(m map[string]any, name string) (*bool, *fieldError) {
+	raw, ok := m[name]
+	if !ok || raw == nil {
+		return nil, nil
+	}
+	b, ok := raw.(bool)
+	if !ok {
+		return nil, &fieldError{Loc: []any{"body", name}, Msg: "Input should be a valid boolean", Type: "bool_type"}
+	}
+	return &b, nil
+}
+
+// decodeJobRequest decodes and validates a POST /v1/jobs body. Unknown fields
+// are refused, so a typo is not silently ignored.
+func decodeJobRequest(body []byte, maxChars int) (jobRequest, error) {
+	var req jobRequest
+	v, err := parseJSON(body)
+	if err != nil {
+		return req, err
+	}
+	m, fe := object(v, []any{"body"})
+	if fe != nil {
+		return req, validationError(*fe)
+	}
+	for k := range m {
+		switch k {
+		case "question", "no_cache", "stream":
+		default:
+			return req, validationError(fieldError{Loc: []any{"body", k}, Msg: "Extra inputs are not permitted", Type: "extra_forbidden"})
+		}
+	}
+	if req.Question, fe = question(m, []any{"body"}, maxChars); fe != nil {
+		return req, validationError(*fe)
+	}
+	nc, fe := optionalBool(m, "no_cache")
+	if fe != nil {
+		return req, validationError(*fe)
+	}
+	req.NoCache = nc != nil && *nc
+	if req.Stream, fe = optionalBool(m, "stream"); fe != nil {
+		return req, validationError(*fe)
+	}
+	return req, nil
+}
+
+// decodePredictRequest decodes a /predict body as the seed's pydantic model
+// did: extra fields are ignored.
+func decodePredictRequest(body []byte, maxChars int) (predictRequest, error) {
+	var req predictRequest
+	v, err := parseJSON(body)
+	if err != nil {
+		return req, err
+	}
+	m, fe := object(v, []any{"body"})
+	if fe != nil {
+		return req, validationError(*fe)
+	}
+	if req.Question, fe = question(m, []any{"body"}, maxChars); fe != nil {
+		return req, validationError(*fe)
+	}
+	return req, nil
+}
+
+// decodeBatchRequest decodes a POST /batch body: a list of at most maxItems
+// {"question"} objects. Every item's failures are reported, as pydantic does.
+func decodeBatchRequest(body []byte, maxChars, maxItems int) ([]predictRequest, error) {
+	v, err := parseJSON(body)
+	if err != nil {
+		return nil, err
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, validationError(fieldError{Loc: []any{"body"}, Msg: "Input should be a valid list", Type: "list_type"})
+	}
+	if len(list) > maxItems {
+		return nil, validationError(fieldError{Loc: []any{"body"},
+			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", maxItems, len(list)),
+			Type: "too_long", Ctx: map[string]any{"field_type": "List", "max_length": maxItems, "actual_length": len(list)}})
+	}
+	out := make([]predictRequest, len(list))
+	var fields []fieldError
+	for i, item := range list {
+		m, fe := object(item, []any{"body", i})
+		if fe == nil {
+			out[i].Question, fe = question(m, []any{"body", i}, maxChars)
+		}
+		if fe != nil {
+			fields = append(fields, *fe)
+			if len(fields) == 20 {
+				break // enough to fix the request
+			}
+		}
+	}
+	if len(fields) > 0 {
+		return nil, validationError(fields...)
+	}
+	return out, nil
+}
+
+// parseJobID validates a job id: 32 lowercase hex characters, as
+// jobs.NewJobID makes them. Anything else is a 404 without asking Redis.
+func parseJobID(id string) (string, error) {
+	if len(id) != 32 {
+		return "", errNotFound("job")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", errNotFound("job")
+		}
+	}
+	return id, nil
+}
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 255
+
+// parseIdempotencyKey validates an Idempotency-Key header: empty (none), or
+// 1..255 visible ASCII characters.
+func parseIdempotencyKey(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	bad := len(v) > maxIdempotencyKey
+	for i := 0; i < len(v) && !bad; i++ {
+		bad = v[i] < 0x20 || v[i] > 0x7e
+	}
+	if bad || strings.TrimSpace(v) == "" {
+		return "", &apiError{status: http.StatusBadRequest, code: "invalid_idempotency_key", field: "Idempotency-Key",
+			message: fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters", maxIdempotencyKey)}
+	}
+	return v, nil
+}
+
+// parseLastEventID validates a resume id from the Last-Event-ID header or the
+// last_event_id query parameter: empty (from the start), or a stream id.
+func parseLastEventID(header, query string) (string, error) {
+	v := strings.TrimSpace(header)
+	field := "Last-Event-ID"
+	if v == "" {
+		v, field = strings.TrimSpace(query), "last_event_id"
+	}
+	if v == "" {
+		return "", nil
+	}
+	if !jobs.ValidID(v) {
+		return "", &apiError{status: http.StatusBadRequest, code: "invalid_last_event_id", field: field,
+			message: field + " must be an event id as sent in an id: line (\"<ms>-<seq>\")"}
+	}
+	return v, nil
+}
+
+// parseWait reads ?wait= as a Go duration ("30s") or whole seconds ("30"),
+// capped at max.
+func parseWait(v string, max time.Duration) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.ParseFloat(v, 64)
+		if nerr != nil || n != n {
+			return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
+				message: "wait must be a duration such as 30s, or a number of seconds"}
+		}
+		if n < 0 {
+			return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
+				message: "wait must not be negative"}
+		}
+		if n > max.Seconds() {
+			return max, nil
+		}
+		d = time.Duration(n * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
+			message: "wait must not be negative"}
+	}
+	return min(d, max), nil
+}

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// jobEvents is GET /v1/jobs/{id}/events: the job's events as Server-Sent
+// Events, resumable with Last-Event-ID (header, or ?last_event_id=). Each
+// frame carries id: (the stream id) and event: (the type); data: is the
+// event's data. The stream ends after the terminal event; a client resuming
+// past it gets nothing and the stream closes. On shutdown the last frame is
+// event: reconnect, with a retry: hint.
+func (s *Server) jobEvents(c *gin.Context) {
+	after, err := parseLastEventID(c.GetHeader("Last-Event-ID"), c.Query("last_event_id"))
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if !s.streams.begin() {
+		s.respond(c, jobs.ErrHubClosed)
+		return
+	}
+	defer s.streams.end()
+	ctx := c.Request.Context()
+	rctx, cancel := s.redisCtx(c)
+	j, err := s.loadJob(rctx, c)
+	cancel()
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	f, err := s.openFollow(ctx, j, after)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	defer f.Close()
+	s.metrics.streams.WithLabelValues("events").Inc()
+	defer s.metrics.streams.WithLabelValues("events").Dec()
+	out := &eventSink{w: s.startSSE(c), retry: s.cfg.ReconnectDelay}
+	end, err := f.run(ctx, out, nil)
+	if err != nil {
+		_ = c.Error(err)
+	}
+	if end == endSlow {
+		_ = c.Error(jobs.ErrSlowSubscriber)
+	}
+}
+
+// eventSink renders the /v1 event stream.
+type eventSink struct {
+	w     *sseWriter
+	retry time.Duration
+}
+
+func (o *eventSink) event(ev jobs.Event) error {
+	data := string(ev.Data)
+	if data == "" {
+		data = "{}"
+	}
+	return o.w.write(frame(ev.ID, string(ev.Type), data, 0))
+}
+
+// snapshot is event: snapshot, carrying the job as GET /v1/jobs/{id} shows
+// it; its id stands for the stream up to that point.
+func (o *eventSink) snapshot(j *jobs.Job, id string) error {
+	b, err := json.Marshal(viewOf(j))
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		id = "0"
+	}
+	return o.w.write(frame(id, "snapshot", string(b), 0))
+}
+
+func (o *eventSink) heartbeat() error { return o.w.write(": heartbeat\n\n") }
+
+func (o *eventSink) reconnect(last string) error {
+	if last == "" {
+		last = "0"
+	}
+	return o.w.write(frame(last, "reconnect", `{"reason":"server shutting down; reconnect with Last-Event-ID"}`, o.retry))
+}

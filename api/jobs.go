@@ -1,0 +1,224 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// jobView is a job as GET /v1/jobs/{id} shows it.
+type jobView struct {
+	ID         string         `json:"id"`
+	Status     jobs.Status    `json:"status"`
+	Queue      string         `json:"queue"`
+	Question   string         `json:"question"`
+	Attempts   int            `json:"attempts"`
+	Result     *jobs.Result   `json:"result"`
+	Error      *jobs.Error    `json:"error"`
+	CreatedAt  time.Time      `json:"created_at"`
+	StartedAt  *time.Time     `json:"started_at"`
+	FinishedAt *time.Time     `json:"finished_at"`
+	Batch      *jobs.BatchRef `json:"batch,omitempty"`
+	Links      jobLinks       `json:"links"`
+}
+
+type jobLinks struct {
+	Self   string `json:"self"`
+	Events string `json:"events"`
+	Cancel string `json:"cancel"`
+}
+
+func linksFor(id string) jobLinks {
+	self := "/v1/jobs/" + id
+	return jobLinks{Self: self, Events: self + "/events", Cancel: self + "/cancel"}
+}
+
+func viewOf(j *jobs.Job) jobView {
+	return jobView{
+		ID: j.ID, Status: j.Status, Queue: j.Queue, Question: j.Question, Attempts: j.Attempts,
+		Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
+		Batch: j.Batch, Links: linksFor(j.ID),
+	}
+}
+
+// redisCtx bounds the Redis work of a request that does not wait.
+func (s *Server) redisCtx(c *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
+}
+
+// submit submits one question for the request's owner and counts it.
+func (s *Server) submit(ctx context.Context, c *gin.Context, req jobs.SubmitRequest) (*jobs.Submitted, error) {
+	req.Owner = owner(c)
+	sub, err := s.deps.Client.Submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !sub.Replayed {
+		s.metrics.submitted.WithLabelValues(sub.Job.Queue).Inc()
+	}
+	return sub, nil
+}
+
+// submitJob is POST /v1/jobs: 202 {id, status, links} with Location and
+// Retry-After (when to look first).
+func (s *Server) submitJob(c *gin.Context) {
+	idem, err := parseIdempotencyKey(c.GetHeader("Idempotency-Key"))
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	req, err := decodeJobRequest(body, s.cfg.MaxQuestionChars)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	stream := !s.cfg.DisableStreaming
+	if req.Stream != nil {
+		stream = *req.Stream && !s.cfg.DisableStreaming
+	}
+	ctx, cancel := s.redisCtx(c)
+	defer cancel()
+	sub, err := s.submit(ctx, c, jobs.SubmitRequest{
+		Question: req.Question, Queue: jobs.QueueInteractive, Stream: stream, NoCache: req.NoCache, IdempotencyKey: idem,
+	})
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	j := sub.Job
+	c.Header("Location", linksFor(j.ID).Self)
+	c.Header("Retry-After", retryAfter(s.cfg.PollAfter))
+	if sub.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	writeJSON(c, http.StatusAccepted, map[string]any{"id": j.ID, "status": j.Status, "links": linksFor(j.ID)})
+}
+
+// loadJob reads the job named in the path, as its owner may see it: an
+// invalid id, a missing job and another owner's job are all 404.
+func (s *Server) loadJob(ctx context.Context, c *gin.Context) (*jobs.Job, error) {
+	id, err := parseJobID(c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	j, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Owner != owner(c) {
+		return nil, errNotFound("job")
+	}
+	return j, nil
+}
+
+// getJob is GET /v1/jobs/{id}, with ?wait= long-polling: the answer comes
+// when the job ends or the wait is over, whichever is first.
+func (s *Server) getJob(c *gin.Context) {
+	wait, err := parseWait(c.Query("wait"), s.cfg.MaxWait)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	ctx, cancel := s.redisCtx(c)
+	j, err := s.loadJob(ctx, c)
+	cancel()
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if wait > 0 && !j.Status.Terminal() {
+		if j, err = s.waitJob(c, j.ID, wait); err != nil {
+			s.respond(c, err)
+			return
+		}
+	}
+	writeJSON(c, http.StatusOK, viewOf(j))
+}
+
+// waitJob waits up to wait for job id to end (through the hub: pub/sub, not a
+// loop), and returns it as it then is. Shutdown cuts the wait short.
+func (s *Server) waitJob(c *gin.Context, id string, wait time.Duration) (*jobs.Job, error) {
+	if !s.streams.begin() {
+		return s.getQuick(c, id)
+	}
+	defer s.streams.end()
+	longRequest(c)
+	s.writeDeadline(c, wait)
+	// The wait is bounded even if Redis never confirms the subscription.
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wait+s.cfg.RedisTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	j, err := s.deps.Store.Wait(ctx, s.deps.Hub, id, wait)
+	if err != nil && errors.Is(err, context.Canceled) && c.Request.Context().Err() == nil {
+		// Shutting down: answer with what there is.
+		return s.getQuick(c, id)
+	}
+	return j, err
+}
+
+// getQuick reads a job within RedisTimeout.
+func (s *Server) getQuick(c *gin.Context, id string) (*jobs.Job, error) {
+	ctx, cancel := s.redisCtx(c)
+	defer cancel()
+	return s.deps.Store.Get(ctx, id)
+}
+
+// cancelJob is POST /v1/jobs/{id}/cancel: 200 with the job, now cancelled;
+// 409 when it had already ended otherwise.
+func (s *Server) cancelJob(c *gin.Context) {
+	ctx, cancel := s.redisCtx(c)
+	defer cancel()
+	j, err := s.loadJob(ctx, c)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if j.Status.Terminal() && j.Status != jobs.StatusCancelled {
+		s.respond(c, &apiError{status: http.StatusConflict, code: "job_ended", message: "job has already ended: " + string(j.Status)})
+		return
+	}
+	j, err = s.deps.Client.Cancel(ctx, j.ID)
+	if err != nil && !errors.Is(err, jobs.ErrTerminal) {
+		s.respond(c, err)
+		return
+	}
+	if j.Status != jobs.StatusCancelled {
+		// It ended on its own between the read and the cancel.
+		s.respond(c, &apiError{status: http.StatusConflict, code: "job_ended", message: "job has already ended: " + string(j.Status)})
+		return
+	}
+	writeJSON(c, http.StatusOK, viewOf(j))
+}
+
+// deleteJob is DELETE /v1/jobs/{id}: cancels the job if it is still going,
+// then removes its record and events. 204.
+func (s *Server) deleteJob(c *gin.Context) {
+	ctx, cancel := s.redisCtx(c)
+	defer cancel()
+	j, err := s.loadJob(ctx, c)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if err := s.deps.Client.Delete(ctx, j.ID); err != nil {
+		s.respond(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+	c.Writer.WriteHeaderNow()
+}

@@ -1,0 +1,157 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+)
+
+// writeJSON writes v as JSON without HTML escaping (answers keep their < and
+// &, as FastAPI's JSONResponse does).
+func writeJSON(c *gin.Context, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only our own response structs get here.
+		panic(fmt.Sprintf("api: encode %T: %v", v, err))
+	}
+	c.Header("Content-Type", "application/json")
+	c.Status(status)
+	_, _ = c.Writer.Write(buf.Bytes())
+}
+
+const requestIDHeader = "X-Request-ID"
+
+// requestID takes the client's X-Request-ID when it is a sane token, or makes
+// one; it is echoed on the response and carried by the request's logger.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader(requestIDHeader)
+	if !validRequestID(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Header(requestIDHeader, id)
+	log := s.log.With().Str("request_id", id).Logger()
+	c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
+	c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// routeOf is the route pattern of a request, for logs and metric labels (a
+// bounded set: never the raw path).
+func routeOf(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// accessLog logs every request once, with the error that ended it, and
+// records the HTTP metrics. It never logs headers or bodies.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	elapsed := time.Since(start)
+	status := c.Writer.Status()
+	route := routeOf(c)
+	s.metrics.observeHTTP(route, c.Request.Method, status, elapsed)
+
+	log := zerolog.Ctx(c.Request.Context())
+	ev := log.Info()
+	switch {
+	case status >= 500:
+		ev = log.Error()
+	case status == statusClientClosed:
+		ev = log.Info()
+	case status >= 400:
+		ev = log.Warn()
+	}
+	if err := c.Errors.Last(); err != nil {
+		ev = ev.AnErr("error", err.Err)
+	}
+	ev.Str("method", c.Request.Method).
+		Str("route", route).
+		Str("path", c.Request.URL.Path).
+		Int("status", status).
+		Float64("latency_ms", float64(elapsed.Microseconds())/1000).
+		Int("bytes", c.Writer.Size()).
+		Str("client_ip", c.ClientIP()).
+		Msg("request")
+}
+
+// recovery turns a panic into a logged 500 with a JSON body; the stack goes
+// to the log, never to the client.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if r == http.ErrAbortHandler {
+			panic(r)
+		}
+		zerolog.Ctx(c.Request.Context()).Error().
+			Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("handler panicked")
+		s.respond(c, errors.New("panic: "+fmt.Sprint(r)))
+	}()
+	c.Next()
+}
+
+// noRoute and noMethod answer in JSON, in the route's style.
+func (s *Server) noRoute(c *gin.Context) {
+	s.respond(c, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such endpoint", detail: "Not Found"})
+}
+
+func (s *Server) noMethod(c *gin.Context) {
+	s.respond(c, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+		message: "method " + c.Request.Method + " is not allowed here", detail: "Method Not Allowed"})
+}
+
+// writeDeadline sets the deadline for writing the whole answer, after any
+// wait the handler is about to do.
+func (s *Server) writeDeadline(c *gin.Context, wait time.Duration) {
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
+}
+
+// longRequest prepares a request whose answer may take longer than the
+// server's read timeout (long-polls, streams, /predict): once its body is read
+// the read deadline is lifted, or net/http would cancel the request's context
+// when it expires.
+func longRequest(c *gin.Context) {
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Time{})
+}
+
+// owner is who the request acts for: the API key's name once authentication
+// exists (issue 8); "" (anonymous) until then.
+func owner(c *gin.Context) string {
+	return c.GetString(ownerKey)
+}
+
+// ownerKey is the gin context key an authentication middleware sets.
+const ownerKey = "qa.owner"
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,474 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/rs/zerolog"
+)
+
+// The Python deployment's endpoints, with its shapes, so its clients work
+// unchanged. Each question is a job on the interactive queue; the handler
+// waits for it through the hub.
+
+// cancelTimeout bounds cancelling the job of a client that went away.
+const cancelTimeout = 2 * time.Second
+
+// predictResponse is the seed's PredictResponse.
+type predictResponse struct {
+	Answer         string          `json:"answer"`
+	KeyConcepts    *string         `json:"key_concepts"`
+	QuestionType   *string         `json:"question_type"`
+	Usage          json.RawMessage `json:"usage"`
+	LatencySeconds *float64        `json:"latency_seconds"`
+}
+
+func optString(r *jobs.Result, name string) *string {
+	if r == nil {
+		return nil
+	}
+	v, ok := r.Outputs[name].(string)
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+func usageOf(r *jobs.Result) json.RawMessage {
+	if r == nil || len(r.Usage) == 0 {
+		return json.RawMessage("null")
+	}
+	return r.Usage
+}
+
+func predictResponseOf(j *jobs.Job, elapsed time.Duration) predictResponse {
+	lat := j.Result.LatencySeconds
+	if lat <= 0 {
+		lat = elapsed.Seconds()
+	}
+	return predictResponse{
+		Answer:         j.Result.Answer("answer"),
+		KeyConcepts:    optString(j.Result, "key_concepts"),
+		QuestionType:   optString(j.Result, "question_type"),
+		Usage:          usageOf(j.Result),
+		LatencySeconds: &lat,
+	}
+}
+
+// outcomeError is the seed-style error for a job that did not complete (nil
+// for a completed one).
+func (s *Server) outcomeError(j *jobs.Job, waited time.Duration) *apiError {
+	poll := " (job " + j.ID + ": GET /v1/jobs/" + j.ID + ")"
+	switch j.Status {
+	case jobs.StatusCompleted:
+		return nil
+	case jobs.StatusFailed:
+		msg := "prediction failed"
+		if j.Error != nil {
+			msg = "Prediction failed: " + j.Error.Message
+		}
+		return &apiError{status: http.StatusInternalServerError, code: "job_failed", message: msg + poll}
+	case jobs.StatusExpired:
+		return &apiError{status: http.StatusServiceUnavailable, code: "job_expired", retryAfter: s.cfg.BusyRetryAfter,
+			message: "The service is overloaded: the question was not started in time; retry later" + poll}
+	case jobs.StatusCancelled:
+		return &apiError{status: http.StatusConflict, code: "job_cancelled", message: "The job was cancelled" + poll}
+	}
+	return &apiError{status: http.StatusGatewayTimeout, code: "timeout",
+		message: fmt.Sprintf("Prediction timed out after %s; job %s is still %s: poll GET /v1/jobs/%s for its answer", waited, j.ID, j.Status, j.ID)}
+}
+
+// cancelAbandoned cancels the job of a client that went away (not during
+// shutdown: then the client was cut off, not gone by choice).
+func (s *Server) cancelAbandoned(ctx context.Context, id string) {
+	select {
+	case <-s.draining:
+		return
+	default:
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+	defer cancel()
+	if _, err := s.deps.Client.Cancel(cctx, id); err != nil && !errors.Is(err, jobs.ErrTerminal) {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("job_id", id).Msg("cancel the job of a client that went away")
+		return
+	}
+	zerolog.Ctx(ctx).Info().Str("job_id", id).Msg("client went away: job cancelled")
+}
+
+// predict is the seed's POST /predict: wait up to PredictTimeout for the
+// answer, then 504 with the job id. A client that goes away cancels its job.
+func (s *Server) predict(c *gin.Context) {
+	start := time.Now()
+	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	req, err := decodePredictRequest(body, s.cfg.MaxQuestionChars)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if !s.streams.begin() {
+		s.respond(c, jobs.ErrHubClosed)
+		return
+	}
+	defer s.streams.end()
+	j, err := s.answer(c, req.Question)
+	if err != nil {
+		s.summary.record(true, 0, nil)
+		s.respond(c, err)
+		return
+	}
+	if ae := s.outcomeError(j, s.cfg.PredictTimeout); ae != nil {
+		s.summary.record(true, 0, nil)
+		s.respond(c, ae)
+		return
+	}
+	resp := predictResponseOf(j, time.Since(start))
+	s.summary.record(false, time.Since(start), j.Result.Usage)
+	writeJSON(c, http.StatusOK, resp)
+}
+
+// answer submits one question and waits for it up to PredictTimeout; a
+// client that goes away meanwhile cancels the job.
+func (s *Server) answer(c *gin.Context, question string) (*jobs.Job, error) {
+	ctx := c.Request.Context()
+	sctx, cancel := s.redisCtx(c)
+	sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: question, Queue: jobs.QueueInteractive})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	longRequest(c)
+	s.writeDeadline(c, s.cfg.PredictTimeout)
+	return s.await(ctx, sub.Job.ID, s.cfg.PredictTimeout)
+}
+
+// await waits for job id up to timeout; a ctx ended by the client cancels the
+// job.
+func (s *Server) await(ctx context.Context, id string, timeout time.Duration) (*jobs.Job, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout+s.cfg.RedisTimeout)
+	defer cancel()
+	j, err := s.deps.Store.Wait(wctx, s.deps.Hub, id, timeout)
+	if ctx.Err() != nil {
+		s.cancelAbandoned(ctx, id)
+		return nil, errClientGone
+	}
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// predictStream is the seed's POST /predict/stream: token frames of the
+// answer field, then a complete frame (or an error frame), then [DONE].
+func (s *Server) predictStream(c *gin.Context) {
+	if s.cfg.DisableStreaming {
+		s.noRoute(c)
+		return
+	}
+	start := time.Now()
+	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	req, err := decodePredictRequest(body, s.cfg.MaxQuestionChars)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if !s.streams.begin() {
+		s.respond(c, jobs.ErrHubClosed)
+		return
+	}
+	defer s.streams.end()
+	ctx := c.Request.Context()
+	sctx, cancel := s.redisCtx(c)
+	sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: req.Question, Queue: jobs.QueueInteractive, Stream: true})
+	cancel()
+	if err != nil {
+		s.summary.record(true, 0, nil)
+		s.respond(c, err)
+		return
+	}
+	j := sub.Job
+	f, err := s.openFollow(ctx, j, "")
+	if err != nil {
+		// Nobody would see this job's answer.
+		s.cancelAbandoned(ctx, j.ID)
+		s.summary.record(true, 0, nil)
+		s.respond(c, err)
+		return
+	}
+	defer f.Close()
+	s.metrics.streams.WithLabelValues("predict").Inc()
+	defer s.metrics.streams.WithLabelValues("predict").Dec()
+	out := &seedSink{w: s.startSSE(c), jobID: j.ID}
+	timer := time.NewTimer(s.cfg.PredictTimeout)
+	defer timer.Stop()
+	end, err := f.run(ctx, out, timer.C)
+	if ctx.Err() != nil {
+		s.cancelAbandoned(ctx, j.ID)
+		s.summary.record(true, 0, nil)
+		_ = c.Error(errClientGone)
+		return
+	}
+	if err != nil {
+		_ = c.Error(err)
+	}
+	switch end {
+	case endTimeout:
+		out.fail(fmt.Sprintf("Prediction timed out after %s; job %s continues: poll GET /v1/jobs/%s for its answer", s.cfg.PredictTimeout, j.ID, j.ID))
+	case endGone:
+		out.fail("The job " + j.ID + " was deleted")
+	case endSlow:
+		_ = c.Error(jobs.ErrSlowSubscriber)
+		out.fail("The stream fell behind and was dropped; job " + j.ID + " continues: poll GET /v1/jobs/" + j.ID)
+	}
+	if !out.ended && err == nil {
+		out.fail("The stream ended early; job " + j.ID + " continues: poll GET /v1/jobs/" + j.ID)
+	}
+	_ = out.w.write("data: [DONE]\n\n")
+	if out.completed {
+		s.summary.record(false, time.Since(start), out.usage)
+	} else {
+		s.summary.record(true, 0, nil)
+	}
+}
+
+// seedSink renders the seed's stream: data-only frames.
+type seedSink struct {
+	w     *sseWriter
+	jobID string
+	// attempt is the attempt whose tokens are being relayed; tokens says
+	// whether any of them went out.
+	attempt   int
+	tokens    bool
+	ended     bool
+	completed bool
+	usage     json.RawMessage
+}
+
+func (o *seedSink) data(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return o.w.write("data: " + string(b) + "\n\n")
+}
+
+// fail sends an error frame, once.
+func (o *seedSink) fail(detail string) {
+	if o.ended {
+		return
+	}
+	o.ended = true
+	_ = o.data(map[string]string{"type": "error", "detail": detail})
+}
+
+func (o *seedSink) stop(err error) error {
+	if err != nil {
+		return err
+	}
+	return errStop
+}
+
+func (o *seedSink) event(ev jobs.Event) error {
+	switch ev.Type {
+	case jobs.EventStarted:
+		var d jobs.StartedData
+		_ = json.Unmarshal(ev.Data, &d)
+		if d.Attempt > 1 && o.tokens {
+			o.fail(o.retryDetail(d.Attempt-1, "its worker stopped"))
+			return errStop
+		}
+		o.attempt = d.Attempt
+	case jobs.EventRetrying:
+		if o.tokens {
+			var d jobs.RetryingData
+			_ = json.Unmarshal(ev.Data, &d)
+			o.fail(o.retryDetail(d.Attempt, d.Reason))
+			return errStop
+		}
+	case jobs.EventToken:
+		var d jobs.TokenData
+		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Field != "answer" {
+			return nil
+		}
+		if o.attempt != 0 && d.Attempt != o.attempt {
+			return nil
+		}
+		o.tokens = true
+		return o.data(map[string]string{"type": "token", "field": "answer", "content": d.Content})
+	case jobs.EventCompleted:
+		var d jobs.CompletedData
+		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Result == nil {
+			o.fail("The job completed but its result could not be read; poll GET /v1/jobs/" + o.jobID)
+			return errStop
+		}
+		return o.complete(d.Result)
+	case jobs.EventFailed, jobs.EventExpired:
+		var d jobs.FailedData
+		_ = json.Unmarshal(ev.Data, &d)
+		msg := "Prediction failed"
+		if d.Error != nil {
+			msg += ": " + d.Error.Message
+		}
+		o.fail(msg + " (job " + o.jobID + ")")
+		return errStop
+	case jobs.EventCancelled:
+		o.fail("The job " + o.jobID + " was cancelled")
+		return errStop
+	}
+	return nil
+}
+
+func (o *seedSink) retryDetail(attempt int, reason string) string {
+	return fmt.Sprintf("Attempt %d failed after its answer began streaming (%s); job %s is being retried: poll GET /v1/jobs/%s for the final answer",
+		attempt, reason, o.jobID, o.jobID)
+}
+
+func (o *seedSink) complete(r *jobs.Result) error {
+	o.ended, o.completed, o.usage = true, true, r.Usage
+	lat := r.LatencySeconds
+	err := o.data(struct {
+		Type           string          `json:"type"`
+		Answer         string          `json:"answer"`
+		Usage          json.RawMessage `json:"usage"`
+		LatencySeconds float64         `json:"latency_seconds"`
+	}{"complete", r.Answer("answer"), usageOf(r), lat})
+	return o.stop(err)
+}
+
+// snapshot ends the stream from the record (the job ended without its event
+// reaching this stream).
+func (o *seedSink) snapshot(j *jobs.Job, _ string) error {
+	switch {
+	case j.Status == jobs.StatusCompleted && j.Result != nil:
+		if o.tokens && j.Attempts > 1 {
+			o.fail(o.retryDetail(j.Attempts-1, "retried"))
+			return errStop
+		}
+		return o.complete(j.Result)
+	case j.Status.Terminal():
+		msg := "Prediction " + string(j.Status)
+		if j.Error != nil {
+			msg += ": " + j.Error.Message
+		}
+		o.fail(msg + " (job " + o.jobID + ")")
+		return errStop
+	}
+	return nil
+}
+
+func (o *seedSink) heartbeat() error { return o.w.write(": ping\n\n") }
+
+func (o *seedSink) reconnect(string) error {
+	o.fail("The server is shutting down; job " + o.jobID + " continues: poll GET /v1/jobs/" + o.jobID + " for its answer")
+	return nil
+}
+
+// batchItem is one result of the seed's POST /batch.
+type batchItem struct {
+	Question string  `json:"question"`
+	Answer   *string `json:"answer"`
+	Error    *string `json:"error"`
+}
+
+// batch is the seed's POST /batch: at most MaxBatchItems questions, each a
+// job on the interactive queue, answered in order; one failure does not fail
+// the others.
+func (s *Server) batch(c *gin.Context) {
+	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBatchBodyBytes)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	items, err := decodeBatchRequest(body, s.cfg.MaxQuestionChars, s.cfg.MaxBatchItems)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	if !s.streams.begin() {
+		s.respond(c, jobs.ErrHubClosed)
+		return
+	}
+	defer s.streams.end()
+	ctx := c.Request.Context()
+	results := make([]batchItem, len(items))
+	ids := make([]string, len(items))
+	for i, it := range items {
+		results[i].Question = it.Question
+		sctx, cancel := s.redisCtx(c)
+		sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: it.Question, Queue: jobs.QueueInteractive})
+		cancel()
+		if err != nil {
+			ae := s.classify(ctx, err)
+			if ae.code != "queue_full" {
+				// Redis trouble or a gone client: the rest would fail alike.
+				for _, id := range ids[:i] {
+					s.cancelAbandoned(ctx, id)
+				}
+				s.respond(c, err)
+				return
+			}
+			msg := ae.message
+			results[i].Error = &msg
+			continue
+		}
+		ids[i] = sub.Job.ID
+	}
+	longRequest(c)
+	s.writeDeadline(c, s.cfg.PredictTimeout)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		if id == "" {
+			s.summary.record(true, 0, nil)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.batchResult(ctx, results[i], id, start)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		_ = c.Error(errClientGone)
+		c.Status(statusClientClosed)
+		return
+	}
+	writeJSON(c, http.StatusOK, map[string]any{"results": results, "count": len(results)})
+}
+
+func (s *Server) batchResult(ctx context.Context, item batchItem, id string, start time.Time) batchItem {
+	j, err := s.await(ctx, id, s.cfg.PredictTimeout)
+	if err == nil {
+		if ae := s.outcomeError(j, s.cfg.PredictTimeout); ae != nil {
+			err = ae
+		}
+	}
+	if err != nil {
+		msg := s.classify(ctx, err).message
+		if errors.Is(err, errClientGone) {
+			msg = "client closed the request"
+		}
+		item.Error = &msg
+		s.summary.record(true, 0, nil)
+		return item
+	}
+	a := j.Result.Answer("answer")
+	item.Answer = &a
+	s.summary.record(false, time.Since(start), j.Result.Usage)
+	return item
+}

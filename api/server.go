@@ -1,0 +1,291 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// HealthInfo is what GET /health reports besides the status: the seed's
+// {model, optimized}.
+type HealthInfo struct {
+	// Model is the DSPy model string the workers use (DSPY_MODEL).
+	Model string
+	// Optimized is true when the workers load an optimized program state
+	// (PROGRAM_STATE_PATH).
+	Optimized bool
+}
+
+// Deps are the API's collaborators, made and closed by the caller.
+type Deps struct {
+	// Redis is the queue's Redis (required): readiness, the metrics summary
+	// and the queue gauges use it.
+	Redis redis.UniversalClient
+	// Client submits, cancels and deletes jobs (required).
+	Client *jobs.Client
+	// Store reads job records and events (required).
+	Store *jobs.Store
+	// Hub is the process's one shared pub/sub connection (required); the
+	// caller runs it (Hub.Run) and closes it after Server.Shutdown.
+	Hub *jobs.Hub
+	// Log receives the access log and errors; each request's logger adds
+	// request_id.
+	Log zerolog.Logger
+	// Registry receives the API's Prometheus collectors and is what
+	// GET /metrics serves. Nil: a private registry with the Go and process
+	// collectors.
+	Registry *prometheus.Registry
+	// AsynqRedis is how asynqmon connects (it opens its own pools). Nil:
+	// derived from Redis when that is a *redis.Client; otherwise the
+	// dashboard is not mounted.
+	AsynqRedis asynq.RedisConnOpt
+	// Health is reported by GET /health.
+	Health HealthInfo
+}
+
+// Server is the API: a gin router over package jobs. Make it with New, serve
+// Handler (or HTTPServer), and stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     zerolog.Logger
+	engine  *gin.Engine
+	metrics *httpMetrics
+	summary *summary
+	gather  prometheus.Gatherer
+	monitor *asynqmon.HTTPHandler
+
+	// draining is closed when shutdown begins: streams send a reconnect
+	// frame and end, long-polls answer with what they have.
+	draining  chan struct{}
+	drainOnce sync.Once
+	// streams counts open streams and waits, which Shutdown lets finish.
+	streams tracker
+
+	mu      sync.Mutex
+	httpSrv *http.Server
+
+	stopFlush    context.CancelFunc
+	flushDone    chan struct{}
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds the API server. It starts one background goroutine (the
+// metrics summary flusher), which Shutdown stops.
+func New(cfg Config, deps Deps) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if deps.Redis == nil || deps.Client == nil || deps.Store == nil || deps.Hub == nil {
+		return nil, errors.New("api: Deps.Redis, Client, Store and Hub are required")
+	}
+	reg := deps.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{
+		cfg:      cfg,
+		deps:     deps,
+		log:      deps.Log.With().Str("component", "api").Logger(),
+		gather:   reg,
+		draining: make(chan struct{}),
+	}
+	if s.metrics, err = newHTTPMetrics(reg, deps.Hub, asynq.NewInspectorFromRedisClient(deps.Redis), s.log); err != nil {
+		return nil, err
+	}
+	s.summary = newSummary(deps.Redis, s.log)
+	if !cfg.DisableMonitoring {
+		opt := deps.AsynqRedis
+		if opt == nil {
+			opt = connOptFrom(deps.Redis)
+		}
+		if opt != nil {
+			s.monitor = newMonitor(opt, !cfg.MonitoringWritable, cfg.MonitoringFormatLimit)
+		} else {
+			s.log.Warn().Msg("dashboard not mounted: set Deps.AsynqRedis for this kind of Redis client")
+		}
+	}
+	s.engine = s.routes()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopFlush, s.flushDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.flushDone)
+		s.summary.run(ctx, cfg.MetricsFlushInterval)
+	}()
+	return s, nil
+}
+
+// routes registers every endpoint. Groups mark where authentication goes
+// (issue 8): public probes and documents, the API proper, operator pages.
+func (s *Server) routes() *gin.Engine {
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	_ = e.SetTrustedProxies(nil)
+	e.Use(s.requestID, s.accessLog, s.recovery, s.defaultDeadline)
+	e.NoRoute(s.noRoute)
+	e.NoMethod(s.noMethod)
+
+	// Public: probes (and, later, /, /docs and /openapi.json). No data here.
+	e.GET("/health", s.health)
+	e.GET("/livez", s.livez)
+	e.GET("/readyz", s.readyz)
+
+	// The API proper: API keys and ownership checks go on these groups.
+	v1 := e.Group("/v1")
+	v1.POST("/jobs", s.submitJob)
+	v1.GET("/jobs/:id", s.getJob)
+	v1.DELETE("/jobs/:id", s.deleteJob)
+	v1.POST("/jobs/:id/cancel", s.cancelJob)
+	v1.GET("/jobs/:id/events", s.jobEvents)
+
+	seed := e.Group("")
+	seed.POST("/predict", s.predict)
+	seed.POST("/predict/stream", s.predictStream)
+	seed.POST("/batch", s.batch)
+
+	// Operators: admin keys go here.
+	e.GET("/metrics", s.serveMetrics)
+	if s.monitor != nil {
+		e.Any(monitoringRoot+"/*any", gin.WrapH(s.monitor))
+	}
+	return e
+}
+
+// defaultDeadline gives every answer a write deadline; handlers that wait
+// move it past their wait, and streams replace it with one per frame.
+func (s *Server) defaultDeadline(c *gin.Context) {
+	s.writeDeadline(c, 0)
+	c.Next()
+}
+
+// Handler is the API as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// HTTPServer returns an http.Server for the API on addr with read, header
+// and idle timeouts set. It has no write timeout: each answer sets its own
+// deadline (streams one per frame). Shutdown shuts it down.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	hs := &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          newStdLogger(s.log),
+	}
+	// Called by hs.Shutdown once the listeners are closed.
+	hs.RegisterOnShutdown(s.drain)
+	s.mu.Lock()
+	s.httpSrv = hs
+	s.mu.Unlock()
+	return hs
+}
+
+// tracker counts the requests Shutdown waits for. Unlike a WaitGroup it
+// refuses new ones once draining, so a late request cannot race the wait.
+type tracker struct {
+	mu       sync.Mutex
+	n        int
+	draining bool
+	done     chan struct{}
+}
+
+// begin counts a request in; false when shutdown has begun.
+func (t *tracker) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *tracker) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 && t.done != nil {
+		close(t.done)
+		t.done = nil
+	}
+}
+
+// idle refuses new requests and returns a channel closed once none is left.
+func (t *tracker) idle() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.draining = true
+	ch := make(chan struct{})
+	if t.n == 0 {
+		close(ch)
+	} else {
+		t.done = ch
+	}
+	return ch
+}
+
+// drain tells streams to send their reconnect frame and end, and long waits
+// to answer now.
+func (s *Server) drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
+}
+
+// Shutdown stops the API in order: stop accepting connections (when the
+// http.Server came from HTTPServer), tell SSE clients to reconnect and end
+// their streams, let the remaining requests finish until ctx is done (then
+// close their connections), flush the metrics summary and close the
+// dashboard's Redis pools. It does not close Deps (the hub, the Redis
+// client): the caller does, after. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	var errs []error
+	s.mu.Lock()
+	hs := s.httpSrv
+	s.mu.Unlock()
+	if hs != nil {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http server: %w", err))
+			_ = hs.Close()
+		}
+	}
+	s.drain()
+	select {
+	case <-s.streams.idle():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("wait for streams: %w", ctx.Err()))
+	}
+	s.stopFlush()
+	<-s.flushDone
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := s.summary.flush(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("flush metrics summary: %w", err))
+	}
+	if s.monitor != nil {
+		if err := s.monitor.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close dashboard: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

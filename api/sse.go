@@ -1,0 +1,323 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/rs/zerolog"
+)
+
+// The relay: one job's events from Redis to one client. It subscribes
+// through the process's shared hub first (returning once Redis confirmed),
+// then replays the job's stream after the client's resume id, then relays
+// live events with greater ids only — no gap, no duplicate. After a pub/sub
+// reconnect (Resync) it re-reads the stream after the last id it sent; at
+// each heartbeat it re-checks the record, so a job that ended without a
+// deliverable event still ends the stream.
+
+// sink renders the relay's output for one kind of stream.
+type sink interface {
+	// event sends one event; errStop ends the relay as finished.
+	event(ev jobs.Event) error
+	// snapshot sends the record in place of events the client cannot get
+	// (a trimmed resume id, or an end without a terminal event); id is the
+	// stream position it stands for.
+	snapshot(j *jobs.Job, id string) error
+	heartbeat() error
+	// reconnect tells the client to come back (shutdown); last is the last
+	// id sent.
+	reconnect(last string) error
+}
+
+// errStop is returned by a sink that has sent its final frame.
+var errStop = errors.New("stream finished")
+
+// followEnd says why a relay ended.
+type followEnd int
+
+const (
+	endFinished followEnd = iota // the job ended and the client has been told
+	endGone                      // the job was deleted or expired
+	endSlow                      // the hub dropped the client: it fell behind
+	endReconnect                 // shutdown or hub closed: the client was told to reconnect
+	endTimeout                   // the caller's timeout passed
+)
+
+// follower is a relay that has subscribed and read what precedes the live
+// events; its run writes everything.
+type follower struct {
+	s   *Server
+	id  string
+	sub *jobs.Subscription
+	job *jobs.Job
+	// replay are the stream's events after the resume id, read after the
+	// subscription was confirmed.
+	replay []jobs.Event
+	// snapshotID is set when the resume id was trimmed away: run starts with
+	// a snapshot standing for the stream up to this id.
+	snapshotID string
+	trimmed    bool
+	last       string
+}
+
+// openFollow subscribes to job id and reads its record and the events after
+// the resume id after. Errors come before anything is written, so the caller
+// can still answer with a status. Close the follower when done.
+func (s *Server) openFollow(ctx context.Context, j *jobs.Job, after string) (*follower, error) {
+	id := j.ID
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+	defer cancel()
+	sub, err := s.deps.Hub.Subscribe(sctx, jobs.Channel(id))
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to job %s: %w", id, err)
+	}
+	f := &follower{s: s, id: id, sub: sub, last: after}
+	if err := f.prime(sctx, after); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *follower) prime(ctx context.Context, after string) error {
+	s, id := f.s, f.id
+	// The record after the subscription: whatever it says, later events
+	// arrive live.
+	j, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	f.job = j
+	if after != "" && after != "0" {
+		first, err := s.deps.Store.FirstEventID(ctx, id)
+		if err != nil {
+			return err
+		}
+		tail, err := s.deps.Redis.XRevRangeN(ctx, jobs.EventsKey(id), "+", "-", 1).Result()
+		if err != nil {
+			return fmt.Errorf("read events of job %s: %w", id, err)
+		}
+		// Trimmed (older than the oldest kept event), or an id this stream
+		// never had (newer than its newest): the client's position is
+		// unknown, so it gets the record instead.
+		f.trimmed = first == "" || jobs.CompareIDs(after, first) < 0 ||
+			(len(tail) > 0 && jobs.CompareIDs(after, tail[0].ID) > 0 && !j.Status.Terminal())
+		if f.trimmed {
+			if len(tail) > 0 {
+				f.snapshotID = tail[0].ID
+			} else {
+				f.snapshotID = after
+			}
+			// Re-read the record: it must be at least as new as the
+			// position it stands for.
+			if f.job, err = s.deps.Store.Get(ctx, id); err != nil {
+				return err
+			}
+			return nil
+		}
+	}
+	f.replay, err = s.deps.Store.Events(ctx, id, after, 0)
+	return err
+}
+
+// Close ends the subscription.
+func (f *follower) Close() { f.sub.Close() }
+
+// send sends ev unless the client has it already; done reports a final
+// frame.
+func (f *follower) send(out sink, ev jobs.Event) (done bool, err error) {
+	if f.last != "" && jobs.CompareIDs(ev.ID, f.last) <= 0 {
+		return false, nil
+	}
+	err = out.event(ev)
+	f.last = ev.ID
+	if errors.Is(err, errStop) {
+		return true, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	return ev.Type.Terminal(), nil
+}
+
+// catchUp sends the stream's events after the last one sent.
+func (f *follower) catchUp(ctx context.Context, out sink) (done bool, err error) {
+	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.RedisTimeout)
+	defer cancel()
+	evs, err := f.s.deps.Store.Events(rctx, f.id, f.last, 0)
+	if err != nil {
+		return false, err
+	}
+	for _, ev := range evs {
+		if done, err := f.send(out, ev); done || err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// run relays until the job ends, the client goes, the hub drops it, the
+// server shuts down, or timeout fires (nil: never).
+func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) (followEnd, error) {
+	s := f.s
+	log := zerolog.Ctx(ctx)
+	if f.trimmed {
+		if err := out.snapshot(f.job, f.snapshotID); err != nil {
+			return endFinished, ignoreStop(err)
+		}
+		f.last = f.snapshotID
+		if f.job.Status.Terminal() {
+			return endFinished, nil
+		}
+	}
+	for _, ev := range f.replay {
+		if done, err := f.send(out, ev); done || err != nil {
+			return endFinished, err
+		}
+	}
+	if f.job.Status.Terminal() {
+		// The record had ended before the replay was read, so the replay
+		// held the end: this client was already past it.
+		return endFinished, nil
+	}
+	beat := time.NewTicker(s.cfg.Heartbeat)
+	defer beat.Stop()
+	resyncDue := false
+	for {
+		select {
+		case ev, ok := <-f.sub.C():
+			if !ok {
+				if errors.Is(f.sub.Err(), jobs.ErrSlowSubscriber) {
+					return endSlow, nil
+				}
+				return endReconnect, out.reconnect(f.last)
+			}
+			if done, err := f.send(out, ev); done || err != nil {
+				return endFinished, err
+			}
+		case <-f.sub.Resync():
+			// Events published while pub/sub was reconnecting were lost:
+			// the stream has them.
+			done, err := f.catchUp(ctx, out)
+			if done {
+				return endFinished, err
+			}
+			if resyncDue = err != nil; resyncDue {
+				log.Warn().Err(err).Str("job_id", f.id).Msg("sse: re-read after reconnect failed; retrying at the next heartbeat")
+			}
+		case <-beat.C:
+			if err := out.heartbeat(); err != nil {
+				return endFinished, err
+			}
+			end, done, err := f.recheck(ctx, out, resyncDue)
+			if done {
+				return end, err
+			}
+			resyncDue = err != nil
+		case <-s.draining:
+			return endReconnect, out.reconnect(f.last)
+		case <-timeout:
+			return endTimeout, nil
+		case <-ctx.Done():
+			return endFinished, ctx.Err()
+		}
+	}
+}
+
+// recheck reads the record at a heartbeat: a job that ended (or vanished)
+// without its event reaching us ends the stream now.
+func (f *follower) recheck(ctx context.Context, out sink, resync bool) (followEnd, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.RedisTimeout)
+	j, err := f.s.deps.Store.Get(rctx, f.id)
+	cancel()
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return endGone, true, nil
+	case err != nil:
+		zerolog.Ctx(ctx).Warn().Err(err).Str("job_id", f.id).Msg("sse: heartbeat re-check failed")
+		return endFinished, false, err
+	}
+	if !j.Status.Terminal() && !resync {
+		return endFinished, false, nil
+	}
+	if done, err := f.catchUp(ctx, out); done || err != nil {
+		return endFinished, done, err
+	}
+	if !j.Status.Terminal() {
+		return endFinished, false, nil
+	}
+	// Ended, but its event is not in the stream: send the record.
+	id := f.last
+	if id == "" {
+		id = "0"
+	}
+	return endFinished, true, ignoreStop(out.snapshot(j, id))
+}
+
+func ignoreStop(err error) error {
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// sseWriter writes Server-Sent Events frames, flushing each, with a write
+// deadline per frame instead of one for the whole response.
+type sseWriter struct {
+	w            gin.ResponseWriter
+	rc           *http.ResponseController
+	frameTimeout time.Duration
+}
+
+// startSSE sends the stream's headers.
+func (s *Server) startSSE(c *gin.Context) *sseWriter {
+	longRequest(c)
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), frameTimeout: s.cfg.WriteTimeout}
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.frameTimeout))
+	c.Writer.WriteHeaderNow()
+	_ = w.rc.Flush()
+	return w
+}
+
+func (w *sseWriter) write(s string) error {
+	if err := w.rc.SetWriteDeadline(time.Now().Add(w.frameTimeout)); err != nil {
+		return fmt.Errorf("sse: set deadline: %w", err)
+	}
+	if _, err := w.w.WriteString(s); err != nil {
+		return fmt.Errorf("sse: write: %w", err)
+	}
+	if err := w.rc.Flush(); err != nil {
+		return fmt.Errorf("sse: flush: %w", err)
+	}
+	return nil
+}
+
+// frame renders one SSE frame; every line of data gets its own data: field.
+func frame(id, event, data string, retry time.Duration) string {
+	var b strings.Builder
+	if id != "" {
+		b.WriteString("id: " + id + "\n")
+	}
+	if event != "" {
+		b.WriteString("event: " + event + "\n")
+	}
+	if retry > 0 {
+		fmt.Fprintf(&b, "retry: %d\n", retry.Milliseconds())
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(data, "\r\n", "\n"), "\n") {
+		b.WriteString("data: " + line + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
