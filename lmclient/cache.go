@@ -1,0 +1,112 @@
+package lmclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/rs/zerolog"
+)
+
+// entry is one cached answer. Usage is not kept: a hit reports none.
+type entry struct {
+	Text         string `json:"text"`
+	FinishReason string `json:"finish_reason"`
+}
+
+func (e entry) encode() ([]byte, error) { return json.Marshal(e) }
+
+func decodeEntry(b []byte) (entry, error) {
+	var e entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return entry{}, fmt.Errorf("decode cache entry: %w", err)
+	}
+	return e, nil
+}
+
+// layer is one cache level. Get reports a miss as ok == false with a nil
+// error; errors are failures of the store.
+type layer interface {
+	name() string
+	get(ctx context.Context, key string) (entry, bool, error)
+	put(ctx context.Context, key string, e entry) error
+	close() error
+}
+
+// layeredCache reads memory → disk → Redis and, on a hit below the top,
+// fills the layers above; writes go to every layer. A failing layer is
+// skipped with a warning: the cache never fails a call.
+type layeredCache struct {
+	layers  []layer
+	log     zerolog.Logger
+	metrics *metrics
+}
+
+func openCache(cfg Config, deps Deps, log zerolog.Logger, m *metrics) (*layeredCache, error) {
+	c := &layeredCache{log: log, metrics: m}
+	if cfg.MemoryEnabled {
+		mem, err := newMemoryLayer(cfg.MemoryEntries)
+		if err != nil {
+			return nil, err
+		}
+		c.layers = append(c.layers, mem)
+	}
+	if cfg.DiskEnabled {
+		disk, err := openDiskLayer(cfg.Dir, cfg.DiskSizeBytes)
+		if err != nil {
+			return nil, err
+		}
+		c.layers = append(c.layers, disk)
+	}
+	if cfg.RedisEnabled {
+		rdb := deps.CacheRedis
+		if rdb == nil {
+			rdb = deps.Redis
+		}
+		c.layers = append(c.layers, &redisLayer{rdb: rdb, ttl: cfg.RedisTTL})
+	}
+	return c, nil
+}
+
+func (c *layeredCache) empty() bool { return len(c.layers) == 0 }
+
+func (c *layeredCache) get(ctx context.Context, key string) (entry, bool) {
+	for i, l := range c.layers {
+		e, ok, err := l.get(ctx, key)
+		if err != nil {
+			c.log.Warn().Err(err).Str("layer", l.name()).Msg("cache read failed")
+			continue
+		}
+		if !ok {
+			continue
+		}
+		c.metrics.cacheHits.WithLabelValues(l.name()).Inc()
+		for _, up := range c.layers[:i] {
+			if err := up.put(ctx, key, e); err != nil {
+				c.log.Warn().Err(err).Str("layer", up.name()).Msg("cache fill failed")
+			}
+		}
+		return e, true
+	}
+	c.metrics.cacheMisses.Inc()
+	return entry{}, false
+}
+
+func (c *layeredCache) put(ctx context.Context, key string, e entry) error {
+	var errs []error
+	for _, l := range c.layers {
+		if err := l.put(ctx, key, e); err != nil {
+			errs = append(errs, fmt.Errorf("write %s cache: %w", l.name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *layeredCache) close() error {
+	var errs []error
+	for _, l := range c.layers {
+		errs = append(errs, l.close())
+	}
+	return errors.Join(errs...)
+}

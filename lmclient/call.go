@@ -1,0 +1,246 @@
+package lmclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// params builds the wire request. Unset temperature and max tokens are left
+// out of the body, as LiteLLM does with DSPy's None.
+func (c *Client) params(req *program.Request) (openai.ChatCompletionNewParams, error) {
+	p := openai.ChatCompletionNewParams{Model: c.prov.WireModel}
+	p.Messages = make([]openai.ChatCompletionMessageParamUnion, len(req.Messages))
+	for i, m := range req.Messages {
+		switch m.Role {
+		case "system":
+			p.Messages[i] = openai.SystemMessage(m.Content)
+		case "user":
+			p.Messages[i] = openai.UserMessage(m.Content)
+		case "assistant":
+			p.Messages[i] = openai.AssistantMessage(m.Content)
+		case "developer":
+			p.Messages[i] = openai.DeveloperMessage(m.Content)
+		default:
+			return p, fmt.Errorf("build request: message %d has unknown role %q", i, m.Role)
+		}
+	}
+	if t := c.cfg.Temperature; t != nil {
+		p.Temperature = openai.Float(*t)
+	}
+	if n := c.cfg.MaxTokens; n != nil {
+		if c.reasoning {
+			p.MaxCompletionTokens = openai.Int(int64(*n))
+		} else {
+			p.MaxTokens = openai.Int(int64(*n))
+		}
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "json_object":
+			p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
+		case "json_schema":
+			js := shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: rf.Name, Schema: rf.Schema}
+			if rf.Strict {
+				js.Strict = openai.Bool(true)
+			}
+			p.ResponseFormat.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{JSONSchema: js}
+		default:
+			return p, fmt.Errorf("build request: unknown response_format type %q", rf.Type)
+		}
+	}
+	if req.OnDelta != nil {
+		p.StreamOptions.IncludeUsage = openai.Bool(true)
+	}
+	return p, nil
+}
+
+// call makes the provider call, bounded by Config.Timeout.
+func (c *Client) call(ctx context.Context, req *program.Request) (*program.Completion, error) {
+	params, err := c.params(req)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	var comp *program.Completion
+	if req.OnDelta != nil {
+		comp, err = c.stream(cctx, params, req.OnDelta)
+	} else {
+		comp, err = c.json(cctx, params)
+	}
+	if err != nil {
+		return nil, c.classify(ctx, cctx, err)
+	}
+	c.metrics.duration.WithLabelValues(fmt.Sprint(req.OnDelta != nil)).Observe(time.Since(start).Seconds())
+	return comp, nil
+}
+
+// classify maps any failure to the caller's context error, or an APIError.
+func (c *Client) classify(ctx, cctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("call lm: %w", ctx.Err())
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	if cctx.Err() != nil {
+		return &APIError{Code: CodeTimeout, Message: fmt.Sprintf("no complete answer within %s", c.cfg.Timeout), Model: c.cfg.Model, Err: err}
+	}
+	return classifyTransport(ctx, c.cfg.Model, err)
+}
+
+func (c *Client) json(ctx context.Context, params openai.ChatCompletionNewParams) (*program.Completion, error) {
+	res, err := c.chat.New(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Choices) == 0 {
+		return nil, &APIError{Code: CodeTruncated, Message: "response has no choices", Model: c.cfg.Model}
+	}
+	usage, err := parseUsage(res.Usage.RawJSON())
+	if err != nil {
+		return nil, &APIError{Code: CodeTruncated, Message: err.Error(), Model: c.cfg.Model, Err: err}
+	}
+	ch := res.Choices[0]
+	return &program.Completion{Text: ch.Message.Content, FinishReason: string(ch.FinishReason), Usage: usage}, nil
+}
+
+// stream reads SSE chunks, hands each content delta to onDelta in order and
+// keeps the last usage block (stream_options.include_usage). A stream that
+// ends without a finish reason was cut: a retryable truncated error.
+func (c *Client) stream(ctx context.Context, params openai.ChatCompletionNewParams, onDelta func(string)) (*program.Completion, error) {
+	s := c.chat.NewStreaming(ctx, params)
+	defer s.Close()
+	var text strings.Builder
+	var finish, usageRaw string
+	started := false
+	for s.Next() {
+		started = true
+		ch := s.Current()
+		if raw := ch.JSON.Usage.Raw(); raw != "" && raw != "null" {
+			usageRaw = raw
+		}
+		for _, choice := range ch.Choices {
+			if choice.Index != 0 {
+				continue
+			}
+			if d := choice.Delta.Content; d != "" {
+				text.WriteString(d)
+				onDelta(d)
+			}
+			if choice.FinishReason != "" {
+				finish = choice.FinishReason
+			}
+		}
+	}
+	if err := s.Err(); err != nil {
+		var se *ssestream.StreamError
+		if errors.As(err, &se) {
+			return nil, c.streamError(se)
+		}
+		if started && ctx.Err() == nil {
+			// The answer had begun: whatever broke, the stream was cut.
+			return nil, &APIError{Code: CodeTruncated, Message: "stream cut: " + err.Error(), Model: c.cfg.Model, Err: err}
+		}
+		return nil, err
+	}
+	if finish == "" {
+		return nil, &APIError{Code: CodeTruncated, Message: "stream ended before a finish reason", Model: c.cfg.Model}
+	}
+	usage, err := parseUsage(usageRaw)
+	if err != nil {
+		return nil, &APIError{Code: CodeTruncated, Message: err.Error(), Model: c.cfg.Model, Err: err}
+	}
+	return &program.Completion{Text: text.String(), FinishReason: finish, Usage: usage}, nil
+}
+
+// streamError maps an error event sent mid-stream. Providers send these for
+// overloads after the 200 went out, so it is retryable like a cut stream.
+func (c *Client) streamError(se *ssestream.StreamError) error {
+	var body struct {
+		Error struct {
+			Message string          `json:"message"`
+			Type    string          `json:"type"`
+			Code    json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(se.Event.Data, &body)
+	msg := body.Error.Message
+	if msg == "" {
+		msg = se.Message
+	}
+	return &APIError{Code: CodeTruncated, Type: body.Error.Type, Message: "error event mid-stream: " + msg, Model: c.cfg.Model, Err: se}
+}
+
+// maxErrorBody bounds how much of an error body is read.
+const maxErrorBody = 64 << 10
+
+// errorMiddleware turns every HTTP error response into an *APIError with the
+// status, provider code and Retry-After headers, whatever the body looks
+// like (openai-go would drop a non-JSON body's status).
+func (c *Client) errorMiddleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+	res, err := next(req)
+	if err != nil || res.StatusCode < 400 {
+		return res, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+	_ = res.Body.Close()
+	return nil, apiErrorFromResponse(c.cfg.Model, res.StatusCode, res.Header, body, time.Now())
+}
+
+// apiErrorFromResponse reads OpenAI's {"error": {message, type, code}} shape,
+// and the bare or string forms other providers send.
+func apiErrorFromResponse(model string, status int, h http.Header, body []byte, now time.Time) *APIError {
+	e := &APIError{Status: status, Model: model, RetryAfter: retryAfterFromHeader(h, now)}
+	var wrapped struct {
+		Error json.RawMessage `json:"error"`
+	}
+	obj := body
+	if json.Unmarshal(body, &wrapped) == nil && len(wrapped.Error) > 0 {
+		obj = wrapped.Error
+	}
+	var fields struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    any    `json:"code"`
+	}
+	if json.Unmarshal(obj, &fields) == nil {
+		e.Message, e.Type = fields.Message, fields.Type
+		switch v := fields.Code.(type) {
+		case string:
+			e.Code = v
+		case float64:
+			e.Code = fmt.Sprint(v)
+		}
+	} else {
+		var s string
+		if json.Unmarshal(obj, &s) == nil {
+			e.Message = s
+		}
+	}
+	if e.Message == "" {
+		e.Message = strings.TrimSpace(string(body))
+		if len(e.Message) > 300 {
+			e.Message = e.Message[:300] + "…"
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(status)
+	}
+	return e
+}

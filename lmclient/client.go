@@ -1,0 +1,227 @@
+package lmclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/rs/zerolog"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// Client calls one model through an OpenAI-compatible API, with the cache
+// layers and the shared rate limit in front. It satisfies program.LM and is
+// safe for concurrent use; one Client serves a whole worker process.
+type Client struct {
+	cfg       Config
+	prov      Provider
+	reasoning bool
+	chat      openai.ChatCompletionService
+	cache     *layeredCache
+	limiter   *limiter
+	metrics   *metrics
+	log       zerolog.Logger
+}
+
+var _ program.LM = (*Client)(nil)
+
+// New validates cfg, resolves the provider and opens the enabled cache
+// layers. Close releases them.
+func New(cfg Config, deps Deps) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(deps); err != nil {
+		return nil, err
+	}
+	prov, err := ResolveProvider(cfg.Model, cfg.APIBase, cfg.APIKey, cfg.AzureAPIVersion, cfg.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	log := zerolog.Nop()
+	if deps.Logger != nil {
+		log = deps.Logger.With().Str("component", "lmclient").Str("model", cfg.Model).Logger()
+	}
+	hc := deps.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: NewTransport()}
+	}
+	c := &Client{
+		cfg:       cfg,
+		prov:      prov,
+		reasoning: IsReasoningModel(cfg.Model),
+		metrics:   newMetrics(deps.Registerer),
+		log:       log,
+	}
+	c.chat = openai.NewChatCompletionService(c.requestOptions(hc)...)
+	c.cache, err = openCache(cfg, deps, log, c.metrics)
+	if err != nil {
+		return nil, err
+	}
+	c.limiter = newLimiter(cfg, deps.Redis, c.metrics)
+	return c, nil
+}
+
+// requestOptions configures openai-go without its environment defaults (it
+// would read OPENAI_* itself) and without its retries: the queue owns them.
+func (c *Client) requestOptions(hc *http.Client) []option.RequestOption {
+	opts := []option.RequestOption{
+		option.WithHTTPClient(hc),
+		option.WithBaseURL(c.prov.BaseURL + "/"),
+		option.WithMaxRetries(0),
+		option.WithHeader("User-Agent", "qaqueue-lmclient"),
+		option.WithMiddleware(c.errorMiddleware),
+	}
+	if c.prov.Name == "azure" {
+		opts = append(opts, option.WithQuery("api-version", c.prov.AzureAPIVersion),
+			option.WithHeader("api-key", c.prov.APIKey), option.WithHeaderDel("Authorization"))
+	} else if c.prov.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(c.prov.APIKey))
+	} else {
+		// A keyless local server: send no Authorization header at all.
+		opts = append(opts, option.WithHeaderDel("Authorization"))
+	}
+	return opts
+}
+
+// Model is the DSPy model string; it keys usage.
+func (c *Client) Model() string { return c.cfg.Model }
+
+// Provider is the resolved provider (base URL, wire model); APIKey included.
+func (c *Client) Provider() Provider { return c.prov }
+
+// Close releases the cache layers.
+func (c *Client) Close() error { return c.cache.close() }
+
+// Complete makes one chat call: from the cache when it holds the answer,
+// else from the provider after the shared rate limit admits it. With
+// req.OnDelta set the call streams, and a cache hit is replayed through
+// OnDelta too. Errors are *APIError, *RateLimitedError, *ConfigError or the
+// context's error, wrapped.
+func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.Completion, error) {
+	if req == nil || len(req.Messages) == 0 {
+		return nil, errors.New("complete: request has no messages")
+	}
+	key := c.keyFor(req)
+	if key != "" && !req.SkipCacheRead {
+		if e, ok := c.cache.get(ctx, key); ok {
+			if req.OnDelta != nil {
+				replay(e.Text, req.OnDelta)
+			}
+			return &program.Completion{Text: e.Text, FinishReason: e.FinishReason, Usage: program.Usage{}, CacheHit: true}, nil
+		}
+	}
+	est := estimateTokens(req, c.cfg.MaxTokens)
+	if err := c.limiter.acquire(ctx, req.Priority, est); err != nil {
+		return nil, err
+	}
+	comp, err := c.call(ctx, req)
+	if err != nil {
+		c.metrics.calls.WithLabelValues(errorStatus(err)).Inc()
+		var ae *APIError
+		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests && ae.RetryAfter > 0 {
+			c.limiter.setCooldown(ctx, ae.RetryAfter)
+		}
+		c.limiter.adjust(ctx, -est) // nothing was generated; roughly give it back
+		return nil, err
+	}
+	c.metrics.calls.WithLabelValues("ok").Inc()
+	p, cpl := usageTokens(comp.Usage)
+	c.metrics.tokens.WithLabelValues("prompt").Add(float64(p))
+	c.metrics.tokens.WithLabelValues("completion").Add(float64(cpl))
+	if p+cpl > 0 {
+		c.limiter.adjust(ctx, p+cpl-est)
+	}
+	return comp, nil
+}
+
+// Accept stores c, the parsed answer to req, in every enabled cache layer.
+// Completions that are never accepted are never cached. Cache hits, NoCache
+// requests and completions without a finish reason (a stream that did not
+// end normally) are not stored. A layer's failure is returned after the
+// others were tried; callers may log it and go on.
+func (c *Client) Accept(ctx context.Context, req *program.Request, comp *program.Completion) error {
+	if req == nil || comp == nil || comp.CacheHit || comp.FinishReason == "" {
+		return nil
+	}
+	key := c.keyFor(req)
+	if key == "" {
+		return nil
+	}
+	if err := c.cache.put(ctx, key, entry{Text: comp.Text, FinishReason: comp.FinishReason}); err != nil {
+		return fmt.Errorf("accept completion: %w", err)
+	}
+	return nil
+}
+
+// keyFor is the cache key of req, or "" when the cache is off for it. As in
+// DSPy, a request whose key cannot be computed skips the cache.
+func (c *Client) keyFor(req *program.Request) string {
+	if req.NoCache || c.cache.empty() {
+		return ""
+	}
+	key, err := c.CacheKey(req)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("cache key: skipping the cache")
+		return ""
+	}
+	return key
+}
+
+// replay delivers a cached text in a few chunks, split after spaces, so a
+// stream consumer sees a cached answer the way it sees a live one.
+func replay(text string, onDelta func(string)) {
+	const chunk = 64
+	for len(text) > chunk {
+		cut := strings.LastIndexAny(text[:chunk], " \n")
+		if cut <= 0 {
+			cut = chunk - 1
+			for cut > 0 && !isRuneStart(text[cut+1]) {
+				cut--
+			}
+		}
+		onDelta(text[:cut+1])
+		text = text[cut+1:]
+	}
+	if text != "" {
+		onDelta(text)
+	}
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// estimateTokens guesses a call's tokens before it is made, for TPM: the
+// prompt at 4 characters a token, plus MaxTokens or 256 for the answer. The
+// limiter is corrected with the real usage afterwards.
+func estimateTokens(req *program.Request, maxTokens *int) int64 {
+	n := 0
+	for _, m := range req.Messages {
+		n += len(m.Content)
+	}
+	out := int64(256)
+	if maxTokens != nil && int64(*maxTokens) < out {
+		out = int64(*maxTokens)
+	}
+	return int64(n+3)/4 + out
+}
+
+// errorStatus is the metrics label of a failed call.
+func errorStatus(err error) string {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status == 0:
+		return ae.Code
+	case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
+		return "rate_limited"
+	case errors.As(err, &ae) && ae.Status >= 500:
+		return "server_error"
+	case errors.As(err, &ae):
+		return "client_error"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "other"
+}

@@ -1,0 +1,167 @@
+package lmclient
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultModel         = "openai/gpt-4o-mini"
+	DefaultTimeout       = 120 * time.Second
+	DefaultMemoryEntries = 1_000_000 // DSPy's LRUCache maxsize
+	DefaultDiskSizeBytes = 30_000_000_000
+	DefaultRedisTTL      = 7 * 24 * time.Hour
+	DefaultMaxWait       = 10 * time.Second
+)
+
+// Config sets up a Client. The zero value calls openai/gpt-4o-mini with no
+// cache and no rate limit; the cmd and config packages fill it from the
+// environment (DSPY_MODEL, LM_*, CACHE_*), where the service's own defaults
+// (both local cache layers on, as in DSPy) are applied.
+type Config struct {
+	// Model is the DSPy model string, provider/model (DSPY_MODEL). It keys
+	// the cache and usage. Default "openai/gpt-4o-mini".
+	Model string
+	// APIBase overrides the provider's base URL (LM_API_BASE). Default: the
+	// provider's variable, then its public endpoint.
+	APIBase string
+	// APIKey overrides the provider's key variable (LM_API_KEY).
+	APIKey string
+	// AzureAPIVersion is the api-version of an azure/ model. Default:
+	// AZURE_API_VERSION through the lookup function.
+	AzureAPIVersion string
+	// LookupEnv resolves provider variables (OPENAI_API_KEY, …); the client
+	// never reads the environment itself. Default: nothing is set.
+	LookupEnv func(string) (string, bool)
+
+	// Temperature is sent when set (LM_TEMPERATURE). Default nil: unset, as
+	// DSPy 3.x; it is still part of the cache key as null.
+	Temperature *float64
+	// MaxTokens is sent when set (LM_MAX_TOKENS), as max_completion_tokens
+	// for OpenAI reasoning models. Default nil: unset.
+	MaxTokens *int
+	// Timeout bounds one call, streaming included (LM_TIMEOUT). Default 120s.
+	Timeout time.Duration
+
+	// MemoryEnabled turns on the in-process LRU layer. Default false.
+	MemoryEnabled bool
+	// MemoryEntries caps the LRU layer. Default 1,000,000.
+	MemoryEntries int
+	// DiskEnabled turns on the SQLite layer in Dir. Default false.
+	DiskEnabled bool
+	// DiskSizeBytes caps the bytes of stored entries; the least recently
+	// used are evicted beyond it. Default 30 GB (DSPy's).
+	DiskSizeBytes int64
+	// Dir holds the disk layer's database; required when DiskEnabled.
+	Dir string
+	// RedisEnabled turns on the shared Redis layer (Deps.CacheRedis, else
+	// Deps.Redis). Default false.
+	RedisEnabled bool
+	// RedisTTL is every Redis entry's time to live. Default 7 days.
+	RedisTTL time.Duration
+
+	// RPM and TPM are the fleet-wide requests and tokens per minute toward
+	// the provider, shared through Deps.Redis. Default 0: no limit.
+	RPM int
+	TPM int
+	// MaxWait bounds how long a call waits for rate-limit capacity or a
+	// provider cool-down; beyond it Complete returns *RateLimitedError.
+	// Default 10s.
+	MaxWait time.Duration
+}
+
+// Deps are the Client's collaborators.
+type Deps struct {
+	// Redis carries the shared rate limiter and the provider cool-down. It is
+	// required when RPM or TPM is set; without it a 429 cool-down is local.
+	Redis redis.UniversalClient
+	// CacheRedis holds the Redis cache layer (CACHE_REDIS_URL may point at an
+	// LRU-evicting Redis of its own). Default: Redis.
+	CacheRedis redis.UniversalClient
+	// Logger receives cache warnings. Default: a disabled logger.
+	Logger *zerolog.Logger
+	// HTTPClient makes the calls. Default: a client with a pooled transport
+	// sized for thousands of concurrent calls (see NewTransport).
+	HTTPClient *http.Client
+	// Registerer receives the client's metrics. Default: none.
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Model == "" {
+		c.Model = DefaultModel
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MemoryEntries == 0 {
+		c.MemoryEntries = DefaultMemoryEntries
+	}
+	if c.DiskSizeBytes == 0 {
+		c.DiskSizeBytes = DefaultDiskSizeBytes
+	}
+	if c.RedisTTL == 0 {
+		c.RedisTTL = DefaultRedisTTL
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	return c
+}
+
+func (c Config) validate(d Deps) error {
+	var errs []error
+	if c.Timeout < 0 {
+		errs = append(errs, errors.New("LM_TIMEOUT must be positive"))
+	}
+	if c.MaxTokens != nil && *c.MaxTokens <= 0 {
+		errs = append(errs, fmt.Errorf("LM_MAX_TOKENS must be positive, got %d", *c.MaxTokens))
+	}
+	if c.Temperature != nil && (*c.Temperature < 0 || *c.Temperature > 2) {
+		errs = append(errs, fmt.Errorf("LM_TEMPERATURE must be within [0, 2], got %g", *c.Temperature))
+	}
+	if c.MemoryEntries < 0 {
+		errs = append(errs, errors.New("CACHE_MEMORY_ENTRIES must be positive"))
+	}
+	if c.DiskEnabled && c.Dir == "" {
+		errs = append(errs, errors.New("CACHE_DIR must be set when CACHE_DISK_ENABLED is true"))
+	}
+	if c.DiskSizeBytes < 0 {
+		errs = append(errs, errors.New("CACHE_DISK_SIZE must be positive"))
+	}
+	if c.RedisTTL < 0 {
+		errs = append(errs, errors.New("CACHE_REDIS_TTL must be positive"))
+	}
+	if c.RedisEnabled && d.CacheRedis == nil && d.Redis == nil {
+		errs = append(errs, errors.New("CACHE_REDIS_ENABLED needs a Redis client"))
+	}
+	if c.RPM < 0 || c.TPM < 0 {
+		errs = append(errs, errors.New("LM_RPM and LM_TPM must not be negative"))
+	}
+	if (c.RPM > 0 || c.TPM > 0) && d.Redis == nil {
+		errs = append(errs, errors.New("LM_RPM and LM_TPM need a Redis client"))
+	}
+	if c.MaxWait < 0 {
+		errs = append(errs, errors.New("the rate-limit MaxWait must not be negative"))
+	}
+	if IsReasoningModel(c.Model) {
+		// DSPy tests Python truthiness: 0 passes both checks.
+		if c.Temperature != nil && *c.Temperature != 0 && *c.Temperature != 1 {
+			errs = append(errs, fmt.Errorf("%s is an OpenAI reasoning model: LM_TEMPERATURE must be unset or 1.0, got %g", c.Model, *c.Temperature))
+		}
+		if c.MaxTokens != nil && *c.MaxTokens < 16000 {
+			errs = append(errs, fmt.Errorf("%s is an OpenAI reasoning model: LM_MAX_TOKENS must be unset or at least 16000, got %d", c.Model, *c.MaxTokens))
+		}
+	}
+	if len(errs) > 0 {
+		return &ConfigError{Msg: "validate lm config: " + errors.Join(errs...).Error()}
+	}
+	return nil
+}

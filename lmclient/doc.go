@@ -1,0 +1,25 @@
+// Package lmclient is the LM client of qaqueue: it satisfies the program
+// package's LM interface over the OpenAI chat completions wire protocol
+// (github.com/openai/openai-go/v3), JSON and SSE streaming, for any provider
+// LiteLLM routes by a DSPy model string ("openai/gpt-4o-mini",
+// "anthropic/…", "azure/<deployment>", …; see ResolveProvider).
+//
+// In front of the provider sit
+//
+//   - a cache keyed exactly as DSPy keys its own (SPEC §7.2; CacheKey), read
+//     memory (golang-lru) → disk (SQLite, WAL, size-bounded LRU eviction,
+//     safe for several processes) → Redis (shared, every entry with a TTL),
+//     filled back upward on a hit. Complete never writes it: the program
+//     calls Accept for an answer it parsed, so a garbled answer is never
+//     replayed. A hit reports CacheHit, empty usage, and is replayed through
+//     OnDelta when the caller streams;
+//   - a rate limit shared by every worker through Redis (requests and tokens
+//     per minute, one Lua script), which serves interactive callers before
+//     batch ones, honours a fleet-wide cool-down set by a provider 429 with
+//     Retry-After, and returns *RateLimitedError instead of waiting longer
+//     than Config.MaxWait.
+//
+// The client never retries: failures come back as *APIError with
+// Retryable and RetryAfter, and the queue decides. It never reads the
+// environment either: provider variables come through Config.LookupEnv.
+package lmclient

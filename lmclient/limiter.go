@@ -1,0 +1,140 @@
+package lmclient
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+//go:embed limiter.lua
+var limiterLua string
+
+// batchPoll is how often a batch caller looks again while interactive
+// callers are waiting for capacity.
+const batchPoll = 100 * time.Millisecond
+
+// limiter is the fleet-wide rate limit toward the provider (LM_RPM, LM_TPM)
+// and the cool-down a 429 with Retry-After sets, shared through Redis by one
+// Lua script (limiter.lua). Interactive callers that wait register
+// themselves; batch callers take no capacity while any is registered.
+// Without Redis only the cool-down applies, per process.
+type limiter struct {
+	rdb      redis.UniversalClient
+	script   *redis.Script
+	rpm, tpm int
+	maxWait  time.Duration
+	keys     []string
+	metrics  *metrics
+
+	mu            sync.Mutex
+	localCooldown time.Time // used without Redis
+}
+
+func newLimiter(cfg Config, rdb redis.UniversalClient, m *metrics) *limiter {
+	// The hash tag keeps the three keys in one Redis Cluster slot.
+	base := "qa:lmrl:{" + cfg.Model + "}"
+	return &limiter{
+		rdb: rdb, script: redis.NewScript(limiterLua),
+		rpm: cfg.RPM, tpm: cfg.TPM, maxWait: cfg.MaxWait, metrics: m,
+		keys: []string{base, base + ":iw", base + ":cooldown"},
+	}
+}
+
+// acquire waits until the call may go out, bounded by ctx and MaxWait.
+func (l *limiter) acquire(ctx context.Context, prio program.Priority, cost int64) error {
+	start := time.Now()
+	id := newWaiterID()
+	released := false
+	defer func() {
+		if !released && l.rdb != nil && prio == program.PriorityInteractive {
+			l.release(id)
+		}
+	}()
+	for {
+		wait, cooldown, err := l.try(ctx, prio, cost, id)
+		if err != nil {
+			return err
+		}
+		if wait <= 0 {
+			released = true // the script removed the waiter
+			l.metrics.waits.Observe(time.Since(start).Seconds())
+			return nil
+		}
+		if time.Since(start)+wait > l.maxWait {
+			reason := "rate_limit"
+			if cooldown {
+				reason = "cooldown"
+			}
+			l.metrics.deferred.WithLabelValues(reason).Inc()
+			return &RateLimitedError{Delay: wait, Cooldown: cooldown}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for lm rate limit: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// try asks once. A Redis failure admits the call: the limiter protects the
+// provider's quota, and a Redis blip must not fail every LM call with it.
+func (l *limiter) try(ctx context.Context, prio program.Priority, cost int64, id string) (time.Duration, bool, error) {
+	if l.rdb == nil {
+		l.mu.Lock()
+		wait := time.Until(l.localCooldown)
+		l.mu.Unlock()
+		return wait, wait > 0, nil
+	}
+	res, err := l.script.Run(ctx, l.rdb, l.keys, "acquire", l.rpm, l.tpm, cost, int(prio), id, batchPoll.Milliseconds()).Int64Slice()
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, false, fmt.Errorf("wait for lm rate limit: %w", ctx.Err())
+		}
+		return 0, false, nil
+	}
+	return time.Duration(res[0]) * time.Millisecond, res[1] == 1, nil
+}
+
+// adjust charges (or with a negative n gives back) n tokens, once the real
+// usage is known.
+func (l *limiter) adjust(ctx context.Context, n int64) {
+	if l.rdb == nil || l.tpm <= 0 || n == 0 {
+		return
+	}
+	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "adjust", l.tpm, n).Err()
+}
+
+// setCooldown makes every client of this model wait d before calling.
+func (l *limiter) setCooldown(ctx context.Context, d time.Duration) {
+	if l.rdb == nil {
+		l.mu.Lock()
+		if until := time.Now().Add(d); until.After(l.localCooldown) {
+			l.localCooldown = until
+		}
+		l.mu.Unlock()
+		return
+	}
+	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "cooldown", d.Milliseconds()).Err()
+}
+
+func (l *limiter) release(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.script.Run(ctx, l.rdb, l.keys, "release", id).Err()
+}
+
+func newWaiterID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
