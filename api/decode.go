@@ -56,8 +56,9 @@ func parseJSON(body []byte) (any, error) {
 	var v any
 	err := dec.Decode(&v)
 	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			err = fmt.Errorf("unexpected data after the JSON value at offset %d", dec.InputOffset())
+		end := int(dec.InputOffset())
+		if rest := bytes.TrimLeft(body[end:], " \t\r\n"); len(rest) > 0 {
+			err = fmt.Errorf("unexpected data after the JSON value at offset %d", len(body)-len(rest))
 		}
 	}
 	if err != nil {

@@ -67,6 +67,10 @@ func (f fieldError) field() string {
 
 func validationError(fields ...fieldError) *apiError {
 	f := fields[0]
+	if f.Type == "json_invalid" {
+		return &apiError{status: http.StatusUnprocessableEntity, code: "invalid_json",
+			message: fmt.Sprintf("request body is not valid JSON: %v", f.Ctx["error"]), fields: fields}
+	}
 	msg := f.Msg
 	if name := f.field(); name != "" {
 		msg = name + ": " + msg

@@ -42,11 +42,11 @@ var errStop = errors.New("stream finished")
 type followEnd int
 
 const (
-	endFinished followEnd = iota // the job ended and the client has been told
-	endGone                      // the job was deleted or expired
-	endSlow                      // the hub dropped the client: it fell behind
-	endReconnect                 // shutdown or hub closed: the client was told to reconnect
-	endTimeout                   // the caller's timeout passed
+	endFinished  followEnd = iota // the job ended and the client has been told
+	endGone                       // the job was deleted or expired
+	endSlow                       // the hub dropped the client: it fell behind
+	endReconnect                  // shutdown or hub closed: the client was told to reconnect
+	endTimeout                    // the caller's timeout passed
 )
 
 // follower is a relay that has subscribed and read what precedes the live
