@@ -64,6 +64,15 @@ func (a *Attempt) Token(ctx context.Context, field, content string) error {
 	return err
 }
 
+// Reset tells clients to drop what this attempt has streamed so far (the
+// program is starting over within the attempt); it sends a retrying event
+// without changing the job's status.
+func (a *Attempt) Reset(ctx context.Context, reason string) error {
+	data := mustJSON(RetryingData{Attempt: a.Number, Reason: reason})
+	_, err := a.store.run(ctx, "reset", a.JobID, [2]string{}, a.Number, data)
+	return err
+}
+
 // Retry records that this attempt failed and the job will run again after
 // delay.
 func (a *Attempt) Retry(ctx context.Context, reason *Error, delay time.Duration) error {

@@ -127,6 +127,12 @@ if op == 'token' then
   return {'ok', append('token', ARGV[7])}
 end
 
+if op == 'reset' then
+  -- ARGV[7] event data: the attempt goes on, but what it streamed so far is
+  -- void (the program fell back to another adapter).
+  return {'ok', append('retrying', ARGV[7])}
+end
+
 if op == 'retry' or op == 'defer' then
   -- ARGV[7] error json, [8] event data. A defer (rate-limited: put back with
   -- a delay) does not count as an attempt.

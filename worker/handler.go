@@ -1,0 +1,167 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/rs/zerolog"
+)
+
+// finalWriteTimeout bounds the record writes made after a run's context is
+// done (the result, the failure reason): they must still happen.
+const finalWriteTimeout = 5 * time.Second
+
+// handle runs one attempt of a job. asynq may run a task more than once; the
+// job record (one Lua script, terminal states final, stale attempts refused)
+// makes every effect happen once.
+func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.ParsePayload(t.Payload())
+	if err != nil {
+		// Nothing to record without a job id: archive with the reason.
+		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
+	}
+	log := w.log.With().Str("job_id", p.JobID).Logger()
+	queue, _ := asynq.GetQueueName(ctx)
+	maxWait := time.Duration(0)
+	if queue == jobs.QueueInteractive && w.cfg.InteractiveMaxWait > 0 {
+		maxWait = w.cfg.InteractiveMaxWait
+	}
+	att, outcome, err := w.deps.Store.Start(ctx, p.JobID, w.cfg.ID, maxWait)
+	if err != nil {
+		return fmt.Errorf("start job: %w", err) // Redis trouble: asynq retries
+	}
+	if outcome != jobs.Started {
+		w.deps.Metrics.observeOutcome(queue, "dropped")
+		return asynq.RevokeTask // ended already (cancelled, expired, gave up) or gone
+	}
+	log = log.With().Int("attempt", att.Number).Str("queue", queue).Logger()
+	if p.Question == "" {
+		reason := &jobs.Error{Code: "invalid_payload", Message: "payload has no question"}
+		w.finish(ctx, log, att, verdict{action: failNow, reason: reason}, queue)
+		return fmt.Errorf("%w: %s", asynq.SkipRetry, reason.Message)
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer w.track(p.JobID, cancel)()
+
+	opts := RunOptions{NoCache: p.NoCache, Priority: program.PriorityInteractive}
+	if queue == jobs.QueueBatch {
+		opts.Priority = program.PriorityBatch
+	}
+	var pub *coalescer
+	if p.Stream && w.cfg.EnableStreaming {
+		pub = newCoalescer(att.Token, att.Reset, w.cfg.TokenInterval)
+		go pub.run(context.WithoutCancel(runCtx))
+		opts.OnChunk = func(field, chunk string) error {
+			if err := pub.add(field, chunk); err != nil {
+				cancel(stopCause(err))
+				return err
+			}
+			return nil
+		}
+		opts.OnReset = func(reason string) {
+			// Tell clients to drop the partial answer: the next pieces come
+			// from another adapter's attempt within this run.
+			if err := pub.addReset(reason); err != nil {
+				cancel(stopCause(err))
+			}
+		}
+	}
+
+	started := time.Now()
+	res, runErr := w.deps.Runner.Run(runCtx, p.Question, opts)
+	if pub != nil {
+		if err := pub.close(); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	if runErr == nil {
+		return w.complete(ctx, log, att, res, time.Since(started), queue)
+	}
+	if errors.Is(runErr, jobs.ErrTerminal) || errors.Is(runErr, jobs.ErrStale) || errors.Is(context.Cause(runCtx), errCancelled) {
+		w.deps.Metrics.observeOutcome(queue, "cancelled")
+		return asynq.RevokeTask // cancelled, or a newer attempt owns the job
+	}
+	v := classify(runCtx, runErr, att.Number, att.Last, defaultBackoff)
+	return w.finish(ctx, log, att, v, queue)
+}
+
+// stopCause maps a refused token write to the run's cancel cause.
+func stopCause(err error) error {
+	if errors.Is(err, jobs.ErrTerminal) {
+		return errCancelled
+	}
+	return err
+}
+
+func (w *Worker) complete(ctx context.Context, log zerolog.Logger, att *jobs.Attempt, res *RunResult, took time.Duration, queue string) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	defer cancel()
+	r := &jobs.Result{
+		Outputs: res.Outputs,
+		Provenance: jobs.Provenance{
+			Model: w.deps.Runner.Model(), StateSHA256: w.deps.Runner.StateSHA256(),
+			CacheHit: res.CacheHit, LMCalls: res.LMCalls,
+		},
+		Usage:          res.Usage,
+		LatencySeconds: took.Seconds(),
+	}
+	err := att.Complete(wctx, r)
+	switch {
+	case errors.Is(err, jobs.ErrTerminal):
+		w.deps.Metrics.observeOutcome(queue, "cancelled")
+		return asynq.RevokeTask
+	case err != nil:
+		// The answer is lost with this attempt; run it again.
+		return fmt.Errorf("record result: %w", err)
+	}
+	w.deps.Metrics.observeOutcome(queue, "completed")
+	w.deps.Metrics.observeRun(queue, took)
+	log.Info().Dur("took", took).Bool("cache_hit", res.CacheHit).Msg("job completed")
+	return nil
+}
+
+// finish records a failed run's verdict and tells asynq what to do.
+func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attempt, v verdict, queue string) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	defer cancel()
+	var err error
+	switch v.action {
+	case revoke:
+		w.deps.Metrics.observeOutcome(queue, "cancelled")
+		return asynq.RevokeTask
+	case requeued:
+		err = att.Defer(wctx, v.reason, 0)
+		w.deps.Metrics.observeOutcome(queue, "requeued")
+		log.Info().Msg("job put back: worker shutting down")
+		if err != nil {
+			log.Warn().Err(err).Msg("record requeue")
+		}
+		return errors.New(v.reason.Message) // ignored: asynq requeues it itself
+	case failNow:
+		err = att.Fail(wctx, v.reason)
+		w.deps.Metrics.observeOutcome(queue, "failed")
+		log.Warn().Str("code", v.reason.Code).Str("reason", v.reason.Message).Msg("job failed")
+		if err != nil && !errors.Is(err, jobs.ErrTerminal) {
+			return fmt.Errorf("record failure: %w", err) // retry so the record ends right
+		}
+		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
+	case deferLater:
+		err = att.Defer(wctx, v.reason, v.delay)
+		w.deps.Metrics.observeOutcome(queue, "deferred")
+	default:
+		err = att.Retry(wctx, v.reason, v.delay)
+		w.deps.Metrics.observeOutcome(queue, "retried")
+	}
+	if errors.Is(err, jobs.ErrTerminal) || errors.Is(err, jobs.ErrStale) {
+		return asynq.RevokeTask
+	}
+	log.Info().Str("code", v.reason.Code).Dur("retry_in", v.delay).Msg("job will run again")
+	return &delayedError{delay: v.delay, counted: v.action == retryLater, err: errors.New(v.reason.Message)}
+}

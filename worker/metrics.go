@@ -1,0 +1,42 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the worker's Prometheus metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	outcomes *prometheus.CounterVec
+	runs     *prometheus.HistogramVec
+}
+
+// NewMetrics registers the worker's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qa", Subsystem: "worker", Name: "job_attempts_total",
+			Help: "Job attempts by queue and outcome (completed, failed, retried, deferred, cancelled, requeued, dropped).",
+		}, []string{"queue", "outcome"}),
+		runs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "qa", Subsystem: "worker", Name: "job_run_seconds",
+			Help:    "Duration of successful job attempts, program run included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"queue"}),
+	}
+	reg.MustRegister(m.outcomes, m.runs)
+	return m
+}
+
+func (m *Metrics) observeOutcome(queue, outcome string) {
+	if m != nil {
+		m.outcomes.WithLabelValues(queue, outcome).Inc()
+	}
+}
+
+func (m *Metrics) observeRun(queue string, d time.Duration) {
+	if m != nil {
+		m.runs.WithLabelValues(queue).Observe(d.Seconds())
+	}
+}

@@ -1,0 +1,58 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// ProgramRunner runs a DSPy-compatible program against an LM.
+type ProgramRunner struct {
+	program *program.Program
+	lm      program.LM
+	stream  []string // the str output fields, streamed when a job asks
+}
+
+// NewProgramRunner returns a Runner for p on lm. The program's input field is
+// "question", as in the QA program.
+func NewProgramRunner(p *program.Program, lm program.LM) *ProgramRunner {
+	r := &ProgramRunner{program: p, lm: lm}
+	for _, f := range p.Predictor().Predict.Signature().Outputs() {
+		if f.Type.IsStr() {
+			r.stream = append(r.stream, f.Name)
+		}
+	}
+	return r
+}
+
+// Model is the LM's DSPy model string.
+func (r *ProgramRunner) Model() string { return r.lm.Model() }
+
+// StateSHA256 is the program state's sha256.
+func (r *ProgramRunner) StateSHA256() string { return r.program.Provenance() }
+
+// Run answers one question.
+func (r *ProgramRunner) Run(ctx context.Context, question string, opts RunOptions) (*RunResult, error) {
+	po := &program.RunOptions{NoCache: opts.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
+	if opts.OnChunk != nil {
+		po.StreamFields = r.stream
+		// A refused chunk cancels the run's context (see handle), which ends
+		// the LM call; the program's callback has no error to return.
+		po.OnChunk = func(field, chunk string) { _ = opts.OnChunk(field, chunk) }
+	}
+	res, err := r.program.Run(ctx, r.lm, map[string]any{"question": question}, po)
+	if err != nil {
+		return nil, err
+	}
+	outputs := make(map[string]any, res.Outputs.Len())
+	for _, k := range res.Outputs.Keys() {
+		outputs[k], _ = res.Outputs.Get(k)
+	}
+	usage, err := json.Marshal(res.Usage)
+	if err != nil {
+		return nil, fmt.Errorf("encode usage: %w", err)
+	}
+	return &RunResult{Outputs: outputs, Usage: usage, CacheHit: res.CacheHit, LMCalls: res.Calls}, nil
+}

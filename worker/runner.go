@@ -1,0 +1,37 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// Runner runs the QA program for one question. ProgramRunner is the real one.
+type Runner interface {
+	Run(ctx context.Context, question string, opts RunOptions) (*RunResult, error)
+	// Model is the DSPy model string, for provenance.
+	Model() string
+	// StateSHA256 identifies the program state, for provenance.
+	StateSHA256() string
+}
+
+// RunOptions are per-job settings of a run.
+type RunOptions struct {
+	NoCache  bool
+	Priority program.Priority
+	// OnChunk receives streamed pieces of output fields; nil: no streaming.
+	// An error stops the run (the job was cancelled or superseded).
+	OnChunk func(field, chunk string) error
+	// OnReset is called when pieces already streamed are abandoned (the
+	// program falls back to another adapter).
+	OnReset func(reason string)
+}
+
+// RunResult is a successful run.
+type RunResult struct {
+	Outputs  map[string]any
+	Usage    json.RawMessage
+	CacheHit bool
+	LMCalls  int
+}

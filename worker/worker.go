@@ -1,0 +1,229 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// Config is a worker process's settings. Zero values mean the defaults given.
+type Config struct {
+	// Concurrency is the interactive server's slots (WORKER_CONCURRENCY).
+	// Default 100.
+	Concurrency int
+	// BatchConcurrency is the batch server's slots (BATCH_CONCURRENCY);
+	// negative disables the batch server. Default 20.
+	BatchConcurrency int
+	// PollInterval is the interactive server's TaskCheckInterval
+	// (QUEUE_POLL_INTERVAL). With blocking pickup it only matters if asynq's
+	// dequeue ever stops matching; default 20ms.
+	PollInterval time.Duration
+	// BlockingPickup makes the idle interactive server wait in Redis instead
+	// of polling (see wake.go). Default on; DisableBlockingPickup turns it off.
+	DisableBlockingPickup bool
+	// InteractiveMaxWait expires an interactive job not started within it
+	// (INTERACTIVE_MAX_WAIT). Default 60s; negative disables.
+	InteractiveMaxWait time.Duration
+	// ShutdownTimeout is how long in-flight jobs may finish on shutdown before
+	// asynq puts them back in the queue (SHUTDOWN_TIMEOUT). Default 130s.
+	ShutdownTimeout time.Duration
+	// RetryCheckInterval is how often due retries move back to pending
+	// (asynq's DelayedTaskCheckInterval; its 5 s default makes a Retry-After
+	// of 1 s late by up to 5 s). Default 500ms.
+	RetryCheckInterval time.Duration
+	// TokenInterval is how long later chunks of an answer are coalesced
+	// before they are published. Default 25ms.
+	TokenInterval time.Duration
+	// EnableStreaming publishes token events for jobs that ask for them
+	// (ENABLE_STREAMING).
+	EnableStreaming bool
+	// ID names this worker in job records; default host-pid-random.
+	ID string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency == 0 {
+		c.Concurrency = 100
+	}
+	if c.BatchConcurrency == 0 {
+		c.BatchConcurrency = 20
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 20 * time.Millisecond
+	}
+	if c.InteractiveMaxWait == 0 {
+		c.InteractiveMaxWait = 60 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 130 * time.Second
+	}
+	if c.RetryCheckInterval == 0 {
+		c.RetryCheckInterval = 500 * time.Millisecond
+	}
+	if c.TokenInterval == 0 {
+		c.TokenInterval = 25 * time.Millisecond
+	}
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	return c
+}
+
+// Deps are what a worker runs with.
+type Deps struct {
+	// Redis is the queue's Redis.
+	Redis  redis.UniversalClient
+	Store  *jobs.Store
+	Runner Runner
+	Log    zerolog.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+}
+
+// Worker is one worker process's two asynq servers and its cancel listener.
+type Worker struct {
+	cfg  Config
+	deps Deps
+	log  zerolog.Logger
+
+	mux                *asynq.ServeMux
+	interactive, batch *asynq.Server
+	stop               chan struct{} // closed first on shutdown: ends blocking waits
+	stopOnce           sync.Once
+
+	mu       sync.Mutex
+	running  map[string]context.CancelCauseFunc // job id → cancel of its run
+	cancelPS *redis.PubSub
+	cancelWG sync.WaitGroup
+}
+
+// New builds a worker; Start runs it.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	switch {
+	case deps.Redis == nil:
+		return nil, errors.New("new worker: Redis is required")
+	case deps.Store == nil:
+		return nil, errors.New("new worker: Store is required")
+	case deps.Runner == nil:
+		return nil, errors.New("new worker: Runner is required")
+	}
+	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{}), running: map[string]context.CancelCauseFunc{}}
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(jobs.TaskTypePredict, w.handle)
+
+	w.interactive = asynq.NewServerFromRedisClient(
+		&wakeClient{UniversalClient: deps.Redis, block: !cfg.DisableBlockingPickup, maxWait: 5 * time.Second, stop: w.stop},
+		w.serverConfig(jobs.QueueInteractive, cfg.Concurrency, cfg.PollInterval))
+	if cfg.BatchConcurrency > 0 {
+		w.batch = asynq.NewServerFromRedisClient(
+			&wakeClient{UniversalClient: deps.Redis, stop: w.stop},
+			w.serverConfig(jobs.QueueBatch, cfg.BatchConcurrency, time.Second))
+	}
+	w.mux = mux
+	return w, nil
+}
+
+func (w *Worker) serverConfig(queue string, concurrency int, poll time.Duration) asynq.Config {
+	log := w.log.With().Str("queue", queue).Logger()
+	return asynq.Config{
+		Concurrency:              concurrency,
+		Queues:                   map[string]int{queue: 1},
+		TaskCheckInterval:        poll,
+		DelayedTaskCheckInterval: w.cfg.RetryCheckInterval,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		Logger:                   asynqLogger{log: log.With().Str("component", "asynq").Logger()},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			log.Warn().Err(err).Str("job_id", id).Msg("job attempt failed")
+		}),
+	}
+}
+
+// Start subscribes to cancel notices, then starts both servers. It returns
+// once they run; Shutdown stops them.
+func (w *Worker) Start(ctx context.Context) error {
+	w.cancelPS = w.deps.Redis.Subscribe(ctx, jobs.CancelChannel)
+	if _, err := w.cancelPS.Receive(ctx); err != nil {
+		_ = w.cancelPS.Close()
+		return fmt.Errorf("start worker: subscribe to cancel notices: %w", err)
+	}
+	w.cancelWG.Add(1)
+	go w.listenCancels()
+	if err := w.interactive.Start(w.mux); err != nil {
+		return fmt.Errorf("start interactive server: %w", err)
+	}
+	if w.batch != nil {
+		if err := w.batch.Start(w.mux); err != nil {
+			w.interactive.Shutdown()
+			return fmt.Errorf("start batch server: %w", err)
+		}
+	}
+	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("batch_concurrency", w.cfg.BatchConcurrency).
+		Dur("poll_interval", w.cfg.PollInterval).Bool("blocking_pickup", !w.cfg.DisableBlockingPickup).Msg("worker started")
+	return nil
+}
+
+// Shutdown stops fetching new jobs, lets in-flight ones finish within
+// ShutdownTimeout (asynq puts the rest back in the queue), then stops
+// listening for cancels. It does not close the Redis client.
+func (w *Worker) Shutdown() {
+	w.stopOnce.Do(func() {
+		close(w.stop) // end blocking waits first, so the servers stop promptly
+		var wg sync.WaitGroup
+		for _, s := range []*asynq.Server{w.interactive, w.batch} {
+			if s == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Shutdown() }()
+		}
+		wg.Wait()
+		if w.cancelPS != nil {
+			_ = w.cancelPS.Close()
+			w.cancelWG.Wait()
+		}
+		w.log.Info().Msg("worker stopped")
+	})
+}
+
+// listenCancels cancels the run of any job cancelled while this worker runs
+// it. asynq's own CancelProcessing cannot be used: it sends the task to retry.
+func (w *Worker) listenCancels() {
+	defer w.cancelWG.Done()
+	for msg := range w.cancelPS.Channel() {
+		w.mu.Lock()
+		cancel := w.running[msg.Payload]
+		w.mu.Unlock()
+		if cancel != nil {
+			cancel(errCancelled)
+		}
+	}
+}
+
+func (w *Worker) track(id string, cancel context.CancelCauseFunc) (untrack func()) {
+	w.mu.Lock()
+	w.running[id] = cancel
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		delete(w.running, id)
+		w.mu.Unlock()
+	}
+}

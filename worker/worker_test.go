@@ -1,0 +1,353 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/worker"
+	"github.com/rs/zerolog"
+)
+
+type bundle struct {
+	db     *redistest.DB
+	lm     *fakelm.Server
+	store  *jobs.Store
+	client *jobs.Client
+	runner *worker.ProgramRunner
+}
+
+func setup(t *testing.T, jcfg jobs.Config) *bundle {
+	t.Helper()
+	db := redistest.New(t)
+	lm, err := fakelm.New(fakelm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL() + "/v1", APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: db.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lc.Close() })
+	store, err := jobs.NewStore(db.Client, jcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), runner: worker.NewProgramRunner(program.NewQA(), lc)}
+}
+
+// startWorker runs a worker until the test ends (or stop is called).
+func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
+	t.Helper()
+	cfg.EnableStreaming = true
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 5 * time.Second
+	}
+	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	return w.Shutdown
+}
+
+func (b *bundle) submit(t *testing.T, req jobs.SubmitRequest) string {
+	t.Helper()
+	s, err := b.client.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Job.ID
+}
+
+// waitEnd polls the record until it ends; a generous deadline, not a timing
+// assertion.
+func (b *bundle) waitEnd(t *testing.T, id string) *jobs.Job {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		j, err := b.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status.Terminal() {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not end: %+v", id, j)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (b *bundle) events(t *testing.T, id string) []jobs.Event {
+	t.Helper()
+	evs, err := b.store.Events(context.Background(), id, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func types(evs []jobs.Event) string {
+	var s []string
+	for _, e := range evs {
+		s = append(s, string(e.Type))
+	}
+	return strings.Join(s, " ")
+}
+
+// answerTokens concatenates the token events of field after the last reset.
+func answerTokens(t *testing.T, evs []jobs.Event, field string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, e := range evs {
+		switch e.Type {
+		case jobs.EventRetrying, jobs.EventStarted:
+			b.Reset()
+		case jobs.EventToken:
+			var d jobs.TokenData
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Field == field {
+				b.WriteString(d.Content)
+			}
+		}
+	}
+	return b.String()
+}
+
+func count(evs []jobs.Event, typ jobs.EventType) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func TestJobRunsAndStreams(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.lm.SetTokensPerSecond(2000)
+	b.startWorker(t, worker.Config{})
+	id := b.submit(t, jobs.SubmitRequest{Question: "Why is the sky blue?", Stream: true, Owner: "o"})
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted {
+		t.Fatalf("job = %+v %+v", j, j.Error)
+	}
+	r := j.Result
+	for _, f := range []string{"reasoning", "answer", "key_concepts", "question_type"} {
+		if r.Answer(f) == "" {
+			t.Errorf("output %s is empty: %+v", f, r.Outputs)
+		}
+	}
+	if r.Provenance.Model != "openai/gpt-4o-mini" || r.Provenance.Attempts != 1 || r.Provenance.LMCalls != 1 || len(r.Provenance.StateSHA256) != 64 {
+		t.Errorf("provenance = %+v", r.Provenance)
+	}
+	var usage map[string]map[string]any
+	if err := json.Unmarshal(r.Usage, &usage); err != nil || usage["openai/gpt-4o-mini"]["total_tokens"] == nil {
+		t.Errorf("usage = %s (%v)", r.Usage, err)
+	}
+	evs := b.events(t, id)
+	if got := types(evs); !strings.HasPrefix(got, "queued started token") || !strings.HasSuffix(got, "completed") {
+		t.Fatalf("events = %s", got)
+	}
+	for _, f := range []string{"answer", "reasoning"} {
+		if got := answerTokens(t, evs, f); got != r.Answer(f) {
+			t.Errorf("%s tokens concatenate to %q, want %q", f, got, r.Answer(f))
+		}
+	}
+	for i := 1; i < len(evs); i++ {
+		if jobs.CompareIDs(evs[i-1].ID, evs[i].ID) >= 0 {
+			t.Fatalf("events out of order at %d", i)
+		}
+	}
+}
+
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.lm.FailNext(1, fakelm.Status429(time.Second))
+	b.startWorker(t, worker.Config{})
+	id := b.submit(t, jobs.SubmitRequest{Question: "q?"})
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
+		t.Fatalf("job = %+v %+v", j, j.Error)
+	}
+	evs := b.events(t, id)
+	if got := types(evs); got != "queued started retrying started completed" {
+		t.Fatalf("events = %s", got)
+	}
+	var rd jobs.RetryingData
+	_ = json.Unmarshal(evs[2].Data, &rd)
+	if rd.RetryInMS != 1000 || rd.Attempt != 1 {
+		t.Fatalf("retrying = %+v", rd)
+	}
+	// Not early: the second start comes at least Retry-After after the retry.
+	if gap := idTime(evs[3].ID).Sub(idTime(evs[2].ID)); gap < time.Second {
+		t.Fatalf("retried after %v, before Retry-After", gap)
+	}
+}
+
+func idTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	var n int64
+	for _, c := range ms {
+		n = n*10 + int64(c-'0')
+	}
+	return time.UnixMilli(n)
+}
+
+func TestServerErrorRetriesAndBadRequestFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.startWorker(t, worker.Config{})
+	retried := b.submit(t, jobs.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
+	failed := b.submit(t, jobs.SubmitRequest{Question: "bad [[fakelm:400]]"})
+	if j := b.waitEnd(t, retried); j.Status != jobs.StatusCompleted || j.Attempts != 2 {
+		t.Fatalf("500 then ok: %+v %+v", j, j.Error)
+	}
+	j := b.waitEnd(t, failed)
+	if j.Status != jobs.StatusFailed || j.Attempts != 1 || j.Error.Code != "lm_error" || j.Error.Status != 400 {
+		t.Fatalf("400: %+v %+v", j, j.Error)
+	}
+	if got := types(b.events(t, failed)); got != "queued started failed" {
+		t.Fatalf("events = %s", got)
+	}
+}
+
+func TestParseFailureFallsBackThenFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.startWorker(t, worker.Config{})
+	// Garbage once per distinct prompt (fakelm counts by messages): a JSON
+	// fallback in the same attempt answers.
+	once := b.submit(t, jobs.SubmitRequest{Question: "once [[fakelm:garbage,times=1]]", Stream: true})
+	j := b.waitEnd(t, once)
+	if j.Status != jobs.StatusCompleted || j.Attempts != 1 || j.Result.Provenance.LMCalls < 2 {
+		t.Fatalf("fallback: %+v %+v %+v", j, j.Error, j.Result.Provenance)
+	}
+	// What the chat attempt streamed was voided before the JSON attempt's.
+	if evs := b.events(t, once); answerTokens(t, evs, "answer") != j.Result.Answer("answer") {
+		t.Fatalf("tokens after the reset = %q, want %q (events %s)", answerTokens(t, evs, "answer"), j.Result.Answer("answer"), types(evs))
+	}
+	// Garbage always: chat, json_schema, json_object all fail; no retry.
+	always := b.submit(t, jobs.SubmitRequest{Question: "always [[fakelm:garbage]]"})
+	j = b.waitEnd(t, always)
+	if j.Status != jobs.StatusFailed || j.Attempts != 1 || j.Error.Code != "parse_error" {
+		t.Fatalf("permanent parse failure: %+v %+v", j, j.Error)
+	}
+}
+
+func TestCancelQueuedAndRunning(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	queued := b.submit(t, jobs.SubmitRequest{Question: "q1"})
+	if _, err := b.client.Cancel(ctx, queued); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(t, worker.Config{})
+	running := b.submit(t, jobs.SubmitRequest{Question: "slow [[fakelm:stall]]"})
+	// Wait for the attempt to start, then cancel it.
+	for {
+		j, _ := b.store.Get(ctx, running)
+		if j.Status == jobs.StatusRunning {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := b.client.Cancel(ctx, running); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+	for _, id := range []string{queued, running} {
+		if j, _ := b.store.Get(ctx, id); j.Status != jobs.StatusCancelled {
+			t.Fatalf("job %s = %+v", id, j)
+		}
+		// The task disappears (revoked) and never runs again.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, err := insp.GetTaskInfo(jobs.QueueInteractive, id)
+			if errors.Is(err, asynq.ErrTaskNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s still in the queue: %v", id, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := count(b.events(t, id), jobs.EventStarted); got > 1 {
+			t.Fatalf("job %s started %d times", id, got)
+		}
+	}
+	if got := types(b.events(t, queued)); got != "queued cancelled" {
+		t.Fatalf("queued job events = %s", got)
+	}
+}
+
+func TestInteractiveOvertakesFullBatchQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.lm.SetTTFT(100 * time.Millisecond)
+	var batch []string
+	for i := 0; i < 20; i++ {
+		batch = append(batch, b.submit(t, jobs.SubmitRequest{Question: "batch item", Queue: jobs.QueueBatch, NoCache: true}))
+	}
+	b.startWorker(t, worker.Config{BatchConcurrency: 1})
+	id := b.submit(t, jobs.SubmitRequest{Question: "urgent", NoCache: true})
+	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
+		t.Fatalf("interactive job = %+v", j)
+	}
+	done := 0
+	for _, bid := range batch {
+		if j, _ := b.store.Get(context.Background(), bid); j.Status.Terminal() {
+			done++
+		}
+	}
+	if done == len(batch) {
+		t.Fatalf("the interactive job waited for the whole batch")
+	}
+}
+
+func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	stopA := b.startWorker(t, worker.Config{ShutdownTimeout: time.Second, BatchConcurrency: -1})
+	id := b.submit(t, jobs.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
+	for {
+		j, _ := b.store.Get(ctx, id)
+		if j.Status == jobs.StatusRunning {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopA() // the stalled job outlives the shutdown timeout and goes back
+	b.startWorker(t, worker.Config{BatchConcurrency: -1})
+	j := b.waitEnd(t, id)
+	// The interrupted run does not count as an attempt: it did not fail.
+	if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
+		t.Fatalf("job = %+v %+v", j, j.Error)
+	}
+	evs := b.events(t, id)
+	if count(evs, jobs.EventCompleted) != 1 || count(evs, jobs.EventStarted) != 2 || count(evs, jobs.EventRetrying) != 1 {
+		t.Fatalf("events = %s", types(evs))
+	}
+}
