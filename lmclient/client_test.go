@@ -109,7 +109,7 @@ func TestResponseFormatJSONSchema(t *testing.T) {
 	b := setup(t)
 	schema := `{"additionalProperties": false, "properties": {"answer": {"title": "Answer", "type": "string"}}, "required": ["answer"], "title": "DSPyProgramOutputs", "type": "object"}`
 	req := &program.Request{
-		Messages: []program.Message{{Role: "user", Content: "[[ ## question ## ]]\nWhat is Go?\n\nRespond with a JSON object in the following order of fields: `answer`, then `question_type`."}},
+		Messages:       []program.Message{{Role: "user", Content: "[[ ## question ## ]]\nWhat is Go?\n\nRespond with a JSON object in the following order of fields: `answer`, then `question_type`."}},
 		ResponseFormat: &program.ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: json.RawMessage(schema), Strict: true},
 	}
 	comp, err := b.c.Complete(ctxT(t), req)

@@ -1,0 +1,103 @@
+package lmclient
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// TestCacheKeyVector checks DSPy's published vector byte for byte, both
+// from the vector's own dict and from the request a Client builds.
+func TestCacheKeyVector(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/cache_key.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		RequestDict    map[string]any `json:"request_dict"`
+		CanonicalBytes string         `json:"canonical_bytes"`
+		SHA256         string         `json:"sha256"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	got, err := CanonicalJSON(v.RequestDict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(v.CanonicalBytes, string(got)); diff != "" {
+		t.Errorf("canonical bytes (-want +got):\n%s", diff)
+	}
+
+	c := newClient(t, Config{Model: "openai/gpt-4o-mini", APIKey: "k", MemoryEnabled: true}, Deps{})
+	req := &program.Request{Messages: []program.Message{{Role: "user", Content: "hi"}}}
+	r, err := c.cacheRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := CanonicalJSON(r)
+	if diff := cmp.Diff(v.CanonicalBytes, string(b)); diff != "" {
+		t.Errorf("client request bytes (-want +got):\n%s", diff)
+	}
+	key, err := c.CacheKey(req)
+	if err != nil || key != v.SHA256 {
+		t.Errorf("CacheKey = %s, %v; want %s", key, err, v.SHA256)
+	}
+}
+
+func TestCanonicalJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{map[string]any{"b": 1, "a": []any{true, nil, "x"}}, `{"a":[true,null,"x"],"b":1}`},
+		{"<&> \u2028 é \"q\" \\ \n\t\x01\x7f", "\"<&> \u2028 é \\\"q\\\" \\\\ \\n\\t\\u0001\x7f\""},
+		{0.7, `0.7`},
+		{1.0, `1.0`},
+		{0.0, `0.0`},
+		{2.5e-5, `2.5e-05`},
+		{json.Number("12"), `12`},
+	}
+	for _, tt := range tests {
+		got, err := CanonicalJSON(tt.in)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("CanonicalJSON(%#v) = %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := CanonicalJSON("\xff"); err == nil {
+		t.Error("invalid UTF-8 must be refused")
+	}
+}
+
+func TestCacheRequestFields(t *testing.T) {
+	t.Parallel()
+	temp, n := 0.7, 1000
+	c := newClient(t, Config{Model: "openai/gpt-4o-mini", APIKey: "k", Temperature: &temp, MaxTokens: &n}, Deps{})
+	schema := `{"type": "object", "title": "DSPyProgramOutputs", "properties": {"answer": {"type": "string"}}}`
+	req := &program.Request{
+		Messages:       []program.Message{{Role: "user", Content: "hi"}},
+		ResponseFormat: &program.ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: json.RawMessage(schema), Strict: true},
+	}
+	r, _ := c.cacheRequest(req)
+	b, _ := CanonicalJSON(r)
+	want := `{"_fn_identifier":"dspy.clients.lm.litellm_completion","max_tokens":1000,"messages":[{"content":"hi","role":"user"}],"model":"openai/gpt-4o-mini","response_format":{"properties":{"answer":{"type":"string"}},"title":"DSPyProgramOutputs","type":"object"},"temperature":0.7}`
+	if diff := cmp.Diff(want, string(b)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	req.ResponseFormat = &program.ResponseFormat{Type: "json_object"}
+	r, _ = c.cacheRequest(req)
+	if diff := cmp.Diff(map[string]any{"type": "json_object"}, r["response_format"]); diff != "" {
+		t.Errorf("json_object form (-want +got):\n%s", diff)
+	}
+	rc := newClient(t, Config{Model: "openai/o3", APIKey: "k"}, Deps{})
+	r, _ = rc.cacheRequest(&program.Request{Messages: req.Messages})
+	if _, ok := r["max_completion_tokens"]; !ok {
+		t.Errorf("reasoning model keys max_completion_tokens: %v", r)
+	}
+}
