@@ -115,6 +115,9 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 		}
 	}
 	est := estimateTokens(req, c.cfg.MaxTokens)
+	if c.cfg.TPM > 0 && est > int64(c.cfg.TPM) {
+		est = int64(c.cfg.TPM) // one call may take at most the whole minute's budget
+	}
 	if err := c.limiter.acquire(ctx, req.Priority, est); err != nil {
 		return nil, err
 	}

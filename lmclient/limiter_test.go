@@ -1,0 +1,164 @@
+package lmclient
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// twoWorkers is one fake LM and two clients sharing one Redis, as two worker
+// processes would.
+func twoWorkers(t *testing.T, mod func(*Config)) (*bundle, *Client, *redistest.DB) {
+	t.Helper()
+	db := redistest.New(t)
+	b := setup(t, withRedis(db), func(c *Config, _ *Deps) { mod(c) })
+	return b, newClient(t, b.cfg, Deps{Redis: db.Client}), db
+}
+
+func TestSharedRPM(t *testing.T) {
+	t.Parallel()
+	b, other, _ := twoWorkers(t, func(c *Config) { c.RPM = 2; c.MaxWait = 50 * time.Millisecond })
+	for i, c := range []*Client{b.c, other} {
+		if _, err := c.Complete(ctxT(t), chatRequest("q"+strconv.Itoa(i))); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	_, err := b.c.Complete(ctxT(t), chatRequest("q3"))
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || rl.Cooldown || rl.Delay <= 50*time.Millisecond {
+		t.Fatalf("third call across both workers = %v, want a RateLimitedError with the delay", err)
+	}
+	if d, ok := RetryAfter(err); !ok || d != rl.Delay || !Retryable(err) {
+		t.Errorf("RetryAfter = %s, %v", d, ok)
+	}
+	if calls(b) != 2 {
+		t.Errorf("LM calls = %d, want 2", calls(b))
+	}
+}
+
+func TestSharedCooldown(t *testing.T) {
+	t.Parallel()
+	b, other, _ := twoWorkers(t, func(c *Config) { c.MaxWait = 100 * time.Millisecond })
+	b.srv.FailNext(1, fakelm.Status429(30*time.Second))
+	_, err := b.c.Complete(ctxT(t), chatRequest("throttled"))
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != 429 {
+		t.Fatalf("first call = %v, want the 429", err)
+	}
+	_, err = other.Complete(ctxT(t), chatRequest("another"))
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || !rl.Cooldown || rl.Delay < 20*time.Second {
+		t.Fatalf("other worker = %v, want the shared cool-down", err)
+	}
+	if calls(b) != 1 {
+		t.Errorf("LM calls = %d: the cool-down did not hold the other worker", calls(b))
+	}
+}
+
+func TestLocalCooldownWithoutRedis(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config, _ *Deps) { c.MaxWait = 50 * time.Millisecond })
+	b.srv.FailNext(1, fakelm.Status429(30*time.Second))
+	_, _ = b.c.Complete(ctxT(t), chatRequest("throttled"))
+	_, err := b.c.Complete(ctxT(t), chatRequest("again"))
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || !rl.Cooldown {
+		t.Fatalf("err = %v, want the local cool-down", err)
+	}
+}
+
+func TestLimiterWaitsThenCalls(t *testing.T) {
+	t.Parallel()
+	b, _, db := twoWorkers(t, func(c *Config) { c.RPM = 600 })
+	// An empty bucket, as of the server's now, refills one request in 100ms.
+	now, err := db.Client.Time(ctxT(t)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := b.c.limiter.keys[0]
+	if err := db.Client.HSet(ctxT(t), key, "r", "0", "t", "0", "ts", now.UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.Complete(ctxT(t), chatRequest("patient")); err != nil {
+		t.Fatalf("a call within MaxWait must wait and succeed: %v", err)
+	}
+	if r, _ := db.Client.HGet(ctxT(t), key, "r").Float64(); r >= 1 {
+		t.Errorf("requests left = %v: the call did not wait for the refill", r)
+	}
+}
+
+func TestInteractiveBeforeBatch(t *testing.T) {
+	t.Parallel()
+	b, _, db := twoWorkers(t, func(c *Config) { c.RPM = 1000; c.MaxWait = 50 * time.Millisecond })
+	ctx := ctxT(t)
+	// An interactive caller is waiting for capacity somewhere in the fleet.
+	far := time.Now().Add(time.Minute).UnixMilli()
+	if err := db.Client.ZAdd(ctx, b.c.limiter.keys[1], redisZ(far, "someone")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	batch := chatRequest("batch item")
+	batch.Priority = program.PriorityBatch
+	_, err := b.c.Complete(ctx, batch)
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) {
+		t.Fatalf("batch call = %v, want to yield to the interactive waiter", err)
+	}
+	if _, err := b.c.Complete(ctx, chatRequest("interactive")); err != nil {
+		t.Fatalf("interactive call: %v", err)
+	}
+	db.Client.Del(ctx, b.c.limiter.keys[1])
+	if _, err := b.c.Complete(ctx, batch); err != nil {
+		t.Fatalf("batch call with no interactive waiter: %v", err)
+	}
+}
+
+func TestLimiterWaitCancelled(t *testing.T) {
+	t.Parallel()
+	b, _, db := twoWorkers(t, func(c *Config) { c.MaxWait = time.Minute })
+	b.c.limiter.setCooldown(ctxT(t), 30*time.Second)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.c.Complete(ctx, chatRequest("waiting"))
+		done <- err
+	}()
+	// The waiter registers itself as interactive; then we give up.
+	waitFor(t, func() bool { return db.Client.ZCard(context.Background(), b.c.limiter.keys[1]).Val() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if n := db.Client.ZCard(ctxT(t), b.c.limiter.keys[1]).Val(); n != 0 {
+		t.Errorf("%d waiters left registered after cancellation", n)
+	}
+}
+
+func TestTPMCorrectedWithUsage(t *testing.T) {
+	t.Parallel()
+	const tpm = 100000
+	b, _, db := twoWorkers(t, func(c *Config) { c.TPM = tpm })
+	comp, err := b.c.Complete(ctxT(t), chatRequest("count my tokens"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, c := usageTokens(comp.Usage)
+	left, err := db.Client.HGet(ctxT(t), b.c.limiter.keys[0], "t").Float64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(tpm - p - c); left != want {
+		t.Errorf("tokens left = %v, want %v (the estimate corrected to real usage)", left, want)
+	}
+}
+
+func redisZ(score int64, member string) redis.Z {
+	return redis.Z{Score: float64(score), Member: member}
+}
