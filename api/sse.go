@@ -204,6 +204,7 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 		case <-f.sub.Resync():
 			// Events published while pub/sub was reconnecting were lost:
 			// the stream has them.
+			log.Debug().Str("job_id", f.id).Str("after", f.last).Msg("sse: re-reading the stream after a pub/sub reconnect")
 			done, err := f.catchUp(ctx, out)
 			if done {
 				return endFinished, err
@@ -216,6 +217,10 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 				return endFinished, err
 			}
 			end, done, err := f.recheck(ctx, out, resyncDue)
+			if end == endGone {
+				// Deleted: its last events may be on their way still.
+				return f.drain(out)
+			}
 			if done {
 				return end, err
 			}
@@ -226,6 +231,24 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 			return endTimeout, nil
 		case <-ctx.Done():
 			return endFinished, ctx.Err()
+		}
+	}
+}
+
+// drain sends the events already delivered to the subscription, without
+// waiting for more.
+func (f *follower) drain(out sink) (followEnd, error) {
+	for {
+		select {
+		case ev, ok := <-f.sub.C():
+			if !ok {
+				return endGone, nil
+			}
+			if done, err := f.send(out, ev); done || err != nil {
+				return endGone, err
+			}
+		default:
+			return endGone, nil
 		}
 	}
 }
