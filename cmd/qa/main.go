@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/gin-gonic/gin"
 )
 
 // env is what a subcommand may touch of the outside world; passing it in keeps
@@ -34,6 +36,9 @@ func commands() map[string]command {
 		"parse":  {"parse an LM completion read on stdin into output fields", runParse},
 		"fakelm": {"run the fake OpenAI-compatible LM server", runFakeLM},
 		"config": {"print the effective configuration, secrets redacted", runConfig},
+		"worker": {"run a worker process (interactive and batch queues)", runWorker},
+		"api":    {"run the HTTP API", runServeAPI},
+		"dev":    {"run everything in one process: embedded Redis, workers, API, demo LM", runDev},
 	}
 }
 
@@ -43,6 +48,9 @@ var errUsage = errors.New("usage")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv(gin.EnvGinMode) == "" {
+		gin.SetMode(gin.ReleaseMode) // gin's debug route dump is noise in our logs
+	}
 	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+)
+
+// runDev is `qa dev` (and `make run`): the whole system in one process, with
+// no setup. Redis is embedded unless REDIS_URL is set; the LM is the demo LM
+// unless a key or base URL is configured.
+func runDev(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("qa dev", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	demoTTFT := fs.Duration("demo-ttft", 300*time.Millisecond, "demo LM: time to first token")
+	demoTPS := fs.Float64("demo-tps", 60, "demo LM: tokens per second")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, notices, err := loadConfig(e)
+	if err != nil {
+		return errConfig(err)
+	}
+	if cfg.Log.Format == "json" && e.getenv("LOG_FORMAT") == "" {
+		cfg.Log.Format = "console" // a person is watching
+	}
+	log := newLogger(cfg, e.stderr)
+	logNotices(log, notices)
+
+	url := cfg.Redis.EffectiveURL().Reveal()
+	if cfg.Redis.Embedded() {
+		mr := miniredis.NewMiniRedis()
+		// By default miniredis's TTLs never run down; ours must.
+		mr.ClockTTL(true)
+		if err := mr.Start(); err != nil {
+			return fmt.Errorf("start embedded redis: %w", err)
+		}
+		defer mr.Close()
+		url = "redis://" + mr.Addr() + "/0"
+		log.Warn().Str("addr", mr.Addr()).Msg("using an embedded, in-memory Redis (set REDIS_URL to use a real one); everything is lost on exit")
+	}
+	rdb, err := openRedis(ctx, cfg, url)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	var demo *lmEndpoint
+	lookup := lookupEnv(e)
+	if _, why := lmclient.ResolveProvider(cfg.LM.Model, cfg.LM.APIBase, cfg.LM.APIKey.Reveal(), cfg.LM.AzureAPIVersion, lookup); why != nil {
+		lm, err := fakelm.New(fakelm.Config{TTFT: *demoTTFT, TokensPerSecond: *demoTPS})
+		if err != nil {
+			return fmt.Errorf("start demo LM: %w", err)
+		}
+		defer lm.Close()
+		demo = &lmEndpoint{base: lm.URL() + "/v1", key: "demo"}
+		log.Warn().Str("reason", why.Error()).Str("demo_lm", lm.URL()).
+			Msg("no LM configured: answering with the DEMO LM (made-up answers); set OPENAI_API_KEY or LM_API_KEY/LM_API_BASE for a real one")
+	}
+
+	reg := newRegistry()
+	stack, err := startWorkerStack(ctx, cfg, lookup, rdb, log.With().Str("component", "worker").Logger(), reg, demo)
+	if err != nil {
+		return err
+	}
+	api, err := startAPI(ctx, cfg, rdb, url, log, reg, demo != nil)
+	if err != nil {
+		stack.stop()
+		return err
+	}
+	printWelcome(e, cfg, api.addr, demo != nil)
+
+	<-ctx.Done()
+	log.Info().Msg("shutting down: API first, then workers, then Redis")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Queue.ShutdownTimeout)
+	defer cancel()
+	api.stop(sctx)
+	stack.stop()
+	return nil
+}
+
+func printWelcome(e env, cfg *config.Config, addr string, demo bool) {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	lm := cfg.LM.Model
+	if demo {
+		lm = "the demo LM (made-up answers)"
+	}
+	fmt.Fprintf(e.stdout, `
+qaqueue is running (LM: %s)
+
+  API          %s
+  dashboard    %s/monitoring/
+  health       %s/health
+  metrics      %s/metrics
+
+Try:
+  curl -s %s/predict -H 'Content-Type: application/json' -d '{"question":"Why is the sky blue?"}'
+
+Press Ctrl-C to stop.
+`, lm, base, base, base, base, base)
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// runServeAPI is `qa api`: the HTTP front door, until SIGTERM.
+func runServeAPI(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("qa api", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, notices, err := loadConfig(e)
+	if err != nil {
+		return errConfig(err)
+	}
+	log := newLogger(cfg, e.stderr)
+	logNotices(log, notices)
+	url := cfg.Redis.EffectiveURL().Reveal()
+	rdb, err := openRedis(ctx, cfg, url)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	srv, err := startAPI(ctx, cfg, rdb, url, log, newRegistry(), false)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Queue.ShutdownTimeout)
+	defer cancel()
+	srv.stop(sctx)
+	return nil
+}
+
+// apiStack is a serving API with what it owns.
+type apiStack struct {
+	addr string
+	stop func(context.Context)
+}
+
+// startAPI serves the API on HOST:PORT in the background.
+func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, redisURL string, log zerolog.Logger, reg *prometheus.Registry, demo bool) (*apiStack, error) {
+	store, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hub := jobs.NewHub(hubCtx, rdb, log.With().Str("component", "hub").Logger())
+	go hub.Run(hubCtx)
+
+	var connOpt asynq.RedisConnOpt
+	if redisURL != "" && !cfg.Redis.UsesSentinel() {
+		if opt, err := asynq.ParseRedisURI(redisURL); err == nil {
+			connOpt = opt
+		}
+	}
+	srv, err := api.New(apiConfig(cfg), api.Deps{
+		Redis: rdb, Client: jobs.NewClient(rdb, store), Store: store, Hub: hub,
+		Log: log, Registry: reg, AsynqRedis: connOpt,
+		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != ""},
+	})
+	if err != nil {
+		stopHub()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr())
+	if err != nil {
+		stopHub()
+		return nil, fmt.Errorf("listen on HOST:PORT (%s): %w", cfg.HTTPAddr(), err)
+	}
+	hs := srv.HTTPServer(ln.Addr().String())
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("api server stopped")
+		}
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Bool("demo_lm", demo).Msg("api listening")
+	return &apiStack{addr: ln.Addr().String(), stop: func(ctx context.Context) {
+		// Stop accepting, tell SSE clients to reconnect, then drop the hub.
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Warn().Err(err).Msg("api shutdown")
+		}
+		_ = hub.Close()
+		stopHub()
+	}}, nil
+}
+
+func apiConfig(cfg *config.Config) api.Config {
+	return api.Config{
+		MaxBodyBytes:       int64(cfg.HTTP.MaxBodyBytes),
+		MaxQuestionChars:   cfg.HTTP.MaxQuestionChars,
+		PredictTimeout:     cfg.HTTP.PredictTimeout,
+		DisableStreaming:   !cfg.HTTP.EnableStreaming,
+		DisableMetrics:     !cfg.HTTP.EnableMetrics,
+		MonitoringWritable: !cfg.Security.MonitoringReadonly,
+	}
+}

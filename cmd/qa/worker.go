@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/worker"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// runWorker is `qa worker`: one worker process (both asynq servers) plus its
+// /livez, /readyz and /metrics on WORKER_METRICS_PORT, until SIGTERM.
+func runWorker(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("qa worker", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, notices, err := loadConfig(e)
+	if err != nil {
+		return errConfig(err)
+	}
+	log := newLogger(cfg, e.stderr).With().Str("component", "worker").Logger()
+	logNotices(log, notices)
+	rdb, err := openRedis(ctx, cfg, cfg.Redis.EffectiveURL().Reveal())
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	reg := newRegistry()
+	stack, err := startWorkerStack(ctx, cfg, lookupEnv(e), rdb, log, reg, nil)
+	if err != nil {
+		return err
+	}
+	health, err := serveHealth(cfg.WorkerMetricsAddr(), worker.HealthHandler(rdb, reg), log)
+	if err != nil {
+		stack.stop()
+		return err
+	}
+	<-ctx.Done()
+	log.Info().Msg("shutting down: no new jobs; in-flight jobs finish or go back to the queue")
+	stack.stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return health.Shutdown(sctx)
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// workerStack is a running worker with what it owns.
+type workerStack struct {
+	worker  *worker.Worker
+	closeLM func()
+}
+
+func (s *workerStack) stop() {
+	s.worker.Shutdown()
+	s.closeLM()
+}
+
+// startWorkerStack builds the LM client, the program and the worker, and
+// starts the worker. lmOverride, when set, replaces the configured LM's base
+// URL and key (the demo LM of qa dev).
+func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Lookup, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer, lmOverride *lmEndpoint) (*workerStack, error) {
+	lcfg := lmConfig(cfg, lookup)
+	if lmOverride != nil {
+		lcfg.APIBase, lcfg.APIKey = lmOverride.base, lmOverride.key
+	}
+	lm, closeLM, err := newLM(ctx, cfg, lcfg, rdb, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("configure the LM: %w", err)
+	}
+	prog, err := loadProgram(cfg, log)
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
+	store, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
+	w, err := worker.New(workerConfig(cfg), worker.Deps{
+		Redis: rdb, Store: store, Runner: worker.NewProgramRunner(prog, lm),
+		Log: log, Metrics: worker.NewMetrics(reg),
+	})
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
+	if err := w.Start(ctx); err != nil {
+		closeLM()
+		return nil, err
+	}
+	log.Info().Str("model", lm.Model()).Str("program_state_sha256", prog.Provenance()).Msg("worker ready")
+	return &workerStack{worker: w, closeLM: closeLM}, nil
+}
+
+// lmEndpoint points the LM client somewhere else than the configuration says.
+type lmEndpoint struct{ base, key string }
+
+// serveHealth serves h on addr in the background.
+func serveHealth(addr string, h http.Handler, log zerolog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on WORKER_METRICS_PORT (%s): %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("health server stopped")
+		}
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("worker health and metrics listening")
+	return srv, nil
+}
