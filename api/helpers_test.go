@@ -21,6 +21,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -451,7 +452,14 @@ func (s *syncBuffer) String() string {
 	return s.buf.String()
 }
 
+// quietRedis drops go-redis's own log lines (dial failures while a test has
+// stopped Redis on purpose).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
+	redis.SetLogger(quietRedis{})
 	os.Exit(m.Run())
 }
