@@ -1,0 +1,146 @@
+package api
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// checkDecodeErr fails unless err is a client error (4xx) the responder can
+// word: a decoder must never cause a 500.
+func checkDecodeErr(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		t.Fatalf("decoder returned a non-API error %T: %v", err, err)
+	}
+	if ae.status < 400 || ae.status >= 500 {
+		t.Fatalf("decoder answered %d: %v", ae.status, err)
+	}
+	if ae.message == "" {
+		t.Fatal("error without a message")
+	}
+}
+
+var bodySeeds = []string{
+	`{"question":"What is Redis?"}`, `{}`, `{"question":""}`, `{"question":null}`, `{"question":1}`,
+	`{"question":"q","no_cache":true,"stream":false}`, `{"question":"q","x":1}`, `[{"question":"q"}]`,
+	`[]`, `[1]`, `{"question":"\u00e9\ud83d\ude00"}`, `{"question":"\ud800"}`, `{`, ``, ` `, `null`,
+	`{"question":"q"}{}`, `"q"`, `1e999`, `{"question":"q","question":2}`,
+}
+
+func FuzzJobBody(f *testing.F) {
+	for _, s := range bodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeJobRequest(body, 50)
+		checkDecodeErr(t, err)
+		if err == nil {
+			if n := utf8.RuneCountInString(req.Question); n < 1 || n > 50 {
+				t.Fatalf("accepted a question of %d characters", n)
+			}
+		}
+	})
+}
+
+func FuzzPredictBody(f *testing.F) {
+	for _, s := range bodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodePredictRequest(body, 50)
+		checkDecodeErr(t, err)
+		if err == nil {
+			if n := utf8.RuneCountInString(req.Question); n < 1 || n > 50 {
+				t.Fatalf("accepted a question of %d characters", n)
+			}
+		}
+	})
+}
+
+func FuzzBatchBody(f *testing.F) {
+	for _, s := range bodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		items, err := decodeBatchRequest(body, 50, 5)
+		checkDecodeErr(t, err)
+		if err == nil && len(items) > 5 {
+			t.Fatalf("accepted %d items", len(items))
+		}
+	})
+}
+
+func FuzzLastEventID(f *testing.F) {
+	for _, s := range []string{"", "0", "1-0", "1700000000000-12", "abc", "1-2-3", "-1", "1-", strings.Repeat("9", 60), " 1-1 "} {
+		f.Add(s, "")
+		f.Add("", s)
+	}
+	f.Fuzz(func(t *testing.T, header, query string) {
+		id, err := parseLastEventID(header, query)
+		checkDecodeErr(t, err)
+		if err == nil && id != "" && !validStreamID(id) {
+			t.Fatalf("accepted %q", id)
+		}
+	})
+}
+
+// validStreamID is an independent statement of what parseLastEventID may
+// accept: digits, at most one inner dash.
+func validStreamID(id string) bool {
+	ms, seq, dash := strings.Cut(id, "-")
+	digits := func(s string) bool {
+		if s == "" {
+			return false
+		}
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return digits(ms) && (!dash || digits(seq)) && len(id) <= 41
+}
+
+func FuzzIdempotencyKey(f *testing.F) {
+	for _, s := range []string{"", "k", "order-17", "tab\there", "ключ", strings.Repeat("k", 256), "\x00", " "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		got, err := parseIdempotencyKey(key)
+		checkDecodeErr(t, err)
+		if err == nil && got != "" && (len(got) > maxIdempotencyKey || !utf8.ValidString(got)) {
+			t.Fatalf("accepted %q", got)
+		}
+	})
+}
+
+func FuzzWait(f *testing.F) {
+	for _, s := range []string{"", "30s", "30", "1.5", "-1", "NaN", "Inf", "-Inf", "1e308", "9999999h", "1ns"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, err := parseWait(v, 60e9)
+		checkDecodeErr(t, err)
+		if err == nil && (d < 0 || d > 60e9) {
+			t.Fatalf("wait %q gave %v", v, d)
+		}
+	})
+}
+
+func TestDecodeErrorsAreClientErrors(t *testing.T) {
+	t.Parallel()
+	// The seeds, as a regular test (the fuzz targets run them too).
+	for _, s := range bodySeeds {
+		_, err := decodeJobRequest([]byte(s), 50)
+		checkDecodeErr(t, err)
+		_, err = decodeBatchRequest([]byte(s), 50, 5)
+		checkDecodeErr(t, err)
+	}
+}

@@ -1,0 +1,127 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/rs/zerolog"
+)
+
+func TestRecoveryAnswersJSONAndLogsTheStack(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hub := jobs.NewHub(ctx, db.Client, zerolog.Nop())
+	defer hub.Close()
+	s, err := New(Config{DisableMonitoring: true}, Deps{
+		Redis: db.Client, Client: jobs.NewClient(db.Client, store), Store: store, Hub: hub, Log: zerolog.New(&logs),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	s.engine.GET("/panic", func(*gin.Context) { panic("secret internals") })
+	s.engine.GET("/v1/panic", func(*gin.Context) { panic("secret internals") })
+	for path, want := range map[string]string{
+		"/panic":    `{"detail":"Internal Server Error"}`,
+		"/v1/panic": `{"error":{"code":"internal","message":"internal error"}}`,
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer sk-never-logged")
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != want || strings.Contains(rec.Body.String(), "secret") {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"stack":"goroutine`) || !strings.Contains(out, `"status":500`) || strings.Contains(out, "sk-never-logged") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+func TestWantsJSON(t *testing.T) {
+	t.Parallel()
+	for accept, want := range map[string]bool{
+		"":                                   false,
+		"*/*":                                false,
+		"application/json":                   true,
+		"application/json, text/plain;q=0.5": true,
+		"text/plain;version=0.0.4;q=0.9,*/*;q=0.1":                          false,
+		"application/openmetrics-text;version=1.0.0,application/json;q=0.1": false,
+		"application/json;q=0":                                              false,
+		"garbage;;":                                                         false,
+	} {
+		if got := wantsJSON(accept); got != want {
+			t.Errorf("wantsJSON(%q) = %v, want %v", accept, got, want)
+		}
+	}
+}
+
+func TestFormatters(t *testing.T) {
+	t.Parallel()
+	payload, _ := jobs.Payload{JobID: "j1", Question: "Why\nis <the> sky\tblue?" + strings.Repeat("x", 100)}.Marshal()
+	got := formatPayload(jobs.TaskTypePredict, payload, 40)
+	want := "{\n  \"job_id\": \"j1\",\n  \"question\": \"Why is <the> sky blue?xxxxxxxxxxxxxxxxxx… (truncated)\"\n}"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("payload (-want +got):\n%s", diff)
+	}
+	res, _ := json.Marshal(jobs.Result{
+		Outputs:    map[string]any{"answer": "Rayleigh scattering.", "question_type": "factual", "reasoning": "long..."},
+		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini"}, LatencySeconds: 1.5,
+	})
+	got = formatResult(jobs.TaskTypePredict, res, 4096)
+	want = "{\n  \"answer\": \"Rayleigh scattering.\",\n  \"cache_hit\": false,\n  \"latency_seconds\": 1.5,\n  \"model\": \"openai/gpt-4o-mini\",\n  \"question_type\": \"factual\"\n}"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if got := formatPayload(jobs.TaskTypePredict, []byte("\x00garbage"), 40); !strings.HasPrefix(got, "unreadable payload: ") {
+		t.Errorf("garbage payload: %q", got)
+	}
+	if got := truncate("日本語", 4); got != "日… (truncated)" {
+		t.Errorf("truncate on a rune boundary: %q", got)
+	}
+}
+
+func TestFrame(t *testing.T) {
+	t.Parallel()
+	got := frame("1-2", "token", "a\nb", 1500*time.Millisecond)
+	if want := "id: 1-2\nevent: token\nretry: 1500\ndata: a\ndata: b\n\n"; got != want {
+		t.Errorf("frame = %q, want %q", got, want)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", 1500 * time.Millisecond: "2", 5 * time.Second: "5"} {
+		if got := retryAfter(d); got != want {
+			t.Errorf("retryAfter(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	if _, err := (Config{MaxBodyBytes: -1, Heartbeat: -time.Second}).withDefaults(); err == nil ||
+		!strings.Contains(err.Error(), "MaxBodyBytes") || !strings.Contains(err.Error(), "Heartbeat") {
+		t.Errorf("bad config: %v", err)
+	}
+	c, err := Config{}.withDefaults()
+	if err != nil || c.MaxQuestionChars != 10000 || c.Heartbeat != 15*time.Second || c.MaxBatchItems != 100 {
+		t.Errorf("defaults: %+v %v", c, err)
+	}
+}
