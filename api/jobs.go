@@ -151,7 +151,6 @@ func (s *Server) waitJob(c *gin.Context, id string, wait time.Duration) (*jobs.J
 		return s.getQuick(c, id)
 	}
 	defer s.streams.end()
-	longRequest(c)
 	s.writeDeadline(c, wait)
 	// The wait is bounded even if Redis never confirms the subscription.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wait+s.cfg.RedisTimeout)

@@ -307,3 +307,27 @@ func TestQueueFull(t *testing.T) {
 		t.Fatalf("/predict over QUEUE_MAX_PENDING: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestLongRequestsOutliveTheReadTimeout: a long-poll and a stream last longer
+// than the server's ReadTimeout, which would otherwise cancel them.
+func TestLongRequestsOutliveTheReadTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: api.Config{ReadTimeout: 50 * time.Millisecond, Heartbeat: 100 * time.Millisecond}})
+	id := b.submit(t, "q")
+	resp, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=300ms", nil, nil)
+	if resp.StatusCode != 200 || decode[jobBody](t, body).Status != "queued" {
+		t.Fatalf("long-poll past the read timeout: %d %s", resp.StatusCode, body)
+	}
+	s := b.openSSE(t, "GET", eventsPath(id), nil, nil)
+	s.next(t)
+	// Two heartbeats later the stream is still there.
+	for beats := 0; beats < 2; {
+		if f := <-s.frames; f.Comment != "" {
+			beats++
+		}
+	}
+	complete(t, b.start(t, id), "a")
+	if got := s.rest(t); len(got) != 2 || got[1].Event != "completed" {
+		t.Fatalf("stream past the read timeout: %+v", got)
+	}
+}

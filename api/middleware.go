@@ -137,14 +137,6 @@ func (s *Server) writeDeadline(c *gin.Context, wait time.Duration) {
 	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(wait + s.cfg.WriteTimeout))
 }
 
-// longRequest prepares a request whose answer may take longer than the
-// server's read timeout (long-polls, streams, /predict): once its body is read
-// the read deadline is lifted, or net/http would cancel the request's context
-// when it expires.
-func longRequest(c *gin.Context) {
-	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Time{})
-}
-
 // owner is who the request acts for: the API key's name once authentication
 // exists (issue 8); "" (anonymous) until then.
 func owner(c *gin.Context) string {

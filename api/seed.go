@@ -147,7 +147,6 @@ func (s *Server) answer(c *gin.Context, question string) (*jobs.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	longRequest(c)
 	s.writeDeadline(c, s.cfg.PredictTimeout)
 	return s.await(ctx, sub.Job.ID, s.cfg.PredictTimeout)
 }
@@ -427,7 +426,6 @@ func (s *Server) batch(c *gin.Context) {
 		}
 		ids[i] = sub.Job.ID
 	}
-	longRequest(c)
 	s.writeDeadline(c, s.cfg.PredictTimeout)
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -300,7 +300,6 @@ type sseWriter struct {
 
 // startSSE sends the stream's headers.
 func (s *Server) startSSE(c *gin.Context) *sseWriter {
-	longRequest(c)
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
