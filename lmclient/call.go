@@ -1,6 +1,7 @@
 package lmclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/qaqueue/qaqueue/program"
@@ -121,46 +121,52 @@ func (c *Client) json(ctx context.Context, params openai.ChatCompletionNewParams
 }
 
 // stream reads SSE chunks, hands each content delta to onDelta in order and
-// keeps the last usage block (stream_options.include_usage). A stream that
-// ends without a finish reason was cut: a retryable truncated error.
+// keeps the last usage block (stream_options.include_usage). openai-go makes
+// the request (body, auth, errors); the body is read by sseReader. A stream
+// that ends without a finish reason and [DONE] was cut: a retryable
+// truncated error.
 func (c *Client) stream(ctx context.Context, params openai.ChatCompletionNewParams, onDelta func(string)) (*program.Completion, error) {
-	s := c.chat.NewStreaming(ctx, params)
-	defer s.Close()
-	var text strings.Builder
-	var finish, usageRaw string
-	started := false
-	for s.Next() {
-		started = true
-		ch := s.Current()
-		if raw := ch.JSON.Usage.Raw(); raw != "" && raw != "null" {
-			usageRaw = raw
-		}
-		for _, choice := range ch.Choices {
-			if choice.Index != 0 {
-				continue
-			}
-			if d := choice.Delta.Content; d != "" {
-				text.WriteString(d)
-				onDelta(d)
-			}
-			if choice.FinishReason != "" {
-				finish = choice.FinishReason
-			}
-		}
-	}
-	if err := s.Err(); err != nil {
-		var se *ssestream.StreamError
-		if errors.As(err, &se) {
-			return nil, c.streamError(se)
-		}
-		if started && ctx.Err() == nil {
-			// The answer had begun: whatever broke, the stream was cut.
-			return nil, &APIError{Code: CodeTruncated, Message: "stream cut: " + err.Error(), Model: c.cfg.Model, Err: err}
-		}
+	var res *http.Response
+	if _, err := c.chat.New(ctx, params, option.WithJSONSet("stream", true), option.WithResponseBodyInto(&res)); err != nil {
 		return nil, err
 	}
+	if res == nil || res.Body == nil {
+		return nil, &APIError{Code: CodeTruncated, Message: "stream response has no body", Model: c.cfg.Model}
+	}
+	defer res.Body.Close()
+	sse := newSSEReader(res.Body)
+	var text strings.Builder
+	var finish, usageRaw string
+	done := false
+	for !done {
+		data, err := sse.next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, &APIError{Code: CodeTruncated, Message: "stream cut: " + err.Error(), Model: c.cfg.Model, Err: err}
+		}
+		if bytes.HasPrefix(data, []byte("[DONE]")) {
+			done = true
+			continue
+		}
+		ch := parseChunk(data)
+		if ch.errorRaw != "" {
+			return nil, c.streamError(ch.errorRaw)
+		}
+		if ch.content != "" {
+			text.WriteString(ch.content)
+			onDelta(ch.content)
+		}
+		if ch.hasFinish {
+			finish = ch.finish
+		}
+		if ch.usage != "" && ch.usage != "null" {
+			usageRaw = ch.usage
+		}
+	}
 	if finish == "" {
-		return nil, &APIError{Code: CodeTruncated, Message: "stream ended before a finish reason", Model: c.cfg.Model}
+		return nil, &APIError{Code: CodeTruncated, Message: "stream ended without a finish reason", Model: c.cfg.Model}
 	}
 	usage, err := parseUsage(usageRaw)
 	if err != nil {
@@ -171,20 +177,15 @@ func (c *Client) stream(ctx context.Context, params openai.ChatCompletionNewPara
 
 // streamError maps an error event sent mid-stream. Providers send these for
 // overloads after the 200 went out, so it is retryable like a cut stream.
-func (c *Client) streamError(se *ssestream.StreamError) error {
+func (c *Client) streamError(raw string) error {
 	var body struct {
-		Error struct {
-			Message string          `json:"message"`
-			Type    string          `json:"type"`
-			Code    json.RawMessage `json:"code"`
-		} `json:"error"`
+		Message string `json:"message"`
+		Type    string `json:"type"`
 	}
-	_ = json.Unmarshal(se.Event.Data, &body)
-	msg := body.Error.Message
-	if msg == "" {
-		msg = se.Message
+	if json.Unmarshal([]byte(raw), &body) != nil || body.Message == "" {
+		body.Message = raw
 	}
-	return &APIError{Code: CodeTruncated, Type: body.Error.Type, Message: "error event mid-stream: " + msg, Model: c.cfg.Model, Err: se}
+	return &APIError{Code: CodeTruncated, Type: body.Type, Message: "error event mid-stream: " + body.Message, Model: c.cfg.Model}
 }
 
 // maxErrorBody bounds how much of an error body is read.
