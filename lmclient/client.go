@@ -41,7 +41,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := zerolog.Nop()
+	var log zerolog.Logger // the zero Logger writes nothing
 	if deps.Logger != nil {
 		log = deps.Logger.With().Str("component", "lmclient").Str("model", cfg.Model).Logger()
 	}
@@ -61,7 +61,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.limiter = newLimiter(cfg, deps.Redis, c.metrics)
+	c.limiter = newLimiter(cfg, deps.Redis, c.metrics, log)
 	return c, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,7 +86,9 @@ type Deps struct {
 	// CacheRedis holds the Redis cache layer (CACHE_REDIS_URL may point at an
 	// LRU-evicting Redis of its own). Default: Redis.
 	CacheRedis redis.UniversalClient
-	// Logger receives cache warnings. Default: a disabled logger.
+	// Logger receives warnings of the cache layers and the limiter's Redis
+	// (both degrade instead of failing a call). Default (nil): nothing is
+	// logged.
 	Logger *zerolog.Logger
 	// HTTPClient makes the calls. Default: a client with a pooled transport
 	// sized for thousands of concurrent calls (see NewTransport).
@@ -161,7 +164,11 @@ func (c Config) validate(d Deps) error {
 		}
 	}
 	if len(errs) > 0 {
-		return &ConfigError{Msg: "validate lm config: " + errors.Join(errs...).Error()}
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Error()
+		}
+		return &ConfigError{Msg: "validate lm config: " + strings.Join(msgs, "; ")}
 	}
 	return nil
 }

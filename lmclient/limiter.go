@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -33,17 +34,18 @@ type limiter struct {
 	maxWait  time.Duration
 	keys     []string
 	metrics  *metrics
+	log      zerolog.Logger
 
 	mu            sync.Mutex
 	localCooldown time.Time // used without Redis
 }
 
-func newLimiter(cfg Config, rdb redis.UniversalClient, m *metrics) *limiter {
+func newLimiter(cfg Config, rdb redis.UniversalClient, m *metrics, log zerolog.Logger) *limiter {
 	// The hash tag keeps the three keys in one Redis Cluster slot.
 	base := "qa:lmrl:{" + cfg.Model + "}"
 	return &limiter{
 		rdb: rdb, script: redis.NewScript(limiterLua),
-		rpm: cfg.RPM, tpm: cfg.TPM, maxWait: cfg.MaxWait, metrics: m,
+		rpm: cfg.RPM, tpm: cfg.TPM, maxWait: cfg.MaxWait, metrics: m, log: log,
 		keys: []string{base, base + ":iw", base + ":cooldown"},
 	}
 }
@@ -100,6 +102,7 @@ func (l *limiter) try(ctx context.Context, prio program.Priority, cost int64, id
 		if ctx.Err() != nil {
 			return 0, false, fmt.Errorf("wait for lm rate limit: %w", ctx.Err())
 		}
+		l.log.Warn().Err(err).Msg("rate limiter unavailable: calling without it")
 		return 0, false, nil
 	}
 	return time.Duration(res[0]) * time.Millisecond, res[1] == 1, nil

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is an io.Writer safe to read while a subcommand writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestFakeLMServesUntilCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	done := make(chan error, 1)
+	go func() { done <- runFakeLM(ctx, e, []string{"--addr", "127.0.0.1:0", "--tps", "0"}) }()
+
+	var base string
+	deadline := time.Now().Add(20 * time.Second)
+	for base == "" {
+		if _, after, ok := strings.Cut(out.String(), "LM_API_BASE="); ok {
+			base, _, _ = strings.Cut(after, ")")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line; stdout %q stderr %q", out.String(), errOut.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"[[ ## question ## ]]\nWhat is Go?\n\nRespond with the corresponding output fields, starting with the field ` + "`[[ ## answer ## ]]`" + `, and then ending with the marker for ` + "`[[ ## completed ## ]]`" + `."}]}`
+	res, err := http.Post(base+"/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&c)
+	_ = res.Body.Close()
+	if len(c.Choices) != 1 || !strings.Contains(c.Choices[0].Message.Content, "[[ ## answer ## ]]") {
+		t.Errorf("answer = %+v", c)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runFakeLM = %v, want a clean stop", err)
+	}
+}
+
+func TestFakeLMBadFlags(t *testing.T) {
+	t.Parallel()
+	var out, errOut lockedBuffer
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
+	if err := runFakeLM(context.Background(), e, []string{"--tps", "-1"}); err == nil {
+		t.Error("negative tps accepted")
+	}
+	if err := runFakeLM(context.Background(), e, []string{"--nope"}); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
