@@ -271,7 +271,10 @@ func (o *seedSink) fail(detail string) {
 		return
 	}
 	o.ended = true
-	_ = o.data(map[string]string{"type": "error", "detail": detail})
+	_ = o.data(struct {
+		Type   string `json:"type"`
+		Detail string `json:"detail"`
+	}{"error", detail})
 }
 
 func (o *seedSink) stop(err error) error {
@@ -307,7 +310,11 @@ func (o *seedSink) event(ev jobs.Event) error {
 			return nil
 		}
 		o.tokens = true
-		return o.data(map[string]string{"type": "token", "field": "answer", "content": d.Content})
+		return o.data(struct {
+			Type    string `json:"type"`
+			Field   string `json:"field"`
+			Content string `json:"content"`
+		}{"token", "answer", d.Content})
 	case jobs.EventCompleted:
 		var d jobs.CompletedData
 		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Result == nil {

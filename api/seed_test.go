@@ -209,6 +209,9 @@ func TestPredictStream(t *testing.T) {
 	if len(frames) < 2 || frames[len(frames)-1] != "[DONE]" {
 		t.Fatalf("frames = %q", frames)
 	}
+	if !strings.HasPrefix(frames[0], `{"type":"token","field":"answer","content":`) {
+		t.Errorf("token frame %s: not the seed's key order", frames[0])
+	}
 	var tokens strings.Builder
 	for _, f := range frames[:len(frames)-2] {
 		tok := decode[seedFrame](t, []byte(f))
