@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -126,7 +127,7 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 		c.metrics.calls.WithLabelValues(errorStatus(err)).Inc()
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests && ae.RetryAfter > 0 {
-			c.limiter.setCooldown(ctx, ae.RetryAfter)
+			c.limiter.setCooldown(ctx, min(ae.RetryAfter, maxCooldown))
 		}
 		c.limiter.adjust(ctx, -est) // nothing was generated; roughly give it back
 		return nil, err
@@ -159,6 +160,10 @@ func (c *Client) Accept(ctx context.Context, req *program.Request, comp *program
 	}
 	return nil
 }
+
+// maxCooldown caps the fleet-wide pause one 429 can impose; the failing call
+// still reports the full RetryAfter to its own caller.
+const maxCooldown = 5 * time.Minute
 
 // keyFor is the cache key of req, or "" when the cache is off for it. As in
 // DSPy, a request whose key cannot be computed skips the cache.
