@@ -337,10 +337,20 @@ func TestShutdownTellsStreamsToReconnect(t *testing.T) {
 	id := b.submit(t, "q")
 	s := b.openSSE(t, "GET", eventsPath(id), nil, nil)
 	first, _ := s.next(t)
+	// A long-poll in flight answers with the job as it is.
+	polled := make(chan string, 1)
+	go func() {
+		resp, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=60s", nil, nil)
+		polled <- fmt.Sprint(resp.StatusCode, " ", decode[jobBody](t, body).Status)
+	}()
+	eventually(t, "the long-poll to subscribe", func() bool { return b.hub.Subscribers() == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := <-polled; got != "200 queued" {
+		t.Errorf("long-poll at shutdown: %s", got)
 	}
 	got := s.rest(t)
 	want := []sseFrame{{ID: first.ID, HasID: true, Event: "reconnect", Retry: "2500",

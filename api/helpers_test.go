@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 )
 
 // patience bounds how long a test waits for something that should happen
@@ -461,5 +461,5 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
 	redis.SetLogger(quietRedis{})
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }

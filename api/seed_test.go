@@ -452,3 +452,40 @@ func TestMonitoring(t *testing.T) {
 		t.Fatalf("a write in read-only mode: %d", resp.StatusCode)
 	}
 }
+
+// TestPredictStreamLostWorkerAfterTokens: a second start (the first worker
+// vanished, asynq ran the task again) after tokens went out ends the seed
+// stream with an error frame naming the job.
+func TestPredictStreamLostWorkerAfterTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	s := b.openSSE(t, "POST", "/predict/stream", map[string]any{"question": "q"}, nil)
+	id := b.runningOrEndedJob(t)
+	eventually(t, "the stream to subscribe", func() bool { return b.hub.Subscribers() == 1 })
+	token(t, b.start(t, id), "Hel")
+	second := b.start(t, id)
+	frames := seedFrames(t, s)
+	if len(frames) != 3 || frames[2] != "[DONE]" {
+		t.Fatalf("frames = %q", frames)
+	}
+	if e := decode[seedFrame](t, []byte(frames[1])); e.Type != "error" || !strings.Contains(e.Detail, "job "+id) {
+		t.Fatalf("error frame %s", frames[1])
+	}
+	complete(t, second, "Hello")
+}
+
+func TestRequestIDIsEchoed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	resp, _ := b.do(t, "GET", "/livez", nil, http.Header{"X-Request-ID": {"trace-abc.1"}})
+	if got := resp.Header.Get("X-Request-ID"); got != "trace-abc.1" {
+		t.Errorf("X-Request-ID = %q", got)
+	}
+	resp, _ = b.do(t, "GET", "/livez", nil, http.Header{"X-Request-ID": {"bad id\"<x>"}})
+	if got := resp.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \"<") {
+		t.Errorf("an unsafe X-Request-ID was kept: %q", got)
+	}
+	if !strings.Contains(b.logs.String(), `"request_id":"trace-abc.1"`) {
+		t.Error("the access log lacks the request id")
+	}
+}
