@@ -22,7 +22,15 @@ import (
 type diskLayer struct {
 	db    *sql.DB
 	limit int64
+	// touchAfter is how stale an entry's recency must be before a hit
+	// rewrites it: most hits then stay read-only, which keeps readers from
+	// queueing on SQLite's single writer. Eviction order is exact to this
+	// granularity.
+	touchAfter time.Duration
 }
+
+// defaultTouchAfter is diskLayer.touchAfter outside tests.
+const defaultTouchAfter = time.Minute
 
 // entryOverhead approximates SQLite's per-row cost (row header, index entry)
 // in the size accounting, so many tiny entries still count.
@@ -68,14 +76,15 @@ func openDiskLayer(dir string, limit int64) (*diskLayer, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("create disk cache schema: %w", err)
 	}
-	return &diskLayer{db: db, limit: limit}, nil
+	return &diskLayer{db: db, limit: limit, touchAfter: defaultTouchAfter}, nil
 }
 
 func (d *diskLayer) name() string { return "disk" }
 
 func (d *diskLayer) get(ctx context.Context, key string) (entry, bool, error) {
 	var b []byte
-	err := d.db.QueryRowContext(ctx, `SELECT value FROM entries WHERE key = ?`, key).Scan(&b)
+	var accessed int64
+	err := d.db.QueryRowContext(ctx, `SELECT value, accessed FROM entries WHERE key = ?`, key).Scan(&b, &accessed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return entry{}, false, nil
 	}
@@ -87,7 +96,9 @@ func (d *diskLayer) get(ctx context.Context, key string) (entry, bool, error) {
 		return entry{}, false, err
 	}
 	// Recency for eviction. A failure here only ages the entry.
-	_, _ = d.db.ExecContext(ctx, `UPDATE entries SET accessed = ? WHERE key = ?`, time.Now().UnixNano(), key)
+	if now := time.Now().UnixNano(); now-accessed >= int64(d.touchAfter) {
+		_, _ = d.db.ExecContext(ctx, `UPDATE entries SET accessed = ? WHERE key = ?`, now, key)
+	}
 	return e, true, nil
 }
 

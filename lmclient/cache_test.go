@@ -146,6 +146,7 @@ func TestDiskEviction(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.close() })
+	d.touchAfter = 0 // every read counts, so the order below is exact
 	text := strings.Repeat("x", 200)
 	for i := range 200 {
 		if err := d.put(ctx, fmt.Sprintf("k%03d", i), entry{Text: text, FinishReason: "stop"}); err != nil {

@@ -163,8 +163,14 @@ func writeString(b *bytes.Buffer, s string) error {
 		return fmt.Errorf("string is not valid UTF-8")
 	}
 	b.WriteByte('"')
+	start := 0 // s[start:i] is a run of bytes written as they are
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b.WriteString(s[start:i])
+		start = i + 1
 		switch c {
 		case '"':
 			b.WriteString(`\"`)
@@ -181,15 +187,12 @@ func writeString(b *bytes.Buffer, s string) error {
 		case '\f':
 			b.WriteString(`\f`)
 		default:
-			if c < 0x20 {
-				b.WriteString(`\u00`)
-				b.WriteByte(hexDigits[c>>4])
-				b.WriteByte(hexDigits[c&0xf])
-			} else {
-				b.WriteByte(c)
-			}
+			b.WriteString(`\u00`)
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&0xf])
 		}
 	}
+	b.WriteString(s[start:])
 	b.WriteByte('"')
 	return nil
 }

@@ -1,9 +1,11 @@
 package lmclient
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func FuzzAPIErrorBody(f *testing.F) {
@@ -32,5 +34,24 @@ func FuzzParseUsage(f *testing.F) {
 			return
 		}
 		_ = MergeUsage(MergeUsage(nil, u), u)
+	})
+}
+
+func FuzzCanonicalString(f *testing.F) {
+	for _, s := range []string{"hi", "<&>\u2028", "\x00\x1f\"\\", "日本"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := CanonicalJSON(s)
+		if !utf8.ValidString(s) {
+			if err == nil {
+				t.Fatal("invalid UTF-8 accepted")
+			}
+			return
+		}
+		var back string
+		if err != nil || json.Unmarshal(b, &back) != nil || back != s {
+			t.Fatalf("%q → %s (%v) → %q", s, b, err, back)
+		}
 	})
 }
