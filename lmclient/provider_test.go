@@ -82,10 +82,20 @@ func TestAzureWire(t *testing.T) {
 		c.Model, c.AzureAPIVersion = "azure/my-deploy", "2024-10-21"
 		c.APIBase = strings.TrimSuffix(c.APIBase, "/v1")
 	})
+	b.srv.SetAPIKey("sk-test") // accepted only as Azure's api-key header here
 	if _, err := b.c.Complete(ctxT(t), chatRequest("Azure?")); err != nil {
 		t.Fatal(err)
 	}
 	if n := b.srv.RequestsTo("/openai/deployments/my-deploy/chat/completions"); n != 1 {
 		t.Errorf("deployment path requests = %d (paths %v)", n, b.srv.Paths())
+	}
+}
+
+// TestKeylessLocal calls a loopback server without any key.
+func TestKeylessLocal(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config, _ *Deps) { c.APIKey = "" })
+	if _, err := b.c.Complete(ctxT(t), chatRequest("No key?")); err != nil {
+		t.Fatalf("keyless call: %v", err)
 	}
 }
