@@ -39,6 +39,8 @@ func commands() map[string]command {
 		"worker": {"run a worker process (interactive and batch queues)", runWorker},
 		"api":    {"run the HTTP API", runServeAPI},
 		"dev":    {"run everything in one process: embedded Redis, workers, API, demo LM", runDev},
+		"healthcheck": {
+			"GET the local /readyz (or /livez): the containers' HEALTHCHECK", runHealthcheck},
 	}
 }
 
