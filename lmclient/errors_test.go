@@ -39,7 +39,11 @@ func TestErrorClasses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, func(c *Config, _ *Deps) { c.Timeout = 300 * time.Millisecond })
+			b := setup(t, func(c *Config, _ *Deps) {
+				if tt.fault.Kind == fakelm.FaultStall {
+					c.Timeout = 300 * time.Millisecond // only the stalls may run into it
+				}
+			})
 			b.srv.FailNext(1, tt.fault)
 			req := chatRequest("What is an error?")
 			if tt.stream {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
@@ -77,21 +78,28 @@ func TestLocalCooldownWithoutRedis(t *testing.T) {
 
 func TestLimiterWaitsThenCalls(t *testing.T) {
 	t.Parallel()
-	b, _, db := twoWorkers(t, func(c *Config) { c.RPM = 600 })
-	// An empty bucket, as of the server's now, refills one request in 100ms.
+	b, _, db := twoWorkers(t, func(c *Config) { c.RPM = 6000 })
+	// A bucket 50 requests in debt, as of the server's now: at 100 a second
+	// the next call must wait about half a second, well within MaxWait.
 	now, err := db.Client.Time(ctxT(t)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := b.c.limiter.keys[0]
-	if err := db.Client.HSet(ctxT(t), key, "r", "0", "t", "0", "ts", now.UnixMilli()).Err(); err != nil {
+	if err := db.Client.HSet(ctxT(t), b.c.limiter.keys[0], "r", "-50", "t", "0", "ts", now.UnixMilli()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.c.Complete(ctxT(t), chatRequest("patient")); err != nil {
 		t.Fatalf("a call within MaxWait must wait and succeed: %v", err)
 	}
-	if r, _ := db.Client.HGet(ctxT(t), key, "r").Float64(); r >= 1 {
-		t.Errorf("requests left = %v: the call did not wait for the refill", r)
+	var m dto.Metric
+	if err := b.c.metrics.waits.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.GetHistogram().GetSampleCount() != 1 || m.GetHistogram().GetSampleSum() <= 0 {
+		t.Errorf("waits = %v, want one positive wait", m.GetHistogram())
+	}
+	if calls(b) != 1 {
+		t.Errorf("LM calls = %d", calls(b))
 	}
 }
 
