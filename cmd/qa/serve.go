@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/internal/redisconn"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -63,11 +64,19 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 	hub := jobs.NewHub(hubCtx, rdb, log.With().Str("component", "hub").Logger())
 	go hub.Run(hubCtx)
 
+	// asynqmon opens its own pools: the same Redis as rdb, Sentinel and TLS
+	// included.
 	var connOpt asynq.RedisConnOpt
-	if redisURL != "" && !cfg.Redis.UsesSentinel() {
-		if opt, err := asynq.ParseRedisURI(redisURL); err == nil {
-			connOpt = opt
+	if redisURL != "" || cfg.Redis.UsesSentinel() {
+		opt, err := redisconn.AsynqConnOpt(redisconn.Options{
+			URL: redisURL, SentinelAddrs: cfg.Redis.SentinelAddrs, SentinelMaster: cfg.Redis.SentinelMaster,
+			SentinelPassword: cfg.Redis.SentinelPassword.Reveal(),
+		}, 4)
+		if err != nil {
+			stopHub()
+			return nil, err
 		}
+		connOpt = opt
 	}
 	srv, err := api.New(apiConfig(cfg), api.Deps{
 		Redis: rdb, Client: jobs.NewClient(rdb, store), Store: store, Hub: hub,
