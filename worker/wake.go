@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -46,7 +48,19 @@ func isDequeue(keys []string) bool {
 		strings.HasSuffix(keys[2], ":active") && strings.HasSuffix(keys[3], ":lease")
 }
 
-// EvalSha is the only call wakeClient changes.
+// Eval is how go-redis runs a script Redis does not have cached yet (after a
+// NOSCRIPT reply: a fresh or restarted Redis). Waiting here too keeps the
+// first idle dequeue from sleeping a whole poll interval.
+func (c *wakeClient) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	cmd := c.UniversalClient.Eval(ctx, script, keys, args...)
+	if !isDequeue(keys) || !c.block || !errors.Is(cmd.Err(), redis.Nil) {
+		return cmd
+	}
+	sum := sha1.Sum([]byte(script))
+	return c.waitForWork(ctx, hex.EncodeToString(sum[:]), keys, args, cmd)
+}
+
+// EvalSha is where asynq's dequeue normally arrives.
 func (c *wakeClient) EvalSha(ctx context.Context, sha string, keys []string, args ...any) *redis.Cmd {
 	cmd := c.UniversalClient.EvalSha(ctx, sha, keys, args...)
 	if !isDequeue(keys) {
