@@ -198,6 +198,26 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 				}
 				return endReconnect, out.reconnect(f.last)
 			}
+			// A live event after a pub/sub reconnect arrives after the
+			// hub's resync signal: fill the gap first, or the event would
+			// jump over the events lost meanwhile.
+			select {
+			case <-f.sub.Resync():
+				resyncDue = true
+			default:
+			}
+			if resyncDue {
+				log.Debug().Str("job_id", f.id).Str("after", f.last).Msg("sse: re-reading the stream after a pub/sub reconnect")
+				done, err := f.catchUp(ctx, out)
+				if done {
+					return endFinished, err
+				}
+				if resyncDue = err != nil; resyncDue {
+					// The stream will have this event too: the next
+					// heartbeat's re-read sends it in order.
+					continue
+				}
+			}
 			if done, err := f.send(out, ev); done || err != nil {
 				return endFinished, err
 			}
