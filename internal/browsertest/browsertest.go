@@ -32,6 +32,9 @@ func Find() string {
 	return ""
 }
 
+// chromedp v0.23's API is generic: chromedp.Run(ctx, action) returns the
+// action's value, and chromedp.Do(ctx, actions...) runs several.
+
 // New starts a headless browser for t and returns a context to run chromedp
 // actions in; it is torn down when the test ends. timeout bounds the whole
 // browser session (a hang guard, not a performance assertion).
@@ -77,8 +80,8 @@ func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("browsertest: %v", err)
 	}
-	var png []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 90)); err != nil {
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
 		t.Fatalf("browsertest: screenshot %s: %v", name, err)
 	}
 	path := filepath.Join(dir, name+".png")
