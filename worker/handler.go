@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -82,7 +83,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	if runErr == nil {
-		return w.complete(ctx, log, att, res, time.Since(started), queue)
+		return w.complete(ctx, log, t, att, res, time.Since(started), queue)
 	}
 	if errors.Is(runErr, jobs.ErrTerminal) || errors.Is(runErr, jobs.ErrStale) || errors.Is(context.Cause(runCtx), errCancelled) {
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
@@ -100,7 +101,7 @@ func stopCause(err error) error {
 	return err
 }
 
-func (w *Worker) complete(ctx context.Context, log zerolog.Logger, att *jobs.Attempt, res *RunResult, took time.Duration, queue string) error {
+func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task, att *jobs.Attempt, res *RunResult, took time.Duration, queue string) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 	defer cancel()
 	r := &jobs.Result{
@@ -120,6 +121,13 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, att *jobs.Att
 	case err != nil:
 		// The answer is lost with this attempt; run it again.
 		return fmt.Errorf("record result: %w", err)
+	}
+	// The record holds the result; a copy on the asynq task lets the
+	// dashboard show answers while the task is retained.
+	if b, err := json.Marshal(r); err == nil {
+		if _, err := t.ResultWriter().Write(b); err != nil {
+			log.Debug().Err(err).Msg("write task result for the dashboard")
+		}
 	}
 	w.deps.Metrics.observeOutcome(queue, "completed")
 	w.deps.Metrics.observeRun(queue, took)

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package redistest
+
+import "os/exec"
+
+// dieWithParent has no portable equivalent; elsewhere a shared server may
+// outlive an interrupted test binary.
+func dieWithParent(cmd *exec.Cmd) {}
