@@ -91,13 +91,15 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *Error, delay t
 	return err
 }
 
-// Complete records the result and ends the job. ErrTerminal means it had
-// already ended (a cancel won the race, or another run finished first).
+// Complete records the result and ends the job, adding its tokens to the
+// owner's usage of the day (see [UsageKey]). ErrTerminal means it had already
+// ended (a cancel won the race, or another run finished first).
 func (a *Attempt) Complete(ctx context.Context, r *Result) error {
 	r.Provenance.Attempts = a.Number
 	res := mustJSON(r)
 	data := `{"result":` + res + `}`
-	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data, "result", res, "error", "")
+	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
+		r.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), "result", res, "error", "")
 	return err
 }
 

@@ -109,12 +109,27 @@ if op == 'cancel' then
   return {'cancelled', status}
 end
 
-if op == 'fail' or op == 'complete' then
+if op == 'fail' then
   -- ARGV[6] result ttl ms, [7] event data, [8..] field/value pairs
-  local to = op == 'fail' and 'failed' or 'completed'
-  finish(to, ARGV[6], {unpack(ARGV, 8)})
-  append(to, ARGV[7])
-  return {to}
+  finish('failed', ARGV[6], {unpack(ARGV, 8)})
+  append('failed', ARGV[7])
+  return {'failed'}
+end
+
+if op == 'complete' then
+  -- ARGV[6] result ttl ms, [7] event data, [8] tokens the job used, [9] the
+  -- UTC day (yyyy-mm-dd), [10] usage counter ttl ms, [11..] field/value pairs.
+  -- The tokens go to the owner's counter for the day (jobs.UsageKey) here, so
+  -- each completion counts once, atomically with it.
+  finish('completed', ARGV[6], {unpack(ARGV, 11)})
+  append('completed', ARGV[7])
+  local tokens = tonumber(ARGV[8])
+  if tokens > 0 then
+    local usage = 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. ARGV[9]
+    redis.call('INCRBY', usage, tokens)
+    redis.call('PEXPIRE', usage, ARGV[10])
+  end
+  return {'completed'}
 end
 
 -- The remaining ops belong to one attempt: a stale attempt (a worker that lost

@@ -1,0 +1,61 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Token usage per owner and UTC day, behind the API's daily token budget
+// (TOKEN_BUDGET_PER_DAY). The record script adds a job's tokens when the job
+// completes, in the same atomic step as the completion, so every completed job
+// counts exactly once whichever process recorded it. The counters are kept
+// whether or not a budget is enforced.
+
+// UsageTTL is how long a day's usage counter lives: long enough to outlast its
+// UTC day everywhere, so nothing that counts can grow without bound.
+const UsageTTL = 48 * time.Hour
+
+// UsageDay is the UTC day t falls in, as usage counters name it (yyyy-mm-dd).
+func UsageDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// UsageKey counts the LM tokens owner's completed jobs used on day (a
+// [UsageDay]). The record script builds the same name.
+func UsageKey(owner, day string) string { return "qa:budget:" + owner + ":" + day }
+
+// TokensUsed returns the tokens owner's jobs used on day.
+func TokensUsed(ctx context.Context, rdb redis.UniversalClient, owner, day string) (int64, error) {
+	n, err := rdb.Get(ctx, UsageKey(owner, day)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read token usage: %w", err)
+	}
+	return n, nil
+}
+
+// TotalTokens sums total_tokens over the models of the result's usage (DSPy's
+// {model: {total_tokens, …}}); 0 for a cached answer or an unreadable usage.
+func (r *Result) TotalTokens() int64 {
+	if r == nil || len(r.Usage) == 0 {
+		return 0
+	}
+	var byModel map[string]struct {
+		TotalTokens int64 `json:"total_tokens"`
+	}
+	if json.Unmarshal(r.Usage, &byModel) != nil {
+		return 0
+	}
+	var n int64
+	for _, u := range byModel {
+		if u.TotalTokens > 0 {
+			n += u.TotalTokens
+		}
+	}
+	return n
+}
