@@ -136,27 +136,11 @@ func msTime(v string) time.Time {
 // Events returns the job's events after the stream id after ("" or "0" for all),
 // at most count of them (0 = all).
 func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Event, error) {
-	start := "-"
-	if after != "" && after != "0" {
-		start = "(" + after
-	}
-	var msgs []redis.XMessage
-	var err error
-	if count > 0 {
-		msgs, err = s.rdb.XRangeN(ctx, EventsKey(id), start, "+", count).Result()
-	} else {
-		msgs, err = s.rdb.XRange(ctx, EventsKey(id), start, "+").Result()
-	}
+	evs, err := readStream(ctx, s.rdb, EventsKey(id), after, count)
 	if err != nil {
 		return nil, fmt.Errorf("read events of job %s: %w", id, err)
 	}
-	out := make([]Event, 0, len(msgs))
-	for _, m := range msgs {
-		t, _ := m.Values["type"].(string)
-		d, _ := m.Values["data"].(string)
-		out = append(out, Event{ID: m.ID, Type: EventType(t), Data: json.RawMessage(d)})
-	}
-	return out, nil
+	return evs, nil
 }
 
 // FirstEventID returns the id of the oldest event still in the job's stream

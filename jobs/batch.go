@@ -1,0 +1,422 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed batch.lua
+var batchLua string
+
+// Batch errors; callers branch on them with errors.Is.
+var (
+	// ErrBatchNotFound: no such batch (never existed, expired, or deleted).
+	ErrBatchNotFound = errors.New("batch not found")
+	// ErrBatchEnded: the batch has already ended; the change was refused.
+	ErrBatchEnded = errors.New("batch has already ended")
+	// ErrBatchActive: the batch has not ended (delete, retry).
+	ErrBatchActive = errors.New("batch has not ended")
+	// ErrNothingToRetry: the batch has no failed items.
+	ErrNothingToRetry = errors.New("batch has no failed items")
+)
+
+// BatchConfig configures batches. The zero value of each field means its
+// default.
+type BatchConfig struct {
+	// ResultTTL is how long a batch and its results live after it ends
+	// (BATCH_RESULT_TTL). Default 168h.
+	ResultTTL time.Duration
+	// CompletionWindow is how long a batch may run before it ends expired,
+	// keeping what finished (BATCH_COMPLETION_WINDOW). Whole seconds;
+	// default 24h.
+	CompletionWindow time.Duration
+	// ProgressInterval is the least time between two progress events of a
+	// batch. Default 500ms.
+	ProgressInterval time.Duration
+	// StoreChunk is how many items go to Redis per command when a batch is
+	// stored, and per read when it is expanded. Default 1000.
+	StoreChunk int
+	// ExpandParallel is how many enqueues an expansion runs at once.
+	// Default 16.
+	ExpandParallel int
+}
+
+func (c BatchConfig) withDefaults() (BatchConfig, error) {
+	if c.ResultTTL == 0 {
+		c.ResultTTL = 168 * time.Hour
+	}
+	if c.CompletionWindow == 0 {
+		c.CompletionWindow = 24 * time.Hour
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = 500 * time.Millisecond
+	}
+	if c.StoreChunk == 0 {
+		c.StoreChunk = 1000
+	}
+	if c.ExpandParallel == 0 {
+		c.ExpandParallel = 16
+	}
+	var errs []error
+	if c.ResultTTL < time.Millisecond {
+		errs = append(errs, fmt.Errorf("ResultTTL must be at least 1ms, got %v", c.ResultTTL))
+	}
+	if c.CompletionWindow < time.Second || c.CompletionWindow%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("CompletionWindow must be a positive whole number of seconds, got %v", c.CompletionWindow))
+	}
+	if c.ProgressInterval < 0 || c.StoreChunk < 1 || c.ExpandParallel < 1 {
+		errs = append(errs, errors.New("ProgressInterval must not be negative; StoreChunk and ExpandParallel must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("batch config: %w", err)
+	}
+	return c, nil
+}
+
+// Batches stores batches and runs their operations: the API side (create,
+// read, cancel, retry, delete) and the worker side (expand, item start and
+// finish). It is safe for concurrent use.
+type Batches struct {
+	store  *Store
+	rdb    redis.UniversalClient
+	cfg    BatchConfig
+	script *redis.Script
+	aq     *asynq.Client
+	insp   *asynq.Inspector
+	now    func() time.Time
+}
+
+// NewBatches returns the batch operations on store's Redis.
+func NewBatches(store *Store, cfg BatchConfig) (*Batches, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	rdb := store.Redis()
+	return &Batches{store: store, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (b *Batches) Config() BatchConfig { return b.cfg }
+
+// NewBatchID returns a random batch id: "batch_" and 32 hex digits.
+func NewBatchID() string {
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	return "batch_" + hex.EncodeToString(r[:])
+}
+
+// pendingTTL bounds a running batch's keys: its window, then its results' life.
+func (b *Batches) pendingTTL() time.Duration { return b.cfg.CompletionWindow + b.cfg.ResultTTL }
+
+// run executes one op of the batch script.
+func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args ...any) ([]string, error) {
+	keys := []string{BatchKey(id), BatchItemsKey(id), BatchResultsKey(id), BatchAttemptsKey(id),
+		BatchEventsKey(id), OwnerBatchesKey(owner), idemKey}
+	argv := append([]any{op, b.now().UnixMilli(), BatchChannel(id), b.store.cfg.StreamCap, id, ms(b.cfg.ResultTTL)}, args...)
+	reply, err := b.script.Run(ctx, b.rdb, keys, argv...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("%s batch %s: %w", op, id, err)
+	}
+	if len(reply) == 0 {
+		return nil, fmt.Errorf("%s batch %s: empty reply", op, id)
+	}
+	switch reply[0] {
+	case "missing":
+		return reply, ErrBatchNotFound
+	case "terminal":
+		return reply, ErrBatchEnded
+	case "active":
+		return reply, ErrBatchActive
+	}
+	return reply, nil
+}
+
+// CreateRequest is a validated upload.
+type CreateRequest struct {
+	Owner string
+	// Items are the upload's items in input order, at least one.
+	Items   []BatchItem
+	NoCache bool
+	// IdempotencyKey, when set, makes a replay of the same upload return the
+	// same batch; BodyHash identifies the upload (sha256 of its body).
+	IdempotencyKey string
+	BodyHash       string
+}
+
+// Created is what Create did.
+type Created struct {
+	Batch *Batch
+	// Replayed is true when the Idempotency-Key named an existing batch.
+	Replayed bool
+}
+
+// Create stores the items (chunked, pipelined), makes the batch live and
+// enqueues its expansion and its completion-window check. When it returns
+// without error the batch is durable: the items are stored and the durable
+// expand task will turn them into item tasks. On error nothing is kept.
+func (b *Batches) Create(ctx context.Context, req CreateRequest) (*Created, error) {
+	if len(req.Items) == 0 {
+		return nil, errors.New("create batch: no items")
+	}
+	id := NewBatchID()
+	now := b.now()
+	idemKey := ""
+	if req.IdempotencyKey != "" {
+		kh := sha256.Sum256([]byte(req.IdempotencyKey))
+		idemKey = IdempotencyKey(req.Owner, "batch:"+hex.EncodeToString(kh[:]))
+	}
+	abort := func(cause error) error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, _ = b.run(cctx, "abort", id, req.Owner, idemKey)
+		return fmt.Errorf("create batch: %w", cause)
+	}
+	if err := b.storeItems(ctx, id, now, req); err != nil {
+		return nil, abort(err)
+	}
+	reply, err := b.run(ctx, "accept", id, req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL), req.BodyHash, now.UnixMilli())
+	if err != nil {
+		return nil, abort(err)
+	}
+	switch reply[0] {
+	case "mismatch":
+		_ = abort(nil)
+		return nil, ErrIdempotencyMismatch
+	case "duplicate":
+		_ = abort(nil)
+		other, err := b.Get(ctx, reply[1])
+		if err != nil {
+			return nil, fmt.Errorf("create batch: read replayed batch: %w", err)
+		}
+		return &Created{Batch: other, Replayed: true}, nil
+	}
+	if err := b.enqueueControl(ctx, id, now); err != nil {
+		return nil, abort(err)
+	}
+	bt, err := b.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("create batch: read back: %w", err)
+	}
+	return &Created{Batch: bt}, nil
+}
+
+// storeItems writes the record (status validating) and the items, chunked
+// into pipelines of StoreChunk items.
+func (b *Batches) storeItems(ctx context.Context, id string, now time.Time, req CreateRequest) error {
+	ttl := b.pendingTTL()
+	noCache := "0"
+	if req.NoCache {
+		noCache = "1"
+	}
+	if err := b.rdb.HSet(ctx, BatchKey(id), "id", id, "owner", req.Owner, "status", string(BatchValidating),
+		"total", len(req.Items), "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
+		"no_cache", noCache, "created_at", now.UnixMilli(), "updated_at", now.UnixMilli(),
+		"window_ms", ms(b.cfg.CompletionWindow), "expires_at", now.Add(b.cfg.CompletionWindow).UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("store batch record: %w", err)
+	}
+	if err := b.rdb.PExpire(ctx, BatchKey(id), ttl).Err(); err != nil {
+		return fmt.Errorf("store batch record: %w", err)
+	}
+	const perPipeline = 8 // chunks sent per round trip
+	pipe := b.rdb.Pipeline()
+	queued := 0
+	for start := 0; start < len(req.Items); start += b.cfg.StoreChunk {
+		end := min(start+b.cfg.StoreChunk, len(req.Items))
+		fields := make([]any, 0, 2*(end-start))
+		for i := start; i < end; i++ {
+			fields = append(fields, strconv.Itoa(i), mustJSON(req.Items[i]))
+		}
+		pipe.HSet(ctx, BatchItemsKey(id), fields...)
+		if queued++; queued == perPipeline || end == len(req.Items) {
+			pipe.PExpire(ctx, BatchItemsKey(id), ttl)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("store batch items: %w", err)
+			}
+			queued = 0
+		}
+	}
+	return nil
+}
+
+// enqueueControl enqueues the batch's expansion now and its window check at
+// the window's end. Deterministic task ids make a repeat harmless.
+func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
+	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
+	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
+	_, err := b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue expansion: %w", err)
+	}
+	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchCheck, payload),
+		append(opts, asynq.TaskID("check-"+id), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue window check: %w", err)
+	}
+	return nil
+}
+
+// Get reads a batch record.
+func (b *Batches) Get(ctx context.Context, id string) (*Batch, error) {
+	h, err := b.rdb.HGetAll(ctx, BatchKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read batch %s: %w", id, err)
+	}
+	if len(h) == 0 || h["status"] == "" {
+		return nil, ErrBatchNotFound
+	}
+	return decodeBatch(h), nil
+}
+
+func decodeBatch(h map[string]string) *Batch {
+	num := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
+	at := func(k string) *time.Time {
+		if t := msTime(h[k]); !t.IsZero() {
+			return &t
+		}
+		return nil
+	}
+	return &Batch{
+		ID: h["id"], Owner: h["owner"], Status: BatchStatus(h["status"]),
+		Counts:   BatchCounts{Total: num("total"), Completed: num("completed"), Failed: num("failed"), Cancelled: num("cancelled")},
+		Expanded: num("expanded"), Round: num("round"), NoCache: h["no_cache"] == "1",
+		CreatedAt: msTime(h["created_at"]), InProgressAt: at("in_progress_at"), CancellingAt: at("cancelling_at"),
+		CompletedAt: at("completed_at"), FailedAt: at("failed_at"), CancelledAt: at("cancelled_at"),
+		ExpiredAt: at("expired_at"), ExpiresAt: msTime(h["expires_at"]),
+	}
+}
+
+// List returns up to limit of owner's batches, newest first, created before
+// the batch named by after ("" = from the newest), and whether more follow.
+func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*Batch, bool, error) {
+	max := "+inf"
+	if after != "" {
+		score, err := b.rdb.ZScore(ctx, OwnerBatchesKey(owner), after).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, false, ErrBatchNotFound
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("list batches: %w", err)
+		}
+		max = "(" + strconv.FormatFloat(score, 'f', 0, 64)
+	}
+	ids, err := b.rdb.ZRevRangeByScore(ctx, OwnerBatchesKey(owner), &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(limit + 1)}).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("list batches: %w", err)
+	}
+	more := len(ids) > limit
+	if more {
+		ids = ids[:limit]
+	}
+	out := make([]*Batch, 0, len(ids))
+	for _, id := range ids {
+		bt, err := b.Get(ctx, id)
+		if errors.Is(err, ErrBatchNotFound) {
+			// Expired: drop it from the index.
+			b.rdb.ZRem(ctx, OwnerBatchesKey(owner), id)
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, bt)
+	}
+	return out, more, nil
+}
+
+// Cancel marks the batch cancelling and tells the workers running its items;
+// items not yet started are revoked as workers reach them, and the batch ends
+// cancelled once every item is accounted for.
+func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
+	bt, err := b.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.run(ctx, "cancel", id, bt.Owner, ""); err != nil {
+		return nil, err
+	}
+	return b.Get(ctx, id)
+}
+
+// Expire ends the batch expired if its window has passed (false: not yet).
+func (b *Batches) Expire(ctx context.Context, id string) (bool, error) {
+	reply, err := b.run(ctx, "expire", id, "", "")
+	if err != nil {
+		return false, err
+	}
+	return reply[0] == string(BatchExpired), nil
+}
+
+// Delete removes an ended batch, its items, results and events.
+func (b *Batches) Delete(ctx context.Context, id string) error {
+	bt, err := b.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = b.run(ctx, "delete", id, bt.Owner, "")
+	return err
+}
+
+// Events returns the batch's events after the stream id after.
+func (b *Batches) Events(ctx context.Context, id, after string) ([]Event, error) {
+	return readStream(ctx, b.rdb, BatchEventsKey(id), after, 0)
+}
+
+// Results returns the result lines of items [from, to) in index order; an
+// item without a result gives "".
+func (b *Batches) Results(ctx context.Context, id string, from, to int) ([]string, error) {
+	if to <= from {
+		return nil, nil
+	}
+	fields := make([]string, 0, to-from)
+	for i := from; i < to; i++ {
+		fields = append(fields, strconv.Itoa(i))
+	}
+	vals, err := b.rdb.HMGet(ctx, BatchResultsKey(id), fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read results of batch %s: %w", id, err)
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i], _ = v.(string)
+	}
+	return out, nil
+}
+
+// readStream reads a capped event stream after the stream id after ("" or
+// "0" for all), at most count events (0 = all): jobs' and batches' alike.
+func readStream(ctx context.Context, rdb redis.UniversalClient, key, after string, count int64) ([]Event, error) {
+	start := "-"
+	if after != "" && after != "0" {
+		start = "(" + after
+	}
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = rdb.XRangeN(ctx, key, start, "+", count).Result()
+	} else {
+		msgs, err = rdb.XRange(ctx, key, start, "+").Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events %s: %w", key, err)
+	}
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		t, _ := m.Values["type"].(string)
+		d, _ := m.Values["data"].(string)
+		out = append(out, Event{ID: m.ID, Type: EventType(t), Data: json.RawMessage(d)})
+	}
+	return out, nil
+}

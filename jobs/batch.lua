@@ -1,0 +1,217 @@
+-- Every change to a batch record: accepting it, starting and finishing its
+-- items, cancelling, expiring, retrying, deleting. One script so that a result
+-- slot, the counts and the events move together, and so that a slot is filled
+-- once however often asynq runs an item's task.
+--
+-- KEYS[1] batch hash   KEYS[2] items hash   KEYS[3] results hash
+-- KEYS[4] attempts hash   KEYS[5] event stream   KEYS[6] owner's batch index
+-- KEYS[7] idempotency key or ""
+-- ARGV[1] op   ARGV[2] now (ms)   ARGV[3] pub/sub channel   ARGV[4] stream cap
+-- ARGV[5] batch id   ARGV[6] result ttl ms   ARGV[7..] op arguments.
+local batch, items, results, attempts, stream, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local op, now, channel, cap, id, result_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+
+local terminal = {completed = true, failed = true, cancelled = true, expired = true}
+
+local function append(etype, data)
+  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
+  redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
+  return eid
+end
+
+local function counts()
+  local v = redis.call('HMGET', batch, 'total', 'completed', 'failed', 'cancelled')
+  return tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
+end
+
+-- progress is the data of progress and terminal events.
+local function progress(status)
+  local t, c, f, x = counts()
+  return '{"status":"' .. status .. '","request_counts":{"total":' .. t .. ',"completed":' .. c ..
+    ',"failed":' .. f .. ',"cancelled":' .. x .. '}}'
+end
+
+local function expire_all(ttl)
+  for _, k in ipairs({batch, items, results, attempts, stream}) do redis.call('PEXPIRE', k, ttl) end
+end
+
+-- finish ends the batch: results live result_ttl from now.
+local function finish(status)
+  redis.call('HSET', batch, 'status', status, status .. '_at', now, 'updated_at', now)
+  expire_all(result_ttl)
+  append(status, progress(status))
+  return {status}
+end
+
+-- settle ends the batch when every item is accounted for, else publishes a
+-- progress event at most every interval ms.
+local function settle(interval)
+  local t, c, f, x = counts()
+  local status = redis.call('HGET', batch, 'status')
+  if c + f + x >= t then
+    if status == 'cancelling' then return finish('cancelled') end
+    return finish('completed')
+  end
+  local last = tonumber(redis.call('HGET', batch, 'progress_at')) or 0
+  if now - last >= interval then
+    redis.call('HSET', batch, 'progress_at', now)
+    append('progress', progress(status))
+  end
+  return {'ok'}
+end
+
+-- account fills an item's result slot if it is empty and moves the counts
+-- only then.
+local function account(idx, outcome, line, interval)
+  if redis.call('HSETNX', results, idx, line) == 0 then return {'duplicate'} end
+  redis.call('HINCRBY', batch, outcome, 1)
+  return settle(interval)
+end
+
+if op == 'accept' then
+  -- The items are stored; make the batch live. ARGV[7] pending ttl ms,
+  -- [8] idempotency ttl ms, [9] body hash, [10] created ms.
+  local pending_ttl, idem_ttl, body_hash = ARGV[7], ARGV[8], ARGV[9]
+  if KEYS[7] ~= '' then
+    local held = redis.call('GET', KEYS[7])
+    if held then
+      local sep = string.find(held, ' ', 1, true)
+      local other, other_hash = string.sub(held, 1, sep - 1), string.sub(held, sep + 1)
+      if redis.call('EXISTS', 'qa:batch:' .. other) == 1 then
+        if other_hash ~= body_hash then return {'mismatch', other} end
+        return {'duplicate', other}
+      end
+    end
+    redis.call('SET', KEYS[7], id .. ' ' .. body_hash, 'PX', idem_ttl)
+  end
+  if redis.call('HGET', batch, 'status') ~= 'validating' then return {'missing'} end
+  redis.call('HSET', batch, 'status', 'in_progress', 'in_progress_at', now, 'updated_at', now, 'progress_at', now)
+  redis.call('ZADD', index, ARGV[10], id)
+  redis.call('PEXPIRE', index, pending_ttl)
+  expire_all(pending_ttl)
+  append('progress', progress('in_progress'))
+  return {'accepted'}
+end
+
+if redis.call('EXISTS', batch) == 0 then return {'missing'} end
+local status = redis.call('HGET', batch, 'status')
+
+if op == 'delete' then
+  if not terminal[status] then return {'active', status} end
+  redis.call('DEL', batch, items, results, attempts, stream)
+  redis.call('ZREM', index, id)
+  return {'ok'}
+end
+
+if op == 'abort' then
+  -- Storing or accepting failed before the 202: forget the batch.
+  redis.call('DEL', batch, items, results, attempts, stream)
+  redis.call('ZREM', index, id)
+  if KEYS[7] ~= '' then
+    local held = redis.call('GET', KEYS[7])
+    if held and string.sub(held, 1, #id) == id then redis.call('DEL', KEYS[7]) end
+  end
+  return {'ok'}
+end
+
+if op == 'retry' then
+  -- ARGV[7] round, [8..] indexes of failed items to run again.
+  if not terminal[status] then return {'active', status} end
+  local n = 0
+  for i = 8, #ARGV do
+    local line = redis.call('HGET', results, ARGV[i])
+    if line and string.find(line, '"status":"failed"', 1, true) then
+      redis.call('HDEL', results, ARGV[i])
+      redis.call('HDEL', attempts, ARGV[i])
+      n = n + 1
+    end
+  end
+  if n == 0 then return {'none'} end
+  redis.call('HINCRBY', batch, 'failed', -n)
+  redis.call('HSET', batch, 'status', 'in_progress', 'round', ARGV[7], 'updated_at', now, 'progress_at', now)
+  redis.call('HDEL', batch, 'completed_at', 'failed_at', 'cancelled_at', 'expired_at', 'cancelling_at')
+  local window = tonumber(redis.call('HGET', batch, 'window_ms')) or 0
+  redis.call('HSET', batch, 'expires_at', now + window)
+  expire_all(window + tonumber(result_ttl))
+  append('progress', progress('in_progress'))
+  return {'retrying', tostring(n)}
+end
+
+if terminal[status] then return {'terminal', status} end
+
+local function expired()
+  local deadline = tonumber(redis.call('HGET', batch, 'expires_at')) or 0
+  return deadline > 0 and now >= deadline
+end
+
+if op == 'expire' then
+  if not expired() then return {'not_due'} end
+  return finish('expired')
+end
+
+if op == 'cancel' then
+  if status ~= 'cancelling' then
+    redis.call('HSET', batch, 'status', 'cancelling', 'cancelling_at', now, 'updated_at', now)
+    append('progress', progress('cancelling'))
+    redis.call('PUBLISH', 'qa:cancel', id)
+  end
+  -- Nothing left to reach (every item already accounted for, or none
+  -- expanded yet and the rest counted by the expansion): end now.
+  return settle(0)
+end
+
+if op == 'expanded' then
+  -- ARGV[7] cursor: items below it have tasks.
+  local cur = tonumber(redis.call('HGET', batch, 'expanded')) or 0
+  if tonumber(ARGV[7]) > cur then redis.call('HSET', batch, 'expanded', ARGV[7]) end
+  return {status}
+end
+
+if op == 'stop_expand' then
+  -- The batch is cancelling before every item had a task: count the rest as
+  -- cancelled, once. ARGV[7] cursor.
+  if redis.call('HSETNX', batch, 'unexpanded_cancelled', ARGV[7]) == 0 then return {'ok'} end
+  local t = counts()
+  local rest = t - tonumber(ARGV[7])
+  -- Slots of items never run stay empty; the counts say they were cancelled.
+  if rest > 0 then redis.call('HINCRBY', batch, 'cancelled', rest) end
+  return settle(0)
+end
+
+-- Item ops. ARGV[7] index, [8] progress interval ms.
+local idx, interval = ARGV[7], tonumber(ARGV[8])
+
+if op == 'start' then
+  -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
+  -- it gives up. Returns started + attempt + item json, or why not.
+  if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
+  if expired() then
+    finish('expired')
+    return {'expired'}
+  end
+  if status == 'cancelling' then
+    local r = account(idx, 'cancelled', ARGV[10], interval)
+    return {'cancelled', r[1]}
+  end
+  local n = redis.call('HINCRBY', attempts, idx, 1)
+  if n > tonumber(ARGV[9]) then
+    local r = account(idx, 'failed', ARGV[11], interval)
+    return {'failed', r[1]}
+  end
+  local item = redis.call('HGET', items, idx)
+  if not item then return {'missing'} end
+  return {'started', tostring(n), item}
+end
+
+if op == 'defer' then
+  -- Put back without counting the attempt (owner share, rate limit).
+  redis.call('HINCRBY', attempts, idx, -1)
+  return {'ok'}
+end
+
+if op == 'finish' then
+  -- ARGV[9] outcome (completed, failed, cancelled), [10] the result line.
+  return account(idx, ARGV[9], ARGV[10], interval)
+end
+
+return redis.error_reply('unknown op ' .. op)

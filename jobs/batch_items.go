@@ -1,0 +1,267 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/hibiken/asynq"
+)
+
+// ItemOutcome is what StartItem decided.
+type ItemOutcome int
+
+// Item start outcomes.
+const (
+	// ItemStarted: run the item.
+	ItemStarted ItemOutcome = iota
+	// ItemSkipped: the item has a result already, the batch has ended or is
+	// gone, or the item was just counted cancelled or failed; drop the task.
+	ItemSkipped
+)
+
+// ItemAttempt is one run of a batch item: the handle through which the
+// worker records its end.
+type ItemAttempt struct {
+	b     *Batches
+	Batch BatchRef
+	owner string
+	// Item is the stored question.
+	Item BatchItem
+	// Number counts the item's starts, from 1.
+	Number int
+	// Last is true when a retryable failure of this attempt fails the item.
+	Last bool
+}
+
+func itemLine(customID string, st Status, e *Error, attempts int) string {
+	return mustJSON(ItemResult{CustomID: customID, Status: st, Error: e, Attempts: attempts})
+}
+
+// StartItem begins the next attempt of a batch item. It checks, in the same
+// script, that the item has no result yet, that the batch is still running
+// and within its window (else it ends the batch expired), that a cancelling
+// batch's item is counted cancelled instead, and that the item has attempts
+// left (else it is counted failed: the handler records the last attempt, so a
+// batch cannot hang on an item asynq archives).
+func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
+	max := b.store.cfg.MaxAttempts
+	cancelled := itemLine(p.Batch.CustomID, StatusCancelled, nil, 0)
+	gaveUp := itemLine(p.Batch.CustomID, StatusFailed, &Error{Code: "attempts_exhausted",
+		Message: "gave up after " + strconv.Itoa(max) + " attempts: the last one was lost (worker stopped or timed out)"}, max)
+	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp)
+	switch {
+	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrBatchEnded):
+		return nil, ItemSkipped, nil
+	case err != nil:
+		return nil, ItemSkipped, err
+	}
+	if reply[0] != "started" || len(reply) < 3 {
+		return nil, ItemSkipped, nil
+	}
+	n, _ := strconv.Atoi(reply[1])
+	var item BatchItem
+	if err := json.Unmarshal([]byte(reply[2]), &item); err != nil {
+		return nil, ItemSkipped, fmt.Errorf("start item %d of batch %s: decode item: %w", p.Batch.Index, p.Batch.ID, err)
+	}
+	return &ItemAttempt{b: b, Batch: p.Batch, owner: p.Owner, Item: item, Number: n, Last: n >= max}, ItemStarted, nil
+}
+
+func (a *ItemAttempt) finish(ctx context.Context, r ItemResult) error {
+	r.CustomID, r.Attempts = a.Item.CustomID, a.Number
+	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r))
+	if errors.Is(err, ErrBatchNotFound) {
+		return nil // deleted meanwhile: nothing to record
+	}
+	return err
+}
+
+// Complete fills the item's result slot (if empty) and counts it.
+// ErrBatchEnded means the batch ended first (expired).
+func (a *ItemAttempt) Complete(ctx context.Context, r *Result) error {
+	return a.finish(ctx, ItemResult{Status: StatusCompleted, Outputs: r.Outputs, Usage: r.Usage,
+		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit})
+}
+
+// Fail records the item failed for reason.
+func (a *ItemAttempt) Fail(ctx context.Context, reason *Error) error {
+	return a.finish(ctx, ItemResult{Status: StatusFailed, Error: reason})
+}
+
+// Cancelled records the item cancelled (its batch was cancelled mid-run).
+func (a *ItemAttempt) Cancelled(ctx context.Context) error {
+	return a.finish(ctx, ItemResult{Status: StatusCancelled})
+}
+
+// Defer gives the attempt back: the item runs again later and this start
+// does not count.
+func (a *ItemAttempt) Defer(ctx context.Context) error {
+	_, err := a.b.run(ctx, "defer", a.Batch.ID, a.owner, "", a.Batch.Index, 0)
+	return err
+}
+
+// Expand turns the batch's items into tasks on QueueBatch, from its cursor
+// on, recording the cursor after each chunk, so a crash resumes where it
+// stopped; deterministic task ids make the overlap harmless (asynq answers
+// ErrTaskIDConflict for a task already there). limit > 0 stops after that
+// many items (tests use it to simulate a crash). It returns true when every
+// item has a task (or the batch no longer needs any).
+func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error) {
+	bt, err := b.Get(ctx, id)
+	if errors.Is(err, ErrBatchNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	done := 0
+	for cur := bt.Expanded; cur < bt.Counts.Total; {
+		if bt.Status.Terminal() {
+			return true, nil
+		}
+		if bt.Status == BatchCancelling {
+			_, err := b.run(ctx, "stop_expand", id, bt.Owner, "", cur)
+			return err == nil || errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+		}
+		end := min(cur+b.cfg.StoreChunk, bt.Counts.Total)
+		if limit > 0 {
+			end = min(end, cur+limit-done)
+		}
+		if err := b.enqueueItems(ctx, bt, cur, end); err != nil {
+			return false, err
+		}
+		if _, err := b.run(ctx, "expanded", id, bt.Owner, "", end); err != nil {
+			return errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+		}
+		done += end - cur
+		cur = end
+		if limit > 0 && done >= limit {
+			return cur >= bt.Counts.Total, nil
+		}
+		st, err := b.rdb.HGet(ctx, BatchKey(id), "status").Result()
+		if err != nil {
+			return false, fmt.Errorf("expand batch %s: %w", id, err)
+		}
+		bt.Status = BatchStatus(st)
+	}
+	return true, nil
+}
+
+func ignoreEnded(err error) error {
+	if errors.Is(err, ErrBatchEnded) || errors.Is(err, ErrBatchNotFound) {
+		return nil
+	}
+	return err
+}
+
+// enqueueItems enqueues items [from, to) of bt's current round, ExpandParallel
+// at a time.
+func (b *Batches) enqueueItems(ctx context.Context, bt *Batch, from, to int) error {
+	fields := make([]string, 0, to-from)
+	for i := from; i < to; i++ {
+		fields = append(fields, strconv.Itoa(i))
+	}
+	vals, err := b.rdb.HMGet(ctx, BatchItemsKey(bt.ID), fields...).Result()
+	if err != nil {
+		return fmt.Errorf("read items of batch %s: %w", bt.ID, err)
+	}
+	indexes := make([]int, 0, len(vals))
+	customIDs := make([]string, 0, len(vals))
+	for i, v := range vals {
+		s, _ := v.(string)
+		var it BatchItem
+		_ = json.Unmarshal([]byte(s), &it) // a missing item fails at its start
+		indexes = append(indexes, from+i)
+		customIDs = append(customIDs, it.CustomID)
+	}
+	return b.enqueueIndexes(ctx, bt, indexes, customIDs)
+}
+
+func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, customIDs []string) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for range b.cfg.ExpandParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				p := BatchItemPayload{Batch: BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
+				_, err := b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchItem, []byte(mustJSON(p))),
+					asynq.TaskID(BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(QueueBatch),
+					asynq.MaxRetry(b.store.cfg.MaxAttempts-1+crashSlack), asynq.Timeout(b.store.cfg.JobTimeout))
+				if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("enqueue item %d of batch %s: %w", indexes[k], bt.ID, err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for k := range indexes {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// Retry re-runs the failed items of an ended batch as a new round: their
+// slots are emptied, the failed count drops, the batch runs again (a fresh
+// completion window) and the items are enqueued with the round in their task
+// ids. It returns how many items run again.
+func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
+	bt, err := b.Get(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if !bt.Status.Terminal() {
+		return 0, ErrBatchActive
+	}
+	var failed []int
+	var cids []string
+	iter := b.rdb.HScan(ctx, BatchResultsKey(id), 0, "", 1000).Iterator()
+	for iter.Next(ctx) {
+		field := iter.Val()
+		if !iter.Next(ctx) {
+			break
+		}
+		var r ItemResult
+		if json.Unmarshal([]byte(iter.Val()), &r) == nil && r.Status == StatusFailed {
+			n, _ := strconv.Atoi(field)
+			failed = append(failed, n)
+			cids = append(cids, r.CustomID)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return 0, fmt.Errorf("retry batch %s: %w", id, err)
+	}
+	if len(failed) == 0 {
+		return 0, ErrNothingToRetry
+	}
+	round := bt.Round + 1
+	args := []any{round}
+	for _, n := range failed {
+		args = append(args, n)
+	}
+	reply, err := b.run(ctx, "retry", id, bt.Owner, "", args...)
+	if err != nil {
+		return 0, err
+	}
+	if reply[0] == "none" {
+		return 0, ErrNothingToRetry
+	}
+	bt.Round = round
+	if err := b.enqueueIndexes(ctx, bt, failed, cids); err != nil {
+		return 0, err
+	}
+	return len(failed), nil
+}

@@ -1,0 +1,154 @@
+package jobs
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Batch task types and queue. Items run on QueueBatch; the batch's own
+// bookkeeping (expanding items into tasks, the completion-window check) runs
+// on QueueBatchControl, which the batch server serves first, so a new batch
+// never waits behind another's items to be expanded.
+const (
+	TaskTypeBatchItem   = "qa:batch:item"
+	TaskTypeBatchExpand = "qa:batch:expand"
+	TaskTypeBatchCheck  = "qa:batch:check"
+	QueueBatchControl   = "batch_control"
+)
+
+// BatchStatus is where a batch is in its life; the provider batch APIs' names.
+type BatchStatus string
+
+// Batch statuses. The last four are terminal.
+const (
+	BatchValidating BatchStatus = "validating"
+	BatchInProgress BatchStatus = "in_progress"
+	BatchFinalizing BatchStatus = "finalizing"
+	BatchCancelling BatchStatus = "cancelling"
+	BatchCompleted  BatchStatus = "completed"
+	BatchFailed     BatchStatus = "failed"
+	BatchCancelled  BatchStatus = "cancelled"
+	BatchExpired    BatchStatus = "expired"
+)
+
+// Terminal reports whether a batch in status s has ended.
+func (s BatchStatus) Terminal() bool {
+	switch s {
+	case BatchCompleted, BatchFailed, BatchCancelled, BatchExpired:
+		return true
+	}
+	return false
+}
+
+// BatchCounts are a batch's request counts.
+type BatchCounts struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
+}
+
+// Done is how many items are accounted for.
+func (c BatchCounts) Done() int { return c.Completed + c.Failed + c.Cancelled }
+
+// Batch is a batch record as read from Redis.
+type Batch struct {
+	ID     string
+	Owner  string
+	Status BatchStatus
+	Counts BatchCounts
+	// Expanded counts the items that have a task (the expansion's cursor).
+	Expanded int
+	// Round is 0, then 1, 2 … after each retry of failed items.
+	Round        int
+	NoCache      bool
+	CreatedAt    time.Time
+	InProgressAt *time.Time
+	CancellingAt *time.Time
+	CompletedAt  *time.Time
+	FailedAt     *time.Time
+	CancelledAt  *time.Time
+	ExpiredAt    *time.Time
+	// ExpiresAt is the end of the completion window.
+	ExpiresAt time.Time
+}
+
+// EndedAt is when the batch ended (nil while it runs).
+func (b *Batch) EndedAt() *time.Time {
+	for _, t := range []*time.Time{b.CompletedAt, b.CancelledAt, b.ExpiredAt, b.FailedAt} {
+		if t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// BatchItem is one line of an upload as stored.
+type BatchItem struct {
+	CustomID string `json:"custom_id"`
+	Question string `json:"question"`
+}
+
+// ItemResult is one line of a batch's results, stored as it is served: the
+// JSONL of GET /v1/batches/{id}/results.
+type ItemResult struct {
+	CustomID string `json:"custom_id"`
+	// Status is completed, failed or cancelled.
+	Status   Status          `json:"status"`
+	Outputs  map[string]any  `json:"outputs,omitempty"`
+	Usage    json.RawMessage `json:"usage,omitempty"`
+	Error    *Error          `json:"error,omitempty"`
+	Attempts int             `json:"attempts"`
+	Latency  float64         `json:"latency_seconds,omitempty"`
+	CacheHit bool            `json:"cache_hit,omitempty"`
+}
+
+// BatchProgress is the data of a batch's progress and terminal events.
+type BatchProgress struct {
+	Status        BatchStatus `json:"status"`
+	RequestCounts BatchCounts `json:"request_counts"`
+}
+
+// BatchItemPayload is an item task's payload: which item, not its question
+// (the worker reads that with the item's start), so 50,000 tasks stay small.
+type BatchItemPayload struct {
+	Batch   BatchRef `json:"batch"`
+	Owner   string   `json:"owner,omitempty"`
+	NoCache bool     `json:"no_cache,omitempty"`
+}
+
+// BatchTaskPayload names the batch of an expand or check task.
+type BatchTaskPayload struct {
+	BatchID string `json:"batch_id"`
+}
+
+// BatchKey is the batch record hash.
+func BatchKey(id string) string { return "qa:batch:" + id }
+
+// BatchItemsKey is the hash of stored items, index → BatchItem JSON.
+func BatchItemsKey(id string) string { return "qa:batch:" + id + ":items" }
+
+// BatchResultsKey is the hash of result slots, index → ItemResult JSON.
+func BatchResultsKey(id string) string { return "qa:batch:" + id + ":results" }
+
+// BatchAttemptsKey counts each item's starts, index → n.
+func BatchAttemptsKey(id string) string { return "qa:batch:" + id + ":attempts" }
+
+// BatchEventsKey is the batch's capped event stream.
+func BatchEventsKey(id string) string { return "qa:batch:" + id + ":events" }
+
+// BatchChannel is the batch's pub/sub channel.
+func BatchChannel(id string) string { return "qa:batch:" + id }
+
+// OwnerBatchesKey indexes an owner's batches by creation time.
+func OwnerBatchesKey(owner string) string { return "qa:batches:" + owner }
+
+// BatchItemTaskID is the deterministic task id of an item in a round, so a
+// resumed expansion cannot enqueue an item twice.
+func BatchItemTaskID(id string, index, round int) string {
+	if round == 0 {
+		return id + "-" + strconv.Itoa(index)
+	}
+	return id + "-" + strconv.Itoa(index) + "-r" + strconv.Itoa(round)
+}
