@@ -420,3 +420,24 @@ func readStream(ctx context.Context, rdb redis.UniversalClient, key, after strin
 	}
 	return out, nil
 }
+
+// CheckWindow ends the batch expired if its completion window has passed;
+// if the window was moved on (a retry), it schedules the next check at the
+// new end.
+func (b *Batches) CheckWindow(ctx context.Context, id string) error {
+	expired, err := b.Expire(ctx, id)
+	if err != nil || expired {
+		return ignoreEnded(err)
+	}
+	bt, err := b.Get(ctx, id)
+	if err != nil {
+		return ignoreEnded(err)
+	}
+	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
+	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
+		asynq.TaskID("check-"+id+"-"+strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)), asynq.ProcessAt(bt.ExpiresAt))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("schedule window check of batch %s: %w", id, err)
+	}
+	return nil
+}

@@ -50,6 +50,10 @@ type Config struct {
 	EnableStreaming bool
 	// ID names this worker in job records; default host-pid-random.
 	ID string
+	// BatchOwnerShare is the fraction of the batch slots one owner's batch
+	// items may hold at once (BATCH_OWNER_SHARE), in (0, 1]. Default 1: no
+	// limit.
+	BatchOwnerShare float64
 }
 
 func (c Config) withDefaults() Config {
@@ -92,6 +96,9 @@ type Deps struct {
 	Log    zerolog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Batches runs batch items, expansions and window checks (batch.go);
+	// nil: this worker serves no batch tasks.
+	Batches *jobs.Batches
 }
 
 // Worker is one worker process's two asynq servers and its cancel listener.
@@ -109,6 +116,11 @@ type Worker struct {
 	running  map[string]context.CancelCauseFunc // job id → cancel of its run
 	cancelPS *redis.PubSub
 	cancelWG sync.WaitGroup
+
+	// Batch items (batch.go): running items per batch, and each owner's
+	// share of the batch slots.
+	batchRuns batchRuns
+	shares    *ownerSlots
 }
 
 // New builds a worker; Start runs it.
@@ -125,14 +137,15 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{}), running: map[string]context.CancelCauseFunc{}}
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.TaskTypePredict, w.handle)
+	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
 
 	w.interactive = asynq.NewServerFromRedisClient(
 		&wakeClient{UniversalClient: deps.Redis, block: !cfg.DisableBlockingPickup, maxWait: 5 * time.Second, stop: w.stop},
 		w.serverConfig(jobs.QueueInteractive, cfg.Concurrency, cfg.PollInterval))
 	if cfg.BatchConcurrency > 0 {
-		w.batch = asynq.NewServerFromRedisClient(
-			&wakeClient{UniversalClient: deps.Redis, stop: w.stop},
-			w.serverConfig(jobs.QueueBatch, cfg.BatchConcurrency, time.Second))
+		bcfg := w.serverConfig(jobs.QueueBatch, cfg.BatchConcurrency, time.Second)
+		batchQueues(&bcfg) // the batch control queue first (batch.go)
+		w.batch = asynq.NewServerFromRedisClient(&wakeClient{UniversalClient: deps.Redis, stop: w.stop}, bcfg)
 	}
 	w.mux = mux
 	return w, nil
@@ -215,6 +228,7 @@ func (w *Worker) listenCancels() {
 		if cancel != nil {
 			cancel(errCancelled)
 		}
+		w.batchRuns.cancel(msg.Payload) // a cancelled batch's running items (batch.go)
 	}
 }
 

@@ -1,0 +1,221 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/rs/zerolog"
+)
+
+// Batch items. An item is not a job record: it is a slot in its batch (the
+// question in the batch's items hash, the result in its results hash), so a
+// 50,000-item batch costs one task and two script calls per item, not a
+// record, an event stream and five script calls. The item's run reuses the
+// job path's pieces: the Runner, classify, the retry/defer errors asynq reads.
+
+// errOwnerShare is why an item is put back when its owner holds its share of
+// this worker's batch slots.
+var errOwnerShare = errors.New("owner is at its share of the batch workers")
+
+// ownerShareDelay is how long an item over its owner's share waits before it
+// is offered again (asynq adds up to a second; see notBefore).
+const ownerShareDelay = 250 * time.Millisecond
+
+// ownerSlots counts each owner's running items in this process and refuses
+// more than limit. Per process rather than in Redis: each worker's batch
+// slots are split the same way, so the fleet's are too, and a crashed
+// worker's counts vanish with it instead of leaking.
+type ownerSlots struct {
+	limit int
+	mu    sync.Mutex
+	n     map[string]int
+}
+
+func newOwnerSlots(share float64, concurrency int) *ownerSlots {
+	limit := concurrency
+	if share > 0 && share < 1 {
+		limit = max(1, int(math.Ceil(share*float64(concurrency))))
+	}
+	return &ownerSlots{limit: limit, n: map[string]int{}}
+}
+
+func (o *ownerSlots) acquire(owner string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[owner] >= o.limit {
+		return false
+	}
+	o.n[owner]++
+	return true
+}
+
+func (o *ownerSlots) release(owner string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[owner]--; o.n[owner] <= 0 {
+		delete(o.n, owner)
+	}
+}
+
+// batchRuns are the running items per batch, so a batch cancel reaches them.
+type batchRuns struct {
+	mu   sync.Mutex
+	next uint64
+	runs map[string]map[uint64]context.CancelCauseFunc
+}
+
+func (r *batchRuns) track(batchID string, cancel context.CancelCauseFunc) (untrack func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runs == nil {
+		r.runs = map[string]map[uint64]context.CancelCauseFunc{}
+	}
+	r.next++
+	k := r.next
+	if r.runs[batchID] == nil {
+		r.runs[batchID] = map[uint64]context.CancelCauseFunc{}
+	}
+	r.runs[batchID][k] = cancel
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.runs[batchID], k)
+		if len(r.runs[batchID]) == 0 {
+			delete(r.runs, batchID)
+		}
+	}
+}
+
+// cancel stops every running item of batch id (a cancel notice carries a
+// job or a batch id; unknown ids are ignored).
+func (r *batchRuns) cancel(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.runs[id] {
+		c(errCancelled)
+	}
+}
+
+// registerBatch adds the batch handlers when the worker has Deps.Batches.
+func (w *Worker) registerBatch(mux *asynq.ServeMux) {
+	if w.deps.Batches == nil {
+		return
+	}
+	w.shares = newOwnerSlots(w.cfg.BatchOwnerShare, w.cfg.BatchConcurrency)
+	mux.HandleFunc(jobs.TaskTypeBatchItem, w.handleBatchItem)
+	mux.HandleFunc(jobs.TaskTypeBatchExpand, w.handleBatchExpand)
+	mux.HandleFunc(jobs.TaskTypeBatchCheck, w.handleBatchCheck)
+}
+
+// batchQueues makes the batch server serve the control queue (expansions,
+// window checks) before items.
+func batchQueues(c *asynq.Config) {
+	c.Queues = map[string]int{jobs.QueueBatchControl: 10, jobs.QueueBatch: 1}
+	c.StrictPriority = true
+}
+
+// handleBatchItem runs one attempt of a batch item and records its end in
+// the batch (never left to asynq's recoverer: the item's start counts its
+// attempts and fails it on the last).
+func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
+	var p jobs.BatchItemPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Batch.ID == "" {
+		return fmt.Errorf("%w: bad batch item payload: %v", asynq.SkipRetry, err)
+	}
+	if !w.shares.acquire(p.Owner) {
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
+		return &delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}
+	}
+	defer w.shares.release(p.Owner)
+	att, out, err := w.deps.Batches.StartItem(ctx, p)
+	if err != nil {
+		return fmt.Errorf("start batch item: %w", err)
+	}
+	if out != jobs.ItemStarted {
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "dropped")
+		return asynq.RevokeTask
+	}
+	log := w.log.With().Str("batch_id", p.Batch.ID).Int("index", p.Batch.Index).Int("attempt", att.Number).Logger()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer w.batchRuns.track(p.Batch.ID, cancel)()
+
+	started := time.Now()
+	res, runErr := w.deps.Runner.Run(runCtx, att.Item.Question, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	defer wcancel()
+	if runErr == nil {
+		took := time.Since(started)
+		r := &jobs.Result{Outputs: res.Outputs, Usage: res.Usage, LatencySeconds: took.Seconds(),
+			Provenance: jobs.Provenance{CacheHit: res.CacheHit}}
+		if err := att.Complete(wctx, r); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+			return fmt.Errorf("record batch item result: %w", err)
+		}
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "completed")
+		w.deps.Metrics.observeRun(jobs.QueueBatch, took)
+		return nil
+	}
+	v := classify(runCtx, runErr, att.Number, att.Last, defaultBackoff)
+	return w.finishItem(wctx, log, att, v)
+}
+
+// finishItem records a failed item run's verdict and tells asynq what to do.
+func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.ItemAttempt, v verdict) error {
+	switch v.action {
+	case revoke:
+		if err := att.Cancelled(ctx); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+			return fmt.Errorf("record batch item cancel: %w", err)
+		}
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "cancelled")
+		return asynq.RevokeTask
+	case requeued:
+		if err := att.Defer(ctx); err != nil {
+			log.Warn().Err(err).Msg("record batch item requeue")
+		}
+		return errors.New(v.reason.Message) // asynq requeues it itself
+	case failNow:
+		if err := att.Fail(ctx, v.reason); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+			return fmt.Errorf("record batch item failure: %w", err)
+		}
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
+		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
+	case deferLater:
+		if err := att.Defer(ctx); err != nil {
+			return fmt.Errorf("record batch item defer: %w", err)
+		}
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
+		return &delayedError{delay: v.delay, counted: false, err: errors.New(v.reason.Message)}
+	}
+	w.deps.Metrics.observeOutcome(jobs.QueueBatch, "retried")
+	return &delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}
+}
+
+// handleBatchExpand turns a batch's items into tasks; on error asynq runs it
+// again and it resumes from the recorded cursor.
+func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
+	var p jobs.BatchTaskPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" {
+		return fmt.Errorf("%w: bad batch payload: %v", asynq.SkipRetry, err)
+	}
+	if _, err := w.deps.Batches.Expand(ctx, p.BatchID, 0); err != nil {
+		return fmt.Errorf("expand batch %s: %w", p.BatchID, err)
+	}
+	return nil
+}
+
+// handleBatchCheck ends a batch whose completion window has passed.
+func (w *Worker) handleBatchCheck(ctx context.Context, t *asynq.Task) error {
+	var p jobs.BatchTaskPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" {
+		return fmt.Errorf("%w: bad batch payload: %v", asynq.SkipRetry, err)
+	}
+	return w.deps.Batches.CheckWindow(ctx, p.BatchID)
+}
