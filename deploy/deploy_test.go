@@ -1,0 +1,207 @@
+package deploy_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// root is the repository, relative to this package.
+const root = ".."
+
+// extraVars are variables read outside config.Config: the LM provider's
+// own key (LiteLLM's names) and what KEDA reads from the Secret.
+var extraVars = []string{"OPENAI_API_KEY", "REDIS_ADDR", "REDIS_PASSWORD"}
+
+func known(name string) bool {
+	return slices.Contains(config.Variables(), name) || slices.Contains(extraVars, name)
+}
+
+func read(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestEnvExampleListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	assign := regexp.MustCompile(`^#? ?([A-Z][A-Z0-9_]*)=`)
+	listed := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(string(read(t, ".env.example"))))
+	for sc.Scan() {
+		if m := assign.FindStringSubmatch(sc.Text()); m != nil {
+			if !known(m[1]) {
+				t.Errorf(".env.example sets %s, which nothing reads", m[1])
+			}
+			listed[m[1]] = true
+		}
+	}
+	for _, v := range config.Variables() {
+		if !listed[v] {
+			t.Errorf(".env.example does not list %s", v)
+		}
+	}
+	// As shipped (everything commented out), it is a valid .env.
+	dotenv, err := config.LoadDotEnv(filepath.Join(root, ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dotenv) != 0 {
+		t.Errorf(".env.example sets %v; keep every line commented out", dotenv)
+	}
+}
+
+type composeFile struct {
+	Services map[string]struct {
+		Image           string            `yaml:"image"`
+		Command         []string          `yaml:"command"`
+		Environment     map[string]string `yaml:"environment"`
+		Ports           []string          `yaml:"ports"`
+		ContainerName   string            `yaml:"container_name"`
+		StopGracePeriod string            `yaml:"stop_grace_period"`
+		Healthcheck     struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
+		Volumes []string `yaml:"volumes"`
+	} `yaml:"services"`
+}
+
+func TestComposeFile(t *testing.T) {
+	t.Parallel()
+	var cf composeFile
+	if err := yaml.Unmarshal(read(t, "docker-compose.yml"), &cf); err != nil {
+		t.Fatal(err)
+	}
+	shutdown := config.Default().Queue.ShutdownTimeout
+	for _, name := range []string{"api", "worker"} {
+		s, ok := cf.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		env := map[string]string{}
+		for k, v := range s.Environment {
+			if !known(k) {
+				t.Errorf("%s sets %s, which nothing reads", name, k)
+			}
+			env[k] = v
+		}
+		if _, _, err := config.Load(config.MapLookup(env), nil); err != nil {
+			t.Errorf("%s's environment is not a valid configuration: %v", name, err)
+		}
+		if s.Command[0] != name || s.Healthcheck.Test[1] != "/qa" || s.Healthcheck.Test[2] != "healthcheck" {
+			t.Errorf("%s: command %v healthcheck %v", name, s.Command, s.Healthcheck.Test)
+		}
+		grace, err := time.ParseDuration(s.StopGracePeriod)
+		if err != nil || grace <= shutdown {
+			t.Errorf("%s: stop_grace_period %q must exceed SHUTDOWN_TIMEOUT (%s)", name, s.StopGracePeriod, shutdown)
+		}
+	}
+	w := cf.Services["worker"]
+	if w.ContainerName != "" || len(w.Ports) != 0 {
+		t.Errorf("worker has container_name %q / ports %v: --scale would fail", w.ContainerName, w.Ports)
+	}
+	if !slices.ContainsFunc(w.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+w.Environment["CACHE_DIR"]) }) {
+		t.Errorf("worker CACHE_DIR %q is not on a volume: %v", w.Environment["CACHE_DIR"], w.Volumes)
+	}
+	redis := strings.Join(cf.Services["redis"].Command, " ")
+	for _, want := range []string{"--appendonly yes", "--maxmemory-policy noeviction"} {
+		if !strings.Contains(redis, want) {
+			t.Errorf("redis command %q lacks %q", redis, want)
+		}
+	}
+	prom := string(read(t, "deploy/prometheus.yml"))
+	for _, target := range []string{`"api:8000"`, `names: ["worker"]`, "port: 9091"} {
+		if !strings.Contains(prom, target) {
+			t.Errorf("deploy/prometheus.yml does not scrape %s", target)
+		}
+	}
+}
+
+// TestDockerfiles checks what CI cannot build: both images compile the same
+// way (the line deploy/check.sh runs), run as non-root with a healthcheck
+// through `qa healthcheck`.
+func TestDockerfiles(t *testing.T) {
+	t.Parallel()
+	build := `CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/qa ./cmd/qa`
+	for _, tc := range []struct{ file, cmd, health string }{
+		{"Dockerfile.api", `CMD ["api"]`, `HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 CMD ["/qa", "healthcheck"]`},
+		{"Dockerfile.worker", `CMD ["worker"]`, `HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 CMD ["/qa", "healthcheck", "--worker"]`},
+	} {
+		df := string(read(t, tc.file))
+		for _, want := range []string{build, tc.cmd, tc.health, `ENTRYPOINT ["/qa"]`, "USER 65532:65532", "STOPSIGNAL SIGTERM", "FROM gcr.io/distroless/static-debian12:nonroot"} {
+			if !strings.Contains(df, want) {
+				t.Errorf("%s lacks %q", tc.file, want)
+			}
+		}
+	}
+}
+
+type k8sData struct {
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+}
+
+// TestKubernetesConfigIsValid loads the ConfigMap and the Secret the way the
+// pods see them and requires a valid configuration.
+func TestKubernetesConfigIsValid(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{}
+	for _, f := range []string{"deploy/kubernetes/configmap.yaml", "deploy/kubernetes/secret.yaml"} {
+		var d k8sData
+		if err := yaml.Unmarshal(read(t, f), &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []map[string]string{d.Data, d.StringData} {
+			for k, v := range m {
+				if !known(k) {
+					t.Errorf("%s sets %s, which nothing reads", f, k)
+				}
+				env[k] = v
+			}
+		}
+	}
+	env["HOST"], env["PORT"] = "0.0.0.0", "8000"
+	if _, _, err := config.Load(config.MapLookup(env), nil); err != nil {
+		t.Fatalf("the ConfigMap and Secret are not a valid configuration: %v", err)
+	}
+}
+
+// TestKEDAListsAreAsynqPendingLists enqueues through the real client and
+// finds each task in the list keda.yaml watches.
+func TestKEDAListsAreAsynqPendingLists(t *testing.T) {
+	t.Parallel()
+	keda := string(read(t, "deploy/kubernetes/keda.yaml"))
+	db := redistest.New(t)
+	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := jobs.NewClient(db.Client, store)
+	ctx := context.Background()
+	for _, q := range []string{jobs.QueueInteractive, jobs.QueueBatch} {
+		list := "asynq:{" + q + "}:pending"
+		if !strings.Contains(keda, `listName: "`+list+`"`) {
+			t.Errorf("keda.yaml does not watch %s", list)
+		}
+		if _, err := client.Submit(ctx, jobs.SubmitRequest{Question: "Why?", Queue: q}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.Client.LLen(ctx, list).Result(); err != nil || n != 1 {
+			t.Errorf("LLEN %s = %d, %v; want the task just submitted", list, n, err)
+		}
+	}
+}
