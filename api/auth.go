@@ -1,0 +1,214 @@
+package api
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/config"
+	"github.com/rs/zerolog"
+)
+
+// Authentication (issue 8). With Config.APIKeys set, every request must carry
+// "Authorization: Bearer <key>" except those to publicPaths; the key's name is
+// the request's owner. /metrics and /monitoring/ want an admin key instead.
+// Keys are compared in constant time (config.APIKeys.Lookup), never logged and
+// never echoed.
+
+// publicPaths hold no data and need no key: the probes, and the static pages
+// and documents (/, /docs, /openapi.json). Exact paths: anything else, routes
+// added later included, is closed by default.
+var publicPaths = map[string]bool{
+	"/health": true, "/livez": true, "/readyz": true,
+	"/": true, "/docs": true, "/openapi.json": true,
+}
+
+// access is what a path asks of its caller.
+type access int
+
+const (
+	accessPublic    access = iota // nothing
+	accessUser                    // an API key (or anonymous mode)
+	accessMetrics                 // an admin key, unless Config.MetricsPublic
+	accessDashboard               // an admin key; browsers use Basic auth
+)
+
+func (s *Server) accessOf(path string) access {
+	switch {
+	case publicPaths[path]:
+		return accessPublic
+	case path == "/metrics":
+		if s.cfg.MetricsPublic {
+			return accessPublic
+		}
+		return accessMetrics
+	case path == monitoringRoot || strings.HasPrefix(path, monitoringRoot+"/"):
+		return accessDashboard
+	}
+	return accessUser
+}
+
+// anonymous reports whether the API runs without API keys: every request
+// acts for the owner "" and, unless admin keys are set, the operator pages
+// are open too.
+func (s *Server) anonymous() bool { return len(s.cfg.APIKeys) == 0 }
+
+// authenticate is the global middleware that enforces accessOf. CORS
+// preflights never get here (the CORS middleware answers them first).
+func (s *Server) authenticate(c *gin.Context) {
+	switch s.accessOf(c.Request.URL.Path) {
+	case accessPublic:
+		return
+	case accessUser:
+		if s.anonymous() {
+			return
+		}
+		key, ok := s.cfg.APIKeys.Lookup(bearerToken(c.GetHeader("Authorization")))
+		if !ok {
+			s.unauthorized(c, `Bearer realm="qaqueue"`)
+			return
+		}
+		s.setOwner(c, key.Name)
+	case accessMetrics, accessDashboard:
+		if len(s.cfg.AdminAPIKeys) == 0 && s.anonymous() {
+			return // qa dev, or ALLOW_ANONYMOUS with no admin keys: open
+		}
+		name, ok := adminKey(s.cfg.AdminAPIKeys, c.GetHeader("Authorization"))
+		if !ok {
+			challenge := `Bearer realm="qaqueue"`
+			if s.accessOf(c.Request.URL.Path) == accessDashboard {
+				// Makes a browser ask for the key.
+				challenge = `Basic realm="qaqueue monitoring", charset="UTF-8"`
+			}
+			s.unauthorized(c, challenge)
+			return
+		}
+		s.setOwner(c, name)
+	}
+}
+
+// adminKey checks an admin's Authorization header: "Bearer <key>" for tools
+// and scrapers, or Basic auth for browsers with the key as the password and
+// any user name (the key's name, by convention).
+func adminKey(keys config.APIKeys, header string) (string, bool) {
+	presented := bearerToken(header)
+	if presented == "" {
+		_, presented, _ = basicCredentials(header)
+	}
+	if presented == "" {
+		return "", false
+	}
+	k, ok := keys.Lookup(presented)
+	return k.Name, ok
+}
+
+// setOwner records who the request acts for, on the context and its logger
+// (a key's name is safe to log; the key is not).
+func (s *Server) setOwner(c *gin.Context, name string) {
+	c.Set(ownerKey, name)
+	log := zerolog.Ctx(c.Request.Context()).With().Str("owner", name).Logger()
+	c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
+}
+
+// unauthorized answers 401 with a WWW-Authenticate challenge, in the route's
+// error style: {"error": {...}} on /v1, FastAPI's {"detail": ...} elsewhere.
+func (s *Server) unauthorized(c *gin.Context, challenge string) {
+	c.Header("WWW-Authenticate", challenge)
+	s.respond(c, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
+		message: "missing or invalid API key: send Authorization: Bearer <key>", detail: "Not authenticated"})
+}
+
+// ownedBy reports whether a resource (a job, a batch) that owner created is
+// visible to the request. Answer 404, never 403, when it is not: another
+// owner's resource must look like a missing one.
+func ownedBy(c *gin.Context, resourceOwner string) bool {
+	return resourceOwner == owner(c)
+}
+
+// bearerToken returns the credentials of "Bearer <token>" ("" for any other
+// header). The scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(header string) string {
+	scheme, cred := authScheme(header)
+	if !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return cred
+}
+
+// basicCredentials decodes "Basic base64(user:password)" (RFC 7617).
+func basicCredentials(header string) (user, password string, ok bool) {
+	scheme, cred := authScheme(header)
+	if !strings.EqualFold(scheme, "Basic") || cred == "" {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(cred)
+	if err != nil {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", false
+	}
+	return user, password, true
+}
+
+// authScheme splits an Authorization header into its scheme and credentials.
+// Credentials hold no spaces (token68); anything else is malformed: "".
+func authScheme(header string) (scheme, cred string) {
+	header = strings.TrimSpace(header)
+	scheme, cred, ok := strings.Cut(header, " ")
+	if !ok {
+		return "", ""
+	}
+	cred = strings.TrimLeft(cred, " ")
+	if cred == "" || strings.ContainsAny(cred, " \t") {
+		return "", ""
+	}
+	return scheme, cred
+}
+
+// validateSecurity checks the security settings of a Config.
+func (c Config) validateSecurity() []error {
+	var errs []error
+	for _, o := range c.CORSOrigins {
+		if strings.Contains(o, "*") {
+			errs = append(errs, fmt.Errorf("CORSOrigins must list each origin (credentials are allowed), got %q", o))
+		}
+	}
+	if c.RateLimitRPS < 0 || math.IsNaN(c.RateLimitRPS) || math.IsInf(c.RateLimitRPS, 0) {
+		errs = append(errs, fmt.Errorf("RateLimitRPS must be a number of requests per second, 0 for off, got %v", c.RateLimitRPS))
+	}
+	if c.RateLimitBurst < 0 {
+		errs = append(errs, fmt.Errorf("RateLimitBurst must not be negative, got %d", c.RateLimitBurst))
+	}
+	if c.TokenBudgetPerDay < 0 {
+		errs = append(errs, fmt.Errorf("TokenBudgetPerDay must not be negative, got %d", c.TokenBudgetPerDay))
+	}
+	for _, admin := range c.AdminAPIKeys {
+		for _, user := range c.APIKeys {
+			if user.Name == admin.Name {
+				errs = append(errs, fmt.Errorf("admin key name %q is also an API key name: they share one owner namespace", admin.Name))
+			}
+		}
+	}
+	return errs
+}
+
+// warnOpen logs, loudly, what is open to anyone who can reach the API.
+func (s *Server) warnOpen() {
+	if s.anonymous() {
+		s.log.Warn().Bool("anonymous", true).
+			Msg("SECURITY: API_KEYS is not set: the API is OPEN to anyone who can reach it, and every job is visible to every caller; set API_KEYS (and ADMIN_API_KEYS) before exposing it")
+		if len(s.cfg.AdminAPIKeys) == 0 && !s.cfg.DisableMonitoring {
+			s.log.Warn().Msg("SECURITY: ADMIN_API_KEYS is not set either: /monitoring/ and /metrics are open")
+		}
+		return
+	}
+	if len(s.cfg.AdminAPIKeys) == 0 {
+		s.log.Warn().Msg("ADMIN_API_KEYS is not set: /monitoring/ and /metrics answer 401 to everyone" +
+			map[bool]string{true: " (but METRICS_PUBLIC serves /metrics)", false: ""}[s.cfg.MetricsPublic])
+	}
+}
