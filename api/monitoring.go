@@ -43,6 +43,9 @@ func connOptFrom(rdb redis.UniversalClient) asynq.RedisConnOpt {
 
 // formatPayload shows a task's question readably, cut to limit bytes.
 func formatPayload(taskType string, payload []byte, limit int) string {
+	if v, ok := formatBatchPayload(taskType, payload); ok {
+		return v // batch items: batch id and custom_id (batch_stream.go)
+	}
 	if taskType != jobs.TaskTypePredict {
 		return truncate(printable(string(payload)), limit)
 	}

@@ -21,14 +21,43 @@ import (
 // each heartbeat it re-checks the record, so a job that ended without a
 // deliverable event still ends the stream.
 
+// followSource is what a relay follows: a job or a batch (R is its record).
+type followSource[R any] interface {
+	// channel is the pub/sub channel; eventsKey the capped stream.
+	channel() string
+	eventsKey() string
+	// load reads the record; jobs.ErrNotFound when it is gone.
+	load(ctx context.Context) (R, error)
+	// ended reports whether the record has ended.
+	ended(r R) bool
+	// events reads the stream after the id after.
+	events(ctx context.Context, after string) ([]jobs.Event, error)
+}
+
+// jobSource follows a job.
+type jobSource struct {
+	store *jobs.Store
+	id    string
+}
+
+func (j jobSource) channel() string   { return jobs.Channel(j.id) }
+func (j jobSource) eventsKey() string { return jobs.EventsKey(j.id) }
+func (j jobSource) load(ctx context.Context) (*jobs.Job, error) {
+	return j.store.Get(ctx, j.id)
+}
+func (j jobSource) ended(r *jobs.Job) bool { return r.Status.Terminal() }
+func (j jobSource) events(ctx context.Context, after string) ([]jobs.Event, error) {
+	return j.store.Events(ctx, j.id, after, 0)
+}
+
 // sink renders the relay's output for one kind of stream.
-type sink interface {
+type sink[R any] interface {
 	// event sends one event; errStop ends the relay as finished.
 	event(ev jobs.Event) error
 	// snapshot sends the record in place of events the client cannot get
 	// (a trimmed resume id, or an end without a terminal event); id is the
 	// stream position it stands for.
-	snapshot(j *jobs.Job, id string) error
+	snapshot(r R, id string) error
 	heartbeat() error
 	// reconnect tells the client to come back (shutdown); last is the last
 	// id sent.
@@ -51,11 +80,12 @@ const (
 
 // follower is a relay that has subscribed and read what precedes the live
 // events; its run writes everything.
-type follower struct {
+type follower[R any] struct {
 	s   *Server
 	id  string
+	src followSource[R]
 	sub *jobs.Subscription
-	job *jobs.Job
+	job R
 	// replay are the stream's events after the resume id, read after the
 	// subscription was confirmed.
 	replay []jobs.Event
@@ -69,15 +99,19 @@ type follower struct {
 // openFollow subscribes to job id and reads its record and the events after
 // the resume id after. Errors come before anything is written, so the caller
 // can still answer with a status. Close the follower when done.
-func (s *Server) openFollow(ctx context.Context, j *jobs.Job, after string) (*follower, error) {
-	id := j.ID
+func (s *Server) openFollow(ctx context.Context, j *jobs.Job, after string) (*follower[*jobs.Job], error) {
+	return openSource(ctx, s, j.ID, jobSource{store: s.deps.Store, id: j.ID}, after)
+}
+
+// openSource is openFollow for any source.
+func openSource[R any](ctx context.Context, s *Server, id string, src followSource[R], after string) (*follower[R], error) {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
 	defer cancel()
-	sub, err := s.deps.Hub.Subscribe(sctx, jobs.Channel(id))
+	sub, err := s.deps.Hub.Subscribe(sctx, src.channel())
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to job %s: %w", id, err)
+		return nil, fmt.Errorf("subscribe to %s: %w", id, err)
 	}
-	f := &follower{s: s, id: id, sub: sub, last: after}
+	f := &follower[R]{s: s, id: id, src: src, sub: sub, last: after}
 	if err := f.prime(sctx, after); err != nil {
 		sub.Close()
 		return nil, err
@@ -85,29 +119,33 @@ func (s *Server) openFollow(ctx context.Context, j *jobs.Job, after string) (*fo
 	return f, nil
 }
 
-func (f *follower) prime(ctx context.Context, after string) error {
+func (f *follower[R]) prime(ctx context.Context, after string) error {
 	s, id := f.s, f.id
 	// The record after the subscription: whatever it says, later events
 	// arrive live.
-	j, err := s.deps.Store.Get(ctx, id)
+	j, err := f.src.load(ctx)
 	if err != nil {
 		return err
 	}
 	f.job = j
 	if after != "" && after != "0" {
-		first, err := s.deps.Store.FirstEventID(ctx, id)
+		head, err := s.deps.Redis.XRangeN(ctx, f.src.eventsKey(), "-", "+", 1).Result()
 		if err != nil {
-			return err
+			return fmt.Errorf("read events of %s: %w", id, err)
 		}
-		tail, err := s.deps.Redis.XRevRangeN(ctx, jobs.EventsKey(id), "+", "-", 1).Result()
+		first := ""
+		if len(head) > 0 {
+			first = head[0].ID
+		}
+		tail, err := s.deps.Redis.XRevRangeN(ctx, f.src.eventsKey(), "+", "-", 1).Result()
 		if err != nil {
-			return fmt.Errorf("read events of job %s: %w", id, err)
+			return fmt.Errorf("read events of %s: %w", id, err)
 		}
 		// Trimmed (older than the oldest kept event), or an id this stream
 		// never had (newer than its newest): the client's position is
 		// unknown, so it gets the record instead.
 		f.trimmed = first == "" || jobs.CompareIDs(after, first) < 0 ||
-			(len(tail) > 0 && jobs.CompareIDs(after, tail[0].ID) > 0 && !j.Status.Terminal())
+			(len(tail) > 0 && jobs.CompareIDs(after, tail[0].ID) > 0 && !f.src.ended(j))
 		if f.trimmed {
 			if len(tail) > 0 {
 				f.snapshotID = tail[0].ID
@@ -116,22 +154,22 @@ func (f *follower) prime(ctx context.Context, after string) error {
 			}
 			// Re-read the record: it must be at least as new as the
 			// position it stands for.
-			if f.job, err = s.deps.Store.Get(ctx, id); err != nil {
+			if f.job, err = f.src.load(ctx); err != nil {
 				return err
 			}
 			return nil
 		}
 	}
-	f.replay, err = s.deps.Store.Events(ctx, id, after, 0)
+	f.replay, err = f.src.events(ctx, after)
 	return err
 }
 
 // Close ends the subscription.
-func (f *follower) Close() { f.sub.Close() }
+func (f *follower[R]) Close() { f.sub.Close() }
 
 // send sends ev unless the client has it already; done reports a final
 // frame.
-func (f *follower) send(out sink, ev jobs.Event) (done bool, err error) {
+func (f *follower[R]) send(out sink[R], ev jobs.Event) (done bool, err error) {
 	if f.last != "" && jobs.CompareIDs(ev.ID, f.last) <= 0 {
 		return false, nil
 	}
@@ -147,10 +185,10 @@ func (f *follower) send(out sink, ev jobs.Event) (done bool, err error) {
 }
 
 // catchUp sends the stream's events after the last one sent.
-func (f *follower) catchUp(ctx context.Context, out sink) (done bool, err error) {
+func (f *follower[R]) catchUp(ctx context.Context, out sink[R]) (done bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.RedisTimeout)
 	defer cancel()
-	evs, err := f.s.deps.Store.Events(rctx, f.id, f.last, 0)
+	evs, err := f.src.events(rctx, f.last)
 	if err != nil {
 		return false, err
 	}
@@ -164,7 +202,7 @@ func (f *follower) catchUp(ctx context.Context, out sink) (done bool, err error)
 
 // run relays until the job ends, the client goes, the hub drops it, the
 // server shuts down, or timeout fires (nil: never).
-func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) (followEnd, error) {
+func (f *follower[R]) run(ctx context.Context, out sink[R], timeout <-chan time.Time) (followEnd, error) {
 	s := f.s
 	log := zerolog.Ctx(ctx)
 	if f.trimmed {
@@ -172,7 +210,7 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 			return endFinished, ignoreStop(err)
 		}
 		f.last = f.snapshotID
-		if f.job.Status.Terminal() {
+		if f.src.ended(f.job) {
 			return endFinished, nil
 		}
 	}
@@ -181,7 +219,7 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 			return endFinished, err
 		}
 	}
-	if f.job.Status.Terminal() {
+	if f.src.ended(f.job) {
 		// The record had ended before the replay was read, so the replay
 		// held the end: this client was already past it.
 		return endFinished, nil
@@ -257,7 +295,7 @@ func (f *follower) run(ctx context.Context, out sink, timeout <-chan time.Time) 
 
 // drain sends the events already delivered to the subscription, without
 // waiting for more.
-func (f *follower) drain(out sink) (followEnd, error) {
+func (f *follower[R]) drain(out sink[R]) (followEnd, error) {
 	for {
 		select {
 		case ev, ok := <-f.sub.C():
@@ -275,9 +313,9 @@ func (f *follower) drain(out sink) (followEnd, error) {
 
 // recheck reads the record at a heartbeat: a job that ended (or vanished)
 // without its event reaching us ends the stream now.
-func (f *follower) recheck(ctx context.Context, out sink, resync bool) (followEnd, bool, error) {
+func (f *follower[R]) recheck(ctx context.Context, out sink[R], resync bool) (followEnd, bool, error) {
 	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.RedisTimeout)
-	j, err := f.s.deps.Store.Get(rctx, f.id)
+	j, err := f.src.load(rctx)
 	cancel()
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
@@ -286,13 +324,13 @@ func (f *follower) recheck(ctx context.Context, out sink, resync bool) (followEn
 		zerolog.Ctx(ctx).Warn().Err(err).Str("job_id", f.id).Msg("sse: heartbeat re-check failed")
 		return endFinished, false, err
 	}
-	if !j.Status.Terminal() && !resync {
+	if !f.src.ended(j) && !resync {
 		return endFinished, false, nil
 	}
 	if done, err := f.catchUp(ctx, out); done || err != nil {
 		return endFinished, done, err
 	}
-	if !j.Status.Terminal() {
+	if !f.src.ended(j) {
 		return endFinished, false, nil
 	}
 	// Ended, but its event is not in the stream: send the record.

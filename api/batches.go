@@ -1,0 +1,318 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// /v1/batches: bulk uploads modelled on the provider batch APIs. The batch
+// record, items and results live in Redis (package jobs); these handlers
+// validate uploads, read records and relay events.
+
+// batchCreateTimeout bounds storing an upload (50,000 items take well under
+// a second on a local Redis; a remote one needs more).
+const batchCreateTimeout = 2 * time.Minute
+
+// batchHandlers serve /v1/batches.
+type batchHandlers struct {
+	s *Server
+	b *jobs.Batches
+}
+
+// batchRoutes registers /v1/batches on g.
+func (s *Server) batchRoutes(g *gin.RouterGroup) {
+	b, err := jobs.NewBatches(s.deps.Store, jobs.BatchConfig{
+		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
+	})
+	if err != nil {
+		// Config.withDefaults validated these; keep the API up without batches.
+		s.log.Error().Err(err).Msg("batches disabled")
+		return
+	}
+	h := &batchHandlers{s: s, b: b}
+	g.POST("/batches", h.create)
+	g.GET("/batches", h.list)
+	g.GET("/batches/:id", h.get)
+	g.DELETE("/batches/:id", h.remove)
+	g.POST("/batches/:id/cancel", h.cancel)
+	g.POST("/batches/:id/retry", h.retry)
+	g.GET("/batches/:id/results", h.results)
+	g.GET("/batches/:id/events", h.events)
+}
+
+// batchView is a batch as the API shows it (times in Unix seconds, as the
+// provider batch APIs).
+type batchView struct {
+	ID            string           `json:"id"`
+	Object        string           `json:"object"`
+	Endpoint      string           `json:"endpoint"`
+	Status        jobs.BatchStatus `json:"status"`
+	RequestCounts jobs.BatchCounts `json:"request_counts"`
+	CreatedAt     int64            `json:"created_at"`
+	InProgressAt  *int64           `json:"in_progress_at"`
+	ExpiresAt     int64            `json:"expires_at"`
+	CancellingAt  *int64           `json:"cancelling_at"`
+	CompletedAt   *int64           `json:"completed_at"`
+	FailedAt      *int64           `json:"failed_at"`
+	CancelledAt   *int64           `json:"cancelled_at"`
+	ExpiredAt     *int64           `json:"expired_at"`
+	Links         batchLinks       `json:"links"`
+}
+
+type batchLinks struct {
+	Self    string `json:"self"`
+	Results string `json:"results"`
+	Events  string `json:"events"`
+	Cancel  string `json:"cancel"`
+}
+
+func unix(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	v := t.Unix()
+	return &v
+}
+
+func batchViewOf(b *jobs.Batch) batchView {
+	self := "/v1/batches/" + b.ID
+	return batchView{
+		ID: b.ID, Object: "batch", Endpoint: "/v1/jobs", Status: b.Status, RequestCounts: b.Counts,
+		CreatedAt: b.CreatedAt.Unix(), InProgressAt: unix(b.InProgressAt), ExpiresAt: b.ExpiresAt.Unix(),
+		CancellingAt: unix(b.CancellingAt), CompletedAt: unix(b.CompletedAt), FailedAt: unix(b.FailedAt),
+		CancelledAt: unix(b.CancelledAt), ExpiredAt: unix(b.ExpiredAt),
+		Links: batchLinks{Self: self, Results: self + "/results", Events: self + "/events", Cancel: self + "/cancel"},
+	}
+}
+
+// fail answers err, naming batches rather than jobs.
+func (h *batchHandlers) fail(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, jobs.ErrBatchNotFound):
+		err = errNotFound("batch")
+	case errors.Is(err, jobs.ErrBatchEnded):
+		err = &apiError{status: http.StatusConflict, code: "batch_ended", message: "batch has already ended"}
+	case errors.Is(err, jobs.ErrBatchActive):
+		err = &apiError{status: http.StatusConflict, code: "batch_active", message: "batch has not ended yet"}
+	case errors.Is(err, jobs.ErrNothingToRetry):
+		err = &apiError{status: http.StatusConflict, code: "nothing_to_retry", message: "batch has no failed items"}
+	}
+	h.s.respond(c, err)
+}
+
+// parseBatchID validates a batch id: "batch_" and 32 lowercase hex digits.
+func parseBatchID(id string) (string, error) {
+	const prefix = "batch_"
+	if len(id) != len(prefix)+32 || id[:len(prefix)] != prefix {
+		return "", errNotFound("batch")
+	}
+	if _, err := parseJobID(id[len(prefix):]); err != nil {
+		return "", errNotFound("batch")
+	}
+	return id, nil
+}
+
+// load reads the batch named in the path, as its owner may see it.
+func (h *batchHandlers) load(ctx context.Context, c *gin.Context) (*jobs.Batch, error) {
+	id, err := parseBatchID(c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := h.b.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if b.Owner != owner(c) {
+		return nil, jobs.ErrBatchNotFound
+	}
+	return b, nil
+}
+
+// create is POST /v1/batches: the upload is read as a stream, validated
+// whole, stored, and answered 202 with the batch and its Location.
+func (h *batchHandlers) create(c *gin.Context) {
+	s := h.s
+	idem, err := parseIdempotencyKey(c.GetHeader("Idempotency-Key"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	tooBig := &apiError{status: http.StatusRequestEntityTooLarge, code: "batch_too_large", field: "body",
+		message: fmt.Sprintf("upload exceeds BATCH_MAX_BYTES (%d bytes)", s.cfg.BatchMaxBytes)}
+	if c.Request.ContentLength > s.cfg.BatchMaxBytes {
+		h.fail(c, tooBig)
+		return
+	}
+	s.writeDeadline(c, batchCreateTimeout)
+	hash := sha256.New()
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.BatchMaxBytes)
+	items, problems, err := decodeBatchUpload(teeReader{body, hash}, batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars})
+	var mbe *http.MaxBytesError
+	var tmi errTooManyItems
+	switch {
+	case errors.As(err, &mbe):
+		h.fail(c, tooBig)
+		return
+	case errors.As(err, &tmi):
+		h.fail(c, &apiError{status: http.StatusRequestEntityTooLarge, code: "batch_too_many_items", field: "body", message: tmi.Error()})
+		return
+	case err != nil:
+		h.fail(c, &apiError{status: http.StatusBadRequest, code: "bad_body", message: "could not read the request body", cause: err})
+		return
+	case len(problems) > 0:
+		_ = c.Error(fmt.Errorf("batch upload refused: %d problems", len(problems)))
+		writeJSON(c, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
+			"code": "validation_error", "message": fmt.Sprintf("the upload has problems (first on line %d: %s)", problems[0].Line, problems[0].Reason),
+			"problems": problems,
+		}})
+		return
+	}
+	noCache := c.Query("no_cache") == "true"
+	if noCache {
+		hash.Write([]byte("\x00no_cache"))
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), batchCreateTimeout)
+	defer cancel()
+	created, err := h.b.Create(ctx, jobs.CreateRequest{Owner: owner(c), Items: items, NoCache: noCache,
+		IdempotencyKey: idem, BodyHash: hex.EncodeToString(hash.Sum(nil))})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	v := batchViewOf(created.Batch)
+	c.Header("Location", v.Links.Self)
+	c.Header("Retry-After", retryAfter(s.cfg.PollAfter))
+	if created.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	writeJSON(c, http.StatusAccepted, v)
+}
+
+// teeReader hashes what it reads.
+type teeReader struct {
+	r interface{ Read([]byte) (int, error) }
+	h interface{ Write([]byte) (int, error) }
+}
+
+func (t teeReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		_, _ = t.h.Write(p[:n])
+	}
+	return n, err
+}
+
+// get is GET /v1/batches/{id}.
+func (h *batchHandlers) get(c *gin.Context) {
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	b, err := h.load(ctx, c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, batchViewOf(b))
+}
+
+// list is GET /v1/batches?limit=&after=: the caller's batches, newest first.
+func (h *batchHandlers) list(c *gin.Context) {
+	limit := 20
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			h.fail(c, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "limit", message: "limit must be 1 to 100"})
+			return
+		}
+		limit = n
+	}
+	after := c.Query("after")
+	if after != "" {
+		if _, err := parseBatchID(after); err != nil {
+			h.fail(c, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "after", message: "after must be a batch id"})
+			return
+		}
+	}
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	bs, more, err := h.b.List(ctx, owner(c), after, limit)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	data := make([]batchView, len(bs))
+	for i, b := range bs {
+		data[i] = batchViewOf(b)
+	}
+	out := map[string]any{"object": "list", "data": data, "has_more": more}
+	if len(bs) > 0 {
+		out["first_id"], out["last_id"] = bs[0].ID, bs[len(bs)-1].ID
+	}
+	writeJSON(c, http.StatusOK, out)
+}
+
+// cancel is POST /v1/batches/{id}/cancel: 200 with the batch, cancelling
+// (or already cancelled); 409 when it had ended otherwise.
+func (h *batchHandlers) cancel(c *gin.Context) {
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	b, err := h.load(ctx, c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if b.Status != jobs.BatchCancelled {
+		if b, err = h.b.Cancel(ctx, b.ID); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	writeJSON(c, http.StatusOK, batchViewOf(b))
+}
+
+// remove is DELETE /v1/batches/{id}: an ended batch and its results go; 409
+// while it runs. 204.
+func (h *batchHandlers) remove(c *gin.Context) {
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	b, err := h.load(ctx, c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.b.Delete(ctx, b.ID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+	c.Writer.WriteHeaderNow()
+}
+
+// retry is POST /v1/batches/{id}/retry: the failed items of an ended batch
+// run again. 202 with the batch.
+func (h *batchHandlers) retry(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), batchCreateTimeout)
+	defer cancel()
+	b, err := h.load(ctx, c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := h.b.Retry(ctx, b.ID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if b, err = h.b.Get(ctx, b.ID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	writeJSON(c, http.StatusAccepted, batchViewOf(b))
+}
