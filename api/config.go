@@ -3,7 +3,10 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/qaqueue/qaqueue/config"
 )
 
 // Config configures the API. The zero value of every field means its default;
@@ -88,6 +91,55 @@ type Config struct {
 	// BatchCompletionWindow is how long a batch may run before it ends
 	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
 	BatchCompletionWindow time.Duration
+
+	// Batches (/v1/batches; batches.go).
+
+	// BatchMaxItems caps the items of one upload (413 beyond;
+	// BATCH_MAX_ITEMS). Default 50000.
+	BatchMaxItems int
+	// BatchMaxBytes caps one upload (413 beyond; BATCH_MAX_BYTES). Default
+	// 100 MB.
+	BatchMaxBytes int64
+	// BatchResultTTL is how long a batch and its results live after it ends
+	// (BATCH_RESULT_TTL). Default 168h.
+	BatchResultTTL time.Duration
+	// BatchCompletionWindow is how long a batch may run before it ends
+	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
+	BatchCompletionWindow time.Duration
+
+	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
+
+	// APIKeys are the keys clients send as "Authorization: Bearer <key>"
+	// (API_KEYS); a key's name owns the jobs it creates. Default empty:
+	// anonymous mode, where nothing is authenticated and everything belongs
+	// to the owner "" (New logs a warning).
+	APIKeys config.APIKeys
+	// AdminAPIKeys open /metrics and /monitoring/ (ADMIN_API_KEYS), as
+	// Bearer or as the password of Basic auth. Default empty: those pages
+	// are open in anonymous mode and closed (401) otherwise.
+	AdminAPIKeys config.APIKeys
+	// MetricsPublic serves /metrics without an admin key (METRICS_PUBLIC).
+	// Default false.
+	MetricsPublic bool
+	// CORSOrigins are the origins ("scheme://host[:port]") allowed to call
+	// the API from a browser, with credentials (CORS_ORIGINS). "*" is
+	// refused. Default empty: CORS off.
+	CORSOrigins []string
+	// RateLimitRPS is the requests per second one key (in anonymous mode,
+	// one client address) may make, shared across replicas through Redis
+	// (RATE_LIMIT_RPS). Default 0: no limit.
+	RateLimitRPS float64
+	// RateLimitBurst is how many requests may come at once above
+	// RateLimitRPS (RATE_LIMIT_BURST). Default RateLimitRPS rounded up, at
+	// least 1.
+	RateLimitBurst int
+	// TokenBudgetPerDay caps the LM tokens one key's completed jobs may use
+	// per UTC day; once reached, new work gets 429 until midnight UTC
+	// (TOKEN_BUDGET_PER_DAY). Default 0: no budget.
+	TokenBudgetPerDay int64
+	// MaxStreamsPerKey caps the event streams one key holds open on one API
+	// process (SSE_MAX_STREAMS_PER_KEY). Default 100.
+	MaxStreamsPerKey int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -122,6 +174,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
 		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
 	}
+	if c.BatchMaxItems == 0 {
+		c.BatchMaxItems = 50000
+	}
+	if c.BatchMaxBytes == 0 {
+		c.BatchMaxBytes = 100_000_000
+	}
+	def(&c.BatchResultTTL, 168*time.Hour)
+	def(&c.BatchCompletionWindow, 24*time.Hour)
+	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
+		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
+	}
+	if c.MaxStreamsPerKey == 0 {
+		c.MaxStreamsPerKey = 100
+	}
+	if c.RateLimitBurst == 0 && c.RateLimitRPS > 0 {
+		c.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.RateLimitRPS), math.MaxInt32)))
+	}
 	def(&c.PredictTimeout, 60*time.Second)
 	def(&c.MaxWait, 60*time.Second)
 	def(&c.Heartbeat, 15*time.Second)
@@ -140,7 +209,7 @@ func (c Config) withDefaults() (Config, error) {
 	for name, v := range map[string]int64{
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
 		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
-		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit),
+		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
@@ -157,6 +226,7 @@ func (c Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))
 		}
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("api config: %w", err)
 	}

@@ -73,6 +73,10 @@ type Server struct {
 	drainOnce sync.Once
 	// streams counts open streams and waits, which Shutdown lets finish.
 	streams tracker
+	// openStreams counts each key's open streams (limitStreams);
+	// corsOrigins are the allowed CORS origins.
+	openStreams streamCounter
+	corsOrigins map[string]bool
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -105,6 +109,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		gather:   reg,
 		draining: make(chan struct{}),
 	}
+	s.corsOrigins = originSet(cfg.CORSOrigins)
+	s.warnOpen()
 	if s.metrics, err = newHTTPMetrics(reg, deps.Hub, asynq.NewInspectorFromRedisClient(deps.Redis), s.log); err != nil {
 		return nil, err
 	}
@@ -137,33 +143,41 @@ func (s *Server) routes() *gin.Engine {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
-	e.Use(s.requestID, s.accessLog, s.recovery, s.defaultDeadline)
+	// Security (issue 8): headers on every answer, CORS preflights answered
+	// before authentication, then keys (authenticate: every path but the
+	// explicit publicPaths) and the per-key rate limit.
+	e.Use(s.requestID, s.accessLog, s.recovery, s.securityHeaders, s.cors, s.authenticate, s.rateLimit, s.defaultDeadline)
 	e.NoRoute(s.noRoute)
 	e.NoMethod(s.noMethod)
 
-	// Public: probes (and, later, /, /docs and /openapi.json). No data here.
+	// Public: probes (and /, /docs and /openapi.json: publicPaths in
+	// auth.go). No data here.
 	e.GET("/health", s.health)
 	e.GET("/livez", s.livez)
 	e.GET("/readyz", s.readyz)
+	s.webRoutes(e) // /openapi.json, /docs, the playground at / and /static/ (docs.go)
 
-	// The API proper: API keys and ownership checks go on these groups.
+	// The API proper: an API key each (authenticate), owners checked in the
+	// handlers (loadJob; ownedBy for other resources). Routes that create
+	// jobs take checkBudget, streams take limitStreams.
 	v1 := e.Group("/v1")
-	v1.POST("/jobs", s.submitJob)
+	v1.POST("/jobs", s.checkBudget, s.submitJob)
 	v1.GET("/jobs/:id", s.getJob)
 	v1.DELETE("/jobs/:id", s.deleteJob)
 	v1.POST("/jobs/:id/cancel", s.cancelJob)
-	v1.GET("/jobs/:id/events", s.jobEvents)
+	v1.GET("/jobs/:id/events", s.limitStreams, s.jobEvents)
+	s.batchRoutes(v1) // /v1/batches (batches.go)
 	s.batchRoutes(v1) // /v1/batches (batches.go)
 
 	seed := e.Group("")
-	seed.POST("/predict", s.predict)
-	seed.POST("/predict/stream", s.predictStream)
-	seed.POST("/batch", s.batch)
+	seed.POST("/predict", s.checkBudget, s.predict)
+	seed.POST("/predict/stream", s.checkBudget, s.limitStreams, s.predictStream)
+	seed.POST("/batch", s.checkBudget, s.batch)
 
-	// Operators: admin keys go here.
+	// Operators: admin keys (authenticate).
 	e.GET("/metrics", s.serveMetrics)
 	if s.monitor != nil {
-		e.Any(monitoringRoot+"/*any", gin.WrapH(s.monitor))
+		e.Any(monitoringRoot+"/*any", s.serveMonitoring())
 	}
 	return e
 }
