@@ -92,21 +92,6 @@ type Config struct {
 	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
 	BatchCompletionWindow time.Duration
 
-	// Batches (/v1/batches; batches.go).
-
-	// BatchMaxItems caps the items of one upload (413 beyond;
-	// BATCH_MAX_ITEMS). Default 50000.
-	BatchMaxItems int
-	// BatchMaxBytes caps one upload (413 beyond; BATCH_MAX_BYTES). Default
-	// 100 MB.
-	BatchMaxBytes int64
-	// BatchResultTTL is how long a batch and its results live after it ends
-	// (BATCH_RESULT_TTL). Default 168h.
-	BatchResultTTL time.Duration
-	// BatchCompletionWindow is how long a batch may run before it ends
-	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
-	BatchCompletionWindow time.Duration
-
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
 	// APIKeys are the keys clients send as "Authorization: Bearer <key>"
@@ -162,17 +147,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MonitoringFormatLimit == 0 {
 		c.MonitoringFormatLimit = 4096
-	}
-	if c.BatchMaxItems == 0 {
-		c.BatchMaxItems = 50000
-	}
-	if c.BatchMaxBytes == 0 {
-		c.BatchMaxBytes = 100_000_000
-	}
-	def(&c.BatchResultTTL, 168*time.Hour)
-	def(&c.BatchCompletionWindow, 24*time.Hour)
-	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
-		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
 	}
 	if c.BatchMaxItems == 0 {
 		c.BatchMaxItems = 50000

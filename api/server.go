@@ -167,7 +167,6 @@ func (s *Server) routes() *gin.Engine {
 	v1.POST("/jobs/:id/cancel", s.cancelJob)
 	v1.GET("/jobs/:id/events", s.limitStreams, s.jobEvents)
 	s.batchRoutes(v1) // /v1/batches (batches.go)
-	s.batchRoutes(v1) // /v1/batches (batches.go)
 
 	seed := e.Group("")
 	seed.POST("/predict", s.checkBudget, s.predict)
