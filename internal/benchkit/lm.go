@@ -1,0 +1,123 @@
+package benchkit
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+)
+
+// LM is a fake LM that also counts its chat answers by status and its chat
+// calls in flight.
+type LM struct {
+	*fakelm.Server
+	http *http.Server
+	ln   net.Listener
+
+	mu          sync.Mutex
+	statuses    map[int]int64
+	inFlight    atomic.Int64
+	maxInFlight atomic.Int64
+}
+
+// StartLM starts a counting fake LM on a free loopback port.
+func StartLM(cfg fakelm.Config) (*LM, error) {
+	fs, err := fakelm.NewUnstarted(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen fakelm: %w", err)
+	}
+	l := &LM{Server: fs, ln: ln, statuses: map[int]int64{}}
+	inner := fs.Handler()
+	l.http = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			inner.ServeHTTP(w, r)
+			return
+		}
+		n := l.inFlight.Add(1)
+		for m := l.maxInFlight.Load(); n > m && !l.maxInFlight.CompareAndSwap(m, n); m = l.maxInFlight.Load() {
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			l.inFlight.Add(-1)
+			l.mu.Lock()
+			l.statuses[rec.status]++
+			l.mu.Unlock()
+		}()
+		inner.ServeHTTP(rec, r)
+	})}
+	go func() { _ = l.http.Serve(ln) }()
+	return l, nil
+}
+
+// URL is the OpenAI base URL, http://host:port/v1.
+func (l *LM) URL() string { return "http://" + l.ln.Addr().String() + "/v1" }
+
+// Close stops the server at once, ending stalls.
+func (l *LM) Close() error {
+	return errors.Join(l.Server.Close(), l.http.Close())
+}
+
+// Statuses is how many chat calls were answered with each HTTP status.
+func (l *LM) Statuses() map[int]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[int]int64, len(l.statuses))
+	for k, v := range l.statuses {
+		out[k] = v
+	}
+	return out
+}
+
+// Calls is how many chat calls were answered, whatever the status.
+func (l *LM) Calls() int64 {
+	var n int64
+	for _, v := range l.Statuses() {
+		n += v
+	}
+	return n
+}
+
+// InFlight is how many chat calls are being answered now.
+func (l *LM) InFlight() int64 { return l.inFlight.Load() }
+
+// MaxInFlight is the most chat calls answered at once since ResetMax.
+func (l *LM) MaxInFlight() int64 { return l.maxInFlight.Load() }
+
+// ResetMax starts a new MaxInFlight window.
+func (l *LM) ResetMax() { l.maxInFlight.Store(l.inFlight.Load()) }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
