@@ -113,6 +113,9 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 		Usage:          res.Usage,
 		LatencySeconds: took.Seconds(),
 	}
+	if w.cfg.DisableUsage {
+		r.Usage = json.RawMessage("null")
+	}
 	err := att.Complete(wctx, r)
 	switch {
 	case errors.Is(err, jobs.ErrTerminal):

@@ -112,7 +112,7 @@ func (b *bundle) startHelperWorker(t *testing.T, id string) (kill func()) {
 	cmd.Env = append(os.Environ(),
 		envHelperRedisAddr+"="+b.db.Addr,
 		envHelperRedisDB+"="+strconv.Itoa(b.db.Index),
-		envHelperLMBase+"="+b.lm.URL()+"/v1", // as setup configures the in-process worker
+		envHelperLMBase+"="+b.lm.URL(), // as setup configures the in-process worker
 		envHelperWorkerID+"="+id,
 	)
 	stdout := &lockedBuffer{ready: make(chan struct{})}

@@ -48,6 +48,9 @@ type Config struct {
 	// EnableStreaming publishes token events for jobs that ask for them
 	// (ENABLE_STREAMING).
 	EnableStreaming bool
+	// DisableUsage leaves usage out of results (TRACK_USAGE=false): the
+	// seed then answers "usage": null, as DSPy's get_lm_usage() is None.
+	DisableUsage bool
 	// ID names this worker in job records; default host-pid-random.
 	ID string
 	// BatchOwnerShare is the fraction of the batch slots one owner's batch
@@ -119,8 +122,9 @@ type Worker struct {
 
 	// Batch items (batch.go): running items per batch, and each owner's
 	// share of the batch slots.
-	batchRuns batchRuns
-	shares    *ownerSlots
+	batchRuns   batchRuns
+	shares      *ownerSlots
+	batchFlight flight
 }
 
 // New builds a worker; Start runs it.

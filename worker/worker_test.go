@@ -34,7 +34,7 @@ func setup(t *testing.T, jcfg jobs.Config) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lm.Close() })
-	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL() + "/v1", APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: db.Client})
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: db.Client})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestAPIWithWorkersAndFakeLM(t *testing.T) {
 	defer lm.Close()
 	cfg, _, err := config.Load(config.MapLookup(map[string]string{
 		"REDIS_URL": db.URL(), "HOST": "127.0.0.1", "PORT": "0", "WORKER_METRICS_PORT": "0",
-		"LM_API_BASE": lm.URL() + "/v1", "LM_API_KEY": "test", "CACHE_DISK_ENABLED": "false",
+		"LM_API_BASE": lm.URL(), "LM_API_KEY": "test", "CACHE_DISK_ENABLED": "false",
 		"WORKER_CONCURRENCY": "8", "BATCH_CONCURRENCY": "2",
 	}), nil)
 	if err != nil {

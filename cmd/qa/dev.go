@@ -60,7 +60,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("start demo LM: %w", err)
 		}
 		defer lm.Close()
-		demo = &lmEndpoint{base: lm.URL() + "/v1", key: "demo"}
+		demo = &lmEndpoint{base: lm.URL(), key: "demo"}
 		log.Warn().Str("reason", why.Error()).Str("demo_lm", lm.URL()).
 			Msg("no LM configured: answering with the DEMO LM (made-up answers); set OPENAI_API_KEY or LM_API_KEY/LM_API_BASE for a real one")
 	}
@@ -105,8 +105,30 @@ qaqueue is running (LM: %s)
   metrics      %s/metrics
 
 Try:
-  curl -s %s/predict -H 'Content-Type: application/json' -d '{"question":"Why is the sky blue?"}'
-
+  curl -s %s/predict -H 'Content-Type: application/json'%s -d '{"question":"Why is the sky blue?"}'
+%s
 Press Ctrl-C to stop.
-`, lm, base, base, base, base, base)
+`, lm, base, base, base, base, base, authHint(cfg), openWarning(cfg))
+}
+
+// authHint is the curl flag a configured key needs.
+func authHint(cfg *config.Config) string {
+	if len(cfg.Security.APIKeys) == 0 {
+		return ""
+	}
+	return " -H 'Authorization: Bearer <key>'"
+}
+
+// openWarning says, when it is so, that qa dev runs without API keys: fine on
+// a laptop, never on a network (`qa api` refuses it without ALLOW_ANONYMOUS).
+func openWarning(cfg *config.Config) string {
+	if len(cfg.Security.APIKeys) > 0 {
+		return ""
+	}
+	what := "the API, the dashboard and /metrics are"
+	if len(cfg.Security.AdminAPIKeys) > 0 {
+		what = "the API is"
+	}
+	return "\n  WARNING: no API_KEYS: " + what + " open to anyone who can reach this port.\n" +
+		"  Set API_KEYS (and ADMIN_API_KEYS) before exposing it.\n"
 }

@@ -149,6 +149,7 @@ func workerConfig(cfg *config.Config) worker.Config {
 		InteractiveMaxWait: cfg.Queue.InteractiveMaxWait,
 		ShutdownTimeout:    cfg.Queue.ShutdownTimeout,
 		EnableStreaming:    cfg.HTTP.EnableStreaming,
+		DisableUsage:       !cfg.LM.TrackUsage,
 	}
 }
 
