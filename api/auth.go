@@ -19,11 +19,26 @@ import (
 // never echoed.
 
 // publicPaths hold no data and need no key: the probes, and the static pages
-// and documents (/, /docs, /openapi.json). Exact paths: anything else, routes
-// added later included, is closed by default.
+// and documents (/, /docs, /openapi.json). Exact paths (and the asset prefix
+// below): anything else, routes added later included, is closed by default.
 var publicPaths = map[string]bool{
 	"/health": true, "/livez": true, "/readyz": true,
 	"/": true, "/docs": true, "/openapi.json": true,
+}
+
+// publicPrefixes hold the static assets of those pages.
+var publicPrefixes = []string{"/static/"}
+
+func isPublic(path string) bool {
+	if publicPaths[path] {
+		return true
+	}
+	for _, p := range publicPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // access is what a path asks of its caller.
@@ -38,7 +53,7 @@ const (
 
 func (s *Server) accessOf(path string) access {
 	switch {
-	case publicPaths[path]:
+	case isPublic(path):
 		return accessPublic
 	case path == "/metrics":
 		if s.cfg.MetricsPublic {

@@ -29,6 +29,9 @@ func runServeAPI(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return errConfig(err)
 	}
+	if err := checkOpenAPI(cfg); err != nil {
+		return err
+	}
 	log := newLogger(cfg, e.stderr)
 	logNotices(log, notices)
 	url := cfg.Redis.EffectiveURL().Reveal()
@@ -117,5 +120,26 @@ func apiConfig(cfg *config.Config) api.Config {
 		DisableStreaming:   !cfg.HTTP.EnableStreaming,
 		DisableMetrics:     !cfg.HTTP.EnableMetrics,
 		MonitoringWritable: !cfg.Security.MonitoringReadonly,
+		APIKeys:            cfg.Security.APIKeys,
+		AdminAPIKeys:       cfg.Security.AdminAPIKeys,
+		MetricsPublic:      cfg.Security.MetricsPublic,
+		CORSOrigins:        cfg.Security.CORSOrigins,
+		RateLimitRPS:       cfg.Security.RateLimitRPS,
+		RateLimitBurst:     cfg.Security.RateLimitBurst,
+		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
+		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
 	}
+}
+
+// errOpenAPI is why `qa api` refuses to start without API keys.
+var errOpenAPI = errors.New("API_KEYS is not set: `qa api` will not serve an open API; " +
+	"set API_KEYS (\"name:key,…\", and ADMIN_API_KEYS for the dashboard), or ALLOW_ANONYMOUS=true to run it open on purpose")
+
+// checkOpenAPI refuses an API without keys unless ALLOW_ANONYMOUS says so
+// (`qa dev` may run open; api.New warns either way).
+func checkOpenAPI(cfg *config.Config) error {
+	if len(cfg.Security.APIKeys) == 0 && !cfg.Security.AllowAnonymous {
+		return errOpenAPI
+	}
+	return nil
 }
