@@ -351,3 +351,27 @@ func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
 		t.Fatalf("events = %s", types(evs))
 	}
 }
+
+func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	stop := b.startWorker(t, worker.Config{ShutdownTimeout: 30 * time.Second, BatchConcurrency: -1})
+	// The LM answers after a pause: the shutdown starts while it runs.
+	id := b.submit(t, jobs.SubmitRequest{Question: "pause [[fakelm:stall,for=500ms,times=1]]"})
+	for {
+		j, _ := b.store.Get(ctx, id)
+		if j.Status == jobs.StatusRunning {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop() // returns once in-flight work is done
+	j, err := b.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != jobs.StatusCompleted || count(b.events(t, id), jobs.EventStarted) != 1 {
+		t.Fatalf("job after shutdown = %+v; events %s", j, types(b.events(t, id)))
+	}
+}
