@@ -149,7 +149,9 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	defer w.batchRuns.track(p.Batch.ID, cancel)()
 
 	started := time.Now()
-	res, runErr := w.deps.Runner.Run(runCtx, att.Item.Question, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
+	res, runErr := w.batchFlight.do(runCtx, att.Item.Question, p.NoCache, func(ctx context.Context) (*RunResult, error) {
+		return w.deps.Runner.Run(ctx, att.Item.Question, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
+	})
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
 	defer wcancel()
 	if runErr == nil {
@@ -218,4 +220,51 @@ func (w *Worker) handleBatchCheck(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: bad batch payload: %v", asynq.SkipRetry, err)
 	}
 	return w.deps.Batches.CheckWindow(ctx, p.BatchID)
+}
+
+// flight shares one run among items asking the same question at the same
+// time in this process: the LM cache serves repeats that come later, but
+// identical items running side by side would all miss it. A follower whose
+// leader failed runs the question itself, so one item's cancel or error
+// never becomes another's.
+type flight struct {
+	mu    sync.Mutex
+	calls map[string]*flightCall
+}
+
+type flightCall struct {
+	done chan struct{}
+	res  *RunResult
+	err  error
+}
+
+func (f *flight) do(ctx context.Context, question string, noCache bool, run func(context.Context) (*RunResult, error)) (*RunResult, error) {
+	if noCache {
+		return run(ctx)
+	}
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]*flightCall{}
+	}
+	if c, ok := f.calls[question]; ok {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			if c.err == nil {
+				return c.res, nil
+			}
+			return run(ctx)
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	c := &flightCall{done: make(chan struct{})}
+	f.calls[question] = c
+	f.mu.Unlock()
+	c.res, c.err = run(ctx)
+	f.mu.Lock()
+	delete(f.calls, question)
+	f.mu.Unlock()
+	close(c.done)
+	return c.res, c.err
 }
