@@ -1,0 +1,198 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
+	t.Helper()
+	bs, err := jobs.NewBatches(b.store, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs
+}
+
+func createBatch(t *testing.T, bs *jobs.Batches, n int) *jobs.Batch {
+	t.Helper()
+	items := make([]jobs.BatchItem, n)
+	for i := range items {
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
+	}
+	c, err := bs.Create(context.Background(), jobs.CreateRequest{Owner: "alice", Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Batch
+}
+
+func pendingItems(t *testing.T, b *bundle) int {
+	t.Helper()
+	info, err := asynq.NewInspectorFromRedisClient(b.db.Client).GetQueueInfo(jobs.QueueBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Pending
+}
+
+// A crash mid-expansion (simulated: stop after some items, and lose the
+// cursor's last write) loses nothing and duplicates nothing on the re-run.
+func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{StoreChunk: 100})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 250)
+	if bt.Status != jobs.BatchInProgress || bt.Counts.Total != 250 {
+		t.Fatalf("created = %+v", bt)
+	}
+	done, err := bs.Expand(ctx, bt.ID, 130)
+	if err != nil || done {
+		t.Fatalf("partial expand = %v %v", done, err)
+	}
+	if n := pendingItems(t, b); n != 130 {
+		t.Fatalf("pending after the partial run = %d, want 130", n)
+	}
+	// The worker died after enqueueing but before recording the cursor.
+	if err := b.db.Client.HSet(ctx, jobs.BatchKey(bt.ID), "expanded", 50).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done {
+		t.Fatalf("resumed expand = %v %v", done, err)
+	}
+	if n := pendingItems(t, b); n != 250 {
+		t.Fatalf("pending after resuming = %d, want 250", n)
+	}
+	// Run every item; run some twice, as asynq may.
+	for i := range 250 {
+		p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: "alice"}
+		for range 1 + i%2 {
+			att, out, err := bs.StartItem(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != jobs.ItemStarted {
+				continue // the second run finds the slot filled
+			}
+			if att.Item.Question != fmt.Sprintf("q%d?", i) {
+				t.Fatalf("item %d = %+v", i, att.Item)
+			}
+			if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	end, err := bs.Get(ctx, bt.ID)
+	if err != nil || end.Status != jobs.BatchCompleted || end.Counts != (jobs.BatchCounts{Total: 250, Completed: 250}) {
+		t.Fatalf("end = %+v %v", end, err)
+	}
+	lines, err := bs.Results(ctx, bt.ID, 0, 250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range lines {
+		var r jobs.ItemResult
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.CustomID != fmt.Sprintf("c%d", i) || r.Status != jobs.StatusCompleted {
+			t.Fatalf("result %d = %s (%v)", i, l, err)
+		}
+	}
+	evs, err := bs.Events(ctx, bt.ID, "")
+	if err != nil || evs[len(evs)-1].Type != jobs.EventCompleted {
+		t.Fatalf("events = %v %v", eventTypes(evs), err)
+	}
+}
+
+// The handler, not asynq's recoverer, records an item's last attempt: a
+// start beyond MaxAttempts counts the item failed, so the batch ends.
+func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{MaxAttempts: 2})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 1)
+	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: 0, CustomID: "c0"}, Owner: "alice"}
+	for want := 1; want <= 2; want++ {
+		att, out, err := bs.StartItem(ctx, p)
+		if err != nil || out != jobs.ItemStarted || att.Number != want || att.Last != (want == 2) {
+			t.Fatalf("start %d = %+v %v %v", want, att, out, err)
+		}
+	}
+	// The third start gives up and counts the item failed.
+	att, _, _ := bs.StartItem(ctx, p)
+	if att != nil {
+		t.Fatalf("third start ran: %+v", att)
+	}
+	end, _ := bs.Get(ctx, bt.ID)
+	if end.Status != jobs.BatchCompleted || end.Counts.Failed != 1 {
+		t.Fatalf("end = %+v", end)
+	}
+	lines, _ := bs.Results(ctx, bt.ID, 0, 1)
+	var r jobs.ItemResult
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil || r.Error == nil || r.Error.Code != "attempts_exhausted" {
+		t.Fatalf("result = %s", lines[0])
+	}
+}
+
+func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{MaxAttempts: 1})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 1)
+	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID}, Owner: "alice"}
+	for range 3 {
+		att, out, err := bs.StartItem(ctx, p)
+		if err != nil || out != jobs.ItemStarted || att.Number != 1 {
+			t.Fatalf("start = %+v %v %v", att, out, err)
+		}
+		if err := att.Defer(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A batch past its completion window ends expired, keeping what finished;
+// its remaining items are dropped as workers reach them.
+func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 3)
+	item := func(i int) jobs.BatchItemPayload {
+		return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i}, Owner: "alice"}
+	}
+	att, _, _ := bs.StartItem(ctx, item(0))
+	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.CheckWindow(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchInProgress {
+		t.Fatalf("expired early: %+v", got)
+	}
+	if err := b.db.Client.HSet(ctx, jobs.BatchKey(bt.ID), "expires_at", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := bs.StartItem(ctx, item(1)); err != nil || out != jobs.ItemSkipped {
+		t.Fatalf("start after the window = %v %v", out, err)
+	}
+	end, _ := bs.Get(ctx, bt.ID)
+	if end.Status != jobs.BatchExpired || end.Counts.Completed != 1 || end.ExpiredAt == nil {
+		t.Fatalf("end = %+v", end)
+	}
+	if ttl := b.db.Client.PTTL(ctx, jobs.BatchResultsKey(bt.ID)).Val(); ttl <= 0 {
+		t.Fatalf("results ttl = %v", ttl)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); !errors.Is(err, jobs.ErrBatchEnded) {
+		t.Fatalf("cancel after the end: %v", err)
+	}
+}
