@@ -49,3 +49,26 @@ vet: ## go vet and gofmt check
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy
+
+# --- deployment (issue 7): images, compose, and checks that need no Docker engine
+IMAGE   ?= qaqueue
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+WORKERS_SCALE ?= 2
+
+.PHONY: docker
+docker: ## build the API and worker images, tagged VERSION (needs a Docker engine)
+	docker build -f Dockerfile.api --build-arg VERSION=$(VERSION) -t $(IMAGE)-api:$(VERSION) .
+	docker build -f Dockerfile.worker --build-arg VERSION=$(VERSION) -t $(IMAGE)-worker:$(VERSION) .
+
+.PHONY: compose-up
+compose-up: ## start Redis, the API and WORKERS_SCALE workers with docker compose (makes .env from .env.example)
+	@test -f .env || { cp .env.example .env; echo "compose-up: created .env from .env.example: set the LM key and API_KEYS there"; }
+	VERSION=$(VERSION) $(COMPOSE) -p qaqueue up -d --build --scale worker=$(WORKERS_SCALE)
+
+.PHONY: compose-down
+compose-down: ## stop the compose stack (volumes are kept)
+	$(COMPOSE) -p qaqueue --profile monitoring --profile demo down
+
+.PHONY: deploy-check
+deploy-check: ## validate the Dockerfiles' build, docker-compose.yml and the Kubernetes manifests (no engine, no cluster)
+	GO=$(GO) bash deploy/check.sh
