@@ -128,6 +128,11 @@ func apiConfig(cfg *config.Config) api.Config {
 		RateLimitBurst:     cfg.Security.RateLimitBurst,
 		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
 		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
+		// Batches (batchwiring.go has the workers' side).
+		BatchMaxItems:         cfg.Batch.MaxItems,
+		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
+		BatchResultTTL:        cfg.Batch.ResultTTL,
+		BatchCompletionWindow: cfg.Batch.CompletionWindow,
 	}
 }
 

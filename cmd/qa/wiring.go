@@ -150,6 +150,7 @@ func workerConfig(cfg *config.Config) worker.Config {
 		ShutdownTimeout:    cfg.Queue.ShutdownTimeout,
 		EnableStreaming:    cfg.HTTP.EnableStreaming,
 		DisableUsage:       !cfg.LM.TrackUsage,
+		BatchOwnerShare:    cfg.Batch.OwnerShare,
 	}
 }
 

@@ -95,9 +95,14 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
+	batches, err := jobs.NewBatches(store, batchConfig(cfg)) // batchwiring.go
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
 		Redis: rdb, Store: store, Runner: worker.NewProgramRunner(prog, lm),
-		Log: log, Metrics: worker.NewMetrics(reg),
+		Log: log, Metrics: worker.NewMetrics(reg), Batches: batches,
 	})
 	if err != nil {
 		closeLM()
