@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -59,54 +60,109 @@ func (d *openAPIDoc) render() ([]byte, string, error) {
 	return d.body, d.etag, d.err
 }
 
-// renderOpenAPI converts the YAML document to JSON, leaving out each pending
-// operation whose "METHOD /path" is not in registered, and the paths and tags
-// left empty by that.
+// renderOpenAPI converts the YAML document to JSON in the document's order
+// (Swagger UI lists paths and picks default examples in that order), leaving
+// out each pending operation whose "METHOD /path" is not in registered, and
+// the paths and tags left empty by that.
 func renderOpenAPI(doc []byte, registered map[string]bool) ([]byte, error) {
-	var root map[string]any
-	if err := yaml.Unmarshal(doc, &root); err != nil {
+	var root yaml.MapSlice
+	if err := yaml.UnmarshalWithOptions(doc, &root, yaml.UseOrderedMap()); err != nil {
 		return nil, fmt.Errorf("parse openapi document: %w", err)
 	}
-	paths, _ := root["paths"].(map[string]any)
 	usedTags := map[string]bool{}
-	for path, v := range paths {
-		item, _ := v.(map[string]any)
-		ops := 0
-		for _, m := range httpMethods {
-			op, ok := item[m].(map[string]any)
-			if !ok {
-				continue
+	paths, _ := lookup(root, "paths").(yaml.MapSlice)
+	keptPaths := yaml.MapSlice{}
+	for _, p := range paths {
+		item, _ := p.Value.(yaml.MapSlice)
+		kept, ops := yaml.MapSlice{}, 0
+		for _, field := range item {
+			key := fmt.Sprint(field.Key)
+			if op, ok := field.Value.(yaml.MapSlice); ok && slices.Contains(httpMethods, key) {
+				if lookup(op, "x-pending") != nil && !registered[strings.ToUpper(key)+" "+fmt.Sprint(p.Key)] {
+					continue
+				}
+				ops++
+				tags, _ := lookup(op, "tags").([]any)
+				for _, t := range tags {
+					usedTags[fmt.Sprint(t)] = true
+				}
 			}
-			if _, pending := op["x-pending"]; pending && !registered[strings.ToUpper(m)+" "+path] {
-				delete(item, m)
-				continue
-			}
-			ops++
-			tags, _ := op["tags"].([]any)
-			for _, t := range tags {
-				usedTags[fmt.Sprint(t)] = true
-			}
+			kept = append(kept, field)
 		}
-		if ops == 0 {
-			delete(paths, path)
+		if ops > 0 {
+			keptPaths = append(keptPaths, yaml.MapItem{Key: p.Key, Value: kept})
 		}
 	}
-	if tags, ok := root["tags"].([]any); ok {
-		kept := tags[:0]
-		for _, t := range tags {
-			if m, ok := t.(map[string]any); ok && usedTags[fmt.Sprint(m["name"])] {
-				kept = append(kept, t)
+	for i, field := range root {
+		switch field.Key {
+		case "paths":
+			root[i].Value = keptPaths
+		case "tags":
+			tags, _ := field.Value.([]any)
+			var kept []any
+			for _, t := range tags {
+				if m, ok := t.(yaml.MapSlice); ok && usedTags[fmt.Sprint(lookup(m, "name"))] {
+					kept = append(kept, t)
+				}
 			}
+			root[i].Value = kept
 		}
-		root["tags"] = kept
 	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(root); err != nil {
+	if err := writeOrderedJSON(&buf, root); err != nil {
 		return nil, fmt.Errorf("encode openapi document: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// lookup is m[key] for an ordered map.
+func lookup(m yaml.MapSlice, key string) any {
+	for _, it := range m {
+		if fmt.Sprint(it.Key) == key {
+			return it.Value
+		}
+	}
+	return nil
+}
+
+// writeOrderedJSON writes v as JSON, objects in their YAML order.
+func writeOrderedJSON(buf *bytes.Buffer, v any) error {
+	switch v := v.(type) {
+	case yaml.MapSlice:
+		buf.WriteByte('{')
+		for i, it := range v {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeOrderedJSON(buf, fmt.Sprint(it.Key)); err != nil {
+				return err
+			}
+			buf.WriteByte(':')
+			if err := writeOrderedJSON(buf, it.Value); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeOrderedJSON(buf, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	default:
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		buf.Truncate(buf.Len() - 1) // the encoder's newline
+	}
+	return nil
 }
 
 // serveOpenAPI is GET /openapi.json.

@@ -308,7 +308,11 @@
     if (typeof c.total === "number" && c.total > 0) {
       const done = (c.completed || 0) + (c.failed || 0) + (c.cancelled || 0);
       const pct = Math.floor((100 * done) / c.total);
-      $("batch-progress").value = pct;
+      const bar = $("batch-progress");
+      bar.value = pct;
+      // The percentages shown, in order (the browser test reads them).
+      const seen = bar.dataset.seen ? bar.dataset.seen.split(",") : [];
+      if (seen[seen.length - 1] !== String(pct)) bar.dataset.seen = seen.concat(String(pct)).join(",");
       $("batch-percent").textContent = pct + "%";
       $("batch-counts").textContent = done + " / " + c.total + (c.failed ? " · " + c.failed + " failed" : "") + (c.cancelled ? " · " + c.cancelled + " cancelled" : "");
     }
@@ -357,6 +361,7 @@
     $("batch-btn").disabled = true;
     $("batch-download").hidden = true;
     $("batch-progress").value = 0;
+    delete $("batch-progress").dataset.seen;
     $("batch-percent").textContent = "0%";
     $("batch-counts").textContent = "—";
     note("batch-note", "");
