@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime/debug"
+	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -103,8 +105,9 @@ func (s *Server) accessLog(c *gin.Context) {
 		Msg("request")
 }
 
-// recovery turns a panic into a logged 500 with a JSON body; the stack goes
-// to the log, never to the client.
+// recovery turns a panic into a logged 500 with a JSON body. The log gets
+// the panic and where it happened (function, file:line), not a stack trace
+// (issue 8: no stack traces in logs or answers); the client gets neither.
 func (s *Server) recovery(c *gin.Context) {
 	defer func() {
 		r := recover()
@@ -115,10 +118,29 @@ func (s *Server) recovery(c *gin.Context) {
 			panic(r)
 		}
 		zerolog.Ctx(c.Request.Context()).Error().
-			Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Msg("handler panicked")
+			Str("panic", fmt.Sprint(r)).Str("panic_at", panicSite()).Msg("handler panicked")
 		s.respond(c, errors.New("panic: "+fmt.Sprint(r)))
 	}()
 	c.Next()
+}
+
+// panicSite is the frame that panicked, called from a deferred recover: the
+// first frame after the runtime's panic machinery.
+func panicSite() string {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	inPanic := false
+	for {
+		f, more := frames.Next()
+		if strings.HasPrefix(f.Function, "runtime.") {
+			inPanic = true
+		} else if inPanic {
+			return fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
+		}
+		if !more {
+			return "unknown"
+		}
+	}
 }
 
 // noRoute and noMethod answer in JSON, in the route's style.
