@@ -602,3 +602,37 @@ func TestOpenAPIVendoredAssets(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPISecurity checks the documented security against a server with
+// API and admin keys: an operation whose security is explicitly empty answers
+// without credentials; every other one answers 401 as its documented 401
+// response says (WWW-Authenticate included).
+func TestOpenAPISecurity(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{})})
+	doc := loadOpenAPI(t, api.OpenAPIYAML)
+	for _, o := range operations(doc) {
+		if o.pending() {
+			continue
+		}
+		public := o.op.Security != nil && len(*o.op.Security) == 0
+		c := cases(t, o)[0]
+		path := o.path
+		for p, v := range c.params {
+			if p.In == "path" {
+				path = strings.ReplaceAll(path, "{"+p.Name+"}", fmt.Sprint(v))
+			}
+		}
+		resp, body := b.do(t, strings.ToUpper(o.method), path, nil, nil)
+		switch {
+		case public && resp.StatusCode == http.StatusUnauthorized:
+			t.Errorf("%s is documented public (security: []) but answers 401 without a key", o)
+		case !public && resp.StatusCode != http.StatusUnauthorized:
+			t.Errorf("%s is documented as needing a key but answers %d without one", o, resp.StatusCode)
+		case !public:
+			if err := validateResponse(o, resp, body); err != nil {
+				t.Errorf("%s → 401: %v (body %s)", o, err, body)
+			}
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/config"
@@ -131,6 +132,15 @@ func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	}
 }
 
+// noCSPViolations fails the test if the page's CSP blocked anything.
+func noCSPViolations(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	blocked := run(t, ctx, "read the CSP violations", chromedp.Evaluate[[]string](`window.__csp || ["the recorder did not run"]`))
+	if len(blocked) > 0 {
+		t.Errorf("%s: the Content-Security-Policy blocked %q", page, blocked)
+	}
+}
+
 func text(t *testing.T, ctx context.Context, id string) string {
 	t.Helper()
 	return run(t, ctx, "read #"+id, chromedp.Evaluate[string](`document.getElementById(`+jsString(id)+`).textContent`))
@@ -156,6 +166,10 @@ func TestWebUIInBrowser(t *testing.T) {
 	b.startFakeLMWorker(t, fakelm.Config{TTFT: 100 * time.Millisecond, TokensPerSecond: 60})
 	ctx := browsertest.New(t, 4*time.Minute)
 	console := watchConsole(ctx)
+	// Every page records what its CSP blocked (browser_test.go).
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {
+		t.Fatal(err)
+	}
 	auth := http.Header{"Authorization": {"Bearer " + playgroundKey}}
 
 	t.Run("playground streams an answer", func(t *testing.T) {
@@ -207,6 +221,7 @@ func TestWebUIInBrowser(t *testing.T) {
 		if got := text(t, ctx, "job-attempts"); got != fmt.Sprint(job.Attempts) {
 			t.Errorf("attempts shown %q, the job has %d", got, job.Attempts)
 		}
+		noCSPViolations(t, ctx, "/")
 	})
 
 	t.Run("a 20-line batch reaches 100% and downloads", func(t *testing.T) {
@@ -286,6 +301,7 @@ func TestWebUIInBrowser(t *testing.T) {
 		if len(seen) != 20 {
 			t.Errorf("downloaded %d distinct results, want 20", len(seen))
 		}
+		noCSPViolations(t, ctx, "/")
 	})
 
 	t.Run("docs render the job endpoints", func(t *testing.T) {
@@ -306,6 +322,7 @@ func TestWebUIInBrowser(t *testing.T) {
 		do(t, ctx, "expand POST /v1/jobs", chromedp.Click(chromedp.CSS(`#operations-jobs-submitJob .opblock-summary`)))
 		waitFor(t, ctx, "the operation to expand", `document.querySelector("#operations-jobs-submitJob .opblock-body") !== null && document.querySelector("#operations-jobs-submitJob").textContent.includes("Idempotency-Key")`)
 		browsertest.Screenshot(t, ctx, "docs")
+		noCSPViolations(t, ctx, "/docs")
 	})
 
 	if p := console.problems(); len(p) > 0 {
