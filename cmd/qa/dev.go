@@ -99,6 +99,8 @@ func printWelcome(e env, cfg *config.Config, addr string, demo bool) {
 	fmt.Fprintf(e.stdout, `
 qaqueue is running (LM: %s)
 
+  playground   %s/
+  API docs     %s/docs
   API          %s
   dashboard    %s/monitoring/
   health       %s/health
@@ -108,7 +110,7 @@ Try:
   curl -s %s/predict -H 'Content-Type: application/json'%s -d '{"question":"Why is the sky blue?"}'
 %s
 Press Ctrl-C to stop.
-`, lm, base, base, base, base, base, authHint(cfg), openWarning(cfg))
+`, lm, base, base, base, base, base, base, base, authHint(cfg), openWarning(cfg))
 }
 
 // authHint is the curl flag a configured key needs.
