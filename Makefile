@@ -46,6 +46,10 @@ vet: ## go vet and gofmt check
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
+.PHONY: update-docs-assets
+update-docs-assets: ## vendor swagger-ui-dist for /docs (SWAGGER_UI_VERSION, default npm's latest)
+	api/web/docs/update.sh $(SWAGGER_UI_VERSION)
+
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy
