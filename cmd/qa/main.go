@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"worker": {"run a worker process (interactive and batch queues)", runWorker},
 		"api":    {"run the HTTP API", runServeAPI},
 		"dev":    {"run everything in one process: embedded Redis, workers, API, demo LM", runDev},
+		"bench":  {"measure latency, throughput and limits against same-run baselines", runBench},
 		"healthcheck": {
 			"GET the local /readyz (or /livez): the containers' HEALTHCHECK", runHealthcheck},
 	}

@@ -301,3 +301,15 @@ func commandCalls(info string) map[string]int64 {
 	}
 	return m
 }
+
+// TotalCommands is the Redis server's total_commands_processed (commands run
+// by scripts included).
+func TotalCommands(ctx context.Context, addr string) (int64, error) {
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	defer admin.Close()
+	s, err := admin.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, err
+	}
+	return totalCommands(s)
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/benchkit"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/redis/go-redis/v9"
+)
+
+// benchRateLimit: the LM enforces R requests/min with 429s; the worker's
+// LM_RPM=R; a burst of batch jobs larger than the window can take.
+func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	rpm := s.pick(600, 300)
+	window := s.pickDur(40*time.Second, 15*time.Second)
+	url, rdb, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	lm, err := s.lm(fakelm.Config{RPM: rpm})
+	if err != nil {
+		return r, err
+	}
+	st := s.stack(url, lm, fmt.Sprintf("LM_RPM=%d", rpm), "BATCH_CONCURRENCY=50")
+	if _, _, err := s.worker(ctx, st); err != nil {
+		return r, err
+	}
+	jc, _, err := jobsClient(rdb)
+	if err != nil {
+		return r, err
+	}
+	burst := int(float64(rpm)*window.Minutes()*1.5) + 50
+	t0 := time.Now()
+	if err := submitMany(ctx, jc, burst, func(i int) jobs.SubmitRequest {
+		return jobs.SubmitRequest{Question: fmt.Sprintf("rate %d-%d: what is a rate limit?", t0.UnixNano(), i), Queue: jobs.QueueBatch}
+	}); err != nil {
+		return r, err
+	}
+	_ = sleepFor(ctx, window-time.Since(t0))
+	elapsed := time.Since(t0)
+	st0 := lm.Statuses()
+	ok, limited := float64(st0[200]), float64(st0[429])
+	achieved := ok / elapsed.Minutes()
+	r.row("LM calls answered/min", achieved, "/min").base("R (the LM's limit)", float64(rpm))
+	r.row("% of R achieved", pct(achieved, float64(rpm)), "%").atLeast(95)
+	r.row("% of LM calls answered 429", pct(limited, ok+limited), "%").atMost(1)
+	r.note("R=%d/min; %d batch jobs submitted at once (more than the %v window can take), BATCH_CONCURRENCY=50; counted over the first %v from the burst; LM statuses %v.", rpm, burst, window, elapsed.Round(time.Second), st0)
+	return r, nil
+}
+
+// submitMany submits n jobs from 16 goroutines.
+func submitMany(ctx context.Context, jc *jobs.Client, n int, req func(i int) jobs.SubmitRequest) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if _, err := jc.Submit(ctx, req(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// benchCache: hit latency of each cache layer (lmclient alone, in this
+// process) beside an LM call; then a worker given duplicate questions calls
+// the LM once per unique question.
+func benchCache(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	url, rdb, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	lm, err := s.lm(fakelm.Config{})
+	if err != nil {
+		return r, err
+	}
+	hits := s.pick(500, 100)
+	layers := []struct {
+		name string
+		cfg  func(*lmclient.Config, *lmclient.Deps)
+	}{
+		{"none (LM call)", func(*lmclient.Config, *lmclient.Deps) {}},
+		{"memory", func(c *lmclient.Config, _ *lmclient.Deps) { c.MemoryEnabled = true }},
+		{"disk", func(c *lmclient.Config, _ *lmclient.Deps) { c.DiskEnabled, c.Dir = true, s.b.dir+"/cache" }},
+		{"redis", func(c *lmclient.Config, d *lmclient.Deps) { c.RedisEnabled = true; d.Redis = rdb }},
+	}
+	var lmCall float64
+	for _, l := range layers {
+		cfg := lmclient.Config{APIBase: lm.URL(), APIKey: "x"}
+		deps := lmclient.Deps{}
+		l.cfg(&cfg, &deps)
+		lc, err := lmclient.New(cfg, deps)
+		if err != nil {
+			return r, err
+		}
+		req := &program.Request{Messages: []program.Message{{Role: "user", Content: "What does a cache hit cost in layer " + l.name + "?"}}}
+		if comp, err := lc.Complete(ctx, req); err != nil {
+			_ = lc.Close()
+			return r, err
+		} else if err := lc.Accept(ctx, req, comp); err != nil {
+			_ = lc.Close()
+			return r, err
+		}
+		lat := make([]time.Duration, 0, hits)
+		for range hits {
+			t0 := time.Now()
+			comp, err := lc.Complete(ctx, req)
+			if err != nil {
+				_ = lc.Close()
+				return r, err
+			}
+			lat = append(lat, time.Since(t0))
+			if l.name != layers[0].name && !comp.CacheHit {
+				_ = lc.Close()
+				return r, fmt.Errorf("layer %s: not a hit", l.name)
+			}
+		}
+		_ = lc.Close()
+		sum := benchkit.Summarize(lat)
+		if l.name == layers[0].name {
+			lmCall = benchkit.MS(sum.P50)
+			r.row("LM call p50 (no cache)", lmCall, "ms")
+			continue
+		}
+		r.row("hit p50, "+l.name, benchkit.MS(sum.P50), "ms").base("LM call", lmCall)
+	}
+	// Duplicates through a worker.
+	unique, copies := s.pick(100, 30), 4
+	calls0 := lm.Calls()
+	st := s.stack(url, lm, "BATCH_CONCURRENCY=20")
+	if _, _, err := s.worker(ctx, st); err != nil {
+		return r, err
+	}
+	jc, _, err := jobsClient(rdb)
+	if err != nil {
+		return r, err
+	}
+	tag := time.Now().UnixNano()
+	ids := make([]string, unique*copies)
+	if err := submitMany(ctx, jc, len(ids), func(i int) jobs.SubmitRequest {
+		return jobs.SubmitRequest{Question: fmt.Sprintf("duplicate %d-%d: why is the sea salty?", tag, i%unique), Queue: jobs.QueueBatch}
+	}); err != nil {
+		return r, err
+	}
+	// Wait for the batch queue to drain (bounded by ctx).
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	for ctx.Err() == nil {
+		q, err := insp.GetQueueInfo(jobs.QueueBatch)
+		if err == nil && q.Pending == 0 && q.Active == 0 && q.Scheduled == 0 && q.Retry == 0 {
+			break
+		}
+		_ = sleepFor(ctx, 100*time.Millisecond)
+	}
+	calls := lm.Calls() - calls0
+	r.row("LM calls for duplicate questions", float64(calls), "calls").base("jobs", float64(len(ids))).equals(float64(unique))
+	r.note("%d hits per layer, each layer alone; then %d batch jobs (%d unique questions × %d, submitted at once, BATCH_CONCURRENCY=20) through a worker with the memory and Redis layers (the defaults).", hits, len(ids), unique, copies)
+	if calls > int64(unique) {
+		r.note("missed: %d extra LM calls. Duplicates that run at the same time all miss the cache (lmclient has no single-flight per cache key); a per-key in-flight lock (single-flight in process, SET NX in Redis across workers) would close it.", calls-int64(unique))
+	}
+	return r, nil
+}
+
+// benchBatch: POST /v1/batches ingest lines/s and drain items/s beside bare
+// asynq enqueue, when the API has batches.
+func benchBatch(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	url, rdb, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	lm, err := s.lm(fakelm.Config{})
+	if err != nil {
+		return r, err
+	}
+	st := s.stack(url, lm, "BATCH_CONCURRENCY=100")
+	_, c, err := s.api(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	// Probe: a missing route is 404 (or 405); an empty batch is refused as
+	// invalid by a real one.
+	probe := c.Do(ctx, http.MethodPost, "/v1/batches", []any{}, http.StatusAccepted, nil)
+	if se, ok := probe.(*benchkit.StatusError); ok && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed) {
+		r.Skipped = "POST /v1/batches is not in this build (HTTP " + fmt.Sprint(se.Status) + ")"
+		return r, nil
+	}
+	if _, _, err := s.worker(ctx, st); err != nil {
+		return r, err
+	}
+	n := s.pick(50000, 2000)
+	var body bytes.Buffer
+	tag := time.Now().UnixNano()
+	for i := range n {
+		fmt.Fprintf(&body, `{"custom_id":"c%d","question":"batch %d-%d: what is the capital of France?"}`+"\n", i, tag, i)
+	}
+	t0 := time.Now()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/v1/batches", bytes.NewReader(body.Bytes()))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return r, err
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ingest := time.Since(t0)
+	if resp.StatusCode/100 != 2 {
+		return r, fmt.Errorf("POST /v1/batches: %d %.300s", resp.StatusCode, raw)
+	}
+	var created map[string]any
+	_ = json.Unmarshal(raw, &created)
+	id, _ := created["id"].(string)
+	if id == "" {
+		return r, fmt.Errorf("POST /v1/batches: no id in %.300s", raw)
+	}
+	// Drain: poll the batch until every item has ended.
+	var last map[string]any
+	done := 0
+	for ctx.Err() == nil {
+		var b map[string]any
+		if err := c.Do(ctx, http.MethodGet, "/v1/batches/"+id, nil, http.StatusOK, &b); err != nil {
+			return r, err
+		}
+		last = b
+		done = endedItems(b)
+		status, _ := b["status"].(string)
+		if done >= n || status == "completed" || status == "failed" || status == "cancelled" || status == "expired" || status == "ended" {
+			break
+		}
+		_ = sleepFor(ctx, 250*time.Millisecond)
+	}
+	drain := time.Since(t0)
+	r.detail("batch", last)
+	// Baseline: bare asynq enqueue of as many tasks, 16 goroutines, same Redis.
+	bare, err := bareEnqueue(ctx, rdb, n)
+	if err != nil {
+		return r, err
+	}
+	r.row("ingest lines/s (POST /v1/batches)", float64(n)/ingest.Seconds(), "lines/s").base("bare asynq enqueue", bare)
+	r.row("drain items/s (submit → all ended)", float64(done)/drain.Seconds(), "items/s")
+	r.note("%d lines of JSONL; %d items ended within the scenario's bound; BATCH_CONCURRENCY=100, instant LM.", n, done)
+	return r, nil
+}
+
+// endedItems reads a batch's count of ended items from the usual shapes.
+func endedItems(b map[string]any) int {
+	for _, k := range []string{"counts", "request_counts"} {
+		if m, ok := b[k].(map[string]any); ok {
+			n := 0
+			for _, f := range []string{"completed", "failed", "cancelled", "expired"} {
+				if v, ok := m[f].(float64); ok {
+					n += int(v)
+				}
+			}
+			return n
+		}
+	}
+	return 0
+}
+
+// bareEnqueue enqueues n no-op tasks with 16 goroutines: tasks/s.
+func bareEnqueue(ctx context.Context, rdb *redis.Client, n int) (float64, error) {
+	client := asynq.NewClientFromRedisClient(rdb)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	t0 := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for int(next.Add(1)) <= n {
+				if _, err := client.EnqueueContext(ctx, asynq.NewTask("bare", []byte(`{"q":"`+strings.Repeat("x", 60)+`"}`)), asynq.Queue("bare-enqueue")); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}

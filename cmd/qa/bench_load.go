@@ -1,0 +1,522 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/benchkit"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/redis/go-redis/v9"
+)
+
+// cpuMeter measures a process's share of one core over a window.
+type cpuMeter struct {
+	p    *benchkit.Proc
+	cpu0 time.Duration
+	t0   time.Time
+}
+
+func meterCPU(p *benchkit.Proc) *cpuMeter {
+	c, _ := p.CPUTime()
+	return &cpuMeter{p: p, cpu0: c, t0: time.Now()}
+}
+
+// percent is the CPU used since the meter started, in % of one core.
+func (m *cpuMeter) percent() float64 {
+	c, _ := m.p.CPUTime()
+	return pct((c - m.cpu0).Seconds(), time.Since(m.t0).Seconds())
+}
+
+// benchThroughput: jobs/s end to end through the HTTP API with an instant LM,
+// beside bare asynq with a no-op handler on the same Redis at the same
+// concurrency, both as closed loops of the same number of clients.
+func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	conc := s.pick(50, 20)
+	dur := s.pickDur(15*time.Second, 5*time.Second)
+	url, _, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	lm, err := s.lm(fakelm.Config{})
+	if err != nil {
+		return r, err
+	}
+	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", conc))
+	wp, _, err := s.worker(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	ap, c, err := s.api(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	tag := time.Now().UnixNano()
+	loop := func(d time.Duration) (int64, error) {
+		var done atomic.Int64
+		var firstErr error
+		var once sync.Once
+		var wg sync.WaitGroup
+		end := time.Now().Add(d)
+		for g := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
+					id, err := c.Submit(ctx, fmt.Sprintf("throughput %d %d-%d", tag, g, i), false)
+					var j *benchkit.Job
+					if err == nil {
+						j, err = c.WaitEnd(ctx, id)
+					}
+					if err == nil && j.Status != "completed" {
+						err = fmt.Errorf("job %s %s", id, j.Status)
+					}
+					if err != nil {
+						once.Do(func() { firstErr = err })
+						return
+					}
+					done.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return done.Load(), firstErr
+	}
+	if _, err := loop(time.Second); err != nil { // warm up
+		return r, err
+	}
+	cmd0, _ := benchkit.TotalCommands(ctx, s.b.redisAddr)
+	wcpu, acpu := meterCPU(wp), meterCPU(ap)
+	t0 := time.Now()
+	n, err := loop(dur)
+	if err != nil {
+		return r, err
+	}
+	ours := float64(n) / time.Since(t0).Seconds()
+	wpct, apct := wcpu.percent(), acpu.percent()
+	cmd1, _ := benchkit.TotalCommands(ctx, s.b.redisAddr)
+	oursCmds := float64(cmd1-cmd0) / float64(max(n, 1))
+
+	// Bare asynq on another database of the same server.
+	_, rdb, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	bare, bareCmds, err := bareClosedLoop(ctx, s.b.redisAddr, rdb, conc, dur)
+	if err != nil {
+		return r, err
+	}
+	r.row("jobs/s through the HTTP API", ours, "jobs/s").base("bare asynq", bare)
+	r.row("% of bare asynq", pct(ours, bare), "%").atLeast(60)
+	r.row("Redis commands per job", oursCmds, "cmd").base("bare asynq", bareCmds)
+	r.row("worker CPU", wpct, "% core")
+	r.row("api CPU", apct, "% core")
+	r.note("%d clients, each a closed loop (ours: POST /v1/jobs, then GET ?wait= until completed; bare: enqueue, then wait for the no-op handler) for %v; bare asynq polls every 5 ms. Redis commands count script-internal ones (INFO).", conc, dur)
+	return r, nil
+}
+
+// bareClosedLoop runs an asynq server with a no-op handler and conc clients
+// that each enqueue a task and wait for its handler, for d.
+func bareClosedLoop(ctx context.Context, addr string, rdb *redis.Client, conc int, d time.Duration) (perSecond, cmdsPerTask float64, err error) {
+	srvRDB := redis.NewClient(rdb.Options())
+	defer srvRDB.Close()
+	var waiters sync.Map
+	srv := asynq.NewServerFromRedisClient(srvRDB, asynq.Config{
+		Concurrency: conc, Queues: map[string]int{"bare": 1}, TaskCheckInterval: 5 * time.Millisecond, LogLevel: asynq.FatalLevel,
+	})
+	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		id, _ := asynq.GetTaskID(ctx)
+		if ch, ok := waiters.LoadAndDelete(id); ok {
+			close(ch.(chan struct{}))
+		}
+		return nil
+	})); err != nil {
+		return 0, 0, err
+	}
+	defer srv.Shutdown()
+	client := asynq.NewClientFromRedisClient(rdb)
+	run := func(d time.Duration) (int64, error) {
+		var done atomic.Int64
+		var firstErr error
+		var once sync.Once
+		var wg sync.WaitGroup
+		end := time.Now().Add(d)
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(end) && ctx.Err() == nil {
+					var b [16]byte
+					_, _ = rand.Read(b[:])
+					id := hex.EncodeToString(b[:])
+					ch := make(chan struct{})
+					waiters.Store(id, ch)
+					_, err := client.EnqueueContext(ctx, asynq.NewTask("bare", nil), asynq.Queue("bare"), asynq.TaskID(id))
+					if err == nil {
+						select {
+						case <-ch:
+						case <-time.After(30 * time.Second):
+							err = errors.New("bare asynq task not run within 30s")
+						}
+					}
+					if err != nil {
+						once.Do(func() { firstErr = err })
+						return
+					}
+					done.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return done.Load(), firstErr
+	}
+	if _, err := run(time.Second); err != nil {
+		return 0, 0, err
+	}
+	cmd0, _ := benchkit.TotalCommands(ctx, addr)
+	t0 := time.Now()
+	n, err := run(d)
+	if err != nil {
+		return 0, 0, err
+	}
+	perSecond = float64(n) / time.Since(t0).Seconds()
+	cmd1, _ := benchkit.TotalCommands(ctx, addr)
+	return perSecond, float64(cmd1-cmd0) / float64(max(n, 1)), nil
+}
+
+// benchConcurrency: one worker process, N slots, every job a streamed LM
+// call of 2 s: does it keep N calls in flight (ideal N/2 jobs/s)?
+func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	n := s.pick(2000, 200)
+	window := s.pickDur(20*time.Second, 8*time.Second)
+	const call = 2 * time.Second
+	// The worker holds N LM connections and ~N Redis connections; this
+	// process holds the LM's N server ends.
+	if lim := fileLimit(); lim > 0 && uint64(2*n+1000) > lim {
+		scaled := max(10, int(lim-1000)/2)
+		r.note("open-file limit %d: N scaled from %d to %d", lim, n, scaled)
+		n = scaled
+	}
+	url, rdb, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	lm, err := s.lm(fakelm.Config{TTFT: call})
+	if err != nil {
+		return r, err
+	}
+	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", n), "INTERACTIVE_MAX_WAIT=600s")
+	wp, _, err := s.worker(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	idleRSS, _ := wp.RSS()
+	jc, _, err := jobsClient(rdb)
+	if err != nil {
+		return r, err
+	}
+	// Keep about N jobs pending, so the worker never runs dry.
+	fctx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	var fed atomic.Int64
+	var feedErr atomic.Value
+	var fwg sync.WaitGroup
+	pending := "asynq:{" + jobs.QueueInteractive + "}:pending"
+	for g := range 8 {
+		fwg.Add(1)
+		go func() {
+			defer fwg.Done()
+			for i := 0; fctx.Err() == nil; i++ {
+				if l, err := rdb.LLen(fctx, pending).Result(); err == nil && l >= int64(n) {
+					_ = sleepFor(fctx, 20*time.Millisecond)
+					continue
+				}
+				if _, err := jc.Submit(fctx, jobs.SubmitRequest{Question: fmt.Sprintf("concurrency %d-%d", g, i), Stream: true}); err != nil {
+					if fctx.Err() == nil {
+						feedErr.Store(err)
+					}
+					return
+				}
+				fed.Add(1)
+			}
+		}()
+	}
+	// Warm up: wait until the calls in flight stop rising (or 3 call times).
+	warm := time.Now().Add(3 * call)
+	for time.Now().Before(warm) && lm.InFlight() < int64(n) && ctx.Err() == nil {
+		_ = sleepFor(ctx, 100*time.Millisecond)
+	}
+	_ = sleepFor(ctx, call)
+	lm.ResetMax()
+	calls0 := lm.Statuses()[200]
+	cpu := meterCPU(wp)
+	t0 := time.Now()
+	var inflight []float64
+	var rss int64
+	for time.Since(t0) < window && ctx.Err() == nil {
+		_ = sleepFor(ctx, 250*time.Millisecond)
+		inflight = append(inflight, float64(lm.InFlight()))
+		if v, err := wp.RSS(); err == nil {
+			rss = max(rss, v)
+		}
+	}
+	elapsed := time.Since(t0)
+	done := lm.Statuses()[200] - calls0
+	cpuPct := cpu.percent()
+	stopFeed()
+	fwg.Wait()
+	if err, _ := feedErr.Load().(error); err != nil {
+		return r, fmt.Errorf("submit: %w", err)
+	}
+	var avg float64
+	for _, v := range inflight {
+		avg += v
+	}
+	avg /= float64(max(len(inflight), 1))
+	rate := float64(done) / elapsed.Seconds()
+	ideal := float64(n) / call.Seconds()
+	r.row("LM calls completed/s", rate, "calls/s").base("ideal N/2s", ideal)
+	r.row("% of ideal rate", pct(rate, ideal), "%").atLeast(90)
+	r.row("LM calls in flight (mean)", avg, "calls").base("N", float64(n))
+	r.row("LM calls in flight (max)", float64(lm.MaxInFlight()), "calls").base("N", float64(n))
+	r.row("worker RSS per in-flight job", float64(rss-idleRSS)/max(avg, 1)/1024, "KiB").base("idle worker RSS MiB", float64(idleRSS)/(1<<20))
+	r.row("worker CPU", cpuPct, "% core")
+	r.note("N=%d, fakelm answers every streamed call after %v (TTFT %v, then the rest at once); jobs fed straight to Redis (~N pending) over %v.", n, call, call, window)
+	if rate < 0.9*ideal {
+		r.note("below the goal: %.0f%% of ideal with %.0f of %d calls in flight on average and the worker at %.0f%% of a core; the %.0f jobs/s needed are within one asynq dequeue loop's ~3–5k/s, so the limit is per-job CPU (record scripts, event publishes, HTTP to the LM) on these 2 shared cores, not the dequeue loop.", pct(rate, ideal), avg, n, cpuPct, ideal)
+	}
+	return r, nil
+}
+
+func sleepFor(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// benchFanout: N SSE subscribers of one streamed job on one API process:
+// token relay latency (Redis publish → client read) and RSS per subscriber.
+func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	n := s.pick(10000, 1000)
+	if lim := fileLimit(); lim > 0 && uint64(n+1000) > lim {
+		scaled := max(10, int(lim)-1000)
+		r.note("open-file limit %d: subscribers scaled from %d to %d", lim, n, scaled)
+		n = scaled
+	}
+	url, _, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	// 20 tokens/s: each token is its own event (coalescing is 25 ms).
+	lm, err := s.lm(fakelm.Config{TokensPerSecond: 20})
+	if err != nil {
+		return r, err
+	}
+	st := s.stack(url, lm, "SSE_MAX_STREAMS_PER_KEY=1000000")
+	ap, c, err := s.api(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	// Baseline: one subscriber, same API.
+	wp, _, err := s.worker(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	one, _, err := fanout(ctx, s, c, 1, nil)
+	if err != nil {
+		return r, err
+	}
+	if err := wp.Stop(30 * time.Second); err != nil {
+		return r, err
+	}
+	// N subscribers of a job no worker runs yet.
+	idleRSS, _ := ap.RSS()
+	var connectedRSS int64
+	many, connected, err := fanout(ctx, s, c, n, func() error {
+		connectedRSS, _ = ap.RSS()
+		_, _, err := s.worker(ctx, st)
+		return err
+	})
+	if err != nil {
+		return r, err
+	}
+	r.row("token relay p50", benchkit.MS(many.P50), "ms").base("1 subscriber", benchkit.MS(one.P50))
+	r.row("token relay p99", benchkit.MS(many.P99), "ms").base("1 subscriber", benchkit.MS(one.P99)).atMost(50)
+	r.row("subscribers connected", float64(connected), "").base("asked", float64(n))
+	r.row("API RSS per subscriber", float64(connectedRSS-idleRSS)/float64(max(connected, 1))/1024, "KiB").base("idle API RSS MiB", float64(idleRSS)/(1<<20))
+	r.note("%d SSE clients in this process (on the same 2 cores: their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
+	return r, nil
+}
+
+// fanout subscribes n clients to a new streamed job's events, calls start
+// once all are connected (nil: the job runs already), and returns the token
+// relay latencies over all clients.
+func fanout(ctx context.Context, s *scope, c *benchkit.Client, n int, start func() error) (benchkit.Summary, int, error) {
+	id, err := c.Submit(ctx, fmt.Sprintf("fanout %d: how do rainbows form in the sky after rain?", time.Now().UnixNano()), true)
+	if err != nil {
+		return benchkit.Summary{}, 0, err
+	}
+	var (
+		mu        sync.Mutex
+		lat       []time.Duration
+		connected atomic.Int64
+		failed    atomic.Int64
+		firstErr  atomic.Value
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, 256) // connect at most this many at once
+	)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			var mine []time.Duration
+			first := true
+			err := c.Events(sctx, id, func(f benchkit.Frame) bool {
+				if first {
+					first = false
+					connected.Add(1)
+					<-sem
+				}
+				if f.Event == "token" {
+					if at := f.IDTime(); !at.IsZero() {
+						mine = append(mine, f.At.Sub(at))
+					}
+				}
+				return f.Event != "completed" && f.Event != "failed"
+			})
+			if first {
+				<-sem
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	end := time.Now().Add(2 * time.Minute)
+	for connected.Load()+failed.Load() < int64(n) && time.Now().Before(end) && ctx.Err() == nil {
+		_ = sleepFor(ctx, 50*time.Millisecond)
+	}
+	if n > 1 {
+		s.logf("%d subscribers connected, %d failed", connected.Load(), failed.Load())
+	}
+	if start != nil {
+		if err := start(); err != nil {
+			cancel()
+			wg.Wait()
+			return benchkit.Summary{}, 0, err
+		}
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil && connected.Load() == 0 {
+		return benchkit.Summary{}, 0, err
+	}
+	if f := failed.Load(); f > 0 {
+		err, _ := firstErr.Load().(error)
+		s.logf("%d subscribers failed: %v", f, err)
+	}
+	return benchkit.Summarize(lat), int(connected.Load()), nil
+}
+
+// benchLoad: clients mixing submit, poll, SSE and /predict for a while:
+// zero 5xx, zero lost jobs, memory flat after the run.
+func benchLoad(ctx context.Context, s *scope) (*scenarioResult, error) {
+	r := &scenarioResult{}
+	clients := s.pick(1000, 100)
+	dur := s.pickDur(60*time.Second, 10*time.Second)
+	url, _, err := s.db(ctx)
+	if err != nil {
+		return r, err
+	}
+	lm, err := s.lm(fakelm.Config{TTFT: 50 * time.Millisecond, TokensPerSecond: 400})
+	if err != nil {
+		return r, err
+	}
+	st := s.stack(url, lm, "WORKER_CONCURRENCY=500", "SSE_MAX_STREAMS_PER_KEY=1000000")
+	wp, wmetrics, err := s.worker(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	ap, c, err := s.api(ctx, st)
+	if err != nil {
+		return r, err
+	}
+	// Warm up, then the "before" memory.
+	if _, err := benchkit.RunLoad(ctx, c, benchkit.LoadConfig{Clients: 20, Duration: 2 * time.Second, Tag: "warm"}); err != nil {
+		return r, err
+	}
+	before := memSnapshot(ctx, ap, c.Base+"/metrics", wp, wmetrics+"/metrics")
+	res, err := benchkit.RunLoad(ctx, c, benchkit.LoadConfig{Clients: clients, Duration: dur, Tag: fmt.Sprint(time.Now().UnixNano())})
+	if err != nil {
+		return r, err
+	}
+	// Let connections close and goroutines end (bounded), then "after".
+	c.HTTP.CloseIdleConnections()
+	var after map[string]float64
+	for end := time.Now().Add(15 * time.Second); ; {
+		after = memSnapshot(ctx, ap, c.Base+"/metrics", wp, wmetrics+"/metrics")
+		if after["api_goroutines"] <= before["api_goroutines"]+10 || time.Now().After(end) {
+			break
+		}
+		_ = sleepFor(ctx, 500*time.Millisecond)
+	}
+	r.detail("result", res)
+	r.detail("memory_before", before)
+	r.detail("memory_after", after)
+	jobsPerSec := float64(res.Accepted) / res.Elapsed.Seconds()
+	r.row("requests", float64(res.Requests), "")
+	r.row("jobs accepted/s", jobsPerSec, "jobs/s")
+	r.row("5xx answers", float64(res.Status5xx), "").equals(0)
+	r.row("transport errors", float64(res.TransportErrors), "").equals(0)
+	r.row("lost or unfinished jobs", float64(res.Accepted-res.Completed), "").base("accepted", float64(res.Accepted)).equals(0)
+	r.row("submit p99", benchkit.MS(res.Submit.P99), "ms").base("p50", benchkit.MS(res.Submit.P50))
+	for _, p := range []string{"api", "worker"} {
+		r.row(p+" goroutines after", after[p+"_goroutines"], "").base("before", before[p+"_goroutines"]).atMost(before[p+"_goroutines"] + 20)
+		r.row(p+" heap in use after", after[p+"_heap_mib"], "MiB").base("before", before[p+"_heap_mib"]).atMost(before[p+"_heap_mib"]*1.5 + 16)
+		r.row(p+" RSS after", after[p+"_rss_mib"], "MiB").base("before", before[p+"_rss_mib"])
+	}
+	r.note("%d clients for %v on loopback (sessions by kind: %v); statuses %v; \"after\" is read once the API's goroutines settle (≤ 15 s). Heap in use is go_memstats_heap_inuse_bytes without a forced GC, so it is an upper bound; RSS seldom shrinks after a peak (the Go runtime returns memory lazily).", clients, dur, res.ByKind, res.ByStatus)
+	if len(res.Samples) > 0 {
+		r.note("error samples: %v", res.Samples)
+	}
+	return r, nil
+}
+
+// memSnapshot reads goroutines, heap in use and RSS of the API and worker.
+func memSnapshot(ctx context.Context, ap *benchkit.Proc, apiMetrics string, wp *benchkit.Proc, workerMetrics string) map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range []struct {
+		name, url string
+		proc      *benchkit.Proc
+	}{{"api", apiMetrics, ap}, {"worker", workerMetrics, wp}} {
+		if m, err := benchkit.Metrics(ctx, p.url, "go_goroutines", "go_memstats_heap_inuse_bytes"); err == nil {
+			out[p.name+"_goroutines"] = m["go_goroutines"]
+			out[p.name+"_heap_mib"] = m["go_memstats_heap_inuse_bytes"] / (1 << 20)
+		}
+		if rss, err := p.proc.RSS(); err == nil {
+			out[p.name+"_rss_mib"] = float64(rss) / (1 << 20)
+		}
+	}
+	return out
+}
