@@ -42,6 +42,9 @@ func commands() map[string]command {
 		"bench":  {"measure latency, throughput and limits against same-run baselines", runBench},
 		"healthcheck": {
 			"GET the local /readyz (or /livez): the containers' HEALTHCHECK", runHealthcheck},
+		"submit": {"submit a question to QA_URL and print the answer (client.go)", runSubmit},
+		"watch":  {"follow a job's or a batch's events on QA_URL", runWatch},
+		"batch":  {"upload a JSONL file as a batch, show progress, write the results", runBatch},
 	}
 }
 

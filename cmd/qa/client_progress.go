@@ -1,0 +1,58 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// progressBar draws a batch's progress on one terminal line: a bar, the
+// counts, the rate since the first event and the time left at that rate.
+type progressBar struct {
+	w     io.Writer
+	now   func() time.Time
+	start time.Time
+	first int // items already done at the first event
+	drawn bool
+}
+
+func newProgressBar(w io.Writer, now func() time.Time) *progressBar {
+	return &progressBar{w: w, now: now, first: -1}
+}
+
+// line renders the bar for d at time t.
+func (p *progressBar) line(d batchProgressData, t time.Time) string {
+	n := d.RequestCounts
+	done := n.Completed + n.Failed + n.Cancelled
+	if p.first < 0 {
+		p.first, p.start = done, t
+	}
+	const width = 30
+	filled := 0
+	if n.Total > 0 {
+		filled = done * width / n.Total
+	}
+	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
+	rate, eta := 0.0, "?"
+	if el := t.Sub(p.start).Seconds(); el > 0 && done > p.first {
+		rate = float64(done-p.first) / el
+		eta = time.Duration(float64(n.Total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("[%s] %d/%d  ok %d  failed %d  cancelled %d  %.0f/s  ETA %s  %s",
+		bar, done, n.Total, n.Completed, n.Failed, n.Cancelled, rate, eta, d.Status)
+}
+
+func (p *progressBar) update(d batchProgressData) {
+	fmt.Fprintf(p.w, "\r\033[K%s", p.line(d, p.now()))
+	p.drawn = true
+}
+
+func (p *progressBar) done() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
