@@ -210,8 +210,16 @@ if op == 'defer' then
 end
 
 if op == 'finish' then
-  -- ARGV[9] outcome (completed, failed, cancelled), [10] the result line.
-  return account(idx, ARGV[9], ARGV[10], interval)
+  -- ARGV[9] outcome (completed, failed, cancelled), [10] the result line,
+  -- [11] the owner's token usage counter of the day (jobs.UsageKey), [12]
+  -- the tokens the item used, [13] the counter's ttl ms: counted when the
+  -- slot is filled, so once per item.
+  local r = account(idx, ARGV[9], ARGV[10], interval)
+  if r[1] ~= 'duplicate' and tonumber(ARGV[12]) > 0 then
+    redis.call('INCRBY', ARGV[11], ARGV[12])
+    redis.call('PEXPIRE', ARGV[11], ARGV[13])
+  end
+  return r
 end
 
 return redis.error_reply('unknown op ' .. op)

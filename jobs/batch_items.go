@@ -72,7 +72,12 @@ func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttem
 
 func (a *ItemAttempt) finish(ctx context.Context, r ItemResult) error {
 	r.CustomID, r.Attempts = a.Item.CustomID, a.Number
-	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r))
+	var tokens int64
+	if r.Status == StatusCompleted {
+		tokens = (&Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (budget.go)
+	}
+	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
+		UsageKey(a.owner, UsageDay(a.b.now())), tokens, ms(UsageTTL))
 	if errors.Is(err, ErrBatchNotFound) {
 		return nil // deleted meanwhile: nothing to record
 	}
