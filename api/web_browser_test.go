@@ -58,7 +58,8 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 	}
 	w, err := worker.New(worker.Config{
 		Concurrency: 4, BatchConcurrency: 4, EnableStreaming: true, ShutdownTimeout: 2 * time.Second, ID: "browser",
-	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: batches, Runner: worker.NewProgramRunner(prog, lmc),
+	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: batches,
+		Runner: &flakyRunner{Runner: worker.NewProgramRunner(prog, lmc), runs: map[string]int{}},
 		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +68,41 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
+}
+
+// flakyRunner runs the program, except that a question starting "Retry me"
+// streams a wrong partial answer and fails retryably on its first run, and
+// one starting "Reset me" streams a wrong partial answer and starts over
+// within its attempt (as the program does when it falls back to another
+// adapter).
+type flakyRunner struct {
+	worker.Runner
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+const wrongPartial = "A WRONG PARTIAL ANSWER "
+
+func (r *flakyRunner) Run(ctx context.Context, q string, opts worker.RunOptions) (*worker.RunResult, error) {
+	r.mu.Lock()
+	r.runs[q]++
+	n := r.runs[q]
+	r.mu.Unlock()
+	switch {
+	case strings.HasPrefix(q, "Retry me") && n == 1:
+		if opts.OnChunk != nil {
+			if err := opts.OnChunk("answer", wrongPartial); err != nil {
+				return nil, err
+			}
+		}
+		return nil, &lmclient.APIError{Status: 503, Message: "the LM is overloaded", RetryAfter: 50 * time.Millisecond}
+	case strings.HasPrefix(q, "Reset me") && opts.OnChunk != nil && opts.OnReset != nil:
+		if err := opts.OnChunk("answer", wrongPartial); err != nil {
+			return nil, err
+		}
+		opts.OnReset("the program starts over")
+	}
+	return r.Runner.Run(ctx, q, opts)
 }
 
 // consoleLog collects the page's console messages and exceptions.
@@ -221,6 +257,40 @@ func TestWebUIInBrowser(t *testing.T) {
 		if got := text(t, ctx, "job-attempts"); got != fmt.Sprint(job.Attempts) {
 			t.Errorf("attempts shown %q, the job has %d", got, job.Attempts)
 		}
+		noCSPViolations(t, ctx, "/")
+	})
+
+	t.Run("a retry and a reset drop the partial answer", func(t *testing.T) {
+		for _, tc := range []struct{ question, attempts, note string }{
+			{"Retry me: why is the sky blue?", "2", "Attempt 1 failed"},
+			{"Reset me: why is the sea blue?", "1", "the program starts over"},
+		} {
+			run(t, ctx, "clear the question", chromedp.Evaluate[chromedp.Void](`document.getElementById("question").value = ""`))
+			do(t, ctx, "ask "+tc.question,
+				chromedp.SendKeys(chromedp.ID("question"), tc.question),
+				chromedp.Click(chromedp.ID("ask-btn")),
+			)
+			waitFor(t, ctx, "the job to end", `["completed","failed","cancelled","expired","rejected"].includes(document.getElementById("job-status").textContent) && !document.getElementById("ask-btn").disabled`)
+			id := text(t, ctx, "job-link")
+			_, body := b.do(t, "GET", "/v1/jobs/"+id, nil, auth)
+			job := decode[struct {
+				Status   string
+				Attempts int
+				Result   struct{ Outputs map[string]string }
+			}](t, body)
+			answer := text(t, ctx, "answer")
+			streamed := run(t, ctx, "read the answer's marks", chromedp.Evaluate[string](`document.getElementById("answer").dataset.streamed || ""`))
+			if job.Status != "completed" || answer != job.Result.Outputs["answer"] || strings.Contains(answer, wrongPartial) || streamed != "exact" {
+				t.Errorf("%s: job %s %s; shown %q (streamed=%s), result %q", tc.question, id, job.Status, answer, streamed, job.Result.Outputs["answer"])
+			}
+			if got := text(t, ctx, "job-attempts"); got != tc.attempts {
+				t.Errorf("%s: attempts shown %s, want %s", tc.question, got, tc.attempts)
+			}
+			if note := text(t, ctx, "job-note"); !strings.Contains(note, tc.note) {
+				t.Errorf("%s: note %q, want it to say %q", tc.question, note, tc.note)
+			}
+		}
+		browsertest.Screenshot(t, ctx, "playground-retried")
 		noCSPViolations(t, ctx, "/")
 	})
 

@@ -194,7 +194,10 @@
         setStatus($("job-status"), "queued");
         return false;
       case "started":
-        if (d.attempt > 1 && d.attempt > job.attempt) resetPartial("Attempt " + (d.attempt - 1) + " did not finish; attempt " + d.attempt + " starts over.");
+        // A new attempt starts over; a retrying event may have said why.
+        if (d.attempt > 1 && d.attempt > job.attempt && Object.keys(job.fields).length > 0) {
+          resetPartial("Attempt " + (d.attempt - 1) + " did not finish; attempt " + d.attempt + " starts over.");
+        }
         showAttempts(d.attempt);
         setStatus($("job-status"), "running");
         return false;
@@ -219,6 +222,13 @@
         return false;
       }
       case "retrying":
+        // Without a delay (retry_in_ms 0) the program starts over within the
+        // running attempt; with one, the attempt failed and the job runs
+        // again after it. Either way the partial answer goes.
+        if (!(d.retry_in_ms > 0) && d.attempt === job.attempt && $("job-status").textContent === "running") {
+          resetPartial("The answer starts over (" + (d.reason || "reset") + "); the partial answer was dropped.");
+          return false;
+        }
         setStatus($("job-status"), "retrying");
         resetPartial("Attempt " + d.attempt + " failed (" + (d.reason || "retrying") + "); the partial answer was dropped and the job will be retried.");
         return false;
