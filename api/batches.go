@@ -39,14 +39,14 @@ func (s *Server) batchRoutes(g *gin.RouterGroup) {
 		return
 	}
 	h := &batchHandlers{s: s, b: b}
-	g.POST("/batches", h.create)
+	g.POST("/batches", s.checkBudget, h.create)
 	g.GET("/batches", h.list)
 	g.GET("/batches/:id", h.get)
 	g.DELETE("/batches/:id", h.remove)
 	g.POST("/batches/:id/cancel", h.cancel)
-	g.POST("/batches/:id/retry", h.retry)
+	g.POST("/batches/:id/retry", s.checkBudget, h.retry)
 	g.GET("/batches/:id/results", h.results)
-	g.GET("/batches/:id/events", h.events)
+	g.GET("/batches/:id/events", s.limitStreams, h.events)
 }
 
 // batchView is a batch as the API shows it (times in Unix seconds, as the
