@@ -12,9 +12,10 @@ import (
 
 // Token usage per owner and UTC day, behind the API's daily token budget
 // (TOKEN_BUDGET_PER_DAY). The record script adds a job's tokens when the job
-// completes, in the same atomic step as the completion, so every completed job
-// counts exactly once whichever process recorded it. The counters are kept
-// whether or not a budget is enforced.
+// completes, and the batch script a batch item's when its result slot is
+// filled, each in the same atomic step, so every completion counts exactly
+// once whichever process recorded it. The counters are kept whether or not a
+// budget is enforced.
 
 // UsageTTL is how long a day's usage counter lives: long enough to outlast its
 // UTC day everywhere, so nothing that counts can grow without bound.
