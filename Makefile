@@ -33,8 +33,21 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
+BENCH_JSON  ?= bin/bench.json
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## Go benchmarks, with same-run baselines
+bench: ## qa bench: every scenario beside its same-run baseline and goal (≤ 10 min); JSON in BENCH_JSON
+	@mkdir -p bin
+	$(GO) build -o bin/qa-bench ./cmd/qa
+	bin/qa-bench bench --json $(BENCH_JSON) $(BENCH_FLAGS)
+
+.PHONY: bench-quick
+bench-quick: ## qa bench --quick: every scenario, smaller and shorter (about 3 min)
+	$(MAKE) bench BENCH_FLAGS=--quick
+
+.PHONY: bench-go
+bench-go: ## Go benchmarks (go test -bench), with same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: build

@@ -21,12 +21,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// benchRateLimit: the LM enforces R requests/min with 429s; the worker's
-// LM_RPM=R; a burst of batch jobs larger than the window can take.
+// benchRateLimit: the LM enforces R requests per sliding minute with 429s;
+// the worker's LM_RPM=R; a burst of batch jobs larger than the run can take.
+// Achieved is the LM calls answered 200 in the run's last full minute.
 func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r := &scenarioResult{}
 	rpm := s.pick(600, 300)
-	window := s.pickDur(40*time.Second, 15*time.Second)
+	run := s.pickDur(80*time.Second, 20*time.Second)
 	url, rdb, err := s.db(ctx)
 	if err != nil {
 		return r, err
@@ -43,22 +44,55 @@ func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 	if err != nil {
 		return r, err
 	}
-	burst := int(float64(rpm)*window.Minutes()*1.5) + 50
+	burst := int(float64(rpm)*run.Minutes()*1.5) + 100
 	t0 := time.Now()
 	if err := submitMany(ctx, jc, burst, func(i int) jobs.SubmitRequest {
 		return jobs.SubmitRequest{Question: fmt.Sprintf("rate %d-%d: what is a rate limit?", t0.UnixNano(), i), Queue: jobs.QueueBatch}
 	}); err != nil {
 		return r, err
 	}
-	_ = sleepFor(ctx, window-time.Since(t0))
-	elapsed := time.Since(t0)
-	st0 := lm.Statuses()
-	ok, limited := float64(st0[200]), float64(st0[429])
-	achieved := ok / elapsed.Minutes()
-	r.row("LM calls answered/min", achieved, "/min").base("R (the LM's limit)", float64(rpm))
+	_ = sleepFor(ctx, run-time.Since(t0))
+	end := time.Now()
+	from := end.Add(-time.Minute)
+	if from.Before(t0) {
+		from = t0
+	}
+	var ok, limited, okLast float64
+	var perSecond [200]int
+	for _, a := range lm.Answers() {
+		switch a.Status {
+		case 200:
+			ok++
+			if !a.At.Before(from) && a.At.Before(end) {
+				okLast++
+			}
+			if sec := int(a.At.Sub(t0) / time.Second); sec >= 0 && sec < len(perSecond) {
+				perSecond[sec]++
+			}
+		case 429:
+			limited++
+		}
+	}
+	window := end.Sub(from)
+	achieved := okLast / window.Minutes()
+	r.row("LM calls answered/min (last minute)", achieved, "/min").base("R (the LM's limit)", float64(rpm))
 	r.row("% of R achieved", pct(achieved, float64(rpm)), "%").atLeast(95)
 	r.row("% of LM calls answered 429", pct(limited, ok+limited), "%").atMost(1)
-	r.note("R=%d/min; %d batch jobs submitted at once (more than the %v window can take), BATCH_CONCURRENCY=50; counted over the first %v from the burst; LM statuses %v.", rpm, burst, window, elapsed.Round(time.Second), st0)
+	secs := int(min(run, time.Duration(len(perSecond))*time.Second) / time.Second)
+	r.detail("ok_per_second", perSecond[:secs])
+	r.note("R=%d/min; %d batch jobs submitted at once (more than %v can take), BATCH_CONCURRENCY=50; achieved counts the 200s of [%v, %v] after the burst; %v 200s and %v 429s in all.",
+		rpm, burst, run, from.Sub(t0).Round(time.Second), end.Sub(t0).Round(time.Second), ok, limited)
+	peak := 0
+	for _, n := range perSecond[:secs] {
+		peak = max(peak, n)
+	}
+	r.row("busiest second", float64(peak), "calls").base("R/60", float64(rpm)/60)
+	if float64(peak) > 5*float64(rpm)/60 {
+		r.note("the calls come in bursts: LM_RPM is a token bucket holding a whole minute's budget, so a backlog takes all of it at once; the LM's sliding minute then answers 429 with a Retry-After up to a minute, and the shared cool-down holds every caller until it passes (hence few 429s). Within the goals, but bursty; a bucket of a few seconds' budget would pace calls at R/60 per second.")
+	}
+	if run < time.Minute {
+		r.note("a quick run is shorter than the LM's one-minute window: the figures show the start-up burst only.")
+	}
 	return r, nil
 }
 
@@ -141,11 +175,11 @@ func benchCache(ctx context.Context, s *scope) (*scenarioResult, error) {
 		_ = lc.Close()
 		sum := benchkit.Summarize(lat)
 		if l.name == layers[0].name {
-			lmCall = benchkit.MS(sum.P50)
-			r.row("LM call p50 (no cache)", lmCall, "ms")
+			lmCall = float64(sum.P50) / float64(time.Microsecond)
+			r.row("LM call p50 (no cache)", lmCall, "µs")
 			continue
 		}
-		r.row("hit p50, "+l.name, benchkit.MS(sum.P50), "ms").base("LM call", lmCall)
+		r.row("hit p50, "+l.name, float64(sum.P50)/float64(time.Microsecond), "µs").base("LM call", lmCall)
 	}
 	// Duplicates through a worker.
 	unique, copies := s.pick(100, 30), 4
@@ -238,7 +272,8 @@ func benchBatch(ctx context.Context, s *scope) (*scenarioResult, error) {
 	// Drain: poll the batch until every item has ended.
 	var last map[string]any
 	done := 0
-	for ctx.Err() == nil {
+	drainBound := s.pickDur(60*time.Second, 20*time.Second)
+	for ctx.Err() == nil && time.Since(t0) < drainBound {
 		var b map[string]any
 		if err := c.Do(ctx, http.MethodGet, "/v1/batches/"+id, nil, http.StatusOK, &b); err != nil {
 			return r, err
@@ -252,6 +287,9 @@ func benchBatch(ctx context.Context, s *scope) (*scenarioResult, error) {
 		_ = sleepFor(ctx, 250*time.Millisecond)
 	}
 	drain := time.Since(t0)
+	if done < n { // the rest is not measured: stop it
+		_ = c.Do(ctx, http.MethodPost, "/v1/batches/"+id+"/cancel", nil, http.StatusOK, nil)
+	}
 	r.detail("batch", last)
 	// Baseline: bare asynq enqueue of as many tasks, 16 goroutines, same Redis.
 	bare, err := bareEnqueue(ctx, rdb, n)
@@ -260,7 +298,7 @@ func benchBatch(ctx context.Context, s *scope) (*scenarioResult, error) {
 	}
 	r.row("ingest lines/s (POST /v1/batches)", float64(n)/ingest.Seconds(), "lines/s").base("bare asynq enqueue", bare)
 	r.row("drain items/s (submit → all ended)", float64(done)/drain.Seconds(), "items/s")
-	r.note("%d lines of JSONL; %d items ended within the scenario's bound; BATCH_CONCURRENCY=100, instant LM.", n, done)
+	r.note("%d lines of JSONL in one POST; drain measured until all ended or %v (%d ended), then the batch is cancelled; BATCH_CONCURRENCY=100, instant LM; the baseline enqueues as many bare asynq tasks from 16 goroutines.", n, drainBound, done)
 	return r, nil
 }
 

@@ -22,6 +22,7 @@ type LM struct {
 
 	mu          sync.Mutex
 	statuses    map[int]int64
+	answers     []Answer
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 }
@@ -51,6 +52,9 @@ func StartLM(cfg fakelm.Config) (*LM, error) {
 			l.inFlight.Add(-1)
 			l.mu.Lock()
 			l.statuses[rec.status]++
+			if len(l.answers) < maxAnswers {
+				l.answers = append(l.answers, Answer{At: time.Now(), Status: rec.status})
+			}
 			l.mu.Unlock()
 		}()
 		inner.ServeHTTP(rec, r)
@@ -85,6 +89,22 @@ func (l *LM) Calls() int64 {
 		n += v
 	}
 	return n
+}
+
+// Answer is one chat call's end: when, and with which status.
+type Answer struct {
+	At     time.Time
+	Status int
+}
+
+// maxAnswers bounds the answer log.
+const maxAnswers = 1 << 20
+
+// Answers is the log of chat calls answered (the first million).
+func (l *LM) Answers() []Answer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Answer(nil), l.answers...)
 }
 
 // InFlight is how many chat calls are being answered now.
