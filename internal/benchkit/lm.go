@@ -25,6 +25,7 @@ type LM struct {
 	answers     []Answer
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
+	conns       atomic.Int64
 }
 
 // StartLM starts a counting fake LM on a free loopback port.
@@ -59,6 +60,14 @@ func StartLM(cfg fakelm.Config) (*LM, error) {
 		}()
 		inner.ServeHTTP(rec, r)
 	})}
+	l.http.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			l.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			l.conns.Add(-1)
+		}
+	}
 	go func() { _ = l.http.Serve(ln) }()
 	return l, nil
 }
@@ -106,6 +115,9 @@ func (l *LM) Answers() []Answer {
 	defer l.mu.Unlock()
 	return append([]Answer(nil), l.answers...)
 }
+
+// Conns is how many client connections are open (idle keep-alives too).
+func (l *LM) Conns() int64 { return l.conns.Load() }
 
 // InFlight is how many chat calls are being answered now.
 func (l *LM) InFlight() int64 { return l.inFlight.Load() }
