@@ -80,7 +80,7 @@ func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("browsertest: %v", err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100 means PNG; below is JPEG
 	if err != nil {
 		t.Fatalf("browsertest: screenshot %s: %v", name, err)
 	}
