@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Validates the deployment files on a machine without a Docker engine or a
 # Kubernetes cluster (make deploy-check; CI runs it):
-#   1. builds cmd/qa with the exact command line both Dockerfiles run, and
-#      checks the binary: static, -trimpath, version stamped, runs;
+#   1. builds cmd/qa with the exact command line both Dockerfiles run, in a
+#      copy of the build context .dockerignore leaves, and checks the
+#      binary: static, -trimpath, stripped, version stamped, runs;
 #   2. `docker-compose config` (Debian's docker-compose) on docker-compose.yml
 #      with every profile, and `docker compose config` too where the Compose
 #      plugin is installed;
@@ -26,8 +27,28 @@ case "$lines" in *' -o /out/qa ./cmd/qa') ;; *) echo "deploy-check: unexpected b
 export VERSION="deploy-check-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 cmd="${lines% -o /out/qa ./cmd/qa} -o \"$tmp/qa\" ./cmd/qa"
 cmd="${cmd/go build/$GO build}"
+# Build in a copy of the Docker build context, so a file .dockerignore leaves
+# out (an embedded asset, a new package) fails here as it would in
+# `docker build`. docker-py (a docker-compose dependency) applies
+# .dockerignore exactly as Docker does.
+src=.
+if python3 -c 'import docker.utils.build' >/dev/null 2>&1; then
+  src="$tmp/context"
+  python3 - "$src" <<'PY'
+import os, shutil, sys
+from docker.utils.build import exclude_paths
+patterns = [l.strip() for l in open(".dockerignore") if l.strip() and not l.lstrip().startswith("#")]
+for path in sorted(exclude_paths(".", patterns)):
+    if os.path.isfile(path):
+        os.makedirs(os.path.join(sys.argv[1], os.path.dirname(path)), exist_ok=True)
+        shutil.copy2(path, os.path.join(sys.argv[1], path))
+PY
+  echo "build context: $(find "$src" -type f | wc -l) files after .dockerignore"
+elif [ "${CI:-}" = "true" ]; then
+  echo "deploy-check: python3-docker (docker-compose's dependency) is missing"; exit 1
+fi
 echo "$cmd"
-eval "$cmd"
+(cd "$src" && eval "$cmd")
 info=$($GO version -m "$tmp/qa")
 # (-trimpath keeps -ldflags out of the build info: the version string and
 # the missing symbol table stand for it.)
