@@ -8,7 +8,8 @@
 #      with every profile, and `docker compose config` too where the Compose
 #      plugin is installed;
 #   3. the Kubernetes manifests, decoded strictly into k8s.io/api's types and
-#      checked against each other (deploy/kubernetes/check, its own module).
+#      checked against each other, and the Dockerfiles, parsed and linted by
+#      BuildKit's frontend (deploy/check, its own module).
 # The rest of the consistency checks (.env.example, grace periods, KEDA's
 # lists against a real asynq) are Go tests in ./deploy, run by make test.
 set -euo pipefail
@@ -89,5 +90,5 @@ if [ -z "$ran" ]; then
   echo "skip: neither docker-compose nor docker compose is installed (apt-get install -y docker-compose)"
 fi
 
-echo "== Kubernetes manifests"
-(cd deploy/kubernetes/check && $GO test -count=1 ./...)
+echo "== Kubernetes manifests and Dockerfiles"
+(cd deploy/check && $GO test -count=1 ./...)

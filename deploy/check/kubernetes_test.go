@@ -24,7 +24,7 @@ import (
 )
 
 // dir is deploy/kubernetes, relative to this package.
-const dir = ".."
+const dir = "../kubernetes"
 
 // Hand-written types for the non-core resources, with only their
 // documented fields: strict decoding rejects anything else.
