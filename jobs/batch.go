@@ -441,3 +441,15 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// ActiveOwnersKey holds the owners with running batches (owner → how many).
+const ActiveOwnersKey = "qa:batches:active"
+
+// ActiveOwners counts the owners with running batches.
+func (b *Batches) ActiveOwners(ctx context.Context) (int64, error) {
+	n, err := b.rdb.ZCount(ctx, ActiveOwnersKey, "(0", "+inf").Result()
+	if err != nil {
+		return 0, fmt.Errorf("count batch owners: %w", err)
+	}
+	return n, nil
+}

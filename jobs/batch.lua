@@ -13,6 +13,16 @@ local op, now, channel, cap, id, result_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3
 
 local terminal = {completed = true, failed = true, cancelled = true, expired = true}
 
+-- The owners with running batches (owner → running batches), so workers
+-- enforce BATCH_OWNER_SHARE only when owners compete for the slots.
+local active = 'qa:batches:active'
+
+local function activate(delta)
+  local owner = redis.call('HGET', batch, 'owner') or ''
+  redis.call('ZINCRBY', active, delta, owner)
+  if delta < 0 then redis.call('ZREMRANGEBYSCORE', active, '-inf', 0) end
+end
+
 local function append(etype, data)
   local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
   redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
@@ -38,6 +48,7 @@ end
 -- finish ends the batch: results live result_ttl from now.
 local function finish(status)
   redis.call('HSET', batch, 'status', status, status .. '_at', now, 'updated_at', now)
+  activate(-1)
   expire_all(result_ttl)
   append(status, progress(status))
   return {status}
@@ -87,6 +98,7 @@ if op == 'accept' then
   if redis.call('HGET', batch, 'status') ~= 'validating' then return {'missing'} end
   redis.call('HSET', batch, 'status', 'in_progress', 'in_progress_at', now, 'updated_at', now, 'progress_at', now)
   redis.call('ZADD', index, ARGV[10], id)
+  activate(1)
   redis.call('PEXPIRE', index, pending_ttl)
   expire_all(pending_ttl)
   append('progress', progress('in_progress'))
@@ -105,6 +117,7 @@ end
 
 if op == 'abort' then
   -- Storing or accepting failed before the 202: forget the batch.
+  if status == 'in_progress' then activate(-1) end
   redis.call('DEL', batch, items, results, attempts, stream)
   redis.call('ZREM', index, id)
   if KEYS[7] ~= '' then
@@ -128,6 +141,7 @@ if op == 'retry' then
   end
   if n == 0 then return {'none'} end
   redis.call('HINCRBY', batch, 'failed', -n)
+  activate(1)
   redis.call('HSET', batch, 'status', 'in_progress', 'round', ARGV[7], 'updated_at', now, 'progress_at', now)
   redis.call('HDEL', batch, 'completed_at', 'failed_at', 'cancelled_at', 'expired_at', 'cancelling_at')
   local window = tonumber(redis.call('HGET', batch, 'window_ms')) or 0

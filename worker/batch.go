@@ -30,13 +30,35 @@ var errOwnerShare = errors.New("owner is at its share of the batch workers")
 const ownerShareDelay = 250 * time.Millisecond
 
 // ownerSlots counts each owner's running items in this process and refuses
-// more than limit. Per process rather than in Redis: each worker's batch
-// slots are split the same way, so the fleet's are too, and a crashed
-// worker's counts vanish with it instead of leaking.
+// more than limit while other owners have batches running (alone, an owner
+// may use every slot: the share is a fairness rule, not a cap). Per process
+// rather than in Redis: each worker's batch slots are split the same way, so
+// the fleet's are too, and a crashed worker's counts vanish with it instead
+// of leaking.
 type ownerSlots struct {
 	limit int
 	mu    sync.Mutex
 	n     map[string]int
+
+	// contended caches whether more than one owner has batches running.
+	checked   time.Time
+	contended bool
+}
+
+// contendedEvery is how long the active-owners count is trusted.
+const contendedEvery = time.Second
+
+// isContended reports whether owners compete for the batch slots, asking
+// Redis at most once per contendedEvery; on an error it assumes they do.
+func (o *ownerSlots) isContended(ctx context.Context, count func(context.Context) (int64, error)) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if time.Since(o.checked) < contendedEvery {
+		return o.contended
+	}
+	n, err := count(ctx)
+	o.contended, o.checked = err != nil || n > 1, time.Now()
+	return o.contended
 }
 
 func newOwnerSlots(share float64, concurrency int) *ownerSlots {
@@ -47,10 +69,10 @@ func newOwnerSlots(share float64, concurrency int) *ownerSlots {
 	return &ownerSlots{limit: limit, n: map[string]int{}}
 }
 
-func (o *ownerSlots) acquire(owner string) bool {
+func (o *ownerSlots) acquire(owner string, contended bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.n[owner] >= o.limit {
+	if contended && o.n[owner] >= o.limit {
 		return false
 	}
 	o.n[owner]++
@@ -130,7 +152,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Batch.ID == "" {
 		return fmt.Errorf("%w: bad batch item payload: %v", asynq.SkipRetry, err)
 	}
-	if !w.shares.acquire(p.Owner) {
+	if !w.shares.acquire(p.Owner, w.shares.isContended(ctx, w.deps.Batches.ActiveOwners)) {
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
 		return &delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}
 	}

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,5 +77,100 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	}
 	if n := lm.Requests(); n != 3 {
 		t.Fatalf("LM requests = %d, want 3 (one per distinct question)", n)
+	}
+}
+
+// scripted is a Runner from a function.
+type scripted func(ctx context.Context, q string) (*worker.RunResult, error)
+
+func (f scripted) Run(ctx context.Context, q string, _ worker.RunOptions) (*worker.RunResult, error) {
+	return f(ctx, q)
+}
+func (scripted) Model() string       { return "fake/model" }
+func (scripted) StateSHA256() string { return "0" }
+
+// While two owners have batches running, one owner's items hold at most its
+// BATCH_OWNER_SHARE of the batch slots, so a small batch from another owner
+// is not queued behind a large one; alone, an owner may use every slot.
+func TestBatchOwnerShare(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{}) // closed: A's items take a short while instead
+	var mu sync.Mutex
+	running := map[byte]int{}
+	run := scripted(func(ctx context.Context, q string) (*worker.RunResult, error) {
+		mu.Lock()
+		running[q[0]]++
+		mu.Unlock()
+		defer func() { mu.Lock(); running[q[0]]--; mu.Unlock() }()
+		if q[0] == 'A' {
+			select { // A's items are held, then take 200ms each; B's are instant
+			case <-hold:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return &worker.RunResult{Outputs: map[string]any{"answer": q}}, nil
+	})
+	w, err := worker.New(worker.Config{Concurrency: 1, BatchConcurrency: 4, BatchOwnerShare: 0.5, ShutdownTimeout: 5 * time.Second},
+		worker.Deps{Redis: db.Client, Store: store, Runner: run, Batches: batches, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	create := func(owner string, n int) string {
+		items := make([]jobs.BatchItem, n)
+		for i := range items {
+			items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("%s%d", owner, i)}
+		}
+		c, err := batches.Create(context.Background(), jobs.CreateRequest{Owner: owner, Items: items})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Batch.ID
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	aID := create("A", 100)
+	// Alone, A takes every slot.
+	waitFor("A on all four slots", func() bool { mu.Lock(); defer mu.Unlock(); return running['A'] == 4 })
+	b := create("B", 10)
+	close(hold)
+	// With B running, A's items beyond two slots are put back, so B's items
+	// are reached and run while most of A's batch is still to come.
+	waitFor("B's batch to end", func() bool {
+		bt, err := batches.Get(context.Background(), b)
+		return err == nil && bt.Status.Terminal()
+	})
+	a, err := batches.Get(context.Background(), aID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := a.Counts.Total - a.Counts.Done(); left < 40 {
+		t.Fatalf("B ended after A's batch had nearly drained (%d of A's items left): it waited behind A", left)
 	}
 }

@@ -33,8 +33,6 @@ func clientEnv(t *testing.T) (env, *bytes.Buffer, *bytes.Buffer) {
 		"REDIS_URL": db.URL(), "HOST": "127.0.0.1", "PORT": "0", "WORKER_METRICS_PORT": "0",
 		"LM_API_BASE": lm.URL(), "LM_API_KEY": "test", "CACHE_DISK_ENABLED": "false",
 		"WORKER_CONCURRENCY": "4", "BATCH_CONCURRENCY": "4", "MAX_RETRIES": "0",
-		// One owner alone: its full share keeps the test quick (see worker/batch.go).
-		"BATCH_OWNER_SHARE": "1",
 	}), nil)
 	if err != nil {
 		t.Fatal(err)
