@@ -1,0 +1,76 @@
+package benchkit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LastGC reads the last GODEBUG=gctrace=1 line in a process's output:
+// the GC's number and the live heap it left ("A->B->C MB": C).
+func LastGC(output string) (n int, liveMB float64, ok bool) {
+	lines := strings.Split(output, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		j := strings.Index(line, "gc ")
+		if j < 0 || !strings.Contains(line, " MB goal") {
+			continue
+		}
+		f := strings.Fields(line[j:])
+		if len(f) < 2 {
+			continue
+		}
+		num, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		for k, w := range f {
+			if w == "MB," && k > 0 && strings.Count(f[k-1], "->") == 2 {
+				parts := strings.Split(f[k-1], "->")
+				live, err := strconv.ParseFloat(parts[2], 64)
+				if err == nil {
+					return num, live, true
+				}
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// HeapAfterGC makes p (run with GODEBUG=gctrace=1) collect garbage by
+// fetching url (something that allocates, such as /metrics) until a GC
+// newer than the last one in its output is logged, and returns the live
+// heap that GC left, in MB. It gives up after timeout.
+func HeapAfterGC(ctx context.Context, p *Proc, url string, timeout time.Duration) (float64, error) {
+	n0, _, _ := LastGC(p.Output())
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if n, _, ok := LastGC(p.Output()); ok && n > n0 {
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	n, live, ok := LastGC(p.Output())
+	if !ok || n <= n0 {
+		return 0, fmt.Errorf("%s: no GC within %v (is GODEBUG=gctrace=1 set?)", p.Name, timeout)
+	}
+	return live, nil
+}
