@@ -190,16 +190,20 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 	b.startWorker(t, worker.Config{BatchConcurrency: -1})
 
 	j := b.waitEndWithin(t, id, 150*time.Second)
-	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
-		t.Fatalf("job = %+v %+v", j, j.Error)
-	}
 	evs := b.events(t, id)
+	// Two attempts as a rule. Three when the machine is so loaded that the
+	// helper was killed after fakelm counted its request but before fakelm
+	// read its body and took the stall: the replacement's first call then
+	// stalls until LM_TIMEOUT and is retried. Either way: completed, once.
+	if j.Status != jobs.StatusCompleted || j.Attempts < 2 || j.Attempts > 3 {
+		t.Fatalf("job = %+v %+v; events %s", j, j.Error, describe(evs))
+	}
 	terminal := 0
 	for _, typ := range []jobs.EventType{jobs.EventCompleted, jobs.EventFailed, jobs.EventCancelled, jobs.EventExpired} {
 		terminal += count(evs, typ)
 	}
-	if count(evs, jobs.EventCompleted) != 1 || terminal != 1 || count(evs, jobs.EventStarted) != 2 {
-		t.Fatalf("events = %s; want one completed, one terminal event, two started", types(evs))
+	if count(evs, jobs.EventCompleted) != 1 || terminal != 1 || count(evs, jobs.EventStarted) != j.Attempts {
+		t.Fatalf("events = %s; want one completed, one terminal event, a started per attempt", describe(evs))
 	}
 	var completedAt, restartedAt time.Time
 	for _, e := range evs {
@@ -230,4 +234,13 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 	}
 	t.Logf("kill → restarted %v, kill → completed %v (events %s)",
 		restartedAt.Sub(killed).Round(10*time.Millisecond), completedAt.Sub(killed).Round(10*time.Millisecond), types(evs))
+}
+
+// describe lists events with their data, for failure messages.
+func describe(evs []jobs.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "\n  %s %s %s", e.ID, e.Type, e.Data)
+	}
+	return b.String()
 }
