@@ -44,7 +44,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer lm.Close()
-	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL() + "/v1", APIKey: "bench", Timeout: 30 * time.Second}, lmclient.Deps{Redis: db.Client})
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "bench", Timeout: 30 * time.Second}, lmclient.Deps{Redis: db.Client})
 	if err != nil {
 		b.Fatal(err)
 	}

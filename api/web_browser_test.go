@@ -43,7 +43,7 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lm.Close() })
-	lmc, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: lm.URL() + "/v1", APIKey: "test"}, lmclient.Deps{Redis: b.db.Client})
+	lmc, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: lm.URL(), APIKey: "test"}, lmclient.Deps{Redis: b.db.Client})
 	if err != nil {
 		t.Fatal(err)
 	}

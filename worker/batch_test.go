@@ -26,7 +26,7 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lm.Close() })
-	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL() + "/v1", APIKey: "test", Timeout: 10 * time.Second, MemoryEnabled: true},
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: 10 * time.Second, MemoryEnabled: true},
 		lmclient.Deps{Redis: db.Client})
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 	}
 	t.Cleanup(func() { _ = lm.Close() })
 	lm.SetTokensPerSecond(2000)
-	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL() + "/v1", APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: rdb})
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
