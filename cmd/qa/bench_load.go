@@ -533,7 +533,7 @@ func benchLoad(ctx context.Context, s *scope) (*scenarioResult, error) {
 		r.row(p+" live heap after a GC", after[p+"_live_mb"], "MB").base("before", before[p+"_live_mb"]).atMost(before[p+"_live_mb"]*1.25 + 4 + pooled)
 		r.row(p+" RSS after", after[p+"_rss_mib"], "MiB").base("before", before[p+"_rss_mib"])
 	}
-	r.note("%d clients for %v on loopback (sessions by kind: %v); statuses %v; \"after\" is read once the API's goroutines settle (≤ 15 s). The live heap is what the first GC after each point left (GODEBUG=gctrace=1; a GC is provoked by fetching /metrics); the worker runs without the memory cache so that its bounded growth does not hide a leak; the goal allows 25%% + 4 MB, plus 64 KiB (go-redis's buffers) per Redis connection the process's pool grew by (they close after 30 idle minutes). RSS seldom shrinks after a peak (the Go runtime returns memory lazily).", clients, dur, res.ByKind, res.ByStatus)
+	r.note("%d clients for %v on loopback (sessions by kind: %v); statuses %v; \"after\" is read once the API's goroutines settle (≤ 15 s). The live heap is what the second GC after each point left (GODEBUG=gctrace=1; GCs are provoked by fetching /metrics; sync.Pool victims survive one); the worker runs without the memory cache so that its bounded growth does not hide a leak; the goal allows 25%% + 4 MB, plus 64 KiB (go-redis's buffers) per Redis connection the process's pool grew by (they close after 30 idle minutes). RSS seldom shrinks after a peak (the Go runtime returns memory lazily).", clients, dur, res.ByKind, res.ByStatus)
 	if len(res.Samples) > 0 {
 		r.note("error samples: %v", res.Samples)
 	}
