@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -31,7 +32,11 @@ func benchPickup(ctx context.Context, s *scope) (*scenarioResult, error) {
 		benchkit.PickupWorker("worker_blocking_20ms", false),
 		benchkit.PickupBareAsynq("bare_asynq_5ms", 5*time.Millisecond),
 	} {
-		srv, err := redistest.Start(s.b.dir + "/pickup-" + v.Name)
+		dir := s.b.dir + "/pickup-" + v.Name
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return r, err
+		}
+		srv, err := redistest.Start(dir)
 		if err != nil {
 			return r, err
 		}
