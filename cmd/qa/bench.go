@@ -16,7 +16,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/qaqueue/qaqueue/internal/benchkit"
-	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/redisproc"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/redis/go-redis/v9"
@@ -128,7 +128,7 @@ type bench struct {
 	bin       string
 	dir       string
 	redisAddr string
-	redisSrv  *redistest.Server
+	redisSrv  *redisproc.Server
 	embedded  bool
 	nextDB    int
 	progress  io.Writer
@@ -262,7 +262,7 @@ func newBench(quick bool, progress io.Writer) (*bench, func(), error) {
 	b := &bench{quick: quick, bin: bin, dir: dir, progress: progress}
 	var stop func()
 	if _, err := exec.LookPath("redis-server"); err == nil {
-		srv, err := redistest.Start(dir)
+		srv, err := redisproc.Start(dir)
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, nil, err
@@ -370,7 +370,7 @@ func (s *scope) close() {
 // db is a fresh database on the run's Redis: its URL and a client.
 func (s *scope) db(ctx context.Context) (string, *redis.Client, error) {
 	s.b.nextDB++
-	idx := s.b.nextDB % redistest.Databases
+	idx := s.b.nextDB % redisproc.Databases
 	if s.b.embedded {
 		idx = s.b.nextDB % 16
 	}

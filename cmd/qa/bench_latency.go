@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/internal/benchkit"
-	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/redisproc"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/redis/go-redis/v9"
 )
@@ -36,7 +36,7 @@ func benchPickup(ctx context.Context, s *scope) (*scenarioResult, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return r, err
 		}
-		srv, err := redistest.Start(dir)
+		srv, err := redisproc.Start(dir)
 		if err != nil {
 			return r, err
 		}

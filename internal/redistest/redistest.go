@@ -12,22 +12,27 @@ package redistest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/qaqueue/qaqueue/internal/redisproc"
 	"github.com/redis/go-redis/v9"
 )
 
 // Databases is how many logical databases a server started here has. A test
 // takes one; the counter wraps, so a test binary may run this many at once.
-const Databases = 4096
+const Databases = redisproc.Databases
+
+// Server is a redis-server process (see redisproc).
+type Server = redisproc.Server
+
+// Start runs redis-server on a free loopback port with its files in dir.
+func Start(dir string, extraArgs ...string) (*Server, error) {
+	return redisproc.Start(dir, extraArgs...)
+}
 
 // DB is one test's private Redis database.
 type DB struct {
@@ -130,79 +135,4 @@ func startShared() (string, error) {
 	return m.Addr(), nil
 }
 
-// Server is a redis-server process started for tests.
-type Server struct {
-	Addr string
-	Dir  string
-	args []string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-}
-
-// Start runs redis-server on a free loopback port with its files in dir.
-func Start(dir string, extraArgs ...string) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
-	s.args = append([]string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--databases", strconv.Itoa(Databases), "--save", "", "--appendonly", "no",
-		"--maxmemory-policy", "noeviction", "--logfile", filepath.Join(dir, "redis.log"),
-	}, extraArgs...)
-	return s, s.start()
-}
-
-func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cmd := exec.Command("redis-server", s.args...)
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
-	}
-	s.cmd = cmd
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := c.Ping(context.Background()).Err()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return fmt.Errorf("redis-server on %s did not answer: %w", s.Addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// Stop kills the server (SIGKILL: tests use it to simulate a crash too).
-func (s *Server) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-// Restart stops the server and starts it again on the same port and directory.
-func (s *Server) Restart() error {
-	s.Stop()
-	return s.start()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return redisproc.FreePort() }
