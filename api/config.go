@@ -76,6 +76,10 @@ type Config struct {
 	// MonitoringFormatLimit is how many bytes of a question or answer the
 	// dashboard shows. Default 4096.
 	MonitoringFormatLimit int
+	// PrometheusURL, when set, gives the dashboard its Metrics page: asynqmon
+	// queries this Prometheus for the asynq_* series our /metrics exports
+	// (MONITORING_PROMETHEUS_URL). Default unset.
+	PrometheusURL string
 
 	// Batches (/v1/batches; batches.go).
 

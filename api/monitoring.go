@@ -17,13 +17,14 @@ const monitoringRoot = "/monitoring"
 
 // newMonitor builds the asynqmon dashboard. It opens two Redis pools of its
 // own; Shutdown closes them.
-func newMonitor(opt asynq.RedisConnOpt, readOnly bool, limit int) *asynqmon.HTTPHandler {
+func newMonitor(opt asynq.RedisConnOpt, readOnly bool, limit int, prometheusURL string) *asynqmon.HTTPHandler {
 	return asynqmon.New(asynqmon.Options{
-		RootPath:         monitoringRoot,
-		RedisConnOpt:     opt,
-		ReadOnly:         readOnly,
-		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string { return formatPayload(taskType, payload, limit) }),
-		ResultFormatter:  asynqmon.ResultFormatterFunc(func(taskType string, result []byte) string { return formatResult(taskType, result, limit) }),
+		RootPath:          monitoringRoot,
+		RedisConnOpt:      opt,
+		ReadOnly:          readOnly,
+		PrometheusAddress: prometheusURL,
+		PayloadFormatter:  asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string { return formatPayload(taskType, payload, limit) }),
+		ResultFormatter:   asynqmon.ResultFormatterFunc(func(taskType string, result []byte) string { return formatResult(taskType, result, limit) }),
 	})
 }
 

@@ -228,6 +228,11 @@ type Security struct {
 	// MonitoringReadonly keeps the dashboard from deleting or re-running
 	// tasks. MONITORING_READONLY, default true.
 	MonitoringReadonly bool `env:"MONITORING_READONLY" envDefault:"true"`
+	// MonitoringPrometheusURL is the Prometheus that scrapes our metrics;
+	// when set, the dashboard shows its Metrics page, querying it from the
+	// server (e.g. http://prometheus:9090). MONITORING_PROMETHEUS_URL,
+	// default unset: no Metrics page.
+	MonitoringPrometheusURL string `env:"MONITORING_PROMETHEUS_URL"`
 	// MetricsPublic serves /metrics without an admin key, for a scraper on
 	// a private network. METRICS_PUBLIC, default false.
 	MetricsPublic bool `env:"METRICS_PUBLIC" envDefault:"false"`

@@ -98,7 +98,8 @@ func everything() map[string]string {
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
 		"ADMIN_API_KEYS":  "ops:ops-key",
 		"ALLOW_ANONYMOUS": "true", "MONITORING_READONLY": "false", "METRICS_PUBLIC": "yes",
-		"CORS_ORIGINS": "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
+		"MONITORING_PROMETHEUS_URL": "http://prometheus:9090",
+		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
 
 		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
@@ -149,7 +150,7 @@ func TestLoadEveryVariable(t *testing.T) {
 				{Name: "bob", SHA256: sha256.Sum256([]byte("bob-key"))},
 			},
 			AdminAPIKeys:   APIKeys{{Name: "ops", Plain: "ops-key", SHA256: sha256.Sum256([]byte("ops-key"))}},
-			AllowAnonymous: true, MetricsPublic: true,
+			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090",
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
 		},

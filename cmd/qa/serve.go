@@ -120,6 +120,7 @@ func apiConfig(cfg *config.Config) api.Config {
 		DisableStreaming:   !cfg.HTTP.EnableStreaming,
 		DisableMetrics:     !cfg.HTTP.EnableMetrics,
 		MonitoringWritable: !cfg.Security.MonitoringReadonly,
+		PrometheusURL:      cfg.Security.MonitoringPrometheusURL,
 		APIKeys:            cfg.Security.APIKeys,
 		AdminAPIKeys:       cfg.Security.AdminAPIKeys,
 		MetricsPublic:      cfg.Security.MetricsPublic,
