@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -151,5 +152,23 @@ func TestWakeClientBacksOffWhenRedisIsDown(t *testing.T) {
 				t.Fatalf("waited %d times after stop was closed", got)
 			}
 		})
+	}
+}
+
+func TestSplitSlots(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		slots, n int
+		want     []int
+	}{
+		{100, 1, []int{100}},
+		{1000, 4, []int{250, 250, 250, 250}},
+		{1001, 4, []int{251, 250, 250, 250}},
+		{3, 8, []int{1, 1, 1}},
+	} {
+		got := splitSlots(tc.slots, tc.n)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("splitSlots(%d, %d) = %v, want %v", tc.slots, tc.n, got, tc.want)
+		}
 	}
 }

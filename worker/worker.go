@@ -45,6 +45,11 @@ type Config struct {
 	// TokenInterval is how long later chunks of an answer are coalesced
 	// before they are published. Default 25ms.
 	TokenInterval time.Duration
+	// InteractiveServers is how many asynq servers share the interactive
+	// slots. asynq starts tasks from one serial dequeue loop per server (a
+	// Redis round trip each), which caps how fast a server can fill
+	// thousands of slots. Default: one per 250 slots.
+	InteractiveServers int
 	// EnableStreaming publishes token events for jobs that ask for them
 	// (ENABLE_STREAMING).
 	EnableStreaming bool
@@ -62,6 +67,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = 100
+	}
+	if c.InteractiveServers <= 0 {
+		c.InteractiveServers = max(1, (c.Concurrency+249)/250)
 	}
 	if c.BatchConcurrency == 0 {
 		c.BatchConcurrency = 20
@@ -110,10 +118,11 @@ type Worker struct {
 	deps Deps
 	log  zerolog.Logger
 
-	mux                *asynq.ServeMux
-	interactive, batch *asynq.Server
-	stop               chan struct{} // closed first on shutdown: ends blocking waits
-	stopOnce           sync.Once
+	mux         *asynq.ServeMux
+	interactive []*asynq.Server // several dequeue loops when concurrency is high
+	batch       *asynq.Server
+	stop        chan struct{} // closed first on shutdown: ends blocking waits
+	stopOnce    sync.Once
 
 	mu       sync.Mutex
 	running  map[string]context.CancelCauseFunc // job id → cancel of its run
@@ -143,9 +152,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	mux.HandleFunc(jobs.TaskTypePredict, w.handle)
 	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
 
-	w.interactive = asynq.NewServerFromRedisClient(
-		&wakeClient{UniversalClient: deps.Redis, block: !cfg.DisableBlockingPickup, maxWait: 5 * time.Second, stop: w.stop},
-		w.serverConfig(jobs.QueueInteractive, cfg.Concurrency, cfg.PollInterval))
+	for _, slots := range splitSlots(cfg.Concurrency, cfg.InteractiveServers) {
+		w.interactive = append(w.interactive, asynq.NewServerFromRedisClient(
+			&wakeClient{UniversalClient: deps.Redis, block: !cfg.DisableBlockingPickup, maxWait: 5 * time.Second, stop: w.stop},
+			w.serverConfig(jobs.QueueInteractive, slots, cfg.PollInterval)))
+	}
 	if cfg.BatchConcurrency > 0 {
 		bcfg := w.serverConfig(jobs.QueueBatch, cfg.BatchConcurrency, time.Second)
 		batchQueues(&bcfg) // the batch control queue first (batch.go)
@@ -184,13 +195,16 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.cancelWG.Add(1)
 	go w.listenCancels()
-	if err := w.interactive.Start(w.mux); err != nil {
-		return fmt.Errorf("start interactive server: %w", err)
-	}
-	if w.batch != nil {
-		if err := w.batch.Start(w.mux); err != nil {
-			w.interactive.Shutdown()
-			return fmt.Errorf("start batch server: %w", err)
+	servers := append(append([]*asynq.Server(nil), w.interactive...), w.batch)
+	for i, s := range servers {
+		if s == nil {
+			continue
+		}
+		if err := s.Start(w.mux); err != nil {
+			for _, started := range servers[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("start asynq server %d: %w", i, err)
 		}
 	}
 	w.log.Info().Int("concurrency", w.cfg.Concurrency).Int("batch_concurrency", w.cfg.BatchConcurrency).
@@ -205,7 +219,7 @@ func (w *Worker) Shutdown() {
 	w.stopOnce.Do(func() {
 		close(w.stop) // end blocking waits first, so the servers stop promptly
 		var wg sync.WaitGroup
-		for _, s := range []*asynq.Server{w.interactive, w.batch} {
+		for _, s := range append(append([]*asynq.Server(nil), w.interactive...), w.batch) {
 			if s == nil {
 				continue
 			}
@@ -245,4 +259,17 @@ func (w *Worker) track(id string, cancel context.CancelCauseFunc) (untrack func(
 		delete(w.running, id)
 		w.mu.Unlock()
 	}
+}
+
+// splitSlots divides slots over n servers as evenly as it can.
+func splitSlots(slots, n int) []int {
+	n = max(1, min(n, slots))
+	out := make([]int, n)
+	for i := range out {
+		out[i] = slots / n
+		if i < slots%n {
+			out[i]++
+		}
+	}
+	return out
 }
