@@ -40,14 +40,11 @@ type Client struct {
 	insp  *asynq.Inspector
 }
 
-// NewClient returns a Client that enqueues through rdb. Close it when done; it
-// does not close rdb.
+// NewClient returns a Client that enqueues through rdb. It owns no
+// connections of its own: closing rdb is the caller's business.
 func NewClient(rdb redis.UniversalClient, store *Store) *Client {
 	return &Client{store: store, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
-
-// Close releases the asynq client (not the Redis client it was given).
-func (c *Client) Close() error { return nil }
 
 // Store returns the record store the client uses.
 func (c *Client) Store() *Store { return c.store }
@@ -127,7 +124,9 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 	args := append([]any{ms(c.store.cfg.PendingTTL), ms(c.store.cfg.IdempotencyTTL), bodyHash, maxPending,
 		mustJSON(QueuedData{Queue: req.Queue})}, fields...)
-	reply, err := c.store.run(ctx, "create", id, [2]string{idemKey, pending}, args...)
+	now := c.store.now()
+	createdAt := time.UnixMilli(now.UnixMilli()).UTC() // as the record stores it
+	reply, err := c.store.runAt(ctx, now, "create", id, [2]string{idemKey, pending}, args...)
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
 	}
@@ -167,11 +166,12 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 			return nil, fmt.Errorf("submit job: %w", err)
 		}
 	}
-	j, err := c.store.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("submit job: read back: %w", err)
-	}
-	return &Submitted{Job: j}, nil
+	// The record is exactly what the create script wrote: no need to read
+	// it back (one round trip less per submit).
+	return &Submitted{Job: &Job{
+		ID: id, Status: StatusQueued, Queue: req.Queue, Owner: req.Owner, Question: req.Question,
+		Batch: req.Batch, CreatedAt: createdAt, Stream: req.Stream, NoCache: req.NoCache,
+	}}, nil
 }
 
 // Cancel ends a job that has not ended, tells its worker, and removes a

@@ -60,6 +60,14 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 	if j.Status != jobs.StatusQueued || j.Queue != jobs.QueueInteractive || j.Owner != "alice" || j.Question != "Why?" {
 		t.Fatalf("submitted job = %+v", j)
 	}
+	// Submit answers without reading the record back: it must say the same.
+	stored, err := b.store.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stored, j); diff != "" {
+		t.Fatalf("submitted job differs from the record (-record +submitted):\n%s", diff)
+	}
 	a, out, err := b.store.Start(ctx, j.ID, "w1", time.Minute)
 	if err != nil || out != jobs.Started || a.Number != 1 {
 		t.Fatalf("start = %v %v %v", a, out, err)

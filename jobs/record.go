@@ -52,8 +52,13 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
 // run executes one op of the record script and returns its reply as strings.
 func (s *Store) run(ctx context.Context, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
+	return s.runAt(ctx, s.now(), op, id, extraKeys, args...)
+}
+
+// runAt is run with the time the script records given explicitly.
+func (s *Store) runAt(ctx context.Context, now time.Time, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
 	keys := []string{JobKey(id), EventsKey(id), extraKeys[0], extraKeys[1]}
-	argv := append([]any{op, s.now().UnixMilli(), Channel(id), s.cfg.StreamCap, id}, args...)
+	argv := append([]any{op, now.UnixMilli(), Channel(id), s.cfg.StreamCap, id}, args...)
 	reply, err := s.script.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("%s job %s: %w", op, id, err)
