@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -165,24 +166,11 @@ func ignoreEnded(err error) error {
 // enqueueItems enqueues items [from, to) of bt's current round, ExpandParallel
 // at a time.
 func (b *Batches) enqueueItems(ctx context.Context, bt *Batch, from, to int) error {
-	fields := make([]string, 0, to-from)
+	indexes := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
-		fields = append(fields, strconv.Itoa(i))
+		indexes = append(indexes, i)
 	}
-	vals, err := b.rdb.HMGet(ctx, BatchItemsKey(bt.ID), fields...).Result()
-	if err != nil {
-		return fmt.Errorf("read items of batch %s: %w", bt.ID, err)
-	}
-	indexes := make([]int, 0, len(vals))
-	customIDs := make([]string, 0, len(vals))
-	for i, v := range vals {
-		s, _ := v.(string)
-		var it BatchItem
-		_ = json.Unmarshal([]byte(s), &it) // a missing item fails at its start
-		indexes = append(indexes, from+i)
-		customIDs = append(customIDs, it.CustomID)
-	}
-	return b.enqueueIndexes(ctx, bt, indexes, customIDs)
+	return b.enqueueSome(ctx, bt, indexes)
 }
 
 func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, customIDs []string) error {
@@ -232,7 +220,6 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 		return 0, ErrBatchActive
 	}
 	var failed []int
-	var cids []string
 	iter := b.rdb.HScan(ctx, BatchResultsKey(id), 0, "", 1000).Iterator()
 	for iter.Next(ctx) {
 		field := iter.Val()
@@ -243,7 +230,6 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 		if json.Unmarshal([]byte(iter.Val()), &r) == nil && r.Status == StatusFailed {
 			n, _ := strconv.Atoi(field)
 			failed = append(failed, n)
-			cids = append(cids, r.CustomID)
 		}
 	}
 	if err := iter.Err(); err != nil {
@@ -253,6 +239,15 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 		return 0, ErrNothingToRetry
 	}
 	round := bt.Round + 1
+	// The task that enqueues the round's items goes in first: whatever
+	// happens after, the reopened batch gets its items (see Requeue).
+	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id, Round: round}))
+	taskID := fmt.Sprintf("requeue-%s-%d", id, round)
+	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchRequeue, payload), asynq.Queue(QueueBatchControl),
+		asynq.TaskID(taskID), asynq.MaxRetry(10), asynq.Timeout(time.Hour))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return 0, fmt.Errorf("retry batch %s: enqueue requeue: %w", id, err)
+	}
 	args := []any{round}
 	for _, n := range failed {
 		args = append(args, n)
@@ -262,11 +257,74 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	if reply[0] == "none" {
-		return 0, ErrNothingToRetry
-	}
-	bt.Round = round
-	if err := b.enqueueIndexes(ctx, bt, failed, cids); err != nil {
-		return 0, err
+		return 0, ErrNothingToRetry // the requeue task finds the round not opened and stops
 	}
 	return len(failed), nil
+}
+
+// errRoundNotOpen: the requeue task ran before POST …/retry reopened the
+// batch; asynq runs it again shortly.
+var errRoundNotOpen = errors.New("retry round not opened yet")
+
+// Requeue enqueues the items of retry round `round` — those without a
+// result — with the round in their task ids, so a repeat is harmless. A
+// batch already past that round, or ended again, needs nothing.
+func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
+	bt, err := b.Get(ctx, id)
+	if errors.Is(err, ErrBatchNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case bt.Round < round && bt.Status.Terminal():
+		return fmt.Errorf("requeue batch %s: %w", id, errRoundNotOpen)
+	case bt.Round != round || bt.Status.Terminal():
+		return nil
+	}
+	done, err := b.rdb.HKeys(ctx, BatchResultsKey(id)).Result()
+	if err != nil {
+		return fmt.Errorf("requeue batch %s: %w", id, err)
+	}
+	finished := make(map[string]bool, len(done))
+	for _, k := range done {
+		finished[k] = true
+	}
+	for from := 0; from < bt.Counts.Total; from += b.cfg.StoreChunk {
+		to := min(from+b.cfg.StoreChunk, bt.Counts.Total)
+		var indexes []int
+		for i := from; i < to; i++ {
+			if !finished[strconv.Itoa(i)] {
+				indexes = append(indexes, i)
+			}
+		}
+		if err := b.enqueueSome(ctx, bt, indexes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueSome enqueues the given items of bt's current round.
+func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) error {
+	if len(indexes) == 0 {
+		return nil
+	}
+	fields := make([]string, len(indexes))
+	for k, i := range indexes {
+		fields[k] = strconv.Itoa(i)
+	}
+	vals, err := b.rdb.HMGet(ctx, BatchItemsKey(bt.ID), fields...).Result()
+	if err != nil {
+		return fmt.Errorf("read items of batch %s: %w", bt.ID, err)
+	}
+	customIDs := make([]string, len(vals))
+	for k, v := range vals {
+		s, _ := v.(string)
+		var it BatchItem
+		_ = json.Unmarshal([]byte(s), &it) // a missing item fails at its start
+		customIDs[k] = it.CustomID
+	}
+	return b.enqueueIndexes(ctx, bt, indexes, customIDs)
 }

@@ -196,3 +196,60 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 		t.Fatalf("cancel after the end: %v", err)
 	}
 }
+
+// POST …/retry reopens a finished batch; its items are enqueued by a durable
+// task queued first, so a crash between the two strands nothing, and running
+// that task twice (asynq may) enqueues each failed item once.
+func TestBatchRetryIsDurable(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 6)
+	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done {
+		t.Fatalf("expand = %v %v", done, err)
+	}
+	for i := range 6 {
+		p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: "alice"}
+		att, _, err := bs.StartItem(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			err = att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
+		} else {
+			err = att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+	if _, err := insp.DeleteAllPendingTasks(jobs.QueueBatch); err != nil {
+		t.Fatal(err)
+	}
+	// Before the round is open, the requeue task waits (asynq retries it).
+	if err := bs.Requeue(ctx, bt.ID, 1); err == nil {
+		t.Fatal("requeue of an unopened round succeeded")
+	}
+	n, err := bs.Retry(ctx, bt.ID)
+	if err != nil || n != 3 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	// The API died here: only the requeue task knows what to enqueue.
+	if info, err := insp.GetQueueInfo(jobs.QueueBatchControl); err != nil || info.Pending < 1 {
+		t.Fatalf("control queue = %+v %v, want the requeue task", info, err)
+	}
+	for range 2 {
+		if err := bs.Requeue(ctx, bt.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := pendingItems(t, b); got != 3 {
+		t.Fatalf("pending items after two requeues = %d, want the 3 failed ones", got)
+	}
+	got, err := bs.Get(ctx, bt.ID)
+	if err != nil || got.Status != jobs.BatchInProgress || got.Counts.Failed != 0 || got.Counts.Completed != 3 {
+		t.Fatalf("reopened batch = %+v %v", got, err)
+	}
+}

@@ -14,7 +14,10 @@ const (
 	TaskTypeBatchItem   = "qa:batch:item"
 	TaskTypeBatchExpand = "qa:batch:expand"
 	TaskTypeBatchCheck  = "qa:batch:check"
-	QueueBatchControl   = "batch_control"
+	// TaskTypeBatchRequeue enqueues a retry round's items: durable, so a
+	// crash after POST …/retry reopened the batch cannot strand it.
+	TaskTypeBatchRequeue = "qa:batch:requeue"
+	QueueBatchControl    = "batch_control"
 )
 
 // BatchStatus is where a batch is in its life; the provider batch APIs' names.
@@ -121,6 +124,8 @@ type BatchItemPayload struct {
 // BatchTaskPayload names the batch of an expand or check task.
 type BatchTaskPayload struct {
 	BatchID string `json:"batch_id"`
+	// Round is the retry round a requeue task enqueues.
+	Round int `json:"round,omitempty"`
 }
 
 // BatchKey is the batch record hash.

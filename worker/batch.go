@@ -134,6 +134,7 @@ func (w *Worker) registerBatch(mux *asynq.ServeMux) {
 	w.shares = newOwnerSlots(w.cfg.BatchOwnerShare, w.cfg.BatchConcurrency)
 	mux.HandleFunc(jobs.TaskTypeBatchItem, w.handleBatchItem)
 	mux.HandleFunc(jobs.TaskTypeBatchExpand, w.handleBatchExpand)
+	mux.HandleFunc(jobs.TaskTypeBatchRequeue, w.handleBatchRequeue)
 	mux.HandleFunc(jobs.TaskTypeBatchCheck, w.handleBatchCheck)
 }
 
@@ -233,6 +234,15 @@ func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("expand batch %s: %w", p.BatchID, err)
 	}
 	return nil
+}
+
+// handleBatchRequeue enqueues a retry round's items (see Batches.Requeue).
+func (w *Worker) handleBatchRequeue(ctx context.Context, t *asynq.Task) error {
+	var p jobs.BatchTaskPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" || p.Round < 1 {
+		return fmt.Errorf("%w: bad batch requeue payload: %v", asynq.SkipRetry, err)
+	}
+	return w.deps.Batches.Requeue(ctx, p.BatchID, p.Round)
 }
 
 // handleBatchCheck ends a batch whose completion window has passed.
