@@ -102,22 +102,33 @@ func (s *Server) cancelAbandoned(ctx context.Context, id string) {
 	zerolog.Ctx(ctx).Info().Str("job_id", id).Msg("client went away: job cancelled")
 }
 
-// predict is the seed's POST /predict: wait up to PredictTimeout for the
-// answer, then 504 with the job id. A client that goes away cancels its job.
-func (s *Server) predict(c *gin.Context) {
-	start := time.Now()
+// openPredict reads and validates a seed predict body and registers the
+// request with the shutdown drain (the caller ends it); ok is false when it
+// has already answered.
+func (s *Server) openPredict(c *gin.Context) (predictRequest, bool) {
 	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.respond(c, err)
-		return
+		return predictRequest{}, false
 	}
 	req, err := decodePredictRequest(body, s.cfg.MaxQuestionChars)
 	if err != nil {
 		s.respond(c, err)
-		return
+		return predictRequest{}, false
 	}
 	if !s.streams.begin() {
 		s.respond(c, jobs.ErrHubClosed)
+		return predictRequest{}, false
+	}
+	return req, true
+}
+
+// predict is the seed's POST /predict: wait up to PredictTimeout for the
+// answer, then 504 with the job id. A client that goes away cancels its job.
+func (s *Server) predict(c *gin.Context) {
+	start := time.Now()
+	req, ok := s.openPredict(c)
+	if !ok {
 		return
 	}
 	defer s.streams.end()
@@ -175,18 +186,8 @@ func (s *Server) predictStream(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.respond(c, err)
-		return
-	}
-	req, err := decodePredictRequest(body, s.cfg.MaxQuestionChars)
-	if err != nil {
-		s.respond(c, err)
-		return
-	}
-	if !s.streams.begin() {
-		s.respond(c, jobs.ErrHubClosed)
+	req, ok := s.openPredict(c)
+	if !ok {
 		return
 	}
 	defer s.streams.end()
