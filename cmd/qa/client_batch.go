@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,24 +38,17 @@ func runBatch(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: qa batch FILE.jsonl [-o results.jsonl]\n\nUploads a JSONL file (or a JSON array, FILE.json) of {\"custom_id\"?, \"question\"}\nto QA_URL, shows the progress, and writes the results as JSONL in input\norder. Exits 1 if any item failed.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	pos, err := parseWithPositional(fs, args)
+	arg, err := oneArg(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	f, err := os.Open(pos[0])
+	f, err := os.Open(arg)
 	if err != nil {
 		return fmt.Errorf("open upload: %w", err)
 	}
 	defer f.Close()
 	ct := "application/x-ndjson"
-	if strings.HasSuffix(pos[0], ".json") {
+	if strings.HasSuffix(arg, ".json") {
 		ct = "application/json"
 	}
 	c := newAPIClient(e)

@@ -33,20 +33,13 @@ func runSubmit(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: qa submit [--no-wait] \"question\"\n\nSubmits a question to QA_URL (default http://localhost:8000; QA_API_KEY\nis sent as a Bearer key) and prints the answer.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	pos, err := parseWithPositional(fs, args)
+	arg, err := oneArg(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	c := newAPIClient(e)
 	var sub jobAnswer
-	if err := c.getJSON(ctx, "POST", "/v1/jobs", map[string]any{"question": pos[0]}, &sub); err != nil {
+	if err := c.getJSON(ctx, "POST", "/v1/jobs", map[string]any{"question": arg}, &sub); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
 	if *noWait {
@@ -86,18 +79,10 @@ func runWatch(ctx context.Context, e env, args []string) error {
 		fmt.Fprintln(e.stderr, "usage: qa watch [--raw] ID\n\nFollows the events of a job or (an id starting batch_) a batch on QA_URL.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	pos, err := parseWithPositional(fs, args)
+	id, err := oneArg(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	id := pos[0]
 	c := newAPIClient(e)
 	if strings.HasPrefix(id, "batch_") {
 		bar := newProgressBar(e.stderr, time.Now)
@@ -182,4 +167,21 @@ func terminalEvent(t string, data ...string) bool {
 		return true
 	}
 	return false
+}
+
+// oneArg parses flags around exactly one positional argument; anything else
+// prints the usage.
+func oneArg(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseWithPositional(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", err
+		}
+		return "", errUsage
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", errUsage
+	}
+	return pos[0], nil
 }
