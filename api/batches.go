@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -155,7 +156,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 	s.writeDeadline(c, batchCreateTimeout)
 	hash := sha256.New()
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.BatchMaxBytes)
-	items, problems, err := decodeBatchUpload(teeReader{body, hash}, batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars})
+	items, problems, err := decodeBatchUpload(io.TeeReader(body, hash), batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars})
 	var mbe *http.MaxBytesError
 	var tmi errTooManyItems
 	switch {
@@ -195,20 +196,6 @@ func (h *batchHandlers) create(c *gin.Context) {
 		c.Header("Idempotent-Replayed", "true")
 	}
 	writeJSON(c, http.StatusAccepted, v)
-}
-
-// teeReader hashes what it reads.
-type teeReader struct {
-	r interface{ Read([]byte) (int, error) }
-	h interface{ Write([]byte) (int, error) }
-}
-
-func (t teeReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 {
-		_, _ = t.h.Write(p[:n])
-	}
-	return n, err
 }
 
 // get is GET /v1/batches/{id}.
