@@ -44,9 +44,6 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
 }
 
-// Config returns the effective configuration, defaults filled in.
-func (s *Store) Config() Config { return s.cfg }
-
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
@@ -146,20 +143,6 @@ func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Ev
 		return nil, fmt.Errorf("read events of job %s: %w", id, err)
 	}
 	return evs, nil
-}
-
-// FirstEventID returns the id of the oldest event still in the job's stream
-// ("" when the stream is empty or gone). A resume id older than this one may
-// have lost events to trimming.
-func (s *Store) FirstEventID(ctx context.Context, id string) (string, error) {
-	msgs, err := s.rdb.XRangeN(ctx, EventsKey(id), "-", "+", 1).Result()
-	if err != nil {
-		return "", fmt.Errorf("read events of job %s: %w", id, err)
-	}
-	if len(msgs) == 0 {
-		return "", nil
-	}
-	return msgs[0].ID, nil
 }
 
 // Cancel ends a job that has not ended yet and tells the worker running it.
