@@ -28,8 +28,9 @@ type Config struct {
 	// (QUEUE_POLL_INTERVAL). With blocking pickup it only matters if asynq's
 	// dequeue ever stops matching; default 20ms.
 	PollInterval time.Duration
-	// BlockingPickup makes the idle interactive server wait in Redis instead
-	// of polling (see wake.go). Default on; DisableBlockingPickup turns it off.
+	// DisableBlockingPickup makes the idle interactive server poll every
+	// PollInterval instead of waiting in Redis for work (wake.go). Default
+	// false: blocking pickup is on.
 	DisableBlockingPickup bool
 	// InteractiveMaxWait expires an interactive job not started within it
 	// (INTERACTIVE_MAX_WAIT). Default 60s; negative disables.

@@ -18,8 +18,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// runWorker is `qa worker`: one worker process (both asynq servers) plus its
-// /livez, /readyz and /metrics on WORKER_METRICS_PORT, until SIGTERM.
+// runWorker is `qa worker`: one worker process (its interactive and batch asynq
+// servers) plus its /livez, /readyz and /metrics on WORKER_METRICS_PORT, until
+// SIGTERM.
 func runWorker(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("qa worker", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
