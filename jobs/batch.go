@@ -257,12 +257,12 @@ func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) 
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
 	_, err := b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err = enqueueError(err); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
 	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchCheck, payload),
 		append(opts, asynq.TaskID("check-"+id), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err = enqueueError(err); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue window check: %w", err)
 	}
 	return nil

@@ -23,7 +23,21 @@ var (
 	// ErrIdempotencyMismatch: the Idempotency-Key was used with another body
 	// (answer 422).
 	ErrIdempotencyMismatch = errors.New("Idempotency-Key was already used with a different request body")
+	// ErrUnavailable: Redis failed while a task was being enqueued (answer
+	// 503). asynq reports a failed EVAL as text, without the network error
+	// that caused it, so callers could not tell it from a bug otherwise.
+	ErrUnavailable = errors.New("storage unavailable")
 )
+
+// enqueueError marks an asynq enqueue failure. Apart from a task id already
+// in use (which callers handle), every enqueue error asynq returns comes from
+// a Redis command that failed.
+func enqueueError(err error) error {
+	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
 
 const abortTimeout = 2 * time.Second
 
@@ -153,7 +167,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 		asynq.MaxRetry(c.store.cfg.MaxAttempts-1+crashSlack),
 		asynq.Timeout(c.store.cfg.JobTimeout),
 		asynq.Retention(c.store.cfg.TaskRetention))
-	if err != nil {
+	if err = enqueueError(err); err != nil {
 		// Not accepted: take the record back so nothing waits on it. Use a
 		// context that outlives a cancelled request.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
