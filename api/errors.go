@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/internal/redisconn"
 	"github.com/qaqueue/qaqueue/jobs"
-	"github.com/redis/go-redis/v9"
 )
 
 // apiError is an error with its HTTP answer. Handlers return it (or any
@@ -126,21 +123,7 @@ func (s *Server) classify(ctx context.Context, err error) *apiError {
 // unavailable reports whether err means Redis could not be reached or cannot
 // serve right now (as opposed to a bug or a bad request).
 func unavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, jobs.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
-		redis.IsTryAgainError(err) || redis.IsMasterDownError(err) || redis.IsMaxClientsError(err) || redis.IsOOMError(err)
+	return errors.Is(err, jobs.ErrUnavailable) || redisconn.Unavailable(err)
 }
 
 // errorStyle says how a route words its errors.
