@@ -158,7 +158,14 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		return &delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}
 	}
 	defer w.shares.release(p.Owner)
-	att, out, err := w.deps.Batches.StartItem(ctx, p)
+	var (
+		att *jobs.ItemAttempt
+		out jobs.ItemOutcome
+	)
+	err := persist(ctx, func(ctx context.Context) (err error) {
+		att, out, err = w.deps.Batches.StartItem(ctx, p)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("start batch item: %w", err)
 	}
@@ -175,13 +182,14 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	res, runErr := w.batchFlight.do(runCtx, att.Item.Question, p.NoCache, func(ctx context.Context) (*RunResult, error) {
 		return w.deps.Runner.Run(ctx, att.Item.Question, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
 	})
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	wctx, wcancel := finalWriteContext(ctx)
 	defer wcancel()
 	if runErr == nil {
 		took := time.Since(started)
 		r := &jobs.Result{Outputs: res.Outputs, Usage: res.Usage, LatencySeconds: took.Seconds(),
 			Provenance: jobs.Provenance{CacheHit: res.CacheHit}}
-		if err := att.Complete(wctx, r); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+		err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
+		if err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
 			return fmt.Errorf("record batch item result: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "completed")
@@ -196,7 +204,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.ItemAttempt, v verdict) error {
 	switch v.action {
 	case revoke:
-		if err := att.Cancelled(ctx); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+		if err := persist(ctx, att.Cancelled); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
 			return fmt.Errorf("record batch item cancel: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "cancelled")
@@ -207,13 +215,14 @@ func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.I
 		}
 		return errors.New(v.reason.Message) // asynq requeues it itself
 	case failNow:
-		if err := att.Fail(ctx, v.reason); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+		err := persist(ctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
+		if err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
 			return fmt.Errorf("record batch item failure: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
 		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
 	case deferLater:
-		if err := att.Defer(ctx); err != nil {
+		if err := persist(ctx, att.Defer); err != nil {
 			return fmt.Errorf("record batch item defer: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")

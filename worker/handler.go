@@ -13,10 +13,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// finalWriteTimeout bounds the record writes made after a run's context is
-// done (the result, the failure reason): they must still happen.
-const finalWriteTimeout = 5 * time.Second
-
 // handle runs one attempt of a job. asynq may run a task more than once; the
 // job record (one Lua script, terminal states final, stale attempts refused)
 // makes every effect happen once.
@@ -32,7 +28,14 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	if queue == jobs.QueueInteractive && w.cfg.InteractiveMaxWait > 0 {
 		maxWait = w.cfg.InteractiveMaxWait
 	}
-	att, outcome, err := w.deps.Store.Start(ctx, p.JobID, w.cfg.ID, maxWait)
+	var (
+		att     *jobs.Attempt
+		outcome jobs.StartOutcome
+	)
+	err = persist(ctx, func(ctx context.Context) (err error) {
+		att, outcome, err = w.deps.Store.Start(ctx, p.JobID, w.cfg.ID, maxWait)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("start job: %w", err) // Redis trouble: asynq retries
 	}
@@ -101,8 +104,15 @@ func stopCause(err error) error {
 	return err
 }
 
+// finalWriteContext is for the record writes made after a run (its result,
+// its failure): they must happen even when the run's context is done, and may
+// wait out a Redis outage.
+func finalWriteContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writePatience)
+}
+
 func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task, att *jobs.Attempt, res *RunResult, took time.Duration, queue string) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	wctx, cancel := finalWriteContext(ctx)
 	defer cancel()
 	r := &jobs.Result{
 		Outputs: res.Outputs,
@@ -116,7 +126,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	if w.cfg.DisableUsage {
 		r.Usage = json.RawMessage("null")
 	}
-	err := att.Complete(wctx, r)
+	err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
 	switch {
 	case errors.Is(err, jobs.ErrTerminal):
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
@@ -140,7 +150,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 
 // finish records a failed run's verdict and tells asynq what to do.
 func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attempt, v verdict, queue string) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalWriteTimeout)
+	wctx, cancel := finalWriteContext(ctx)
 	defer cancel()
 	var err error
 	switch v.action {
@@ -148,6 +158,8 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
 		return asynq.RevokeTask
 	case requeued:
+		// One try: the worker is stopping, and the next attempt's start
+		// mends a record left running.
 		err = att.Defer(wctx, v.reason, 0)
 		w.deps.Metrics.observeOutcome(queue, "requeued")
 		log.Info().Msg("job put back: worker shutting down")
@@ -156,7 +168,7 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 		}
 		return errors.New(v.reason.Message) // ignored: asynq requeues it itself
 	case failNow:
-		err = att.Fail(wctx, v.reason)
+		err = persist(wctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
 		w.deps.Metrics.observeOutcome(queue, "failed")
 		log.Warn().Str("code", v.reason.Code).Str("reason", v.reason.Message).Msg("job failed")
 		if err != nil && !errors.Is(err, jobs.ErrTerminal) {
@@ -164,10 +176,10 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 		}
 		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
 	case deferLater:
-		err = att.Defer(wctx, v.reason, v.delay)
+		err = persist(wctx, func(ctx context.Context) error { return att.Defer(ctx, v.reason, v.delay) })
 		w.deps.Metrics.observeOutcome(queue, "deferred")
 	default:
-		err = att.Retry(wctx, v.reason, v.delay)
+		err = persist(wctx, func(ctx context.Context) error { return att.Retry(ctx, v.reason, v.delay) })
 		w.deps.Metrics.observeOutcome(queue, "retried")
 	}
 	if errors.Is(err, jobs.ErrTerminal) || errors.Is(err, jobs.ErrStale) {
