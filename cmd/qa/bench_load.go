@@ -96,6 +96,7 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 		return r, err
 	}
 	cmd0, _ := benchkit.TotalCommands(ctx, s.b.redisAddr)
+	calls0, _ := benchkit.CommandCalls(ctx, s.b.redisAddr)
 	wcpu, acpu := meterCPU(wp), meterCPU(ap)
 	t0 := time.Now()
 	n, err := loop(dur)
@@ -105,6 +106,7 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 	ours := float64(n) / time.Since(t0).Seconds()
 	wpct, apct := wcpu.percent(), acpu.percent()
 	cmd1, _ := benchkit.TotalCommands(ctx, s.b.redisAddr)
+	calls1, _ := benchkit.CommandCalls(ctx, s.b.redisAddr)
 	oursCmds := float64(cmd1-cmd0) / float64(max(n, 1))
 
 	// Bare asynq on another database of the same server.
@@ -122,6 +124,7 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r.row("worker CPU", wpct, "% core")
 	r.row("api CPU", apct, "% core")
 	r.note("%d clients, each a closed loop (ours: POST /v1/jobs, then GET ?wait= until completed; bare: enqueue, then wait for the no-op handler) for %v; bare asynq polls every 5 ms. Redis commands count script-internal ones (INFO).", conc, dur)
+	r.note("Redis calls per job: %s.", benchkit.CallsPer(calls0, calls1, float64(n)))
 	return r, nil
 }
 

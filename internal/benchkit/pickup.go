@@ -1,6 +1,7 @@
 package benchkit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -286,6 +287,39 @@ func totalCommands(info string) (int64, error) {
 		}
 	}
 	return 0, errors.New("INFO stats has no total_commands_processed")
+}
+
+// CommandCalls is the Redis server's calls per command (INFO commandstats,
+// commands run by scripts included).
+func CommandCalls(ctx context.Context, addr string) (map[string]int64, error) {
+	admin := redis.NewClient(&redis.Options{Addr: addr})
+	defer admin.Close()
+	s, err := admin.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, err
+	}
+	return commandCalls(s), nil
+}
+
+// CallsPer says how many calls of each command were made per unit of n
+// between two CommandCalls, most frequent first ("evalsha 6.0, hset 4.0").
+func CallsPer(before, after map[string]int64, n float64) string {
+	type kv struct {
+		name string
+		d    int64
+	}
+	var rows []kv
+	for name, c := range after {
+		if d := c - before[name]; d > 0 && name != "info" {
+			rows = append(rows, kv{name, d})
+		}
+	}
+	slices.SortFunc(rows, func(a, b kv) int { return cmp.Or(cmp.Compare(b.d, a.d), cmp.Compare(a.name, b.name)) })
+	parts := make([]string, len(rows))
+	for i, r := range rows {
+		parts[i] = fmt.Sprintf("%s %.1f", r.name, float64(r.d)/max(n, 1))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // commandCalls reads cmdstat_evalsha:calls=12,usec=… as evalsha: 12.
