@@ -76,6 +76,29 @@ type Redis struct {
 	// SentinelPassword authenticates to the Sentinels themselves.
 	// REDIS_SENTINEL_PASSWORD, default empty.
 	SentinelPassword Secret `env:"REDIS_SENTINEL_PASSWORD"`
+	// PoolSize is the most connections one process opens to Redis; 0 sizes
+	// it for the process: a worker WORKER_CONCURRENCY + BATCH_CONCURRENCY
+	// (each in-flight job writes its own events; at least 100), the API 100
+	// (requests hold a connection only for a command or a script; waits and
+	// streams share one pub/sub connection). REDIS_POOL_SIZE, default 0.
+	PoolSize int `env:"REDIS_POOL_SIZE" envDefault:"0"`
+}
+
+// APIPoolSize is the Redis pool of an API process.
+func (r Redis) APIPoolSize() int {
+	if r.PoolSize > 0 {
+		return r.PoolSize
+	}
+	return 100
+}
+
+// WorkerPoolSize is the Redis pool of a worker process: blocking pickup holds
+// a connection per idle server, and each in-flight job writes its events.
+func (r Redis) WorkerPoolSize(q Queue) int {
+	if r.PoolSize > 0 {
+		return r.PoolSize
+	}
+	return max(q.WorkerConcurrency+q.BatchConcurrency, 100)
 }
 
 // Queue configures the asynq queues, the workers and job lifetimes.

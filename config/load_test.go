@@ -77,6 +77,7 @@ func everything() map[string]string {
 		"REDIS_SENTINEL_ADDRS":    "s1:26379, s2:26379",
 		"REDIS_SENTINEL_MASTER":   "mymaster",
 		"REDIS_SENTINEL_PASSWORD": "sentinel-pass",
+		"REDIS_POOL_SIZE":         "40",
 
 		"WORKER_CONCURRENCY": "50", "BATCH_CONCURRENCY": "10", "QUEUE_POLL_INTERVAL": "5ms",
 		"QUEUE_MAX_PENDING": "500", "INTERACTIVE_MAX_WAIT": "30s", "JOB_TIMEOUT": "3m",
@@ -122,7 +123,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		Redis: Redis{
 			URL:            "rediss://app:redis-pass@redis.internal:6380/2",
 			SentinelAddrs:  List{"s1:26379", "s2:26379"},
-			SentinelMaster: "mymaster", SentinelPassword: "sentinel-pass",
+			SentinelMaster: "mymaster", SentinelPassword: "sentinel-pass", PoolSize: 40,
 		},
 		Queue: Queue{
 			WorkerConcurrency: 50, BatchConcurrency: 10, PollInterval: 5 * time.Millisecond,
@@ -415,6 +416,22 @@ func TestHelpers(t *testing.T) {
 	} {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+	// Pools: sized for the process unless REDIS_POOL_SIZE says otherwise.
+	for _, tt := range []struct {
+		name      string
+		r         Redis
+		q         Queue
+		api, work int
+	}{
+		{"defaults", cfg.Redis, cfg.Queue, 100, 120},
+		{"small worker", Redis{}, Queue{WorkerConcurrency: 10, BatchConcurrency: 5}, 100, 100},
+		{"big worker", Redis{}, Queue{WorkerConcurrency: 1000, BatchConcurrency: 50}, 100, 1050},
+		{"set", Redis{PoolSize: 30}, Queue{WorkerConcurrency: 1000}, 30, 30},
+	} {
+		if api, work := tt.r.APIPoolSize(), tt.r.WorkerPoolSize(tt.q); api != tt.api || work != tt.work {
+			t.Errorf("%s: pools api %d, worker %d; want %d, %d", tt.name, api, work, tt.api, tt.work)
 		}
 	}
 	if !cfg.Redis.Embedded() || cfg.Redis.UsesSentinel() {

@@ -54,6 +54,7 @@ func (c *Config) validateRedis(v *validator) {
 	case len(c.Redis.SentinelAddrs) == 0 && c.Redis.SentinelMaster != "":
 		v.add("REDIS_SENTINEL_ADDRS", "must list the Sentinels when REDIS_SENTINEL_MASTER is set")
 	}
+	v.atLeast("REDIS_POOL_SIZE", int64(c.Redis.PoolSize), 0)
 }
 
 func (c *Config) validateQueue(v *validator) {

@@ -90,6 +90,11 @@ func TestValidate(t *testing.T) {
 			want: []string{"REDIS_SENTINEL_ADDRS: must list the Sentinels when REDIS_SENTINEL_MASTER is set"},
 		},
 		{
+			name: "negative pool",
+			env:  map[string]string{"REDIS_POOL_SIZE": "-1"},
+			want: []string{"REDIS_POOL_SIZE: must be at least 0, got -1"},
+		},
+		{
 			name: "queue counts",
 			env: map[string]string{
 				"WORKER_CONCURRENCY": "0", "BATCH_CONCURRENCY": "-2", "QUEUE_MAX_PENDING": "0",

@@ -46,7 +46,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		url = "redis://" + mr.Addr() + "/0"
 		log.Warn().Str("addr", mr.Addr()).Msg("using an embedded, in-memory Redis (set REDIS_URL to use a real one); everything is lost on exit")
 	}
-	rdb, err := openRedis(ctx, cfg, url)
+	rdb, err := openRedis(ctx, cfg, url, devPoolSize(cfg))
 	if err != nil {
 		return err
 	}
@@ -133,4 +133,13 @@ func openWarning(cfg *config.Config) string {
 	}
 	return "\n  WARNING: no API_KEYS: " + what + " open to anyone who can reach this port.\n" +
 		"  Set API_KEYS (and ADMIN_API_KEYS) before exposing it.\n"
+}
+
+// devPoolSize is the Redis pool of `qa dev`, whose one process is both the
+// API and a worker.
+func devPoolSize(cfg *config.Config) int {
+	if cfg.Redis.PoolSize > 0 {
+		return cfg.Redis.PoolSize
+	}
+	return cfg.Redis.APIPoolSize() + cfg.Redis.WorkerPoolSize(cfg.Queue)
 }

@@ -35,7 +35,7 @@ func runServeAPI(ctx context.Context, e env, args []string) error {
 	log := newLogger(cfg, e.stderr)
 	logNotices(log, notices)
 	url := cfg.Redis.EffectiveURL().Reveal()
-	rdb, err := openRedis(ctx, cfg, url)
+	rdb, err := openRedis(ctx, cfg, url, cfg.Redis.APIPoolSize())
 	if err != nil {
 		return err
 	}

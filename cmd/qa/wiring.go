@@ -46,17 +46,15 @@ func logNotices(log zerolog.Logger, notices []string) {
 	}
 }
 
-// openRedis connects to the queue's Redis (REDIS_URL or Sentinel) and waits
-// for it to answer.
-func openRedis(ctx context.Context, cfg *config.Config, url string) (redis.UniversalClient, error) {
+// openRedis connects to the queue's Redis (REDIS_URL or Sentinel) with at
+// most poolSize connections, and waits for it to answer.
+func openRedis(ctx context.Context, cfg *config.Config, url string, poolSize int) (redis.UniversalClient, error) {
 	rdb, err := redisconn.Open(redisconn.Options{
 		URL:              url,
 		SentinelAddrs:    cfg.Redis.SentinelAddrs,
 		SentinelMaster:   cfg.Redis.SentinelMaster,
 		SentinelPassword: cfg.Redis.SentinelPassword.Reveal(),
-		// Blocking pickup holds a connection per idle server; a worker with
-		// hundreds of in-flight jobs writes events from each.
-		PoolSize: max(cfg.Queue.WorkerConcurrency+cfg.Queue.BatchConcurrency, 100),
+		PoolSize:         poolSize,
 	})
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	}
 	log := newLogger(cfg, e.stderr).With().Str("component", "worker").Logger()
 	logNotices(log, notices)
-	rdb, err := openRedis(ctx, cfg, cfg.Redis.EffectiveURL().Reveal())
+	rdb, err := openRedis(ctx, cfg, cfg.Redis.EffectiveURL().Reveal(), cfg.Redis.WorkerPoolSize(cfg.Queue))
 	if err != nil {
 		return err
 	}
