@@ -23,7 +23,12 @@ const (
 // BatchStatus is where a batch is in its life; the provider batch APIs' names.
 type BatchStatus string
 
-// Batch statuses. The last four are terminal.
+// Batch statuses. The last four are terminal. finalizing and failed are the
+// provider APIs' and kept so their clients' enums match, but never set here:
+// a batch ends in one script step (nothing to finalize), and, as with
+// OpenAI's batches, items that fail are counted in request_counts.failed of a
+// completed batch rather than failing it; validation errors are answered 422
+// before a batch exists.
 const (
 	BatchValidating BatchStatus = "validating"
 	BatchInProgress BatchStatus = "in_progress"
