@@ -3,41 +3,13 @@ package jobs_test
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 )
-
-// failAsynqScripts makes asynq's Lua scripts fail as if Redis had gone away
-// between the record's creation and the enqueue, leaving every other command
-// to the real server.
-type failAsynqScripts struct{}
-
-func (failAsynqScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (failAsynqScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (failAsynqScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		args := cmd.Args()
-		name := strings.ToLower(cmd.Name())
-		if (name == "evalsha" || name == "eval") && len(args) > 3 {
-			if key, _ := args[3].(string); strings.HasPrefix(key, "asynq:") {
-				err := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-				cmd.SetErr(err)
-				return err
-			}
-		}
-		return next(ctx, cmd)
-	}
-}
 
 // TestSubmitEnqueueFailureIsUnavailable: asynq reports a failed EVAL as text,
 // without the network error behind it. Submit must still say the storage is
@@ -48,7 +20,10 @@ func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
-	faulty.AddHook(failAsynqScripts{})
+	// Redis goes away between the record's creation and asynq's enqueue.
+	faulty.AddHook(redistest.RefuseScripts{Match: func(keys []string, _ []any) bool {
+		return len(keys) > 0 && strings.HasPrefix(keys[0], "asynq:")
+	}})
 	client := jobs.NewClient(faulty, b.store)
 
 	_, err := client.Submit(ctx, jobs.SubmitRequest{Owner: "alice", Question: "Why?"})

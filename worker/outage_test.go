@@ -2,60 +2,40 @@ package worker_test
 
 import (
 	"context"
-	"net"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
-// refuseRecordOps makes the first n runs of each named record-script op
-// fail as a Redis that has gone away would (connection refused), before the
-// script reaches the server; everything else goes to the real server.
+// refuseRecordOps refuses the first n runs of each named record-script op
+// (the script's first argument), as a Redis that has gone away would.
 type refuseRecordOps struct {
 	mu   sync.Mutex
 	left map[string]int
 }
 
-func (h *refuseRecordOps) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *refuseRecordOps) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *refuseRecordOps) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		// EVALSHA sha numkeys job events extra extra op ...
-		args := cmd.Args()
-		if name := strings.ToLower(cmd.Name()); (name == "evalsha" || name == "eval") && len(args) > 7 {
-			key, _ := args[3].(string)
-			op, _ := args[7].(string)
-			if strings.HasPrefix(key, "qa:job:") && h.take(op) {
-				err := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-				cmd.SetErr(err)
-				return err
-			}
+func (h *refuseRecordOps) hook() redis.Hook {
+	return redistest.RefuseScripts{Match: func(keys []string, args []any) bool {
+		if len(keys) == 0 || !strings.HasPrefix(keys[0], "qa:job:") || len(args) == 0 {
+			return false
 		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *refuseRecordOps) take(op string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.left[op] > 0 {
-		h.left[op]--
-		return true
-	}
-	return false
+		op, _ := args[0].(string)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.left[op] > 0 {
+			h.left[op]--
+			return true
+		}
+		return false
+	}}
 }
 
 func (h *refuseRecordOps) remaining() int {
@@ -79,7 +59,7 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"start": 3, "complete": 3}}
-	faulty.AddHook(refuse)
+	faulty.AddHook(refuse.hook())
 	store, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
