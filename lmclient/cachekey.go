@@ -6,10 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
-	"sort"
-	"strconv"
-	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -86,132 +82,14 @@ func KeyOf(request map[string]any) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// CanonicalJSON encodes v as orjson.dumps(v, option=OPT_SORT_KEYS) does:
-// compact, keys sorted at every level, raw UTF-8 with only '"', '\\' and
-// control characters escaped, floats in Python's repr form (1.0, 0.7).
-// Values may be nil, bool, string, int, int64, float64, json.Number,
-// map[string]any and []any.
+// CanonicalJSON encodes v as orjson.dumps(v, option=OPT_SORT_KEYS) does,
+// which is how DSPy serialises the request dict it hashes (SPEC §7.2); see
+// program.EncodeSortedJSON. Values may be nil, bool, string, int, int64,
+// float64, json.Number, map[string]any and []any.
 func CanonicalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := writeCanonical(&b, v); err != nil {
+	b, err := program.EncodeSortedJSON(v)
+	if err != nil {
 		return nil, fmt.Errorf("encode canonical json: %w", err)
 	}
-	return b.Bytes(), nil
-}
-
-func writeCanonical(b *bytes.Buffer, v any) error {
-	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case string:
-		return writeString(b, x)
-	case int:
-		b.WriteString(strconv.Itoa(x))
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
-	case float64:
-		s, err := pyFloat(x)
-		if err != nil {
-			return err
-		}
-		b.WriteString(s)
-	case json.Number:
-		b.WriteString(x.String())
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			if err := writeCanonical(b, e); err != nil {
-				return err
-			}
-		}
-		b.WriteByte(']')
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys) // orjson sorts by UTF-8 bytes, as Go compares strings
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			if err := writeString(b, k); err != nil {
-				return err
-			}
-			b.WriteByte(':')
-			if err := writeCanonical(b, x[k]); err != nil {
-				return err
-			}
-		}
-		b.WriteByte('}')
-	default:
-		return fmt.Errorf("unsupported type %T", v)
-	}
-	return nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-func writeString(b *bytes.Buffer, s string) error {
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("string is not valid UTF-8")
-	}
-	b.WriteByte('"')
-	start := 0 // s[start:i] is a run of bytes written as they are
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b.WriteString(s[start:i])
-		start = i + 1
-		switch c {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		default:
-			b.WriteString(`\u00`)
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&0xf])
-		}
-	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
-	return nil
-}
-
-// pyFloat formats f as Python's repr (which orjson matches for the values
-// that occur here): shortest round-trip digits, ".0" on integral values,
-// exponent form below 1e-4 and from 1e16.
-func pyFloat(f float64) (string, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return "", fmt.Errorf("float %v is not JSON", f)
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-4 || abs >= 1e16) {
-		s := strconv.FormatFloat(f, 'e', -1, 64) // 1e-05 in Python, 1e-05 here
-		return s, nil
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !bytes.ContainsAny([]byte(s), ".") {
-		s += ".0"
-	}
-	return s, nil
+	return b, nil
 }

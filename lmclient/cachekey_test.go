@@ -61,7 +61,12 @@ func TestCanonicalJSON(t *testing.T) {
 		{0.7, `0.7`},
 		{1.0, `1.0`},
 		{0.0, `0.0`},
-		{2.5e-5, `2.5e-05`},
+		// orjson's float forms (checked with orjson 3.8.3; json.dumps would
+		// write 2.5e-05 and 1e+16).
+		{2.5e-5, `0.000025`},
+		{1e-7, `1e-7`},
+		{1e16, `1e16`},
+		{map[string]any{"t": []any{map[string]any{"z": 0.5, "y": nil}}}, `{"t":[{"y":null,"z":0.5}]}`},
 		{json.Number("12"), `12`},
 	}
 	for _, tt := range tests {

@@ -2,12 +2,14 @@ package program
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // jsonStyle selects which writer's bytes a JSON encoding reproduces.
@@ -20,6 +22,9 @@ type jsonStyle struct {
 	// orjsonFloats formats floats as orjson (ryu) does; otherwise as Python's
 	// float repr, which json.dumps uses.
 	orjsonFloats bool
+	// sortKeys writes every object's keys sorted (orjson's OPT_SORT_KEYS:
+	// by UTF-8 bytes, as Go compares strings), not in insertion order.
+	sortKeys bool
 }
 
 var (
@@ -31,6 +36,8 @@ var (
 	styleOrjsonIndent = jsonStyle{indent: 2, orjsonFloats: true}
 	// styleCompact is compact JSON with no spaces (orjson's default layout).
 	styleCompact = jsonStyle{orjsonFloats: true}
+	// styleSorted is orjson.dumps(v, option=OPT_SORT_KEYS).
+	styleSorted = jsonStyle{orjsonFloats: true, sortKeys: true}
 )
 
 // pyJSONDumps is Python's json.dumps(v, ensure_ascii=False).
@@ -100,8 +107,12 @@ func writeJSON(b *bytes.Buffer, v any, st jsonStyle, depth int) error {
 			b.WriteString("{}")
 			return nil
 		}
+		keys := t.keys
+		if st.sortKeys {
+			keys = slices.Sorted(slices.Values(keys))
+		}
 		b.WriteByte('{')
-		for i, k := range t.keys {
+		for i, k := range keys {
 			writeSeparator(b, st, depth+1, i > 0)
 			writeJSONString(b, k)
 			if st.indent > 0 || st.pySeparators {
@@ -286,6 +297,22 @@ func fixedDigits(digits string, decpt int, keepPoint bool) string {
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 func sortStrings(s []string) { slices.Sort(s) }
+
+// EncodeSortedJSON writes v as orjson.dumps(v, option=OPT_SORT_KEYS) does:
+// compact, keys sorted at every level, raw UTF-8 with only '"', '\\' and
+// control characters escaped, floats as orjson writes them (1.0, 0.000025,
+// 1e16). DSPy hashes its LM requests so (the cache key). Like orjson, it
+// refuses text that is not valid UTF-8.
+func EncodeSortedJSON(v any) ([]byte, error) {
+	b, err := encodeJSON(v, styleSorted)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(b) {
+		return nil, errors.New("encode JSON: text is not valid UTF-8")
+	}
+	return b, nil
+}
 
 // EncodeJSONIndent writes v as Python's json.dumps(v, indent=2,
 // ensure_ascii=False) does: keys in order (*Map) or sorted (Go maps), raw
