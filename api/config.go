@@ -126,8 +126,8 @@ type Config struct {
 	// per UTC day; once reached, new work gets 429 until midnight UTC
 	// (TOKEN_BUDGET_PER_DAY). Default 0: no budget.
 	TokenBudgetPerDay int64
-	// MaxStreamsPerKey caps the event streams one key holds open on one API
-	// process (SSE_MAX_STREAMS_PER_KEY). Default 100.
+	// MaxStreamsPerKey caps the event streams one key holds open across all
+	// API replicas (SSE_MAX_STREAMS_PER_KEY). Default 100.
 	MaxStreamsPerKey int
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -14,48 +13,6 @@ import (
 // Per-key limits that routes opt into (issue 8): limitStreams on each route
 // that holds an event stream open, checkBudget on each route that creates
 // jobs. The body size and question length limits live in the decoders.
-
-// streamCounter counts the open streams of each caller in this process.
-type streamCounter struct {
-	mu   sync.Mutex
-	open map[string]int
-}
-
-func (sc *streamCounter) acquire(who string, limit int) bool {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if sc.open[who] >= limit {
-		return false
-	}
-	if sc.open == nil {
-		sc.open = map[string]int{}
-	}
-	sc.open[who]++
-	return true
-}
-
-func (sc *streamCounter) release(who string) {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if sc.open[who]--; sc.open[who] <= 0 {
-		delete(sc.open, who)
-	}
-}
-
-// limitStreams holds each caller to Config.MaxStreamsPerKey open streams on
-// this API process (so N replicas allow up to N times as many); beyond, 429
-// with Retry-After. Put it in front of every streaming handler.
-func (s *Server) limitStreams(c *gin.Context) {
-	who := caller(c)
-	if !s.openStreams.acquire(who, s.cfg.MaxStreamsPerKey) {
-		s.respond(c, &apiError{status: http.StatusTooManyRequests, code: "too_many_streams",
-			message:    fmt.Sprintf("this key already holds %d open event streams; close one or retry later", s.cfg.MaxStreamsPerKey),
-			retryAfter: s.cfg.ReconnectDelay})
-		return
-	}
-	defer s.openStreams.release(who)
-	c.Next()
-}
 
 // checkBudget refuses new work (429, naming the budget, with Retry-After
 // until the next UTC day) once the caller's completed jobs have used

@@ -16,6 +16,7 @@ import (
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
 )
 
 // The test's secrets: none of them may ever reach a log line or an answer.
@@ -443,6 +444,51 @@ func TestStreamLimitPerKey(t *testing.T) {
 	eventually(t, "alice's slot to be freed", func() bool {
 		return b.streamStatus(t, "/v1/jobs/"+id+"/events", bearer(aliceKey)) == http.StatusOK
 	})
+}
+
+// TestStreamLimitIsSharedAcrossReplicas: a key's open streams count on every
+// API replica (leases in Redis); a stream closed on one frees a slot on the
+// other; the lease of a stream whose process died stops counting once it
+// runs out, while a live one still counts.
+func TestStreamLimitIsSharedAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	cfg := secured(t, api.Config{MaxStreamsPerKey: 1})
+	one := setup(t, options{db: db, api: cfg})
+	two := setup(t, options{db: db, api: cfg})
+	id := one.submitAs(t, aliceKey, "q")
+	path := "/v1/jobs/" + id + "/events"
+	s := one.openSSE(t, "GET", path, nil, bearer(aliceKey))
+	if _, ok := s.next(t); !ok {
+		t.Fatal("first stream ended")
+	}
+	resp, body := two.do(t, "GET", path, nil, bearer(aliceKey))
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), `"code":"too_many_streams"`) {
+		t.Fatalf("second stream, on the other replica: %d %s", resp.StatusCode, body)
+	}
+	s.close()
+	eventually(t, "the slot freed on one to be usable on two", func() bool {
+		return two.streamStatus(t, path, bearer(aliceKey)) == http.StatusOK
+	})
+
+	// Leases left by a process that died: one that has run out no longer
+	// counts, one still running does.
+	ctx := context.Background()
+	leases := "qa:streams:bob"
+	bobs := one.submitAs(t, bobKey, "q")
+	if err := db.Client.ZAdd(ctx, leases, redis.Z{Score: 1, Member: "dead"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := two.streamStatus(t, "/v1/jobs/"+bobs+"/events", bearer(bobKey)); got != http.StatusOK {
+		t.Fatalf("a run-out lease still counts: %d", got)
+	}
+	far := float64(time.Now().Add(time.Hour).UnixMilli())
+	if err := db.Client.ZAdd(ctx, leases, redis.Z{Score: far, Member: "alive"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := two.streamStatus(t, "/v1/jobs/"+bobs+"/events", bearer(bobKey)); got != http.StatusTooManyRequests {
+		t.Fatalf("a live lease does not count: %d", got)
+	}
 }
 
 // TestRateLimitIsSharedAcrossReplicas: two API servers on one Redis hold a

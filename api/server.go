@@ -73,22 +73,25 @@ type Server struct {
 	drainOnce sync.Once
 	// streams counts open streams and waits, which Shutdown lets finish.
 	streams tracker
-	// openStreams counts each key's open streams (limitStreams);
-	// corsOrigins are the allowed CORS origins.
-	openStreams streamCounter
+	// leases are this process's open streams, counted per key in Redis
+	// (limitStreams); corsOrigins are the allowed CORS origins.
+	leases      streamLeases
 	corsOrigins map[string]bool
 
 	mu      sync.Mutex
 	httpSrv *http.Server
 
-	stopFlush    context.CancelFunc
-	flushDone    chan struct{}
-	shutdownOnce sync.Once
-	shutdownErr  error
+	// stopBackground ends the metrics summary flusher and the stream lease
+	// renewer, which background waits for.
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup
+	shutdownOnce   sync.Once
+	shutdownErr    error
 }
 
-// New builds the API server. It starts one background goroutine (the
-// metrics summary flusher), which Shutdown stops.
+// New builds the API server. It starts two background goroutines (the
+// metrics summary flusher and the stream lease renewer), which Shutdown
+// stops.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -128,11 +131,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.engine = s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
-	s.stopFlush, s.flushDone = cancel, make(chan struct{})
-	go func() {
-		defer close(s.flushDone)
-		s.summary.run(ctx, cfg.MetricsFlushInterval)
-	}()
+	s.stopBackground = cancel
+	s.background.Go(func() { s.summary.run(ctx, cfg.MetricsFlushInterval) })
+	s.background.Go(func() { s.leases.run(ctx, deps.Redis, cfg.RedisTimeout, s.log) })
 	return s, nil
 }
 
@@ -289,8 +290,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("wait for streams: %w", ctx.Err()))
 	}
-	s.stopFlush()
-	<-s.flushDone
+	s.stopBackground()
+	s.background.Wait()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := s.summary.flush(fctx); err != nil {

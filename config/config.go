@@ -272,7 +272,8 @@ type Security struct {
 	// TokenBudgetPerDay caps the LM tokens one key's jobs may use per UTC
 	// day; 0 is off. TOKEN_BUDGET_PER_DAY, default 0.
 	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY" envDefault:"0"`
-	// SSEMaxStreamsPerKey caps the event streams one key holds open.
+	// SSEMaxStreamsPerKey caps the event streams one key holds open across every
+	// API replica.
 	// SSE_MAX_STREAMS_PER_KEY, default 100.
 	SSEMaxStreamsPerKey int `env:"SSE_MAX_STREAMS_PER_KEY" envDefault:"100"`
 }

@@ -1,0 +1,126 @@
+package api
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+//go:embed streamlimit.lua
+var streamLimitLua string
+
+var streamLimitScript = redis.NewScript(streamLimitLua)
+
+// streamLeasesKey holds the leases of one caller's open streams.
+func streamLeasesKey(who string) string { return "qa:streams:" + who }
+
+// streamLease is how long an open stream counts without a renewal. The
+// process renews its streams' leases every third of it; the streams of a
+// process that died stop counting this long after.
+const streamLease = 30 * time.Second
+
+// limitStreams holds each caller to Config.MaxStreamsPerKey open streams
+// across every API replica (leases in Redis, see streamlimit.lua); beyond,
+// 429 with Retry-After. Put it in front of every streaming handler.
+func (s *Server) limitStreams(c *gin.Context) {
+	key, id := streamLeasesKey(caller(c)), jobs.NewJobID()
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
+	ok, err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "acquire", id, streamLease.Milliseconds(), s.cfg.MaxStreamsPerKey).Bool()
+	cancel()
+	if err != nil {
+		s.respond(c, fmt.Errorf("count open streams: %w", err))
+		return
+	}
+	if !ok {
+		s.respond(c, &apiError{status: http.StatusTooManyRequests, code: "too_many_streams",
+			message:    fmt.Sprintf("this key already holds %d open event streams; close one or retry later", s.cfg.MaxStreamsPerKey),
+			retryAfter: s.cfg.ReconnectDelay})
+		return
+	}
+	s.leases.add(id, key)
+	defer func() {
+		s.leases.remove(id)
+		// The request's context is done by now; the release must still go.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
+		defer cancel()
+		if err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "release", id).Err(); err != nil {
+			s.log.Warn().Err(err).Msg("release a stream lease (it runs out by itself)")
+		}
+	}()
+	c.Next()
+}
+
+// streamLeases are the leases of this process's open streams, renewed
+// together: one pipeline per period however many streams are open.
+type streamLeases struct {
+	mu   sync.Mutex
+	open map[string]string // stream id → its caller's leases key
+}
+
+func (l *streamLeases) add(id, key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open == nil {
+		l.open = map[string]string{}
+	}
+	l.open[id] = key
+}
+
+func (l *streamLeases) remove(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.open, id)
+}
+
+// run renews the open leases every third of streamLease until ctx ends. A
+// failed renewal is only logged: the streams go on, and at worst a key may
+// open a stream too many once a lease has run out.
+func (l *streamLeases) run(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(streamLease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.renew(ctx, rdb, timeout); err != nil {
+				log.Warn().Err(err).Msg("renew stream leases")
+			}
+		}
+	}
+}
+
+func (l *streamLeases) renew(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration) error {
+	l.mu.Lock()
+	open := make(map[string]string, len(l.open))
+	for id, key := range l.open {
+		open[id] = key
+	}
+	l.mu.Unlock()
+	if len(open) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// The script is loaded by every acquire; EVALSHA in a pipeline saves
+	// sending its text with each lease.
+	if err := streamLimitScript.Load(ctx, rdb).Err(); err != nil {
+		return fmt.Errorf("load stream lease script: %w", err)
+	}
+	pipe := rdb.Pipeline()
+	for id, key := range open {
+		streamLimitScript.EvalSha(ctx, pipe, []string{key}, "renew", id, streamLease.Milliseconds())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("renew %d stream leases: %w", len(open), err)
+	}
+	return nil
+}
