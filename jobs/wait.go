@@ -12,12 +12,13 @@ const recheckEvery = 5 * time.Second
 
 // Wait returns job id once it has ended, or as it is when timeout passes
 // (timeout ≤ 0 returns at once). It waits on the job's pub/sub channel through
-// hub, never by polling in a loop: the record is read again only on a
-// terminal event, a resync, or the periodic recheck.
+// hub, never by polling in a loop: the record is read once subscribed, then
+// again only on a terminal event, a resync, or the periodic recheck. Callers
+// have just submitted or read the job, so it subscribes before the first read
+// (one round trip less per wait than checking first).
 func (s *Store) Wait(ctx context.Context, hub *Hub, id string, timeout time.Duration) (*Job, error) {
-	j, err := s.Get(ctx, id)
-	if err != nil || j.Status.Terminal() || timeout <= 0 {
-		return j, err
+	if timeout <= 0 {
+		return s.Get(ctx, id)
 	}
 	sub, err := hub.Subscribe(ctx, Channel(id))
 	if err != nil {
@@ -29,9 +30,9 @@ func (s *Store) Wait(ctx context.Context, hub *Hub, id string, timeout time.Dura
 	recheck := time.NewTicker(recheckEvery)
 	defer recheck.Stop()
 	for {
-		// Read after subscribing: an end that came between the first read and
-		// the subscription is seen here.
-		j, err = s.Get(ctx, id)
+		// Read after subscribing: an end that came before the subscription is
+		// seen here.
+		j, err := s.Get(ctx, id)
 		if err != nil || j.Status.Terminal() {
 			return j, err
 		}
