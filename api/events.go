@@ -80,6 +80,9 @@ func (o *eventSink) snapshot(j *jobs.Job, id string) error {
 
 func (o *eventSink) heartbeat() error { return o.w.write(": heartbeat\n\n") }
 
+func (o *eventSink) hold()        { o.w.hold() }
+func (o *eventSink) flush() error { return o.w.flush() }
+
 func (o *eventSink) reconnect(last string) error {
 	if last == "" {
 		last = "0"

@@ -379,6 +379,9 @@ func (o *seedSink) snapshot(j *jobs.Job, _ string) error {
 
 func (o *seedSink) heartbeat() error { return o.w.write(": ping\n\n") }
 
+func (o *seedSink) hold()        { o.w.hold() }
+func (o *seedSink) flush() error { return o.w.flush() }
+
 func (o *seedSink) reconnect(string) error {
 	o.fail("The server is shutting down; job " + o.jobID + " continues: poll GET /v1/jobs/" + o.jobID + " for its answer")
 	return nil

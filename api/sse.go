@@ -59,6 +59,10 @@ type sink[R any] interface {
 	// stream position it stands for.
 	snapshot(r R, id string) error
 	heartbeat() error
+	// hold keeps what is written next in the buffer until flush, so that a
+	// burst of events goes out in one write.
+	hold()
+	flush() error
 	// reconnect tells the client to come back (shutdown); last is the last
 	// id sent.
 	reconnect(last string) error
@@ -184,6 +188,23 @@ func (f *follower[R]) send(out sink[R], ev jobs.Event) (done bool, err error) {
 	return ev.Type.Terminal(), nil
 }
 
+// sendQueued sends ev and the events already queued behind it, then flushes
+// once. An idle client still gets each event at once; one that has fallen
+// behind (a burst of tokens, a busy process) catches up with one write per
+// burst instead of one per event. It stops at a pending resync, which the
+// run loop must handle before any later event.
+func (f *follower[R]) sendQueued(out sink[R], ev jobs.Event) (done bool, err error) {
+	out.hold()
+	done, err = f.send(out, ev)
+	for n := len(f.sub.C()); n > 0 && !done && err == nil && len(f.sub.Resync()) == 0; n-- {
+		done, err = f.send(out, <-f.sub.C()) // only this goroutine receives: never blocks
+	}
+	if ferr := out.flush(); err == nil {
+		err = ferr
+	}
+	return done, err
+}
+
 // catchUp sends the stream's events after the last one sent.
 func (f *follower[R]) catchUp(ctx context.Context, out sink[R]) (done bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, f.s.cfg.RedisTimeout)
@@ -192,12 +213,28 @@ func (f *follower[R]) catchUp(ctx context.Context, out sink[R]) (done bool, err 
 	if err != nil {
 		return false, err
 	}
-	for _, ev := range evs {
-		if done, err := f.send(out, ev); done || err != nil {
-			return true, err
-		}
+	if done, err := f.sendAll(out, evs); done || err != nil {
+		return true, err
 	}
 	return false, nil
+}
+
+// sendAll sends evs with one flush (a resume or a re-read may hold hundreds
+// of token events).
+func (f *follower[R]) sendAll(out sink[R], evs []jobs.Event) (done bool, err error) {
+	if len(evs) == 0 {
+		return false, nil
+	}
+	out.hold()
+	for _, ev := range evs {
+		if done, err = f.send(out, ev); done || err != nil {
+			break
+		}
+	}
+	if ferr := out.flush(); err == nil {
+		err = ferr
+	}
+	return done, err
 }
 
 // run relays until the job ends, the client goes, the hub drops it, the
@@ -214,10 +251,8 @@ func (f *follower[R]) run(ctx context.Context, out sink[R], timeout <-chan time.
 			return endFinished, nil
 		}
 	}
-	for _, ev := range f.replay {
-		if done, err := f.send(out, ev); done || err != nil {
-			return endFinished, err
-		}
+	if done, err := f.sendAll(out, f.replay); done || err != nil {
+		return endFinished, err
 	}
 	if f.src.ended(f.job) {
 		// The record had ended before the replay was read, so the replay
@@ -256,7 +291,7 @@ func (f *follower[R]) run(ctx context.Context, out sink[R], timeout <-chan time.
 					continue
 				}
 			}
-			if done, err := f.send(out, ev); done || err != nil {
+			if done, err := f.sendQueued(out, ev); done || err != nil {
 				return endFinished, err
 			}
 		case <-f.sub.Resync():
@@ -348,12 +383,13 @@ func ignoreStop(err error) error {
 	return err
 }
 
-// sseWriter writes Server-Sent Events frames, flushing each, with a write
-// deadline per frame instead of one for the whole response.
+// sseWriter writes Server-Sent Events frames, flushing each unless held,
+// with a write deadline per frame instead of one for the whole response.
 type sseWriter struct {
 	w            gin.ResponseWriter
 	rc           *http.ResponseController
 	frameTimeout time.Duration
+	held         bool
 }
 
 // startSSE sends the stream's headers.
@@ -377,6 +413,18 @@ func (w *sseWriter) write(s string) error {
 	if _, err := w.w.WriteString(s); err != nil {
 		return fmt.Errorf("sse: write: %w", err)
 	}
+	if w.held {
+		return nil
+	}
+	return w.flush()
+}
+
+// hold keeps frames in the buffer until flush.
+func (w *sseWriter) hold() { w.held = true }
+
+// flush sends what is buffered and ends a hold.
+func (w *sseWriter) flush() error {
+	w.held = false
 	if err := w.rc.Flush(); err != nil {
 		return fmt.Errorf("sse: flush: %w", err)
 	}
