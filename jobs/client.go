@@ -41,6 +41,14 @@ func enqueueError(err error) error {
 
 const abortTimeout = 2 * time.Second
 
+// acceptTimeout is how long a submit with an Idempotency-Key may take between
+// writing the record and marking it enqueued. A replay within it is told the
+// first request is in progress (409); after it, the first request is taken
+// for dead (its process crashed, or Redis failed between the steps) and the
+// replay submits afresh, so the key cannot stay stuck. It is far above what
+// a live submit takes: three Redis round trips.
+const acceptTimeout = 30 * time.Second
+
 // crashSlack is how many more runs asynq allows than we do. Our handler counts
 // attempts in the record and fails the job itself on the last one, so asynq's
 // recoverer (which spends a retry per lost lease) never archives a task
@@ -137,7 +145,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 		fields = append(fields, "enqueued", "0")
 	}
 	args := append([]any{ms(c.store.cfg.PendingTTL), ms(c.store.cfg.IdempotencyTTL), bodyHash, maxPending,
-		mustJSON(QueuedData{Queue: req.Queue})}, fields...)
+		ms(acceptTimeout), mustJSON(QueuedData{Queue: req.Queue})}, fields...)
 	now := c.store.now()
 	createdAt := time.UnixMilli(now.UnixMilli()).UTC() // as the record stores it
 	reply, err := c.store.runAt(ctx, now, "create", id, [2]string{idemKey, pending}, args...)

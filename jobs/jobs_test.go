@@ -244,6 +244,31 @@ func TestIdempotency(t *testing.T) {
 	if _, err := b.client.Submit(ctx, req); !errors.Is(err, jobs.ErrIdempotencyInProgress) {
 		t.Fatalf("concurrent duplicate: %v, want ErrIdempotencyInProgress", err)
 	}
+	// Not marked enqueued, but a worker has started it: it was enqueued, so
+	// a replay gets it.
+	if err := b.db.Client.HSet(ctx, jobs.JobKey(first.ID), "status", "running").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := b.client.Submit(ctx, req); err != nil || !s.Replayed || s.Job.ID != first.ID {
+		t.Fatalf("replay of a started job: %+v %v", s, err)
+	}
+	// Abandoned: the request that wrote it died before enqueueing, longer
+	// ago than any live submit takes. The key must not stay stuck: a replay
+	// submits afresh and the abandoned record goes.
+	long := time.Now().Add(-time.Hour).UnixMilli()
+	if err := b.db.Client.HSet(ctx, jobs.JobKey(first.ID), "status", "queued", "created_at", long).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := b.client.Submit(ctx, req)
+	if err != nil || fresh.Replayed || fresh.Job.ID == first.ID {
+		t.Fatalf("replay after an abandoned submit: %+v %v; want a new job", fresh, err)
+	}
+	if _, err := b.store.Get(ctx, first.ID); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("abandoned record: %v, want it gone", err)
+	}
+	if s, err := b.client.Submit(ctx, req); err != nil || !s.Replayed || s.Job.ID != fresh.Job.ID {
+		t.Fatalf("replay of the new job: %+v %v", s, err)
+	}
 }
 
 func TestQueueFull(t *testing.T) {

@@ -24,8 +24,10 @@ end
 
 if op == 'create' then
   -- ARGV[6] pending ttl ms, [7] idempotency ttl ms, [8] body hash,
-  -- [9] max pending (0 = no limit), [10] queued event data, [11..] field/value pairs
+  -- [9] max pending (0 = no limit), [10] accept timeout ms, [11] queued event
+  -- data, [12..] field/value pairs
   local pending_ttl, idem_ttl, body_hash, max_pending = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+  local accept_timeout = tonumber(ARGV[10])
   if KEYS[3] ~= '' then
     local held = redis.call('GET', KEYS[3])
     if held then
@@ -34,10 +36,18 @@ if op == 'create' then
       if other_hash ~= body_hash then return {'mismatch', other} end
       local other_key = 'qa:job:' .. other
       if redis.call('EXISTS', other_key) == 1 then
-        if redis.call('HGET', other_key, 'enqueued') == '0' then return {'in_progress', other} end
-        return {'duplicate', other}
+        local o = redis.call('HMGET', other_key, 'enqueued', 'status', 'created_at')
+        -- Not marked enqueued and no worker has seen it: the request that
+        -- wrote it is still accepting it, or died before it could enqueue
+        -- (crash, Redis lost mid-way) and no client ever had its id. After
+        -- the accept timeout, forget it; a task it may have left finds no
+        -- record and is dropped.
+        if o[1] ~= '0' or o[2] ~= 'queued' then return {'duplicate', other} end
+        if now - (tonumber(o[3]) or 0) < accept_timeout then return {'in_progress', other} end
+        redis.call('DEL', other_key, other_key .. ':events')
       end
-      -- The job it named is gone (deleted or expired): the key is free again.
+      -- The job it named is gone (deleted, expired or abandoned): the key is
+      -- free again.
     end
   end
   if KEYS[4] ~= '' and max_pending > 0 and redis.call('LLEN', KEYS[4]) >= max_pending then
@@ -48,9 +58,9 @@ if op == 'create' then
     redis.call('SET', KEYS[3], id .. ' ' .. body_hash, 'PX', idem_ttl)
   end
   redis.call('HSET', job, 'id', id, 'status', 'queued', 'attempts', 0, 'created_at', now,
-    'updated_at', now, unpack(ARGV, 11))
+    'updated_at', now, unpack(ARGV, 12))
   redis.call('PEXPIRE', job, pending_ttl)
-  local eid = append('queued', ARGV[10])
+  local eid = append('queued', ARGV[11])
   redis.call('PEXPIRE', stream, pending_ttl)
   return {'created', eid}
 end
