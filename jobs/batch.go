@@ -256,13 +256,11 @@ func (b *Batches) storeItems(ctx context.Context, id string, now time.Time, req 
 func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
-	_, err := b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...)
-	if err = enqueueError(err); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...); err != nil {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
-	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchCheck, payload),
-		append(opts, asynq.TaskID("check-"+id), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...)
-	if err = enqueueError(err); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload),
+		append(opts, asynq.TaskID("check-"+id), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
 		return fmt.Errorf("enqueue window check: %w", err)
 	}
 	return nil
@@ -434,9 +432,9 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 		return ignoreEnded(err)
 	}
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
-	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
+	err = enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
 		asynq.TaskID("check-"+id+"-"+strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)), asynq.ProcessAt(bt.ExpiresAt))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err != nil {
 		return fmt.Errorf("schedule window check of batch %s: %w", id, err)
 	}
 	return nil

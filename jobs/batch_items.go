@@ -186,10 +186,10 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, 
 			defer wg.Done()
 			for k := range next {
 				p := BatchItemPayload{Batch: BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
-				_, err := b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchItem, []byte(mustJSON(p))),
+				err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchItem, []byte(mustJSON(p))),
 					asynq.TaskID(BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(QueueBatch),
 					asynq.MaxRetry(b.store.cfg.MaxAttempts-1+crashSlack), asynq.Timeout(b.store.cfg.JobTimeout))
-				if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				if err != nil {
 					mu.Lock()
 					if first == nil {
 						first = fmt.Errorf("enqueue item %d of batch %s: %w", indexes[k], bt.ID, err)
@@ -243,9 +243,9 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 	// happens after, the reopened batch gets its items (see Requeue).
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id, Round: round}))
 	taskID := fmt.Sprintf("requeue-%s-%d", id, round)
-	_, err = b.aq.EnqueueContext(ctx, asynq.NewTask(TaskTypeBatchRequeue, payload), asynq.Queue(QueueBatchControl),
+	err = enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchRequeue, payload), asynq.Queue(QueueBatchControl),
 		asynq.TaskID(taskID), asynq.MaxRetry(10), asynq.Timeout(time.Hour))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if err != nil {
 		return 0, fmt.Errorf("retry batch %s: enqueue requeue: %w", id, err)
 	}
 	args := []any{round}

@@ -29,12 +29,14 @@ var (
 	ErrUnavailable = errors.New("storage unavailable")
 )
 
-// enqueueError marks an asynq enqueue failure. Apart from a task id already
-// in use (which callers handle), every enqueue error asynq returns comes from
-// a Redis command that failed.
-func enqueueError(err error) error {
-	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
-		return err
+// enqueue adds a task. A task id already in use counts as done: where a step
+// may run twice its task ids are deterministic, so the task is there. Every
+// other error asynq returns comes from a Redis command that failed, which
+// asynq reports as text only, so it is marked ErrUnavailable (answer 503).
+func enqueue(ctx context.Context, aq *asynq.Client, t *asynq.Task, opts ...asynq.Option) error {
+	_, err := aq.EnqueueContext(ctx, t, opts...)
+	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
@@ -170,12 +172,12 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 
 	task := asynq.NewTask(TaskTypePredict, body)
-	_, err = c.aq.EnqueueContext(ctx, task,
+	err = enqueue(ctx, c.aq, task,
 		asynq.TaskID(id), asynq.Queue(req.Queue),
 		asynq.MaxRetry(c.store.cfg.MaxAttempts-1+crashSlack),
 		asynq.Timeout(c.store.cfg.JobTimeout),
 		asynq.Retention(c.store.cfg.TaskRetention))
-	if err = enqueueError(err); err != nil {
+	if err != nil {
 		// Not accepted: take the record back so nothing waits on it. Use a
 		// context that outlives a cancelled request.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
