@@ -18,7 +18,7 @@ import (
 func (s *Server) serveMonitoring() gin.HandlerFunc {
 	csp := monitoringCSP(s.monitor)
 	cop := http.NewCrossOriginProtection()
-	serve := gin.WrapH(s.monitor)
+	serve := gin.WrapH(newOfflineIndex(s.monitor))
 	return func(c *gin.Context) {
 		if err := cop.Check(c.Request); err != nil {
 			s.respond(c, &apiError{status: http.StatusForbidden, code: "cross_origin",

@@ -1,7 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -26,6 +31,112 @@ func newMonitor(opt asynq.RedisConnOpt, readOnly bool, limit int, prometheusURL 
 		PayloadFormatter:  asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string { return formatPayload(taskType, payload, limit) }),
 		ResultFormatter:   asynqmon.ResultFormatterFunc(func(taskType string, result []byte) string { return formatResult(taskType, result, limit) }),
 	})
+}
+
+// googleFonts matches the stylesheet links of asynqmon's index page to
+// Google Fonts (Roboto, Material Icons).
+var googleFonts = regexp.MustCompile(`<link rel="stylesheet" href="https://fonts\.googleapis\.com/[^"]*"/?>`)
+
+// offlineIndex serves asynqmon with its index page rewritten to load nothing
+// from another host. asynqmon links Google Fonts, which an offline install
+// cannot reach (console errors, a slow first paint) and which the dashboard's
+// policy would have to allow (monitoringCSP). Without them the UI uses the
+// rest of its font stack (Helvetica, Arial, sans-serif); its icons are SVG.
+//
+// asynqmon renders the index for every path that is neither a file nor an
+// API route, always the same bytes (its template data are fixed when it is
+// built), so the page is recognised by its bytes (indexWriter) rather than
+// by guessing asynqmon's routing.
+type offlineIndex struct {
+	next    http.Handler
+	page    []byte // the index as asynqmon writes it; nil: serve unchanged
+	offline []byte // the index without the font links
+}
+
+func newOfflineIndex(h http.Handler) *offlineIndex {
+	o := &offlineIndex{next: h}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, monitoringRoot+"/", nil))
+	if rec.Code == http.StatusOK && googleFonts.Match(rec.Body.Bytes()) {
+		o.page = rec.Body.Bytes()
+		o.offline = googleFonts.ReplaceAll(o.page, nil)
+	}
+	return o
+}
+
+func (o *offlineIndex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if o.page == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		o.next.ServeHTTP(w, r)
+		return
+	}
+	iw := &indexWriter{ResponseWriter: w, page: o.page}
+	o.next.ServeHTTP(iw, r)
+	iw.finish(o.offline)
+}
+
+// indexWriter passes a response through unless its body is, byte for byte,
+// page: it holds back a 200 and the bytes that match page so far, and
+// releases them at the first byte that differs (a script, JSON, an error).
+type indexWriter struct {
+	http.ResponseWriter
+	page    []byte
+	matched int  // bytes of page written and held back
+	status  int  // a held-back WriteHeader(200), or 0
+	through bool // the body is not page: everything passes
+}
+
+func (w *indexWriter) WriteHeader(code int) {
+	if !w.through && code == http.StatusOK && w.matched == 0 {
+		w.status = code
+		return
+	}
+	w.release()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *indexWriter) Write(p []byte) (int, error) {
+	if !w.through && bytes.HasPrefix(w.page[w.matched:], p) {
+		w.matched += len(p)
+		return len(p), nil
+	}
+	if err := w.release(); err != nil {
+		return 0, err
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *indexWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// release stops holding back, writing what was held.
+func (w *indexWriter) release() error {
+	if w.through {
+		return nil
+	}
+	w.through = true
+	if w.status != 0 {
+		w.ResponseWriter.WriteHeader(w.status)
+	}
+	if w.matched == 0 {
+		return nil
+	}
+	_, err := w.ResponseWriter.Write(w.page[:w.matched])
+	return err
+}
+
+// finish ends the response: offline in place of a whole page, else what was
+// held. A write error means the client left; the handler has nobody to tell.
+func (w *indexWriter) finish(offline []byte) {
+	if w.through || w.matched < len(w.page) {
+		_ = w.release()
+		return
+	}
+	w.through = true
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(offline)))
+	w.ResponseWriter.WriteHeader(http.StatusOK)
+	_, _ = w.ResponseWriter.Write(offline)
 }
 
 // connOptFrom derives asynqmon's connection from a go-redis client.
