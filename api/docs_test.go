@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -83,5 +85,53 @@ func TestWebPagesAndAssets(t *testing.T) {
 		if resp, _ := b.do(t, "GET", path, nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
 		}
+	}
+}
+
+// TestDocsPrefillNoIdempotencyKey: Swagger UI fills a parameter's example
+// into "Try it out", so a fixed Idempotency-Key example is sent by every try:
+// the first gives a job, each later one replays it, and one with an edited
+// body is 422. No Idempotency-Key in the served document has a value to
+// prefill (an example, examples, or a schema default or example).
+func TestDocsPrefillNoIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	resp, body := b.do(t, "GET", "/openapi.json", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /openapi.json: %d", resp.StatusCode)
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	var walk func(at string, v any)
+	walk = func(at string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["name"] == "Idempotency-Key" && v["in"] == "header" {
+				found++
+				schema, _ := v["schema"].(map[string]any)
+				for _, prefill := range []struct {
+					where map[string]any
+					key   string
+				}{{v, "example"}, {v, "examples"}, {schema, "example"}, {schema, "examples"}, {schema, "default"}} {
+					if x, ok := prefill.where[prefill.key]; ok {
+						t.Errorf("%s: the Idempotency-Key parameter has %s %v, which /docs would send with every try", at, prefill.key, x)
+					}
+				}
+			}
+			for k, x := range v {
+				walk(at+"/"+k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s/%d", at, i), x)
+			}
+		}
+	}
+	walk("", doc)
+	if found < 2 {
+		t.Errorf("found %d Idempotency-Key parameters, want those of POST /v1/jobs and POST /v1/batches", found)
 	}
 }

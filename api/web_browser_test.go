@@ -391,6 +391,14 @@ func TestWebUIInBrowser(t *testing.T) {
 		// Open POST /v1/jobs: its example and schema render.
 		do(t, ctx, "expand POST /v1/jobs", chromedp.Click(chromedp.CSS(`#operations-jobs-submitJob .opblock-summary`)))
 		waitFor(t, ctx, "the operation to expand", `document.querySelector("#operations-jobs-submitJob .opblock-body") !== null && document.querySelector("#operations-jobs-submitJob").textContent.includes("Idempotency-Key")`)
+		// "Try it out" prefills no Idempotency-Key: a fixed one would replay
+		// the first try's job, and 422 once the body is edited.
+		do(t, ctx, "try POST /v1/jobs out", chromedp.Click(chromedp.CSS(`#operations-jobs-submitJob .try-out__btn`)))
+		const keyInput = `#operations-jobs-submitJob tr[data-param-name="Idempotency-Key"] input`
+		waitFor(t, ctx, "the Idempotency-Key field", `document.querySelector(`+jsString(keyInput)+`) !== null`)
+		if v := run(t, ctx, "read the Idempotency-Key field", chromedp.Evaluate[string](`document.querySelector(`+jsString(keyInput)+`).value`)); v != "" {
+			t.Errorf("Try it out prefills Idempotency-Key %q", v)
+		}
 		browsertest.Screenshot(t, ctx, "docs")
 		noCSPViolations(t, ctx, "/docs")
 	})
