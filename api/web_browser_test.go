@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,8 +109,17 @@ func (r *flakyRunner) Run(ctx context.Context, q string, opts worker.RunOptions)
 
 // consoleLog collects the page's console messages and exceptions.
 type consoleLog struct {
-	mu   sync.Mutex
-	msgs []string
+	mu       sync.Mutex
+	msgs     []string
+	expected []string // parts of messages a test caused on purpose
+}
+
+// expect marks messages holding part as caused on purpose (Chromium logs
+// each 4xx answer to a fetch as an error).
+func (l *consoleLog) expect(part string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expected = append(l.expected, part)
 }
 
 func watchConsole(ctx context.Context) *consoleLog {
@@ -134,6 +145,9 @@ func (l *consoleLog) problems() []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, m := range l.msgs {
+		if slices.ContainsFunc(l.expected, func(part string) bool { return strings.Contains(m, part) }) {
+			continue
+		}
 		lm := strings.ToLower(m)
 		if strings.Contains(lm, "content security policy") || strings.Contains(lm, "exception") || strings.HasPrefix(lm, "error") {
 			out = append(out, m)
@@ -182,6 +196,39 @@ func text(t *testing.T, ctx context.Context, id string) string {
 	return run(t, ctx, "read #"+id, chromedp.Evaluate[string](`document.getElementById(`+jsString(id)+`).textContent`))
 }
 
+// recordAnswers runs in every page before its own scripts and keeps each
+// text the playground's answer showed, in order (window.__answers).
+const recordAnswers = `window.__answers = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const el = document.getElementById("answer");
+  if (!el) return;
+  new MutationObserver(() => {
+    const t = el.textContent;
+    if (t !== "" && window.__answers[window.__answers.length - 1] !== t) window.__answers.push(t);
+  }).observe(el, { childList: true, characterData: true, subtree: true });
+});`
+
+// shownRecord is what the test compares of a job record.
+type shownRecord struct {
+	ID       string
+	Status   string
+	Attempts int
+	Result   struct {
+		Outputs map[string]string
+	}
+}
+
+// shownJob reads the record the playground's job panel shows.
+func shownJob(t *testing.T, ctx context.Context) shownRecord {
+	t.Helper()
+	raw := text(t, ctx, "job-json")
+	var r shownRecord
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		t.Fatalf("the job panel shows %.300q (%s): %v", raw, text(t, ctx, "job-view-state"), err)
+	}
+	return r
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -202,9 +249,12 @@ func TestWebUIInBrowser(t *testing.T) {
 	b.startFakeLMWorker(t, fakelm.Config{TTFT: 100 * time.Millisecond, TokensPerSecond: 60})
 	ctx := browsertest.New(t, 4*time.Minute)
 	console := watchConsole(ctx)
-	// Every page records what its CSP blocked (browser_test.go).
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {
-		t.Fatal(err)
+	// Every page records what its CSP blocked (browser_test.go), and the
+	// playground each text its answer showed.
+	for _, script := range []string{recordCSPViolations, recordAnswers} {
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	auth := http.Header{"Authorization": {"Bearer " + playgroundKey}}
 
@@ -226,23 +276,47 @@ func TestWebUIInBrowser(t *testing.T) {
 		// Mid-stream: tokens shown while the job still runs.
 		waitFor(t, ctx, "the answer to stream", `+document.getElementById("answer").dataset.tokens >= 3 && document.getElementById("job-status").textContent === "running"`)
 		browsertest.Screenshot(t, ctx, "playground-streaming")
+		// The job link shows the record in the page, fetched with the key
+		// (a plain link to /v1/jobs/{id} would 401).
+		do(t, ctx, "open the job's record", chromedp.Click(chromedp.ID("job-link")))
+		waitFor(t, ctx, "the job's record", `+document.getElementById("job-view").dataset.fetches >= 1`)
+		id := text(t, ctx, "job-link")
+		if seen := shownJob(t, ctx); seen.ID != id || (seen.Status != "running" && seen.Status != "completed") {
+			t.Errorf("the job panel shows %+v for job %s (state %q)", seen, id, text(t, ctx, "job-view-state"))
+		}
 		waitFor(t, ctx, "the job to complete", `["completed","failed","cancelled","expired","rejected"].includes(document.getElementById("job-status").textContent)`)
 		if st := text(t, ctx, "job-status"); st != "completed" {
 			t.Fatalf("status %s; note: %s", st, text(t, ctx, "job-note"))
 		}
 		browsertest.Screenshot(t, ctx, "playground-answer")
 
-		id := text(t, ctx, "job-link")
 		resp, body := b.do(t, "GET", "/v1/jobs/"+id, nil, auth)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET /v1/jobs/%s: %d %s", id, resp.StatusCode, body)
 		}
-		job := decode[struct {
-			Attempts int
-			Result   struct {
-				Outputs map[string]string
+		job := decode[shownRecord](t, body)
+		do(t, ctx, "refresh the job's record", chromedp.Click(chromedp.ID("job-refresh")))
+		waitFor(t, ctx, "the record to refresh", `+document.getElementById("job-view").dataset.fetches >= 2`)
+		if seen := shownJob(t, ctx); !reflect.DeepEqual(seen, job) {
+			t.Errorf("after Refresh the job panel shows %+v; GET /v1/jobs/%s has %+v", seen, id, job)
+		}
+		if path := run(t, ctx, "read the location", chromedp.Evaluate[string](`location.pathname`)); path != "/" {
+			t.Errorf("the job link navigated to %s", path)
+		}
+		browsertest.Screenshot(t, ctx, "playground-job")
+
+		// What the page showed while streaming: how the answer begins, first
+		// token included, growing to the whole answer.
+		shown := run(t, ctx, "read the answers shown", chromedp.Evaluate[[]string](`window.__answers`))
+		want := job.Result.Outputs["answer"]
+		for _, a := range shown {
+			if !strings.HasPrefix(want, a) {
+				t.Errorf("the page showed the answer as %q; the answer is %q", a, want)
 			}
-		}](t, body)
+		}
+		if len(shown) < 2 || shown[len(shown)-1] != want {
+			t.Errorf("the page showed %q while streaming; the answer is %q", shown, want)
+		}
 		for field, el := range map[string]string{"answer": "answer", "key_concepts": "key-concepts", "question_type": "question-type", "reasoning": "reasoning"} {
 			if got, want := text(t, ctx, el), job.Result.Outputs[field]; got != want || want == "" {
 				t.Errorf("%s shown %q, the job's result has %q", field, got, want)
@@ -294,6 +368,54 @@ func TestWebUIInBrowser(t *testing.T) {
 		noCSPViolations(t, ctx, "/")
 	})
 
+	t.Run("a bad upload lists every problem", func(t *testing.T) {
+		upload := strings.Join([]string{
+			`{"custom_id": "fine", "question": "What is a good line?"}`,
+			`{"custom_id": "broken", "question": "no closing brace"`,
+			`{"custom_id": "no-question"}`,
+			`{"custom_id": "fine-too", "question": "What is another good line?"}`,
+			`{"custom_id": "empty", "question": ""}`,
+		}, "\n") + "\n"
+		resp, body := b.do(t, "POST", "/v1/batches", upload, with(auth, "Content-Type", "application/x-ndjson"))
+		refused := decode[struct {
+			Error struct {
+				Problems []struct {
+					Line   int
+					Field  string
+					Reason string
+				}
+			}
+		}](t, body)
+		problems := refused.Error.Problems
+		if resp.StatusCode != http.StatusUnprocessableEntity || len(problems) != 3 {
+			t.Fatalf("POST /v1/batches with 3 bad lines: %d %s", resp.StatusCode, body)
+		}
+		console.expect("/v1/batches:1 error: Failed to load resource: the server responded with a status of 422")
+		file := filepath.Join(t.TempDir(), "bad.jsonl")
+		if err := os.WriteFile(file, []byte(upload), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		do(t, ctx, "upload the bad batch",
+			chromedp.SetUploadFiles(chromedp.ID("batch-file"), []string{file}),
+			chromedp.Click(chromedp.ID("batch-btn")),
+		)
+		waitFor(t, ctx, "the upload to be refused", `document.getElementById("batch-status").textContent === "rejected" && !document.getElementById("batch-btn").disabled`)
+		browsertest.Screenshot(t, ctx, "playground-batch-problems")
+		listed := run(t, ctx, "read the problems", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#batch-problems li")].map(li => li.textContent)`))
+		if len(listed) != len(problems) {
+			t.Fatalf("the page lists %d problems %q; the API answered %d: %s (note %q)", len(listed), listed, len(problems), body, text(t, ctx, "batch-note"))
+		}
+		for i, p := range problems {
+			if !strings.Contains(listed[i], fmt.Sprintf("line %d", p.Line)) || !strings.Contains(listed[i], p.Reason) {
+				t.Errorf("problem %d listed as %q; the API says line %d: %s", i+1, listed[i], p.Line, p.Reason)
+			}
+		}
+		if note := text(t, ctx, "batch-note"); !strings.Contains(note, "3 problems") {
+			t.Errorf("the note says %q", note)
+		}
+		noCSPViolations(t, ctx, "/")
+	})
+
 	t.Run("a 20-line batch reaches 100% and downloads", func(t *testing.T) {
 		resp, body := b.do(t, "POST", "/v1/batches", "", auth)
 		if resp.StatusCode == http.StatusNotFound {
@@ -329,6 +451,9 @@ func TestWebUIInBrowser(t *testing.T) {
 		}
 		if got := text(t, ctx, "batch-counts"); got != "20 / 20" {
 			t.Errorf("batch counts %q", got)
+		}
+		if n := run(t, ctx, "count the problems listed", chromedp.Evaluate[int](`document.getElementById("batch-problems").hidden ? 0 : document.querySelectorAll("#batch-problems li").length`)); n != 0 {
+			t.Errorf("a good upload still lists %d problems", n)
 		}
 		t.Logf("progress seen: %s", run(t, ctx, "read the progress history", chromedp.Evaluate[string](`document.getElementById("batch-progress").dataset.seen || ""`)))
 

@@ -51,17 +51,23 @@
 
   // --- HTTP helpers ---------------------------------------------------------
 
-  // errorText turns an error answer (/v1 {"error": {...}} or the seed's
-  // {"detail": ...}) into a sentence.
-  async function errorText(resp) {
+  // readError reads an error answer (/v1 {"error": {...}} or the seed's
+  // {"detail": ...}): a sentence, and the problems of a refused upload.
+  async function readError(resp) {
     const text = await resp.text();
     try {
       const body = JSON.parse(text);
-      if (body.error && body.error.message) return resp.status + " " + body.error.message;
-      if (typeof body.detail === "string") return resp.status + " " + body.detail;
-      if (Array.isArray(body.detail)) return resp.status + " " + body.detail.map((d) => (d.loc || []).join(".") + ": " + d.msg).join("; ");
+      if (body.error && body.error.message) {
+        return { message: resp.status + " " + body.error.message, problems: Array.isArray(body.error.problems) ? body.error.problems : [] };
+      }
+      if (typeof body.detail === "string") return { message: resp.status + " " + body.detail, problems: [] };
+      if (Array.isArray(body.detail)) return { message: resp.status + " " + body.detail.map((d) => (d.loc || []).join(".") + ": " + d.msg).join("; "), problems: [] };
     } catch (e) { /* not JSON */ }
-    return resp.status + " " + (text.slice(0, 300) || resp.statusText);
+    return { message: resp.status + " " + (text.slice(0, 300) || resp.statusText), problems: [] };
+  }
+
+  async function errorText(resp) {
+    return (await readError(resp)).message;
   }
 
   const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -174,11 +180,12 @@
 
   function showResult(result) {
     const outputs = result.outputs || {};
-    const streamed = job.fields.answer || "";
+    // The answer as shown while it streamed must be the answer as stored
+    // (the browser test reads the mark).
+    const shown = $("answer").textContent;
     job.fields = Object.assign({}, outputs);
     renderFields(job.fields);
-    // The answer as it streamed must be the answer as stored.
-    $("answer").dataset.streamed = streamed === (outputs.answer || "") ? "exact" : "replaced";
+    $("answer").dataset.streamed = shown === (outputs.answer || "") ? "exact" : "replaced";
     if (typeof result.latency_seconds === "number") {
       $("job-latency").textContent = result.latency_seconds.toFixed(2) + " s" + (result.provenance && result.provenance.cache_hit ? " (cache)" : "");
     }
@@ -256,6 +263,45 @@
     }
   }
 
+  // --- the job's record -------------------------------------------------------
+
+  // The job link shows GET /v1/jobs/{id} in the page: fetched with the key,
+  // which a plain link cannot send (it would 401 when API_KEYS is set).
+  let views = 0; // fetches started; only the latest one is shown
+
+  async function showJob(url) {
+    const seq = ++views;
+    const view = $("job-view");
+    view.hidden = false;
+    $("job-view-path").textContent = "GET " + url;
+    $("job-view-state").textContent = "loading…";
+    $("job-view-state").classList.remove("bad");
+    try {
+      const resp = await fetch(url, { headers: headers(), cache: "no-store" });
+      const failure = resp.ok ? "" : await errorText(resp);
+      const body = resp.ok ? await resp.json() : null;
+      if (seq !== views) return;
+      $("job-json").textContent = body ? JSON.stringify(body, null, 2) : "";
+      $("job-view-state").textContent = body ? body.status + " · fetched at " + new Date().toLocaleTimeString() : failure;
+      $("job-view-state").classList.toggle("bad", !body);
+      view.dataset.fetches = String((Number(view.dataset.fetches) || 0) + 1);
+    } catch (e) {
+      if (seq !== views) return;
+      $("job-view-state").textContent = "Could not reach the API: " + e.message;
+      $("job-view-state").classList.add("bad");
+    }
+  }
+
+  function hideJob() {
+    views++;
+    $("job-view").hidden = true;
+    $("job-json").textContent = "";
+  }
+
+  $("job-link").addEventListener("click", () => showJob($("job-link").dataset.url));
+  $("job-refresh").addEventListener("click", () => showJob($("job-link").dataset.url));
+  $("job-view-close").addEventListener("click", hideJob);
+
   function busy(on) {
     $("ask-btn").disabled = on;
     $("cancel-btn").hidden = !on;
@@ -272,6 +318,9 @@
     $("answer").dataset.tokens = "0";
     for (const id of ["job-attempts", "job-ttft", "job-latency"]) $(id).textContent = "—";
     note("job-note", "");
+    hideJob();
+    $("job-link").hidden = true;
+    $("job-none").hidden = false;
     setStatus($("job-status"), "submitting");
     busy(true);
     try {
@@ -286,7 +335,7 @@
       const sub = await resp.json();
       job.id = sub.id;
       const link = $("job-link");
-      link.href = sub.links.self;
+      link.dataset.url = sub.links.self;
       link.textContent = sub.id;
       link.hidden = false;
       $("job-none").hidden = true;
@@ -311,6 +360,21 @@
   // --- batches -------------------------------------------------------------------
 
   let batch = null;
+
+  // problemsListed is how many problems a 422 lists at most (the API's cap).
+  const problemsListed = 100;
+
+  // showProblems lists every problem of a refused upload, by line.
+  function showProblems(problems) {
+    const list = $("batch-problems");
+    list.replaceChildren(...problems.map((p) => {
+      const li = document.createElement("li");
+      const where = p.line > 0 ? "line " + p.line + (p.field ? " (" + p.field + ")" : "") + ": " : "";
+      li.textContent = where + p.reason;
+      return li;
+    }));
+    list.hidden = problems.length === 0;
+  }
 
   function showBatch(b) {
     if (b.status) setStatus($("batch-status"), b.status);
@@ -375,13 +439,18 @@
     $("batch-percent").textContent = "0%";
     $("batch-counts").textContent = "—";
     note("batch-note", "");
+    showProblems([]);
     setStatus($("batch-status"), "uploading");
     try {
       const type = /\.json$/i.test(file.name) ? "application/json" : "application/x-ndjson";
       const resp = await fetch("/v1/batches", { method: "POST", headers: headers({ "Content-Type": type }), body: file });
       if (resp.status !== 202) {
         setStatus($("batch-status"), "rejected");
-        note("batch-note", await errorText(resp), true);
+        const err = await readError(resp);
+        const n = err.problems.length;
+        note("batch-note", n === 0 ? err.message
+          : resp.status + " Nothing was queued: the upload has " + (n >= problemsListed ? "at least " + n + " problems (the first " + n + " below)" : n === 1 ? "1 problem" : n + " problems") + ".", true);
+        showProblems(err.problems);
         return;
       }
       const b = await resp.json();
