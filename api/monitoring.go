@@ -90,7 +90,7 @@ func (w *indexWriter) WriteHeader(code int) {
 		w.status = code
 		return
 	}
-	w.release()
+	_ = w.release() // an error shows again on the next write
 	w.ResponseWriter.WriteHeader(code)
 }
 
