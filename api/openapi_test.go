@@ -491,6 +491,9 @@ func validateResponse(o operation, resp *http.Response, body []byte) error {
 	case ct == "application/x-ndjson":
 		lines := []any{}
 		for _, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+			if line == "" {
+				continue // a heartbeat
+			}
 			var l any
 			if err := json.Unmarshal([]byte(line), &l); err != nil {
 				return fmt.Errorf("line %d is not JSON: %v", len(lines)+1, err)

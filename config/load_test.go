@@ -35,7 +35,7 @@ func defaults() Config {
 		},
 		Batch: Batch{
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
-			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5,
+			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
 		},
 		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100},
 		Log:      Log{Level: "info", Format: "json", Questions: true},
@@ -95,6 +95,7 @@ func everything() map[string]string {
 
 		"BATCH_MAX_ITEMS": "1000", "BATCH_MAX_BYTES": "10MB", "BATCH_RESULT_TTL": "48h",
 		"BATCH_COMPLETION_WINDOW": "12h", "BATCH_OWNER_SHARE": "0.25",
+		"BATCH_RESULTS_MAX_WAIT": "10m",
 
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
 		"ADMIN_API_KEYS":  "ops:ops-key",
@@ -143,7 +144,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		},
 		Batch: Batch{
 			MaxItems: 1000, MaxBytes: 10 * MB, ResultTTL: 48 * time.Hour,
-			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25,
+			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25, ResultsMaxWait: 10 * time.Minute,
 		},
 		Security: Security{
 			APIKeys: APIKeys{

@@ -119,6 +119,7 @@ func (c *Config) validateBatch(v *validator) {
 	v.atLeast("BATCH_MAX_BYTES", int64(b.MaxBytes), 1)
 	v.wholeSeconds("BATCH_RESULT_TTL", b.ResultTTL)
 	v.wholeSeconds("BATCH_COMPLETION_WINDOW", b.CompletionWindow)
+	v.positive("BATCH_RESULTS_MAX_WAIT", b.ResultsMaxWait)
 	if !(b.OwnerShare > 0 && b.OwnerShare <= 1) {
 		v.add("BATCH_OWNER_SHARE", "must be a fraction above 0 and at most 1, got %v", b.OwnerShare)
 	}

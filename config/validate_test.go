@@ -195,12 +195,13 @@ func TestValidate(t *testing.T) {
 			name: "batch values",
 			env: map[string]string{
 				"BATCH_MAX_ITEMS": "0", "BATCH_MAX_BYTES": "0", "BATCH_OWNER_SHARE": "1.5",
-				"BATCH_RESULT_TTL": "0s",
+				"BATCH_RESULT_TTL": "0s", "BATCH_RESULTS_MAX_WAIT": "0s",
 			},
 			want: []string{
 				"BATCH_MAX_ITEMS: must be at least 1, got 0",
 				"BATCH_MAX_BYTES: must be at least 1, got 0",
 				"BATCH_RESULT_TTL: must be positive, got 0s",
+				"BATCH_RESULTS_MAX_WAIT: must be positive, got 0s",
 				"BATCH_OWNER_SHARE: must be a fraction above 0 and at most 1, got 1.5",
 			},
 		},

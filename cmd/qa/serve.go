@@ -134,6 +134,7 @@ func apiConfig(cfg *config.Config) api.Config {
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
 		BatchResultTTL:        cfg.Batch.ResultTTL,
 		BatchCompletionWindow: cfg.Batch.CompletionWindow,
+		BatchResultsMaxWait:   cfg.Batch.ResultsMaxWait,
 	}
 }
 
