@@ -134,6 +134,10 @@ type Config struct {
 	// replicas: event streams and results downloads that wait
 	// (SSE_MAX_STREAMS_PER_KEY). Default 100.
 	MaxStreamsPerKey int
+	// MaxWaitsPerKey caps the GET /v1/jobs/{id}?wait= long polls one key
+	// holds across all API replicas, counted once a poll has waited a second
+	// (WAIT_MAX_PER_KEY). Default 1000.
+	MaxWaitsPerKey int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -171,6 +175,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxStreamsPerKey == 0 {
 		c.MaxStreamsPerKey = 100
 	}
+	if c.MaxWaitsPerKey == 0 {
+		c.MaxWaitsPerKey = 1000
+	}
 	def(&c.BatchResultsMaxWait, time.Hour)
 	if c.RateLimitBurst == 0 && c.RateLimitRPS > 0 {
 		c.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.RateLimitRPS), math.MaxInt32)))
@@ -194,6 +201,7 @@ func (c Config) withDefaults() (Config, error) {
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
 		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
 		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
+		"MaxWaitsPerKey": int64(c.MaxWaitsPerKey),
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))

@@ -15,5 +15,5 @@
 // health.go, metrics.go and summary.go (Prometheus and the seed's JSON
 // summary), queuemetrics.go (asynq queue gauges), monitoring.go (asynqmon),
 // errors.go (the one error responder), middleware.go and streamlimit.go
-// (the per-key leases of streams).
+// (the per-key leases of streams and long polls).
 package api

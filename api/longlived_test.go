@@ -10,10 +10,13 @@ import (
 
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/redis/go-redis/v9"
 )
 
 // Long-lived responses are bounded per key: results downloads that wait
-// count as streams, with a heartbeat and a maximum duration.
+// count as streams, ?wait= long polls take a lease of their own once they
+// have waited a second, and a results download that waits has a heartbeat
+// and a maximum duration.
 
 // openLong starts a GET whose answer may not end by itself and returns it
 // with its body unread; the request is cancelled when the test ends.
@@ -192,4 +195,76 @@ func nonEmptyLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestShortWaitTakesNoLease: a ?wait= long poll that ends within a second
+// never touches the key's wait leases (an expired lease left there would be
+// pruned by any acquire); one that waits longer takes a lease, and gives it
+// back before it answers.
+func TestShortWaitTakesNoLease(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{})})
+	id := b.submitAs(t, aliceKey, "q")
+	ctx := context.Background()
+	const leases = "qa:waits:alice"
+	if err := b.db.Client.ZAdd(ctx, leases, redis.Z{Score: 1, Member: "expired"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=500ms", nil, bearer(aliceKey))
+	if resp.StatusCode != http.StatusOK || decode[submitted](t, body).Status != "queued" {
+		t.Fatalf("short wait: %d %s", resp.StatusCode, body)
+	}
+	if score, err := b.db.Client.ZScore(ctx, leases, "expired").Result(); err != nil || score != 1 {
+		t.Errorf("a wait under a second touched the wait leases: %v %v", score, err)
+	}
+	resp, body = b.do(t, "GET", "/v1/jobs/"+id+"?wait=1500ms", nil, bearer(aliceKey))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("long wait: %d %s", resp.StatusCode, body)
+	}
+	if n := b.leases(t, leases); n != 0 {
+		t.Errorf("after a wait past a second: %d leases, want its own given back and the expired one pruned", n)
+	}
+}
+
+// TestWaitMaxPerKey: a key holding WAIT_MAX_PER_KEY long polls gets 429 for
+// one more, naming the variable, once that one has waited its free second;
+// another key is not affected; the lease is given back when the wait ends.
+func TestWaitMaxPerKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{MaxWaitsPerKey: 1})})
+	id := b.submitAs(t, aliceKey, "q")
+	first := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", b.url+"/v1/jobs/"+id+"?wait=60", nil)
+		req.Header = bearer(aliceKey)
+		resp, err := b.http.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	eventually(t, "the first wait to take its lease", func() bool { return b.leases(t, "qa:waits:alice") == 1 })
+	resp, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=60", nil, bearer(aliceKey))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), `"code":"too_many_waits"`) || !strings.Contains(string(body), "WAIT_MAX_PER_KEY") {
+		t.Errorf("a second wait over WAIT_MAX_PER_KEY: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	bobs := b.submitAs(t, bobKey, "q")
+	if resp, body := b.do(t, "GET", "/v1/jobs/"+bobs+"?wait=1100ms", nil, bearer(bobKey)); resp.StatusCode != http.StatusOK {
+		t.Errorf("bob's wait while alice is at her limit: %d %s", resp.StatusCode, body)
+	}
+	complete(t, b.start(t, id), "done")
+	select {
+	case status := <-first:
+		if status != http.StatusOK {
+			t.Errorf("the first wait: %d", status)
+		}
+	case <-time.After(patience):
+		t.Fatal("the first wait did not end with its job")
+	}
+	if n := b.leases(t, "qa:waits:alice"); n != 0 {
+		t.Errorf("leases after the wait answered: %d", n)
+	}
 }

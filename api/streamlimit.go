@@ -22,13 +22,17 @@ var streamLimitScript = redis.NewScript(streamLimitLua)
 // streamLeasesKey holds the leases of one caller's open streams.
 func streamLeasesKey(who string) string { return "qa:streams:" + who }
 
+// waitLeasesKey holds the leases of one caller's long polls: a key space of
+// their own, so streams and waits have separate caps.
+func waitLeasesKey(who string) string { return "qa:waits:" + who }
+
 // streamLease is how long an open stream counts without a renewal. The
 // process renews its streams' leases every third of it; the streams of a
 // process that died stop counting this long after.
 const streamLease = 30 * time.Second
 
-// lease is one held lease: a stream counting against its caller's cap
-// (streamlimit.lua).
+// lease is one held lease: a stream or a long poll counting against its
+// caller's cap (streamlimit.lua).
 type lease struct {
 	s       *Server
 	id, key string

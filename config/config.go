@@ -280,6 +280,10 @@ type Security struct {
 	// API replica: event streams and results downloads that wait.
 	// SSE_MAX_STREAMS_PER_KEY, default 100.
 	SSEMaxStreamsPerKey int `env:"SSE_MAX_STREAMS_PER_KEY" envDefault:"100"`
+	// WaitMaxPerKey caps the ?wait= long polls one key holds across every
+	// API replica, counted once a poll has waited a second.
+	// WAIT_MAX_PER_KEY, default 1000.
+	WaitMaxPerKey int `env:"WAIT_MAX_PER_KEY" envDefault:"1000"`
 }
 
 // Log configures logging.

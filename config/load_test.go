@@ -37,7 +37,7 @@ func defaults() Config {
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
 		},
-		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100},
+		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000},
 		Log:      Log{Level: "info", Format: "json", Questions: true},
 	}
 }
@@ -103,6 +103,7 @@ func everything() map[string]string {
 		"MONITORING_PROMETHEUS_URL": "http://prometheus:9090",
 		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
+		"WAIT_MAX_PER_KEY": "50",
 
 		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
 	}
@@ -155,6 +156,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090",
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
+			WaitMaxPerKey: 50,
 		},
 		Log: Log{Level: "warn", Format: "console"},
 	}

@@ -148,6 +148,7 @@ func (c *Config) validateSecurity(v *validator) {
 	v.atLeast("RATE_LIMIT_BURST", int64(s.RateLimitBurst), 0)
 	v.atLeast("TOKEN_BUDGET_PER_DAY", s.TokenBudgetPerDay, 0)
 	v.atLeast("SSE_MAX_STREAMS_PER_KEY", int64(s.SSEMaxStreamsPerKey), 1)
+	v.atLeast("WAIT_MAX_PER_KEY", int64(s.WaitMaxPerKey), 1)
 }
 
 func (c *Config) validateLog(v *validator) {

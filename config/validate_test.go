@@ -236,13 +236,14 @@ func TestValidate(t *testing.T) {
 			name: "limits",
 			env: map[string]string{
 				"RATE_LIMIT_RPS": "-1", "RATE_LIMIT_BURST": "-1", "TOKEN_BUDGET_PER_DAY": "-1",
-				"SSE_MAX_STREAMS_PER_KEY": "0",
+				"SSE_MAX_STREAMS_PER_KEY": "0", "WAIT_MAX_PER_KEY": "0",
 			},
 			want: []string{
 				"RATE_LIMIT_RPS: must be a number of requests per second, 0 for off, got -1",
 				"RATE_LIMIT_BURST: must be at least 0, got -1",
 				"TOKEN_BUDGET_PER_DAY: must be at least 0, got -1",
 				"SSE_MAX_STREAMS_PER_KEY: must be at least 1, got 0",
+				"WAIT_MAX_PER_KEY: must be at least 1, got 0",
 			},
 		},
 		{
