@@ -28,7 +28,8 @@ const resultsRecheck = 2 * time.Second
 // it holds one of the key's SSE_MAX_STREAMS_PER_KEY, sends an empty line
 // each heartbeat while it waits, and lasts at most BATCH_RESULTS_MAX_WAIT.
 // A response that ends before the results do (that limit, a shutdown, a
-// failed read) ends with a continue line: where to ask again from.
+// failed read) ends with a continue line: where to ask again from. HEAD
+// gets the headers without reading any result.
 func (h *batchHandlers) results(c *gin.Context) {
 	s := h.s
 	follow, err := parseFollow(c.Query("wait"))
@@ -50,7 +51,7 @@ func (h *batchHandlers) results(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	var f *resultsFollow
-	if follow && !b.Status.Terminal() {
+	if follow && !b.Status.Terminal() && !isHead(c) {
 		if f, err = h.followResults(c, b.ID); err != nil {
 			h.fail(c, err)
 			return
@@ -59,6 +60,9 @@ func (h *batchHandlers) results(c *gin.Context) {
 	}
 	w := &resultsWriter{c: c, rc: http.NewResponseController(c.Writer), timeout: s.cfg.WriteTimeout}
 	w.start(f != nil)
+	if isHead(c) {
+		return
+	}
 	cursor, ended := offset, !follow || b.Status.Terminal()
 	for cursor < b.Counts.Total {
 		next, err := h.writeResults(ctx, w, b.ID, cursor, b.Counts.Total, ended)
@@ -344,7 +348,8 @@ func (o batchSink) snapshot(b *jobs.Batch, id string) error {
 
 // events is GET /v1/batches/{id}/events: progress events (throttled) and a
 // terminal event, as Server-Sent Events with the jobs' replay and
-// Last-Event-ID rules (the relay in sse.go).
+// Last-Event-ID rules (the relay in sse.go). HEAD gets the stream's headers
+// only.
 func (h *batchHandlers) events(c *gin.Context) {
 	s := h.s
 	after, err := parseLastEventID(c.GetHeader("Last-Event-ID"), c.Query("last_event_id"))
@@ -363,6 +368,10 @@ func (h *batchHandlers) events(c *gin.Context) {
 	cancel()
 	if err != nil {
 		h.fail(c, err)
+		return
+	}
+	if isHead(c) {
+		sseHeaders(c)
 		return
 	}
 	f, err := openSource(ctx, s, b.ID, followSource[*jobs.Batch](batchSource{b: h.b, id: b.ID}), after)

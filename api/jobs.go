@@ -122,7 +122,8 @@ func (s *Server) loadJob(ctx context.Context, c *gin.Context) (*jobs.Job, error)
 }
 
 // getJob is GET /v1/jobs/{id}, with ?wait= long-polling: the answer comes
-// when the job ends or the wait is over, whichever is first.
+// when the job ends or the wait is over, whichever is first. HEAD does not
+// wait.
 func (s *Server) getJob(c *gin.Context) {
 	wait, err := parseWait(c.Query("wait"), s.cfg.MaxWait)
 	if err != nil {
@@ -136,7 +137,7 @@ func (s *Server) getJob(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	if wait > 0 && !j.Status.Terminal() {
+	if wait > 0 && !j.Status.Terminal() && !isHead(c) {
 		if j, err = s.waitJob(c, j.ID, wait); err != nil {
 			s.respond(c, err)
 			return

@@ -83,7 +83,11 @@ func (s *Server) openStream(c *gin.Context) (*lease, error) {
 }
 
 // limitStreams is openStream in front of a handler that always streams.
+// HEAD gets the stream's headers only, so it takes no lease.
 func (s *Server) limitStreams(c *gin.Context) {
+	if isHead(c) {
+		return
+	}
 	l, err := s.openStream(c)
 	if err != nil {
 		s.respond(c, err)
