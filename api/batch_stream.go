@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,12 +21,22 @@ const resultsChunk = 1000
 const resultsRecheck = 2 * time.Second
 
 // results is GET /v1/batches/{id}/results: JSONL in input order, one line
-// per finished item. With ?wait=true it follows the batch to its end: it
-// waits at the first unfinished item, and once the batch has ended it skips
-// items that never ran (cancelled before their start, expired).
+// per finished item, from the item ?offset= (default 0). With ?wait=true it
+// follows the batch to its end: it waits at the first unfinished item, and
+// once the batch has ended it skips items that never ran (cancelled before
+// their start, expired). Following a batch that has not ended is a stream:
+// it holds one of the key's SSE_MAX_STREAMS_PER_KEY, sends an empty line
+// each heartbeat while it waits, and lasts at most BATCH_RESULTS_MAX_WAIT.
+// A response that ends before the results do (that limit, a shutdown, a
+// failed read) ends with a continue line: where to ask again from. HEAD
+// gets the headers without reading any result.
 func (h *batchHandlers) results(c *gin.Context) {
 	s := h.s
-	follow := c.Query("wait") == "true"
+	follow, err := parseFollow(c.Query("wait"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	rctx, cancel := s.redisCtx(c)
 	b, err := h.load(rctx, c)
 	cancel()
@@ -32,41 +44,44 @@ func (h *batchHandlers) results(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	offset, err := parseResultsOffset(c.Query("offset"), b.Counts.Total)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	ctx := c.Request.Context()
-	var sub *jobs.Subscription
-	if follow && !b.Status.Terminal() {
-		if !s.streams.begin() {
-			h.fail(c, jobs.ErrHubClosed)
-			return
-		}
-		defer s.streams.end()
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
-		sub, err = s.deps.Hub.Subscribe(sctx, jobs.BatchChannel(b.ID))
-		cancel()
-		if err != nil {
+	var f *resultsFollow
+	if follow && !b.Status.Terminal() && !isHead(c) {
+		if f, err = h.followResults(c, b.ID); err != nil {
 			h.fail(c, err)
 			return
 		}
-		defer sub.Close()
+		defer f.close()
 	}
-	c.Header("Content-Type", "application/x-ndjson")
-	c.Header("X-Accel-Buffering", "no")
-	c.Status(http.StatusOK)
-	rc := http.NewResponseController(c.Writer)
-	ended := !follow || b.Status.Terminal()
-	for cursor := 0; cursor < b.Counts.Total; {
-		next, err := h.writeResults(ctx, c, rc, b.ID, cursor, b.Counts.Total, ended)
+	w := &resultsWriter{c: c, rc: http.NewResponseController(c.Writer), timeout: s.cfg.WriteTimeout}
+	w.start(f != nil)
+	if isHead(c) {
+		return
+	}
+	cursor, ended := offset, !follow || b.Status.Terminal()
+	for cursor < b.Counts.Total {
+		next, err := h.writeResults(ctx, w, b.ID, cursor, b.Counts.Total, ended)
+		cursor = next
 		if err != nil {
 			_ = c.Error(err)
+			w.resume(b.ID, follow, cursor, "error")
 			return
 		}
-		cursor = next
 		if cursor >= b.Counts.Total {
 			return
 		}
 		// Waiting at an unfinished item: until an event, a recheck, the
-		// end of the request or shutdown.
-		if !h.waitResults(ctx, sub) {
+		// end of the request, the maximum duration or shutdown.
+		switch until, reason := f.wait(ctx, w, s.draining); until {
+		case waitGone:
+			return
+		case waitCut:
+			w.resume(b.ID, follow, cursor, reason)
 			return
 		}
 		rctx, cancel := s.redisCtx(c)
@@ -74,16 +89,43 @@ func (h *batchHandlers) results(c *gin.Context) {
 		cancel()
 		if err != nil {
 			_ = c.Error(err)
+			w.resume(b.ID, follow, cursor, "error")
 			return
 		}
 		ended = nb.Status.Terminal()
 	}
 }
 
+// parseFollow reads ?wait= of a results download.
+func parseFollow(v string) (bool, error) {
+	switch v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
+		message: "wait must be true or false"}
+}
+
+// parseResultsOffset reads ?offset=: the index of the first item to send,
+// from 0 to the batch's item count.
+func parseResultsOffset(v string, total int) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > total {
+		return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "offset",
+			message: fmt.Sprintf("offset must be an item index from 0 to %d (the batch's item count)", total)}
+	}
+	return n, nil
+}
+
 // writeResults writes the finished results from cursor on, in order, and
 // returns where it stopped: at to, or (unless skipGaps) at the first item
 // without a result.
-func (h *batchHandlers) writeResults(ctx context.Context, c *gin.Context, rc *http.ResponseController, id string, cursor, to int, skipGaps bool) (int, error) {
+func (h *batchHandlers) writeResults(ctx context.Context, w *resultsWriter, id string, cursor, to int, skipGaps bool) (int, error) {
 	for cursor < to {
 		rctx, cancel := context.WithTimeout(ctx, h.s.cfg.RedisTimeout)
 		lines, err := h.b.Results(rctx, id, cursor, min(cursor+resultsChunk, to))
@@ -104,11 +146,9 @@ func (h *batchHandlers) writeResults(ctx context.Context, c *gin.Context, rc *ht
 			cursor++
 		}
 		if len(buf) > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(h.s.cfg.WriteTimeout))
-			if _, err := c.Writer.Write(buf); err != nil {
+			if err := w.write(buf); err != nil {
 				return cursor, err
 			}
-			_ = rc.Flush()
 		}
 		if stopped {
 			return cursor, nil
@@ -117,25 +157,157 @@ func (h *batchHandlers) writeResults(ctx context.Context, c *gin.Context, rc *ht
 	return cursor, nil
 }
 
-// waitResults waits for the batch to move; false: stop (client gone,
-// shutdown, or the subscription dropped).
-func (h *batchHandlers) waitResults(ctx context.Context, sub *jobs.Subscription) bool {
-	if sub == nil {
-		return false
+// resultsWriter writes a results download, flushing each write, with a
+// write deadline per write rather than one for the whole response.
+type resultsWriter struct {
+	c       *gin.Context
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+// start sets the headers; a stream sends them at once, so its client knows
+// it holds its place before any result is ready.
+func (w *resultsWriter) start(stream bool) {
+	w.c.Header("Content-Type", "application/x-ndjson")
+	w.c.Header("X-Accel-Buffering", "no")
+	w.c.Status(http.StatusOK)
+	if stream {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+		w.c.Writer.WriteHeaderNow()
+		_ = w.rc.Flush()
 	}
-	t := time.NewTimer(resultsRecheck)
-	defer t.Stop()
-	select {
-	case _, ok := <-sub.C():
-		return ok
-	case <-sub.Resync():
-		return true
-	case <-t.C:
-		return true
-	case <-h.s.draining:
-		return false
-	case <-ctx.Done():
-		return false
+}
+
+func (w *resultsWriter) write(b []byte) error {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	if _, err := w.c.Writer.Write(b); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if err := w.rc.Flush(); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	return nil
+}
+
+// heartbeat is an empty line: JSONL readers skip it (NDJSON allows it), and
+// proxies see the connection is alive.
+func (w *resultsWriter) heartbeat() error { return w.write([]byte("\n")) }
+
+// resultsContinue is the last line of a download that ended before its
+// results did: ask again at Next (the same request from item Offset on).
+type resultsContinue struct {
+	Object string `json:"object"`
+	Offset int    `json:"offset"`
+	Next   string `json:"next"`
+	// Reason is max_wait (BATCH_RESULTS_MAX_WAIT passed), shutdown (this
+	// server is stopping) or error (a read failed: retry after a moment).
+	Reason string `json:"reason"`
+}
+
+// resume writes the continue line. A failed write is not reported: the
+// client is gone, or will see a response cut mid-line.
+func (w *resultsWriter) resume(id string, follow bool, offset int, reason string) {
+	next := "/v1/batches/" + id + "/results?"
+	if follow {
+		next += "wait=true&"
+	}
+	next += "offset=" + strconv.Itoa(offset)
+	line, err := json.Marshal(resultsContinue{Object: "batch.results.continue", Offset: offset, Next: next, Reason: reason})
+	if err != nil {
+		panic(fmt.Sprintf("api: encode results continue: %v", err)) // a struct of strings and an int
+	}
+	_ = w.write(append(line, '\n'))
+}
+
+// resultsFollow is what a results download that waits holds: its stream
+// lease, its place in the shutdown drain, the batch's subscription, the
+// heartbeat and the maximum duration.
+type resultsFollow struct {
+	s        *Server
+	lease    *lease
+	sub      *jobs.Subscription
+	beat     *time.Ticker
+	deadline *time.Timer
+}
+
+// followResults opens what a results download that waits holds: a stream
+// lease (429 beyond SSE_MAX_STREAMS_PER_KEY) and the batch's subscription.
+// Errors come before anything is written. Close it when done.
+func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow, error) {
+	s := h.s
+	l, err := s.openStream(c)
+	if err != nil {
+		return nil, err
+	}
+	if !s.streams.begin() {
+		l.release()
+		return nil, jobs.ErrHubClosed
+	}
+	sctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
+	sub, err := s.deps.Hub.Subscribe(sctx, jobs.BatchChannel(id))
+	cancel()
+	if err != nil {
+		s.streams.end()
+		l.release()
+		return nil, fmt.Errorf("subscribe to %s: %w", id, err)
+	}
+	s.metrics.streams.WithLabelValues("batch_results").Inc()
+	return &resultsFollow{s: s, lease: l, sub: sub,
+		beat: time.NewTicker(s.cfg.Heartbeat), deadline: time.NewTimer(s.cfg.BatchResultsMaxWait)}, nil
+}
+
+func (f *resultsFollow) close() {
+	f.beat.Stop()
+	f.deadline.Stop()
+	f.sub.Close()
+	f.s.metrics.streams.WithLabelValues("batch_results").Dec()
+	f.s.streams.end()
+	f.lease.release()
+}
+
+// waitUntil says why a results download stopped waiting.
+type waitUntil int
+
+const (
+	waitMoved waitUntil = iota // an event, a resync or the recheck: read again
+	waitCut                    // the download must end early: tell the client where to resume
+	waitGone                   // the client went away
+)
+
+// wait waits for the batch to move, sending heartbeats meanwhile. A nil f
+// (a download that does not wait) is cut at once; so is a subscription the
+// hub dropped, which the next request opens again.
+func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-chan struct{}) (waitUntil, string) {
+	if f == nil {
+		return waitCut, "error" // unreachable: only a download that follows waits
+	}
+	recheck := time.NewTimer(resultsRecheck)
+	defer recheck.Stop()
+	for {
+		select {
+		case _, ok := <-f.sub.C():
+			if !ok {
+				if errors.Is(f.sub.Err(), jobs.ErrHubClosed) {
+					return waitCut, "shutdown"
+				}
+				return waitCut, "error"
+			}
+			return waitMoved, ""
+		case <-f.sub.Resync():
+			return waitMoved, ""
+		case <-recheck.C:
+			return waitMoved, ""
+		case <-f.beat.C:
+			if err := w.heartbeat(); err != nil {
+				return waitGone, ""
+			}
+		case <-f.deadline.C:
+			return waitCut, "max_wait"
+		case <-draining:
+			return waitCut, "shutdown"
+		case <-ctx.Done():
+			return waitGone, ""
+		}
 	}
 }
 
@@ -176,7 +348,8 @@ func (o batchSink) snapshot(b *jobs.Batch, id string) error {
 
 // events is GET /v1/batches/{id}/events: progress events (throttled) and a
 // terminal event, as Server-Sent Events with the jobs' replay and
-// Last-Event-ID rules (the relay in sse.go).
+// Last-Event-ID rules (the relay in sse.go). HEAD gets the stream's headers
+// only.
 func (h *batchHandlers) events(c *gin.Context) {
 	s := h.s
 	after, err := parseLastEventID(c.GetHeader("Last-Event-ID"), c.Query("last_event_id"))
@@ -195,6 +368,10 @@ func (h *batchHandlers) events(c *gin.Context) {
 	cancel()
 	if err != nil {
 		h.fail(c, err)
+		return
+	}
+	if isHead(c) {
+		sseHeaders(c)
 		return
 	}
 	f, err := openSource(ctx, s, b.ID, followSource[*jobs.Batch](batchSource{b: h.b, id: b.ID}), after)

@@ -41,13 +41,13 @@ func (s *Server) batchRoutes(g *gin.RouterGroup) {
 	}
 	h := &batchHandlers{s: s, b: b}
 	g.POST("/batches", s.checkBudget, h.create)
-	g.GET("/batches", h.list)
-	g.GET("/batches/:id", h.get)
+	getRoute(g, "/batches", h.list)
+	getRoute(g, "/batches/:id", h.get)
 	g.DELETE("/batches/:id", h.remove)
 	g.POST("/batches/:id/cancel", h.cancel)
 	g.POST("/batches/:id/retry", s.checkBudget, h.retry)
-	g.GET("/batches/:id/results", h.results)
-	g.GET("/batches/:id/events", s.limitStreams, h.events)
+	getRoute(g, "/batches/:id/results", h.results)
+	getRoute(g, "/batches/:id/events", s.limitStreams, h.events)
 }
 
 // batchView is a batch as the API shows it (times in Unix seconds, as the

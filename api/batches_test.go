@@ -119,6 +119,9 @@ func (b *bundle) results(t *testing.T, id, query string) []resultLine {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
+		if len(sc.Bytes()) == 0 {
+			continue // a heartbeat
+		}
 		lines = append(lines, decode[resultLine](t, sc.Bytes()))
 	}
 	return lines

@@ -95,6 +95,10 @@ type Config struct {
 	// BatchCompletionWindow is how long a batch may run before it ends
 	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
 	BatchCompletionWindow time.Duration
+	// BatchResultsMaxWait bounds one GET /v1/batches/{id}/results?wait=true:
+	// past it the download ends with a line saying where to resume
+	// (BATCH_RESULTS_MAX_WAIT). Default 1h.
+	BatchResultsMaxWait time.Duration
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
@@ -126,9 +130,14 @@ type Config struct {
 	// per UTC day; once reached, new work gets 429 until midnight UTC
 	// (TOKEN_BUDGET_PER_DAY). Default 0: no budget.
 	TokenBudgetPerDay int64
-	// MaxStreamsPerKey caps the event streams one key holds open across all
-	// API replicas (SSE_MAX_STREAMS_PER_KEY). Default 100.
+	// MaxStreamsPerKey caps the streams one key holds open across all API
+	// replicas: event streams and results downloads that wait
+	// (SSE_MAX_STREAMS_PER_KEY). Default 100.
 	MaxStreamsPerKey int
+	// MaxWaitsPerKey caps the GET /v1/jobs/{id}?wait= long polls one key
+	// holds across all API replicas, counted once a poll has waited a second
+	// (WAIT_MAX_PER_KEY). Default 1000.
+	MaxWaitsPerKey int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -166,6 +175,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxStreamsPerKey == 0 {
 		c.MaxStreamsPerKey = 100
 	}
+	if c.MaxWaitsPerKey == 0 {
+		c.MaxWaitsPerKey = 1000
+	}
+	def(&c.BatchResultsMaxWait, time.Hour)
 	if c.RateLimitBurst == 0 && c.RateLimitRPS > 0 {
 		c.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.RateLimitRPS), math.MaxInt32)))
 	}
@@ -188,6 +201,7 @@ func (c Config) withDefaults() (Config, error) {
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
 		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
 		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
+		"MaxWaitsPerKey": int64(c.MaxWaitsPerKey),
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
@@ -199,6 +213,7 @@ func (c Config) withDefaults() (Config, error) {
 		"UnavailableRetryAfter": c.UnavailableRetryAfter, "RedisTimeout": c.RedisTimeout,
 		"WriteTimeout": c.WriteTimeout, "ReadTimeout": c.ReadTimeout, "ReadHeaderTimeout": c.ReadHeaderTimeout,
 		"IdleTimeout": c.IdleTimeout, "MetricsFlushInterval": c.MetricsFlushInterval,
+		"BatchResultsMaxWait": c.BatchResultsMaxWait,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))

@@ -14,5 +14,7 @@
 // deployment's endpoints), decode.go (request decoders and validation),
 // health.go, metrics.go and summary.go (Prometheus and the seed's JSON
 // summary), queuemetrics.go (asynq queue gauges), monitoring.go (asynqmon),
-// errors.go (the one error responder) and middleware.go.
+// errors.go (the one error responder), middleware.go, streamlimit.go (the
+// per-key leases of streams and long polls) and head.go (HEAD on every GET
+// route).
 package api

@@ -101,10 +101,10 @@ type webUI struct {
 // /docs, the playground at / and their assets under /static/.
 func (s *Server) webRoutes(e *gin.Engine) {
 	w := newWebUI(s, e.Routes)
-	e.GET("/openapi.json", w.serveOpenAPI)
-	e.GET("/docs", w.page("docs"))
-	e.GET("/", w.page("playground"))
-	e.GET("/static/*path", w.serveAsset)
+	getRoute(e, "/openapi.json", w.serveOpenAPI)
+	getRoute(e, "/docs", w.page("docs"))
+	getRoute(e, "/", w.page("playground"))
+	getRoute(e, "/static/*path", w.serveAsset)
 }
 
 // webFiles are the embedded files made ready once per process (they never

@@ -13,7 +13,7 @@ import (
 // frame carries id: (the stream id) and event: (the type); data: is the
 // event's data. The stream ends after the terminal event; a client resuming
 // past it gets nothing and the stream closes. On shutdown the last frame is
-// event: reconnect, with a retry: hint.
+// event: reconnect, with a retry: hint. HEAD gets the stream's headers only.
 func (s *Server) jobEvents(c *gin.Context) {
 	after, err := parseLastEventID(c.GetHeader("Last-Event-ID"), c.Query("last_event_id"))
 	if err != nil {
@@ -31,6 +31,10 @@ func (s *Server) jobEvents(c *gin.Context) {
 	cancel()
 	if err != nil {
 		s.respond(c, err)
+		return
+	}
+	if isHead(c) {
+		sseHeaders(c)
 		return
 	}
 	f, err := s.openFollow(ctx, j, after)

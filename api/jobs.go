@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -121,7 +122,8 @@ func (s *Server) loadJob(ctx context.Context, c *gin.Context) (*jobs.Job, error)
 }
 
 // getJob is GET /v1/jobs/{id}, with ?wait= long-polling: the answer comes
-// when the job ends or the wait is over, whichever is first.
+// when the job ends or the wait is over, whichever is first. HEAD does not
+// wait.
 func (s *Server) getJob(c *gin.Context) {
 	wait, err := parseWait(c.Query("wait"), s.cfg.MaxWait)
 	if err != nil {
@@ -135,7 +137,7 @@ func (s *Server) getJob(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	if wait > 0 && !j.Status.Terminal() {
+	if wait > 0 && !j.Status.Terminal() && !isHead(c) {
 		if j, err = s.waitJob(c, j.ID, wait); err != nil {
 			s.respond(c, err)
 			return
@@ -144,8 +146,18 @@ func (s *Server) getJob(c *gin.Context) {
 	writeJSON(c, http.StatusOK, viewOf(j))
 }
 
+// waitLeaseAfter is how long a long poll waits before it takes a lease
+// (Config.MaxWaitsPerKey): most waits end sooner, and cost no Redis round
+// trip for it.
+const waitLeaseAfter = time.Second
+
+// errDraining ends a wait when shutdown begins.
+var errDraining = errors.New("server shutting down")
+
 // waitJob waits up to wait for job id to end (through the hub: pub/sub, not a
-// loop), and returns it as it then is. Shutdown cuts the wait short.
+// loop), and returns it as it then is. Past waitLeaseAfter the wait holds a
+// lease (holdWait); refused one, it ends with 429. Shutdown cuts the wait
+// short.
 func (s *Server) waitJob(c *gin.Context, id string, wait time.Duration) (*jobs.Job, error) {
 	if !s.streams.begin() {
 		return s.getQuick(c, id)
@@ -155,19 +167,64 @@ func (s *Server) waitJob(c *gin.Context, id string, wait time.Duration) (*jobs.J
 	// The wait is bounded even if Redis never confirms the subscription.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wait+s.cfg.RedisTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.draining:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop := context.WithCancelCause(ctx)
+	held, who := make(chan error, 1), caller(c)
+	go func() { held <- s.holdWait(ctx, stop, who) }()
 	j, err := s.deps.Store.Wait(ctx, s.deps.Hub, id, wait)
-	if err != nil && errors.Is(err, context.Canceled) && c.Request.Context().Err() == nil {
-		// Shutting down: answer with what there is.
-		return s.getQuick(c, id)
+	stop(nil)
+	// The lease is given back before the answer, so a client's next wait
+	// finds it free.
+	if herr := <-held; err != nil && herr != nil {
+		if errors.Is(herr, errDraining) {
+			// Shutting down: answer with what there is.
+			return s.getQuick(c, id)
+		}
+		return nil, herr
 	}
 	return j, err
+}
+
+// holdWait runs beside a long poll until ctx ends. It stops the wait (stop,
+// and returns why) when shutdown begins, or when the poll has waited
+// waitLeaseAfter and its caller already holds Config.MaxWaitsPerKey waits;
+// otherwise it holds the wait's lease until the wait ends. A 429 after a
+// second of waiting, rather than the job as it is: a client given an
+// unfinished job would poll again at once, so the cap would turn waits into
+// a tight polling loop instead of slowing the key down.
+func (s *Server) holdWait(ctx context.Context, stop context.CancelCauseFunc, who string) error {
+	t := time.NewTimer(waitLeaseAfter)
+	defer t.Stop()
+	select {
+	case <-s.draining:
+		stop(errDraining)
+		return errDraining
+	case <-ctx.Done():
+		return nil
+	case <-t.C:
+	}
+	// Not ctx: a lease taken in Redis is always given back here.
+	l, ok, err := s.acquireLease(context.WithoutCancel(ctx), waitLeasesKey(who), s.cfg.MaxWaitsPerKey)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("count waits: %w", err)
+	case !ok:
+		err = &apiError{status: http.StatusTooManyRequests, code: "too_many_waits",
+			message: fmt.Sprintf("this key already holds %d long polls (WAIT_MAX_PER_KEY); retry later, or follow the job's events instead",
+				s.cfg.MaxWaitsPerKey),
+			retryAfter: s.cfg.PollAfter}
+	}
+	if err != nil {
+		stop(err)
+		return err
+	}
+	defer l.release()
+	select {
+	case <-s.draining:
+		stop(errDraining)
+		return errDraining
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 // getQuick reads a job within RedisTimeout.

@@ -11,8 +11,10 @@ import (
 )
 
 // Per-key limits that routes opt into (issue 8): limitStreams on each route
-// that holds an event stream open, checkBudget on each route that creates
-// jobs. The body size and question length limits live in the decoders.
+// that holds an event stream open (a results download takes its lease only
+// when it waits, and a long poll once it has waited a second: streamlimit.go),
+// checkBudget on each route that creates jobs. The body size and question
+// length limits live in the decoders.
 
 // checkBudget refuses new work (429, naming the budget, with Retry-After
 // until the next UTC day) once the caller's completed jobs have used

@@ -93,19 +93,34 @@ func operations(doc *openapi3.T) []operation {
 
 // registered lists the server's routes as "METHOD /openapi/{path}"; asynqmon's
 // catch-all (every method under /monitoring/) stands as GET /monitoring/.
+// Every GET route must answer HEAD too, which the document states once
+// (info.description) instead of as a head operation on every path: HEAD
+// routes are checked here and left out of the list.
 func registered(t *testing.T, srv *api.Server) map[string]bool {
 	t.Helper()
 	e, ok := srv.Handler().(*gin.Engine)
 	if !ok {
 		t.Fatalf("Handler() is a %T, not the gin engine", srv.Handler())
 	}
-	out := map[string]bool{}
+	out, head := map[string]bool{}, map[string]bool{}
 	for _, r := range e.Routes() {
-		if strings.HasPrefix(r.Path, "/monitoring/*") {
+		switch {
+		case strings.HasPrefix(r.Path, "/monitoring/*"):
 			out["GET /monitoring/"] = true
-			continue
+		case r.Method == http.MethodHead:
+			head[r.Path] = true
+		default:
+			out[r.Method+" "+api.OpenAPIPath(r.Path)] = true
 		}
-		out[r.Method+" "+api.OpenAPIPath(r.Path)] = true
+	}
+	for _, r := range e.Routes() {
+		switch {
+		case strings.HasPrefix(r.Path, "/monitoring/*"):
+		case r.Method == http.MethodGet && !head[r.Path]:
+			t.Errorf("GET %s does not answer HEAD: register it with getRoute", r.Path)
+		case r.Method == http.MethodHead && !out["GET "+api.OpenAPIPath(r.Path)]:
+			t.Errorf("HEAD %s has no GET", r.Path)
+		}
 	}
 	return out
 }
@@ -491,6 +506,9 @@ func validateResponse(o operation, resp *http.Response, body []byte) error {
 	case ct == "application/x-ndjson":
 		lines := []any{}
 		for _, line := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+			if line == "" {
+				continue // a heartbeat
+			}
 			var l any
 			if err := json.Unmarshal([]byte(line), &l); err != nil {
 				return fmt.Errorf("line %d is not JSON: %v", len(lines)+1, err)

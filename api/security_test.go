@@ -431,7 +431,7 @@ func TestStreamLimitPerKey(t *testing.T) {
 		want         string
 	}{
 		{"GET", "/v1/jobs/" + id + "/events", nil, `"code":"too_many_streams"`},
-		{"POST", "/predict/stream", map[string]any{"question": "q"}, `{"detail":"this key already holds 1 open event streams`},
+		{"POST", "/predict/stream", map[string]any{"question": "q"}, `{"detail":"this key already holds 1 open streams`},
 	} {
 		resp, body := b.do(t, req.method, req.path, req.body, bearer(aliceKey))
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), req.want) {

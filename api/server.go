@@ -139,6 +139,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 // routes registers every endpoint. Groups mark where authentication goes
 // (issue 8): public probes and documents, the API proper, operator pages.
+// GET routes go through getRoute, which adds their HEAD (head.go).
 func (s *Server) routes() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -153,9 +154,9 @@ func (s *Server) routes() *gin.Engine {
 
 	// Public: probes (and /, /docs and /openapi.json: publicPaths in
 	// auth.go). No data here.
-	e.GET("/health", s.health)
-	e.GET("/livez", s.livez)
-	e.GET("/readyz", s.readyz)
+	getRoute(e, "/health", s.health)
+	getRoute(e, "/livez", s.livez)
+	getRoute(e, "/readyz", s.readyz)
 	s.webRoutes(e) // /openapi.json, /docs, the playground at / and /static/ (docs.go)
 
 	// The API proper: an API key each (authenticate), owners checked in the
@@ -163,10 +164,10 @@ func (s *Server) routes() *gin.Engine {
 	// jobs take checkBudget, streams take limitStreams.
 	v1 := e.Group("/v1")
 	v1.POST("/jobs", s.checkBudget, s.submitJob)
-	v1.GET("/jobs/:id", s.getJob)
+	getRoute(v1, "/jobs/:id", s.getJob)
 	v1.DELETE("/jobs/:id", s.deleteJob)
 	v1.POST("/jobs/:id/cancel", s.cancelJob)
-	v1.GET("/jobs/:id/events", s.limitStreams, s.jobEvents)
+	getRoute(v1, "/jobs/:id/events", s.limitStreams, s.jobEvents)
 	s.batchRoutes(v1) // /v1/batches (batches.go)
 
 	seed := e.Group("")
@@ -175,7 +176,7 @@ func (s *Server) routes() *gin.Engine {
 	seed.POST("/batch", s.checkBudget, s.batch)
 
 	// Operators: admin keys (authenticate).
-	e.GET("/metrics", s.serveMetrics)
+	getRoute(e, "/metrics", s.serveMetrics)
 	if s.monitor != nil {
 		e.Any(monitoringRoot+"/*any", s.serveMonitoring())
 	}

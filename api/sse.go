@@ -392,13 +392,19 @@ type sseWriter struct {
 	held         bool
 }
 
-// startSSE sends the stream's headers.
-func (s *Server) startSSE(c *gin.Context) *sseWriter {
+// sseHeaders sets an event stream's status and headers; a HEAD gets these
+// alone.
+func sseHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
+}
+
+// startSSE sends the stream's headers.
+func (s *Server) startSSE(c *gin.Context) *sseWriter {
+	sseHeaders(c)
 	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), frameTimeout: s.cfg.WriteTimeout}
 	_ = w.rc.SetWriteDeadline(time.Now().Add(w.frameTimeout))
 	c.Writer.WriteHeaderNow()

@@ -22,39 +22,78 @@ var streamLimitScript = redis.NewScript(streamLimitLua)
 // streamLeasesKey holds the leases of one caller's open streams.
 func streamLeasesKey(who string) string { return "qa:streams:" + who }
 
+// waitLeasesKey holds the leases of one caller's long polls: a key space of
+// their own, so streams and waits have separate caps.
+func waitLeasesKey(who string) string { return "qa:waits:" + who }
+
 // streamLease is how long an open stream counts without a renewal. The
 // process renews its streams' leases every third of it; the streams of a
 // process that died stop counting this long after.
 const streamLease = 30 * time.Second
 
-// limitStreams holds each caller to Config.MaxStreamsPerKey open streams
-// across every API replica (leases in Redis, see streamlimit.lua); beyond,
-// 429 with Retry-After. Put it in front of every streaming handler.
-func (s *Server) limitStreams(c *gin.Context) {
-	key, id := streamLeasesKey(caller(c)), jobs.NewJobID()
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
-	ok, err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "acquire", id, streamLease.Milliseconds(), s.cfg.MaxStreamsPerKey).Bool()
-	cancel()
-	if err != nil {
-		s.respond(c, fmt.Errorf("count open streams: %w", err))
-		return
-	}
-	if !ok {
-		s.respond(c, &apiError{status: http.StatusTooManyRequests, code: "too_many_streams",
-			message:    fmt.Sprintf("this key already holds %d open event streams; close one or retry later", s.cfg.MaxStreamsPerKey),
-			retryAfter: s.cfg.ReconnectDelay})
-		return
+// lease is one held lease: a stream or a long poll counting against its
+// caller's cap (streamlimit.lua).
+type lease struct {
+	s       *Server
+	id, key string
+}
+
+// acquireLease takes a lease in the lease set key unless it already holds
+// limit; ok is false when it does. The process renews the lease until
+// release.
+func (s *Server) acquireLease(ctx context.Context, key string, limit int) (l *lease, ok bool, err error) {
+	id := jobs.NewJobID()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+	defer cancel()
+	ok, err = streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "acquire", id, streamLease.Milliseconds(), limit).Bool()
+	if err != nil || !ok {
+		return nil, false, err
 	}
 	s.leases.add(id, key)
-	defer func() {
-		s.leases.remove(id)
-		// The request's context is done by now; the release must still go.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
-		defer cancel()
-		if err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "release", id).Err(); err != nil {
-			s.log.Warn().Err(err).Msg("release a stream lease (it runs out by itself)")
-		}
-	}()
+	return &lease{s: s, id: id, key: key}, true, nil
+}
+
+// release gives the lease back. It runs when the request's context may be
+// done, so it has its own timeout; a failed release is only logged: the
+// lease runs out by itself.
+func (l *lease) release() {
+	l.s.leases.remove(l.id)
+	ctx, cancel := context.WithTimeout(context.Background(), l.s.cfg.RedisTimeout)
+	defer cancel()
+	if err := streamLimitScript.Run(ctx, l.s.deps.Redis, []string{l.key}, "release", l.id).Err(); err != nil {
+		l.s.log.Warn().Err(err).Msg("release a stream lease (it runs out by itself)")
+	}
+}
+
+// openStream holds the caller to Config.MaxStreamsPerKey open streams across
+// every API replica; beyond, 429 with Retry-After. Release the lease when
+// the stream ends.
+func (s *Server) openStream(c *gin.Context) (*lease, error) {
+	l, ok, err := s.acquireLease(c.Request.Context(), streamLeasesKey(caller(c)), s.cfg.MaxStreamsPerKey)
+	if err != nil {
+		return nil, fmt.Errorf("count open streams: %w", err)
+	}
+	if !ok {
+		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_streams",
+			message: fmt.Sprintf("this key already holds %d open streams (event streams and results downloads that wait; SSE_MAX_STREAMS_PER_KEY); close one or retry later",
+				s.cfg.MaxStreamsPerKey),
+			retryAfter: s.cfg.ReconnectDelay}
+	}
+	return l, nil
+}
+
+// limitStreams is openStream in front of a handler that always streams.
+// HEAD gets the stream's headers only, so it takes no lease.
+func (s *Server) limitStreams(c *gin.Context) {
+	if isHead(c) {
+		return
+	}
+	l, err := s.openStream(c)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
+	defer l.release()
 	c.Next()
 }
 

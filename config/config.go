@@ -233,6 +233,10 @@ type Batch struct {
 	// OwnerShare is the fraction of the batch workers one owner's batches
 	// may occupy, in (0, 1]. BATCH_OWNER_SHARE, default 0.5.
 	OwnerShare float64 `env:"BATCH_OWNER_SHARE" envDefault:"0.5"`
+	// ResultsMaxWait bounds one results download that waits
+	// (GET /v1/batches/{id}/results?wait=true): past it the download ends
+	// with a line saying where to resume. BATCH_RESULTS_MAX_WAIT, default 1h.
+	ResultsMaxWait time.Duration `env:"BATCH_RESULTS_MAX_WAIT" envDefault:"1h"`
 }
 
 // Security configures authentication, CORS and per-key limits.
@@ -272,10 +276,14 @@ type Security struct {
 	// TokenBudgetPerDay caps the LM tokens one key's jobs may use per UTC
 	// day; 0 is off. TOKEN_BUDGET_PER_DAY, default 0.
 	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY" envDefault:"0"`
-	// SSEMaxStreamsPerKey caps the event streams one key holds open across every
-	// API replica.
+	// SSEMaxStreamsPerKey caps the streams one key holds open across every
+	// API replica: event streams and results downloads that wait.
 	// SSE_MAX_STREAMS_PER_KEY, default 100.
 	SSEMaxStreamsPerKey int `env:"SSE_MAX_STREAMS_PER_KEY" envDefault:"100"`
+	// WaitMaxPerKey caps the ?wait= long polls one key holds across every
+	// API replica, counted once a poll has waited a second.
+	// WAIT_MAX_PER_KEY, default 1000.
+	WaitMaxPerKey int `env:"WAIT_MAX_PER_KEY" envDefault:"1000"`
 }
 
 // Log configures logging.

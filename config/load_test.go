@@ -35,9 +35,9 @@ func defaults() Config {
 		},
 		Batch: Batch{
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
-			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5,
+			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
 		},
-		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100},
+		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000},
 		Log:      Log{Level: "info", Format: "json", Questions: true},
 	}
 }
@@ -95,6 +95,7 @@ func everything() map[string]string {
 
 		"BATCH_MAX_ITEMS": "1000", "BATCH_MAX_BYTES": "10MB", "BATCH_RESULT_TTL": "48h",
 		"BATCH_COMPLETION_WINDOW": "12h", "BATCH_OWNER_SHARE": "0.25",
+		"BATCH_RESULTS_MAX_WAIT": "10m",
 
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
 		"ADMIN_API_KEYS":  "ops:ops-key",
@@ -102,6 +103,7 @@ func everything() map[string]string {
 		"MONITORING_PROMETHEUS_URL": "http://prometheus:9090",
 		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
+		"WAIT_MAX_PER_KEY": "50",
 
 		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
 	}
@@ -143,7 +145,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		},
 		Batch: Batch{
 			MaxItems: 1000, MaxBytes: 10 * MB, ResultTTL: 48 * time.Hour,
-			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25,
+			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25, ResultsMaxWait: 10 * time.Minute,
 		},
 		Security: Security{
 			APIKeys: APIKeys{
@@ -154,6 +156,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090",
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
+			WaitMaxPerKey: 50,
 		},
 		Log: Log{Level: "warn", Format: "console"},
 	}

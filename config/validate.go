@@ -119,6 +119,7 @@ func (c *Config) validateBatch(v *validator) {
 	v.atLeast("BATCH_MAX_BYTES", int64(b.MaxBytes), 1)
 	v.wholeSeconds("BATCH_RESULT_TTL", b.ResultTTL)
 	v.wholeSeconds("BATCH_COMPLETION_WINDOW", b.CompletionWindow)
+	v.positive("BATCH_RESULTS_MAX_WAIT", b.ResultsMaxWait)
 	if !(b.OwnerShare > 0 && b.OwnerShare <= 1) {
 		v.add("BATCH_OWNER_SHARE", "must be a fraction above 0 and at most 1, got %v", b.OwnerShare)
 	}
@@ -147,6 +148,7 @@ func (c *Config) validateSecurity(v *validator) {
 	v.atLeast("RATE_LIMIT_BURST", int64(s.RateLimitBurst), 0)
 	v.atLeast("TOKEN_BUDGET_PER_DAY", s.TokenBudgetPerDay, 0)
 	v.atLeast("SSE_MAX_STREAMS_PER_KEY", int64(s.SSEMaxStreamsPerKey), 1)
+	v.atLeast("WAIT_MAX_PER_KEY", int64(s.WaitMaxPerKey), 1)
 }
 
 func (c *Config) validateLog(v *validator) {

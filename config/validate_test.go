@@ -195,12 +195,13 @@ func TestValidate(t *testing.T) {
 			name: "batch values",
 			env: map[string]string{
 				"BATCH_MAX_ITEMS": "0", "BATCH_MAX_BYTES": "0", "BATCH_OWNER_SHARE": "1.5",
-				"BATCH_RESULT_TTL": "0s",
+				"BATCH_RESULT_TTL": "0s", "BATCH_RESULTS_MAX_WAIT": "0s",
 			},
 			want: []string{
 				"BATCH_MAX_ITEMS: must be at least 1, got 0",
 				"BATCH_MAX_BYTES: must be at least 1, got 0",
 				"BATCH_RESULT_TTL: must be positive, got 0s",
+				"BATCH_RESULTS_MAX_WAIT: must be positive, got 0s",
 				"BATCH_OWNER_SHARE: must be a fraction above 0 and at most 1, got 1.5",
 			},
 		},
@@ -235,13 +236,14 @@ func TestValidate(t *testing.T) {
 			name: "limits",
 			env: map[string]string{
 				"RATE_LIMIT_RPS": "-1", "RATE_LIMIT_BURST": "-1", "TOKEN_BUDGET_PER_DAY": "-1",
-				"SSE_MAX_STREAMS_PER_KEY": "0",
+				"SSE_MAX_STREAMS_PER_KEY": "0", "WAIT_MAX_PER_KEY": "0",
 			},
 			want: []string{
 				"RATE_LIMIT_RPS: must be a number of requests per second, 0 for off, got -1",
 				"RATE_LIMIT_BURST: must be at least 0, got -1",
 				"TOKEN_BUDGET_PER_DAY: must be at least 0, got -1",
 				"SSE_MAX_STREAMS_PER_KEY: must be at least 1, got 0",
+				"WAIT_MAX_PER_KEY: must be at least 1, got 0",
 			},
 		},
 		{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -89,12 +88,7 @@ func runBatch(ctx context.Context, e env, args []string) error {
 		defer of.Close()
 		w = of
 	}
-	res, err := c.do(ctx, "GET", "/v1/batches/"+created.ID+"/results", "", nil, nil)
-	if err != nil {
-		return fmt.Errorf("download results: %w", err)
-	}
-	defer res.Body.Close()
-	if _, err := io.Copy(w, res.Body); err != nil {
+	if err := downloadResults(ctx, c, created.ID, w); err != nil {
 		return fmt.Errorf("download results: %w", err)
 	}
 	n := end.RequestCounts

@@ -129,11 +129,13 @@ func apiConfig(cfg *config.Config) api.Config {
 		RateLimitBurst:     cfg.Security.RateLimitBurst,
 		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
 		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
+		MaxWaitsPerKey:     cfg.Security.WaitMaxPerKey,
 		// Batches (batchwiring.go has the workers' side).
 		BatchMaxItems:         cfg.Batch.MaxItems,
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
 		BatchResultTTL:        cfg.Batch.ResultTTL,
 		BatchCompletionWindow: cfg.Batch.CompletionWindow,
+		BatchResultsMaxWait:   cfg.Batch.ResultsMaxWait,
 	}
 }
 

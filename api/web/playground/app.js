@@ -398,15 +398,31 @@
     return resp.json();
   }
 
-  // offerResults downloads the results and offers them as a file.
+  // offerResults downloads the results and offers them as a file. It drops
+  // empty lines (the heartbeats of a download that waits) and follows a
+  // continue line, which ends a response cut short, to the rest.
   async function offerResults(id) {
-    const resp = await fetch("/v1/batches/" + id + "/results", { headers: headers(), cache: "no-store" });
-    if (!resp.ok) {
-      note("batch-note", "Results: " + (await errorText(resp)), true);
+    const kept = [];
+    let next = "/v1/batches/" + id + "/results";
+    for (let tries = 0; next && tries < 10; tries++) {
+      const resp = await fetch(next, { headers: headers(), cache: "no-store" });
+      if (!resp.ok) {
+        note("batch-note", "Results: " + (await errorText(resp)), true);
+        return;
+      }
+      next = null;
+      for (const line of (await resp.text()).split("\n")) {
+        if (line.trim() === "") continue;
+        if (line.startsWith('{"object":"batch.results.continue"')) next = JSON.parse(line).next;
+        else kept.push(line);
+      }
+    }
+    if (next) {
+      note("batch-note", "Results: the server kept ending the download early; try again later", true);
       return;
     }
-    const text = await resp.text();
-    const lines = text.split("\n").filter((l) => l.trim() !== "").length;
+    const text = kept.map((l) => l + "\n").join("");
+    const lines = kept.length;
     const a = $("batch-download");
     if (a.href && a.href.startsWith("blob:")) URL.revokeObjectURL(a.href);
     a.href = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
