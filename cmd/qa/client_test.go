@@ -145,6 +145,19 @@ func TestProgressBarLine(t *testing.T) {
 	if got := p.line(d, t0); !strings.HasPrefix(got, "[..............................] 0/100") || !strings.Contains(got, "ETA ?") {
 		t.Fatalf("first line = %q", got)
 	}
+	// The first items say little of the rate (pickup, a cold cache, one slow
+	// answer): no ETA from them.
+	for i, at := range []time.Duration{500 * time.Millisecond, time.Second, 1500 * time.Millisecond} {
+		d.RequestCounts.Completed = i + 1
+		if got := p.line(d, t0.Add(at)); !strings.Contains(got, "ETA ?") {
+			t.Fatalf("%d done after %v: %q, want no ETA yet", i+1, at, got)
+		}
+	}
+	// Many items quickly: still not measured over long enough.
+	d.RequestCounts.Completed = 20
+	if got := p.line(d, t0.Add(time.Second)); !strings.Contains(got, "ETA ?") {
+		t.Fatalf("20 done after 1s: %q, want no ETA yet", got)
+	}
 	d.RequestCounts.Completed, d.RequestCounts.Failed = 45, 5
 	got := p.line(d, t0.Add(10*time.Second))
 	for _, want := range []string{"[###############...............] 50/100", "ok 45", "failed 5", "5/s", "ETA 10s"} {
