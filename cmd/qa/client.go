@@ -113,7 +113,10 @@ func (c *apiClient) unreachable(err error) error {
 		var ue *url.Error
 		var oe *net.OpError
 		var se *os.SyscallError
+		var de *net.DNSError
 		switch {
+		case errors.As(err, &de):
+			err = errors.New(de.Err) // "no such host": the host is in c.base
 		case errors.As(err, &ue) && ue.Err != nil:
 			err = ue.Err
 		case errors.As(err, &oe) && oe.Err != nil:
