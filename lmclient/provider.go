@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -56,6 +57,33 @@ func ProviderNames() []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// ProviderInfo describes one provider for people: the README's table and
+// the CLI's help are checked against it.
+type ProviderInfo struct {
+	// Name is the prefix of DSPY_MODEL, as in "openai/gpt-4o-mini".
+	Name string
+	// DefaultBase is the base URL used when no variable sets one; empty
+	// when one must be set.
+	DefaultBase string
+	// BaseVars set the base URL when LM_API_BASE is unset, first set wins.
+	BaseVars []string
+	// KeyVars hold the key when LM_API_KEY is unset, first set wins.
+	KeyVars []string
+	// Keyless is a local server that needs no key.
+	Keyless bool
+}
+
+// Providers describes every known provider, sorted by name.
+func Providers() []ProviderInfo {
+	out := make([]ProviderInfo, 0, len(providers))
+	for _, n := range ProviderNames() {
+		s := providers[n]
+		out = append(out, ProviderInfo{Name: n, DefaultBase: s.base, BaseVars: slices.Clone(s.baseEnvs),
+			KeyVars: slices.Clone(s.keyEnvs), Keyless: s.keyless})
+	}
 	return out
 }
 

@@ -144,7 +144,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	}
 	w.deps.Metrics.observeOutcome(queue, "completed")
 	w.deps.Metrics.observeRun(queue, took)
-	log.Info().Dur("took", took).Bool("cache_hit", res.CacheHit).Msg("job completed")
+	log.Info().Int64("took_ms", took.Milliseconds()).Bool("cache_hit", res.CacheHit).Msg("job completed")
 	return nil
 }
 
@@ -185,6 +185,6 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 	if errors.Is(err, jobs.ErrTerminal) || errors.Is(err, jobs.ErrStale) {
 		return asynq.RevokeTask
 	}
-	log.Info().Str("code", v.reason.Code).Dur("retry_in", v.delay).Msg("job will run again")
+	log.Info().Str("code", v.reason.Code).Int64("retry_in_ms", v.delay.Milliseconds()).Msg("job will run again")
 	return &delayedError{delay: v.delay, counted: v.action == retryLater, err: errors.New(v.reason.Message)}
 }

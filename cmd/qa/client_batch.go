@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -33,11 +35,17 @@ func runBatch(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("qa batch", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	out := fs.String("o", "", "write the results here (default: standard output)")
+	noWait := fs.Bool("no-wait", false, "print the batch id and return once uploaded")
+	cf := addClientFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: qa batch FILE.jsonl [-o results.jsonl]\n\nUploads a JSONL file (or a JSON array, FILE.json) of {\"custom_id\"?, \"question\"}\nto QA_URL, shows the progress, and writes the results as JSONL in input\norder. Exits 1 if any item failed.\n\nflags:")
+		fmt.Fprintln(e.stderr, "usage: qa batch [flags] FILE.jsonl\n\nUploads a JSONL file (or a JSON array, FILE.json) of {\"custom_id\"?, \"question\"}\nto QA_URL, shows the progress, and writes the results as JSONL in input\norder. Exits 1 if any item failed. Ctrl-C leaves the batch running:\n`qa results BATCH_ID` fetches it later.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	arg, err := oneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e, cf)
 	if err != nil {
 		return err
 	}
@@ -50,9 +58,11 @@ func runBatch(ctx context.Context, e env, args []string) error {
 	if strings.HasSuffix(arg, ".json") {
 		ct = "application/json"
 	}
-	c := newAPIClient(e)
 	resp, err := c.do(ctx, "POST", "/v1/batches", ct, f, nil)
 	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted{"during the upload, before a batch id came back"}
+		}
 		return fmt.Errorf("upload: %w", err)
 	}
 	var created struct {
@@ -61,13 +71,49 @@ func runBatch(ctx context.Context, e env, args []string) error {
 	err = decodeJSON(resp.Body, &created)
 	resp.Body.Close()
 	if err != nil {
-		return fmt.Errorf("upload: %w", err)
+		return fmt.Errorf("upload: read the answer: %w", err)
+	}
+	if *noWait {
+		fmt.Fprintln(e.stdout, created.ID)
+		return nil
 	}
 	fmt.Fprintln(e.stderr, "batch", created.ID)
+	return awaitResults(ctx, e, c, created.ID, *out)
+}
 
+// runResults is `qa results BATCH_ID [-o results.jsonl]`: the second half of
+// `qa batch`, for a batch uploaded earlier (or left by Ctrl-C).
+func runResults(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("qa results", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	out := fs.String("o", "", "write the results here (default: standard output)")
+	noWait := fs.Bool("no-wait", false, "write the items finished so far and return at once")
+	cf := addClientFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: qa results [flags] BATCH_ID\n\nWaits for a batch on QA_URL to end, showing its progress, then writes its\nresults as JSONL in input order. Exits 1 if any item failed.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e, cf)
+	if err != nil {
+		return err
+	}
+	if *noWait {
+		return saveResults(ctx, c, id, *out, e.stdout, false)
+	}
+	return awaitResults(ctx, e, c, id, *out)
+}
+
+// awaitResults follows batch id's events with a progress bar until it ends,
+// then writes its results to out (standard output when empty). Interrupted,
+// it says that the batch goes on and how to fetch it.
+func awaitResults(ctx context.Context, e env, c *apiClient, id, out string) error {
 	bar := newProgressBar(e.stderr, time.Now)
 	var end batchProgressData
-	err = c.follow(ctx, "/v1/batches/"+created.ID+"/events", func(ev sseEvent) bool {
+	err := c.follow(ctx, "/v1/batches/"+id+"/events", func(ev sseEvent) bool {
 		var d batchProgressData
 		if decodeJSON(strings.NewReader(ev.Data), &d) == nil && d.RequestCounts.Total > 0 {
 			end = d
@@ -76,20 +122,14 @@ func runBatch(ctx context.Context, e env, args []string) error {
 		return !terminalEvent(ev.Event, ev.Data)
 	})
 	bar.done()
+	if err == nil {
+		err = saveResults(ctx, c, id, out, e.stdout, true)
+	}
 	if err != nil {
-		return fmt.Errorf("follow batch %s: %w", created.ID, err)
-	}
-	w := e.stdout
-	if *out != "" {
-		of, err := os.Create(*out)
-		if err != nil {
-			return fmt.Errorf("create results file: %w", err)
+		if ctx.Err() != nil {
+			return batchGoesOn(c, id, out)
 		}
-		defer of.Close()
-		w = of
-	}
-	if err := downloadResults(ctx, c, created.ID, w); err != nil {
-		return fmt.Errorf("download results: %w", err)
+		return fmt.Errorf("batch %s: %w", id, err)
 	}
 	n := end.RequestCounts
 	fmt.Fprintf(e.stderr, "%s: %d completed, %d failed, %d cancelled of %d\n", end.Status, n.Completed, n.Failed, n.Cancelled, n.Total)
@@ -97,7 +137,55 @@ func runBatch(ctx context.Context, e env, args []string) error {
 		return errItemsFailed{failed: n.Failed, total: n.Total}
 	}
 	if end.Status != "completed" {
-		return fmt.Errorf("batch %s ended %s", created.ID, end.Status)
+		return fmt.Errorf("batch %s ended %s", id, end.Status)
 	}
 	return nil
+}
+
+// saveResults writes batch id's results to out (stdout when empty): all of
+// them, following the batch to its end, when wait; else those there are now.
+func saveResults(ctx context.Context, c *apiClient, id, out string, stdout io.Writer, wait bool) error {
+	get := func(w io.Writer) error {
+		if wait {
+			return downloadResults(ctx, c, id, w)
+		}
+		_, err := c.copyResults(ctx, "/v1/batches/"+id+"/results", w)
+		return err
+	}
+	var err error
+	if out == "" {
+		err = get(stdout)
+	} else {
+		err = writeFile(out, get)
+	}
+	if err != nil {
+		return fmt.Errorf("download results: %w", err)
+	}
+	return nil
+}
+
+// writeFile makes a new file at path and lets write fill it.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(write(f), f.Close())
+}
+
+// batchGoesOn is the Ctrl-C message of `qa batch` and `qa results`: the
+// batch runs on in the service, and these commands get back to it.
+func batchGoesOn(c *apiClient, id, out string) error {
+	if out == "" {
+		out = "results.jsonl"
+	}
+	auth := ""
+	if c.key != "" {
+		auth = ` -H "Authorization: Bearer $QA_API_KEY"`
+	}
+	return interrupted{fmt.Sprintf("batch %s goes on without this client.\n"+
+		"  its results, once it ends:  qa results %s -o %s\n"+
+		"  its progress:               qa watch %s\n"+
+		"  to stop it:                 curl -s -X POST %s/v1/batches/%s/cancel%s",
+		id, id, out, id, c.base, id, auth)}
 }

@@ -29,18 +29,22 @@ func runSubmit(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("qa submit", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	noWait := fs.Bool("no-wait", false, "print the job id and return at once")
+	cf := addClientFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: qa submit [--no-wait] \"question\"\n\nSubmits a question to QA_URL (default http://localhost:8000; QA_API_KEY\nis sent as a Bearer key) and prints the answer.\n\nflags:")
+		fmt.Fprintln(e.stderr, "usage: qa submit [flags] \"question\"\n\nSubmits a question to QA_URL (default "+defaultAPIURL+"; QA_API_KEY\nis sent as a Bearer key) and prints the answer.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	arg, err := oneArg(fs, args)
 	if err != nil {
 		return err
 	}
-	c := newAPIClient(e)
+	c, err := newAPIClient(e, cf)
+	if err != nil {
+		return err
+	}
 	var sub jobAnswer
 	if err := c.getJSON(ctx, "POST", "/v1/jobs", map[string]any{"question": arg}, &sub); err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	if *noWait {
 		fmt.Fprintln(e.stdout, sub.ID)
@@ -49,6 +53,9 @@ func runSubmit(ctx context.Context, e env, args []string) error {
 	for {
 		var j jobAnswer
 		if err := c.getJSON(ctx, "GET", "/v1/jobs/"+sub.ID+"?wait=60s", nil, &j); err != nil {
+			if ctx.Err() != nil {
+				return interrupted{fmt.Sprintf("job %s goes on; `qa watch %s` follows it", sub.ID, sub.ID)}
+			}
 			return fmt.Errorf("wait for job %s: %w", sub.ID, err)
 		}
 		switch j.Status {
@@ -75,15 +82,19 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("qa watch", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	raw := fs.Bool("raw", false, "print every event as \"type data\" instead")
+	cf := addClientFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: qa watch [--raw] ID\n\nFollows the events of a job or (an id starting batch_) a batch on QA_URL.\n\nflags:")
+		fmt.Fprintln(e.stderr, "usage: qa watch [flags] ID\n\nFollows the events of a job or (an id starting batch_) a batch on QA_URL.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	id, err := oneArg(fs, args)
 	if err != nil {
 		return err
 	}
-	c := newAPIClient(e)
+	c, err := newAPIClient(e, cf)
+	if err != nil {
+		return err
+	}
 	if strings.HasPrefix(id, "batch_") {
 		bar := newProgressBar(e.stderr, time.Now)
 		var end batchProgressData

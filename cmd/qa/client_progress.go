@@ -11,7 +11,8 @@ import (
 func decodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
 
 // progressBar draws a batch's progress on one terminal line: a bar, the
-// counts, the rate since the first event and the time left at that rate.
+// counts, the rate since the first event and the time left at that rate,
+// once measured.
 type progressBar struct {
 	w     io.Writer
 	now   func() time.Time
@@ -37,14 +38,22 @@ func (p *progressBar) line(d batchProgressData, t time.Time) string {
 		filled = done * width / n.Total
 	}
 	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
-	rate, eta := 0.0, "?"
-	if el := t.Sub(p.start).Seconds(); el > 0 && done > p.first {
-		rate = float64(done-p.first) / el
-		eta = time.Duration(float64(n.Total-done) / rate * float64(time.Second)).Round(time.Second).String()
+	rate, eta := "?", "?"
+	if el := t.Sub(p.start); el >= etaMinElapsed && done-p.first >= etaMinItems {
+		r := float64(done-p.first) / el.Seconds()
+		rate = fmt.Sprintf("%.0f", r)
+		eta = time.Duration(float64(n.Total-done) / r * float64(time.Second)).Round(time.Second).String()
 	}
-	return fmt.Sprintf("[%s] %d/%d  ok %d  failed %d  cancelled %d  %.0f/s  ETA %s  %s",
+	return fmt.Sprintf("[%s] %d/%d  ok %d  failed %d  cancelled %d  %s/s  ETA %s  %s",
 		bar, done, n.Total, n.Completed, n.Failed, n.Cancelled, rate, eta, d.Status)
 }
+
+// The rate and ETA wait until they are measured: the first items carry the
+// pickup, a cold cache or one slow answer, and an ETA from them swings wildly.
+const (
+	etaMinItems   = 5
+	etaMinElapsed = 2 * time.Second
+)
 
 func (p *progressBar) update(d batchProgressData) {
 	fmt.Fprintf(p.w, "\r\033[K%s", p.line(d, p.now()))

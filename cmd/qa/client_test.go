@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +24,14 @@ import (
 // them, and returns the env a client command runs with.
 func clientEnv(t *testing.T) (env, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
+	e, stdout, stderr, _ := clientEnvWith(t, nil)
+	return e, stdout, stderr
+}
+
+// clientEnvWith is clientEnv with more settings for the API and worker; it
+// also returns the API's base URL. QA_URL is set in the env it returns.
+func clientEnvWith(t *testing.T, settings map[string]string) (env, *bytes.Buffer, *bytes.Buffer, string) {
+	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	db := redistest.New(t)
 	lm, err := fakelm.New(fakelm.Config{TokensPerSecond: 5000})
@@ -29,11 +39,13 @@ func clientEnv(t *testing.T) (env, *bytes.Buffer, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lm.Close() })
-	cfg, _, err := config.Load(config.MapLookup(map[string]string{
+	vars := map[string]string{
 		"REDIS_URL": db.URL(), "HOST": "127.0.0.1", "PORT": "0", "WORKER_METRICS_PORT": "0",
 		"LM_API_BASE": lm.URL(), "LM_API_KEY": "test", "CACHE_DISK_ENABLED": "false",
 		"WORKER_CONCURRENCY": "4", "BATCH_CONCURRENCY": "4", "MAX_RETRIES": "0",
-	}), nil)
+	}
+	maps.Copy(vars, settings)
+	cfg, _, err := config.Load(config.MapLookup(vars), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +66,9 @@ func clientEnv(t *testing.T) (env, *bytes.Buffer, *bytes.Buffer) {
 		api.stop(sctx)
 	})
 	var stdout, stderr bytes.Buffer
-	vars := map[string]string{"QA_URL": "http://" + api.addr}
-	return env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }}, &stdout, &stderr
+	base := "http://" + api.addr
+	clientVars := map[string]string{"QA_URL": base}
+	return env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return clientVars[k] }}, &stdout, &stderr, base
 }
 
 func TestClientSubmitAndWatch(t *testing.T) {
@@ -145,11 +158,149 @@ func TestProgressBarLine(t *testing.T) {
 	if got := p.line(d, t0); !strings.HasPrefix(got, "[..............................] 0/100") || !strings.Contains(got, "ETA ?") {
 		t.Fatalf("first line = %q", got)
 	}
+	// The first items say little of the rate (pickup, a cold cache, one slow
+	// answer): no ETA from them.
+	for i, at := range []time.Duration{500 * time.Millisecond, time.Second, 1500 * time.Millisecond} {
+		d.RequestCounts.Completed = i + 1
+		if got := p.line(d, t0.Add(at)); !strings.Contains(got, "ETA ?") {
+			t.Fatalf("%d done after %v: %q, want no ETA yet", i+1, at, got)
+		}
+	}
+	// Many items quickly: still not measured over long enough.
+	d.RequestCounts.Completed = 20
+	if got := p.line(d, t0.Add(time.Second)); !strings.Contains(got, "ETA ?") {
+		t.Fatalf("20 done after 1s: %q, want no ETA yet", got)
+	}
 	d.RequestCounts.Completed, d.RequestCounts.Failed = 45, 5
 	got := p.line(d, t0.Add(10*time.Second))
 	for _, want := range []string{"[###############...............] 50/100", "ok 45", "failed 5", "5/s", "ETA 10s"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("line %q lacks %q", got, want)
+		}
+	}
+}
+
+// writeQuestions writes n JSONL questions r0…r(n-1) to a fresh file.
+func writeQuestions(t *testing.T, n int) string {
+	t.Helper()
+	var lines []string
+	for i := range n {
+		lines = append(lines, fmt.Sprintf(`{"custom_id":"r%d","question":"What is %d?"}`, i, i))
+	}
+	in := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// cancelOnWrite is a writer that cancels a context once what was written to
+// it contains mark: the test's Ctrl-C at a known point.
+type cancelOnWrite struct {
+	bytes.Buffer
+	mark   string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.String(), w.mark) {
+		w.cancel()
+	}
+	return n, err
+}
+
+// Ctrl-C while a batch runs leaves the batch running and says how to fetch
+// it; `qa results` then waits for it and writes every row.
+func TestClientBatchInterruptedThenResults(t *testing.T) {
+	t.Parallel()
+	e, _, _ := clientEnv(t)
+	in := writeQuestions(t, 30)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelOnWrite{mark: "batch batch_", cancel: cancel}
+	e.stderr = stderr
+	code := run(ctx, e, []string{"batch", in})
+	id := strings.Fields(strings.SplitN(stderr.String(), "\n", 2)[0])[1]
+	msg := stderr.String()
+	if code != 130 || !strings.Contains(msg, "batch "+id+" goes on") ||
+		!strings.Contains(msg, "qa results "+id+" -o results.jsonl") || strings.Contains(msg, "context canceled") {
+		t.Fatalf("interrupted batch: exit %d, stderr %q", code, msg)
+	}
+
+	var stdout, errOut bytes.Buffer
+	e.stdout, e.stderr = &stdout, &errOut
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	if code := run(context.Background(), e, []string{"results", id, "-o", out}); code != 0 {
+		t.Fatalf("qa results: exit %d: %s", code, &errOut)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(got), `"status":"completed"`); n != 30 || !strings.Contains(errOut.String(), "completed: 30 completed") {
+		t.Fatalf("qa results wrote %d completed rows; stderr %q", n, &errOut)
+	}
+	// --no-wait: the id on stdout, for `qa results` later.
+	stdout.Reset()
+	if code := run(context.Background(), e, []string{"batch", "--no-wait", in}); code != 0 || !strings.HasPrefix(stdout.String(), "batch_") {
+		t.Fatalf("qa batch --no-wait: exit %d, stdout %q, stderr %q", code, &stdout, &errOut)
+	}
+	if code := run(context.Background(), e, []string{"results", strings.TrimSpace(stdout.String()), "-o", out}); code != 0 {
+		t.Fatalf("qa results after --no-wait: exit %d: %s", code, &errOut)
+	}
+	// An unknown batch is a sentence naming it.
+	errOut.Reset()
+	if code := run(context.Background(), e, []string{"results", "batch_00000000000000000000000000000000"}); code != 1 ||
+		!strings.Contains(errOut.String(), "404 Not Found") {
+		t.Fatalf("qa results of an unknown batch: exit %d: %q", code, &errOut)
+	}
+}
+
+// --url and --key stand beside QA_URL and QA_API_KEY; a missing key says
+// how to give one.
+func TestClientURLAndKeyFlags(t *testing.T) {
+	t.Parallel()
+	e, stdout, stderr, base := clientEnvWith(t, map[string]string{"API_KEYS": "alice:alice-secret-key"})
+	e.getenv = func(string) string { return "" }
+	ctx := context.Background()
+	if code := run(ctx, e, []string{"submit", "--url", base, "--key", "alice-secret-key", "--no-wait", "What is DSPy?"}); code != 0 ||
+		len(strings.TrimSpace(stdout.String())) != 32 {
+		t.Fatalf("submit --url --key: exit %d, out %q, err %q", code, stdout, stderr)
+	}
+	stderr.Reset()
+	code := run(ctx, e, []string{"submit", "--url", base, "What is DSPy?"})
+	if msg := stderr.String(); code != 1 || !strings.Contains(msg, "401 Unauthorized") || !strings.Contains(msg, "QA_API_KEY or --key") {
+		t.Fatalf("submit without a key: exit %d, err %q", code, msg)
+	}
+}
+
+// A bad QA_URL or an API that is not there get sentences, not Go's errors.
+func TestClientErrorsAreSentences(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	_ = l.Close()
+	for _, tc := range []struct {
+		vars      map[string]string
+		args      []string
+		want, not string
+	}{
+		{map[string]string{"QA_URL": "127.0.0.1:8000"}, []string{"submit", "q"},
+			`QA_URL="127.0.0.1:8000" is not a URL: did you mean http://127.0.0.1:8000?`, "first path segment"},
+		{nil, []string{"watch", "--url", "localhost:8000", "x"},
+			`--url="localhost:8000" is not a URL: did you mean http://localhost:8000?`, "unsupported protocol"},
+		{map[string]string{"QA_URL": "ftp://example.com"}, []string{"results", "batch_x"},
+			`QA_URL="ftp://example.com" is not a URL: it needs http:// or https://`, ""},
+		{map[string]string{"QA_URL": closed}, []string{"submit", "q"},
+			"cannot reach the API at " + closed + ": connection refused. Is `qa dev` running, or is QA_URL wrong?", "dial tcp"},
+	} {
+		code, _, stderr := runCmd(t, tc.vars, tc.args...)
+		if code != 1 || !strings.Contains(stderr, tc.want) || (tc.not != "" && strings.Contains(stderr, tc.not)) {
+			t.Errorf("qa %q with %v: exit %d, stderr %q; want %q", tc.args, tc.vars, code, stderr, tc.want)
 		}
 	}
 }

@@ -21,6 +21,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 	fs.SetOutput(e.stderr)
 	demoTTFT := fs.Duration("demo-ttft", 300*time.Millisecond, "demo LM: time to first token")
 	demoTPS := fs.Float64("demo-tps", 60, "demo LM: tokens per second")
+	serverUsage(fs, e.stderr, "qa dev [flags]", "Runs everything in one process (`make run`): the API, a worker, an embedded\nRedis unless REDIS_URL is set, and the demo LM (made-up answers) unless an\nLM key or base URL is set.", devHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

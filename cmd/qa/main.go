@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/gin-gonic/gin"
 )
@@ -42,9 +44,11 @@ func commands() map[string]command {
 		"bench":  {"measure latency, throughput and limits against same-run baselines", runBench},
 		"healthcheck": {
 			"GET the local /readyz (or /livez): the containers' HEALTHCHECK", runHealthcheck},
-		"submit": {"submit a question to QA_URL and print the answer (client.go)", runSubmit},
-		"watch":  {"follow a job's or a batch's events on QA_URL", runWatch},
-		"batch":  {"upload a JSONL file as a batch, show progress, write the results", runBatch},
+		"submit":  {"submit a question to QA_URL and print the answer", runSubmit},
+		"watch":   {"follow a job's or a batch's events on QA_URL", runWatch},
+		"batch":   {"upload a JSONL file as a batch, show progress, write the results", runBatch},
+		"results": {"wait for an existing batch and write its results", runResults},
+		"version": {"print the version and the Go it was built with", runVersion},
 	}
 }
 
@@ -63,9 +67,18 @@ func main() {
 
 func run(ctx context.Context, e env, args []string) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		usage(e.stderr, cmds)
 		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			// `qa help CMD` is `qa CMD -h`.
+			return run(ctx, e, []string{args[1], "-h"})
+		}
+		usage(e.stdout, cmds) // asked for: not an error
+		return 0
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
@@ -76,6 +89,9 @@ func run(ctx context.Context, e env, args []string) int {
 	if err := c.run(ctx, e, args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = interrupted{} // Ctrl-C, not a failure to explain
 		}
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintf(e.stderr, "qa %s: %v\n", args[0], err)
@@ -89,15 +105,27 @@ func run(ctx context.Context, e env, args []string) int {
 	return 0
 }
 
+// interrupted is Ctrl-C (or SIGTERM) ending a command; msg says what goes
+// on without it. The exit status is 130, as a shell reports SIGINT.
+type interrupted struct{ msg string }
+
+func (e interrupted) Error() string {
+	if e.msg == "" {
+		return "interrupted"
+	}
+	return "interrupted: " + e.msg
+}
+
+// ExitCode is the status run returns.
+func (interrupted) ExitCode() int { return 130 }
+
 func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "usage: qa <command> [flags]\n\ncommands:")
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(cmds))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'qa <command> -h' for a command's flags.")
+	_ = tw.Flush() // w is a terminal or a buffer: nothing to report
+	fmt.Fprintln(w, "\nRun 'qa <command> -h' (or 'qa help <command>') for a command's flags.")
 }

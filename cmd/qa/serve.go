@@ -22,6 +22,7 @@ import (
 func runServeAPI(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("qa api", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	serverUsage(fs, e.stderr, "qa api", "Runs the HTTP API until SIGTERM. It enqueues work into Redis; `qa worker`\nprocesses on the same Redis run it.", apiHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 func runWorker(ctx context.Context, e env, args []string) error {
 	fs := flag.NewFlagSet("qa worker", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	serverUsage(fs, e.stderr, "qa worker", "Runs one worker process (its interactive and batch queues) until SIGTERM:\nit takes jobs from Redis and runs the QA program against the LM.", workerHelp)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
