@@ -312,6 +312,7 @@ func TestParseErrors(t *testing.T) {
 		"BATCH_MAX_BYTES":      "lots",
 		"API_KEYS":             "alice:secret-one,alice:secret-two,nocolon-secret",
 		"TOKEN_BUDGET_PER_DAY": "1e6",
+		"ADMIN_API_KEYS":       "ops:sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 	}
 	_, err := Parse(MapLookup(env), nil)
 	if err == nil {
@@ -329,6 +330,7 @@ func TestParseErrors(t *testing.T) {
 		`API_KEYS: entry 2: name "alice" is used twice`,
 		`API_KEYS: entry 3: must be "name:key" or "name:sha256:<hex>"`,
 		`TOKEN_BUDGET_PER_DAY: must be a whole number, got "1e6"`,
+		`ADMIN_API_KEYS: entry 1: "ops": sha256 is the digest of an empty key (did the variable holding the key expand to nothing?)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
