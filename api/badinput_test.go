@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,4 +54,50 @@ func (b *bundle) wantV1Error(t *testing.T, method, path string, hdr http.Header,
 		t.Errorf("%s %s (%v): %s, want field %q", method, path, hdr, body, field)
 	}
 	return got
+}
+
+// TestTrailingSlashGoesThroughTheMiddleware: a path with a stray slash gets
+// the route family's JSON 404 with the security headers and a request id,
+// like any unknown path, rather than gin's redirect written before every
+// middleware.
+func TestTrailingSlashGoesThroughTheMiddleware(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	noFollow := *b.http
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, r := range []struct{ method, path, want string }{
+		{"GET", "/v1/jobs/", `{"error":{"code":"not_found","message":"no such endpoint"}}`},
+		{"POST", "/v1/jobs/", `{"error":{"code":"not_found","message":"no such endpoint"}}`},
+		{"GET", "/v1/batches/", `{"error":{"code":"not_found","message":"no such endpoint"}}`},
+		{"GET", "/health/", `{"detail":"Not Found"}`},
+		{"POST", "/predict/", `{"detail":"Not Found"}`},
+	} {
+		req, err := http.NewRequest(r.method, b.url+r.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || strings.TrimSpace(string(body)) != r.want || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s %q, want 404 %s", r.method, r.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, r.want)
+		}
+		if resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("%s %s: headers %v", r.method, r.path, resp.Header)
+		}
+	}
+	// The dashboard's root without its slash still leads to it, through the
+	// middleware.
+	resp, err := noFollow.Get(b.url + "/monitoring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/monitoring/" || resp.Header.Get("X-Request-ID") == "" {
+		t.Errorf("GET /monitoring: %d Location %q, headers %v", resp.StatusCode, resp.Header.Get("Location"), resp.Header)
+	}
 }

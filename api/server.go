@@ -142,6 +142,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) routes() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// gin answers these redirects before any middleware runs (no security
+	// headers, no request id, an HTML body): a stray slash is a 404 like
+	// any unknown path instead.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
 	_ = e.SetTrustedProxies(nil)
 	// Security (issue 8): headers on every answer, CORS preflights answered
@@ -178,6 +183,9 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/metrics", s.serveMetrics)
 	if s.monitor != nil {
 		e.Any(monitoringRoot+"/*any", s.serveMonitoring())
+		// The one slash redirect kept: the dashboard's address as people
+		// type it.
+		e.GET(monitoringRoot, func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, monitoringRoot+"/") })
 	}
 	return e
 }
