@@ -74,9 +74,18 @@ func (s *Server) anonymous() bool { return len(s.cfg.APIKeys) == 0 }
 // authenticate is the global middleware that enforces accessOf. CORS
 // preflights never get here (the CORS middleware answers them first).
 func (s *Server) authenticate(c *gin.Context) {
-	switch s.accessOf(c.Request.URL.Path) {
-	case accessPublic:
+	access := s.accessOf(c.Request.URL.Path)
+	if access == accessPublic {
 		return
+	}
+	if n := len(c.Request.Header.Values("Authorization")); n > 1 {
+		// Proxies and libraries disagree on which one counts: refuse to
+		// pick.
+		s.respond(c, &apiError{status: http.StatusBadRequest, code: "invalid_authorization", field: "Authorization",
+			message: fmt.Sprintf("send one Authorization header, not %d", n)})
+		return
+	}
+	switch access {
 	case accessUser:
 		if s.anonymous() {
 			return
@@ -94,7 +103,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		name, ok := adminKey(s.cfg.AdminAPIKeys, c.GetHeader("Authorization"))
 		if !ok {
 			challenge := `Bearer realm="qaqueue"`
-			if s.accessOf(c.Request.URL.Path) == accessDashboard {
+			if access == accessDashboard {
 				// Makes a browser ask for the key.
 				challenge = `Basic realm="qaqueue monitoring", charset="UTF-8"`
 			}
