@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/config"
 	"github.com/rs/zerolog"
 )
 
@@ -100,7 +99,15 @@ func (s *Server) authenticate(c *gin.Context) {
 		if len(s.cfg.AdminAPIKeys) == 0 && s.anonymous() {
 			return // qa dev, or ALLOW_ANONYMOUS with no admin keys: open
 		}
-		name, ok := adminKey(s.cfg.AdminAPIKeys, c.GetHeader("Authorization"))
+		presented := operatorCredentials(c.GetHeader("Authorization"))
+		admin, ok := s.cfg.AdminAPIKeys.Lookup(presented)
+		if !ok && access == accessMetrics {
+			if _, user := s.cfg.APIKeys.Lookup(presented); user {
+				s.respond(c, &apiError{status: http.StatusForbidden, code: "forbidden",
+					message: "/metrics needs an admin key (ADMIN_API_KEYS): an API key does not open it"})
+				return
+			}
+		}
 		if !ok {
 			challenge := `Bearer realm="qaqueue"`
 			if access == accessDashboard {
@@ -110,23 +117,20 @@ func (s *Server) authenticate(c *gin.Context) {
 			s.unauthorized(c, challenge)
 			return
 		}
-		s.setOwner(c, name)
+		s.setOwner(c, admin.Name)
 	}
 }
 
-// adminKey checks an admin's Authorization header: "Bearer <key>" for tools
-// and scrapers, or Basic auth for browsers with the key as the password and
-// any user name (the key's name, by convention).
-func adminKey(keys config.APIKeys, header string) (string, bool) {
-	presented := bearerToken(header)
-	if presented == "" {
-		_, presented, _ = basicCredentials(header)
+// operatorCredentials is the key an operator page's Authorization header
+// presents: "Bearer <key>" for tools and scrapers, or Basic auth for browsers
+// with the key as the password and any user name (the key's name, by
+// convention). "" when it presents none.
+func operatorCredentials(header string) string {
+	if presented := bearerToken(header); presented != "" {
+		return presented
 	}
-	if presented == "" {
-		return "", false
-	}
-	k, ok := keys.Lookup(presented)
-	return k.Name, ok
+	_, password, _ := basicCredentials(header)
+	return password
 }
 
 // setOwner records who the request acts for, on the context and its logger
