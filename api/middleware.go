@@ -72,6 +72,13 @@ func routeOf(c *gin.Context) string {
 	return "unmatched"
 }
 
+// The longest method and path the access log writes: a client chooses them,
+// up to the server's header limit (1 MB).
+const (
+	maxLoggedMethod = 32
+	maxLoggedPath   = 512
+)
+
 // accessLog logs every request once, with the error that ended it, and
 // records the HTTP metrics. It never logs headers or bodies.
 func (s *Server) accessLog(c *gin.Context) {
@@ -95,9 +102,9 @@ func (s *Server) accessLog(c *gin.Context) {
 	if err := c.Errors.Last(); err != nil {
 		ev = ev.AnErr("error", err.Err)
 	}
-	ev.Str("method", c.Request.Method).
+	ev.Str("method", truncate(c.Request.Method, maxLoggedMethod)).
 		Str("route", route).
-		Str("path", c.Request.URL.Path).
+		Str("path", truncate(c.Request.URL.Path, maxLoggedPath)).
 		Int("status", status).
 		Float64("latency_ms", float64(elapsed.Microseconds())/1000).
 		Int("bytes", c.Writer.Size()).
