@@ -152,6 +152,12 @@ func panicSite() string {
 
 // noRoute and noMethod answer in JSON, in the route's style.
 func (s *Server) noRoute(c *gin.Context) {
+	if s.monitor != nil && c.Request.URL.Path == monitoringRoot && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+		// The one trailing-slash redirect kept (routes turns gin's off):
+		// the dashboard's address as people type it.
+		c.Redirect(http.StatusMovedPermanently, monitoringRoot+"/")
+		return
+	}
 	s.respond(c, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such endpoint", detail: "Not Found"})
 }
 

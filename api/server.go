@@ -183,9 +183,6 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/metrics", s.serveMetrics)
 	if s.monitor != nil {
 		e.Any(monitoringRoot+"/*any", s.serveMonitoring())
-		// The one slash redirect kept: the dashboard's address as people
-		// type it.
-		e.GET(monitoringRoot, func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, monitoringRoot+"/") })
 	}
 	return e
 }
