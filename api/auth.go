@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -71,10 +73,12 @@ func (s *Server) accessOf(path string) access {
 func (s *Server) anonymous() bool { return len(s.cfg.APIKeys) == 0 }
 
 // authenticate is the global middleware that enforces accessOf. CORS
-// preflights never get here (the CORS middleware answers them first).
+// preflights never get here (the CORS middleware answers them first). A
+// client address over its failed-authentication limit is refused first
+// (authlimit.go), before its key is looked at.
 func (s *Server) authenticate(c *gin.Context) {
 	access := s.accessOf(c.Request.URL.Path)
-	if access == accessPublic {
+	if !s.needsKey(access) || s.refuseAuthFailures(c) {
 		return
 	}
 	if n := len(c.Request.Header.Values("Authorization")); n > 1 {
@@ -84,41 +88,47 @@ func (s *Server) authenticate(c *gin.Context) {
 			message: fmt.Sprintf("send one Authorization header, not %d", n)})
 		return
 	}
-	switch access {
-	case accessUser:
-		if s.anonymous() {
-			return
-		}
+	if access == accessUser {
 		key, ok := s.cfg.APIKeys.Lookup(bearerToken(c.GetHeader("Authorization")))
 		if !ok {
 			s.unauthorized(c, `Bearer realm="qaqueue"`)
 			return
 		}
 		s.setOwner(c, key.Name)
-	case accessMetrics, accessDashboard:
-		if len(s.cfg.AdminAPIKeys) == 0 && s.anonymous() {
-			return // qa dev, or ALLOW_ANONYMOUS with no admin keys: open
-		}
-		presented := operatorCredentials(c.GetHeader("Authorization"))
-		admin, ok := s.cfg.AdminAPIKeys.Lookup(presented)
-		if !ok && access == accessMetrics {
-			if _, user := s.cfg.APIKeys.Lookup(presented); user {
-				s.respond(c, &apiError{status: http.StatusForbidden, code: "forbidden",
-					message: "/metrics needs an admin key (ADMIN_API_KEYS): an API key does not open it"})
-				return
-			}
-		}
-		if !ok {
-			challenge := `Bearer realm="qaqueue"`
-			if access == accessDashboard {
-				// Makes a browser ask for the key.
-				challenge = `Basic realm="qaqueue monitoring", charset="UTF-8"`
-			}
-			s.unauthorized(c, challenge)
+		return
+	}
+	presented := operatorCredentials(c.GetHeader("Authorization"))
+	admin, ok := s.cfg.AdminAPIKeys.Lookup(presented)
+	if !ok && access == accessMetrics {
+		if _, user := s.cfg.APIKeys.Lookup(presented); user {
+			s.respond(c, &apiError{status: http.StatusForbidden, code: "forbidden",
+				message: "/metrics needs an admin key (ADMIN_API_KEYS): an API key does not open it"})
 			return
 		}
-		s.setOwner(c, admin.Name)
 	}
+	if !ok {
+		challenge := `Bearer realm="qaqueue"`
+		if access == accessDashboard {
+			// Makes a browser ask for the key.
+			challenge = `Basic realm="qaqueue monitoring", charset="UTF-8"`
+		}
+		s.unauthorized(c, challenge)
+		return
+	}
+	s.setOwner(c, admin.Name)
+}
+
+// needsKey reports whether a request to a path of this access must carry a
+// key.
+func (s *Server) needsKey(access access) bool {
+	switch access {
+	case accessUser:
+		return !s.anonymous()
+	case accessMetrics, accessDashboard:
+		// Open in qa dev, or with ALLOW_ANONYMOUS and no admin keys.
+		return len(s.cfg.AdminAPIKeys) > 0 || !s.anonymous()
+	}
+	return false
 }
 
 // operatorCredentials is the key an operator page's Authorization header
@@ -141,9 +151,12 @@ func (s *Server) setOwner(c *gin.Context, name string) {
 	c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
 }
 
-// unauthorized answers 401 with a WWW-Authenticate challenge, in the route's
-// error style: {"error": {...}} on /v1, FastAPI's {"detail": ...} elsewhere.
+// unauthorized counts a failed authentication against the client's address
+// and answers 401 with a WWW-Authenticate challenge, in the route's error
+// style: {"error": {...}} on /v1, FastAPI's {"detail": ...} elsewhere.
 func (s *Server) unauthorized(c *gin.Context, challenge string) {
+	s.authFailures.fail(clientAddress(c), time.Now())
+	c.Set(authFailedKey, true)
 	c.Header("WWW-Authenticate", challenge)
 	s.respond(c, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 		message: "missing or invalid API key: send Authorization: Bearer <key>", detail: "Not authenticated"})
@@ -211,6 +224,13 @@ func (c Config) validateSecurity() []error {
 	}
 	if c.RateLimitBurst < 0 {
 		errs = append(errs, fmt.Errorf("RateLimitBurst must not be negative, got %d", c.RateLimitBurst))
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, fmt.Errorf("TrustedProxies must list IPs or CIDRs, got %q", p))
+			}
+		}
 	}
 	if c.TokenBudgetPerDay < 0 {
 		errs = append(errs, fmt.Errorf("TokenBudgetPerDay must not be negative, got %d", c.TokenBudgetPerDay))

@@ -15,8 +15,10 @@ import (
 // heap where it was: every label taken from a request has a fixed set of
 // values. (The access log goes to io.Discard here: it writes lines, it keeps
 // nothing per request.)
+//
+// Not parallel: the live heap is the process's, and parallel tests would move
+// it.
 func TestMetricLabelsAreBounded(t *testing.T) {
-	t.Parallel()
 	b := setup(t, options{logTo: io.Discard})
 	h := b.srv.Handler()
 	send := func(method, path string) {

@@ -129,6 +129,18 @@ type Config struct {
 	// MaxStreamsPerKey caps the event streams one key holds open across all
 	// API replicas (SSE_MAX_STREAMS_PER_KEY). Default 100.
 	MaxStreamsPerKey int
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// names the client's address (TRUSTED_PROXIES). Default none: the
+	// connection's address.
+	TrustedProxies []string
+	// AuthFailuresPerMinute is how many failed authentications one client
+	// address may make a minute, counted per process, before its requests
+	// get 429 (AUTH_FAILURES_PER_MINUTE; authlimit.go). Default 60.
+	AuthFailuresPerMinute int
+	// AuthFailureAddresses is how many client addresses those counts are
+	// kept for; beyond, the one that failed least recently is forgotten.
+	// Default 10000 (about 3 MB).
+	AuthFailureAddresses int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -166,6 +178,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxStreamsPerKey == 0 {
 		c.MaxStreamsPerKey = 100
 	}
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = 60
+	}
+	if c.AuthFailureAddresses == 0 {
+		c.AuthFailureAddresses = 10000
+	}
 	if c.RateLimitBurst == 0 && c.RateLimitRPS > 0 {
 		c.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.RateLimitRPS), math.MaxInt32)))
 	}
@@ -188,6 +206,7 @@ func (c Config) withDefaults() (Config, error) {
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
 		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
 		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
+		"AuthFailuresPerMinute": int64(c.AuthFailuresPerMinute), "AuthFailureAddresses": int64(c.AuthFailureAddresses),
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))

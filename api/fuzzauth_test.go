@@ -59,7 +59,14 @@ func FuzzAuthenticate(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &Server{cfg: Config{APIKeys: keys, AdminAPIKeys: admin}, log: zerolog.Nop()}
+	// A failure limit no run reaches: the fuzzer fails without end from
+	// one address.
+	failures, err := newAuthFailures(1<<30, 10)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &Server{cfg: Config{APIKeys: keys, AdminAPIKeys: admin}, log: zerolog.Nop(), authFailures: failures}
+	s.authLog.sampler = newAuthLogSampler()
 	for _, h := range append(authSeeds, "Bearer alice-key", "Bearer ops-key", "Basic "+base64.StdEncoding.EncodeToString([]byte("x:ops-key"))) {
 		for _, p := range []string{"/v1/jobs", "/predict", "/metrics", "/monitoring/", "/health", "/"} {
 			f.Add(h, p)

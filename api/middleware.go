@@ -90,14 +90,20 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.metrics.observeHTTP(route, c.Request.Method, status, elapsed)
 
 	log := zerolog.Ctx(c.Request.Context())
-	ev := log.Info()
+	level := zerolog.InfoLevel
 	switch {
 	case status >= 500:
-		ev = log.Error()
+		level = zerolog.ErrorLevel
 	case status == statusClientClosed:
-		ev = log.Info()
+		// The client left: nothing to warn about.
 	case status >= 400:
-		ev = log.Warn()
+		level = zerolog.WarnLevel
+	}
+	var ev *zerolog.Event
+	if c.GetBool(authFailedKey) {
+		ev = s.authLog.event(log, level)
+	} else {
+		ev = log.WithLevel(level)
 	}
 	if err := c.Errors.Last(); err != nil {
 		ev = ev.AnErr("error", err.Err)

@@ -81,7 +81,8 @@ func (b *bundle) submitAs(t *testing.T, key, question string) string {
 // key, a wrong key, another scheme or a malformed header.
 func TestAuthRequired(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{api: secured(t, api.Config{})})
+	// It fails ~90 times from one address: above the default failure limit.
+	b := setup(t, options{api: secured(t, api.Config{AuthFailuresPerMinute: 1000})})
 	id := b.submitAs(t, aliceKey, "mine")
 	endpoints := []struct {
 		method, path string

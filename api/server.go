@@ -77,6 +77,10 @@ type Server struct {
 	// (limitStreams); corsOrigins are the allowed CORS origins.
 	leases      streamLeases
 	corsOrigins map[string]bool
+	// authFailures counts failed authentications per client address, and
+	// authLog samples their access log lines (authlimit.go).
+	authFailures *authFailures
+	authLog      authLog
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -113,6 +117,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		draining: make(chan struct{}),
 	}
 	s.corsOrigins = originSet(cfg.CORSOrigins)
+	s.authLog.sampler = newAuthLogSampler()
+	if s.authFailures, err = newAuthFailures(cfg.AuthFailuresPerMinute, cfg.AuthFailureAddresses); err != nil {
+		return nil, err
+	}
 	s.warnOpen()
 	if s.metrics, err = newHTTPMetrics(reg, deps.Hub, asynq.NewInspectorFromRedisClient(deps.Redis), s.log); err != nil {
 		return nil, err
@@ -129,7 +137,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			s.log.Warn().Msg("dashboard not mounted: set Deps.AsynqRedis for this kind of Redis client")
 		}
 	}
-	s.engine = s.routes()
+	if s.engine, err = s.routes(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
 	s.background.Go(func() { s.summary.run(ctx, cfg.MetricsFlushInterval) })
@@ -139,7 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 // routes registers every endpoint. Groups mark where authentication goes
 // (issue 8): public probes and documents, the API proper, operator pages.
-func (s *Server) routes() *gin.Engine {
+func (s *Server) routes() (*gin.Engine, error) {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	// gin answers these redirects before any middleware runs (no security
@@ -148,7 +158,12 @@ func (s *Server) routes() *gin.Engine {
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
-	_ = e.SetTrustedProxies(nil)
+	// ClientIP (the failed-authentication limit, the anonymous rate limit,
+	// the access log) reads X-Forwarded-For only from these proxies; none:
+	// the connection's address.
+	if err := e.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("api: TrustedProxies: %w", err)
+	}
 	// Security (issue 8): headers on every answer, CORS preflights answered
 	// before authentication, then keys (authenticate: every path but the
 	// explicit publicPaths) and the per-key rate limit.
@@ -184,7 +199,7 @@ func (s *Server) routes() *gin.Engine {
 	if s.monitor != nil {
 		e.Any(monitoringRoot+"/*any", s.serveMonitoring())
 	}
-	return e
+	return e, nil
 }
 
 // defaultDeadline gives every answer a write deadline; handlers that wait

@@ -37,7 +37,7 @@ func defaults() Config {
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5,
 		},
-		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100},
+		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, AuthFailuresPerMinute: 60},
 		Log:      Log{Level: "info", Format: "json", Questions: true},
 	}
 }
@@ -102,6 +102,7 @@ func everything() map[string]string {
 		"MONITORING_PROMETHEUS_URL": "http://prometheus:9090",
 		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
+		"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.2", "AUTH_FAILURES_PER_MINUTE": "30",
 
 		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
 	}
@@ -154,6 +155,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090",
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
+			TrustedProxies: List{"10.0.0.0/8", "192.168.1.2"}, AuthFailuresPerMinute: 30,
 		},
 		Log: Log{Level: "warn", Format: "console"},
 	}

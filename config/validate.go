@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -147,6 +148,20 @@ func (c *Config) validateSecurity(v *validator) {
 	v.atLeast("RATE_LIMIT_BURST", int64(s.RateLimitBurst), 0)
 	v.atLeast("TOKEN_BUDGET_PER_DAY", s.TokenBudgetPerDay, 0)
 	v.atLeast("SSE_MAX_STREAMS_PER_KEY", int64(s.SSEMaxStreamsPerKey), 1)
+	for _, p := range s.TrustedProxies {
+		if !ipOrCIDR(p) {
+			v.add("TRUSTED_PROXIES", "each entry must be an IP address or a CIDR such as 10.0.0.0/8, got %q", p)
+		}
+	}
+	v.atLeast("AUTH_FAILURES_PER_MINUTE", int64(s.AuthFailuresPerMinute), 1)
+}
+
+func ipOrCIDR(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 func (c *Config) validateLog(v *validator) {

@@ -129,6 +129,9 @@ func apiConfig(cfg *config.Config) api.Config {
 		RateLimitBurst:     cfg.Security.RateLimitBurst,
 		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
 		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
+		// Failed authentications (the client address behind proxies).
+		TrustedProxies:        cfg.Security.TrustedProxies,
+		AuthFailuresPerMinute: cfg.Security.AuthFailuresPerMinute,
 		// Batches (batchwiring.go has the workers' side).
 		BatchMaxItems:         cfg.Batch.MaxItems,
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
