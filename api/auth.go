@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -226,10 +226,14 @@ func (c Config) validateSecurity() []error {
 		errs = append(errs, fmt.Errorf("RateLimitBurst must not be negative, got %d", c.RateLimitBurst))
 	}
 	for _, p := range c.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			if _, err := netip.ParseAddr(p); err != nil {
-				errs = append(errs, fmt.Errorf("TrustedProxies must list IPs or CIDRs, got %q", p))
-			}
+		// What gin's SetTrustedProxies accepts.
+		ok := net.ParseIP(p) != nil
+		if strings.Contains(p, "/") {
+			_, _, err := net.ParseCIDR(p)
+			ok = err == nil
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("TrustedProxies must list IP addresses or CIDRs, got %q", p))
 		}
 	}
 	if c.TokenBudgetPerDay < 0 {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,5 +41,19 @@ func TestAuthFailuresCount(t *testing.T) {
 	}
 	if n := f.addrs.Len(); n != 100 {
 		t.Errorf("%d addresses kept, want the cap of 100", n)
+	}
+}
+
+func TestAuthLimitConfig(t *testing.T) {
+	t.Parallel()
+	c, err := Config{TrustedProxies: []string{"10.0.0.0/8", "::1", "192.168.1.2"}}.withDefaults()
+	if err != nil || c.AuthFailuresPerMinute != 60 || c.AuthFailureAddresses != 10000 {
+		t.Errorf("defaults: %d, %d, %v", c.AuthFailuresPerMinute, c.AuthFailureAddresses, err)
+	}
+	_, err = Config{TrustedProxies: []string{"proxy.internal", "fe80::1%eth0", "10.0.0.1/33"}, AuthFailuresPerMinute: -1}.withDefaults()
+	for _, want := range []string{`"proxy.internal"`, `"fe80::1%eth0"`, `"10.0.0.1/33"`, "AuthFailuresPerMinute"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad config: %v, want it to name %s", err, want)
+		}
 	}
 }

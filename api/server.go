@@ -137,9 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			s.log.Warn().Msg("dashboard not mounted: set Deps.AsynqRedis for this kind of Redis client")
 		}
 	}
-	if s.engine, err = s.routes(); err != nil {
-		return nil, err
-	}
+	s.engine = s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
 	s.background.Go(func() { s.summary.run(ctx, cfg.MetricsFlushInterval) })
@@ -149,7 +147,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 // routes registers every endpoint. Groups mark where authentication goes
 // (issue 8): public probes and documents, the API proper, operator pages.
-func (s *Server) routes() (*gin.Engine, error) {
+func (s *Server) routes() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	// gin answers these redirects before any middleware runs (no security
@@ -160,10 +158,8 @@ func (s *Server) routes() (*gin.Engine, error) {
 	e.ContextWithFallback = true
 	// ClientIP (the failed-authentication limit, the anonymous rate limit,
 	// the access log) reads X-Forwarded-For only from these proxies; none:
-	// the connection's address.
-	if err := e.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
-		return nil, fmt.Errorf("api: TrustedProxies: %w", err)
-	}
+	// the connection's address. (Config validation tried them already.)
+	_ = e.SetTrustedProxies(s.cfg.TrustedProxies)
 	// Security (issue 8): headers on every answer, CORS preflights answered
 	// before authentication, then keys (authenticate: every path but the
 	// explicit publicPaths) and the per-key rate limit.
@@ -199,7 +195,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	if s.monitor != nil {
 		e.Any(monitoringRoot+"/*any", s.serveMonitoring())
 	}
-	return e, nil
+	return e
 }
 
 // defaultDeadline gives every answer a write deadline; handlers that wait

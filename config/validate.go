@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -156,12 +155,14 @@ func (c *Config) validateSecurity(v *validator) {
 	v.atLeast("AUTH_FAILURES_PER_MINUTE", int64(s.AuthFailuresPerMinute), 1)
 }
 
+// ipOrCIDR accepts what gin's SetTrustedProxies does: an address, or a
+// network in CIDR notation.
 func ipOrCIDR(s string) bool {
-	if _, err := netip.ParsePrefix(s); err == nil {
-		return true
+	if strings.Contains(s, "/") {
+		_, _, err := net.ParseCIDR(s)
+		return err == nil
 	}
-	_, err := netip.ParseAddr(s)
-	return err == nil
+	return net.ParseIP(s) != nil
 }
 
 func (c *Config) validateLog(v *validator) {
