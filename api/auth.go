@@ -4,11 +4,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/config"
 	"github.com/rs/zerolog"
 )
 
@@ -72,52 +73,74 @@ func (s *Server) accessOf(path string) access {
 func (s *Server) anonymous() bool { return len(s.cfg.APIKeys) == 0 }
 
 // authenticate is the global middleware that enforces accessOf. CORS
-// preflights never get here (the CORS middleware answers them first).
+// preflights never get here (the CORS middleware answers them first). A
+// client address over its failed-authentication limit is refused first
+// (authlimit.go), before its key is looked at.
 func (s *Server) authenticate(c *gin.Context) {
-	switch s.accessOf(c.Request.URL.Path) {
-	case accessPublic:
+	access := s.accessOf(c.Request.URL.Path)
+	if !s.needsKey(access) || s.refuseAuthFailures(c) {
 		return
-	case accessUser:
-		if s.anonymous() {
-			return
-		}
+	}
+	if n := len(c.Request.Header.Values("Authorization")); n > 1 {
+		// Proxies and libraries disagree on which one counts: refuse to
+		// pick.
+		s.respond(c, &apiError{status: http.StatusBadRequest, code: "invalid_authorization", field: "Authorization",
+			message: fmt.Sprintf("send one Authorization header, not %d", n)})
+		return
+	}
+	if access == accessUser {
 		key, ok := s.cfg.APIKeys.Lookup(bearerToken(c.GetHeader("Authorization")))
 		if !ok {
 			s.unauthorized(c, `Bearer realm="qaqueue"`)
 			return
 		}
 		s.setOwner(c, key.Name)
-	case accessMetrics, accessDashboard:
-		if len(s.cfg.AdminAPIKeys) == 0 && s.anonymous() {
-			return // qa dev, or ALLOW_ANONYMOUS with no admin keys: open
-		}
-		name, ok := adminKey(s.cfg.AdminAPIKeys, c.GetHeader("Authorization"))
-		if !ok {
-			challenge := `Bearer realm="qaqueue"`
-			if s.accessOf(c.Request.URL.Path) == accessDashboard {
-				// Makes a browser ask for the key.
-				challenge = `Basic realm="qaqueue monitoring", charset="UTF-8"`
-			}
-			s.unauthorized(c, challenge)
+		return
+	}
+	presented := operatorCredentials(c.GetHeader("Authorization"))
+	admin, ok := s.cfg.AdminAPIKeys.Lookup(presented)
+	if !ok && access == accessMetrics {
+		if _, user := s.cfg.APIKeys.Lookup(presented); user {
+			s.respond(c, &apiError{status: http.StatusForbidden, code: "forbidden",
+				message: "/metrics needs an admin key (ADMIN_API_KEYS): an API key does not open it"})
 			return
 		}
-		s.setOwner(c, name)
 	}
+	if !ok {
+		challenge := `Bearer realm="qaqueue"`
+		if access == accessDashboard {
+			// Makes a browser ask for the key.
+			challenge = `Basic realm="qaqueue monitoring", charset="UTF-8"`
+		}
+		s.unauthorized(c, challenge)
+		return
+	}
+	s.setOwner(c, admin.Name)
 }
 
-// adminKey checks an admin's Authorization header: "Bearer <key>" for tools
-// and scrapers, or Basic auth for browsers with the key as the password and
-// any user name (the key's name, by convention).
-func adminKey(keys config.APIKeys, header string) (string, bool) {
-	presented := bearerToken(header)
-	if presented == "" {
-		_, presented, _ = basicCredentials(header)
+// needsKey reports whether a request to a path of this access must carry a
+// key.
+func (s *Server) needsKey(access access) bool {
+	switch access {
+	case accessUser:
+		return !s.anonymous()
+	case accessMetrics, accessDashboard:
+		// Open in qa dev, or with ALLOW_ANONYMOUS and no admin keys.
+		return len(s.cfg.AdminAPIKeys) > 0 || !s.anonymous()
 	}
-	if presented == "" {
-		return "", false
+	return false
+}
+
+// operatorCredentials is the key an operator page's Authorization header
+// presents: "Bearer <key>" for tools and scrapers, or Basic auth for browsers
+// with the key as the password and any user name (the key's name, by
+// convention). "" when it presents none.
+func operatorCredentials(header string) string {
+	if presented := bearerToken(header); presented != "" {
+		return presented
 	}
-	k, ok := keys.Lookup(presented)
-	return k.Name, ok
+	_, password, _ := basicCredentials(header)
+	return password
 }
 
 // setOwner records who the request acts for, on the context and its logger
@@ -128,9 +151,12 @@ func (s *Server) setOwner(c *gin.Context, name string) {
 	c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
 }
 
-// unauthorized answers 401 with a WWW-Authenticate challenge, in the route's
-// error style: {"error": {...}} on /v1, FastAPI's {"detail": ...} elsewhere.
+// unauthorized counts a failed authentication against the client's address
+// and answers 401 with a WWW-Authenticate challenge, in the route's error
+// style: {"error": {...}} on /v1, FastAPI's {"detail": ...} elsewhere.
 func (s *Server) unauthorized(c *gin.Context, challenge string) {
+	s.authFailures.fail(clientAddress(c), time.Now())
+	c.Set(authFailedKey, true)
 	c.Header("WWW-Authenticate", challenge)
 	s.respond(c, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 		message: "missing or invalid API key: send Authorization: Bearer <key>", detail: "Not authenticated"})
@@ -198,6 +224,17 @@ func (c Config) validateSecurity() []error {
 	}
 	if c.RateLimitBurst < 0 {
 		errs = append(errs, fmt.Errorf("RateLimitBurst must not be negative, got %d", c.RateLimitBurst))
+	}
+	for _, p := range c.TrustedProxies {
+		// What gin's SetTrustedProxies accepts.
+		ok := net.ParseIP(p) != nil
+		if strings.Contains(p, "/") {
+			_, _, err := net.ParseCIDR(p)
+			ok = err == nil
+		}
+		if !ok {
+			errs = append(errs, fmt.Errorf("TrustedProxies must list IP addresses or CIDRs, got %q", p))
+		}
 	}
 	if c.TokenBudgetPerDay < 0 {
 		errs = append(errs, fmt.Errorf("TokenBudgetPerDay must not be negative, got %d", c.TokenBudgetPerDay))

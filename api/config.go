@@ -138,6 +138,18 @@ type Config struct {
 	// holds across all API replicas, counted once a poll has waited a second
 	// (WAIT_MAX_PER_KEY). Default 1000.
 	MaxWaitsPerKey int
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// names the client's address (TRUSTED_PROXIES). Default none: the
+	// connection's address.
+	TrustedProxies []string
+	// AuthFailuresPerMinute is how many failed authentications one client
+	// address may make a minute, counted per process, before its requests
+	// get 429 (AUTH_FAILURES_PER_MINUTE; authlimit.go). Default 60.
+	AuthFailuresPerMinute int
+	// AuthFailureAddresses is how many client addresses those counts are
+	// kept for; beyond, the one that failed least recently is forgotten.
+	// Default 10000 (about 3 MB).
+	AuthFailureAddresses int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -179,6 +191,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxWaitsPerKey = 1000
 	}
 	def(&c.BatchResultsMaxWait, time.Hour)
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = 60
+	}
+	if c.AuthFailureAddresses == 0 {
+		c.AuthFailureAddresses = 10000
+	}
 	if c.RateLimitBurst == 0 && c.RateLimitRPS > 0 {
 		c.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.RateLimitRPS), math.MaxInt32)))
 	}
@@ -201,7 +219,8 @@ func (c Config) withDefaults() (Config, error) {
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
 		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
 		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
-		"MaxWaitsPerKey": int64(c.MaxWaitsPerKey),
+		"MaxWaitsPerKey":        int64(c.MaxWaitsPerKey),
+		"AuthFailuresPerMinute": int64(c.AuthFailuresPerMinute), "AuthFailureAddresses": int64(c.AuthFailureAddresses),
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))

@@ -82,6 +82,16 @@ func parseJSON(body []byte) (any, error) {
 	return v, nil
 }
 
+// parseObject is parseJSON for a body that must be an object: an empty body
+// stands for {}, so the answer names the missing field (question) rather
+// than the body.
+func parseObject(body []byte) (any, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return map[string]any{}, nil
+	}
+	return parseJSON(body)
+}
+
 // object checks that v is a JSON object.
 func object(v any, loc []any) (map[string]any, *fieldError) {
 	m, ok := v.(map[string]any)
@@ -110,9 +120,19 @@ func question(m map[string]any, loc []any, maxChars int) (string, *fieldError) {
 	case n > maxChars:
 		return "", &fieldError{Loc: loc, Msg: fmt.Sprintf("String should have at most %d characters", maxChars), Type: "string_too_long",
 			Ctx: map[string]any{"max_length": maxChars}}
+	case blank(q):
+		return "", &fieldError{Loc: loc, Msg: blankMsg, Type: "string_blank"}
 	}
 	return q, nil
 }
+
+// blank reports whether a question holds only whitespace (Unicode's, as
+// strings.TrimSpace): refused with 422 and blankMsg, since the LM would be
+// asked nothing. Every input that carries a question uses this one rule.
+func blank(q string) bool { return strings.TrimSpace(q) == "" }
+
+// blankMsg is the validation message of a blank question.
+const blankMsg = "String should not be blank (only whitespace)"
 
 func optionalBool(m map[string]any, name string) (*bool, *fieldError) {
 	raw, ok := m[name]
@@ -130,7 +150,7 @@ func optionalBool(m map[string]any, name string) (*bool, *fieldError) {
 // are refused, so a typo is not silently ignored.
 func decodeJobRequest(body []byte, maxChars int) (jobRequest, error) {
 	var req jobRequest
-	v, err := parseJSON(body)
+	v, err := parseObject(body)
 	if err != nil {
 		return req, err
 	}
@@ -163,7 +183,7 @@ func decodeJobRequest(body []byte, maxChars int) (jobRequest, error) {
 // did: extra fields are ignored.
 func decodePredictRequest(body []byte, maxChars int) (predictRequest, error) {
 	var req predictRequest
-	v, err := parseJSON(body)
+	v, err := parseObject(body)
 	if err != nil {
 		return req, err
 	}

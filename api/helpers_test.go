@@ -35,6 +35,7 @@ type options struct {
 	jobs   jobs.Config
 	db     *redistest.DB // nil: a fresh database on the shared server
 	health api.HealthInfo
+	logTo  io.Writer // nil: bundle.logs, printed when the test fails
 }
 
 type bundle struct {
@@ -63,6 +64,9 @@ func setup(t *testing.T, o options) *bundle {
 	}
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)
+	if o.logTo != nil {
+		log = zerolog.New(o.logTo)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hub := jobs.NewHub(ctx, db.Client, log)
 	hubDone := make(chan struct{})

@@ -81,9 +81,41 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
+// observeHTTP records one answer. Every label takes its value from a fixed
+// set (route patterns, methodLabel, statusLabel): a series lives for the
+// process, so a value a client chooses would let it grow memory and
+// /metrics without end.
 func (m *httpMetrics) observeHTTP(route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	method = methodLabel(method)
+	m.requests.WithLabelValues(route, method, statusLabel(status)).Inc()
 	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// methodLabel is a request method as a label: the methods of RFC 9110 and
+// PATCH by name, any other (a client may invent them freely) "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel is a status as a label: the statuses the API and what it
+// mounts (file serving, the dashboard) answer by number, any other by class
+// ("4xx").
+func statusLabel(status int) string {
+	switch status {
+	case 200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308,
+		400, 401, 403, 404, 405, 406, 408, 409, 410, 412, 413, 415, 416, 422, 429, 431, statusClientClosed,
+		500, 501, 502, 503, 504:
+		return strconv.Itoa(status)
+	}
+	if status >= 100 && status < 600 {
+		return strconv.Itoa(status/100) + "xx"
+	}
+	return "other"
 }
 
 // serveMetrics is GET /metrics: Prometheus text for scrapers (this process),

@@ -72,6 +72,13 @@ func routeOf(c *gin.Context) string {
 	return "unmatched"
 }
 
+// The longest method and path the access log writes: a client chooses them,
+// up to the server's header limit (1 MB).
+const (
+	maxLoggedMethod = 32
+	maxLoggedPath   = 512
+)
+
 // accessLog logs every request once, with the error that ended it, and
 // records the HTTP metrics. It never logs headers or bodies.
 func (s *Server) accessLog(c *gin.Context) {
@@ -83,21 +90,27 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.metrics.observeHTTP(route, c.Request.Method, status, elapsed)
 
 	log := zerolog.Ctx(c.Request.Context())
-	ev := log.Info()
+	level := zerolog.InfoLevel
 	switch {
 	case status >= 500:
-		ev = log.Error()
+		level = zerolog.ErrorLevel
 	case status == statusClientClosed:
-		ev = log.Info()
+		// The client left: nothing to warn about.
 	case status >= 400:
-		ev = log.Warn()
+		level = zerolog.WarnLevel
+	}
+	var ev *zerolog.Event
+	if c.GetBool(authFailedKey) {
+		ev = s.authLog.event(log, level)
+	} else {
+		ev = log.WithLevel(level)
 	}
 	if err := c.Errors.Last(); err != nil {
 		ev = ev.AnErr("error", err.Err)
 	}
-	ev.Str("method", c.Request.Method).
+	ev.Str("method", truncate(c.Request.Method, maxLoggedMethod)).
 		Str("route", route).
-		Str("path", c.Request.URL.Path).
+		Str("path", truncate(c.Request.URL.Path, maxLoggedPath)).
 		Int("status", status).
 		Float64("latency_ms", float64(elapsed.Microseconds())/1000).
 		Int("bytes", c.Writer.Size()).
@@ -145,6 +158,12 @@ func panicSite() string {
 
 // noRoute and noMethod answer in JSON, in the route's style.
 func (s *Server) noRoute(c *gin.Context) {
+	if s.monitor != nil && c.Request.URL.Path == monitoringRoot && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) {
+		// The one trailing-slash redirect kept (routes turns gin's off):
+		// the dashboard's address as people type it.
+		c.Redirect(http.StatusMovedPermanently, monitoringRoot+"/")
+		return
+	}
 	s.respond(c, &apiError{status: http.StatusNotFound, code: "not_found", message: "no such endpoint", detail: "Not Found"})
 }
 

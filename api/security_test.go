@@ -81,7 +81,8 @@ func (b *bundle) submitAs(t *testing.T, key, question string) string {
 // key, a wrong key, another scheme or a malformed header.
 func TestAuthRequired(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{api: secured(t, api.Config{})})
+	// It fails ~90 times from one address: above the default failure limit.
+	b := setup(t, options{api: secured(t, api.Config{AuthFailuresPerMinute: 1000})})
 	id := b.submitAs(t, aliceKey, "mine")
 	endpoints := []struct {
 		method, path string
@@ -221,10 +222,17 @@ func TestIdempotencyKeysArePerKey(t *testing.T) {
 func TestMetricsNeedAnAdminKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{api: secured(t, api.Config{})})
-	for name, hdr := range map[string]http.Header{"no key": nil, "an API key": bearer(aliceKey), "wrong": bearer(wrongKey)} {
+	for name, hdr := range map[string]http.Header{"no key": nil, "wrong": bearer(wrongKey)} {
 		resp, body := b.do(t, "GET", "/metrics", nil, hdr)
 		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="qaqueue"` || string(body) != `{"detail":"Not authenticated"}`+"\n" {
 			t.Errorf("/metrics with %s: %d %q %s", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+	}
+	// An API key is a key, just not the right kind: 403 says which is.
+	for name, hdr := range map[string]http.Header{"bearer": bearer(aliceKey), "basic": basic("alice", aliceKey)} {
+		resp, body := b.do(t, "GET", "/metrics", nil, hdr)
+		if resp.StatusCode != 403 || string(body) != `{"detail":"/metrics needs an admin key (ADMIN_API_KEYS): an API key does not open it"}`+"\n" {
+			t.Errorf("/metrics with an API key (%s): %d %s", name, resp.StatusCode, body)
 		}
 	}
 	for name, hdr := range map[string]http.Header{"bearer": bearer(opsKey), "basic": basic("prometheus", opsKey)} {
@@ -242,8 +250,11 @@ func TestMetricsNeedAnAdminKey(t *testing.T) {
 	cfg := secured(t, api.Config{})
 	cfg.AdminAPIKeys = nil
 	closed := setup(t, options{api: cfg})
-	if resp, _ := closed.do(t, "GET", "/metrics", nil, bearer(aliceKey)); resp.StatusCode != 401 {
+	if resp, _ := closed.do(t, "GET", "/metrics", nil, nil); resp.StatusCode != 401 {
 		t.Errorf("/metrics without admin keys configured: %d", resp.StatusCode)
+	}
+	if resp, _ := closed.do(t, "GET", "/metrics", nil, bearer(aliceKey)); resp.StatusCode != 403 {
+		t.Errorf("/metrics with an API key, without admin keys configured: %d", resp.StatusCode)
 	}
 }
 

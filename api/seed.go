@@ -134,7 +134,7 @@ func (s *Server) predict(c *gin.Context) {
 	defer s.streams.end()
 	j, err := s.answer(c, req.Question)
 	if err != nil {
-		s.summary.record(true, 0, nil)
+		s.countUnanswered(c.Request.Context(), err)
 		s.respond(c, err)
 		return
 	}
@@ -146,6 +146,13 @@ func (s *Server) predict(c *gin.Context) {
 	resp := predictResponseOf(j, time.Since(start))
 	s.summary.record(false, time.Since(start), j.Result.Usage)
 	writeJSON(c, http.StatusOK, resp)
+}
+
+// countUnanswered counts a question that got no answer because of err: an
+// error in the summary, unless its client hung up (499), which is no failure
+// of the service's.
+func (s *Server) countUnanswered(ctx context.Context, err error) {
+	s.summary.record(s.classify(ctx, err).status != statusClientClosed, 0, nil)
 }
 
 // answer submits one question and waits for it up to PredictTimeout; a
@@ -196,7 +203,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: req.Question, Queue: jobs.QueueInteractive, Stream: true})
 	cancel()
 	if err != nil {
-		s.summary.record(true, 0, nil)
+		s.countUnanswered(ctx, err)
 		s.respond(c, err)
 		return
 	}
@@ -205,7 +212,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	if err != nil {
 		// Nobody would see this job's answer.
 		s.cancelAbandoned(ctx, j.ID)
-		s.summary.record(true, 0, nil)
+		s.countUnanswered(ctx, err)
 		s.respond(c, err)
 		return
 	}
@@ -218,7 +225,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	end, err := f.run(ctx, out, timer.C)
 	if ctx.Err() != nil {
 		s.cancelAbandoned(ctx, j.ID)
-		s.summary.record(true, 0, nil)
+		s.countUnanswered(ctx, errClientGone)
 		_ = c.Error(errClientGone)
 		return
 	}
@@ -473,7 +480,7 @@ func (s *Server) batchResult(ctx context.Context, item batchItem, id string, sta
 			msg = "client closed the request"
 		}
 		item.Error = &msg
-		s.summary.record(true, 0, nil)
+		s.countUnanswered(ctx, err)
 		return item
 	}
 	a := j.Result.Answer("answer")

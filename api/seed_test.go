@@ -60,6 +60,11 @@ func TestSeedValidation(t *testing.T) {
 		{"/predict", `{"question":["q"]}`, `{"detail":[{"loc":["body","question"],"msg":"Input should be a valid string","type":"string_type"}]}`},
 		{"/predict", `"q"`, `{"detail":[{"loc":["body"],"msg":"Input should be a valid dictionary or object to extract fields from","type":"model_attributes_type"}]}`},
 		{"/predict", `{"question":`, `{"detail":[{"loc":["body",12],"msg":"JSON decode error","type":"json_invalid","ctx":{"error":"unexpected end of JSON input"}}]}`},
+		{"/predict", ``, `{"detail":[{"loc":["body","question"],"msg":"Field required","type":"missing"}]}`},
+		{"/predict", `{"question":"  \n "}`, `{"detail":[{"loc":["body","question"],"msg":"String should not be blank (only whitespace)","type":"string_blank"}]}`},
+		{"/predict/stream", ``, `{"detail":[{"loc":["body","question"],"msg":"Field required","type":"missing"}]}`},
+		{"/predict/stream", `{"question":"\t"}`, `{"detail":[{"loc":["body","question"],"msg":"String should not be blank (only whitespace)","type":"string_blank"}]}`},
+		{"/batch", `[{"question":"q"},{"question":" "}]`, `{"detail":[{"loc":["body",1,"question"],"msg":"String should not be blank (only whitespace)","type":"string_blank"}]}`},
 		{"/predict/stream", `{}`, `{"detail":[{"loc":["body","question"],"msg":"Field required","type":"missing"}]}`},
 		{"/batch", `{"question":"q"}`, `{"detail":[{"loc":["body"],"msg":"Input should be a valid list","type":"list_type"}]}`},
 		{"/batch", `[{"question":"q"},{"question":""},{}]`, `{"detail":[` +

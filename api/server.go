@@ -77,6 +77,10 @@ type Server struct {
 	// (limitStreams); corsOrigins are the allowed CORS origins.
 	leases      streamLeases
 	corsOrigins map[string]bool
+	// authFailures counts failed authentications per client address, and
+	// authLog samples their access log lines (authlimit.go).
+	authFailures *authFailures
+	authLog      authLog
 
 	mu      sync.Mutex
 	httpSrv *http.Server
@@ -113,6 +117,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		draining: make(chan struct{}),
 	}
 	s.corsOrigins = originSet(cfg.CORSOrigins)
+	s.authLog.sampler = newAuthLogSampler()
+	if s.authFailures, err = newAuthFailures(cfg.AuthFailuresPerMinute, cfg.AuthFailureAddresses); err != nil {
+		return nil, err
+	}
 	s.warnOpen()
 	if s.metrics, err = newHTTPMetrics(reg, deps.Hub, asynq.NewInspectorFromRedisClient(deps.Redis), s.log); err != nil {
 		return nil, err
@@ -143,8 +151,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) routes() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// gin answers these redirects before any middleware runs (no security
+	// headers, no request id, an HTML body): a stray slash is a 404 like
+	// any unknown path instead.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
-	_ = e.SetTrustedProxies(nil)
+	// ClientIP (the failed-authentication limit, the anonymous rate limit,
+	// the access log) reads X-Forwarded-For only from these proxies; none:
+	// the connection's address. (Config validation tried them already.)
+	_ = e.SetTrustedProxies(s.cfg.TrustedProxies)
 	// Security (issue 8): headers on every answer, CORS preflights answered
 	// before authentication, then keys (authenticate: every path but the
 	// explicit publicPaths) and the per-key rate limit.

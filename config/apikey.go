@@ -28,10 +28,15 @@ type APIKey struct {
 // fill a slice of structs from API_KEYS_0_… variables.
 
 // Matches reports whether presented is this key, in constant time with
-// respect to the key's content.
+// respect to the key's content. An empty token matches no key.
 func (k APIKey) Matches(presented string) bool {
-	return k.matches(sha256.Sum256([]byte(presented)))
+	return presented != "" && k.matches(sha256.Sum256([]byte(presented)))
 }
+
+// emptySum is the digest of the empty key, which ParseAPIKeys refuses: it is
+// what `printf %s "$UNSET" | sha256sum` gives, and as a key it would make
+// every request without one its owner's.
+var emptySum = sha256.Sum256(nil)
 
 func (k APIKey) matches(sum [sha256.Size]byte) bool {
 	return subtle.ConstantTimeCompare(sum[:], k.SHA256[:]) == 1
@@ -104,6 +109,9 @@ func parseAPIKey(entry string) (APIKey, error) {
 			return APIKey{}, fmt.Errorf("%q: sha256 must be %d hex digits", name, 2*sha256.Size)
 		}
 		copy(k.SHA256[:], b)
+		if k.SHA256 == emptySum {
+			return APIKey{}, fmt.Errorf("%q: sha256 is the digest of an empty key (did the variable holding the key expand to nothing?)", name)
+		}
 		return k, nil
 	}
 	if rest == "" {
@@ -155,8 +163,13 @@ func (l APIKeys) Names() []string {
 }
 
 // Lookup returns the key that presented matches. It checks every key, so
-// the time taken does not tell which one matched.
+// the time taken does not tell which one matched. An empty token matches no
+// key, whatever the list holds (defence in depth: ParseAPIKeys refuses the
+// empty key, a Config built by hand may not).
 func (l APIKeys) Lookup(presented string) (APIKey, bool) {
+	if presented == "" {
+		return APIKey{}, false
+	}
 	sum := sha256.Sum256([]byte(presented))
 	var found APIKey
 	ok := false

@@ -42,6 +42,9 @@ func TestParseAPIKeys(t *testing.T) {
 		{name: "long name", in: strings.Repeat("n", 65) + ":k", wantErr: []string{"entry 1: name is longer than 64 characters"}},
 		{name: "empty key", in: "a:", wantErr: []string{`entry 1: "a": empty key`}},
 		{name: "key with space", in: "a:x y", wantErr: []string{`entry 1: "a": key contains spaces or control characters`}},
+		// What `API_KEYS=eve:sha256:$(printf %s "$UNSET" | sha256sum)` gives:
+		// accepted, it would make every request without a key eve's.
+		{name: "digest of the empty key", in: "eve:sha256:" + hexSum(""), wantErr: []string{`entry 1: "eve": sha256 is the digest of an empty key`}},
 		{name: "short hash", in: "a:sha256:abcd", wantErr: []string{`entry 1: "a": sha256 must be 64 hex digits`}},
 		{name: "not hex", in: "a:sha256:" + strings.Repeat("z", 64), wantErr: []string{`entry 1: "a": sha256 must be 64 hex digits`}},
 		{name: "duplicate name", in: "a:k1,a:k2", wantErr: []string{`entry 2: name "a" is used twice`}},
@@ -107,6 +110,20 @@ func TestAPIKeysLookup(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"alice", "bob"}, keys.Names()); diff != "" {
 		t.Errorf("Names() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestAPIKeysNeverMatchEmpty: whatever the list holds (a Config built by
+// hand can hold the empty key's digest), an empty token authenticates no
+// one.
+func TestAPIKeysNeverMatchEmpty(t *testing.T) {
+	t.Parallel()
+	keys := APIKeys{{Name: "eve", SHA256: sha256.Sum256(nil)}}
+	if k, ok := keys.Lookup(""); ok {
+		t.Errorf("Lookup(\"\") = %q, true", k.Name)
+	}
+	if keys[0].Matches("") {
+		t.Error(`Matches("") = true`)
 	}
 }
 

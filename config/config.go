@@ -284,6 +284,17 @@ type Security struct {
 	// API replica, counted once a poll has waited a second.
 	// WAIT_MAX_PER_KEY, default 1000.
 	WaitMaxPerKey int `env:"WAIT_MAX_PER_KEY" envDefault:"1000"`
+	// TrustedProxies are the proxies (IP addresses or CIDRs) whose
+	// X-Forwarded-For names the client's address, which the
+	// failed-authentication limit (and, without API keys, the rate limit)
+	// counts by; from anyone else the header is ignored. TRUSTED_PROXIES,
+	// comma-separated, default empty: the connection's address.
+	TrustedProxies List `env:"TRUSTED_PROXIES"`
+	// AuthFailuresPerMinute is how many failed authentications one client
+	// address may make a minute, counted per API process; beyond, its
+	// requests get 429 until a minute/AuthFailuresPerMinute has passed.
+	// AUTH_FAILURES_PER_MINUTE, default 60.
+	AuthFailuresPerMinute int `env:"AUTH_FAILURES_PER_MINUTE" envDefault:"60"`
 }
 
 // Log configures logging.

@@ -37,7 +37,7 @@ func defaults() Config {
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
 		},
-		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000},
+		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000, AuthFailuresPerMinute: 60},
 		Log:      Log{Level: "info", Format: "json", Questions: true},
 	}
 }
@@ -103,7 +103,7 @@ func everything() map[string]string {
 		"MONITORING_PROMETHEUS_URL": "http://prometheus:9090",
 		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
-		"WAIT_MAX_PER_KEY": "50",
+		"WAIT_MAX_PER_KEY": "50", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.2", "AUTH_FAILURES_PER_MINUTE": "30",
 
 		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
 	}
@@ -156,7 +156,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090",
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
-			WaitMaxPerKey: 50,
+			WaitMaxPerKey: 50, TrustedProxies: List{"10.0.0.0/8", "192.168.1.2"}, AuthFailuresPerMinute: 30,
 		},
 		Log: Log{Level: "warn", Format: "console"},
 	}
@@ -315,6 +315,7 @@ func TestParseErrors(t *testing.T) {
 		"BATCH_MAX_BYTES":      "lots",
 		"API_KEYS":             "alice:secret-one,alice:secret-two,nocolon-secret",
 		"TOKEN_BUDGET_PER_DAY": "1e6",
+		"ADMIN_API_KEYS":       "ops:sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
 	}
 	_, err := Parse(MapLookup(env), nil)
 	if err == nil {
@@ -332,6 +333,7 @@ func TestParseErrors(t *testing.T) {
 		`API_KEYS: entry 2: name "alice" is used twice`,
 		`API_KEYS: entry 3: must be "name:key" or "name:sha256:<hex>"`,
 		`TOKEN_BUDGET_PER_DAY: must be a whole number, got "1e6"`,
+		`ADMIN_API_KEYS: entry 1: "ops": sha256 is the digest of an empty key (did the variable holding the key expand to nothing?)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {

@@ -149,6 +149,22 @@ func (c *Config) validateSecurity(v *validator) {
 	v.atLeast("TOKEN_BUDGET_PER_DAY", s.TokenBudgetPerDay, 0)
 	v.atLeast("SSE_MAX_STREAMS_PER_KEY", int64(s.SSEMaxStreamsPerKey), 1)
 	v.atLeast("WAIT_MAX_PER_KEY", int64(s.WaitMaxPerKey), 1)
+	for _, p := range s.TrustedProxies {
+		if !ipOrCIDR(p) {
+			v.add("TRUSTED_PROXIES", "each entry must be an IP address or a CIDR such as 10.0.0.0/8, got %q", p)
+		}
+	}
+	v.atLeast("AUTH_FAILURES_PER_MINUTE", int64(s.AuthFailuresPerMinute), 1)
+}
+
+// ipOrCIDR accepts what gin's SetTrustedProxies does: an address, or a
+// network in CIDR notation.
+func ipOrCIDR(s string) bool {
+	if strings.Contains(s, "/") {
+		_, _, err := net.ParseCIDR(s)
+		return err == nil
+	}
+	return net.ParseIP(s) != nil
 }
 
 func (c *Config) validateLog(v *validator) {

@@ -236,7 +236,7 @@ func TestValidate(t *testing.T) {
 			name: "limits",
 			env: map[string]string{
 				"RATE_LIMIT_RPS": "-1", "RATE_LIMIT_BURST": "-1", "TOKEN_BUDGET_PER_DAY": "-1",
-				"SSE_MAX_STREAMS_PER_KEY": "0", "WAIT_MAX_PER_KEY": "0",
+				"SSE_MAX_STREAMS_PER_KEY": "0", "WAIT_MAX_PER_KEY": "0", "AUTH_FAILURES_PER_MINUTE": "0",
 			},
 			want: []string{
 				"RATE_LIMIT_RPS: must be a number of requests per second, 0 for off, got -1",
@@ -244,6 +244,15 @@ func TestValidate(t *testing.T) {
 				"TOKEN_BUDGET_PER_DAY: must be at least 0, got -1",
 				"SSE_MAX_STREAMS_PER_KEY: must be at least 1, got 0",
 				"WAIT_MAX_PER_KEY: must be at least 1, got 0",
+				"AUTH_FAILURES_PER_MINUTE: must be at least 1, got 0",
+			},
+		},
+		{
+			name: "trusted proxies",
+			env:  map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,::1,2001:db8::/32,proxy.internal,10.0.0.1/33"},
+			want: []string{
+				`TRUSTED_PROXIES: each entry must be an IP address or a CIDR such as 10.0.0.0/8, got "proxy.internal"`,
+				`TRUSTED_PROXIES: each entry must be an IP address or a CIDR such as 10.0.0.0/8, got "10.0.0.1/33"`,
 			},
 		},
 		{

@@ -3,6 +3,9 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 )
 
 // EventType names an event. Token, retrying and started events are transient;
@@ -130,21 +133,19 @@ func splitID(id string) (ms, seq uint64) {
 	return ms, seq
 }
 
-// ValidID reports whether id looks like a Redis stream id ("ms-seq" or "ms").
+// ValidID reports whether id is a Redis stream id ("ms-seq" or "ms") that a
+// read can start after: each part a 64-bit number (Redis refuses more), and
+// not the maximum id, after which Redis refuses to read (nothing can follow
+// it).
 func ValidID(id string) bool {
-	if id == "" || len(id) > 41 {
+	msPart, seqPart, hasSeq := strings.Cut(id, "-")
+	ms, err := strconv.ParseUint(msPart, 10, 64)
+	if err != nil {
 		return false
 	}
-	dash := false
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c == '-' && !dash && i > 0 && i < len(id)-1:
-			dash = true
-		case c >= '0' && c <= '9':
-		default:
-			return false
-		}
+	if !hasSeq {
+		return true
 	}
-	return true
+	seq, err := strconv.ParseUint(seqPart, 10, 64)
+	return err == nil && (ms != math.MaxUint64 || seq != math.MaxUint64)
 }

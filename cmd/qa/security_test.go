@@ -47,7 +47,7 @@ func TestAPIConfigMapsSecurity(t *testing.T) {
 		"API_KEYS": "alice:alice-key", "ADMIN_API_KEYS": "ops:ops-key", "MONITORING_READONLY": "false",
 		"METRICS_PUBLIC": "true", "CORS_ORIGINS": "https://app.example.com", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000", "SSE_MAX_STREAMS_PER_KEY": "5",
-		"WAIT_MAX_PER_KEY": "50",
+		"WAIT_MAX_PER_KEY": "50", "TRUSTED_PROXIES": "10.0.0.0/8", "AUTH_FAILURES_PER_MINUTE": "30",
 	}), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -59,13 +59,13 @@ func TestAPIConfigMapsSecurity(t *testing.T) {
 			MonitoringWritable: c.MonitoringWritable, APIKeys: c.APIKeys, AdminAPIKeys: c.AdminAPIKeys,
 			MetricsPublic: c.MetricsPublic, CORSOrigins: c.CORSOrigins, RateLimitRPS: c.RateLimitRPS,
 			RateLimitBurst: c.RateLimitBurst, TokenBudgetPerDay: c.TokenBudgetPerDay, MaxStreamsPerKey: c.MaxStreamsPerKey,
-			MaxWaitsPerKey: c.MaxWaitsPerKey,
+			MaxWaitsPerKey: c.MaxWaitsPerKey, TrustedProxies: c.TrustedProxies, AuthFailuresPerMinute: c.AuthFailuresPerMinute,
 		}
 	}
 	want := api.Config{
 		MonitoringWritable: true, APIKeys: cfg.Security.APIKeys, AdminAPIKeys: cfg.Security.AdminAPIKeys,
 		MetricsPublic: true, CORSOrigins: []string{"https://app.example.com"}, RateLimitRPS: 2.5, RateLimitBurst: 7,
-		TokenBudgetPerDay: 1000, MaxStreamsPerKey: 5, MaxWaitsPerKey: 50,
+		TokenBudgetPerDay: 1000, MaxStreamsPerKey: 5, MaxWaitsPerKey: 50, TrustedProxies: []string{"10.0.0.0/8"}, AuthFailuresPerMinute: 30,
 	}
 	if diff := cmp.Diff(want, security(got), cmp.Comparer(func(a, b config.APIKeys) bool { return a.String() == b.String() })); diff != "" {
 		t.Errorf("apiConfig (-want +got):\n%s", diff)

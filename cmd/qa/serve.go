@@ -131,6 +131,9 @@ func apiConfig(cfg *config.Config) api.Config {
 		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
 		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
 		MaxWaitsPerKey:     cfg.Security.WaitMaxPerKey,
+		// Failed authentications (the client address behind proxies).
+		TrustedProxies:        cfg.Security.TrustedProxies,
+		AuthFailuresPerMinute: cfg.Security.AuthFailuresPerMinute,
 		// Batches (batchwiring.go has the workers' side).
 		BatchMaxItems:         cfg.Batch.MaxItems,
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
