@@ -61,10 +61,11 @@ func StoresFor(cfg Config) (CacheStores, Provider, error) {
 	if ns == "" {
 		ns = EndpointNamespace(cfg.Model, prov.BaseURL)
 	}
-	return storesIn(cfg.Dir, ns), prov, nil
+	return StoresIn(cfg.Dir, ns), prov, nil
 }
 
-func storesIn(dir, ns string) CacheStores {
+// StoresIn is where namespace ns keeps its entries, its disk layer under dir.
+func StoresIn(dir, ns string) CacheStores {
 	return CacheStores{Namespace: ns, DiskPath: diskPath(dir, ns), RedisPrefix: RedisCachePrefix + ns + ":"}
 }
 

@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"submit": {"submit a question to QA_URL and print the answer (client.go)", runSubmit},
 		"watch":  {"follow a job's or a batch's events on QA_URL", runWatch},
 		"batch":  {"upload a JSONL file as a batch, show progress, write the results", runBatch},
+		"cache":  {"say where the LM cache lives; qa cache clear empties it", runCache},
 	}
 }
 
