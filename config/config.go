@@ -32,7 +32,9 @@ type Config struct {
 
 // HTTP configures the API's listener and the seed's HTTP switches.
 type HTTP struct {
-	// Host is the interface the API listens on. HOST, default 0.0.0.0.
+	// Host is the interface the API listens on; `qa dev`, which runs
+	// without API keys, listens on 127.0.0.1 unless HOST is set. HOST,
+	// default 0.0.0.0.
 	Host string `env:"HOST" envDefault:"0.0.0.0"`
 	// Port is the API's port; 0 picks a free one. PORT, default 8000.
 	Port int `env:"PORT" envDefault:"8000"`

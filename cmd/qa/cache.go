@@ -143,7 +143,7 @@ func runCacheInfo(e env, args []string) error {
 	if server, note := c.redisServer(); note != "" {
 		redisText += "\n             " + note
 	} else {
-		redisText += fmt.Sprintf(" on %s, each kept %s", server, settingValue(cfg, "CACHE_REDIS_TTL"))
+		redisText += fmt.Sprintf(" on %s, each kept %s", server, setting(cfg, "CACHE_REDIS_TTL").Value)
 	}
 	fmt.Fprintf(w, "  redis      %s\n", onOff(cfg.Cache.RedisEnabled, "CACHE_REDIS_ENABLED", redisText))
 
@@ -261,16 +261,6 @@ func (c *lmCache) clearRedis(ctx context.Context, w io.Writer, ns, scope string)
 	}
 	fmt.Fprintf(w, "redis: deleted %d %s of %s on %s\n", n, plural(int(n), "key"), scope, server)
 	return nil
-}
-
-// settingValue is a variable's value as qa config prints it.
-func settingValue(cfg *config.Config, name string) string {
-	for _, s := range cfg.Settings() {
-		if s.Name == name {
-			return s.Value
-		}
-	}
-	return ""
 }
 
 // humanBytes writes a size for people: 512 B, 1.5 kB, 2.3 MB, 1.0 GB.

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +154,84 @@ func TestDemoAnswersStayInTheDemoNamespace(t *testing.T) {
 	if live.ask(t, q) || real.RequestsTo("/v1/chat/completions") != 1 {
 		t.Fatalf("with a real LM configured, the answer came from the cache (%d calls to it)", real.RequestsTo("/v1/chat/completions"))
 	}
+}
+
+// TestDevListensOnLoopback: qa dev runs with no API keys, so unless HOST
+// says otherwise it listens on 127.0.0.1 only, and its welcome text says
+// so. An explicit HOST wins; a non-loopback one with no API_KEYS keeps the
+// loud warning.
+func TestDevListensOnLoopback(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	for _, tc := range []struct {
+		host     string // "" leaves HOST unset
+		loopback bool
+		warning  bool
+	}{
+		{"", true, false},
+		{"127.0.0.1", true, false},
+		{"0.0.0.0", false, true},
+	} {
+		vars := map[string]string{"REDIS_URL": db.URL(), "CACHE_DIR": t.TempDir(), "LOG_LEVEL": "info", "LOG_FORMAT": "json"}
+		if tc.host != "" {
+			vars["HOST"] = tc.host
+		}
+		dev := startDev(t, vars)
+		addr := listenAddr(t, dev.stderr.String())
+		if ip := net.ParseIP(addr.Addr().String()); ip.IsLoopback() != tc.loopback || (!tc.loopback && !ip.IsUnspecified()) {
+			t.Errorf("HOST=%q: the API listens on %s", tc.host, addr)
+		}
+		welcome := dev.stdout.String()
+		if tc.loopback && !strings.Contains(welcome, "http://127.0.0.1:"+strconv.Itoa(int(addr.Port()))+"/docs") {
+			t.Errorf("HOST=%q: the welcome text does not show the loopback URL:\n%s", tc.host, welcome)
+		}
+		if strings.Contains(welcome, "WARNING") != tc.warning {
+			t.Errorf("HOST=%q: warning printed = %v, want %v:\n%s", tc.host, !tc.warning, tc.warning, welcome)
+		}
+		// What reaches it from another interface of this machine.
+		if other := nonLoopbackIP(); other != nil {
+			conn, err := net.Dial("tcp", net.JoinHostPort(other.String(), strconv.Itoa(int(addr.Port()))))
+			if err == nil {
+				conn.Close()
+			}
+			if (err == nil) == tc.loopback {
+				t.Errorf("HOST=%q: a connection to %s: %v", tc.host, other, err)
+			}
+		}
+		resp, err := http.Get(dev.base + "/health")
+		if err != nil {
+			t.Fatalf("HOST=%q: the printed URL does not answer: %v", tc.host, err)
+		}
+		resp.Body.Close()
+		dev.stop()
+	}
+}
+
+// listenAddr is the address of the "api listening" log line.
+func listenAddr(t *testing.T, logs string) netip.AddrPort {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		var l struct{ Message, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "api listening" {
+			ap, err := netip.ParseAddrPort(l.Addr)
+			if err != nil {
+				t.Fatalf("listen address %q: %v", l.Addr, err)
+			}
+			return ap
+		}
+	}
+	t.Fatalf("no \"api listening\" line in:\n%s", logs)
+	return netip.AddrPort{}
+}
+
+// nonLoopbackIP is an IPv4 address of this machine other than loopback, or
+// nil when it has none.
+func nonLoopbackIP() net.IP {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP
+		}
+	}
+	return nil
 }
