@@ -112,6 +112,24 @@ func (d *devRun) ask(t *testing.T, question string) (cacheHit bool) {
 	return job.Result.Provenance.CacheHit
 }
 
+// demoHealth is /health's demo field.
+func (d *devRun) demoHealth(t *testing.T) bool {
+	t.Helper()
+	resp, err := http.Get(d.base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Status string
+		Demo   *bool
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.Status != "healthy" || h.Demo == nil {
+		t.Fatalf("/health: %d %+v %v, want a status and a demo field", resp.StatusCode, h, err)
+	}
+	return *h.Demo
+}
+
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -131,6 +149,9 @@ func TestDemoAnswersStayInTheDemoNamespace(t *testing.T) {
 	const q = "Why is the sky blue?"
 
 	demo := startDev(t, vars)
+	if !demo.demoHealth(t) {
+		t.Error("/health does not say the demo LM is answering")
+	}
 	if demo.ask(t, q) {
 		t.Fatal("the first demo answer came from the cache")
 	}
@@ -151,6 +172,9 @@ func TestDemoAnswersStayInTheDemoNamespace(t *testing.T) {
 	t.Cleanup(func() { _ = real.Close() })
 	vars["LM_API_BASE"], vars["LM_API_KEY"] = real.URL(), "sk-real"
 	live := startDev(t, vars)
+	if live.demoHealth(t) {
+		t.Error("/health says demo with a real LM configured")
+	}
 	if live.ask(t, q) || real.RequestsTo("/v1/chat/completions") != 1 {
 		t.Fatalf("with a real LM configured, the answer came from the cache (%d calls to it)", real.RequestsTo("/v1/chat/completions"))
 	}
