@@ -32,7 +32,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		cfg.Log.Format = "console" // a person is watching
 	}
 	if setting(cfg, "HOST").Source == config.SourceDefault {
-		// qa dev runs without API keys: this machine only, unless HOST says otherwise.
+		// qa dev is for this machine, usually without API keys: HOST opens it up.
 		cfg.HTTP.Host = devHost
 	}
 	log := newLogger(cfg, e.stderr)
@@ -130,8 +130,9 @@ func authHint(cfg *config.Config) string {
 // keeps HOST's 0.0.0.0, which containers need (and refuses to run open).
 const devHost = "127.0.0.1"
 
-// openWarning says, when it is so, that qa dev is reachable from other
-// machines without API keys (`qa api` refuses that without ALLOW_ANONYMOUS).
+// openWarning says who can reach qa dev when it runs without API keys: this
+// machine only on a loopback HOST, else anyone, loudly (`qa api` refuses to
+// run open without ALLOW_ANONYMOUS).
 func openWarning(cfg *config.Config) string {
 	if len(cfg.Security.APIKeys) > 0 {
 		return ""
