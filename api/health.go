@@ -9,11 +9,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// health is the seed's GET /health: {status, model, optimized}. It does not
-// touch Redis (see /readyz).
+// health is the seed's GET /health: {status, model, optimized}, plus demo,
+// true when qa dev's demo LM makes the answers up. It does not touch Redis
+// (see /readyz).
 func (s *Server) health(c *gin.Context) {
 	writeJSON(c, http.StatusOK, map[string]any{
 		"status": "healthy", "model": s.deps.Health.Model, "optimized": s.deps.Health.Optimized,
+		"demo": s.deps.Health.Demo,
 	})
 }
 

@@ -357,7 +357,7 @@ func TestHealthAndProbes(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{health: api.HealthInfo{Model: "openai/gpt-4o-mini", Optimized: true}})
 	for path, want := range map[string]string{
-		"/health": `{"model":"openai/gpt-4o-mini","optimized":true,"status":"healthy"}`,
+		"/health": `{"demo":false,"model":"openai/gpt-4o-mini","optimized":true,"status":"healthy"}`,
 		"/livez":  `{"status":"ok"}`,
 		"/readyz": `{"redis":"ok","status":"ready"}`,
 	} {

@@ -19,13 +19,16 @@ import (
 )
 
 // HealthInfo is what GET /health reports besides the status: the seed's
-// {model, optimized}.
+// {model, optimized}, and demo.
 type HealthInfo struct {
 	// Model is the DSPy model string the workers use (DSPY_MODEL).
 	Model string
 	// Optimized is true when the workers load an optimized program state
 	// (PROGRAM_STATE_PATH).
 	Optimized bool
+	// Demo is true when the demo LM of qa dev answers (no LM is
+	// configured): the answers are made up.
+	Demo bool
 }
 
 // Deps are the API's collaborators, made and closed by the caller.

@@ -32,7 +32,9 @@ type Config struct {
 
 // HTTP configures the API's listener and the seed's HTTP switches.
 type HTTP struct {
-	// Host is the interface the API listens on. HOST, default 0.0.0.0.
+	// Host is the interface the API listens on; `qa dev`, which runs
+	// without API keys, listens on 127.0.0.1 unless HOST is set. HOST,
+	// default 0.0.0.0.
 	Host string `env:"HOST" envDefault:"0.0.0.0"`
 	// Port is the API's port; 0 picks a free one. PORT, default 8000.
 	Port int `env:"PORT" envDefault:"8000"`
@@ -187,14 +189,16 @@ type LM struct {
 
 // Cache configures the LM response cache layers: memory, disk and Redis.
 type Cache struct {
-	// Dir holds the disk cache. CACHE_DIR, default $XDG_CACHE_HOME/qaqueue,
+	// Dir holds the disk cache, a subdirectory per namespace (one per model
+	// and base URL; `qa cache` lists them). CACHE_DIR, default $XDG_CACHE_HOME/qaqueue,
 	// else $HOME/.cache/qaqueue, else .cache/qaqueue: a per-user
 	// directory, like DSPy's ~/.dspy_cache, so the cache does not depend
 	// on the working directory.
 	Dir string `env:"CACHE_DIR"`
 	// DiskEnabled turns the disk layer on. CACHE_DISK_ENABLED, default true.
 	DiskEnabled bool `env:"CACHE_DISK_ENABLED" envDefault:"true"`
-	// DiskSize caps the disk layer. CACHE_DISK_SIZE, default 1GiB.
+	// DiskSize caps the disk layer of each namespace. CACHE_DISK_SIZE,
+	// default 1GiB.
 	DiskSize Size `env:"CACHE_DISK_SIZE" envDefault:"1GiB"`
 	// MemoryEnabled turns the in-process LRU layer on.
 	// CACHE_MEMORY_ENABLED, default true.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 )
@@ -43,7 +44,9 @@ type layeredCache struct {
 	metrics *metrics
 }
 
-func openCache(cfg Config, deps Deps, log zerolog.Logger, m *metrics) (*layeredCache, error) {
+// openCache opens the enabled layers; the disk and Redis ones in the
+// stores of the client's namespace.
+func openCache(cfg Config, stores CacheStores, deps Deps, log zerolog.Logger, m *metrics) (*layeredCache, error) {
 	c := &layeredCache{log: log, metrics: m}
 	if cfg.MemoryEnabled {
 		mem, err := newMemoryLayer(cfg.MemoryEntries)
@@ -53,7 +56,7 @@ func openCache(cfg Config, deps Deps, log zerolog.Logger, m *metrics) (*layeredC
 		c.layers = append(c.layers, mem)
 	}
 	if cfg.DiskEnabled {
-		disk, err := openDiskLayer(cfg.Dir, cfg.DiskSizeBytes)
+		disk, err := openDiskLayer(filepath.Dir(stores.DiskPath), cfg.DiskSizeBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -64,7 +67,7 @@ func openCache(cfg Config, deps Deps, log zerolog.Logger, m *metrics) (*layeredC
 		if rdb == nil {
 			rdb = deps.Redis
 		}
-		c.layers = append(c.layers, &redisLayer{rdb: rdb, ttl: cfg.RedisTTL})
+		c.layers = append(c.layers, &redisLayer{rdb: rdb, prefix: stores.RedisPrefix, ttl: cfg.RedisTTL})
 	}
 	return c, nil
 }

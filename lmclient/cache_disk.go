@@ -61,7 +61,7 @@ func openDiskLayer(dir string, limit int64) (*diskLayer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache dir: %w", err)
 	}
-	path := filepath.Join(dir, "lmcache.sqlite")
+	path := filepath.Join(dir, diskFile)
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")

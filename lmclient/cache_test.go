@@ -231,7 +231,7 @@ func TestRedisCacheShared(t *testing.T) {
 		t.Fatalf("redis hit = %+v, %v", hit, err)
 	}
 	key, _ := c2.CacheKey(chatRequest("Shared across workers?"))
-	ttl, err := db.Client.PTTL(ctxT(t), RedisCachePrefix+key).Result()
+	ttl, err := db.Client.PTTL(ctxT(t), c2.CacheStores().RedisPrefix+key).Result()
 	if err != nil || ttl <= 0 {
 		t.Errorf("redis entry TTL = %s, %v; every entry needs one", ttl, err)
 	}
@@ -252,10 +252,10 @@ func TestRedisCacheOwnClient(t *testing.T) {
 	})
 	completeAccept(t, b.c, chatRequest("Which Redis?"))
 	key, _ := b.c.CacheKey(chatRequest("Which Redis?"))
-	if n, _ := cacheDB.Client.Exists(ctxT(t), RedisCachePrefix+key).Result(); n != 1 {
+	if n, _ := cacheDB.Client.Exists(ctxT(t), b.c.CacheStores().RedisPrefix+key).Result(); n != 1 {
 		t.Error("entry not in the cache Redis")
 	}
-	if n, _ := queueDB.Client.Exists(ctxT(t), RedisCachePrefix+key).Result(); n != 0 {
+	if n, _ := queueDB.Client.Exists(ctxT(t), b.c.CacheStores().RedisPrefix+key).Result(); n != 0 {
 		t.Error("entry written to the queue Redis")
 	}
 }

@@ -21,6 +21,7 @@ import (
 type Client struct {
 	cfg       Config
 	prov      Provider
+	stores    CacheStores
 	reasoning bool
 	chat      openai.ChatCompletionService
 	cache     *layeredCache
@@ -38,7 +39,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	if err := cfg.validate(deps); err != nil {
 		return nil, err
 	}
-	prov, err := ResolveProvider(cfg.Model, cfg.APIBase, cfg.APIKey, cfg.AzureAPIVersion, cfg.LookupEnv)
+	stores, prov, err := StoresFor(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -53,16 +54,17 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	c := &Client{
 		cfg:       cfg,
 		prov:      prov,
+		stores:    stores,
 		reasoning: IsReasoningModel(cfg.Model),
 		metrics:   newMetrics(deps.Registerer),
 		log:       log,
 	}
 	c.chat = openai.NewChatCompletionService(c.requestOptions(hc)...)
-	c.cache, err = openCache(cfg, deps, log, c.metrics)
+	c.cache, err = openCache(cfg, stores, deps, log, c.metrics)
 	if err != nil {
 		return nil, err
 	}
-	c.limiter = newLimiter(cfg, deps.Redis, c.metrics, log)
+	c.limiter = newLimiter(cfg, stores.Namespace, deps.Redis, c.metrics, log)
 	return c, nil
 }
 
@@ -93,6 +95,10 @@ func (c *Client) Model() string { return c.cfg.Model }
 
 // Provider is the resolved provider (base URL, wire model); APIKey included.
 func (c *Client) Provider() Provider { return c.prov }
+
+// CacheStores says where the client's disk and Redis cache layers keep
+// its entries.
+func (c *Client) CacheStores() CacheStores { return c.stores }
 
 // Close releases the cache layers.
 func (c *Client) Close() error { return c.cache.close() }

@@ -57,11 +57,17 @@ type Config struct {
 	MemoryEntries int
 	// DiskEnabled turns on the SQLite layer in Dir. Default false.
 	DiskEnabled bool
-	// DiskSizeBytes caps the bytes of stored entries; the least recently
-	// used are evicted beyond it. Default 30 GB (DSPy's).
+	// DiskSizeBytes caps the bytes of stored entries of one namespace; the
+	// least recently used are evicted beyond it. Default 30 GB (DSPy's).
 	DiskSizeBytes int64
-	// Dir holds the disk layer's database; required when DiskEnabled.
+	// Dir holds the disk layer's databases, one per namespace directory;
+	// required when DiskEnabled.
 	Dir string
+	// CacheNamespace is the part of the disk and Redis layers this client
+	// reads and writes (see EndpointNamespace). Default: a hash of Model and
+	// the resolved base URL, so two servers answering to one model name
+	// never share answers.
+	CacheNamespace string
 	// RedisEnabled turns on the shared Redis layer (Deps.CacheRedis, else
 	// Deps.Redis). Default false.
 	RedisEnabled bool
@@ -141,6 +147,11 @@ func (c Config) validate(d Deps) error {
 	}
 	if c.RedisTTL < 0 {
 		errs = append(errs, errors.New("CACHE_REDIS_TTL must be positive"))
+	}
+	if c.CacheNamespace != "" {
+		if err := ValidateNamespace(c.CacheNamespace); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.RedisEnabled && d.CacheRedis == nil && d.Redis == nil {
 		errs = append(errs, errors.New("CACHE_REDIS_ENABLED needs a Redis client"))

@@ -9,15 +9,18 @@
 //   - a cache keyed exactly as DSPy keys its own (SPEC §7.2; CacheKey), read
 //     memory (golang-lru) → disk (SQLite, WAL, size-bounded LRU eviction,
 //     safe for several processes) → Redis (shared, every entry with a TTL),
-//     filled back upward on a hit. Complete never writes it: the program
-//     calls Accept for an answer it parsed, so a garbled answer is never
-//     replayed. A hit reports CacheHit, empty usage, and is replayed through
-//     OnDelta when the caller streams;
+//     filled back upward on a hit. The disk and Redis stores are split by
+//     endpoint, a namespace per model and base URL (EndpointNamespace), so
+//     two servers answering to one model name never share answers;
+//     ClearDiskCache and ClearRedisCache empty them. Complete never writes
+//     the cache: the program calls Accept for an answer it parsed, so a
+//     garbled answer is never replayed. A hit reports CacheHit, empty
+//     usage, and is replayed through OnDelta when the caller streams;
 //   - a rate limit shared by every worker through Redis (requests and tokens
 //     per minute, one Lua script), which serves interactive callers before
 //     batch ones, honours a fleet-wide cool-down set by a provider 429 with
 //     Retry-After, and returns *RateLimitedError instead of waiting longer
-//     than Config.MaxWait.
+//     than Config.MaxWait. Like the cache, it is kept per endpoint.
 //
 // The client never retries: failures come back as *APIError with
 // Retryable and RetryAfter, and the queue decides. It never reads the

@@ -40,9 +40,13 @@ type limiter struct {
 	localCooldown time.Time // used without Redis
 }
 
-func newLimiter(cfg Config, rdb redis.UniversalClient, m *metrics, log zerolog.Logger) *limiter {
-	// The hash tag keeps the three keys in one Redis Cluster slot.
-	base := "qa:lmrl:{" + cfg.Model + "}"
+func newLimiter(cfg Config, ns string, rdb redis.UniversalClient, m *metrics, log zerolog.Logger) *limiter {
+	// A provider's limits and its 429 cool-downs belong to the endpoint that
+	// enforces them, so the keys carry the cache namespace beside the model:
+	// another server answering to the same model name (qa dev's demo LM) has
+	// limits of its own. The hash tag keeps the three keys in one Redis
+	// Cluster slot.
+	base := "qa:lmrl:{" + cfg.Model + "@" + ns + "}"
 	return &limiter{
 		rdb: rdb, script: redis.NewScript(limiterLua),
 		rpm: cfg.RPM, tpm: cfg.TPM, maxWait: cfg.MaxWait, metrics: m, log: log,
@@ -117,7 +121,7 @@ func (l *limiter) adjust(ctx context.Context, n int64) {
 	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "adjust", l.tpm, n).Err()
 }
 
-// setCooldown makes every client of this model wait d before calling.
+// setCooldown makes every client of this endpoint wait d before calling.
 func (l *limiter) setCooldown(ctx context.Context, d time.Duration) {
 	if l.rdb == nil {
 		l.mu.Lock()

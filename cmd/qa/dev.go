@@ -32,6 +32,10 @@ func runDev(ctx context.Context, e env, args []string) error {
 	if cfg.Log.Format == "json" && e.getenv("LOG_FORMAT") == "" {
 		cfg.Log.Format = "console" // a person is watching
 	}
+	if setting(cfg, "HOST").Source == config.SourceDefault {
+		// qa dev is for this machine, usually without API keys: HOST opens it up.
+		cfg.HTTP.Host = devHost
+	}
 	log := newLogger(cfg, e.stderr)
 	logNotices(log, notices)
 
@@ -122,11 +126,20 @@ func authHint(cfg *config.Config) string {
 	return " -H 'Authorization: Bearer <key>'"
 }
 
-// openWarning says, when it is so, that qa dev runs without API keys: fine on
-// a laptop, never on a network (`qa api` refuses it without ALLOW_ANONYMOUS).
+// devHost is where qa dev listens unless HOST is set: it runs without API
+// keys, which is fine for this machine and never for a network. `qa api`
+// keeps HOST's 0.0.0.0, which containers need (and refuses to run open).
+const devHost = "127.0.0.1"
+
+// openWarning says who can reach qa dev when it runs without API keys: this
+// machine only on a loopback HOST, else anyone, loudly (`qa api` refuses to
+// run open without ALLOW_ANONYMOUS).
 func openWarning(cfg *config.Config) string {
 	if len(cfg.Security.APIKeys) > 0 {
 		return ""
+	}
+	if isLoopbackHost(cfg.HTTP.Host) {
+		return "\n  Only this machine can reach it (HOST=" + cfg.HTTP.Host + "); set HOST=0.0.0.0 and API_KEYS to share it.\n"
 	}
 	what := "the API, the dashboard and /metrics are"
 	if len(cfg.Security.AdminAPIKeys) > 0 {
@@ -143,4 +156,23 @@ func devPoolSize(cfg *config.Config) int {
 		return cfg.Redis.PoolSize
 	}
 	return cfg.Redis.APIPoolSize() + cfg.Redis.WorkerPoolSize(cfg.Queue)
+}
+
+// isLoopbackHost reports a HOST that only this machine can reach.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// setting is one variable's value and source, as qa config prints them.
+func setting(cfg *config.Config, name string) config.Setting {
+	for _, s := range cfg.Settings() {
+		if s.Name == name {
+			return s
+		}
+	}
+	return config.Setting{Name: name}
 }

@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"batch":   {"upload a JSONL file as a batch, show progress, write the results", runBatch},
 		"results": {"wait for an existing batch and write its results", runResults},
 		"version": {"print the version and the Go it was built with", runVersion},
+		"cache":   {"say where the LM cache lives; qa cache clear empties it", runCache},
 	}
 }
 

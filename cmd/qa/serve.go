@@ -85,7 +85,7 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 	srv, err := api.New(apiConfig(cfg), api.Deps{
 		Redis: rdb, Client: jobs.NewClient(rdb, store), Store: store, Hub: hub,
 		Log: log, Registry: reg, AsynqRedis: connOpt,
-		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != ""},
+		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
 	})
 	if err != nil {
 		stopHub()

@@ -76,12 +76,12 @@ func (s *workerStack) stop() {
 }
 
 // startWorkerStack builds the LM client, the program and the worker, and
-// starts the worker. lmOverride, when set, replaces the configured LM's base
-// URL and key (the demo LM of qa dev).
-func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Lookup, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer, lmOverride *lmEndpoint) (*workerStack, error) {
+// starts the worker. demo, when set, replaces the configured LM with qa
+// dev's demo LM, whose answers are cached in a namespace of their own.
+func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Lookup, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer, demo *lmEndpoint) (*workerStack, error) {
 	lcfg := lmConfig(cfg, lookup)
-	if lmOverride != nil {
-		lcfg.APIBase, lcfg.APIKey = lmOverride.base, lmOverride.key
+	if demo != nil {
+		lcfg.APIBase, lcfg.APIKey, lcfg.CacheNamespace = demo.base, demo.key, demoCacheNamespace
 	}
 	lm, closeLM, err := newLM(ctx, cfg, lcfg, rdb, log, reg)
 	if err != nil {
@@ -114,12 +114,18 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	log.Info().Str("model", lm.Model()).Str("program_state_sha256", prog.Provenance()).Msg("worker ready")
+	log.Info().Str("model", lm.Model()).Str("cache_namespace", lm.CacheStores().Namespace).
+		Str("program_state_sha256", prog.Provenance()).Msg("worker ready")
 	return &workerStack{worker: w, closeLM: closeLM}, nil
 }
 
 // lmEndpoint points the LM client somewhere else than the configuration says.
 type lmEndpoint struct{ base, key string }
+
+// demoCacheNamespace holds the demo LM's cached answers: one namespace
+// whatever port the demo LM gets, and never the real model's (its answers
+// are made up, under the default model's name).
+const demoCacheNamespace = "demo"
 
 // serveHealth serves h on addr in the background.
 func serveHealth(addr string, h http.Handler, log zerolog.Logger) (*http.Server, error) {
