@@ -25,6 +25,11 @@ type summary struct {
 	mu      sync.Mutex
 	pending jobs.Stats
 	failing bool
+
+	// flushing is held while a flush moves pending counts to Redis, so a
+	// reader never sees them in neither place (gone from pending, not yet
+	// in Redis). record does not take it: the hot path never waits on Redis.
+	flushing sync.Mutex
 }
 
 func newSummary(rdb redis.UniversalClient, log zerolog.Logger) *summary {
@@ -93,6 +98,8 @@ func (m *summary) run(ctx context.Context, every time.Duration) {
 // flush adds the pending counts to Redis; on failure they are kept for the
 // next try.
 func (m *summary) flush(ctx context.Context) error {
+	m.flushing.Lock()
+	defer m.flushing.Unlock()
 	m.mu.Lock()
 	delta := m.pending
 	m.pending = jobs.Stats{}
@@ -110,24 +117,36 @@ func (m *summary) flush(ctx context.Context) error {
 	return err
 }
 
-// serveSummary answers the seed's JSON summary: the global counters plus what
-// this process has not flushed yet.
-func (s *Server) serveSummary(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
-	defer cancel()
-	st, err := jobs.ReadStats(ctx, s.deps.Redis)
+// totals are the global counters plus what this process has not flushed
+// yet. It waits for a flush under way, whose counts are in neither place
+// until it ends.
+func (m *summary) totals(ctx context.Context) (jobs.Stats, error) {
+	m.flushing.Lock()
+	defer m.flushing.Unlock()
+	st, err := jobs.ReadStats(ctx, m.rdb)
 	if err != nil {
-		s.respond(c, err)
-		return
+		return st, err
 	}
-	s.summary.mu.Lock()
-	p := s.summary.pending
-	s.summary.mu.Unlock()
+	m.mu.Lock()
+	p := m.pending
+	m.mu.Unlock()
 	st.Requests += p.Requests
 	st.Errors += p.Errors
 	st.LatencySeconds += p.LatencySeconds
 	st.LatencyCount += p.LatencyCount
 	st.Tokens += p.Tokens
+	return st, nil
+}
+
+// serveSummary answers the seed's JSON summary, global across replicas.
+func (s *Server) serveSummary(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
+	defer cancel()
+	st, err := s.summary.totals(ctx)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
 	start := st.StartedAt
 	if start.IsZero() || s.summary.start.Before(start) {
 		start = s.summary.start
