@@ -80,6 +80,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 
 	started := time.Now()
 	res, runErr := w.deps.Runner.Run(runCtx, p.Question, opts)
+	att.LMCalls = lmCalls(res, runErr)
 	if pub != nil {
 		if err := pub.close(); err != nil && runErr == nil {
 			runErr = err
@@ -118,7 +119,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 		Outputs: res.Outputs,
 		Provenance: jobs.Provenance{
 			Model: w.deps.Runner.Model(), StateSHA256: w.deps.Runner.StateSHA256(),
-			CacheHit: res.CacheHit, LMCalls: res.LMCalls,
+			CacheHit: res.CacheHit,
 		},
 		Usage:          res.Usage,
 		LatencySeconds: took.Seconds(),

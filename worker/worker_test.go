@@ -375,3 +375,21 @@ func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 		t.Fatalf("job after shutdown = %+v; events %s", j, types(b.events(t, id)))
 	}
 }
+
+// TestLMCallsCountEveryAttempt: a job whose first attempt called the LM and
+// failed (the answer was cut off mid-stream), then succeeded, reports both
+// calls: lm_calls counts what the job cost, not what its last attempt did.
+func TestLMCallsCountEveryAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.lm.SetTokensPerSecond(2000)
+	b.startWorker(t, worker.Config{})
+	id := b.submit(t, jobs.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
+		t.Fatalf("job = %+v %+v", j, j.Error)
+	}
+	if got := j.Result.Provenance.LMCalls; got != 2 || b.lm.Requests() != 2 {
+		t.Fatalf("lm_calls = %d after %d LM requests, want 2", got, b.lm.Requests())
+	}
+}
