@@ -270,7 +270,8 @@ type Security struct {
 	// default 0, which means RateLimitRPS rounded up (at least 1).
 	RateLimitBurst int `env:"RATE_LIMIT_BURST" envDefault:"0"`
 	// TokenBudgetPerDay caps the LM tokens one key's jobs may use per UTC
-	// day; 0 is off. TOKEN_BUDGET_PER_DAY, default 0.
+	// day, checked at submit and as each job or batch item starts; 0 is off.
+	// TOKEN_BUDGET_PER_DAY, default 0.
 	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY" envDefault:"0"`
 	// SSEMaxStreamsPerKey caps the event streams one key holds open across every
 	// API replica.

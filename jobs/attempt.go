@@ -20,6 +20,9 @@ const (
 	Ended
 	// Gone: the record no longer exists; drop the task.
 	Gone
+	// OverBudget: the owner's daily token budget is spent; the job has just
+	// ended failed, saying so. Drop the task.
+	OverBudget
 )
 
 // Attempt is one run of a job by a worker: the handle through which the worker
@@ -45,14 +48,21 @@ type Attempt struct {
 }
 
 // Start begins the next attempt of job id on worker workerID. maxWait > 0
-// expires a job that waited longer than that for its first start.
+// expires a job that waited longer than that for its first start; a job whose
+// owner has spent Config.TokenBudgetPerDay today ends failed (OverBudget).
 func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
+	now := s.now()
 	expired := mustJSON(FailedData{Error: &Error{Code: "expired", Message: "not started within " + maxWait.String()}})
 	gaveUp := mustJSON(FailedData{
 		Error:    &Error{Code: "attempts_exhausted", Message: "gave up after " + strconv.Itoa(s.cfg.MaxAttempts) + " attempts: the last one was lost (worker stopped or timed out)"},
 		Attempts: s.cfg.MaxAttempts,
 	})
-	reply, err := s.run(ctx, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp)
+	var overBudget string
+	if s.cfg.TokenBudgetPerDay > 0 {
+		overBudget = mustJSON(FailedData{Error: budgetSpent(s.cfg.TokenBudgetPerDay, now)})
+	}
+	reply, err := s.runAt(ctx, now, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp,
+		s.cfg.TokenBudgetPerDay, UsageDay(now), overBudget)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, Gone, nil
@@ -61,7 +71,11 @@ func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Dur
 	case err != nil:
 		return nil, Ended, err
 	}
-	if reply[0] != "started" {
+	switch reply[0] {
+	case "started":
+	case "over_budget":
+		return nil, OverBudget, nil
+	default:
 		return nil, Ended, nil
 	}
 	n, _ := strconv.Atoi(reply[1])

@@ -98,7 +98,9 @@ local attempts = tonumber(redis.call('HGET', job, 'attempts'))
 
 if op == 'start' then
   -- ARGV[6] max attempts, [7] max wait before a first start (ms, 0 = none),
-  -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up event data
+  -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up
+  -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
+  -- day (yyyy-mm-dd), [14] over-budget event data
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
   if attempts == 0 and max_wait > 0 and now - tonumber(redis.call('HGET', job, 'created_at')) > max_wait then
     finish('expired', ttl, {'error', cjson.encode(cjson.decode(ARGV[10]).error)})
@@ -109,6 +111,18 @@ if op == 'start' then
     finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[11]).error)})
     append('failed', ARGV[11])
     return {'failed'}
+  end
+  -- The budget is checked at every start, not only at submit: jobs accepted
+  -- before it ran out must not spend past it. The counter (jobs.UsageKey) is
+  -- the one complete adds to.
+  local budget = tonumber(ARGV[12])
+  if budget > 0 then
+    local usage = 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. ARGV[13]
+    if (tonumber(redis.call('GET', usage)) or 0) >= budget then
+      finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[14]).error)})
+      append('failed', ARGV[14])
+      return {'over_budget'}
+    end
   end
   attempts = attempts + 1
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,

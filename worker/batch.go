@@ -169,7 +169,14 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("start batch item: %w", err)
 	}
-	if out != jobs.ItemStarted {
+	switch out {
+	case jobs.ItemStarted:
+	case jobs.ItemOverBudget:
+		// Counted failed in the batch, which says why; a batch may have
+		// thousands, so no line each.
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
+		return asynq.RevokeTask
+	default:
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "dropped")
 		return asynq.RevokeTask
 	}

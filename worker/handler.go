@@ -39,7 +39,14 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("start job: %w", err) // Redis trouble: asynq retries
 	}
-	if outcome != jobs.Started {
+	switch outcome {
+	case jobs.Started:
+	case jobs.OverBudget:
+		// The record says why, for its owner; one line per refused job.
+		w.deps.Metrics.observeOutcome(queue, "failed")
+		log.Info().Str("code", "token_budget_exceeded").Msg("job not run: its owner's daily token budget is spent")
+		return asynq.RevokeTask
+	default:
 		w.deps.Metrics.observeOutcome(queue, "dropped")
 		return asynq.RevokeTask // ended already (cancelled, expired, gave up) or gone
 	}

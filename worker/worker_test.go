@@ -1,10 +1,12 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +21,31 @@ import (
 )
 
 type bundle struct {
-	db     *redistest.DB
-	lm     *fakelm.Server
-	store  *jobs.Store
-	client *jobs.Client
-	runner *worker.ProgramRunner
+	db      *redistest.DB
+	lm      *fakelm.Server
+	store   *jobs.Store
+	client  *jobs.Client
+	batches *jobs.Batches
+	runner  *worker.ProgramRunner
+	logs    *syncBuffer // what the workers log
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func setup(t *testing.T, jcfg jobs.Config) *bundle {
@@ -43,7 +65,18 @@ func setup(t *testing.T, jcfg jobs.Config) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), runner: worker.NewProgramRunner(program.NewQA(), lc)}
+	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), batches: batches,
+		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("worker log:\n%s", b.logs.String())
+		}
+	})
+	return b
 }
 
 // startWorker runs a worker until the test ends (or stop is called).
@@ -53,7 +86,7 @@ func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Log: zerolog.Nop()})
+	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Batches: b.batches, Log: zerolog.New(b.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
