@@ -129,6 +129,10 @@ type Config struct {
 	// MaxStreamsPerKey caps the event streams one key holds open across all
 	// API replicas (SSE_MAX_STREAMS_PER_KEY). Default 100.
 	MaxStreamsPerKey int
+	// LogQuestions lets question, answer and LM text reach the logs
+	// (LOG_QUESTIONS): a failed job's reason in the access log of /predict.
+	// Default false.
+	LogQuestions bool
 }
 
 func (c Config) withDefaults() (Config, error) {

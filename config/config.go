@@ -289,7 +289,10 @@ type Log struct {
 	// Format is json (one object per line) or console (for people).
 	// LOG_FORMAT, default json.
 	Format string `env:"LOG_FORMAT" envDefault:"json"`
-	// Questions logs question text (truncated); false keeps it out of
-	// logs. LOG_QUESTIONS, default true.
-	Questions bool `env:"LOG_QUESTIONS" envDefault:"true"`
+	// Questions lets question, answer and LM text reach the logs: the
+	// question (clipped) on a job's worker lines, a failure's whole reason
+	// (a parse failure's quotes the LM's answer). False keeps them out: a
+	// failure logs its code, and the quoted text's length and hash.
+	// LOG_QUESTIONS, default false.
+	Questions bool `env:"LOG_QUESTIONS" envDefault:"false"`
 }

@@ -38,7 +38,7 @@ func defaults() Config {
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5,
 		},
 		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100},
-		Log:      Log{Level: "info", Format: "json", Questions: true},
+		Log:      Log{Level: "info", Format: "json"},
 	}
 }
 
@@ -103,7 +103,7 @@ func everything() map[string]string {
 		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
 
-		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
+		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "true",
 	}
 }
 
@@ -155,7 +155,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
 		},
-		Log: Log{Level: "warn", Format: "console"},
+		Log: Log{Level: "warn", Format: "console", Questions: true},
 	}
 	if diff := cmp.Diff(want, *cfg, ignoreSources); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)

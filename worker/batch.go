@@ -155,7 +155,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	}
 	if !w.shares.acquire(p.Owner, w.shares.isContended(ctx, w.deps.Batches.ActiveOwners)) {
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
-		return &delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}
+		return handled{&delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}}
 	}
 	defer w.shares.release(p.Owner)
 	var (
@@ -180,7 +180,8 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "dropped")
 		return asynq.RevokeTask
 	}
-	log := w.log.With().Str("batch_id", p.Batch.ID).Int("index", p.Batch.Index).Int("attempt", att.Number).Logger()
+	log := w.withQuestion(w.log.With().Str("batch_id", p.Batch.ID).Int("index", p.Batch.Index).Int("attempt", att.Number),
+		att.Item.Question).Logger()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer w.batchRuns.track(p.Batch.ID, cancel)()
@@ -220,23 +221,26 @@ func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.I
 		if err := att.Defer(ctx); err != nil {
 			log.Warn().Err(err).Msg("record batch item requeue")
 		}
-		return errors.New(v.reason.Message) // asynq requeues it itself
+		return handled{errors.New(v.reason.Message)} // asynq requeues it itself
 	case failNow:
 		err := persist(ctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
 		if err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
 			return fmt.Errorf("record batch item failure: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
-		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
+		w.logReason(log.Warn(), v).Msg("batch item failed")
+		return handled{fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)}
 	case deferLater:
 		if err := persist(ctx, att.Defer); err != nil {
 			return fmt.Errorf("record batch item defer: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
-		return &delayedError{delay: v.delay, counted: false, err: errors.New(v.reason.Message)}
+		w.logReason(log.Debug(), v).Dur("retry_in", v.delay).Msg("batch item put back")
+		return handled{&delayedError{delay: v.delay, counted: false, err: errors.New(v.reason.Message)}}
 	}
 	w.deps.Metrics.observeOutcome(jobs.QueueBatch, "retried")
-	return &delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}
+	w.logReason(log.Info(), v).Dur("retry_in", v.delay).Msg("batch item will run again")
+	return handled{&delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}}
 }
 
 // handleBatchExpand turns a batch's items into tasks; on error asynq runs it

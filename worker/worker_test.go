@@ -126,6 +126,19 @@ func (b *bundle) waitEnd(t *testing.T, id string) *jobs.Job {
 	}
 }
 
+// eventually polls cond until it holds; a generous deadline, not a timing
+// assertion.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (b *bundle) events(t *testing.T, id string) []jobs.Event {
 	t.Helper()
 	evs, err := b.store.Events(context.Background(), id, "", 0)

@@ -129,6 +129,7 @@ func apiConfig(cfg *config.Config) api.Config {
 		RateLimitBurst:     cfg.Security.RateLimitBurst,
 		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
 		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
+		LogQuestions:       cfg.Log.Questions,
 		// Batches (batchwiring.go has the workers' side).
 		BatchMaxItems:         cfg.Batch.MaxItems,
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),

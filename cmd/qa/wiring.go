@@ -152,6 +152,7 @@ func workerConfig(cfg *config.Config) worker.Config {
 		EnableStreaming:    cfg.HTTP.EnableStreaming,
 		DisableUsage:       !cfg.LM.TrackUsage,
 		BatchOwnerShare:    cfg.Batch.OwnerShare,
+		LogQuestions:       cfg.Log.Questions,
 	}
 }
 
