@@ -117,13 +117,14 @@ func (r *batchRuns) track(batchID string, cancel context.CancelCauseFunc) (untra
 }
 
 // cancel stops every running item of batch id (a cancel notice carries a
-// job or a batch id; unknown ids are ignored).
-func (r *batchRuns) cancel(id string) {
+// job or a batch id; unknown ids are ignored) and says how many it stopped.
+func (r *batchRuns) cancel(id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.runs[id] {
 		c(errCancelled)
 	}
+	return len(r.runs[id])
 }
 
 // registerBatch adds the batch handlers when the worker has Deps.Batches.

@@ -97,7 +97,8 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	}
 	if errors.Is(runErr, jobs.ErrTerminal) || errors.Is(runErr, jobs.ErrStale) || errors.Is(context.Cause(runCtx), errCancelled) {
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
-		return asynq.RevokeTask // cancelled, or a newer attempt owns the job
+		log.Info().Msg("job stopped: cancelled, or a newer attempt runs it")
+		return asynq.RevokeTask
 	}
 	v := classify(runCtx, runErr, att.Number, att.Last, defaultBackoff)
 	return w.finish(ctx, log, att, v, queue)

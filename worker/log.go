@@ -48,10 +48,26 @@ func (w *Worker) logReason(e *zerolog.Event, v verdict) *zerolog.Event {
 // asynqLogger sends asynq's own logs into zerolog.
 type asynqLogger struct{ log zerolog.Logger }
 
+// asynqRevoked starts the line asynq v0.26 logs at WARN for every task a
+// handler returns asynq.RevokeTask for (processor.go, handleFailedMessage:
+// Warnf("revoke task id=%s")). A revoke is our decision — a cancelled job, a
+// task whose job had already ended — not a problem: cancelling a 300-item
+// batch logged 300 such warnings. They go to debug.
+// TestCancelIsNotAWarning fails if asynq changes the line.
+const asynqRevoked = "revoke task id="
+
 func (l asynqLogger) Debug(args ...any) { l.log.Debug().Msg(fmt.Sprint(args...)) }
 func (l asynqLogger) Info(args ...any)  { l.log.Info().Msg(fmt.Sprint(args...)) }
-func (l asynqLogger) Warn(args ...any)  { l.log.Warn().Msg(fmt.Sprint(args...)) }
 func (l asynqLogger) Error(args ...any) { l.log.Error().Msg(fmt.Sprint(args...)) }
+
+func (l asynqLogger) Warn(args ...any) {
+	msg := fmt.Sprint(args...)
+	if strings.HasPrefix(msg, asynqRevoked) {
+		l.log.Debug().Msg(msg)
+		return
+	}
+	l.log.Warn().Msg(msg)
+}
 
 // Fatal is logged as an error: asynq calls it for conditions we prefer to
 // surface through Start's error rather than exit the process from a library.

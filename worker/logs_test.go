@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 )
@@ -70,4 +71,58 @@ func waitLogs(t *testing.T, b *bundle, cond func(string) bool) string {
 	var logs string
 	eventually(t, "the log lines", func() bool { logs = b.logs.String(); return cond(logs) })
 	return logs
+}
+
+// TestCancelIsNotAWarning: cancelling a batch mid-run — items running,
+// hundreds still queued, each of whose tasks is dropped when it comes up —
+// and a running job logs no warning: a cancel is the client's choice.
+func TestCancelIsNotAWarning(t *testing.T) {
+	t.Parallel()
+	const n, slots = 300, 4
+	b := setup(t, jobs.Config{})
+	b.startWorker(t, worker.Config{Concurrency: 2, BatchConcurrency: slots})
+	ctx := t.Context()
+	items := make([]jobs.BatchItem, n)
+	for i := range items {
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("Item %d [[fakelm:stall]]", i)}
+	}
+	c, err := b.batches.Create(ctx, jobs.CreateRequest{Owner: "o", Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := b.submit(t, jobs.SubmitRequest{Question: "A job [[fakelm:stall]]", Owner: "o", Stream: true})
+	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+	eventually(t, "items and the job to run", func() bool {
+		q, err := insp.GetQueueInfo(jobs.QueueBatch)
+		j, _ := b.store.Get(ctx, job)
+		return err == nil && q.Active == slots && j != nil && j.Status == jobs.StatusRunning
+	})
+	if _, err := b.batches.Cancel(ctx, c.Batch.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.Cancel(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if bt := b.waitBatch(t, c.Batch.ID); bt.Status != jobs.BatchCancelled {
+		t.Fatalf("batch = %s %+v", bt.Status, bt.Counts)
+	}
+	// Every task has come up and been dropped.
+	eventually(t, "the queues to drain", func() bool {
+		for _, name := range []string{jobs.QueueBatch, jobs.QueueInteractive} {
+			q, err := insp.GetQueueInfo(name)
+			if err != nil || q.Pending+q.Active+q.Retry+q.Scheduled > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var warnings []string
+	for line := range strings.Lines(b.logs.String()) {
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("cancelling a %d-item batch and a job logged %d warnings, want none; the first:\n%s", n, len(warnings), strings.Join(warnings[:min(5, len(warnings))], ""))
+	}
 }

@@ -185,8 +185,8 @@ func (w *Worker) serverConfig(queue string, concurrency int, poll time.Duration)
 		Logger:                   asynqLogger{log: log.With().Str("component", "asynq").Logger()},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if errors.As(err, new(handled)) {
-				return // the handler logged the outcome
+			if errors.As(err, new(handled)) || errors.Is(err, asynq.RevokeTask) {
+				return // the handler logged the outcome; a revoke is a cancel or a drop
 			}
 			id, _ := asynq.GetTaskID(ctx)
 			log.Warn().Err(err).Str("job_id", id).Msg("job attempt failed")
@@ -255,7 +255,10 @@ func (w *Worker) listenCancels() {
 		if cancel != nil {
 			cancel(errCancelled)
 		}
-		w.batchRuns.cancel(msg.Payload) // a cancelled batch's running items (batch.go)
+		// A cancelled batch's running items (batch.go): one line for them all.
+		if n := w.batchRuns.cancel(msg.Payload); n > 0 {
+			w.log.Info().Str("batch_id", msg.Payload).Int("running_items", n).Msg("batch cancelled: stopping its running items")
+		}
 	}
 }
 
