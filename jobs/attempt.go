@@ -35,8 +35,9 @@ type Attempt struct {
 	// Last is true when a retryable failure of this attempt still fails the job.
 	Last bool
 	// LMCalls counts this attempt's LM calls, failed ones included (each may
-	// have cost tokens). The worker sets it before the attempt's end write
-	// (Complete, Fail, Retry, Defer), which adds it to the job's total.
+	// have cost tokens). The worker sets it before a failed attempt's end
+	// write (Fail, Retry, Defer), which adds it to the job's total; Complete
+	// takes the count from the result's provenance instead.
 	LMCalls int
 
 	// earlierLMCalls are the LM calls the job's earlier attempts recorded.
@@ -131,16 +132,18 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *Error, delay t
 }
 
 // Complete records the result and ends the job, adding its tokens to the
-// owner's usage of the day (see [UsageKey]). The result's provenance counts
-// the attempts and the LM calls of all of them. ErrTerminal means it had
-// already ended (a cancel won the race, or another run finished first).
+// owner's usage of the day (see [UsageKey]). r's provenance comes with this
+// attempt's LM calls; Complete makes it count the job's attempts and the LM
+// calls of all of them. ErrTerminal means it had already ended (a cancel won
+// the race, or another run finished first).
 func (a *Attempt) Complete(ctx context.Context, r *Result) error {
+	calls := r.Provenance.LMCalls
 	r.Provenance.Attempts = a.Number
-	r.Provenance.LMCalls = a.earlierLMCalls + a.LMCalls
+	r.Provenance.LMCalls = a.earlierLMCalls + calls
 	res := mustJSON(r)
 	data := `{"result":` + res + `}`
 	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
-		r.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), a.LMCalls, "result", res, "error", "")
+		r.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), calls, "result", res, "error", "")
 	return err
 }
 

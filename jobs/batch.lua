@@ -212,7 +212,7 @@ if op == 'start' then
   end
   -- Checked at every start: items accepted before the budget ran out must
   -- not spend past it. Counted failed, so the batch goes on to its end.
-  local budget = tonumber(ARGV[13])
+  local budget = tonumber(ARGV[13]) or 0
   if budget > 0 and (tonumber(redis.call('GET', ARGV[12])) or 0) >= budget then
     local r = account(idx, 'failed', ARGV[14], interval)
     return {'over_budget', r[1]}

@@ -398,8 +398,8 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = start()
-	a.LMCalls = 1
-	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
+	if err := a.Complete(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.store.Get(ctx, j.ID)

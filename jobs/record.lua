@@ -115,7 +115,7 @@ if op == 'start' then
   -- The budget is checked at every start, not only at submit: jobs accepted
   -- before it ran out must not spend past it. The counter (jobs.UsageKey) is
   -- the one complete adds to.
-  local budget = tonumber(ARGV[12])
+  local budget = tonumber(ARGV[12]) or 0
   if budget > 0 then
     local usage = 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. ARGV[13]
     if (tonumber(redis.call('GET', usage)) or 0) >= budget then

@@ -126,7 +126,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 		Outputs: res.Outputs,
 		Provenance: jobs.Provenance{
 			Model: w.deps.Runner.Model(), StateSHA256: w.deps.Runner.StateSHA256(),
-			CacheHit: res.CacheHit,
+			CacheHit: res.CacheHit, LMCalls: res.LMCalls,
 		},
 		Usage:          res.Usage,
 		LatencySeconds: took.Seconds(),
