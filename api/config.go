@@ -150,6 +150,10 @@ type Config struct {
 	// kept for; beyond, the one that failed least recently is forgotten.
 	// Default 10000 (about 3 MB).
 	AuthFailureAddresses int
+	// LogQuestions lets question, answer and LM text reach the logs
+	// (LOG_QUESTIONS): a failed job's reason in the access log of /predict.
+	// Default false.
+	LogQuestions bool
 }
 
 func (c Config) withDefaults() (Config, error) {

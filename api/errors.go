@@ -31,13 +31,20 @@ type apiError struct {
 	// detail overrides message in the seed's {"detail": ...} body.
 	detail string
 	cause  error
+	// logText, when set, is what the log records instead of message: a
+	// failed job's reason may quote the LM's answer (Config.LogQuestions).
+	logText string
 }
 
 func (e *apiError) Error() string {
-	if e.cause != nil {
-		return e.message + ": " + e.cause.Error()
+	msg := e.message
+	if e.logText != "" {
+		msg = e.logText
 	}
-	return e.message
+	if e.cause != nil {
+		return msg + ": " + e.cause.Error()
+	}
+	return msg
 }
 
 func (e *apiError) Unwrap() error { return e.cause }

@@ -18,9 +18,10 @@ import (
 
 // checkBudget refuses new work (429, naming the budget, with Retry-After
 // until the next UTC day) once the caller's completed jobs have used
-// Config.TokenBudgetPerDay tokens today. Jobs already accepted run on, so a
-// day can end a little over budget. Put it in front of every handler that
-// creates jobs.
+// Config.TokenBudgetPerDay tokens today. The workers check the budget again
+// as each job or batch item starts (jobs.Config.TokenBudgetPerDay), so work
+// accepted earlier overshoots it by what is running when it is spent. Put it
+// in front of every handler that creates jobs.
 func (s *Server) checkBudget(c *gin.Context) {
 	if s.cfg.TokenBudgetPerDay <= 0 {
 		return

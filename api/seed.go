@@ -70,11 +70,14 @@ func (s *Server) outcomeError(j *jobs.Job, waited time.Duration) *apiError {
 	case jobs.StatusCompleted:
 		return nil
 	case jobs.StatusFailed:
-		msg := "prediction failed"
+		msg, logText := "prediction failed", ""
 		if j.Error != nil {
 			msg = "Prediction failed: " + j.Error.Message
+			if !s.cfg.LogQuestions {
+				logText = "Prediction failed: " + j.Error.Code + poll // the record has the reason
+			}
 		}
-		return &apiError{status: http.StatusInternalServerError, code: "job_failed", message: msg + poll}
+		return &apiError{status: http.StatusInternalServerError, code: "job_failed", message: msg + poll, logText: logText}
 	case jobs.StatusExpired:
 		return &apiError{status: http.StatusServiceUnavailable, code: "job_expired", retryAfter: s.cfg.BusyRetryAfter,
 			message: "The service is overloaded: the question was not started in time; retry later" + poll}

@@ -278,7 +278,8 @@ type Security struct {
 	// default 0, which means RateLimitRPS rounded up (at least 1).
 	RateLimitBurst int `env:"RATE_LIMIT_BURST" envDefault:"0"`
 	// TokenBudgetPerDay caps the LM tokens one key's jobs may use per UTC
-	// day; 0 is off. TOKEN_BUDGET_PER_DAY, default 0.
+	// day, checked at submit and as each job or batch item starts; 0 is off.
+	// TOKEN_BUDGET_PER_DAY, default 0.
 	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY" envDefault:"0"`
 	// SSEMaxStreamsPerKey caps the streams one key holds open across every
 	// API replica: event streams and results downloads that wait.
@@ -311,7 +312,10 @@ type Log struct {
 	// Format is json (one object per line) or console (for people).
 	// LOG_FORMAT, default json.
 	Format string `env:"LOG_FORMAT" envDefault:"json"`
-	// Questions logs question text (truncated); false keeps it out of
-	// logs. LOG_QUESTIONS, default true.
-	Questions bool `env:"LOG_QUESTIONS" envDefault:"true"`
+	// Questions lets question, answer and LM text reach the logs: the
+	// question (clipped) on a job's worker lines, a failure's whole reason
+	// (a parse failure's quotes the LM's answer). False keeps them out: a
+	// failure logs its code, and the quoted text's length and hash.
+	// LOG_QUESTIONS, default false.
+	Questions bool `env:"LOG_QUESTIONS" envDefault:"false"`
 }

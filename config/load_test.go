@@ -38,7 +38,7 @@ func defaults() Config {
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
 		},
 		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000, AuthFailuresPerMinute: 60},
-		Log:      Log{Level: "info", Format: "json", Questions: true},
+		Log:      Log{Level: "info", Format: "json"},
 	}
 }
 
@@ -105,7 +105,7 @@ func everything() map[string]string {
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
 		"WAIT_MAX_PER_KEY": "50", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.2", "AUTH_FAILURES_PER_MINUTE": "30",
 
-		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "false",
+		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "true",
 	}
 }
 
@@ -158,7 +158,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
 			WaitMaxPerKey: 50, TrustedProxies: List{"10.0.0.0/8", "192.168.1.2"}, AuthFailuresPerMinute: 30,
 		},
-		Log: Log{Level: "warn", Format: "console"},
+		Log: Log{Level: "warn", Format: "console", Questions: true},
 	}
 	if diff := cmp.Diff(want, *cfg, ignoreSources); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)

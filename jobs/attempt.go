@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,9 @@ const (
 	Ended
 	// Gone: the record no longer exists; drop the task.
 	Gone
+	// OverBudget: the owner's daily token budget is spent; the job has just
+	// ended failed, saying so. Drop the task.
+	OverBudget
 )
 
 // Attempt is one run of a job by a worker: the handle through which the worker
@@ -30,17 +34,36 @@ type Attempt struct {
 	Number int
 	// Last is true when a retryable failure of this attempt still fails the job.
 	Last bool
+	// LMCalls counts this attempt's LM calls, failed ones included (each may
+	// have cost tokens). The worker sets it before a failed attempt's end
+	// write (Fail, Retry, Defer), which adds it to the job's total; Complete
+	// takes the count from the result's provenance instead.
+	LMCalls int
+
+	// earlierLMCalls are the LM calls the job's earlier attempts recorded.
+	earlierLMCalls int
+	// streamMu orders Token and Reset; written counts the stream writes
+	// Redis acknowledged, and numbers the next one (see Token).
+	streamMu sync.Mutex
+	written  int
 }
 
 // Start begins the next attempt of job id on worker workerID. maxWait > 0
-// expires a job that waited longer than that for its first start.
+// expires a job that waited longer than that for its first start; a job whose
+// owner has spent Config.TokenBudgetPerDay today ends failed (OverBudget).
 func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
+	now := s.now()
 	expired := mustJSON(FailedData{Error: &Error{Code: "expired", Message: "not started within " + maxWait.String()}})
 	gaveUp := mustJSON(FailedData{
 		Error:    &Error{Code: "attempts_exhausted", Message: "gave up after " + strconv.Itoa(s.cfg.MaxAttempts) + " attempts: the last one was lost (worker stopped or timed out)"},
 		Attempts: s.cfg.MaxAttempts,
 	})
-	reply, err := s.run(ctx, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp)
+	var overBudget string
+	if s.cfg.TokenBudgetPerDay > 0 {
+		overBudget = mustJSON(FailedData{Error: budgetSpent(s.cfg.TokenBudgetPerDay, now)})
+	}
+	reply, err := s.runAt(ctx, now, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp,
+		s.cfg.TokenBudgetPerDay, UsageDay(now), overBudget)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, Gone, nil
@@ -49,28 +72,45 @@ func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Dur
 	case err != nil:
 		return nil, Ended, err
 	}
-	if reply[0] != "started" {
+	switch reply[0] {
+	case "started":
+	case "over_budget":
+		return nil, OverBudget, nil
+	default:
 		return nil, Ended, nil
 	}
 	n, _ := strconv.Atoi(reply[1])
-	return &Attempt{store: s, JobID: id, Number: n, Last: n >= s.cfg.MaxAttempts}, Started, nil
+	earlier, _ := strconv.Atoi(reply[2])
+	return &Attempt{store: s, JobID: id, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier}, Started, nil
 }
 
 // Token publishes the next piece of an output field. It returns ErrStale or
 // ErrTerminal when the attempt should stop (cancelled, or superseded).
+//
+// After any other error (Redis unreachable), the caller may repeat the same
+// write: each write carries its number within the attempt, so one that Redis
+// ran before the connection dropped is not published twice. The next write
+// must then be that repeat, with the same field and content.
 func (a *Attempt) Token(ctx context.Context, field, content string) error {
-	data := mustJSON(TokenData{Attempt: a.Number, Field: field, Content: content})
-	_, err := a.store.run(ctx, "token", a.JobID, [2]string{}, a.Number, data)
-	return err
+	return a.streamWrite(ctx, "token", mustJSON(TokenData{Attempt: a.Number, Field: field, Content: content}))
 }
 
 // Reset tells clients to drop what this attempt has streamed so far (the
 // program is starting over within the attempt); it sends a retrying event
-// without changing the job's status.
+// without changing the job's status. It is numbered with the tokens: a
+// repeat after an error is published once, as with Token.
 func (a *Attempt) Reset(ctx context.Context, reason string) error {
-	data := mustJSON(RetryingData{Attempt: a.Number, Reason: reason})
-	_, err := a.store.run(ctx, "reset", a.JobID, [2]string{}, a.Number, data)
-	return err
+	return a.streamWrite(ctx, "reset", mustJSON(RetryingData{Attempt: a.Number, Reason: reason}))
+}
+
+func (a *Attempt) streamWrite(ctx context.Context, op, data string) error {
+	a.streamMu.Lock()
+	defer a.streamMu.Unlock()
+	if _, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, data, a.written+1); err != nil {
+		return err
+	}
+	a.written++
+	return nil
 }
 
 // Retry records that this attempt failed and the job will run again after
@@ -87,30 +127,29 @@ func (a *Attempt) Defer(ctx context.Context, reason *Error, delay time.Duration)
 
 func (a *Attempt) putBack(ctx context.Context, op string, reason *Error, delay time.Duration) error {
 	data := mustJSON(RetryingData{Attempt: a.Number, Reason: reason.Message, RetryInMS: delay.Milliseconds()})
-	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data)
+	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data, a.LMCalls)
 	return err
 }
 
 // Complete records the result and ends the job, adding its tokens to the
-// owner's usage of the day (see [UsageKey]). ErrTerminal means it had already
-// ended (a cancel won the race, or another run finished first).
+// owner's usage of the day (see [UsageKey]). r's provenance comes with this
+// attempt's LM calls; Complete makes it count the job's attempts and the LM
+// calls of all of them. ErrTerminal means it had already ended (a cancel won
+// the race, or another run finished first).
 func (a *Attempt) Complete(ctx context.Context, r *Result) error {
+	calls := r.Provenance.LMCalls
 	r.Provenance.Attempts = a.Number
+	r.Provenance.LMCalls = a.earlierLMCalls + calls
 	res := mustJSON(r)
 	data := `{"result":` + res + `}`
 	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
-		r.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), "result", res, "error", "")
+		r.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), calls, "result", res, "error", "")
 	return err
 }
 
 // Fail ends the job as failed with reason.
 func (a *Attempt) Fail(ctx context.Context, reason *Error) error {
-	return a.store.Fail(ctx, a.JobID, reason, a.Number)
-}
-
-// Fail ends job id as failed with reason; attempts is what the event reports.
-func (s *Store) Fail(ctx context.Context, id string, reason *Error, attempts int) error {
-	data := mustJSON(FailedData{Error: reason, Attempts: attempts})
-	_, err := s.run(ctx, "fail", id, [2]string{}, ms(s.cfg.ResultTTL), data, "error", mustJSON(reason))
+	data := mustJSON(FailedData{Error: reason, Attempts: a.Number})
+	_, err := a.store.run(ctx, "fail", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data, a.LMCalls, "error", mustJSON(reason))
 	return err
 }

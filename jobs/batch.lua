@@ -197,7 +197,10 @@ local idx, interval = ARGV[7], tonumber(ARGV[8])
 
 if op == 'start' then
   -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
-  -- it gives up. Returns started + attempt + item json, or why not.
+  -- it gives up, [12] the owner's token usage counter of the day
+  -- (jobs.UsageKey), [13] the owner's daily token budget (0 = none), [14] the
+  -- item's line if the budget is spent. Returns started + attempt + item
+  -- json, or why not.
   if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
   if expired() then
     finish('expired')
@@ -206,6 +209,13 @@ if op == 'start' then
   if status == 'cancelling' then
     local r = account(idx, 'cancelled', ARGV[10], interval)
     return {'cancelled', r[1]}
+  end
+  -- Checked at every start: items accepted before the budget ran out must
+  -- not spend past it. Counted failed, so the batch goes on to its end.
+  local budget = tonumber(ARGV[13]) or 0
+  if budget > 0 and (tonumber(redis.call('GET', ARGV[12])) or 0) >= budget then
+    local r = account(idx, 'failed', ARGV[14], interval)
+    return {'over_budget', r[1]}
   end
   local n = redis.call('HINCRBY', attempts, idx, 1)
   if n > tonumber(ARGV[9]) then

@@ -22,6 +22,9 @@ const (
 	// ItemSkipped: the item has a result already, the batch has ended or is
 	// gone, or the item was just counted cancelled or failed; drop the task.
 	ItemSkipped
+	// ItemOverBudget: the owner's daily token budget is spent; the item was
+	// just counted failed, saying so. Drop the task.
+	ItemOverBudget
 )
 
 // ItemAttempt is one run of a batch item: the handle through which the
@@ -45,20 +48,29 @@ func itemLine(customID string, st Status, e *Error, attempts int) string {
 // StartItem begins the next attempt of a batch item. It checks, in the same
 // script, that the item has no result yet, that the batch is still running
 // and within its window (else it ends the batch expired), that a cancelling
-// batch's item is counted cancelled instead, and that the item has attempts
-// left (else it is counted failed: the handler records the last attempt, so a
-// batch cannot hang on an item asynq archives).
+// batch's item is counted cancelled instead, that the owner's daily token
+// budget is not spent (else it is counted failed, saying so), and that the
+// item has attempts left (else it is counted failed: the handler records the
+// last attempt, so a batch cannot hang on an item asynq archives).
 func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
-	max := b.store.cfg.MaxAttempts
+	max, budget, now := b.store.cfg.MaxAttempts, b.store.cfg.TokenBudgetPerDay, b.now()
 	cancelled := itemLine(p.Batch.CustomID, StatusCancelled, nil, 0)
 	gaveUp := itemLine(p.Batch.CustomID, StatusFailed, &Error{Code: "attempts_exhausted",
 		Message: "gave up after " + strconv.Itoa(max) + " attempts: the last one was lost (worker stopped or timed out)"}, max)
-	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp)
+	var overBudget string
+	if budget > 0 {
+		overBudget = itemLine(p.Batch.CustomID, StatusFailed, budgetSpent(budget, now), 0)
+	}
+	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
+		UsageKey(p.Owner, UsageDay(now)), budget, overBudget)
 	switch {
 	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrBatchEnded):
 		return nil, ItemSkipped, nil
 	case err != nil:
 		return nil, ItemSkipped, err
+	}
+	if reply[0] == "over_budget" {
+		return nil, ItemOverBudget, nil
 	}
 	if reply[0] != "started" || len(reply) < 3 {
 		return nil, ItemSkipped, nil

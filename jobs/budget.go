@@ -28,6 +28,15 @@ func UsageDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 // [UsageDay]). The record script builds the same name.
 func UsageKey(owner, day string) string { return "qa:budget:" + owner + ":" + day }
 
+// budgetSpent is why a job or batch item is refused at its start: its
+// owner's tokens for the day are spent.
+func budgetSpent(budget int64, now time.Time) *Error {
+	reset := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	return &Error{Code: "token_budget_exceeded", Message: fmt.Sprintf(
+		"not run: this key's daily token budget (TOKEN_BUDGET_PER_DAY=%d) is spent; it resets at 00:00 UTC (%s)",
+		budget, reset.Format(time.RFC3339))}
+}
+
 // TokensUsed returns the tokens owner's jobs used on day.
 func TokensUsed(ctx context.Context, rdb redis.UniversalClient, owner, day string) (int64, error) {
 	n, err := rdb.Get(ctx, UsageKey(owner, day)).Int64()

@@ -34,6 +34,11 @@ type Config struct {
 	// StreamCap is the approximate length at which a job's event stream is
 	// trimmed. It must hold a whole answer's events. Default 10000.
 	StreamCap int
+	// TokenBudgetPerDay is the LM tokens one owner's jobs and batch items may
+	// use per UTC day (TOKEN_BUDGET_PER_DAY), checked as each starts: once it
+	// is spent, they end failed without calling the LM. 0 (the default) is
+	// no budget.
+	TokenBudgetPerDay int64
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -69,6 +74,9 @@ func (c Config) withDefaults() (Config, error) {
 		if d < time.Millisecond {
 			errs = append(errs, fmt.Errorf("%s must be at least 1ms, got %v", name, d))
 		}
+	}
+	if c.TokenBudgetPerDay < 0 {
+		errs = append(errs, fmt.Errorf("TokenBudgetPerDay must not be negative, got %d", c.TokenBudgetPerDay))
 	}
 	if c.StreamCap < 100 {
 		errs = append(errs, fmt.Errorf("StreamCap must be at least 100, got %d", c.StreamCap))

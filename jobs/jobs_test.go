@@ -371,3 +371,42 @@ func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 		t.Fatalf("slow subscriber err = %v", slow.Err())
 	}
 }
+
+// TestLMCallsAddUpOverAttempts: each attempt's end write adds its LM calls to
+// the record, and the result reports them all.
+func TestLMCallsAddUpOverAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	start := func() *jobs.Attempt {
+		t.Helper()
+		a, out, err := b.store.Start(ctx, j.ID, "w", 0)
+		if err != nil || out != jobs.Started {
+			t.Fatalf("start: %v %v", out, err)
+		}
+		return a
+	}
+	a := start()
+	a.LMCalls = 1
+	if err := a.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "cut off"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	a = start()
+	a.LMCalls = 2
+	if err := a.Defer(ctx, &jobs.Error{Code: "rate_limited", Message: "wait"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	a = start()
+	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
+	if err := a.Complete(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.store.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Result.Provenance; p.LMCalls != 4 || p.Attempts != 2 {
+		t.Fatalf("provenance = %+v, want 4 LM calls over 2 counted attempts", p)
+	}
+}

@@ -16,6 +16,13 @@ local function append(etype, data)
   return eid
 end
 
+-- add_calls adds an attempt's LM calls (ARGV[i]) to the job's lm_calls, so
+-- the total counts every attempt's, not only the last one's.
+local function add_calls(i)
+  local n = tonumber(ARGV[i]) or 0
+  if n > 0 then redis.call('HINCRBY', job, 'lm_calls', n) end
+end
+
 local function finish(status, ttl, fields)
   redis.call('HSET', job, 'status', status, 'finished_at', now, 'updated_at', now, unpack(fields))
   redis.call('PEXPIRE', job, ttl)
@@ -91,7 +98,9 @@ local attempts = tonumber(redis.call('HGET', job, 'attempts'))
 
 if op == 'start' then
   -- ARGV[6] max attempts, [7] max wait before a first start (ms, 0 = none),
-  -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up event data
+  -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up
+  -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
+  -- day (yyyy-mm-dd), [14] over-budget event data
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
   if attempts == 0 and max_wait > 0 and now - tonumber(redis.call('HGET', job, 'created_at')) > max_wait then
     finish('expired', ttl, {'error', cjson.encode(cjson.decode(ARGV[10]).error)})
@@ -103,12 +112,24 @@ if op == 'start' then
     append('failed', ARGV[11])
     return {'failed'}
   end
+  -- The budget is checked at every start, not only at submit: jobs accepted
+  -- before it ran out must not spend past it. The counter (jobs.UsageKey) is
+  -- the one complete adds to.
+  local budget = tonumber(ARGV[12]) or 0
+  if budget > 0 then
+    local usage = 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. ARGV[13]
+    if (tonumber(redis.call('GET', usage)) or 0) >= budget then
+      finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[14]).error)})
+      append('failed', ARGV[14])
+      return {'over_budget'}
+    end
+  end
   attempts = attempts + 1
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
-    'attempt_started_at', now, 'updated_at', now)
+    'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
   redis.call('HSETNX', job, 'started_at', now)
   append('started', '{"attempt":' .. attempts .. '}')
-  return {'started', tostring(attempts)}
+  return {'started', tostring(attempts), redis.call('HGET', job, 'lm_calls') or '0'}
 end
 
 if op == 'cancel' then
@@ -120,18 +141,22 @@ if op == 'cancel' then
 end
 
 if op == 'fail' then
-  -- ARGV[6] result ttl ms, [7] event data, [8..] field/value pairs
-  finish('failed', ARGV[6], {unpack(ARGV, 8)})
+  -- ARGV[6] result ttl ms, [7] event data, [8] the attempt's LM calls,
+  -- [9..] field/value pairs
+  add_calls(8)
+  finish('failed', ARGV[6], {unpack(ARGV, 9)})
   append('failed', ARGV[7])
   return {'failed'}
 end
 
 if op == 'complete' then
   -- ARGV[6] result ttl ms, [7] event data, [8] tokens the job used, [9] the
-  -- UTC day (yyyy-mm-dd), [10] usage counter ttl ms, [11..] field/value pairs.
-  -- The tokens go to the owner's counter for the day (jobs.UsageKey) here, so
-  -- each completion counts once, atomically with it.
-  finish('completed', ARGV[6], {unpack(ARGV, 11)})
+  -- UTC day (yyyy-mm-dd), [10] usage counter ttl ms, [11] the attempt's LM
+  -- calls, [12..] field/value pairs. The tokens go to the owner's counter for
+  -- the day (jobs.UsageKey) here, so each completion counts once, atomically
+  -- with it.
+  add_calls(11)
+  finish('completed', ARGV[6], {unpack(ARGV, 12)})
   append('completed', ARGV[7])
   local tokens = tonumber(ARGV[8])
   if tokens > 0 then
@@ -147,21 +172,24 @@ end
 local attempt = tonumber(ARGV[6])
 if status ~= 'running' or attempts ~= attempt then return {'stale', status} end
 
-if op == 'token' then
-  -- ARGV[7] event data
+if op == 'token' or op == 'reset' then
+  -- ARGV[7] event data, [8] the write's number within the attempt (from 1).
+  -- A write repeated because its reply was lost (Redis dropped the
+  -- connection after running it) is acknowledged without a second event. A
+  -- reset sends a retrying event: the attempt goes on, but what it streamed
+  -- so far is void (the program fell back to another adapter).
+  local seq = tonumber(ARGV[8])
+  if seq <= (tonumber(redis.call('HGET', job, 'stream_seq')) or 0) then return {'ok', 'repeat'} end
+  redis.call('HSET', job, 'stream_seq', seq)
+  if op == 'reset' then return {'ok', append('retrying', ARGV[7])} end
   return {'ok', append('token', ARGV[7])}
 end
 
-if op == 'reset' then
-  -- ARGV[7] event data: the attempt goes on, but what it streamed so far is
-  -- void (the program fell back to another adapter).
-  return {'ok', append('retrying', ARGV[7])}
-end
-
 if op == 'retry' or op == 'defer' then
-  -- ARGV[7] error json, [8] event data. A defer (rate-limited: put back with
-  -- a delay) does not count as an attempt.
+  -- ARGV[7] error json, [8] event data, [9] the attempt's LM calls. A defer
+  -- (rate-limited: put back with a delay) does not count as an attempt.
   if op == 'defer' then attempts = attempts - 1 end
+  add_calls(9)
   redis.call('HSET', job, 'status', 'retrying', 'attempts', attempts, 'error', ARGV[7], 'updated_at', now)
   append('retrying', ARGV[8])
   return {'ok'}

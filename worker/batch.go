@@ -117,13 +117,14 @@ func (r *batchRuns) track(batchID string, cancel context.CancelCauseFunc) (untra
 }
 
 // cancel stops every running item of batch id (a cancel notice carries a
-// job or a batch id; unknown ids are ignored).
-func (r *batchRuns) cancel(id string) {
+// job or a batch id; unknown ids are ignored) and says how many it stopped.
+func (r *batchRuns) cancel(id string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range r.runs[id] {
 		c(errCancelled)
 	}
+	return len(r.runs[id])
 }
 
 // registerBatch adds the batch handlers when the worker has Deps.Batches.
@@ -155,7 +156,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	}
 	if !w.shares.acquire(p.Owner, w.shares.isContended(ctx, w.deps.Batches.ActiveOwners)) {
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
-		return &delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}
+		return handled{&delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}}
 	}
 	defer w.shares.release(p.Owner)
 	var (
@@ -169,11 +170,19 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("start batch item: %w", err)
 	}
-	if out != jobs.ItemStarted {
+	switch out {
+	case jobs.ItemStarted:
+	case jobs.ItemOverBudget:
+		// Counted failed in the batch, which says why; a batch may have
+		// thousands, so no line each.
+		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
+		return asynq.RevokeTask
+	default:
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "dropped")
 		return asynq.RevokeTask
 	}
-	log := w.log.With().Str("batch_id", p.Batch.ID).Int("index", p.Batch.Index).Int("attempt", att.Number).Logger()
+	log := w.withQuestion(w.log.With().Str("batch_id", p.Batch.ID).Int("index", p.Batch.Index).Int("attempt", att.Number),
+		att.Item.Question).Logger()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer w.batchRuns.track(p.Batch.ID, cancel)()
@@ -213,23 +222,26 @@ func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.I
 		if err := att.Defer(ctx); err != nil {
 			log.Warn().Err(err).Msg("record batch item requeue")
 		}
-		return errors.New(v.reason.Message) // asynq requeues it itself
+		return handled{errors.New(v.reason.Message)} // asynq requeues it itself
 	case failNow:
 		err := persist(ctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
 		if err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
 			return fmt.Errorf("record batch item failure: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
-		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
+		w.logReason(log.Warn(), v).Msg("batch item failed")
+		return handled{fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)}
 	case deferLater:
 		if err := persist(ctx, att.Defer); err != nil {
 			return fmt.Errorf("record batch item defer: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
-		return &delayedError{delay: v.delay, counted: false, err: errors.New(v.reason.Message)}
+		w.logReason(log.Debug(), v).Dur("retry_in", v.delay).Msg("batch item put back")
+		return handled{&delayedError{delay: v.delay, counted: false, err: errors.New(v.reason.Message)}}
 	}
 	w.deps.Metrics.observeOutcome(jobs.QueueBatch, "retried")
-	return &delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}
+	w.logReason(log.Info(), v).Dur("retry_in", v.delay).Msg("batch item will run again")
+	return handled{&delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}}
 }
 
 // handleBatchExpand turns a batch's items into tasks; on error asynq runs it

@@ -37,6 +37,10 @@ type verdict struct {
 	action action
 	delay  time.Duration
 	reason *jobs.Error
+	// quoted is LM text the reason's message quotes (a parse failure's
+	// answer, which restates the question): the record keeps it for the
+	// job's owner; logs get it only with Config.LogQuestions (logReason).
+	quoted string
 }
 
 // classify is the one place that maps a run's failure to what the queue does
@@ -56,7 +60,7 @@ func classify(ctx context.Context, err error, attempt int, last bool, backoff fu
 	case errors.As(err, &rl):
 		return verdict{action: deferLater, delay: rl.Delay, reason: &jobs.Error{Code: "rate_limited", Message: err.Error()}}
 	case errors.As(err, &pe):
-		return verdict{action: failNow, reason: &jobs.Error{Code: "parse_error", Message: err.Error()}}
+		return verdict{action: failNow, reason: &jobs.Error{Code: "parse_error", Message: err.Error()}, quoted: pe.Response}
 	case errors.As(err, &ce):
 		return verdict{action: failNow, reason: &jobs.Error{Code: "config_error", Message: err.Error()}}
 	case errors.As(err, &ae):
@@ -111,6 +115,15 @@ func (e *delayedError) Error() string {
 }
 
 func (e *delayedError) Unwrap() error { return e.err }
+
+// handled marks an error a handler returns after it has recorded and logged
+// the outcome: asynq still reads it (SkipRetry, the retry delay), and the
+// error handler neither logs it again nor its text, which may quote the LM.
+type handled struct{ err error }
+
+func (h handled) Error() string { return h.err.Error() }
+
+func (h handled) Unwrap() error { return h.err }
 
 // retryDelay is asynq's RetryDelayFunc: the delay our classification chose,
 // else asynq's default.

@@ -22,7 +22,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		// Nothing to record without a job id: archive with the reason.
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
-	log := w.log.With().Str("job_id", p.JobID).Logger()
+	log := w.withQuestion(w.log.With().Str("job_id", p.JobID), p.Question).Logger()
 	queue, _ := asynq.GetQueueName(ctx)
 	maxWait := time.Duration(0)
 	if queue == jobs.QueueInteractive && w.cfg.InteractiveMaxWait > 0 {
@@ -39,15 +39,21 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("start job: %w", err) // Redis trouble: asynq retries
 	}
-	if outcome != jobs.Started {
+	switch outcome {
+	case jobs.Started:
+	case jobs.OverBudget:
+		// The record says why, for its owner; one line per refused job.
+		w.deps.Metrics.observeOutcome(queue, "failed")
+		log.Info().Str("code", "token_budget_exceeded").Msg("job not run: its owner's daily token budget is spent")
+		return asynq.RevokeTask
+	default:
 		w.deps.Metrics.observeOutcome(queue, "dropped")
 		return asynq.RevokeTask // ended already (cancelled, expired, gave up) or gone
 	}
 	log = log.With().Int("attempt", att.Number).Str("queue", queue).Logger()
 	if p.Question == "" {
 		reason := &jobs.Error{Code: "invalid_payload", Message: "payload has no question"}
-		w.finish(ctx, log, att, verdict{action: failNow, reason: reason}, queue)
-		return fmt.Errorf("%w: %s", asynq.SkipRetry, reason.Message)
+		return w.finish(ctx, log, att, verdict{action: failNow, reason: reason}, queue)
 	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -80,6 +86,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 
 	started := time.Now()
 	res, runErr := w.deps.Runner.Run(runCtx, p.Question, opts)
+	att.LMCalls = lmCalls(res, runErr)
 	if pub != nil {
 		if err := pub.close(); err != nil && runErr == nil {
 			runErr = err
@@ -90,7 +97,8 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	}
 	if errors.Is(runErr, jobs.ErrTerminal) || errors.Is(runErr, jobs.ErrStale) || errors.Is(context.Cause(runCtx), errCancelled) {
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
-		return asynq.RevokeTask // cancelled, or a newer attempt owns the job
+		log.Info().Msg("job stopped: cancelled, or a newer attempt runs it")
+		return asynq.RevokeTask
 	}
 	v := classify(runCtx, runErr, att.Number, att.Last, defaultBackoff)
 	return w.finish(ctx, log, att, v, queue)
@@ -166,15 +174,15 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 		if err != nil {
 			log.Warn().Err(err).Msg("record requeue")
 		}
-		return errors.New(v.reason.Message) // ignored: asynq requeues it itself
+		return handled{errors.New(v.reason.Message)} // ignored: asynq requeues it itself
 	case failNow:
 		err = persist(wctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
 		w.deps.Metrics.observeOutcome(queue, "failed")
-		log.Warn().Str("code", v.reason.Code).Str("reason", v.reason.Message).Msg("job failed")
+		w.logReason(log.Warn(), v).Msg("job failed")
 		if err != nil && !errors.Is(err, jobs.ErrTerminal) {
 			return fmt.Errorf("record failure: %w", err) // retry so the record ends right
 		}
-		return fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)
+		return handled{fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)}
 	case deferLater:
 		err = persist(wctx, func(ctx context.Context) error { return att.Defer(ctx, v.reason, v.delay) })
 		w.deps.Metrics.observeOutcome(queue, "deferred")
@@ -185,6 +193,6 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 	if errors.Is(err, jobs.ErrTerminal) || errors.Is(err, jobs.ErrStale) {
 		return asynq.RevokeTask
 	}
-	log.Info().Str("code", v.reason.Code).Int64("retry_in_ms", v.delay.Milliseconds()).Msg("job will run again")
-	return &delayedError{delay: v.delay, counted: v.action == retryLater, err: errors.New(v.reason.Message)}
+	w.logReason(log.Info(), v).Int64("retry_in_ms", v.delay.Milliseconds()).Msg("job will run again")
+	return handled{&delayedError{delay: v.delay, counted: v.action == retryLater, err: errors.New(v.reason.Message)}}
 }

@@ -9,11 +9,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 )
 
 // HealthHandler serves /livez (the process answers), /readyz (Redis answers:
-// a worker needs nothing else to take jobs) and /metrics.
-func HealthHandler(rdb redis.UniversalClient, gatherer prometheus.Gatherer) http.Handler {
+// a worker needs nothing else to take jobs) and /metrics. The port has no
+// authentication, so /readyz says only that Redis is unavailable; why goes
+// to log, at debug (probes repeat every few seconds through an outage).
+func HealthHandler(rdb redis.UniversalClient, gatherer prometheus.Gatherer, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -22,8 +25,9 @@ func HealthHandler(rdb redis.UniversalClient, gatherer prometheus.Gatherer) http
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
+			log.Debug().Err(err).Msg("readyz: redis unavailable")
 			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": err.Error()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": "unavailable"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "ok"})

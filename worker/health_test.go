@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/rs/zerolog"
 )
 
 func TestHealthHandler(t *testing.T) {
@@ -18,7 +19,7 @@ func TestHealthHandler(t *testing.T) {
 	db := redistest.NewServer(t)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
-	srv := httptest.NewServer(worker.HealthHandler(db.Client, reg))
+	srv := httptest.NewServer(worker.HealthHandler(db.Client, reg, zerolog.Nop()))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -45,8 +46,14 @@ func TestHealthHandler(t *testing.T) {
 	// Readiness follows Redis: a worker without Redis cannot take jobs, but
 	// it is still alive.
 	db.Server.Stop()
-	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+	code, body := get("/readyz")
+	if code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with Redis down = %d, want 503", code)
+	}
+	// The endpoint is unauthenticated: it says what is wrong, not the raw
+	// error (which names Redis' address).
+	if !strings.Contains(body, `"redis":"unavailable"`) || strings.Contains(body, db.Addr) || strings.Contains(body, "dial") {
+		t.Fatalf("/readyz with Redis down answers %s; want `\"redis\":\"unavailable\"` without the error", body)
 	}
 	if code, _ := get("/livez"); code != http.StatusOK {
 		t.Fatalf("/livez with Redis down = %d, want 200", code)

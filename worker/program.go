@@ -3,8 +3,11 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync/atomic"
 
+	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 )
 
@@ -33,8 +36,10 @@ func (r *ProgramRunner) Model() string { return r.lm.Model() }
 // StateSHA256 is the program state's sha256.
 func (r *ProgramRunner) StateSHA256() string { return r.program.Provenance() }
 
-// Run answers one question.
+// Run answers one question. A failed run that called the LM returns a
+// *RunError counting the calls.
 func (r *ProgramRunner) Run(ctx context.Context, question string, opts RunOptions) (*RunResult, error) {
+	lm := &countingLM{LM: r.lm}
 	po := &program.RunOptions{NoCache: opts.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
 	if opts.OnChunk != nil {
 		po.StreamFields = r.stream
@@ -42,8 +47,11 @@ func (r *ProgramRunner) Run(ctx context.Context, question string, opts RunOption
 		// the LM call; the program's callback has no error to return.
 		po.OnChunk = func(field, chunk string) { _ = opts.OnChunk(field, chunk) }
 	}
-	res, err := r.program.Run(ctx, r.lm, map[string]any{"question": question}, po)
+	res, err := r.program.Run(ctx, lm, map[string]any{"question": question}, po)
 	if err != nil {
+		if n := int(lm.calls.Load()); n > 0 {
+			return nil, &RunError{Err: err, LMCalls: n}
+		}
 		return nil, err
 	}
 	outputs := make(map[string]any, res.Outputs.Len())
@@ -54,5 +62,22 @@ func (r *ProgramRunner) Run(ctx context.Context, question string, opts RunOption
 	if err != nil {
 		return nil, fmt.Errorf("encode usage: %w", err)
 	}
-	return &RunResult{Outputs: outputs, Usage: usage, CacheHit: res.CacheHit, LMCalls: res.Calls}, nil
+	return &RunResult{Outputs: outputs, Usage: usage, CacheHit: res.CacheHit, LMCalls: int(lm.calls.Load())}, nil
+}
+
+// countingLM counts a run's LM calls, failed ones included: a call cut off
+// mid-answer has cost tokens. A call the rate limiter refused before sending
+// it is not counted.
+type countingLM struct {
+	program.LM
+	calls atomic.Int32
+}
+
+func (c *countingLM) Complete(ctx context.Context, req *program.Request) (*program.Completion, error) {
+	comp, err := c.LM.Complete(ctx, req)
+	var rl *lmclient.RateLimitedError
+	if !errors.As(err, &rl) {
+		c.calls.Add(1)
+	}
+	return comp, err
 }

@@ -2,8 +2,11 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/qaqueue/qaqueue/internal/redisconn"
 )
 
 // tokenSink is where a job's answer pieces go: the attempt's Token method.
@@ -21,6 +24,13 @@ const resetField = ""
 // next, and whatever arrived meanwhile goes out together, one event per field
 // run. So Redis sees at most one write per job per interval however fast the
 // LM streams, and chunk order is kept across fields.
+//
+// A write refused because Redis is unreachable does not stop the run (the LM
+// call it would end has been paid for): the unsent text stays queued ahead of
+// newer chunks and goes out with a later flush, backing off while Redis is
+// away, so the stream has no gap; the attempt numbers its writes, so a repeat
+// of one that landed is not published twice. A write refused because the
+// job ended or the attempt is stale stops the run.
 type coalescer struct {
 	sink  tokenSink
 	reset resetSink
@@ -28,7 +38,7 @@ type coalescer struct {
 
 	mu      sync.Mutex
 	pending []segment
-	err     error // first publish error; the run stops on it
+	err     error // first error that stops the run
 	seen    map[string]bool
 	wake    chan struct{}
 	urgent  chan struct{} // a field's first chunk: publish without waiting
@@ -36,7 +46,12 @@ type coalescer struct {
 	stopped chan struct{}
 }
 
-type segment struct{ field, content string }
+// segment is a queued write. sealed marks one whose write failed: it may
+// have landed, so it is repeated exactly as it was and takes no more chunks.
+type segment struct {
+	field, content string
+	sealed         bool
+}
 
 func newCoalescer(sink tokenSink, reset resetSink, every time.Duration) *coalescer {
 	return &coalescer{
@@ -50,7 +65,7 @@ func newCoalescer(sink tokenSink, reset resetSink, every time.Duration) *coalesc
 // every piece of the abandoned output before they are told to drop it.
 func (c *coalescer) addReset(reason string) error {
 	c.mu.Lock()
-	c.pending = append(c.pending, segment{resetField, reason})
+	c.pending = append(c.pending, segment{field: resetField, content: reason})
 	clear(c.seen) // the restarted output's first chunks go out at once again
 	err := c.err
 	c.mu.Unlock()
@@ -59,17 +74,17 @@ func (c *coalescer) addReset(reason string) error {
 	return err
 }
 
-// add queues a chunk. It returns the first publish error seen, so the caller
-// can stop a run whose job was cancelled or superseded.
+// add queues a chunk. It returns the error that stopped publishing, if any,
+// so the caller can stop a run whose job was cancelled or superseded.
 func (c *coalescer) add(field, content string) error {
 	if content == "" || field == resetField {
 		return nil
 	}
 	c.mu.Lock()
-	if n := len(c.pending); n > 0 && c.pending[n-1].field == field {
+	if n := len(c.pending); n > 0 && c.pending[n-1].field == field && !c.pending[n-1].sealed {
 		c.pending[n-1].content += content
 	} else {
-		c.pending = append(c.pending, segment{field, content})
+		c.pending = append(c.pending, segment{field: field, content: content})
 	}
 	first := !c.seen[field]
 	c.seen[field] = true
@@ -85,49 +100,85 @@ func (c *coalescer) add(field, content string) error {
 // run publishes until close; ctx bounds each write.
 func (c *coalescer) run(ctx context.Context) {
 	defer close(c.stopped)
+	var backoff time.Duration // while Redis is unreachable
 	for {
 		select {
 		case <-c.wake:
 		case <-c.done:
-			c.flush(ctx)
+			c.drain(ctx)
 			return
 		}
-		c.flush(ctx)
-		t := time.NewTimer(c.every)
+		wait, urgent := c.every, c.urgent
+		if err := c.flush(ctx); err != nil {
+			backoff = min(max(2*backoff, 50*time.Millisecond), time.Second)
+			wait, urgent = max(wait, backoff), nil
+			signal(c.wake) // what is left goes out after the wait
+		} else {
+			backoff = 0
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-c.urgent:
+		case <-urgent:
 			t.Stop()
 		case <-c.done:
 			t.Stop()
-			c.flush(ctx)
+			c.drain(ctx)
 			return
 		}
 	}
 }
 
-func (c *coalescer) flush(ctx context.Context) {
+// drain publishes what is left when the run ends, waiting out an outage as
+// the attempt's end write does; if Redis stays away, the error stops the
+// attempt.
+func (c *coalescer) drain(ctx context.Context) {
+	if err := persist(ctx, c.flush); err != nil {
+		c.stop(err)
+	}
+}
+
+// flush writes the queued segments in order. It returns an error only when
+// Redis is unreachable, with the unsent segments queued again; any other
+// error stops publishing.
+func (c *coalescer) flush(ctx context.Context) error {
 	c.mu.Lock()
 	batch := c.pending
 	c.pending = nil
-	failed := c.err != nil
+	stopped := c.err != nil
 	c.mu.Unlock()
-	if failed {
-		return
+	if stopped {
+		return nil
 	}
-	for _, s := range batch {
+	for i, s := range batch {
 		var err error
 		if s.field == resetField {
 			err = c.reset(ctx, s.content)
 		} else {
 			err = c.sink(ctx, s.field, s.content)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			continue
+		case redisconn.Unavailable(err):
+			batch[i].sealed = true
 			c.mu.Lock()
-			c.err = err
+			c.pending = slices.Concat(batch[i:], c.pending)
 			c.mu.Unlock()
-			return
+			return err
+		default:
+			c.stop(err)
+			return nil
 		}
+	}
+	return nil
+}
+
+func (c *coalescer) stop(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
 	}
 }
 
@@ -139,7 +190,7 @@ func signal(c chan struct{}) {
 }
 
 // close publishes what is left and waits for the publisher to finish; it
-// returns the first publish error.
+// returns the error that stopped publishing, if any.
 func (c *coalescer) close() error {
 	close(c.done)
 	<-c.stopped

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -33,5 +34,29 @@ type RunResult struct {
 	Outputs  map[string]any
 	Usage    json.RawMessage
 	CacheHit bool
-	LMCalls  int
+	// LMCalls counts the run's LM calls, failed ones included.
+	LMCalls int
+}
+
+// RunError is a failed run that called the LM: the calls count toward the
+// job's lm_calls, as they may have cost tokens.
+type RunError struct {
+	Err     error
+	LMCalls int
+}
+
+func (e *RunError) Error() string { return e.Err.Error() }
+
+func (e *RunError) Unwrap() error { return e.Err }
+
+// lmCalls is how many LM calls a run made, from its result or its error.
+func lmCalls(res *RunResult, err error) int {
+	var re *RunError
+	switch {
+	case res != nil:
+		return res.LMCalls
+	case errors.As(err, &re):
+		return re.LMCalls
+	}
+	return 0
 }

@@ -59,6 +59,11 @@ type Config struct {
 	DisableUsage bool
 	// ID names this worker in job records; default host-pid-random.
 	ID string
+	// LogQuestions lets question, answer and LM text reach the logs
+	// (LOG_QUESTIONS): a failed job's reason, which for a parse failure
+	// quotes the LM's answer, and the question on each job's lines. Default
+	// false: a failure logs its code, and the quoted text's length and hash.
+	LogQuestions bool
 	// BatchOwnerShare is the fraction of the batch slots one owner's batch
 	// items may hold at once (BATCH_OWNER_SHARE), in (0, 1]. Default 1: no
 	// limit.
@@ -180,6 +185,9 @@ func (w *Worker) serverConfig(queue string, concurrency int, poll time.Duration)
 		Logger:                   asynqLogger{log: log.With().Str("component", "asynq").Logger()},
 		LogLevel:                 asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if errors.As(err, new(handled)) || errors.Is(err, asynq.RevokeTask) {
+				return // the handler logged the outcome; a revoke is a cancel or a drop
+			}
 			id, _ := asynq.GetTaskID(ctx)
 			log.Warn().Err(err).Str("job_id", id).Msg("job attempt failed")
 		}),
@@ -247,7 +255,10 @@ func (w *Worker) listenCancels() {
 		if cancel != nil {
 			cancel(errCancelled)
 		}
-		w.batchRuns.cancel(msg.Payload) // a cancelled batch's running items (batch.go)
+		// A cancelled batch's running items (batch.go): one line for them all.
+		if n := w.batchRuns.cancel(msg.Payload); n > 0 {
+			w.log.Info().Str("batch_id", msg.Payload).Int("running_items", n).Msg("batch cancelled: stopping its running items")
+		}
 	}
 }
 

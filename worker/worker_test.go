@@ -1,10 +1,12 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +21,31 @@ import (
 )
 
 type bundle struct {
-	db     *redistest.DB
-	lm     *fakelm.Server
-	store  *jobs.Store
-	client *jobs.Client
-	runner *worker.ProgramRunner
+	db      *redistest.DB
+	lm      *fakelm.Server
+	store   *jobs.Store
+	client  *jobs.Client
+	batches *jobs.Batches
+	runner  *worker.ProgramRunner
+	logs    *syncBuffer // what the workers log
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func setup(t *testing.T, jcfg jobs.Config) *bundle {
@@ -43,7 +65,18 @@ func setup(t *testing.T, jcfg jobs.Config) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), runner: worker.NewProgramRunner(program.NewQA(), lc)}
+	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), batches: batches,
+		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("worker log:\n%s", b.logs.String())
+		}
+	})
+	return b
 }
 
 // startWorker runs a worker until the test ends (or stop is called).
@@ -53,7 +86,7 @@ func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Log: zerolog.Nop()})
+	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Batches: b.batches, Log: zerolog.New(b.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +121,19 @@ func (b *bundle) waitEnd(t *testing.T, id string) *jobs.Job {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("job %s did not end: %+v", id, j)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// eventually polls cond until it holds; a generous deadline, not a timing
+// assertion.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -373,5 +419,23 @@ func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 	}
 	if j.Status != jobs.StatusCompleted || count(b.events(t, id), jobs.EventStarted) != 1 {
 		t.Fatalf("job after shutdown = %+v; events %s", j, types(b.events(t, id)))
+	}
+}
+
+// TestLMCallsCountEveryAttempt: a job whose first attempt called the LM and
+// failed (the answer was cut off mid-stream), then succeeded, reports both
+// calls: lm_calls counts what the job cost, not what its last attempt did.
+func TestLMCallsCountEveryAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.lm.SetTokensPerSecond(2000)
+	b.startWorker(t, worker.Config{})
+	id := b.submit(t, jobs.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
+		t.Fatalf("job = %+v %+v", j, j.Error)
+	}
+	if got := j.Result.Provenance.LMCalls; got != 2 || b.lm.Requests() != 2 {
+		t.Fatalf("lm_calls = %d after %d LM requests, want 2", got, b.lm.Requests())
 	}
 }

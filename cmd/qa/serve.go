@@ -131,6 +131,7 @@ func apiConfig(cfg *config.Config) api.Config {
 		TokenBudgetPerDay:  cfg.Security.TokenBudgetPerDay,
 		MaxStreamsPerKey:   cfg.Security.SSEMaxStreamsPerKey,
 		MaxWaitsPerKey:     cfg.Security.WaitMaxPerKey,
+		LogQuestions:       cfg.Log.Questions,
 		// Failed authentications (the client address behind proxies).
 		TrustedProxies:        cfg.Security.TrustedProxies,
 		AuthFailuresPerMinute: cfg.Security.AuthFailuresPerMinute,

@@ -74,6 +74,9 @@ func jobsConfig(cfg *config.Config) jobs.Config {
 		IdempotencyTTL: cfg.Queue.IdempotencyTTL,
 		MaxPending:     cfg.Queue.MaxPending,
 		JobTimeout:     cfg.Queue.JobTimeout,
+		// Checked again as each job and batch item starts (the API checks it
+		// at submit).
+		TokenBudgetPerDay: cfg.Security.TokenBudgetPerDay,
 	}
 }
 
@@ -149,6 +152,7 @@ func workerConfig(cfg *config.Config) worker.Config {
 		EnableStreaming:    cfg.HTTP.EnableStreaming,
 		DisableUsage:       !cfg.LM.TrackUsage,
 		BatchOwnerShare:    cfg.Batch.OwnerShare,
+		LogQuestions:       cfg.Log.Questions,
 	}
 }
 

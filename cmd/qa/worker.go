@@ -45,7 +45,7 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	health, err := serveHealth(cfg.WorkerMetricsAddr(), worker.HealthHandler(rdb, reg), log)
+	health, err := serveHealth(cfg.WorkerMetricsAddr(), worker.HealthHandler(rdb, reg, log), log)
 	if err != nil {
 		stack.stop()
 		return err

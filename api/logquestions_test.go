@@ -1,0 +1,76 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/worker"
+	"github.com/rs/zerolog"
+)
+
+// TestLogsHoldNoLMText extends TestLogsHoldNoSecrets to the parse-failure
+// path, end to end: the API and the real worker, running the QA program on
+// the fake LM, which answers garbage restating the question. The failure's
+// reason quotes that answer; /predict gives it to the client, and neither
+// the API's log nor the worker's holds it — unless LOG_QUESTIONS is true.
+func TestLogsHoldNoLMText(t *testing.T) {
+	t.Parallel()
+	for _, logQuestions := range []bool{false, true} {
+		t.Run(fmt.Sprint("LOG_QUESTIONS=", logQuestions), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, options{api: api.Config{LogQuestions: logQuestions}})
+			b.startProgramWorker(t, worker.Config{LogQuestions: logQuestions})
+			const word = "zanzibarquokka" // a word of the question the LM restates
+			const garbage = "I am not sure how to structure this"
+			for _, path := range []string{"/predict", "/predict/stream"} {
+				_, body := b.do(t, "POST", path, map[string]any{"question": "Tell me about " + word + " on " + path + " [[fakelm:garbage]]"}, nil)
+				if !strings.Contains(string(body), garbage) {
+					t.Fatalf("%s: the client should get the LM's answer in the reason: %s", path, body)
+				}
+			}
+			var logs string
+			eventually(t, "the worker's failure lines", func() bool {
+				logs = b.logs.String()
+				return strings.Count(logs, `"code":"parse_error"`) >= 2
+			})
+			for _, text := range []string{garbage, word} {
+				if got := strings.Contains(logs, text); got != logQuestions {
+					t.Errorf("LOG_QUESTIONS=%v: the log holds %q: %v\n%s", logQuestions, text, got, logs)
+				}
+			}
+		})
+	}
+}
+
+// startProgramWorker runs the real worker with the QA program on the fake
+// LM, logging into the API's log.
+func (b *bundle) startProgramWorker(t *testing.T, cfg worker.Config) {
+	t.Helper()
+	lm, err := fakelm.New(fakelm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: b.db.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lc.Close() })
+	cfg.EnableStreaming, cfg.BatchConcurrency, cfg.ShutdownTimeout = true, -1, 2*time.Second
+	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: worker.NewProgramRunner(program.NewQA(), lc),
+		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+}
