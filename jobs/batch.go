@@ -141,7 +141,40 @@ func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args .
 	case "active":
 		return reply, ErrBatchActive
 	}
+	if endedBy(op, reply) {
+		b.dropWindowCheck(ctx, id)
+	}
 	return reply, nil
+}
+
+// endedBy reports whether the reply to op says that this run ended the
+// batch. Item starts answer the item's outcome first, the batch's second.
+func endedBy(op string, reply []string) bool {
+	if op == "start" {
+		return reply[0] == string(BatchExpired) || (len(reply) > 1 && BatchStatus(reply[1]).Terminal())
+	}
+	return BatchStatus(reply[0]).Terminal()
+}
+
+// checkTaskIDs are the ids a batch's pending window check may have: the
+// first one's, and a rescheduled one's (after a retry), named by the window's
+// end.
+func checkTaskIDs(id string, expiresAtMs string) []string {
+	return []string{"check-" + id, "check-" + id + "-" + expiresAtMs}
+}
+
+// dropWindowCheck deletes an ended batch's window check, scheduled at the
+// window's end, so it does not linger on the dashboard for a day. Best
+// effort: a check left behind finds the batch ended and does nothing.
+func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
+	at, err := b.rdb.HGet(ctx, BatchKey(id), "expires_at").Result()
+	if err != nil {
+		at = ""
+	}
+	for _, task := range checkTaskIDs(id, at) {
+		// asynq's Inspector takes no context; the task is small and local.
+		_ = b.insp.DeleteTask(QueueBatchControl, task)
+	}
 }
 
 // CreateRequest is a validated upload.
@@ -251,17 +284,31 @@ func (b *Batches) storeItems(ctx context.Context, id string, now time.Time, req 
 	return nil
 }
 
-// enqueueControl enqueues the batch's expansion now and its window check at
-// the window's end. Deterministic task ids make a repeat harmless.
+// enqueueControl enqueues the batch's window check at the window's end and
+// its expansion now: in that order, so a batch that ends at once finds its
+// check there to delete. Deterministic task ids make a repeat harmless.
 func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload),
+		append(opts, asynq.TaskID(checkTaskIDs(id, "")[0]), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
+		return fmt.Errorf("enqueue window check: %w", err)
+	}
 	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...); err != nil {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload),
-		append(opts, asynq.TaskID("check-"+id), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
-		return fmt.Errorf("enqueue window check: %w", err)
+	return nil
+}
+
+// scheduleWindowCheck enqueues a check at the end of bt's current window
+// (a retry opened a new one).
+func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *Batch) error {
+	payload := []byte(mustJSON(BatchTaskPayload{BatchID: bt.ID}))
+	at := bt.ExpiresAt
+	err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
+		asynq.TaskID(checkTaskIDs(bt.ID, strconv.FormatInt(at.UnixMilli(), 10))[1]), asynq.ProcessAt(at))
+	if err != nil {
+		return fmt.Errorf("schedule window check of batch %s: %w", bt.ID, err)
 	}
 	return nil
 }
@@ -363,8 +410,13 @@ func (b *Batches) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.run(ctx, "delete", id, bt.Owner, "")
-	return err
+	if _, err = b.run(ctx, "delete", id, bt.Owner, ""); err != nil {
+		return err
+	}
+	for _, task := range checkTaskIDs(id, strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)) {
+		_ = b.insp.DeleteTask(QueueBatchControl, task) // see dropWindowCheck
+	}
+	return nil
 }
 
 // Events returns the batch's events after the stream id after.
@@ -431,13 +483,7 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 	if err != nil {
 		return ignoreEnded(err)
 	}
-	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
-	err = enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
-		asynq.TaskID("check-"+id+"-"+strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)), asynq.ProcessAt(bt.ExpiresAt))
-	if err != nil {
-		return fmt.Errorf("schedule window check of batch %s: %w", id, err)
-	}
-	return nil
+	return b.scheduleWindowCheck(ctx, bt)
 }
 
 // ActiveOwnersKey holds the owners with running batches (owner → how many).

@@ -283,6 +283,11 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 	case bt.Round != round || bt.Status.Terminal():
 		return nil
 	}
+	// The round's window gets its check before the items run, so the batch's
+	// end finds it there to delete.
+	if err := b.scheduleWindowCheck(ctx, bt); err != nil {
+		return err
+	}
 	done, err := b.rdb.HKeys(ctx, BatchResultsKey(id)).Result()
 	if err != nil {
 		return fmt.Errorf("requeue batch %s: %w", id, err)
