@@ -21,6 +21,11 @@ type Config struct {
 	// characters (Unicode code points, as Python's len); longer ones get 422
 	// (MAX_QUESTION_CHARS). Default 10000.
 	MaxQuestionChars int
+	// MaxInputBytes caps the bytes of one batch item's inputs: a line of an
+	// upload may be that plus 4 KiB for custom_id and the JSON around it,
+	// and a longer one is refused while it is read (MAX_INPUT_BYTES).
+	// Default 256 KiB.
+	MaxInputBytes int64
 	// MaxBatchItems is the most questions one POST /batch may carry (the
 	// seed's limit). Default 100.
 	MaxBatchItems int
@@ -54,9 +59,10 @@ type Config struct {
 	// server sets it per request, after any wait (streams set a deadline
 	// per frame instead). Default 30s.
 	WriteTimeout time.Duration
-	// ReadTimeout and ReadHeaderTimeout bound reading a request (and its
-	// body); IdleTimeout bounds a keep-alive connection between requests.
-	// Defaults 30s, 10s and 120s.
+	// ReadHeaderTimeout bounds reading a request's headers; ReadTimeout
+	// bounds reading its body, set per request (batch uploads have a
+	// minimum rate instead: BatchUploadMinRate); IdleTimeout bounds a
+	// keep-alive connection between requests. Defaults 10s, 30s and 120s.
 	ReadTimeout, ReadHeaderTimeout, IdleTimeout time.Duration
 	// DisableStreaming turns POST /predict/stream off (404), as
 	// ENABLE_STREAMING=false. Default false: streaming is on.
@@ -95,6 +101,18 @@ type Config struct {
 	// BatchCompletionWindow is how long a batch may run before it ends
 	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
 	BatchCompletionWindow time.Duration
+	// BatchUploadsPerProcess and BatchUploadsPerKey cap the uploads read at
+	// once by this process, and by one key across every replica; beyond,
+	// 429 with Retry-After (BATCH_UPLOADS_PER_PROCESS,
+	// BATCH_UPLOADS_PER_KEY). Defaults 8 and 2.
+	BatchUploadsPerProcess, BatchUploadsPerKey int
+	// BatchUploadMinRate is the slowest an upload's body may arrive, in
+	// bytes per second, after BatchUploadGrace: its read deadline is the
+	// grace plus the time its bytes so far take at this rate; past it, 408
+	// (BATCH_UPLOAD_MIN_RATE, BATCH_UPLOAD_GRACE). Defaults 100 kB/s and
+	// 30s.
+	BatchUploadMinRate int64
+	BatchUploadGrace   time.Duration
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
@@ -158,6 +176,19 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 100_000_000
 	}
+	if c.MaxInputBytes == 0 {
+		c.MaxInputBytes = 256 << 10
+	}
+	if c.BatchUploadsPerProcess == 0 {
+		c.BatchUploadsPerProcess = 8
+	}
+	if c.BatchUploadsPerKey == 0 {
+		c.BatchUploadsPerKey = 2
+	}
+	if c.BatchUploadMinRate == 0 {
+		c.BatchUploadMinRate = 100_000
+	}
+	def(&c.BatchUploadGrace, 30*time.Second)
 	def(&c.BatchResultTTL, 168*time.Hour)
 	def(&c.BatchCompletionWindow, 24*time.Hour)
 	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
@@ -188,6 +219,8 @@ func (c Config) withDefaults() (Config, error) {
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
 		"MaxQuestionChars": int64(c.MaxQuestionChars), "MaxBatchItems": int64(c.MaxBatchItems),
 		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
+		"MaxInputBytes": c.MaxInputBytes, "BatchUploadsPerProcess": int64(c.BatchUploadsPerProcess),
+		"BatchUploadsPerKey": int64(c.BatchUploadsPerKey), "BatchUploadMinRate": c.BatchUploadMinRate,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
@@ -198,7 +231,7 @@ func (c Config) withDefaults() (Config, error) {
 		"ReconnectDelay": c.ReconnectDelay, "PollAfter": c.PollAfter, "BusyRetryAfter": c.BusyRetryAfter,
 		"UnavailableRetryAfter": c.UnavailableRetryAfter, "RedisTimeout": c.RedisTimeout,
 		"WriteTimeout": c.WriteTimeout, "ReadTimeout": c.ReadTimeout, "ReadHeaderTimeout": c.ReadHeaderTimeout,
-		"IdleTimeout": c.IdleTimeout, "MetricsFlushInterval": c.MetricsFlushInterval,
+		"IdleTimeout": c.IdleTimeout, "MetricsFlushInterval": c.MetricsFlushInterval, "BatchUploadGrace": c.BatchUploadGrace,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))

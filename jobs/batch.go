@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
@@ -196,92 +195,23 @@ type Created struct {
 	Replayed bool
 }
 
-// Create stores the items (chunked, pipelined), makes the batch live and
-// enqueues its expansion and its completion-window check. When it returns
-// without error the batch is durable: the items are stored and the durable
-// expand task will turn them into item tasks. On error nothing is kept.
+// Create stores a batch of items already in memory: BeginUpload, Add and
+// Commit in one call. On error nothing is kept.
 func (b *Batches) Create(ctx context.Context, req CreateRequest) (*Created, error) {
 	if len(req.Items) == 0 {
 		return nil, errors.New("create batch: no items")
 	}
-	id := NewBatchID()
-	now := b.now()
-	idemKey := ""
-	if req.IdempotencyKey != "" {
-		kh := sha256.Sum256([]byte(req.IdempotencyKey))
-		idemKey = IdempotencyKey(req.Owner, "batch:"+hex.EncodeToString(kh[:]))
-	}
-	abort := func(cause error) error {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-		defer cancel()
-		_, _ = b.run(cctx, "abort", id, req.Owner, idemKey)
-		return fmt.Errorf("create batch: %w", cause)
-	}
-	if err := b.storeItems(ctx, id, now, req); err != nil {
-		return nil, abort(err)
-	}
-	reply, err := b.run(ctx, "accept", id, req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL), req.BodyHash, now.UnixMilli())
+	u, err := b.BeginUpload(ctx, UploadRequest{Owner: req.Owner, NoCache: req.NoCache})
 	if err != nil {
-		return nil, abort(err)
+		return nil, fmt.Errorf("create batch: %w", err)
 	}
-	switch reply[0] {
-	case "mismatch":
-		_ = abort(nil)
-		return nil, ErrIdempotencyMismatch
-	case "duplicate":
-		_ = abort(nil)
-		other, err := b.Get(ctx, reply[1])
-		if err != nil {
-			return nil, fmt.Errorf("create batch: read replayed batch: %w", err)
-		}
-		return &Created{Batch: other, Replayed: true}, nil
-	}
-	if err := b.enqueueControl(ctx, id, now); err != nil {
-		return nil, abort(err)
-	}
-	bt, err := b.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("create batch: read back: %w", err)
-	}
-	return &Created{Batch: bt}, nil
-}
-
-// storeItems writes the record (status validating) and the items, chunked
-// into pipelines of StoreChunk items.
-func (b *Batches) storeItems(ctx context.Context, id string, now time.Time, req CreateRequest) error {
-	ttl := b.pendingTTL()
-	noCache := "0"
-	if req.NoCache {
-		noCache = "1"
-	}
-	if err := b.rdb.HSet(ctx, BatchKey(id), "id", id, "owner", req.Owner, "status", string(BatchValidating),
-		"total", len(req.Items), "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
-		"no_cache", noCache, "created_at", now.UnixMilli(), "updated_at", now.UnixMilli(),
-		"window_ms", ms(b.cfg.CompletionWindow), "expires_at", now.Add(b.cfg.CompletionWindow).UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("store batch record: %w", err)
-	}
-	if err := b.rdb.PExpire(ctx, BatchKey(id), ttl).Err(); err != nil {
-		return fmt.Errorf("store batch record: %w", err)
-	}
-	const perPipeline = 8 // chunks sent per round trip
-	pipe := b.rdb.Pipeline()
-	queued := 0
-	for start := 0; start < len(req.Items); start += b.cfg.StoreChunk {
-		end := min(start+b.cfg.StoreChunk, len(req.Items))
-		fields := make([]any, 0, 2*(end-start))
-		for i := start; i < end; i++ {
-			fields = append(fields, strconv.Itoa(i), mustJSON(req.Items[i]))
-		}
-		pipe.HSet(ctx, BatchItemsKey(id), fields...)
-		if queued++; queued == perPipeline || end == len(req.Items) {
-			pipe.PExpire(ctx, BatchItemsKey(id), ttl)
-			if _, err := pipe.Exec(ctx); err != nil {
-				return fmt.Errorf("store batch items: %w", err)
-			}
-			queued = 0
+	for _, it := range req.Items {
+		if err := u.Add(ctx, it); err != nil {
+			u.Abort(ctx)
+			return nil, fmt.Errorf("create batch: %w", err)
 		}
 	}
-	return nil
+	return u.Commit(ctx, req.IdempotencyKey, req.BodyHash)
 }
 
 // enqueueControl enqueues the batch's window check at the window's end and
@@ -319,7 +249,9 @@ func (b *Batches) Get(ctx context.Context, id string) (*Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read batch %s: %w", id, err)
 	}
-	if len(h) == 0 || h["status"] == "" {
+	// A batch still validating is an upload in progress: it does not exist
+	// until it is accepted.
+	if len(h) == 0 || h["status"] == "" || h["status"] == string(BatchValidating) {
 		return nil, ErrBatchNotFound
 	}
 	return decodeBatch(h), nil

@@ -81,8 +81,11 @@ end
 
 if op == 'accept' then
   -- The items are stored; make the batch live. ARGV[7] pending ttl ms,
-  -- [8] idempotency ttl ms, [9] body hash, [10] created ms.
+  -- [8] idempotency ttl ms, [9] body hash, [10] created ms, [11] items.
+  -- Returns accepted, or why not: duplicate or mismatch (and the batch the
+  -- Idempotency-Key names), or lost (the upload's keys expired).
   local pending_ttl, idem_ttl, body_hash = ARGV[7], ARGV[8], ARGV[9]
+  local total = tonumber(ARGV[11])
   if KEYS[7] ~= '' then
     local held = redis.call('GET', KEYS[7])
     if held then
@@ -93,10 +96,12 @@ if op == 'accept' then
         return {'duplicate', other}
       end
     end
-    redis.call('SET', KEYS[7], id .. ' ' .. body_hash, 'PX', idem_ttl)
   end
-  if redis.call('HGET', batch, 'status') ~= 'validating' then return {'missing'} end
-  redis.call('HSET', batch, 'status', 'in_progress', 'in_progress_at', now, 'updated_at', now, 'progress_at', now)
+  if redis.call('HGET', batch, 'status') ~= 'validating' or redis.call('HLEN', items) ~= total then
+    return {'lost'}
+  end
+  if KEYS[7] ~= '' then redis.call('SET', KEYS[7], id .. ' ' .. body_hash, 'PX', idem_ttl) end
+  redis.call('HSET', batch, 'status', 'in_progress', 'total', total, 'in_progress_at', now, 'updated_at', now, 'progress_at', now)
   redis.call('ZADD', index, ARGV[10], id)
   activate(1)
   redis.call('PEXPIRE', index, pending_ttl)

@@ -116,6 +116,7 @@ func apiConfig(cfg *config.Config) api.Config {
 	return api.Config{
 		MaxBodyBytes:       int64(cfg.HTTP.MaxBodyBytes),
 		MaxQuestionChars:   cfg.HTTP.MaxQuestionChars,
+		MaxInputBytes:      int64(cfg.HTTP.MaxInputBytes),
 		PredictTimeout:     cfg.HTTP.PredictTimeout,
 		DisableStreaming:   !cfg.HTTP.EnableStreaming,
 		DisableMetrics:     !cfg.HTTP.EnableMetrics,
@@ -134,6 +135,11 @@ func apiConfig(cfg *config.Config) api.Config {
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
 		BatchResultTTL:        cfg.Batch.ResultTTL,
 		BatchCompletionWindow: cfg.Batch.CompletionWindow,
+		// Uploads in progress (api/batch_upload.go).
+		BatchUploadsPerProcess: cfg.Batch.UploadsPerProcess,
+		BatchUploadsPerKey:     cfg.Batch.UploadsPerKey,
+		BatchUploadMinRate:     int64(cfg.Batch.UploadMinRate),
+		BatchUploadGrace:       cfg.Batch.UploadGrace,
 	}
 }
 
