@@ -13,6 +13,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/worker"
 )
 
 // apiErr is the /v1 error body the upload tests read.
@@ -322,4 +323,59 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "must not be blank" {
 		t.Errorf("blank question: %d %s", resp.StatusCode, out)
 	}
+}
+
+// TestBatchQuotaPerKey: a key at BATCH_QUOTA_ITEMS_PER_KEY or
+// BATCH_QUOTA_BYTES_PER_KEY gets 429 naming it, and nothing of the refused
+// upload is kept, while another key still gets 202; deleting a batch frees
+// its share; a repeated upload (same Idempotency-Key) is answered with its
+// batch, not counted again. (A batch that expires frees it too: jobs' TestBatchQuota.)
+func TestBatchQuotaPerKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{BatchQuotaItemsPerKey: 5, BatchQuotaBytesPerKey: 2000})})
+	b.startBatchWorker(t, echoRunner, worker.Config{})
+	ct := func(key string) http.Header { return with(bearer(key), "Content-Type", "application/x-ndjson") }
+	quota := func(key, body, variable string) {
+		t.Helper()
+		before := len(b.batchKeys(t, "qa:batch:*:items"))
+		resp, out := b.do(t, "POST", "/v1/batches", body, ct(key))
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(out), variable) {
+			t.Fatalf("upload over %s: %d %s", variable, resp.StatusCode, out)
+		}
+		if after := len(b.batchKeys(t, "qa:batch:*:items")); after != before {
+			t.Fatalf("a refused upload left keys: %d before, %d after", before, after)
+		}
+	}
+	v := b.upload(t, lines(0, 3), "application/x-ndjson", bearer(aliceKey))
+	quota(aliceKey, lines(0, 3), "BATCH_QUOTA_ITEMS_PER_KEY")
+	other := b.upload(t, lines(0, 3), "application/x-ndjson", bearer(bobKey))
+	b.waitBatchAs(t, aliceKey, v.ID)
+	// Bytes: one question of 1,900 bytes is over what alice has left.
+	quota(aliceKey, jsonl(`{"question":"`+strings.Repeat("b", 1900)+`"}`), "BATCH_QUOTA_BYTES_PER_KEY")
+
+	// Deleting frees the share at once.
+	if resp, _ := b.do(t, "DELETE", "/v1/batches/"+v.ID, nil, bearer(aliceKey)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	first := b.upload(t, lines(0, 5), "application/x-ndjson", with(bearer(aliceKey), "Idempotency-Key", "k5"))
+	quota(aliceKey, lines(0, 1), "BATCH_QUOTA_ITEMS_PER_KEY")
+	// At the quota, a repeated upload is still answered with its batch.
+	resp, out := b.do(t, "POST", "/v1/batches", lines(0, 5), with(ct(aliceKey), "Idempotency-Key", "k5"))
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Idempotent-Replayed") != "true" || decode[batchView](t, out).ID != first.ID {
+		t.Fatalf("replay at the quota: %d %s", resp.StatusCode, out)
+	}
+	b.upload(t, lines(0, 2), "application/x-ndjson", bearer(bobKey))
+	b.waitBatchAs(t, bobKey, other.ID)
+}
+
+// waitBatchAs waits for key's batch id to complete.
+func (b *bundle) waitBatchAs(t *testing.T, key, id string) {
+	t.Helper()
+	eventually(t, "batch "+id+" to complete", func() bool {
+		resp, out := b.do(t, "GET", "/v1/batches/"+id, nil, bearer(key))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("get batch: %d %s", resp.StatusCode, out)
+		}
+		return decode[batchView](t, out).Status == "completed"
+	})
 }

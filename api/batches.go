@@ -37,6 +37,7 @@ type batchHandlers struct {
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
 	b, err := jobs.NewBatches(s.deps.Store, jobs.BatchConfig{
 		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
+		QuotaItems: s.cfg.BatchQuotaItemsPerKey, QuotaBytes: s.cfg.BatchQuotaBytesPerKey,
 	})
 	if err != nil {
 		// Config.withDefaults validated these; keep the API up without batches.
@@ -101,7 +102,10 @@ func batchViewOf(b *jobs.Batch) batchView {
 
 // fail answers err, naming batches rather than jobs.
 func (h *batchHandlers) fail(c *gin.Context, err error) {
-	var problems batchProblems
+	var (
+		quota    *jobs.QuotaError
+		problems batchProblems
+	)
 	switch {
 	case errors.Is(err, jobs.ErrBatchNotFound):
 		err = errNotFound("batch")
@@ -118,6 +122,11 @@ func (h *batchHandlers) fail(c *gin.Context, err error) {
 			"problems": problems,
 		}})
 		return
+	case errors.As(err, &quota):
+		name := map[string]string{"items": "BATCH_QUOTA_ITEMS_PER_KEY", "bytes": "BATCH_QUOTA_BYTES_PER_KEY"}[quota.Resource]
+		err = &apiError{status: http.StatusTooManyRequests, code: "batch_quota_exceeded", cause: err,
+			message: fmt.Sprintf("this upload would take this key's batches over %s: they hold %d of its %d %s; "+
+				"delete ended batches (DELETE /v1/batches/{id}) or wait for them to expire", name, quota.Used, quota.Limit, quota.Resource)}
 	}
 	h.s.respond(c, err)
 }
@@ -176,6 +185,17 @@ func (h *batchHandlers) create(c *gin.Context) {
 		return
 	}
 	defer release()
+	rctx, rcancel := s.redisCtx(c)
+	replay, err := h.b.Replay(rctx, owner(c), idem)
+	rcancel()
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if replay != nil {
+		h.replay(c, replay)
+		return
+	}
 	noCache := c.Query("no_cache") == "true"
 	up, err := h.b.BeginUpload(c.Request.Context(), jobs.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
 	if err != nil {
@@ -198,6 +218,29 @@ func (h *batchHandlers) create(c *gin.Context) {
 		return
 	}
 	h.accepted(c, created)
+}
+
+// replay answers a repeated upload with the batch its Idempotency-Key names,
+// once its body is read (and validated: an upload that would be refused is
+// refused) and found the same; nothing is stored.
+func (h *batchHandlers) replay(c *gin.Context, r *jobs.Replayed) {
+	bodyHash, err := h.read(c, nil)
+	h.s.writeDeadline(c, batchCreateTimeout)
+	if err == nil && bodyHash != r.BodyHash {
+		err = jobs.ErrIdempotencyMismatch
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	bt, err := h.b.Get(ctx, r.BatchID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.accepted(c, &jobs.Created{Batch: bt, Replayed: true})
 }
 
 // accepted answers 202 with the batch.
@@ -256,7 +299,7 @@ func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.Batc
 	case errors.As(err, &empty):
 		return "", &apiError{status: http.StatusUnprocessableEntity, code: "empty_upload", field: "body", message: empty.Error()}
 	case errors.As(err, &stored):
-		return "", stored.err // Redis
+		return "", stored.err // a quota, or Redis
 	case err != nil:
 		return "", &apiError{status: http.StatusBadRequest, code: "bad_body", message: "could not read the request body", cause: err}
 	case len(problems) > 0:

@@ -341,6 +341,11 @@ func TestBatchCancelMidwayKeepsFinishedAndRunsNothingElse(t *testing.T) {
 	if kept != done {
 		t.Fatalf("kept results: %d completed of %d lines, want %d", kept, len(res), done)
 	}
+	// Only the items that started keep their inputs (a failed one may be
+	// retried); the rest were freed by the cancel.
+	if n := b.db.Client.HLen(context.Background(), jobs.BatchItemsKey(v.ID)).Val(); n != int64(done)+2 {
+		t.Fatalf("%d stored inputs after the cancel, want %d (the started items')", n, done+2)
+	}
 	// Cancelling again is fine; deleting an ended batch removes it.
 	if resp, _ := b.do(t, "POST", "/v1/batches/"+v.ID+"/cancel", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("second cancel: %d", resp.StatusCode)

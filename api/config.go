@@ -113,6 +113,11 @@ type Config struct {
 	// 30s.
 	BatchUploadMinRate int64
 	BatchUploadGrace   time.Duration
+	// BatchQuotaItemsPerKey and BatchQuotaBytesPerKey cap the items, and the
+	// bytes of stored inputs, that one key's live batches hold; an upload
+	// over either gets 429 (BATCH_QUOTA_ITEMS_PER_KEY,
+	// BATCH_QUOTA_BYTES_PER_KEY). Default 0: no quota.
+	BatchQuotaItemsPerKey, BatchQuotaBytesPerKey int64
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
@@ -191,6 +196,9 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.BatchUploadGrace, 30*time.Second)
 	def(&c.BatchResultTTL, 168*time.Hour)
 	def(&c.BatchCompletionWindow, 24*time.Hour)
+	if c.BatchQuotaItemsPerKey < 0 || c.BatchQuotaBytesPerKey < 0 {
+		return c, fmt.Errorf("api config: BatchQuotaItemsPerKey and BatchQuotaBytesPerKey must not be negative")
+	}
 	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
 		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
 	}

@@ -255,6 +255,17 @@ type Batch struct {
 	// UploadGrace is how long an upload may take beyond its bytes at
 	// BATCH_UPLOAD_MIN_RATE. BATCH_UPLOAD_GRACE, default 30s.
 	UploadGrace time.Duration `env:"BATCH_UPLOAD_GRACE" envDefault:"30s"`
+	// QuotaItemsPerKey caps the items one key's live batches hold (an
+	// upload over it gets 429); ended batches count until deleted or
+	// expired; 0 is off. BATCH_QUOTA_ITEMS_PER_KEY, default 100000 (two
+	// batches of BATCH_MAX_ITEMS).
+	QuotaItemsPerKey int64 `env:"BATCH_QUOTA_ITEMS_PER_KEY" envDefault:"100000"`
+	// QuotaBytesPerKey caps the bytes of the inputs one key's live batches
+	// hold in Redis (a cancelled batch frees its unstarted items'); 0 is
+	// off. Keep it well below Redis's maxmemory, so one key cannot fill it
+	// for every other. BATCH_QUOTA_BYTES_PER_KEY, default 200MB (two
+	// uploads of BATCH_MAX_BYTES).
+	QuotaBytesPerKey Size `env:"BATCH_QUOTA_BYTES_PER_KEY" envDefault:"200MB"`
 }
 
 // Security configures authentication, CORS and per-key limits.

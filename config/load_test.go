@@ -38,6 +38,7 @@ func defaults() Config {
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5,
 			UploadsPerProcess: 8, UploadsPerKey: 2, UploadMinRate: 100 * KB, UploadGrace: 30 * time.Second,
+			QuotaItemsPerKey: 100000, QuotaBytesPerKey: 200 * MB,
 		},
 		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100},
 		Log:      Log{Level: "info", Format: "json", Questions: true},
@@ -98,7 +99,7 @@ func everything() map[string]string {
 		"BATCH_MAX_ITEMS": "1000", "BATCH_MAX_BYTES": "10MB", "BATCH_RESULT_TTL": "48h",
 		"BATCH_COMPLETION_WINDOW": "12h", "BATCH_OWNER_SHARE": "0.25",
 		"BATCH_UPLOADS_PER_PROCESS": "3", "BATCH_UPLOADS_PER_KEY": "1", "BATCH_UPLOAD_MIN_RATE": "10KB",
-		"BATCH_UPLOAD_GRACE": "5s",
+		"BATCH_UPLOAD_GRACE": "5s", "BATCH_QUOTA_ITEMS_PER_KEY": "5000", "BATCH_QUOTA_BYTES_PER_KEY": "50MB",
 
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
 		"ADMIN_API_KEYS":  "ops:ops-key",
@@ -149,6 +150,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			MaxItems: 1000, MaxBytes: 10 * MB, ResultTTL: 48 * time.Hour,
 			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25,
 			UploadsPerProcess: 3, UploadsPerKey: 1, UploadMinRate: 10 * KB, UploadGrace: 5 * time.Second,
+			QuotaItemsPerKey: 5000, QuotaBytesPerKey: 50 * MB,
 		},
 		Security: Security{
 			APIKeys: APIKeys{

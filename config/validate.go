@@ -127,7 +127,8 @@ func (c *Config) validateBatch(v *validator) {
 	v.atLeast("BATCH_UPLOADS_PER_KEY", int64(b.UploadsPerKey), 1)
 	v.atLeast("BATCH_UPLOAD_MIN_RATE", int64(b.UploadMinRate), 1)
 	v.positive("BATCH_UPLOAD_GRACE", b.UploadGrace)
-
+	v.atLeast("BATCH_QUOTA_ITEMS_PER_KEY", b.QuotaItemsPerKey, 0)
+	v.atLeast("BATCH_QUOTA_BYTES_PER_KEY", int64(b.QuotaBytesPerKey), 0)
 }
 
 func (c *Config) validateSecurity(v *validator) {

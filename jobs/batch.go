@@ -49,6 +49,11 @@ type BatchConfig struct {
 	// ExpandParallel is how many enqueues an expansion runs at once.
 	// Default 16.
 	ExpandParallel int
+	// QuotaItems and QuotaBytes cap what one owner's live batches hold: their
+	// items, and the bytes of their stored inputs (BATCH_QUOTA_ITEMS_PER_KEY,
+	// BATCH_QUOTA_BYTES_PER_KEY). An upload over either is refused with a
+	// *QuotaError. 0: no quota.
+	QuotaItems, QuotaBytes int64
 }
 
 func (c BatchConfig) withDefaults() (BatchConfig, error) {
@@ -76,6 +81,9 @@ func (c BatchConfig) withDefaults() (BatchConfig, error) {
 	}
 	if c.ProgressInterval < 0 || c.StoreChunk < 1 || c.ExpandParallel < 1 {
 		errs = append(errs, errors.New("ProgressInterval must not be negative; StoreChunk and ExpandParallel must be positive"))
+	}
+	if c.QuotaItems < 0 || c.QuotaBytes < 0 {
+		errs = append(errs, errors.New("QuotaItems and QuotaBytes must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("batch config: %w", err)
@@ -324,7 +332,28 @@ func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 	if _, err := b.run(ctx, "cancel", id, bt.Owner, ""); err != nil {
 		return nil, err
 	}
-	return b.Get(ctx, id)
+	if bt, err = b.Get(ctx, id); err != nil {
+		return nil, err
+	}
+	// Items that have a task drain as no-ops; the expansion frees the rest
+	// when it stops.
+	if err := b.freeInputs(ctx, bt, 0, bt.Expanded); err != nil {
+		return nil, err
+	}
+	return bt, nil
+}
+
+// freeInputs deletes the stored inputs of a cancelled batch's items in
+// [from, to) that never started, a chunk per script run: they will not run,
+// and only a failed item's input is read again (by a retry). Results stay.
+func (b *Batches) freeInputs(ctx context.Context, bt *Batch, from, to int) error {
+	for ; from < to; from += b.cfg.StoreChunk {
+		end := min(from+b.cfg.StoreChunk, to)
+		if _, err := b.run(ctx, "free_inputs", bt.ID, bt.Owner, "", from, end); err != nil {
+			return ignoreEnded(err)
+		}
+	}
+	return nil
 }
 
 // Expire ends the batch expired if its window has passed (false: not yet).

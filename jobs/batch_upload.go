@@ -7,14 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Uploads. A batch is stored while its upload is read: items go to Redis in
 // chunks as they are decoded, under a record in status validating that no
-// read shows (Get and List skip it), so an upload is never held
-// whole in memory. Commit makes the batch live in one script step; Abort
-// removes it, and if the process dies first its keys expire by TTL.
+// read shows (Get and List skip it, and it counts against no quota until it
+// is accepted), so an upload is never held whole in memory. Commit makes the
+// batch live in one script step; Abort removes it, and if the process dies
+// first its keys expire by TTL.
 
 // storeChunkBytes bounds the item bytes sent to Redis in one command, so a
 // chunk of long items stays small.
@@ -33,6 +37,26 @@ type UploadRequest struct {
 	TTL time.Duration
 }
 
+// Usage is what an owner's live batches hold, counted against its quotas.
+type Usage struct {
+	// Items counts the batches' items; Bytes the bytes of their stored
+	// inputs (a cancelled batch frees its unstarted items').
+	Items, Bytes int64
+}
+
+// QuotaError is an upload that would take its owner over a quota
+// (BatchConfig.QuotaItems or QuotaBytes).
+type QuotaError struct {
+	// Resource is "items" or "bytes".
+	Resource string
+	// Limit is the quota; Used is what the owner's other batches hold.
+	Limit, Used int64
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("batch quota exceeded: the owner's batches hold %d %s of %d", e.Used, e.Resource, e.Limit)
+}
+
 // Upload is a batch being stored while its upload is read. It is not safe
 // for concurrent use.
 type Upload struct {
@@ -40,28 +64,77 @@ type Upload struct {
 	req     UploadRequest
 	id      string
 	created time.Time
+	used    Usage // the owner's, when the upload began
 
 	n       int   // items added: the next item's index
+	bytes   int64 // their stored bytes
 	fields  []any // index, item pairs not sent yet
 	pending int   // bytes in fields
 	stored  bool  // the record has been written
 	live    bool  // committed: Abort must not touch it
 }
 
-// BeginUpload opens an upload. Nothing is stored until the first chunk.
+// BeginUpload opens an upload. With a quota set it reads the owner's usage
+// first, and refuses (a *QuotaError) an owner already at a quota.
 func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
 	if req.TTL <= 0 {
 		req.TTL = defaultUploadTTL
 	}
-	return &Upload{b: b, req: req, id: NewBatchID(), created: b.now()}, nil
+	u := &Upload{b: b, req: req, id: NewBatchID(), created: b.now()}
+	if b.cfg.QuotaItems > 0 || b.cfg.QuotaBytes > 0 {
+		used, err := b.Usage(ctx, req.Owner)
+		if err != nil {
+			return nil, err
+		}
+		u.used = used
+		if err := u.checkQuota(0, 0); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// Usage reads what owner's live batches hold, freeing first the shares of
+// batches that have expired.
+func (b *Batches) Usage(ctx context.Context, owner string) (Usage, error) {
+	reply, err := b.run(ctx, "usage", "", owner, "", owner)
+	if err != nil {
+		return Usage{}, err
+	}
+	if len(reply) < 2 {
+		return Usage{}, fmt.Errorf("read batch usage of %q: short reply", owner)
+	}
+	items, err1 := strconv.ParseInt(reply[0], 10, 64)
+	bytes, err2 := strconv.ParseInt(reply[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return Usage{}, fmt.Errorf("read batch usage of %q: %w", owner, err)
+	}
+	return Usage{Items: items, Bytes: bytes}, nil
+}
+
+// checkQuota refuses more items and bytes than the owner's quotas leave.
+func (u *Upload) checkQuota(items int, bytes int64) error {
+	cfg := u.b.cfg
+	if n := int64(u.n + items); cfg.QuotaItems > 0 && u.used.Items+n > cfg.QuotaItems {
+		return &QuotaError{Resource: "items", Limit: cfg.QuotaItems, Used: u.used.Items}
+	}
+	if n := u.bytes + bytes; cfg.QuotaBytes > 0 && u.used.Bytes+n > cfg.QuotaBytes {
+		return &QuotaError{Resource: "bytes", Limit: cfg.QuotaBytes, Used: u.used.Bytes}
+	}
+	return nil
 }
 
 // Add appends an item, sending a chunk to Redis when StoreChunk items or
-// about a megabyte are waiting.
+// about a megabyte are waiting. A *QuotaError means the item would take the
+// owner over a quota; nothing more should be added.
 func (u *Upload) Add(ctx context.Context, item BatchItem) error {
 	v := mustJSON(item)
+	if err := u.checkQuota(1, int64(len(v))); err != nil {
+		return err
+	}
 	u.fields = append(u.fields, strconv.Itoa(u.n), v)
 	u.n++
+	u.bytes += int64(len(v))
 	u.pending += len(v)
 	if len(u.fields)/2 >= u.b.cfg.StoreChunk || u.pending >= storeChunkBytes {
 		return u.flush(ctx)
@@ -102,10 +175,10 @@ func (u *Upload) flush(ctx context.Context) error {
 }
 
 // Commit stores the last items, makes the batch live (checking the
-// Idempotency-Key, atomically) and enqueues its expansion and its
-// completion-window check. When it returns without error the batch is
-// durable. On error nothing is kept: ErrIdempotencyMismatch, or the store's
-// error. A replayed Idempotency-Key
+// Idempotency-Key and the owner's quotas again, atomically) and enqueues its
+// expansion and its completion-window check. When it returns without error
+// the batch is durable. On error nothing is kept: an *QuotaError, or
+// ErrIdempotencyMismatch, or the store's error. A replayed Idempotency-Key
 // returns the batch it named, with Replayed set. bodyHash identifies the
 // upload (sha256 of its body) for the Idempotency-Key.
 func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*Created, error) {
@@ -126,7 +199,7 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
 	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL),
-		bodyHash, u.created.UnixMilli(), u.n)
+		bodyHash, u.created.UnixMilli(), u.n, u.bytes, b.cfg.QuotaItems, b.cfg.QuotaBytes)
 	if err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
@@ -140,6 +213,10 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 			return nil, fmt.Errorf("create batch: read replayed batch: %w", err)
 		}
 		return &Created{Batch: other, Replayed: true}, nil
+	case "quota":
+		used, _ := strconv.ParseInt(reply[3], 10, 64)
+		limit, _ := strconv.ParseInt(reply[2], 10, 64)
+		return fail(&QuotaError{Resource: reply[1], Limit: limit, Used: used})
 	case "lost":
 		// The keys expired before the upload ended (UploadRequest.TTL too
 		// short for it).
@@ -164,6 +241,34 @@ func batchIdempotencyKey(owner, key string) string {
 	}
 	kh := sha256.Sum256([]byte(key))
 	return IdempotencyKey(owner, "batch:"+hex.EncodeToString(kh[:]))
+}
+
+// Replayed is the batch an upload's Idempotency-Key already names.
+type Replayed struct {
+	BatchID string
+	// BodyHash identifies the first upload's body (Commit's bodyHash).
+	BodyHash string
+}
+
+// Replay returns the live batch that owner's Idempotency-Key names, or nil.
+// A repeated upload is answered with that batch (when its body hash
+// matches) rather than stored again and counted against the quotas.
+func (b *Batches) Replay(ctx context.Context, owner, idempotencyKey string) (*Replayed, error) {
+	if idempotencyKey == "" {
+		return nil, nil
+	}
+	held, err := b.rdb.Get(ctx, batchIdempotencyKey(owner, idempotencyKey)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read batch idempotency key: %w", err)
+	}
+	id, hash, _ := strings.Cut(held, " ")
+	if n, err := b.rdb.Exists(ctx, BatchKey(id)).Result(); err != nil || n == 0 {
+		return nil, err
+	}
+	return &Replayed{BatchID: id, BodyHash: hash}, nil
 }
 
 // Abort removes whatever the upload stored, when it is refused. After Commit

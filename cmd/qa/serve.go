@@ -135,11 +135,13 @@ func apiConfig(cfg *config.Config) api.Config {
 		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
 		BatchResultTTL:        cfg.Batch.ResultTTL,
 		BatchCompletionWindow: cfg.Batch.CompletionWindow,
-		// Uploads in progress (api/batch_upload.go).
+		// Uploads in progress and per-key quotas (api/batch_upload.go).
 		BatchUploadsPerProcess: cfg.Batch.UploadsPerProcess,
 		BatchUploadsPerKey:     cfg.Batch.UploadsPerKey,
 		BatchUploadMinRate:     int64(cfg.Batch.UploadMinRate),
 		BatchUploadGrace:       cfg.Batch.UploadGrace,
+		BatchQuotaItemsPerKey:  cfg.Batch.QuotaItemsPerKey,
+		BatchQuotaBytesPerKey:  int64(cfg.Batch.QuotaBytesPerKey),
 	}
 }
 
