@@ -3,26 +3,36 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/jobs"
 )
 
 // The batch upload decoder: JSONL (one {"custom_id"?, "question"} object per
-// line) or a JSON array of them, read as a stream — memory grows with the
-// items kept, not with the body — and validated whole: every problem is
-// collected (up to maxBatchProblems) before anything is stored.
+// line) or a JSON array of them, read as a stream and validated whole: every
+// problem is collected (up to maxBatchProblems). Memory does not grow with
+// the body: a line (or array item) longer than the line cap is refused while
+// it is read, without being kept, and each valid item is handed to a store
+// function (jobs.Upload.Add) rather than kept — until the first problem,
+// after which the upload is only validated, as it will be refused.
 
 // maxBatchProblems is how many problems a 422 lists.
 const maxBatchProblems = 100
 
 // maxCustomIDChars bounds a custom_id.
 const maxCustomIDChars = 256
+
+// batchEnvelopeBytes is how much longer than MAX_INPUT_BYTES a line may be:
+// room for a custom_id of maxCustomIDChars characters, each escaped as a
+// surrogate pair (\ud83d\ude00, 12 bytes), and the JSON around the inputs.
+const batchEnvelopeBytes = 4 << 10
 
 // batchProblem is one reason an upload was refused. Line is the 1-based line
 // of a JSONL upload, or the 1-based item number of a JSON array.
@@ -36,7 +46,12 @@ type batchProblem struct {
 type batchLimits struct {
 	MaxItems         int
 	MaxQuestionChars int
+	// MaxInputBytes is MAX_INPUT_BYTES: the most bytes one item's inputs
+	// may take. A line may be batchEnvelopeBytes longer.
+	MaxInputBytes int
 }
+
+func (l batchLimits) maxLine() int { return l.MaxInputBytes + batchEnvelopeBytes }
 
 // errTooManyItems is an upload over BATCH_MAX_ITEMS.
 type errTooManyItems struct{ limit int }
@@ -45,17 +60,27 @@ func (e errTooManyItems) Error() string {
 	return fmt.Sprintf("batch has more than BATCH_MAX_ITEMS (%d) items", e.limit)
 }
 
-// batchDecoder collects items and problems.
-type batchDecoder struct {
-	lim      batchLimits
-	items    []jobs.BatchItem
-	problems []batchProblem
-	seen     map[string]int // custom_id → line
-	count    int            // items read, valid or not
+// errEmptyUpload is an upload without a single item.
+type errEmptyUpload struct{ array bool }
+
+func (e errEmptyUpload) Error() string {
+	if e.array {
+		return "the upload is an empty JSON array: it needs at least one item"
+	}
+	return "the upload is empty: send one JSON object per line (JSONL), or a JSON array of them"
 }
 
-func newBatchDecoder(lim batchLimits) *batchDecoder {
-	return &batchDecoder{lim: lim, seen: map[string]int{}}
+// batchDecoder validates items and stores the valid ones.
+type batchDecoder struct {
+	lim      batchLimits
+	store    func(jobs.BatchItem) error
+	problems []batchProblem
+	// seen maps each custom_id's hash to its line: 50,000 custom_ids of up
+	// to 1 KB would otherwise be kept whole.
+	seen  map[[16]byte]int
+	count int // items read, valid or not
+	valid int
+	buf   []byte // a line or array item that spans the reader's buffer
 }
 
 func (d *batchDecoder) problem(line int, field, reason string) {
@@ -68,31 +93,33 @@ func (d *batchDecoder) problem(line int, field, reason string) {
 func (d *batchDecoder) full() bool { return len(d.problems) >= maxBatchProblems }
 
 // decodeBatchUpload reads an upload from r: a JSON array when its first
-// non-space byte is '[', else JSONL. It returns the items, or the problems
-// (nil error), or an errTooManyItems, or the reader's error (an
-// *http.MaxBytesError for an upload over BATCH_MAX_BYTES).
-func decodeBatchUpload(r io.Reader, lim batchLimits) ([]jobs.BatchItem, []batchProblem, error) {
+// non-space byte is '[', else JSONL. Each valid item is passed to store, in
+// order, while no problem has been found. It returns the problems (nil
+// error), or an errEmptyUpload, an errTooManyItems, store's error, or the
+// reader's (an *http.MaxBytesError for an upload over BATCH_MAX_BYTES).
+func decodeBatchUpload(r io.Reader, lim batchLimits, store func(jobs.BatchItem) error) ([]batchProblem, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	d := newBatchDecoder(lim)
+	d := &batchDecoder{lim: lim, store: store, seen: map[[16]byte]int{}}
 	first, err := firstNonSpace(br)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, nil, err
-	}
-	if first == '[' {
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, errEmptyUpload{}
+	case err != nil:
+		return nil, err
+	case first == '[':
 		err = d.array(br)
-	} else {
+	default:
 		err = d.jsonl(br)
 	}
-	if err != nil {
-		return nil, nil, err
+	switch {
+	case err != nil:
+		return nil, err
+	case len(d.problems) > 0:
+		return d.problems, nil
+	case d.valid == 0:
+		return nil, errEmptyUpload{array: first == '['}
 	}
-	if len(d.items) == 0 && len(d.problems) == 0 {
-		d.problem(0, "", "the upload has no items")
-	}
-	if len(d.problems) > 0 {
-		return nil, d.problems, nil
-	}
-	return d.items, nil, nil
+	return nil, nil
 }
 
 func firstNonSpace(br *bufio.Reader) (byte, error) {
@@ -112,11 +139,15 @@ func firstNonSpace(br *bufio.Reader) (byte, error) {
 // jsonl reads one object per line; blank lines are skipped (but counted).
 func (d *batchDecoder) jsonl(br *bufio.Reader) error {
 	for line := 1; !d.full(); line++ {
-		raw, err := br.ReadBytes('\n')
+		raw, over, err := d.line(br)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
-		if t := bytes.TrimSpace(raw); len(t) > 0 {
+		if over {
+			if ierr := d.tooLong(line); ierr != nil {
+				return ierr
+			}
+		} else if t := bytes.TrimSpace(raw); len(t) > 0 {
 			if ierr := d.item(line, t); ierr != nil {
 				return ierr
 			}
@@ -128,56 +159,180 @@ func (d *batchDecoder) jsonl(br *bufio.Reader) error {
 	return nil
 }
 
-// array reads a JSON array of objects.
+// line reads the next line, without its '\n'; the slice is valid until the
+// next call. A line longer than the line cap is read to its end but not
+// kept, and reported with over.
+func (d *batchDecoder) line(br *bufio.Reader) (line []byte, over bool, err error) {
+	max := d.lim.maxLine()
+	d.buf = d.buf[:0]
+	n := 0
+	for {
+		frag, err := br.ReadSlice('\n')
+		n += len(frag)
+		if n-btoi(err == nil) > max {
+			over, d.buf = true, d.buf[:0]
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if !over {
+				d.buf = append(d.buf, frag...)
+			}
+			continue
+		}
+		switch {
+		case over:
+			return nil, true, err
+		case len(d.buf) == 0:
+			// The whole line was in the reader's buffer: no copy.
+			return bytes.TrimSuffix(frag, []byte("\n")), false, err
+		}
+		d.buf = append(d.buf, frag...)
+		return bytes.TrimSuffix(d.buf, []byte("\n")), false, err
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// tooLong reports an item over the line cap.
+func (d *batchDecoder) tooLong(line int) error {
+	if d.count++; d.count > d.lim.MaxItems {
+		return errTooManyItems{limit: d.lim.MaxItems}
+	}
+	d.problem(line, "", fmt.Sprintf("longer than %d bytes: MAX_INPUT_BYTES (%d) plus %d for custom_id and the JSON around the inputs",
+		d.lim.maxLine(), d.lim.MaxInputBytes, batchEnvelopeBytes))
+	return nil
+}
+
+// array reads a JSON array of objects. Each item is cut out of the stream
+// by a scanner that tracks only strings and brackets, so an item over the
+// line cap is never held, and is then decoded alone by item.
 func (d *batchDecoder) array(br *bufio.Reader) error {
-	dec := json.NewDecoder(br)
-	if _, err := dec.Token(); err != nil { // the '['
-		return readErr(err, func(reason string) { d.problem(1, "", reason) })
+	if _, err := br.ReadByte(); err != nil { // the '[' firstNonSpace saw
+		return err
 	}
 	n := 0
-	for dec.More() && !d.full() {
-		n++
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return readErr(err, func(reason string) { d.problem(n, "", reason) })
+	for !d.full() {
+		c, err := firstNonSpace(br)
+		if err != nil {
+			return endOfInput(err, func() { d.problem(n+1, "", "invalid JSON: unexpected end of input") })
 		}
-		if err := d.item(n, raw); err != nil {
+		if c == ']' && n == 0 {
+			_, _ = br.ReadByte()
+			break
+		}
+		n++
+		raw, over, end, err := d.arrayItem(br)
+		if err != nil && !errors.Is(err, io.EOF) {
 			return err
+		}
+		raw = bytes.TrimSpace(raw)
+		switch {
+		case over:
+			if ierr := d.tooLong(n); ierr != nil {
+				return ierr
+			}
+		case len(raw) == 0:
+			d.problem(n, "", "invalid JSON: expected an item")
+		default:
+			if ierr := d.item(n, raw); ierr != nil {
+				return ierr
+			}
+		}
+		switch end {
+		case ']':
+			return d.afterArray(br, n)
+		case 0: // the input ended inside the array
+			d.problem(n, "", "invalid JSON: unexpected end of input (the array is not closed)")
+			return nil
 		}
 	}
 	if d.full() {
 		return nil
 	}
-	if _, err := dec.Token(); err != nil { // the ']'
-		return readErr(err, func(reason string) { d.problem(n+1, "", reason) })
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var se *json.SyntaxError
-		if err != nil && !errors.As(err, &se) {
-			return readErr(err, func(reason string) { d.problem(n+1, "", reason) })
-		}
-		d.problem(n+1, "", "unexpected data after the JSON array")
-	}
-	return nil
+	return d.afterArray(br, n)
 }
 
-// readErr turns a decode error into a problem; reader errors (limits, a
-// broken connection) are returned.
-func readErr(err error, problem func(string)) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se), errors.As(err, &te):
-		problem("invalid JSON: " + err.Error())
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		problem("invalid JSON: unexpected end of input")
-	default:
+// afterArray checks that nothing but space follows the array.
+func (d *batchDecoder) afterArray(br *bufio.Reader, n int) error {
+	_, err := firstNonSpace(br)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
+	d.problem(n+1, "", "unexpected data after the JSON array")
 	return nil
 }
 
-// item validates one item; only errTooManyItems is returned.
+// endOfInput turns the end of the input into a problem; other reader errors
+// (limits, a broken connection) are returned.
+func endOfInput(err error, problem func()) error {
+	if errors.Is(err, io.EOF) {
+		problem()
+		return nil
+	}
+	return err
+}
+
+// arrayItem reads one array item up to the ',' or ']' that ends it (outside
+// strings and brackets), consuming that byte and returning it as end (0 when
+// the input ends first). The item's bytes are valid until the next call; an
+// item longer than the line cap is read but not kept, and reported with over.
+func (d *batchDecoder) arrayItem(br *bufio.Reader) (raw []byte, over bool, end byte, err error) {
+	max := d.lim.maxLine()
+	d.buf = d.buf[:0]
+	var (
+		depth       int
+		inStr, esc  bool
+		n           int
+		chunk, item []byte
+	)
+	for end == 0 {
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return d.buf, over, 0, err
+			}
+		}
+		chunk, _ = br.Peek(br.Buffered())
+		i := 0
+	scan:
+		for ; i < len(chunk); i++ {
+			c := chunk[i]
+			switch {
+			case esc:
+				esc = false
+			case inStr:
+				esc, inStr = c == '\\', c != '"'
+			case c == '"':
+				inStr = true
+			case c == '{' || c == '[':
+				depth++
+			case (c == '}' || c == ']') && depth > 0:
+				depth--
+			case (c == ',' || c == ']') && depth == 0:
+				end = c
+				break scan
+			}
+		}
+		item = chunk[:i]
+		if n += len(item); n > max {
+			over, d.buf = true, d.buf[:0]
+		}
+		if !over {
+			d.buf = append(d.buf, item...)
+		}
+		_, _ = br.Discard(i + btoi(end != 0))
+	}
+	return d.buf, over, end, nil
+}
+
+// item validates one item and stores it if it is valid and the upload has
+// no problem so far. It returns errTooManyItems or the store's error.
 func (d *batchDecoder) item(line int, raw []byte) error {
 	if d.count++; d.count > d.lim.MaxItems {
 		return errTooManyItems{limit: d.lim.MaxItems}
@@ -185,9 +340,12 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
+		switch {
+		case errors.As(err, &te):
 			d.problem(line, "", "each item must be a JSON object")
-		} else {
+		case line == 1 && bytes.HasPrefix(raw, []byte("--")):
+			d.problem(line, "", "this looks like a multipart/form-data body (curl -F): send the JSONL as the raw body: `--data-binary @q.jsonl`")
+		default:
 			d.problem(line, "", "invalid JSON: "+err.Error())
 		}
 		return nil
@@ -213,17 +371,23 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 		}
 	}
 	if cid != "" {
-		if other, dup := d.seen[cid]; dup {
+		h := sha256.Sum256([]byte(cid))
+		key := [16]byte(h[:16])
+		if other, dup := d.seen[key]; dup {
 			d.problem(line, "custom_id", fmt.Sprintf("duplicate custom_id %q (first on line %d)", cid, other))
 			ok = false
 		} else {
-			d.seen[cid] = line
+			d.seen[key] = line
 		}
 	}
-	if ok {
-		d.items = append(d.items, jobs.BatchItem{CustomID: cid, Question: q})
+	if !ok {
+		return nil
 	}
-	return nil
+	d.valid++
+	if len(d.problems) > 0 || d.store == nil {
+		return nil // the upload will be refused: nothing more is stored
+	}
+	return d.store(jobs.BatchItem{CustomID: cid, Question: q})
 }
 
 func (d *batchDecoder) question(raw json.RawMessage) (string, string) {
@@ -236,8 +400,8 @@ func (d *batchDecoder) question(raw json.RawMessage) (string, string) {
 	}
 	n := utf8.RuneCountInString(q)
 	switch {
-	case n < 1:
-		return "", "must not be empty"
+	case strings.TrimSpace(q) == "":
+		return "", "must not be blank"
 	case n > d.lim.MaxQuestionChars:
 		return "", fmt.Sprintf("longer than MAX_QUESTION_CHARS (%d characters, got %d)", d.lim.MaxQuestionChars, n)
 	}

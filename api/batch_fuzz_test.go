@@ -3,15 +3,29 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/qaqueue/qaqueue/jobs"
 )
 
+// decodeAll decodes an upload, keeping the items it stores.
+func decodeAll(r io.Reader, lim batchLimits) ([]jobs.BatchItem, []batchProblem, error) {
+	var items []jobs.BatchItem
+	problems, err := decodeBatchUpload(r, lim, func(it jobs.BatchItem) error {
+		items = append(items, it)
+		return nil
+	})
+	return items, problems, err
+}
+
 // FuzzBatchUpload holds the upload decoder to its contract on any input: no
-// panic; either items or problems (at most maxBatchProblems) or the item
-// limit; every item valid (question 1..max characters, unique non-empty
-// custom_id); and the same items from JSONL as from the equivalent array.
+// panic; either items, or problems (at most maxBatchProblems), or the item
+// limit, or an empty upload; every item valid (question 1..max characters,
+// not blank; unique non-empty custom_id); and the same items from JSONL as
+// from the equivalent array.
 func FuzzBatchUpload(f *testing.F) {
 	for _, s := range []string{
 		`{"question":"a"}` + "\n" + `{"custom_id":"x","question":"b"}`,
@@ -21,25 +35,30 @@ func FuzzBatchUpload(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	lim := batchLimits{MaxItems: 50, MaxQuestionChars: 20}
+	lim := batchLimits{MaxItems: 50, MaxQuestionChars: 20, MaxInputBytes: 64}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		items, problems, err := decodeBatchUpload(bytes.NewReader(body), lim)
+		items, problems, err := decodeAll(bytes.NewReader(body), lim)
 		if err != nil {
-			if _, ok := err.(errTooManyItems); !ok {
+			switch err.(type) {
+			case errTooManyItems, errEmptyUpload:
+			default:
 				t.Fatalf("unexpected error %v", err)
 			}
 			return
 		}
-		if (len(items) == 0) == (len(problems) == 0) {
-			t.Fatalf("items %d, problems %d: exactly one must be set", len(items), len(problems))
-		}
 		if len(problems) > maxBatchProblems {
 			t.Fatalf("%d problems", len(problems))
+		}
+		if len(problems) > 0 {
+			return // the items stored before the first problem are dropped
+		}
+		if len(items) == 0 {
+			t.Fatal("neither items nor problems nor an error")
 		}
 		seen := map[string]bool{}
 		for _, it := range items {
 			n := utf8.RuneCountInString(it.Question)
-			if n < 1 || n > lim.MaxQuestionChars || it.CustomID == "" || seen[it.CustomID] {
+			if strings.TrimSpace(it.Question) == "" || n > lim.MaxQuestionChars || it.CustomID == "" || seen[it.CustomID] {
 				t.Fatalf("invalid item accepted: %+v", it)
 			}
 			seen[it.CustomID] = true
@@ -54,7 +73,7 @@ func FuzzBatchUpload(f *testing.F) {
 			b, _ := json.Marshal(it)
 			arr = append(arr, string(b))
 		}
-		again, probs, err := decodeBatchUpload(strings.NewReader("["+strings.Join(arr, ",")+"]"), lim)
+		again, probs, err := decodeAll(strings.NewReader("["+strings.Join(arr, ",")+"]"), lim)
 		if err != nil || len(probs) > 0 || len(again) != len(items) {
 			t.Fatalf("array form: %d items, %v, %v", len(again), probs, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,27 +20,31 @@ import (
 // record, items and results live in Redis (package jobs); these handlers
 // validate uploads, read records and relay events.
 
-// batchCreateTimeout bounds storing an upload (50,000 items take well under
-// a second on a local Redis; a remote one needs more).
+// batchCreateTimeout bounds committing an upload once its body is read: the
+// last chunk of items, the accept and the enqueues.
 const batchCreateTimeout = 2 * time.Minute
 
 // batchHandlers serve /v1/batches.
 type batchHandlers struct {
 	s *Server
 	b *jobs.Batches
+	// uploads holds a token per upload this process is reading
+	// (BATCH_UPLOADS_PER_PROCESS; admitUpload).
+	uploads chan struct{}
 }
 
 // batchRoutes registers /v1/batches on g.
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
 	b, err := jobs.NewBatches(s.deps.Store, jobs.BatchConfig{
 		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
+		QuotaItems: s.cfg.BatchQuotaItemsPerKey, QuotaBytes: s.cfg.BatchQuotaBytesPerKey,
 	})
 	if err != nil {
 		// Config.withDefaults validated these; keep the API up without batches.
 		s.log.Error().Err(err).Msg("batches disabled")
 		return
 	}
-	h := &batchHandlers{s: s, b: b}
+	h := &batchHandlers{s: s, b: b, uploads: make(chan struct{}, s.cfg.BatchUploadsPerProcess)}
 	g.POST("/batches", s.checkBudget, h.create)
 	getRoute(g, "/batches", h.list)
 	getRoute(g, "/batches/:id", h.get)
@@ -97,6 +102,10 @@ func batchViewOf(b *jobs.Batch) batchView {
 
 // fail answers err, naming batches rather than jobs.
 func (h *batchHandlers) fail(c *gin.Context, err error) {
+	var (
+		quota    *jobs.QuotaError
+		problems batchProblems
+	)
 	switch {
 	case errors.Is(err, jobs.ErrBatchNotFound):
 		err = errNotFound("batch")
@@ -106,6 +115,18 @@ func (h *batchHandlers) fail(c *gin.Context, err error) {
 		err = &apiError{status: http.StatusConflict, code: "batch_active", message: "batch has not ended yet"}
 	case errors.Is(err, jobs.ErrNothingToRetry):
 		err = &apiError{status: http.StatusConflict, code: "nothing_to_retry", message: "batch has no failed items"}
+	case errors.As(err, &problems):
+		_ = c.Error(err)
+		writeJSON(c, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
+			"code": "validation_error", "message": fmt.Sprintf("the upload has problems (first on line %d: %s)", problems[0].Line, problems[0].Reason),
+			"problems": problems,
+		}})
+		return
+	case errors.As(err, &quota):
+		name := map[string]string{"items": "BATCH_QUOTA_ITEMS_PER_KEY", "bytes": "BATCH_QUOTA_BYTES_PER_KEY"}[quota.Resource]
+		err = &apiError{status: http.StatusTooManyRequests, code: "batch_quota_exceeded", cause: err,
+			message: fmt.Sprintf("this upload would take this key's batches over %s: they hold %d of its %d %s; "+
+				"delete ended batches (DELETE /v1/batches/{id}) or wait for them to expire", name, quota.Used, quota.Limit, quota.Resource)}
 	}
 	h.s.respond(c, err)
 }
@@ -139,7 +160,8 @@ func (h *batchHandlers) load(ctx context.Context, c *gin.Context) (*jobs.Batch, 
 }
 
 // create is POST /v1/batches: the upload is read as a stream, validated
-// whole, stored, and answered 202 with the batch and its Location.
+// whole while its items are stored (as an invisible batch, removed if the
+// upload is refused), and answered 202 with the batch and its Location.
 func (h *batchHandlers) create(c *gin.Context) {
 	s := h.s
 	idem, err := parseIdempotencyKey(c.GetHeader("Idempotency-Key"))
@@ -147,48 +169,83 @@ func (h *batchHandlers) create(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	tooBig := &apiError{status: http.StatusRequestEntityTooLarge, code: "batch_too_large", field: "body",
-		message: fmt.Sprintf("upload exceeds BATCH_MAX_BYTES (%d bytes)", s.cfg.BatchMaxBytes)}
+	if strings.HasPrefix(c.ContentType(), "multipart/") {
+		h.fail(c, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", field: "body",
+			message: "a batch is not a form upload: send the JSONL as the raw body: `--data-binary @q.jsonl` " +
+				"(with -H 'Content-Type: application/x-ndjson'), not -F"})
+		return
+	}
 	if c.Request.ContentLength > s.cfg.BatchMaxBytes {
-		h.fail(c, tooBig)
+		h.fail(c, h.tooBig())
 		return
 	}
-	s.writeDeadline(c, batchCreateTimeout)
-	hash := sha256.New()
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.BatchMaxBytes)
-	items, problems, err := decodeBatchUpload(io.TeeReader(body, hash), batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars})
-	var mbe *http.MaxBytesError
-	var tmi errTooManyItems
-	switch {
-	case errors.As(err, &mbe):
-		h.fail(c, tooBig)
-		return
-	case errors.As(err, &tmi):
-		h.fail(c, &apiError{status: http.StatusRequestEntityTooLarge, code: "batch_too_many_items", field: "body", message: tmi.Error()})
-		return
-	case err != nil:
-		h.fail(c, &apiError{status: http.StatusBadRequest, code: "bad_body", message: "could not read the request body", cause: err})
-		return
-	case len(problems) > 0:
-		_ = c.Error(fmt.Errorf("batch upload refused: %d problems", len(problems)))
-		writeJSON(c, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
-			"code": "validation_error", "message": fmt.Sprintf("the upload has problems (first on line %d: %s)", problems[0].Line, problems[0].Reason),
-			"problems": problems,
-		}})
-		return
-	}
-	noCache := c.Query("no_cache") == "true"
-	if noCache {
-		hash.Write([]byte("\x00no_cache"))
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), batchCreateTimeout)
-	defer cancel()
-	created, err := h.b.Create(ctx, jobs.CreateRequest{Owner: owner(c), Items: items, NoCache: noCache,
-		IdempotencyKey: idem, BodyHash: hex.EncodeToString(hash.Sum(nil))})
+	release, err := h.admitUpload(c)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
+	defer release()
+	rctx, rcancel := s.redisCtx(c)
+	replay, err := h.b.Replay(rctx, owner(c), idem)
+	rcancel()
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if replay != nil {
+		h.replay(c, replay)
+		return
+	}
+	noCache := c.Query("no_cache") == "true"
+	up, err := h.b.BeginUpload(c.Request.Context(), jobs.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	bodyHash, err := h.read(c, up.Add)
+	// The body took as long as it took; the answer gets its own time.
+	s.writeDeadline(c, batchCreateTimeout)
+	if err != nil {
+		up.Abort(c.Request.Context())
+		h.fail(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), batchCreateTimeout)
+	defer cancel()
+	created, err := up.Commit(ctx, idem, bodyHash)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.accepted(c, created)
+}
+
+// replay answers a repeated upload with the batch its Idempotency-Key names,
+// once its body is read (and validated: an upload that would be refused is
+// refused) and found the same; nothing is stored.
+func (h *batchHandlers) replay(c *gin.Context, r *jobs.Replayed) {
+	bodyHash, err := h.read(c, nil)
+	h.s.writeDeadline(c, batchCreateTimeout)
+	if err == nil && bodyHash != r.BodyHash {
+		err = jobs.ErrIdempotencyMismatch
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	bt, err := h.b.Get(ctx, r.BatchID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.accepted(c, &jobs.Created{Batch: bt, Replayed: true})
+}
+
+// accepted answers 202 with the batch.
+func (h *batchHandlers) accepted(c *gin.Context, created *jobs.Created) {
+	s := h.s
 	v := batchViewOf(created.Batch)
 	c.Header("Location", v.Links.Self)
 	c.Header("Retry-After", retryAfter(s.cfg.PollAfter))
@@ -196,6 +253,76 @@ func (h *batchHandlers) create(c *gin.Context) {
 		c.Header("Idempotent-Replayed", "true")
 	}
 	writeJSON(c, http.StatusAccepted, v)
+}
+
+func (h *batchHandlers) tooBig() *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, code: "batch_too_large", field: "body",
+		message: fmt.Sprintf("upload exceeds BATCH_MAX_BYTES (%d bytes)", h.s.cfg.BatchMaxBytes)}
+}
+
+// read reads and validates the upload, passing its valid items to add (nil:
+// validate only), and returns the hash that identifies the upload for an
+// Idempotency-Key: its body's, and ?no_cache. Every way it can fail is an
+// error to answer.
+func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.BatchItem) error) (string, error) {
+	s := h.s
+	sum := sha256.New()
+	body := http.MaxBytesReader(c.Writer, newUploadBody(c, s.cfg.BatchUploadGrace, s.cfg.BatchUploadMinRate), s.cfg.BatchMaxBytes)
+	lim := batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes)}
+	ctx := c.Request.Context()
+	var store func(jobs.BatchItem) error
+	if add != nil {
+		store = func(it jobs.BatchItem) error {
+			if err := add(ctx, it); err != nil {
+				return storeError{err}
+			}
+			return nil
+		}
+	}
+	problems, err := decodeBatchUpload(io.TeeReader(body, sum), lim, store)
+	var (
+		mbe    *http.MaxBytesError
+		tmi    errTooManyItems
+		empty  errEmptyUpload
+		stored storeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return "", h.tooBig()
+	case errors.Is(err, errUploadTooSlow):
+		c.Header("Connection", "close")
+		return "", &apiError{status: http.StatusRequestTimeout, code: "upload_too_slow", field: "body", cause: err,
+			message: fmt.Sprintf("the upload arrived slower than BATCH_UPLOAD_MIN_RATE (%d bytes/s, after BATCH_UPLOAD_GRACE of %s)",
+				s.cfg.BatchUploadMinRate, s.cfg.BatchUploadGrace)}
+	case errors.As(err, &tmi):
+		return "", &apiError{status: http.StatusRequestEntityTooLarge, code: "batch_too_many_items", field: "body", message: tmi.Error()}
+	case errors.As(err, &empty):
+		return "", &apiError{status: http.StatusUnprocessableEntity, code: "empty_upload", field: "body", message: empty.Error()}
+	case errors.As(err, &stored):
+		return "", stored.err // a quota, or Redis
+	case err != nil:
+		return "", &apiError{status: http.StatusBadRequest, code: "bad_body", message: "could not read the request body", cause: err}
+	case len(problems) > 0:
+		return "", batchProblems(problems)
+	}
+	if c.Query("no_cache") == "true" {
+		sum.Write([]byte("\x00no_cache"))
+	}
+	return hex.EncodeToString(sum.Sum(nil)), nil
+}
+
+// storeError is why an upload's items could not be stored, as opposed to
+// why its body could not be read.
+type storeError struct{ err error }
+
+func (e storeError) Error() string { return e.err.Error() }
+func (e storeError) Unwrap() error { return e.err }
+
+// batchProblems is a refused upload: 422 with every problem found.
+type batchProblems []batchProblem
+
+func (p batchProblems) Error() string {
+	return fmt.Sprintf("batch upload refused: %d problems", len(p))
 }
 
 // get is GET /v1/batches/{id}.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
@@ -343,6 +344,11 @@ func TestBatchCancelMidwayKeepsFinishedAndRunsNothingElse(t *testing.T) {
 	if kept != done {
 		t.Fatalf("kept results: %d completed of %d lines, want %d", kept, len(res), done)
 	}
+	// Only the items that started keep their inputs (a failed one may be
+	// retried); the rest were freed by the cancel.
+	if n := b.db.Client.HLen(context.Background(), jobs.BatchItemsKey(v.ID)).Val(); n != int64(done)+2 {
+		t.Fatalf("%d stored inputs after the cancel, want %d (the started items')", n, done+2)
+	}
 	// Cancelling again is fine; deleting an ended batch removes it.
 	if resp, _ := b.do(t, "POST", "/v1/batches/"+v.ID+"/cancel", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("second cancel: %d", resp.StatusCode)
@@ -454,5 +460,50 @@ func TestBatchIdempotencyListAndRetry(t *testing.T) {
 	}
 	if got := b.results(t, v.ID, ""); got[1].Status != "completed" || got[1].Outputs["answer"] != "A: bad" {
 		t.Fatalf("retried result: %+v", got[1])
+	}
+}
+
+// TestBatchLeavesNoWindowCheck: the check scheduled at the end of a batch's
+// completion window goes when the batch ends (or is deleted), and a retry's
+// new window gets its own, which goes too.
+func TestBatchLeavesNoWindowCheck(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	var fixed atomic.Bool
+	run := func(ctx context.Context, q string, o worker.RunOptions) (*worker.RunResult, error) {
+		if q == "bad" && !fixed.Load() {
+			return nil, &program.ParseError{Adapter: "JSONAdapter", Response: "garbage"}
+		}
+		return echoRunner(ctx, q, o)
+	}
+	b.startBatchWorker(t, run, worker.Config{})
+	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+	scheduled := func() int {
+		tasks, err := insp.ListScheduledTasks(jobs.QueueBatchControl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(tasks)
+	}
+	v := b.upload(t, jsonl(`{"question":"good"}`, `{"question":"bad"}`), "application/x-ndjson", nil)
+	if n := scheduled(); n != 1 {
+		t.Fatalf("%d scheduled checks while the batch runs, want 1", n)
+	}
+	if end := b.waitBatch(t, v.ID, "completed"); end.RequestCounts.Failed != 1 {
+		t.Fatalf("counts %+v", end.RequestCounts)
+	}
+	// The worker that ended the batch deletes the check right after.
+	eventually(t, "no scheduled check after the batch ends", func() bool { return scheduled() == 0 })
+	fixed.Store(true)
+	if resp, out := b.do(t, "POST", "/v1/batches/"+v.ID+"/retry", nil, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("retry: %d %s", resp.StatusCode, out)
+	}
+	b.waitBatch(t, v.ID, "completed")
+	eventually(t, "no scheduled check after the retried batch ends", func() bool { return scheduled() == 0 })
+	if resp, _ := b.do(t, "DELETE", "/v1/batches/"+v.ID, nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if n := scheduled(); n != 0 {
+		t.Fatalf("%d scheduled checks after delete", n)
 	}
 }

@@ -21,6 +21,11 @@ type Config struct {
 	// characters (Unicode code points, as Python's len); longer ones get 422
 	// (MAX_QUESTION_CHARS). Default 10000.
 	MaxQuestionChars int
+	// MaxInputBytes caps the bytes of one batch item's inputs: a line of an
+	// upload may be that plus 4 KiB for custom_id and the JSON around it,
+	// and a longer one is refused while it is read (MAX_INPUT_BYTES).
+	// Default 256 KiB.
+	MaxInputBytes int64
 	// MaxBatchItems is the most questions one POST /batch may carry (the
 	// seed's limit). Default 100.
 	MaxBatchItems int
@@ -54,9 +59,10 @@ type Config struct {
 	// server sets it per request, after any wait (streams set a deadline
 	// per frame instead). Default 30s.
 	WriteTimeout time.Duration
-	// ReadTimeout and ReadHeaderTimeout bound reading a request (and its
-	// body); IdleTimeout bounds a keep-alive connection between requests.
-	// Defaults 30s, 10s and 120s.
+	// ReadHeaderTimeout bounds reading a request's headers; ReadTimeout
+	// bounds reading its body, set per request (batch uploads have a
+	// minimum rate instead: BatchUploadMinRate); IdleTimeout bounds a
+	// keep-alive connection between requests. Defaults 10s, 30s and 120s.
 	ReadTimeout, ReadHeaderTimeout, IdleTimeout time.Duration
 	// DisableStreaming turns POST /predict/stream off (404), as
 	// ENABLE_STREAMING=false. Default false: streaming is on.
@@ -99,6 +105,23 @@ type Config struct {
 	// past it the download ends with a line saying where to resume
 	// (BATCH_RESULTS_MAX_WAIT). Default 1h.
 	BatchResultsMaxWait time.Duration
+	// BatchUploadsPerProcess and BatchUploadsPerKey cap the uploads read at
+	// once by this process, and by one key across every replica; beyond,
+	// 429 with Retry-After (BATCH_UPLOADS_PER_PROCESS,
+	// BATCH_UPLOADS_PER_KEY). Defaults 8 and 2.
+	BatchUploadsPerProcess, BatchUploadsPerKey int
+	// BatchUploadMinRate is the slowest an upload's body may arrive, in
+	// bytes per second, after BatchUploadGrace: its read deadline is the
+	// grace plus the time its bytes so far take at this rate; past it, 408
+	// (BATCH_UPLOAD_MIN_RATE, BATCH_UPLOAD_GRACE). Defaults 100 kB/s and
+	// 30s.
+	BatchUploadMinRate int64
+	BatchUploadGrace   time.Duration
+	// BatchQuotaItemsPerKey and BatchQuotaBytesPerKey cap the items, and the
+	// bytes of stored inputs, that one key's live batches hold; an upload
+	// over either gets 429 (BATCH_QUOTA_ITEMS_PER_KEY,
+	// BATCH_QUOTA_BYTES_PER_KEY). Default 0: no quota.
+	BatchQuotaItemsPerKey, BatchQuotaBytesPerKey int64
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
@@ -183,8 +206,24 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 100_000_000
 	}
+	if c.MaxInputBytes == 0 {
+		c.MaxInputBytes = 256 << 10
+	}
+	if c.BatchUploadsPerProcess == 0 {
+		c.BatchUploadsPerProcess = 8
+	}
+	if c.BatchUploadsPerKey == 0 {
+		c.BatchUploadsPerKey = 2
+	}
+	if c.BatchUploadMinRate == 0 {
+		c.BatchUploadMinRate = 100_000
+	}
+	def(&c.BatchUploadGrace, 30*time.Second)
 	def(&c.BatchResultTTL, 168*time.Hour)
 	def(&c.BatchCompletionWindow, 24*time.Hour)
+	if c.BatchQuotaItemsPerKey < 0 || c.BatchQuotaBytesPerKey < 0 {
+		return c, fmt.Errorf("api config: BatchQuotaItemsPerKey and BatchQuotaBytesPerKey must not be negative")
+	}
 	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
 		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
 	}
@@ -225,6 +264,8 @@ func (c Config) withDefaults() (Config, error) {
 		"MonitoringFormatLimit": int64(c.MonitoringFormatLimit), "MaxStreamsPerKey": int64(c.MaxStreamsPerKey),
 		"MaxWaitsPerKey":        int64(c.MaxWaitsPerKey),
 		"AuthFailuresPerMinute": int64(c.AuthFailuresPerMinute), "AuthFailureAddresses": int64(c.AuthFailureAddresses),
+		"MaxInputBytes": c.MaxInputBytes, "BatchUploadsPerProcess": int64(c.BatchUploadsPerProcess),
+		"BatchUploadsPerKey": int64(c.BatchUploadsPerKey), "BatchUploadMinRate": c.BatchUploadMinRate,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
@@ -236,7 +277,7 @@ func (c Config) withDefaults() (Config, error) {
 		"UnavailableRetryAfter": c.UnavailableRetryAfter, "RedisTimeout": c.RedisTimeout,
 		"WriteTimeout": c.WriteTimeout, "ReadTimeout": c.ReadTimeout, "ReadHeaderTimeout": c.ReadHeaderTimeout,
 		"IdleTimeout": c.IdleTimeout, "MetricsFlushInterval": c.MetricsFlushInterval,
-		"BatchResultsMaxWait": c.BatchResultsMaxWait,
+		"BatchResultsMaxWait": c.BatchResultsMaxWait, "BatchUploadGrace": c.BatchUploadGrace,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative, got %v", name, d))

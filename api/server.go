@@ -203,23 +203,32 @@ func (s *Server) routes() *gin.Engine {
 }
 
 // defaultDeadline gives every answer a write deadline; handlers that wait
-// move it past their wait, and streams replace it with one per frame.
+// move it past their wait, and streams replace it with one per frame. A
+// request with a body gets Config.ReadTimeout to send it (batch uploads
+// replace that with a minimum rate: uploadBody). Only a request with a body:
+// for one without, the server is already reading ahead for the next
+// request, and a deadline there would cancel this one (as it clears the
+// deadline once a body has been read to its end).
 func (s *Server) defaultDeadline(c *gin.Context) {
 	s.writeDeadline(c, 0)
+	if c.Request.ContentLength != 0 {
+		_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	}
 	c.Next()
 }
 
 // Handler is the API as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// HTTPServer returns an http.Server for the API on addr with read, header
-// and idle timeouts set. It has no write timeout: each answer sets its own
-// deadline (streams one per frame). Shutdown shuts it down.
+// HTTPServer returns an http.Server for the API on addr with header and idle
+// timeouts set. It has no read or write timeout: each request sets its own
+// deadlines (defaultDeadline; a batch upload's moves with the bytes
+// received, a stream's write deadline with each frame). Shutdown shuts it
+// down.
 func (s *Server) HTTPServer(addr string) *http.Server {
 	hs := &http.Server{
 		Addr:              addr,
 		Handler:           s.Handler(),
-		ReadTimeout:       s.cfg.ReadTimeout,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          newStdLogger(s.log),

@@ -58,6 +58,14 @@ type HTTP struct {
 	// MaxQuestionChars is the longest question accepted, in characters
 	// (422 beyond). MAX_QUESTION_CHARS, default 10000.
 	MaxQuestionChars int `env:"MAX_QUESTION_CHARS" envDefault:"10000"`
+	// MaxInputBytes caps the bytes of one batch item's inputs, as JSON; a
+	// line of an upload may be 4 KiB longer (custom_id and the JSON
+	// around), and a longer one is refused while it is read, so an upload's
+	// memory stays bounded. The default holds a question of
+	// MAX_QUESTION_CHARS at JSON's worst escaping (12 bytes a character)
+	// twice over, leaving room for inputs besides the question.
+	// MAX_INPUT_BYTES, default 256KiB.
+	MaxInputBytes Size `env:"MAX_INPUT_BYTES" envDefault:"256KiB"`
 }
 
 // Redis says where the queue's Redis is: one URL, or a Sentinel group.
@@ -241,6 +249,31 @@ type Batch struct {
 	// (GET /v1/batches/{id}/results?wait=true): past it the download ends
 	// with a line saying where to resume. BATCH_RESULTS_MAX_WAIT, default 1h.
 	ResultsMaxWait time.Duration `env:"BATCH_RESULTS_MAX_WAIT" envDefault:"1h"`
+	// UploadsPerProcess caps the uploads one API process reads at once
+	// (429 beyond). BATCH_UPLOADS_PER_PROCESS, default 8.
+	UploadsPerProcess int `env:"BATCH_UPLOADS_PER_PROCESS" envDefault:"8"`
+	// UploadsPerKey caps the uploads one key sends at once, across every
+	// API replica (429 beyond). BATCH_UPLOADS_PER_KEY, default 2.
+	UploadsPerKey int `env:"BATCH_UPLOADS_PER_KEY" envDefault:"2"`
+	// UploadMinRate is the slowest an upload may arrive, in bytes per
+	// second, after BATCH_UPLOAD_GRACE; slower, 408. At the default a
+	// BATCH_MAX_BYTES upload may take 17 minutes. BATCH_UPLOAD_MIN_RATE,
+	// default 100KB.
+	UploadMinRate Size `env:"BATCH_UPLOAD_MIN_RATE" envDefault:"100KB"`
+	// UploadGrace is how long an upload may take beyond its bytes at
+	// BATCH_UPLOAD_MIN_RATE. BATCH_UPLOAD_GRACE, default 30s.
+	UploadGrace time.Duration `env:"BATCH_UPLOAD_GRACE" envDefault:"30s"`
+	// QuotaItemsPerKey caps the items one key's live batches hold (an
+	// upload over it gets 429); ended batches count until deleted or
+	// expired; 0 is off. BATCH_QUOTA_ITEMS_PER_KEY, default 100000 (two
+	// batches of BATCH_MAX_ITEMS).
+	QuotaItemsPerKey int64 `env:"BATCH_QUOTA_ITEMS_PER_KEY" envDefault:"100000"`
+	// QuotaBytesPerKey caps the bytes of the inputs one key's live batches
+	// hold in Redis (a cancelled batch frees its unstarted items'); 0 is
+	// off. Keep it well below Redis's maxmemory, so one key cannot fill it
+	// for every other. BATCH_QUOTA_BYTES_PER_KEY, default 200MB (two
+	// uploads of BATCH_MAX_BYTES).
+	QuotaBytesPerKey Size `env:"BATCH_QUOTA_BYTES_PER_KEY" envDefault:"200MB"`
 }
 
 // Security configures authentication, CORS and per-key limits.

@@ -18,6 +18,7 @@ func defaults() Config {
 		HTTP: HTTP{
 			Host: "0.0.0.0", Port: 8000, EnableStreaming: true, EnableMetrics: true,
 			PredictTimeout: 60 * time.Second, MaxBodyBytes: MiB, MaxQuestionChars: 10000,
+			MaxInputBytes: 256 * KiB,
 		},
 		Queue: Queue{
 			WorkerConcurrency: 100, BatchConcurrency: 20, PollInterval: 20 * time.Millisecond,
@@ -36,6 +37,8 @@ func defaults() Config {
 		Batch: Batch{
 			MaxItems: 50000, MaxBytes: 100 * MB, ResultTTL: 7 * 24 * time.Hour,
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
+			UploadsPerProcess: 8, UploadsPerKey: 2, UploadMinRate: 100 * KB, UploadGrace: 30 * time.Second,
+			QuotaItemsPerKey: 100000, QuotaBytesPerKey: 200 * MB,
 		},
 		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000, AuthFailuresPerMinute: 60},
 		Log:      Log{Level: "info", Format: "json"},
@@ -71,7 +74,7 @@ func everything() map[string]string {
 	return map[string]string{
 		"HOST": "127.0.0.1", "PORT": "9000", "WORKERS": "4", "ENABLE_STREAMING": "false",
 		"ENABLE_METRICS": "off", "PREDICT_TIMEOUT": "45s", "MAX_BODY_BYTES": "2MiB",
-		"MAX_QUESTION_CHARS": "5000",
+		"MAX_QUESTION_CHARS": "5000", "MAX_INPUT_BYTES": "64KiB",
 
 		"REDIS_URL":               "rediss://app:redis-pass@redis.internal:6380/2",
 		"REDIS_SENTINEL_ADDRS":    "s1:26379, s2:26379",
@@ -95,7 +98,9 @@ func everything() map[string]string {
 
 		"BATCH_MAX_ITEMS": "1000", "BATCH_MAX_BYTES": "10MB", "BATCH_RESULT_TTL": "48h",
 		"BATCH_COMPLETION_WINDOW": "12h", "BATCH_OWNER_SHARE": "0.25",
-		"BATCH_RESULTS_MAX_WAIT": "10m",
+		"BATCH_RESULTS_MAX_WAIT":    "10m",
+		"BATCH_UPLOADS_PER_PROCESS": "3", "BATCH_UPLOADS_PER_KEY": "1", "BATCH_UPLOAD_MIN_RATE": "10KB",
+		"BATCH_UPLOAD_GRACE": "5s", "BATCH_QUOTA_ITEMS_PER_KEY": "5000", "BATCH_QUOTA_BYTES_PER_KEY": "50MB",
 
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
 		"ADMIN_API_KEYS":  "ops:ops-key",
@@ -120,7 +125,7 @@ func TestLoadEveryVariable(t *testing.T) {
 	want := Config{
 		HTTP: HTTP{
 			Host: "127.0.0.1", Port: 9000, Workers: "4", PredictTimeout: 45 * time.Second,
-			MaxBodyBytes: 2 * MiB, MaxQuestionChars: 5000,
+			MaxBodyBytes: 2 * MiB, MaxQuestionChars: 5000, MaxInputBytes: 64 * KiB,
 		},
 		Redis: Redis{
 			URL:            "rediss://app:redis-pass@redis.internal:6380/2",
@@ -146,6 +151,8 @@ func TestLoadEveryVariable(t *testing.T) {
 		Batch: Batch{
 			MaxItems: 1000, MaxBytes: 10 * MB, ResultTTL: 48 * time.Hour,
 			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25, ResultsMaxWait: 10 * time.Minute,
+			UploadsPerProcess: 3, UploadsPerKey: 1, UploadMinRate: 10 * KB, UploadGrace: 5 * time.Second,
+			QuotaItemsPerKey: 5000, QuotaBytesPerKey: 50 * MB,
 		},
 		Security: Security{
 			APIKeys: APIKeys{

@@ -39,6 +39,7 @@ func (c *Config) validateHTTP(v *validator) {
 	v.positive("PREDICT_TIMEOUT", c.HTTP.PredictTimeout)
 	v.atLeast("MAX_BODY_BYTES", int64(c.HTTP.MaxBodyBytes), 1)
 	v.atLeast("MAX_QUESTION_CHARS", int64(c.HTTP.MaxQuestionChars), 1)
+	v.atLeast("MAX_INPUT_BYTES", int64(c.HTTP.MaxInputBytes), 1)
 }
 
 func (c *Config) validateRedis(v *validator) {
@@ -123,6 +124,12 @@ func (c *Config) validateBatch(v *validator) {
 	if !(b.OwnerShare > 0 && b.OwnerShare <= 1) {
 		v.add("BATCH_OWNER_SHARE", "must be a fraction above 0 and at most 1, got %v", b.OwnerShare)
 	}
+	v.atLeast("BATCH_UPLOADS_PER_PROCESS", int64(b.UploadsPerProcess), 1)
+	v.atLeast("BATCH_UPLOADS_PER_KEY", int64(b.UploadsPerKey), 1)
+	v.atLeast("BATCH_UPLOAD_MIN_RATE", int64(b.UploadMinRate), 1)
+	v.positive("BATCH_UPLOAD_GRACE", b.UploadGrace)
+	v.atLeast("BATCH_QUOTA_ITEMS_PER_KEY", b.QuotaItemsPerKey, 0)
+	v.atLeast("BATCH_QUOTA_BYTES_PER_KEY", int64(b.QuotaBytesPerKey), 0)
 }
 
 func (c *Config) validateSecurity(v *validator) {

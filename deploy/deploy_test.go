@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,27 @@ type composeFile struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
 		Volumes []string `yaml:"volumes"`
+		Deploy  struct {
+			Resources struct {
+				Limits struct {
+					Memory string `yaml:"memory"`
+				} `yaml:"limits"`
+			} `yaml:"resources"`
+		} `yaml:"deploy"`
 	} `yaml:"services"`
+}
+
+// memBytes parses a memory size as Compose ("1g") and redis.conf ("640mb")
+// write it: k, m and g are powers of 1024 in Compose and with a b in Redis.
+func memBytes(v string) (int64, bool) {
+	v = strings.TrimSuffix(strings.ToLower(v), "b")
+	mult := int64(1)
+	if i := strings.IndexAny(v, "kmg"); i == len(v)-1 && i > 0 {
+		mult = map[byte]int64{'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}[v[i]]
+		v = v[:i]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n * mult, err == nil
 }
 
 func TestComposeFile(t *testing.T) {
@@ -122,6 +143,15 @@ func TestComposeFile(t *testing.T) {
 		if !strings.Contains(redis, want) {
 			t.Errorf("redis command %q lacks %q", redis, want)
 		}
+	}
+	// A full Redis must refuse writes before the container's limit kills it.
+	cmd := cf.Services["redis"].Command
+	limit, okLimit := memBytes(cf.Services["redis"].Deploy.Resources.Limits.Memory)
+	i := slices.Index(cmd, "--maxmemory")
+	if i < 0 || i+1 == len(cmd) || !okLimit {
+		t.Errorf("redis needs --maxmemory and a memory limit: %v, limit %q", cmd, cf.Services["redis"].Deploy.Resources.Limits.Memory)
+	} else if max, ok := memBytes(cmd[i+1]); !ok || max >= limit || max < limit/2 {
+		t.Errorf("redis --maxmemory %s must be below its memory limit (%d bytes), and not far below", cmd[i+1], limit)
 	}
 	prom := string(read(t, "deploy/prometheus.yml"))
 	for _, target := range []string{`"api:8000"`, `names: ["worker"]`, "port: 9091"} {

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
@@ -50,6 +49,11 @@ type BatchConfig struct {
 	// ExpandParallel is how many enqueues an expansion runs at once.
 	// Default 16.
 	ExpandParallel int
+	// QuotaItems and QuotaBytes cap what one owner's live batches hold: their
+	// items, and the bytes of their stored inputs (BATCH_QUOTA_ITEMS_PER_KEY,
+	// BATCH_QUOTA_BYTES_PER_KEY). An upload over either is refused with a
+	// *QuotaError. 0: no quota.
+	QuotaItems, QuotaBytes int64
 }
 
 func (c BatchConfig) withDefaults() (BatchConfig, error) {
@@ -77,6 +81,9 @@ func (c BatchConfig) withDefaults() (BatchConfig, error) {
 	}
 	if c.ProgressInterval < 0 || c.StoreChunk < 1 || c.ExpandParallel < 1 {
 		errs = append(errs, errors.New("ProgressInterval must not be negative; StoreChunk and ExpandParallel must be positive"))
+	}
+	if c.QuotaItems < 0 || c.QuotaBytes < 0 {
+		errs = append(errs, errors.New("QuotaItems and QuotaBytes must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("batch config: %w", err)
@@ -141,7 +148,40 @@ func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args .
 	case "active":
 		return reply, ErrBatchActive
 	}
+	if endedBy(op, reply) {
+		b.dropWindowCheck(ctx, id)
+	}
 	return reply, nil
+}
+
+// endedBy reports whether the reply to op says that this run ended the
+// batch. Item starts answer the item's outcome first, the batch's second.
+func endedBy(op string, reply []string) bool {
+	if op == "start" {
+		return reply[0] == string(BatchExpired) || (len(reply) > 1 && BatchStatus(reply[1]).Terminal())
+	}
+	return BatchStatus(reply[0]).Terminal()
+}
+
+// checkTaskIDs are the ids a batch's pending window check may have: the
+// first one's, and a rescheduled one's (after a retry), named by the window's
+// end.
+func checkTaskIDs(id string, expiresAtMs string) []string {
+	return []string{"check-" + id, "check-" + id + "-" + expiresAtMs}
+}
+
+// dropWindowCheck deletes an ended batch's window check, scheduled at the
+// window's end, so it does not linger on the dashboard for a day. Best
+// effort: a check left behind finds the batch ended and does nothing.
+func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
+	at, err := b.rdb.HGet(ctx, BatchKey(id), "expires_at").Result()
+	if err != nil {
+		at = ""
+	}
+	for _, task := range checkTaskIDs(id, at) {
+		// asynq's Inspector takes no context; the task is small and local.
+		_ = b.insp.DeleteTask(QueueBatchControl, task)
+	}
 }
 
 // CreateRequest is a validated upload.
@@ -163,105 +203,50 @@ type Created struct {
 	Replayed bool
 }
 
-// Create stores the items (chunked, pipelined), makes the batch live and
-// enqueues its expansion and its completion-window check. When it returns
-// without error the batch is durable: the items are stored and the durable
-// expand task will turn them into item tasks. On error nothing is kept.
+// Create stores a batch of items already in memory: BeginUpload, Add and
+// Commit in one call. On error nothing is kept.
 func (b *Batches) Create(ctx context.Context, req CreateRequest) (*Created, error) {
 	if len(req.Items) == 0 {
 		return nil, errors.New("create batch: no items")
 	}
-	id := NewBatchID()
-	now := b.now()
-	idemKey := ""
-	if req.IdempotencyKey != "" {
-		kh := sha256.Sum256([]byte(req.IdempotencyKey))
-		idemKey = IdempotencyKey(req.Owner, "batch:"+hex.EncodeToString(kh[:]))
-	}
-	abort := func(cause error) error {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-		defer cancel()
-		_, _ = b.run(cctx, "abort", id, req.Owner, idemKey)
-		return fmt.Errorf("create batch: %w", cause)
-	}
-	if err := b.storeItems(ctx, id, now, req); err != nil {
-		return nil, abort(err)
-	}
-	reply, err := b.run(ctx, "accept", id, req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL), req.BodyHash, now.UnixMilli())
+	u, err := b.BeginUpload(ctx, UploadRequest{Owner: req.Owner, NoCache: req.NoCache})
 	if err != nil {
-		return nil, abort(err)
+		return nil, fmt.Errorf("create batch: %w", err)
 	}
-	switch reply[0] {
-	case "mismatch":
-		_ = abort(nil)
-		return nil, ErrIdempotencyMismatch
-	case "duplicate":
-		_ = abort(nil)
-		other, err := b.Get(ctx, reply[1])
-		if err != nil {
-			return nil, fmt.Errorf("create batch: read replayed batch: %w", err)
+	for _, it := range req.Items {
+		if err := u.Add(ctx, it); err != nil {
+			u.Abort(ctx)
+			return nil, fmt.Errorf("create batch: %w", err)
 		}
-		return &Created{Batch: other, Replayed: true}, nil
 	}
-	if err := b.enqueueControl(ctx, id, now); err != nil {
-		return nil, abort(err)
-	}
-	bt, err := b.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("create batch: read back: %w", err)
-	}
-	return &Created{Batch: bt}, nil
+	return u.Commit(ctx, req.IdempotencyKey, req.BodyHash)
 }
 
-// storeItems writes the record (status validating) and the items, chunked
-// into pipelines of StoreChunk items.
-func (b *Batches) storeItems(ctx context.Context, id string, now time.Time, req CreateRequest) error {
-	ttl := b.pendingTTL()
-	noCache := "0"
-	if req.NoCache {
-		noCache = "1"
+// enqueueControl enqueues the batch's window check at the window's end and
+// its expansion now: in that order, so a batch that ends at once finds its
+// check there to delete. Deterministic task ids make a repeat harmless.
+func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
+	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
+	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload),
+		append(opts, asynq.TaskID(checkTaskIDs(id, "")[0]), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
+		return fmt.Errorf("enqueue window check: %w", err)
 	}
-	if err := b.rdb.HSet(ctx, BatchKey(id), "id", id, "owner", req.Owner, "status", string(BatchValidating),
-		"total", len(req.Items), "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
-		"no_cache", noCache, "created_at", now.UnixMilli(), "updated_at", now.UnixMilli(),
-		"window_ms", ms(b.cfg.CompletionWindow), "expires_at", now.Add(b.cfg.CompletionWindow).UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("store batch record: %w", err)
-	}
-	if err := b.rdb.PExpire(ctx, BatchKey(id), ttl).Err(); err != nil {
-		return fmt.Errorf("store batch record: %w", err)
-	}
-	const perPipeline = 8 // chunks sent per round trip
-	pipe := b.rdb.Pipeline()
-	queued := 0
-	for start := 0; start < len(req.Items); start += b.cfg.StoreChunk {
-		end := min(start+b.cfg.StoreChunk, len(req.Items))
-		fields := make([]any, 0, 2*(end-start))
-		for i := start; i < end; i++ {
-			fields = append(fields, strconv.Itoa(i), mustJSON(req.Items[i]))
-		}
-		pipe.HSet(ctx, BatchItemsKey(id), fields...)
-		if queued++; queued == perPipeline || end == len(req.Items) {
-			pipe.PExpire(ctx, BatchItemsKey(id), ttl)
-			if _, err := pipe.Exec(ctx); err != nil {
-				return fmt.Errorf("store batch items: %w", err)
-			}
-			queued = 0
-		}
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...); err != nil {
+		return fmt.Errorf("enqueue expansion: %w", err)
 	}
 	return nil
 }
 
-// enqueueControl enqueues the batch's expansion now and its window check at
-// the window's end. Deterministic task ids make a repeat harmless.
-func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
-	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
-	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...); err != nil {
-		return fmt.Errorf("enqueue expansion: %w", err)
-	}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload),
-		append(opts, asynq.TaskID("check-"+id), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
-		return fmt.Errorf("enqueue window check: %w", err)
+// scheduleWindowCheck enqueues a check at the end of bt's current window
+// (a retry opened a new one).
+func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *Batch) error {
+	payload := []byte(mustJSON(BatchTaskPayload{BatchID: bt.ID}))
+	at := bt.ExpiresAt
+	err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
+		asynq.TaskID(checkTaskIDs(bt.ID, strconv.FormatInt(at.UnixMilli(), 10))[1]), asynq.ProcessAt(at))
+	if err != nil {
+		return fmt.Errorf("schedule window check of batch %s: %w", bt.ID, err)
 	}
 	return nil
 }
@@ -272,7 +257,9 @@ func (b *Batches) Get(ctx context.Context, id string) (*Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read batch %s: %w", id, err)
 	}
-	if len(h) == 0 || h["status"] == "" {
+	// A batch still validating is an upload in progress: it does not exist
+	// until it is accepted.
+	if len(h) == 0 || h["status"] == "" || h["status"] == string(BatchValidating) {
 		return nil, ErrBatchNotFound
 	}
 	return decodeBatch(h), nil
@@ -345,7 +332,28 @@ func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 	if _, err := b.run(ctx, "cancel", id, bt.Owner, ""); err != nil {
 		return nil, err
 	}
-	return b.Get(ctx, id)
+	if bt, err = b.Get(ctx, id); err != nil {
+		return nil, err
+	}
+	// Items that have a task drain as no-ops; the expansion frees the rest
+	// when it stops.
+	if err := b.freeInputs(ctx, bt, 0, bt.Expanded); err != nil {
+		return nil, err
+	}
+	return bt, nil
+}
+
+// freeInputs deletes the stored inputs of a cancelled batch's items in
+// [from, to) that never started, a chunk per script run: they will not run,
+// and only a failed item's input is read again (by a retry). Results stay.
+func (b *Batches) freeInputs(ctx context.Context, bt *Batch, from, to int) error {
+	for ; from < to; from += b.cfg.StoreChunk {
+		end := min(from+b.cfg.StoreChunk, to)
+		if _, err := b.run(ctx, "free_inputs", bt.ID, bt.Owner, "", from, end); err != nil {
+			return ignoreEnded(err)
+		}
+	}
+	return nil
 }
 
 // Expire ends the batch expired if its window has passed (false: not yet).
@@ -363,8 +371,13 @@ func (b *Batches) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.run(ctx, "delete", id, bt.Owner, "")
-	return err
+	if _, err = b.run(ctx, "delete", id, bt.Owner, ""); err != nil {
+		return err
+	}
+	for _, task := range checkTaskIDs(id, strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)) {
+		_ = b.insp.DeleteTask(QueueBatchControl, task) // see dropWindowCheck
+	}
+	return nil
 }
 
 // Events returns the batch's events after the stream id after.
@@ -431,13 +444,7 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 	if err != nil {
 		return ignoreEnded(err)
 	}
-	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
-	err = enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
-		asynq.TaskID("check-"+id+"-"+strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)), asynq.ProcessAt(bt.ExpiresAt))
-	if err != nil {
-		return fmt.Errorf("schedule window check of batch %s: %w", id, err)
-	}
-	return nil
+	return b.scheduleWindowCheck(ctx, bt)
 }
 
 // ActiveOwnersKey holds the owners with running batches (owner → how many).

@@ -1,7 +1,8 @@
 -- Every change to a batch record: accepting it, starting and finishing its
--- items, cancelling, expiring, retrying, deleting. One script so that a result
--- slot, the counts and the events move together, and so that a slot is filled
--- once however often asynq runs an item's task.
+-- items, cancelling (and freeing the inputs of items that will not run),
+-- expiring, retrying, deleting, and its owner's quota share with each. One
+-- script so that a result slot, the counts and the events move together, and
+-- so that a slot is filled once however often asynq runs an item's task.
 --
 -- KEYS[1] batch hash   KEYS[2] items hash   KEYS[3] results hash
 -- KEYS[4] attempts hash   KEYS[5] event stream   KEYS[6] owner's batch index
@@ -21,6 +22,65 @@ local function activate(delta)
   local owner = redis.call('HGET', batch, 'owner') or ''
   redis.call('ZINCRBY', active, delta, owner)
   if delta < 0 then redis.call('ZREMRANGEBYSCORE', active, '-inf', 0) end
+end
+
+-- Quotas (BatchConfig.QuotaItems, QuotaBytes): what each owner's live
+-- batches hold. qa:batches:{owner}:usage (hash) has the totals (items,
+-- bytes) and each batch's share (id -> "items bytes"); qa:batches:{owner}:expiry
+-- (sorted set) has when each batch's keys expire. A batch that expires by
+-- TTL runs no code: the next prune finds its keys gone and frees its share.
+local function usage_keys(owner)
+  local prefix = 'qa:batches:' .. owner
+  return prefix .. ':usage', prefix .. ':expiry'
+end
+
+local function share_of(u, bid)
+  local v = redis.call('HGET', u, bid)
+  if not v then return 0, 0 end
+  local sp = string.find(v, ' ', 1, true)
+  return tonumber(string.sub(v, 1, sp - 1)), tonumber(string.sub(v, sp + 1))
+end
+
+-- add_share moves a batch's share, and the owner's totals, by (items, bytes).
+local function add_share(owner, bid, items, bytes)
+  local u = usage_keys(owner)
+  local i, b = share_of(u, bid)
+  i, b = i + items, b + bytes
+  redis.call('HINCRBY', u, 'items', items)
+  redis.call('HINCRBY', u, 'bytes', bytes)
+  if i <= 0 and b <= 0 then
+    redis.call('HDEL', u, bid)
+  else
+    redis.call('HSET', u, bid, i .. ' ' .. b)
+  end
+end
+
+-- outlive makes the owner's usage keys live at least ttl ms more.
+local function outlive(owner, ttl)
+  for _, k in ipairs({usage_keys(owner)}) do
+    if redis.call('PTTL', k) < tonumber(ttl) then redis.call('PEXPIRE', k, ttl) end
+  end
+end
+
+-- release frees a batch's whole share.
+local function release(owner, bid)
+  local u, e = usage_keys(owner)
+  local i, b = share_of(u, bid)
+  if i > 0 or b > 0 then add_share(owner, bid, -i, -b) end
+  redis.call('ZREM', e, bid)
+end
+
+-- usage frees the shares of the owner's batches whose keys have expired
+-- (one whose life a retry extended gets its new end) and returns the totals.
+local function usage(owner)
+  local u, e = usage_keys(owner)
+  for _, bid in ipairs(redis.call('ZRANGEBYSCORE', e, '-inf', now)) do
+    local ttl = redis.call('PTTL', 'qa:batch:' .. bid)
+    if ttl == -1 then ttl = tonumber(result_ttl) end
+    if ttl > 0 then redis.call('ZADD', e, now + ttl, bid) else release(owner, bid) end
+  end
+  local v = redis.call('HMGET', u, 'items', 'bytes')
+  return tonumber(v[1]) or 0, tonumber(v[2]) or 0
 end
 
 local function append(etype, data)
@@ -50,6 +110,8 @@ local function finish(status)
   redis.call('HSET', batch, 'status', status, status .. '_at', now, 'updated_at', now)
   activate(-1)
   expire_all(result_ttl)
+  local _, e = usage_keys(redis.call('HGET', batch, 'owner') or '')
+  redis.call('ZADD', e, 'XX', now + tonumber(result_ttl), id)
   append(status, progress(status))
   return {status}
 end
@@ -79,10 +141,21 @@ local function account(idx, outcome, line, interval)
   return settle(interval)
 end
 
+if op == 'usage' then
+  -- ARGV[7] owner. Returns the owner's items and bytes.
+  local items, bytes = usage(ARGV[7])
+  return {tostring(items), tostring(bytes)}
+end
+
 if op == 'accept' then
   -- The items are stored; make the batch live. ARGV[7] pending ttl ms,
-  -- [8] idempotency ttl ms, [9] body hash, [10] created ms.
+  -- [8] idempotency ttl ms, [9] body hash, [10] created ms, [11] items,
+  -- [12] their bytes, [13] the owner's items quota, [14] bytes quota (0:
+  -- none). Returns accepted, or why not: duplicate or mismatch (and the
+  -- batch the Idempotency-Key names), lost (the upload's keys expired), or
+  -- quota (and which, the limit, what the owner's batches hold).
   local pending_ttl, idem_ttl, body_hash = ARGV[7], ARGV[8], ARGV[9]
+  local total, bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
   if KEYS[7] ~= '' then
     local held = redis.call('GET', KEYS[7])
     if held then
@@ -93,14 +166,25 @@ if op == 'accept' then
         return {'duplicate', other}
       end
     end
-    redis.call('SET', KEYS[7], id .. ' ' .. body_hash, 'PX', idem_ttl)
   end
-  if redis.call('HGET', batch, 'status') ~= 'validating' then return {'missing'} end
-  redis.call('HSET', batch, 'status', 'in_progress', 'in_progress_at', now, 'updated_at', now, 'progress_at', now)
+  if redis.call('HGET', batch, 'status') ~= 'validating' or redis.call('HLEN', items) ~= total then
+    return {'lost'}
+  end
+  local owner = redis.call('HGET', batch, 'owner')
+  local used_items, used_bytes = usage(owner)
+  for _, q in ipairs({{'items', used_items, total, tonumber(ARGV[13])}, {'bytes', used_bytes, bytes, tonumber(ARGV[14])}}) do
+    if q[4] > 0 and q[2] + q[3] > q[4] then return {'quota', q[1], tostring(q[4]), tostring(q[2])} end
+  end
+  if KEYS[7] ~= '' then redis.call('SET', KEYS[7], id .. ' ' .. body_hash, 'PX', idem_ttl) end
+  redis.call('HSET', batch, 'status', 'in_progress', 'total', total, 'in_progress_at', now, 'updated_at', now, 'progress_at', now)
   redis.call('ZADD', index, ARGV[10], id)
   activate(1)
   redis.call('PEXPIRE', index, pending_ttl)
   expire_all(pending_ttl)
+  add_share(owner, id, total, bytes)
+  local _, e = usage_keys(owner)
+  redis.call('ZADD', e, now + tonumber(pending_ttl), id)
+  outlive(owner, pending_ttl)
   append('progress', progress('in_progress'))
   return {'accepted'}
 end
@@ -110,6 +194,7 @@ local status = redis.call('HGET', batch, 'status')
 
 if op == 'delete' then
   if not terminal[status] then return {'active', status} end
+  release(redis.call('HGET', batch, 'owner') or '', id)
   redis.call('DEL', batch, items, results, attempts, stream)
   redis.call('ZREM', index, id)
   return {'ok'}
@@ -118,6 +203,7 @@ end
 if op == 'abort' then
   -- Storing or accepting failed before the 202: forget the batch.
   if status == 'in_progress' then activate(-1) end
+  release(redis.call('HGET', batch, 'owner') or '', id)
   redis.call('DEL', batch, items, results, attempts, stream)
   redis.call('ZREM', index, id)
   if KEYS[7] ~= '' then
@@ -125,6 +211,25 @@ if op == 'abort' then
     if held and string.sub(held, 1, #id) == id then redis.call('DEL', KEYS[7]) end
   end
   return {'ok'}
+end
+
+if op == 'free_inputs' then
+  -- A cancelled batch's items in [ARGV[7], ARGV[8]) that never started
+  -- will not run: their inputs go, and the owner's share with them. A
+  -- started item keeps its input: it may fail, and a retry reads it again.
+  if status ~= 'cancelling' and status ~= 'cancelled' then return {'ok', '0'} end
+  local freed = 0
+  for i = tonumber(ARGV[7]), tonumber(ARGV[8]) - 1 do
+    if redis.call('HEXISTS', attempts, i) == 0 then
+      local n = redis.call('HSTRLEN', items, i)
+      if n > 0 then
+        redis.call('HDEL', items, i)
+        freed = freed + n
+      end
+    end
+  end
+  if freed > 0 then add_share(redis.call('HGET', batch, 'owner') or '', id, 0, -freed) end
+  return {'ok', tostring(freed)}
 end
 
 if op == 'retry' then
@@ -147,6 +252,7 @@ if op == 'retry' then
   local window = tonumber(redis.call('HGET', batch, 'window_ms')) or 0
   redis.call('HSET', batch, 'expires_at', now + window)
   expire_all(window + tonumber(result_ttl))
+  outlive(redis.call('HGET', batch, 'owner') or '', window + tonumber(result_ttl))
   append('progress', progress('in_progress'))
   return {'retrying', tostring(n)}
 end

@@ -141,8 +141,13 @@ func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error
 			return true, nil
 		}
 		if bt.Status == BatchCancelling {
-			_, err := b.run(ctx, "stop_expand", id, bt.Owner, "", cur)
-			return err == nil || errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+			if _, err := b.run(ctx, "stop_expand", id, bt.Owner, "", cur); err != nil {
+				return errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+			}
+			// The rest never get a task: their inputs go now, with those of
+			// any chunk enqueued while Cancel freed the items below the
+			// cursor it saw.
+			return true, b.freeInputs(ctx, bt, 0, bt.Counts.Total)
 		}
 		end := min(cur+b.cfg.StoreChunk, bt.Counts.Total)
 		if limit > 0 {
@@ -295,6 +300,11 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 	case bt.Round != round || bt.Status.Terminal():
 		return nil
 	}
+	// The round's window gets its check before the items run, so the batch's
+	// end finds it there to delete.
+	if err := b.scheduleWindowCheck(ctx, bt); err != nil {
+		return err
+	}
 	done, err := b.rdb.HKeys(ctx, BatchResultsKey(id)).Result()
 	if err != nil {
 		return fmt.Errorf("requeue batch %s: %w", id, err)
@@ -318,7 +328,9 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 	return nil
 }
 
-// enqueueSome enqueues the given items of bt's current round.
+// enqueueSome enqueues the given items of bt's current round. Items without
+// a stored input get no task: a cancel freed it, counting them cancelled
+// (a retry round's requeue meets them as items without a result).
 func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) error {
 	if len(indexes) == 0 {
 		return nil
@@ -331,12 +343,17 @@ func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) err
 	if err != nil {
 		return fmt.Errorf("read items of batch %s: %w", bt.ID, err)
 	}
-	customIDs := make([]string, len(vals))
+	kept := indexes[:0:0]
+	customIDs := make([]string, 0, len(vals))
 	for k, v := range vals {
-		s, _ := v.(string)
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
 		var it BatchItem
-		_ = json.Unmarshal([]byte(s), &it) // a missing item fails at its start
-		customIDs[k] = it.CustomID
+		_ = json.Unmarshal([]byte(s), &it)
+		kept = append(kept, indexes[k])
+		customIDs = append(customIDs, it.CustomID)
 	}
-	return b.enqueueIndexes(ctx, bt, indexes, customIDs)
+	return b.enqueueIndexes(ctx, bt, kept, customIDs)
 }

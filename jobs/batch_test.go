@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -251,5 +254,118 @@ func TestBatchRetryIsDurable(t *testing.T) {
 	got, err := bs.Get(ctx, bt.ID)
 	if err != nil || got.Status != jobs.BatchInProgress || got.Counts.Failed != 0 || got.Counts.Completed != 3 {
 		t.Fatalf("reopened batch = %+v %v", got, err)
+	}
+}
+
+// An owner's quota counts its live batches: an upload over it is refused
+// (nothing kept), and a batch whose keys expire frees its share by itself,
+// no code running at its expiry: the next read finds it gone.
+func TestBatchQuota(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{QuotaItems: 5, CompletionWindow: time.Second, ResultTTL: time.Millisecond})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 3)
+	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Items != 3 || u.Bytes <= 0 {
+		t.Fatalf("usage = %+v %v", u, err)
+	}
+	items := []jobs.BatchItem{{CustomID: "a", Question: "a?"}, {CustomID: "b", Question: "b?"}, {CustomID: "c", Question: "c?"}}
+	var qe *jobs.QuotaError
+	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items}); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
+		t.Fatalf("create over the quota: %v", err)
+	}
+	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "bob", Items: items}); err != nil {
+		t.Fatalf("another owner: %v", err)
+	}
+	// The window (1s) and the result TTL pass: the keys expire.
+	deadline := time.Now().Add(20 * time.Second)
+	for b.db.Client.Exists(ctx, jobs.BatchKey(bt.ID)).Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch's keys did not expire")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (jobs.Usage{}) {
+		t.Fatalf("usage after the batch expired = %+v %v", u, err)
+	}
+	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items}); err != nil {
+		t.Fatalf("create once the share is free: %v", err)
+	}
+}
+
+// Cancelling frees the inputs of the items that never started, at once and
+// whether or not they have a task yet, and their bytes from the owner's
+// quota; started items keep theirs (a failed one may be retried) and the
+// finished results stay.
+func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{StoreChunk: 4})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 20)
+	// Half the items get a task; a crash stops the expansion there.
+	if _, err := bs.Expand(ctx, bt.ID, 10); err != nil {
+		t.Fatal(err)
+	}
+	item := func(i int) jobs.BatchItemPayload {
+		return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: "alice"}
+	}
+	for i := range 2 {
+		att, _, err := bs.StartItem(ctx, item(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running, _, err := bs.StartItem(ctx, item(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := bs.Usage(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Items 3..9 have tasks: their inputs are gone already.
+	left := func() []string {
+		keys := b.db.Client.HKeys(ctx, jobs.BatchItemsKey(bt.ID)).Val()
+		slices.Sort(keys)
+		return keys
+	}
+	if got := left(); len(got) != 3+10 {
+		t.Fatalf("inputs after cancel: %v, want items 0-2 and the 10 without a task", got)
+	}
+	// The expansion, run again, stops and frees the rest.
+	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done {
+		t.Fatalf("expand = %v %v", done, err)
+	}
+	if got := left(); strings.Join(got, ",") != "0,1,2" {
+		t.Fatalf("inputs after the expansion stopped: %v, want the 3 started items'", got)
+	}
+	after, err := bs.Usage(ctx, "alice")
+	if err != nil || after.Items != 20 || after.Bytes >= before.Bytes || after.Bytes <= 0 {
+		t.Fatalf("usage %+v before cancel, %+v after", before, after)
+	}
+	// The queued tasks drain as no-ops, the running item ends, the batch
+	// ends cancelled with the finished results kept.
+	for i := 3; i < 10; i++ {
+		if _, out, err := bs.StartItem(ctx, item(i)); err != nil || out != jobs.ItemSkipped {
+			t.Fatalf("start %d after cancel: %v %v", i, out, err)
+		}
+	}
+	if err := running.Cancelled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	end, err := bs.Get(ctx, bt.ID)
+	if err != nil || end.Status != jobs.BatchCancelled || end.Counts != (jobs.BatchCounts{Total: 20, Completed: 2, Cancelled: 18}) {
+		t.Fatalf("end = %+v %v", end, err)
+	}
+	res, err := bs.Results(ctx, bt.ID, 0, 2)
+	if err != nil || !strings.Contains(res[0], `"completed"`) || !strings.Contains(res[1], `"completed"`) {
+		t.Fatalf("finished results: %q %v", res, err)
 	}
 }

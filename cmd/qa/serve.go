@@ -117,6 +117,7 @@ func apiConfig(cfg *config.Config) api.Config {
 	return api.Config{
 		MaxBodyBytes:       int64(cfg.HTTP.MaxBodyBytes),
 		MaxQuestionChars:   cfg.HTTP.MaxQuestionChars,
+		MaxInputBytes:      int64(cfg.HTTP.MaxInputBytes),
 		PredictTimeout:     cfg.HTTP.PredictTimeout,
 		DisableStreaming:   !cfg.HTTP.EnableStreaming,
 		DisableMetrics:     !cfg.HTTP.EnableMetrics,
@@ -141,6 +142,13 @@ func apiConfig(cfg *config.Config) api.Config {
 		BatchResultTTL:        cfg.Batch.ResultTTL,
 		BatchCompletionWindow: cfg.Batch.CompletionWindow,
 		BatchResultsMaxWait:   cfg.Batch.ResultsMaxWait,
+		// Uploads in progress and per-key quotas (api/batch_upload.go).
+		BatchUploadsPerProcess: cfg.Batch.UploadsPerProcess,
+		BatchUploadsPerKey:     cfg.Batch.UploadsPerKey,
+		BatchUploadMinRate:     int64(cfg.Batch.UploadMinRate),
+		BatchUploadGrace:       cfg.Batch.UploadGrace,
+		BatchQuotaItemsPerKey:  cfg.Batch.QuotaItemsPerKey,
+		BatchQuotaBytesPerKey:  int64(cfg.Batch.QuotaBytesPerKey),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -126,6 +127,7 @@ type manifests struct {
 	kustomization *kustomization
 	files         []string
 	deployments   map[string]*appsv1.Deployment
+	statefulSets  map[string]*appsv1.StatefulSet
 	services      map[string]*corev1.Service
 	configMaps    map[string]*corev1.ConfigMap
 	secrets       map[string]*corev1.Secret
@@ -140,7 +142,8 @@ var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 func load(t *testing.T) *manifests {
 	t.Helper()
 	m := &manifests{
-		deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{},
+		deployments: map[string]*appsv1.Deployment{}, statefulSets: map[string]*appsv1.StatefulSet{},
+		services:   map[string]*corev1.Service{},
 		configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
 		pdbs: map[string]*policyv1.PodDisruptionBudget{}, scaled: map[string]*scaledObject{},
 		auths: map[string]*triggerAuthentication{},
@@ -220,6 +223,14 @@ func (m *manifests) add(doc []byte) error {
 			var n string
 			if n, err = name(d.ObjectMeta); err == nil {
 				m.deployments[n] = d
+			}
+		}
+	case "apps/v1 StatefulSet":
+		var s *appsv1.StatefulSet
+		if s, err = strict[appsv1.StatefulSet](doc); err == nil {
+			var n string
+			if n, err = name(s.ObjectMeta); err == nil {
+				m.statefulSets[n] = s
 			}
 		}
 	case "v1 Service":
@@ -493,6 +504,54 @@ func TestServiceAndPDBsSelectPods(t *testing.T) {
 			t.Errorf("PDB %s needs exactly one of minAvailable and maxUnavailable", name)
 		}
 	}
+}
+
+// TestRedis: the queue's Redis keeps its data (AOF on a volume), refuses
+// writes rather than evicting, and does so below its memory limit, so it is
+// never OOM-killed with a full AOF to replay; its Service is where the
+// Secret points.
+func TestRedis(t *testing.T) {
+	m := load(t)
+	ss, svc := m.statefulSets["redis"], m.services["redis"]
+	if ss == nil || svc == nil {
+		t.Fatal("no StatefulSet and Service redis")
+	}
+	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ss.Spec.Template.Labels)) {
+		t.Errorf("Service redis selects %v, not the Redis pods", svc.Spec.Selector)
+	}
+	c := ss.Spec.Template.Spec.Containers[0]
+	args := map[string]string{}
+	for i := 0; i+1 < len(c.Args); i += 2 {
+		args[c.Args[i]] = c.Args[i+1]
+	}
+	if args["--appendonly"] != "yes" || args["--maxmemory-policy"] != "noeviction" {
+		t.Errorf("redis args %v: want --appendonly yes and --maxmemory-policy noeviction", c.Args)
+	}
+	max, err := redisBytes(args["--maxmemory"])
+	limit := c.Resources.Limits[corev1.ResourceMemory]
+	if err != nil || limit.IsZero() || max.Cmp(limit) >= 0 || max.Value() < limit.Value()/2 {
+		t.Errorf("--maxmemory %q (%v) must be below the memory limit %s, and not far below", args["--maxmemory"], err, limit.String())
+	}
+	if !slices.ContainsFunc(c.VolumeMounts, func(v corev1.VolumeMount) bool { return v.MountPath == "/data" }) ||
+		len(ss.Spec.VolumeClaimTemplates) != 1 {
+		t.Errorf("Redis's /data is not on a volume claim")
+	}
+	sec := secretKeys(m.secrets["qaqueue-secrets"])
+	if !strings.Contains(sec["REDIS_URL"], "@redis:6379/") || sec["REDIS_ADDR"] != "redis:6379" {
+		t.Errorf("the Secret points at %q / %q, not the Service redis", sec["REDIS_URL"], sec["REDIS_ADDR"])
+	}
+}
+
+// redisBytes parses a size as redis.conf writes it: 1k is 1000 bytes, 1kb
+// 1024, and so on for m(b) and g(b).
+func redisBytes(v string) (resource.Quantity, error) {
+	v = strings.ToLower(v)
+	for _, u := range []struct{ redis, k8s string }{{"gb", "Gi"}, {"mb", "Mi"}, {"kb", "Ki"}, {"g", "G"}, {"m", "M"}, {"k", "k"}} {
+		if n, ok := strings.CutSuffix(v, u.redis); ok {
+			return resource.ParseQuantity(n + u.k8s)
+		}
+	}
+	return resource.ParseQuantity(v)
 }
 
 func TestKEDAScalesWorkersOnPendingQueues(t *testing.T) {

@@ -89,13 +89,29 @@ func (p *Proc) RSS() (int64, error) { return RSS(p.PID()) }
 func (p *Proc) CPUTime() (time.Duration, error) { return CPUTime(p.PID()) }
 
 // RSS reads a process's VmRSS from /proc, in bytes.
-func RSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) { return statusBytes(pid, "VmRSS") }
+
+// PeakRSS reads a process's VmHWM from /proc: the peak of its RSS since it
+// started or since ResetPeakRSS, in bytes.
+func PeakRSS(pid int) (int64, error) { return statusBytes(pid, "VmHWM") }
+
+// ResetPeakRSS sets a process's VmHWM to its current RSS (Linux 4.0+), so
+// PeakRSS measures from now on.
+func ResetPeakRSS(pid int) error {
+	if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset peak rss: %w", err)
+	}
+	return nil
+}
+
+// statusBytes reads a size field ("VmRSS") of /proc/<pid>/status, in bytes.
+func statusBytes(pid int, field string) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("read rss: %w", err)
+		return 0, fmt.Errorf("read %s: %w", field, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(v)
 			if len(f) < 1 {
 				break
@@ -104,7 +120,7 @@ func RSS(pid int) (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("read rss: no VmRSS in /proc status")
+	return 0, fmt.Errorf("read %s: not in /proc status", field)
 }
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc on every

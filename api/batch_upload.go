@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// Limits on batch uploads in progress: how many at once, and how slowly
+// their bodies may arrive.
+
+// uploadLeasesKey holds the leases of one caller's uploads in progress.
+func uploadLeasesKey(who string) string { return "qa:uploads:" + who }
+
+// admitUpload holds uploads to Config.BatchUploadsPerProcess in this
+// process and Config.BatchUploadsPerKey per caller across every replica
+// (leases in Redis, renewed and expiring like the stream leases of
+// limitStreams); beyond, a 429 with Retry-After. The caller must call
+// release when the upload is done.
+func (h *batchHandlers) admitUpload(c *gin.Context) (release func(), err error) {
+	s := h.s
+	select {
+	case h.uploads <- struct{}{}:
+	default:
+		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_uploads",
+			message:    fmt.Sprintf("this server is reading %d batch uploads, its BATCH_UPLOADS_PER_PROCESS; retry shortly", cap(h.uploads)),
+			retryAfter: s.cfg.BusyRetryAfter}
+	}
+	key, id := uploadLeasesKey(caller(c)), jobs.NewJobID()
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
+	ok, err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "acquire", id, streamLease.Milliseconds(), s.cfg.BatchUploadsPerKey).Bool()
+	cancel()
+	if err != nil || !ok {
+		<-h.uploads
+		if err != nil {
+			return nil, fmt.Errorf("count uploads in progress: %w", err)
+		}
+		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_uploads",
+			message:    fmt.Sprintf("this key already has %d batch uploads in progress, its BATCH_UPLOADS_PER_KEY; send the next when one has been answered", s.cfg.BatchUploadsPerKey),
+			retryAfter: s.cfg.BusyRetryAfter}
+	}
+	s.leases.add(id, key)
+	return func() {
+		s.leases.remove(id)
+		<-h.uploads
+		// The request's context may be done; the release must still go.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
+		defer cancel()
+		if err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "release", id).Err(); err != nil {
+			s.log.Warn().Err(err).Msg("release an upload lease (it runs out by itself)")
+		}
+	}, nil
+}
+
+// errUploadTooSlow is an upload that fell behind BATCH_UPLOAD_MIN_RATE.
+var errUploadTooSlow = errors.New("upload slower than BATCH_UPLOAD_MIN_RATE")
+
+// uploadBody reads an upload under a read deadline that moves with the
+// bytes received: grace, plus the time the bytes so far take at rate bytes
+// per second. It replaces the server's bounded body read time (readDeadline)
+// for uploads, which a large one on a slow link would exceed. An upload that
+// falls further behind ends with errUploadTooSlow.
+type uploadBody struct {
+	r     io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64
+	n     int64
+}
+
+func newUploadBody(c *gin.Context, grace time.Duration, rate int64) *uploadBody {
+	u := &uploadBody{r: c.Request.Body, rc: http.NewResponseController(c.Writer), start: time.Now(), grace: grace, rate: rate}
+	u.extend()
+	return u
+}
+
+func (u *uploadBody) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	u.n += int64(n)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return n, errUploadTooSlow
+	case err == nil:
+		// Not after the last read: the server then reads ahead for the next
+		// request, and a deadline there would cancel this one.
+		u.extend()
+	}
+	return n, err
+}
+
+func (u *uploadBody) Close() error { return u.r.Close() }
+
+func (u *uploadBody) extend() {
+	earned := time.Duration(float64(u.n) / float64(u.rate) * float64(time.Second))
+	_ = u.rc.SetReadDeadline(u.start.Add(u.grace + earned))
+}
+
+// uploadTTL bounds the keys of an upload in progress (jobs.UploadRequest.TTL):
+// the longest an upload of BATCH_MAX_BYTES may take at the minimum rate, and
+// its commit.
+func (s *Server) uploadTTL() time.Duration {
+	return s.cfg.BatchUploadGrace + time.Duration(float64(s.cfg.BatchMaxBytes)/float64(s.cfg.BatchUploadMinRate)*float64(time.Second)) + batchCreateTimeout
+}

@@ -1,0 +1,293 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Uploads. A batch is stored while its upload is read: items go to Redis in
+// chunks as they are decoded, under a record in status validating that no
+// read shows (Get and List skip it, and it counts against no quota until it
+// is accepted), so an upload is never held whole in memory. Commit makes the
+// batch live in one script step; Abort removes it, and if the process dies
+// first its keys expire by TTL.
+
+// storeChunkBytes bounds the item bytes sent to Redis in one command, so a
+// chunk of long items stays small.
+const storeChunkBytes = 1 << 20
+
+// defaultUploadTTL is UploadRequest.TTL's default.
+const defaultUploadTTL = time.Hour
+
+// UploadRequest opens an upload.
+type UploadRequest struct {
+	Owner   string
+	NoCache bool
+	// TTL is how long the upload's stored items outlive their last write
+	// when neither Commit nor Abort comes (the process died): at least the
+	// longest the rest of the upload may take to arrive. Default 1h.
+	TTL time.Duration
+}
+
+// Usage is what an owner's live batches hold, counted against its quotas.
+type Usage struct {
+	// Items counts the batches' items; Bytes the bytes of their stored
+	// inputs (a cancelled batch frees its unstarted items').
+	Items, Bytes int64
+}
+
+// QuotaError is an upload that would take its owner over a quota
+// (BatchConfig.QuotaItems or QuotaBytes).
+type QuotaError struct {
+	// Resource is "items" or "bytes".
+	Resource string
+	// Limit is the quota; Used is what the owner's other batches hold.
+	Limit, Used int64
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("batch quota exceeded: the owner's batches hold %d %s of %d", e.Used, e.Resource, e.Limit)
+}
+
+// Upload is a batch being stored while its upload is read. It is not safe
+// for concurrent use.
+type Upload struct {
+	b       *Batches
+	req     UploadRequest
+	id      string
+	created time.Time
+	used    Usage // the owner's, when the upload began
+
+	n       int   // items added: the next item's index
+	bytes   int64 // their stored bytes
+	fields  []any // index, item pairs not sent yet
+	pending int   // bytes in fields
+	stored  bool  // the record has been written
+	live    bool  // committed: Abort must not touch it
+}
+
+// BeginUpload opens an upload. With a quota set it reads the owner's usage
+// first, and refuses (a *QuotaError) an owner already at a quota.
+func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
+	if req.TTL <= 0 {
+		req.TTL = defaultUploadTTL
+	}
+	u := &Upload{b: b, req: req, id: NewBatchID(), created: b.now()}
+	if b.cfg.QuotaItems > 0 || b.cfg.QuotaBytes > 0 {
+		used, err := b.Usage(ctx, req.Owner)
+		if err != nil {
+			return nil, err
+		}
+		u.used = used
+		if err := u.checkQuota(0, 0); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// Usage reads what owner's live batches hold, freeing first the shares of
+// batches that have expired.
+func (b *Batches) Usage(ctx context.Context, owner string) (Usage, error) {
+	reply, err := b.run(ctx, "usage", "", owner, "", owner)
+	if err != nil {
+		return Usage{}, err
+	}
+	if len(reply) < 2 {
+		return Usage{}, fmt.Errorf("read batch usage of %q: short reply", owner)
+	}
+	items, err1 := strconv.ParseInt(reply[0], 10, 64)
+	bytes, err2 := strconv.ParseInt(reply[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return Usage{}, fmt.Errorf("read batch usage of %q: %w", owner, err)
+	}
+	return Usage{Items: items, Bytes: bytes}, nil
+}
+
+// checkQuota refuses more items and bytes than the owner's quotas leave.
+func (u *Upload) checkQuota(items int, bytes int64) error {
+	cfg := u.b.cfg
+	if n := int64(u.n + items); cfg.QuotaItems > 0 && u.used.Items+n > cfg.QuotaItems {
+		return &QuotaError{Resource: "items", Limit: cfg.QuotaItems, Used: u.used.Items}
+	}
+	if n := u.bytes + bytes; cfg.QuotaBytes > 0 && u.used.Bytes+n > cfg.QuotaBytes {
+		return &QuotaError{Resource: "bytes", Limit: cfg.QuotaBytes, Used: u.used.Bytes}
+	}
+	return nil
+}
+
+// Add appends an item, sending a chunk to Redis when StoreChunk items or
+// about a megabyte are waiting. A *QuotaError means the item would take the
+// owner over a quota; nothing more should be added.
+func (u *Upload) Add(ctx context.Context, item BatchItem) error {
+	v := mustJSON(item)
+	if err := u.checkQuota(1, int64(len(v))); err != nil {
+		return err
+	}
+	u.fields = append(u.fields, strconv.Itoa(u.n), v)
+	u.n++
+	u.bytes += int64(len(v))
+	u.pending += len(v)
+	if len(u.fields)/2 >= u.b.cfg.StoreChunk || u.pending >= storeChunkBytes {
+		return u.flush(ctx)
+	}
+	return nil
+}
+
+// flush sends the waiting items, after the record (status validating) the
+// first time, and renews the TTL of both.
+func (u *Upload) flush(ctx context.Context) error {
+	if len(u.fields) == 0 && u.stored {
+		return nil
+	}
+	b := u.b
+	pipe := b.rdb.Pipeline()
+	if !u.stored {
+		noCache := "0"
+		if u.req.NoCache {
+			noCache = "1"
+		}
+		now := u.created.UnixMilli()
+		pipe.HSet(ctx, BatchKey(u.id), "id", u.id, "owner", u.req.Owner, "status", string(BatchValidating),
+			"total", 0, "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
+			"no_cache", noCache, "created_at", now, "updated_at", now,
+			"window_ms", ms(b.cfg.CompletionWindow), "expires_at", u.created.Add(b.cfg.CompletionWindow).UnixMilli())
+	}
+	pipe.PExpire(ctx, BatchKey(u.id), u.req.TTL)
+	if len(u.fields) > 0 {
+		pipe.HSet(ctx, BatchItemsKey(u.id), u.fields...)
+		pipe.PExpire(ctx, BatchItemsKey(u.id), u.req.TTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("store items of batch %s: %w", u.id, err)
+	}
+	u.stored = true
+	u.fields, u.pending = u.fields[:0], 0
+	return nil
+}
+
+// Commit stores the last items, makes the batch live (checking the
+// Idempotency-Key and the owner's quotas again, atomically) and enqueues its
+// expansion and its completion-window check. When it returns without error
+// the batch is durable. On error nothing is kept: an *QuotaError, or
+// ErrIdempotencyMismatch, or the store's error. A replayed Idempotency-Key
+// returns the batch it named, with Replayed set. bodyHash identifies the
+// upload (sha256 of its body) for the Idempotency-Key.
+func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*Created, error) {
+	b := u.b
+	if u.live {
+		return nil, errors.New("create batch: upload already committed")
+	}
+	if u.n == 0 {
+		u.abort(ctx, "")
+		return nil, errors.New("create batch: no items")
+	}
+	idemKey := batchIdempotencyKey(u.req.Owner, idempotencyKey)
+	fail := func(err error) (*Created, error) {
+		u.abort(ctx, idemKey)
+		return nil, err
+	}
+	if err := u.flush(ctx); err != nil {
+		return fail(fmt.Errorf("create batch: %w", err))
+	}
+	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL),
+		bodyHash, u.created.UnixMilli(), u.n, u.bytes, b.cfg.QuotaItems, b.cfg.QuotaBytes)
+	if err != nil {
+		return fail(fmt.Errorf("create batch: %w", err))
+	}
+	switch reply[0] {
+	case "mismatch":
+		return fail(ErrIdempotencyMismatch)
+	case "duplicate":
+		u.abort(ctx, idemKey)
+		other, err := b.Get(ctx, reply[1])
+		if err != nil {
+			return nil, fmt.Errorf("create batch: read replayed batch: %w", err)
+		}
+		return &Created{Batch: other, Replayed: true}, nil
+	case "quota":
+		used, _ := strconv.ParseInt(reply[3], 10, 64)
+		limit, _ := strconv.ParseInt(reply[2], 10, 64)
+		return fail(&QuotaError{Resource: reply[1], Limit: limit, Used: used})
+	case "lost":
+		// The keys expired before the upload ended (UploadRequest.TTL too
+		// short for it).
+		return fail(fmt.Errorf("create batch %s: its stored items expired during the upload", u.id))
+	}
+	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
+		return fail(fmt.Errorf("create batch: %w", err))
+	}
+	u.live = true
+	bt, err := b.Get(ctx, u.id)
+	if err != nil {
+		return nil, fmt.Errorf("create batch: read back: %w", err)
+	}
+	return &Created{Batch: bt}, nil
+}
+
+// batchIdempotencyKey is where an owner's Idempotency-Key of an upload
+// names its batch ("" for no key).
+func batchIdempotencyKey(owner, key string) string {
+	if key == "" {
+		return ""
+	}
+	kh := sha256.Sum256([]byte(key))
+	return IdempotencyKey(owner, "batch:"+hex.EncodeToString(kh[:]))
+}
+
+// Replayed is the batch an upload's Idempotency-Key already names.
+type Replayed struct {
+	BatchID string
+	// BodyHash identifies the first upload's body (Commit's bodyHash).
+	BodyHash string
+}
+
+// Replay returns the live batch that owner's Idempotency-Key names, or nil.
+// A repeated upload is answered with that batch (when its body hash
+// matches) rather than stored again and counted against the quotas.
+func (b *Batches) Replay(ctx context.Context, owner, idempotencyKey string) (*Replayed, error) {
+	if idempotencyKey == "" {
+		return nil, nil
+	}
+	held, err := b.rdb.Get(ctx, batchIdempotencyKey(owner, idempotencyKey)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read batch idempotency key: %w", err)
+	}
+	id, hash, _ := strings.Cut(held, " ")
+	if n, err := b.rdb.Exists(ctx, BatchKey(id)).Result(); err != nil || n == 0 {
+		return nil, err
+	}
+	return &Replayed{BatchID: id, BodyHash: hash}, nil
+}
+
+// Abort removes whatever the upload stored, when it is refused. After Commit
+// it does nothing: a failed Commit has cleaned up already, and a batch that
+// went live stays.
+func (u *Upload) Abort(ctx context.Context) {
+	if !u.live {
+		u.abort(ctx, "")
+	}
+}
+
+func (u *Upload) abort(ctx context.Context, idemKey string) {
+	u.fields, u.pending, u.live = nil, 0, true
+	if !u.stored {
+		return
+	}
+	// The request may be over (a client gone, a read deadline): the keys
+	// must still go.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_, _ = u.b.run(ctx, "abort", u.id, u.req.Owner, idemKey)
+}
