@@ -145,7 +145,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	}
 	// The record holds the result; a copy on the asynq task lets the
 	// dashboard show answers while the task is retained.
-	if b, err := json.Marshal(r); err == nil {
+	if b, err := json.Marshal(att.Recorded(r)); err == nil {
 		if _, err := t.ResultWriter().Write(b); err != nil {
 			log.Debug().Err(err).Msg("write task result for the dashboard")
 		}
