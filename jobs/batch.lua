@@ -101,6 +101,12 @@ local function progress(status)
     ',"failed":' .. f .. ',"cancelled":' .. x .. '}}'
 end
 
+-- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
+-- name, built here from the owner the batch record holds.
+local function usage_key(day)
+  return 'qa:budget:' .. (redis.call('HGET', batch, 'owner') or '') .. ':' .. day
+end
+
 local function expire_all(ttl)
   for _, k in ipairs({batch, items, results, attempts, stream}) do redis.call('PEXPIRE', k, ttl) end
 end
@@ -303,10 +309,9 @@ local idx, interval = ARGV[7], tonumber(ARGV[8])
 
 if op == 'start' then
   -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
-  -- it gives up, [12] the owner's token usage counter of the day
-  -- (jobs.UsageKey), [13] the owner's daily token budget (0 = none), [14] the
-  -- item's line if the budget is spent. Returns started + attempt + item
-  -- json, or why not.
+  -- it gives up, [12] the UTC day (yyyy-mm-dd), [13] the owner's daily token
+  -- budget (0 = none), [14] the item's line if the budget is spent. Returns
+  -- started + attempt + item json, or why not.
   if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
   if expired() then
     finish('expired')
@@ -319,7 +324,7 @@ if op == 'start' then
   -- Checked at every start: items accepted before the budget ran out must
   -- not spend past it. Counted failed, so the batch goes on to its end.
   local budget = tonumber(ARGV[13]) or 0
-  if budget > 0 and (tonumber(redis.call('GET', ARGV[12])) or 0) >= budget then
+  if budget > 0 and (tonumber(redis.call('GET', usage_key(ARGV[12]))) or 0) >= budget then
     local r = account(idx, 'failed', ARGV[14], interval)
     return {'over_budget', r[1]}
   end
@@ -341,13 +346,14 @@ end
 
 if op == 'finish' then
   -- ARGV[9] outcome (completed, failed, cancelled), [10] the result line,
-  -- [11] the owner's token usage counter of the day (jobs.UsageKey), [12]
-  -- the tokens the item used, [13] the counter's ttl ms: counted when the
-  -- slot is filled, so once per item.
+  -- [11] the UTC day (yyyy-mm-dd), [12] the tokens the item used, [13] the
+  -- usage counter's ttl ms: counted when the slot is filled, so once per
+  -- item.
   local r = account(idx, ARGV[9], ARGV[10], interval)
   if r[1] ~= 'duplicate' and tonumber(ARGV[12]) > 0 then
-    redis.call('INCRBY', ARGV[11], ARGV[12])
-    redis.call('PEXPIRE', ARGV[11], ARGV[13])
+    local usage = usage_key(ARGV[11])
+    redis.call('INCRBY', usage, ARGV[12])
+    redis.call('PEXPIRE', usage, ARGV[13])
   end
   return r
 end

@@ -62,7 +62,7 @@ func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttem
 		overBudget = itemLine(p.Batch.CustomID, StatusFailed, budgetSpent(budget, now), 0)
 	}
 	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
-		UsageKey(p.Owner, UsageDay(now)), budget, overBudget)
+		UsageDay(now), budget, overBudget)
 	switch {
 	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrBatchEnded):
 		return nil, ItemSkipped, nil
@@ -90,7 +90,7 @@ func (a *ItemAttempt) finish(ctx context.Context, r ItemResult) error {
 		tokens = (&Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (budget.go)
 	}
 	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
-		UsageKey(a.owner, UsageDay(a.b.now())), tokens, ms(UsageTTL))
+		UsageDay(a.b.now()), tokens, ms(UsageTTL))
 	if errors.Is(err, ErrBatchNotFound) {
 		return nil // deleted meanwhile: nothing to record
 	}

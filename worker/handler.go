@@ -44,7 +44,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	case jobs.OverBudget:
 		// The record says why, for its owner; one line per refused job.
 		w.deps.Metrics.observeOutcome(queue, "failed")
-		log.Info().Str("code", "token_budget_exceeded").Msg("job not run: its owner's daily token budget is spent")
+		log.Info().Str("code", jobs.ErrCodeBudget).Msg("job not run: its owner's daily token budget is spent")
 		return asynq.RevokeTask
 	default:
 		w.deps.Metrics.observeOutcome(queue, "dropped")
