@@ -6,7 +6,7 @@
 --
 -- KEYS[1] batch hash   KEYS[2] items hash   KEYS[3] results hash
 -- KEYS[4] attempts hash   KEYS[5] event stream   KEYS[6] owner's batch index
--- KEYS[7] idempotency key or ""
+-- KEYS[7] idempotency key or ""   KEYS[8] owners with running batches
 -- ARGV[1] op   ARGV[2] now (ms)   ARGV[3] pub/sub channel   ARGV[4] stream cap
 -- ARGV[5] batch id   ARGV[6] result ttl ms   ARGV[7..] op arguments.
 local batch, items, results, attempts, stream, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -14,9 +14,9 @@ local op, now, channel, cap, id, result_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3
 
 local terminal = {completed = true, failed = true, cancelled = true, expired = true}
 
--- The owners with running batches (owner → running batches), so workers
--- enforce BATCH_OWNER_SHARE only when owners compete for the slots.
-local active = 'qa:batches:active'
+-- The owners with running batches (owner → running batches; jobs.ActiveOwnersKey),
+-- so workers enforce BATCH_OWNER_SHARE only when owners compete for the slots.
+local active = KEYS[8]
 
 local function activate(delta)
   local owner = redis.call('HGET', batch, 'owner') or ''

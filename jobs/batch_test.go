@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
 )
 
 func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
@@ -367,5 +368,69 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	res, err := bs.Results(ctx, bt.ID, 0, 2)
 	if err != nil || !strings.Contains(res[0], `"completed"`) || !strings.Contains(res[1], `"completed"`) {
 		t.Fatalf("finished results: %q %v", res, err)
+	}
+}
+
+// createBatchOf stores an n-item batch of owner.
+func createBatchOf(t *testing.T, bs *jobs.Batches, owner string, n int) *jobs.Batch {
+	t.Helper()
+	items := make([]jobs.BatchItem, n)
+	for i := range items {
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
+	}
+	c, err := bs.Create(context.Background(), jobs.CreateRequest{Owner: owner, Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Batch
+}
+
+// An API key named "active" is an owner like any other: the count of owners
+// with running batches is not its batch index.
+func TestBatchOwnerNamedActive(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	alice := createBatchOf(t, bs, "alice", 1)
+	active := createBatchOf(t, bs, "active", 1)
+	list, _, err := bs.List(ctx, "active", "", 10)
+	if err != nil || len(list) != 1 || list[0].ID != active.ID {
+		t.Fatalf("active's batches = %v %v, want only its own", list, err)
+	}
+	if n, err := bs.ActiveOwners(ctx); err != nil || n != 2 {
+		t.Fatalf("owners with running batches = %d %v, want 2", n, err)
+	}
+	finish := func(bt *jobs.Batch, owner string) {
+		t.Helper()
+		att, _, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, CustomID: "c0"}, Owner: owner})
+		if err != nil || att == nil {
+			t.Fatalf("start: %v", err)
+		}
+		if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish(alice, "alice")
+	if n, err := bs.ActiveOwners(ctx); err != nil || n != 1 {
+		t.Fatalf("owners with running batches = %d %v, want 1", n, err)
+	}
+	finish(active, "active")
+	if n, err := bs.ActiveOwners(ctx); err != nil || n != 0 {
+		t.Fatalf("owners with running batches = %d %v, want 0", n, err)
+	}
+	if list, _, err := bs.List(ctx, "active", "", 10); err != nil || len(list) != 1 || list[0].Status != jobs.BatchCompleted {
+		t.Fatalf("active's batches = %v %v, want its completed batch", list, err)
+	}
+
+	// A batch that ran across the upgrade from qa:batches:active is missing
+	// from the count; its end leaves no negative entry behind.
+	old := createBatchOf(t, bs, "bob", 1)
+	if err := b.db.Client.ZRem(ctx, jobs.ActiveOwnersKey, "bob").Err(); err != nil {
+		t.Fatal(err)
+	}
+	finish(old, "bob")
+	if err := b.db.Client.ZScore(ctx, jobs.ActiveOwnersKey, "bob").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("bob's count after the upgrade's batch ended: %v, want no entry", err)
 	}
 }
