@@ -26,7 +26,8 @@ var (
 	ErrBatchEnded = errors.New("batch has already ended")
 	// ErrBatchActive: the batch has not ended (delete, retry).
 	ErrBatchActive = errors.New("batch has not ended")
-	// ErrNothingToRetry: the batch has no failed items.
+	// ErrNothingToRetry: the batch has no failed items that can run again
+	// (see Retry).
 	ErrNothingToRetry = errors.New("batch has no failed items")
 )
 

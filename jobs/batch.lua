@@ -83,6 +83,24 @@ local function usage(owner)
   return tonumber(v[1]) or 0, tonumber(v[2]) or 0
 end
 
+-- failed_line reports whether an item's result line records a failure: the
+-- items a retry runs again.
+local function failed_line(line)
+  return line and string.find(line, '"status":"failed"', 1, true) ~= nil
+end
+
+-- free_input deletes item i's stored input and returns its bytes, for the
+-- caller to take off the owner's share.
+local function free_input(i)
+  local n = redis.call('HSTRLEN', items, i)
+  if n > 0 then redis.call('HDEL', items, i) end
+  return n
+end
+
+local function free_share(bytes)
+  if bytes > 0 then add_share(redis.call('HGET', batch, 'owner') or '', id, 0, -bytes) end
+end
+
 local function append(etype, data)
   local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
   redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
@@ -220,34 +238,46 @@ if op == 'abort' then
 end
 
 if op == 'free_inputs' then
-  -- A cancelled batch's items in [ARGV[7], ARGV[8]) that never started
-  -- will not run: their inputs go, and the owner's share with them. A
-  -- started item keeps its input: it may fail, and a retry reads it again.
+  -- A cancelled batch's items in [ARGV[7], ARGV[8]) that will not run: their
+  -- inputs go, and the owner's share with them. Kept: a started item's (it
+  -- may fail), a failed item's (a retry runs it again; an item refused for
+  -- the budget fails without starting), and in a retry round an item's
+  -- without a result (reopened: its requeue task may not have read it yet;
+  -- its start frees it when it counts it cancelled).
   if status ~= 'cancelling' and status ~= 'cancelled' then return {'ok', '0'} end
+  local round = tonumber(redis.call('HGET', batch, 'round')) or 0
   local freed = 0
   for i = tonumber(ARGV[7]), tonumber(ARGV[8]) - 1 do
     if redis.call('HEXISTS', attempts, i) == 0 then
-      local n = redis.call('HSTRLEN', items, i)
-      if n > 0 then
-        redis.call('HDEL', items, i)
-        freed = freed + n
-      end
+      local line = redis.call('HGET', results, i)
+      if not (failed_line(line) or (not line and round > 0)) then freed = freed + free_input(i) end
     end
   end
-  if freed > 0 then add_share(redis.call('HGET', batch, 'owner') or '', id, 0, -freed) end
+  free_share(freed)
   return {'ok', tostring(freed)}
 end
 
 if op == 'retry' then
-  -- ARGV[7] round, [8..] indexes of failed items to run again.
+  -- ARGV[7] round, [8] the error (json) of a failed item that cannot run
+  -- again, [9..] indexes of failed items to run again. Only an item that
+  -- has its input runs again, so no reopened item lacks what its run reads
+  -- (a batch would wait for it until its window ended); one without (freed
+  -- by a cancel before cancels kept failed items' inputs) stays failed, and
+  -- its line says why.
   if not terminal[status] then return {'active', status} end
   local n = 0
-  for i = 8, #ARGV do
+  for i = 9, #ARGV do
     local line = redis.call('HGET', results, ARGV[i])
-    if line and string.find(line, '"status":"failed"', 1, true) then
-      redis.call('HDEL', results, ARGV[i])
-      redis.call('HDEL', attempts, ARGV[i])
-      n = n + 1
+    if failed_line(line) then
+      if redis.call('HEXISTS', items, ARGV[i]) == 1 then
+        redis.call('HDEL', results, ARGV[i])
+        redis.call('HDEL', attempts, ARGV[i])
+        n = n + 1
+      else
+        local old = cjson.decode(line)
+        redis.call('HSET', results, ARGV[i], '{"custom_id":' .. cjson.encode(old.custom_id or '') ..
+          ',"status":"failed","error":' .. ARGV[8] .. ',"attempts":' .. (tonumber(old.attempts) or 0) .. '}')
+      end
     end
   end
   if n == 0 then return {'none'} end
@@ -319,6 +349,9 @@ if op == 'start' then
   end
   if status == 'cancelling' then
     local r = account(idx, 'cancelled', ARGV[10], interval)
+    -- It will not run: its input goes, if a cancel did not free it already
+    -- (a retry round's items; a freeing that failed).
+    free_share(free_input(idx))
     return {'cancelled', r[1]}
   end
   -- Checked at every start: items accepted before the budget ran out must

@@ -434,3 +434,179 @@ func TestBatchOwnerNamedActive(t *testing.T) {
 		t.Fatalf("bob's count after the upgrade's batch ended: %v, want no entry", err)
 	}
 }
+
+// itemOf is the payload of item i of bt, as the expansion enqueues it.
+func itemOf(bt *jobs.Batch, i int) jobs.BatchItemPayload {
+	return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: bt.Owner}
+}
+
+// requeue deletes the pending item tasks, runs the requeue task of round
+// and returns how many item tasks it enqueued.
+func requeue(t *testing.T, b *bundle, bs *jobs.Batches, bt *jobs.Batch, round int) int {
+	t.Helper()
+	if err := bs.Requeue(context.Background(), bt.ID, round); err != nil {
+		t.Fatal(err)
+	}
+	return pendingItems(t, b)
+}
+
+func clearItemTasks(t *testing.T, b *bundle) {
+	t.Helper()
+	if _, err := asynq.NewInspectorFromRedisClient(b.db.Client).DeleteAllPendingTasks(jobs.QueueBatch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An item refused for the budget fails without starting; a cancel must not
+// free its input, or a retry would reopen it with nothing to run and the
+// batch would hang until its window ended.
+func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{TokenBudgetPerDay: 10})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	usage := jobs.UsageKey("alice", jobs.UsageDay(time.Now()))
+	if err := b.db.Client.Set(ctx, usage, 10, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 0)); err != nil || out != jobs.ItemOverBudget {
+		t.Fatalf("start over budget: %v %v", out, err)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 1)); err != nil || out != jobs.ItemSkipped {
+		t.Fatalf("start after the cancel: %v %v", out, err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCancelled || got.Counts != (jobs.BatchCounts{Total: 2, Failed: 1, Cancelled: 1}) {
+		t.Fatalf("cancelled batch = %+v", got)
+	}
+	// A new day: the budget is back.
+	if err := b.db.Client.Del(ctx, usage).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	clearItemTasks(t, b)
+	if n := requeue(t, b, bs, bt, 1); n != 1 {
+		t.Fatalf("requeue enqueued %d items, want the refused one", n)
+	}
+	att, out, err := bs.StartItem(ctx, itemOf(bt, 0))
+	if err != nil || out != jobs.ItemStarted || att.Item.Question != "q0?" {
+		t.Fatalf("start of the retried item: %+v %v %v", att, out, err)
+	}
+	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Cancelled: 1}) {
+		t.Fatalf("end = %+v", got)
+	}
+}
+
+// A retry round cancelled before its requeue task ran: the reopened items
+// still get their tasks, which count them cancelled (and free their inputs),
+// so the batch ends.
+func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 2 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	clearItemTasks(t, b)
+	if n := requeue(t, b, bs, bt, 1); n != 2 {
+		t.Fatalf("requeue enqueued %d items, want the 2 reopened ones", n)
+	}
+	for i := range 2 {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCancelled || got.Counts != (jobs.BatchCounts{Total: 2, Cancelled: 2}) {
+		t.Fatalf("end = %+v", got)
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchItemsKey(bt.ID)).Val(); n != 0 {
+		t.Fatalf("%d inputs left once every item was counted cancelled", n)
+	}
+}
+
+// A failed item whose input is gone (freed by a cancel before cancels kept
+// failed items' inputs) is not reopened by a retry, which has nothing to run:
+// it stays failed, its line saying why.
+func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.db.Client.HDel(ctx, jobs.BatchItemsKey(bt.ID), "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d %v, want the item that has its input", n, err)
+	}
+	lines, err := bs.Results(ctx, bt.ID, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept jobs.ItemResult
+	if err := json.Unmarshal([]byte(lines[1]), &kept); err != nil || kept.CustomID != "c1" || kept.Status != jobs.StatusFailed ||
+		kept.Error == nil || kept.Error.Code != "input_missing" || kept.Attempts != 1 {
+		t.Fatalf("line of the item without input = %s (%v)", lines[1], err)
+	}
+	clearItemTasks(t, b)
+	if n := requeue(t, b, bs, bt, 1); n != 1 {
+		t.Fatalf("requeue enqueued %d items, want 1", n)
+	}
+	att, _, err := bs.StartItem(ctx, itemOf(bt, 0))
+	if err != nil || att == nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Failed: 1}) {
+		t.Fatalf("end = %+v", got)
+	}
+	// Only that item is left failed: nothing to retry, and no round opens.
+	if _, err := bs.Retry(ctx, bt.ID); !errors.Is(err, jobs.ErrNothingToRetry) {
+		t.Fatalf("second retry: %v, want ErrNothingToRetry", err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Round != 1 {
+		t.Fatalf("after the second retry = %+v", got)
+	}
+}
