@@ -324,7 +324,10 @@ func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*
 
 // Cancel marks the batch cancelling and tells the workers running its items;
 // items not yet started are revoked as workers reach them, and the batch ends
-// cancelled once every item is accounted for.
+// cancelled once every item is accounted for. It returns the batch as the
+// cancel left it. Freeing the inputs of the items that will not run is
+// FreeInputs, the caller's next step: a failure there does not undo the
+// cancel.
 func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
@@ -333,20 +336,22 @@ func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 	if _, err := b.run(ctx, "cancel", id, bt.Owner, ""); err != nil {
 		return nil, err
 	}
-	if bt, err = b.Get(ctx, id); err != nil {
-		return nil, err
-	}
-	// Items that have a task drain as no-ops; the expansion frees the rest
-	// when it stops.
-	if err := b.freeInputs(ctx, bt, 0, bt.Expanded); err != nil {
-		return nil, err
-	}
-	return bt, nil
+	return b.Get(ctx, id)
+}
+
+// FreeInputs deletes at once the stored inputs of the items of cancelled
+// batch bt that have a task but will not run, and their bytes from the
+// owner's quota. Best effort: whatever it leaves is freed all the same, each
+// item's input by its task's start as the queued tasks drain, and those of
+// the items without a task by the expansion as it stops; the batch's TTL
+// bounds the rest.
+func (b *Batches) FreeInputs(ctx context.Context, bt *Batch) error {
+	return b.freeInputs(ctx, bt, 0, bt.Expanded)
 }
 
 // freeInputs deletes the stored inputs of a cancelled batch's items in
-// [from, to) that never started, a chunk per script run: they will not run,
-// and only a failed item's input is read again (by a retry). Results stay.
+// [from, to) that will not run, a chunk per script run (see free_inputs in
+// batch.lua for which). Results stay.
 func (b *Batches) freeInputs(ctx context.Context, bt *Batch, from, to int) error {
 	for ; from < to; from += b.cfg.StoreChunk {
 		end := min(from+b.cfg.StoreChunk, to)

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 )
@@ -328,7 +330,11 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+	cancelled, err := bs.Cancel(ctx, bt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.FreeInputs(ctx, cancelled); err != nil {
 		t.Fatal(err)
 	}
 	// Items 3..9 have tasks: their inputs are gone already.
@@ -608,5 +614,52 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Round != 1 {
 		t.Fatalf("after the second retry = %+v", got)
+	}
+}
+
+// A cancel that worked is not undone by the freeing of inputs after it:
+// Cancel answers the cancelled batch, FreeInputs reports its own failure,
+// and the items' tasks free what it left as they drain.
+func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		return len(args) > 0 && args[0] == "free_inputs"
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bt := createBatch(t, bs, 3)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bs.Cancel(ctx, bt.ID)
+	if err != nil || got.Status != jobs.BatchCancelling {
+		t.Fatalf("cancel = %+v %v, want the batch cancelling", got, err)
+	}
+	if err := bs.FreeInputs(ctx, got); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("free inputs = %v, want the refusal", err)
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchItemsKey(bt.ID)).Val(); n != 3 {
+		t.Fatalf("%d inputs after the refused freeing, want 3", n)
+	}
+	for i := range 3 {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchItemsKey(bt.ID)).Val(); n != 0 {
+		t.Fatalf("%d inputs once the tasks drained, want 0", n)
+	}
+	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Bytes != 0 || u.Items != 3 {
+		t.Fatalf("usage = %+v %v, want the items' bytes freed", u, err)
 	}
 }
