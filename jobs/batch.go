@@ -26,6 +26,10 @@ var (
 	ErrBatchEnded = errors.New("batch has already ended")
 	// ErrBatchActive: the batch has not ended (delete, retry).
 	ErrBatchActive = errors.New("batch has not ended")
+	// ErrBatchUploading: the batch's upload is not committed yet (status
+	// validating). Only its expansion meets it, enqueued before the commit:
+	// it should wait.
+	ErrBatchUploading = errors.New("batch upload not committed yet")
 	// ErrNothingToRetry: the batch has no failed items that can run again
 	// (see Retry).
 	ErrNothingToRetry = errors.New("batch has no failed items")
@@ -225,7 +229,9 @@ func (b *Batches) Create(ctx context.Context, req CreateRequest) (*Created, erro
 
 // enqueueControl enqueues the batch's window check at the window's end and
 // its expansion now: in that order, so a batch that ends at once finds its
-// check there to delete. Deterministic task ids make a repeat harmless.
+// check there to delete. Commit calls it before the batch goes live; the
+// expansion waits for that (ErrBatchUploading). Deterministic task ids make
+// a repeat harmless.
 func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
@@ -233,10 +239,21 @@ func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) 
 		append(opts, asynq.TaskID(checkTaskIDs(id, "")[0]), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
 		return fmt.Errorf("enqueue window check: %w", err)
 	}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...); err != nil {
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID(expandTaskID(id)))...); err != nil {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
 	return nil
+}
+
+func expandTaskID(id string) string { return "expand-" + id }
+
+// dropControl deletes the control tasks of an upload that did not go live.
+// Best effort: left behind, they find no batch and end.
+func (b *Batches) dropControl(id string) {
+	// asynq's Inspector takes no context; the tasks are small and local.
+	for _, task := range append(checkTaskIDs(id, ""), expandTaskID(id)) {
+		_ = b.insp.DeleteTask(QueueBatchControl, task)
+	}
 }
 
 // scheduleWindowCheck enqueues a check at the end of bt's current window
@@ -254,14 +271,26 @@ func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *Batch) error {
 
 // Get reads a batch record.
 func (b *Batches) Get(ctx context.Context, id string) (*Batch, error) {
+	bt, err := b.get(ctx, id)
+	if errors.Is(err, ErrBatchUploading) {
+		// An upload in progress: the batch does not exist until it is
+		// accepted.
+		return nil, ErrBatchNotFound
+	}
+	return bt, err
+}
+
+// get reads a batch record; ErrBatchUploading while it is validating.
+func (b *Batches) get(ctx context.Context, id string) (*Batch, error) {
 	h, err := b.rdb.HGetAll(ctx, BatchKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read batch %s: %w", id, err)
 	}
-	// A batch still validating is an upload in progress: it does not exist
-	// until it is accepted.
-	if len(h) == 0 || h["status"] == "" || h["status"] == string(BatchValidating) {
+	switch h["status"] {
+	case "":
 		return nil, ErrBatchNotFound
+	case string(BatchValidating):
+		return nil, fmt.Errorf("batch %s: %w", id, ErrBatchUploading)
 	}
 	return decodeBatch(h), nil
 }

@@ -215,6 +215,10 @@ end
 
 if redis.call('EXISTS', batch) == 0 then return {'missing'} end
 local status = redis.call('HGET', batch, 'status')
+-- A batch still validating is an upload in progress: nothing but its abort
+-- (or accept, above) acts on it; its window check, enqueued before it went
+-- live, finds no batch.
+if status == 'validating' and op ~= 'abort' then return {'missing'} end
 
 if op == 'delete' then
   if not terminal[status] then return {'active', status} end

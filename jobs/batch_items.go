@@ -126,9 +126,11 @@ func (a *ItemAttempt) Defer(ctx context.Context) error {
 // stopped; deterministic task ids make the overlap harmless (asynq answers
 // ErrTaskIDConflict for a task already there). limit > 0 stops after that
 // many items (tests use it to simulate a crash). It returns true when every
-// item has a task (or the batch no longer needs any).
+// item has a task (or the batch no longer needs any: ended, or gone, as an
+// upload that never went live is once its keys expire), and
+// ErrBatchUploading while the upload is not committed: run it again later.
 func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error) {
-	bt, err := b.Get(ctx, id)
+	bt, err := b.get(ctx, id)
 	if errors.Is(err, ErrBatchNotFound) {
 		return true, nil
 	}

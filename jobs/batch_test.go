@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -661,5 +662,109 @@ func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
 	}
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Bytes != 0 || u.Items != 3 {
 		t.Fatalf("usage = %+v %v, want the items' bytes freed", u, err)
+	}
+}
+
+// crashAt makes a Redis client act as if its process died at a script op:
+// that op runs (or, with before, does not), and no script after it does.
+type crashAt struct {
+	op     string
+	before bool
+	dead   atomic.Bool
+}
+
+func (c *crashAt) client(t *testing.T, b *bundle) *jobs.Batches {
+	t.Helper()
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		if c.dead.Load() {
+			return true
+		}
+		if len(args) > 0 && args[0] == c.op {
+			c.dead.Store(true)
+			return c.before
+		}
+		return false
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs
+}
+
+// uploadedBatch is the id of the one batch record in b's database.
+func uploadedBatch(t *testing.T, b *bundle) string {
+	t.Helper()
+	keys := b.db.Client.Keys(context.Background(), "qa:batch:batch_*").Val()
+	var ids []string
+	for _, k := range keys {
+		if id := strings.TrimPrefix(k, "qa:batch:"); !strings.Contains(id, ":") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("batch records: %v, want one", keys)
+	}
+	return ids[0]
+}
+
+// A process that dies during an upload's commit leaves no live batch
+// without its expansion and window check (which would hold its owner's
+// quota for its whole life): they are enqueued before the batch goes live,
+// and the expansion waits while the upload is uncommitted and ends quietly
+// once its keys are gone.
+func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, before := range []bool{false, true} {
+		b := setup(t, jobs.Config{})
+		healthy := newBatches(t, b, jobs.BatchConfig{})
+		crash := &crashAt{op: "accept", before: before}
+		u, err := crash.client(t, b).BeginUpload(ctx, jobs.UploadRequest{Owner: "alice", TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Question: "q?"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _ = u.Commit(ctx, "", "") // the process dies during it
+		id := uploadedBatch(t, b)
+		insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+		for _, task := range []string{"expand-" + id, "check-" + id} {
+			if _, err := insp.GetTaskInfo(jobs.QueueBatchControl, task); err != nil {
+				t.Fatalf("crash at accept (before %v): task %s: %v", before, task, err)
+			}
+		}
+		status := b.db.Client.HGet(ctx, jobs.BatchKey(id), "status").Val()
+		if before {
+			if status != string(jobs.BatchValidating) {
+				t.Fatalf("crash before accept: status %q", status)
+			}
+			if _, err := healthy.Expand(ctx, id, 0); !errors.Is(err, jobs.ErrBatchUploading) {
+				t.Fatalf("expand of an uncommitted upload: %v, want ErrBatchUploading", err)
+			}
+			// Its keys expire (the upload's TTL).
+			if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if done, err := healthy.Expand(ctx, id, 0); err != nil || !done {
+				t.Fatalf("expand of a removed upload = %v %v, want done", done, err)
+			}
+			continue
+		}
+		if status != string(jobs.BatchInProgress) {
+			t.Fatalf("crash after accept: status %q", status)
+		}
+		if done, err := healthy.Expand(ctx, id, 0); err != nil || !done || pendingItems(t, b) != 3 {
+			t.Fatalf("expand after the crash = %v %v", done, err)
+		}
 	}
 }

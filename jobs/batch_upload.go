@@ -66,12 +66,13 @@ type Upload struct {
 	created time.Time
 	used    Usage // the owner's, when the upload began
 
-	n       int   // items added: the next item's index
-	bytes   int64 // their stored bytes
-	fields  []any // index, item pairs not sent yet
-	pending int   // bytes in fields
-	stored  bool  // the record has been written
-	live    bool  // committed: Abort must not touch it
+	n        int   // items added: the next item's index
+	bytes    int64 // their stored bytes
+	fields   []any // index, item pairs not sent yet
+	pending  int   // bytes in fields
+	stored   bool  // the record has been written
+	enqueued bool  // its control tasks are in the queue
+	live     bool  // committed: Abort must not touch it
 }
 
 // BeginUpload opens an upload. With a quota set it reads the owner's usage
@@ -174,9 +175,9 @@ func (u *Upload) flush(ctx context.Context) error {
 	return nil
 }
 
-// Commit stores the last items, makes the batch live (checking the
-// Idempotency-Key and the owner's quotas again, atomically) and enqueues its
-// expansion and its completion-window check. When it returns without error
+// Commit stores the last items, enqueues the batch's expansion and its
+// completion-window check, and makes it live (checking the Idempotency-Key
+// and the owner's quotas again, atomically). When it returns without error
 // the batch is durable. On error nothing is kept: an *QuotaError, or
 // ErrIdempotencyMismatch, or the store's error. A replayed Idempotency-Key
 // returns the batch it named, with Replayed set. bodyHash identifies the
@@ -196,6 +197,15 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 		return nil, err
 	}
 	if err := u.flush(ctx); err != nil {
+		return fail(fmt.Errorf("create batch: %w", err))
+	}
+	// Its expansion and window check go in before the batch goes live, so a
+	// crash between the two leaves an upload still validating, whose keys
+	// expire (and the expansion, which waits for it, then ends), never a
+	// live batch that nothing expands or ends, holding its owner's quota
+	// and a place among the active owners for its whole life.
+	u.enqueued = true
+	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
 	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL),
@@ -221,9 +231,6 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 		// The keys expired before the upload ended (UploadRequest.TTL too
 		// short for it).
 		return fail(fmt.Errorf("create batch %s: its stored items expired during the upload", u.id))
-	}
-	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
-		return fail(fmt.Errorf("create batch: %w", err))
 	}
 	u.live = true
 	bt, err := b.Get(ctx, u.id)
@@ -290,4 +297,7 @@ func (u *Upload) abort(ctx context.Context, idemKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
 	_, _ = u.b.run(ctx, "abort", u.id, u.req.Owner, idemKey)
+	if u.enqueued {
+		u.b.dropControl(u.id)
+	}
 }

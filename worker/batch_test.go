@@ -2,17 +2,22 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -172,5 +177,66 @@ func TestBatchOwnerShare(t *testing.T) {
 	}
 	if left := a.Counts.Total - a.Counts.Done(); left < 40 {
 		t.Fatalf("B ended after A's batch had nearly drained (%d of A's items left): it waited behind A", left)
+	}
+}
+
+// An upload's expansion is enqueued before its commit makes the batch live.
+// If the uploading process dies in between, the expansion waits for the
+// commit (without spending its retries or logging errors) and ends quietly
+// once the upload's keys are gone.
+func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	var dead atomic.Bool // the API process died as it sent the accept
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		if len(args) > 0 && args[0] == "accept" {
+			dead.Store(true)
+		}
+		return dead.Load()
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := crashing.BeginUpload(ctx, jobs.UploadRequest{Owner: "o", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Add(ctx, jobs.BatchItem{CustomID: "a", Question: "q?"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Commit(ctx, "", ""); err == nil {
+		t.Fatal("commit succeeded through a refused accept")
+	}
+	var id string
+	for _, k := range b.db.Client.Keys(ctx, "qa:batch:batch_*").Val() {
+		if s := strings.TrimPrefix(k, "qa:batch:"); !strings.Contains(s, ":") {
+			id = s
+		}
+	}
+	b.startWorker(t, worker.Config{})
+	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+	eventually(t, "the expansion to wait for the commit", func() bool {
+		info, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
+		return err == nil && info.State == asynq.TaskStateRetry && info.Retried == 0 &&
+			strings.Contains(info.LastErr, jobs.ErrBatchUploading.Error())
+	})
+	// The upload's keys expire.
+	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the expansion to end", func() bool {
+		_, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
+		return errors.Is(err, asynq.ErrTaskNotFound)
+	})
+	if logs := b.logs.String(); strings.Contains(logs, `"level":"error"`) || strings.Contains(logs, `"level":"warn"`) {
+		t.Fatalf("the wait was logged as a problem:\n%s", logs)
 	}
 }
