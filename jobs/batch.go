@@ -189,44 +189,6 @@ func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
 	}
 }
 
-// CreateRequest is a validated upload.
-type CreateRequest struct {
-	Owner string
-	// Items are the upload's items in input order, at least one.
-	Items   []BatchItem
-	NoCache bool
-	// IdempotencyKey, when set, makes a replay of the same upload return the
-	// same batch; BodyHash identifies the upload (sha256 of its body).
-	IdempotencyKey string
-	BodyHash       string
-}
-
-// Created is what Create did.
-type Created struct {
-	Batch *Batch
-	// Replayed is true when the Idempotency-Key named an existing batch.
-	Replayed bool
-}
-
-// Create stores a batch of items already in memory: BeginUpload, Add and
-// Commit in one call. On error nothing is kept.
-func (b *Batches) Create(ctx context.Context, req CreateRequest) (*Created, error) {
-	if len(req.Items) == 0 {
-		return nil, errors.New("create batch: no items")
-	}
-	u, err := b.BeginUpload(ctx, UploadRequest{Owner: req.Owner, NoCache: req.NoCache})
-	if err != nil {
-		return nil, fmt.Errorf("create batch: %w", err)
-	}
-	for _, it := range req.Items {
-		if err := u.Add(ctx, it); err != nil {
-			u.Abort(ctx)
-			return nil, fmt.Errorf("create batch: %w", err)
-		}
-	}
-	return u.Commit(ctx, req.IdempotencyKey, req.BodyHash)
-}
-
 // enqueueControl enqueues the batch's window check at the window's end and
 // its expansion now: in that order, so a batch that ends at once finds its
 // check there to delete. Commit calls it before the batch goes live; the

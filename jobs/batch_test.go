@@ -27,17 +27,26 @@ func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
 	return bs
 }
 
+// upload stores items as owner's batch, as the API does: BeginUpload, Add,
+// Commit.
+func upload(ctx context.Context, bs *jobs.Batches, owner string, items []jobs.BatchItem) (*jobs.Created, error) {
+	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: owner, TTL: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := u.Add(ctx, it); err != nil {
+			u.Abort(ctx)
+			return nil, err
+		}
+	}
+	return u.Commit(ctx, "", "")
+}
+
+// createBatch stores an n-item batch of alice.
 func createBatch(t *testing.T, bs *jobs.Batches, n int) *jobs.Batch {
 	t.Helper()
-	items := make([]jobs.BatchItem, n)
-	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
-	}
-	c, err := bs.Create(context.Background(), jobs.CreateRequest{Owner: "alice", Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Batch
+	return createBatchOf(t, bs, "alice", n)
 }
 
 func pendingItems(t *testing.T, b *bundle) int {
@@ -275,10 +284,10 @@ func TestBatchQuota(t *testing.T) {
 	}
 	items := []jobs.BatchItem{{CustomID: "a", Question: "a?"}, {CustomID: "b", Question: "b?"}, {CustomID: "c", Question: "c?"}}
 	var qe *jobs.QuotaError
-	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items}); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
+	if _, err := upload(ctx, bs, "alice", items); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
 		t.Fatalf("create over the quota: %v", err)
 	}
-	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "bob", Items: items}); err != nil {
+	if _, err := upload(ctx, bs, "bob", items); err != nil {
 		t.Fatalf("another owner: %v", err)
 	}
 	// The window (1s) and the result TTL pass: the keys expire.
@@ -292,7 +301,7 @@ func TestBatchQuota(t *testing.T) {
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (jobs.Usage{}) {
 		t.Fatalf("usage after the batch expired = %+v %v", u, err)
 	}
-	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items}); err != nil {
+	if _, err := upload(ctx, bs, "alice", items); err != nil {
 		t.Fatalf("create once the share is free: %v", err)
 	}
 }
@@ -385,7 +394,7 @@ func createBatchOf(t *testing.T, bs *jobs.Batches, owner string, n int) *jobs.Ba
 	for i := range items {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
 	}
-	c, err := bs.Create(context.Background(), jobs.CreateRequest{Owner: owner, Items: items})
+	c, err := upload(context.Background(), bs, owner, items)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -766,5 +775,16 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 		if done, err := healthy.Expand(ctx, id, 0); err != nil || !done || pendingItems(t, b) != 3 {
 			t.Fatalf("expand after the crash = %v %v", done, err)
 		}
+	}
+}
+
+// An upload's TTL is the caller's to give (only it knows how long the rest
+// of the upload may take): there is no default to fall back on.
+func TestBeginUploadRequiresATTL(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	if u, err := bs.BeginUpload(context.Background(), jobs.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
+		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
 	}
 }

@@ -24,16 +24,15 @@ import (
 // chunk of long items stays small.
 const storeChunkBytes = 1 << 20
 
-// defaultUploadTTL is UploadRequest.TTL's default.
-const defaultUploadTTL = time.Hour
-
 // UploadRequest opens an upload.
 type UploadRequest struct {
 	Owner   string
 	NoCache bool
 	// TTL is how long the upload's stored items outlive their last write
 	// when neither Commit nor Abort comes (the process died): at least the
-	// longest the rest of the upload may take to arrive. Default 1h.
+	// longest the rest of the upload may take to arrive, which only the
+	// caller knows (the API: from BATCH_MAX_BYTES and the upload rate it
+	// allows). Required.
 	TTL time.Duration
 }
 
@@ -75,11 +74,12 @@ type Upload struct {
 	live     bool  // committed: Abort must not touch it
 }
 
-// BeginUpload opens an upload. With a quota set it reads the owner's usage
-// first, and refuses (a *QuotaError) an owner already at a quota.
+// BeginUpload opens an upload, the one way to store a batch: Add its items,
+// then Commit (or Abort). With a quota set it reads the owner's usage first,
+// and refuses (a *QuotaError) an owner already at a quota.
 func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
 	if req.TTL <= 0 {
-		req.TTL = defaultUploadTTL
+		return nil, fmt.Errorf("begin upload: UploadRequest.TTL must be positive, got %v", req.TTL)
 	}
 	u := &Upload{b: b, req: req, id: NewBatchID(), created: b.now()}
 	if b.cfg.QuotaItems > 0 || b.cfg.QuotaBytes > 0 {
@@ -173,6 +173,13 @@ func (u *Upload) flush(ctx context.Context) error {
 	u.stored = true
 	u.fields, u.pending = u.fields[:0], 0
 	return nil
+}
+
+// Created is what Commit did.
+type Created struct {
+	Batch *Batch
+	// Replayed is true when the Idempotency-Key named an existing batch.
+	Replayed bool
 }
 
 // Commit stores the last items, enqueues the batch's expansion and its

@@ -59,13 +59,10 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	for i := range items {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic %d?", i%3)}
 	}
-	c, err := batches.Create(context.Background(), jobs.CreateRequest{Owner: "o", Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := createBatch(t, batches, "o", items, false)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		b, err := batches.Get(context.Background(), c.Batch.ID)
+		b, err := batches.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,6 +80,27 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	if n := lm.Requests(); n != 3 {
 		t.Fatalf("LM requests = %d, want 3 (one per distinct question)", n)
 	}
+}
+
+// createBatch stores items as owner's batch, as the API does (BeginUpload,
+// Add, Commit), and returns its id.
+func createBatch(t *testing.T, bs *jobs.Batches, owner string, items []jobs.BatchItem, noCache bool) string {
+	t.Helper()
+	ctx := context.Background()
+	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: owner, NoCache: noCache, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if err := u.Add(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := u.Commit(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Batch.ID
 }
 
 // scripted is a Runner from a function.
@@ -144,11 +162,7 @@ func TestBatchOwnerShare(t *testing.T) {
 		for i := range items {
 			items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("%s%d", owner, i)}
 		}
-		c, err := batches.Create(context.Background(), jobs.CreateRequest{Owner: owner, Items: items})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Batch.ID
+		return createBatch(t, batches, owner, items, false)
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
