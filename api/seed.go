@@ -74,18 +74,17 @@ func budgetDetail(e *jobs.Error) string { return "daily token budget exceeded: "
 // for a completed one).
 func (s *Server) outcomeError(j *jobs.Job, waited time.Duration) *apiError {
 	poll := " (job " + j.ID + ": GET /v1/jobs/" + j.ID + ")"
-	switch {
-	case j.Status == jobs.StatusCompleted:
-		return nil
-	case j.Status == jobs.StatusFailed && overBudget(j.Error):
-		// Answered as checkBudget answers at submit: the client's limit, not
-		// a failure of the service.
-		now := time.Now()
-		return &apiError{status: http.StatusTooManyRequests, code: jobs.ErrCodeBudget,
-			message: budgetDetail(j.Error) + poll, retryAfter: jobs.BudgetResetAt(now).Sub(now)}
-	}
 	switch j.Status {
+	case jobs.StatusCompleted:
+		return nil
 	case jobs.StatusFailed:
+		if overBudget(j.Error) {
+			// Answered as checkBudget answers at submit: the client's limit,
+			// not a failure of the service.
+			now := time.Now()
+			return &apiError{status: http.StatusTooManyRequests, code: jobs.ErrCodeBudget,
+				message: budgetDetail(j.Error) + poll, retryAfter: jobs.BudgetResetAt(now).Sub(now)}
+		}
 		msg, logText := "prediction failed", ""
 		if j.Error != nil {
 			msg = "Prediction failed: " + j.Error.Message
