@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/rs/zerolog"
 )
 
 // /v1/batches: bulk uploads modelled on the provider batch APIs. The batch
@@ -388,8 +389,22 @@ func (h *batchHandlers) cancel(c *gin.Context) {
 			h.fail(c, err)
 			return
 		}
+		h.freeInputs(c, b)
 	}
 	writeJSON(c, http.StatusOK, batchViewOf(b))
+}
+
+// freeInputs frees at once the inputs of a cancelled batch's queued items,
+// for its owner's quota. The cancel has happened whatever this does: it gets
+// its own time, and a failure is logged, not answered (the items' tasks
+// free them as they drain; jobs.Batches.FreeInputs).
+func (h *batchHandlers) freeInputs(c *gin.Context, b *jobs.Batch) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), h.s.cfg.RedisTimeout)
+	defer cancel()
+	if err := h.b.FreeInputs(ctx, b); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("batch_id", b.ID).
+			Msg("free the inputs of a cancelled batch now: its queued items free them as they drain")
+	}
 }
 
 // remove is DELETE /v1/batches/{id}: an ended batch and its results go; 409

@@ -37,9 +37,8 @@ func (s *Server) checkBudget(c *gin.Context) {
 	if used < s.cfg.TokenBudgetPerDay {
 		return
 	}
-	midnight := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	s.respond(c, &apiError{status: http.StatusTooManyRequests, code: "token_budget_exceeded",
+	s.respond(c, &apiError{status: http.StatusTooManyRequests, code: jobs.ErrCodeBudget,
 		message: fmt.Sprintf("daily token budget exceeded: this key has used %d of its %d tokens (TOKEN_BUDGET_PER_DAY) today; it resets at 00:00 UTC",
 			used, s.cfg.TokenBudgetPerDay),
-		retryAfter: midnight.Sub(now)})
+		retryAfter: jobs.BudgetResetAt(now).Sub(now)})
 }

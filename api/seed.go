@@ -62,6 +62,14 @@ func predictResponseOf(j *jobs.Job, elapsed time.Duration) predictResponse {
 	}
 }
 
+// overBudget reports whether a job failed because its owner's daily token
+// budget was spent when it started (after its submit passed checkBudget).
+func overBudget(e *jobs.Error) bool { return e != nil && e.Code == jobs.ErrCodeBudget }
+
+// budgetDetail words a start's budget refusal as checkBudget's at submit
+// begins, so clients see one refusal whenever the budget ran out.
+func budgetDetail(e *jobs.Error) string { return "daily token budget exceeded: " + e.Message }
+
 // outcomeError is the seed-style error for a job that did not complete (nil
 // for a completed one).
 func (s *Server) outcomeError(j *jobs.Job, waited time.Duration) *apiError {
@@ -70,6 +78,13 @@ func (s *Server) outcomeError(j *jobs.Job, waited time.Duration) *apiError {
 	case jobs.StatusCompleted:
 		return nil
 	case jobs.StatusFailed:
+		if overBudget(j.Error) {
+			// Answered as checkBudget answers at submit: the client's limit,
+			// not a failure of the service.
+			now := time.Now()
+			return &apiError{status: http.StatusTooManyRequests, code: jobs.ErrCodeBudget,
+				message: budgetDetail(j.Error) + poll, retryAfter: jobs.BudgetResetAt(now).Sub(now)}
+		}
 		msg, logText := "prediction failed", ""
 		if j.Error != nil {
 			msg = "Prediction failed: " + j.Error.Message
@@ -142,7 +157,7 @@ func (s *Server) predict(c *gin.Context) {
 		return
 	}
 	if ae := s.outcomeError(j, s.cfg.PredictTimeout); ae != nil {
-		s.summary.record(true, 0, nil)
+		s.countUnanswered(c.Request.Context(), ae)
 		s.respond(c, ae)
 		return
 	}
@@ -152,10 +167,11 @@ func (s *Server) predict(c *gin.Context) {
 }
 
 // countUnanswered counts a question that got no answer because of err: an
-// error in the summary, unless its client hung up (499), which is no failure
-// of the service's.
+// error in the summary, unless its client hung up (499) or its key's budget
+// was spent (429), which are no failures of the service's.
 func (s *Server) countUnanswered(ctx context.Context, err error) {
-	s.summary.record(s.classify(ctx, err).status != statusClientClosed, 0, nil)
+	st := s.classify(ctx, err).status
+	s.summary.record(st != statusClientClosed && st != http.StatusTooManyRequests, 0, nil)
 }
 
 // answer submits one question and waits for it up to PredictTimeout; a
@@ -251,7 +267,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	if out.completed {
 		s.summary.record(false, time.Since(start), out.usage)
 	} else {
-		s.summary.record(true, 0, nil)
+		s.summary.record(!out.overBudget, 0, nil)
 	}
 }
 
@@ -265,7 +281,9 @@ type seedSink struct {
 	tokens    bool
 	ended     bool
 	completed bool
-	usage     json.RawMessage
+	// overBudget: the job was refused at its start for its key's budget.
+	overBudget bool
+	usage      json.RawMessage
 }
 
 func (o *seedSink) data(v any) error {
@@ -336,11 +354,7 @@ func (o *seedSink) event(ev jobs.Event) error {
 	case jobs.EventFailed, jobs.EventExpired:
 		var d jobs.FailedData
 		_ = json.Unmarshal(ev.Data, &d)
-		msg := "Prediction failed"
-		if d.Error != nil {
-			msg += ": " + d.Error.Message
-		}
-		o.fail(msg + " (job " + o.jobID + ")")
+		o.failed(d.Error, "Prediction failed")
 		return errStop
 	case jobs.EventCancelled:
 		o.fail("The job " + o.jobID + " was cancelled")
@@ -377,14 +391,23 @@ func (o *seedSink) snapshot(j *jobs.Job, _ string) error {
 		}
 		return o.complete(j.Result)
 	case j.Status.Terminal():
-		msg := "Prediction " + string(j.Status)
-		if j.Error != nil {
-			msg += ": " + j.Error.Message
-		}
-		o.fail(msg + " (job " + o.jobID + ")")
+		o.failed(j.Error, "Prediction "+string(j.Status))
 		return errStop
 	}
 	return nil
+}
+
+// failed sends the error frame of a job that ended without an answer: what
+// happened and why; a budget refusal in the words of the 429's detail.
+func (o *seedSink) failed(e *jobs.Error, what string) {
+	switch {
+	case overBudget(e):
+		o.overBudget = true
+		what = budgetDetail(e)
+	case e != nil:
+		what += ": " + e.Message
+	}
+	o.fail(what + " (job " + o.jobID + ")")
 }
 
 func (o *seedSink) heartbeat() error { return o.w.write(": ping\n\n") }

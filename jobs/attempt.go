@@ -133,18 +133,27 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *Error, delay t
 
 // Complete records the result and ends the job, adding its tokens to the
 // owner's usage of the day (see [UsageKey]). r's provenance comes with this
-// attempt's LM calls; Complete makes it count the job's attempts and the LM
-// calls of all of them. ErrTerminal means it had already ended (a cancel won
-// the race, or another run finished first).
+// attempt's LM calls; the record gets [Attempt.Recorded] of it. r is not
+// changed, so a repeat after an error (Redis unreachable) records the same.
+// ErrTerminal means it had already ended (a cancel won the race, or another
+// run finished first).
 func (a *Attempt) Complete(ctx context.Context, r *Result) error {
-	calls := r.Provenance.LMCalls
-	r.Provenance.Attempts = a.Number
-	r.Provenance.LMCalls = a.earlierLMCalls + calls
-	res := mustJSON(r)
+	rec := a.Recorded(r)
+	res := mustJSON(rec)
 	data := `{"result":` + res + `}`
 	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
-		r.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), calls, "result", res, "error", "")
+		rec.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), r.Provenance.LMCalls, "result", res, "error", "")
 	return err
+}
+
+// Recorded returns a copy of r, whose provenance carries this attempt's LM
+// calls, as Complete records it: counting the job's attempts and the LM
+// calls of all of them.
+func (a *Attempt) Recorded(r *Result) *Result {
+	rec := *r
+	rec.Provenance.Attempts = a.Number
+	rec.Provenance.LMCalls = a.earlierLMCalls + r.Provenance.LMCalls
+	return &rec
 }
 
 // Fail ends the job as failed with reason.

@@ -26,7 +26,12 @@ var (
 	ErrBatchEnded = errors.New("batch has already ended")
 	// ErrBatchActive: the batch has not ended (delete, retry).
 	ErrBatchActive = errors.New("batch has not ended")
-	// ErrNothingToRetry: the batch has no failed items.
+	// ErrBatchUploading: the batch's upload is not committed yet (status
+	// validating). Only its expansion meets it, enqueued before the commit:
+	// it should wait.
+	ErrBatchUploading = errors.New("batch upload not committed yet")
+	// ErrNothingToRetry: the batch has no failed items that can run again
+	// (see Retry).
 	ErrNothingToRetry = errors.New("batch has no failed items")
 )
 
@@ -131,7 +136,7 @@ func (b *Batches) pendingTTL() time.Duration { return b.cfg.CompletionWindow + b
 // run executes one op of the batch script.
 func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args ...any) ([]string, error) {
 	keys := []string{BatchKey(id), BatchItemsKey(id), BatchResultsKey(id), BatchAttemptsKey(id),
-		BatchEventsKey(id), OwnerBatchesKey(owner), idemKey}
+		BatchEventsKey(id), OwnerBatchesKey(owner), idemKey, ActiveOwnersKey}
 	argv := append([]any{op, b.now().UnixMilli(), BatchChannel(id), b.store.cfg.StreamCap, id, ms(b.cfg.ResultTTL)}, args...)
 	reply, err := b.script.Run(ctx, b.rdb, keys, argv...).StringSlice()
 	if err != nil {
@@ -184,47 +189,11 @@ func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
 	}
 }
 
-// CreateRequest is a validated upload.
-type CreateRequest struct {
-	Owner string
-	// Items are the upload's items in input order, at least one.
-	Items   []BatchItem
-	NoCache bool
-	// IdempotencyKey, when set, makes a replay of the same upload return the
-	// same batch; BodyHash identifies the upload (sha256 of its body).
-	IdempotencyKey string
-	BodyHash       string
-}
-
-// Created is what Create did.
-type Created struct {
-	Batch *Batch
-	// Replayed is true when the Idempotency-Key named an existing batch.
-	Replayed bool
-}
-
-// Create stores a batch of items already in memory: BeginUpload, Add and
-// Commit in one call. On error nothing is kept.
-func (b *Batches) Create(ctx context.Context, req CreateRequest) (*Created, error) {
-	if len(req.Items) == 0 {
-		return nil, errors.New("create batch: no items")
-	}
-	u, err := b.BeginUpload(ctx, UploadRequest{Owner: req.Owner, NoCache: req.NoCache})
-	if err != nil {
-		return nil, fmt.Errorf("create batch: %w", err)
-	}
-	for _, it := range req.Items {
-		if err := u.Add(ctx, it); err != nil {
-			u.Abort(ctx)
-			return nil, fmt.Errorf("create batch: %w", err)
-		}
-	}
-	return u.Commit(ctx, req.IdempotencyKey, req.BodyHash)
-}
-
 // enqueueControl enqueues the batch's window check at the window's end and
 // its expansion now: in that order, so a batch that ends at once finds its
-// check there to delete. Deterministic task ids make a repeat harmless.
+// check there to delete. Commit calls it before the batch goes live; the
+// expansion waits for that (ErrBatchUploading). Deterministic task ids make
+// a repeat harmless.
 func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
 	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
@@ -232,10 +201,21 @@ func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) 
 		append(opts, asynq.TaskID(checkTaskIDs(id, "")[0]), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
 		return fmt.Errorf("enqueue window check: %w", err)
 	}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID("expand-"+id))...); err != nil {
+	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID(expandTaskID(id)))...); err != nil {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
 	return nil
+}
+
+func expandTaskID(id string) string { return "expand-" + id }
+
+// dropControl deletes the control tasks of an upload that did not go live.
+// Best effort: left behind, they find no batch and end.
+func (b *Batches) dropControl(id string) {
+	// asynq's Inspector takes no context; the tasks are small and local.
+	for _, task := range append(checkTaskIDs(id, ""), expandTaskID(id)) {
+		_ = b.insp.DeleteTask(QueueBatchControl, task)
+	}
 }
 
 // scheduleWindowCheck enqueues a check at the end of bt's current window
@@ -253,14 +233,26 @@ func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *Batch) error {
 
 // Get reads a batch record.
 func (b *Batches) Get(ctx context.Context, id string) (*Batch, error) {
+	bt, err := b.get(ctx, id)
+	if errors.Is(err, ErrBatchUploading) {
+		// An upload in progress: the batch does not exist until it is
+		// accepted.
+		return nil, ErrBatchNotFound
+	}
+	return bt, err
+}
+
+// get reads a batch record; ErrBatchUploading while it is validating.
+func (b *Batches) get(ctx context.Context, id string) (*Batch, error) {
 	h, err := b.rdb.HGetAll(ctx, BatchKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read batch %s: %w", id, err)
 	}
-	// A batch still validating is an upload in progress: it does not exist
-	// until it is accepted.
-	if len(h) == 0 || h["status"] == "" || h["status"] == string(BatchValidating) {
+	switch h["status"] {
+	case "":
 		return nil, ErrBatchNotFound
+	case string(BatchValidating):
+		return nil, fmt.Errorf("batch %s: %w", id, ErrBatchUploading)
 	}
 	return decodeBatch(h), nil
 }
@@ -323,7 +315,10 @@ func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*
 
 // Cancel marks the batch cancelling and tells the workers running its items;
 // items not yet started are revoked as workers reach them, and the batch ends
-// cancelled once every item is accounted for.
+// cancelled once every item is accounted for. It returns the batch as the
+// cancel left it. Freeing the inputs of the items that will not run is
+// FreeInputs, the caller's next step: a failure there does not undo the
+// cancel.
 func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
@@ -332,20 +327,22 @@ func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 	if _, err := b.run(ctx, "cancel", id, bt.Owner, ""); err != nil {
 		return nil, err
 	}
-	if bt, err = b.Get(ctx, id); err != nil {
-		return nil, err
-	}
-	// Items that have a task drain as no-ops; the expansion frees the rest
-	// when it stops.
-	if err := b.freeInputs(ctx, bt, 0, bt.Expanded); err != nil {
-		return nil, err
-	}
-	return bt, nil
+	return b.Get(ctx, id)
+}
+
+// FreeInputs deletes at once the stored inputs of the items of cancelled
+// batch bt that have a task but will not run, and their bytes from the
+// owner's quota. Best effort: whatever it leaves is freed all the same, each
+// item's input by its task's start as the queued tasks drain, and those of
+// the items without a task by the expansion as it stops; the batch's TTL
+// bounds the rest.
+func (b *Batches) FreeInputs(ctx context.Context, bt *Batch) error {
+	return b.freeInputs(ctx, bt, 0, bt.Expanded)
 }
 
 // freeInputs deletes the stored inputs of a cancelled batch's items in
-// [from, to) that never started, a chunk per script run: they will not run,
-// and only a failed item's input is read again (by a retry). Results stay.
+// [from, to) that will not run, a chunk per script run (see free_inputs in
+// batch.lua for which). Results stay.
 func (b *Batches) freeInputs(ctx context.Context, bt *Batch, from, to int) error {
 	for ; from < to; from += b.cfg.StoreChunk {
 		end := min(from+b.cfg.StoreChunk, to)
@@ -448,7 +445,20 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 }
 
 // ActiveOwnersKey holds the owners with running batches (owner → how many).
-const ActiveOwnersKey = "qa:batches:active"
+// It is outside the owners' namespace (qa:batches:{owner}…), which no owner
+// name reaches: an API key named "active" once shared this count's key,
+// qa:batches:active, as its batch index.
+//
+// On upgrade from that name, the old key is left alone: it may be the index
+// of an owner named "active", whose reads (List) prune the owner names it
+// holds as batches that no longer exist. Batches running across the upgrade
+// are missing from the new count, and their end decrements a count that
+// never held them: below zero, which the script prunes at once (the count
+// never stays negative), or, if their owner has newer batches running, to
+// one less than it should be. Until those batches end, their owner may be
+// counted out, so BATCH_OWNER_SHARE may not hold it back: a fairness rule,
+// relaxed for a while, not a limit.
+const ActiveOwnersKey = "qa:active_batch_owners"
 
 // ActiveOwners counts the owners with running batches.
 func (b *Batches) ActiveOwners(ctx context.Context) (int64, error) {

@@ -6,7 +6,7 @@
 --
 -- KEYS[1] batch hash   KEYS[2] items hash   KEYS[3] results hash
 -- KEYS[4] attempts hash   KEYS[5] event stream   KEYS[6] owner's batch index
--- KEYS[7] idempotency key or ""
+-- KEYS[7] idempotency key or ""   KEYS[8] owners with running batches
 -- ARGV[1] op   ARGV[2] now (ms)   ARGV[3] pub/sub channel   ARGV[4] stream cap
 -- ARGV[5] batch id   ARGV[6] result ttl ms   ARGV[7..] op arguments.
 local batch, items, results, attempts, stream, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -14,9 +14,9 @@ local op, now, channel, cap, id, result_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3
 
 local terminal = {completed = true, failed = true, cancelled = true, expired = true}
 
--- The owners with running batches (owner → running batches), so workers
--- enforce BATCH_OWNER_SHARE only when owners compete for the slots.
-local active = 'qa:batches:active'
+-- The owners with running batches (owner → running batches; jobs.ActiveOwnersKey),
+-- so workers enforce BATCH_OWNER_SHARE only when owners compete for the slots.
+local active = KEYS[8]
 
 local function activate(delta)
   local owner = redis.call('HGET', batch, 'owner') or ''
@@ -83,6 +83,24 @@ local function usage(owner)
   return tonumber(v[1]) or 0, tonumber(v[2]) or 0
 end
 
+-- failed_line reports whether an item's result line records a failure: the
+-- items a retry runs again.
+local function failed_line(line)
+  return line and string.find(line, '"status":"failed"', 1, true) ~= nil
+end
+
+-- free_input deletes item i's stored input and returns its bytes, for the
+-- caller to take off the owner's share.
+local function free_input(i)
+  local n = redis.call('HSTRLEN', items, i)
+  if n > 0 then redis.call('HDEL', items, i) end
+  return n
+end
+
+local function free_share(bytes)
+  if bytes > 0 then add_share(redis.call('HGET', batch, 'owner') or '', id, 0, -bytes) end
+end
+
 local function append(etype, data)
   local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
   redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
@@ -99,6 +117,12 @@ local function progress(status)
   local t, c, f, x = counts()
   return '{"status":"' .. status .. '","request_counts":{"total":' .. t .. ',"completed":' .. c ..
     ',"failed":' .. f .. ',"cancelled":' .. x .. '}}'
+end
+
+-- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
+-- name, built here from the owner the batch record holds.
+local function usage_key(day)
+  return 'qa:budget:' .. (redis.call('HGET', batch, 'owner') or '') .. ':' .. day
 end
 
 local function expire_all(ttl)
@@ -191,6 +215,10 @@ end
 
 if redis.call('EXISTS', batch) == 0 then return {'missing'} end
 local status = redis.call('HGET', batch, 'status')
+-- A batch still validating is an upload in progress: nothing but its abort
+-- (or accept, above) acts on it; its window check, enqueued before it went
+-- live, finds no batch.
+if status == 'validating' and op ~= 'abort' then return {'missing'} end
 
 if op == 'delete' then
   if not terminal[status] then return {'active', status} end
@@ -214,34 +242,46 @@ if op == 'abort' then
 end
 
 if op == 'free_inputs' then
-  -- A cancelled batch's items in [ARGV[7], ARGV[8]) that never started
-  -- will not run: their inputs go, and the owner's share with them. A
-  -- started item keeps its input: it may fail, and a retry reads it again.
+  -- A cancelled batch's items in [ARGV[7], ARGV[8]) that will not run: their
+  -- inputs go, and the owner's share with them. Kept: a started item's (it
+  -- may fail), a failed item's (a retry runs it again; an item refused for
+  -- the budget fails without starting), and in a retry round an item's
+  -- without a result (reopened: its requeue task may not have read it yet;
+  -- its start frees it when it counts it cancelled).
   if status ~= 'cancelling' and status ~= 'cancelled' then return {'ok', '0'} end
+  local round = tonumber(redis.call('HGET', batch, 'round')) or 0
   local freed = 0
   for i = tonumber(ARGV[7]), tonumber(ARGV[8]) - 1 do
     if redis.call('HEXISTS', attempts, i) == 0 then
-      local n = redis.call('HSTRLEN', items, i)
-      if n > 0 then
-        redis.call('HDEL', items, i)
-        freed = freed + n
-      end
+      local line = redis.call('HGET', results, i)
+      if not (failed_line(line) or (not line and round > 0)) then freed = freed + free_input(i) end
     end
   end
-  if freed > 0 then add_share(redis.call('HGET', batch, 'owner') or '', id, 0, -freed) end
+  free_share(freed)
   return {'ok', tostring(freed)}
 end
 
 if op == 'retry' then
-  -- ARGV[7] round, [8..] indexes of failed items to run again.
+  -- ARGV[7] round, [8] the error (json) of a failed item that cannot run
+  -- again, [9..] indexes of failed items to run again. Only an item that
+  -- has its input runs again, so no reopened item lacks what its run reads
+  -- (a batch would wait for it until its window ended); one without (freed
+  -- by a cancel before cancels kept failed items' inputs) stays failed, and
+  -- its line says why.
   if not terminal[status] then return {'active', status} end
   local n = 0
-  for i = 8, #ARGV do
+  for i = 9, #ARGV do
     local line = redis.call('HGET', results, ARGV[i])
-    if line and string.find(line, '"status":"failed"', 1, true) then
-      redis.call('HDEL', results, ARGV[i])
-      redis.call('HDEL', attempts, ARGV[i])
-      n = n + 1
+    if failed_line(line) then
+      if redis.call('HEXISTS', items, ARGV[i]) == 1 then
+        redis.call('HDEL', results, ARGV[i])
+        redis.call('HDEL', attempts, ARGV[i])
+        n = n + 1
+      else
+        local old = cjson.decode(line)
+        redis.call('HSET', results, ARGV[i], '{"custom_id":' .. cjson.encode(old.custom_id or '') ..
+          ',"status":"failed","error":' .. ARGV[8] .. ',"attempts":' .. (tonumber(old.attempts) or 0) .. '}')
+      end
     end
   end
   if n == 0 then return {'none'} end
@@ -303,10 +343,9 @@ local idx, interval = ARGV[7], tonumber(ARGV[8])
 
 if op == 'start' then
   -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
-  -- it gives up, [12] the owner's token usage counter of the day
-  -- (jobs.UsageKey), [13] the owner's daily token budget (0 = none), [14] the
-  -- item's line if the budget is spent. Returns started + attempt + item
-  -- json, or why not.
+  -- it gives up, [12] the UTC day (yyyy-mm-dd), [13] the owner's daily token
+  -- budget (0 = none), [14] the item's line if the budget is spent. Returns
+  -- started + attempt + item json, or why not.
   if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
   if expired() then
     finish('expired')
@@ -314,12 +353,15 @@ if op == 'start' then
   end
   if status == 'cancelling' then
     local r = account(idx, 'cancelled', ARGV[10], interval)
+    -- It will not run: its input goes, if a cancel did not free it already
+    -- (a retry round's items; a freeing that failed).
+    free_share(free_input(idx))
     return {'cancelled', r[1]}
   end
   -- Checked at every start: items accepted before the budget ran out must
   -- not spend past it. Counted failed, so the batch goes on to its end.
   local budget = tonumber(ARGV[13]) or 0
-  if budget > 0 and (tonumber(redis.call('GET', ARGV[12])) or 0) >= budget then
+  if budget > 0 and (tonumber(redis.call('GET', usage_key(ARGV[12]))) or 0) >= budget then
     local r = account(idx, 'failed', ARGV[14], interval)
     return {'over_budget', r[1]}
   end
@@ -341,13 +383,14 @@ end
 
 if op == 'finish' then
   -- ARGV[9] outcome (completed, failed, cancelled), [10] the result line,
-  -- [11] the owner's token usage counter of the day (jobs.UsageKey), [12]
-  -- the tokens the item used, [13] the counter's ttl ms: counted when the
-  -- slot is filled, so once per item.
+  -- [11] the UTC day (yyyy-mm-dd), [12] the tokens the item used, [13] the
+  -- usage counter's ttl ms: counted when the slot is filled, so once per
+  -- item.
   local r = account(idx, ARGV[9], ARGV[10], interval)
   if r[1] ~= 'duplicate' and tonumber(ARGV[12]) > 0 then
-    redis.call('INCRBY', ARGV[11], ARGV[12])
-    redis.call('PEXPIRE', ARGV[11], ARGV[13])
+    local usage = usage_key(ARGV[11])
+    redis.call('INCRBY', usage, ARGV[12])
+    redis.call('PEXPIRE', usage, ARGV[13])
   end
   return r
 end

@@ -62,7 +62,7 @@ func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttem
 		overBudget = itemLine(p.Batch.CustomID, StatusFailed, budgetSpent(budget, now), 0)
 	}
 	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
-		UsageKey(p.Owner, UsageDay(now)), budget, overBudget)
+		UsageDay(now), budget, overBudget)
 	switch {
 	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrBatchEnded):
 		return nil, ItemSkipped, nil
@@ -90,7 +90,7 @@ func (a *ItemAttempt) finish(ctx context.Context, r ItemResult) error {
 		tokens = (&Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (budget.go)
 	}
 	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
-		UsageKey(a.owner, UsageDay(a.b.now())), tokens, ms(UsageTTL))
+		UsageDay(a.b.now()), tokens, ms(UsageTTL))
 	if errors.Is(err, ErrBatchNotFound) {
 		return nil // deleted meanwhile: nothing to record
 	}
@@ -126,9 +126,11 @@ func (a *ItemAttempt) Defer(ctx context.Context) error {
 // stopped; deterministic task ids make the overlap harmless (asynq answers
 // ErrTaskIDConflict for a task already there). limit > 0 stops after that
 // many items (tests use it to simulate a crash). It returns true when every
-// item has a task (or the batch no longer needs any).
+// item has a task (or the batch no longer needs any: ended, or gone, as an
+// upload that never went live is once its keys expire), and
+// ErrBatchUploading while the upload is not committed: run it again later.
 func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error) {
-	bt, err := b.Get(ctx, id)
+	bt, err := b.get(ctx, id)
 	if errors.Is(err, ErrBatchNotFound) {
 		return true, nil
 	}
@@ -227,7 +229,8 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, 
 // Retry re-runs the failed items of an ended batch as a new round: their
 // slots are emptied, the failed count drops, the batch runs again (a fresh
 // completion window) and the items are enqueued with the round in their task
-// ids. It returns how many items run again.
+// ids. It returns how many items run again. A failed item whose stored input
+// is gone stays failed, its line saying so (input_missing).
 func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
@@ -244,7 +247,8 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 			break
 		}
 		var r ItemResult
-		if json.Unmarshal([]byte(iter.Val()), &r) == nil && r.Status == StatusFailed {
+		if json.Unmarshal([]byte(iter.Val()), &r) == nil && r.Status == StatusFailed &&
+			(r.Error == nil || r.Error.Code != inputMissing.Code) {
 			n, _ := strconv.Atoi(field)
 			failed = append(failed, n)
 		}
@@ -265,7 +269,7 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("retry batch %s: enqueue requeue: %w", id, err)
 	}
-	args := []any{round}
+	args := []any{round, mustJSON(inputMissing)}
 	for _, n := range failed {
 		args = append(args, n)
 	}
@@ -274,10 +278,19 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	if reply[0] == "none" {
-		return 0, ErrNothingToRetry // the requeue task finds the round not opened and stops
+		// No round opens: its requeue task goes (best effort: left, it
+		// finds the round never opened until asynq gives up on it).
+		_ = b.insp.DeleteTask(QueueBatchControl, taskID)
+		return 0, ErrNothingToRetry
 	}
-	return len(failed), nil
+	n, _ := strconv.Atoi(reply[1])
+	return n, nil
 }
+
+// inputMissing is why a failed item stays failed when its batch is retried:
+// there is nothing to run (see the retry op in batch.lua).
+var inputMissing = &Error{Code: "input_missing",
+	Message: "not run again: its stored input is gone (a cancel of the batch freed it)"}
 
 // errRoundNotOpen: the requeue task ran before POST …/retry reopened the
 // batch; asynq runs it again shortly.
@@ -329,8 +342,10 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 }
 
 // enqueueSome enqueues the given items of bt's current round. Items without
-// a stored input get no task: a cancel freed it, counting them cancelled
-// (a retry round's requeue meets them as items without a result).
+// a stored input get no task: they are a cancelled batch's items that never
+// had one, counted cancelled with an empty slot, which a retry round's
+// requeue meets as items without a result. A reopened item always has its
+// input: a retry reopens only those, and a cancel keeps them.
 func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) error {
 	if len(indexes) == 0 {
 		return nil

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
 )
 
 func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
@@ -23,17 +27,26 @@ func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
 	return bs
 }
 
+// upload stores items as owner's batch, as the API does: BeginUpload, Add,
+// Commit.
+func upload(ctx context.Context, bs *jobs.Batches, owner string, items []jobs.BatchItem) (*jobs.Created, error) {
+	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: owner, TTL: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := u.Add(ctx, it); err != nil {
+			u.Abort(ctx)
+			return nil, err
+		}
+	}
+	return u.Commit(ctx, "", "")
+}
+
+// createBatch stores an n-item batch of alice.
 func createBatch(t *testing.T, bs *jobs.Batches, n int) *jobs.Batch {
 	t.Helper()
-	items := make([]jobs.BatchItem, n)
-	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
-	}
-	c, err := bs.Create(context.Background(), jobs.CreateRequest{Owner: "alice", Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Batch
+	return createBatchOf(t, bs, "alice", n)
 }
 
 func pendingItems(t *testing.T, b *bundle) int {
@@ -263,7 +276,7 @@ func TestBatchRetryIsDurable(t *testing.T) {
 func TestBatchQuota(t *testing.T) {
 	t.Parallel()
 	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{QuotaItems: 5, CompletionWindow: time.Second, ResultTTL: time.Millisecond})
+	bs := newBatches(t, b, jobs.BatchConfig{QuotaItems: 5})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Items != 3 || u.Bytes <= 0 {
@@ -271,24 +284,25 @@ func TestBatchQuota(t *testing.T) {
 	}
 	items := []jobs.BatchItem{{CustomID: "a", Question: "a?"}, {CustomID: "b", Question: "b?"}, {CustomID: "c", Question: "c?"}}
 	var qe *jobs.QuotaError
-	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items}); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
+	if _, err := upload(ctx, bs, "alice", items); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
 		t.Fatalf("create over the quota: %v", err)
 	}
-	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "bob", Items: items}); err != nil {
+	if _, err := upload(ctx, bs, "bob", items); err != nil {
 		t.Fatalf("another owner: %v", err)
 	}
-	// The window (1s) and the result TTL pass: the keys expire.
-	deadline := time.Now().Add(20 * time.Second)
-	for b.db.Client.Exists(ctx, jobs.BatchKey(bt.ID)).Val() == 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the batch's keys did not expire")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The batch's life (its window, then its results' TTL) passes and Redis
+	// expires its keys: deleted here, and the clock moved past that life.
+	id := bt.ID
+	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id), jobs.BatchResultsKey(id),
+		jobs.BatchAttemptsKey(id), jobs.BatchEventsKey(id)).Err(); err != nil {
+		t.Fatal(err)
 	}
+	later := time.Now().Add(bs.Config().CompletionWindow + bs.Config().ResultTTL + time.Minute)
+	jobs.SetClock(bs, func() time.Time { return later })
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (jobs.Usage{}) {
 		t.Fatalf("usage after the batch expired = %+v %v", u, err)
 	}
-	if _, err := bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items}); err != nil {
+	if _, err := upload(ctx, bs, "alice", items); err != nil {
 		t.Fatalf("create once the share is free: %v", err)
 	}
 }
@@ -327,7 +341,11 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+	cancelled, err := bs.Cancel(ctx, bt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.FreeInputs(ctx, cancelled); err != nil {
 		t.Fatal(err)
 	}
 	// Items 3..9 have tasks: their inputs are gone already.
@@ -367,5 +385,407 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	res, err := bs.Results(ctx, bt.ID, 0, 2)
 	if err != nil || !strings.Contains(res[0], `"completed"`) || !strings.Contains(res[1], `"completed"`) {
 		t.Fatalf("finished results: %q %v", res, err)
+	}
+}
+
+// createBatchOf stores an n-item batch of owner.
+func createBatchOf(t *testing.T, bs *jobs.Batches, owner string, n int) *jobs.Batch {
+	t.Helper()
+	items := make([]jobs.BatchItem, n)
+	for i := range items {
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
+	}
+	c, err := upload(context.Background(), bs, owner, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Batch
+}
+
+// An API key named "active" is an owner like any other: the count of owners
+// with running batches is not its batch index.
+func TestBatchOwnerNamedActive(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	alice := createBatchOf(t, bs, "alice", 1)
+	active := createBatchOf(t, bs, "active", 1)
+	list, _, err := bs.List(ctx, "active", "", 10)
+	if err != nil || len(list) != 1 || list[0].ID != active.ID {
+		t.Fatalf("active's batches = %v %v, want only its own", list, err)
+	}
+	if n, err := bs.ActiveOwners(ctx); err != nil || n != 2 {
+		t.Fatalf("owners with running batches = %d %v, want 2", n, err)
+	}
+	finish := func(bt *jobs.Batch, owner string) {
+		t.Helper()
+		att, _, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, CustomID: "c0"}, Owner: owner})
+		if err != nil || att == nil {
+			t.Fatalf("start: %v", err)
+		}
+		if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish(alice, "alice")
+	if n, err := bs.ActiveOwners(ctx); err != nil || n != 1 {
+		t.Fatalf("owners with running batches = %d %v, want 1", n, err)
+	}
+	finish(active, "active")
+	if n, err := bs.ActiveOwners(ctx); err != nil || n != 0 {
+		t.Fatalf("owners with running batches = %d %v, want 0", n, err)
+	}
+	if list, _, err := bs.List(ctx, "active", "", 10); err != nil || len(list) != 1 || list[0].Status != jobs.BatchCompleted {
+		t.Fatalf("active's batches = %v %v, want its completed batch", list, err)
+	}
+
+	// A batch that ran across the upgrade from qa:batches:active is missing
+	// from the count; its end leaves no negative entry behind.
+	old := createBatchOf(t, bs, "bob", 1)
+	if err := b.db.Client.ZRem(ctx, jobs.ActiveOwnersKey, "bob").Err(); err != nil {
+		t.Fatal(err)
+	}
+	finish(old, "bob")
+	if err := b.db.Client.ZScore(ctx, jobs.ActiveOwnersKey, "bob").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("bob's count after the upgrade's batch ended: %v, want no entry", err)
+	}
+}
+
+// itemOf is the payload of item i of bt, as the expansion enqueues it.
+func itemOf(bt *jobs.Batch, i int) jobs.BatchItemPayload {
+	return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: bt.Owner}
+}
+
+// requeue deletes the pending item tasks, runs the requeue task of round
+// and returns how many item tasks it enqueued.
+func requeue(t *testing.T, b *bundle, bs *jobs.Batches, bt *jobs.Batch, round int) int {
+	t.Helper()
+	if err := bs.Requeue(context.Background(), bt.ID, round); err != nil {
+		t.Fatal(err)
+	}
+	return pendingItems(t, b)
+}
+
+func clearItemTasks(t *testing.T, b *bundle) {
+	t.Helper()
+	if _, err := asynq.NewInspectorFromRedisClient(b.db.Client).DeleteAllPendingTasks(jobs.QueueBatch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An item refused for the budget fails without starting; a cancel must not
+// free its input, or a retry would reopen it with nothing to run and the
+// batch would hang until its window ended.
+func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{TokenBudgetPerDay: 10})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	usage := jobs.UsageKey("alice", jobs.UsageDay(time.Now()))
+	if err := b.db.Client.Set(ctx, usage, 10, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 0)); err != nil || out != jobs.ItemOverBudget {
+		t.Fatalf("start over budget: %v %v", out, err)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 1)); err != nil || out != jobs.ItemSkipped {
+		t.Fatalf("start after the cancel: %v %v", out, err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCancelled || got.Counts != (jobs.BatchCounts{Total: 2, Failed: 1, Cancelled: 1}) {
+		t.Fatalf("cancelled batch = %+v", got)
+	}
+	// A new day: the budget is back.
+	if err := b.db.Client.Del(ctx, usage).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	clearItemTasks(t, b)
+	if n := requeue(t, b, bs, bt, 1); n != 1 {
+		t.Fatalf("requeue enqueued %d items, want the refused one", n)
+	}
+	att, out, err := bs.StartItem(ctx, itemOf(bt, 0))
+	if err != nil || out != jobs.ItemStarted || att.Item.Question != "q0?" {
+		t.Fatalf("start of the retried item: %+v %v %v", att, out, err)
+	}
+	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Cancelled: 1}) {
+		t.Fatalf("end = %+v", got)
+	}
+}
+
+// A retry round cancelled before its requeue task ran: the reopened items
+// still get their tasks, which count them cancelled (and free their inputs),
+// so the batch ends.
+func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 2 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	clearItemTasks(t, b)
+	if n := requeue(t, b, bs, bt, 1); n != 2 {
+		t.Fatalf("requeue enqueued %d items, want the 2 reopened ones", n)
+	}
+	for i := range 2 {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCancelled || got.Counts != (jobs.BatchCounts{Total: 2, Cancelled: 2}) {
+		t.Fatalf("end = %+v", got)
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchItemsKey(bt.ID)).Val(); n != 0 {
+		t.Fatalf("%d inputs left once every item was counted cancelled", n)
+	}
+}
+
+// A failed item whose input is gone (freed by a cancel before cancels kept
+// failed items' inputs) is not reopened by a retry, which has nothing to run:
+// it stays failed, its line saying why.
+func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.db.Client.HDel(ctx, jobs.BatchItemsKey(bt.ID), "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d %v, want the item that has its input", n, err)
+	}
+	lines, err := bs.Results(ctx, bt.ID, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept jobs.ItemResult
+	if err := json.Unmarshal([]byte(lines[1]), &kept); err != nil || kept.CustomID != "c1" || kept.Status != jobs.StatusFailed ||
+		kept.Error == nil || kept.Error.Code != "input_missing" || kept.Attempts != 1 {
+		t.Fatalf("line of the item without input = %s (%v)", lines[1], err)
+	}
+	clearItemTasks(t, b)
+	if n := requeue(t, b, bs, bt, 1); n != 1 {
+		t.Fatalf("requeue enqueued %d items, want 1", n)
+	}
+	att, _, err := bs.StartItem(ctx, itemOf(bt, 0))
+	if err != nil || att == nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Failed: 1}) {
+		t.Fatalf("end = %+v", got)
+	}
+	// Only that item is left failed: nothing to retry, and no round opens.
+	if _, err := bs.Retry(ctx, bt.ID); !errors.Is(err, jobs.ErrNothingToRetry) {
+		t.Fatalf("second retry: %v, want ErrNothingToRetry", err)
+	}
+	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Round != 1 {
+		t.Fatalf("after the second retry = %+v", got)
+	}
+}
+
+// A cancel that worked is not undone by the freeing of inputs after it:
+// Cancel answers the cancelled batch, FreeInputs reports its own failure,
+// and the items' tasks free what it left as they drain.
+func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		return len(args) > 0 && args[0] == "free_inputs"
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bt := createBatch(t, bs, 3)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bs.Cancel(ctx, bt.ID)
+	if err != nil || got.Status != jobs.BatchCancelling {
+		t.Fatalf("cancel = %+v %v, want the batch cancelling", got, err)
+	}
+	if err := bs.FreeInputs(ctx, got); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("free inputs = %v, want the refusal", err)
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchItemsKey(bt.ID)).Val(); n != 3 {
+		t.Fatalf("%d inputs after the refused freeing, want 3", n)
+	}
+	for i := range 3 {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchItemsKey(bt.ID)).Val(); n != 0 {
+		t.Fatalf("%d inputs once the tasks drained, want 0", n)
+	}
+	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Bytes != 0 || u.Items != 3 {
+		t.Fatalf("usage = %+v %v, want the items' bytes freed", u, err)
+	}
+}
+
+// crashAt makes a Redis client act as if its process died at a script op:
+// that op runs (or, with before, does not), and no script after it does.
+type crashAt struct {
+	op     string
+	before bool
+	dead   atomic.Bool
+}
+
+func (c *crashAt) client(t *testing.T, b *bundle) *jobs.Batches {
+	t.Helper()
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		if c.dead.Load() {
+			return true
+		}
+		if len(args) > 0 && args[0] == c.op {
+			c.dead.Store(true)
+			return c.before
+		}
+		return false
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs
+}
+
+// uploadedBatch is the id of the one batch record in b's database.
+func uploadedBatch(t *testing.T, b *bundle) string {
+	t.Helper()
+	keys := b.db.Client.Keys(context.Background(), "qa:batch:batch_*").Val()
+	var ids []string
+	for _, k := range keys {
+		if id := strings.TrimPrefix(k, "qa:batch:"); !strings.Contains(id, ":") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("batch records: %v, want one", keys)
+	}
+	return ids[0]
+}
+
+// A process that dies during an upload's commit leaves no live batch
+// without its expansion and window check (which would hold its owner's
+// quota for its whole life): they are enqueued before the batch goes live,
+// and the expansion waits while the upload is uncommitted and ends quietly
+// once its keys are gone.
+func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, before := range []bool{false, true} {
+		b := setup(t, jobs.Config{})
+		healthy := newBatches(t, b, jobs.BatchConfig{})
+		crash := &crashAt{op: "accept", before: before}
+		u, err := crash.client(t, b).BeginUpload(ctx, jobs.UploadRequest{Owner: "alice", TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Question: "q?"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, _ = u.Commit(ctx, "", "") // the process dies during it
+		id := uploadedBatch(t, b)
+		insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+		for _, task := range []string{"expand-" + id, "check-" + id} {
+			if _, err := insp.GetTaskInfo(jobs.QueueBatchControl, task); err != nil {
+				t.Fatalf("crash at accept (before %v): task %s: %v", before, task, err)
+			}
+		}
+		status := b.db.Client.HGet(ctx, jobs.BatchKey(id), "status").Val()
+		if before {
+			if status != string(jobs.BatchValidating) {
+				t.Fatalf("crash before accept: status %q", status)
+			}
+			if _, err := healthy.Expand(ctx, id, 0); !errors.Is(err, jobs.ErrBatchUploading) {
+				t.Fatalf("expand of an uncommitted upload: %v, want ErrBatchUploading", err)
+			}
+			// Its keys expire (the upload's TTL).
+			if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if done, err := healthy.Expand(ctx, id, 0); err != nil || !done {
+				t.Fatalf("expand of a removed upload = %v %v, want done", done, err)
+			}
+			continue
+		}
+		if status != string(jobs.BatchInProgress) {
+			t.Fatalf("crash after accept: status %q", status)
+		}
+		if done, err := healthy.Expand(ctx, id, 0); err != nil || !done || pendingItems(t, b) != 3 {
+			t.Fatalf("expand after the crash = %v %v", done, err)
+		}
+	}
+}
+
+// An upload's TTL is the caller's to give (only it knows how long the rest
+// of the upload may take): there is no default to fall back on.
+func TestBeginUploadRequiresATTL(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{})
+	if u, err := bs.BeginUpload(context.Background(), jobs.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
+		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
 	}
 }

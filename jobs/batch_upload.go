@@ -24,16 +24,15 @@ import (
 // chunk of long items stays small.
 const storeChunkBytes = 1 << 20
 
-// defaultUploadTTL is UploadRequest.TTL's default.
-const defaultUploadTTL = time.Hour
-
 // UploadRequest opens an upload.
 type UploadRequest struct {
 	Owner   string
 	NoCache bool
 	// TTL is how long the upload's stored items outlive their last write
 	// when neither Commit nor Abort comes (the process died): at least the
-	// longest the rest of the upload may take to arrive. Default 1h.
+	// longest the rest of the upload may take to arrive, which only the
+	// caller knows (the API: from BATCH_MAX_BYTES and the upload rate it
+	// allows). Required.
 	TTL time.Duration
 }
 
@@ -66,19 +65,21 @@ type Upload struct {
 	created time.Time
 	used    Usage // the owner's, when the upload began
 
-	n       int   // items added: the next item's index
-	bytes   int64 // their stored bytes
-	fields  []any // index, item pairs not sent yet
-	pending int   // bytes in fields
-	stored  bool  // the record has been written
-	live    bool  // committed: Abort must not touch it
+	n        int   // items added: the next item's index
+	bytes    int64 // their stored bytes
+	fields   []any // index, item pairs not sent yet
+	pending  int   // bytes in fields
+	stored   bool  // the record has been written
+	enqueued bool  // its control tasks are in the queue
+	live     bool  // committed: Abort must not touch it
 }
 
-// BeginUpload opens an upload. With a quota set it reads the owner's usage
-// first, and refuses (a *QuotaError) an owner already at a quota.
+// BeginUpload opens an upload, the one way to store a batch: Add its items,
+// then Commit (or Abort). With a quota set it reads the owner's usage first,
+// and refuses (a *QuotaError) an owner already at a quota.
 func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
 	if req.TTL <= 0 {
-		req.TTL = defaultUploadTTL
+		return nil, fmt.Errorf("begin upload: UploadRequest.TTL must be positive, got %v", req.TTL)
 	}
 	u := &Upload{b: b, req: req, id: NewBatchID(), created: b.now()}
 	if b.cfg.QuotaItems > 0 || b.cfg.QuotaBytes > 0 {
@@ -174,9 +175,16 @@ func (u *Upload) flush(ctx context.Context) error {
 	return nil
 }
 
-// Commit stores the last items, makes the batch live (checking the
-// Idempotency-Key and the owner's quotas again, atomically) and enqueues its
-// expansion and its completion-window check. When it returns without error
+// Created is what Commit did.
+type Created struct {
+	Batch *Batch
+	// Replayed is true when the Idempotency-Key named an existing batch.
+	Replayed bool
+}
+
+// Commit stores the last items, enqueues the batch's expansion and its
+// completion-window check, and makes it live (checking the Idempotency-Key
+// and the owner's quotas again, atomically). When it returns without error
 // the batch is durable. On error nothing is kept: an *QuotaError, or
 // ErrIdempotencyMismatch, or the store's error. A replayed Idempotency-Key
 // returns the batch it named, with Replayed set. bodyHash identifies the
@@ -196,6 +204,15 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 		return nil, err
 	}
 	if err := u.flush(ctx); err != nil {
+		return fail(fmt.Errorf("create batch: %w", err))
+	}
+	// Its expansion and window check go in before the batch goes live, so a
+	// crash between the two leaves an upload still validating, whose keys
+	// expire (and the expansion, which waits for it, then ends), never a
+	// live batch that nothing expands or ends, holding its owner's quota
+	// and a place among the active owners for its whole life.
+	u.enqueued = true
+	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
 	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL),
@@ -221,9 +238,6 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 		// The keys expired before the upload ended (UploadRequest.TTL too
 		// short for it).
 		return fail(fmt.Errorf("create batch %s: its stored items expired during the upload", u.id))
-	}
-	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
-		return fail(fmt.Errorf("create batch: %w", err))
 	}
 	u.live = true
 	bt, err := b.Get(ctx, u.id)
@@ -290,4 +304,7 @@ func (u *Upload) abort(ctx context.Context, idemKey string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
 	_, _ = u.b.run(ctx, "abort", u.id, u.req.Owner, idemKey)
+	if u.enqueued {
+		u.b.dropControl(u.id)
+	}
 }

@@ -24,18 +24,31 @@ const UsageTTL = 48 * time.Hour
 // UsageDay is the UTC day t falls in, as usage counters name it (yyyy-mm-dd).
 func UsageDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
+// BudgetResetAt is when the day's usage that now counts toward resets: the
+// next 00:00 UTC. Refusals for the budget say it, and their Retry-After
+// waits for it.
+func BudgetResetAt(now time.Time) time.Time {
+	return now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+}
+
 // UsageKey counts the LM tokens owner's completed jobs used on day (a
-// [UsageDay]). The record script builds the same name.
+// [UsageDay]). The record and batch scripts build the same name (their
+// usage_key), from the owner the job or batch record holds and the day Go
+// passes: the record is the truth, and a job's start, which checks the
+// budget, would otherwise need its owner read first.
 func UsageKey(owner, day string) string { return "qa:budget:" + owner + ":" + day }
 
 // budgetSpent is why a job or batch item is refused at its start: its
 // owner's tokens for the day are spent.
 func budgetSpent(budget int64, now time.Time) *Error {
-	reset := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	return &Error{Code: "token_budget_exceeded", Message: fmt.Sprintf(
+	return &Error{Code: ErrCodeBudget, Message: fmt.Sprintf(
 		"not run: this key's daily token budget (TOKEN_BUDGET_PER_DAY=%d) is spent; it resets at 00:00 UTC (%s)",
-		budget, reset.Format(time.RFC3339))}
+		budget, BudgetResetAt(now).Format(time.RFC3339))}
 }
+
+// ErrCodeBudget is the Error.Code of a job or batch item refused at its
+// start because its owner's daily token budget is spent.
+const ErrCodeBudget = "token_budget_exceeded"
 
 // TokensUsed returns the tokens owner's jobs used on day.
 func TokensUsed(ctx context.Context, rdb redis.UniversalClient, owner, day string) (int64, error) {

@@ -49,7 +49,7 @@ func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = bs.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: []jobs.BatchItem{{CustomID: "a", Question: "Why?"}}})
+	_, err = upload(ctx, bs, "alice", []jobs.BatchItem{{CustomID: "a", Question: "Why?"}})
 	if !errors.Is(err, jobs.ErrUnavailable) {
 		t.Fatalf("batch with a failing enqueue: err = %v, want ErrUnavailable", err)
 	}

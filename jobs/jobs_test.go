@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -408,5 +411,52 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 	}
 	if p := got.Result.Provenance; p.LMCalls != 4 || p.Attempts != 2 {
 		t.Fatalf("provenance = %+v, want 4 LM calls over 2 counted attempts", p)
+	}
+}
+
+// TestCompleteRepeatedAfterAnOutage: a worker repeats Complete with the same
+// result while Redis is unreachable (worker/persist.go); the repeat must
+// not count the earlier attempts' LM calls twice.
+func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	var refuse atomic.Int32
+	refuse.Store(1)
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		return len(args) > 0 && args[0] == "complete" && refuse.Add(-1) >= 0
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	a, _, err := store.Start(ctx, j.ID, "w", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.LMCalls = 1
+	if err := a.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "cut off"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	a, _, err = store.Start(ctx, j.ID, "w", 0)
+	if err != nil || a.Number != 2 {
+		t.Fatalf("second start: %+v %v", a, err)
+	}
+	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
+	if err := a.Complete(ctx, r); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("complete during the outage: %v, want connection refused", err)
+	}
+	if err := a.Complete(ctx, r); err != nil {
+		t.Fatalf("complete once Redis is back: %v", err)
+	}
+	got, err := b.store.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Result.Provenance; p.LMCalls != 2 || p.Attempts != 2 {
+		t.Fatalf("provenance = %+v, want 2 LM calls over 2 attempts", p)
 	}
 }

@@ -23,6 +23,12 @@ local function add_calls(i)
   if n > 0 then redis.call('HINCRBY', job, 'lm_calls', n) end
 end
 
+-- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
+-- name, built here from the owner the record holds.
+local function usage_key(day)
+  return 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. day
+end
+
 local function finish(status, ttl, fields)
   redis.call('HSET', job, 'status', status, 'finished_at', now, 'updated_at', now, unpack(fields))
   redis.call('PEXPIRE', job, ttl)
@@ -113,12 +119,11 @@ if op == 'start' then
     return {'failed'}
   end
   -- The budget is checked at every start, not only at submit: jobs accepted
-  -- before it ran out must not spend past it. The counter (jobs.UsageKey) is
-  -- the one complete adds to.
+  -- before it ran out must not spend past it. The counter is the one
+  -- complete adds to.
   local budget = tonumber(ARGV[12]) or 0
   if budget > 0 then
-    local usage = 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. ARGV[13]
-    if (tonumber(redis.call('GET', usage)) or 0) >= budget then
+    if (tonumber(redis.call('GET', usage_key(ARGV[13]))) or 0) >= budget then
       finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[14]).error)})
       append('failed', ARGV[14])
       return {'over_budget'}
@@ -153,14 +158,13 @@ if op == 'complete' then
   -- ARGV[6] result ttl ms, [7] event data, [8] tokens the job used, [9] the
   -- UTC day (yyyy-mm-dd), [10] usage counter ttl ms, [11] the attempt's LM
   -- calls, [12..] field/value pairs. The tokens go to the owner's counter for
-  -- the day (jobs.UsageKey) here, so each completion counts once, atomically
-  -- with it.
+  -- the day here, so each completion counts once, atomically with it.
   add_calls(11)
   finish('completed', ARGV[6], {unpack(ARGV, 12)})
   append('completed', ARGV[7])
   local tokens = tonumber(ARGV[8])
   if tokens > 0 then
-    local usage = 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. ARGV[9]
+    local usage = usage_key(ARGV[9])
     redis.call('INCRBY', usage, tokens)
     redis.call('PEXPIRE', usage, ARGV[10])
   end

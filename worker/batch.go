@@ -244,6 +244,11 @@ func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.I
 	return handled{&delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}}
 }
 
+// uploadCommitWait is how long an expansion that found its upload not yet
+// committed waits before it looks again (asynq adds a second; see
+// notBefore).
+const uploadCommitWait = time.Second
+
 // handleBatchExpand turns a batch's items into tasks; on error asynq runs it
 // again and it resumes from the recorded cursor.
 func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
@@ -251,7 +256,15 @@ func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" {
 		return fmt.Errorf("%w: bad batch payload: %v", asynq.SkipRetry, err)
 	}
-	if _, err := w.deps.Batches.Expand(ctx, p.BatchID, 0); err != nil {
+	_, err := w.deps.Batches.Expand(ctx, p.BatchID, 0)
+	switch {
+	case errors.Is(err, jobs.ErrBatchUploading):
+		// Enqueued just before its upload's commit: wait for it, without
+		// spending the task's retries. If the uploading process died first,
+		// the upload's keys expire and the next look ends the task.
+		w.log.Debug().Str("batch_id", p.BatchID).Msg("batch expansion waits for its upload's commit")
+		return handled{&delayedError{delay: uploadCommitWait, counted: false, err: err}}
+	case err != nil:
 		return fmt.Errorf("expand batch %s: %w", p.BatchID, err)
 	}
 	return nil

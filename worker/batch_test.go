@@ -2,17 +2,22 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
@@ -54,13 +59,10 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	for i := range items {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic %d?", i%3)}
 	}
-	c, err := batches.Create(context.Background(), jobs.CreateRequest{Owner: "o", Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := createBatch(t, batches, "o", items, false)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		b, err := batches.Get(context.Background(), c.Batch.ID)
+		b, err := batches.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,6 +80,27 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	if n := lm.Requests(); n != 3 {
 		t.Fatalf("LM requests = %d, want 3 (one per distinct question)", n)
 	}
+}
+
+// createBatch stores items as owner's batch, as the API does (BeginUpload,
+// Add, Commit), and returns its id.
+func createBatch(t *testing.T, bs *jobs.Batches, owner string, items []jobs.BatchItem, noCache bool) string {
+	t.Helper()
+	ctx := context.Background()
+	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: owner, NoCache: noCache, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if err := u.Add(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := u.Commit(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Batch.ID
 }
 
 // scripted is a Runner from a function.
@@ -139,11 +162,7 @@ func TestBatchOwnerShare(t *testing.T) {
 		for i := range items {
 			items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("%s%d", owner, i)}
 		}
-		c, err := batches.Create(context.Background(), jobs.CreateRequest{Owner: owner, Items: items})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.Batch.ID
+		return createBatch(t, batches, owner, items, false)
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
@@ -172,5 +191,66 @@ func TestBatchOwnerShare(t *testing.T) {
 	}
 	if left := a.Counts.Total - a.Counts.Done(); left < 40 {
 		t.Fatalf("B ended after A's batch had nearly drained (%d of A's items left): it waited behind A", left)
+	}
+}
+
+// An upload's expansion is enqueued before its commit makes the batch live.
+// If the uploading process dies in between, the expansion waits for the
+// commit (without spending its retries or logging errors) and ends quietly
+// once the upload's keys are gone.
+func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	var dead atomic.Bool // the API process died as it sent the accept
+	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
+		if len(args) > 0 && args[0] == "accept" {
+			dead.Store(true)
+		}
+		return dead.Load()
+	}})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := crashing.BeginUpload(ctx, jobs.UploadRequest{Owner: "o", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Add(ctx, jobs.BatchItem{CustomID: "a", Question: "q?"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Commit(ctx, "", ""); err == nil {
+		t.Fatal("commit succeeded through a refused accept")
+	}
+	var id string
+	for _, k := range b.db.Client.Keys(ctx, "qa:batch:batch_*").Val() {
+		if s := strings.TrimPrefix(k, "qa:batch:"); !strings.Contains(s, ":") {
+			id = s
+		}
+	}
+	b.startWorker(t, worker.Config{})
+	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+	eventually(t, "the expansion to wait for the commit", func() bool {
+		info, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
+		return err == nil && info.State == asynq.TaskStateRetry && info.Retried == 0 &&
+			strings.Contains(info.LastErr, jobs.ErrBatchUploading.Error())
+	})
+	// The upload's keys expire.
+	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the expansion to end", func() bool {
+		_, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
+		return errors.Is(err, asynq.ErrTaskNotFound)
+	})
+	if logs := b.logs.String(); strings.Contains(logs, `"level":"error"`) || strings.Contains(logs, `"level":"warn"`) {
+		t.Fatalf("the wait was logged as a problem:\n%s", logs)
 	}
 }

@@ -55,16 +55,13 @@ func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 	for i := range items {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic number %d?", i)}
 	}
-	c, err := b.batches.Create(ctx, jobs.CreateRequest{Owner: "alice", Items: items, NoCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bt := b.waitBatch(t, c.Batch.ID)
+	id := createBatch(t, b.batches, "alice", items, true)
+	bt := b.waitBatch(t, id)
 	if bt.Status != jobs.BatchCompleted || bt.Counts.Completed == 0 || bt.Counts.Failed == 0 ||
 		bt.Counts.Completed+bt.Counts.Failed != len(items) {
 		t.Fatalf("batch = %s %+v; want it completed with some items done and the rest failed", bt.Status, bt.Counts)
 	}
-	lines, err := b.batches.Results(ctx, c.Batch.ID, 0, len(items))
+	lines, err := b.batches.Results(ctx, id, 0, len(items))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	case jobs.OverBudget:
 		// The record says why, for its owner; one line per refused job.
 		w.deps.Metrics.observeOutcome(queue, "failed")
-		log.Info().Str("code", "token_budget_exceeded").Msg("job not run: its owner's daily token budget is spent")
+		log.Info().Str("code", jobs.ErrCodeBudget).Msg("job not run: its owner's daily token budget is spent")
 		return asynq.RevokeTask
 	default:
 		w.deps.Metrics.observeOutcome(queue, "dropped")
@@ -145,7 +145,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	}
 	// The record holds the result; a copy on the asynq task lets the
 	// dashboard show answers while the task is retained.
-	if b, err := json.Marshal(r); err == nil {
+	if b, err := json.Marshal(att.Recorded(r)); err == nil {
 		if _, err := t.ResultWriter().Write(b); err != nil {
 			log.Debug().Err(err).Msg("write task result for the dashboard")
 		}

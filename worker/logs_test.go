@@ -32,17 +32,14 @@ func TestLogsHoldNoQuestionText(t *testing.T) {
 				b.submit(t, jobs.SubmitRequest{Question: "Batch queue " + word + " [[fakelm:garbage]]", Owner: "o", Queue: jobs.QueueBatch}),
 			}
 			items := []jobs.BatchItem{{CustomID: "1", Question: "An item on " + word + " [[fakelm:garbage]]"}}
-			c, err := b.batches.Create(t.Context(), jobs.CreateRequest{Owner: "o", Items: items})
-			if err != nil {
-				t.Fatal(err)
-			}
+			batch := createBatch(t, b.batches, "o", items, false)
 			for _, id := range ids {
 				j := b.waitEnd(t, id)
 				if j.Status != jobs.StatusFailed || j.Error.Code != "parse_error" || !strings.Contains(j.Error.Message, garbageMarker) {
 					t.Fatalf("job %s = %s %+v; want a parse_error that keeps the LM's answer", id, j.Status, j.Error)
 				}
 			}
-			if bt := b.waitBatch(t, c.Batch.ID); bt.Counts.Failed != 1 {
+			if bt := b.waitBatch(t, batch); bt.Counts.Failed != 1 {
 				t.Fatalf("batch = %+v", bt.Counts)
 			}
 			logs := waitLogs(t, b, func(logs string) bool {
@@ -86,10 +83,7 @@ func TestCancelIsNotAWarning(t *testing.T) {
 	for i := range items {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("Item %d [[fakelm:stall]]", i)}
 	}
-	c, err := b.batches.Create(ctx, jobs.CreateRequest{Owner: "o", Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
+	batch := createBatch(t, b.batches, "o", items, false)
 	job := b.submit(t, jobs.SubmitRequest{Question: "A job [[fakelm:stall]]", Owner: "o", Stream: true})
 	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
 	eventually(t, "items and the job to run", func() bool {
@@ -97,13 +91,13 @@ func TestCancelIsNotAWarning(t *testing.T) {
 		j, _ := b.store.Get(ctx, job)
 		return err == nil && q.Active == slots && j != nil && j.Status == jobs.StatusRunning
 	})
-	if _, err := b.batches.Cancel(ctx, c.Batch.ID); err != nil {
+	if _, err := b.batches.Cancel(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.client.Cancel(ctx, job); err != nil {
 		t.Fatal(err)
 	}
-	if bt := b.waitBatch(t, c.Batch.ID); bt.Status != jobs.BatchCancelled {
+	if bt := b.waitBatch(t, batch); bt.Status != jobs.BatchCancelled {
 		t.Fatalf("batch = %s %+v", bt.Status, bt.Counts)
 	}
 	// Every task has come up and been dropped.

@@ -92,3 +92,38 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 		t.Fatalf("asynq retried the task %d times (last error %q); the handler should have waited", info.Retried, info.LastErr)
 	}
 }
+
+// TestLMCallsAfterARefusedComplete: the second attempt's result write is
+// refused (Redis unreachable) and repeated; lm_calls still counts each of
+// the two LM calls once.
+func TestLMCallsAfterARefusedComplete(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	b.lm.SetTokensPerSecond(2000)
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	refuse := &refuseRecordOps{left: map[string]int{"complete": 2}}
+	faulty.AddHook(refuse.hook())
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
+		worker.Deps{Redis: b.db.Client, Store: store, Runner: b.runner, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+
+	id := b.submit(t, jobs.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted || j.Attempts != 2 || refuse.remaining() != 0 {
+		t.Fatalf("job = %s after %d attempts (%+v), %d refusals unused", j.Status, j.Attempts, j.Error, refuse.remaining())
+	}
+	if got := j.Result.Provenance.LMCalls; got != 2 || b.lm.Requests() != 2 {
+		t.Fatalf("lm_calls = %d after %d LM requests, want 2", got, b.lm.Requests())
+	}
+}
