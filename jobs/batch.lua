@@ -160,6 +160,11 @@ end
 -- account fills an item's result slot if it is empty and moves the counts
 -- only then.
 local function account(idx, outcome, line, interval)
+  -- A stopped expansion counted every item from its cursor on cancelled
+  -- (stop_expand), slots left empty; a task past the cursor (enqueued by an
+  -- expansion that died before recording it) must not count its item again.
+  local cut = tonumber(redis.call('HGET', batch, 'unexpanded_cancelled'))
+  if cut and tonumber(idx) >= cut then return {'duplicate'} end
   if redis.call('HSETNX', results, idx, line) == 0 then return {'duplicate'} end
   redis.call('HINCRBY', batch, outcome, 1)
   return settle(interval)

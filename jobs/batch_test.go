@@ -789,3 +789,58 @@ func TestBeginUploadRequiresATTL(t *testing.T) {
 		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
 	}
 }
+
+// TestBatchCancelCountsAnItemPastTheCursorOnce: an expansion that crashed
+// after enqueueing a chunk, before recording its cursor, leaves tasks past
+// the cursor. Cancelled, the stopped expansion counts every item past the
+// cursor cancelled; those tasks, starting or finishing later, must not
+// count their item a second time (the counts would pass the total and the
+// batch end early).
+func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	bs := newBatches(t, b, jobs.BatchConfig{StoreChunk: 4})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 12)
+	if _, err := bs.Expand(ctx, bt.ID, 4); err != nil { // cursor at 4
+		t.Fatal(err)
+	}
+	// Items 4 and 5 had tasks the cursor does not know of: one started
+	// before the cancel, one waits.
+	running, _, err := bs.StartItem(ctx, itemOf(bt, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, _, err := bs.StartItem(ctx, itemOf(bt, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done { // stops: 4..11 counted cancelled
+		t.Fatalf("expand = %v %v", done, err)
+	}
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 5)); err != nil || out != jobs.ItemSkipped {
+		t.Fatalf("start of a task past the cursor: %v %v", out, err)
+	}
+	if err := running.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	mid, err := bs.Get(ctx, bt.ID)
+	if err != nil || mid.Status != jobs.BatchCancelling || mid.Counts != (jobs.BatchCounts{Total: 12, Cancelled: 8}) {
+		t.Fatalf("after the tasks past the cursor: %+v %v, want cancelling with items 4-11 cancelled, once", mid, err)
+	}
+	for i := 1; i < 4; i++ { // the queued tasks before the cursor drain
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+	}
+	if err := keep.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	end, err := bs.Get(ctx, bt.ID)
+	if err != nil || end.Status != jobs.BatchCancelled || end.Counts != (jobs.BatchCounts{Total: 12, Completed: 1, Cancelled: 11}) {
+		t.Fatalf("end = %+v %v", end, err)
+	}
+}
