@@ -268,3 +268,37 @@ func TestWaitMaxPerKey(t *testing.T) {
 		t.Errorf("leases after the wait answered: %d", n)
 	}
 }
+
+// TestLeaseCapsShareRetryAfter: the three lease caps (open streams, long
+// polls, uploads in progress) answer their 429 with one Retry-After, the
+// server's busy hint, whatever the other hints are set to.
+func TestLeaseCapsShareRetryAfter(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{
+		MaxStreamsPerKey: 1, MaxWaitsPerKey: 1, BatchUploadsPerKey: 1,
+		BusyRetryAfter: 7 * time.Second, ReconnectDelay: 2 * time.Second, PollAfter: 3 * time.Second,
+	})})
+	id := b.submitAs(t, aliceKey, "q")
+	// Each of alice's lease sets is full: one lease that ends in the year
+	// 2286, as if held by another replica.
+	for _, set := range []string{"qa:streams:alice", "qa:waits:alice", "qa:uploads:alice"} {
+		if err := b.db.Client.ZAdd(context.Background(), set, redis.Z{Score: 1e13, Member: "held"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, req := range []struct {
+		method, path, code string
+		body               any
+		hdr                http.Header
+	}{
+		{"GET", "/v1/jobs/" + id + "/events", "too_many_streams", nil, bearer(aliceKey)},
+		{"GET", "/v1/jobs/" + id + "?wait=60", "too_many_waits", nil, bearer(aliceKey)},
+		{"POST", "/v1/batches", "too_many_uploads", jsonl(`{"question":"q"}`), with(bearer(aliceKey), "Content-Type", "application/x-ndjson")},
+	} {
+		resp, body := b.do(t, req.method, req.path, req.body, req.hdr)
+		if resp.StatusCode != http.StatusTooManyRequests || decode[v1Error](t, body).Error.Code != req.code || resp.Header.Get("Retry-After") != "7" {
+			t.Errorf("%s %s at its cap: %d Retry-After %q %s, want 429 %s with Retry-After 7",
+				req.method, req.path, resp.StatusCode, resp.Header.Get("Retry-After"), body, req.code)
+		}
+	}
+}
