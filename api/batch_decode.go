@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/jobs"
@@ -400,8 +399,8 @@ func (d *batchDecoder) question(raw json.RawMessage) (string, string) {
 	}
 	n := utf8.RuneCountInString(q)
 	switch {
-	case strings.TrimSpace(q) == "":
-		return "", "must not be blank"
+	case blank(q):
+		return "", blankMsg
 	case n > d.lim.MaxQuestionChars:
 		return "", fmt.Sprintf("longer than MAX_QUESTION_CHARS (%d characters, got %d)", d.lim.MaxQuestionChars, n)
 	}

@@ -293,7 +293,7 @@ func TestBatchUploadMinimumRate(t *testing.T) {
 
 // TestBatchUploadErrorsSayWhatToDo: a form upload (curl -F) is told to send
 // the raw body; an empty upload is called empty; a blank question is
-// refused like an empty one.
+// refused with the words POST /v1/jobs uses.
 func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
@@ -320,7 +320,7 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 	}
 	resp, out = b.do(t, "POST", "/v1/batches", jsonl(`{"question":"fine"}`, `{"question":"  \t\n "}`), http.Header{"Content-Type": {"application/x-ndjson"}})
 	if e := decode[apiErr](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
-		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "must not be blank" {
+		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "String should not be blank (only whitespace)" {
 		t.Errorf("blank question: %d %s", resp.StatusCode, out)
 	}
 }
