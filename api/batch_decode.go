@@ -22,6 +22,13 @@ import (
 // function (jobs.Upload.Add) rather than kept — until the first problem,
 // after which the upload is only validated, as it will be refused.
 
+// formUploadHint is what both answers to a form upload (curl -F) say: the
+// 415 of a multipart Content-Type, and the problem of a body labelled as
+// JSONL that starts like one (curl -H 'Content-Type: application/x-ndjson'
+// -F …).
+const formUploadHint = "a batch is not a form upload (multipart/form-data, curl -F): send the JSONL as the raw body: " +
+	"`--data-binary @q.jsonl`, with -H 'Content-Type: application/x-ndjson'"
+
 // maxBatchProblems is how many problems a 422 lists.
 const maxBatchProblems = 100
 
@@ -343,7 +350,7 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 		case errors.As(err, &te):
 			d.problem(line, "", "each item must be a JSON object")
 		case line == 1 && bytes.HasPrefix(raw, []byte("--")):
-			d.problem(line, "", "this looks like a multipart/form-data body (curl -F): send the JSONL as the raw body: `--data-binary @q.jsonl`")
+			d.problem(line, "", formUploadHint)
 		default:
 			d.problem(line, "", "invalid JSON: "+err.Error())
 		}

@@ -303,13 +303,16 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 	_, _ = io.WriteString(fw, jsonl(`{"question":"q"}`))
 	_ = mw.Close()
 	resp, out := b.do(t, "POST", "/v1/batches", form.Bytes(), http.Header{"Content-Type": {mw.FormDataContentType()}})
-	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(out), "--data-binary @q.jsonl") {
+	hint := decode[apiErr](t, out).Error.Message
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(hint, "--data-binary @q.jsonl") {
 		t.Errorf("multipart upload: %d %s", resp.StatusCode, out)
 	}
-	// The same body labelled as JSONL still gets the hint.
+	// The same body labelled as JSONL (curl -H 'Content-Type:
+	// application/x-ndjson' -F …) gets the same words, as a problem of line 1.
 	resp, out = b.do(t, "POST", "/v1/batches", form.Bytes(), http.Header{"Content-Type": {"application/x-ndjson"}})
-	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(out), "--data-binary @q.jsonl") {
-		t.Errorf("multipart body sent as JSONL: %d %s", resp.StatusCode, out)
+	if e := decode[apiErr](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) == 0 ||
+		e.Error.Problems[0].Line != 1 || e.Error.Problems[0].Reason != hint {
+		t.Errorf("multipart body sent as JSONL: %d %s, want line 1's problem to read %q", resp.StatusCode, out, hint)
 	}
 	for _, body := range []string{"", "\n \n", "[ ]"} {
 		resp, out := b.do(t, "POST", "/v1/batches", body, http.Header{"Content-Type": {"application/x-ndjson"}})

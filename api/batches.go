@@ -171,8 +171,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 	}
 	if strings.HasPrefix(c.ContentType(), "multipart/") {
 		h.fail(c, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", field: "body",
-			message: "a batch is not a form upload: send the JSONL as the raw body: `--data-binary @q.jsonl` " +
-				"(with -H 'Content-Type: application/x-ndjson'), not -F"})
+			message: formUploadHint})
 		return
 	}
 	if c.Request.ContentLength > s.cfg.BatchMaxBytes {
