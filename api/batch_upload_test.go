@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/redis/go-redis/v9"
 )
 
 // apiErr is the /v1 error body the upload tests read.
@@ -369,4 +372,98 @@ func TestBatchQuotaPerKey(t *testing.T) {
 	}
 	b.upload(t, lines(0, 2), "application/x-ndjson", bearer(bobKey))
 	b.waitBatchAs(t, other.ID, bobKey, "completed")
+}
+
+// stallRedis is a go-redis hook under which the commands (or pipelines) it
+// matches get no answer: they wait until their context ends, as on a Redis that
+// has stopped answering. A call without a deadline would wait for ever (the
+// request's context ends only once its body has been read), so it gives up
+// after stallGuard with errStalled: a hang guard, not a timing assertion.
+type stallRedis struct{ match func(cmds []redis.Cmder) bool }
+
+const stallGuard = patience / 4
+
+var errStalled = errors.New("stallRedis: no answer, and the call had no deadline")
+
+func (h stallRedis) stall(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(stallGuard):
+		return errStalled
+	}
+}
+
+func (stallRedis) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h stallRedis) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match([]redis.Cmder{cmd}) {
+			err := h.stall(ctx)
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h stallRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.match(cmds) {
+			return h.stall(ctx)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// scriptOp is the first argument of a Lua script call (the op of
+// jobs.Batches' script), or "".
+func scriptOp(cmd redis.Cmder) string {
+	if name := cmd.Name(); name != "eval" && name != "evalsha" {
+		return ""
+	}
+	args := cmd.Args()
+	if n, ok := args[2].(int); ok && len(args) > 3+n {
+		op, _ := args[3+n].(string)
+		return op
+	}
+	return ""
+}
+
+// TestBatchUploadRedisStepsAreBounded: each Redis step of an upload (the
+// quota read that opens it, each chunk of items stored while it is read)
+// gets RedisTimeout, like every other request's Redis work: a Redis that
+// stops answering gives 503, not an upload that hangs with its lease held.
+func TestBatchUploadRedisStepsAreBounded(t *testing.T) {
+	t.Parallel()
+	for name, match := range map[string]func([]redis.Cmder) bool{
+		"quota read": func(cmds []redis.Cmder) bool { return scriptOp(cmds[0]) == "usage" },
+		"chunk of items": func(cmds []redis.Cmder) bool {
+			for _, c := range cmds {
+				if key, _ := c.Args()[1].(string); c.Name() == "hset" && strings.HasSuffix(key, ":items") {
+					return true
+				}
+			}
+			return false
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := redistest.New(t)
+			stalled := redis.NewClient(db.Options())
+			stalled.AddHook(stallRedis{match: match})
+			t.Cleanup(func() { _ = stalled.Close() })
+			b := setup(t, options{db: &redistest.DB{Addr: db.Addr, Index: db.Index, Client: stalled},
+				api: api.Config{RedisTimeout: time.Second, BatchQuotaItemsPerKey: 1_000_000}})
+			// More items than a chunk (jobs.BatchConfig.StoreChunk, 1,000), so
+			// one is stored while the body is read.
+			resp, out := b.do(t, "POST", "/v1/batches", lines(0, 1500), http.Header{"Content-Type": {"application/x-ndjson"}})
+			if e := decode[apiErr](t, out); resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "unavailable" {
+				t.Fatalf("upload with Redis stalled at its %s: %d %s", name, resp.StatusCode, out)
+			}
+			if keys := b.batchKeys(t, "qa:batch*"); len(keys) != 0 {
+				t.Fatalf("the refused upload left %v", keys)
+			}
+		})
+	}
 }
