@@ -166,17 +166,21 @@ func (d *batchDecoder) jsonl(br *bufio.Reader) error {
 }
 
 // line reads the next line, without its '\n'; the slice is valid until the
-// next call. A line longer than the line cap is read to its end but not
-// kept, and reported with over.
+// next call. A line longer than the line cap (its end, "\n" or "\r\n", left
+// out) is read to its end but not kept, and reported with over.
 func (d *batchDecoder) line(br *bufio.Reader) (line []byte, over bool, err error) {
 	max := d.lim.maxLine()
 	d.buf = d.buf[:0]
 	n := 0
+	var last byte // the last byte of the previous fragment
 	for {
 		frag, err := br.ReadSlice('\n')
 		n += len(frag)
-		if n-btoi(err == nil) > max {
+		if n-endOfLine(frag, last, err) > max {
 			over, d.buf = true, d.buf[:0]
+		}
+		if len(frag) > 0 {
+			last = frag[len(frag)-1]
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if !over {
@@ -194,6 +198,22 @@ func (d *batchDecoder) line(br *bufio.Reader) (line []byte, over bool, err error
 		d.buf = append(d.buf, frag...)
 		return bytes.TrimSuffix(d.buf, []byte("\n")), false, err
 	}
+}
+
+// endOfLine is how many bytes at the end of frag, the latest fragment of a
+// line (ReadSlice's, with its error), end the line rather than belong to it:
+// "\n" or "\r\n" (whose '\r' may have ended the previous fragment, last),
+// and while the line goes on a last '\r' that may start one.
+func endOfLine(frag []byte, last byte, err error) int {
+	switch {
+	case err == nil && len(frag) >= 2 && frag[len(frag)-2] == '\r',
+		err == nil && len(frag) == 1 && last == '\r':
+		return 2
+	case err == nil,
+		errors.Is(err, bufio.ErrBufferFull) && frag[len(frag)-1] == '\r':
+		return 1
+	}
+	return 0
 }
 
 func btoi(b bool) int {
