@@ -50,8 +50,8 @@ var errUploadTooSlow = errors.New("upload slower than BATCH_UPLOAD_MIN_RATE")
 
 // uploadBody reads an upload under a read deadline that moves with the
 // bytes received: grace, plus the time the bytes so far take at rate bytes
-// per second. It replaces the server's bounded body read time (readDeadline)
-// for uploads, which a large one on a slow link would exceed. An upload that
+// per second. It replaces the server's bounded body read time
+// (defaultDeadline) for uploads, which a large one on a slow link would exceed. An upload that
 // falls further behind ends with errUploadTooSlow.
 type uploadBody struct {
 	r     io.ReadCloser
