@@ -19,20 +19,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// apiErr is the /v1 error body the upload tests read.
-type apiErr struct {
-	Error struct {
-		Code     string `json:"code"`
-		Message  string `json:"message"`
-		Field    string `json:"field"`
-		Problems []struct {
-			Line   int    `json:"line"`
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"problems"`
-	} `json:"error"`
-}
-
 // pipeUpload is an upload whose body the test writes as it goes.
 type pipeUpload struct {
 	w    *io.PipeWriter
@@ -140,7 +126,7 @@ func TestBatchUploadRefusesALongLineWhileReading(t *testing.T) {
 		"array": `[{"question":"fine"},` + "\n" + `{"question":"` + long + `"}, {"question":"` + fits + `"}]`,
 	} {
 		resp, out := b.do(t, "POST", "/v1/batches", body, hdr)
-		e := decode[apiErr](t, out)
+		e := decode[v1Error](t, out)
 		if resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 || e.Error.Problems[0].Line != 2 {
 			t.Fatalf("%s: %d %.500s", name, resp.StatusCode, out)
 		}
@@ -200,7 +186,7 @@ func TestBatchUploadIsStoredAsItIsReadAndInvisibleUntilValid(t *testing.T) {
 		if a.status != http.StatusAccepted || !strings.Contains(string(a.body), id) {
 			t.Fatalf("upload: %d %s", a.status, a.body)
 		}
-		if v := b.batch(t, id); v.RequestCounts.Total != 2600 || v.Status != "in_progress" {
+		if v := b.batch(t, id, ""); v.RequestCounts.Total != 2600 || v.Status != "in_progress" {
 			t.Fatalf("batch = %+v", v)
 		}
 	}
@@ -268,7 +254,7 @@ func TestBatchUploadMinimumRate(t *testing.T) {
 	p = b.startUpload(t, "")
 	p.write(t, `{"questi`)
 	a := p.answer(t)
-	e := decode[apiErr](t, a.body)
+	e := decode[v1Error](t, a.body)
 	if a.status != http.StatusRequestTimeout || e.Error.Code != "upload_too_slow" || !strings.Contains(e.Error.Message, "BATCH_UPLOAD_MIN_RATE (1000 bytes/s") {
 		t.Fatalf("trickling upload: %d %s", a.status, a.body)
 	}
@@ -306,26 +292,26 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 	_, _ = io.WriteString(fw, jsonl(`{"question":"q"}`))
 	_ = mw.Close()
 	resp, out := b.do(t, "POST", "/v1/batches", form.Bytes(), http.Header{"Content-Type": {mw.FormDataContentType()}})
-	hint := decode[apiErr](t, out).Error.Message
+	hint := decode[v1Error](t, out).Error.Message
 	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(hint, "--data-binary @q.jsonl") {
 		t.Errorf("multipart upload: %d %s", resp.StatusCode, out)
 	}
 	// The same body labelled as JSONL (curl -H 'Content-Type:
 	// application/x-ndjson' -F …) gets the same words, as a problem of line 1.
 	resp, out = b.do(t, "POST", "/v1/batches", form.Bytes(), http.Header{"Content-Type": {"application/x-ndjson"}})
-	if e := decode[apiErr](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) == 0 ||
+	if e := decode[v1Error](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) == 0 ||
 		e.Error.Problems[0].Line != 1 || e.Error.Problems[0].Reason != hint {
 		t.Errorf("multipart body sent as JSONL: %d %s, want line 1's problem to read %q", resp.StatusCode, out, hint)
 	}
 	for _, body := range []string{"", "\n \n", "[ ]"} {
 		resp, out := b.do(t, "POST", "/v1/batches", body, http.Header{"Content-Type": {"application/x-ndjson"}})
-		e := decode[apiErr](t, out)
+		e := decode[v1Error](t, out)
 		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(e.Error.Message, "empty") || strings.Contains(e.Error.Message, "line 0") {
 			t.Errorf("upload %q: %d %s", body, resp.StatusCode, out)
 		}
 	}
 	resp, out = b.do(t, "POST", "/v1/batches", jsonl(`{"question":"fine"}`, `{"question":"  \t\n "}`), http.Header{"Content-Type": {"application/x-ndjson"}})
-	if e := decode[apiErr](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
+	if e := decode[v1Error](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
 		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "String should not be blank (only whitespace)" {
 		t.Errorf("blank question: %d %s", resp.StatusCode, out)
 	}
@@ -355,7 +341,7 @@ func TestBatchQuotaPerKey(t *testing.T) {
 	v := b.upload(t, lines(0, 3), "application/x-ndjson", bearer(aliceKey))
 	quota(aliceKey, lines(0, 3), "BATCH_QUOTA_ITEMS_PER_KEY")
 	other := b.upload(t, lines(0, 3), "application/x-ndjson", bearer(bobKey))
-	b.waitBatchAs(t, v.ID, aliceKey, "completed")
+	b.waitBatch(t, v.ID, aliceKey, "completed")
 	// Bytes: one question of 1,900 bytes is over what alice has left.
 	quota(aliceKey, jsonl(`{"question":"`+strings.Repeat("b", 1900)+`"}`), "BATCH_QUOTA_BYTES_PER_KEY")
 
@@ -371,7 +357,7 @@ func TestBatchQuotaPerKey(t *testing.T) {
 		t.Fatalf("replay at the quota: %d %s", resp.StatusCode, out)
 	}
 	b.upload(t, lines(0, 2), "application/x-ndjson", bearer(bobKey))
-	b.waitBatchAs(t, other.ID, bobKey, "completed")
+	b.waitBatch(t, other.ID, bobKey, "completed")
 }
 
 // stallRedis is a go-redis hook under which the commands (or pipelines) it
@@ -458,7 +444,7 @@ func TestBatchUploadRedisStepsAreBounded(t *testing.T) {
 			// More items than a chunk (jobs.BatchConfig.StoreChunk, 1,000), so
 			// one is stored while the body is read.
 			resp, out := b.do(t, "POST", "/v1/batches", lines(0, 1500), http.Header{"Content-Type": {"application/x-ndjson"}})
-			if e := decode[apiErr](t, out); resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "unavailable" {
+			if e := decode[v1Error](t, out); resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "unavailable" {
 				t.Fatalf("upload with Redis stalled at its %s: %d %s", name, resp.StatusCode, out)
 			}
 			if keys := b.batchKeys(t, "qa:batch*"); len(keys) != 0 {

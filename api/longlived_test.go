@@ -48,18 +48,9 @@ func runningAndEndedBatches(t *testing.T, b *bundle) (running, ended string) {
 	running = b.upload(t, jsonl(`{"question":"slow q"}`), "application/x-ndjson", bearer(aliceKey)).ID
 	ended = b.upload(t, jsonl(`{"question":"q"}`), "application/x-ndjson", bearer(aliceKey)).ID
 	eventually(t, "the ended batch to complete and the running one to start", func() bool {
-		return g.started.Load() == 1 && b.batchAs(t, ended, aliceKey).Status == "completed"
+		return g.started.Load() == 1 && b.batch(t, ended, aliceKey).Status == "completed"
 	})
 	return running, ended
-}
-
-func (b *bundle) batchAs(t *testing.T, id, key string) batchView {
-	t.Helper()
-	resp, out := b.do(t, "GET", "/v1/batches/"+id, nil, bearer(key))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("get batch: %d %s", resp.StatusCode, out)
-	}
-	return decode[batchView](t, out)
 }
 
 // leases counts the leases in a key's lease set.
@@ -150,7 +141,7 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 	g := newGate()
 	b.startBatchWorker(t, g.run, worker.Config{})
 	v := b.upload(t, jsonl(`{"custom_id":"a","question":"q"}`, `{"custom_id":"b","question":"slow q"}`), "application/x-ndjson", bearer(aliceKey))
-	eventually(t, "the first item to complete", func() bool { return b.batchAs(t, v.ID, aliceKey).RequestCounts.Completed == 1 })
+	eventually(t, "the first item to complete", func() bool { return b.batch(t, v.ID, aliceKey).RequestCounts.Completed == 1 })
 	path := "/v1/batches/" + v.ID + "/results?wait=true"
 	resp, body := b.do(t, "GET", path, nil, bearer(aliceKey))
 	lines := nonEmptyLines(string(body))
@@ -165,7 +156,7 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 		t.Errorf("last line: %s", lines[1])
 	}
 	close(g.open)
-	b.waitBatchAs(t, v.ID, aliceKey, "completed")
+	b.waitBatch(t, v.ID, aliceKey, "completed")
 	resp, body = b.do(t, "GET", cont.Next, nil, bearer(aliceKey))
 	lines = nonEmptyLines(string(body))
 	if resp.StatusCode != http.StatusOK || len(lines) != 1 || decode[resultLine](t, []byte(lines[0])).CustomID != "b" {
@@ -180,11 +171,6 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 	if resp, body := b.do(t, "GET", "/v1/batches/"+v.ID+"/results?wait=soon", nil, bearer(aliceKey)); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"wait"`) {
 		t.Errorf("wait=soon: %d %s", resp.StatusCode, body)
 	}
-}
-
-func (b *bundle) waitBatchAs(t *testing.T, id, key, status string) {
-	t.Helper()
-	eventually(t, "batch "+id+" to reach "+status, func() bool { return b.batchAs(t, id, key).Status == status })
 }
 
 func nonEmptyLines(s string) []string {
