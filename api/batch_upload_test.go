@@ -240,9 +240,10 @@ func TestBatchUploadMinimumRate(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{api: api.Config{ReadTimeout: 100 * time.Millisecond, BatchUploadMinRate: 1000, BatchUploadGrace: time.Second}})
 
-	// Ten times the minimum, for several read timeouts: accepted.
+	// Several times the minimum, for at least three read timeouts (30
+	// writes 10 ms apart, against a ReadTimeout of 100 ms): accepted.
 	p := b.startUpload(t, "")
-	for i := range 10 {
+	for i := range 30 {
 		p.write(t, fmt.Sprintf(`{"custom_id":"slow-%d","question":"%s"}`+"\n", i, strings.Repeat("s", 50)))
 		time.Sleep(10 * time.Millisecond) // the client's pace, not a wait
 	}
