@@ -22,7 +22,7 @@ func TestLastEventIDOutOfRange(t *testing.T) {
 	id := b.submit(t, "q")
 	eventually(t, "the job to end", func() bool { return b.jobStatus(t, id).Terminal() })
 	v := b.upload(t, jsonl(`{"question":"q"}`), "application/x-ndjson", nil)
-	b.waitBatch(t, v.ID, "completed")
+	b.waitBatch(t, v.ID, "", "completed")
 	for _, path := range []string{eventsPath(id), "/v1/batches/" + v.ID + "/events"} {
 		for _, last := range []string{
 			"18446744073709551615-18446744073709551615", "18446744073709551616-0", "99999999999999999999-0",

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/jobs"
@@ -22,6 +21,13 @@ import (
 // it is read, without being kept, and each valid item is handed to a store
 // function (jobs.Upload.Add) rather than kept — until the first problem,
 // after which the upload is only validated, as it will be refused.
+
+// formUploadHint is what both answers to a form upload (curl -F) say: the
+// 415 of a multipart Content-Type, and the problem of a body labelled as
+// JSONL that starts like one (curl -H 'Content-Type: application/x-ndjson'
+// -F …).
+const formUploadHint = "a batch is not a form upload (multipart/form-data, curl -F): send the JSONL as the raw body: " +
+	"`--data-binary @q.jsonl`, with -H 'Content-Type: application/x-ndjson'"
 
 // maxBatchProblems is how many problems a 422 lists.
 const maxBatchProblems = 100
@@ -160,17 +166,21 @@ func (d *batchDecoder) jsonl(br *bufio.Reader) error {
 }
 
 // line reads the next line, without its '\n'; the slice is valid until the
-// next call. A line longer than the line cap is read to its end but not
-// kept, and reported with over.
+// next call. A line longer than the line cap (its end, "\n" or "\r\n", left
+// out) is read to its end but not kept, and reported with over.
 func (d *batchDecoder) line(br *bufio.Reader) (line []byte, over bool, err error) {
 	max := d.lim.maxLine()
 	d.buf = d.buf[:0]
 	n := 0
+	var last byte // the last byte of the previous fragment
 	for {
 		frag, err := br.ReadSlice('\n')
 		n += len(frag)
-		if n-btoi(err == nil) > max {
+		if n-endOfLine(frag, last, err) > max {
 			over, d.buf = true, d.buf[:0]
+		}
+		if len(frag) > 0 {
+			last = frag[len(frag)-1]
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if !over {
@@ -188,6 +198,22 @@ func (d *batchDecoder) line(br *bufio.Reader) (line []byte, over bool, err error
 		d.buf = append(d.buf, frag...)
 		return bytes.TrimSuffix(d.buf, []byte("\n")), false, err
 	}
+}
+
+// endOfLine is how many bytes at the end of frag, the latest fragment of a
+// line (ReadSlice's, with its error), end the line rather than belong to it:
+// "\n" or "\r\n" (whose '\r' may have ended the previous fragment, last),
+// and while the line goes on a last '\r' that may start one.
+func endOfLine(frag []byte, last byte, err error) int {
+	switch {
+	case err == nil && len(frag) >= 2 && frag[len(frag)-2] == '\r',
+		err == nil && len(frag) == 1 && last == '\r':
+		return 2
+	case err == nil,
+		errors.Is(err, bufio.ErrBufferFull) && frag[len(frag)-1] == '\r':
+		return 1
+	}
+	return 0
 }
 
 func btoi(b bool) int {
@@ -344,7 +370,7 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 		case errors.As(err, &te):
 			d.problem(line, "", "each item must be a JSON object")
 		case line == 1 && bytes.HasPrefix(raw, []byte("--")):
-			d.problem(line, "", "this looks like a multipart/form-data body (curl -F): send the JSONL as the raw body: `--data-binary @q.jsonl`")
+			d.problem(line, "", formUploadHint)
 		default:
 			d.problem(line, "", "invalid JSON: "+err.Error())
 		}
@@ -400,8 +426,8 @@ func (d *batchDecoder) question(raw json.RawMessage) (string, string) {
 	}
 	n := utf8.RuneCountInString(q)
 	switch {
-	case strings.TrimSpace(q) == "":
-		return "", "must not be blank"
+	case blank(q):
+		return "", blankMsg
 	case n > d.lim.MaxQuestionChars:
 		return "", fmt.Sprintf("longer than MAX_QUESTION_CHARS (%d characters, got %d)", d.lim.MaxQuestionChars, n)
 	}

@@ -76,7 +76,9 @@ func (h *batchHandlers) results(c *gin.Context) {
 			return
 		}
 		// Waiting at an unfinished item: until an event, a recheck, the
-		// end of the request, the maximum duration or shutdown.
+		// end of the request, the maximum duration or shutdown. Only a
+		// download that follows gets here (f is set): one that does not
+		// skips unfinished items and has reached the end.
 		switch until, reason := f.wait(ctx, w, s.draining); until {
 		case waitGone:
 			return
@@ -274,13 +276,10 @@ const (
 	waitGone                   // the client went away
 )
 
-// wait waits for the batch to move, sending heartbeats meanwhile. A nil f
-// (a download that does not wait) is cut at once; so is a subscription the
-// hub dropped, which the next request opens again.
+// wait waits for the batch to move, sending heartbeats meanwhile. A
+// subscription the hub dropped cuts the download; the next request opens it
+// again.
 func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-chan struct{}) (waitUntil, string) {
-	if f == nil {
-		return waitCut, "error" // unreachable: only a download that follows waits
-	}
 	recheck := time.NewTimer(resultsRecheck)
 	defer recheck.Stop()
 	for {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/jobs"
 )
 
 // Limits on batch uploads in progress: how many at once, and how slowly
@@ -20,42 +18,30 @@ import (
 func uploadLeasesKey(who string) string { return "qa:uploads:" + who }
 
 // admitUpload holds uploads to Config.BatchUploadsPerProcess in this
-// process and Config.BatchUploadsPerKey per caller across every replica
-// (leases in Redis, renewed and expiring like the stream leases of
-// limitStreams); beyond, a 429 with Retry-After. The caller must call
-// release when the upload is done.
+// process and Config.BatchUploadsPerKey per caller across every replica (a
+// lease, as for streams); beyond, a 429 with Retry-After. The caller must
+// call release when the upload is done.
 func (h *batchHandlers) admitUpload(c *gin.Context) (release func(), err error) {
 	s := h.s
 	select {
 	case h.uploads <- struct{}{}:
 	default:
-		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_uploads",
-			message:    fmt.Sprintf("this server is reading %d batch uploads, its BATCH_UPLOADS_PER_PROCESS; retry shortly", cap(h.uploads)),
-			retryAfter: s.cfg.BusyRetryAfter}
+		return nil, s.tooMany("too_many_uploads",
+			fmt.Sprintf("this server is reading %d batch uploads, its BATCH_UPLOADS_PER_PROCESS; retry shortly", cap(h.uploads)))
 	}
-	key, id := uploadLeasesKey(caller(c)), jobs.NewJobID()
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
-	ok, err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "acquire", id, streamLease.Milliseconds(), s.cfg.BatchUploadsPerKey).Bool()
-	cancel()
-	if err != nil || !ok {
+	l, ok, err := s.acquireLease(c.Request.Context(), uploadLeasesKey(caller(c)), s.cfg.BatchUploadsPerKey)
+	switch {
+	case err != nil:
 		<-h.uploads
-		if err != nil {
-			return nil, fmt.Errorf("count uploads in progress: %w", err)
-		}
-		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_uploads",
-			message:    fmt.Sprintf("this key already has %d batch uploads in progress, its BATCH_UPLOADS_PER_KEY; send the next when one has been answered", s.cfg.BatchUploadsPerKey),
-			retryAfter: s.cfg.BusyRetryAfter}
+		return nil, fmt.Errorf("count uploads in progress: %w", err)
+	case !ok:
+		<-h.uploads
+		return nil, s.tooMany("too_many_uploads",
+			fmt.Sprintf("this key already has %d batch uploads in progress, its BATCH_UPLOADS_PER_KEY; send the next when one has been answered", s.cfg.BatchUploadsPerKey))
 	}
-	s.leases.add(id, key)
 	return func() {
-		s.leases.remove(id)
 		<-h.uploads
-		// The request's context may be done; the release must still go.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
-		defer cancel()
-		if err := streamLimitScript.Run(ctx, s.deps.Redis, []string{key}, "release", id).Err(); err != nil {
-			s.log.Warn().Err(err).Msg("release an upload lease (it runs out by itself)")
-		}
+		l.release()
 	}, nil
 }
 
@@ -64,8 +50,8 @@ var errUploadTooSlow = errors.New("upload slower than BATCH_UPLOAD_MIN_RATE")
 
 // uploadBody reads an upload under a read deadline that moves with the
 // bytes received: grace, plus the time the bytes so far take at rate bytes
-// per second. It replaces the server's bounded body read time (readDeadline)
-// for uploads, which a large one on a slow link would exceed. An upload that
+// per second. It replaces the server's bounded body read time
+// (defaultDeadline) for uploads, which a large one on a slow link would exceed. An upload that
 // falls further behind ends with errUploadTooSlow.
 type uploadBody struct {
 	r     io.ReadCloser

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -12,23 +13,11 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/redis/go-redis/v9"
 )
-
-// apiErr is the /v1 error body the upload tests read.
-type apiErr struct {
-	Error struct {
-		Code     string `json:"code"`
-		Message  string `json:"message"`
-		Field    string `json:"field"`
-		Problems []struct {
-			Line   int    `json:"line"`
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"problems"`
-	} `json:"error"`
-}
 
 // pipeUpload is an upload whose body the test writes as it goes.
 type pipeUpload struct {
@@ -137,7 +126,7 @@ func TestBatchUploadRefusesALongLineWhileReading(t *testing.T) {
 		"array": `[{"question":"fine"},` + "\n" + `{"question":"` + long + `"}, {"question":"` + fits + `"}]`,
 	} {
 		resp, out := b.do(t, "POST", "/v1/batches", body, hdr)
-		e := decode[apiErr](t, out)
+		e := decode[v1Error](t, out)
 		if resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 || e.Error.Problems[0].Line != 2 {
 			t.Fatalf("%s: %d %.500s", name, resp.StatusCode, out)
 		}
@@ -197,7 +186,7 @@ func TestBatchUploadIsStoredAsItIsReadAndInvisibleUntilValid(t *testing.T) {
 		if a.status != http.StatusAccepted || !strings.Contains(string(a.body), id) {
 			t.Fatalf("upload: %d %s", a.status, a.body)
 		}
-		if v := b.batch(t, id); v.RequestCounts.Total != 2600 || v.Status != "in_progress" {
+		if v := b.batch(t, id, ""); v.RequestCounts.Total != 2600 || v.Status != "in_progress" {
 			t.Fatalf("batch = %+v", v)
 		}
 	}
@@ -251,9 +240,10 @@ func TestBatchUploadMinimumRate(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{api: api.Config{ReadTimeout: 100 * time.Millisecond, BatchUploadMinRate: 1000, BatchUploadGrace: time.Second}})
 
-	// Ten times the minimum, for several read timeouts: accepted.
+	// Several times the minimum, for at least three read timeouts (30
+	// writes 10 ms apart, against a ReadTimeout of 100 ms): accepted.
 	p := b.startUpload(t, "")
-	for i := range 10 {
+	for i := range 30 {
 		p.write(t, fmt.Sprintf(`{"custom_id":"slow-%d","question":"%s"}`+"\n", i, strings.Repeat("s", 50)))
 		time.Sleep(10 * time.Millisecond) // the client's pace, not a wait
 	}
@@ -265,7 +255,7 @@ func TestBatchUploadMinimumRate(t *testing.T) {
 	p = b.startUpload(t, "")
 	p.write(t, `{"questi`)
 	a := p.answer(t)
-	e := decode[apiErr](t, a.body)
+	e := decode[v1Error](t, a.body)
 	if a.status != http.StatusRequestTimeout || e.Error.Code != "upload_too_slow" || !strings.Contains(e.Error.Message, "BATCH_UPLOAD_MIN_RATE (1000 bytes/s") {
 		t.Fatalf("trickling upload: %d %s", a.status, a.body)
 	}
@@ -293,7 +283,7 @@ func TestBatchUploadMinimumRate(t *testing.T) {
 
 // TestBatchUploadErrorsSayWhatToDo: a form upload (curl -F) is told to send
 // the raw body; an empty upload is called empty; a blank question is
-// refused like an empty one.
+// refused with the words POST /v1/jobs uses.
 func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
@@ -303,24 +293,27 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 	_, _ = io.WriteString(fw, jsonl(`{"question":"q"}`))
 	_ = mw.Close()
 	resp, out := b.do(t, "POST", "/v1/batches", form.Bytes(), http.Header{"Content-Type": {mw.FormDataContentType()}})
-	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(out), "--data-binary @q.jsonl") {
+	hint := decode[v1Error](t, out).Error.Message
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(hint, "--data-binary @q.jsonl") {
 		t.Errorf("multipart upload: %d %s", resp.StatusCode, out)
 	}
-	// The same body labelled as JSONL still gets the hint.
+	// The same body labelled as JSONL (curl -H 'Content-Type:
+	// application/x-ndjson' -F …) gets the same words, as a problem of line 1.
 	resp, out = b.do(t, "POST", "/v1/batches", form.Bytes(), http.Header{"Content-Type": {"application/x-ndjson"}})
-	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(out), "--data-binary @q.jsonl") {
-		t.Errorf("multipart body sent as JSONL: %d %s", resp.StatusCode, out)
+	if e := decode[v1Error](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) == 0 ||
+		e.Error.Problems[0].Line != 1 || e.Error.Problems[0].Reason != hint {
+		t.Errorf("multipart body sent as JSONL: %d %s, want line 1's problem to read %q", resp.StatusCode, out, hint)
 	}
 	for _, body := range []string{"", "\n \n", "[ ]"} {
 		resp, out := b.do(t, "POST", "/v1/batches", body, http.Header{"Content-Type": {"application/x-ndjson"}})
-		e := decode[apiErr](t, out)
+		e := decode[v1Error](t, out)
 		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(e.Error.Message, "empty") || strings.Contains(e.Error.Message, "line 0") {
 			t.Errorf("upload %q: %d %s", body, resp.StatusCode, out)
 		}
 	}
 	resp, out = b.do(t, "POST", "/v1/batches", jsonl(`{"question":"fine"}`, `{"question":"  \t\n "}`), http.Header{"Content-Type": {"application/x-ndjson"}})
-	if e := decode[apiErr](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
-		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "must not be blank" {
+	if e := decode[v1Error](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
+		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "String should not be blank (only whitespace)" {
 		t.Errorf("blank question: %d %s", resp.StatusCode, out)
 	}
 }
@@ -349,7 +342,7 @@ func TestBatchQuotaPerKey(t *testing.T) {
 	v := b.upload(t, lines(0, 3), "application/x-ndjson", bearer(aliceKey))
 	quota(aliceKey, lines(0, 3), "BATCH_QUOTA_ITEMS_PER_KEY")
 	other := b.upload(t, lines(0, 3), "application/x-ndjson", bearer(bobKey))
-	b.waitBatchAs(t, v.ID, aliceKey, "completed")
+	b.waitBatch(t, v.ID, aliceKey, "completed")
 	// Bytes: one question of 1,900 bytes is over what alice has left.
 	quota(aliceKey, jsonl(`{"question":"`+strings.Repeat("b", 1900)+`"}`), "BATCH_QUOTA_BYTES_PER_KEY")
 
@@ -365,5 +358,99 @@ func TestBatchQuotaPerKey(t *testing.T) {
 		t.Fatalf("replay at the quota: %d %s", resp.StatusCode, out)
 	}
 	b.upload(t, lines(0, 2), "application/x-ndjson", bearer(bobKey))
-	b.waitBatchAs(t, other.ID, bobKey, "completed")
+	b.waitBatch(t, other.ID, bobKey, "completed")
+}
+
+// stallRedis is a go-redis hook under which the commands (or pipelines) it
+// matches get no answer: they wait until their context ends, as on a Redis that
+// has stopped answering. A call without a deadline would wait for ever (the
+// request's context ends only once its body has been read), so it gives up
+// after stallGuard with errStalled: a hang guard, not a timing assertion.
+type stallRedis struct{ match func(cmds []redis.Cmder) bool }
+
+const stallGuard = patience / 4
+
+var errStalled = errors.New("stallRedis: no answer, and the call had no deadline")
+
+func (h stallRedis) stall(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(stallGuard):
+		return errStalled
+	}
+}
+
+func (stallRedis) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h stallRedis) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.match([]redis.Cmder{cmd}) {
+			err := h.stall(ctx)
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h stallRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.match(cmds) {
+			return h.stall(ctx)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// scriptOp is the first argument of a Lua script call (the op of
+// jobs.Batches' script), or "".
+func scriptOp(cmd redis.Cmder) string {
+	if name := cmd.Name(); name != "eval" && name != "evalsha" {
+		return ""
+	}
+	args := cmd.Args()
+	if n, ok := args[2].(int); ok && len(args) > 3+n {
+		op, _ := args[3+n].(string)
+		return op
+	}
+	return ""
+}
+
+// TestBatchUploadRedisStepsAreBounded: each Redis step of an upload (the
+// quota read that opens it, each chunk of items stored while it is read)
+// gets RedisTimeout, like every other request's Redis work: a Redis that
+// stops answering gives 503, not an upload that hangs with its lease held.
+func TestBatchUploadRedisStepsAreBounded(t *testing.T) {
+	t.Parallel()
+	for name, match := range map[string]func([]redis.Cmder) bool{
+		"quota read": func(cmds []redis.Cmder) bool { return scriptOp(cmds[0]) == "usage" },
+		"chunk of items": func(cmds []redis.Cmder) bool {
+			for _, c := range cmds {
+				if key, _ := c.Args()[1].(string); c.Name() == "hset" && strings.HasSuffix(key, ":items") {
+					return true
+				}
+			}
+			return false
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db := redistest.New(t)
+			stalled := redis.NewClient(db.Options())
+			stalled.AddHook(stallRedis{match: match})
+			t.Cleanup(func() { _ = stalled.Close() })
+			b := setup(t, options{db: &redistest.DB{Addr: db.Addr, Index: db.Index, Client: stalled},
+				api: api.Config{RedisTimeout: time.Second, BatchQuotaItemsPerKey: 1_000_000}})
+			// More items than a chunk (jobs.BatchConfig.StoreChunk, 1,000), so
+			// one is stored while the body is read.
+			resp, out := b.do(t, "POST", "/v1/batches", lines(0, 1500), http.Header{"Content-Type": {"application/x-ndjson"}})
+			if e := decode[v1Error](t, out); resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "unavailable" {
+				t.Fatalf("upload with Redis stalled at its %s: %d %s", name, resp.StatusCode, out)
+			}
+			if keys := b.batchKeys(t, "qa:batch*"); len(keys) != 0 {
+				t.Fatalf("the refused upload left %v", keys)
+			}
+		})
+	}
 }

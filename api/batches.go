@@ -172,8 +172,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 	}
 	if strings.HasPrefix(c.ContentType(), "multipart/") {
 		h.fail(c, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", field: "body",
-			message: "a batch is not a form upload: send the JSONL as the raw body: `--data-binary @q.jsonl` " +
-				"(with -H 'Content-Type: application/x-ndjson'), not -F"})
+			message: formUploadHint})
 		return
 	}
 	if c.Request.ContentLength > s.cfg.BatchMaxBytes {
@@ -198,7 +197,9 @@ func (h *batchHandlers) create(c *gin.Context) {
 		return
 	}
 	noCache := c.Query("no_cache") == "true"
-	up, err := h.b.BeginUpload(c.Request.Context(), jobs.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
+	rctx, rcancel = s.redisCtx(c)
+	up, err := h.b.BeginUpload(rctx, jobs.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
+	rcancel()
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -262,18 +263,19 @@ func (h *batchHandlers) tooBig() *apiError {
 }
 
 // read reads and validates the upload, passing its valid items to add (nil:
-// validate only), and returns the hash that identifies the upload for an
-// Idempotency-Key: its body's, and ?no_cache. Every way it can fail is an
-// error to answer.
+// validate only; each call has RedisTimeout, as it may store a chunk), and
+// returns the hash that identifies the upload for an Idempotency-Key: its
+// body's, and ?no_cache. Every way it can fail is an error to answer.
 func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.BatchItem) error) (string, error) {
 	s := h.s
 	sum := sha256.New()
 	body := http.MaxBytesReader(c.Writer, newUploadBody(c, s.cfg.BatchUploadGrace, s.cfg.BatchUploadMinRate), s.cfg.BatchMaxBytes)
 	lim := batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes)}
-	ctx := c.Request.Context()
 	var store func(jobs.BatchItem) error
 	if add != nil {
 		store = func(it jobs.BatchItem) error {
+			ctx, cancel := s.redisCtx(c)
+			defer cancel()
 			if err := add(ctx, it); err != nil {
 				return storeError{err}
 			}

@@ -79,26 +79,27 @@ func (b *bundle) upload(t *testing.T, body, contentType string, hdr http.Header)
 	return v
 }
 
-func (b *bundle) batch(t *testing.T, id string) batchView {
+// batch reads batch id with key ("" for none).
+func (b *bundle) batch(t *testing.T, id, key string) batchView {
 	t.Helper()
-	resp, out := b.do(t, "GET", "/v1/batches/"+id, nil, nil)
+	var hdr http.Header
+	if key != "" {
+		hdr = bearer(key)
+	}
+	resp, out := b.do(t, "GET", "/v1/batches/"+id, nil, hdr)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("get batch: %d %s", resp.StatusCode, out)
 	}
 	return decode[batchView](t, out)
 }
 
-func (b *bundle) waitBatch(t *testing.T, id string, statuses ...string) batchView {
+// waitBatch polls batch id with key ("" for none) until it reaches status.
+func (b *bundle) waitBatch(t *testing.T, id, key, status string) batchView {
 	t.Helper()
 	var v batchView
-	eventually(t, "batch "+id+" to reach "+strings.Join(statuses, "/"), func() bool {
-		v = b.batch(t, id)
-		for _, s := range statuses {
-			if v.Status == s {
-				return true
-			}
-		}
-		return false
+	eventually(t, "batch "+id+" to reach "+status, func() bool {
+		v = b.batch(t, id, key)
+		return v.Status == status
 	})
 	return v
 }
@@ -149,7 +150,7 @@ func TestBatchUploadJSONLAndArray(t *testing.T) {
 			if !strings.HasPrefix(v.ID, "batch_") || v.RequestCounts.Total != 3 || v.Status != "in_progress" {
 				t.Fatalf("batch = %+v", v)
 			}
-			end := b.waitBatch(t, v.ID, "completed")
+			end := b.waitBatch(t, v.ID, "", "completed")
 			if end.RequestCounts != (jobs.BatchCounts{Total: 3, Completed: 3}) {
 				t.Fatalf("counts = %+v", end.RequestCounts)
 			}
@@ -183,16 +184,7 @@ func TestBatchValidationErrorsListEveryLine(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d %s", resp.StatusCode, out)
 	}
-	e := decode[struct {
-		Error struct {
-			Code     string `json:"code"`
-			Problems []struct {
-				Line   int    `json:"line"`
-				Field  string `json:"field"`
-				Reason string `json:"reason"`
-			} `json:"problems"`
-		} `json:"error"`
-	}](t, out)
+	e := decode[v1Error](t, out)
 	var got []string
 	for _, p := range e.Error.Problems {
 		got = append(got, fmt.Sprintf("%d:%s", p.Line, p.Field))
@@ -280,13 +272,13 @@ func TestBatchResultsInOrderWhileRunningAndAtTheEnd(t *testing.T) {
 	// Follow from the start in another request.
 	followed := make(chan []resultLine, 1)
 	go func() { followed <- b.results(t, v.ID, "?wait=true") }()
-	eventually(t, "39 items done", func() bool { return b.batch(t, v.ID).RequestCounts.Completed == 39 })
+	eventually(t, "39 items done", func() bool { return b.batch(t, v.ID, "").RequestCounts.Completed == 39 })
 	partial := b.results(t, v.ID, "")
 	if len(partial) != 39 || partial[4].CustomID != "id04" || partial[5].CustomID != "id06" {
 		t.Fatalf("partial results: %d lines, %s", len(partial), customIDs(partial))
 	}
 	close(g.open)
-	b.waitBatch(t, v.ID, "completed")
+	b.waitBatch(t, v.ID, "", "completed")
 	var want []string
 	for i := range 40 {
 		want = append(want, fmt.Sprintf("id%02d", i))
@@ -323,7 +315,7 @@ func TestBatchCancelMidwayKeepsFinishedAndRunsNothingElse(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, out)
 	}
-	end := b.waitBatch(t, v.ID, "cancelled")
+	end := b.waitBatch(t, v.ID, "", "cancelled")
 	ran := g.ran.Load()
 	// Items are enqueued a few at a time in parallel, so how many quick ones
 	// ran before two slow ones took both slots varies; the rest never ran.
@@ -377,11 +369,11 @@ func TestInteractiveJobOvertakesPendingBatch(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"status":"completed"`) {
 		t.Fatalf("interactive job: %d %s", resp.StatusCode, out)
 	}
-	if c := b.batch(t, v.ID).RequestCounts; c.Done() != 0 {
+	if c := b.batch(t, v.ID, "").RequestCounts; c.Done() != 0 {
 		t.Fatalf("batch moved before the interactive job ended: %+v", c)
 	}
 	close(g.open)
-	b.waitBatch(t, v.ID, "completed")
+	b.waitBatch(t, v.ID, "", "completed")
 }
 
 func TestBatchEventsProgressAndReplay(t *testing.T) {
@@ -430,7 +422,7 @@ func TestBatchIdempotencyListAndRetry(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("other body, same key: %d", resp.StatusCode)
 	}
-	end := b.waitBatch(t, v.ID, "completed")
+	end := b.waitBatch(t, v.ID, "", "completed")
 	if end.RequestCounts.Failed != 1 || end.RequestCounts.Completed != 1 {
 		t.Fatalf("counts = %+v", end.RequestCounts)
 	}
@@ -454,7 +446,7 @@ func TestBatchIdempotencyListAndRetry(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry: %d %s", resp.StatusCode, out)
 	}
-	end = b.waitBatch(t, v.ID, "completed")
+	end = b.waitBatch(t, v.ID, "", "completed")
 	if end.RequestCounts != (jobs.BatchCounts{Total: 2, Completed: 2}) {
 		t.Fatalf("after retry: %+v", end.RequestCounts)
 	}
@@ -489,7 +481,7 @@ func TestBatchLeavesNoWindowCheck(t *testing.T) {
 	if n := scheduled(); n != 1 {
 		t.Fatalf("%d scheduled checks while the batch runs, want 1", n)
 	}
-	if end := b.waitBatch(t, v.ID, "completed"); end.RequestCounts.Failed != 1 {
+	if end := b.waitBatch(t, v.ID, "", "completed"); end.RequestCounts.Failed != 1 {
 		t.Fatalf("counts %+v", end.RequestCounts)
 	}
 	// The worker that ended the batch deletes the check right after.
@@ -498,7 +490,7 @@ func TestBatchLeavesNoWindowCheck(t *testing.T) {
 	if resp, out := b.do(t, "POST", "/v1/batches/"+v.ID+"/retry", nil, nil); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry: %d %s", resp.StatusCode, out)
 	}
-	b.waitBatch(t, v.ID, "completed")
+	b.waitBatch(t, v.ID, "", "completed")
 	eventually(t, "no scheduled check after the retried batch ends", func() bool { return scheduled() == 0 })
 	if resp, _ := b.do(t, "DELETE", "/v1/batches/"+v.ID, nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %d", resp.StatusCode)

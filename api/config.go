@@ -45,8 +45,9 @@ type Config struct {
 	// PollAfter is the Retry-After of a 202: when a client should look at
 	// its job first. Default 1s.
 	PollAfter time.Duration
-	// BusyRetryAfter is the Retry-After of a 503 for a full queue. Default
-	// 5s.
+	// BusyRetryAfter is the Retry-After of a 503 for a full queue, and of a
+	// 429 over a cap on requests in progress (open streams, long polls,
+	// uploads). Default 5s.
 	BusyRetryAfter time.Duration
 	// UnavailableRetryAfter is the Retry-After of a 503 when Redis is
 	// unreachable. Default 5s.

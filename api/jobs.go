@@ -208,10 +208,9 @@ func (s *Server) holdWait(ctx context.Context, stop context.CancelCauseFunc, who
 	case err != nil:
 		err = fmt.Errorf("count waits: %w", err)
 	case !ok:
-		err = &apiError{status: http.StatusTooManyRequests, code: "too_many_waits",
-			message: fmt.Sprintf("this key already holds %d long polls (WAIT_MAX_PER_KEY); retry later, or follow the job's events instead",
-				s.cfg.MaxWaitsPerKey),
-			retryAfter: s.cfg.PollAfter}
+		err = s.tooMany("too_many_waits",
+			fmt.Sprintf("this key already holds %d long polls (WAIT_MAX_PER_KEY); retry later, or follow the job's events instead",
+				s.cfg.MaxWaitsPerKey))
 	}
 	if err != nil {
 		stop(err)

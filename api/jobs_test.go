@@ -29,11 +29,17 @@ type jobBody struct {
 	Links      map[string]string `json:"links"`
 }
 
+// v1Error is the /v1 error body; Problems lists a refused batch upload's.
 type v1Error struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field"`
+		Code     string `json:"code"`
+		Message  string `json:"message"`
+		Field    string `json:"field"`
+		Problems []struct {
+			Line   int    `json:"line"`
+			Field  string `json:"field"`
+			Reason string `json:"reason"`
+		} `json:"problems"`
 	} `json:"error"`
 }
 

@@ -48,18 +48,9 @@ func runningAndEndedBatches(t *testing.T, b *bundle) (running, ended string) {
 	running = b.upload(t, jsonl(`{"question":"slow q"}`), "application/x-ndjson", bearer(aliceKey)).ID
 	ended = b.upload(t, jsonl(`{"question":"q"}`), "application/x-ndjson", bearer(aliceKey)).ID
 	eventually(t, "the ended batch to complete and the running one to start", func() bool {
-		return g.started.Load() == 1 && b.batchAs(t, ended, aliceKey).Status == "completed"
+		return g.started.Load() == 1 && b.batch(t, ended, aliceKey).Status == "completed"
 	})
 	return running, ended
-}
-
-func (b *bundle) batchAs(t *testing.T, id, key string) batchView {
-	t.Helper()
-	resp, out := b.do(t, "GET", "/v1/batches/"+id, nil, bearer(key))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("get batch: %d %s", resp.StatusCode, out)
-	}
-	return decode[batchView](t, out)
 }
 
 // leases counts the leases in a key's lease set.
@@ -150,7 +141,7 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 	g := newGate()
 	b.startBatchWorker(t, g.run, worker.Config{})
 	v := b.upload(t, jsonl(`{"custom_id":"a","question":"q"}`, `{"custom_id":"b","question":"slow q"}`), "application/x-ndjson", bearer(aliceKey))
-	eventually(t, "the first item to complete", func() bool { return b.batchAs(t, v.ID, aliceKey).RequestCounts.Completed == 1 })
+	eventually(t, "the first item to complete", func() bool { return b.batch(t, v.ID, aliceKey).RequestCounts.Completed == 1 })
 	path := "/v1/batches/" + v.ID + "/results?wait=true"
 	resp, body := b.do(t, "GET", path, nil, bearer(aliceKey))
 	lines := nonEmptyLines(string(body))
@@ -165,7 +156,7 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 		t.Errorf("last line: %s", lines[1])
 	}
 	close(g.open)
-	b.waitBatchAs(t, v.ID, aliceKey, "completed")
+	b.waitBatch(t, v.ID, aliceKey, "completed")
 	resp, body = b.do(t, "GET", cont.Next, nil, bearer(aliceKey))
 	lines = nonEmptyLines(string(body))
 	if resp.StatusCode != http.StatusOK || len(lines) != 1 || decode[resultLine](t, []byte(lines[0])).CustomID != "b" {
@@ -180,11 +171,6 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 	if resp, body := b.do(t, "GET", "/v1/batches/"+v.ID+"/results?wait=soon", nil, bearer(aliceKey)); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"wait"`) {
 		t.Errorf("wait=soon: %d %s", resp.StatusCode, body)
 	}
-}
-
-func (b *bundle) waitBatchAs(t *testing.T, id, key, status string) {
-	t.Helper()
-	eventually(t, "batch "+id+" to reach "+status, func() bool { return b.batchAs(t, id, key).Status == status })
 }
 
 func nonEmptyLines(s string) []string {
@@ -266,5 +252,39 @@ func TestWaitMaxPerKey(t *testing.T) {
 	}
 	if n := b.leases(t, "qa:waits:alice"); n != 0 {
 		t.Errorf("leases after the wait answered: %d", n)
+	}
+}
+
+// TestLeaseCapsShareRetryAfter: the three lease caps (open streams, long
+// polls, uploads in progress) answer their 429 with one Retry-After, the
+// server's busy hint, whatever the other hints are set to.
+func TestLeaseCapsShareRetryAfter(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{
+		MaxStreamsPerKey: 1, MaxWaitsPerKey: 1, BatchUploadsPerKey: 1,
+		BusyRetryAfter: 7 * time.Second, ReconnectDelay: 2 * time.Second, PollAfter: 3 * time.Second,
+	})})
+	id := b.submitAs(t, aliceKey, "q")
+	// Each of alice's lease sets is full: one lease that ends in the year
+	// 2286, as if held by another replica.
+	for _, set := range []string{"qa:streams:alice", "qa:waits:alice", "qa:uploads:alice"} {
+		if err := b.db.Client.ZAdd(context.Background(), set, redis.Z{Score: 1e13, Member: "held"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, req := range []struct {
+		method, path, code string
+		body               any
+		hdr                http.Header
+	}{
+		{"GET", "/v1/jobs/" + id + "/events", "too_many_streams", nil, bearer(aliceKey)},
+		{"GET", "/v1/jobs/" + id + "?wait=60", "too_many_waits", nil, bearer(aliceKey)},
+		{"POST", "/v1/batches", "too_many_uploads", jsonl(`{"question":"q"}`), with(bearer(aliceKey), "Content-Type", "application/x-ndjson")},
+	} {
+		resp, body := b.do(t, req.method, req.path, req.body, req.hdr)
+		if resp.StatusCode != http.StatusTooManyRequests || decode[v1Error](t, body).Error.Code != req.code || resp.Header.Get("Retry-After") != "7" {
+			t.Errorf("%s %s at its cap: %d Retry-After %q %s, want 429 %s with Retry-After 7",
+				req.method, req.path, resp.StatusCode, resp.Header.Get("Retry-After"), body, req.code)
+		}
 	}
 }

@@ -26,13 +26,13 @@ func streamLeasesKey(who string) string { return "qa:streams:" + who }
 // their own, so streams and waits have separate caps.
 func waitLeasesKey(who string) string { return "qa:waits:" + who }
 
-// streamLease is how long an open stream counts without a renewal. The
-// process renews its streams' leases every third of it; the streams of a
-// process that died stop counting this long after.
+// streamLease is how long a lease counts without a renewal. The process
+// renews its leases every third of it; the leases of a process that died
+// stop counting this long after.
 const streamLease = 30 * time.Second
 
-// lease is one held lease: a stream or a long poll counting against its
-// caller's cap (streamlimit.lua).
+// lease is one held lease: a stream, a long poll or an upload counting
+// against its caller's cap (streamlimit.lua).
 type lease struct {
 	s       *Server
 	id, key string
@@ -61,8 +61,18 @@ func (l *lease) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.s.cfg.RedisTimeout)
 	defer cancel()
 	if err := streamLimitScript.Run(ctx, l.s.deps.Redis, []string{l.key}, "release", l.id).Err(); err != nil {
-		l.s.log.Warn().Err(err).Msg("release a stream lease (it runs out by itself)")
+		l.s.log.Warn().Err(err).Str("leases", l.key).Msg("release a lease (it runs out by itself)")
 	}
+}
+
+// tooMany is the 429 of a request over a cap on requests in progress: the
+// lease caps (streams, long polls, uploads per key) and the uploads per
+// process. All answer with BusyRetryAfter, the hint of a full server: the
+// places are held by requests that do not say when they will end.
+// ReconnectDelay (how soon to reconnect after a shutdown) and PollAfter
+// (when a job may have moved) time other things.
+func (s *Server) tooMany(code, message string) *apiError {
+	return &apiError{status: http.StatusTooManyRequests, code: code, message: message, retryAfter: s.cfg.BusyRetryAfter}
 }
 
 // openStream holds the caller to Config.MaxStreamsPerKey open streams across
@@ -74,10 +84,9 @@ func (s *Server) openStream(c *gin.Context) (*lease, error) {
 		return nil, fmt.Errorf("count open streams: %w", err)
 	}
 	if !ok {
-		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_streams",
-			message: fmt.Sprintf("this key already holds %d open streams (event streams and results downloads that wait; SSE_MAX_STREAMS_PER_KEY); close one or retry later",
-				s.cfg.MaxStreamsPerKey),
-			retryAfter: s.cfg.ReconnectDelay}
+		return nil, s.tooMany("too_many_streams",
+			fmt.Sprintf("this key already holds %d open streams (event streams and results downloads that wait; SSE_MAX_STREAMS_PER_KEY); close one or retry later",
+				s.cfg.MaxStreamsPerKey))
 	}
 	return l, nil
 }
@@ -97,11 +106,12 @@ func (s *Server) limitStreams(c *gin.Context) {
 	c.Next()
 }
 
-// streamLeases are the leases of this process's open streams, renewed
-// together: one pipeline per period however many streams are open.
+// streamLeases are the leases this process holds (streams, long polls,
+// uploads), renewed together: one pipeline per period however many are
+// held.
 type streamLeases struct {
 	mu   sync.Mutex
-	open map[string]string // stream id → its caller's leases key
+	open map[string]string // lease id → its caller's leases key
 }
 
 func (l *streamLeases) add(id, key string) {
@@ -120,8 +130,8 @@ func (l *streamLeases) remove(id string) {
 }
 
 // run renews the open leases every third of streamLease until ctx ends. A
-// failed renewal is only logged: the streams go on, and at worst a key may
-// open a stream too many once a lease has run out.
+// failed renewal is only logged: the requests go on, and at worst a key may
+// open one too many once a lease has run out.
 func (l *streamLeases) run(ctx context.Context, rdb redis.UniversalClient, timeout time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(streamLease / 3)
 	defer t.Stop()
@@ -131,7 +141,7 @@ func (l *streamLeases) run(ctx context.Context, rdb redis.UniversalClient, timeo
 			return
 		case <-t.C:
 			if err := l.renew(ctx, rdb, timeout); err != nil {
-				log.Warn().Err(err).Msg("renew stream leases")
+				log.Warn().Err(err).Msg("renew leases")
 			}
 		}
 	}
@@ -152,14 +162,14 @@ func (l *streamLeases) renew(ctx context.Context, rdb redis.UniversalClient, tim
 	// The script is loaded by every acquire; EVALSHA in a pipeline saves
 	// sending its text with each lease.
 	if err := streamLimitScript.Load(ctx, rdb).Err(); err != nil {
-		return fmt.Errorf("load stream lease script: %w", err)
+		return fmt.Errorf("load lease script: %w", err)
 	}
 	pipe := rdb.Pipeline()
 	for id, key := range open {
 		streamLimitScript.EvalSha(ctx, pipe, []string{key}, "renew", id, streamLease.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("renew %d stream leases: %w", len(open), err)
+		return fmt.Errorf("renew %d leases: %w", len(open), err)
 	}
 	return nil
 }

@@ -2,8 +2,8 @@
 -- (member: the stream's id, score: when its lease ends). A stream renews its
 -- lease while it is open and removes it when it closes; the lease of a stream
 -- whose API process died runs out by itself. The clock is Redis's (TIME), so
--- replicas with skewed clocks agree. Long polls use the same leases, in sets
--- of their own.
+-- replicas with skewed clocks agree. Long polls and uploads use the same
+-- leases, in sets of their own.
 --
 -- KEYS[1] the key's leases
 -- ARGV[1] op: acquire, renew or release   ARGV[2] the stream's id

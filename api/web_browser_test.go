@@ -377,15 +377,7 @@ func TestWebUIInBrowser(t *testing.T) {
 			`{"custom_id": "empty", "question": ""}`,
 		}, "\n") + "\n"
 		resp, body := b.do(t, "POST", "/v1/batches", upload, with(auth, "Content-Type", "application/x-ndjson"))
-		refused := decode[struct {
-			Error struct {
-				Problems []struct {
-					Line   int
-					Field  string
-					Reason string
-				}
-			}
-		}](t, body)
+		refused := decode[v1Error](t, body)
 		problems := refused.Error.Problems
 		if resp.StatusCode != http.StatusUnprocessableEntity || len(problems) != 3 {
 			t.Fatalf("POST /v1/batches with 3 bad lines: %d %s", resp.StatusCode, body)

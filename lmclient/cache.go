@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/rs/zerolog"
 )
@@ -56,7 +55,7 @@ func openCache(cfg Config, stores CacheStores, deps Deps, log zerolog.Logger, m 
 		c.layers = append(c.layers, mem)
 	}
 	if cfg.DiskEnabled {
-		disk, err := openDiskLayer(filepath.Dir(stores.DiskPath), cfg.DiskSizeBytes)
+		disk, err := openDiskLayer(stores.DiskDir, cfg.DiskSizeBytes)
 		if err != nil {
 			return nil, err
 		}

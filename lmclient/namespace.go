@@ -42,7 +42,9 @@ func ValidateNamespace(ns string) error {
 type CacheStores struct {
 	// Namespace is Config.CacheNamespace, else EndpointNamespace.
 	Namespace string
-	// DiskPath is the disk layer's SQLite database, in Config.Dir/Namespace.
+	// DiskDir is the disk layer's directory, Config.Dir/Namespace.
+	DiskDir string
+	// DiskPath is the disk layer's SQLite database, in DiskDir.
 	DiskPath string
 	// RedisPrefix starts every key of the Redis layer:
 	// RedisCachePrefix + Namespace + ":".
@@ -66,12 +68,15 @@ func StoresFor(cfg Config) (CacheStores, Provider, error) {
 
 // StoresIn is where namespace ns keeps its entries, its disk layer under dir.
 func StoresIn(dir, ns string) CacheStores {
-	return CacheStores{Namespace: ns, DiskPath: diskPath(dir, ns), RedisPrefix: RedisCachePrefix + ns + ":"}
+	return CacheStores{Namespace: ns, DiskDir: diskDir(dir, ns), DiskPath: diskPath(dir, ns), RedisPrefix: RedisCachePrefix + ns + ":"}
 }
 
 // diskFile is the disk layer's database file in its namespace directory.
 const diskFile = "lmcache.sqlite"
 
-// diskPath is namespace ns's database under dir; ns "" is the database
-// written before namespaces, directly in dir.
-func diskPath(dir, ns string) string { return filepath.Join(dir, ns, diskFile) }
+// diskDir is namespace ns's directory under dir; ns "" is dir itself, where
+// the database was written before namespaces.
+func diskDir(dir, ns string) string { return filepath.Join(dir, ns) }
+
+// diskPath is namespace ns's database under dir.
+func diskPath(dir, ns string) string { return filepath.Join(diskDir(dir, ns), diskFile) }

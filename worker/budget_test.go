@@ -12,24 +12,18 @@ import (
 	"github.com/qaqueue/qaqueue/worker"
 )
 
-// waitBatch polls a batch until it ends (a generous deadline, not a timing
-// assertion).
+// waitBatch polls a batch until it ends, for up to twice patience.
 func (b *bundle) waitBatch(t *testing.T, id string) *jobs.Batch {
 	t.Helper()
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		bt, err := b.batches.Get(context.Background(), id)
-		if err != nil {
+	var bt *jobs.Batch
+	waitUntil(t, "batch "+id+" to end", 2*patience, func() bool {
+		var err error
+		if bt, err = b.batches.Get(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if bt.Status.Terminal() {
-			return bt
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %s did not end: %+v", id, bt)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return bt.Status.Terminal()
+	})
+	return bt
 }
 
 // checkBudgetReason checks a refusal names the variable and when it resets.

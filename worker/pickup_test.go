@@ -78,18 +78,6 @@ func watchedClient(tb testing.TB, db *redistest.DB, h redis.Hook) *redis.Client 
 	return c
 }
 
-// waitUntil polls cond until it holds; the deadline is a hang guard.
-func waitUntil(tb testing.TB, what string, deadline time.Duration, cond func() bool) {
-	tb.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			tb.Fatalf("%s: not within %v", what, deadline)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // cacheDequeueScript puts asynq's dequeue script in the Redis server's script
 // cache. A server's very first dequeue otherwise gets NOSCRIPT and goes
 // through EVAL, which the wake client does not wrap, so that one poll would
@@ -141,20 +129,6 @@ func (b *bundle) startWatchedWorker(t *testing.T, cfg worker.Config) *dequeueWat
 		t.Logf("worker shutdown took %v", time.Since(start).Round(time.Millisecond))
 	})
 	return h
-}
-
-// waitEndWithin is waitEnd with a deadline of the caller's choosing.
-func (b *bundle) waitEndWithin(t *testing.T, id string, deadline time.Duration) *jobs.Job {
-	t.Helper()
-	var j *jobs.Job
-	waitUntil(t, "job "+id+" ended", deadline, func() bool {
-		var err error
-		if j, err = b.store.Get(context.Background(), id); err != nil {
-			t.Fatal(err)
-		}
-		return j.Status.Terminal()
-	})
-	return j
 }
 
 // TestBlockingPickupBlocks proves that the wake client (wake.go) makes an idle

@@ -106,37 +106,48 @@ func (b *bundle) submit(t *testing.T, req jobs.SubmitRequest) string {
 	return s.Job.ID
 }
 
-// waitEnd polls the record until it ends; a generous deadline, not a timing
-// assertion.
+// waitEnd polls the record until it ends, for up to patience.
 func (b *bundle) waitEnd(t *testing.T, id string) *jobs.Job {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		j, err := b.store.Get(context.Background(), id)
-		if err != nil {
+	return b.waitEndWithin(t, id, patience)
+}
+
+// waitEndWithin is waitEnd with a deadline of the caller's choosing.
+func (b *bundle) waitEndWithin(t *testing.T, id string, deadline time.Duration) *jobs.Job {
+	t.Helper()
+	var j *jobs.Job
+	waitUntil(t, "job "+id+" to end", deadline, func() bool {
+		var err error
+		if j, err = b.store.Get(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
-		if j.Status.Terminal() {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s did not end: %+v", id, j)
+		return j.Status.Terminal()
+	})
+	return j
+}
+
+// patience is how long a test waits for what should happen promptly: a
+// hang guard, not a timing assertion.
+const patience = 60 * time.Second
+
+// waitUntil polls cond until it holds, failing the test after deadline (a
+// hang guard, not a timing assertion). Every wait of these tests is this
+// loop.
+func waitUntil(tb testing.TB, what string, deadline time.Duration, cond func() bool) {
+	tb.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			tb.Fatalf("gave up waiting for %s (%v)", what, deadline)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// eventually polls cond until it holds; a generous deadline, not a timing
-// assertion.
+// eventually is waitUntil for up to patience.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, what, patience, cond)
 }
 
 func (b *bundle) events(t *testing.T, id string) []jobs.Event {

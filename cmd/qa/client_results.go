@@ -44,7 +44,7 @@ func downloadResults(ctx context.Context, c *apiClient, id string, w io.Writer) 
 		if cont.Reason != "error" {
 			failed = 0
 		} else if failed++; failed > resultsRetries {
-			return fmt.Errorf("download results: the server failed to read them %d times in a row", failed)
+			return fmt.Errorf("the server failed to read them %d times in a row", failed)
 		} else {
 			select {
 			case <-ctx.Done():

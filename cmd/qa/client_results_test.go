@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +147,23 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"custom_id":"a"`) || !strings.Contains(lines[1], `"custom_id":"b"`) {
 		t.Errorf("results: %q", out.String())
+	}
+}
+
+// TestSaveResultsErrorSaysDownloadOnce: when every download fails on the
+// server's side, the error says so in one sentence, "download results" once.
+func TestSaveResultsErrorSaysDownloadOnce(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// What the API answers when it fails to read the results.
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		fmt.Fprintf(w, `{"object":"batch.results.continue","offset":0,"next":%q,"reason":"error"}`+"\n", r.URL.RequestURI())
+	}))
+	t.Cleanup(srv.Close)
+	c := &apiClient{base: srv.URL, http: srv.Client()}
+	err := saveResults(context.Background(), c, "batch_x", "", io.Discard, true)
+	if err == nil || strings.Count(err.Error(), "download results") != 1 || !strings.Contains(err.Error(), "failed to read them") {
+		t.Fatalf("error = %v, want one sentence saying the server failed to read the results", err)
 	}
 }
 
