@@ -418,7 +418,7 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 
 func (d *batchDecoder) question(raw json.RawMessage) (string, string) {
 	if raw == nil {
-		return "", "missing"
+		return "", requiredMsg
 	}
 	var q string
 	if err := json.Unmarshal(raw, &q); err != nil {

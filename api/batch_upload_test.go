@@ -316,6 +316,12 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 		e.Error.Problems[0].Line != 2 || e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "String should not be blank (only whitespace)" {
 		t.Errorf("blank question: %d %s", resp.StatusCode, out)
 	}
+	// A missing question reads as it does on /v1/jobs and the seed's endpoints.
+	resp, out = b.do(t, "POST", "/v1/batches", jsonl(`{"question":"fine"}`, `{"custom_id":"x"}`), http.Header{"Content-Type": {"application/x-ndjson"}})
+	if e := decode[v1Error](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
+		e.Error.Problems[0].Field != "question" || e.Error.Problems[0].Reason != "Field required" {
+		t.Errorf("missing question: %d %s", resp.StatusCode, out)
+	}
 }
 
 // TestBatchQuotaPerKey: a key at BATCH_QUOTA_ITEMS_PER_KEY or

@@ -70,7 +70,7 @@ func parseJSON(body []byte) (any, error) {
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			pos = int64(len(body))
 			if len(bytes.TrimSpace(body)) == 0 {
-				return nil, validationError(fieldError{Loc: []any{"body"}, Msg: "Field required", Type: "missing"})
+				return nil, validationError(fieldError{Loc: []any{"body"}, Msg: requiredMsg, Type: "missing"})
 			}
 			err = errors.New("unexpected end of JSON input")
 		}
@@ -106,7 +106,7 @@ func question(m map[string]any, loc []any, maxChars int) (string, *fieldError) {
 	loc = append(append([]any{}, loc...), "question")
 	raw, ok := m["question"]
 	if !ok {
-		return "", &fieldError{Loc: loc, Msg: "Field required", Type: "missing"}
+		return "", &fieldError{Loc: loc, Msg: requiredMsg, Type: "missing"}
 	}
 	q, ok := raw.(string)
 	if !ok {
@@ -133,6 +133,10 @@ func blank(q string) bool { return strings.TrimSpace(q) == "" }
 
 // blankMsg is the validation message of a blank question.
 const blankMsg = "String should not be blank (only whitespace)"
+
+// requiredMsg is pydantic's words for a missing field, used by every input
+// that names one.
+const requiredMsg = "Field required"
 
 func optionalBool(m map[string]any, name string) (*bool, *fieldError) {
 	raw, ok := m[name]
