@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -842,5 +843,58 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	end, err := bs.Get(ctx, bt.ID)
 	if err != nil || end.Status != jobs.BatchCancelled || end.Counts != (jobs.BatchCounts{Total: 12, Completed: 1, Cancelled: 11}) {
 		t.Fatalf("end = %+v %v", end, err)
+	}
+}
+
+// loseFirstReply is a go-redis hook whose first pipeline reaches Redis but
+// whose reply is lost, as when the connection drops after the write.
+type loseFirstReply struct{ lost atomic.Bool }
+
+func (*loseFirstReply) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*loseFirstReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *loseFirstReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) > 1 && cmds[0].Name() == "hset" && h.lost.CompareAndSwap(false, true) {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+}
+
+// TestUploadAbortAfterALostReply: an upload whose first write reached Redis
+// but whose reply was lost is refused, and its abort still removes what the
+// write stored rather than leaving it for the TTL.
+func TestUploadAbortAfterALostReply(t *testing.T) {
+	t.Parallel()
+	b := setup(t, jobs.Config{})
+	ctx := context.Background()
+	faulty := redis.NewClient(b.db.Client.Options())
+	t.Cleanup(func() { _ = faulty.Close() })
+	faulty.AddHook(&loseFirstReply{})
+	store, err := jobs.NewStore(faulty, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := jobs.NewBatches(store, jobs.BatchConfig{StoreChunk: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: "alice", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		err = u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Question: "q"})
+	}
+	if err == nil {
+		t.Fatal("the chunk's write reported no error")
+	}
+	if n := len(b.db.Client.Keys(ctx, "qa:batch:*").Val()); n == 0 {
+		t.Fatal("the lost write stored nothing: the test no longer loses a reply")
+	}
+	u.Abort(ctx)
+	if keys := b.db.Client.Keys(ctx, "qa:batch:*").Val(); len(keys) != 0 {
+		t.Fatalf("after the abort: %v, want nothing of the upload", keys)
 	}
 }

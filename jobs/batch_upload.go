@@ -126,8 +126,8 @@ func (u *Upload) checkQuota(items int, bytes int64) error {
 }
 
 // Add appends an item, sending a chunk to Redis when StoreChunk items or
-// about a megabyte are waiting. A *QuotaError means the item would take the
-// owner over a quota; nothing more should be added.
+// about a megabyte are waiting. Any error ends the upload: Abort it. A
+// *QuotaError means the item would take the owner over a quota.
 func (u *Upload) Add(ctx context.Context, item BatchItem) error {
 	v := mustJSON(item)
 	if err := u.checkQuota(1, int64(len(v))); err != nil {
@@ -167,10 +167,12 @@ func (u *Upload) flush(ctx context.Context) error {
 		pipe.HSet(ctx, BatchItemsKey(u.id), u.fields...)
 		pipe.PExpire(ctx, BatchItemsKey(u.id), u.req.TTL)
 	}
+	// Set before the write: a write whose reply is lost may have stored
+	// something, which Abort must then remove.
+	u.stored = true
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("store items of batch %s: %w", u.id, err)
 	}
-	u.stored = true
 	u.fields, u.pending = u.fields[:0], 0
 	return nil
 }
