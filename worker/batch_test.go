@@ -60,22 +60,17 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic %d?", i%3)}
 	}
 	id := createBatch(t, batches, "o", items, false)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var end *jobs.Batch
+	eventually(t, "the batch to end", func() bool {
 		b, err := batches.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.Status.Terminal() {
-			if b.Counts.Completed != 60 {
-				t.Fatalf("end = %+v", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch did not end: %+v", b)
-		}
-		time.Sleep(10 * time.Millisecond)
+		end = b
+		return b.Status.Terminal()
+	})
+	if end.Counts.Completed != 60 {
+		t.Fatalf("end = %+v", end)
 	}
 	if n := lm.Requests(); n != 3 {
 		t.Fatalf("LM requests = %d, want 3 (one per distinct question)", n)
@@ -164,24 +159,14 @@ func TestBatchOwnerShare(t *testing.T) {
 		}
 		return createBatch(t, batches, owner, items, false)
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	aID := create("A", 100)
 	// Alone, A takes every slot.
-	waitFor("A on all four slots", func() bool { mu.Lock(); defer mu.Unlock(); return running['A'] == 4 })
+	eventually(t, "A on all four slots", func() bool { mu.Lock(); defer mu.Unlock(); return running['A'] == 4 })
 	b := create("B", 10)
 	close(hold)
 	// With B running, A's items beyond two slots are put back, so B's items
 	// are reached and run while most of A's batch is still to come.
-	waitFor("B's batch to end", func() bool {
+	eventually(t, "B's batch to end", func() bool {
 		bt, err := batches.Get(context.Background(), b)
 		return err == nil && bt.Status.Terminal()
 	})

@@ -323,13 +323,10 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	b.startWorker(t, worker.Config{})
 	running := b.submit(t, jobs.SubmitRequest{Question: "slow [[fakelm:stall]]"})
 	// Wait for the attempt to start, then cancel it.
-	for {
-		j, _ := b.store.Get(ctx, running)
-		if j.Status == jobs.StatusRunning {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "the job to start", func() bool {
+		j, err := b.store.Get(ctx, running)
+		return err == nil && j.Status == jobs.StatusRunning
+	})
 	if _, err := b.client.Cancel(ctx, running); err != nil {
 		t.Fatal(err)
 	}
@@ -339,17 +336,10 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 			t.Fatalf("job %s = %+v", id, j)
 		}
 		// The task disappears (revoked) and never runs again.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		eventually(t, "task "+id+" to leave the queue", func() bool {
 			_, err := insp.GetTaskInfo(jobs.QueueInteractive, id)
-			if errors.Is(err, asynq.ErrTaskNotFound) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("task %s still in the queue: %v", id, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return errors.Is(err, asynq.ErrTaskNotFound)
+		})
 		if got := count(b.events(t, id), jobs.EventStarted); got > 1 {
 			t.Fatalf("job %s started %d times", id, got)
 		}
@@ -389,13 +379,10 @@ func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
 	ctx := context.Background()
 	stopA := b.startWorker(t, worker.Config{ShutdownTimeout: time.Second, BatchConcurrency: -1})
 	id := b.submit(t, jobs.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
-	for {
-		j, _ := b.store.Get(ctx, id)
-		if j.Status == jobs.StatusRunning {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "the job to start", func() bool {
+		j, err := b.store.Get(ctx, id)
+		return err == nil && j.Status == jobs.StatusRunning
+	})
 	stopA() // the stalled job outlives the shutdown timeout and goes back
 	b.startWorker(t, worker.Config{BatchConcurrency: -1})
 	j := b.waitEnd(t, id)
@@ -416,13 +403,10 @@ func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 	stop := b.startWorker(t, worker.Config{ShutdownTimeout: 30 * time.Second, BatchConcurrency: -1})
 	// The LM answers after a pause: the shutdown starts while it runs.
 	id := b.submit(t, jobs.SubmitRequest{Question: "pause [[fakelm:stall,for=500ms,times=1]]"})
-	for {
-		j, _ := b.store.Get(ctx, id)
-		if j.Status == jobs.StatusRunning {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "the job to start", func() bool {
+		j, err := b.store.Get(ctx, id)
+		return err == nil && j.Status == jobs.StatusRunning
+	})
 	stop() // returns once in-flight work is done
 	j, err := b.store.Get(ctx, id)
 	if err != nil {
