@@ -37,13 +37,12 @@ BENCH_JSON  ?= bin/bench.json
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: ## qa bench: every scenario beside its same-run baseline and goal (≤ 10 min); JSON in BENCH_JSON
-	@mkdir -p bin
-	$(GO) build -o bin/qa-bench ./cmd/qa
-	bin/qa-bench bench --json $(BENCH_JSON) $(BENCH_FLAGS)
+bench: build ## qa-bench against the release bin/qa: every scenario beside its same-run baseline and goal (≤ 10 min); JSON in BENCH_JSON
+	$(GO) build -o bin/qa-bench ./cmd/qa-bench
+	bin/qa-bench --qa $(BIN) --json $(BENCH_JSON) $(BENCH_FLAGS)
 
 .PHONY: bench-quick
-bench-quick: ## qa bench --quick: every scenario, smaller and shorter (about 3 min)
+bench-quick: ## qa-bench --quick: every scenario, smaller and shorter (about 3 min)
 	$(MAKE) bench BENCH_FLAGS=--quick
 
 .PHONY: bench-go

@@ -196,7 +196,7 @@ const (
 // 5 ms (the baseline of PICKUP-AND-DASHBOARD.md §1.3a, in the same run). It
 // reports p50_ms, p99_ms and idle_cmds_per_s; each variant logs its figures
 // and the idle commands by name, and -v also prints a summary table. The
-// measurement is benchkit.MeasurePickup, which `qa bench --scenarios pickup`
+// measurement is benchkit.MeasurePickup, which `qa-bench --scenarios pickup`
 // runs too (see there for what is timed).
 //
 //	go test -run '^$' -bench Pickup -benchtime 1x ./worker/

@@ -41,7 +41,6 @@ func commands() map[string]command {
 		"worker": {"run a worker process (interactive and batch queues)", runWorker},
 		"api":    {"run the HTTP API", runServeAPI},
 		"dev":    {"run everything in one process: embedded Redis, workers, API, demo LM", runDev},
-		"bench":  {"measure latency, throughput and limits against same-run baselines", runBench},
 		"healthcheck": {
 			"GET the local /readyz (or /livez): the containers' HEALTHCHECK", runHealthcheck},
 		"submit":  {"submit a question to QA_URL and print the answer", runSubmit},

@@ -1,4 +1,4 @@
-// Package benchkit is the measuring kit shared by `qa bench`, the Go
+// Package benchkit is the measuring kit shared by qa-bench, the Go
 // benchmarks and the fault tests: latency summaries, the pickup measurement
 // (enqueue clock, idle Redis commands), processes started from the qa binary
 // with their RSS and CPU time, an SSE frame reader and the mixed HTTP load.

@@ -8,7 +8,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 )
 
-// TestShortLoad is a short `qa bench --scenarios load`: 100 clients for 10 s
+// TestShortLoad is a short `qa-bench --scenarios load`: 100 clients for 10 s
 // (20 for 3 s under -short) mixing submit, long-poll, poll, SSE and /predict.
 // No 5xx, no transport error, and every accepted job completes.
 func TestShortLoad(t *testing.T) {

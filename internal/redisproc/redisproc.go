@@ -1,5 +1,5 @@
 // Package redisproc runs redis-server processes on free loopback ports: for
-// tests (through redistest) and for `qa bench`, which must not link the
+// tests (through redistest) and for qa-bench, which must not link the
 // testing package into the binary.
 package redisproc
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,7 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// benchScenario is one `qa bench` scenario: it starts what it needs through
+// benchScenario is one qa-bench scenario: it starts what it needs through
 // the scope, measures, and returns rows (each figure beside its same-run
 // baseline and its goal).
 type benchScenario struct {
@@ -122,10 +123,11 @@ func fmtNum(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-// bench is one `qa bench` run's shared setup.
+// bench is one qa-bench run's shared setup.
 type bench struct {
 	quick     bool
 	bin       string
+	qaVersion string
 	dir       string
 	redisAddr string
 	redisSrv  *redisproc.Server
@@ -139,24 +141,29 @@ type benchReport struct {
 	StartedAt time.Time         `json:"started_at"`
 	Command   string            `json:"command"`
 	Quick     bool              `json:"quick"`
+	QA        string            `json:"qa"` // `qa version` of the binary measured
 	Machine   map[string]string `json:"machine"`
 	Scenarios []*scenarioResult `json:"scenarios"`
 }
 
-// runBench is `qa bench [--scenarios a,b] [--quick] [--json FILE] [load]`.
+// runBench is `qa-bench [--scenarios a,b] [--quick] [--json FILE] [--qa PATH] [load]`.
 func runBench(ctx context.Context, e env, args []string) error {
-	fs := flag.NewFlagSet("qa bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("qa-bench", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	names := fs.String("scenarios", "", "comma-separated scenarios to run (default: all); see -list")
 	quick := fs.Bool("quick", false, "a fast run: fewer samples, fewer clients, shorter windows")
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	list := fs.Bool("list", false, "list the scenarios and exit")
+	qaBin := fs.String("qa", "", "the qa binary to run as `qa api` / `qa worker` (default: the qa beside qa-bench, else one built from this checkout)")
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: qa bench [flags] [scenario ...]\n\nRuns each scenario against a redis-server on a free port, an in-process fake LM\nand `qa api` / `qa worker` processes, and prints every figure beside its\nsame-run baseline and its goal.\n\nflags:")
+		fmt.Fprintln(e.stderr, "usage: qa-bench [flags] [scenario ...]\n\nRuns each scenario against a redis-server on a free port, an in-process fake LM\nand `qa api` / `qa worker` processes, and prints every figure beside its\nsame-run baseline and its goal.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage // fs.Parse has said why
 	}
 	all := benchScenarios()
 	if *list {
@@ -167,22 +174,22 @@ func runBench(ctx context.Context, e env, args []string) error {
 	}
 	selected, err := selectScenarios(all, *names, fs.Args())
 	if err != nil {
-		fmt.Fprintln(e.stderr, "qa bench:", err)
+		fmt.Fprintln(e.stderr, "qa-bench:", err)
 		return errUsage
 	}
-	b, cleanup, err := newBench(*quick, e.stderr)
+	b, cleanup, err := newBench(ctx, *quick, *qaBin, e.stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 
-	rep := &benchReport{StartedAt: time.Now().UTC(), Command: "qa bench " + strings.Join(args, " "), Quick: *quick, Machine: machineInfo()}
+	rep := &benchReport{StartedAt: time.Now().UTC(), Command: "qa-bench " + strings.Join(args, " "), Quick: *quick, QA: b.qaVersion, Machine: machineInfo()}
 	for _, sc := range selected {
 		bound := sc.bound
 		if *quick {
 			bound = sc.quickBound
 		}
-		fmt.Fprintf(e.stderr, "qa bench: %s (at most %v)…\n", sc.name, bound)
+		fmt.Fprintf(e.stderr, "qa-bench: %s (at most %v)…\n", sc.name, bound)
 		sctx, cancel := context.WithTimeout(ctx, bound)
 		s := &scope{b: b, name: sc.name}
 		start := time.Now()
@@ -214,7 +221,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 		if err := os.WriteFile(*jsonOut, append(buf, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write --json: %w", err)
 		}
-		fmt.Fprintf(e.stderr, "qa bench: report written to %s\n", *jsonOut)
+		fmt.Fprintf(e.stderr, "qa-bench: report written to %s\n", *jsonOut)
 	}
 	return ctx.Err()
 }
@@ -239,27 +246,33 @@ func selectScenarios(all []benchScenario, names string, positional []string) ([]
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (qa bench -list)", n)
+			return nil, fmt.Errorf("unknown scenario %q (qa-bench -list)", n)
 		}
 	}
 	return out, nil
 }
 
-// newBench raises the open-file limit, finds the qa binary and starts the
-// run's redis-server (or, without one, the embedded miniredis, loudly).
-func newBench(quick bool, progress io.Writer) (*bench, func(), error) {
+// newBench raises the open-file limit, finds the qa binary (qaBin, see
+// findQA) and starts the run's redis-server (or, without one, the embedded
+// miniredis, loudly).
+func newBench(ctx context.Context, quick bool, qaBin string, progress io.Writer) (*bench, func(), error) {
 	if err := raiseFileLimit(); err != nil {
-		fmt.Fprintf(progress, "qa bench: could not raise the open-file limit: %v\n", err)
-	}
-	bin, err := os.Executable()
-	if err != nil {
-		return nil, nil, fmt.Errorf("find the qa binary: %w", err)
+		fmt.Fprintf(progress, "qa-bench: could not raise the open-file limit: %v\n", err)
 	}
 	dir, err := os.MkdirTemp("", "qa-bench-")
 	if err != nil {
 		return nil, nil, err
 	}
-	b := &bench{quick: quick, bin: bin, dir: dir, progress: progress}
+	self, err := os.Executable()
+	if err != nil {
+		self = "" // then there is nothing beside it: findQA builds qa
+	}
+	bin, version, err := findQA(ctx, qaBin, self, dir, progress)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	b := &bench{quick: quick, bin: bin, qaVersion: version, dir: dir, progress: progress}
 	var stop func()
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		srv, err := redisproc.Start(dir)
@@ -270,7 +283,7 @@ func newBench(quick bool, progress io.Writer) (*bench, func(), error) {
 		b.redisAddr, b.redisSrv, stop = srv.Addr, srv, srv.Stop
 	} else {
 		fmt.Fprintln(progress, strings.Repeat("!", 78))
-		fmt.Fprintln(progress, "qa bench: redis-server NOT FOUND on PATH: using the embedded miniredis.\n  Its figures say nothing about a real Redis; scenarios that need a real\n  server are skipped. Install redis-server for a meaningful run.")
+		fmt.Fprintln(progress, "qa-bench: redis-server NOT FOUND on PATH: using the embedded miniredis.\n  Its figures say nothing about a real Redis; scenarios that need a real\n  server are skipped. Install redis-server for a meaningful run.")
 		fmt.Fprintln(progress, strings.Repeat("!", 78))
 		m := miniredis.NewMiniRedis()
 		m.ClockTTL(true)
@@ -320,7 +333,7 @@ func machineInfo() map[string]string {
 }
 
 func printReport(w io.Writer, rep *benchReport) {
-	fmt.Fprintf(w, "\nqa bench — %s, %s CPUs, %s, %s\n\n", rep.Machine["goos"]+"/"+rep.Machine["goarch"], rep.Machine["cpus"], rep.Machine["memory"], rep.Machine["go"])
+	fmt.Fprintf(w, "\nqa-bench — %s, %s CPUs, %s, %s\n\n", rep.Machine["goos"]+"/"+rep.Machine["goarch"], rep.Machine["cpus"], rep.Machine["memory"], rep.Machine["go"])
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tmetric\tvalue\tbaseline (same run)\tgoal\tmet")
 	for _, s := range rep.Scenarios {
