@@ -97,8 +97,15 @@ local function free_input(i)
   return n
 end
 
+-- free_share takes freed input bytes off the batch's share, never more than
+-- the share holds: a batch accepted before quotas were counted (by a release
+-- before them, running across an upgrade) has none, and freeing its inputs
+-- must not take the owner's totals below what its other batches hold.
 local function free_share(bytes)
-  if bytes > 0 then add_share(redis.call('HGET', batch, 'owner') or '', id, 0, -bytes) end
+  local owner = redis.call('HGET', batch, 'owner') or ''
+  local _, held = share_of(usage_keys(owner), id)
+  bytes = math.min(bytes, held)
+  if bytes > 0 then add_share(owner, id, 0, -bytes) end
 end
 
 local function append(etype, data)

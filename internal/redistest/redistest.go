@@ -7,6 +7,10 @@
 //  2. a redis-server found on PATH, started on a free port for this test binary;
 //  3. the embedded miniredis, with a notice — refused when CI=true, because CI
 //     must test against the real thing.
+//
+// It also writes a database out key by key and reads one back in (Dump,
+// Restore; snapshot.go), so a test can start from what other code, such as a
+// previous release, left in Redis.
 package redistest
 
 import (
