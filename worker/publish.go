@@ -67,10 +67,10 @@ func (c *coalescer) addReset(reason string) error {
 	c.mu.Lock()
 	c.pending = append(c.pending, segment{field: resetField, content: reason})
 	clear(c.seen) // the restarted output's first chunks go out at once again
+	signal(c.urgent)
 	err := c.err
 	c.mu.Unlock()
 	signal(c.wake)
-	signal(c.urgent)
 	return err
 }
 
@@ -86,14 +86,13 @@ func (c *coalescer) add(field, content string) error {
 	} else {
 		c.pending = append(c.pending, segment{field: field, content: content})
 	}
-	first := !c.seen[field]
-	c.seen[field] = true
+	if !c.seen[field] {
+		c.seen[field] = true
+		signal(c.urgent)
+	}
 	err := c.err
 	c.mu.Unlock()
 	signal(c.wake)
-	if first {
-		signal(c.urgent)
-	}
 	return err
 }
 
@@ -145,6 +144,12 @@ func (c *coalescer) flush(ctx context.Context) error {
 	c.mu.Lock()
 	batch := c.pending
 	c.pending = nil
+	// An urgent signal asks for chunks this flush takes: left, it would cut
+	// the next wait short. It is sent under mu, so it cannot come late.
+	select {
+	case <-c.urgent:
+	default:
+	}
 	stopped := c.err != nil
 	c.mu.Unlock()
 	if stopped {

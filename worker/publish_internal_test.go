@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
@@ -232,4 +236,302 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// The tests below drive the coalescer alone, against a recording sink, in a
+// synctest bubble: its clock is fake and moves only when every goroutine
+// waits, so "nothing was written before the interval ended" is exact and no
+// test waits on the wall clock. (time.Sleep in a bubble advances that fake
+// clock at once.)
+
+// sinkLog records a coalescer's writes in order, "field:content" for a
+// token and "reset:reason" for a reset, including writes that failed; fail,
+// if set, gives the error of the n-th write (from 0).
+type sinkLog struct {
+	mu    sync.Mutex
+	calls []string
+	fail  func(n int, call string) error
+}
+
+func (s *sinkLog) write(call string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.fail != nil {
+		err = s.fail(len(s.calls), call)
+	}
+	s.calls = append(s.calls, call)
+	return err
+}
+
+func (s *sinkLog) token(_ context.Context, field, content string) error {
+	return s.write(field + ":" + content)
+}
+
+func (s *sinkLog) reset(_ context.Context, reason string) error { return s.write("reset:" + reason) }
+
+// expect fails the test unless the writes so far are want. Call it after
+// synctest.Wait, when the publisher is idle.
+func (s *sinkLog) expect(t *testing.T, when string, want ...string) {
+	t.Helper()
+	s.mu.Lock()
+	got := slices.Clone(s.calls)
+	s.mu.Unlock()
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("%s: writes (-want +got):\n%s", when, diff)
+	}
+}
+
+// startCoalescer runs a coalescer publishing to s, in t's bubble.
+func startCoalescer(t *testing.T, s *sinkLog, every time.Duration) *coalescer {
+	c := newCoalescer(s.token, s.reset, every)
+	runCoalescer(t, c)
+	return c
+}
+
+// runCoalescer starts c's publisher; a test that failed before closing c
+// has it closed, so the bubble ends with its goroutines.
+func runCoalescer(t *testing.T, c *coalescer) {
+	go c.run(context.Background())
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = c.close()
+		}
+	})
+}
+
+func mustAdd(t *testing.T, c *coalescer, field, content string) {
+	t.Helper()
+	if err := c.add(field, content); err != nil {
+		t.Fatalf("add %s %q: %v", field, content, err)
+	}
+}
+
+// errRefused is a write that never reached Redis.
+var errRefused = fmt.Errorf("dial tcp: %w", syscall.ECONNREFUSED)
+
+// TestCoalescerPacesWrites: a field's first chunk goes out at once (time to
+// first token); later chunks wait for the interval and go out together, one
+// write per run of a field, in the order they came.
+func TestCoalescerPacesWrites(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const every = time.Second
+		var s sinkLog
+		c := startCoalescer(t, &s, every)
+		start := time.Now()
+
+		mustAdd(t, c, "reasoning", "r1")
+		synctest.Wait()
+		s.expect(t, "a field's first chunk", "reasoning:r1")
+
+		mustAdd(t, c, "reasoning", "r2")
+		mustAdd(t, c, "reasoning", "r3")
+		synctest.Wait()
+		s.expect(t, "later chunks, within the interval", "reasoning:r1")
+
+		// Another field's first chunk goes at once, after what was queued
+		// before it.
+		mustAdd(t, c, "answer", "a1")
+		synctest.Wait()
+		s.expect(t, "the next field's first chunk", "reasoning:r1", "reasoning:r2r3", "answer:a1")
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("first chunks went out after %v, want at once", d)
+		}
+
+		mustAdd(t, c, "answer", "a2")
+		mustAdd(t, c, "answer", "a3")
+		mustAdd(t, c, "reasoning", "r4")
+		mustAdd(t, c, "answer", "a4")
+		time.Sleep(every - time.Nanosecond)
+		synctest.Wait()
+		s.expect(t, "just before the interval ends", "reasoning:r1", "reasoning:r2r3", "answer:a1")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		s.expect(t, "when the interval ends",
+			"reasoning:r1", "reasoning:r2r3", "answer:a1", "answer:a2a3", "reasoning:r4", "answer:a4")
+
+		if err := c.close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		s.expect(t, "after close",
+			"reasoning:r1", "reasoning:r2r3", "answer:a1", "answer:a2a3", "reasoning:r4", "answer:a4")
+	})
+}
+
+// TestCoalescerOrdersResets: a reset goes out after every chunk queued before
+// it, at once; chunks after it start a new write, and a field's first chunk
+// after it goes at once again.
+func TestCoalescerOrdersResets(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var s sinkLog
+		c := newCoalescer(s.token, s.reset, time.Hour)
+		// Queued before the publisher runs: all of it goes in one flush.
+		mustAdd(t, c, "answer", "a1")
+		mustAdd(t, c, "answer", "a2")
+		mustAdd(t, c, "reasoning", "x")
+		if err := c.addReset("fell back"); err != nil {
+			t.Fatal(err)
+		}
+		mustAdd(t, c, "reasoning", "y")
+		mustAdd(t, c, "reasoning", "z")
+		runCoalescer(t, c)
+		synctest.Wait()
+		want := []string{"answer:a1a2", "reasoning:x", "reset:fell back", "reasoning:yz"}
+		s.expect(t, "the first flush", want...)
+
+		mustAdd(t, c, "reasoning", "w") // not a first chunk: waits
+		synctest.Wait()
+		s.expect(t, "a later chunk", want...)
+		if err := c.addReset("again"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		want = append(want, "reasoning:w", "reset:again")
+		s.expect(t, "a reset", want...)
+		mustAdd(t, c, "reasoning", "v") // first since the reset: at once
+		synctest.Wait()
+		want = append(want, "reasoning:v")
+		s.expect(t, "the first chunk after a reset", want...)
+
+		if err := c.close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		s.expect(t, "after close", want...)
+	})
+}
+
+// TestCoalescerCloseFlushesTheRest: close writes what is queued without
+// waiting out the interval.
+func TestCoalescerCloseFlushesTheRest(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var s sinkLog
+		c := startCoalescer(t, &s, time.Hour)
+		start := time.Now()
+		mustAdd(t, c, "answer", "a1")
+		synctest.Wait()
+		mustAdd(t, c, "answer", "a2")
+		mustAdd(t, c, "answer", "a3")
+		if err := c.close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		s.expect(t, "after close", "answer:a1", "answer:a2a3")
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("close took %v, want no wait", d)
+		}
+
+		var none sinkLog
+		if err := startCoalescer(t, &none, time.Hour).close(); err != nil {
+			t.Fatalf("close of an idle coalescer: %v", err)
+		}
+		none.expect(t, "an idle coalescer")
+	})
+}
+
+// TestCoalescerStopsAtAWriteError: a write refused for a reason other than
+// Redis being away (the job ended, the attempt is stale) stops publishing;
+// add, addReset and close return that error from then on.
+func TestCoalescerStopsAtAWriteError(t *testing.T) {
+	t.Parallel()
+	for _, refused := range []string{"answer:a2", "reset:fell back"} {
+		t.Run(refused, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				s := sinkLog{fail: func(_ int, call string) error {
+					if call == refused {
+						return fmt.Errorf("write: %w", jobs.ErrTerminal)
+					}
+					return nil
+				}}
+				c := startCoalescer(t, &s, time.Second)
+				mustAdd(t, c, "answer", "a1")
+				synctest.Wait()
+				mustAdd(t, c, "answer", "a2")
+				if err := c.addReset("fell back"); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				want := []string{"answer:a1", "answer:a2"}
+				if refused == "reset:fell back" {
+					want = append(want, "reset:fell back")
+				}
+				s.expect(t, "up to the refused write", want...)
+
+				if err := c.add("answer", "a3"); !errors.Is(err, jobs.ErrTerminal) {
+					t.Errorf("add after the refusal = %v, want ErrTerminal", err)
+				}
+				if err := c.addReset("again"); !errors.Is(err, jobs.ErrTerminal) {
+					t.Errorf("addReset after the refusal = %v, want ErrTerminal", err)
+				}
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				if err := c.close(); !errors.Is(err, jobs.ErrTerminal) {
+					t.Errorf("close = %v, want ErrTerminal", err)
+				}
+				s.expect(t, "after the refusal (nothing more)", want...)
+			})
+		})
+	}
+}
+
+// TestCoalescerRepeatsARefusedWrite: while Redis is away, a refused write
+// stays queued ahead of newer chunks and is repeated exactly as it was (it
+// may have landed, and the attempt numbers its writes so a repeat is not
+// published twice); newer chunks do not join it, and the publisher backs off
+// instead of writing at each first chunk.
+func TestCoalescerRepeatsARefusedWrite(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const every = time.Second
+		s := sinkLog{fail: func(n int, _ string) error {
+			if n < 2 {
+				return errRefused
+			}
+			return nil
+		}}
+		c := startCoalescer(t, &s, every)
+		mustAdd(t, c, "answer", "a1")
+		synctest.Wait()
+		s.expect(t, "the refused write", "answer:a1")
+		mustAdd(t, c, "answer", "a2")
+		mustAdd(t, c, "reasoning", "r1") // a first chunk, but Redis is away
+		synctest.Wait()
+		s.expect(t, "while backing off", "answer:a1")
+
+		time.Sleep(every)
+		synctest.Wait()
+		s.expect(t, "the second try, refused again", "answer:a1", "answer:a1")
+		time.Sleep(every)
+		synctest.Wait()
+		s.expect(t, "once Redis is back", "answer:a1", "answer:a1", "answer:a1", "answer:a2", "reasoning:r1")
+
+		if err := c.close(); err != nil {
+			t.Fatalf("close: %v; an outage that ended must not stop the run", err)
+		}
+	})
+}
+
+// TestCoalescerCloseGivesUpWhenRedisStaysAway: close waits out an outage as
+// the attempt's end write does (writePatience), then returns its error.
+func TestCoalescerCloseGivesUpWhenRedisStaysAway(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := sinkLog{fail: func(int, string) error { return errRefused }}
+		c := startCoalescer(t, &s, time.Second)
+		start := time.Now()
+		if err := c.add("answer", "a1"); err != nil {
+			t.Fatalf("add: %v; an unreachable Redis must not stop the run", err)
+		}
+		synctest.Wait()
+		if err := c.close(); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("close = %v, want the refused write's error", err)
+		}
+		if d := time.Since(start); d < writePatience {
+			t.Fatalf("close gave up after %v, want writePatience (%v)", d, writePatience)
+		}
+	})
 }
