@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/qaqueue/qaqueue/internal/redistest.(*Server).start.func1")); err != nil {
+		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "faulttest: leaked goroutines:", err)
 			code = 1
 		}
