@@ -12,6 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
@@ -53,7 +54,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewBatches(store, batches.BatchConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	defer ts.Close()
 	defer srv.Shutdown(ctx)
 	w, err := worker.New(worker.Config{Concurrency: 2, BatchConcurrency: 64, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: batches, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 		id := strings.TrimPrefix(resp.Header.Get("Location"), "/v1/batches/")
 		start = time.Now()
 		for {
-			bt, err := batches.Get(ctx, id)
+			bt, err := bs.Get(ctx, id)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 )
 
@@ -312,7 +313,7 @@ func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-c
 
 // batchSource follows a batch's events.
 type batchSource struct {
-	b  *jobs.Batches
+	b  *batches.Batches
 	id string
 }
 
@@ -320,7 +321,7 @@ func (b batchSource) channel() string   { return jobs.BatchChannel(b.id) }
 func (b batchSource) eventsKey() string { return jobs.BatchEventsKey(b.id) }
 func (b batchSource) load(ctx context.Context) (*jobs.Batch, error) {
 	bt, err := b.b.Get(ctx, b.id)
-	if errors.Is(err, jobs.ErrBatchNotFound) {
+	if errors.Is(err, batches.ErrBatchNotFound) {
 		return nil, jobs.ErrNotFound
 	}
 	return bt, err

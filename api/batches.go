@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/rs/zerolog"
 )
@@ -28,7 +29,7 @@ const batchCreateTimeout = 2 * time.Minute
 // batchHandlers serve /v1/batches.
 type batchHandlers struct {
 	s *Server
-	b *jobs.Batches
+	b *batches.Batches
 	// uploads holds a token per upload this process is reading
 	// (BATCH_UPLOADS_PER_PROCESS; admitUpload).
 	uploads chan struct{}
@@ -36,7 +37,7 @@ type batchHandlers struct {
 
 // batchRoutes registers /v1/batches on g.
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
-	b, err := jobs.NewBatches(s.deps.Store, jobs.BatchConfig{
+	b, err := batches.NewBatches(s.deps.Store, batches.BatchConfig{
 		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
 		QuotaItems: s.cfg.BatchQuotaItemsPerKey, QuotaBytes: s.cfg.BatchQuotaBytesPerKey,
 	})
@@ -104,17 +105,17 @@ func batchViewOf(b *jobs.Batch) batchView {
 // fail answers err, naming batches rather than jobs.
 func (h *batchHandlers) fail(c *gin.Context, err error) {
 	var (
-		quota    *jobs.QuotaError
+		quota    *batches.QuotaError
 		problems batchProblems
 	)
 	switch {
-	case errors.Is(err, jobs.ErrBatchNotFound):
+	case errors.Is(err, batches.ErrBatchNotFound):
 		err = errNotFound("batch")
-	case errors.Is(err, jobs.ErrBatchEnded):
+	case errors.Is(err, batches.ErrBatchEnded):
 		err = &apiError{status: http.StatusConflict, code: "batch_ended", message: "batch has already ended"}
-	case errors.Is(err, jobs.ErrBatchActive):
+	case errors.Is(err, batches.ErrBatchActive):
 		err = &apiError{status: http.StatusConflict, code: "batch_active", message: "batch has not ended yet"}
-	case errors.Is(err, jobs.ErrNothingToRetry):
+	case errors.Is(err, batches.ErrNothingToRetry):
 		err = &apiError{status: http.StatusConflict, code: "nothing_to_retry", message: "batch has no failed items"}
 	case errors.As(err, &problems):
 		_ = c.Error(err)
@@ -155,7 +156,7 @@ func (h *batchHandlers) load(ctx context.Context, c *gin.Context) (*jobs.Batch, 
 		return nil, err
 	}
 	if b.Owner != owner(c) {
-		return nil, jobs.ErrBatchNotFound
+		return nil, batches.ErrBatchNotFound
 	}
 	return b, nil
 }
@@ -198,7 +199,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 	}
 	noCache := c.Query("no_cache") == "true"
 	rctx, rcancel = s.redisCtx(c)
-	up, err := h.b.BeginUpload(rctx, jobs.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
+	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
 	rcancel()
 	if err != nil {
 		h.fail(c, err)
@@ -225,7 +226,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 // replay answers a repeated upload with the batch its Idempotency-Key names,
 // once its body is read (and validated: an upload that would be refused is
 // refused) and found the same; nothing is stored.
-func (h *batchHandlers) replay(c *gin.Context, r *jobs.Replayed) {
+func (h *batchHandlers) replay(c *gin.Context, r *batches.Replayed) {
 	bodyHash, err := h.read(c, nil)
 	h.s.writeDeadline(c, batchCreateTimeout)
 	if err == nil && bodyHash != r.BodyHash {
@@ -242,11 +243,11 @@ func (h *batchHandlers) replay(c *gin.Context, r *jobs.Replayed) {
 		h.fail(c, err)
 		return
 	}
-	h.accepted(c, &jobs.Created{Batch: bt, Replayed: true})
+	h.accepted(c, &batches.Created{Batch: bt, Replayed: true})
 }
 
 // accepted answers 202 with the batch.
-func (h *batchHandlers) accepted(c *gin.Context, created *jobs.Created) {
+func (h *batchHandlers) accepted(c *gin.Context, created *batches.Created) {
 	s := h.s
 	v := batchViewOf(created.Batch)
 	c.Header("Location", v.Links.Self)
@@ -399,7 +400,7 @@ func (h *batchHandlers) cancel(c *gin.Context) {
 // freeInputs frees at once the inputs of a cancelled batch's queued items,
 // for its owner's quota. The cancel has happened whatever this does: it gets
 // its own time, and a failure is logged, not answered (the items' tasks
-// free them as they drain; jobs.Batches.FreeInputs).
+// free them as they drain; batches.Batches.FreeInputs).
 func (h *batchHandlers) freeInputs(c *gin.Context, b *jobs.Batch) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), h.s.cfg.RedisTimeout)
 	defer cancel()

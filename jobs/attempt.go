@@ -60,7 +60,7 @@ func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Dur
 	})
 	var overBudget string
 	if s.cfg.TokenBudgetPerDay > 0 {
-		overBudget = mustJSON(FailedData{Error: budgetSpent(s.cfg.TokenBudgetPerDay, now)})
+		overBudget = mustJSON(FailedData{Error: BudgetSpent(s.cfg.TokenBudgetPerDay, now)})
 	}
 	reply, err := s.runAt(ctx, now, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp,
 		s.cfg.TokenBudgetPerDay, UsageDay(now), overBudget)

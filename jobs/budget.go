@@ -38,9 +38,9 @@ func BudgetResetAt(now time.Time) time.Time {
 // budget, would otherwise need its owner read first.
 func UsageKey(owner, day string) string { return "qa:budget:" + owner + ":" + day }
 
-// budgetSpent is why a job or batch item is refused at its start: its
+// BudgetSpent is why a job or batch item is refused at its start: its
 // owner's tokens for the day are spent.
-func budgetSpent(budget int64, now time.Time) *Error {
+func BudgetSpent(budget int64, now time.Time) *Error {
 	return &Error{Code: ErrCodeBudget, Message: fmt.Sprintf(
 		"not run: this key's daily token budget (TOKEN_BUDGET_PER_DAY=%d) is spent; it resets at 00:00 UTC (%s)",
 		budget, BudgetResetAt(now).Format(time.RFC3339))}

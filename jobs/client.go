@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -23,23 +22,7 @@ var (
 	// ErrIdempotencyMismatch: the Idempotency-Key was used with another body
 	// (answer 422).
 	ErrIdempotencyMismatch = errors.New("Idempotency-Key was already used with a different request body")
-	// ErrUnavailable: Redis failed while a task was being enqueued (answer
-	// 503). asynq reports a failed EVAL as text, without the network error
-	// that caused it, so callers could not tell it from a bug otherwise.
-	ErrUnavailable = errors.New("storage unavailable")
 )
-
-// enqueue adds a task. A task id already in use counts as done: where a step
-// may run twice its task ids are deterministic, so the task is there. Every
-// other error asynq returns comes from a Redis command that failed, which
-// asynq reports as text only, so it is marked ErrUnavailable (answer 503).
-func enqueue(ctx context.Context, aq *asynq.Client, t *asynq.Task, opts ...asynq.Option) error {
-	_, err := aq.EnqueueContext(ctx, t, opts...)
-	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
-}
 
 const abortTimeout = 2 * time.Second
 
@@ -50,12 +33,6 @@ const abortTimeout = 2 * time.Second
 // replay submits afresh, so the key cannot stay stuck. It is far above what
 // a live submit takes: three Redis round trips.
 const acceptTimeout = 30 * time.Second
-
-// crashSlack is how many more runs asynq allows than we do. Our handler counts
-// attempts in the record and fails the job itself on the last one, so asynq's
-// recoverer (which spends a retry per lost lease) never archives a task
-// without the record saying why.
-const crashSlack = 5
 
 // Client submits and manages jobs: the API side of the contract.
 type Client struct {
@@ -94,13 +71,6 @@ type Submitted struct {
 	Job *Job
 	// Replayed is true when the Idempotency-Key named an existing job.
 	Replayed bool
-}
-
-// NewJobID returns a random 128-bit id.
-func NewJobID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b[:])
 }
 
 // Submit writes the job record (with its idempotency key) and enqueues the
@@ -172,9 +142,9 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 
 	task := asynq.NewTask(TaskTypePredict, body)
-	err = enqueue(ctx, c.aq, task,
+	err = Enqueue(ctx, c.aq, task,
 		asynq.TaskID(id), asynq.Queue(req.Queue),
-		asynq.MaxRetry(c.store.cfg.MaxAttempts-1+crashSlack),
+		asynq.MaxRetry(c.store.cfg.TaskMaxRetry()),
 		asynq.Timeout(c.store.cfg.JobTimeout),
 		asynq.Retention(c.store.cfg.TaskRetention))
 	if err != nil {

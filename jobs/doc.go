@@ -9,4 +9,7 @@
 // on the job's pub/sub channel, in the same round trip and with the same id.
 // The script refuses to leave a terminal state, so a job ends exactly once
 // however often asynq runs its task.
+//
+// The batch contract (statuses, counts, items, result lines, task payloads,
+// key names) is here too; the batch machinery is package batches.
 package jobs

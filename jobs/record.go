@@ -44,6 +44,9 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
 }
 
+// Config returns the effective configuration, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
 // Redis returns the client the store uses.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
@@ -138,7 +141,7 @@ func msTime(v string) time.Time {
 // Events returns the job's events after the stream id after ("" or "0" for all),
 // at most count of them (0 = all).
 func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Event, error) {
-	evs, err := readStream(ctx, s.rdb, EventsKey(id), after, count)
+	evs, err := ReadStream(ctx, s.rdb, EventsKey(id), after, count)
 	if err != nil {
 		return nil, fmt.Errorf("read events of job %s: %w", id, err)
 	}

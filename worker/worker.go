@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -115,7 +116,7 @@ type Deps struct {
 	Metrics *Metrics
 	// Batches runs batch items, expansions and window checks (batch.go);
 	// nil: this worker serves no batch tasks.
-	Batches *jobs.Batches
+	Batches *batches.Batches
 }
 
 // Worker is one worker process's two asynq servers and its cancel listener.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
@@ -25,7 +26,7 @@ type bundle struct {
 	lm      *fakelm.Server
 	store   *jobs.Store
 	client  *jobs.Client
-	batches *jobs.Batches
+	batches *batches.Batches
 	runner  *worker.ProgramRunner
 	logs    *syncBuffer // what the workers log
 }
@@ -65,11 +66,11 @@ func setup(t *testing.T, jcfg jobs.Config) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewBatches(store, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), batches: batches,
+	b := &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), batches: bs,
 		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -107,14 +108,14 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, batchConfig(cfg))
+	bs, err := batches.NewBatches(store, batchConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	finish := func(index int, customID string) {
 		t.Helper()
-		a, out, err := batches.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: created.ID, Index: index, CustomID: customID}})
-		if err != nil || out != jobs.ItemStarted {
+		a, out, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: created.ID, Index: index, CustomID: customID}})
+		if err != nil || out != batches.ItemStarted {
 			t.Fatalf("start item %d: %v %v", index, out, err)
 		}
 		if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": customID}}); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
@@ -97,14 +98,14 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	batches, err := jobs.NewBatches(store, batchConfig(cfg)) // batchwiring.go
+	bs, err := batches.NewBatches(store, batchConfig(cfg)) // batchwiring.go
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
 		Redis: rdb, Store: store, Runner: worker.NewProgramRunner(prog, lm),
-		Log: log, Metrics: worker.NewMetrics(reg), Batches: batches,
+		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs,
 	})
 	if err != nil {
 		closeLM()

@@ -1,0 +1,33 @@
+package batches_test
+
+import (
+	"testing"
+
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// bundle is a private Redis database and the job store on it, under the
+// batches of a test.
+type bundle struct {
+	db    *redistest.DB
+	store *jobs.Store
+}
+
+func setup(t *testing.T, cfg jobs.Config) *bundle {
+	t.Helper()
+	db := redistest.New(t)
+	store, err := jobs.NewStore(db.Client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{db: db, store: store}
+}
+
+func eventTypes(evs []jobs.Event) []jobs.EventType {
+	out := make([]jobs.EventType, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
