@@ -50,11 +50,11 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer lc.Close()
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	hub := jobs.NewHub(hctx, db.Client, zerolog.Nop())
 	go hub.Run(hctx)
 	defer func() { _ = hub.Close(); hcancel() }()
-	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: jobs.NewClient(db.Client, store), Store: store, Hub: hub, Log: zerolog.Nop()})
+	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: jobs.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	defer ts.Close()
 	defer srv.Shutdown(ctx)
 	w, err := worker.New(worker.Config{Concurrency: 2, BatchConcurrency: 64, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

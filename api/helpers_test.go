@@ -58,7 +58,7 @@ func setup(t *testing.T, o options) *bundle {
 	if db == nil {
 		db = redistest.New(t)
 	}
-	store, err := jobs.NewStore(db.Client, o.jobs)
+	jobStore, err := jobs.NewStore(db.Client, o.jobs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +71,10 @@ func setup(t *testing.T, o options) *bundle {
 	hub := jobs.NewHub(ctx, db.Client, log)
 	hubDone := make(chan struct{})
 	go func() { hub.Run(ctx); close(hubDone) }()
-	client := jobs.NewClient(db.Client, store)
+	client := jobs.NewClient(db.Client, jobStore)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(o.api, api.Deps{
-		Redis: db.Client, Client: client, Store: store, Hub: hub, Log: log, Registry: reg, Health: o.health,
+		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Log: log, Registry: reg, Health: o.health,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func setup(t *testing.T, o options) *bundle {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &bundle{db: db, store: store, client: client, hub: hub, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
+	return &bundle{db: db, store: jobStore, client: client, hub: hub, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
 }
 
 // do sends a request and returns the response with its body read.

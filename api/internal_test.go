@@ -18,7 +18,7 @@ import (
 func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	hub := jobs.NewHub(ctx, db.Client, zerolog.Nop())
 	defer hub.Close()
 	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: jobs.NewClient(db.Client, store), Store: store, Hub: hub, Log: zerolog.New(&logs),
+		Redis: db.Client, Client: jobs.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.New(&logs),
 	})
 	if err != nil {
 		t.Fatal(err)

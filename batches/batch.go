@@ -108,14 +108,14 @@ type Batches struct {
 	now    func() time.Time
 }
 
-// NewBatches returns the batch operations on store's Redis.
-func NewBatches(store *jobs.Store, cfg BatchConfig) (*Batches, error) {
+// NewBatches returns the batch operations on jobStore's Redis.
+func NewBatches(jobStore *jobs.Store, cfg BatchConfig) (*Batches, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	rdb := store.Redis()
-	return &Batches{store: store, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+	rdb := jobStore.Redis()
+	return &Batches{store: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
 		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
 }
 

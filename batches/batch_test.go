@@ -641,11 +641,11 @@ func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "free_inputs"
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,11 +699,11 @@ func (c *crashAt) client(t *testing.T, b *bundle) *batches.Batches {
 		}
 		return false
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -873,11 +873,11 @@ func TestUploadAbortAfterALostReply(t *testing.T) {
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(&loseFirstReply{})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{StoreChunk: 2})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{StoreChunk: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,11 @@ func TestBatchEnqueueFailureIsUnavailable(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(keys []string, _ []any) bool {
 		return len(keys) > 0 && strings.HasPrefix(keys[0], "asynq:")
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,11 @@ type bundle struct {
 func setup(t *testing.T, cfg jobs.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, cfg)
+	jobStore, err := jobs.NewStore(db.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{db: db, store: store}
+	return &bundle{db: db, store: jobStore}
 }
 
 func eventTypes(evs []jobs.Event) []jobs.EventType {

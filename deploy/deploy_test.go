@@ -216,11 +216,11 @@ func TestKEDAListsAreAsynqPendingLists(t *testing.T) {
 	t.Parallel()
 	keda := string(read(t, "deploy/kubernetes/keda.yaml"))
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := jobs.NewClient(db.Client, store)
+	client := jobs.NewClient(db.Client, jobStore)
 	ctx := context.Background()
 	for _, q := range []string{jobs.QueueInteractive, jobs.QueueBatch} {
 		list := "asynq:{" + q + "}:pending"

@@ -43,8 +43,8 @@ type Client struct {
 
 // NewClient returns a Client that enqueues through rdb. It owns no
 // connections of its own: closing rdb is the caller's business.
-func NewClient(rdb redis.UniversalClient, store *Store) *Client {
-	return &Client{store: store, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+func NewClient(rdb redis.UniversalClient, jobStore *Store) *Client {
+	return &Client{store: jobStore, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
 // Store returns the record store the client uses.

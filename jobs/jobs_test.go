@@ -26,7 +26,7 @@ type bundle struct {
 func setup(t *testing.T, cfg jobs.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, cfg)
+	jobStore, err := jobs.NewStore(db.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func setup(t *testing.T, cfg jobs.Config) *bundle {
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	t.Cleanup(func() { _ = hub.Close(); cancel(); <-done })
-	return &bundle{db: db, store: store, client: jobs.NewClient(db.Client, store), hub: hub}
+	return &bundle{db: db, store: jobStore, client: jobs.NewClient(db.Client, jobStore), hub: hub}
 }
 
 func submit(t *testing.T, b *bundle, req jobs.SubmitRequest) *jobs.Job {
@@ -428,12 +428,12 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "complete" && refuse.Add(-1) >= 0
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
-	a, _, err := store.Start(ctx, j.ID, "w", 0)
+	a, _, err := jobStore.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +441,7 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	if err := a.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "cut off"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	a, _, err = store.Start(ctx, j.ID, "w", 0)
+	a, _, err = jobStore.Start(ctx, j.ID, "w", 0)
 	if err != nil || a.Number != 2 {
 		t.Fatalf("second start: %+v %v", a, err)
 	}

@@ -38,16 +38,16 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{Concurrency: 2, BatchConcurrency: 8, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +114,11 @@ func (scripted) StateSHA256() string { return "0" }
 func TestBatchOwnerShare(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestBatchOwnerShare(t *testing.T) {
 		return &worker.RunResult{Outputs: map[string]any{"answer": q}}, nil
 	})
 	w, err := worker.New(worker.Config{Concurrency: 1, BatchConcurrency: 4, BatchOwnerShare: 0.5, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: run, Batches: bs, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: jobStore, Runner: run, Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,11 +197,11 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 		}
 		return dead.Load()
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashing, err := batches.NewBatches(store, batches.BatchConfig{})
+	crashing, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,13 +57,13 @@ func TestHelperWorkerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lc.Close()
-	store, err := jobs.NewStore(rdb, jobs.Config{})
+	jobStore, err := jobs.NewStore(rdb, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Str("process", "helper").Logger()
 	w, err := worker.New(worker.Config{ID: os.Getenv(envHelperWorkerID), BatchConcurrency: -1},
-		worker.Deps{Redis: rdb, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: log})
+		worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

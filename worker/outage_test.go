@@ -60,11 +60,11 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"start": 3, "complete": 3}}
 	faulty.AddHook(refuse.hook())
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second}, worker.Deps{Redis: b.db.Client, Store: store, Runner: b.runner, Log: zerolog.Nop()})
+	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second}, worker.Deps{Redis: b.db.Client, Store: jobStore, Runner: b.runner, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,12 +104,12 @@ func TestLMCallsAfterARefusedComplete(t *testing.T) {
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"complete": 2}}
 	faulty.AddHook(refuse.hook())
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
-		worker.Deps{Redis: b.db.Client, Store: store, Runner: b.runner, Log: zerolog.Nop()})
+		worker.Deps{Redis: b.db.Client, Store: jobStore, Runner: b.runner, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,15 +105,15 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 	faulty := redis.NewClient(db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(flaky.hook())
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := jobs.NewClient(db.Client, store).Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	sub, err := jobs.NewClient(db.Client, jobStore).Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	att, out, err := store.Start(ctx, sub.Job.ID, "w", 0)
+	att, out, err := jobStore.Start(ctx, sub.Job.ID, "w", 0)
 	if err != nil || out != jobs.Started {
 		t.Fatalf("start = %v %v", out, err)
 	}
@@ -150,7 +150,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 		t.Fatalf("%d injected failures were never hit", n)
 	}
 
-	evs, err := store.Events(ctx, sub.Job.ID, "", 0)
+	evs, err := jobStore.Events(ctx, sub.Job.ID, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,16 +198,16 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	ctx := context.Background()
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := jobs.NewClient(db.Client, store)
+	client := jobs.NewClient(db.Client, jobStore)
 	sub, err := client.Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	att, _, err := store.Start(ctx, sub.Job.ID, "w", 0)
+	att, _, err := jobStore.Start(ctx, sub.Job.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

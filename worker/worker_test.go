@@ -62,15 +62,15 @@ func setup(t *testing.T, jcfg jobs.Config) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	store, err := jobs.NewStore(db.Client, jcfg)
+	jobStore, err := jobs.NewStore(db.Client, jcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batches.BatchConfig{})
+	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), batches: bs,
+	b := &bundle{db: db, lm: lm, store: jobStore, client: jobs.NewClient(db.Client, jobStore), batches: bs,
 		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {

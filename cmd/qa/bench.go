@@ -418,11 +418,11 @@ func (s *scope) worker(ctx context.Context, st benchkit.Stack, env ...string) (*
 
 // jobsClient submits jobs straight to Redis, as the API would.
 func jobsClient(rdb redis.UniversalClient) (*jobs.Client, *jobs.Store, error) {
-	store, err := jobs.NewStore(rdb, jobs.Config{MaxPending: 1 << 30})
+	jobStore, err := jobs.NewStore(rdb, jobs.Config{MaxPending: 1 << 30})
 	if err != nil {
 		return nil, nil, err
 	}
-	return jobs.NewClient(rdb, store), store, nil
+	return jobs.NewClient(rdb, jobStore), jobStore, nil
 }
 
 // pick is the full or the quick value.

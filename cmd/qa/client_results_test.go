@@ -104,11 +104,11 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	}
 
 	// No worker runs: the test finishes the items itself, as one would.
-	store, err := jobs.NewStore(db.Client, jobsConfig(cfg))
+	jobStore, err := jobs.NewStore(db.Client, jobsConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(store, batchConfig(cfg))
+	bs, err := batches.NewBatches(jobStore, batchConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

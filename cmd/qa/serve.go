@@ -60,7 +60,7 @@ type apiStack struct {
 
 // startAPI serves the API on HOST:PORT in the background.
 func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, redisURL string, log zerolog.Logger, reg *prometheus.Registry, demo bool) (*apiStack, error) {
-	store, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := jobs.NewStore(rdb, jobsConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		connOpt = opt
 	}
 	srv, err := api.New(apiConfig(cfg), api.Deps{
-		Redis: rdb, Client: jobs.NewClient(rdb, store), Store: store, Hub: hub,
+		Redis: rdb, Client: jobs.NewClient(rdb, jobStore), Store: jobStore, Hub: hub,
 		Log: log, Registry: reg, AsynqRedis: connOpt,
 		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
 	})

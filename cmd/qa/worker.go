@@ -93,18 +93,18 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	store, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := jobs.NewStore(rdb, jobsConfig(cfg))
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
-	bs, err := batches.NewBatches(store, batchConfig(cfg)) // batchwiring.go
+	bs, err := batches.NewBatches(jobStore, batchConfig(cfg)) // batchwiring.go
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
-		Redis: rdb, Store: store, Runner: worker.NewProgramRunner(prog, lm),
+		Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(prog, lm),
 		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs,
 	})
 	if err != nil {

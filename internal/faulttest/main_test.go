@@ -195,11 +195,11 @@ func (l eventLog) terminals() int {
 // here, where the SSE relay stops at the first terminal event).
 func (b *bundle) storedEvents(t *testing.T, id string) []jobs.Event {
 	t.Helper()
-	store, err := jobs.NewStore(b.db.Client, jobs.Config{})
+	jobStore, err := jobs.NewStore(b.db.Client, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.Events(ctxFor(t, 10*time.Second), id, "", 0)
+	evs, err := jobStore.Events(ctxFor(t, 10*time.Second), id, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

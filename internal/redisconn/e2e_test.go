@@ -39,12 +39,12 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	store, err := jobs.NewStore(rdb, jobs.Config{})
+	jobStore, err := jobs.NewStore(rdb, jobs.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{Concurrency: 8, BatchConcurrency: 2, ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
-		worker.Deps{Redis: rdb, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: zerolog.Nop()})
+		worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	return &stack{rdb: rdb, lm: lm, store: store, client: jobs.NewClient(rdb, store)}
+	return &stack{rdb: rdb, lm: lm, store: jobStore, client: jobs.NewClient(rdb, jobStore)}
 }
 
 // submit submits a streamed job, retrying a failed call with the same
