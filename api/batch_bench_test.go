@@ -14,10 +14,10 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
-	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
 )
@@ -50,7 +50,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer lc.Close()
-	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewStore(db.Client, store.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,10 +59,10 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	hctx, hcancel := context.WithCancel(ctx)
-	hub := jobs.NewHub(hctx, db.Client, zerolog.Nop())
+	hub := store.NewHub(hctx, db.Client, zerolog.Nop())
 	go hub.Run(hctx)
 	defer func() { _ = hub.Close(); hcancel() }()
-	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: jobs.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.Nop()})
+	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

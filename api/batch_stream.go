@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // resultsChunk is how many result slots one read covers.
@@ -228,7 +229,7 @@ func (w *resultsWriter) resume(id string, follow bool, offset int, reason string
 type resultsFollow struct {
 	s        *Server
 	lease    *lease
-	sub      *jobs.Subscription
+	sub      *store.Subscription
 	beat     *time.Ticker
 	deadline *time.Timer
 }
@@ -244,7 +245,7 @@ func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow
 	}
 	if !s.streams.begin() {
 		l.release()
-		return nil, jobs.ErrHubClosed
+		return nil, store.ErrHubClosed
 	}
 	sctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
 	sub, err := s.deps.Hub.Subscribe(sctx, jobs.BatchChannel(id))
@@ -287,7 +288,7 @@ func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-c
 		select {
 		case _, ok := <-f.sub.C():
 			if !ok {
-				if errors.Is(f.sub.Err(), jobs.ErrHubClosed) {
+				if errors.Is(f.sub.Err(), store.ErrHubClosed) {
 					return waitCut, "shutdown"
 				}
 				return waitCut, "error"
@@ -322,7 +323,7 @@ func (b batchSource) eventsKey() string { return jobs.BatchEventsKey(b.id) }
 func (b batchSource) load(ctx context.Context) (*jobs.Batch, error) {
 	bt, err := b.b.Get(ctx, b.id)
 	if errors.Is(err, batches.ErrBatchNotFound) {
-		return nil, jobs.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return bt, err
 }
@@ -358,7 +359,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 		return
 	}
 	if !s.streams.begin() {
-		h.fail(c, jobs.ErrHubClosed)
+		h.fail(c, store.ErrHubClosed)
 		return
 	}
 	defer s.streams.end()
@@ -388,7 +389,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 		_ = c.Error(err)
 	}
 	if end == endSlow {
-		_ = c.Error(jobs.ErrSlowSubscriber)
+		_ = c.Error(store.ErrSlowSubscriber)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -230,7 +231,7 @@ func (h *batchHandlers) replay(c *gin.Context, r *batches.Replayed) {
 	bodyHash, err := h.read(c, nil)
 	h.s.writeDeadline(c, batchCreateTimeout)
 	if err == nil && bodyHash != r.BodyHash {
-		err = jobs.ErrIdempotencyMismatch
+		err = store.ErrIdempotencyMismatch
 	}
 	if err != nil {
 		h.fail(c, err)

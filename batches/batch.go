@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -99,7 +100,7 @@ func (c BatchConfig) withDefaults() (BatchConfig, error) {
 // read, cancel, retry, delete) and the worker side (expand, item start and
 // finish). It is safe for concurrent use.
 type Batches struct {
-	store  *jobs.Store
+	store  *store.Store
 	rdb    redis.UniversalClient
 	cfg    BatchConfig
 	script *redis.Script
@@ -109,7 +110,7 @@ type Batches struct {
 }
 
 // NewBatches returns the batch operations on jobStore's Redis.
-func NewBatches(jobStore *jobs.Store, cfg BatchConfig) (*Batches, error) {
+func NewBatches(jobStore *store.Store, cfg BatchConfig) (*Batches, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -209,11 +210,11 @@ func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
 func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
 	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(jobs.QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
-	if err := jobs.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload),
+	if err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload),
 		append(opts, asynq.TaskID(checkTaskIDs(id, "")[0]), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
 		return fmt.Errorf("enqueue window check: %w", err)
 	}
-	if err := jobs.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchExpand, payload), append(opts, asynq.TaskID(expandTaskID(id)))...); err != nil {
+	if err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchExpand, payload), append(opts, asynq.TaskID(expandTaskID(id)))...); err != nil {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
 	return nil
@@ -235,7 +236,7 @@ func (b *Batches) dropControl(id string) {
 func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *jobs.Batch) error {
 	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: bt.ID}))
 	at := bt.ExpiresAt
-	err := jobs.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload), asynq.Queue(jobs.QueueBatchControl),
+	err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload), asynq.Queue(jobs.QueueBatchControl),
 		asynq.TaskID(checkTaskIDs(bt.ID, strconv.FormatInt(at.UnixMilli(), 10))[1]), asynq.ProcessAt(at))
 	if err != nil {
 		return fmt.Errorf("schedule window check of batch %s: %w", bt.ID, err)
@@ -391,7 +392,7 @@ func (b *Batches) Delete(ctx context.Context, id string) error {
 
 // Events returns the batch's events after the stream id after.
 func (b *Batches) Events(ctx context.Context, id, after string) ([]jobs.Event, error) {
-	return jobs.ReadStream(ctx, b.rdb, jobs.BatchEventsKey(id), after, 0)
+	return store.ReadStream(ctx, b.rdb, jobs.BatchEventsKey(id), after, 0)
 }
 
 // Results returns the result lines of items [from, to) in index order; an

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // ItemOutcome is what StartItem decided.
@@ -122,8 +123,8 @@ func (a *ItemAttempt) Defer(ctx context.Context) error {
 	return err
 }
 
-// Expand turns the batch's items into tasks on QueueBatch, from its cursor
-// on, recording the cursor after each chunk, so a crash resumes where it
+// Expand turns the batch's items into tasks on jobs.QueueBatch, from its
+// cursor on, recording the cursor after each chunk, so a crash resumes where it
 // stopped; deterministic task ids make the overlap harmless (asynq answers
 // ErrTaskIDConflict for a task already there). limit > 0 stops after that
 // many items (tests use it to simulate a crash). It returns true when every
@@ -206,7 +207,7 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []
 			defer wg.Done()
 			for k := range next {
 				p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
-				err := jobs.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchItem, []byte(mustJSON(p))),
+				err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchItem, []byte(mustJSON(p))),
 					asynq.TaskID(jobs.BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(jobs.QueueBatch),
 					asynq.MaxRetry(b.store.Config().TaskMaxRetry()), asynq.Timeout(b.store.Config().JobTimeout))
 				if err != nil {
@@ -265,7 +266,7 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 	// happens after, the reopened batch gets its items (see Requeue).
 	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: id, Round: round}))
 	taskID := fmt.Sprintf("requeue-%s-%d", id, round)
-	err = jobs.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchRequeue, payload), asynq.Queue(jobs.QueueBatchControl),
+	err = store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchRequeue, payload), asynq.Queue(jobs.QueueBatchControl),
 		asynq.TaskID(taskID), asynq.MaxRetry(10), asynq.Timeout(time.Hour))
 	if err != nil {
 		return 0, fmt.Errorf("retry batch %s: enqueue requeue: %w", id, err)

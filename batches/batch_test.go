@@ -17,6 +17,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -64,7 +65,7 @@ func pendingItems(t *testing.T, b *bundle) int {
 // cursor's last write) loses nothing and duplicates nothing on the re-run.
 func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{StoreChunk: 100})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 250)
@@ -131,7 +132,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 // start beyond MaxAttempts counts the item failed, so the batch ends.
 func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{MaxAttempts: 2})
+	b := setup(t, store.Config{MaxAttempts: 2})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
@@ -160,7 +161,7 @@ func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 
 func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{MaxAttempts: 1})
+	b := setup(t, store.Config{MaxAttempts: 1})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
@@ -180,7 +181,7 @@ func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 // its remaining items are dropped as workers reach them.
 func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
@@ -220,7 +221,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 // that task twice (asynq may) enqueues each failed item once.
 func TestBatchRetryIsDurable(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 6)
@@ -277,7 +278,7 @@ func TestBatchRetryIsDurable(t *testing.T) {
 // no code running at its expiry: the next read finds it gone.
 func TestBatchQuota(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{QuotaItems: 5})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
@@ -315,7 +316,7 @@ func TestBatchQuota(t *testing.T) {
 // finished results stay.
 func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{StoreChunk: 4})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 20)
@@ -408,7 +409,7 @@ func createBatchOf(t *testing.T, bs *batches.Batches, owner string, n int) *jobs
 // with running batches is not its batch index.
 func TestBatchOwnerNamedActive(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	alice := createBatchOf(t, bs, "alice", 1)
@@ -481,7 +482,7 @@ func clearItemTasks(t *testing.T, b *bundle) {
 // batch would hang until its window ended.
 func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{TokenBudgetPerDay: 10})
+	b := setup(t, store.Config{TokenBudgetPerDay: 10})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
@@ -532,7 +533,7 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 // so the batch ends.
 func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
@@ -576,7 +577,7 @@ func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 // it stays failed, its line saying why.
 func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
@@ -635,13 +636,13 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 // and the items' tasks free what it left as they drain.
 func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "free_inputs"
 	}})
-	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewStore(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,7 +700,7 @@ func (c *crashAt) client(t *testing.T, b *bundle) *batches.Batches {
 		}
 		return false
 	}})
-	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewStore(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,7 +736,7 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, before := range []bool{false, true} {
-		b := setup(t, jobs.Config{})
+		b := setup(t, store.Config{})
 		healthy := newBatches(t, b, batches.BatchConfig{})
 		crash := &crashAt{op: "accept", before: before}
 		u, err := crash.client(t, b).BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
@@ -785,7 +786,7 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 // of the upload may take): there is no default to fall back on.
 func TestBeginUploadRequiresATTL(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	if u, err := bs.BeginUpload(context.Background(), batches.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
 		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
@@ -800,7 +801,7 @@ func TestBeginUploadRequiresATTL(t *testing.T) {
 // batch end early).
 func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{StoreChunk: 4})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 12)
@@ -868,12 +869,12 @@ func (h *loseFirstReply) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 // write stored rather than leaving it for the TTL.
 func TestUploadAbortAfterALostReply(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(&loseFirstReply{})
-	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewStore(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -225,7 +226,7 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 	}
 	switch reply[0] {
 	case "mismatch":
-		return fail(jobs.ErrIdempotencyMismatch)
+		return fail(store.ErrIdempotencyMismatch)
 	case "duplicate":
 		u.abort(ctx, idemKey)
 		other, err := b.Get(ctx, reply[1])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // TestBatchItemsCountTokensOnce: a completed batch item adds its tokens to
@@ -16,7 +17,7 @@ import (
 // item (asynq may run a task twice) adds nothing.
 func TestBatchItemsCountTokensOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.BatchConfig{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
@@ -37,7 +38,7 @@ func TestBatchItemsCountTokensOnce(t *testing.T) {
 			t.Fatalf("complete: %v", err)
 		}
 	}
-	if got, err := jobs.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now())); err != nil || got != 22 {
+	if got, err := store.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now())); err != nil || got != 22 {
 		t.Fatalf("TokensUsed = %d, %v; want 22", got, err)
 	}
 }

@@ -10,8 +10,8 @@
 // a result line each), not job records.
 //
 // It does not own the batch contract (statuses, counts, items, result lines,
-// task payloads, key names: package jobs) nor the job records (package jobs'
-// Store), whose configuration (attempts, job timeout, token budget) items
+// task payloads, key names: package jobs) nor the job records (package
+// store), whose configuration (attempts, job timeout, token budget) items
 // share; the HTTP surface is package api's, and running an item is package
 // worker's.
 package batches

@@ -9,6 +9,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -18,14 +19,14 @@ import (
 // cannot be enqueued.
 func TestBatchEnqueueFailureIsUnavailable(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(redistest.RefuseScripts{Match: func(keys []string, _ []any) bool {
 		return len(keys) > 0 && strings.HasPrefix(keys[0], "asynq:")
 	}})
-	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewStore(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestBatchEnqueueFailureIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = upload(ctx, bs, "alice", []jobs.BatchItem{{CustomID: "a", Question: "Why?"}})
-	if !errors.Is(err, jobs.ErrUnavailable) {
+	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("batch with a failing enqueue: err = %v, want ErrUnavailable", err)
 	}
 }

@@ -5,19 +5,20 @@ import (
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // bundle is a private Redis database and the job store on it, under the
 // batches of a test.
 type bundle struct {
 	db    *redistest.DB
-	store *jobs.Store
+	store *store.Store
 }
 
-func setup(t *testing.T, cfg jobs.Config) *bundle {
+func setup(t *testing.T, cfg store.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	jobStore, err := jobs.NewStore(db.Client, cfg)
+	jobStore, err := store.NewStore(db.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

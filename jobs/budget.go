@@ -1,13 +1,9 @@
 package jobs
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Token usage per owner and UTC day, behind the API's daily token budget
@@ -49,18 +45,6 @@ func BudgetSpent(budget int64, now time.Time) *Error {
 // ErrCodeBudget is the Error.Code of a job or batch item refused at its
 // start because its owner's daily token budget is spent.
 const ErrCodeBudget = "token_budget_exceeded"
-
-// TokensUsed returns the tokens owner's jobs used on day.
-func TokensUsed(ctx context.Context, rdb redis.UniversalClient, owner, day string) (int64, error) {
-	n, err := rdb.Get(ctx, UsageKey(owner, day)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read token usage: %w", err)
-	}
-	return n, nil
-}
 
 // TotalTokens sums total_tokens over the models of the result's usage (DSPy's
 // {model: {total_tokens, …}}); 0 for a cached answer or an unreadable usage.

@@ -17,6 +17,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -38,7 +39,7 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewStore(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func (scripted) StateSHA256() string { return "0" }
 func TestBatchOwnerShare(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewStore(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestBatchOwnerShare(t *testing.T) {
 // once the upload's keys are gone.
 func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
@@ -197,7 +198,7 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 		}
 		return dead.Load()
 	}})
-	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewStore(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -105,16 +106,16 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 	faulty := redis.NewClient(db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(flaky.hook())
-	jobStore, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewStore(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := jobs.NewClient(db.Client, jobStore).Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	sub, err := store.NewClient(db.Client, jobStore).Submit(ctx, store.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	att, out, err := jobStore.Start(ctx, sub.Job.ID, "w", 0)
-	if err != nil || out != jobs.Started {
+	if err != nil || out != store.Started {
 		t.Fatalf("start = %v %v", out, err)
 	}
 
@@ -198,12 +199,12 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	ctx := context.Background()
-	jobStore, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewStore(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := jobs.NewClient(db.Client, jobStore)
-	sub, err := client.Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	client := store.NewClient(db.Client, jobStore)
+	sub, err := client.Submit(ctx, store.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +217,8 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	if _, err := client.Cancel(ctx, sub.Job.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "add to report the cancel", func() bool { return errors.Is(c.add("answer", "x"), jobs.ErrTerminal) })
-	if err := c.close(); !errors.Is(err, jobs.ErrTerminal) {
+	waitFor(t, "add to report the cancel", func() bool { return errors.Is(c.add("answer", "x"), store.ErrTerminal) })
+	if err := c.close(); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("close = %v, want ErrTerminal", err)
 	}
 }

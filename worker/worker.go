@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -109,7 +110,7 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	// Redis is the queue's Redis.
 	Redis  redis.UniversalClient
-	Store  *jobs.Store
+	Store  *store.Store
 	Runner Runner
 	Log    zerolog.Logger
 	// Metrics may be nil.

@@ -19,6 +19,7 @@ import (
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -104,7 +105,7 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	}
 
 	// No worker runs: the test finishes the items itself, as one would.
-	jobStore, err := jobs.NewStore(db.Client, jobsConfig(cfg))
+	jobStore, err := store.NewStore(db.Client, jobsConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

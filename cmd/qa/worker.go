@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -93,7 +93,7 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	jobStore, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := store.NewStore(rdb, jobsConfig(cfg))
 	if err != nil {
 		closeLM()
 		return nil, err

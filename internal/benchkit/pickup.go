@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -43,7 +43,7 @@ type PickupResult struct {
 func PickupWorker(name string, disableBlocking bool) PickupVariant {
 	return PickupVariant{Name: name, Start: func(ctx context.Context, opts *redis.Options, submit redis.UniversalClient, started chan<- time.Time) (func(context.Context) error, func(), error) {
 		storeRDB := redis.NewClient(opts)
-		jobStore, err := jobs.NewStore(storeRDB, jobs.Config{})
+		jobStore, err := store.NewStore(storeRDB, store.Config{})
 		if err != nil {
 			_ = storeRDB.Close()
 			return nil, nil, err
@@ -59,9 +59,9 @@ func PickupWorker(name string, disableBlocking bool) PickupVariant {
 			_ = storeRDB.Close()
 			return nil, nil, err
 		}
-		client := jobs.NewClient(submit, jobStore)
+		client := store.NewClient(submit, jobStore)
 		enqueue := func(ctx context.Context) error {
-			_, err := client.Submit(ctx, jobs.SubmitRequest{Question: "q"})
+			_, err := client.Submit(ctx, store.SubmitRequest{Question: "q"})
 			return err
 		}
 		return enqueue, func() { w.Shutdown(); _ = rdb.Close(); _ = storeRDB.Close() }, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/store"
 	"go.uber.org/goleak"
 )
 
@@ -195,7 +196,7 @@ func (l eventLog) terminals() int {
 // here, where the SSE relay stops at the first terminal event).
 func (b *bundle) storedEvents(t *testing.T, id string) []jobs.Event {
 	t.Helper()
-	jobStore, err := jobs.NewStore(b.db.Client, jobs.Config{})
+	jobStore, err := store.NewStore(b.db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

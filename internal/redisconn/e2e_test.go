@@ -11,6 +11,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -21,8 +22,8 @@ import (
 type stack struct {
 	rdb    redis.UniversalClient
 	lm     *fakelm.Server
-	store  *jobs.Store
-	client *jobs.Client
+	store  *store.Store
+	client *store.Client
 }
 
 // startStack runs a worker on rdb until the test ends.
@@ -39,7 +40,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	jobStore, err := jobs.NewStore(rdb, jobs.Config{})
+	jobStore, err := store.NewStore(rdb, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	return &stack{rdb: rdb, lm: lm, store: jobStore, client: jobs.NewClient(rdb, jobStore)}
+	return &stack{rdb: rdb, lm: lm, store: jobStore, client: store.NewClient(rdb, jobStore)}
 }
 
 // submit submits a streamed job, retrying a failed call with the same
@@ -62,7 +63,7 @@ func (s *stack) submit(ctx context.Context, question string, deadline time.Time)
 	key := "k-" + jobs.NewJobID()
 	failed := 0
 	for {
-		sub, err := s.client.Submit(ctx, jobs.SubmitRequest{Question: question, Stream: true, Owner: "e2e", IdempotencyKey: key})
+		sub, err := s.client.Submit(ctx, store.SubmitRequest{Question: question, Stream: true, Owner: "e2e", IdempotencyKey: key})
 		if err == nil {
 			return sub.Job.ID, failed, nil
 		}

@@ -1,4 +1,4 @@
-package jobs_test
+package store_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -16,7 +16,7 @@ import (
 // unavailable, so the API answers 503, not 500, and take the record back.
 func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
@@ -24,10 +24,10 @@ func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(keys []string, _ []any) bool {
 		return len(keys) > 0 && strings.HasPrefix(keys[0], "asynq:")
 	}})
-	client := jobs.NewClient(faulty, b.store)
+	client := store.NewClient(faulty, b.store)
 
-	_, err := client.Submit(ctx, jobs.SubmitRequest{Owner: "alice", Question: "Why?"})
-	if !errors.Is(err, jobs.ErrUnavailable) {
+	_, err := client.Submit(ctx, store.SubmitRequest{Owner: "alice", Question: "Why?"})
+	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("submit with a failing enqueue: err = %v, want ErrUnavailable", err)
 	}
 	keys, err := b.db.Client.Keys(ctx, "qa:job:*").Result()
@@ -39,7 +39,7 @@ func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	}
 
 	// Against a healthy Redis the same store accepts the job.
-	if _, err := jobs.NewClient(b.db.Client, b.store).Submit(ctx, jobs.SubmitRequest{Owner: "alice", Question: "Why?"}); err != nil {
+	if _, err := store.NewClient(b.db.Client, b.store).Submit(ctx, store.SubmitRequest{Owner: "alice", Question: "Why?"}); err != nil {
 		t.Fatalf("submit after the fault: %v", err)
 	}
 }

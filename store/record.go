@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -57,8 +58,8 @@ func (s *Store) run(ctx context.Context, op, id string, extraKeys [2]string, arg
 
 // runAt is run with the time the script records given explicitly.
 func (s *Store) runAt(ctx context.Context, now time.Time, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
-	keys := []string{JobKey(id), EventsKey(id), extraKeys[0], extraKeys[1]}
-	argv := append([]any{op, now.UnixMilli(), Channel(id), s.cfg.StreamCap, id}, args...)
+	keys := []string{jobs.JobKey(id), jobs.EventsKey(id), extraKeys[0], extraKeys[1]}
+	argv := append([]any{op, now.UnixMilli(), jobs.Channel(id), s.cfg.StreamCap, id}, args...)
 	reply, err := s.script.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("%s job %s: %w", op, id, err)
@@ -85,14 +86,14 @@ func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only our own plain structs are marshalled here.
-		panic(fmt.Sprintf("jobs: marshal %T: %v", v, err))
+		panic(fmt.Sprintf("store: marshal %T: %v", v, err))
 	}
 	return string(b)
 }
 
 // Get reads a job record.
-func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
-	h, err := s.rdb.HGetAll(ctx, JobKey(id)).Result()
+func (s *Store) Get(ctx context.Context, id string) (*jobs.Job, error) {
+	h, err := s.rdb.HGetAll(ctx, jobs.JobKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read job %s: %w", id, err)
 	}
@@ -102,10 +103,10 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
 	return decodeJob(h)
 }
 
-func decodeJob(h map[string]string) (*Job, error) {
-	j := &Job{
+func decodeJob(h map[string]string) (*jobs.Job, error) {
+	j := &jobs.Job{
 		ID:       h["id"],
-		Status:   Status(h["status"]),
+		Status:   jobs.Status(h["status"]),
 		Queue:    h["queue"],
 		Owner:    h["owner"],
 		Question: h["question"],
@@ -140,8 +141,8 @@ func msTime(v string) time.Time {
 
 // Events returns the job's events after the stream id after ("" or "0" for all),
 // at most count of them (0 = all).
-func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Event, error) {
-	evs, err := ReadStream(ctx, s.rdb, EventsKey(id), after, count)
+func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]jobs.Event, error) {
+	evs, err := ReadStream(ctx, s.rdb, jobs.EventsKey(id), after, count)
 	if err != nil {
 		return nil, fmt.Errorf("read events of job %s: %w", id, err)
 	}
@@ -150,15 +151,15 @@ func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Ev
 
 // Cancel ends a job that has not ended yet and tells the worker running it.
 // It returns the status the job had, or ErrTerminal / ErrNotFound.
-func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
+func (s *Store) Cancel(ctx context.Context, id string) (jobs.Status, error) {
 	reply, err := s.run(ctx, "cancel", id, [2]string{}, ms(s.cfg.ResultTTL))
 	if err != nil {
 		if errors.Is(err, ErrTerminal) && len(reply) > 1 {
-			return Status(reply[1]), err
+			return jobs.Status(reply[1]), err
 		}
 		return "", err
 	}
-	prev := Status(reply[1])
+	prev := jobs.Status(reply[1])
 	return prev, nil
 }
 
