@@ -50,11 +50,11 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer lc.Close()
-	jobStore, err := store.NewStore(db.Client, store.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

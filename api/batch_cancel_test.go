@@ -22,7 +22,7 @@ func TestBatchCancelAnswersWhenFreeingFails(t *testing.T) {
 	}})
 	b := setup(t, options{db: db})
 	v := b.upload(t, jsonl(`{"custom_id":"a","question":"a?"}`, `{"custom_id":"b","question":"b?"}`), "application/x-ndjson", nil)
-	bs, err := batches.NewBatches(b.store, batches.BatchConfig{})
+	bs, err := batches.NewStore(b.store, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

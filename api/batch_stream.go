@@ -314,7 +314,7 @@ func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-c
 
 // batchSource follows a batch's events.
 type batchSource struct {
-	b  *batches.Batches
+	b  *batches.Store
 	id string
 }
 
@@ -322,7 +322,7 @@ func (b batchSource) channel() string   { return jobs.BatchChannel(b.id) }
 func (b batchSource) eventsKey() string { return jobs.BatchEventsKey(b.id) }
 func (b batchSource) load(ctx context.Context) (*jobs.Batch, error) {
 	bt, err := b.b.Get(ctx, b.id)
-	if errors.Is(err, batches.ErrBatchNotFound) {
+	if errors.Is(err, batches.ErrNotFound) {
 		return nil, store.ErrNotFound
 	}
 	return bt, err

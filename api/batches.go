@@ -30,7 +30,7 @@ const batchCreateTimeout = 2 * time.Minute
 // batchHandlers serve /v1/batches.
 type batchHandlers struct {
 	s *Server
-	b *batches.Batches
+	b *batches.Store
 	// uploads holds a token per upload this process is reading
 	// (BATCH_UPLOADS_PER_PROCESS; admitUpload).
 	uploads chan struct{}
@@ -38,7 +38,7 @@ type batchHandlers struct {
 
 // batchRoutes registers /v1/batches on g.
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
-	b, err := batches.NewBatches(s.deps.Store, batches.BatchConfig{
+	b, err := batches.NewStore(s.deps.Store, batches.Config{
 		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
 		QuotaItems: s.cfg.BatchQuotaItemsPerKey, QuotaBytes: s.cfg.BatchQuotaBytesPerKey,
 	})
@@ -110,11 +110,11 @@ func (h *batchHandlers) fail(c *gin.Context, err error) {
 		problems batchProblems
 	)
 	switch {
-	case errors.Is(err, batches.ErrBatchNotFound):
+	case errors.Is(err, batches.ErrNotFound):
 		err = errNotFound("batch")
-	case errors.Is(err, batches.ErrBatchEnded):
+	case errors.Is(err, batches.ErrEnded):
 		err = &apiError{status: http.StatusConflict, code: "batch_ended", message: "batch has already ended"}
-	case errors.Is(err, batches.ErrBatchActive):
+	case errors.Is(err, batches.ErrActive):
 		err = &apiError{status: http.StatusConflict, code: "batch_active", message: "batch has not ended yet"}
 	case errors.Is(err, batches.ErrNothingToRetry):
 		err = &apiError{status: http.StatusConflict, code: "nothing_to_retry", message: "batch has no failed items"}
@@ -157,7 +157,7 @@ func (h *batchHandlers) load(ctx context.Context, c *gin.Context) (*jobs.Batch, 
 		return nil, err
 	}
 	if b.Owner != owner(c) {
-		return nil, batches.ErrBatchNotFound
+		return nil, batches.ErrNotFound
 	}
 	return b, nil
 }
@@ -401,7 +401,7 @@ func (h *batchHandlers) cancel(c *gin.Context) {
 // freeInputs frees at once the inputs of a cancelled batch's queued items,
 // for its owner's quota. The cancel has happened whatever this does: it gets
 // its own time, and a failure is logged, not answered (the items' tasks
-// free them as they drain; batches.Batches.FreeInputs).
+// free them as they drain; batches.Store.FreeInputs).
 func (h *batchHandlers) freeInputs(c *gin.Context, b *jobs.Batch) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), h.s.cfg.RedisTimeout)
 	defer cancel()

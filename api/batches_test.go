@@ -34,7 +34,7 @@ type batchView struct {
 // Redis; only the program is scripted.
 func (b *bundle) startBatchWorker(t *testing.T, run scriptedRunner, cfg worker.Config) {
 	t.Helper()
-	bs, err := batches.NewBatches(b.store, batches.BatchConfig{ProgressInterval: 20 * time.Millisecond})
+	bs, err := batches.NewStore(b.store, batches.Config{ProgressInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@
 //
 // The API never calls the LM and never waits on a worker in a loop: a job
 // record in Redis is the source of truth, and every wait is a pub/sub
-// subscription (see store.Store.Wait and the relay in sse.go).
+// subscription (see store.Jobs.Wait and the relay in sse.go).
 //
 // Files: server.go (construction, routes, lifecycle), config.go, jobs.go
 // (/v1/jobs), events.go and sse.go (the SSE relay), seed.go (the Python

@@ -41,7 +41,7 @@ type options struct {
 
 type bundle struct {
 	db     *redistest.DB
-	store  *store.Store
+	store  *store.Jobs
 	client *store.Client
 	hub    *store.Hub
 	srv    *api.Server
@@ -59,7 +59,7 @@ func setup(t *testing.T, o options) *bundle {
 	if db == nil {
 		db = redistest.New(t)
 	}
-	jobStore, err := store.NewStore(db.Client, o.jobs)
+	jobStore, err := store.NewJobs(db.Client, o.jobs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	jobStore, err := store.NewStore(db.Client, store.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -430,7 +430,7 @@ func (b *bundle) contractRunningJob(t *testing.T) string {
 // test's Redis, with a scripted program.
 func (b *bundle) startContractWorker(t *testing.T, run scriptedRunner) {
 	t.Helper()
-	bs, err := batches.NewBatches(b.store, batches.BatchConfig{})
+	bs, err := batches.NewStore(b.store, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

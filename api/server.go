@@ -39,7 +39,7 @@ type Deps struct {
 	// Client submits, cancels and deletes jobs (required).
 	Client *store.Client
 	// Store reads job records and events (required).
-	Store *store.Store
+	Store *store.Jobs
 	// Hub is the process's one shared pub/sub connection (required); the
 	// caller runs it (Hub.Run) and closes it after Server.Shutdown.
 	Hub *store.Hub

@@ -37,7 +37,7 @@ type followSource[R any] interface {
 
 // jobSource follows a job.
 type jobSource struct {
-	store *store.Store
+	store *store.Jobs
 	id    string
 }
 

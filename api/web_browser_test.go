@@ -54,7 +54,7 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(b.store, batches.BatchConfig{})
+	bs, err := batches.NewStore(b.store, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

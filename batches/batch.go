@@ -20,24 +20,24 @@ var batchLua string
 
 // Batch errors; callers branch on them with errors.Is.
 var (
-	// ErrBatchNotFound: no such batch (never existed, expired, or deleted).
-	ErrBatchNotFound = errors.New("batch not found")
-	// ErrBatchEnded: the batch has already ended; the change was refused.
-	ErrBatchEnded = errors.New("batch has already ended")
-	// ErrBatchActive: the batch has not ended (delete, retry).
-	ErrBatchActive = errors.New("batch has not ended")
-	// ErrBatchUploading: the batch's upload is not committed yet (status
+	// ErrNotFound: no such batch (never existed, expired, or deleted).
+	ErrNotFound = errors.New("batch not found")
+	// ErrEnded: the batch has already ended; the change was refused.
+	ErrEnded = errors.New("batch has already ended")
+	// ErrActive: the batch has not ended (delete, retry).
+	ErrActive = errors.New("batch has not ended")
+	// ErrUploading: the batch's upload is not committed yet (status
 	// validating). Only its expansion meets it, enqueued before the commit:
 	// it should wait.
-	ErrBatchUploading = errors.New("batch upload not committed yet")
+	ErrUploading = errors.New("batch upload not committed yet")
 	// ErrNothingToRetry: the batch has no failed items that can run again
 	// (see Retry).
 	ErrNothingToRetry = errors.New("batch has no failed items")
 )
 
-// BatchConfig configures batches. The zero value of each field means its
+// Config configures batches. The zero value of each field means its
 // default.
-type BatchConfig struct {
+type Config struct {
 	// ResultTTL is how long a batch and its results live after it ends
 	// (BATCH_RESULT_TTL). Default 168h.
 	ResultTTL time.Duration
@@ -61,7 +61,7 @@ type BatchConfig struct {
 	QuotaItems, QuotaBytes int64
 }
 
-func (c BatchConfig) withDefaults() (BatchConfig, error) {
+func (c Config) withDefaults() (Config, error) {
 	if c.ResultTTL == 0 {
 		c.ResultTTL = 168 * time.Hour
 	}
@@ -96,41 +96,41 @@ func (c BatchConfig) withDefaults() (BatchConfig, error) {
 	return c, nil
 }
 
-// Batches stores batches and runs their operations: the API side (create,
+// Store stores batches and runs their operations: the API side (create,
 // read, cancel, retry, delete) and the worker side (expand, item start and
 // finish). It is safe for concurrent use.
-type Batches struct {
-	store  *store.Store
-	rdb    redis.UniversalClient
-	cfg    BatchConfig
-	script *redis.Script
-	aq     *asynq.Client
-	insp   *asynq.Inspector
-	now    func() time.Time
+type Store struct {
+	jobStore *store.Jobs
+	rdb      redis.UniversalClient
+	cfg      Config
+	script   *redis.Script
+	aq       *asynq.Client
+	insp     *asynq.Inspector
+	now      func() time.Time
 }
 
-// NewBatches returns the batch operations on jobStore's Redis.
-func NewBatches(jobStore *store.Store, cfg BatchConfig) (*Batches, error) {
+// NewStore returns the batch operations on jobStore's Redis.
+func NewStore(jobStore *store.Jobs, cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	rdb := jobStore.Redis()
-	return &Batches{store: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
 		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
-func (b *Batches) Config() BatchConfig { return b.cfg }
+func (b *Store) Config() Config { return b.cfg }
 
 // pendingTTL bounds a running batch's keys: its window, then its results' life.
-func (b *Batches) pendingTTL() time.Duration { return b.cfg.CompletionWindow + b.cfg.ResultTTL }
+func (b *Store) pendingTTL() time.Duration { return b.cfg.CompletionWindow + b.cfg.ResultTTL }
 
 // run executes one op of the batch script.
-func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args ...any) ([]string, error) {
+func (b *Store) run(ctx context.Context, op, id, owner, idemKey string, args ...any) ([]string, error) {
 	keys := []string{jobs.BatchKey(id), jobs.BatchItemsKey(id), jobs.BatchResultsKey(id), jobs.BatchAttemptsKey(id),
 		jobs.BatchEventsKey(id), jobs.OwnerBatchesKey(owner), idemKey, jobs.ActiveOwnersKey}
-	argv := append([]any{op, b.now().UnixMilli(), jobs.BatchChannel(id), b.store.Config().StreamCap, id, ms(b.cfg.ResultTTL)}, args...)
+	argv := append([]any{op, b.now().UnixMilli(), jobs.BatchChannel(id), b.jobStore.Config().StreamCap, id, ms(b.cfg.ResultTTL)}, args...)
 	reply, err := b.script.Run(ctx, b.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("%s batch %s: %w", op, id, err)
@@ -140,11 +140,11 @@ func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args .
 	}
 	switch reply[0] {
 	case "missing":
-		return reply, ErrBatchNotFound
+		return reply, ErrNotFound
 	case "terminal":
-		return reply, ErrBatchEnded
+		return reply, ErrEnded
 	case "active":
-		return reply, ErrBatchActive
+		return reply, ErrActive
 	}
 	if endedBy(op, reply) {
 		b.dropWindowCheck(ctx, id)
@@ -191,7 +191,7 @@ func checkTaskIDs(id string, expiresAtMs string) []string {
 // dropWindowCheck deletes an ended batch's window check, scheduled at the
 // window's end, so it does not linger on the dashboard for a day. Best
 // effort: a check left behind finds the batch ended and does nothing.
-func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
+func (b *Store) dropWindowCheck(ctx context.Context, id string) {
 	at, err := b.rdb.HGet(ctx, jobs.BatchKey(id), "expires_at").Result()
 	if err != nil {
 		at = ""
@@ -207,7 +207,7 @@ func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
 // check there to delete. Commit calls it before the batch goes live; the
 // expansion waits for that (ErrBatchUploading). Deterministic task ids make
 // a repeat harmless.
-func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
+func (b *Store) enqueueControl(ctx context.Context, id string, now time.Time) error {
 	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: id}))
 	opts := []asynq.Option{asynq.Queue(jobs.QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
 	if err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload),
@@ -224,7 +224,7 @@ func expandTaskID(id string) string { return "expand-" + id }
 
 // dropControl deletes the control tasks of an upload that did not go live.
 // Best effort: left behind, they find no batch and end.
-func (b *Batches) dropControl(id string) {
+func (b *Store) dropControl(id string) {
 	// asynq's Inspector takes no context; the tasks are small and local.
 	for _, task := range append(checkTaskIDs(id, ""), expandTaskID(id)) {
 		_ = b.insp.DeleteTask(jobs.QueueBatchControl, task)
@@ -233,7 +233,7 @@ func (b *Batches) dropControl(id string) {
 
 // scheduleWindowCheck enqueues a check at the end of bt's current window
 // (a retry opened a new one).
-func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *jobs.Batch) error {
+func (b *Store) scheduleWindowCheck(ctx context.Context, bt *jobs.Batch) error {
 	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: bt.ID}))
 	at := bt.ExpiresAt
 	err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload), asynq.Queue(jobs.QueueBatchControl),
@@ -245,27 +245,27 @@ func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *jobs.Batch) error
 }
 
 // Get reads a batch record.
-func (b *Batches) Get(ctx context.Context, id string) (*jobs.Batch, error) {
+func (b *Store) Get(ctx context.Context, id string) (*jobs.Batch, error) {
 	bt, err := b.get(ctx, id)
-	if errors.Is(err, ErrBatchUploading) {
+	if errors.Is(err, ErrUploading) {
 		// An upload in progress: the batch does not exist until it is
 		// accepted.
-		return nil, ErrBatchNotFound
+		return nil, ErrNotFound
 	}
 	return bt, err
 }
 
 // get reads a batch record; ErrBatchUploading while it is validating.
-func (b *Batches) get(ctx context.Context, id string) (*jobs.Batch, error) {
+func (b *Store) get(ctx context.Context, id string) (*jobs.Batch, error) {
 	h, err := b.rdb.HGetAll(ctx, jobs.BatchKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read batch %s: %w", id, err)
 	}
 	switch h["status"] {
 	case "":
-		return nil, ErrBatchNotFound
+		return nil, ErrNotFound
 	case string(jobs.BatchValidating):
-		return nil, fmt.Errorf("batch %s: %w", id, ErrBatchUploading)
+		return nil, fmt.Errorf("batch %s: %w", id, ErrUploading)
 	}
 	return decodeBatch(h), nil
 }
@@ -290,12 +290,12 @@ func decodeBatch(h map[string]string) *jobs.Batch {
 
 // List returns up to limit of owner's batches, newest first, created before
 // the batch named by after ("" = from the newest), and whether more follow.
-func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*jobs.Batch, bool, error) {
+func (b *Store) List(ctx context.Context, owner, after string, limit int) ([]*jobs.Batch, bool, error) {
 	max := "+inf"
 	if after != "" {
 		score, err := b.rdb.ZScore(ctx, jobs.OwnerBatchesKey(owner), after).Result()
 		if errors.Is(err, redis.Nil) {
-			return nil, false, ErrBatchNotFound
+			return nil, false, ErrNotFound
 		}
 		if err != nil {
 			return nil, false, fmt.Errorf("list batches: %w", err)
@@ -313,7 +313,7 @@ func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*
 	out := make([]*jobs.Batch, 0, len(ids))
 	for _, id := range ids {
 		bt, err := b.Get(ctx, id)
-		if errors.Is(err, ErrBatchNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			// Expired: drop it from the index.
 			b.rdb.ZRem(ctx, jobs.OwnerBatchesKey(owner), id)
 			continue
@@ -332,7 +332,7 @@ func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*
 // cancel left it. Freeing the inputs of the items that will not run is
 // FreeInputs, the caller's next step: a failure there does not undo the
 // cancel.
-func (b *Batches) Cancel(ctx context.Context, id string) (*jobs.Batch, error) {
+func (b *Store) Cancel(ctx context.Context, id string) (*jobs.Batch, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -349,14 +349,14 @@ func (b *Batches) Cancel(ctx context.Context, id string) (*jobs.Batch, error) {
 // item's input by its task's start as the queued tasks drain, and those of
 // the items without a task by the expansion as it stops; the batch's TTL
 // bounds the rest.
-func (b *Batches) FreeInputs(ctx context.Context, bt *jobs.Batch) error {
+func (b *Store) FreeInputs(ctx context.Context, bt *jobs.Batch) error {
 	return b.freeInputs(ctx, bt, 0, bt.Expanded)
 }
 
 // freeInputs deletes the stored inputs of a cancelled batch's items in
 // [from, to) that will not run, a chunk per script run (see free_inputs in
 // batch.lua for which). Results stay.
-func (b *Batches) freeInputs(ctx context.Context, bt *jobs.Batch, from, to int) error {
+func (b *Store) freeInputs(ctx context.Context, bt *jobs.Batch, from, to int) error {
 	for ; from < to; from += b.cfg.StoreChunk {
 		end := min(from+b.cfg.StoreChunk, to)
 		if _, err := b.run(ctx, "free_inputs", bt.ID, bt.Owner, "", from, end); err != nil {
@@ -367,7 +367,7 @@ func (b *Batches) freeInputs(ctx context.Context, bt *jobs.Batch, from, to int) 
 }
 
 // Expire ends the batch expired if its window has passed (false: not yet).
-func (b *Batches) Expire(ctx context.Context, id string) (bool, error) {
+func (b *Store) Expire(ctx context.Context, id string) (bool, error) {
 	reply, err := b.run(ctx, "expire", id, "", "")
 	if err != nil {
 		return false, err
@@ -376,7 +376,7 @@ func (b *Batches) Expire(ctx context.Context, id string) (bool, error) {
 }
 
 // Delete removes an ended batch, its items, results and events.
-func (b *Batches) Delete(ctx context.Context, id string) error {
+func (b *Store) Delete(ctx context.Context, id string) error {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
 		return err
@@ -391,13 +391,13 @@ func (b *Batches) Delete(ctx context.Context, id string) error {
 }
 
 // Events returns the batch's events after the stream id after.
-func (b *Batches) Events(ctx context.Context, id, after string) ([]jobs.Event, error) {
+func (b *Store) Events(ctx context.Context, id, after string) ([]jobs.Event, error) {
 	return store.ReadStream(ctx, b.rdb, jobs.BatchEventsKey(id), after, 0)
 }
 
 // Results returns the result lines of items [from, to) in index order; an
 // item without a result gives "".
-func (b *Batches) Results(ctx context.Context, id string, from, to int) ([]string, error) {
+func (b *Store) Results(ctx context.Context, id string, from, to int) ([]string, error) {
 	if to <= from {
 		return nil, nil
 	}
@@ -419,7 +419,7 @@ func (b *Batches) Results(ctx context.Context, id string, from, to int) ([]strin
 // CheckWindow ends the batch expired if its completion window has passed;
 // if the window was moved on (a retry), it schedules the next check at the
 // new end.
-func (b *Batches) CheckWindow(ctx context.Context, id string) error {
+func (b *Store) CheckWindow(ctx context.Context, id string) error {
 	expired, err := b.Expire(ctx, id)
 	if err != nil || expired {
 		return ignoreEnded(err)
@@ -432,7 +432,7 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 }
 
 // ActiveOwners counts the owners with running batches.
-func (b *Batches) ActiveOwners(ctx context.Context) (int64, error) {
+func (b *Store) ActiveOwners(ctx context.Context) (int64, error) {
 	n, err := b.rdb.ZCount(ctx, jobs.ActiveOwnersKey, "(0", "+inf").Result()
 	if err != nil {
 		return 0, fmt.Errorf("count batch owners: %w", err)

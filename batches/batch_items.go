@@ -32,7 +32,7 @@ const (
 // ItemAttempt is one run of a batch item: the handle through which the
 // worker records its end.
 type ItemAttempt struct {
-	b     *Batches
+	b     *Store
 	Batch jobs.BatchRef
 	owner string
 	// Item is the stored question.
@@ -54,8 +54,8 @@ func itemLine(customID string, st jobs.Status, e *jobs.Error, attempts int) stri
 // budget is not spent (else it is counted failed, saying so), and that the
 // item has attempts left (else it is counted failed: the handler records the
 // last attempt, so a batch cannot hang on an item asynq archives).
-func (b *Batches) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
-	max, budget, now := b.store.Config().MaxAttempts, b.store.Config().TokenBudgetPerDay, b.now()
+func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
+	max, budget, now := b.jobStore.Config().MaxAttempts, b.jobStore.Config().TokenBudgetPerDay, b.now()
 	cancelled := itemLine(p.Batch.CustomID, jobs.StatusCancelled, nil, 0)
 	gaveUp := itemLine(p.Batch.CustomID, jobs.StatusFailed, &jobs.Error{Code: "attempts_exhausted",
 		Message: "gave up after " + strconv.Itoa(max) + " attempts: the last one was lost (worker stopped or timed out)"}, max)
@@ -66,7 +66,7 @@ func (b *Batches) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*Item
 	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
 		jobs.UsageDay(now), budget, overBudget)
 	switch {
-	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrBatchEnded):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrEnded):
 		return nil, ItemSkipped, nil
 	case err != nil:
 		return nil, ItemSkipped, err
@@ -93,7 +93,7 @@ func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult) error {
 	}
 	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
 		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL))
-	if errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil // deleted meanwhile: nothing to record
 	}
 	return err
@@ -131,9 +131,9 @@ func (a *ItemAttempt) Defer(ctx context.Context) error {
 // item has a task (or the batch no longer needs any: ended, or gone, as an
 // upload that never went live is once its keys expire), and
 // ErrBatchUploading while the upload is not committed: run it again later.
-func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error) {
+func (b *Store) Expand(ctx context.Context, id string, limit int) (bool, error) {
 	bt, err := b.get(ctx, id)
-	if errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return true, nil
 	}
 	if err != nil {
@@ -146,7 +146,7 @@ func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error
 		}
 		if bt.Status == jobs.BatchCancelling {
 			if _, err := b.run(ctx, "stop_expand", id, bt.Owner, "", cur); err != nil {
-				return errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+				return errors.Is(err, ErrEnded), ignoreEnded(err)
 			}
 			// The rest never get a task: their inputs go now, with those of
 			// any chunk enqueued while Cancel freed the items below the
@@ -161,7 +161,7 @@ func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error
 			return false, err
 		}
 		if _, err := b.run(ctx, "expanded", id, bt.Owner, "", end); err != nil {
-			return errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+			return errors.Is(err, ErrEnded), ignoreEnded(err)
 		}
 		done += end - cur
 		cur = end
@@ -178,7 +178,7 @@ func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error
 }
 
 func ignoreEnded(err error) error {
-	if errors.Is(err, ErrBatchEnded) || errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrEnded) || errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	return err
@@ -186,7 +186,7 @@ func ignoreEnded(err error) error {
 
 // enqueueItems enqueues items [from, to) of bt's current round, ExpandParallel
 // at a time.
-func (b *Batches) enqueueItems(ctx context.Context, bt *jobs.Batch, from, to int) error {
+func (b *Store) enqueueItems(ctx context.Context, bt *jobs.Batch, from, to int) error {
 	indexes := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
 		indexes = append(indexes, i)
@@ -194,7 +194,7 @@ func (b *Batches) enqueueItems(ctx context.Context, bt *jobs.Batch, from, to int
 	return b.enqueueSome(ctx, bt, indexes)
 }
 
-func (b *Batches) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []int, customIDs []string) error {
+func (b *Store) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []int, customIDs []string) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -209,7 +209,7 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []
 				p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
 				err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchItem, []byte(mustJSON(p))),
 					asynq.TaskID(jobs.BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(jobs.QueueBatch),
-					asynq.MaxRetry(b.store.Config().TaskMaxRetry()), asynq.Timeout(b.store.Config().JobTimeout))
+					asynq.MaxRetry(b.jobStore.Config().TaskMaxRetry()), asynq.Timeout(b.jobStore.Config().JobTimeout))
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -233,13 +233,13 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []
 // completion window) and the items are enqueued with the round in their task
 // ids. It returns how many items run again. A failed item whose stored input
 // is gone stays failed, its line saying so (input_missing).
-func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
+func (b *Store) Retry(ctx context.Context, id string) (int, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	if !bt.Status.Terminal() {
-		return 0, ErrBatchActive
+		return 0, ErrActive
 	}
 	var failed []int
 	iter := b.rdb.HScan(ctx, jobs.BatchResultsKey(id), 0, "", 1000).Iterator()
@@ -301,9 +301,9 @@ var errRoundNotOpen = errors.New("retry round not opened yet")
 // Requeue enqueues the items of retry round `round` — those without a
 // result — with the round in their task ids, so a repeat is harmless. A
 // batch already past that round, or ended again, needs nothing.
-func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
+func (b *Store) Requeue(ctx context.Context, id string, round int) error {
 	bt, err := b.Get(ctx, id)
-	if errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -348,7 +348,7 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 // had one, counted cancelled with an empty slot, which a retry round's
 // requeue meets as items without a result. A reopened item always has its
 // input: a retry reopens only those, and a cancel keeps them.
-func (b *Batches) enqueueSome(ctx context.Context, bt *jobs.Batch, indexes []int) error {
+func (b *Store) enqueueSome(ctx context.Context, bt *jobs.Batch, indexes []int) error {
 	if len(indexes) == 0 {
 		return nil
 	}

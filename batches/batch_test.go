@@ -21,9 +21,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func newBatches(t *testing.T, b *bundle, cfg batches.BatchConfig) *batches.Batches {
+func newBatches(t *testing.T, b *bundle, cfg batches.Config) *batches.Store {
 	t.Helper()
-	bs, err := batches.NewBatches(b.store, cfg)
+	bs, err := batches.NewStore(b.store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func newBatches(t *testing.T, b *bundle, cfg batches.BatchConfig) *batches.Batch
 
 // upload stores items as owner's batch, as the API does: BeginUpload, Add,
 // Commit.
-func upload(ctx context.Context, bs *batches.Batches, owner string, items []jobs.BatchItem) (*batches.Created, error) {
+func upload(ctx context.Context, bs *batches.Store, owner string, items []jobs.BatchItem) (*batches.Created, error) {
 	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: owner, TTL: time.Hour})
 	if err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func upload(ctx context.Context, bs *batches.Batches, owner string, items []jobs
 }
 
 // createBatch stores an n-item batch of alice.
-func createBatch(t *testing.T, bs *batches.Batches, n int) *jobs.Batch {
+func createBatch(t *testing.T, bs *batches.Store, n int) *jobs.Batch {
 	t.Helper()
 	return createBatchOf(t, bs, "alice", n)
 }
@@ -66,7 +66,7 @@ func pendingItems(t *testing.T, b *bundle) int {
 func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{StoreChunk: 100})
+	bs := newBatches(t, b, batches.Config{StoreChunk: 100})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 250)
 	if bt.Status != jobs.BatchInProgress || bt.Counts.Total != 250 {
@@ -133,7 +133,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{MaxAttempts: 2})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
 	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: 0, CustomID: "c0"}, Owner: "alice"}
@@ -162,7 +162,7 @@ func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{MaxAttempts: 1})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
 	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID}, Owner: "alice"}
@@ -182,7 +182,7 @@ func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	item := func(i int) jobs.BatchItemPayload {
@@ -211,7 +211,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	if ttl := b.db.Client.PTTL(ctx, jobs.BatchResultsKey(bt.ID)).Val(); ttl <= 0 {
 		t.Fatalf("results ttl = %v", ttl)
 	}
-	if _, err := bs.Cancel(ctx, bt.ID); !errors.Is(err, batches.ErrBatchEnded) {
+	if _, err := bs.Cancel(ctx, bt.ID); !errors.Is(err, batches.ErrEnded) {
 		t.Fatalf("cancel after the end: %v", err)
 	}
 }
@@ -222,7 +222,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 func TestBatchRetryIsDurable(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 6)
 	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done {
@@ -279,7 +279,7 @@ func TestBatchRetryIsDurable(t *testing.T) {
 func TestBatchQuota(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{QuotaItems: 5})
+	bs := newBatches(t, b, batches.Config{QuotaItems: 5})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Items != 3 || u.Bytes <= 0 {
@@ -317,7 +317,7 @@ func TestBatchQuota(t *testing.T) {
 func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{StoreChunk: 4})
+	bs := newBatches(t, b, batches.Config{StoreChunk: 4})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 20)
 	// Half the items get a task; a crash stops the expansion there.
@@ -392,7 +392,7 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 }
 
 // createBatchOf stores an n-item batch of owner.
-func createBatchOf(t *testing.T, bs *batches.Batches, owner string, n int) *jobs.Batch {
+func createBatchOf(t *testing.T, bs *batches.Store, owner string, n int) *jobs.Batch {
 	t.Helper()
 	items := make([]jobs.BatchItem, n)
 	for i := range items {
@@ -410,7 +410,7 @@ func createBatchOf(t *testing.T, bs *batches.Batches, owner string, n int) *jobs
 func TestBatchOwnerNamedActive(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	alice := createBatchOf(t, bs, "alice", 1)
 	active := createBatchOf(t, bs, "active", 1)
@@ -462,7 +462,7 @@ func itemOf(bt *jobs.Batch, i int) jobs.BatchItemPayload {
 
 // requeue deletes the pending item tasks, runs the requeue task of round
 // and returns how many item tasks it enqueued.
-func requeue(t *testing.T, b *bundle, bs *batches.Batches, bt *jobs.Batch, round int) int {
+func requeue(t *testing.T, b *bundle, bs *batches.Store, bt *jobs.Batch, round int) int {
 	t.Helper()
 	if err := bs.Requeue(context.Background(), bt.ID, round); err != nil {
 		t.Fatal(err)
@@ -483,7 +483,7 @@ func clearItemTasks(t *testing.T, b *bundle) {
 func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{TokenBudgetPerDay: 10})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
@@ -534,7 +534,7 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
@@ -578,7 +578,7 @@ func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
@@ -642,11 +642,11 @@ func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "free_inputs"
 	}})
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -686,7 +686,7 @@ type crashAt struct {
 	dead   atomic.Bool
 }
 
-func (c *crashAt) client(t *testing.T, b *bundle) *batches.Batches {
+func (c *crashAt) client(t *testing.T, b *bundle) *batches.Store {
 	t.Helper()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
@@ -700,11 +700,11 @@ func (c *crashAt) client(t *testing.T, b *bundle) *batches.Batches {
 		}
 		return false
 	}})
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -737,7 +737,7 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 	ctx := context.Background()
 	for _, before := range []bool{false, true} {
 		b := setup(t, store.Config{})
-		healthy := newBatches(t, b, batches.BatchConfig{})
+		healthy := newBatches(t, b, batches.Config{})
 		crash := &crashAt{op: "accept", before: before}
 		u, err := crash.client(t, b).BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
 		if err != nil {
@@ -761,7 +761,7 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 			if status != string(jobs.BatchValidating) {
 				t.Fatalf("crash before accept: status %q", status)
 			}
-			if _, err := healthy.Expand(ctx, id, 0); !errors.Is(err, batches.ErrBatchUploading) {
+			if _, err := healthy.Expand(ctx, id, 0); !errors.Is(err, batches.ErrUploading) {
 				t.Fatalf("expand of an uncommitted upload: %v, want ErrBatchUploading", err)
 			}
 			// Its keys expire (the upload's TTL).
@@ -787,7 +787,7 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 func TestBeginUploadRequiresATTL(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	if u, err := bs.BeginUpload(context.Background(), batches.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
 		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
 	}
@@ -802,7 +802,7 @@ func TestBeginUploadRequiresATTL(t *testing.T) {
 func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{StoreChunk: 4})
+	bs := newBatches(t, b, batches.Config{StoreChunk: 4})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 12)
 	if _, err := bs.Expand(ctx, bt.ID, 4); err != nil { // cursor at 4
@@ -874,11 +874,11 @@ func TestUploadAbortAfterALostReply(t *testing.T) {
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(&loseFirstReply{})
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{StoreChunk: 2})
+	bs, err := batches.NewStore(jobStore, batches.Config{StoreChunk: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func (e *QuotaError) Error() string {
 // Upload is a batch being stored while its upload is read. It is not safe
 // for concurrent use.
 type Upload struct {
-	b       *Batches
+	b       *Store
 	req     UploadRequest
 	id      string
 	created time.Time
@@ -79,7 +79,7 @@ type Upload struct {
 // BeginUpload opens an upload, the one way to store a batch: Add its items,
 // then Commit (or Abort). With a quota set it reads the owner's usage first,
 // and refuses (a *QuotaError) an owner already at a quota.
-func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
+func (b *Store) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
 	if req.TTL <= 0 {
 		return nil, fmt.Errorf("begin upload: UploadRequest.TTL must be positive, got %v", req.TTL)
 	}
@@ -99,7 +99,7 @@ func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, 
 
 // Usage reads what owner's live batches hold, freeing first the shares of
 // batches that have expired.
-func (b *Batches) Usage(ctx context.Context, owner string) (Usage, error) {
+func (b *Store) Usage(ctx context.Context, owner string) (Usage, error) {
 	reply, err := b.run(ctx, "usage", "", owner, "", owner)
 	if err != nil {
 		return Usage{}, err
@@ -219,7 +219,7 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
-	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.Config().IdempotencyTTL),
+	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.jobStore.Config().IdempotencyTTL),
 		bodyHash, u.created.UnixMilli(), u.n, u.bytes, b.cfg.QuotaItems, b.cfg.QuotaBytes)
 	if err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
@@ -271,7 +271,7 @@ type Replayed struct {
 // Replay returns the live batch that owner's Idempotency-Key names, or nil.
 // A repeated upload is answered with that batch (when its body hash
 // matches) rather than stored again and counted against the quotas.
-func (b *Batches) Replay(ctx context.Context, owner, idempotencyKey string) (*Replayed, error) {
+func (b *Store) Replay(ctx context.Context, owner, idempotencyKey string) (*Replayed, error) {
 	if idempotencyKey == "" {
 		return nil, nil
 	}

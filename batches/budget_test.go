@@ -18,7 +18,7 @@ import (
 func TestBatchItemsCountTokensOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	bs := newBatches(t, b, batches.BatchConfig{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{"m":{"total_tokens":11}}`)}

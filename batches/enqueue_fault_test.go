@@ -26,11 +26,11 @@ func TestBatchEnqueueFailureIsUnavailable(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(keys []string, _ []any) bool {
 		return len(keys) > 0 && strings.HasPrefix(keys[0], "asynq:")
 	}})
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,13 @@ import (
 // batches of a test.
 type bundle struct {
 	db    *redistest.DB
-	store *store.Store
+	store *store.Jobs
 }
 
 func setup(t *testing.T, cfg store.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	jobStore, err := store.NewStore(db.Client, cfg)
+	jobStore, err := store.NewJobs(db.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,7 +217,7 @@ func TestKEDAListsAreAsynqPendingLists(t *testing.T) {
 	t.Parallel()
 	keda := string(read(t, "deploy/kubernetes/keda.yaml"))
 	db := redistest.New(t)
-	jobStore, err := store.NewStore(db.Client, store.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ const (
 // Attempt is one run of a job by a worker: the handle through which the worker
 // reports progress. Its methods refuse to act for a stale attempt.
 type Attempt struct {
-	store *Store
+	store *Jobs
 	JobID string
 	// Number counts the starts of the job, from 1.
 	Number int
@@ -52,7 +52,7 @@ type Attempt struct {
 // Start begins the next attempt of job id on worker workerID. maxWait > 0
 // expires a job that waited longer than that for its first start; a job whose
 // owner has spent Config.TokenBudgetPerDay today ends failed (OverBudget).
-func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
+func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
 	now := s.now()
 	expired := mustJSON(jobs.FailedData{Error: &jobs.Error{Code: "expired", Message: "not started within " + maxWait.String()}})
 	gaveUp := mustJSON(jobs.FailedData{

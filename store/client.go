@@ -42,19 +42,19 @@ func pendingListKey(queue string) string { return "asynq:{" + queue + "}:pending
 
 // Client submits and manages jobs: the API side of the contract.
 type Client struct {
-	store *Store
+	store *Jobs
 	aq    *asynq.Client
 	insp  *asynq.Inspector
 }
 
 // NewClient returns a Client that enqueues through rdb. It owns no
 // connections of its own: closing rdb is the caller's business.
-func NewClient(rdb redis.UniversalClient, jobStore *Store) *Client {
+func NewClient(rdb redis.UniversalClient, jobStore *Jobs) *Client {
 	return &Client{store: jobStore, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
-// Store returns the record store the client uses.
-func (c *Client) Store() *Store { return c.store }
+// Jobs returns the job records the client writes.
+func (c *Client) Jobs() *Jobs { return c.store }
 
 // SubmitRequest is one question to answer.
 type SubmitRequest struct {

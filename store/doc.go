@@ -1,9 +1,9 @@
-// Package store keeps the job records in Redis. Store creates, reads,
-// starts, cancels and deletes them and reads their events; an Attempt is one
-// run's handle for a worker's writes. Client submits jobs (the record, then
-// the asynq task: Enqueue, ErrUnavailable), cancels and deletes them. Hub
-// fans the events of many jobs out over one shared pub/sub connection, and
-// Store.Wait waits on it for a job's end. It also keeps the fleet's global
+// Package store keeps the job records in Redis. Jobs creates, reads, starts,
+// cancels and deletes them and reads their events; an Attempt is one run's
+// handle for a worker's writes. Client submits jobs (the record, then the
+// asynq task: Enqueue, ErrUnavailable), cancels and deletes them. Hub fans
+// the events of many jobs out over one shared pub/sub connection, and
+// Jobs.Wait waits on it for a job's end. It also keeps the fleet's global
 // stats counters (AddStats, ReadStats) and reads token usage (TokensUsed).
 //
 // Every change to a job record goes through one Lua script (record.lua) that

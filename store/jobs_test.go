@@ -19,7 +19,7 @@ import (
 
 type bundle struct {
 	db     *redistest.DB
-	store  *store.Store
+	store  *store.Jobs
 	client *store.Client
 	hub    *store.Hub
 }
@@ -27,7 +27,7 @@ type bundle struct {
 func setup(t *testing.T, cfg store.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	jobStore, err := store.NewStore(db.Client, cfg)
+	jobStore, err := store.NewJobs(db.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "complete" && refuse.Add(-1) >= 0
 	}})
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

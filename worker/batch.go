@@ -199,7 +199,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		r := &jobs.Result{Outputs: res.Outputs, Usage: res.Usage, LatencySeconds: took.Seconds(),
 			Provenance: jobs.Provenance{CacheHit: res.CacheHit}}
 		err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
-		if err != nil && !errors.Is(err, batches.ErrBatchEnded) {
+		if err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item result: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "completed")
@@ -214,7 +214,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *batches.ItemAttempt, v verdict) error {
 	switch v.action {
 	case revoke:
-		if err := persist(ctx, att.Cancelled); err != nil && !errors.Is(err, batches.ErrBatchEnded) {
+		if err := persist(ctx, att.Cancelled); err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item cancel: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "cancelled")
@@ -226,7 +226,7 @@ func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *batche
 		return handled{errors.New(v.reason.Message)} // asynq requeues it itself
 	case failNow:
 		err := persist(ctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
-		if err != nil && !errors.Is(err, batches.ErrBatchEnded) {
+		if err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item failure: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
@@ -259,7 +259,7 @@ func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
 	}
 	_, err := w.deps.Batches.Expand(ctx, p.BatchID, 0)
 	switch {
-	case errors.Is(err, batches.ErrBatchUploading):
+	case errors.Is(err, batches.ErrUploading):
 		// Enqueued just before its upload's commit: wait for it, without
 		// spending the task's retries. If the uploading process died first,
 		// the upload's keys expire and the next look ends the task.
@@ -271,7 +271,7 @@ func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// handleBatchRequeue enqueues a retry round's items (see Batches.Requeue).
+// handleBatchRequeue enqueues a retry round's items (see batches.Store.Requeue).
 func (w *Worker) handleBatchRequeue(ctx context.Context, t *asynq.Task) error {
 	var p jobs.BatchTaskPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" || p.Round < 1 {

@@ -39,11 +39,11 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	jobStore, err := store.NewStore(db.Client, store.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 
 // createBatch stores items as owner's batch, as the API does (BeginUpload,
 // Add, Commit), and returns its id.
-func createBatch(t *testing.T, bs *batches.Batches, owner string, items []jobs.BatchItem, noCache bool) string {
+func createBatch(t *testing.T, bs *batches.Store, owner string, items []jobs.BatchItem, noCache bool) string {
 	t.Helper()
 	ctx := context.Background()
 	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: owner, NoCache: noCache, TTL: time.Hour})
@@ -115,11 +115,11 @@ func (scripted) StateSHA256() string { return "0" }
 func TestBatchOwnerShare(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	jobStore, err := store.NewStore(db.Client, store.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,11 +198,11 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 		}
 		return dead.Load()
 	}})
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashing, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	crashing, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	eventually(t, "the expansion to wait for the commit", func() bool {
 		info, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
 		return err == nil && info.State == asynq.TaskStateRetry && info.Retried == 0 &&
-			strings.Contains(info.LastErr, batches.ErrBatchUploading.Error())
+			strings.Contains(info.LastErr, batches.ErrUploading.Error())
 	})
 	// The upload's keys expire.
 	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {

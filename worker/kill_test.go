@@ -58,7 +58,7 @@ func TestHelperWorkerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lc.Close()
-	jobStore, err := store.NewStore(rdb, store.Config{})
+	jobStore, err := store.NewJobs(rdb, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"start": 3, "complete": 3}}
 	faulty.AddHook(refuse.hook())
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestLMCallsAfterARefusedComplete(t *testing.T) {
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"complete": 2}}
 	faulty.AddHook(refuse.hook())
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

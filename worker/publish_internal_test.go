@@ -106,7 +106,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 	faulty := redis.NewClient(db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(flaky.hook())
-	jobStore, err := store.NewStore(faulty, store.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	ctx := context.Background()
-	jobStore, err := store.NewStore(db.Client, store.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

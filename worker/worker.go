@@ -110,14 +110,14 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	// Redis is the queue's Redis.
 	Redis  redis.UniversalClient
-	Store  *store.Store
+	Store  *store.Jobs
 	Runner Runner
 	Log    zerolog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
 	// Batches runs batch items, expansions and window checks (batch.go);
 	// nil: this worker serves no batch tasks.
-	Batches *batches.Batches
+	Batches *batches.Store
 }
 
 // Worker is one worker process's two asynq servers and its cancel listener.

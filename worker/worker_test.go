@@ -25,9 +25,9 @@ import (
 type bundle struct {
 	db      *redistest.DB
 	lm      *fakelm.Server
-	store   *store.Store
+	store   *store.Jobs
 	client  *store.Client
-	batches *batches.Batches
+	batches *batches.Store
 	runner  *worker.ProgramRunner
 	logs    *syncBuffer // what the workers log
 }
@@ -63,11 +63,11 @@ func setup(t *testing.T, jcfg store.Config) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	jobStore, err := store.NewStore(db.Client, jcfg)
+	jobStore, err := store.NewJobs(db.Client, jcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batches.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 
 // batchConfig maps the environment onto the batch operations' settings; the
 // API and the workers must agree on them.
-func batchConfig(cfg *config.Config) batches.BatchConfig {
-	return batches.BatchConfig{
+func batchConfig(cfg *config.Config) batches.Config {
+	return batches.Config{
 		ResultTTL:        cfg.Batch.ResultTTL,
 		CompletionWindow: cfg.Batch.CompletionWindow,
 	}

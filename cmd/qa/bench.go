@@ -417,8 +417,8 @@ func (s *scope) worker(ctx context.Context, st benchkit.Stack, env ...string) (*
 }
 
 // jobsClient submits jobs straight to Redis, as the API would.
-func jobsClient(rdb redis.UniversalClient) (*store.Client, *store.Store, error) {
-	jobStore, err := store.NewStore(rdb, store.Config{MaxPending: 1 << 30})
+func jobsClient(rdb redis.UniversalClient) (*store.Client, *store.Jobs, error) {
+	jobStore, err := store.NewJobs(rdb, store.Config{MaxPending: 1 << 30})
 	if err != nil {
 		return nil, nil, err
 	}

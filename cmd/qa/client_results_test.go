@@ -105,11 +105,11 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	}
 
 	// No worker runs: the test finishes the items itself, as one would.
-	jobStore, err := store.NewStore(db.Client, jobsConfig(cfg))
+	jobStore, err := store.NewJobs(db.Client, jobsConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := batches.NewBatches(jobStore, batchConfig(cfg))
+	bs, err := batches.NewStore(jobStore, batchConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ type apiStack struct {
 
 // startAPI serves the API on HOST:PORT in the background.
 func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, redisURL string, log zerolog.Logger, reg *prometheus.Registry, demo bool) (*apiStack, error) {
-	jobStore, err := store.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -93,12 +93,12 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	jobStore, err := store.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
-	bs, err := batches.NewBatches(jobStore, batchConfig(cfg)) // batchwiring.go
+	bs, err := batches.NewStore(jobStore, batchConfig(cfg)) // batchwiring.go
 	if err != nil {
 		closeLM()
 		return nil, err

@@ -43,7 +43,7 @@ type PickupResult struct {
 func PickupWorker(name string, disableBlocking bool) PickupVariant {
 	return PickupVariant{Name: name, Start: func(ctx context.Context, opts *redis.Options, submit redis.UniversalClient, started chan<- time.Time) (func(context.Context) error, func(), error) {
 		storeRDB := redis.NewClient(opts)
-		jobStore, err := store.NewStore(storeRDB, store.Config{})
+		jobStore, err := store.NewJobs(storeRDB, store.Config{})
 		if err != nil {
 			_ = storeRDB.Close()
 			return nil, nil, err

@@ -196,7 +196,7 @@ func (l eventLog) terminals() int {
 // here, where the SSE relay stops at the first terminal event).
 func (b *bundle) storedEvents(t *testing.T, id string) []jobs.Event {
 	t.Helper()
-	jobStore, err := store.NewStore(b.db.Client, store.Config{})
+	jobStore, err := store.NewJobs(b.db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

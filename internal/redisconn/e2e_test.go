@@ -22,7 +22,7 @@ import (
 type stack struct {
 	rdb    redis.UniversalClient
 	lm     *fakelm.Server
-	store  *store.Store
+	store  *store.Jobs
 	client *store.Client
 }
 
@@ -40,7 +40,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	jobStore, err := store.NewStore(rdb, store.Config{})
+	jobStore, err := store.NewJobs(rdb, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
