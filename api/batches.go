@@ -20,7 +20,7 @@ import (
 )
 
 // /v1/batches: bulk uploads modelled on the provider batch APIs. The batch
-// record, items and results live in Redis (package jobs); these handlers
+// record, items and results live in Redis (package batches); these handlers
 // validate uploads, read records and relay events.
 
 // batchCreateTimeout bounds committing an upload once its body is read: the

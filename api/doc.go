@@ -1,5 +1,5 @@
 // Package api is qaqueue's HTTP front door: a gin router that validates
-// requests, submits jobs through package jobs, reads job records, relays job
+// requests, submits jobs through package store, reads job records, relays job
 // events as Server-Sent Events from the process's one shared pub/sub
 // connection, and serves the Python deployment's endpoints with their exact
 // shapes (/predict, /predict/stream, /batch, /health, /metrics), the health

@@ -58,8 +58,8 @@ type Deps struct {
 	Health HealthInfo
 }
 
-// Server is the API: a gin router over package jobs. Make it with New, serve
-// Handler (or HTTPServer), and stop it with Shutdown.
+// Server is the API: a gin router over packages store and batches. Make it
+// with New, serve Handler (or HTTPServer), and stop it with Shutdown.
 type Server struct {
 	cfg     Config
 	deps    Deps
