@@ -12,11 +12,12 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
-	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
 )
@@ -49,19 +50,19 @@ func BenchmarkBatchIngest(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer lc.Close()
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	hctx, hcancel := context.WithCancel(ctx)
-	hub := jobs.NewHub(hctx, db.Client, zerolog.Nop())
+	hub := store.NewHub(hctx, db.Client, zerolog.Nop())
 	go hub.Run(hctx)
 	defer func() { _ = hub.Close(); hcancel() }()
-	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: jobs.NewClient(db.Client, store), Store: store, Hub: hub, Log: zerolog.Nop()})
+	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	defer ts.Close()
 	defer srv.Shutdown(ctx)
 	w, err := worker.New(worker.Config{Concurrency: 2, BatchConcurrency: 64, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: batches, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 		id := strings.TrimPrefix(resp.Header.Get("Location"), "/v1/batches/")
 		start = time.Now()
 		for {
-			bt, err := batches.Get(ctx, id)
+			bt, err := bs.Get(ctx, id)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
-	"github.com/qaqueue/qaqueue/jobs"
 )
 
 // TestBatchCancelAnswersWhenFreeingFails: the cancel itself worked; Redis
@@ -22,7 +22,7 @@ func TestBatchCancelAnswersWhenFreeingFails(t *testing.T) {
 	}})
 	b := setup(t, options{db: db})
 	v := b.upload(t, jsonl(`{"custom_id":"a","question":"a?"}`, `{"custom_id":"b","question":"b?"}`), "application/x-ndjson", nil)
-	bs, err := jobs.NewBatches(b.store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(b.store, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 // problem is collected (up to maxBatchProblems). Memory does not grow with
 // the body: a line (or array item) longer than the line cap is refused while
 // it is read, without being kept, and each valid item is handed to a store
-// function (jobs.Upload.Add) rather than kept — until the first problem,
+// function (batches.Upload.Add) rather than kept — until the first problem,
 // after which the upload is only validated, as it will be refused.
 
 // formUploadHint is what both answers to a form upload (curl -F) say: the

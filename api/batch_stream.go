@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // resultsChunk is how many result slots one read covers.
@@ -227,7 +229,7 @@ func (w *resultsWriter) resume(id string, follow bool, offset int, reason string
 type resultsFollow struct {
 	s        *Server
 	lease    *lease
-	sub      *jobs.Subscription
+	sub      *store.Subscription
 	beat     *time.Ticker
 	deadline *time.Timer
 }
@@ -243,7 +245,7 @@ func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow
 	}
 	if !s.streams.begin() {
 		l.release()
-		return nil, jobs.ErrHubClosed
+		return nil, store.ErrHubClosed
 	}
 	sctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
 	sub, err := s.deps.Hub.Subscribe(sctx, jobs.BatchChannel(id))
@@ -286,7 +288,7 @@ func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-c
 		select {
 		case _, ok := <-f.sub.C():
 			if !ok {
-				if errors.Is(f.sub.Err(), jobs.ErrHubClosed) {
+				if errors.Is(f.sub.Err(), store.ErrHubClosed) {
 					return waitCut, "shutdown"
 				}
 				return waitCut, "error"
@@ -312,7 +314,7 @@ func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-c
 
 // batchSource follows a batch's events.
 type batchSource struct {
-	b  *jobs.Batches
+	b  *batches.Store
 	id string
 }
 
@@ -320,8 +322,8 @@ func (b batchSource) channel() string   { return jobs.BatchChannel(b.id) }
 func (b batchSource) eventsKey() string { return jobs.BatchEventsKey(b.id) }
 func (b batchSource) load(ctx context.Context) (*jobs.Batch, error) {
 	bt, err := b.b.Get(ctx, b.id)
-	if errors.Is(err, jobs.ErrBatchNotFound) {
-		return nil, jobs.ErrNotFound
+	if errors.Is(err, batches.ErrNotFound) {
+		return nil, store.ErrNotFound
 	}
 	return bt, err
 }
@@ -357,7 +359,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 		return
 	}
 	if !s.streams.begin() {
-		h.fail(c, jobs.ErrHubClosed)
+		h.fail(c, store.ErrHubClosed)
 		return
 	}
 	defer s.streams.end()
@@ -387,7 +389,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 		_ = c.Error(err)
 	}
 	if end == endSlow {
-		_ = c.Error(jobs.ErrSlowSubscriber)
+		_ = c.Error(store.ErrSlowSubscriber)
 	}
 }
 

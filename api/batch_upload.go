@@ -89,7 +89,7 @@ func (u *uploadBody) extend() {
 	_ = u.rc.SetReadDeadline(u.start.Add(u.grace + earned))
 }
 
-// uploadTTL bounds the keys of an upload in progress (jobs.UploadRequest.TTL):
+// uploadTTL bounds the keys of an upload in progress (batches.UploadRequest.TTL):
 // the longest an upload of BATCH_MAX_BYTES may take at the minimum rate, and
 // its commit.
 func (s *Server) uploadTTL() time.Duration {

@@ -410,7 +410,7 @@ func (h stallRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 }
 
 // scriptOp is the first argument of a Lua script call (the op of
-// jobs.Batches' script), or "".
+// batches.Store's script), or "".
 func scriptOp(cmd redis.Cmder) string {
 	if name := cmd.Name(); name != "eval" && name != "evalsha" {
 		return ""
@@ -448,7 +448,7 @@ func TestBatchUploadRedisStepsAreBounded(t *testing.T) {
 			t.Cleanup(func() { _ = stalled.Close() })
 			b := setup(t, options{db: &redistest.DB{Addr: db.Addr, Index: db.Index, Client: stalled},
 				api: api.Config{RedisTimeout: time.Second, BatchQuotaItemsPerKey: 1_000_000}})
-			// More items than a chunk (jobs.BatchConfig.StoreChunk, 1,000), so
+			// More items than a chunk (batches.Config.StoreChunk, 1,000), so
 			// one is stored while the body is read.
 			resp, out := b.do(t, "POST", "/v1/batches", lines(0, 1500), http.Header{"Content-Type": {"application/x-ndjson"}})
 			if e := decode[v1Error](t, out); resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "unavailable" {

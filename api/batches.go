@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
 // /v1/batches: bulk uploads modelled on the provider batch APIs. The batch
-// record, items and results live in Redis (package jobs); these handlers
+// record, items and results live in Redis (package batches); these handlers
 // validate uploads, read records and relay events.
 
 // batchCreateTimeout bounds committing an upload once its body is read: the
@@ -28,7 +30,7 @@ const batchCreateTimeout = 2 * time.Minute
 // batchHandlers serve /v1/batches.
 type batchHandlers struct {
 	s *Server
-	b *jobs.Batches
+	b *batches.Store
 	// uploads holds a token per upload this process is reading
 	// (BATCH_UPLOADS_PER_PROCESS; admitUpload).
 	uploads chan struct{}
@@ -36,7 +38,7 @@ type batchHandlers struct {
 
 // batchRoutes registers /v1/batches on g.
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
-	b, err := jobs.NewBatches(s.deps.Store, jobs.BatchConfig{
+	b, err := batches.NewStore(s.deps.Store, batches.Config{
 		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
 		QuotaItems: s.cfg.BatchQuotaItemsPerKey, QuotaBytes: s.cfg.BatchQuotaBytesPerKey,
 	})
@@ -104,17 +106,17 @@ func batchViewOf(b *jobs.Batch) batchView {
 // fail answers err, naming batches rather than jobs.
 func (h *batchHandlers) fail(c *gin.Context, err error) {
 	var (
-		quota    *jobs.QuotaError
+		quota    *batches.QuotaError
 		problems batchProblems
 	)
 	switch {
-	case errors.Is(err, jobs.ErrBatchNotFound):
+	case errors.Is(err, batches.ErrNotFound):
 		err = errNotFound("batch")
-	case errors.Is(err, jobs.ErrBatchEnded):
+	case errors.Is(err, batches.ErrEnded):
 		err = &apiError{status: http.StatusConflict, code: "batch_ended", message: "batch has already ended"}
-	case errors.Is(err, jobs.ErrBatchActive):
+	case errors.Is(err, batches.ErrActive):
 		err = &apiError{status: http.StatusConflict, code: "batch_active", message: "batch has not ended yet"}
-	case errors.Is(err, jobs.ErrNothingToRetry):
+	case errors.Is(err, batches.ErrNothingToRetry):
 		err = &apiError{status: http.StatusConflict, code: "nothing_to_retry", message: "batch has no failed items"}
 	case errors.As(err, &problems):
 		_ = c.Error(err)
@@ -155,7 +157,7 @@ func (h *batchHandlers) load(ctx context.Context, c *gin.Context) (*jobs.Batch, 
 		return nil, err
 	}
 	if b.Owner != owner(c) {
-		return nil, jobs.ErrBatchNotFound
+		return nil, batches.ErrNotFound
 	}
 	return b, nil
 }
@@ -198,7 +200,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 	}
 	noCache := c.Query("no_cache") == "true"
 	rctx, rcancel = s.redisCtx(c)
-	up, err := h.b.BeginUpload(rctx, jobs.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
+	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
 	rcancel()
 	if err != nil {
 		h.fail(c, err)
@@ -225,11 +227,11 @@ func (h *batchHandlers) create(c *gin.Context) {
 // replay answers a repeated upload with the batch its Idempotency-Key names,
 // once its body is read (and validated: an upload that would be refused is
 // refused) and found the same; nothing is stored.
-func (h *batchHandlers) replay(c *gin.Context, r *jobs.Replayed) {
+func (h *batchHandlers) replay(c *gin.Context, r *batches.Replayed) {
 	bodyHash, err := h.read(c, nil)
 	h.s.writeDeadline(c, batchCreateTimeout)
 	if err == nil && bodyHash != r.BodyHash {
-		err = jobs.ErrIdempotencyMismatch
+		err = store.ErrIdempotencyMismatch
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -242,11 +244,11 @@ func (h *batchHandlers) replay(c *gin.Context, r *jobs.Replayed) {
 		h.fail(c, err)
 		return
 	}
-	h.accepted(c, &jobs.Created{Batch: bt, Replayed: true})
+	h.accepted(c, &batches.Created{Batch: bt, Replayed: true})
 }
 
 // accepted answers 202 with the batch.
-func (h *batchHandlers) accepted(c *gin.Context, created *jobs.Created) {
+func (h *batchHandlers) accepted(c *gin.Context, created *batches.Created) {
 	s := h.s
 	v := batchViewOf(created.Batch)
 	c.Header("Location", v.Links.Self)
@@ -399,7 +401,7 @@ func (h *batchHandlers) cancel(c *gin.Context) {
 // freeInputs frees at once the inputs of a cancelled batch's queued items,
 // for its owner's quota. The cancel has happened whatever this does: it gets
 // its own time, and a failure is logged, not answered (the items' tasks
-// free them as they drain; jobs.Batches.FreeInputs).
+// free them as they drain; batches.Store.FreeInputs).
 func (h *batchHandlers) freeInputs(c *gin.Context, b *jobs.Batch) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), h.s.cfg.RedisTimeout)
 	defer cancel()

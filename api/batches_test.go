@@ -15,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
@@ -33,7 +34,7 @@ type batchView struct {
 // Redis; only the program is scripted.
 func (b *bundle) startBatchWorker(t *testing.T, run scriptedRunner, cfg worker.Config) {
 	t.Helper()
-	batches, err := jobs.NewBatches(b.store, jobs.BatchConfig{ProgressInterval: 20 * time.Millisecond})
+	bs, err := batches.NewStore(b.store, batches.Config{ProgressInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func (b *bundle) startBatchWorker(t *testing.T, run scriptedRunner, cfg worker.C
 		cfg.BatchConcurrency = 4
 	}
 	cfg.ShutdownTimeout, cfg.ID = 2*time.Second, "batch-e2e"
-	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: run, Batches: batches,
+	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: run, Batches: bs,
 		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {
 		t.Fatal(err)

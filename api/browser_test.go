@@ -16,6 +16,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/browsertest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // recordCSPViolations runs in every page before its own scripts and keeps
@@ -34,7 +35,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	requests := recordRequests(t, ctx)
 	b := setup(t, options{api: secured(t, api.Config{})})
 	b.submitAs(t, aliceKey, "a question on the interactive queue")
-	if _, err := b.client.Submit(context.Background(), jobs.SubmitRequest{Owner: "alice", Question: "a batch question", Queue: jobs.QueueBatch}); err != nil {
+	if _, err := b.client.Submit(context.Background(), store.SubmitRequest{Owner: "alice", Question: "a batch question", Queue: jobs.QueueBatch}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {

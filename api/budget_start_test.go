@@ -10,6 +10,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // refuseAtStart waits for the one job the request under test submitted,
@@ -31,7 +32,7 @@ func (b *bundle) refuseAtStart(t *testing.T, budget int64) {
 	if err := b.db.Client.IncrBy(ctx, jobs.UsageKey("alice", jobs.UsageDay(time.Now())), budget).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, err := b.store.Start(ctx, id, "test-worker", 0); err != nil || out != jobs.OverBudget {
+	if _, out, err := b.store.Start(ctx, id, "test-worker", 0); err != nil || out != store.OverBudget {
 		t.Fatalf("start: %v %v, want OverBudget", out, err)
 	}
 }
@@ -49,7 +50,7 @@ func untilReset(t time.Time) int {
 func TestBudgetSpentBeforeStartIs429(t *testing.T) {
 	t.Parallel()
 	const budget = 20
-	o := options{api: secured(t, api.Config{TokenBudgetPerDay: budget}), jobs: jobs.Config{TokenBudgetPerDay: budget}}
+	o := options{api: secured(t, api.Config{TokenBudgetPerDay: budget}), jobs: store.Config{TokenBudgetPerDay: budget}}
 
 	t.Run("predict", func(t *testing.T) {
 		t.Parallel()

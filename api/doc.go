@@ -1,5 +1,5 @@
 // Package api is qaqueue's HTTP front door: a gin router that validates
-// requests, submits jobs through package jobs, reads job records, relays job
+// requests, submits jobs through package store, reads job records, relays job
 // events as Server-Sent Events from the process's one shared pub/sub
 // connection, and serves the Python deployment's endpoints with their exact
 // shapes (/predict, /predict/stream, /batch, /health, /metrics), the health
@@ -7,7 +7,7 @@
 //
 // The API never calls the LM and never waits on a worker in a loop: a job
 // record in Redis is the source of truth, and every wait is a pub/sub
-// subscription (see jobs.Store.Wait and the relay in sse.go).
+// subscription (see store.Jobs.Wait and the relay in sse.go).
 //
 // Files: server.go (construction, routes, lifecycle), config.go, jobs.go
 // (/v1/jobs), events.go and sse.go (the SSE relay), seed.go (the Python

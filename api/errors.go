@@ -11,7 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // apiError is an error with its HTTP answer. Handlers return it (or any
@@ -106,18 +106,18 @@ func (s *Server) classify(ctx context.Context, err error) *apiError {
 			message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), detail: "Request body too large", cause: err}
 	case errors.Is(err, errClientGone) || (ctx.Err() != nil && errors.Is(err, context.Canceled)):
 		return &apiError{status: statusClientClosed, code: "client_closed", message: "client closed the request", cause: err}
-	case errors.Is(err, jobs.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return errNotFound("job")
-	case errors.Is(err, jobs.ErrQueueFull):
+	case errors.Is(err, store.ErrQueueFull):
 		return &apiError{status: http.StatusServiceUnavailable, code: "queue_full",
 			message: "too many questions are waiting; retry later", retryAfter: s.cfg.BusyRetryAfter, cause: err}
-	case errors.Is(err, jobs.ErrIdempotencyInProgress):
+	case errors.Is(err, store.ErrIdempotencyInProgress):
 		return &apiError{status: http.StatusConflict, code: "idempotency_in_progress", field: "Idempotency-Key",
 			message: "a request with this Idempotency-Key is still being accepted; retry later", retryAfter: time.Second, cause: err}
-	case errors.Is(err, jobs.ErrIdempotencyMismatch):
+	case errors.Is(err, store.ErrIdempotencyMismatch):
 		return &apiError{status: http.StatusUnprocessableEntity, code: "idempotency_mismatch", field: "Idempotency-Key",
 			message: "this Idempotency-Key was already used with a different request body", cause: err}
-	case errors.Is(err, jobs.ErrHubClosed):
+	case errors.Is(err, store.ErrHubClosed):
 		return &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
 			message: "the server is shutting down; retry", retryAfter: s.cfg.ReconnectDelay, cause: err}
 	case unavailable(err):
@@ -130,7 +130,7 @@ func (s *Server) classify(ctx context.Context, err error) *apiError {
 // unavailable reports whether err means Redis could not be reached or cannot
 // serve right now (as opposed to a bug or a bad request).
 func unavailable(err error) bool {
-	return errors.Is(err, jobs.ErrUnavailable) || redisconn.Unavailable(err)
+	return errors.Is(err, store.ErrUnavailable) || redisconn.Unavailable(err)
 }
 
 // errorStyle says how a route words its errors.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // jobEvents is GET /v1/jobs/{id}/events: the job's events as Server-Sent
@@ -21,7 +22,7 @@ func (s *Server) jobEvents(c *gin.Context) {
 		return
 	}
 	if !s.streams.begin() {
-		s.respond(c, jobs.ErrHubClosed)
+		s.respond(c, store.ErrHubClosed)
 		return
 	}
 	defer s.streams.end()
@@ -51,7 +52,7 @@ func (s *Server) jobEvents(c *gin.Context) {
 		_ = c.Error(err)
 	}
 	if end == endSlow {
-		_ = c.Error(jobs.ErrSlowSubscriber)
+		_ = c.Error(store.ErrSlowSubscriber)
 	}
 }
 

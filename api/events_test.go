@@ -13,6 +13,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // framesOf turns stored events into the frames the relay must send.
@@ -281,7 +282,7 @@ func TestEventsSlowClientIsDropped(t *testing.T) {
 	big := strings.Repeat("x", 16<<10)
 	n := 0
 	for ; b.hub.Subscribers() == 2; n++ {
-		if n > 100*jobs.DefaultSubscriberBuffer {
+		if n > 100*store.DefaultSubscriberBuffer {
 			t.Fatalf("the slow subscriber was not dropped after %d events", n)
 		}
 		token(t, a, big)

@@ -20,6 +20,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -32,7 +33,7 @@ const patience = 20 * time.Second
 
 type options struct {
 	api    api.Config
-	jobs   jobs.Config
+	jobs   store.Config
 	db     *redistest.DB // nil: a fresh database on the shared server
 	health api.HealthInfo
 	logTo  io.Writer // nil: bundle.logs, printed when the test fails
@@ -40,9 +41,9 @@ type options struct {
 
 type bundle struct {
 	db     *redistest.DB
-	store  *jobs.Store
-	client *jobs.Client
-	hub    *jobs.Hub
+	store  *store.Jobs
+	client *store.Client
+	hub    *store.Hub
 	srv    *api.Server
 	reg    *prometheus.Registry
 	ts     *httptest.Server
@@ -58,7 +59,7 @@ func setup(t *testing.T, o options) *bundle {
 	if db == nil {
 		db = redistest.New(t)
 	}
-	store, err := jobs.NewStore(db.Client, o.jobs)
+	jobStore, err := store.NewJobs(db.Client, o.jobs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +69,13 @@ func setup(t *testing.T, o options) *bundle {
 		log = zerolog.New(o.logTo)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	hub := jobs.NewHub(ctx, db.Client, log)
+	hub := store.NewHub(ctx, db.Client, log)
 	hubDone := make(chan struct{})
 	go func() { hub.Run(ctx); close(hubDone) }()
-	client := jobs.NewClient(db.Client, store)
+	client := store.NewClient(db.Client, jobStore)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(o.api, api.Deps{
-		Redis: db.Client, Client: client, Store: store, Hub: hub, Log: log, Registry: reg, Health: o.health,
+		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Log: log, Registry: reg, Health: o.health,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func setup(t *testing.T, o options) *bundle {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &bundle{db: db, store: store, client: client, hub: hub, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
+	return &bundle{db: db, store: jobStore, client: client, hub: hub, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
 }
 
 // do sends a request and returns the response with its body read.
@@ -167,16 +168,16 @@ func (b *bundle) submit(t *testing.T, question string) string {
 }
 
 // start begins an attempt of job id, as a worker would.
-func (b *bundle) start(t *testing.T, id string) *jobs.Attempt {
+func (b *bundle) start(t *testing.T, id string) *store.Attempt {
 	t.Helper()
 	a, out, err := b.store.Start(context.Background(), id, "test-worker", 0)
-	if err != nil || out != jobs.Started {
+	if err != nil || out != store.Started {
 		t.Fatalf("start %s: %v %v", id, out, err)
 	}
 	return a
 }
 
-func token(t *testing.T, a *jobs.Attempt, content string) {
+func token(t *testing.T, a *store.Attempt, content string) {
 	t.Helper()
 	if err := a.Token(context.Background(), "answer", content); err != nil {
 		t.Fatalf("token: %v", err)
@@ -194,7 +195,7 @@ func result(answer string) *jobs.Result {
 	}
 }
 
-func complete(t *testing.T, a *jobs.Attempt, answer string) {
+func complete(t *testing.T, a *store.Attempt, answer string) {
 	t.Helper()
 	if err := a.Complete(context.Background(), result(answer)); err != nil {
 		t.Fatalf("complete: %v", err)
@@ -224,11 +225,11 @@ func (b *bundle) jobStatus(t *testing.T, id string) jobs.Status {
 }
 
 // behaviour is what the test worker does with an attempt it started.
-type behaviour func(ctx context.Context, a *jobs.Attempt, p jobs.Payload) error
+type behaviour func(ctx context.Context, a *store.Attempt, p jobs.Payload) error
 
 // answerBehaviour streams "Answer to: <question>" in three tokens (when the
 // job streams) and completes.
-func answerBehaviour(ctx context.Context, a *jobs.Attempt, p jobs.Payload) error {
+func answerBehaviour(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
 	answer := "Answer to: " + p.Question
 	if p.Stream {
 		for _, tok := range []string{"Answer", " to: ", p.Question} {
@@ -264,7 +265,7 @@ func (b *bundle) startWorker(t *testing.T, behave behaviour) {
 		if err != nil {
 			return err
 		}
-		if out != jobs.Started {
+		if out != store.Started {
 			return nil
 		}
 		err = behave(ctx, a, p)

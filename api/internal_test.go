@@ -12,23 +12,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
 func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hub := jobs.NewHub(ctx, db.Client, zerolog.Nop())
+	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
 	defer hub.Close()
 	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: jobs.NewClient(db.Client, store), Store: store, Hub: hub, Log: zerolog.New(&logs),
+		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.New(&logs),
 	})
 	if err != nil {
 		t.Fatal(err)

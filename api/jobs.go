@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // jobView is a job as GET /v1/jobs/{id} shows it.
@@ -52,7 +53,7 @@ func (s *Server) redisCtx(c *gin.Context) (context.Context, context.CancelFunc) 
 }
 
 // submit submits one question for the request's owner and counts it.
-func (s *Server) submit(ctx context.Context, c *gin.Context, req jobs.SubmitRequest) (*jobs.Submitted, error) {
+func (s *Server) submit(ctx context.Context, c *gin.Context, req store.SubmitRequest) (*store.Submitted, error) {
 	req.Owner = owner(c)
 	sub, err := s.deps.Client.Submit(ctx, req)
 	if err != nil {
@@ -88,7 +89,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	}
 	ctx, cancel := s.redisCtx(c)
 	defer cancel()
-	sub, err := s.submit(ctx, c, jobs.SubmitRequest{
+	sub, err := s.submit(ctx, c, store.SubmitRequest{
 		Question: req.Question, Queue: jobs.QueueInteractive, Stream: stream, NoCache: req.NoCache, IdempotencyKey: idem,
 	})
 	if err != nil {
@@ -248,7 +249,7 @@ func (s *Server) cancelJob(c *gin.Context) {
 		return
 	}
 	j, err = s.deps.Client.Cancel(ctx, j.ID)
-	if err != nil && !errors.Is(err, jobs.ErrTerminal) {
+	if err != nil && !errors.Is(err, store.ErrTerminal) {
 		s.respond(c, err)
 		return
 	}

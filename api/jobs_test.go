@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // jobBody is GET /v1/jobs/{id} as a client reads it.
@@ -237,7 +238,7 @@ func TestCancelAndDelete(t *testing.T) {
 	if resp.StatusCode != 200 || decode[jobBody](t, body).Status != "cancelled" {
 		t.Fatalf("second cancel: %d %s", resp.StatusCode, body)
 	}
-	if _, out, err := b.store.Start(context.Background(), id, "w", 0); err != nil || out != jobs.Ended {
+	if _, out, err := b.store.Start(context.Background(), id, "w", 0); err != nil || out != store.Ended {
 		t.Fatalf("start after cancel: %v %v", out, err)
 	}
 
@@ -303,7 +304,7 @@ func TestIdempotencyOverHTTP(t *testing.T) {
 
 func TestQueueFull(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{jobs: jobs.Config{MaxPending: 2}, api: api.Config{BusyRetryAfter: 7 * time.Second}})
+	b := setup(t, options{jobs: store.Config{MaxPending: 2}, api: api.Config{BusyRetryAfter: 7 * time.Second}})
 	b.submit(t, "1")
 	b.submit(t, "2")
 	resp, body := b.do(t, "POST", "/v1/jobs", map[string]any{"question": "3"}, nil)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // Per-key limits that routes opt into (issue 8): limitStreams on each route
@@ -19,7 +20,7 @@ import (
 // checkBudget refuses new work (429, naming the budget, with Retry-After
 // until the next UTC day) once the caller's completed jobs have used
 // Config.TokenBudgetPerDay tokens today. The workers check the budget again
-// as each job or batch item starts (jobs.Config.TokenBudgetPerDay), so work
+// as each job or batch item starts (store.Config.TokenBudgetPerDay), so work
 // accepted earlier overshoots it by what is running when it is spent. Put it
 // in front of every handler that creates jobs.
 func (s *Server) checkBudget(c *gin.Context) {
@@ -29,7 +30,7 @@ func (s *Server) checkBudget(c *gin.Context) {
 	now := time.Now()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
 	defer cancel()
-	used, err := jobs.TokensUsed(ctx, s.deps.Redis, owner(c), jobs.UsageDay(now))
+	used, err := store.TokensUsed(ctx, s.deps.Redis, owner(c), jobs.UsageDay(now))
 	if err != nil {
 		s.respond(c, err)
 		return

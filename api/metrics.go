@@ -13,7 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -25,7 +25,7 @@ type httpMetrics struct {
 	streams   *prometheus.GaugeVec     // kind: events, predict
 }
 
-func newHTTPMetrics(reg prometheus.Registerer, hub *jobs.Hub, insp *asynq.Inspector, log zerolog.Logger) (*httpMetrics, error) {
+func newHTTPMetrics(reg prometheus.Registerer, hub *store.Hub, insp *asynq.Inspector, log zerolog.Logger) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qa_http_requests_total", Help: "HTTP requests answered, by route pattern, method and status.",

@@ -23,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
@@ -429,13 +430,13 @@ func (b *bundle) contractRunningJob(t *testing.T) string {
 // test's Redis, with a scripted program.
 func (b *bundle) startContractWorker(t *testing.T, run scriptedRunner) {
 	t.Helper()
-	batches, err := jobs.NewBatches(b.store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(b.store, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{
 		Concurrency: 8, BatchConcurrency: 4, EnableStreaming: true, ShutdownTimeout: 2 * time.Second, ID: "contract",
-	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: batches, Runner: run,
+	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: bs, Runner: run,
 		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {
 		t.Fatal(err)

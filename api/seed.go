@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -113,7 +114,7 @@ func (s *Server) cancelAbandoned(ctx context.Context, id string) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 	defer cancel()
-	if _, err := s.deps.Client.Cancel(cctx, id); err != nil && !errors.Is(err, jobs.ErrTerminal) {
+	if _, err := s.deps.Client.Cancel(cctx, id); err != nil && !errors.Is(err, store.ErrTerminal) {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("job_id", id).Msg("cancel the job of a client that went away")
 		return
 	}
@@ -135,7 +136,7 @@ func (s *Server) openPredict(c *gin.Context) (predictRequest, bool) {
 		return predictRequest{}, false
 	}
 	if !s.streams.begin() {
-		s.respond(c, jobs.ErrHubClosed)
+		s.respond(c, store.ErrHubClosed)
 		return predictRequest{}, false
 	}
 	return req, true
@@ -179,7 +180,7 @@ func (s *Server) countUnanswered(ctx context.Context, err error) {
 func (s *Server) answer(c *gin.Context, question string) (*jobs.Job, error) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: question, Queue: jobs.QueueInteractive})
+	sub, err := s.submit(sctx, c, store.SubmitRequest{Question: question, Queue: jobs.QueueInteractive})
 	cancel()
 	if err != nil {
 		return nil, err
@@ -219,7 +220,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	defer s.streams.end()
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: req.Question, Queue: jobs.QueueInteractive, Stream: true})
+	sub, err := s.submit(sctx, c, store.SubmitRequest{Question: req.Question, Queue: jobs.QueueInteractive, Stream: true})
 	cancel()
 	if err != nil {
 		s.countUnanswered(ctx, err)
@@ -257,7 +258,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	case endGone:
 		out.fail("The job " + j.ID + " was deleted")
 	case endSlow:
-		_ = c.Error(jobs.ErrSlowSubscriber)
+		_ = c.Error(store.ErrSlowSubscriber)
 		out.fail("The stream fell behind and was dropped; job " + j.ID + " continues: poll GET /v1/jobs/" + j.ID)
 	}
 	if !out.ended && err == nil {
@@ -442,7 +443,7 @@ func (s *Server) batch(c *gin.Context) {
 		return
 	}
 	if !s.streams.begin() {
-		s.respond(c, jobs.ErrHubClosed)
+		s.respond(c, store.ErrHubClosed)
 		return
 	}
 	defer s.streams.end()
@@ -452,7 +453,7 @@ func (s *Server) batch(c *gin.Context) {
 	for i, it := range items {
 		results[i].Question = it.Question
 		sctx, cancel := s.redisCtx(c)
-		sub, err := s.submit(sctx, c, jobs.SubmitRequest{Question: it.Question, Queue: jobs.QueueInteractive})
+		sub, err := s.submit(sctx, c, store.SubmitRequest{Question: it.Question, Queue: jobs.QueueInteractive})
 		cancel()
 		if err != nil {
 			ae := s.classify(ctx, err)

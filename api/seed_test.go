@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 func usageJSON() map[string]any {
@@ -92,7 +93,7 @@ func TestSeedValidation(t *testing.T) {
 }
 
 // hangBehaviour runs until its job is cancelled.
-func (b *bundle) hangBehaviour(ctx context.Context, a *jobs.Attempt, _ jobs.Payload) error {
+func (b *bundle) hangBehaviour(ctx context.Context, a *store.Attempt, _ jobs.Payload) error {
 	return b.waitForEnd(ctx, a.JobID)
 }
 
@@ -141,7 +142,7 @@ func TestPredictTimeoutGivesTheJobID(t *testing.T) {
 func TestPredictFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *jobs.Attempt, _ jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, _ jobs.Payload) error {
 		return a.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "the LM said 400", Status: 400})
 	})
 	resp, body := b.do(t, "POST", "/predict", map[string]any{"question": "q"}, nil)
@@ -238,7 +239,7 @@ func TestPredictStream(t *testing.T) {
 func TestPredictStreamRetryAfterTokensEndsWithTheJobID(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *jobs.Attempt, p jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
 		if a.Number == 1 {
 			if err := a.Token(ctx, "answer", "Partial"); err != nil {
 				return err
@@ -295,7 +296,7 @@ func (b *bundle) runningOrEndedJob(t *testing.T) string {
 func TestPredictStreamFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *jobs.Attempt, _ jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, _ jobs.Payload) error {
 		return a.Fail(ctx, &jobs.Error{Code: "parse_error", Message: "unparseable output"})
 	})
 	frames := seedFrames(t, b.openSSE(t, "POST", "/predict/stream", map[string]any{"question": "q"}, nil))
@@ -319,7 +320,7 @@ func TestPredictStreamDisabled(t *testing.T) {
 func TestBatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *jobs.Attempt, p jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
 		if p.Question == "fail" {
 			return a.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
 		}
@@ -372,7 +373,7 @@ func TestMetricsSummaryIsGlobal(t *testing.T) {
 	t.Parallel()
 	one := setup(t, options{api: api.Config{MetricsFlushInterval: 5 * time.Millisecond}})
 	two := setup(t, options{db: one.db, api: api.Config{MetricsFlushInterval: 5 * time.Millisecond}})
-	one.startWorker(t, func(ctx context.Context, a *jobs.Attempt, p jobs.Payload) error {
+	one.startWorker(t, func(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
 		if p.Question == "fail" {
 			return a.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
 		}

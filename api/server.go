@@ -13,7 +13,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -37,12 +37,12 @@ type Deps struct {
 	// and the queue gauges use it.
 	Redis redis.UniversalClient
 	// Client submits, cancels and deletes jobs (required).
-	Client *jobs.Client
+	Client *store.Client
 	// Store reads job records and events (required).
-	Store *jobs.Store
+	Store *store.Jobs
 	// Hub is the process's one shared pub/sub connection (required); the
 	// caller runs it (Hub.Run) and closes it after Server.Shutdown.
-	Hub *jobs.Hub
+	Hub *store.Hub
 	// Log receives the access log and errors; each request's logger adds
 	// request_id.
 	Log zerolog.Logger
@@ -58,8 +58,8 @@ type Deps struct {
 	Health HealthInfo
 }
 
-// Server is the API: a gin router over package jobs. Make it with New, serve
-// Handler (or HTTPServer), and stop it with Shutdown.
+// Server is the API: a gin router over packages store and batches. Make it
+// with New, serve Handler (or HTTPServer), and stop it with Shutdown.
 type Server struct {
 	cfg     Config
 	deps    Deps

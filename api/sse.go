@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -26,7 +27,7 @@ type followSource[R any] interface {
 	// channel is the pub/sub channel; eventsKey the capped stream.
 	channel() string
 	eventsKey() string
-	// load reads the record; jobs.ErrNotFound when it is gone.
+	// load reads the record; store.ErrNotFound when it is gone.
 	load(ctx context.Context) (R, error)
 	// ended reports whether the record has ended.
 	ended(r R) bool
@@ -36,7 +37,7 @@ type followSource[R any] interface {
 
 // jobSource follows a job.
 type jobSource struct {
-	store *jobs.Store
+	store *store.Jobs
 	id    string
 }
 
@@ -88,7 +89,7 @@ type follower[R any] struct {
 	s   *Server
 	id  string
 	src followSource[R]
-	sub *jobs.Subscription
+	sub *store.Subscription
 	job R
 	// replay are the stream's events after the resume id, read after the
 	// subscription was confirmed.
@@ -266,7 +267,7 @@ func (f *follower[R]) run(ctx context.Context, out sink[R], timeout <-chan time.
 		select {
 		case ev, ok := <-f.sub.C():
 			if !ok {
-				if errors.Is(f.sub.Err(), jobs.ErrSlowSubscriber) {
+				if errors.Is(f.sub.Err(), store.ErrSlowSubscriber) {
 					return endSlow, nil
 				}
 				return endReconnect, out.reconnect(f.last)
@@ -353,7 +354,7 @@ func (f *follower[R]) recheck(ctx context.Context, out sink[R], resync bool) (fo
 	j, err := f.src.load(rctx)
 	cancel()
 	switch {
-	case errors.Is(err, jobs.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return endGone, true, nil
 	case err != nil:
 		zerolog.Ctx(ctx).Warn().Err(err).Str("job_id", f.id).Msg("sse: heartbeat re-check failed")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -51,7 +52,7 @@ func TestRelayCoalescesQueuedEvents(t *testing.T) {
 	db := redistest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hub := jobs.NewHub(ctx, db.Client, zerolog.Nop())
+	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	defer func() { _ = hub.Close(); cancel(); <-done }()

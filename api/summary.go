@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -23,7 +23,7 @@ type summary struct {
 	start time.Time
 
 	mu      sync.Mutex
-	pending jobs.Stats
+	pending store.Stats
 	failing bool
 
 	// flushing is held while a flush moves pending counts to Redis, so a
@@ -102,9 +102,9 @@ func (m *summary) flush(ctx context.Context) error {
 	defer m.flushing.Unlock()
 	m.mu.Lock()
 	delta := m.pending
-	m.pending = jobs.Stats{}
+	m.pending = store.Stats{}
 	m.mu.Unlock()
-	err := jobs.AddStats(ctx, m.rdb, delta, m.start)
+	err := store.AddStats(ctx, m.rdb, delta, m.start)
 	if err != nil {
 		m.mu.Lock()
 		m.pending.Requests += delta.Requests
@@ -120,10 +120,10 @@ func (m *summary) flush(ctx context.Context) error {
 // totals are the global counters plus what this process has not flushed
 // yet. It waits for a flush under way, whose counts are in neither place
 // until it ends.
-func (m *summary) totals(ctx context.Context) (jobs.Stats, error) {
+func (m *summary) totals(ctx context.Context) (store.Stats, error) {
 	m.flushing.Lock()
 	defer m.flushing.Unlock()
-	st, err := jobs.ReadStats(ctx, m.rdb)
+	st, err := store.ReadStats(ctx, m.rdb)
 	if err != nil {
 		return st, err
 	}

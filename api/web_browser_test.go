@@ -19,9 +19,9 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/browsertest"
-	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
@@ -54,13 +54,13 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(b.store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(b.store, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{
 		Concurrency: 4, BatchConcurrency: 4, EnableStreaming: true, ShutdownTimeout: 2 * time.Second, ID: "browser",
-	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: batches,
+	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: bs,
 		Runner: &flakyRunner{Runner: worker.NewProgramRunner(prog, lmc), runs: map[string]int{}},
 		Log:    zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {

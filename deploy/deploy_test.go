@@ -16,6 +16,7 @@ import (
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // root is the repository, relative to this package.
@@ -216,18 +217,18 @@ func TestKEDAListsAreAsynqPendingLists(t *testing.T) {
 	t.Parallel()
 	keda := string(read(t, "deploy/kubernetes/keda.yaml"))
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := jobs.NewClient(db.Client, store)
+	client := store.NewClient(db.Client, jobStore)
 	ctx := context.Background()
 	for _, q := range []string{jobs.QueueInteractive, jobs.QueueBatch} {
 		list := "asynq:{" + q + "}:pending"
 		if !strings.Contains(keda, `listName: "`+list+`"`) {
 			t.Errorf("keda.yaml does not watch %s", list)
 		}
-		if _, err := client.Submit(ctx, jobs.SubmitRequest{Question: "Why?", Queue: q}); err != nil {
+		if _, err := client.Submit(ctx, store.SubmitRequest{Question: "Why?", Queue: q}); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := db.Client.LLen(ctx, list).Result(); err != nil || n != 1 {

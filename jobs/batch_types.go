@@ -154,6 +154,22 @@ func BatchChannel(id string) string { return "qa:batch:" + id }
 // OwnerBatchesKey indexes an owner's batches by creation time.
 func OwnerBatchesKey(owner string) string { return "qa:batches:" + owner }
 
+// ActiveOwnersKey holds the owners with running batches (owner → how many).
+// It is outside the owners' namespace (qa:batches:{owner}…), which no owner
+// name reaches: an API key named "active" once shared this count's key,
+// qa:batches:active, as its batch index.
+//
+// On upgrade from that name, the old key is left alone: it may be the index
+// of an owner named "active", whose reads (List) prune the owner names it
+// holds as batches that no longer exist. Batches running across the upgrade
+// are missing from the new count, and their end decrements a count that
+// never held them: below zero, which the script prunes at once (the count
+// never stays negative), or, if their owner has newer batches running, to
+// one less than it should be. Until those batches end, their owner may be
+// counted out, so BATCH_OWNER_SHARE may not hold it back: a fairness rule,
+// relaxed for a while, not a limit.
+const ActiveOwnersKey = "qa:active_batch_owners"
+
 // BatchItemTaskID is the deterministic task id of an item in a round, so a
 // resumed expansion cannot enqueue an item twice.
 func BatchItemTaskID(id string, index, round int) string {

@@ -1,13 +1,9 @@
 package jobs
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Token usage per owner and UTC day, behind the API's daily token budget
@@ -38,9 +34,9 @@ func BudgetResetAt(now time.Time) time.Time {
 // budget, would otherwise need its owner read first.
 func UsageKey(owner, day string) string { return "qa:budget:" + owner + ":" + day }
 
-// budgetSpent is why a job or batch item is refused at its start: its
+// BudgetSpent is why a job or batch item is refused at its start: its
 // owner's tokens for the day are spent.
-func budgetSpent(budget int64, now time.Time) *Error {
+func BudgetSpent(budget int64, now time.Time) *Error {
 	return &Error{Code: ErrCodeBudget, Message: fmt.Sprintf(
 		"not run: this key's daily token budget (TOKEN_BUDGET_PER_DAY=%d) is spent; it resets at 00:00 UTC (%s)",
 		budget, BudgetResetAt(now).Format(time.RFC3339))}
@@ -49,18 +45,6 @@ func budgetSpent(budget int64, now time.Time) *Error {
 // ErrCodeBudget is the Error.Code of a job or batch item refused at its
 // start because its owner's daily token budget is spent.
 const ErrCodeBudget = "token_budget_exceeded"
-
-// TokensUsed returns the tokens owner's jobs used on day.
-func TokensUsed(ctx context.Context, rdb redis.UniversalClient, owner, day string) (int64, error) {
-	n, err := rdb.Get(ctx, UsageKey(owner, day)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read token usage: %w", err)
-	}
-	return n, nil
-}
 
 // TotalTokens sums total_tokens over the models of the result's usage (DSPy's
 // {model: {total_tokens, …}}); 0 for a cached answer or an unreadable usage.

@@ -1,93 +1,11 @@
 package jobs_test
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
 )
-
-// TestCompletionCountsTokensOnce: a completed job adds its usage's
-// total_tokens to its owner's counter for the day, once (a second Complete
-// is refused), with a TTL; failures and cached answers add nothing.
-func TestCompletionCountsTokensOnce(t *testing.T) {
-	t.Parallel()
-	b := setup(t, jobs.Config{})
-	ctx := context.Background()
-	day := jobs.UsageDay(time.Now())
-	run := func(owner string, usage string) *jobs.Attempt {
-		t.Helper()
-		j := submit(t, b, jobs.SubmitRequest{Owner: owner, Question: "q"})
-		a, out, err := b.store.Start(ctx, j.ID, "w", 0)
-		if err != nil || out != jobs.Started {
-			t.Fatalf("start: %v %v", out, err)
-		}
-		if usage != "" {
-			r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(usage)}
-			if err := a.Complete(ctx, r); err != nil {
-				t.Fatalf("complete: %v", err)
-			}
-		}
-		return a
-	}
-	a := run("alice", `{"m1":{"total_tokens":15},"m2":{"total_tokens":5}}`)
-	// A second completion of the same job is refused and counts nothing.
-	if err := a.Complete(ctx, &jobs.Result{Usage: json.RawMessage(`{"m":{"total_tokens":1000}}`)}); err == nil {
-		t.Fatal("second Complete succeeded")
-	}
-	run("alice", `{"m":{"total_tokens":7}}`)
-	run("alice", `{}`) // from cache: no tokens
-	failed := run("alice", "")
-	if err := failed.Fail(ctx, &jobs.Error{Code: "x", Message: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	run("bob", `{"m":{"total_tokens":3}}`)
-
-	for owner, want := range map[string]int64{"alice": 27, "bob": 3, "carol": 0} {
-		got, err := jobs.TokensUsed(ctx, b.db.Client, owner, day)
-		if err != nil || got != want {
-			t.Errorf("TokensUsed(%s) = %d, %v; want %d", owner, got, err, want)
-		}
-	}
-	ttl, err := b.db.Client.TTL(ctx, jobs.UsageKey("alice", day)).Result()
-	if err != nil || ttl <= 0 || ttl > jobs.UsageTTL {
-		t.Errorf("usage key TTL = %v, %v; want in (0, %v]", ttl, err, jobs.UsageTTL)
-	}
-}
-
-// TestBatchItemsCountTokensOnce: a completed batch item adds its tokens to
-// the owner's usage when its result slot is filled; a second run of the same
-// item (asynq may run a task twice) adds nothing.
-func TestBatchItemsCountTokensOnce(t *testing.T) {
-	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
-	ctx := context.Background()
-	bt := createBatch(t, bs, 2)
-	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{"m":{"total_tokens":11}}`)}
-	start := func(idx int) *jobs.ItemAttempt {
-		t.Helper()
-		p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: idx, CustomID: fmt.Sprint("c", idx)}, Owner: "alice"}
-		att, out, err := bs.StartItem(ctx, p)
-		if err != nil || out != jobs.ItemStarted {
-			t.Fatalf("start item %d: %v %v", idx, out, err)
-		}
-		return att
-	}
-	// Two runs of item 0 at once (a lost lease): both complete, one counts.
-	first, second := start(0), start(0)
-	for _, att := range []*jobs.ItemAttempt{first, second, start(1)} {
-		if err := att.Complete(ctx, r); err != nil {
-			t.Fatalf("complete: %v", err)
-		}
-	}
-	if got, err := jobs.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now())); err != nil || got != 22 {
-		t.Fatalf("TokensUsed = %d, %v; want 22", got, err)
-	}
-}
 
 // TestBudgetResetAt: a day's budget resets at the next 00:00 UTC, whatever
 // the zone of the time given; at midnight exactly, the day has just begun.

@@ -1,12 +1,11 @@
-// Package jobs is the contract between the API and the workers: the task type
-// and queues, the task payload, the job record that is the source of truth for
-// a job's status, the result and event schemas, the Redis key names, and the
-// operations on all of them (submit, read, wait, cancel, delete, and the
-// worker-side transitions).
+// Package jobs is the contract between the API and the workers: what a job
+// is (Job, Status, Result, Provenance, Error), the asynq task types, queues
+// and payloads, the event schemas and stream-id helpers (CompareIDs,
+// ValidID), the batch contract (BatchStatus, BatchCounts, Batch, BatchItem,
+// ItemResult, the batch task payloads), the Redis key names both sides
+// agree on, ids, and the day a token counts toward (UsageDay,
+// BudgetResetAt).
 //
-// Every change to a job record goes through one Lua script (record.lua) that
-// also appends the matching event to the job's capped stream and publishes it
-// on the job's pub/sub channel, in the same round trip and with the same id.
-// The script refuses to leave a terminal state, so a job ends exactly once
-// however often asynq runs its task.
+// It holds no Redis or asynq code: the job records are package store's, the
+// batch machinery package batches'.
 package jobs

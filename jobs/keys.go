@@ -1,7 +1,8 @@
 package jobs
 
 // Redis key names. Everything a job owns expires: a queued or running job's
-// keys after Config.PendingTTL, an ended one's after Config.ResultTTL.
+// keys after store.Config.PendingTTL, an ended one's after
+// store.Config.ResultTTL.
 
 // TaskTypePredict is the asynq task type of a question to answer.
 const TaskTypePredict = "qa:predict"
@@ -29,7 +30,16 @@ func Channel(id string) string { return "qa:job:" + id }
 // IdempotencyKey scopes a client's Idempotency-Key to its owner.
 func IdempotencyKey(owner, keyHash string) string { return "qa:idem:" + owner + ":" + keyHash }
 
-// pendingListKey is asynq's pending list for a queue (asynq v0.26 key layout);
-// the submit script reads its length to enforce Config.MaxPending without an
-// extra round trip.
-func pendingListKey(queue string) string { return "asynq:{" + queue + "}:pending" }
+// Keys of the global counters behind the seed's JSON metrics summary (GET
+// /metrics with Accept: application/json). Every API replica adds its counts
+// about once a second, so the summary covers the whole fleet. There are only
+// these few keys, so they do not expire.
+const (
+	// StatsStartedKey holds the unix milliseconds of the first start (SET NX).
+	StatsStartedKey      = "qa:stats:started_at"
+	StatsRequestsKey     = "qa:stats:requests"
+	StatsErrorsKey       = "qa:stats:errors"
+	StatsLatencySumKey   = "qa:stats:latency_seconds"
+	StatsLatencyCountKey = "qa:stats:latency_count"
+	StatsTokensKey       = "qa:stats:tokens"
+)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/rs/zerolog"
@@ -160,8 +161,8 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 	}
 	defer w.shares.release(p.Owner)
 	var (
-		att *jobs.ItemAttempt
-		out jobs.ItemOutcome
+		att *batches.ItemAttempt
+		out batches.ItemOutcome
 	)
 	err := persist(ctx, func(ctx context.Context) (err error) {
 		att, out, err = w.deps.Batches.StartItem(ctx, p)
@@ -171,8 +172,8 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("start batch item: %w", err)
 	}
 	switch out {
-	case jobs.ItemStarted:
-	case jobs.ItemOverBudget:
+	case batches.ItemStarted:
+	case batches.ItemOverBudget:
 		// Counted failed in the batch, which says why; a batch may have
 		// thousands, so no line each.
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
@@ -198,7 +199,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		r := &jobs.Result{Outputs: res.Outputs, Usage: res.Usage, LatencySeconds: took.Seconds(),
 			Provenance: jobs.Provenance{CacheHit: res.CacheHit}}
 		err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
-		if err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+		if err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item result: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "completed")
@@ -210,10 +211,10 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 }
 
 // finishItem records a failed item run's verdict and tells asynq what to do.
-func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.ItemAttempt, v verdict) error {
+func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *batches.ItemAttempt, v verdict) error {
 	switch v.action {
 	case revoke:
-		if err := persist(ctx, att.Cancelled); err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+		if err := persist(ctx, att.Cancelled); err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item cancel: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "cancelled")
@@ -225,7 +226,7 @@ func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *jobs.I
 		return handled{errors.New(v.reason.Message)} // asynq requeues it itself
 	case failNow:
 		err := persist(ctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
-		if err != nil && !errors.Is(err, jobs.ErrBatchEnded) {
+		if err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item failure: %w", err)
 		}
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
@@ -258,7 +259,7 @@ func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
 	}
 	_, err := w.deps.Batches.Expand(ctx, p.BatchID, 0)
 	switch {
-	case errors.Is(err, jobs.ErrBatchUploading):
+	case errors.Is(err, batches.ErrUploading):
 		// Enqueued just before its upload's commit: wait for it, without
 		// spending the task's retries. If the uploading process died first,
 		// the upload's keys expire and the next look ends the task.
@@ -270,7 +271,7 @@ func (w *Worker) handleBatchExpand(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// handleBatchRequeue enqueues a retry round's items (see Batches.Requeue).
+// handleBatchRequeue enqueues a retry round's items (see batches.Store.Requeue).
 func (w *Worker) handleBatchRequeue(ctx context.Context, t *asynq.Task) error {
 	var p jobs.BatchTaskPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" || p.Round < 1 {

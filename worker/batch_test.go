@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -37,16 +39,16 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{Concurrency: 2, BatchConcurrency: 8, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: batches, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +61,10 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	for i := range items {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic %d?", i%3)}
 	}
-	id := createBatch(t, batches, "o", items, false)
+	id := createBatch(t, bs, "o", items, false)
 	var end *jobs.Batch
 	eventually(t, "the batch to end", func() bool {
-		b, err := batches.Get(context.Background(), id)
+		b, err := bs.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,10 +81,10 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 
 // createBatch stores items as owner's batch, as the API does (BeginUpload,
 // Add, Commit), and returns its id.
-func createBatch(t *testing.T, bs *jobs.Batches, owner string, items []jobs.BatchItem, noCache bool) string {
+func createBatch(t *testing.T, bs *batches.Store, owner string, items []jobs.BatchItem, noCache bool) string {
 	t.Helper()
 	ctx := context.Background()
-	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: owner, NoCache: noCache, TTL: time.Hour})
+	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: owner, NoCache: noCache, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +115,11 @@ func (scripted) StateSHA256() string { return "0" }
 func TestBatchOwnerShare(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestBatchOwnerShare(t *testing.T) {
 		return &worker.RunResult{Outputs: map[string]any{"answer": q}}, nil
 	})
 	w, err := worker.New(worker.Config{Concurrency: 1, BatchConcurrency: 4, BatchOwnerShare: 0.5, ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: db.Client, Store: store, Runner: run, Batches: batches, Log: zerolog.Nop()})
+		worker.Deps{Redis: db.Client, Store: jobStore, Runner: run, Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func TestBatchOwnerShare(t *testing.T) {
 		for i := range items {
 			items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("%s%d", owner, i)}
 		}
-		return createBatch(t, batches, owner, items, false)
+		return createBatch(t, bs, owner, items, false)
 	}
 	aID := create("A", 100)
 	// Alone, A takes every slot.
@@ -167,10 +169,10 @@ func TestBatchOwnerShare(t *testing.T) {
 	// With B running, A's items beyond two slots are put back, so B's items
 	// are reached and run while most of A's batch is still to come.
 	eventually(t, "B's batch to end", func() bool {
-		bt, err := batches.Get(context.Background(), b)
+		bt, err := bs.Get(context.Background(), b)
 		return err == nil && bt.Status.Terminal()
 	})
-	a, err := batches.Get(context.Background(), aID)
+	a, err := bs.Get(context.Background(), aID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +187,7 @@ func TestBatchOwnerShare(t *testing.T) {
 // once the upload's keys are gone.
 func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
@@ -196,15 +198,15 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 		}
 		return dead.Load()
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashing, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	crashing, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := crashing.BeginUpload(ctx, jobs.UploadRequest{Owner: "o", TTL: time.Hour})
+	u, err := crashing.BeginUpload(ctx, batches.UploadRequest{Owner: "o", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +227,7 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	eventually(t, "the expansion to wait for the commit", func() bool {
 		info, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
 		return err == nil && info.State == asynq.TaskStateRetry && info.Retried == 0 &&
-			strings.Contains(info.LastErr, jobs.ErrBatchUploading.Error())
+			strings.Contains(info.LastErr, batches.ErrUploading.Error())
 	})
 	// The upload's keys expire.
 	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {

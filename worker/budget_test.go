@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 )
 
@@ -42,7 +43,7 @@ func checkBudgetReason(t *testing.T, what string, e *jobs.Error) {
 func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 	t.Parallel()
 	const budget, slots = 1000, 2
-	b := setup(t, jobs.Config{TokenBudgetPerDay: budget})
+	b := setup(t, store.Config{TokenBudgetPerDay: budget})
 	b.startWorker(t, worker.Config{Concurrency: 1, BatchConcurrency: slots})
 	ctx := context.Background()
 	items := make([]jobs.BatchItem, 30)
@@ -77,7 +78,7 @@ func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 	if got := b.lm.Requests(); got != int64(bt.Counts.Completed) {
 		t.Errorf("LM requests = %d for %d completed items: refused items called the LM", got, bt.Counts.Completed)
 	}
-	used, err := jobs.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now()))
+	used, err := store.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,13 +96,13 @@ func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 // call; another owner's job runs.
 func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{TokenBudgetPerDay: 500})
+	b := setup(t, store.Config{TokenBudgetPerDay: 500})
 	ctx := context.Background()
 	// Alice's jobs already used the day's budget.
 	if err := b.db.Client.IncrBy(ctx, jobs.UsageKey("alice", jobs.UsageDay(time.Now())), 500).Err(); err != nil {
 		t.Fatal(err)
 	}
-	refused := b.submit(t, jobs.SubmitRequest{Question: "Over budget?", Owner: "alice", Stream: true})
+	refused := b.submit(t, store.SubmitRequest{Question: "Over budget?", Owner: "alice", Stream: true})
 	b.startWorker(t, worker.Config{BatchConcurrency: -1})
 	j := b.waitEnd(t, refused)
 	if j.Status != jobs.StatusFailed {
@@ -114,7 +115,7 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	if n := b.lm.Requests(); n != 0 {
 		t.Fatalf("LM requests = %d, want none", n)
 	}
-	if j := b.waitEnd(t, b.submit(t, jobs.SubmitRequest{Question: "Bob's turn", Owner: "bob"})); j.Status != jobs.StatusCompleted {
+	if j := b.waitEnd(t, b.submit(t, store.SubmitRequest{Question: "Bob's turn", Owner: "bob"})); j.Status != jobs.StatusCompleted {
 		t.Fatalf("another owner's job = %s %+v", j.Status, j.Error)
 	}
 }

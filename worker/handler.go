@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -29,8 +30,8 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		maxWait = w.cfg.InteractiveMaxWait
 	}
 	var (
-		att     *jobs.Attempt
-		outcome jobs.StartOutcome
+		att     *store.Attempt
+		outcome store.StartOutcome
 	)
 	err = persist(ctx, func(ctx context.Context) (err error) {
 		att, outcome, err = w.deps.Store.Start(ctx, p.JobID, w.cfg.ID, maxWait)
@@ -40,8 +41,8 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("start job: %w", err) // Redis trouble: asynq retries
 	}
 	switch outcome {
-	case jobs.Started:
-	case jobs.OverBudget:
+	case store.Started:
+	case store.OverBudget:
 		// The record says why, for its owner; one line per refused job.
 		w.deps.Metrics.observeOutcome(queue, "failed")
 		log.Info().Str("code", jobs.ErrCodeBudget).Msg("job not run: its owner's daily token budget is spent")
@@ -95,7 +96,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	if runErr == nil {
 		return w.complete(ctx, log, t, att, res, time.Since(started), queue)
 	}
-	if errors.Is(runErr, jobs.ErrTerminal) || errors.Is(runErr, jobs.ErrStale) || errors.Is(context.Cause(runCtx), errCancelled) {
+	if errors.Is(runErr, store.ErrTerminal) || errors.Is(runErr, store.ErrStale) || errors.Is(context.Cause(runCtx), errCancelled) {
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
 		log.Info().Msg("job stopped: cancelled, or a newer attempt runs it")
 		return asynq.RevokeTask
@@ -106,7 +107,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 
 // stopCause maps a refused token write to the run's cancel cause.
 func stopCause(err error) error {
-	if errors.Is(err, jobs.ErrTerminal) {
+	if errors.Is(err, store.ErrTerminal) {
 		return errCancelled
 	}
 	return err
@@ -119,7 +120,7 @@ func finalWriteContext(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(context.WithoutCancel(ctx), writePatience)
 }
 
-func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task, att *jobs.Attempt, res *RunResult, took time.Duration, queue string) error {
+func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task, att *store.Attempt, res *RunResult, took time.Duration, queue string) error {
 	wctx, cancel := finalWriteContext(ctx)
 	defer cancel()
 	r := &jobs.Result{
@@ -136,7 +137,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	}
 	err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
 	switch {
-	case errors.Is(err, jobs.ErrTerminal):
+	case errors.Is(err, store.ErrTerminal):
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
 		return asynq.RevokeTask
 	case err != nil:
@@ -157,7 +158,7 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 }
 
 // finish records a failed run's verdict and tells asynq what to do.
-func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attempt, v verdict, queue string) error {
+func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *store.Attempt, v verdict, queue string) error {
 	wctx, cancel := finalWriteContext(ctx)
 	defer cancel()
 	var err error
@@ -179,7 +180,7 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 		err = persist(wctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
 		w.deps.Metrics.observeOutcome(queue, "failed")
 		w.logReason(log.Warn(), v).Msg("job failed")
-		if err != nil && !errors.Is(err, jobs.ErrTerminal) {
+		if err != nil && !errors.Is(err, store.ErrTerminal) {
 			return fmt.Errorf("record failure: %w", err) // retry so the record ends right
 		}
 		return handled{fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)}
@@ -190,7 +191,7 @@ func (w *Worker) finish(ctx context.Context, log zerolog.Logger, att *jobs.Attem
 		err = persist(wctx, func(ctx context.Context) error { return att.Retry(ctx, v.reason, v.delay) })
 		w.deps.Metrics.observeOutcome(queue, "retried")
 	}
-	if errors.Is(err, jobs.ErrTerminal) || errors.Is(err, jobs.ErrStale) {
+	if errors.Is(err, store.ErrTerminal) || errors.Is(err, store.ErrStale) {
 		return asynq.RevokeTask
 	}
 	w.logReason(log.Info(), v).Int64("retry_in_ms", v.delay.Milliseconds()).Msg("job will run again")

@@ -19,6 +19,7 @@ import (
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -57,13 +58,13 @@ func TestHelperWorkerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lc.Close()
-	store, err := jobs.NewStore(rdb, jobs.Config{})
+	jobStore, err := store.NewJobs(rdb, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Str("process", "helper").Logger()
 	w, err := worker.New(worker.Config{ID: os.Getenv(envHelperWorkerID), BatchConcurrency: -1},
-		worker.Deps{Redis: rdb, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: log})
+		worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,13 +168,13 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits about a minute for asynq to recover the lost lease")
 	}
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	const helperID = "helper-to-kill"
 	kill := b.startHelperWorker(t, helperID)
 
 	// The first LM call with this prompt stalls until its client hangs up.
-	id := b.submit(t, jobs.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
+	id := b.submit(t, store.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
 	waitUntil(t, "the helper runs the job and its LM call stalls", 60*time.Second, func() bool {
 		j, err := b.store.Get(ctx, id)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
 )
@@ -30,7 +31,7 @@ func logLines(logs *lockedBuffer) []map[string]any {
 // seconds as easily as milliseconds.
 func TestLogDurationsNameTheirUnit(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	var logs lockedBuffer
 	w, err := worker.New(worker.Config{EnableStreaming: true, ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Log: zerolog.New(&logs)})
@@ -41,7 +42,7 @@ func TestLogDurationsNameTheirUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	id := b.submit(t, jobs.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
+	id := b.submit(t, store.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
 	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
 		t.Fatalf("job = %+v", j)
 	}

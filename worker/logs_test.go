@@ -7,6 +7,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 )
 
@@ -23,13 +24,13 @@ func TestLogsHoldNoQuestionText(t *testing.T) {
 	for _, logQuestions := range []bool{false, true} {
 		t.Run(fmt.Sprint("LogQuestions=", logQuestions), func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, jobs.Config{})
+			b := setup(t, store.Config{})
 			b.startWorker(t, worker.Config{LogQuestions: logQuestions})
 			const word = "zanzibarquokka" // the question's word the LM restates
 			ids := []string{
-				b.submit(t, jobs.SubmitRequest{Question: "Tell me about " + word + " [[fakelm:garbage]]", Owner: "o"}),
-				b.submit(t, jobs.SubmitRequest{Question: "Stream " + word + " [[fakelm:garbage]]", Owner: "o", Stream: true, NoCache: true}),
-				b.submit(t, jobs.SubmitRequest{Question: "Batch queue " + word + " [[fakelm:garbage]]", Owner: "o", Queue: jobs.QueueBatch}),
+				b.submit(t, store.SubmitRequest{Question: "Tell me about " + word + " [[fakelm:garbage]]", Owner: "o"}),
+				b.submit(t, store.SubmitRequest{Question: "Stream " + word + " [[fakelm:garbage]]", Owner: "o", Stream: true, NoCache: true}),
+				b.submit(t, store.SubmitRequest{Question: "Batch queue " + word + " [[fakelm:garbage]]", Owner: "o", Queue: jobs.QueueBatch}),
 			}
 			items := []jobs.BatchItem{{CustomID: "1", Question: "An item on " + word + " [[fakelm:garbage]]"}}
 			batch := createBatch(t, b.batches, "o", items, false)
@@ -76,7 +77,7 @@ func waitLogs(t *testing.T, b *bundle, cond func(string) bool) string {
 func TestCancelIsNotAWarning(t *testing.T) {
 	t.Parallel()
 	const n, slots = 300, 4
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.startWorker(t, worker.Config{Concurrency: 2, BatchConcurrency: slots})
 	ctx := t.Context()
 	items := make([]jobs.BatchItem, n)
@@ -84,7 +85,7 @@ func TestCancelIsNotAWarning(t *testing.T) {
 		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("Item %d [[fakelm:stall]]", i)}
 	}
 	batch := createBatch(t, b.batches, "o", items, false)
-	job := b.submit(t, jobs.SubmitRequest{Question: "A job [[fakelm:stall]]", Owner: "o", Stream: true})
+	job := b.submit(t, store.SubmitRequest{Question: "A job [[fakelm:stall]]", Owner: "o", Stream: true})
 	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
 	eventually(t, "items and the job to run", func() bool {
 		q, err := insp.GetQueueInfo(jobs.QueueBatch)

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -55,16 +56,16 @@ func (h *refuseRecordOps) remaining() int {
 // on its first attempt and its asynq task was never retried.
 func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"start": 3, "complete": 3}}
 	faulty.AddHook(refuse.hook())
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second}, worker.Deps{Redis: b.db.Client, Store: store, Runner: b.runner, Log: zerolog.Nop()})
+	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second}, worker.Deps{Redis: b.db.Client, Store: jobStore, Runner: b.runner, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	}
 	t.Cleanup(w.Shutdown)
 
-	id := b.submit(t, jobs.SubmitRequest{Question: "Does it wait?", Owner: "o"})
+	id := b.submit(t, store.SubmitRequest{Question: "Does it wait?", Owner: "o"})
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
 		t.Fatalf("job = %s after %d attempts (%+v); want completed on the first", j.Status, j.Attempts, j.Error)
@@ -98,18 +99,18 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 // the two LM calls once.
 func TestLMCallsAfterARefusedComplete(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.lm.SetTokensPerSecond(2000)
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"complete": 2}}
 	faulty.AddHook(refuse.hook())
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
-		worker.Deps{Redis: b.db.Client, Store: store, Runner: b.runner, Log: zerolog.Nop()})
+		worker.Deps{Redis: b.db.Client, Store: jobStore, Runner: b.runner, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestLMCallsAfterARefusedComplete(t *testing.T) {
 	}
 	t.Cleanup(w.Shutdown)
 
-	id := b.submit(t, jobs.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	id := b.submit(t, store.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 2 || refuse.remaining() != 0 {
 		t.Fatalf("job = %s after %d attempts (%+v), %d refusals unused", j.Status, j.Attempts, j.Error, refuse.remaining())

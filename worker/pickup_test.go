@@ -13,6 +13,7 @@ import (
 	"github.com/qaqueue/qaqueue/internal/benchkit"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -145,7 +146,7 @@ func TestBlockingPickupBlocks(t *testing.T) {
 	t.Parallel()
 	t.Run("blocking", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, jobs.Config{})
+		b := setup(t, store.Config{})
 		cacheDequeueScript(t, b.db)
 		h := b.startWatchedWorker(t, worker.Config{PollInterval: time.Minute})
 		// Idle: the first dequeue found nothing and the server now waits in
@@ -155,7 +156,7 @@ func TestBlockingPickupBlocks(t *testing.T) {
 		if h.emptyDequeues.Load() == 0 {
 			t.Fatal("BLMOVE without an empty dequeue before it")
 		}
-		id := b.submit(t, jobs.SubmitRequest{Question: "Why is the sky blue?"})
+		id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?"})
 		j := b.waitEndWithin(t, id, 20*time.Second)
 		if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
 			t.Fatalf("job = %+v %+v", j, j.Error)
@@ -165,10 +166,10 @@ func TestBlockingPickupBlocks(t *testing.T) {
 	// picks the job up by polling, and never issues a BLMOVE.
 	t.Run("polling", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, jobs.Config{})
+		b := setup(t, store.Config{})
 		h := b.startWatchedWorker(t, worker.Config{PollInterval: 20 * time.Millisecond, DisableBlockingPickup: true})
 		waitUntil(t, "the idle server polls an empty queue", 20*time.Second, func() bool { return h.emptyDequeues.Load() > 0 })
-		id := b.submit(t, jobs.SubmitRequest{Question: "Why is the sky blue?"})
+		id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?"})
 		j := b.waitEndWithin(t, id, 20*time.Second)
 		if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
 			t.Fatalf("job = %+v %+v", j, j.Error)

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -109,16 +110,16 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 	faulty := redis.NewClient(db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(flaky.hook())
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := jobs.NewClient(db.Client, store).Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	sub, err := store.NewClient(db.Client, jobStore).Submit(ctx, store.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	att, out, err := store.Start(ctx, sub.Job.ID, "w", 0)
-	if err != nil || out != jobs.Started {
+	att, out, err := jobStore.Start(ctx, sub.Job.ID, "w", 0)
+	if err != nil || out != store.Started {
 		t.Fatalf("start = %v %v", out, err)
 	}
 
@@ -154,7 +155,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 		t.Fatalf("%d injected failures were never hit", n)
 	}
 
-	evs, err := store.Events(ctx, sub.Job.ID, "", 0)
+	evs, err := jobStore.Events(ctx, sub.Job.ID, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,16 +203,16 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	ctx := context.Background()
-	store, err := jobs.NewStore(db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := jobs.NewClient(db.Client, store)
-	sub, err := client.Submit(ctx, jobs.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	client := store.NewClient(db.Client, jobStore)
+	sub, err := client.Submit(ctx, store.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	att, _, err := store.Start(ctx, sub.Job.ID, "w", 0)
+	att, _, err := jobStore.Start(ctx, sub.Job.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +221,8 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	if _, err := client.Cancel(ctx, sub.Job.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "add to report the cancel", func() bool { return errors.Is(c.add("answer", "x"), jobs.ErrTerminal) })
-	if err := c.close(); !errors.Is(err, jobs.ErrTerminal) {
+	waitFor(t, "add to report the cancel", func() bool { return errors.Is(c.add("answer", "x"), store.ErrTerminal) })
+	if err := c.close(); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("close = %v, want ErrTerminal", err)
 	}
 }

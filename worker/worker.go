@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -108,14 +110,14 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	// Redis is the queue's Redis.
 	Redis  redis.UniversalClient
-	Store  *jobs.Store
+	Store  *store.Jobs
 	Runner Runner
 	Log    zerolog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
 	// Batches runs batch items, expansions and window checks (batch.go);
 	// nil: this worker serves no batch tasks.
-	Batches *jobs.Batches
+	Batches *batches.Store
 }
 
 // Worker is one worker process's two asynq servers and its cancel listener.

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
 )
@@ -23,9 +25,9 @@ import (
 type bundle struct {
 	db      *redistest.DB
 	lm      *fakelm.Server
-	store   *jobs.Store
-	client  *jobs.Client
-	batches *jobs.Batches
+	store   *store.Jobs
+	client  *store.Client
+	batches *batches.Store
 	runner  *worker.ProgramRunner
 	logs    *syncBuffer // what the workers log
 }
@@ -48,7 +50,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t *testing.T, jcfg jobs.Config) *bundle {
+func setup(t *testing.T, jcfg store.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
 	lm, err := fakelm.New(fakelm.Config{})
@@ -61,15 +63,15 @@ func setup(t *testing.T, jcfg jobs.Config) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	store, err := jobs.NewStore(db.Client, jcfg)
+	jobStore, err := store.NewJobs(db.Client, jcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{db: db, lm: lm, store: store, client: jobs.NewClient(db.Client, store), batches: batches,
+	b := &bundle{db: db, lm: lm, store: jobStore, client: store.NewClient(db.Client, jobStore), batches: bs,
 		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -97,7 +99,7 @@ func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 	return w.Shutdown
 }
 
-func (b *bundle) submit(t *testing.T, req jobs.SubmitRequest) string {
+func (b *bundle) submit(t *testing.T, req store.SubmitRequest) string {
 	t.Helper()
 	s, err := b.client.Submit(context.Background(), req)
 	if err != nil {
@@ -200,10 +202,10 @@ func count(evs []jobs.Event, typ jobs.EventType) int {
 
 func TestJobRunsAndStreams(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.lm.SetTokensPerSecond(2000)
 	b.startWorker(t, worker.Config{})
-	id := b.submit(t, jobs.SubmitRequest{Question: "Why is the sky blue?", Stream: true, Owner: "o"})
+	id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?", Stream: true, Owner: "o"})
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted {
 		t.Fatalf("job = %+v %+v", j, j.Error)
@@ -239,10 +241,10 @@ func TestJobRunsAndStreams(t *testing.T) {
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.lm.FailNext(1, fakelm.Status429(time.Second))
 	b.startWorker(t, worker.Config{})
-	id := b.submit(t, jobs.SubmitRequest{Question: "q?"})
+	id := b.submit(t, store.SubmitRequest{Question: "q?"})
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
 		t.Fatalf("job = %+v %+v", j, j.Error)
@@ -273,10 +275,10 @@ func idTime(id string) time.Time {
 
 func TestServerErrorRetriesAndBadRequestFails(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.startWorker(t, worker.Config{})
-	retried := b.submit(t, jobs.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
-	failed := b.submit(t, jobs.SubmitRequest{Question: "bad [[fakelm:400]]"})
+	retried := b.submit(t, store.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
+	failed := b.submit(t, store.SubmitRequest{Question: "bad [[fakelm:400]]"})
 	if j := b.waitEnd(t, retried); j.Status != jobs.StatusCompleted || j.Attempts != 2 {
 		t.Fatalf("500 then ok: %+v %+v", j, j.Error)
 	}
@@ -291,11 +293,11 @@ func TestServerErrorRetriesAndBadRequestFails(t *testing.T) {
 
 func TestParseFailureFallsBackThenFails(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.startWorker(t, worker.Config{})
 	// Garbage once per distinct prompt (fakelm counts by messages): a JSON
 	// fallback in the same attempt answers.
-	once := b.submit(t, jobs.SubmitRequest{Question: "once [[fakelm:garbage,times=1]]", Stream: true})
+	once := b.submit(t, store.SubmitRequest{Question: "once [[fakelm:garbage,times=1]]", Stream: true})
 	j := b.waitEnd(t, once)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 1 || j.Result.Provenance.LMCalls < 2 {
 		t.Fatalf("fallback: %+v %+v %+v", j, j.Error, j.Result.Provenance)
@@ -305,7 +307,7 @@ func TestParseFailureFallsBackThenFails(t *testing.T) {
 		t.Fatalf("tokens after the reset = %q, want %q (events %s)", answerTokens(t, evs, "answer"), j.Result.Answer("answer"), types(evs))
 	}
 	// Garbage always: chat, json_schema, json_object all fail; no retry.
-	always := b.submit(t, jobs.SubmitRequest{Question: "always [[fakelm:garbage]]"})
+	always := b.submit(t, store.SubmitRequest{Question: "always [[fakelm:garbage]]"})
 	j = b.waitEnd(t, always)
 	if j.Status != jobs.StatusFailed || j.Attempts != 1 || j.Error.Code != "parse_error" {
 		t.Fatalf("permanent parse failure: %+v %+v", j, j.Error)
@@ -314,14 +316,14 @@ func TestParseFailureFallsBackThenFails(t *testing.T) {
 
 func TestCancelQueuedAndRunning(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	queued := b.submit(t, jobs.SubmitRequest{Question: "q1"})
+	queued := b.submit(t, store.SubmitRequest{Question: "q1"})
 	if _, err := b.client.Cancel(ctx, queued); err != nil {
 		t.Fatal(err)
 	}
 	b.startWorker(t, worker.Config{})
-	running := b.submit(t, jobs.SubmitRequest{Question: "slow [[fakelm:stall]]"})
+	running := b.submit(t, store.SubmitRequest{Question: "slow [[fakelm:stall]]"})
 	// Wait for the attempt to start, then cancel it.
 	eventually(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, running)
@@ -351,14 +353,14 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 
 func TestInteractiveOvertakesFullBatchQueue(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.lm.SetTTFT(100 * time.Millisecond)
 	var batch []string
 	for i := 0; i < 20; i++ {
-		batch = append(batch, b.submit(t, jobs.SubmitRequest{Question: "batch item", Queue: jobs.QueueBatch, NoCache: true}))
+		batch = append(batch, b.submit(t, store.SubmitRequest{Question: "batch item", Queue: jobs.QueueBatch, NoCache: true}))
 	}
 	b.startWorker(t, worker.Config{BatchConcurrency: 1})
-	id := b.submit(t, jobs.SubmitRequest{Question: "urgent", NoCache: true})
+	id := b.submit(t, store.SubmitRequest{Question: "urgent", NoCache: true})
 	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
 		t.Fatalf("interactive job = %+v", j)
 	}
@@ -375,10 +377,10 @@ func TestInteractiveOvertakesFullBatchQueue(t *testing.T) {
 
 func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	stopA := b.startWorker(t, worker.Config{ShutdownTimeout: time.Second, BatchConcurrency: -1})
-	id := b.submit(t, jobs.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
+	id := b.submit(t, store.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
 	eventually(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, id)
 		return err == nil && j.Status == jobs.StatusRunning
@@ -398,11 +400,11 @@ func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
 
 func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	stop := b.startWorker(t, worker.Config{ShutdownTimeout: 30 * time.Second, BatchConcurrency: -1})
 	// The LM answers after a pause: the shutdown starts while it runs.
-	id := b.submit(t, jobs.SubmitRequest{Question: "pause [[fakelm:stall,for=500ms,times=1]]"})
+	id := b.submit(t, store.SubmitRequest{Question: "pause [[fakelm:stall,for=500ms,times=1]]"})
 	eventually(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, id)
 		return err == nil && j.Status == jobs.StatusRunning
@@ -422,10 +424,10 @@ func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 // calls: lm_calls counts what the job cost, not what its last attempt did.
 func TestLMCallsCountEveryAttempt(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	b.lm.SetTokensPerSecond(2000)
 	b.startWorker(t, worker.Config{})
-	id := b.submit(t, jobs.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	id := b.submit(t, store.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
 		t.Fatalf("job = %+v %+v", j, j.Error)

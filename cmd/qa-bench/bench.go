@@ -18,8 +18,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/qaqueue/qaqueue/internal/benchkit"
 	"github.com/qaqueue/qaqueue/internal/redisproc"
-	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -430,12 +430,12 @@ func (s *scope) worker(ctx context.Context, st benchkit.Stack, env ...string) (*
 }
 
 // jobsClient submits jobs straight to Redis, as the API would.
-func jobsClient(rdb redis.UniversalClient) (*jobs.Client, *jobs.Store, error) {
-	store, err := jobs.NewStore(rdb, jobs.Config{MaxPending: 1 << 30})
+func jobsClient(rdb redis.UniversalClient) (*store.Client, *store.Jobs, error) {
+	jobStore, err := store.NewJobs(rdb, store.Config{MaxPending: 1 << 30})
 	if err != nil {
 		return nil, nil, err
 	}
-	return jobs.NewClient(rdb, store), store, nil
+	return store.NewClient(rdb, jobStore), jobStore, nil
 }
 
 // pick is the full or the quick value.

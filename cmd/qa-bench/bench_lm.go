@@ -18,6 +18,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,8 +47,8 @@ func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 	}
 	burst := int(float64(rpm)*run.Minutes()*1.5) + 100
 	t0 := time.Now()
-	if err := submitMany(ctx, jc, burst, func(i int) jobs.SubmitRequest {
-		return jobs.SubmitRequest{Question: fmt.Sprintf("rate %d-%d: what is a rate limit?", t0.UnixNano(), i), Queue: jobs.QueueBatch}
+	if err := submitMany(ctx, jc, burst, func(i int) store.SubmitRequest {
+		return store.SubmitRequest{Question: fmt.Sprintf("rate %d-%d: what is a rate limit?", t0.UnixNano(), i), Queue: jobs.QueueBatch}
 	}); err != nil {
 		return r, err
 	}
@@ -97,7 +98,7 @@ func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 }
 
 // submitMany submits n jobs from 16 goroutines.
-func submitMany(ctx context.Context, jc *jobs.Client, n int, req func(i int) jobs.SubmitRequest) error {
+func submitMany(ctx context.Context, jc *store.Client, n int, req func(i int) store.SubmitRequest) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -194,8 +195,8 @@ func benchCache(ctx context.Context, s *scope) (*scenarioResult, error) {
 	}
 	tag := time.Now().UnixNano()
 	ids := make([]string, unique*copies)
-	if err := submitMany(ctx, jc, len(ids), func(i int) jobs.SubmitRequest {
-		return jobs.SubmitRequest{Question: fmt.Sprintf("duplicate %d-%d: why is the sea salty?", tag, i%unique), Queue: jobs.QueueBatch}
+	if err := submitMany(ctx, jc, len(ids), func(i int) store.SubmitRequest {
+		return store.SubmitRequest{Question: fmt.Sprintf("duplicate %d-%d: why is the sea salty?", tag, i%unique), Queue: jobs.QueueBatch}
 	}); err != nil {
 		return r, err
 	}

@@ -15,9 +15,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -103,18 +105,18 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	}
 
 	// No worker runs: the test finishes the items itself, as one would.
-	store, err := jobs.NewStore(db.Client, jobsConfig(cfg))
+	jobStore, err := store.NewJobs(db.Client, jobsConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	batches, err := jobs.NewBatches(store, batchConfig(cfg))
+	bs, err := batches.NewStore(jobStore, batchConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	finish := func(index int, customID string) {
 		t.Helper()
-		a, out, err := batches.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: created.ID, Index: index, CustomID: customID}})
-		if err != nil || out != jobs.ItemStarted {
+		a, out, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: created.ID, Index: index, CustomID: customID}})
+		if err != nil || out != batches.ItemStarted {
 			t.Fatalf("start item %d: %v %v", index, out, err)
 		}
 		if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": customID}}); err != nil {

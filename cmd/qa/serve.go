@@ -13,7 +13,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -60,12 +60,12 @@ type apiStack struct {
 
 // startAPI serves the API on HOST:PORT in the background.
 func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, redisURL string, log zerolog.Logger, reg *prometheus.Registry, demo bool) (*apiStack, error) {
-	store, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	hub := jobs.NewHub(hubCtx, rdb, log.With().Str("component", "hub").Logger())
+	hub := store.NewHub(hubCtx, rdb, log.With().Str("component", "hub").Logger())
 	go hub.Run(hubCtx)
 
 	// asynqmon opens its own pools: the same Redis as rdb, Sentinel and TLS
@@ -83,7 +83,7 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		connOpt = opt
 	}
 	srv, err := api.New(apiConfig(cfg), api.Deps{
-		Redis: rdb, Client: jobs.NewClient(rdb, store), Store: store, Hub: hub,
+		Redis: rdb, Client: store.NewClient(rdb, jobStore), Store: jobStore, Hub: hub,
 		Log: log, Registry: reg, AsynqRedis: connOpt,
 		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
 	})

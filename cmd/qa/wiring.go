@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
-	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -67,8 +67,8 @@ func openRedis(ctx context.Context, cfg *config.Config, url string, poolSize int
 }
 
 // jobsConfig maps the environment onto the job contract's settings.
-func jobsConfig(cfg *config.Config) jobs.Config {
-	return jobs.Config{
+func jobsConfig(cfg *config.Config) store.Config {
+	return store.Config{
 		MaxAttempts:    cfg.Queue.MaxRetries + 1,
 		ResultTTL:      cfg.Queue.ResultTTL,
 		IdempotencyTTL: cfg.Queue.IdempotencyTTL,

@@ -15,7 +15,7 @@ func TestWorkerSideConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := jobsConfig(cfg).TokenBudgetPerDay; got != 1000 {
-		t.Errorf("jobs.Config.TokenBudgetPerDay = %d, want TOKEN_BUDGET_PER_DAY's 1000", got)
+		t.Errorf("store.Config.TokenBudgetPerDay = %d, want TOKEN_BUDGET_PER_DAY's 1000", got)
 	}
 	if !workerConfig(cfg).LogQuestions || !apiConfig(cfg).LogQuestions {
 		t.Errorf("LOG_QUESTIONS=true: worker %v, api %v; want both true", workerConfig(cfg).LogQuestions, apiConfig(cfg).LogQuestions)

@@ -11,8 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -92,19 +93,19 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	store, err := jobs.NewStore(rdb, jobsConfig(cfg))
+	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
-	batches, err := jobs.NewBatches(store, batchConfig(cfg)) // batchwiring.go
+	bs, err := batches.NewStore(jobStore, batchConfig(cfg)) // batchwiring.go
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
-		Redis: rdb, Store: store, Runner: worker.NewProgramRunner(prog, lm),
-		Log: log, Metrics: worker.NewMetrics(reg), Batches: batches,
+		Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(prog, lm),
+		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs,
 	})
 	if err != nil {
 		closeLM()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -43,14 +43,14 @@ type PickupResult struct {
 func PickupWorker(name string, disableBlocking bool) PickupVariant {
 	return PickupVariant{Name: name, Start: func(ctx context.Context, opts *redis.Options, submit redis.UniversalClient, started chan<- time.Time) (func(context.Context) error, func(), error) {
 		storeRDB := redis.NewClient(opts)
-		store, err := jobs.NewStore(storeRDB, jobs.Config{})
+		jobStore, err := store.NewJobs(storeRDB, store.Config{})
 		if err != nil {
 			_ = storeRDB.Close()
 			return nil, nil, err
 		}
 		rdb := redis.NewClient(opts)
 		w, err := worker.New(worker.Config{BatchConcurrency: -1, DisableBlockingPickup: disableBlocking, ShutdownTimeout: 5 * time.Second},
-			worker.Deps{Redis: rdb, Store: store, Runner: StartRunner{Started: started}, Log: zerolog.Nop()})
+			worker.Deps{Redis: rdb, Store: jobStore, Runner: StartRunner{Started: started}, Log: zerolog.Nop()})
 		if err == nil {
 			err = w.Start(ctx)
 		}
@@ -59,9 +59,9 @@ func PickupWorker(name string, disableBlocking bool) PickupVariant {
 			_ = storeRDB.Close()
 			return nil, nil, err
 		}
-		client := jobs.NewClient(submit, store)
+		client := store.NewClient(submit, jobStore)
 		enqueue := func(ctx context.Context) error {
-			_, err := client.Submit(ctx, jobs.SubmitRequest{Question: "q"})
+			_, err := client.Submit(ctx, store.SubmitRequest{Question: "q"})
 			return err
 		}
 		return enqueue, func() { w.Shutdown(); _ = rdb.Close(); _ = storeRDB.Close() }, nil

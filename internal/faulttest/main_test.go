@@ -14,6 +14,7 @@ import (
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/store"
 	"go.uber.org/goleak"
 )
 
@@ -195,11 +196,11 @@ func (l eventLog) terminals() int {
 // here, where the SSE relay stops at the first terminal event).
 func (b *bundle) storedEvents(t *testing.T, id string) []jobs.Event {
 	t.Helper()
-	store, err := jobs.NewStore(b.db.Client, jobs.Config{})
+	jobStore, err := store.NewJobs(b.db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.Events(ctxFor(t, 10*time.Second), id, "", 0)
+	evs, err := jobStore.Events(ctxFor(t, 10*time.Second), id, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

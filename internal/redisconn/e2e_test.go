@@ -11,6 +11,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -21,8 +22,8 @@ import (
 type stack struct {
 	rdb    redis.UniversalClient
 	lm     *fakelm.Server
-	store  *jobs.Store
-	client *jobs.Client
+	store  *store.Jobs
+	client *store.Client
 }
 
 // startStack runs a worker on rdb until the test ends.
@@ -39,12 +40,12 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	store, err := jobs.NewStore(rdb, jobs.Config{})
+	jobStore, err := store.NewJobs(rdb, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{Concurrency: 8, BatchConcurrency: 2, ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
-		worker.Deps{Redis: rdb, Store: store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: zerolog.Nop()})
+		worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	return &stack{rdb: rdb, lm: lm, store: store, client: jobs.NewClient(rdb, store)}
+	return &stack{rdb: rdb, lm: lm, store: jobStore, client: store.NewClient(rdb, jobStore)}
 }
 
 // submit submits a streamed job, retrying a failed call with the same
@@ -62,7 +63,7 @@ func (s *stack) submit(ctx context.Context, question string, deadline time.Time)
 	key := "k-" + jobs.NewJobID()
 	failed := 0
 	for {
-		sub, err := s.client.Submit(ctx, jobs.SubmitRequest{Question: question, Stream: true, Owner: "e2e", IdempotencyKey: key})
+		sub, err := s.client.Submit(ctx, store.SubmitRequest{Question: question, Stream: true, Owner: "e2e", IdempotencyKey: key})
 		if err == nil {
 			return sub.Job.ID, failed, nil
 		}

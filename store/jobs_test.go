@@ -1,4 +1,4 @@
-package jobs_test
+package store_test
 
 import (
 	"context"
@@ -12,33 +12,34 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
 type bundle struct {
 	db     *redistest.DB
-	store  *jobs.Store
-	client *jobs.Client
-	hub    *jobs.Hub
+	store  *store.Jobs
+	client *store.Client
+	hub    *store.Hub
 }
 
-func setup(t *testing.T, cfg jobs.Config) *bundle {
+func setup(t *testing.T, cfg store.Config) *bundle {
 	t.Helper()
 	db := redistest.New(t)
-	store, err := jobs.NewStore(db.Client, cfg)
+	jobStore, err := store.NewJobs(db.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	hub := jobs.NewHub(ctx, db.Client, zerolog.Nop())
+	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	t.Cleanup(func() { _ = hub.Close(); cancel(); <-done })
-	return &bundle{db: db, store: store, client: jobs.NewClient(db.Client, store), hub: hub}
+	return &bundle{db: db, store: jobStore, client: store.NewClient(db.Client, jobStore), hub: hub}
 }
 
-func submit(t *testing.T, b *bundle, req jobs.SubmitRequest) *jobs.Job {
+func submit(t *testing.T, b *bundle, req store.SubmitRequest) *jobs.Job {
 	t.Helper()
 	s, err := b.client.Submit(context.Background(), req)
 	if err != nil {
@@ -57,9 +58,9 @@ func eventTypes(evs []jobs.Event) []jobs.EventType {
 
 func TestLifecycleRecordsAndEvents(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Owner: "alice", Question: "Why?", Stream: true})
+	j := submit(t, b, store.SubmitRequest{Owner: "alice", Question: "Why?", Stream: true})
 	if j.Status != jobs.StatusQueued || j.Queue != jobs.QueueInteractive || j.Owner != "alice" || j.Question != "Why?" {
 		t.Fatalf("submitted job = %+v", j)
 	}
@@ -72,7 +73,7 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 		t.Fatalf("submitted job differs from the record (-record +submitted):\n%s", diff)
 	}
 	a, out, err := b.store.Start(ctx, j.ID, "w1", time.Minute)
-	if err != nil || out != jobs.Started || a.Number != 1 {
+	if err != nil || out != store.Started || a.Number != 1 {
 		t.Fatalf("start = %v %v %v", a, out, err)
 	}
 	for _, tok := range []string{"Hel", "lo"} {
@@ -85,10 +86,10 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second completion (asynq ran the task twice) is refused.
-	if err := a.Complete(ctx, res); !errors.Is(err, jobs.ErrTerminal) {
+	if err := a.Complete(ctx, res); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("second complete: %v, want ErrTerminal", err)
 	}
-	if err := a.Token(ctx, "answer", "late"); !errors.Is(err, jobs.ErrTerminal) {
+	if err := a.Token(ctx, "answer", "late"); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("token after end: %v, want ErrTerminal", err)
 	}
 	got, err := b.store.Get(ctx, j.ID)
@@ -127,9 +128,9 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 
 func TestStaleAttemptCannotWrite(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
 	first, _, err := b.store.Start(ctx, j.ID, "w1", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -139,10 +140,10 @@ func TestStaleAttemptCannotWrite(t *testing.T) {
 	if err != nil || second.Number != 2 {
 		t.Fatalf("second start: %v %v", second, err)
 	}
-	if err := first.Token(ctx, "answer", "x"); !errors.Is(err, jobs.ErrStale) {
+	if err := first.Token(ctx, "answer", "x"); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("stale token: %v, want ErrStale", err)
 	}
-	if err := first.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}, time.Second); !errors.Is(err, jobs.ErrStale) {
+	if err := first.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}, time.Second); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("stale retry: %v, want ErrStale", err)
 	}
 	if err := second.Token(ctx, "answer", "y"); err != nil {
@@ -152,15 +153,15 @@ func TestStaleAttemptCannotWrite(t *testing.T) {
 
 func TestAttemptsExhaustedAndExpiry(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{MaxAttempts: 2})
+	b := setup(t, store.Config{MaxAttempts: 2})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
 	for i := 0; i < 2; i++ {
-		if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != jobs.Started {
+		if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != store.Started {
 			t.Fatalf("start %d: %v %v", i, out, err)
 		}
 	}
-	if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != jobs.Ended {
+	if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != store.Ended {
 		t.Fatalf("third start: %v %v, want Ended", out, err)
 	}
 	got, _ := b.store.Get(ctx, j.ID)
@@ -168,13 +169,13 @@ func TestAttemptsExhaustedAndExpiry(t *testing.T) {
 		t.Fatalf("record = %+v %+v", got, got.Error)
 	}
 
-	j2 := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	j2 := submit(t, b, store.SubmitRequest{Question: "q"})
 	// The job has waited an hour (backdated rather than slept for).
 	old := time.Now().Add(-time.Hour).UnixMilli()
 	if err := b.db.Client.HSet(ctx, jobs.JobKey(j2.ID), "created_at", old).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, err := b.store.Start(ctx, j2.ID, "w", time.Minute); err != nil || out != jobs.Ended {
+	if _, out, err := b.store.Start(ctx, j2.ID, "w", time.Minute); err != nil || out != store.Ended {
 		t.Fatalf("start of an old job: %v %v, want Ended", out, err)
 	}
 	got, _ = b.store.Get(ctx, j2.ID)
@@ -185,9 +186,9 @@ func TestAttemptsExhaustedAndExpiry(t *testing.T) {
 
 func TestCancelIsTerminalAndNotified(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
 	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -205,25 +206,25 @@ func TestCancelIsTerminalAndNotified(t *testing.T) {
 	if err != nil || msg.Payload != j.ID {
 		t.Fatalf("cancel notice = %v %v", msg, err)
 	}
-	if err := a.Complete(ctx, &jobs.Result{}); !errors.Is(err, jobs.ErrTerminal) {
+	if err := a.Complete(ctx, &jobs.Result{}); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("complete after cancel: %v, want ErrTerminal", err)
 	}
-	if _, err := b.client.Cancel(ctx, j.ID); !errors.Is(err, jobs.ErrTerminal) {
+	if _, err := b.client.Cancel(ctx, j.ID); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("second cancel: %v, want ErrTerminal", err)
 	}
 	if err := b.client.Delete(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.store.Get(ctx, j.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := b.store.Get(ctx, j.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("get after delete: %v, want ErrNotFound", err)
 	}
 }
 
 func TestIdempotency(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	req := jobs.SubmitRequest{Owner: "o", Question: "same", IdempotencyKey: "k1"}
+	req := store.SubmitRequest{Owner: "o", Question: "same", IdempotencyKey: "k1"}
 	first := submit(t, b, req)
 	again, err := b.client.Submit(ctx, req)
 	if err != nil || !again.Replayed || again.Job.ID != first.ID {
@@ -231,7 +232,7 @@ func TestIdempotency(t *testing.T) {
 	}
 	other := req
 	other.Question = "different"
-	if _, err := b.client.Submit(ctx, other); !errors.Is(err, jobs.ErrIdempotencyMismatch) {
+	if _, err := b.client.Submit(ctx, other); !errors.Is(err, store.ErrIdempotencyMismatch) {
 		t.Fatalf("other body: %v, want ErrIdempotencyMismatch", err)
 	}
 	// Keys are scoped per owner.
@@ -244,7 +245,7 @@ func TestIdempotency(t *testing.T) {
 	if err := b.db.Client.HSet(ctx, jobs.JobKey(first.ID), "enqueued", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.client.Submit(ctx, req); !errors.Is(err, jobs.ErrIdempotencyInProgress) {
+	if _, err := b.client.Submit(ctx, req); !errors.Is(err, store.ErrIdempotencyInProgress) {
 		t.Fatalf("concurrent duplicate: %v, want ErrIdempotencyInProgress", err)
 	}
 	// Not marked enqueued, but a worker has started it: it was enqueued, so
@@ -266,7 +267,7 @@ func TestIdempotency(t *testing.T) {
 	if err != nil || fresh.Replayed || fresh.Job.ID == first.ID {
 		t.Fatalf("replay after an abandoned submit: %+v %v; want a new job", fresh, err)
 	}
-	if _, err := b.store.Get(ctx, first.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := b.store.Get(ctx, first.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("abandoned record: %v, want it gone", err)
 	}
 	if s, err := b.client.Submit(ctx, req); err != nil || !s.Replayed || s.Job.ID != fresh.Job.ID {
@@ -276,22 +277,22 @@ func TestIdempotency(t *testing.T) {
 
 func TestQueueFull(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{MaxPending: 2})
+	b := setup(t, store.Config{MaxPending: 2})
 	for i := 0; i < 2; i++ {
-		submit(t, b, jobs.SubmitRequest{Question: "q"})
+		submit(t, b, store.SubmitRequest{Question: "q"})
 	}
-	if _, err := b.client.Submit(context.Background(), jobs.SubmitRequest{Question: "q"}); !errors.Is(err, jobs.ErrQueueFull) {
+	if _, err := b.client.Submit(context.Background(), store.SubmitRequest{Question: "q"}); !errors.Is(err, store.ErrQueueFull) {
 		t.Fatalf("third submit: %v, want ErrQueueFull", err)
 	}
 	// Batch items are not limited by the interactive bound.
-	submit(t, b, jobs.SubmitRequest{Question: "q", Queue: jobs.QueueBatch})
+	submit(t, b, store.SubmitRequest{Question: "q", Queue: jobs.QueueBatch})
 }
 
 func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
 	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -328,9 +329,9 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 
 func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
 	a, _, _ := b.store.Start(ctx, j.ID, "w", 0)
 	fast, err := b.hub.Subscribe(ctx, jobs.Channel(j.ID))
 	if err != nil {
@@ -342,7 +343,7 @@ func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	n := jobs.DefaultSubscriberBuffer + 10
+	n := store.DefaultSubscriberBuffer + 10
 	got := make(chan []string, 1)
 	go func() {
 		var seen []string
@@ -370,7 +371,7 @@ func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 	// The slow one never read: it overflowed and was dropped, alone.
 	for range slow.C() {
 	}
-	if !errors.Is(slow.Err(), jobs.ErrSlowSubscriber) {
+	if !errors.Is(slow.Err(), store.ErrSlowSubscriber) {
 		t.Fatalf("slow subscriber err = %v", slow.Err())
 	}
 }
@@ -379,13 +380,13 @@ func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 // the record, and the result reports them all.
 func TestLMCallsAddUpOverAttempts(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
-	start := func() *jobs.Attempt {
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	start := func() *store.Attempt {
 		t.Helper()
 		a, out, err := b.store.Start(ctx, j.ID, "w", 0)
-		if err != nil || out != jobs.Started {
+		if err != nil || out != store.Started {
 			t.Fatalf("start: %v %v", out, err)
 		}
 		return a
@@ -419,7 +420,7 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 // not count the earlier attempts' LM calls twice.
 func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
@@ -428,12 +429,12 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "complete" && refuse.Add(-1) >= 0
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := submit(t, b, jobs.SubmitRequest{Question: "q"})
-	a, _, err := store.Start(ctx, j.ID, "w", 0)
+	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	a, _, err := jobStore.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +442,7 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	if err := a.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "cut off"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	a, _, err = store.Start(ctx, j.ID, "w", 0)
+	a, _, err = jobStore.Start(ctx, j.ID, "w", 0)
 	if err != nil || a.Number != 2 {
 		t.Fatalf("second start: %+v %v", a, err)
 	}

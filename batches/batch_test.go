@@ -1,4 +1,4 @@
-package jobs_test
+package batches_test
 
 import (
 	"context"
@@ -14,14 +14,16 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
-func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
+func newBatches(t *testing.T, b *bundle, cfg batches.Config) *batches.Store {
 	t.Helper()
-	bs, err := jobs.NewBatches(b.store, cfg)
+	bs, err := batches.NewStore(b.store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +32,8 @@ func newBatches(t *testing.T, b *bundle, cfg jobs.BatchConfig) *jobs.Batches {
 
 // upload stores items as owner's batch, as the API does: BeginUpload, Add,
 // Commit.
-func upload(ctx context.Context, bs *jobs.Batches, owner string, items []jobs.BatchItem) (*jobs.Created, error) {
-	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: owner, TTL: time.Hour})
+func upload(ctx context.Context, bs *batches.Store, owner string, items []jobs.BatchItem) (*batches.Created, error) {
+	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: owner, TTL: time.Hour})
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +47,7 @@ func upload(ctx context.Context, bs *jobs.Batches, owner string, items []jobs.Ba
 }
 
 // createBatch stores an n-item batch of alice.
-func createBatch(t *testing.T, bs *jobs.Batches, n int) *jobs.Batch {
+func createBatch(t *testing.T, bs *batches.Store, n int) *jobs.Batch {
 	t.Helper()
 	return createBatchOf(t, bs, "alice", n)
 }
@@ -63,8 +65,8 @@ func pendingItems(t *testing.T, b *bundle) int {
 // cursor's last write) loses nothing and duplicates nothing on the re-run.
 func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{StoreChunk: 100})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{StoreChunk: 100})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 250)
 	if bt.Status != jobs.BatchInProgress || bt.Counts.Total != 250 {
@@ -95,7 +97,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if out != jobs.ItemStarted {
+			if out != batches.ItemStarted {
 				continue // the second run finds the slot filled
 			}
 			if att.Item.Question != fmt.Sprintf("q%d?", i) {
@@ -130,14 +132,14 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 // start beyond MaxAttempts counts the item failed, so the batch ends.
 func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{MaxAttempts: 2})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{MaxAttempts: 2})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
 	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: 0, CustomID: "c0"}, Owner: "alice"}
 	for want := 1; want <= 2; want++ {
 		att, out, err := bs.StartItem(ctx, p)
-		if err != nil || out != jobs.ItemStarted || att.Number != want || att.Last != (want == 2) {
+		if err != nil || out != batches.ItemStarted || att.Number != want || att.Last != (want == 2) {
 			t.Fatalf("start %d = %+v %v %v", want, att, out, err)
 		}
 	}
@@ -159,14 +161,14 @@ func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 
 func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{MaxAttempts: 1})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{MaxAttempts: 1})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
 	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID}, Owner: "alice"}
 	for range 3 {
 		att, out, err := bs.StartItem(ctx, p)
-		if err != nil || out != jobs.ItemStarted || att.Number != 1 {
+		if err != nil || out != batches.ItemStarted || att.Number != 1 {
 			t.Fatalf("start = %+v %v %v", att, out, err)
 		}
 		if err := att.Defer(ctx); err != nil {
@@ -179,8 +181,8 @@ func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 // its remaining items are dropped as workers reach them.
 func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	item := func(i int) jobs.BatchItemPayload {
@@ -199,7 +201,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	if err := b.db.Client.HSet(ctx, jobs.BatchKey(bt.ID), "expires_at", 1).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, err := bs.StartItem(ctx, item(1)); err != nil || out != jobs.ItemSkipped {
+	if _, out, err := bs.StartItem(ctx, item(1)); err != nil || out != batches.ItemSkipped {
 		t.Fatalf("start after the window = %v %v", out, err)
 	}
 	end, _ := bs.Get(ctx, bt.ID)
@@ -209,7 +211,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	if ttl := b.db.Client.PTTL(ctx, jobs.BatchResultsKey(bt.ID)).Val(); ttl <= 0 {
 		t.Fatalf("results ttl = %v", ttl)
 	}
-	if _, err := bs.Cancel(ctx, bt.ID); !errors.Is(err, jobs.ErrBatchEnded) {
+	if _, err := bs.Cancel(ctx, bt.ID); !errors.Is(err, batches.ErrEnded) {
 		t.Fatalf("cancel after the end: %v", err)
 	}
 }
@@ -219,8 +221,8 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 // that task twice (asynq may) enqueues each failed item once.
 func TestBatchRetryIsDurable(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 6)
 	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done {
@@ -276,15 +278,15 @@ func TestBatchRetryIsDurable(t *testing.T) {
 // no code running at its expiry: the next read finds it gone.
 func TestBatchQuota(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{QuotaItems: 5})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{QuotaItems: 5})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Items != 3 || u.Bytes <= 0 {
 		t.Fatalf("usage = %+v %v", u, err)
 	}
 	items := []jobs.BatchItem{{CustomID: "a", Question: "a?"}, {CustomID: "b", Question: "b?"}, {CustomID: "c", Question: "c?"}}
-	var qe *jobs.QuotaError
+	var qe *batches.QuotaError
 	if _, err := upload(ctx, bs, "alice", items); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
 		t.Fatalf("create over the quota: %v", err)
 	}
@@ -299,8 +301,8 @@ func TestBatchQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := time.Now().Add(bs.Config().CompletionWindow + bs.Config().ResultTTL + time.Minute)
-	jobs.SetClock(bs, func() time.Time { return later })
-	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (jobs.Usage{}) {
+	batches.SetClock(bs, func() time.Time { return later })
+	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (batches.Usage{}) {
 		t.Fatalf("usage after the batch expired = %+v %v", u, err)
 	}
 	if _, err := upload(ctx, bs, "alice", items); err != nil {
@@ -314,8 +316,8 @@ func TestBatchQuota(t *testing.T) {
 // finished results stay.
 func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{StoreChunk: 4})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{StoreChunk: 4})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 20)
 	// Half the items get a task; a crash stops the expansion there.
@@ -372,7 +374,7 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 	// The queued tasks drain as no-ops, the running item ends, the batch
 	// ends cancelled with the finished results kept.
 	for i := 3; i < 10; i++ {
-		if _, out, err := bs.StartItem(ctx, item(i)); err != nil || out != jobs.ItemSkipped {
+		if _, out, err := bs.StartItem(ctx, item(i)); err != nil || out != batches.ItemSkipped {
 			t.Fatalf("start %d after cancel: %v %v", i, out, err)
 		}
 	}
@@ -390,7 +392,7 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 }
 
 // createBatchOf stores an n-item batch of owner.
-func createBatchOf(t *testing.T, bs *jobs.Batches, owner string, n int) *jobs.Batch {
+func createBatchOf(t *testing.T, bs *batches.Store, owner string, n int) *jobs.Batch {
 	t.Helper()
 	items := make([]jobs.BatchItem, n)
 	for i := range items {
@@ -407,8 +409,8 @@ func createBatchOf(t *testing.T, bs *jobs.Batches, owner string, n int) *jobs.Ba
 // with running batches is not its batch index.
 func TestBatchOwnerNamedActive(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	alice := createBatchOf(t, bs, "alice", 1)
 	active := createBatchOf(t, bs, "active", 1)
@@ -460,7 +462,7 @@ func itemOf(bt *jobs.Batch, i int) jobs.BatchItemPayload {
 
 // requeue deletes the pending item tasks, runs the requeue task of round
 // and returns how many item tasks it enqueued.
-func requeue(t *testing.T, b *bundle, bs *jobs.Batches, bt *jobs.Batch, round int) int {
+func requeue(t *testing.T, b *bundle, bs *batches.Store, bt *jobs.Batch, round int) int {
 	t.Helper()
 	if err := bs.Requeue(context.Background(), bt.ID, round); err != nil {
 		t.Fatal(err)
@@ -480,8 +482,8 @@ func clearItemTasks(t *testing.T, b *bundle) {
 // batch would hang until its window ended.
 func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{TokenBudgetPerDay: 10})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{TokenBudgetPerDay: 10})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
@@ -491,13 +493,13 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 	if err := b.db.Client.Set(ctx, usage, 10, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, err := bs.StartItem(ctx, itemOf(bt, 0)); err != nil || out != jobs.ItemOverBudget {
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 0)); err != nil || out != batches.ItemOverBudget {
 		t.Fatalf("start over budget: %v %v", out, err)
 	}
 	if _, err := bs.Cancel(ctx, bt.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, out, err := bs.StartItem(ctx, itemOf(bt, 1)); err != nil || out != jobs.ItemSkipped {
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 1)); err != nil || out != batches.ItemSkipped {
 		t.Fatalf("start after the cancel: %v %v", out, err)
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCancelled || got.Counts != (jobs.BatchCounts{Total: 2, Failed: 1, Cancelled: 1}) {
@@ -515,7 +517,7 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 		t.Fatalf("requeue enqueued %d items, want the refused one", n)
 	}
 	att, out, err := bs.StartItem(ctx, itemOf(bt, 0))
-	if err != nil || out != jobs.ItemStarted || att.Item.Question != "q0?" {
+	if err != nil || out != batches.ItemStarted || att.Item.Question != "q0?" {
 		t.Fatalf("start of the retried item: %+v %v %v", att, out, err)
 	}
 	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
@@ -531,8 +533,8 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 // so the batch ends.
 func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
@@ -558,7 +560,7 @@ func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 		t.Fatalf("requeue enqueued %d items, want the 2 reopened ones", n)
 	}
 	for i := range 2 {
-		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != batches.ItemSkipped {
 			t.Fatalf("start %d: %v %v", i, out, err)
 		}
 	}
@@ -575,8 +577,8 @@ func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 // it stays failed, its line saying why.
 func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
@@ -621,7 +623,7 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 		t.Fatalf("end = %+v", got)
 	}
 	// Only that item is left failed: nothing to retry, and no round opens.
-	if _, err := bs.Retry(ctx, bt.ID); !errors.Is(err, jobs.ErrNothingToRetry) {
+	if _, err := bs.Retry(ctx, bt.ID); !errors.Is(err, batches.ErrNothingToRetry) {
 		t.Fatalf("second retry: %v, want ErrNothingToRetry", err)
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Round != 1 {
@@ -634,17 +636,17 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 // and the items' tasks free what it left as they drain.
 func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(redistest.RefuseScripts{Match: func(_ []string, args []any) bool {
 		return len(args) > 0 && args[0] == "free_inputs"
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -664,7 +666,7 @@ func TestBatchCancelSucceedsWhenFreeingFails(t *testing.T) {
 		t.Fatalf("%d inputs after the refused freeing, want 3", n)
 	}
 	for i := range 3 {
-		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != batches.ItemSkipped {
 			t.Fatalf("start %d: %v %v", i, out, err)
 		}
 	}
@@ -684,7 +686,7 @@ type crashAt struct {
 	dead   atomic.Bool
 }
 
-func (c *crashAt) client(t *testing.T, b *bundle) *jobs.Batches {
+func (c *crashAt) client(t *testing.T, b *bundle) *batches.Store {
 	t.Helper()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
@@ -698,11 +700,11 @@ func (c *crashAt) client(t *testing.T, b *bundle) *jobs.Batches {
 		}
 		return false
 	}})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := jobs.NewBatches(store, jobs.BatchConfig{})
+	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -734,10 +736,10 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, before := range []bool{false, true} {
-		b := setup(t, jobs.Config{})
-		healthy := newBatches(t, b, jobs.BatchConfig{})
+		b := setup(t, store.Config{})
+		healthy := newBatches(t, b, batches.Config{})
 		crash := &crashAt{op: "accept", before: before}
-		u, err := crash.client(t, b).BeginUpload(ctx, jobs.UploadRequest{Owner: "alice", TTL: time.Hour})
+		u, err := crash.client(t, b).BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -759,7 +761,7 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 			if status != string(jobs.BatchValidating) {
 				t.Fatalf("crash before accept: status %q", status)
 			}
-			if _, err := healthy.Expand(ctx, id, 0); !errors.Is(err, jobs.ErrBatchUploading) {
+			if _, err := healthy.Expand(ctx, id, 0); !errors.Is(err, batches.ErrUploading) {
 				t.Fatalf("expand of an uncommitted upload: %v, want ErrBatchUploading", err)
 			}
 			// Its keys expire (the upload's TTL).
@@ -784,9 +786,9 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 // of the upload may take): there is no default to fall back on.
 func TestBeginUploadRequiresATTL(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{})
-	if u, err := bs.BeginUpload(context.Background(), jobs.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
+	if u, err := bs.BeginUpload(context.Background(), batches.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
 		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
 	}
 }
@@ -799,8 +801,8 @@ func TestBeginUploadRequiresATTL(t *testing.T) {
 // batch end early).
 func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
-	bs := newBatches(t, b, jobs.BatchConfig{StoreChunk: 4})
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{StoreChunk: 4})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 12)
 	if _, err := bs.Expand(ctx, bt.ID, 4); err != nil { // cursor at 4
@@ -822,7 +824,7 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	if done, err := bs.Expand(ctx, bt.ID, 0); err != nil || !done { // stops: 4..11 counted cancelled
 		t.Fatalf("expand = %v %v", done, err)
 	}
-	if _, out, err := bs.StartItem(ctx, itemOf(bt, 5)); err != nil || out != jobs.ItemSkipped {
+	if _, out, err := bs.StartItem(ctx, itemOf(bt, 5)); err != nil || out != batches.ItemSkipped {
 		t.Fatalf("start of a task past the cursor: %v %v", out, err)
 	}
 	if err := running.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
@@ -833,7 +835,7 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 		t.Fatalf("after the tasks past the cursor: %+v %v, want cancelling with items 4-11 cancelled, once", mid, err)
 	}
 	for i := 1; i < 4; i++ { // the queued tasks before the cursor drain
-		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != jobs.ItemSkipped {
+		if _, out, err := bs.StartItem(ctx, itemOf(bt, i)); err != nil || out != batches.ItemSkipped {
 			t.Fatalf("start %d: %v %v", i, out, err)
 		}
 	}
@@ -867,20 +869,20 @@ func (h *loseFirstReply) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 // write stored rather than leaving it for the TTL.
 func TestUploadAbortAfterALostReply(t *testing.T) {
 	t.Parallel()
-	b := setup(t, jobs.Config{})
+	b := setup(t, store.Config{})
 	ctx := context.Background()
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	faulty.AddHook(&loseFirstReply{})
-	store, err := jobs.NewStore(faulty, jobs.Config{})
+	jobStore, err := store.NewJobs(faulty, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := jobs.NewBatches(store, jobs.BatchConfig{StoreChunk: 2})
+	bs, err := batches.NewStore(jobStore, batches.Config{StoreChunk: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := bs.BeginUpload(ctx, jobs.UploadRequest{Owner: "alice", TTL: time.Hour})
+	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

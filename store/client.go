@@ -1,8 +1,7 @@
-package jobs
+package store
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,23 +23,7 @@ var (
 	// ErrIdempotencyMismatch: the Idempotency-Key was used with another body
 	// (answer 422).
 	ErrIdempotencyMismatch = errors.New("Idempotency-Key was already used with a different request body")
-	// ErrUnavailable: Redis failed while a task was being enqueued (answer
-	// 503). asynq reports a failed EVAL as text, without the network error
-	// that caused it, so callers could not tell it from a bug otherwise.
-	ErrUnavailable = errors.New("storage unavailable")
 )
-
-// enqueue adds a task. A task id already in use counts as done: where a step
-// may run twice its task ids are deterministic, so the task is there. Every
-// other error asynq returns comes from a Redis command that failed, which
-// asynq reports as text only, so it is marked ErrUnavailable (answer 503).
-func enqueue(ctx context.Context, aq *asynq.Client, t *asynq.Task, opts ...asynq.Option) error {
-	_, err := aq.EnqueueContext(ctx, t, opts...)
-	if err == nil || errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
-}
 
 const abortTimeout = 2 * time.Second
 
@@ -51,33 +35,32 @@ const abortTimeout = 2 * time.Second
 // a live submit takes: three Redis round trips.
 const acceptTimeout = 30 * time.Second
 
-// crashSlack is how many more runs asynq allows than we do. Our handler counts
-// attempts in the record and fails the job itself on the last one, so asynq's
-// recoverer (which spends a retry per lost lease) never archives a task
-// without the record saying why.
-const crashSlack = 5
+// pendingListKey is asynq's pending list for a queue (asynq v0.26 key layout);
+// the submit script reads its length to enforce Config.MaxPending without an
+// extra round trip.
+func pendingListKey(queue string) string { return "asynq:{" + queue + "}:pending" }
 
 // Client submits and manages jobs: the API side of the contract.
 type Client struct {
-	store *Store
+	store *Jobs
 	aq    *asynq.Client
 	insp  *asynq.Inspector
 }
 
 // NewClient returns a Client that enqueues through rdb. It owns no
 // connections of its own: closing rdb is the caller's business.
-func NewClient(rdb redis.UniversalClient, store *Store) *Client {
-	return &Client{store: store, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+func NewClient(rdb redis.UniversalClient, jobStore *Jobs) *Client {
+	return &Client{store: jobStore, aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
-// Store returns the record store the client uses.
-func (c *Client) Store() *Store { return c.store }
+// Jobs returns the job records the client writes.
+func (c *Client) Jobs() *Jobs { return c.store }
 
 // SubmitRequest is one question to answer.
 type SubmitRequest struct {
 	Owner    string
 	Question string
-	// Queue is QueueInteractive (default) or QueueBatch.
+	// Queue is jobs.QueueInteractive (default) or jobs.QueueBatch.
 	Queue string
 	// Stream publishes the answer's tokens as events.
 	Stream bool
@@ -86,21 +69,14 @@ type SubmitRequest struct {
 	// IdempotencyKey, when set, makes a replay of the same request return the
 	// same job.
 	IdempotencyKey string
-	Batch          *BatchRef
+	Batch          *jobs.BatchRef
 }
 
 // Submitted is what Submit did.
 type Submitted struct {
-	Job *Job
+	Job *jobs.Job
 	// Replayed is true when the Idempotency-Key named an existing job.
 	Replayed bool
-}
-
-// NewJobID returns a random 128-bit id.
-func NewJobID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b[:])
 }
 
 // Submit writes the job record (with its idempotency key) and enqueues the
@@ -108,10 +84,10 @@ func NewJobID() string {
 // enqueue fails, the record is removed again.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, error) {
 	if req.Queue == "" {
-		req.Queue = QueueInteractive
+		req.Queue = jobs.QueueInteractive
 	}
-	id := NewJobID()
-	payload := Payload{JobID: id, Question: req.Question, Owner: req.Owner, Stream: req.Stream, NoCache: req.NoCache, Batch: req.Batch}
+	id := jobs.NewJobID()
+	payload := jobs.Payload{JobID: id, Question: req.Question, Owner: req.Owner, Stream: req.Stream, NoCache: req.NoCache, Batch: req.Batch}
 	body, err := payload.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
@@ -119,7 +95,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	idemKey, bodyHash := "", ""
 	if req.IdempotencyKey != "" {
 		kh := sha256.Sum256([]byte(req.IdempotencyKey))
-		idemKey = IdempotencyKey(req.Owner, hex.EncodeToString(kh[:]))
+		idemKey = jobs.IdempotencyKey(req.Owner, hex.EncodeToString(kh[:]))
 		bh := sha256.Sum256([]byte(mustJSON(struct {
 			Q       string `json:"q"`
 			Queue   string `json:"queue"`
@@ -130,7 +106,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 	pending := ""
 	maxPending := 0
-	if req.Queue == QueueInteractive && c.store.cfg.MaxPending > 0 {
+	if req.Queue == jobs.QueueInteractive && c.store.cfg.MaxPending > 0 {
 		pending, maxPending = pendingListKey(req.Queue), c.store.cfg.MaxPending
 	}
 	fields := []any{"queue", req.Queue, "owner", req.Owner, "question", req.Question}
@@ -147,7 +123,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 		fields = append(fields, "enqueued", "0")
 	}
 	args := append([]any{ms(c.store.cfg.PendingTTL), ms(c.store.cfg.IdempotencyTTL), bodyHash, maxPending,
-		ms(acceptTimeout), mustJSON(QueuedData{Queue: req.Queue})}, fields...)
+		ms(acceptTimeout), mustJSON(jobs.QueuedData{Queue: req.Queue})}, fields...)
 	now := c.store.now()
 	createdAt := time.UnixMilli(now.UnixMilli()).UTC() // as the record stores it
 	reply, err := c.store.runAt(ctx, now, "create", id, [2]string{idemKey, pending}, args...)
@@ -171,10 +147,10 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 		return nil, fmt.Errorf("submit job: id %s already exists", id)
 	}
 
-	task := asynq.NewTask(TaskTypePredict, body)
-	err = enqueue(ctx, c.aq, task,
+	task := asynq.NewTask(jobs.TaskTypePredict, body)
+	err = Enqueue(ctx, c.aq, task,
 		asynq.TaskID(id), asynq.Queue(req.Queue),
-		asynq.MaxRetry(c.store.cfg.MaxAttempts-1+crashSlack),
+		asynq.MaxRetry(c.store.cfg.TaskMaxRetry()),
 		asynq.Timeout(c.store.cfg.JobTimeout),
 		asynq.Retention(c.store.cfg.TaskRetention))
 	if err != nil {
@@ -192,15 +168,15 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 	// The record is exactly what the create script wrote: no need to read
 	// it back (one round trip less per submit).
-	return &Submitted{Job: &Job{
-		ID: id, Status: StatusQueued, Queue: req.Queue, Owner: req.Owner, Question: req.Question,
+	return &Submitted{Job: &jobs.Job{
+		ID: id, Status: jobs.StatusQueued, Queue: req.Queue, Owner: req.Owner, Question: req.Question,
 		Batch: req.Batch, CreatedAt: createdAt, Stream: req.Stream, NoCache: req.NoCache,
 	}}, nil
 }
 
 // Cancel ends a job that has not ended, tells its worker, and removes a
 // waiting task from its queue. It returns the job as it now is.
-func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
+func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
 	prev, err := c.store.Cancel(ctx, id)
 	if err != nil && !errors.Is(err, ErrTerminal) {
 		return nil, err
@@ -209,7 +185,7 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
 	if gerr != nil {
 		return nil, gerr
 	}
-	if err == nil && prev != StatusRunning {
+	if err == nil && prev != jobs.StatusRunning {
 		// Best effort: a task left in the queue is revoked when a worker
 		// reaches it, because the record has ended.
 		_ = c.insp.DeleteTask(j.Queue, id)

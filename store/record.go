@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -27,35 +28,38 @@ var (
 	ErrActive = errors.New("job has not ended")
 )
 
-// Store reads and changes job records. It is safe for concurrent use.
-type Store struct {
+// Jobs reads and changes job records. It is safe for concurrent use.
+type Jobs struct {
 	rdb    redis.UniversalClient
 	cfg    Config
 	script *redis.Script
 	now    func() time.Time
 }
 
-// NewStore returns a Store on rdb.
-func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+// NewJobs returns the job records on rdb.
+func NewJobs(rdb redis.UniversalClient, cfg Config) (*Jobs, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
+	return &Jobs{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
 }
 
-// Redis returns the client the store uses.
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+// Config returns the effective configuration, defaults filled in.
+func (s *Jobs) Config() Config { return s.cfg }
+
+// Redis returns the client the job records are read and written through.
+func (s *Jobs) Redis() redis.UniversalClient { return s.rdb }
 
 // run executes one op of the record script and returns its reply as strings.
-func (s *Store) run(ctx context.Context, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
+func (s *Jobs) run(ctx context.Context, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
 	return s.runAt(ctx, s.now(), op, id, extraKeys, args...)
 }
 
 // runAt is run with the time the script records given explicitly.
-func (s *Store) runAt(ctx context.Context, now time.Time, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
-	keys := []string{JobKey(id), EventsKey(id), extraKeys[0], extraKeys[1]}
-	argv := append([]any{op, now.UnixMilli(), Channel(id), s.cfg.StreamCap, id}, args...)
+func (s *Jobs) runAt(ctx context.Context, now time.Time, op, id string, extraKeys [2]string, args ...any) ([]string, error) {
+	keys := []string{jobs.JobKey(id), jobs.EventsKey(id), extraKeys[0], extraKeys[1]}
+	argv := append([]any{op, now.UnixMilli(), jobs.Channel(id), s.cfg.StreamCap, id}, args...)
 	reply, err := s.script.Run(ctx, s.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("%s job %s: %w", op, id, err)
@@ -82,14 +86,14 @@ func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Only our own plain structs are marshalled here.
-		panic(fmt.Sprintf("jobs: marshal %T: %v", v, err))
+		panic(fmt.Sprintf("store: marshal %T: %v", v, err))
 	}
 	return string(b)
 }
 
 // Get reads a job record.
-func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
-	h, err := s.rdb.HGetAll(ctx, JobKey(id)).Result()
+func (s *Jobs) Get(ctx context.Context, id string) (*jobs.Job, error) {
+	h, err := s.rdb.HGetAll(ctx, jobs.JobKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read job %s: %w", id, err)
 	}
@@ -99,10 +103,10 @@ func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
 	return decodeJob(h)
 }
 
-func decodeJob(h map[string]string) (*Job, error) {
-	j := &Job{
+func decodeJob(h map[string]string) (*jobs.Job, error) {
+	j := &jobs.Job{
 		ID:       h["id"],
-		Status:   Status(h["status"]),
+		Status:   jobs.Status(h["status"]),
 		Queue:    h["queue"],
 		Owner:    h["owner"],
 		Question: h["question"],
@@ -137,8 +141,8 @@ func msTime(v string) time.Time {
 
 // Events returns the job's events after the stream id after ("" or "0" for all),
 // at most count of them (0 = all).
-func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Event, error) {
-	evs, err := readStream(ctx, s.rdb, EventsKey(id), after, count)
+func (s *Jobs) Events(ctx context.Context, id, after string, count int64) ([]jobs.Event, error) {
+	evs, err := ReadStream(ctx, s.rdb, jobs.EventsKey(id), after, count)
 	if err != nil {
 		return nil, fmt.Errorf("read events of job %s: %w", id, err)
 	}
@@ -147,21 +151,21 @@ func (s *Store) Events(ctx context.Context, id, after string, count int64) ([]Ev
 
 // Cancel ends a job that has not ended yet and tells the worker running it.
 // It returns the status the job had, or ErrTerminal / ErrNotFound.
-func (s *Store) Cancel(ctx context.Context, id string) (Status, error) {
+func (s *Jobs) Cancel(ctx context.Context, id string) (jobs.Status, error) {
 	reply, err := s.run(ctx, "cancel", id, [2]string{}, ms(s.cfg.ResultTTL))
 	if err != nil {
 		if errors.Is(err, ErrTerminal) && len(reply) > 1 {
-			return Status(reply[1]), err
+			return jobs.Status(reply[1]), err
 		}
 		return "", err
 	}
-	prev := Status(reply[1])
+	prev := jobs.Status(reply[1])
 	return prev, nil
 }
 
 // Delete removes an ended job's record and events (ErrActive if it has not
 // ended).
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Jobs) Delete(ctx context.Context, id string) error {
 	_, err := s.run(ctx, "delete", id, [2]string{})
 	return err
 }

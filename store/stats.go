@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -7,21 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
-)
-
-// Keys of the global counters behind the seed's JSON metrics summary (GET
-// /metrics with Accept: application/json). Every API replica adds its counts
-// about once a second, so the summary covers the whole fleet. There are only
-// these few keys, so they do not expire.
-const (
-	// StatsStartedKey holds the unix milliseconds of the first start (SET NX).
-	StatsStartedKey      = "qa:stats:started_at"
-	StatsRequestsKey     = "qa:stats:requests"
-	StatsErrorsKey       = "qa:stats:errors"
-	StatsLatencySumKey   = "qa:stats:latency_seconds"
-	StatsLatencyCountKey = "qa:stats:latency_count"
-	StatsTokensKey       = "qa:stats:tokens"
 )
 
 // Stats are the summary's counters (totals, or a delta to add).
@@ -44,17 +31,17 @@ func (s Stats) Zero() bool {
 // time unless one is recorded, in one round trip.
 func AddStats(ctx context.Context, rdb redis.UniversalClient, delta Stats, start time.Time) error {
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.SetNX(ctx, StatsStartedKey, start.UnixMilli(), 0)
+		p.SetNX(ctx, jobs.StatsStartedKey, start.UnixMilli(), 0)
 		for key, v := range map[string]int64{
-			StatsRequestsKey: delta.Requests, StatsErrorsKey: delta.Errors,
-			StatsLatencyCountKey: delta.LatencyCount, StatsTokensKey: delta.Tokens,
+			jobs.StatsRequestsKey: delta.Requests, jobs.StatsErrorsKey: delta.Errors,
+			jobs.StatsLatencyCountKey: delta.LatencyCount, jobs.StatsTokensKey: delta.Tokens,
 		} {
 			if v != 0 {
 				p.IncrBy(ctx, key, v)
 			}
 		}
 		if delta.LatencySeconds != 0 {
-			p.IncrByFloat(ctx, StatsLatencySumKey, delta.LatencySeconds)
+			p.IncrByFloat(ctx, jobs.StatsLatencySumKey, delta.LatencySeconds)
 		}
 		return nil
 	})
@@ -67,8 +54,8 @@ func AddStats(ctx context.Context, rdb redis.UniversalClient, delta Stats, start
 // ReadStats reads the global counters.
 func ReadStats(ctx context.Context, rdb redis.UniversalClient) (Stats, error) {
 	var s Stats
-	vals, err := rdb.MGet(ctx, StatsStartedKey, StatsRequestsKey, StatsErrorsKey,
-		StatsLatencySumKey, StatsLatencyCountKey, StatsTokensKey).Result()
+	vals, err := rdb.MGet(ctx, jobs.StatsStartedKey, jobs.StatsRequestsKey, jobs.StatsErrorsKey,
+		jobs.StatsLatencySumKey, jobs.StatsLatencyCountKey, jobs.StatsTokensKey).Result()
 	if err != nil {
 		return s, fmt.Errorf("read stats: %w", err)
 	}

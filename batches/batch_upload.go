@@ -1,4 +1,4 @@
-package jobs
+package batches
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -59,7 +61,7 @@ func (e *QuotaError) Error() string {
 // Upload is a batch being stored while its upload is read. It is not safe
 // for concurrent use.
 type Upload struct {
-	b       *Batches
+	b       *Store
 	req     UploadRequest
 	id      string
 	created time.Time
@@ -77,11 +79,11 @@ type Upload struct {
 // BeginUpload opens an upload, the one way to store a batch: Add its items,
 // then Commit (or Abort). With a quota set it reads the owner's usage first,
 // and refuses (a *QuotaError) an owner already at a quota.
-func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
+func (b *Store) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, error) {
 	if req.TTL <= 0 {
 		return nil, fmt.Errorf("begin upload: UploadRequest.TTL must be positive, got %v", req.TTL)
 	}
-	u := &Upload{b: b, req: req, id: NewBatchID(), created: b.now()}
+	u := &Upload{b: b, req: req, id: jobs.NewBatchID(), created: b.now()}
 	if b.cfg.QuotaItems > 0 || b.cfg.QuotaBytes > 0 {
 		used, err := b.Usage(ctx, req.Owner)
 		if err != nil {
@@ -97,7 +99,7 @@ func (b *Batches) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, 
 
 // Usage reads what owner's live batches hold, freeing first the shares of
 // batches that have expired.
-func (b *Batches) Usage(ctx context.Context, owner string) (Usage, error) {
+func (b *Store) Usage(ctx context.Context, owner string) (Usage, error) {
 	reply, err := b.run(ctx, "usage", "", owner, "", owner)
 	if err != nil {
 		return Usage{}, err
@@ -128,7 +130,7 @@ func (u *Upload) checkQuota(items int, bytes int64) error {
 // Add appends an item, sending a chunk to Redis when StoreChunk items or
 // about a megabyte are waiting. Any error ends the upload: Abort it. A
 // *QuotaError means the item would take the owner over a quota.
-func (u *Upload) Add(ctx context.Context, item BatchItem) error {
+func (u *Upload) Add(ctx context.Context, item jobs.BatchItem) error {
 	v := mustJSON(item)
 	if err := u.checkQuota(1, int64(len(v))); err != nil {
 		return err
@@ -157,15 +159,15 @@ func (u *Upload) flush(ctx context.Context) error {
 			noCache = "1"
 		}
 		now := u.created.UnixMilli()
-		pipe.HSet(ctx, BatchKey(u.id), "id", u.id, "owner", u.req.Owner, "status", string(BatchValidating),
+		pipe.HSet(ctx, jobs.BatchKey(u.id), "id", u.id, "owner", u.req.Owner, "status", string(jobs.BatchValidating),
 			"total", 0, "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
 			"no_cache", noCache, "created_at", now, "updated_at", now,
 			"window_ms", ms(b.cfg.CompletionWindow), "expires_at", u.created.Add(b.cfg.CompletionWindow).UnixMilli())
 	}
-	pipe.PExpire(ctx, BatchKey(u.id), u.req.TTL)
+	pipe.PExpire(ctx, jobs.BatchKey(u.id), u.req.TTL)
 	if len(u.fields) > 0 {
-		pipe.HSet(ctx, BatchItemsKey(u.id), u.fields...)
-		pipe.PExpire(ctx, BatchItemsKey(u.id), u.req.TTL)
+		pipe.HSet(ctx, jobs.BatchItemsKey(u.id), u.fields...)
+		pipe.PExpire(ctx, jobs.BatchItemsKey(u.id), u.req.TTL)
 	}
 	// Set before the write: a write whose reply is lost may have stored
 	// something, which Abort must then remove.
@@ -179,7 +181,7 @@ func (u *Upload) flush(ctx context.Context) error {
 
 // Created is what Commit did.
 type Created struct {
-	Batch *Batch
+	Batch *jobs.Batch
 	// Replayed is true when the Idempotency-Key named an existing batch.
 	Replayed bool
 }
@@ -217,14 +219,14 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
-	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.store.cfg.IdempotencyTTL),
+	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.jobStore.Config().IdempotencyTTL),
 		bodyHash, u.created.UnixMilli(), u.n, u.bytes, b.cfg.QuotaItems, b.cfg.QuotaBytes)
 	if err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
 	switch reply[0] {
 	case "mismatch":
-		return fail(ErrIdempotencyMismatch)
+		return fail(store.ErrIdempotencyMismatch)
 	case "duplicate":
 		u.abort(ctx, idemKey)
 		other, err := b.Get(ctx, reply[1])
@@ -256,7 +258,7 @@ func batchIdempotencyKey(owner, key string) string {
 		return ""
 	}
 	kh := sha256.Sum256([]byte(key))
-	return IdempotencyKey(owner, "batch:"+hex.EncodeToString(kh[:]))
+	return jobs.IdempotencyKey(owner, "batch:"+hex.EncodeToString(kh[:]))
 }
 
 // Replayed is the batch an upload's Idempotency-Key already names.
@@ -269,7 +271,7 @@ type Replayed struct {
 // Replay returns the live batch that owner's Idempotency-Key names, or nil.
 // A repeated upload is answered with that batch (when its body hash
 // matches) rather than stored again and counted against the quotas.
-func (b *Batches) Replay(ctx context.Context, owner, idempotencyKey string) (*Replayed, error) {
+func (b *Store) Replay(ctx context.Context, owner, idempotencyKey string) (*Replayed, error) {
 	if idempotencyKey == "" {
 		return nil, nil
 	}
@@ -281,7 +283,7 @@ func (b *Batches) Replay(ctx context.Context, owner, idempotencyKey string) (*Re
 		return nil, fmt.Errorf("read batch idempotency key: %w", err)
 	}
 	id, hash, _ := strings.Cut(held, " ")
-	if n, err := b.rdb.Exists(ctx, BatchKey(id)).Result(); err != nil || n == 0 {
+	if n, err := b.rdb.Exists(ctx, jobs.BatchKey(id)).Result(); err != nil || n == 0 {
 		return nil, err
 	}
 	return &Replayed{BatchID: id, BodyHash: hash}, nil
@@ -295,6 +297,10 @@ func (u *Upload) Abort(ctx context.Context) {
 		u.abort(ctx, "")
 	}
 }
+
+// abortTimeout bounds the removal of a refused upload's keys, which runs
+// even when the request is over.
+const abortTimeout = 2 * time.Second
 
 func (u *Upload) abort(ctx context.Context, idemKey string) {
 	u.fields, u.pending, u.live = nil, 0, true

@@ -1,4 +1,4 @@
-package jobs_test
+package store_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/internal/redistest"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 func TestStatsAddUp(t *testing.T) {
@@ -15,22 +15,22 @@ func TestStatsAddUp(t *testing.T) {
 	db := redistest.New(t)
 	ctx := context.Background()
 	first := time.UnixMilli(1_700_000_000_000).UTC()
-	if err := jobs.AddStats(ctx, db.Client, jobs.Stats{Requests: 2, Errors: 1, LatencySeconds: 0.5, LatencyCount: 1, Tokens: 30}, first); err != nil {
+	if err := store.AddStats(ctx, db.Client, store.Stats{Requests: 2, Errors: 1, LatencySeconds: 0.5, LatencyCount: 1, Tokens: 30}, first); err != nil {
 		t.Fatal(err)
 	}
 	// A second replica adds its own counts; the start time stays the first.
-	if err := jobs.AddStats(ctx, db.Client, jobs.Stats{Requests: 1, LatencySeconds: 0.25, LatencyCount: 1, Tokens: 15}, first.Add(time.Hour)); err != nil {
+	if err := store.AddStats(ctx, db.Client, store.Stats{Requests: 1, LatencySeconds: 0.25, LatencyCount: 1, Tokens: 15}, first.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := jobs.ReadStats(ctx, db.Client)
+	got, err := store.ReadStats(ctx, db.Client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := jobs.Stats{Requests: 3, Errors: 1, LatencySeconds: 0.75, LatencyCount: 2, Tokens: 45, StartedAt: first}
+	want := store.Stats{Requests: 3, Errors: 1, LatencySeconds: 0.75, LatencyCount: 2, Tokens: 45, StartedAt: first}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("stats (-want +got):\n%s", diff)
 	}
-	empty, err := jobs.ReadStats(ctx, redistest.New(t).Client)
+	empty, err := store.ReadStats(ctx, redistest.New(t).Client)
 	if err != nil || !empty.Zero() || !empty.StartedAt.IsZero() {
 		t.Fatalf("no stats yet: %+v %v", empty, err)
 	}

@@ -1,10 +1,8 @@
-package jobs
+package batches
 
 import (
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -20,24 +20,24 @@ var batchLua string
 
 // Batch errors; callers branch on them with errors.Is.
 var (
-	// ErrBatchNotFound: no such batch (never existed, expired, or deleted).
-	ErrBatchNotFound = errors.New("batch not found")
-	// ErrBatchEnded: the batch has already ended; the change was refused.
-	ErrBatchEnded = errors.New("batch has already ended")
-	// ErrBatchActive: the batch has not ended (delete, retry).
-	ErrBatchActive = errors.New("batch has not ended")
-	// ErrBatchUploading: the batch's upload is not committed yet (status
+	// ErrNotFound: no such batch (never existed, expired, or deleted).
+	ErrNotFound = errors.New("batch not found")
+	// ErrEnded: the batch has already ended; the change was refused.
+	ErrEnded = errors.New("batch has already ended")
+	// ErrActive: the batch has not ended (delete, retry).
+	ErrActive = errors.New("batch has not ended")
+	// ErrUploading: the batch's upload is not committed yet (status
 	// validating). Only its expansion meets it, enqueued before the commit:
 	// it should wait.
-	ErrBatchUploading = errors.New("batch upload not committed yet")
+	ErrUploading = errors.New("batch upload not committed yet")
 	// ErrNothingToRetry: the batch has no failed items that can run again
 	// (see Retry).
 	ErrNothingToRetry = errors.New("batch has no failed items")
 )
 
-// BatchConfig configures batches. The zero value of each field means its
+// Config configures batches. The zero value of each field means its
 // default.
-type BatchConfig struct {
+type Config struct {
 	// ResultTTL is how long a batch and its results live after it ends
 	// (BATCH_RESULT_TTL). Default 168h.
 	ResultTTL time.Duration
@@ -61,7 +61,7 @@ type BatchConfig struct {
 	QuotaItems, QuotaBytes int64
 }
 
-func (c BatchConfig) withDefaults() (BatchConfig, error) {
+func (c Config) withDefaults() (Config, error) {
 	if c.ResultTTL == 0 {
 		c.ResultTTL = 168 * time.Hour
 	}
@@ -96,48 +96,41 @@ func (c BatchConfig) withDefaults() (BatchConfig, error) {
 	return c, nil
 }
 
-// Batches stores batches and runs their operations: the API side (create,
+// Store stores batches and runs their operations: the API side (create,
 // read, cancel, retry, delete) and the worker side (expand, item start and
 // finish). It is safe for concurrent use.
-type Batches struct {
-	store  *Store
-	rdb    redis.UniversalClient
-	cfg    BatchConfig
-	script *redis.Script
-	aq     *asynq.Client
-	insp   *asynq.Inspector
-	now    func() time.Time
+type Store struct {
+	jobStore *store.Jobs
+	rdb      redis.UniversalClient
+	cfg      Config
+	script   *redis.Script
+	aq       *asynq.Client
+	insp     *asynq.Inspector
+	now      func() time.Time
 }
 
-// NewBatches returns the batch operations on store's Redis.
-func NewBatches(store *Store, cfg BatchConfig) (*Batches, error) {
+// NewStore returns the batch operations on jobStore's Redis.
+func NewStore(jobStore *store.Jobs, cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	rdb := store.Redis()
-	return &Batches{store: store, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+	rdb := jobStore.Redis()
+	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
 		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
-func (b *Batches) Config() BatchConfig { return b.cfg }
-
-// NewBatchID returns a random batch id: "batch_" and 32 hex digits.
-func NewBatchID() string {
-	var r [16]byte
-	_, _ = rand.Read(r[:])
-	return "batch_" + hex.EncodeToString(r[:])
-}
+func (b *Store) Config() Config { return b.cfg }
 
 // pendingTTL bounds a running batch's keys: its window, then its results' life.
-func (b *Batches) pendingTTL() time.Duration { return b.cfg.CompletionWindow + b.cfg.ResultTTL }
+func (b *Store) pendingTTL() time.Duration { return b.cfg.CompletionWindow + b.cfg.ResultTTL }
 
 // run executes one op of the batch script.
-func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args ...any) ([]string, error) {
-	keys := []string{BatchKey(id), BatchItemsKey(id), BatchResultsKey(id), BatchAttemptsKey(id),
-		BatchEventsKey(id), OwnerBatchesKey(owner), idemKey, ActiveOwnersKey}
-	argv := append([]any{op, b.now().UnixMilli(), BatchChannel(id), b.store.cfg.StreamCap, id, ms(b.cfg.ResultTTL)}, args...)
+func (b *Store) run(ctx context.Context, op, id, owner, idemKey string, args ...any) ([]string, error) {
+	keys := []string{jobs.BatchKey(id), jobs.BatchItemsKey(id), jobs.BatchResultsKey(id), jobs.BatchAttemptsKey(id),
+		jobs.BatchEventsKey(id), jobs.OwnerBatchesKey(owner), idemKey, jobs.ActiveOwnersKey}
+	argv := append([]any{op, b.now().UnixMilli(), jobs.BatchChannel(id), b.jobStore.Config().StreamCap, id, ms(b.cfg.ResultTTL)}, args...)
 	reply, err := b.script.Run(ctx, b.rdb, keys, argv...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("%s batch %s: %w", op, id, err)
@@ -147,11 +140,11 @@ func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args .
 	}
 	switch reply[0] {
 	case "missing":
-		return reply, ErrBatchNotFound
+		return reply, ErrNotFound
 	case "terminal":
-		return reply, ErrBatchEnded
+		return reply, ErrEnded
 	case "active":
-		return reply, ErrBatchActive
+		return reply, ErrActive
 	}
 	if endedBy(op, reply) {
 		b.dropWindowCheck(ctx, id)
@@ -163,9 +156,29 @@ func (b *Batches) run(ctx context.Context, op, id, owner, idemKey string, args .
 // batch. Item starts answer the item's outcome first, the batch's second.
 func endedBy(op string, reply []string) bool {
 	if op == "start" {
-		return reply[0] == string(BatchExpired) || (len(reply) > 1 && BatchStatus(reply[1]).Terminal())
+		return reply[0] == string(jobs.BatchExpired) || (len(reply) > 1 && jobs.BatchStatus(reply[1]).Terminal())
 	}
-	return BatchStatus(reply[0]).Terminal()
+	return jobs.BatchStatus(reply[0]).Terminal()
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own plain structs are marshalled here.
+		panic(fmt.Sprintf("batches: marshal %T: %v", v, err))
+	}
+	return string(b)
+}
+
+// msTime reads a time the script stored in unix milliseconds.
+func msTime(v string) time.Time {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
 }
 
 // checkTaskIDs are the ids a batch's pending window check may have: the
@@ -178,14 +191,14 @@ func checkTaskIDs(id string, expiresAtMs string) []string {
 // dropWindowCheck deletes an ended batch's window check, scheduled at the
 // window's end, so it does not linger on the dashboard for a day. Best
 // effort: a check left behind finds the batch ended and does nothing.
-func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
-	at, err := b.rdb.HGet(ctx, BatchKey(id), "expires_at").Result()
+func (b *Store) dropWindowCheck(ctx context.Context, id string) {
+	at, err := b.rdb.HGet(ctx, jobs.BatchKey(id), "expires_at").Result()
 	if err != nil {
 		at = ""
 	}
 	for _, task := range checkTaskIDs(id, at) {
 		// asynq's Inspector takes no context; the task is small and local.
-		_ = b.insp.DeleteTask(QueueBatchControl, task)
+		_ = b.insp.DeleteTask(jobs.QueueBatchControl, task)
 	}
 }
 
@@ -194,14 +207,14 @@ func (b *Batches) dropWindowCheck(ctx context.Context, id string) {
 // check there to delete. Commit calls it before the batch goes live; the
 // expansion waits for that (ErrBatchUploading). Deterministic task ids make
 // a repeat harmless.
-func (b *Batches) enqueueControl(ctx context.Context, id string, now time.Time) error {
-	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id}))
-	opts := []asynq.Option{asynq.Queue(QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload),
+func (b *Store) enqueueControl(ctx context.Context, id string, now time.Time) error {
+	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: id}))
+	opts := []asynq.Option{asynq.Queue(jobs.QueueBatchControl), asynq.MaxRetry(25), asynq.Timeout(time.Hour)}
+	if err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload),
 		append(opts, asynq.TaskID(checkTaskIDs(id, "")[0]), asynq.ProcessAt(now.Add(b.cfg.CompletionWindow)))...); err != nil {
 		return fmt.Errorf("enqueue window check: %w", err)
 	}
-	if err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchExpand, payload), append(opts, asynq.TaskID(expandTaskID(id)))...); err != nil {
+	if err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchExpand, payload), append(opts, asynq.TaskID(expandTaskID(id)))...); err != nil {
 		return fmt.Errorf("enqueue expansion: %w", err)
 	}
 	return nil
@@ -211,19 +224,19 @@ func expandTaskID(id string) string { return "expand-" + id }
 
 // dropControl deletes the control tasks of an upload that did not go live.
 // Best effort: left behind, they find no batch and end.
-func (b *Batches) dropControl(id string) {
+func (b *Store) dropControl(id string) {
 	// asynq's Inspector takes no context; the tasks are small and local.
 	for _, task := range append(checkTaskIDs(id, ""), expandTaskID(id)) {
-		_ = b.insp.DeleteTask(QueueBatchControl, task)
+		_ = b.insp.DeleteTask(jobs.QueueBatchControl, task)
 	}
 }
 
 // scheduleWindowCheck enqueues a check at the end of bt's current window
 // (a retry opened a new one).
-func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *Batch) error {
-	payload := []byte(mustJSON(BatchTaskPayload{BatchID: bt.ID}))
+func (b *Store) scheduleWindowCheck(ctx context.Context, bt *jobs.Batch) error {
+	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: bt.ID}))
 	at := bt.ExpiresAt
-	err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchCheck, payload), asynq.Queue(QueueBatchControl),
+	err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchCheck, payload), asynq.Queue(jobs.QueueBatchControl),
 		asynq.TaskID(checkTaskIDs(bt.ID, strconv.FormatInt(at.UnixMilli(), 10))[1]), asynq.ProcessAt(at))
 	if err != nil {
 		return fmt.Errorf("schedule window check of batch %s: %w", bt.ID, err)
@@ -232,32 +245,32 @@ func (b *Batches) scheduleWindowCheck(ctx context.Context, bt *Batch) error {
 }
 
 // Get reads a batch record.
-func (b *Batches) Get(ctx context.Context, id string) (*Batch, error) {
+func (b *Store) Get(ctx context.Context, id string) (*jobs.Batch, error) {
 	bt, err := b.get(ctx, id)
-	if errors.Is(err, ErrBatchUploading) {
+	if errors.Is(err, ErrUploading) {
 		// An upload in progress: the batch does not exist until it is
 		// accepted.
-		return nil, ErrBatchNotFound
+		return nil, ErrNotFound
 	}
 	return bt, err
 }
 
 // get reads a batch record; ErrBatchUploading while it is validating.
-func (b *Batches) get(ctx context.Context, id string) (*Batch, error) {
-	h, err := b.rdb.HGetAll(ctx, BatchKey(id)).Result()
+func (b *Store) get(ctx context.Context, id string) (*jobs.Batch, error) {
+	h, err := b.rdb.HGetAll(ctx, jobs.BatchKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read batch %s: %w", id, err)
 	}
 	switch h["status"] {
 	case "":
-		return nil, ErrBatchNotFound
-	case string(BatchValidating):
-		return nil, fmt.Errorf("batch %s: %w", id, ErrBatchUploading)
+		return nil, ErrNotFound
+	case string(jobs.BatchValidating):
+		return nil, fmt.Errorf("batch %s: %w", id, ErrUploading)
 	}
 	return decodeBatch(h), nil
 }
 
-func decodeBatch(h map[string]string) *Batch {
+func decodeBatch(h map[string]string) *jobs.Batch {
 	num := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
 	at := func(k string) *time.Time {
 		if t := msTime(h[k]); !t.IsZero() {
@@ -265,9 +278,9 @@ func decodeBatch(h map[string]string) *Batch {
 		}
 		return nil
 	}
-	return &Batch{
-		ID: h["id"], Owner: h["owner"], Status: BatchStatus(h["status"]),
-		Counts:   BatchCounts{Total: num("total"), Completed: num("completed"), Failed: num("failed"), Cancelled: num("cancelled")},
+	return &jobs.Batch{
+		ID: h["id"], Owner: h["owner"], Status: jobs.BatchStatus(h["status"]),
+		Counts:   jobs.BatchCounts{Total: num("total"), Completed: num("completed"), Failed: num("failed"), Cancelled: num("cancelled")},
 		Expanded: num("expanded"), Round: num("round"), NoCache: h["no_cache"] == "1",
 		CreatedAt: msTime(h["created_at"]), InProgressAt: at("in_progress_at"), CancellingAt: at("cancelling_at"),
 		CompletedAt: at("completed_at"), FailedAt: at("failed_at"), CancelledAt: at("cancelled_at"),
@@ -277,19 +290,19 @@ func decodeBatch(h map[string]string) *Batch {
 
 // List returns up to limit of owner's batches, newest first, created before
 // the batch named by after ("" = from the newest), and whether more follow.
-func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*Batch, bool, error) {
+func (b *Store) List(ctx context.Context, owner, after string, limit int) ([]*jobs.Batch, bool, error) {
 	max := "+inf"
 	if after != "" {
-		score, err := b.rdb.ZScore(ctx, OwnerBatchesKey(owner), after).Result()
+		score, err := b.rdb.ZScore(ctx, jobs.OwnerBatchesKey(owner), after).Result()
 		if errors.Is(err, redis.Nil) {
-			return nil, false, ErrBatchNotFound
+			return nil, false, ErrNotFound
 		}
 		if err != nil {
 			return nil, false, fmt.Errorf("list batches: %w", err)
 		}
 		max = "(" + strconv.FormatFloat(score, 'f', 0, 64)
 	}
-	ids, err := b.rdb.ZRevRangeByScore(ctx, OwnerBatchesKey(owner), &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(limit + 1)}).Result()
+	ids, err := b.rdb.ZRevRangeByScore(ctx, jobs.OwnerBatchesKey(owner), &redis.ZRangeBy{Max: max, Min: "-inf", Count: int64(limit + 1)}).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("list batches: %w", err)
 	}
@@ -297,12 +310,12 @@ func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*
 	if more {
 		ids = ids[:limit]
 	}
-	out := make([]*Batch, 0, len(ids))
+	out := make([]*jobs.Batch, 0, len(ids))
 	for _, id := range ids {
 		bt, err := b.Get(ctx, id)
-		if errors.Is(err, ErrBatchNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			// Expired: drop it from the index.
-			b.rdb.ZRem(ctx, OwnerBatchesKey(owner), id)
+			b.rdb.ZRem(ctx, jobs.OwnerBatchesKey(owner), id)
 			continue
 		}
 		if err != nil {
@@ -319,7 +332,7 @@ func (b *Batches) List(ctx context.Context, owner, after string, limit int) ([]*
 // cancel left it. Freeing the inputs of the items that will not run is
 // FreeInputs, the caller's next step: a failure there does not undo the
 // cancel.
-func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
+func (b *Store) Cancel(ctx context.Context, id string) (*jobs.Batch, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -336,14 +349,14 @@ func (b *Batches) Cancel(ctx context.Context, id string) (*Batch, error) {
 // item's input by its task's start as the queued tasks drain, and those of
 // the items without a task by the expansion as it stops; the batch's TTL
 // bounds the rest.
-func (b *Batches) FreeInputs(ctx context.Context, bt *Batch) error {
+func (b *Store) FreeInputs(ctx context.Context, bt *jobs.Batch) error {
 	return b.freeInputs(ctx, bt, 0, bt.Expanded)
 }
 
 // freeInputs deletes the stored inputs of a cancelled batch's items in
 // [from, to) that will not run, a chunk per script run (see free_inputs in
 // batch.lua for which). Results stay.
-func (b *Batches) freeInputs(ctx context.Context, bt *Batch, from, to int) error {
+func (b *Store) freeInputs(ctx context.Context, bt *jobs.Batch, from, to int) error {
 	for ; from < to; from += b.cfg.StoreChunk {
 		end := min(from+b.cfg.StoreChunk, to)
 		if _, err := b.run(ctx, "free_inputs", bt.ID, bt.Owner, "", from, end); err != nil {
@@ -354,16 +367,16 @@ func (b *Batches) freeInputs(ctx context.Context, bt *Batch, from, to int) error
 }
 
 // Expire ends the batch expired if its window has passed (false: not yet).
-func (b *Batches) Expire(ctx context.Context, id string) (bool, error) {
+func (b *Store) Expire(ctx context.Context, id string) (bool, error) {
 	reply, err := b.run(ctx, "expire", id, "", "")
 	if err != nil {
 		return false, err
 	}
-	return reply[0] == string(BatchExpired), nil
+	return reply[0] == string(jobs.BatchExpired), nil
 }
 
 // Delete removes an ended batch, its items, results and events.
-func (b *Batches) Delete(ctx context.Context, id string) error {
+func (b *Store) Delete(ctx context.Context, id string) error {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
 		return err
@@ -372,19 +385,19 @@ func (b *Batches) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	for _, task := range checkTaskIDs(id, strconv.FormatInt(bt.ExpiresAt.UnixMilli(), 10)) {
-		_ = b.insp.DeleteTask(QueueBatchControl, task) // see dropWindowCheck
+		_ = b.insp.DeleteTask(jobs.QueueBatchControl, task) // see dropWindowCheck
 	}
 	return nil
 }
 
 // Events returns the batch's events after the stream id after.
-func (b *Batches) Events(ctx context.Context, id, after string) ([]Event, error) {
-	return readStream(ctx, b.rdb, BatchEventsKey(id), after, 0)
+func (b *Store) Events(ctx context.Context, id, after string) ([]jobs.Event, error) {
+	return store.ReadStream(ctx, b.rdb, jobs.BatchEventsKey(id), after, 0)
 }
 
 // Results returns the result lines of items [from, to) in index order; an
 // item without a result gives "".
-func (b *Batches) Results(ctx context.Context, id string, from, to int) ([]string, error) {
+func (b *Store) Results(ctx context.Context, id string, from, to int) ([]string, error) {
 	if to <= from {
 		return nil, nil
 	}
@@ -392,7 +405,7 @@ func (b *Batches) Results(ctx context.Context, id string, from, to int) ([]strin
 	for i := from; i < to; i++ {
 		fields = append(fields, strconv.Itoa(i))
 	}
-	vals, err := b.rdb.HMGet(ctx, BatchResultsKey(id), fields...).Result()
+	vals, err := b.rdb.HMGet(ctx, jobs.BatchResultsKey(id), fields...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read results of batch %s: %w", id, err)
 	}
@@ -403,36 +416,10 @@ func (b *Batches) Results(ctx context.Context, id string, from, to int) ([]strin
 	return out, nil
 }
 
-// readStream reads a capped event stream after the stream id after ("" or
-// "0" for all), at most count events (0 = all): jobs' and batches' alike.
-func readStream(ctx context.Context, rdb redis.UniversalClient, key, after string, count int64) ([]Event, error) {
-	start := "-"
-	if after != "" && after != "0" {
-		start = "(" + after
-	}
-	var msgs []redis.XMessage
-	var err error
-	if count > 0 {
-		msgs, err = rdb.XRangeN(ctx, key, start, "+", count).Result()
-	} else {
-		msgs, err = rdb.XRange(ctx, key, start, "+").Result()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read events %s: %w", key, err)
-	}
-	out := make([]Event, 0, len(msgs))
-	for _, m := range msgs {
-		t, _ := m.Values["type"].(string)
-		d, _ := m.Values["data"].(string)
-		out = append(out, Event{ID: m.ID, Type: EventType(t), Data: json.RawMessage(d)})
-	}
-	return out, nil
-}
-
 // CheckWindow ends the batch expired if its completion window has passed;
 // if the window was moved on (a retry), it schedules the next check at the
 // new end.
-func (b *Batches) CheckWindow(ctx context.Context, id string) error {
+func (b *Store) CheckWindow(ctx context.Context, id string) error {
 	expired, err := b.Expire(ctx, id)
 	if err != nil || expired {
 		return ignoreEnded(err)
@@ -444,25 +431,9 @@ func (b *Batches) CheckWindow(ctx context.Context, id string) error {
 	return b.scheduleWindowCheck(ctx, bt)
 }
 
-// ActiveOwnersKey holds the owners with running batches (owner → how many).
-// It is outside the owners' namespace (qa:batches:{owner}…), which no owner
-// name reaches: an API key named "active" once shared this count's key,
-// qa:batches:active, as its batch index.
-//
-// On upgrade from that name, the old key is left alone: it may be the index
-// of an owner named "active", whose reads (List) prune the owner names it
-// holds as batches that no longer exist. Batches running across the upgrade
-// are missing from the new count, and their end decrements a count that
-// never held them: below zero, which the script prunes at once (the count
-// never stays negative), or, if their owner has newer batches running, to
-// one less than it should be. Until those batches end, their owner may be
-// counted out, so BATCH_OWNER_SHARE may not hold it back: a fairness rule,
-// relaxed for a while, not a limit.
-const ActiveOwnersKey = "qa:active_batch_owners"
-
 // ActiveOwners counts the owners with running batches.
-func (b *Batches) ActiveOwners(ctx context.Context) (int64, error) {
-	n, err := b.rdb.ZCount(ctx, ActiveOwnersKey, "(0", "+inf").Result()
+func (b *Store) ActiveOwners(ctx context.Context) (int64, error) {
+	n, err := b.rdb.ZCount(ctx, jobs.ActiveOwnersKey, "(0", "+inf").Result()
 	if err != nil {
 		return 0, fmt.Errorf("count batch owners: %w", err)
 	}

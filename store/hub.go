@@ -1,4 +1,4 @@
-package jobs
+package store
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
@@ -58,7 +59,7 @@ type channelSubs struct {
 type Subscription struct {
 	hub     *Hub
 	channel string
-	c       chan Event
+	c       chan jobs.Event
 	resync  chan struct{}
 	ready   <-chan struct{}
 
@@ -100,7 +101,7 @@ func (h *Hub) Run(ctx context.Context) {
 					h.confirm(m.Channel)
 				}
 			case *redis.Message:
-				ev, err := ParseEvent(m.Payload)
+				ev, err := jobs.ParseEvent(m.Payload)
 				if err != nil {
 					h.log.Warn().Err(err).Str("channel", m.Channel).Msg("dropping malformed event")
 					continue
@@ -195,7 +196,7 @@ func (h *Hub) confirm(channel string) {
 	}
 }
 
-func (h *Hub) deliver(channel string, ev Event) {
+func (h *Hub) deliver(channel string, ev jobs.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cs := h.channels[channel]
@@ -211,9 +212,9 @@ func (h *Hub) deliver(channel string, ev Event) {
 	}
 }
 
-// Subscribe starts receiving the events of a channel (see Channel). It returns
-// once Redis has confirmed the subscription, so a caller that then reads the
-// stream's history misses nothing between the two.
+// Subscribe starts receiving the events of a channel (see jobs.Channel). It
+// returns once Redis has confirmed the subscription, so a caller that then
+// reads the stream's history misses nothing between the two.
 func (h *Hub) Subscribe(ctx context.Context, channel string) (*Subscription, error) {
 	h.mu.Lock()
 	if h.closed {
@@ -226,7 +227,7 @@ func (h *Hub) Subscribe(ctx context.Context, channel string) (*Subscription, err
 		cs = &channelSubs{subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}
 		h.channels[channel] = cs
 	}
-	s := &Subscription{hub: h, channel: channel, c: make(chan Event, h.buffer), resync: make(chan struct{}, 1), ready: cs.ready}
+	s := &Subscription{hub: h, channel: channel, c: make(chan jobs.Event, h.buffer), resync: make(chan struct{}, 1), ready: cs.ready}
 	cs.subs[s] = struct{}{}
 	if fresh {
 		h.queueLocked(channel, true)
@@ -304,7 +305,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 
 // C delivers the channel's events in order. It is closed when the subscription
 // ends; Err then says why (nil after Close).
-func (s *Subscription) C() <-chan Event { return s.c }
+func (s *Subscription) C() <-chan jobs.Event { return s.c }
 
 // Resync receives a value when events may have been lost (the pub/sub
 // connection was re-established): re-read the stream after the last id seen.

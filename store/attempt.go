@@ -1,8 +1,9 @@
-package jobs
+package store
 
 import (
 	"context"
 	"errors"
+	"github.com/qaqueue/qaqueue/jobs"
 	"strconv"
 	"sync"
 	"time"
@@ -28,7 +29,7 @@ const (
 // Attempt is one run of a job by a worker: the handle through which the worker
 // reports progress. Its methods refuse to act for a stale attempt.
 type Attempt struct {
-	store *Store
+	store *Jobs
 	JobID string
 	// Number counts the starts of the job, from 1.
 	Number int
@@ -51,19 +52,19 @@ type Attempt struct {
 // Start begins the next attempt of job id on worker workerID. maxWait > 0
 // expires a job that waited longer than that for its first start; a job whose
 // owner has spent Config.TokenBudgetPerDay today ends failed (OverBudget).
-func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
+func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
 	now := s.now()
-	expired := mustJSON(FailedData{Error: &Error{Code: "expired", Message: "not started within " + maxWait.String()}})
-	gaveUp := mustJSON(FailedData{
-		Error:    &Error{Code: "attempts_exhausted", Message: "gave up after " + strconv.Itoa(s.cfg.MaxAttempts) + " attempts: the last one was lost (worker stopped or timed out)"},
+	expired := mustJSON(jobs.FailedData{Error: &jobs.Error{Code: "expired", Message: "not started within " + maxWait.String()}})
+	gaveUp := mustJSON(jobs.FailedData{
+		Error:    &jobs.Error{Code: "attempts_exhausted", Message: "gave up after " + strconv.Itoa(s.cfg.MaxAttempts) + " attempts: the last one was lost (worker stopped or timed out)"},
 		Attempts: s.cfg.MaxAttempts,
 	})
 	var overBudget string
 	if s.cfg.TokenBudgetPerDay > 0 {
-		overBudget = mustJSON(FailedData{Error: budgetSpent(s.cfg.TokenBudgetPerDay, now)})
+		overBudget = mustJSON(jobs.FailedData{Error: jobs.BudgetSpent(s.cfg.TokenBudgetPerDay, now)})
 	}
 	reply, err := s.runAt(ctx, now, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp,
-		s.cfg.TokenBudgetPerDay, UsageDay(now), overBudget)
+		s.cfg.TokenBudgetPerDay, jobs.UsageDay(now), overBudget)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, Gone, nil
@@ -92,7 +93,7 @@ func (s *Store) Start(ctx context.Context, id, workerID string, maxWait time.Dur
 // ran before the connection dropped is not published twice. The next write
 // must then be that repeat, with the same field and content.
 func (a *Attempt) Token(ctx context.Context, field, content string) error {
-	return a.streamWrite(ctx, "token", mustJSON(TokenData{Attempt: a.Number, Field: field, Content: content}))
+	return a.streamWrite(ctx, "token", mustJSON(jobs.TokenData{Attempt: a.Number, Field: field, Content: content}))
 }
 
 // Reset tells clients to drop what this attempt has streamed so far (the
@@ -100,7 +101,7 @@ func (a *Attempt) Token(ctx context.Context, field, content string) error {
 // without changing the job's status. It is numbered with the tokens: a
 // repeat after an error is published once, as with Token.
 func (a *Attempt) Reset(ctx context.Context, reason string) error {
-	return a.streamWrite(ctx, "reset", mustJSON(RetryingData{Attempt: a.Number, Reason: reason}))
+	return a.streamWrite(ctx, "reset", mustJSON(jobs.RetryingData{Attempt: a.Number, Reason: reason}))
 }
 
 func (a *Attempt) streamWrite(ctx context.Context, op, data string) error {
@@ -115,41 +116,41 @@ func (a *Attempt) streamWrite(ctx context.Context, op, data string) error {
 
 // Retry records that this attempt failed and the job will run again after
 // delay.
-func (a *Attempt) Retry(ctx context.Context, reason *Error, delay time.Duration) error {
+func (a *Attempt) Retry(ctx context.Context, reason *jobs.Error, delay time.Duration) error {
 	return a.putBack(ctx, "retry", reason, delay)
 }
 
 // Defer puts the job back to run after delay without counting this attempt
 // (the LM rate limit asked us to wait longer than is worth holding a slot).
-func (a *Attempt) Defer(ctx context.Context, reason *Error, delay time.Duration) error {
+func (a *Attempt) Defer(ctx context.Context, reason *jobs.Error, delay time.Duration) error {
 	return a.putBack(ctx, "defer", reason, delay)
 }
 
-func (a *Attempt) putBack(ctx context.Context, op string, reason *Error, delay time.Duration) error {
-	data := mustJSON(RetryingData{Attempt: a.Number, Reason: reason.Message, RetryInMS: delay.Milliseconds()})
+func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, delay time.Duration) error {
+	data := mustJSON(jobs.RetryingData{Attempt: a.Number, Reason: reason.Message, RetryInMS: delay.Milliseconds()})
 	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data, a.LMCalls)
 	return err
 }
 
 // Complete records the result and ends the job, adding its tokens to the
-// owner's usage of the day (see [UsageKey]). r's provenance comes with this
+// owner's usage of the day (see [jobs.UsageKey]). r's provenance comes with this
 // attempt's LM calls; the record gets [Attempt.Recorded] of it. r is not
 // changed, so a repeat after an error (Redis unreachable) records the same.
 // ErrTerminal means it had already ended (a cancel won the race, or another
 // run finished first).
-func (a *Attempt) Complete(ctx context.Context, r *Result) error {
+func (a *Attempt) Complete(ctx context.Context, r *jobs.Result) error {
 	rec := a.Recorded(r)
 	res := mustJSON(rec)
 	data := `{"result":` + res + `}`
 	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
-		rec.TotalTokens(), UsageDay(a.store.now()), ms(UsageTTL), r.Provenance.LMCalls, "result", res, "error", "")
+		rec.TotalTokens(), jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), r.Provenance.LMCalls, "result", res, "error", "")
 	return err
 }
 
 // Recorded returns a copy of r, whose provenance carries this attempt's LM
 // calls, as Complete records it: counting the job's attempts and the LM
 // calls of all of them.
-func (a *Attempt) Recorded(r *Result) *Result {
+func (a *Attempt) Recorded(r *jobs.Result) *jobs.Result {
 	rec := *r
 	rec.Provenance.Attempts = a.Number
 	rec.Provenance.LMCalls = a.earlierLMCalls + r.Provenance.LMCalls
@@ -157,8 +158,8 @@ func (a *Attempt) Recorded(r *Result) *Result {
 }
 
 // Fail ends the job as failed with reason.
-func (a *Attempt) Fail(ctx context.Context, reason *Error) error {
-	data := mustJSON(FailedData{Error: reason, Attempts: a.Number})
+func (a *Attempt) Fail(ctx context.Context, reason *jobs.Error) error {
+	data := mustJSON(jobs.FailedData{Error: reason, Attempts: a.Number})
 	_, err := a.store.run(ctx, "fail", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data, a.LMCalls, "error", mustJSON(reason))
 	return err
 }

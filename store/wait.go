@@ -1,8 +1,9 @@
-package jobs
+package store
 
 import (
 	"context"
 	"fmt"
+	"github.com/qaqueue/qaqueue/jobs"
 	"time"
 )
 
@@ -16,11 +17,11 @@ const recheckEvery = 5 * time.Second
 // again only on a terminal event, a resync, or the periodic recheck. Callers
 // have just submitted or read the job, so it subscribes before the first read
 // (one round trip less per wait than checking first).
-func (s *Store) Wait(ctx context.Context, hub *Hub, id string, timeout time.Duration) (*Job, error) {
+func (s *Jobs) Wait(ctx context.Context, hub *Hub, id string, timeout time.Duration) (*jobs.Job, error) {
 	if timeout <= 0 {
 		return s.Get(ctx, id)
 	}
-	sub, err := hub.Subscribe(ctx, Channel(id))
+	sub, err := hub.Subscribe(ctx, jobs.Channel(id))
 	if err != nil {
 		return nil, fmt.Errorf("wait for job %s: %w", id, err)
 	}

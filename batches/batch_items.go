@@ -1,4 +1,4 @@
-package jobs
+package batches
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // ItemOutcome is what StartItem decided.
@@ -30,19 +32,19 @@ const (
 // ItemAttempt is one run of a batch item: the handle through which the
 // worker records its end.
 type ItemAttempt struct {
-	b     *Batches
-	Batch BatchRef
+	b     *Store
+	Batch jobs.BatchRef
 	owner string
 	// Item is the stored question.
-	Item BatchItem
+	Item jobs.BatchItem
 	// Number counts the item's starts, from 1.
 	Number int
 	// Last is true when a retryable failure of this attempt fails the item.
 	Last bool
 }
 
-func itemLine(customID string, st Status, e *Error, attempts int) string {
-	return mustJSON(ItemResult{CustomID: customID, Status: st, Error: e, Attempts: attempts})
+func itemLine(customID string, st jobs.Status, e *jobs.Error, attempts int) string {
+	return mustJSON(jobs.ItemResult{CustomID: customID, Status: st, Error: e, Attempts: attempts})
 }
 
 // StartItem begins the next attempt of a batch item. It checks, in the same
@@ -52,19 +54,19 @@ func itemLine(customID string, st Status, e *Error, attempts int) string {
 // budget is not spent (else it is counted failed, saying so), and that the
 // item has attempts left (else it is counted failed: the handler records the
 // last attempt, so a batch cannot hang on an item asynq archives).
-func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
-	max, budget, now := b.store.cfg.MaxAttempts, b.store.cfg.TokenBudgetPerDay, b.now()
-	cancelled := itemLine(p.Batch.CustomID, StatusCancelled, nil, 0)
-	gaveUp := itemLine(p.Batch.CustomID, StatusFailed, &Error{Code: "attempts_exhausted",
+func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
+	max, budget, now := b.jobStore.Config().MaxAttempts, b.jobStore.Config().TokenBudgetPerDay, b.now()
+	cancelled := itemLine(p.Batch.CustomID, jobs.StatusCancelled, nil, 0)
+	gaveUp := itemLine(p.Batch.CustomID, jobs.StatusFailed, &jobs.Error{Code: "attempts_exhausted",
 		Message: "gave up after " + strconv.Itoa(max) + " attempts: the last one was lost (worker stopped or timed out)"}, max)
 	var overBudget string
 	if budget > 0 {
-		overBudget = itemLine(p.Batch.CustomID, StatusFailed, budgetSpent(budget, now), 0)
+		overBudget = itemLine(p.Batch.CustomID, jobs.StatusFailed, jobs.BudgetSpent(budget, now), 0)
 	}
 	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
-		UsageDay(now), budget, overBudget)
+		jobs.UsageDay(now), budget, overBudget)
 	switch {
-	case errors.Is(err, ErrBatchNotFound), errors.Is(err, ErrBatchEnded):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrEnded):
 		return nil, ItemSkipped, nil
 	case err != nil:
 		return nil, ItemSkipped, err
@@ -76,22 +78,22 @@ func (b *Batches) StartItem(ctx context.Context, p BatchItemPayload) (*ItemAttem
 		return nil, ItemSkipped, nil
 	}
 	n, _ := strconv.Atoi(reply[1])
-	var item BatchItem
+	var item jobs.BatchItem
 	if err := json.Unmarshal([]byte(reply[2]), &item); err != nil {
 		return nil, ItemSkipped, fmt.Errorf("start item %d of batch %s: decode item: %w", p.Batch.Index, p.Batch.ID, err)
 	}
 	return &ItemAttempt{b: b, Batch: p.Batch, owner: p.Owner, Item: item, Number: n, Last: n >= max}, ItemStarted, nil
 }
 
-func (a *ItemAttempt) finish(ctx context.Context, r ItemResult) error {
+func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult) error {
 	r.CustomID, r.Attempts = a.Item.CustomID, a.Number
 	var tokens int64
-	if r.Status == StatusCompleted {
-		tokens = (&Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (budget.go)
+	if r.Status == jobs.StatusCompleted {
+		tokens = (&jobs.Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (jobs.UsageKey)
 	}
 	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
-		UsageDay(a.b.now()), tokens, ms(UsageTTL))
-	if errors.Is(err, ErrBatchNotFound) {
+		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL))
+	if errors.Is(err, ErrNotFound) {
 		return nil // deleted meanwhile: nothing to record
 	}
 	return err
@@ -99,19 +101,19 @@ func (a *ItemAttempt) finish(ctx context.Context, r ItemResult) error {
 
 // Complete fills the item's result slot (if empty) and counts it.
 // ErrBatchEnded means the batch ended first (expired).
-func (a *ItemAttempt) Complete(ctx context.Context, r *Result) error {
-	return a.finish(ctx, ItemResult{Status: StatusCompleted, Outputs: r.Outputs, Usage: r.Usage,
+func (a *ItemAttempt) Complete(ctx context.Context, r *jobs.Result) error {
+	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCompleted, Outputs: r.Outputs, Usage: r.Usage,
 		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit})
 }
 
 // Fail records the item failed for reason.
-func (a *ItemAttempt) Fail(ctx context.Context, reason *Error) error {
-	return a.finish(ctx, ItemResult{Status: StatusFailed, Error: reason})
+func (a *ItemAttempt) Fail(ctx context.Context, reason *jobs.Error) error {
+	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason})
 }
 
 // Cancelled records the item cancelled (its batch was cancelled mid-run).
 func (a *ItemAttempt) Cancelled(ctx context.Context) error {
-	return a.finish(ctx, ItemResult{Status: StatusCancelled})
+	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled})
 }
 
 // Defer gives the attempt back: the item runs again later and this start
@@ -121,17 +123,17 @@ func (a *ItemAttempt) Defer(ctx context.Context) error {
 	return err
 }
 
-// Expand turns the batch's items into tasks on QueueBatch, from its cursor
-// on, recording the cursor after each chunk, so a crash resumes where it
+// Expand turns the batch's items into tasks on jobs.QueueBatch, from its
+// cursor on, recording the cursor after each chunk, so a crash resumes where it
 // stopped; deterministic task ids make the overlap harmless (asynq answers
 // ErrTaskIDConflict for a task already there). limit > 0 stops after that
 // many items (tests use it to simulate a crash). It returns true when every
 // item has a task (or the batch no longer needs any: ended, or gone, as an
 // upload that never went live is once its keys expire), and
 // ErrBatchUploading while the upload is not committed: run it again later.
-func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error) {
+func (b *Store) Expand(ctx context.Context, id string, limit int) (bool, error) {
 	bt, err := b.get(ctx, id)
-	if errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return true, nil
 	}
 	if err != nil {
@@ -142,9 +144,9 @@ func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error
 		if bt.Status.Terminal() {
 			return true, nil
 		}
-		if bt.Status == BatchCancelling {
+		if bt.Status == jobs.BatchCancelling {
 			if _, err := b.run(ctx, "stop_expand", id, bt.Owner, "", cur); err != nil {
-				return errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+				return errors.Is(err, ErrEnded), ignoreEnded(err)
 			}
 			// The rest never get a task: their inputs go now, with those of
 			// any chunk enqueued while Cancel freed the items below the
@@ -159,24 +161,24 @@ func (b *Batches) Expand(ctx context.Context, id string, limit int) (bool, error
 			return false, err
 		}
 		if _, err := b.run(ctx, "expanded", id, bt.Owner, "", end); err != nil {
-			return errors.Is(err, ErrBatchEnded), ignoreEnded(err)
+			return errors.Is(err, ErrEnded), ignoreEnded(err)
 		}
 		done += end - cur
 		cur = end
 		if limit > 0 && done >= limit {
 			return cur >= bt.Counts.Total, nil
 		}
-		st, err := b.rdb.HGet(ctx, BatchKey(id), "status").Result()
+		st, err := b.rdb.HGet(ctx, jobs.BatchKey(id), "status").Result()
 		if err != nil {
 			return false, fmt.Errorf("expand batch %s: %w", id, err)
 		}
-		bt.Status = BatchStatus(st)
+		bt.Status = jobs.BatchStatus(st)
 	}
 	return true, nil
 }
 
 func ignoreEnded(err error) error {
-	if errors.Is(err, ErrBatchEnded) || errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrEnded) || errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	return err
@@ -184,7 +186,7 @@ func ignoreEnded(err error) error {
 
 // enqueueItems enqueues items [from, to) of bt's current round, ExpandParallel
 // at a time.
-func (b *Batches) enqueueItems(ctx context.Context, bt *Batch, from, to int) error {
+func (b *Store) enqueueItems(ctx context.Context, bt *jobs.Batch, from, to int) error {
 	indexes := make([]int, 0, to-from)
 	for i := from; i < to; i++ {
 		indexes = append(indexes, i)
@@ -192,7 +194,7 @@ func (b *Batches) enqueueItems(ctx context.Context, bt *Batch, from, to int) err
 	return b.enqueueSome(ctx, bt, indexes)
 }
 
-func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, customIDs []string) error {
+func (b *Store) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []int, customIDs []string) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -204,10 +206,10 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, 
 		go func() {
 			defer wg.Done()
 			for k := range next {
-				p := BatchItemPayload{Batch: BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
-				err := enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchItem, []byte(mustJSON(p))),
-					asynq.TaskID(BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(QueueBatch),
-					asynq.MaxRetry(b.store.cfg.MaxAttempts-1+crashSlack), asynq.Timeout(b.store.cfg.JobTimeout))
+				p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
+				err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchItem, []byte(mustJSON(p))),
+					asynq.TaskID(jobs.BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(jobs.QueueBatch),
+					asynq.MaxRetry(b.jobStore.Config().TaskMaxRetry()), asynq.Timeout(b.jobStore.Config().JobTimeout))
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -231,23 +233,23 @@ func (b *Batches) enqueueIndexes(ctx context.Context, bt *Batch, indexes []int, 
 // completion window) and the items are enqueued with the round in their task
 // ids. It returns how many items run again. A failed item whose stored input
 // is gone stays failed, its line saying so (input_missing).
-func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
+func (b *Store) Retry(ctx context.Context, id string) (int, error) {
 	bt, err := b.Get(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	if !bt.Status.Terminal() {
-		return 0, ErrBatchActive
+		return 0, ErrActive
 	}
 	var failed []int
-	iter := b.rdb.HScan(ctx, BatchResultsKey(id), 0, "", 1000).Iterator()
+	iter := b.rdb.HScan(ctx, jobs.BatchResultsKey(id), 0, "", 1000).Iterator()
 	for iter.Next(ctx) {
 		field := iter.Val()
 		if !iter.Next(ctx) {
 			break
 		}
-		var r ItemResult
-		if json.Unmarshal([]byte(iter.Val()), &r) == nil && r.Status == StatusFailed &&
+		var r jobs.ItemResult
+		if json.Unmarshal([]byte(iter.Val()), &r) == nil && r.Status == jobs.StatusFailed &&
 			(r.Error == nil || r.Error.Code != inputMissing.Code) {
 			n, _ := strconv.Atoi(field)
 			failed = append(failed, n)
@@ -262,9 +264,9 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 	round := bt.Round + 1
 	// The task that enqueues the round's items goes in first: whatever
 	// happens after, the reopened batch gets its items (see Requeue).
-	payload := []byte(mustJSON(BatchTaskPayload{BatchID: id, Round: round}))
+	payload := []byte(mustJSON(jobs.BatchTaskPayload{BatchID: id, Round: round}))
 	taskID := fmt.Sprintf("requeue-%s-%d", id, round)
-	err = enqueue(ctx, b.aq, asynq.NewTask(TaskTypeBatchRequeue, payload), asynq.Queue(QueueBatchControl),
+	err = store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchRequeue, payload), asynq.Queue(jobs.QueueBatchControl),
 		asynq.TaskID(taskID), asynq.MaxRetry(10), asynq.Timeout(time.Hour))
 	if err != nil {
 		return 0, fmt.Errorf("retry batch %s: enqueue requeue: %w", id, err)
@@ -280,7 +282,7 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 	if reply[0] == "none" {
 		// No round opens: its requeue task goes (best effort: left, it
 		// finds the round never opened until asynq gives up on it).
-		_ = b.insp.DeleteTask(QueueBatchControl, taskID)
+		_ = b.insp.DeleteTask(jobs.QueueBatchControl, taskID)
 		return 0, ErrNothingToRetry
 	}
 	n, _ := strconv.Atoi(reply[1])
@@ -289,7 +291,7 @@ func (b *Batches) Retry(ctx context.Context, id string) (int, error) {
 
 // inputMissing is why a failed item stays failed when its batch is retried:
 // there is nothing to run (see the retry op in batch.lua).
-var inputMissing = &Error{Code: "input_missing",
+var inputMissing = &jobs.Error{Code: "input_missing",
 	Message: "not run again: its stored input is gone (a cancel of the batch freed it)"}
 
 // errRoundNotOpen: the requeue task ran before POST …/retry reopened the
@@ -299,9 +301,9 @@ var errRoundNotOpen = errors.New("retry round not opened yet")
 // Requeue enqueues the items of retry round `round` — those without a
 // result — with the round in their task ids, so a repeat is harmless. A
 // batch already past that round, or ended again, needs nothing.
-func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
+func (b *Store) Requeue(ctx context.Context, id string, round int) error {
 	bt, err := b.Get(ctx, id)
-	if errors.Is(err, ErrBatchNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -318,7 +320,7 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 	if err := b.scheduleWindowCheck(ctx, bt); err != nil {
 		return err
 	}
-	done, err := b.rdb.HKeys(ctx, BatchResultsKey(id)).Result()
+	done, err := b.rdb.HKeys(ctx, jobs.BatchResultsKey(id)).Result()
 	if err != nil {
 		return fmt.Errorf("requeue batch %s: %w", id, err)
 	}
@@ -346,7 +348,7 @@ func (b *Batches) Requeue(ctx context.Context, id string, round int) error {
 // had one, counted cancelled with an empty slot, which a retry round's
 // requeue meets as items without a result. A reopened item always has its
 // input: a retry reopens only those, and a cancel keeps them.
-func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) error {
+func (b *Store) enqueueSome(ctx context.Context, bt *jobs.Batch, indexes []int) error {
 	if len(indexes) == 0 {
 		return nil
 	}
@@ -354,7 +356,7 @@ func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) err
 	for k, i := range indexes {
 		fields[k] = strconv.Itoa(i)
 	}
-	vals, err := b.rdb.HMGet(ctx, BatchItemsKey(bt.ID), fields...).Result()
+	vals, err := b.rdb.HMGet(ctx, jobs.BatchItemsKey(bt.ID), fields...).Result()
 	if err != nil {
 		return fmt.Errorf("read items of batch %s: %w", bt.ID, err)
 	}
@@ -365,7 +367,7 @@ func (b *Batches) enqueueSome(ctx context.Context, bt *Batch, indexes []int) err
 		if !ok {
 			continue
 		}
-		var it BatchItem
+		var it jobs.BatchItem
 		_ = json.Unmarshal([]byte(s), &it)
 		kept = append(kept, indexes[k])
 		customIDs = append(customIDs, it.CustomID)

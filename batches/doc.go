@@ -1,0 +1,17 @@
+// Package batches runs batches in Redis: an upload stored in chunks as it is
+// read and committed in one step (with its owner's quotas and
+// Idempotency-Key), reads and lists, cancel and the freeing of inputs that
+// will not run, the expansion of items into asynq tasks, an item's start and
+// end, retry rounds, and the completion-window check.
+//
+// Every change to a batch goes through one Lua script (batch.lua) that also
+// appends the matching progress event to the batch's capped stream and
+// publishes it on its channel. Items stay slots of their batch (an input and
+// a result line each), not job records.
+//
+// It does not own the batch contract (statuses, counts, items, result lines,
+// task payloads, key names: package jobs) nor the job records (package
+// store), whose configuration (attempts, job timeout, token budget) items
+// share; the HTTP surface is package api's, and running an item is package
+// worker's.
+package batches

@@ -1,0 +1,34 @@
+package batches_test
+
+import (
+	"testing"
+
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
+)
+
+// bundle is a private Redis database and the job store on it, under the
+// batches of a test.
+type bundle struct {
+	db    *redistest.DB
+	store *store.Jobs
+}
+
+func setup(t *testing.T, cfg store.Config) *bundle {
+	t.Helper()
+	db := redistest.New(t)
+	jobStore, err := store.NewJobs(db.Client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{db: db, store: jobStore}
+}
+
+func eventTypes(evs []jobs.Event) []jobs.EventType {
+	out := make([]jobs.EventType, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
