@@ -444,7 +444,7 @@ func TestCoalescerStopsAtAWriteError(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := sinkLog{fail: func(_ int, call string) error {
 					if call == refused {
-						return fmt.Errorf("write: %w", jobs.ErrTerminal)
+						return fmt.Errorf("write: %w", store.ErrTerminal)
 					}
 					return nil
 				}}
@@ -462,15 +462,15 @@ func TestCoalescerStopsAtAWriteError(t *testing.T) {
 				}
 				s.expect(t, "up to the refused write", want...)
 
-				if err := c.add("answer", "a3"); !errors.Is(err, jobs.ErrTerminal) {
+				if err := c.add("answer", "a3"); !errors.Is(err, store.ErrTerminal) {
 					t.Errorf("add after the refusal = %v, want ErrTerminal", err)
 				}
-				if err := c.addReset("again"); !errors.Is(err, jobs.ErrTerminal) {
+				if err := c.addReset("again"); !errors.Is(err, store.ErrTerminal) {
 					t.Errorf("addReset after the refusal = %v, want ErrTerminal", err)
 				}
 				time.Sleep(time.Hour)
 				synctest.Wait()
-				if err := c.close(); !errors.Is(err, jobs.ErrTerminal) {
+				if err := c.close(); !errors.Is(err, store.ErrTerminal) {
 					t.Errorf("close = %v, want ErrTerminal", err)
 				}
 				s.expect(t, "after the refusal (nothing more)", want...)

@@ -22,12 +22,14 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -99,8 +101,8 @@ type view struct {
 type env struct {
 	man     manifest
 	db      *redistest.DB
-	store   *jobs.Store
-	batches *jobs.Batches
+	store   *store.Jobs
+	batches *batches.Store
 	insp    *asynq.Inspector
 	lm      *lmRecorder
 	lc      *lmclient.Client
@@ -128,15 +130,15 @@ func setup(t *testing.T, dir string) *env {
 
 	rdb := e.db.Client
 	log := zerolog.New(e.logs)
-	if e.store, err = jobs.NewStore(rdb, jobs.Config{}); err != nil {
+	if e.store, err = store.NewJobs(rdb, store.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if e.batches, err = jobs.NewBatches(e.store, jobs.BatchConfig{}); err != nil {
+	if e.batches, err = batches.NewStore(e.store, batches.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	e.insp = asynq.NewInspectorFromRedisClient(rdb)
 	ctx, cancel := context.WithCancel(context.Background())
-	hub := jobs.NewHub(ctx, rdb, log)
+	hub := store.NewHub(ctx, rdb, log)
 	hubDone := make(chan struct{})
 	go func() { hub.Run(ctx); close(hubDone) }()
 	keys, err := config.ParseAPIKeys(e.man.Owner + ":" + e.man.APIKey)
@@ -144,7 +146,7 @@ func setup(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	srv, err := api.New(api.Config{APIKeys: keys}, api.Deps{
-		Redis: rdb, Client: jobs.NewClient(rdb, e.store), Store: e.store, Hub: hub, Log: log, Registry: prometheus.NewRegistry(),
+		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Log: log, Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -445,7 +447,7 @@ func (e *env) checkCancelledBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u != (jobs.Usage{}) {
+	if u != (batches.Usage{}) {
 		t.Errorf("the owner's batch usage is %+v after its only live batches ended, want none", u)
 	}
 }
