@@ -53,9 +53,9 @@ type Config struct {
 	// Redis round trip each), which caps how fast a server can fill
 	// thousands of slots. Default: one per 250 slots.
 	InteractiveServers int
-	// EnableStreaming publishes token events for jobs that ask for them
-	// (ENABLE_STREAMING).
-	EnableStreaming bool
+	// DisableStreaming publishes no token events, even for jobs that ask for
+	// them (ENABLE_STREAMING=false). Default false: streaming is on.
+	DisableStreaming bool
 	// DisableUsage leaves usage out of results (TRACK_USAGE=false): the
 	// seed then answers "usage": null, as DSPy's get_lm_usage() is None.
 	DisableUsage bool

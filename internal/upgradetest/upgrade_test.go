@@ -184,7 +184,7 @@ func setup(t *testing.T, dir string) *env {
 func (e *env) startWorker(t *testing.T) {
 	t.Helper()
 	w, err := worker.New(worker.Config{
-		Concurrency: 4, BatchConcurrency: 2, EnableStreaming: true, InteractiveMaxWait: -1, ShutdownTimeout: 5 * time.Second, ID: "upgrade",
+		Concurrency: 4, BatchConcurrency: 2, InteractiveMaxWait: -1, ShutdownTimeout: 5 * time.Second, ID: "upgrade",
 	}, worker.Deps{
 		Redis: e.db.Client, Store: e.store, Runner: worker.NewProgramRunner(program.NewQA(), e.lc), Batches: e.batches,
 		Log: zerolog.New(e.logs).With().Str("component", "worker").Logger(),
