@@ -96,12 +96,6 @@ type Config struct {
 	// BatchMaxBytes caps one upload (413 beyond; BATCH_MAX_BYTES). Default
 	// 100 MB.
 	BatchMaxBytes int64
-	// BatchResultTTL is how long a batch and its results live after it ends
-	// (BATCH_RESULT_TTL). Default 168h.
-	BatchResultTTL time.Duration
-	// BatchCompletionWindow is how long a batch may run before it ends
-	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
-	BatchCompletionWindow time.Duration
 	// BatchResultsMaxWait bounds one GET /v1/batches/{id}/results?wait=true:
 	// past it the download ends with a line saying where to resume
 	// (BATCH_RESULTS_MAX_WAIT). Default 1h.
@@ -118,11 +112,6 @@ type Config struct {
 	// 30s.
 	BatchUploadMinRate int64
 	BatchUploadGrace   time.Duration
-	// BatchQuotaItemsPerKey and BatchQuotaBytesPerKey cap the items, and the
-	// bytes of stored inputs, that one key's live batches hold; an upload
-	// over either gets 429 (BATCH_QUOTA_ITEMS_PER_KEY,
-	// BATCH_QUOTA_BYTES_PER_KEY). Default 0: no quota.
-	BatchQuotaItemsPerKey, BatchQuotaBytesPerKey int64
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
@@ -220,14 +209,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.BatchUploadMinRate = 100_000
 	}
 	def(&c.BatchUploadGrace, 30*time.Second)
-	def(&c.BatchResultTTL, 168*time.Hour)
-	def(&c.BatchCompletionWindow, 24*time.Hour)
-	if c.BatchQuotaItemsPerKey < 0 || c.BatchQuotaBytesPerKey < 0 {
-		return c, fmt.Errorf("api config: BatchQuotaItemsPerKey and BatchQuotaBytesPerKey must not be negative")
-	}
-	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
-		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
-	}
 	if c.MaxStreamsPerKey == 0 {
 		c.MaxStreamsPerKey = 100
 	}
@@ -267,6 +248,7 @@ func (c Config) withDefaults() (Config, error) {
 		"AuthFailuresPerMinute": int64(c.AuthFailuresPerMinute), "AuthFailureAddresses": int64(c.AuthFailureAddresses),
 		"MaxInputBytes": c.MaxInputBytes, "BatchUploadsPerProcess": int64(c.BatchUploadsPerProcess),
 		"BatchUploadsPerKey": int64(c.BatchUploadsPerKey), "BatchUploadMinRate": c.BatchUploadMinRate,
+		"BatchMaxItems": int64(c.BatchMaxItems), "BatchMaxBytes": c.BatchMaxBytes,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))

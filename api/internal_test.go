@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
@@ -28,8 +29,12 @@ func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	defer cancel()
 	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
 	defer hub.Close()
+	bs, err := batches.NewStore(jobStore, batches.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.New(&logs),
+		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Log: zerolog.New(&logs),
 	})
 	if err != nil {
 		t.Fatal(err)

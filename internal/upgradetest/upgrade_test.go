@@ -146,7 +146,7 @@ func setup(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	srv, err := api.New(api.Config{APIKeys: keys}, api.Deps{
-		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Log: log, Registry: prometheus.NewRegistry(),
+		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Batches: e.batches, Log: log, Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
