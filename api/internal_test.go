@@ -123,12 +123,12 @@ func TestRetryAfter(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	if _, err := (Config{MaxBodyBytes: -1, Heartbeat: -time.Second}).withDefaults(); err == nil ||
+	if err := (Config{MaxBodyBytes: -1, Heartbeat: -time.Second}).WithDefaults().validate(); err == nil ||
 		!strings.Contains(err.Error(), "MaxBodyBytes") || !strings.Contains(err.Error(), "Heartbeat") {
 		t.Errorf("bad config: %v", err)
 	}
-	c, err := Config{}.withDefaults()
-	if err != nil || c.MaxQuestionChars != 10000 || c.Heartbeat != 15*time.Second || c.MaxBatchItems != 100 {
+	c := Config{}.WithDefaults()
+	if err := c.validate(); err != nil || c.MaxQuestionChars != 10000 || c.Heartbeat != 15*time.Second || c.MaxBatchItems != 100 {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
 }

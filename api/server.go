@@ -123,7 +123,8 @@ type Server struct {
 // metrics summary flusher and the stream lease renewer), which Shutdown
 // stops.
 func New(cfg Config, deps Deps) (*Server, error) {
-	cfg, err := cfg.withDefaults()
+	cfg = cfg.WithDefaults()
+	err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
