@@ -38,8 +38,8 @@ type Jobs struct {
 
 // NewJobs returns the job records on rdb.
 func NewJobs(rdb redis.UniversalClient, cfg Config) (*Jobs, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	return &Jobs{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
