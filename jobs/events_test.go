@@ -1,7 +1,12 @@
 package jobs_test
 
 import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
 )
@@ -18,6 +23,63 @@ func TestValidID(t *testing.T) {
 	} {
 		if got := jobs.ValidID(id); got != want {
 			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/events from this run")
+
+// goldenEvents are a sample of every event's data, each rendered from its
+// type: testdata/events holds the bytes clients received for them before
+// the events became Go types (the record and batch scripts built some).
+var goldenEvents = map[string]any{
+	"queued":  jobs.QueuedData{Queue: jobs.QueueInteractive},
+	"started": jobs.StartedData{Attempt: 2},
+	// Characters JSON escapes, and some encoding/json escapes beyond it.
+	"token":    jobs.TokenData{Attempt: 1, Field: "answer", Content: "<b>\"Tom & Jerry\"</b>\n\u2028é\x01"},
+	"reset":    jobs.RetryingData{Attempt: 1, Reason: "the JSON adapter takes over"},
+	"retrying": jobs.RetryingData{Attempt: 3, Reason: "LM returned 503", RetryInMS: 1500},
+	"completed": jobs.CompletedData{Result: &jobs.Result{
+		Outputs:    map[string]any{"reasoning": "Because.", "answer": "<42>", "n": 1.5},
+		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini", StateSHA256: "ab12", CacheHit: true, Attempts: 2, LMCalls: 3},
+		Usage:      json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LatencySeconds: 0.25,
+	}},
+	"completed_cached": jobs.CompletedData{Result: &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}},
+	"failed":           jobs.FailedData{Error: &jobs.Error{Code: "lm_error", Message: "LM returned 400", Status: 400}, Attempts: 1},
+	"failed_budget":    jobs.FailedData{Error: jobs.BudgetSpent(1000, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))},
+	"expired":          jobs.FailedData{Error: &jobs.Error{Code: "expired", Message: "not started within 1m0s"}},
+	"cancelled":        jobs.CancelledData{Previous: jobs.StatusRunning},
+	"batch_progress": jobs.BatchProgress{Status: jobs.BatchInProgress,
+		RequestCounts: jobs.BatchCounts{Total: 50000, Completed: 12, Failed: 3, Cancelled: 0}},
+	"batch_cancelled": jobs.BatchProgress{Status: jobs.BatchCancelled, RequestCounts: jobs.BatchCounts{Total: 3, Completed: 1, Cancelled: 2}},
+	// The message on a job's or a batch's channel.
+	"envelope": jobs.Event{ID: "1700000000000-0", Type: jobs.EventStarted, Data: json.RawMessage(`{"attempt":1}`)},
+}
+
+// TestEventDataGolden pins the bytes of each event's data.
+func TestEventDataGolden(t *testing.T) {
+	t.Parallel()
+	for name, data := range goldenEvents {
+		got, err := json.Marshal(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		path := filepath.Join("testdata", "events", name+".json")
+		if *updateGolden {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got)+"\n" != string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 		}
 	}
 }
