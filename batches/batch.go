@@ -116,7 +116,7 @@ func NewStore(jobStore *store.Jobs, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	rdb := jobStore.Redis()
-	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: store.NewScript(batchLua),
 		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
 }
 

@@ -10,7 +10,11 @@
 // also appends the matching event to the job's capped stream and publishes it
 // on the job's pub/sub channel, in the same round trip and with the same id.
 // The script refuses to leave a terminal state, so a job ends exactly once
-// however often asynq runs its task.
+// however often asynq runs its task. Every event's data is rendered by Go
+// from its type in package jobs: passed to the script whole, or, where only
+// the script knows a value (the attempt it starts), as a jobs.Template that
+// the script fills in (NewScript prepends the templates and events.lua,
+// which batch.lua shares).
 //
 // It does not own the contract (types, key names, queues, events: package
 // jobs), nor batches (package batches, which builds on it).

@@ -42,7 +42,7 @@ func NewJobs(rdb redis.UniversalClient, cfg Config) (*Jobs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Jobs{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
+	return &Jobs{rdb: rdb, cfg: cfg, script: NewScript(recordLua), now: time.Now}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
