@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -312,31 +311,11 @@ func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-c
 	}
 }
 
-// batchSource follows a batch's events.
-type batchSource struct {
-	b  *batches.Store
-	id string
-}
-
-func (b batchSource) channel() string   { return jobs.BatchChannel(b.id) }
-func (b batchSource) eventsKey() string { return jobs.BatchEventsKey(b.id) }
-func (b batchSource) load(ctx context.Context) (*jobs.Batch, error) {
-	bt, err := b.b.Get(ctx, b.id)
-	if errors.Is(err, batches.ErrNotFound) {
-		return nil, store.ErrNotFound
-	}
-	return bt, err
-}
-func (b batchSource) ended(r *jobs.Batch) bool { return r.Status.Terminal() }
-func (b batchSource) events(ctx context.Context, after string) ([]jobs.Event, error) {
-	return b.b.Events(ctx, b.id, after)
-}
-
 // batchSink renders a batch's event stream: the jobs' frames, with the batch
 // as the snapshot.
 type batchSink struct{ *eventSink }
 
-func (o batchSink) snapshot(b *jobs.Batch, id string) error {
+func (o batchSink) Snapshot(b *jobs.Batch, id string) error {
 	data, err := json.Marshal(batchViewOf(b))
 	if err != nil {
 		return err
@@ -375,7 +354,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 		sseHeaders(c)
 		return
 	}
-	f, err := openSource(ctx, s, b.ID, followSource[*jobs.Batch](batchSource{b: h.b, id: b.ID}), after)
+	f, err := store.Follow(ctx, s.followConfig(), h.b.Source(b.ID), after)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -384,11 +363,11 @@ func (h *batchHandlers) events(c *gin.Context) {
 	s.metrics.streams.WithLabelValues("batch_events").Inc()
 	defer s.metrics.streams.WithLabelValues("batch_events").Dec()
 	out := batchSink{&eventSink{w: s.startSSE(c), retry: s.cfg.ReconnectDelay}}
-	end, err := f.run(ctx, out, nil)
+	end, err := f.Run(ctx, out, nil)
 	if err != nil {
 		_ = c.Error(err)
 	}
-	if end == endSlow {
+	if end == store.EndSlow {
 		_ = c.Error(store.ErrSlowSubscriber)
 	}
 }

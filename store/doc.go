@@ -2,9 +2,12 @@
 // cancels and deletes them and reads their events; an Attempt is one run's
 // handle for a worker's writes. Client submits jobs (the record, then the
 // asynq task: Enqueue, ErrUnavailable), cancels and deletes them. Hub fans
-// the events of many jobs out over one shared pub/sub connection, and
-// Jobs.Wait waits on it for a job's end. It also keeps the fleet's global
-// stats counters (AddStats, ReadStats) and reads token usage (TokensUsed).
+// the events of many jobs out over one shared pub/sub connection; Follow
+// follows a job's or a batch's events through it (subscribe, replay from an
+// id, resync after a reconnect, recheck at heartbeats, end at a terminal
+// event) for the event streams, and Jobs.Wait waits on it for a job's end.
+// It also keeps the fleet's global stats counters (AddStats, ReadStats) and
+// reads token usage (TokensUsed).
 //
 // Every change to a job record goes through one Lua script (record.lua) that
 // also appends the matching event to the job's capped stream and publishes it
