@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -80,7 +79,7 @@ func (h *batchHandlers) results(c *gin.Context) {
 		// end of the request, the maximum duration or shutdown. Only a
 		// download that follows gets here (f is set): one that does not
 		// skips unfinished items and has reached the end.
-		switch until, reason := f.wait(ctx, w, s.draining); until {
+		switch until, reason := f.wait(ctx, w); until {
 		case waitGone:
 			return
 		case waitCut:
@@ -223,18 +222,18 @@ func (w *resultsWriter) resume(id string, follow bool, offset int, reason string
 }
 
 // resultsFollow is what a results download that waits holds: its stream
-// lease, its place in the shutdown drain, the batch's subscription, the
-// heartbeat and the maximum duration.
+// lease, its place in the shutdown drain, the batch's follow (from now: the
+// download reads the slots, not the events) and when its maximum duration
+// ends.
 type resultsFollow struct {
 	s        *Server
 	lease    *lease
-	sub      *store.Subscription
-	beat     *time.Ticker
-	deadline *time.Timer
+	f        *store.Follower[*jobs.Batch]
+	deadline time.Time
 }
 
 // followResults opens what a results download that waits holds: a stream
-// lease (429 beyond SSE_MAX_STREAMS_PER_KEY) and the batch's subscription.
+// lease (429 beyond SSE_MAX_STREAMS_PER_KEY) and the batch's follow.
 // Errors come before anything is written. Close it when done.
 func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow, error) {
 	s := h.s
@@ -246,23 +245,18 @@ func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow
 		l.release()
 		return nil, store.ErrHubClosed
 	}
-	sctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
-	sub, err := s.deps.Hub.Subscribe(sctx, jobs.BatchChannel(id))
-	cancel()
+	f, err := store.Follow(c.Request.Context(), s.followConfig(), h.b.Source(id), store.FromNow)
 	if err != nil {
 		s.streams.end()
 		l.release()
-		return nil, fmt.Errorf("subscribe to %s: %w", id, err)
+		return nil, err
 	}
 	s.metrics.streams.WithLabelValues("batch_results").Inc()
-	return &resultsFollow{s: s, lease: l, sub: sub,
-		beat: time.NewTicker(s.cfg.Heartbeat), deadline: time.NewTimer(s.cfg.BatchResultsMaxWait)}, nil
+	return &resultsFollow{s: s, lease: l, f: f, deadline: time.Now().Add(s.cfg.BatchResultsMaxWait)}, nil
 }
 
 func (f *resultsFollow) close() {
-	f.beat.Stop()
-	f.deadline.Stop()
-	f.sub.Close()
+	f.f.Close()
 	f.s.metrics.streams.WithLabelValues("batch_results").Dec()
 	f.s.streams.end()
 	f.lease.release()
@@ -277,39 +271,40 @@ const (
 	waitGone                   // the client went away
 )
 
-// wait waits for the batch to move, sending heartbeats meanwhile. A
-// subscription the hub dropped cuts the download; the next request opens it
-// again.
-func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-chan struct{}) (waitUntil, string) {
-	recheck := time.NewTimer(resultsRecheck)
+// wait waits for the batch to move, sending heartbeats meanwhile, and at
+// most resultsRecheck: items finish between the (throttled) progress
+// events. A follow the hub dropped cuts the download; the next request
+// opens it again.
+func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter) (waitUntil, string) {
+	recheck := time.NewTimer(min(resultsRecheck, time.Until(f.deadline)))
 	defer recheck.Stop()
-	for {
-		select {
-		case _, ok := <-f.sub.C():
-			if !ok {
-				if errors.Is(f.sub.Err(), store.ErrHubClosed) {
-					return waitCut, "shutdown"
-				}
-				return waitCut, "error"
-			}
-			return waitMoved, ""
-		case <-f.sub.Resync():
-			return waitMoved, ""
-		case <-recheck.C:
-			return waitMoved, ""
-		case <-f.beat.C:
-			if err := w.heartbeat(); err != nil {
-				return waitGone, ""
-			}
-		case <-f.deadline.C:
-			return waitCut, "max_wait"
-		case <-draining:
-			return waitCut, "shutdown"
-		case <-ctx.Done():
-			return waitGone, ""
-		}
+	end, err := f.f.Run(ctx, resultsSink{w}, recheck.C)
+	switch {
+	case ctx.Err() != nil:
+		return waitGone, ""
+	case end == store.EndReconnect:
+		return waitCut, "shutdown"
+	case end == store.EndSlow:
+		return waitCut, "error"
+	case err != nil:
+		return waitGone, "" // a heartbeat could not be written
+	case end == store.EndTimeout && !time.Now().Before(f.deadline):
+		return waitCut, "max_wait"
 	}
+	return waitMoved, ""
 }
+
+// resultsSink is a results download's sink: any news of the batch (an
+// event, or its record after a resync or at its end) means the slots may
+// have moved; heartbeats are empty lines.
+type resultsSink struct{ w *resultsWriter }
+
+func (o resultsSink) Event(jobs.Event) error             { return store.ErrStop }
+func (o resultsSink) Snapshot(*jobs.Batch, string) error { return store.ErrStop }
+func (o resultsSink) Heartbeat() error                   { return o.w.heartbeat() }
+func (o resultsSink) Hold()                              {}
+func (o resultsSink) Flush() error                       { return nil }
+func (o resultsSink) Reconnect(string) error             { return nil }
 
 // batchSink renders a batch's event stream: the jobs' frames, with the batch
 // as the snapshot.

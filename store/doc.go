@@ -5,7 +5,8 @@
 // the events of many jobs out over one shared pub/sub connection; Follow
 // follows a job's or a batch's events through it (subscribe, replay from an
 // id, resync after a reconnect, recheck at heartbeats, end at a terminal
-// event) for the event streams, and Jobs.Wait waits on it for a job's end.
+// event): the one loop behind every event stream, long poll and wait
+// (Follower.Wait, Jobs.Wait), the batch's source being package batches'.
 // It also keeps the fleet's global stats counters (AddStats, ReadStats) and
 // reads token usage (TokensUsed).
 //

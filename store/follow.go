@@ -20,6 +20,13 @@ import (
 // without a deliverable event still ends the follow. It ends at a terminal
 // event.
 
+// FromNow, as Follow's resume id, follows the events from the subscription
+// on: nothing is replayed, and events lost to a pub/sub reconnect are not
+// re-read either; the sink gets the record instead (Sink.Snapshot). For a
+// reader that needs the state, not each event: a long poll, a results
+// download.
+const FromNow = "$"
+
 // Source is what a follow follows: a job (Jobs.Source) or a batch (package
 // batches has its own). R is its record.
 type Source[R any] interface {
@@ -38,8 +45,9 @@ type Sink[R any] interface {
 	// Event sends one event; ErrStop ends the follow as finished.
 	Event(ev jobs.Event) error
 	// Snapshot sends the record in place of events the reader cannot get
-	// (a trimmed resume id, or an end without a terminal event); id is the
-	// stream position it stands for. ErrStop ends the follow as finished.
+	// (a trimmed resume id, an end without a terminal event, events lost
+	// by a FromNow follow); id is the stream position it stands for. ErrStop
+	// ends the follow as finished.
 	Snapshot(r R, id string) error
 	Heartbeat() error
 	// Hold keeps what is written next in the buffer until Flush, so that a
@@ -78,14 +86,23 @@ const (
 type FollowConfig struct {
 	// Hub is the process's shared pub/sub connection.
 	Hub *Hub
-	// Timeout bounds the subscription and each Redis read.
+	// Timeout bounds the subscription and each Redis read; 0: only the
+	// caller's context does.
 	Timeout time.Duration
 	// Heartbeat is how often the sink's Heartbeat runs and the record is
-	// re-read.
+	// re-read; 0: never.
 	Heartbeat time.Duration
 	// Stop, closed at shutdown, ends every Run with EndReconnect. Nil:
 	// never.
 	Stop <-chan struct{}
+}
+
+// bound is ctx bounded by Timeout, if set.
+func (c FollowConfig) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.Timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.Timeout)
 }
 
 // Follower is a follow that has subscribed and read what precedes the live
@@ -95,6 +112,8 @@ type Follower[R any] struct {
 	src  Source[R]
 	sub  *Subscription
 	beat *time.Ticker
+	// live: a FromNow follow (no replay; a resync re-reads the record).
+	live bool
 	// record is the record as read after the subscription.
 	record R
 	// replay are the stream's events after the resume id, read after the
@@ -111,22 +130,27 @@ type Follower[R any] struct {
 }
 
 // Follow subscribes to src and reads its record and the events after the
-// resume id after ("" or "0" for all). Errors come before
+// resume id after ("" or "0" for all, FromNow for none). Errors come before
 // anything is written (ErrNotFound: the source is gone), so the caller can
 // still answer with a status. Close the follower when done.
 func Follow[R any](ctx context.Context, cfg FollowConfig, src Source[R], after string) (*Follower[R], error) {
-	sctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	sctx, cancel := cfg.bound(ctx)
 	defer cancel()
 	sub, err := cfg.Hub.Subscribe(sctx, src.Channel())
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", src.Channel(), err)
 	}
-	f := &Follower[R]{cfg: cfg, src: src, sub: sub, last: after}
+	f := &Follower[R]{cfg: cfg, src: src, sub: sub, live: after == FromNow}
+	if !f.live {
+		f.last = after
+	}
 	if err := f.prime(sctx, after); err != nil {
 		sub.Close()
 		return nil, err
 	}
-	f.beat = time.NewTicker(cfg.Heartbeat)
+	if cfg.Heartbeat > 0 {
+		f.beat = time.NewTicker(cfg.Heartbeat)
+	}
 	return f, nil
 }
 
@@ -138,7 +162,11 @@ func (f *Follower[R]) prime(ctx context.Context, after string) error {
 		return err
 	}
 	f.record = r
-	if after != "" && after != "0" {
+	switch after {
+	case FromNow:
+		return nil
+	case "", "0":
+	default:
 		first, last, err := f.src.Stream().bounds(ctx)
 		if err != nil {
 			return err
@@ -210,7 +238,7 @@ func (f *Follower[R]) sendQueued(out Sink[R], ev jobs.Event) (done bool, err err
 
 // catchUp sends the stream's events after the last one sent.
 func (f *Follower[R]) catchUp(ctx context.Context, out Sink[R]) (done bool, err error) {
-	rctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	rctx, cancel := f.cfg.bound(ctx)
 	defer cancel()
 	evs, err := f.src.Stream().Read(rctx, f.last, 0)
 	if err != nil {
@@ -264,9 +292,14 @@ func (f *Follower[R]) Run(ctx context.Context, out Sink[R], timeout <-chan time.
 		}
 		if f.src.Ended(f.record) {
 			// The record had ended before the replay was read, so the replay
-			// held the end: this reader was already past it.
+			// held the end: this reader was already past it (or, following
+			// from now, has the record).
 			return EndFinished, nil
 		}
+	}
+	var beat <-chan time.Time
+	if f.beat != nil {
+		beat = f.beat.C
 	}
 	resyncDue := false
 	for {
@@ -316,7 +349,7 @@ func (f *Follower[R]) Run(ctx context.Context, out Sink[R], timeout <-chan time.
 			if resyncDue = err != nil; resyncDue {
 				log.Warn().Err(err).Str("channel", f.src.Channel()).Msg("follow: re-read after a pub/sub reconnect failed; retrying at the next heartbeat")
 			}
-		case <-f.beat.C:
+		case <-beat:
 			if err := out.Heartbeat(); err != nil {
 				return EndFinished, err
 			}
@@ -340,9 +373,12 @@ func (f *Follower[R]) Run(ctx context.Context, out Sink[R], timeout <-chan time.
 }
 
 // resync makes up for the events a pub/sub reconnect lost: the stream's
-// events after the last one sent.
+// events after the last one sent, or, following from now, the record.
 func (f *Follower[R]) resync(ctx context.Context, out Sink[R]) (FollowEnd, bool, error) {
 	zerolog.Ctx(ctx).Debug().Str("channel", f.src.Channel()).Str("after", f.last).Msg("follow: re-reading the stream after a pub/sub reconnect")
+	if f.live {
+		return f.recheck(ctx, out, true)
+	}
 	done, err := f.catchUp(ctx, out)
 	return EndFinished, done, err
 }
@@ -365,10 +401,10 @@ func (f *Follower[R]) drain(out Sink[R]) (FollowEnd, error) {
 	}
 }
 
-// recheck reads the record at a heartbeat: a source that
+// recheck reads the record at a heartbeat (or a resync): a source that
 // ended (or vanished) without its event reaching us ends the follow now.
 func (f *Follower[R]) recheck(ctx context.Context, out Sink[R], resync bool) (FollowEnd, bool, error) {
-	rctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	rctx, cancel := f.cfg.bound(ctx)
 	r, err := f.src.Load(rctx)
 	cancel()
 	switch {
@@ -381,6 +417,12 @@ func (f *Follower[R]) recheck(ctx context.Context, out Sink[R], resync bool) (Fo
 	ended := f.src.Ended(r)
 	if !ended && !resync {
 		return EndFinished, false, nil
+	}
+	if f.live {
+		// The position is unknown: the record stands for whatever was
+		// missed.
+		err := out.Snapshot(r, f.position())
+		return EndFinished, ended || err != nil, ignoreStop(err)
 	}
 	if done, err := f.catchUp(ctx, out); done || err != nil {
 		return EndFinished, done, err
@@ -406,3 +448,62 @@ func ignoreStop(err error) error {
 	}
 	return err
 }
+
+// Wait runs the follow until its source ends or timeout passes, and returns
+// the record as it then is: the record the follow began with if it had
+// ended, the ended record a recheck or resync read, or else a read after the
+// terminal event (the script that appended it wrote the record first) or
+// the timeout. A follow from now (FromNow) so reads the record once or
+// twice. When the hub drops the follow, it returns the newest record it
+// has; ErrNotFound when the source is gone.
+func (f *Follower[R]) Wait(ctx context.Context, timeout time.Duration) (R, error) {
+	if !f.primed && f.src.Ended(f.record) {
+		return f.record, nil
+	}
+	out := &waitSink[R]{src: f.src, latest: f.record}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	end, err := f.Run(ctx, out, t.C)
+	var zero R
+	switch {
+	case out.ended:
+		return out.latest, nil
+	case err != nil:
+		return zero, err
+	case end == EndGone:
+		return zero, ErrNotFound
+	case end == EndSlow, end == EndReconnect:
+		return out.latest, nil
+	}
+	rctx, cancel := f.cfg.bound(ctx)
+	defer cancel()
+	return f.src.Load(rctx)
+}
+
+// waitSink is a wait's sink: it stops at the end, and keeps the newest
+// record it was given.
+type waitSink[R any] struct {
+	src    Source[R]
+	latest R
+	ended  bool
+}
+
+func (w *waitSink[R]) Event(ev jobs.Event) error {
+	if ev.Type.Terminal() {
+		return ErrStop
+	}
+	return nil
+}
+
+func (w *waitSink[R]) Snapshot(r R, _ string) error {
+	w.latest = r
+	if w.ended = w.src.Ended(r); w.ended {
+		return ErrStop
+	}
+	return nil
+}
+
+func (w *waitSink[R]) Heartbeat() error       { return nil }
+func (w *waitSink[R]) Hold()                  {}
+func (w *waitSink[R]) Flush() error           { return nil }
+func (w *waitSink[R]) Reconnect(string) error { return nil }
