@@ -116,7 +116,7 @@ func NewStore(jobStore *store.Jobs, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	rdb := jobStore.Redis()
-	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: store.NewScript(batchLua),
 		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
 }
 
@@ -392,7 +392,32 @@ func (b *Store) Delete(ctx context.Context, id string) error {
 
 // Events returns the batch's events after the stream id after.
 func (b *Store) Events(ctx context.Context, id, after string) ([]jobs.Event, error) {
-	return store.ReadStream(ctx, b.rdb, jobs.BatchEventsKey(id), after, 0)
+	return b.stream(id).Read(ctx, after, 0)
+}
+
+func (b *Store) stream(id string) store.Stream {
+	return store.Stream{Redis: b.rdb, Key: jobs.BatchEventsKey(id)}
+}
+
+// Source is batch id as a follow's source (store.Follow). A batch that is
+// gone is store.ErrNotFound there, as a job is.
+func (b *Store) Source(id string) store.Source[*jobs.Batch] { return batchSource{b: b, id: id} }
+
+// batchSource follows a batch.
+type batchSource struct {
+	b  *Store
+	id string
+}
+
+func (s batchSource) Channel() string          { return jobs.BatchChannel(s.id) }
+func (s batchSource) Stream() store.Stream     { return s.b.stream(s.id) }
+func (s batchSource) Ended(r *jobs.Batch) bool { return r.Status.Terminal() }
+func (s batchSource) Load(ctx context.Context) (*jobs.Batch, error) {
+	bt, err := s.b.Get(ctx, s.id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	return bt, err
 }
 
 // Results returns the result lines of items [from, to) in index order; an

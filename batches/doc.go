@@ -6,8 +6,9 @@
 //
 // Every change to a batch goes through one Lua script (batch.lua) that also
 // appends the matching progress event to the batch's capped stream and
-// publishes it on its channel. Items stay slots of their batch (an input and
-// a result line each), not job records.
+// publishes it on its channel: jobs.BatchProgress, a template Go rendered
+// that the script fills with the counts (store.NewScript). Items stay slots
+// of their batch (an input and a result line each), not job records.
 //
 // It does not own the batch contract (statuses, counts, items, result lines,
 // task payloads, key names: package jobs) nor the job records (package

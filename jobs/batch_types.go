@@ -118,6 +118,15 @@ type BatchProgress struct {
 	RequestCounts BatchCounts `json:"request_counts"`
 }
 
+// EventType is the batch's status once it has ended (its terminal event),
+// EventProgress before.
+func (p BatchProgress) EventType() EventType {
+	if p.Status.Terminal() {
+		return EventType(p.Status)
+	}
+	return EventProgress
+}
+
 // BatchItemPayload is an item task's payload: which item, not its question
 // (the worker reads that with the item's start), so 50,000 tasks stay small.
 type BatchItemPayload struct {
