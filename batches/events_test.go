@@ -3,12 +3,14 @@ package batches_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -39,19 +41,22 @@ func listen(t *testing.T, b *bundle) *published {
 	return p
 }
 
-// wait returns the first n messages of channel once they have come.
+// wait returns what channel carried once it is at least n messages.
 func (p *published) wait(t *testing.T, channel string, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second) // a hang guard, not a timing bound
-	for {
-		p.mu.Lock()
-		got := append([]string(nil), p.msgs[channel]...)
-		p.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			return got
+	var got []string
+	defer func() { // on the way out of a failed wait: what did come
+		if len(got) < n {
+			t.Logf("%s carried %q", channel, got)
 		}
-		time.Sleep(time.Millisecond)
-	}
+	}()
+	testwait.Until(t, fmt.Sprintf("%d messages on %s", n, channel), func() bool {
+		p.mu.Lock()
+		got = append([]string(nil), p.msgs[channel]...)
+		p.mu.Unlock()
+		return len(got) >= n
+	})
+	return got
 }
 
 // progress is a batch event as its Go type renders it.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 )
 
@@ -127,7 +128,7 @@ func TestContextCancel(t *testing.T) {
 		_, err := b.c.Complete(ctx, req)
 		done <- err
 	}()
-	waitFor(t, func() bool { return b.srv.RequestsTo("/v1/chat/completions") == 1 })
+	testwait.Until(t, "the request to reach the LM", func() bool { return b.srv.RequestsTo("/v1/chat/completions") == 1 })
 	cancel()
 	err := <-done
 	if !errors.Is(err, context.Canceled) {
@@ -204,17 +205,5 @@ func TestAPIErrorFromBodies(t *testing.T) {
 		if e.Message != tt.msg || e.Code != tt.code || e.Status != 502 {
 			t.Errorf("body %q → %+v", tt.body, e)
 		}
-	}
-}
-
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

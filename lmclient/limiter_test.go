@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -139,7 +140,7 @@ func TestLimiterWaitCancelled(t *testing.T) {
 		done <- err
 	}()
 	// The waiter registers itself as interactive; then we give up.
-	waitFor(t, func() bool { return db.Client.ZCard(context.Background(), b.c.limiter.keys[1]).Val() == 1 })
+	testwait.Until(t, "the waiter to register", func() bool { return db.Client.ZCard(context.Background(), b.c.limiter.keys[1]).Val() == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)

@@ -3,12 +3,14 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -83,19 +85,22 @@ func listen(t *testing.T, b *bundle) *channels {
 	return c
 }
 
-// wait returns the first n messages of channel once they have come.
+// wait returns what channel carried once it is at least n messages.
 func (c *channels) wait(t *testing.T, channel string, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second) // a hang guard, not a timing bound
-	for {
-		c.mu.Lock()
-		got := append([]string(nil), c.msgs[channel]...)
-		c.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			return got
+	var got []string
+	defer func() { // on the way out of a failed wait: what did come
+		if len(got) < n {
+			t.Logf("%s carried %q", channel, got)
 		}
-		time.Sleep(time.Millisecond)
-	}
+	}()
+	testwait.Until(t, fmt.Sprintf("%d messages on %s", n, channel), func() bool {
+		c.mu.Lock()
+		got = append([]string(nil), c.msgs[channel]...)
+		c.mu.Unlock()
+		return len(got) >= n
+	})
+	return got
 }
 
 // TestScriptEventsAreTheirGoTypes drives every op of the record script that

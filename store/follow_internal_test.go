@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/rs/zerolog"
 )
@@ -68,13 +68,7 @@ func TestFollowCoalescesQueuedEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second) // a hang guard, not a timing bound
-	for len(sub.C()) < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of 5 events reached the subscription", len(sub.C()))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, "5 events to reach the subscription", func() bool { return len(sub.C()) >= 5 })
 	f := &Follower[*jobs.Job]{sub: sub}
 	out := &recordingSink{}
 	if done, err := f.sendQueued(out, <-sub.C()); done || err != nil {

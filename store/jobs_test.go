@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
@@ -307,14 +308,14 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 		done <- result{j, err}
 	}()
 	// Wait until the waiter is subscribed, then end the job.
-	for b.hub.Subscribers() == 0 {
+	testwait.Until(t, "the waiter to subscribe", func() bool {
 		select {
 		case r := <-done:
 			t.Fatalf("wait returned early: %+v", r)
 		default:
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return b.hub.Subscribers() > 0
+	})
 	if err := a.Token(ctx, "answer", "x"); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
@@ -130,13 +131,7 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	go func() { done <- downloadResults(ctx, c, created.ID, &out) }()
 	// Two requests past the first: the download has ended early and been
 	// asked again at least twice, waiting at item b.
-	deadline := time.Now().Add(20 * time.Second)
-	for requests.n.Load() < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for the download to be asked again (%d requests)", requests.n.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, "the download to be asked again twice", func() bool { return requests.n.Load() >= 4 })
 	finish(1, "b")
 	select {
 	case err := <-done:

@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 )
 
@@ -59,18 +59,20 @@ func startDev(t *testing.T, vars map[string]string) *devRun {
 		}
 	}
 	t.Cleanup(d.stop)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
+	defer func() { // on the way out of a failed wait: what it said instead
+		if d.base == "" && !stopped {
+			t.Logf("qa dev stderr: %s", stderr.String())
+		}
+	}()
+	testwait.Until(t, "qa dev to print its welcome", func() bool {
 		select {
 		case code := <-done:
 			stopped = true
 			t.Fatalf("qa dev exited %d before serving: %s", code, stderr.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("qa dev did not print its welcome: %s", stderr.String())
-		}
-	}
+		return strings.Contains(stdout.String(), "Press Ctrl-C")
+	})
 	m := welcomeAPI.FindStringSubmatch(stdout.String())
 	if m == nil {
 		t.Fatalf("no API URL in the welcome text:\n%s", stdout.String())

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/qaqueue/qaqueue/internal/testwait"
 )
 
 // lockedBuffer is an io.Writer safe to read while a subcommand writes.
@@ -39,16 +40,17 @@ func TestFakeLMServesUntilCancelled(t *testing.T) {
 	go func() { done <- runFakeLM(ctx, e, []string{"--addr", "127.0.0.1:0", "--tps", "0"}) }()
 
 	var base string
-	deadline := time.Now().Add(20 * time.Second)
-	for base == "" {
+	defer func() { // on the way out of a failed wait: what it said instead
+		if base == "" {
+			t.Logf("stdout %q stderr %q", out.String(), errOut.String())
+		}
+	}()
+	testwait.Until(t, "the listening line", func() bool {
 		if _, after, ok := strings.Cut(out.String(), "LM_API_BASE="); ok {
 			base, _, _ = strings.Cut(after, ")")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no listening line; stdout %q stderr %q", out.String(), errOut.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return base != ""
+	})
 	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"[[ ## question ## ]]\nWhat is Go?\n\nRespond with the corresponding output fields, starting with the field ` + "`[[ ## answer ## ]]`" + `, and then ending with the marker for ` + "`[[ ## completed ## ]]`" + `."}]}`
 	res, err := http.Post(base+"/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/internal/benchkit"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 )
 
@@ -40,7 +41,7 @@ func TestWorkerKilled(t *testing.T) {
 		}
 		ids[i] = id
 	}
-	waitUntil(t, "every job runs on the victim", time.Minute, func() bool { return b.lm.InFlight() == n })
+	testwait.Within(t, time.Minute, "every job to run on the victim", func() bool { return b.lm.InFlight() == n })
 	victim.Kill()
 	killed := time.Now()
 	b.startWorker(t)
@@ -119,7 +120,7 @@ func TestRedisRestart(t *testing.T) {
 		}()
 	}
 	acceptedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(accepted) }
-	waitUntil(t, "jobs accepted before the outage", time.Minute, func() bool { return acceptedCount() >= 50 })
+	testwait.Within(t, time.Minute, "50 jobs accepted before the outage", func() bool { return acceptedCount() >= 50 })
 
 	db.Server.Stop()
 	down := time.Now()
@@ -128,7 +129,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The API notices: 503 with Retry-After.
-	waitUntil(t, "the API answers 503 during the outage", 30*time.Second, func() bool {
+	testwait.Within(t, 30*time.Second, "the API to answer 503 during the outage", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return statuses[503] > 0
@@ -149,7 +150,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 
 	before := acceptedCount()
-	waitUntil(t, "the API accepts jobs again by itself", time.Minute, func() bool { return acceptedCount() > before+20 })
+	testwait.Within(t, time.Minute, "the API to accept jobs again by itself", func() bool { return acceptedCount() > before+20 })
 	stopLoad.Store(true)
 	wg.Wait()
 

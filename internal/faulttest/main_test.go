@@ -125,19 +125,6 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// waitUntil polls cond every 20 ms until it holds; the deadline is a hang
-// guard, not a latency bound.
-func waitUntil(t *testing.T, what string, deadline time.Duration, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %v", what, deadline)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // eventLog is a job's whole event stream, read from the start.
 type eventLog struct {
 	frames []benchkit.Frame

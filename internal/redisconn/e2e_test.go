@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
@@ -75,15 +76,20 @@ func (s *stack) submit(ctx context.Context, question string, deadline time.Time)
 	}
 }
 
-// waitAll polls every job until it ends and returns the ones that did not
-// complete, with their status. Read errors (a failover in progress) are
-// retried until deadline.
-func (s *stack) waitAll(t *testing.T, ids []string, deadline time.Time) []string {
+// waitAll waits, up to within, for every job to end and returns the ones
+// that did not complete, with their status. Read errors (a failover in
+// progress) are retried.
+func (s *stack) waitAll(t *testing.T, ids []string, within time.Duration) []string {
 	t.Helper()
 	pending := append([]string(nil), ids...)
 	var bad []string
 	var lastErr error
-	for len(pending) > 0 {
+	defer func() { // on the way out of a failed wait: which jobs, and why
+		if len(pending) > 0 {
+			t.Logf("jobs not ended: %v (last read error: %v)", pending, lastErr)
+		}
+	}()
+	testwait.Within(t, within, fmt.Sprintf("%d jobs to end", len(ids)), func() bool {
 		next := pending[:0]
 		for _, id := range pending {
 			j, err := s.store.Get(context.Background(), id)
@@ -100,14 +106,8 @@ func (s *stack) waitAll(t *testing.T, ids []string, deadline time.Time) []string
 			}
 		}
 		pending = next
-		if len(pending) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d jobs did not end in time (last read error: %v): %v", len(pending), len(ids), lastErr, pending)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(pending) == 0
+	})
 	return bad
 }
 
@@ -123,7 +123,7 @@ func (s *stack) runJobs(t *testing.T, n int, prefix string) []string {
 		}
 		ids = append(ids, id)
 	}
-	if bad := s.waitAll(t, ids, deadline); len(bad) > 0 {
+	if bad := s.waitAll(t, ids, testwait.Patience); len(bad) > 0 {
 		t.Fatalf("jobs did not complete: %v", bad)
 	}
 	return ids
@@ -172,21 +172,18 @@ func (g *loadGen) count() int {
 	return len(g.ids)
 }
 
-// waitCount waits until at least n jobs were submitted.
+// waitCount waits until at least n jobs were submitted, failing at once if
+// the load generator has stopped.
 func (g *loadGen) waitCount(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for g.count() < n {
+	testwait.Until(t, fmt.Sprintf("%d jobs submitted", n), func() bool {
 		select {
 		case <-g.done:
-			t.Fatalf("load generator stopped: %v", g.err)
+			t.Fatalf("load generator stopped after %d jobs: %v", g.count(), g.err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d jobs submitted in time", g.count(), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return g.count() >= n
+	})
 }
 
 func (g *loadGen) finish(t *testing.T) ([]string, int) {

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,23 +26,11 @@ func startReplica(t *testing.T, master string) *redistest.Server {
 	t.Cleanup(r.Stop)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer c.Close()
-	pollUntil(t, 20*time.Second, "replica link up", func() bool {
+	testwait.Until(t, "the replica link to be up", func() bool {
 		info, err := c.Info(context.Background(), "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	})
 	return r
-}
-
-// pollUntil polls cond until it holds or timeout passes.
-func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func infoField(ctx context.Context, c *redis.Client, field string) string {
@@ -83,7 +72,7 @@ func TestSentinelFailoverRunsJobs(t *testing.T) {
 	defer sc.Close()
 	// Sentinel learns replicas from the master's INFO; SENTINEL FAILOVER
 	// needs one it considers healthy.
-	pollUntil(t, 30*time.Second, "Sentinel to know the replica", func() bool {
+	testwait.Until(t, "Sentinel to know the replica", func() bool {
 		rs, err := sc.Replicas(ctx, "mymaster").Result()
 		if err != nil {
 			return false
@@ -117,7 +106,7 @@ func TestSentinelFailoverRunsJobs(t *testing.T) {
 	if err := mc.Do(ctx, "CLIENT", "PAUSE", "30000", "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, 10*time.Second, "the replica to catch up", func() bool {
+	testwait.Within(t, 10*time.Second, "the replica to catch up", func() bool {
 		off := infoField(ctx, mc, "master_repl_offset")
 		return off != "" && infoField(ctx, rc, "master_repl_offset") == off
 	})
@@ -125,7 +114,7 @@ func TestSentinelFailoverRunsJobs(t *testing.T) {
 	if err := sc.Failover(ctx, "mymaster").Err(); err != nil {
 		t.Fatalf("SENTINEL FAILOVER: %v\n%s", err, sentinel.Log())
 	}
-	pollUntil(t, 30*time.Second, "Sentinel to name the replica master", func() bool {
+	testwait.Within(t, 30*time.Second, "Sentinel to name the replica master", func() bool {
 		addr, err := sentinel.MasterAddr(ctx)
 		return err == nil && addr == replica.Addr
 	})
@@ -143,7 +132,7 @@ func TestSentinelFailoverRunsJobs(t *testing.T) {
 	load.waitCount(t, atSwitch+15)
 	ids, failedSubmits := load.finish(t)
 	waitStart := time.Now()
-	if bad := s.waitAll(t, ids, time.Now().Add(90*time.Second)); len(bad) > 0 {
+	if bad := s.waitAll(t, ids, 90*time.Second); len(bad) > 0 {
 		t.Fatalf("jobs did not complete across the failover: %v", bad)
 	}
 	t.Logf("failover: replica caught up %s after the pause, Sentinel switched at %s, old master demoted and unpaused at %s; "+

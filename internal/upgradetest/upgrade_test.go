@@ -25,6 +25,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
@@ -39,10 +40,6 @@ func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
 	goleak.VerifyTestMain(m)
 }
-
-// patience bounds each wait for the worker or the API, so a bug fails the
-// test instead of hanging it; it is not a timing assertion.
-const patience = 60 * time.Second
 
 // TestUpgradeFrom114e39c restores what release 114e39c left in Redis (see
 // gen114) and runs the current API and worker on it.
@@ -155,7 +152,7 @@ func setup(t *testing.T, dir string) *env {
 	ts.Config = srv.HTTPServer("")
 	ts.Start()
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), patience)
+		sctx, scancel := context.WithTimeout(context.Background(), testwait.Patience)
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -477,7 +474,7 @@ func (e *env) checkEndedBatch(t *testing.T) {
 func (e *env) checkNothingLeft(t *testing.T) {
 	ctx := context.Background()
 	for _, q := range []string{jobs.QueueInteractive, jobs.QueueBatch, jobs.QueueBatchControl} {
-		eventually(t, "queue "+q+" to drain", func() bool {
+		testwait.Until(t, "queue "+q+" to drain", func() bool {
 			info, err := e.insp.GetQueueInfo(q)
 			return err == nil && info.Pending+info.Active+info.Retry == 0
 		})
@@ -527,7 +524,7 @@ type batchView struct {
 func (e *env) waitJob(t *testing.T, id string) jobView {
 	t.Helper()
 	var j jobView
-	eventually(t, "job "+id+" to end", func() bool {
+	testwait.Until(t, "job "+id+" to end", func() bool {
 		resp, body := e.do(t, "GET", "/v1/jobs/"+id+"?wait=5s", nil, nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET job %s: %d %s", id, resp.StatusCode, body)
@@ -542,7 +539,7 @@ func (e *env) waitJob(t *testing.T, id string) jobView {
 func (e *env) waitBatch(t *testing.T, id string) batchView {
 	t.Helper()
 	var b batchView
-	eventually(t, "batch "+id+" to end", func() bool {
+	testwait.Until(t, "batch "+id+" to end", func() bool {
 		resp, body := e.do(t, "GET", "/v1/batches/"+id, nil, nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET batch %s: %d %s", id, resp.StatusCode, body)
@@ -583,7 +580,7 @@ func (e *env) pendingCount(t *testing.T, queue string) int {
 // do sends a request as the fixture's owner and reads the whole answer.
 func (e *env) do(t *testing.T, method, path string, body []byte, hdr http.Header) (*http.Response, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Patience)
 	defer cancel()
 	var r io.Reader
 	if body != nil {
@@ -729,18 +726,6 @@ func uploadQuestions(t *testing.T, upload string) []string {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// eventually polls cond until it holds, within patience.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // syncBuffer is a log sink safe for concurrent writers.
