@@ -14,18 +14,17 @@ import (
 
 // jobView is a job as GET /v1/jobs/{id} shows it.
 type jobView struct {
-	ID         string         `json:"id"`
-	Status     jobs.Status    `json:"status"`
-	Queue      string         `json:"queue"`
-	Question   string         `json:"question"`
-	Attempts   int            `json:"attempts"`
-	Result     *jobs.Result   `json:"result"`
-	Error      *jobs.Error    `json:"error"`
-	CreatedAt  time.Time      `json:"created_at"`
-	StartedAt  *time.Time     `json:"started_at"`
-	FinishedAt *time.Time     `json:"finished_at"`
-	Batch      *jobs.BatchRef `json:"batch,omitempty"`
-	Links      jobLinks       `json:"links"`
+	ID         string       `json:"id"`
+	Status     jobs.Status  `json:"status"`
+	Queue      string       `json:"queue"`
+	Question   string       `json:"question"`
+	Attempts   int          `json:"attempts"`
+	Result     *jobs.Result `json:"result"`
+	Error      *jobs.Error  `json:"error"`
+	CreatedAt  time.Time    `json:"created_at"`
+	StartedAt  *time.Time   `json:"started_at"`
+	FinishedAt *time.Time   `json:"finished_at"`
+	Links      jobLinks     `json:"links"`
 }
 
 type jobLinks struct {
@@ -43,7 +42,7 @@ func viewOf(j *jobs.Job) jobView {
 	return jobView{
 		ID: j.ID, Status: j.Status, Queue: j.Queue, Question: j.Question, Attempts: j.Attempts,
 		Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
-		Batch: j.Batch, Links: linksFor(j.ID),
+		Links: linksFor(j.ID),
 	}
 }
 

@@ -175,9 +175,6 @@ func formatPayload(taskType string, payload []byte, limit int) string {
 	if p.NoCache {
 		view["no_cache"] = true
 	}
-	if p.Batch != nil {
-		view["batch"] = p.Batch
-	}
 	return indent(view)
 }
 

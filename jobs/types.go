@@ -29,7 +29,7 @@ func (s Status) Terminal() bool {
 	return false
 }
 
-// BatchRef ties a job to an item of a batch.
+// BatchRef names an item of a batch.
 type BatchRef struct {
 	ID       string `json:"id"`
 	Index    int    `json:"index"`
@@ -39,12 +39,11 @@ type BatchRef struct {
 // Payload is the asynq task payload. It stays small: asynq rewrites the payload
 // of every active task to Redis on each heartbeat.
 type Payload struct {
-	JobID    string    `json:"job_id"`
-	Question string    `json:"question"`
-	Owner    string    `json:"owner,omitempty"`
-	Stream   bool      `json:"stream,omitempty"`
-	NoCache  bool      `json:"no_cache,omitempty"`
-	Batch    *BatchRef `json:"batch,omitempty"`
+	JobID    string `json:"job_id"`
+	Question string `json:"question"`
+	Owner    string `json:"owner,omitempty"`
+	Stream   bool   `json:"stream,omitempty"`
+	NoCache  bool   `json:"no_cache,omitempty"`
 }
 
 // Marshal encodes the payload for asynq.
@@ -111,7 +110,6 @@ type Job struct {
 	Owner      string     `json:"-"`
 	Question   string     `json:"question,omitempty"`
 	Attempts   int        `json:"attempts"`
-	Batch      *BatchRef  `json:"batch,omitempty"`
 	Result     *Result    `json:"result,omitempty"`
 	Error      *Error     `json:"error,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`

@@ -69,7 +69,6 @@ type SubmitRequest struct {
 	// IdempotencyKey, when set, makes a replay of the same request return the
 	// same job.
 	IdempotencyKey string
-	Batch          *jobs.BatchRef
 }
 
 // Submitted is what Submit did.
@@ -87,7 +86,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 		req.Queue = jobs.QueueInteractive
 	}
 	id := jobs.NewJobID()
-	payload := jobs.Payload{JobID: id, Question: req.Question, Owner: req.Owner, Stream: req.Stream, NoCache: req.NoCache, Batch: req.Batch}
+	payload := jobs.Payload{JobID: id, Question: req.Question, Owner: req.Owner, Stream: req.Stream, NoCache: req.NoCache}
 	body, err := payload.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
@@ -115,9 +114,6 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 	if req.NoCache {
 		fields = append(fields, "no_cache", "1")
-	}
-	if req.Batch != nil {
-		fields = append(fields, "batch", mustJSON(req.Batch))
 	}
 	if idemKey != "" {
 		fields = append(fields, "enqueued", "0")
@@ -170,7 +166,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	// it back (one round trip less per submit).
 	return &Submitted{Job: &jobs.Job{
 		ID: id, Status: jobs.StatusQueued, Queue: req.Queue, Owner: req.Owner, Question: req.Question,
-		Batch: req.Batch, CreatedAt: createdAt, Stream: req.Stream, NoCache: req.NoCache,
+		CreatedAt: createdAt, Stream: req.Stream, NoCache: req.NoCache,
 	}}, nil
 }
 

@@ -121,7 +121,7 @@ func decodeJob(h map[string]string) (*jobs.Job, error) {
 	if t := msTime(h["finished_at"]); !t.IsZero() {
 		j.FinishedAt = &t
 	}
-	for field, dst := range map[string]any{"batch": &j.Batch, "result": &j.Result, "error": &j.Error} {
+	for field, dst := range map[string]any{"result": &j.Result, "error": &j.Error} {
 		if v := h[field]; v != "" {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {
 				return nil, fmt.Errorf("decode job %s %s: %w", j.ID, field, err)
