@@ -40,10 +40,22 @@ func linksFor(id string) jobLinks {
 
 func viewOf(j *jobs.Job) jobView {
 	return jobView{
-		ID: j.ID, Status: j.Status, Queue: j.Queue, Question: j.Question, Attempts: j.Attempts,
+		ID: j.ID, Status: j.Status, Queue: j.Spec.Queue, Question: j.Spec.Question(), Attempts: j.Attempts,
 		Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		Links: linksFor(j.ID),
 	}
+}
+
+// jobSpec reads a job's spec for the dashboard (nil when it cannot).
+func (s *Server) jobSpec(id string) *jobs.Spec {
+	// asynqmon's formatters take no context; the read is one HGETALL.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
+	defer cancel()
+	j, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return &j.Spec
 }
 
 // redisCtx bounds the Redis work of a request that does not wait.
@@ -51,15 +63,19 @@ func (s *Server) redisCtx(c *gin.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
 }
 
-// submit submits one question for the request's owner and counts it.
-func (s *Server) submit(ctx context.Context, c *gin.Context, req store.SubmitRequest) (*store.Submitted, error) {
-	req.Owner = owner(c)
-	sub, err := s.deps.Client.Submit(ctx, req)
+// submit submits a job for the request's owner and counts it. The spec's
+// server part is set here, and only here: the request's owner, the
+// interactive queue.
+func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, idempotencyKey string) (*store.Submitted, error) {
+	sub, err := s.deps.Client.Submit(ctx, store.SubmitRequest{
+		Spec:           jobs.Spec{ClientSpec: spec, ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueInteractive}},
+		IdempotencyKey: idempotencyKey,
+	})
 	if err != nil {
 		return nil, err
 	}
 	if !sub.Replayed {
-		s.metrics.submitted.WithLabelValues(sub.Job.Queue).Inc()
+		s.metrics.submitted.WithLabelValues(sub.Job.Spec.Queue).Inc()
 	}
 	return sub, nil
 }
@@ -86,11 +102,11 @@ func (s *Server) submitJob(c *gin.Context) {
 	if req.Stream != nil {
 		stream = *req.Stream && !s.cfg.DisableStreaming
 	}
+	spec := jobs.QuestionSpec(req.Question)
+	spec.Options = jobs.Options{Stream: stream, NoCache: req.NoCache}
 	ctx, cancel := s.redisCtx(c)
 	defer cancel()
-	sub, err := s.submit(ctx, c, store.SubmitRequest{
-		Question: req.Question, Queue: jobs.QueueInteractive, Stream: stream, NoCache: req.NoCache, IdempotencyKey: idem,
-	})
+	sub, err := s.submit(ctx, c, spec, idem)
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -115,7 +131,7 @@ func (s *Server) loadJob(ctx context.Context, c *gin.Context) (*jobs.Job, error)
 	if err != nil {
 		return nil, err
 	}
-	if j.Owner != owner(c) {
+	if j.Spec.Owner != owner(c) {
 		return nil, errNotFound("job")
 	}
 	return j, nil

@@ -180,7 +180,7 @@ func (s *Server) countUnanswered(ctx context.Context, err error) {
 func (s *Server) answer(c *gin.Context, question string) (*jobs.Job, error) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, store.SubmitRequest{Question: question, Queue: jobs.QueueInteractive})
+	sub, err := s.submit(sctx, c, jobs.QuestionSpec(question), "")
 	cancel()
 	if err != nil {
 		return nil, err
@@ -220,7 +220,9 @@ func (s *Server) predictStream(c *gin.Context) {
 	defer s.streams.end()
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, store.SubmitRequest{Question: req.Question, Queue: jobs.QueueInteractive, Stream: true})
+	spec := jobs.QuestionSpec(req.Question)
+	spec.Options.Stream = true
+	sub, err := s.submit(sctx, c, spec, "")
 	cancel()
 	if err != nil {
 		s.countUnanswered(ctx, err)
@@ -453,7 +455,7 @@ func (s *Server) batch(c *gin.Context) {
 	for i, it := range items {
 		results[i].Question = it.Question
 		sctx, cancel := s.redisCtx(c)
-		sub, err := s.submit(sctx, c, store.SubmitRequest{Question: it.Question, Queue: jobs.QueueInteractive})
+		sub, err := s.submit(sctx, c, jobs.QuestionSpec(it.Question), "")
 		cancel()
 		if err != nil {
 			ae := s.classify(ctx, err)

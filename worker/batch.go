@@ -190,7 +190,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 
 	started := time.Now()
 	res, runErr := w.batchFlight.do(runCtx, att.Item.Question, p.NoCache, func(ctx context.Context) (*RunResult, error) {
-		return w.deps.Runner.Run(ctx, att.Item.Question, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
+		return w.deps.Runner.Run(ctx, jobs.Inputs{"question": att.Item.Question}, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
 	})
 	wctx, wcancel := finalWriteContext(ctx)
 	defer wcancel()

@@ -100,10 +100,11 @@ func createBatch(t *testing.T, bs *batches.Store, owner string, items []jobs.Bat
 	return c.Batch.ID
 }
 
-// scripted is a Runner from a function.
+// scripted is a Runner from a function of the inputs' question.
 type scripted func(ctx context.Context, q string) (*worker.RunResult, error)
 
-func (f scripted) Run(ctx context.Context, q string, _ worker.RunOptions) (*worker.RunResult, error) {
+func (f scripted) Run(ctx context.Context, in jobs.Inputs, _ worker.RunOptions) (*worker.RunResult, error) {
+	q, _ := in["question"].(string)
 	return f(ctx, q)
 }
 func (scripted) Model() string       { return "fake/model" }

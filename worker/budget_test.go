@@ -102,7 +102,7 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	if err := b.db.Client.IncrBy(ctx, jobs.UsageKey("alice", jobs.UsageDay(time.Now())), 500).Err(); err != nil {
 		t.Fatal(err)
 	}
-	refused := b.submit(t, store.SubmitRequest{Question: "Over budget?", Owner: "alice", Stream: true})
+	refused := b.submit(t, ask("Over budget?", "alice", jobs.Options{Stream: true}))
 	b.startWorker(t, worker.Config{BatchConcurrency: -1})
 	j := b.waitEnd(t, refused)
 	if j.Status != jobs.StatusFailed {
@@ -115,7 +115,7 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	if n := b.lm.Requests(); n != 0 {
 		t.Fatalf("LM requests = %d, want none", n)
 	}
-	if j := b.waitEnd(t, b.submit(t, store.SubmitRequest{Question: "Bob's turn", Owner: "bob"})); j.Status != jobs.StatusCompleted {
+	if j := b.waitEnd(t, b.submit(t, ask("Bob's turn", "bob", jobs.Options{}))); j.Status != jobs.StatusCompleted {
 		t.Fatalf("another owner's job = %s %+v", j.Status, j.Error)
 	}
 }
