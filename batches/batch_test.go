@@ -738,6 +738,12 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 	for _, before := range []bool{false, true} {
 		b := setup(t, store.Config{})
 		healthy := newBatches(t, b, batches.Config{})
+		// Redis knows the script, as it does once a fleet runs: else the
+		// accept's EVALSHA, let through, fails NOSCRIPT and its EVAL, after
+		// the crash, is refused.
+		if _, err := healthy.Usage(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
 		crash := &crashAt{op: "accept", before: before}
 		u, err := crash.client(t, b).BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
 		if err != nil {
