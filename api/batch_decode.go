@@ -413,7 +413,7 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 	if len(d.problems) > 0 || d.store == nil {
 		return nil // the upload will be refused: nothing more is stored
 	}
-	return d.store(jobs.BatchItem{CustomID: cid, Question: q})
+	return d.store(jobs.BatchItem{CustomID: cid, Inputs: jobs.Inputs{"question": q}})
 }
 
 func (d *batchDecoder) question(raw json.RawMessage) (string, string) {

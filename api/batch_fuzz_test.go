@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -57,8 +58,9 @@ func FuzzBatchUpload(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, it := range items {
-			n := utf8.RuneCountInString(it.Question)
-			if strings.TrimSpace(it.Question) == "" || n > lim.MaxQuestionChars || it.CustomID == "" || seen[it.CustomID] {
+			q, ok := it.Inputs["question"].(string)
+			n := utf8.RuneCountInString(q)
+			if !ok || len(it.Inputs) != 1 || strings.TrimSpace(q) == "" || n > lim.MaxQuestionChars || it.CustomID == "" || seen[it.CustomID] {
 				t.Fatalf("invalid item accepted: %+v", it)
 			}
 			seen[it.CustomID] = true
@@ -70,7 +72,7 @@ func FuzzBatchUpload(f *testing.F) {
 		// since the defaults differ: line vs item number).
 		var arr []string
 		for _, it := range items {
-			b, _ := json.Marshal(it)
+			b, _ := json.Marshal(map[string]any{"custom_id": it.CustomID, "question": it.Inputs["question"]})
 			arr = append(arr, string(b))
 		}
 		again, probs, err := decodeAll(strings.NewReader("["+strings.Join(arr, ",")+"]"), lim)
@@ -78,7 +80,7 @@ func FuzzBatchUpload(f *testing.F) {
 			t.Fatalf("array form: %d items, %v, %v", len(again), probs, err)
 		}
 		for i := range items {
-			if again[i] != items[i] {
+			if !reflect.DeepEqual(again[i], items[i]) {
 				t.Fatalf("item %d: %+v vs %+v", i, again[i], items[i])
 			}
 		}

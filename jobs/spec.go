@@ -43,7 +43,7 @@ type Options struct {
 type ClientSpec struct {
 	// Program names the program to run (ProgramQA).
 	Program string  `json:"program"`
-	Inputs  Inputs  `json:"inputs"`
+	Inputs  Inputs  `json:"inputs,omitempty"`
 	Options Options `json:"options,omitzero"`
 }
 

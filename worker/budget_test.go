@@ -48,7 +48,7 @@ func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 	ctx := context.Background()
 	items := make([]jobs.BatchItem, 30)
 	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic number %d?", i)}
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: jobs.Inputs{"question": fmt.Sprintf("What is topic number %d?", i)}}
 	}
 	id := createBatch(t, b.batches, "alice", items, true)
 	bt := b.waitBatch(t, id)

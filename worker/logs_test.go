@@ -32,7 +32,7 @@ func TestLogsHoldNoQuestionText(t *testing.T) {
 				b.submit(t, ask("Stream "+word+" [[fakelm:garbage]]", "o", jobs.Options{Stream: true, NoCache: true})),
 				b.submit(t, onQueue(jobs.QueueBatch, ask("Batch queue "+word+" [[fakelm:garbage]]", "o", jobs.Options{}))),
 			}
-			items := []jobs.BatchItem{{CustomID: "1", Question: "An item on " + word + " [[fakelm:garbage]]"}}
+			items := []jobs.BatchItem{{CustomID: "1", Inputs: jobs.Inputs{"question": "An item on " + word + " [[fakelm:garbage]]"}}}
 			batch := createBatch(t, b.batches, "o", items, false)
 			for _, id := range ids {
 				j := b.waitEnd(t, id)
@@ -82,7 +82,7 @@ func TestCancelIsNotAWarning(t *testing.T) {
 	ctx := t.Context()
 	items := make([]jobs.BatchItem, n)
 	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("Item %d [[fakelm:stall]]", i)}
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: jobs.Inputs{"question": fmt.Sprintf("Item %d [[fakelm:stall]]", i)}}
 	}
 	batch := createBatch(t, b.batches, "o", items, false)
 	job := b.submit(t, ask("A job [[fakelm:stall]]", "o", jobs.Options{Stream: true}))
