@@ -46,11 +46,11 @@ func TestAuthFailuresCount(t *testing.T) {
 
 func TestAuthLimitConfig(t *testing.T) {
 	t.Parallel()
-	c, err := Config{TrustedProxies: []string{"10.0.0.0/8", "::1", "192.168.1.2"}}.withDefaults()
-	if err != nil || c.AuthFailuresPerMinute != 60 || c.AuthFailureAddresses != 10000 {
+	c := Config{TrustedProxies: []string{"10.0.0.0/8", "::1", "192.168.1.2"}}.WithDefaults()
+	if err := c.validate(); err != nil || c.AuthFailuresPerMinute != 60 || c.AuthFailureAddresses != 10000 {
 		t.Errorf("defaults: %d, %d, %v", c.AuthFailuresPerMinute, c.AuthFailureAddresses, err)
 	}
-	_, err = Config{TrustedProxies: []string{"proxy.internal", "fe80::1%eth0", "10.0.0.1/33"}, AuthFailuresPerMinute: -1}.withDefaults()
+	err := Config{TrustedProxies: []string{"proxy.internal", "fe80::1%eth0", "10.0.0.1/33"}, AuthFailuresPerMinute: -1}.WithDefaults().validate()
 	for _, want := range []string{`"proxy.internal"`, `"fe80::1%eth0"`, `"10.0.0.1/33"`, "AuthFailuresPerMinute"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad config: %v, want it to name %s", err, want)

@@ -62,7 +62,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	hub := store.NewHub(hctx, db.Client, zerolog.Nop())
 	go hub.Run(hctx)
 	defer func() { _ = hub.Close(); hcancel() }()
-	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.Nop()})
+	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,14 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -81,7 +79,7 @@ func (h *batchHandlers) results(c *gin.Context) {
 		// end of the request, the maximum duration or shutdown. Only a
 		// download that follows gets here (f is set): one that does not
 		// skips unfinished items and has reached the end.
-		switch until, reason := f.wait(ctx, w, s.draining); until {
+		switch until, reason := f.wait(ctx, w); until {
 		case waitGone:
 			return
 		case waitCut:
@@ -224,18 +222,18 @@ func (w *resultsWriter) resume(id string, follow bool, offset int, reason string
 }
 
 // resultsFollow is what a results download that waits holds: its stream
-// lease, its place in the shutdown drain, the batch's subscription, the
-// heartbeat and the maximum duration.
+// lease, its place in the shutdown drain, the batch's follow (from now: the
+// download reads the slots, not the events) and when its maximum duration
+// ends.
 type resultsFollow struct {
 	s        *Server
 	lease    *lease
-	sub      *store.Subscription
-	beat     *time.Ticker
-	deadline *time.Timer
+	f        *store.Follower[*jobs.Batch]
+	deadline time.Time
 }
 
 // followResults opens what a results download that waits holds: a stream
-// lease (429 beyond SSE_MAX_STREAMS_PER_KEY) and the batch's subscription.
+// lease (429 beyond SSE_MAX_STREAMS_PER_KEY) and the batch's follow.
 // Errors come before anything is written. Close it when done.
 func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow, error) {
 	s := h.s
@@ -247,23 +245,18 @@ func (h *batchHandlers) followResults(c *gin.Context, id string) (*resultsFollow
 		l.release()
 		return nil, store.ErrHubClosed
 	}
-	sctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
-	sub, err := s.deps.Hub.Subscribe(sctx, jobs.BatchChannel(id))
-	cancel()
+	f, err := store.Follow(c.Request.Context(), s.followConfig(), h.b.Source(id), store.FromNow)
 	if err != nil {
 		s.streams.end()
 		l.release()
-		return nil, fmt.Errorf("subscribe to %s: %w", id, err)
+		return nil, err
 	}
 	s.metrics.streams.WithLabelValues("batch_results").Inc()
-	return &resultsFollow{s: s, lease: l, sub: sub,
-		beat: time.NewTicker(s.cfg.Heartbeat), deadline: time.NewTimer(s.cfg.BatchResultsMaxWait)}, nil
+	return &resultsFollow{s: s, lease: l, f: f, deadline: time.Now().Add(s.cfg.BatchResultsMaxWait)}, nil
 }
 
 func (f *resultsFollow) close() {
-	f.beat.Stop()
-	f.deadline.Stop()
-	f.sub.Close()
+	f.f.Close()
 	f.s.metrics.streams.WithLabelValues("batch_results").Dec()
 	f.s.streams.end()
 	f.lease.release()
@@ -278,65 +271,46 @@ const (
 	waitGone                   // the client went away
 )
 
-// wait waits for the batch to move, sending heartbeats meanwhile. A
-// subscription the hub dropped cuts the download; the next request opens it
-// again.
-func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter, draining <-chan struct{}) (waitUntil, string) {
-	recheck := time.NewTimer(resultsRecheck)
+// wait waits for the batch to move, sending heartbeats meanwhile, and at
+// most resultsRecheck: items finish between the (throttled) progress
+// events. A follow the hub dropped cuts the download; the next request
+// opens it again.
+func (f *resultsFollow) wait(ctx context.Context, w *resultsWriter) (waitUntil, string) {
+	recheck := time.NewTimer(min(resultsRecheck, time.Until(f.deadline)))
 	defer recheck.Stop()
-	for {
-		select {
-		case _, ok := <-f.sub.C():
-			if !ok {
-				if errors.Is(f.sub.Err(), store.ErrHubClosed) {
-					return waitCut, "shutdown"
-				}
-				return waitCut, "error"
-			}
-			return waitMoved, ""
-		case <-f.sub.Resync():
-			return waitMoved, ""
-		case <-recheck.C:
-			return waitMoved, ""
-		case <-f.beat.C:
-			if err := w.heartbeat(); err != nil {
-				return waitGone, ""
-			}
-		case <-f.deadline.C:
-			return waitCut, "max_wait"
-		case <-draining:
-			return waitCut, "shutdown"
-		case <-ctx.Done():
-			return waitGone, ""
-		}
+	end, err := f.f.Run(ctx, resultsSink{w}, recheck.C)
+	switch {
+	case ctx.Err() != nil:
+		return waitGone, ""
+	case end == store.EndReconnect:
+		return waitCut, "shutdown"
+	case end == store.EndSlow:
+		return waitCut, "error"
+	case err != nil:
+		return waitGone, "" // a heartbeat could not be written
+	case end == store.EndTimeout && !time.Now().Before(f.deadline):
+		return waitCut, "max_wait"
 	}
+	return waitMoved, ""
 }
 
-// batchSource follows a batch's events.
-type batchSource struct {
-	b  *batches.Store
-	id string
-}
+// resultsSink is a results download's sink: any news of the batch (an
+// event, or its record after a resync or at its end) means the slots may
+// have moved; heartbeats are empty lines.
+type resultsSink struct{ w *resultsWriter }
 
-func (b batchSource) channel() string   { return jobs.BatchChannel(b.id) }
-func (b batchSource) eventsKey() string { return jobs.BatchEventsKey(b.id) }
-func (b batchSource) load(ctx context.Context) (*jobs.Batch, error) {
-	bt, err := b.b.Get(ctx, b.id)
-	if errors.Is(err, batches.ErrNotFound) {
-		return nil, store.ErrNotFound
-	}
-	return bt, err
-}
-func (b batchSource) ended(r *jobs.Batch) bool { return r.Status.Terminal() }
-func (b batchSource) events(ctx context.Context, after string) ([]jobs.Event, error) {
-	return b.b.Events(ctx, b.id, after)
-}
+func (o resultsSink) Event(jobs.Event) error             { return store.ErrStop }
+func (o resultsSink) Snapshot(*jobs.Batch, string) error { return store.ErrStop }
+func (o resultsSink) Heartbeat() error                   { return o.w.heartbeat() }
+func (o resultsSink) Hold()                              {}
+func (o resultsSink) Flush() error                       { return nil }
+func (o resultsSink) Reconnect(string) error             { return nil }
 
 // batchSink renders a batch's event stream: the jobs' frames, with the batch
 // as the snapshot.
 type batchSink struct{ *eventSink }
 
-func (o batchSink) snapshot(b *jobs.Batch, id string) error {
+func (o batchSink) Snapshot(b *jobs.Batch, id string) error {
 	data, err := json.Marshal(batchViewOf(b))
 	if err != nil {
 		return err
@@ -375,7 +349,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 		sseHeaders(c)
 		return
 	}
-	f, err := openSource(ctx, s, b.ID, followSource[*jobs.Batch](batchSource{b: h.b, id: b.ID}), after)
+	f, err := store.Follow(ctx, s.followConfig(), h.b.Source(b.ID), after)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -384,11 +358,11 @@ func (h *batchHandlers) events(c *gin.Context) {
 	s.metrics.streams.WithLabelValues("batch_events").Inc()
 	defer s.metrics.streams.WithLabelValues("batch_events").Dec()
 	out := batchSink{&eventSink{w: s.startSSE(c), retry: s.cfg.ReconnectDelay}}
-	end, err := f.run(ctx, out, nil)
+	end, err := f.Run(ctx, out, nil)
 	if err != nil {
 		_ = c.Error(err)
 	}
-	if end == endSlow {
+	if end == store.EndSlow {
 		_ = c.Error(store.ErrSlowSubscriber)
 	}
 }

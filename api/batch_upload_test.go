@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
@@ -331,7 +332,7 @@ func TestBatchUploadErrorsSayWhatToDo(t *testing.T) {
 // batch, not counted again. (A batch that expires frees it too: jobs' TestBatchQuota.)
 func TestBatchQuotaPerKey(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{api: secured(t, api.Config{BatchQuotaItemsPerKey: 5, BatchQuotaBytesPerKey: 2000})})
+	b := setup(t, options{api: secured(t, api.Config{}), batch: batches.Config{QuotaItems: 5, QuotaBytes: 2000}})
 	b.startBatchWorker(t, echoRunner, worker.Config{})
 	ct := func(key string) http.Header { return with(bearer(key), "Content-Type", "application/x-ndjson") }
 	quota := func(key, body, variable string) {
@@ -447,7 +448,7 @@ func TestBatchUploadRedisStepsAreBounded(t *testing.T) {
 			stalled.AddHook(stallRedis{match: match})
 			t.Cleanup(func() { _ = stalled.Close() })
 			b := setup(t, options{db: &redistest.DB{Addr: db.Addr, Index: db.Index, Client: stalled},
-				api: api.Config{RedisTimeout: time.Second, BatchQuotaItemsPerKey: 1_000_000}})
+				api: api.Config{RedisTimeout: time.Second}, batch: batches.Config{QuotaItems: 1_000_000}})
 			// More items than a chunk (batches.Config.StoreChunk, 1,000), so
 			// one is stored while the body is read.
 			resp, out := b.do(t, "POST", "/v1/batches", lines(0, 1500), http.Header{"Content-Type": {"application/x-ndjson"}})

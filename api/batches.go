@@ -38,16 +38,7 @@ type batchHandlers struct {
 
 // batchRoutes registers /v1/batches on g.
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
-	b, err := batches.NewStore(s.deps.Store, batches.Config{
-		ResultTTL: s.cfg.BatchResultTTL, CompletionWindow: s.cfg.BatchCompletionWindow,
-		QuotaItems: s.cfg.BatchQuotaItemsPerKey, QuotaBytes: s.cfg.BatchQuotaBytesPerKey,
-	})
-	if err != nil {
-		// Config.withDefaults validated these; keep the API up without batches.
-		s.log.Error().Err(err).Msg("batches disabled")
-		return
-	}
-	h := &batchHandlers{s: s, b: b, uploads: make(chan struct{}, s.cfg.BatchUploadsPerProcess)}
+	h := &batchHandlers{s: s, b: s.deps.Batches, uploads: make(chan struct{}, s.cfg.BatchUploadsPerProcess)}
 	g.POST("/batches", s.checkBudget, h.create)
 	getRoute(g, "/batches", h.list)
 	getRoute(g, "/batches/:id", h.get)

@@ -1,37 +1,38 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/qaqueue/qaqueue/config"
 )
 
-// Config configures the API. The zero value of every field means its default;
-// New fills the defaults in and validates the result.
+// Config configures the API. The zero value of every field means its default
+// (a field set by a variable takes that variable's default from package
+// config); New fills the defaults in and validates the result.
 type Config struct {
 	// MaxBodyBytes caps the body of /v1/jobs and /predict requests; larger
-	// bodies get 413 (MAX_BODY_BYTES). Default 1 MiB.
+	// bodies get 413 (MAX_BODY_BYTES). Default [config.DefaultMaxBodyBytes].
 	MaxBodyBytes int64
 	// MaxBatchBodyBytes caps the body of POST /batch. Default 16 MiB.
 	MaxBatchBodyBytes int64
 	// MaxQuestionChars is the longest question accepted, counted in
 	// characters (Unicode code points, as Python's len); longer ones get 422
-	// (MAX_QUESTION_CHARS). Default 10000.
+	// (MAX_QUESTION_CHARS). Default [config.DefaultMaxQuestionChars].
 	MaxQuestionChars int
 	// MaxInputBytes caps the bytes of one batch item's inputs: a line of an
 	// upload may be that plus 4 KiB for custom_id and the JSON around it,
 	// and a longer one is refused while it is read (MAX_INPUT_BYTES).
-	// Default 256 KiB.
+	// Default [config.DefaultMaxInputBytes].
 	MaxInputBytes int64
 	// MaxBatchItems is the most questions one POST /batch may carry (the
 	// seed's limit). Default 100.
 	MaxBatchItems int
 	// PredictTimeout is how long /predict, /predict/stream and /batch wait
 	// for their jobs before answering 504 with the job id
-	// (PREDICT_TIMEOUT). Default 60s.
+	// (PREDICT_TIMEOUT). Default [config.DefaultPredictTimeout].
 	PredictTimeout time.Duration
 	// MaxWait caps GET /v1/jobs/{id}?wait=; longer waits are shortened to
 	// it. Default 60s.
@@ -91,38 +92,28 @@ type Config struct {
 	// Batches (/v1/batches; batches.go).
 
 	// BatchMaxItems caps the items of one upload (413 beyond;
-	// BATCH_MAX_ITEMS). Default 50000.
+	// BATCH_MAX_ITEMS). Default [config.DefaultBatchMaxItems].
 	BatchMaxItems int
 	// BatchMaxBytes caps one upload (413 beyond; BATCH_MAX_BYTES). Default
-	// 100 MB.
+	// [config.DefaultBatchMaxBytes].
 	BatchMaxBytes int64
-	// BatchResultTTL is how long a batch and its results live after it ends
-	// (BATCH_RESULT_TTL). Default 168h.
-	BatchResultTTL time.Duration
-	// BatchCompletionWindow is how long a batch may run before it ends
-	// expired (BATCH_COMPLETION_WINDOW); whole seconds. Default 24h.
-	BatchCompletionWindow time.Duration
 	// BatchResultsMaxWait bounds one GET /v1/batches/{id}/results?wait=true:
 	// past it the download ends with a line saying where to resume
-	// (BATCH_RESULTS_MAX_WAIT). Default 1h.
+	// (BATCH_RESULTS_MAX_WAIT). Default [config.DefaultBatchResultsMaxWait].
 	BatchResultsMaxWait time.Duration
 	// BatchUploadsPerProcess and BatchUploadsPerKey cap the uploads read at
 	// once by this process, and by one key across every replica; beyond,
 	// 429 with Retry-After (BATCH_UPLOADS_PER_PROCESS,
-	// BATCH_UPLOADS_PER_KEY). Defaults 8 and 2.
+	// BATCH_UPLOADS_PER_KEY). Defaults [config.DefaultBatchUploadsPerProcess]
+	// and [config.DefaultBatchUploadsPerKey].
 	BatchUploadsPerProcess, BatchUploadsPerKey int
 	// BatchUploadMinRate is the slowest an upload's body may arrive, in
 	// bytes per second, after BatchUploadGrace: its read deadline is the
 	// grace plus the time its bytes so far take at this rate; past it, 408
-	// (BATCH_UPLOAD_MIN_RATE, BATCH_UPLOAD_GRACE). Defaults 100 kB/s and
-	// 30s.
+	// (BATCH_UPLOAD_MIN_RATE, BATCH_UPLOAD_GRACE). Defaults
+	// [config.DefaultBatchUploadMinRate] and [config.DefaultBatchUploadGrace].
 	BatchUploadMinRate int64
 	BatchUploadGrace   time.Duration
-	// BatchQuotaItemsPerKey and BatchQuotaBytesPerKey cap the items, and the
-	// bytes of stored inputs, that one key's live batches hold; an upload
-	// over either gets 429 (BATCH_QUOTA_ITEMS_PER_KEY,
-	// BATCH_QUOTA_BYTES_PER_KEY). Default 0: no quota.
-	BatchQuotaItemsPerKey, BatchQuotaBytesPerKey int64
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 
@@ -147,8 +138,8 @@ type Config struct {
 	// (RATE_LIMIT_RPS). Default 0: no limit.
 	RateLimitRPS float64
 	// RateLimitBurst is how many requests may come at once above
-	// RateLimitRPS (RATE_LIMIT_BURST). Default RateLimitRPS rounded up, at
-	// least 1.
+	// RateLimitRPS (RATE_LIMIT_BURST). Default
+	// [config.DefaultRateLimitBurst] of RateLimitRPS: rounded up, at least 1.
 	RateLimitBurst int
 	// TokenBudgetPerDay caps the LM tokens one key's completed jobs may use
 	// per UTC day; once reached, new work gets 429 until midnight UTC
@@ -156,11 +147,11 @@ type Config struct {
 	TokenBudgetPerDay int64
 	// MaxStreamsPerKey caps the streams one key holds open across all API
 	// replicas: event streams and results downloads that wait
-	// (SSE_MAX_STREAMS_PER_KEY). Default 100.
+	// (SSE_MAX_STREAMS_PER_KEY). Default [config.DefaultSSEMaxStreamsPerKey].
 	MaxStreamsPerKey int
 	// MaxWaitsPerKey caps the GET /v1/jobs/{id}?wait= long polls one key
 	// holds across all API replicas, counted once a poll has waited a second
-	// (WAIT_MAX_PER_KEY). Default 1000.
+	// (WAIT_MAX_PER_KEY). Default [config.DefaultWaitMaxPerKey].
 	MaxWaitsPerKey int
 	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
 	// names the client's address (TRUSTED_PROXIES). Default none: the
@@ -168,7 +159,8 @@ type Config struct {
 	TrustedProxies []string
 	// AuthFailuresPerMinute is how many failed authentications one client
 	// address may make a minute, counted per process, before its requests
-	// get 429 (AUTH_FAILURES_PER_MINUTE; authlimit.go). Default 60.
+	// get 429 (AUTH_FAILURES_PER_MINUTE; authlimit.go). Default
+	// [config.DefaultAuthFailuresPerMinute].
 	AuthFailuresPerMinute int
 	// AuthFailureAddresses is how many client addresses those counts are
 	// kept for; beyond, the one that failed least recently is forgotten.
@@ -180,84 +172,46 @@ type Config struct {
 	LogQuestions bool
 }
 
-func (c Config) withDefaults() (Config, error) {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-	if c.MaxBatchBodyBytes == 0 {
-		c.MaxBatchBodyBytes = 16 << 20
-	}
-	if c.MaxQuestionChars == 0 {
-		c.MaxQuestionChars = 10000
-	}
-	if c.MaxBatchItems == 0 {
-		c.MaxBatchItems = 100
-	}
-	if c.MonitoringFormatLimit == 0 {
-		c.MonitoringFormatLimit = 4096
-	}
-	if c.BatchMaxItems == 0 {
-		c.BatchMaxItems = 50000
-	}
-	if c.BatchMaxBytes == 0 {
-		c.BatchMaxBytes = 100_000_000
-	}
-	if c.MaxInputBytes == 0 {
-		c.MaxInputBytes = 256 << 10
-	}
-	if c.BatchUploadsPerProcess == 0 {
-		c.BatchUploadsPerProcess = 8
-	}
-	if c.BatchUploadsPerKey == 0 {
-		c.BatchUploadsPerKey = 2
-	}
-	if c.BatchUploadMinRate == 0 {
-		c.BatchUploadMinRate = 100_000
-	}
-	def(&c.BatchUploadGrace, 30*time.Second)
-	def(&c.BatchResultTTL, 168*time.Hour)
-	def(&c.BatchCompletionWindow, 24*time.Hour)
-	if c.BatchQuotaItemsPerKey < 0 || c.BatchQuotaBytesPerKey < 0 {
-		return c, fmt.Errorf("api config: BatchQuotaItemsPerKey and BatchQuotaBytesPerKey must not be negative")
-	}
-	if c.BatchMaxItems < 1 || c.BatchMaxBytes < 1 || c.BatchCompletionWindow%time.Second != 0 || c.BatchCompletionWindow < 0 || c.BatchResultTTL < 0 {
-		return c, fmt.Errorf("api config: BatchMaxItems and BatchMaxBytes must be positive, BatchCompletionWindow whole seconds, BatchResultTTL not negative")
-	}
-	if c.MaxStreamsPerKey == 0 {
-		c.MaxStreamsPerKey = 100
-	}
-	if c.MaxWaitsPerKey == 0 {
-		c.MaxWaitsPerKey = 1000
-	}
-	def(&c.BatchResultsMaxWait, time.Hour)
-	if c.AuthFailuresPerMinute == 0 {
-		c.AuthFailuresPerMinute = 60
-	}
-	if c.AuthFailureAddresses == 0 {
-		c.AuthFailureAddresses = 10000
-	}
-	if c.RateLimitBurst == 0 && c.RateLimitRPS > 0 {
-		c.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.RateLimitRPS), math.MaxInt32)))
-	}
-	def(&c.PredictTimeout, 60*time.Second)
-	def(&c.MaxWait, 60*time.Second)
-	def(&c.Heartbeat, 15*time.Second)
-	def(&c.ReconnectDelay, time.Second)
-	def(&c.PollAfter, time.Second)
-	def(&c.BusyRetryAfter, 5*time.Second)
-	def(&c.UnavailableRetryAfter, 5*time.Second)
-	def(&c.RedisTimeout, 5*time.Second)
-	def(&c.WriteTimeout, 30*time.Second)
-	def(&c.ReadTimeout, 30*time.Second)
-	def(&c.ReadHeaderTimeout, 10*time.Second)
-	def(&c.IdleTimeout, 120*time.Second)
-	def(&c.MetricsFlushInterval, time.Second)
+// WithDefaults returns c with each zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, int64(config.DefaultMaxBodyBytes))
+	c.MaxBatchBodyBytes = cmp.Or(c.MaxBatchBodyBytes, 16<<20)
+	c.MaxQuestionChars = cmp.Or(c.MaxQuestionChars, config.DefaultMaxQuestionChars)
+	c.MaxInputBytes = cmp.Or(c.MaxInputBytes, int64(config.DefaultMaxInputBytes))
+	c.MaxBatchItems = cmp.Or(c.MaxBatchItems, 100)
+	c.PredictTimeout = cmp.Or(c.PredictTimeout, config.DefaultPredictTimeout)
+	c.MaxWait = cmp.Or(c.MaxWait, 60*time.Second)
+	c.Heartbeat = cmp.Or(c.Heartbeat, 15*time.Second)
+	c.ReconnectDelay = cmp.Or(c.ReconnectDelay, time.Second)
+	c.PollAfter = cmp.Or(c.PollAfter, time.Second)
+	c.BusyRetryAfter = cmp.Or(c.BusyRetryAfter, 5*time.Second)
+	c.UnavailableRetryAfter = cmp.Or(c.UnavailableRetryAfter, 5*time.Second)
+	c.RedisTimeout = cmp.Or(c.RedisTimeout, 5*time.Second)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, 30*time.Second)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, 30*time.Second)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, 10*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 120*time.Second)
+	c.MetricsFlushInterval = cmp.Or(c.MetricsFlushInterval, time.Second)
+	c.MonitoringFormatLimit = cmp.Or(c.MonitoringFormatLimit, 4096)
 
+	c.BatchMaxItems = cmp.Or(c.BatchMaxItems, config.DefaultBatchMaxItems)
+	c.BatchMaxBytes = cmp.Or(c.BatchMaxBytes, int64(config.DefaultBatchMaxBytes))
+	c.BatchResultsMaxWait = cmp.Or(c.BatchResultsMaxWait, config.DefaultBatchResultsMaxWait)
+	c.BatchUploadsPerProcess = cmp.Or(c.BatchUploadsPerProcess, config.DefaultBatchUploadsPerProcess)
+	c.BatchUploadsPerKey = cmp.Or(c.BatchUploadsPerKey, config.DefaultBatchUploadsPerKey)
+	c.BatchUploadMinRate = cmp.Or(c.BatchUploadMinRate, int64(config.DefaultBatchUploadMinRate))
+	c.BatchUploadGrace = cmp.Or(c.BatchUploadGrace, config.DefaultBatchUploadGrace)
+
+	c.RateLimitBurst = cmp.Or(c.RateLimitBurst, config.DefaultRateLimitBurst(c.RateLimitRPS))
+	c.MaxStreamsPerKey = cmp.Or(c.MaxStreamsPerKey, config.DefaultSSEMaxStreamsPerKey)
+	c.MaxWaitsPerKey = cmp.Or(c.MaxWaitsPerKey, config.DefaultWaitMaxPerKey)
+	c.AuthFailuresPerMinute = cmp.Or(c.AuthFailuresPerMinute, config.DefaultAuthFailuresPerMinute)
+	c.AuthFailureAddresses = cmp.Or(c.AuthFailureAddresses, 10000)
+	return c
+}
+
+// validate checks a Config with its defaults filled in.
+func (c Config) validate() error {
 	var errs []error
 	for name, v := range map[string]int64{
 		"MaxBodyBytes": c.MaxBodyBytes, "MaxBatchBodyBytes": c.MaxBatchBodyBytes,
@@ -267,6 +221,7 @@ func (c Config) withDefaults() (Config, error) {
 		"AuthFailuresPerMinute": int64(c.AuthFailuresPerMinute), "AuthFailureAddresses": int64(c.AuthFailureAddresses),
 		"MaxInputBytes": c.MaxInputBytes, "BatchUploadsPerProcess": int64(c.BatchUploadsPerProcess),
 		"BatchUploadsPerKey": int64(c.BatchUploadsPerKey), "BatchUploadMinRate": c.BatchUploadMinRate,
+		"BatchMaxItems": int64(c.BatchMaxItems), "BatchMaxBytes": c.BatchMaxBytes,
 	} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
@@ -286,7 +241,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("api config: %w", err)
+		return fmt.Errorf("api config: %w", err)
 	}
-	return c, nil
+	return nil
 }

@@ -7,14 +7,14 @@
 //
 // The API never calls the LM and never waits on a worker in a loop: a job
 // record in Redis is the source of truth, and every wait is a pub/sub
-// subscription (see store.Jobs.Wait and the relay in sse.go).
+// subscription (store.Follow, store.Jobs.Wait).
 //
 // Files: server.go (construction, routes, lifecycle), config.go, jobs.go
-// (/v1/jobs), events.go and sse.go (the SSE relay), seed.go (the Python
-// deployment's endpoints), decode.go (request decoders and validation),
-// health.go, metrics.go and summary.go (Prometheus and the seed's JSON
-// summary), queuemetrics.go (asynq queue gauges), monitoring.go (asynqmon),
-// errors.go (the one error responder), middleware.go, streamlimit.go (the
-// per-key leases of streams and long polls) and head.go (HEAD on every GET
-// route).
+// (/v1/jobs), events.go and sse.go (the SSE frames of a follow), seed.go
+// (the Python deployment's endpoints), decode.go (request decoders and
+// validation), health.go, metrics.go and summary.go (Prometheus and the
+// seed's JSON summary), queuemetrics.go (asynq queue gauges), monitoring.go
+// (asynqmon), errors.go (the one error responder), middleware.go,
+// streamlimit.go (the per-key leases of streams and long polls) and head.go
+// (HEAD on every GET route).
 package api

@@ -38,7 +38,7 @@ func (s *Server) jobEvents(c *gin.Context) {
 		sseHeaders(c)
 		return
 	}
-	f, err := s.openFollow(ctx, j, after)
+	f, err := store.Follow(ctx, s.followConfig(), s.deps.Store.Source(j.ID), after)
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -47,11 +47,11 @@ func (s *Server) jobEvents(c *gin.Context) {
 	s.metrics.streams.WithLabelValues("events").Inc()
 	defer s.metrics.streams.WithLabelValues("events").Dec()
 	out := &eventSink{w: s.startSSE(c), retry: s.cfg.ReconnectDelay}
-	end, err := f.run(ctx, out, nil)
+	end, err := f.Run(ctx, out, nil)
 	if err != nil {
 		_ = c.Error(err)
 	}
-	if end == endSlow {
+	if end == store.EndSlow {
 		_ = c.Error(store.ErrSlowSubscriber)
 	}
 }
@@ -62,7 +62,7 @@ type eventSink struct {
 	retry time.Duration
 }
 
-func (o *eventSink) event(ev jobs.Event) error {
+func (o *eventSink) Event(ev jobs.Event) error {
 	data := string(ev.Data)
 	if data == "" {
 		data = "{}"
@@ -70,9 +70,9 @@ func (o *eventSink) event(ev jobs.Event) error {
 	return o.w.write(frame(ev.ID, string(ev.Type), data, 0))
 }
 
-// snapshot is event: snapshot, carrying the job as GET /v1/jobs/{id} shows
+// Snapshot is event: snapshot, carrying the job as GET /v1/jobs/{id} shows
 // it; its id stands for the stream up to that point.
-func (o *eventSink) snapshot(j *jobs.Job, id string) error {
+func (o *eventSink) Snapshot(j *jobs.Job, id string) error {
 	b, err := json.Marshal(viewOf(j))
 	if err != nil {
 		return err
@@ -83,12 +83,12 @@ func (o *eventSink) snapshot(j *jobs.Job, id string) error {
 	return o.w.write(frame(id, "snapshot", string(b), 0))
 }
 
-func (o *eventSink) heartbeat() error { return o.w.write(": heartbeat\n\n") }
+func (o *eventSink) Heartbeat() error { return o.w.write(": heartbeat\n\n") }
 
-func (o *eventSink) hold()        { o.w.hold() }
-func (o *eventSink) flush() error { return o.w.flush() }
+func (o *eventSink) Hold()        { o.w.hold() }
+func (o *eventSink) Flush() error { return o.w.flush() }
 
-func (o *eventSink) reconnect(last string) error {
+func (o *eventSink) Reconnect(last string) error {
 	if last == "" {
 		last = "0"
 	}

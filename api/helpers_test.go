@@ -18,6 +18,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
@@ -34,6 +35,7 @@ const patience = 20 * time.Second
 type options struct {
 	api    api.Config
 	jobs   store.Config
+	batch  batches.Config
 	db     *redistest.DB // nil: a fresh database on the shared server
 	health api.HealthInfo
 	logTo  io.Writer // nil: bundle.logs, printed when the test fails
@@ -63,6 +65,10 @@ func setup(t *testing.T, o options) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bs, err := batches.NewStore(jobStore, o.batch)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
 	log := zerolog.New(logs)
 	if o.logTo != nil {
@@ -75,7 +81,7 @@ func setup(t *testing.T, o options) *bundle {
 	client := store.NewClient(db.Client, jobStore)
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(o.api, api.Deps{
-		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Log: log, Registry: reg, Health: o.health,
+		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Batches: bs, Log: log, Registry: reg, Health: o.health,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
@@ -28,8 +29,12 @@ func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	defer cancel()
 	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
 	defer hub.Close()
+	bs, err := batches.NewStore(jobStore, batches.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Log: zerolog.New(&logs),
+		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Log: zerolog.New(&logs),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -132,12 +137,12 @@ func TestRetryAfter(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
-	if _, err := (Config{MaxBodyBytes: -1, Heartbeat: -time.Second}).withDefaults(); err == nil ||
+	if err := (Config{MaxBodyBytes: -1, Heartbeat: -time.Second}).WithDefaults().validate(); err == nil ||
 		!strings.Contains(err.Error(), "MaxBodyBytes") || !strings.Contains(err.Error(), "Heartbeat") {
 		t.Errorf("bad config: %v", err)
 	}
-	c, err := Config{}.withDefaults()
-	if err != nil || c.MaxQuestionChars != 10000 || c.Heartbeat != 15*time.Second || c.MaxBatchItems != 100 {
+	c := Config{}.WithDefaults()
+	if err := c.validate(); err != nil || c.MaxQuestionChars != 10000 || c.Heartbeat != 15*time.Second || c.MaxBatchItems != 100 {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
 }

@@ -146,18 +146,17 @@ func (s *Server) getJob(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	ctx, cancel := s.redisCtx(c)
-	j, err := s.loadJob(ctx, c)
-	cancel()
+	var j *jobs.Job
+	if wait > 0 && !isHead(c) {
+		j, err = s.waitJob(c, wait)
+	} else {
+		ctx, cancel := s.redisCtx(c)
+		j, err = s.loadJob(ctx, c)
+		cancel()
+	}
 	if err != nil {
 		s.respond(c, err)
 		return
-	}
-	if wait > 0 && !j.Status.Terminal() && !isHead(c) {
-		if j, err = s.waitJob(c, j.ID, wait); err != nil {
-			s.respond(c, err)
-			return
-		}
 	}
 	writeJSON(c, http.StatusOK, viewOf(j))
 }
@@ -170,23 +169,46 @@ const waitLeaseAfter = time.Second
 // errDraining ends a wait when shutdown begins.
 var errDraining = errors.New("server shutting down")
 
-// waitJob waits up to wait for job id to end (through the hub: pub/sub, not a
-// loop), and returns it as it then is. Past waitLeaseAfter the wait holds a
-// lease (holdWait); refused one, it ends with 429. Shutdown cuts the wait
-// short.
-func (s *Server) waitJob(c *gin.Context, id string, wait time.Duration) (*jobs.Job, error) {
+// waitJob reads the job named in the path, as its owner may see it
+// (loadJob), and if it has not ended waits up to wait for its end (through
+// the hub: pub/sub, not a loop); it returns the job as it then is. The wait
+// subscribes before it reads, so the record is read once, and once more
+// when the job ends or the wait is over (store.Jobs.OpenWait). Past
+// waitLeaseAfter the wait holds a lease (holdWait); refused one, it ends
+// with 429. Shutdown cuts the wait short.
+func (s *Server) waitJob(c *gin.Context, wait time.Duration) (*jobs.Job, error) {
+	id, err := parseJobID(c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
 	if !s.streams.begin() {
-		return s.getQuick(c, id)
+		ctx, cancel := s.redisCtx(c)
+		defer cancel()
+		return s.loadJob(ctx, c)
 	}
 	defer s.streams.end()
+	octx, cancel := s.redisCtx(c)
+	f, err := s.deps.Store.OpenWait(octx, s.deps.Hub, id)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	j := f.Record()
+	if j.Spec.Owner != owner(c) {
+		return nil, errNotFound("job")
+	}
+	if j.Status.Terminal() {
+		return j, nil
+	}
 	s.writeDeadline(c, wait)
-	// The wait is bounded even if Redis never confirms the subscription.
+	// The wait is bounded even if Redis never answers the last read.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wait+s.cfg.RedisTimeout)
 	defer cancel()
 	ctx, stop := context.WithCancelCause(ctx)
 	held, who := make(chan error, 1), caller(c)
 	go func() { held <- s.holdWait(ctx, stop, who) }()
-	j, err := s.deps.Store.Wait(ctx, s.deps.Hub, id, wait)
+	j, err = f.Wait(ctx, wait)
 	stop(nil)
 	// The lease is given back before the answer, so a client's next wait
 	// finds it free.

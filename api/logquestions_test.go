@@ -63,7 +63,7 @@ func (b *bundle) startProgramWorker(t *testing.T, cfg worker.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lc.Close() })
-	cfg.EnableStreaming, cfg.BatchConcurrency, cfg.ShutdownTimeout = true, -1, 2*time.Second
+	cfg.BatchConcurrency, cfg.ShutdownTimeout = -1, 2*time.Second
 	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: worker.NewProgramRunner(program.NewQA(), lc),
 		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {

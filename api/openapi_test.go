@@ -435,7 +435,7 @@ func (b *bundle) startContractWorker(t *testing.T, run scriptedRunner) {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{
-		Concurrency: 8, BatchConcurrency: 4, EnableStreaming: true, ShutdownTimeout: 2 * time.Second, ID: "contract",
+		Concurrency: 8, BatchConcurrency: 4, ShutdownTimeout: 2 * time.Second, ID: "contract",
 	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: bs, Runner: run,
 		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {

@@ -32,7 +32,7 @@ func (scriptedRunner) StateSHA256() string { return "0123" }
 func (b *bundle) startRealWorker(t *testing.T, run scriptedRunner) {
 	t.Helper()
 	w, err := worker.New(worker.Config{
-		Concurrency: 8, BatchConcurrency: 2, EnableStreaming: true, ShutdownTimeout: 2 * time.Second, ID: "e2e",
+		Concurrency: 8, BatchConcurrency: 2, ShutdownTimeout: 2 * time.Second, ID: "e2e",
 	}, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: run, Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
 	if err != nil {
 		t.Fatal(err)

@@ -230,7 +230,7 @@ func (s *Server) predictStream(c *gin.Context) {
 		return
 	}
 	j := sub.Job
-	f, err := s.openFollow(ctx, j, "")
+	f, err := store.Follow(ctx, s.followConfig(), s.deps.Store.Source(j.ID), "")
 	if err != nil {
 		// Nobody would see this job's answer.
 		s.cancelAbandoned(ctx, j.ID)
@@ -244,7 +244,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	out := &seedSink{w: s.startSSE(c), jobID: j.ID}
 	timer := time.NewTimer(s.cfg.PredictTimeout)
 	defer timer.Stop()
-	end, err := f.run(ctx, out, timer.C)
+	end, err := f.Run(ctx, out, timer.C)
 	if ctx.Err() != nil {
 		s.cancelAbandoned(ctx, j.ID)
 		s.countUnanswered(ctx, errClientGone)
@@ -255,11 +255,11 @@ func (s *Server) predictStream(c *gin.Context) {
 		_ = c.Error(err)
 	}
 	switch end {
-	case endTimeout:
+	case store.EndTimeout:
 		out.fail(fmt.Sprintf("Prediction timed out after %s; job %s continues: poll GET /v1/jobs/%s for its answer", s.cfg.PredictTimeout, j.ID, j.ID))
-	case endGone:
+	case store.EndGone:
 		out.fail("The job " + j.ID + " was deleted")
-	case endSlow:
+	case store.EndSlow:
 		_ = c.Error(store.ErrSlowSubscriber)
 		out.fail("The stream fell behind and was dropped; job " + j.ID + " continues: poll GET /v1/jobs/" + j.ID)
 	}
@@ -313,17 +313,17 @@ func (o *seedSink) stop(err error) error {
 	if err != nil {
 		return err
 	}
-	return errStop
+	return store.ErrStop
 }
 
-func (o *seedSink) event(ev jobs.Event) error {
+func (o *seedSink) Event(ev jobs.Event) error {
 	switch ev.Type {
 	case jobs.EventStarted:
 		var d jobs.StartedData
 		_ = json.Unmarshal(ev.Data, &d)
 		if d.Attempt > 1 && o.tokens {
 			o.fail(o.retryDetail(d.Attempt-1, "its worker stopped"))
-			return errStop
+			return store.ErrStop
 		}
 		o.attempt = d.Attempt
 	case jobs.EventRetrying:
@@ -331,7 +331,7 @@ func (o *seedSink) event(ev jobs.Event) error {
 			var d jobs.RetryingData
 			_ = json.Unmarshal(ev.Data, &d)
 			o.fail(o.retryDetail(d.Attempt, d.Reason))
-			return errStop
+			return store.ErrStop
 		}
 	case jobs.EventToken:
 		var d jobs.TokenData
@@ -351,17 +351,17 @@ func (o *seedSink) event(ev jobs.Event) error {
 		var d jobs.CompletedData
 		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Result == nil {
 			o.fail("The job completed but its result could not be read; poll GET /v1/jobs/" + o.jobID)
-			return errStop
+			return store.ErrStop
 		}
 		return o.complete(d.Result)
 	case jobs.EventFailed, jobs.EventExpired:
 		var d jobs.FailedData
 		_ = json.Unmarshal(ev.Data, &d)
 		o.failed(d.Error, "Prediction failed")
-		return errStop
+		return store.ErrStop
 	case jobs.EventCancelled:
 		o.fail("The job " + o.jobID + " was cancelled")
-		return errStop
+		return store.ErrStop
 	}
 	return nil
 }
@@ -383,19 +383,19 @@ func (o *seedSink) complete(r *jobs.Result) error {
 	return o.stop(err)
 }
 
-// snapshot ends the stream from the record (the job ended without its event
+// Snapshot ends the stream from the record (the job ended without its event
 // reaching this stream).
-func (o *seedSink) snapshot(j *jobs.Job, _ string) error {
+func (o *seedSink) Snapshot(j *jobs.Job, _ string) error {
 	switch {
 	case j.Status == jobs.StatusCompleted && j.Result != nil:
 		if o.tokens && j.Attempts > 1 {
 			o.fail(o.retryDetail(j.Attempts-1, "retried"))
-			return errStop
+			return store.ErrStop
 		}
 		return o.complete(j.Result)
 	case j.Status.Terminal():
 		o.failed(j.Error, "Prediction "+string(j.Status))
-		return errStop
+		return store.ErrStop
 	}
 	return nil
 }
@@ -413,12 +413,12 @@ func (o *seedSink) failed(e *jobs.Error, what string) {
 	o.fail(what + " (job " + o.jobID + ")")
 }
 
-func (o *seedSink) heartbeat() error { return o.w.write(": ping\n\n") }
+func (o *seedSink) Heartbeat() error { return o.w.write(": ping\n\n") }
 
-func (o *seedSink) hold()        { o.w.hold() }
-func (o *seedSink) flush() error { return o.w.flush() }
+func (o *seedSink) Hold()        { o.w.hold() }
+func (o *seedSink) Flush() error { return o.w.flush() }
 
-func (o *seedSink) reconnect(string) error {
+func (o *seedSink) Reconnect(string) error {
 	o.fail("The server is shutting down; job " + o.jobID + " continues: poll GET /v1/jobs/" + o.jobID + " for its answer")
 	return nil
 }

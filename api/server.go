@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -43,6 +44,10 @@ type Deps struct {
 	// Hub is the process's one shared pub/sub connection (required); the
 	// caller runs it (Hub.Run) and closes it after Server.Shutdown.
 	Hub *store.Hub
+	// Batches stores and reads batches for /v1/batches (required), on
+	// Store's Redis, configured as the workers' (BATCH_RESULT_TTL,
+	// BATCH_COMPLETION_WINDOW) and with the per-key quotas.
+	Batches *batches.Store
 	// Log receives the access log and errors; each request's logger adds
 	// request_id.
 	Log zerolog.Logger
@@ -56,6 +61,24 @@ type Deps struct {
 	AsynqRedis asynq.RedisConnOpt
 	// Health is reported by GET /health.
 	Health HealthInfo
+}
+
+// check refuses Deps missing a required collaborator: the API builds none of
+// its own.
+func (d Deps) check() error {
+	switch {
+	case d.Redis == nil:
+		return errors.New("new api: Deps.Redis is required")
+	case d.Client == nil:
+		return errors.New("new api: Deps.Client is required")
+	case d.Store == nil:
+		return errors.New("new api: Deps.Store is required")
+	case d.Hub == nil:
+		return errors.New("new api: Deps.Hub is required")
+	case d.Batches == nil:
+		return errors.New("new api: Deps.Batches is required")
+	}
+	return nil
 }
 
 // Server is the API: a gin router over packages store and batches. Make it
@@ -100,12 +123,13 @@ type Server struct {
 // metrics summary flusher and the stream lease renewer), which Shutdown
 // stops.
 func New(cfg Config, deps Deps) (*Server, error) {
-	cfg, err := cfg.withDefaults()
+	cfg = cfg.WithDefaults()
+	err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
-	if deps.Redis == nil || deps.Client == nil || deps.Store == nil || deps.Hub == nil {
-		return nil, errors.New("api: Deps.Redis, Client, Store and Hub are required")
+	if err := deps.check(); err != nil {
+		return nil, err
 	}
 	reg := deps.Registry
 	if reg == nil {

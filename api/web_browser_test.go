@@ -60,7 +60,7 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 		t.Fatal(err)
 	}
 	w, err := worker.New(worker.Config{
-		Concurrency: 4, BatchConcurrency: 4, EnableStreaming: true, ShutdownTimeout: 2 * time.Second, ID: "browser",
+		Concurrency: 4, BatchConcurrency: 4, ShutdownTimeout: 2 * time.Second, ID: "browser",
 	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: bs,
 		Runner: &flakyRunner{Runner: worker.NewProgramRunner(prog, lmc), runs: map[string]int{}},
 		Log:    zerolog.New(b.logs).With().Str("component", "worker").Logger()})

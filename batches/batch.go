@@ -1,6 +1,7 @@
 package batches
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
@@ -36,14 +38,15 @@ var (
 )
 
 // Config configures batches. The zero value of each field means its
-// default.
+// default; a field set by a variable takes that variable's default from
+// package config. The API and the workers must agree on it.
 type Config struct {
 	// ResultTTL is how long a batch and its results live after it ends
-	// (BATCH_RESULT_TTL). Default 168h.
+	// (BATCH_RESULT_TTL). Default [config.DefaultBatchResultTTL].
 	ResultTTL time.Duration
 	// CompletionWindow is how long a batch may run before it ends expired,
 	// keeping what finished (BATCH_COMPLETION_WINDOW). Whole seconds;
-	// default 24h.
+	// default [config.DefaultBatchCompletionWindow].
 	CompletionWindow time.Duration
 	// ProgressInterval is the least time between two progress events of a
 	// batch. Default 500ms.
@@ -57,26 +60,26 @@ type Config struct {
 	// QuotaItems and QuotaBytes cap what one owner's live batches hold: their
 	// items, and the bytes of their stored inputs (BATCH_QUOTA_ITEMS_PER_KEY,
 	// BATCH_QUOTA_BYTES_PER_KEY). An upload over either is refused with a
-	// *QuotaError. 0: no quota.
+	// *QuotaError. Defaults [config.DefaultBatchQuotaItemsPerKey] and
+	// [config.DefaultBatchQuotaBytesPerKey]; negative: no quota (a variable's
+	// 0).
 	QuotaItems, QuotaBytes int64
 }
 
-func (c Config) withDefaults() (Config, error) {
-	if c.ResultTTL == 0 {
-		c.ResultTTL = 168 * time.Hour
-	}
-	if c.CompletionWindow == 0 {
-		c.CompletionWindow = 24 * time.Hour
-	}
-	if c.ProgressInterval == 0 {
-		c.ProgressInterval = 500 * time.Millisecond
-	}
-	if c.StoreChunk == 0 {
-		c.StoreChunk = 1000
-	}
-	if c.ExpandParallel == 0 {
-		c.ExpandParallel = 16
-	}
+// WithDefaults returns c with each zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.ResultTTL = cmp.Or(c.ResultTTL, config.DefaultBatchResultTTL)
+	c.CompletionWindow = cmp.Or(c.CompletionWindow, config.DefaultBatchCompletionWindow)
+	c.ProgressInterval = cmp.Or(c.ProgressInterval, 500*time.Millisecond)
+	c.StoreChunk = cmp.Or(c.StoreChunk, 1000)
+	c.ExpandParallel = cmp.Or(c.ExpandParallel, 16)
+	c.QuotaItems = cmp.Or(c.QuotaItems, config.DefaultBatchQuotaItemsPerKey)
+	c.QuotaBytes = cmp.Or(c.QuotaBytes, int64(config.DefaultBatchQuotaBytesPerKey))
+	return c
+}
+
+// validate checks a Config with its defaults filled in.
+func (c Config) validate() error {
 	var errs []error
 	if c.ResultTTL < time.Millisecond {
 		errs = append(errs, fmt.Errorf("ResultTTL must be at least 1ms, got %v", c.ResultTTL))
@@ -87,13 +90,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ProgressInterval < 0 || c.StoreChunk < 1 || c.ExpandParallel < 1 {
 		errs = append(errs, errors.New("ProgressInterval must not be negative; StoreChunk and ExpandParallel must be positive"))
 	}
-	if c.QuotaItems < 0 || c.QuotaBytes < 0 {
-		errs = append(errs, errors.New("QuotaItems and QuotaBytes must not be negative"))
-	}
 	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("batch config: %w", err)
+		return fmt.Errorf("batch config: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 // Store stores batches and runs their operations: the API side (create,
@@ -111,12 +111,12 @@ type Store struct {
 
 // NewStore returns the batch operations on jobStore's Redis.
 func NewStore(jobStore *store.Jobs, cfg Config) (*Store, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	rdb := jobStore.Redis()
-	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: redis.NewScript(batchLua),
+	return &Store{jobStore: jobStore, rdb: rdb, cfg: cfg, script: store.NewScript(batchLua),
 		aq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), now: time.Now}, nil
 }
 
@@ -416,7 +416,32 @@ func (b *Store) Delete(ctx context.Context, id string) error {
 
 // Events returns the batch's events after the stream id after.
 func (b *Store) Events(ctx context.Context, id, after string) ([]jobs.Event, error) {
-	return store.ReadStream(ctx, b.rdb, jobs.BatchEventsKey(id), after, 0)
+	return b.stream(id).Read(ctx, after, 0)
+}
+
+func (b *Store) stream(id string) store.Stream {
+	return store.Stream{Redis: b.rdb, Key: jobs.BatchEventsKey(id)}
+}
+
+// Source is batch id as a follow's source (store.Follow). A batch that is
+// gone is store.ErrNotFound there, as a job is.
+func (b *Store) Source(id string) store.Source[*jobs.Batch] { return batchSource{b: b, id: id} }
+
+// batchSource follows a batch.
+type batchSource struct {
+	b  *Store
+	id string
+}
+
+func (s batchSource) Channel() string          { return jobs.BatchChannel(s.id) }
+func (s batchSource) Stream() store.Stream     { return s.b.stream(s.id) }
+func (s batchSource) Ended(r *jobs.Batch) bool { return r.Status.Terminal() }
+func (s batchSource) Load(ctx context.Context) (*jobs.Batch, error) {
+	bt, err := s.b.Get(ctx, s.id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	return bt, err
 }
 
 // Results returns the result lines of items [from, to) in index order; an

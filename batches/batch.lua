@@ -108,10 +108,9 @@ local function free_share(bytes)
   if bytes > 0 then add_share(owner, id, 0, -bytes) end
 end
 
+-- append adds an event to the batch's stream and publishes it (events.lua).
 local function append(etype, data)
-  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
-  redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
-  return eid
+  return append_event(stream, channel, cap, etype, data)
 end
 
 local function counts()
@@ -119,11 +118,10 @@ local function counts()
   return tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
 end
 
--- progress is the data of progress and terminal events.
+-- progress is the data of progress and terminal events (jobs.BatchProgress).
 local function progress(status)
   local t, c, f, x = counts()
-  return '{"status":"' .. status .. '","request_counts":{"total":' .. t .. ',"completed":' .. c ..
-    ',"failed":' .. f .. ',"cancelled":' .. x .. '}}'
+  return fill(T.batch_progress, {status = status, total = t, completed = c, failed = f, cancelled = x})
 end
 
 -- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's

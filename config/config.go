@@ -35,9 +35,9 @@ type HTTP struct {
 	// Host is the interface the API listens on; `qa dev`, which runs
 	// without API keys, listens on 127.0.0.1 unless HOST is set. HOST,
 	// default 0.0.0.0.
-	Host string `env:"HOST" envDefault:"0.0.0.0"`
+	Host string `env:"HOST"`
 	// Port is the API's port; 0 picks a free one. PORT, default 8000.
-	Port int `env:"PORT" envDefault:"8000"`
+	Port int `env:"PORT"`
 	// Workers is the seed's uvicorn process count, accepted so old
 	// deployments start, and otherwise ignored (Load adds a notice): here
 	// workers scale as processes or replicas. WORKERS, default unset.
@@ -45,19 +45,19 @@ type HTTP struct {
 	// EnableStreaming turns on /predict/stream and token events; off, the
 	// endpoint answers 404 and only progress events are published.
 	// ENABLE_STREAMING, default true.
-	EnableStreaming bool `env:"ENABLE_STREAMING" envDefault:"true"`
+	EnableStreaming bool `env:"ENABLE_STREAMING"`
 	// EnableMetrics serves /metrics; off, it answers 404 {"detail": "Metrics
 	// disabled"}. ENABLE_METRICS, default true.
-	EnableMetrics bool `env:"ENABLE_METRICS" envDefault:"true"`
+	EnableMetrics bool `env:"ENABLE_METRICS"`
 	// PredictTimeout is how long POST /predict waits for its job before
 	// answering 504 with the job id. PREDICT_TIMEOUT, default 60s.
-	PredictTimeout time.Duration `env:"PREDICT_TIMEOUT" envDefault:"60s"`
+	PredictTimeout time.Duration `env:"PREDICT_TIMEOUT"`
 	// MaxBodyBytes caps JSON request bodies (413 beyond); /v1/batches
 	// uploads have their own BATCH_MAX_BYTES. MAX_BODY_BYTES, default 1MiB.
-	MaxBodyBytes Size `env:"MAX_BODY_BYTES" envDefault:"1MiB"`
+	MaxBodyBytes Size `env:"MAX_BODY_BYTES"`
 	// MaxQuestionChars is the longest question accepted, in characters
 	// (422 beyond). MAX_QUESTION_CHARS, default 10000.
-	MaxQuestionChars int `env:"MAX_QUESTION_CHARS" envDefault:"10000"`
+	MaxQuestionChars int `env:"MAX_QUESTION_CHARS"`
 	// MaxInputBytes caps the bytes of one batch item's inputs, as JSON; a
 	// line of an upload may be 4 KiB longer (custom_id and the JSON
 	// around), and a longer one is refused while it is read, so an upload's
@@ -65,7 +65,7 @@ type HTTP struct {
 	// MAX_QUESTION_CHARS at JSON's worst escaping (12 bytes a character)
 	// twice over, leaving room for inputs besides the question.
 	// MAX_INPUT_BYTES, default 256KiB.
-	MaxInputBytes Size `env:"MAX_INPUT_BYTES" envDefault:"256KiB"`
+	MaxInputBytes Size `env:"MAX_INPUT_BYTES"`
 }
 
 // Redis says where the queue's Redis is: one URL, or a Sentinel group.
@@ -91,7 +91,7 @@ type Redis struct {
 	// (each in-flight job writes its own events; at least 100), the API 100
 	// (requests hold a connection only for a command or a script; waits and
 	// streams share one pub/sub connection). REDIS_POOL_SIZE, default 0.
-	PoolSize int `env:"REDIS_POOL_SIZE" envDefault:"0"`
+	PoolSize int `env:"REDIS_POOL_SIZE"`
 }
 
 // APIPoolSize is the Redis pool of an API process.
@@ -115,55 +115,55 @@ func (r Redis) WorkerPoolSize(q Queue) int {
 type Queue struct {
 	// WorkerConcurrency is the number of interactive jobs one worker
 	// process runs at once. WORKER_CONCURRENCY, default 100.
-	WorkerConcurrency int `env:"WORKER_CONCURRENCY" envDefault:"100"`
+	WorkerConcurrency int `env:"WORKER_CONCURRENCY"`
 	// BatchConcurrency is the number of batch items one worker process
 	// runs at once, on its own asynq server. BATCH_CONCURRENCY, default 20.
-	BatchConcurrency int `env:"BATCH_CONCURRENCY" envDefault:"20"`
+	BatchConcurrency int `env:"BATCH_CONCURRENCY"`
 	// PollInterval is how often the interactive server polls an empty
 	// queue: pickup latency against idle Redis load (about 3 commands per
 	// poll per server). QUEUE_POLL_INTERVAL, default 20ms.
-	PollInterval time.Duration `env:"QUEUE_POLL_INTERVAL" envDefault:"20ms"`
+	PollInterval time.Duration `env:"QUEUE_POLL_INTERVAL"`
 	// MaxPending is how many interactive jobs may wait before submissions
 	// get 503 with Retry-After. QUEUE_MAX_PENDING, default 10000.
-	MaxPending int `env:"QUEUE_MAX_PENDING" envDefault:"10000"`
+	MaxPending int `env:"QUEUE_MAX_PENDING"`
 	// InteractiveMaxWait is how long an interactive job may wait to start
 	// before it ends expired; whole seconds. INTERACTIVE_MAX_WAIT, default
 	// 60s.
-	InteractiveMaxWait time.Duration `env:"INTERACTIVE_MAX_WAIT" envDefault:"60s"`
+	InteractiveMaxWait time.Duration `env:"INTERACTIVE_MAX_WAIT"`
 	// JobTimeout bounds one attempt of a job (asynq's Timeout); whole
 	// seconds, and more than the LM attempts can take (see
 	// [Config.Validate]). JOB_TIMEOUT, default 120s.
-	JobTimeout time.Duration `env:"JOB_TIMEOUT" envDefault:"120s"`
+	JobTimeout time.Duration `env:"JOB_TIMEOUT"`
 	// MaxRetries is how many times a failed attempt is retried (asynq's
 	// MaxRetry); 0 never retries. MAX_RETRIES, default 3.
-	MaxRetries int `env:"MAX_RETRIES" envDefault:"3"`
+	MaxRetries int `env:"MAX_RETRIES"`
 	// ResultTTL is how long a finished job's record and events live (also
 	// asynq's Retention); whole seconds. RESULT_TTL, default 24h.
-	ResultTTL time.Duration `env:"RESULT_TTL" envDefault:"24h"`
+	ResultTTL time.Duration `env:"RESULT_TTL"`
 	// IdempotencyTTL is how long an Idempotency-Key maps to its job; whole
 	// seconds. IDEMPOTENCY_TTL, default 24h.
-	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL"`
 	// ShutdownTimeout is how long a stopping worker lets in-flight jobs
 	// finish before they go back to the queue; more than JobTimeout, and
 	// less than the container's grace period. SHUTDOWN_TIMEOUT, default
 	// 130s.
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"130s"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT"`
 	// WorkerMetricsPort serves a worker's /livez, /readyz and /metrics; 0
 	// picks a free one. WORKER_METRICS_PORT, default 9091.
-	WorkerMetricsPort int `env:"WORKER_METRICS_PORT" envDefault:"9091"`
+	WorkerMetricsPort int `env:"WORKER_METRICS_PORT"`
 }
 
 // LM configures the model, the program and the LM client.
 type LM struct {
 	// Model is the DSPy model string, provider/model. DSPY_MODEL, default
 	// openai/gpt-4o-mini.
-	Model string `env:"DSPY_MODEL" envDefault:"openai/gpt-4o-mini"`
+	Model string `env:"DSPY_MODEL"`
 	// ProgramStatePath is a DSPy program state (JSON) to load; empty uses
 	// the built-in QA program. PROGRAM_STATE_PATH, default empty.
 	ProgramStatePath string `env:"PROGRAM_STATE_PATH"`
 	// TrackUsage records token usage per job, as DSPy's track_usage.
 	// TRACK_USAGE, default true.
-	TrackUsage bool `env:"TRACK_USAGE" envDefault:"true"`
+	TrackUsage bool `env:"TRACK_USAGE"`
 	// APIBase is the provider's base URL (an OpenAI-compatible endpoint).
 	// LM_API_BASE, else <PROVIDER>_API_BASE (e.g. OPENAI_API_BASE), default
 	// empty: the provider's public endpoint.
@@ -182,17 +182,17 @@ type LM struct {
 	// LM_MAX_TOKENS, default unset.
 	MaxTokens *int `env:"LM_MAX_TOKENS"`
 	// Timeout bounds one LM call. LM_TIMEOUT, default 30s.
-	Timeout time.Duration `env:"LM_TIMEOUT" envDefault:"30s"`
+	Timeout time.Duration `env:"LM_TIMEOUT"`
 	// RPM is the global requests-per-minute limit shared by all workers; 0
 	// is unlimited. LM_RPM, default 0.
-	RPM int `env:"LM_RPM" envDefault:"0"`
+	RPM int `env:"LM_RPM"`
 	// TPM is the global tokens-per-minute limit; 0 is unlimited. LM_TPM,
 	// default 0.
-	TPM int `env:"LM_TPM" envDefault:"0"`
+	TPM int `env:"LM_TPM"`
 	// RateMaxWait is the longest a job waits on the rate limiter while
 	// holding a worker slot; a longer wait re-queues the job with a delay,
 	// which is not a failed attempt. LM_RATE_MAX_WAIT, default 10s.
-	RateMaxWait time.Duration `env:"LM_RATE_MAX_WAIT" envDefault:"10s"`
+	RateMaxWait time.Duration `env:"LM_RATE_MAX_WAIT"`
 }
 
 // Cache configures the LM response cache layers: memory, disk and Redis.
@@ -204,19 +204,19 @@ type Cache struct {
 	// on the working directory.
 	Dir string `env:"CACHE_DIR"`
 	// DiskEnabled turns the disk layer on. CACHE_DISK_ENABLED, default true.
-	DiskEnabled bool `env:"CACHE_DISK_ENABLED" envDefault:"true"`
+	DiskEnabled bool `env:"CACHE_DISK_ENABLED"`
 	// DiskSize caps the disk layer of each namespace. CACHE_DISK_SIZE,
 	// default 1GiB.
-	DiskSize Size `env:"CACHE_DISK_SIZE" envDefault:"1GiB"`
+	DiskSize Size `env:"CACHE_DISK_SIZE"`
 	// MemoryEnabled turns the in-process LRU layer on.
 	// CACHE_MEMORY_ENABLED, default true.
-	MemoryEnabled bool `env:"CACHE_MEMORY_ENABLED" envDefault:"true"`
+	MemoryEnabled bool `env:"CACHE_MEMORY_ENABLED"`
 	// MemoryEntries caps the in-process layer. CACHE_MEMORY_ENTRIES,
 	// default 100000.
-	MemoryEntries int `env:"CACHE_MEMORY_ENTRIES" envDefault:"100000"`
+	MemoryEntries int `env:"CACHE_MEMORY_ENTRIES"`
 	// RedisEnabled turns on the cache shared by all workers.
 	// CACHE_REDIS_ENABLED, default true.
-	RedisEnabled bool `env:"CACHE_REDIS_ENABLED" envDefault:"true"`
+	RedisEnabled bool `env:"CACHE_REDIS_ENABLED"`
 	// RedisURL puts the shared cache on its own Redis, where an LRU
 	// eviction policy is right (the queue's Redis must not evict); empty
 	// shares the queue's Redis client, Sentinel included. CACHE_REDIS_URL,
@@ -224,56 +224,56 @@ type Cache struct {
 	RedisURL SecretURL `env:"CACHE_REDIS_URL"`
 	// RedisTTL is how long a shared cache entry lives. CACHE_REDIS_TTL,
 	// default 168h (7 days).
-	RedisTTL time.Duration `env:"CACHE_REDIS_TTL" envDefault:"168h"`
+	RedisTTL time.Duration `env:"CACHE_REDIS_TTL"`
 }
 
 // Batch configures /v1/batches.
 type Batch struct {
 	// MaxItems caps the items of one batch (413 beyond). BATCH_MAX_ITEMS,
 	// default 50000.
-	MaxItems int `env:"BATCH_MAX_ITEMS" envDefault:"50000"`
+	MaxItems int `env:"BATCH_MAX_ITEMS"`
 	// MaxBytes caps one batch upload (413 beyond). BATCH_MAX_BYTES,
 	// default 100MB.
-	MaxBytes Size `env:"BATCH_MAX_BYTES" envDefault:"100MB"`
+	MaxBytes Size `env:"BATCH_MAX_BYTES"`
 	// ResultTTL is how long a finished batch and its results live; whole
 	// seconds. BATCH_RESULT_TTL, default 168h (7 days).
-	ResultTTL time.Duration `env:"BATCH_RESULT_TTL" envDefault:"168h"`
+	ResultTTL time.Duration `env:"BATCH_RESULT_TTL"`
 	// CompletionWindow is how long a batch may run before it ends expired,
 	// keeping what finished; whole seconds. BATCH_COMPLETION_WINDOW,
 	// default 24h.
-	CompletionWindow time.Duration `env:"BATCH_COMPLETION_WINDOW" envDefault:"24h"`
+	CompletionWindow time.Duration `env:"BATCH_COMPLETION_WINDOW"`
 	// OwnerShare is the fraction of the batch workers one owner's batches
 	// may occupy, in (0, 1]. BATCH_OWNER_SHARE, default 0.5.
-	OwnerShare float64 `env:"BATCH_OWNER_SHARE" envDefault:"0.5"`
+	OwnerShare float64 `env:"BATCH_OWNER_SHARE"`
 	// ResultsMaxWait bounds one results download that waits
 	// (GET /v1/batches/{id}/results?wait=true): past it the download ends
 	// with a line saying where to resume. BATCH_RESULTS_MAX_WAIT, default 1h.
-	ResultsMaxWait time.Duration `env:"BATCH_RESULTS_MAX_WAIT" envDefault:"1h"`
+	ResultsMaxWait time.Duration `env:"BATCH_RESULTS_MAX_WAIT"`
 	// UploadsPerProcess caps the uploads one API process reads at once
 	// (429 beyond). BATCH_UPLOADS_PER_PROCESS, default 8.
-	UploadsPerProcess int `env:"BATCH_UPLOADS_PER_PROCESS" envDefault:"8"`
+	UploadsPerProcess int `env:"BATCH_UPLOADS_PER_PROCESS"`
 	// UploadsPerKey caps the uploads one key sends at once, across every
 	// API replica (429 beyond). BATCH_UPLOADS_PER_KEY, default 2.
-	UploadsPerKey int `env:"BATCH_UPLOADS_PER_KEY" envDefault:"2"`
+	UploadsPerKey int `env:"BATCH_UPLOADS_PER_KEY"`
 	// UploadMinRate is the slowest an upload may arrive, in bytes per
 	// second, after BATCH_UPLOAD_GRACE; slower, 408. At the default a
 	// BATCH_MAX_BYTES upload may take 17 minutes. BATCH_UPLOAD_MIN_RATE,
 	// default 100KB.
-	UploadMinRate Size `env:"BATCH_UPLOAD_MIN_RATE" envDefault:"100KB"`
+	UploadMinRate Size `env:"BATCH_UPLOAD_MIN_RATE"`
 	// UploadGrace is how long an upload may take beyond its bytes at
 	// BATCH_UPLOAD_MIN_RATE. BATCH_UPLOAD_GRACE, default 30s.
-	UploadGrace time.Duration `env:"BATCH_UPLOAD_GRACE" envDefault:"30s"`
+	UploadGrace time.Duration `env:"BATCH_UPLOAD_GRACE"`
 	// QuotaItemsPerKey caps the items one key's live batches hold (an
 	// upload over it gets 429); ended batches count until deleted or
 	// expired; 0 is off. BATCH_QUOTA_ITEMS_PER_KEY, default 100000 (two
 	// batches of BATCH_MAX_ITEMS).
-	QuotaItemsPerKey int64 `env:"BATCH_QUOTA_ITEMS_PER_KEY" envDefault:"100000"`
+	QuotaItemsPerKey int64 `env:"BATCH_QUOTA_ITEMS_PER_KEY"`
 	// QuotaBytesPerKey caps the bytes of the inputs one key's live batches
 	// hold in Redis (a cancelled batch frees its unstarted items'); 0 is
 	// off. Keep it well below Redis's maxmemory, so one key cannot fill it
 	// for every other. BATCH_QUOTA_BYTES_PER_KEY, default 200MB (two
 	// uploads of BATCH_MAX_BYTES).
-	QuotaBytesPerKey Size `env:"BATCH_QUOTA_BYTES_PER_KEY" envDefault:"200MB"`
+	QuotaBytesPerKey Size `env:"BATCH_QUOTA_BYTES_PER_KEY"`
 }
 
 // Security configures authentication, CORS and per-key limits.
@@ -288,10 +288,10 @@ type Security struct {
 	AdminAPIKeys APIKeys `env:"ADMIN_API_KEYS"`
 	// AllowAnonymous lets `qa api` run without API_KEYS. ALLOW_ANONYMOUS,
 	// default false.
-	AllowAnonymous bool `env:"ALLOW_ANONYMOUS" envDefault:"false"`
+	AllowAnonymous bool `env:"ALLOW_ANONYMOUS"`
 	// MonitoringReadonly keeps the dashboard from deleting or re-running
 	// tasks. MONITORING_READONLY, default true.
-	MonitoringReadonly bool `env:"MONITORING_READONLY" envDefault:"true"`
+	MonitoringReadonly bool `env:"MONITORING_READONLY"`
 	// MonitoringPrometheusURL is the Prometheus that scrapes our metrics;
 	// when set, the dashboard shows its Metrics page, querying it from the
 	// server (e.g. http://prometheus:9090). MONITORING_PROMETHEUS_URL,
@@ -299,29 +299,29 @@ type Security struct {
 	MonitoringPrometheusURL string `env:"MONITORING_PROMETHEUS_URL"`
 	// MetricsPublic serves /metrics without an admin key, for a scraper on
 	// a private network. METRICS_PUBLIC, default false.
-	MetricsPublic bool `env:"METRICS_PUBLIC" envDefault:"false"`
+	MetricsPublic bool `env:"METRICS_PUBLIC"`
 	// CORSOrigins are the origins allowed cross-origin requests (with
 	// credentials, so never "*"); empty turns CORS off. CORS_ORIGINS,
 	// comma-separated, default empty.
 	CORSOrigins List `env:"CORS_ORIGINS"`
 	// RateLimitRPS is the requests per second one key may make, shared by
 	// all API replicas; 0 is off. RATE_LIMIT_RPS, default 0.
-	RateLimitRPS float64 `env:"RATE_LIMIT_RPS" envDefault:"0"`
+	RateLimitRPS float64 `env:"RATE_LIMIT_RPS"`
 	// RateLimitBurst is the burst above RateLimitRPS. RATE_LIMIT_BURST,
 	// default 0, which means RateLimitRPS rounded up (at least 1).
-	RateLimitBurst int `env:"RATE_LIMIT_BURST" envDefault:"0"`
+	RateLimitBurst int `env:"RATE_LIMIT_BURST"`
 	// TokenBudgetPerDay caps the LM tokens one key's jobs may use per UTC
 	// day, checked at submit and as each job or batch item starts; 0 is off.
 	// TOKEN_BUDGET_PER_DAY, default 0.
-	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY" envDefault:"0"`
+	TokenBudgetPerDay int64 `env:"TOKEN_BUDGET_PER_DAY"`
 	// SSEMaxStreamsPerKey caps the streams one key holds open across every
 	// API replica: event streams and results downloads that wait.
 	// SSE_MAX_STREAMS_PER_KEY, default 100.
-	SSEMaxStreamsPerKey int `env:"SSE_MAX_STREAMS_PER_KEY" envDefault:"100"`
+	SSEMaxStreamsPerKey int `env:"SSE_MAX_STREAMS_PER_KEY"`
 	// WaitMaxPerKey caps the ?wait= long polls one key holds across every
 	// API replica, counted once a poll has waited a second.
 	// WAIT_MAX_PER_KEY, default 1000.
-	WaitMaxPerKey int `env:"WAIT_MAX_PER_KEY" envDefault:"1000"`
+	WaitMaxPerKey int `env:"WAIT_MAX_PER_KEY"`
 	// TrustedProxies are the proxies (IP addresses or CIDRs) whose
 	// X-Forwarded-For names the client's address, which the
 	// failed-authentication limit (and, without API keys, the rate limit)
@@ -332,7 +332,7 @@ type Security struct {
 	// address may make a minute, counted per API process; beyond, its
 	// requests get 429 until a minute/AuthFailuresPerMinute has passed.
 	// AUTH_FAILURES_PER_MINUTE, default 60.
-	AuthFailuresPerMinute int `env:"AUTH_FAILURES_PER_MINUTE" envDefault:"60"`
+	AuthFailuresPerMinute int `env:"AUTH_FAILURES_PER_MINUTE"`
 }
 
 // Log configures logging.
@@ -341,14 +341,14 @@ type Log struct {
 	// info, warn, error, fatal or disabled. Case does not matter, and the
 	// Python names the seed used are accepted (WARNING is warn, CRITICAL is
 	// fatal); Load stores the zerolog name. LOG_LEVEL, default info.
-	Level string `env:"LOG_LEVEL" envDefault:"info"`
+	Level string `env:"LOG_LEVEL"`
 	// Format is json (one object per line) or console (for people).
 	// LOG_FORMAT, default json.
-	Format string `env:"LOG_FORMAT" envDefault:"json"`
+	Format string `env:"LOG_FORMAT"`
 	// Questions lets question, answer and LM text reach the logs: the
 	// question (clipped) on a job's worker lines, a failure's whole reason
 	// (a parse failure's quotes the LM's answer). False keeps them out: a
 	// failure logs its code, and the quoted text's length and hash.
 	// LOG_QUESTIONS, default false.
-	Questions bool `env:"LOG_QUESTIONS" envDefault:"false"`
+	Questions bool `env:"LOG_QUESTIONS"`
 }

@@ -5,7 +5,9 @@
 // does so through a [Lookup] passed in, so tests never touch the process
 // environment. [Load] layers the real environment over an optional .env file
 // (see [LoadDotEnv]) over the defaults documented on each field, and returns
-// every problem at once, each message naming its variable.
+// every problem at once, each message naming its variable. The defaults are
+// written once, as the Default… constants (defaults.go), which the
+// components' Configs read too for their zero fields.
 //
 // Values that are secret ([Secret], [SecretURL], [APIKeys]) print masked
 // through fmt, encoding/json and [Config.Settings]: a Config can be logged

@@ -5,7 +5,6 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -77,7 +76,10 @@ func Default() *Config {
 // start. Its error joins every value that does not parse.
 func Parse(environ Lookup, dotenv map[string]string) (*Config, error) {
 	r := resolver{environ: environ, dotenv: dotenv}
-	cfg := &Config{sources: map[string]string{}}
+	// Every field starts at its default; the env library sets only those
+	// whose variable has a value.
+	cfg := new(defaultConfig())
+	cfg.sources = map[string]string{}
 	vars := variables()
 	values := make(map[string]string, len(vars))
 	for _, v := range vars {
@@ -146,8 +148,8 @@ func (c *Config) resolve(r resolver) {
 			c.sources["LM_API_BASE"] = src + " (" + name + ")"
 		}
 	}
-	if c.Security.RateLimitBurst == 0 && c.Security.RateLimitRPS > 0 {
-		c.Security.RateLimitBurst = max(1, int(math.Min(math.Ceil(c.Security.RateLimitRPS), math.MaxInt32)))
+	if c.Security.RateLimitBurst == 0 {
+		c.Security.RateLimitBurst = DefaultRateLimitBurst(c.Security.RateLimitRPS)
 	}
 	c.Log.Level = normalizeLevel(c.Log.Level)
 	c.Log.Format = strings.ToLower(c.Log.Format)

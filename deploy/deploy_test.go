@@ -67,6 +67,49 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 	}
 }
 
+// TestEnvExampleShowsTheDefaults: below its header, .env.example lists each
+// variable commented out at its default (the header's lines are examples),
+// so uncommenting a line changes nothing, and a default changed in config
+// shows here until the file follows.
+func TestEnvExampleShowsTheDefaults(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{}
+	for _, s := range config.Default().Settings() {
+		defaults[s.Name] = s.Value
+	}
+	assign := regexp.MustCompile(`^# ([A-Z][A-Z0-9_]*)=(.*)$`)
+	seen := map[string]bool{}
+	inHeader := true
+	for line := range strings.Lines(string(read(t, ".env.example"))) {
+		line = strings.TrimRight(line, "\r\n")
+		inHeader = inHeader && !strings.HasPrefix(line, "# ==== ")
+		m := assign.FindStringSubmatch(line)
+		if inHeader || m == nil || !slices.Contains(config.Variables(), m[1]) {
+			continue
+		}
+		name := m[1]
+		if seen[name] {
+			t.Errorf(".env.example lists %s twice", name)
+		}
+		seen[name] = true
+		dotenv, err := config.ParseDotEnv(".env.example", []byte(name+"="+m[2]))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		cfg, err := config.Parse(config.MapLookup(nil), dotenv)
+		if err != nil {
+			t.Errorf(".env.example: %s=%s does not parse: %v", name, m[2], err)
+			continue
+		}
+		for _, s := range cfg.Settings() {
+			if s.Name == name && s.Value != defaults[name] {
+				t.Errorf(".env.example shows %s=%s, but its default is %q (config/defaults.go)", name, m[2], defaults[name])
+			}
+		}
+	}
+}
+
 type composeFile struct {
 	Services map[string]struct {
 		Image           string            `yaml:"image"`

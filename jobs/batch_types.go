@@ -124,6 +124,15 @@ type BatchProgress struct {
 	RequestCounts BatchCounts `json:"request_counts"`
 }
 
+// EventType is the batch's status once it has ended (its terminal event),
+// EventProgress before.
+func (p BatchProgress) EventType() EventType {
+	if p.Status.Terminal() {
+		return EventType(p.Status)
+	}
+	return EventProgress
+}
+
 // BatchItemPayload is an item task's payload: which item of which batch, in
 // which retry round; not its spec, which the item's start reads from the
 // batch. The custom_id is there for the line of an item cancelled before

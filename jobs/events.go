@@ -22,7 +22,8 @@ const (
 	EventFailed    EventType = "failed"
 	EventCancelled EventType = "cancelled"
 	EventExpired   EventType = "expired"
-	// EventProgress carries a batch's counts.
+	// EventProgress carries a batch's counts; a batch's terminal event
+	// (completed, cancelled, expired) carries them too.
 	EventProgress EventType = "progress"
 )
 
@@ -56,7 +57,16 @@ func ParseEvent(payload string) (Event, error) {
 	return e, nil
 }
 
-// Event payloads, one per type.
+// EventData is the data of one type of event. Each type renders itself with
+// encoding/json, the bytes clients receive (testdata/events pins them); the
+// scripts append what Go rendered, or fill in a Template rendered from the
+// type.
+type EventData interface {
+	// EventType is the type of the event that carries the data.
+	EventType() EventType
+}
+
+// The data of each event, one type per event.
 type (
 	// QueuedData is the data of a queued event.
 	QueuedData struct {
@@ -75,7 +85,8 @@ type (
 		Content string `json:"content"`
 	}
 	// RetryingData is the data of a retrying event; clients drop the partial
-	// answer.
+	// answer. RetryInMS is 0 when the attempt goes on (the program started
+	// over within it).
 	RetryingData struct {
 		Attempt   int    `json:"attempt"`
 		Reason    string `json:"reason"`
@@ -85,16 +96,42 @@ type (
 	CompletedData struct {
 		Result *Result `json:"result"`
 	}
-	// FailedData is the data of a failed or expired event.
+	// FailedData is the data of a failed event.
 	FailedData struct {
 		Error    *Error `json:"error"`
 		Attempts int    `json:"attempts"`
 	}
+	// ExpiredData is the data of an expired event: a failed event's shape.
+	ExpiredData FailedData
 	// CancelledData is the data of a cancelled event.
 	CancelledData struct {
 		Previous Status `json:"previous"`
 	}
 )
+
+// EventType is EventQueued.
+func (QueuedData) EventType() EventType { return EventQueued }
+
+// EventType is EventStarted.
+func (StartedData) EventType() EventType { return EventStarted }
+
+// EventType is EventToken.
+func (TokenData) EventType() EventType { return EventToken }
+
+// EventType is EventRetrying.
+func (RetryingData) EventType() EventType { return EventRetrying }
+
+// EventType is EventCompleted.
+func (CompletedData) EventType() EventType { return EventCompleted }
+
+// EventType is EventFailed.
+func (FailedData) EventType() EventType { return EventFailed }
+
+// EventType is EventExpired.
+func (ExpiredData) EventType() EventType { return EventExpired }
+
+// EventType is EventCancelled.
+func (CancelledData) EventType() EventType { return EventCancelled }
 
 // CompareIDs orders two Redis stream ids ("ms-seq"): -1, 0 or 1. Malformed ids
 // sort first.

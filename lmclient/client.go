@@ -35,7 +35,7 @@ var _ program.LM = (*Client)(nil)
 // New validates cfg, resolves the provider and opens the enabled cache
 // layers. Close releases them.
 func New(cfg Config, deps Deps) (*Client, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(deps); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package lmclient
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,27 +9,19 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/qaqueue/qaqueue/config"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
-// Defaults of Config's zero fields.
-const (
-	DefaultModel         = "openai/gpt-4o-mini"
-	DefaultTimeout       = 120 * time.Second
-	DefaultMemoryEntries = 1_000_000 // DSPy's LRUCache maxsize
-	DefaultDiskSizeBytes = 30_000_000_000
-	DefaultRedisTTL      = 7 * 24 * time.Hour
-	DefaultMaxWait       = 10 * time.Second
-)
-
 // Config sets up a Client. The zero value calls openai/gpt-4o-mini with no
-// cache and no rate limit; the cmd and config packages fill it from the
-// environment (DSPY_MODEL, LM_*, CACHE_*), where the service's own defaults
-// (both local cache layers on, as in DSPy) are applied.
+// cache and no rate limit: a client opts into each cache layer (the disk and
+// Redis layers need a directory or a Redis that only the environment names),
+// and the service turns them on (CACHE_*_ENABLED, which cmd maps here). Every
+// other zero field takes its variable's default from package config.
 type Config struct {
 	// Model is the DSPy model string, provider/model (DSPY_MODEL). It keys
-	// the cache and usage. Default "openai/gpt-4o-mini".
+	// the cache and usage. Default [config.DefaultModel].
 	Model string
 	// APIBase overrides the provider's base URL (LM_API_BASE). Default: the
 	// provider's variable, then its public endpoint.
@@ -48,17 +41,20 @@ type Config struct {
 	// MaxTokens is sent when set (LM_MAX_TOKENS), as max_completion_tokens
 	// for OpenAI reasoning models. Default nil: unset.
 	MaxTokens *int
-	// Timeout bounds one call, streaming included (LM_TIMEOUT). Default 120s.
+	// Timeout bounds one call, streaming included (LM_TIMEOUT). Default
+	// [config.DefaultLMTimeout].
 	Timeout time.Duration
 
 	// MemoryEnabled turns on the in-process LRU layer. Default false.
 	MemoryEnabled bool
-	// MemoryEntries caps the LRU layer. Default 1,000,000.
+	// MemoryEntries caps the LRU layer (CACHE_MEMORY_ENTRIES). Default
+	// [config.DefaultCacheMemoryEntries].
 	MemoryEntries int
 	// DiskEnabled turns on the SQLite layer in Dir. Default false.
 	DiskEnabled bool
 	// DiskSizeBytes caps the bytes of stored entries of one namespace; the
-	// least recently used are evicted beyond it. Default 30 GB (DSPy's).
+	// least recently used are evicted beyond it (CACHE_DISK_SIZE). Default
+	// [config.DefaultCacheDiskSize].
 	DiskSizeBytes int64
 	// Dir holds the disk layer's databases, one per namespace directory;
 	// required when DiskEnabled.
@@ -71,7 +67,8 @@ type Config struct {
 	// RedisEnabled turns on the shared Redis layer (Deps.CacheRedis, else
 	// Deps.Redis). Default false.
 	RedisEnabled bool
-	// RedisTTL is every Redis entry's time to live. Default 7 days.
+	// RedisTTL is every Redis entry's time to live (CACHE_REDIS_TTL). Default
+	// [config.DefaultCacheRedisTTL].
 	RedisTTL time.Duration
 
 	// RPM and TPM are the fleet-wide requests and tokens per minute toward
@@ -79,8 +76,8 @@ type Config struct {
 	RPM int
 	TPM int
 	// MaxWait bounds how long a call waits for rate-limit capacity or a
-	// provider cool-down; beyond it Complete returns *RateLimitedError.
-	// Default 10s.
+	// provider cool-down; beyond it Complete returns *RateLimitedError
+	// (LM_RATE_MAX_WAIT). Default [config.DefaultLMRateMaxWait].
 	MaxWait time.Duration
 }
 
@@ -103,25 +100,14 @@ type Deps struct {
 	Registerer prometheus.Registerer
 }
 
-func (c Config) withDefaults() Config {
-	if c.Model == "" {
-		c.Model = DefaultModel
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MemoryEntries == 0 {
-		c.MemoryEntries = DefaultMemoryEntries
-	}
-	if c.DiskSizeBytes == 0 {
-		c.DiskSizeBytes = DefaultDiskSizeBytes
-	}
-	if c.RedisTTL == 0 {
-		c.RedisTTL = DefaultRedisTTL
-	}
-	if c.MaxWait == 0 {
-		c.MaxWait = DefaultMaxWait
-	}
+// WithDefaults returns c with each zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.Model = cmp.Or(c.Model, config.DefaultModel)
+	c.Timeout = cmp.Or(c.Timeout, config.DefaultLMTimeout)
+	c.MemoryEntries = cmp.Or(c.MemoryEntries, config.DefaultCacheMemoryEntries)
+	c.DiskSizeBytes = cmp.Or(c.DiskSizeBytes, int64(config.DefaultCacheDiskSize))
+	c.RedisTTL = cmp.Or(c.RedisTTL, config.DefaultCacheRedisTTL)
+	c.MaxWait = cmp.Or(c.MaxWait, config.DefaultLMRateMaxWait)
 	return c
 }
 

@@ -54,7 +54,7 @@ type CacheStores struct {
 // StoresFor resolves cfg's provider as New does and says where a client
 // built from cfg keeps its cache, without opening anything.
 func StoresFor(cfg Config) (CacheStores, Provider, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	prov, err := ResolveProvider(cfg.Model, cfg.APIBase, cfg.APIKey, cfg.AzureAPIVersion, cfg.LookupEnv)
 	if err != nil {
 		return CacheStores{}, Provider{}, err

@@ -58,7 +58,7 @@ type Attempt struct {
 // owner has spent Config.TokenBudgetPerDay today ends failed (OverBudget).
 func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
 	now := s.now()
-	expired := mustJSON(jobs.FailedData{Error: &jobs.Error{Code: "expired", Message: "not started within " + maxWait.String()}})
+	expired := mustJSON(jobs.ExpiredData{Error: &jobs.Error{Code: "expired", Message: "not started within " + maxWait.String()}})
 	gaveUp := mustJSON(jobs.FailedData{
 		Error:    &jobs.Error{Code: "attempts_exhausted", Message: "gave up after " + strconv.Itoa(s.cfg.MaxAttempts) + " attempts: the last one was lost (worker stopped or timed out)"},
 		Attempts: s.cfg.MaxAttempts,
@@ -154,8 +154,8 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, de
 // run finished first).
 func (a *Attempt) Complete(ctx context.Context, r *jobs.Result) error {
 	rec := a.Recorded(r)
+	data := mustJSON(jobs.CompletedData{Result: rec})
 	res := mustJSON(rec)
-	data := `{"result":` + res + `}`
 	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
 		rec.TotalTokens(), jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), r.Provenance.LMCalls, "result", res, "error", "")
 	return err

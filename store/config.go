@@ -1,32 +1,36 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/qaqueue/qaqueue/config"
 )
 
 // Config is what the job operations need to know. The zero value of each field
-// means its default.
+// means its default; a field set by a variable takes that variable's default
+// from package config.
 type Config struct {
 	// MaxAttempts is how many times a job may start before it fails for good
-	// (MAX_RETRIES + 1). Default 4.
+	// (MAX_RETRIES + 1). Default [config.DefaultMaxRetries] + 1.
 	MaxAttempts int
 	// ResultTTL is how long an ended job's record and events are kept
-	// (RESULT_TTL). Default 24h.
+	// (RESULT_TTL). Default [config.DefaultResultTTL].
 	ResultTTL time.Duration
 	// PendingTTL bounds the life of a job that never ends (its worker fleet
 	// vanished). Default 7 days.
 	PendingTTL time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered
-	// (IDEMPOTENCY_TTL). Default 24h.
+	// (IDEMPOTENCY_TTL). Default [config.DefaultIdempotencyTTL].
 	IdempotencyTTL time.Duration
 	// MaxPending is the most interactive jobs waiting before submits are
-	// refused with ErrQueueFull (QUEUE_MAX_PENDING). Default 10000; negative
-	// means no limit.
+	// refused with ErrQueueFull (QUEUE_MAX_PENDING). Default
+	// [config.DefaultQueueMaxPending]; negative means no limit.
 	MaxPending int
 	// JobTimeout bounds one attempt (JOB_TIMEOUT); asynq stores it in whole
-	// seconds. Default 120s.
+	// seconds. Default [config.DefaultJobTimeout].
 	JobTimeout time.Duration
 	// TaskRetention keeps finished asynq tasks visible in the dashboard.
 	// Default 1h; asynq stores whole seconds.
@@ -41,26 +45,21 @@ type Config struct {
 	TokenBudgetPerDay int64
 }
 
-func (c Config) withDefaults() (Config, error) {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 4
-	}
-	def(&c.ResultTTL, 24*time.Hour)
-	def(&c.PendingTTL, 7*24*time.Hour)
-	def(&c.IdempotencyTTL, 24*time.Hour)
-	def(&c.JobTimeout, 120*time.Second)
-	def(&c.TaskRetention, time.Hour)
-	if c.MaxPending == 0 {
-		c.MaxPending = 10000
-	}
-	if c.StreamCap == 0 {
-		c.StreamCap = 10000
-	}
+// WithDefaults returns c with each zero field set to its default.
+func (c Config) WithDefaults() Config {
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, config.DefaultMaxRetries+1)
+	c.ResultTTL = cmp.Or(c.ResultTTL, config.DefaultResultTTL)
+	c.PendingTTL = cmp.Or(c.PendingTTL, 7*24*time.Hour)
+	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, config.DefaultIdempotencyTTL)
+	c.JobTimeout = cmp.Or(c.JobTimeout, config.DefaultJobTimeout)
+	c.TaskRetention = cmp.Or(c.TaskRetention, time.Hour)
+	c.MaxPending = cmp.Or(c.MaxPending, config.DefaultQueueMaxPending)
+	c.StreamCap = cmp.Or(c.StreamCap, 10000)
+	return c
+}
+
+// validate checks a Config with its defaults filled in.
+func (c Config) validate() error {
 	var errs []error
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("MaxAttempts must be at least 1, got %d", c.MaxAttempts))
@@ -82,7 +81,7 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("StreamCap must be at least 100, got %d", c.StreamCap))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("jobs config: %w", err)
+		return fmt.Errorf("jobs config: %w", err)
 	}
-	return c, nil
+	return nil
 }

@@ -337,6 +337,62 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	}
 }
 
+// TestWaitSurvivesPubSubReconnect: a wait whose pub/sub connection is cut
+// while its job ends still returns the ended job: the end comes live after
+// the reconnect, or, lost meanwhile, from the record the resync reads (no
+// heartbeat recheck here to fall back on).
+func TestWaitSurvivesPubSubReconnect(t *testing.T) {
+	t.Parallel()
+	db := redistest.NewServer(t) // CLIENT KILL must not touch other tests
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
+	done := make(chan struct{})
+	go func() { hub.Run(ctx); close(done) }()
+	t.Cleanup(func() { _ = hub.Close(); cancel(); <-done })
+	j, err := store.NewClient(db.Client, jobStore).Submit(ctx, ask("", "q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := jobStore.Start(ctx, j.Job.ID, "w", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := store.Follow(ctx, store.FollowConfig{Hub: hub, Heartbeat: time.Hour}, jobStore.Source(j.Job.ID), store.FromNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Record().Status != jobs.StatusRunning {
+		t.Fatalf("record at the start of the wait = %+v", f.Record())
+	}
+	waited := make(chan *jobs.Job, 1)
+	go func() {
+		j, err := f.Wait(ctx, time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- j
+	}()
+	if err := db.Client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-waited:
+		if got == nil || got.Status != jobs.StatusCompleted || got.Result.Answer("answer") != "x" {
+			t.Fatalf("wait = %+v", got)
+		}
+	case <-time.After(time.Minute): // a hang guard, not a timing bound
+		t.Fatal("the wait did not end")
+	}
+}
+
 func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})

@@ -38,11 +38,11 @@ type Jobs struct {
 
 // NewJobs returns the job records on rdb.
 func NewJobs(rdb redis.UniversalClient, cfg Config) (*Jobs, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Jobs{rdb: rdb, cfg: cfg, script: redis.NewScript(recordLua), now: time.Now}, nil
+	return &Jobs{rdb: rdb, cfg: cfg, script: NewScript(recordLua), now: time.Now}, nil
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -153,12 +153,28 @@ func msTime(v string) time.Time {
 // Events returns the job's events after the stream id after ("" or "0" for all),
 // at most count of them (0 = all).
 func (s *Jobs) Events(ctx context.Context, id, after string, count int64) ([]jobs.Event, error) {
-	evs, err := ReadStream(ctx, s.rdb, jobs.EventsKey(id), after, count)
+	evs, err := s.stream(id).Read(ctx, after, count)
 	if err != nil {
 		return nil, fmt.Errorf("read events of job %s: %w", id, err)
 	}
 	return evs, nil
 }
+
+func (s *Jobs) stream(id string) Stream { return Stream{Redis: s.rdb, Key: jobs.EventsKey(id)} }
+
+// Source is job id as a follow's source (Follow).
+func (s *Jobs) Source(id string) Source[*jobs.Job] { return jobSource{jobs: s, id: id} }
+
+// jobSource follows a job.
+type jobSource struct {
+	jobs *Jobs
+	id   string
+}
+
+func (j jobSource) Channel() string                             { return jobs.Channel(j.id) }
+func (j jobSource) Stream() Stream                              { return j.jobs.stream(j.id) }
+func (j jobSource) Load(ctx context.Context) (*jobs.Job, error) { return j.jobs.Get(ctx, j.id) }
+func (j jobSource) Ended(r *jobs.Job) bool                      { return r.Status.Terminal() }
 
 // Cancel ends a job that has not ended yet and tells the worker running it.
 // It returns the status the job had, or ErrTerminal / ErrNotFound.

@@ -10,10 +10,11 @@ local op, now, channel, cap, id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], 
 
 local terminal = {completed = true, failed = true, cancelled = true, expired = true}
 
+-- append adds an event to the job's stream and publishes it (events.lua):
+-- its data as Go rendered it, or a template Go rendered (T) filled in with
+-- what only this script knows.
 local function append(etype, data)
-  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', etype, 'data', data)
-  redis.call('PUBLISH', channel, '{"id":"' .. eid .. '","type":"' .. etype .. '","data":' .. data .. '}')
-  return eid
+  return append_event(stream, channel, cap, etype, data)
 end
 
 -- add_calls adds an attempt's LM calls (ARGV[i]) to the job's lm_calls, so
@@ -145,14 +146,14 @@ if op == 'start' then
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
     'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
   redis.call('HSETNX', job, 'started_at', now)
-  append('started', '{"attempt":' .. attempts .. '}')
+  append('started', fill(T.started, {attempt = attempts}))
   return {'started', tostring(attempts), redis.call('HGET', job, 'lm_calls') or '0', unpack(redis.call('HGETALL', job))}
 end
 
 if op == 'cancel' then
   -- ARGV[6] result ttl ms
   finish('cancelled', ARGV[6], {})
-  append('cancelled', '{"previous":"' .. status .. '"}')
+  append('cancelled', fill(T.cancelled, {previous = status}))
   redis.call('PUBLISH', 'qa:cancel', id)
   return {'cancelled', status}
 end

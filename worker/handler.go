@@ -67,7 +67,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		opts.Priority = program.PriorityBatch
 	}
 	var pub *coalescer
-	if spec.Options.Stream && w.cfg.EnableStreaming {
+	if spec.Options.Stream && !w.cfg.DisableStreaming {
 		pub = newCoalescer(att.Token, att.Reset, w.cfg.TokenInterval)
 		go pub.run(context.WithoutCancel(runCtx))
 		opts.OnChunk = func(field, chunk string) error {

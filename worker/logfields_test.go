@@ -33,7 +33,7 @@ func TestLogDurationsNameTheirUnit(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	var logs lockedBuffer
-	w, err := worker.New(worker.Config{EnableStreaming: true, ShutdownTimeout: 5 * time.Second},
+	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Log: zerolog.New(&logs)})
 	if err != nil {
 		t.Fatal(err)

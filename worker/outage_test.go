@@ -109,7 +109,7 @@ func TestLMCallsAfterARefusedComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
+	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: b.db.Client, Store: jobStore, Runner: b.runner, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,33 +13,39 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 )
 
-// Config is a worker process's settings. Zero values mean the defaults given.
+// Config is a worker process's settings. Zero values mean the defaults
+// given; a field set by a variable takes that variable's default from package
+// config.
 type Config struct {
 	// Concurrency is the interactive server's slots (WORKER_CONCURRENCY).
-	// Default 100.
+	// Default [config.DefaultWorkerConcurrency].
 	Concurrency int
 	// BatchConcurrency is the batch server's slots (BATCH_CONCURRENCY);
-	// negative disables the batch server. Default 20.
+	// negative disables the batch server. Default
+	// [config.DefaultBatchConcurrency].
 	BatchConcurrency int
 	// PollInterval is the interactive server's TaskCheckInterval
 	// (QUEUE_POLL_INTERVAL). With blocking pickup it only matters if asynq's
-	// dequeue ever stops matching; default 20ms.
+	// dequeue ever stops matching; default [config.DefaultQueuePollInterval].
 	PollInterval time.Duration
 	// DisableBlockingPickup makes the idle interactive server poll every
 	// PollInterval instead of waiting in Redis for work (wake.go). Default
 	// false: blocking pickup is on.
 	DisableBlockingPickup bool
 	// InteractiveMaxWait expires an interactive job not started within it
-	// (INTERACTIVE_MAX_WAIT). Default 60s; negative disables.
+	// (INTERACTIVE_MAX_WAIT). Default [config.DefaultInteractiveMaxWait];
+	// negative disables.
 	InteractiveMaxWait time.Duration
 	// ShutdownTimeout is how long in-flight jobs may finish on shutdown before
-	// asynq puts them back in the queue (SHUTDOWN_TIMEOUT). Default 130s.
+	// asynq puts them back in the queue (SHUTDOWN_TIMEOUT). Default
+	// [config.DefaultShutdownTimeout].
 	ShutdownTimeout time.Duration
 	// RetryCheckInterval is how often due retries move back to pending
 	// (asynq's DelayedTaskCheckInterval; its 5 s default makes a Retry-After
@@ -53,9 +60,9 @@ type Config struct {
 	// Redis round trip each), which caps how fast a server can fill
 	// thousands of slots. Default: one per 250 slots.
 	InteractiveServers int
-	// EnableStreaming publishes token events for jobs that ask for them
-	// (ENABLE_STREAMING).
-	EnableStreaming bool
+	// DisableStreaming publishes no token events, even for jobs that ask for
+	// them (ENABLE_STREAMING=false). Default false: streaming is on.
+	DisableStreaming bool
 	// DisableUsage leaves usage out of results (TRACK_USAGE=false): the
 	// seed then answers "usage": null, as DSPy's get_lm_usage() is None.
 	DisableUsage bool
@@ -67,36 +74,26 @@ type Config struct {
 	// false: a failure logs its code, and the quoted text's length and hash.
 	LogQuestions bool
 	// BatchOwnerShare is the fraction of the batch slots one owner's batch
-	// items may hold at once (BATCH_OWNER_SHARE), in (0, 1]. Default 1: no
-	// limit.
+	// items may hold at once while other owners have batches running
+	// (BATCH_OWNER_SHARE), in (0, 1]; 1 is no limit. Default
+	// [config.DefaultBatchOwnerShare].
 	BatchOwnerShare float64
 }
 
-func (c Config) withDefaults() Config {
-	if c.Concurrency == 0 {
-		c.Concurrency = 100
-	}
+// WithDefaults returns c with each zero field set to its default (ID: a new
+// one each call).
+func (c Config) WithDefaults() Config {
+	c.Concurrency = cmp.Or(c.Concurrency, config.DefaultWorkerConcurrency)
 	if c.InteractiveServers <= 0 {
 		c.InteractiveServers = max(1, (c.Concurrency+249)/250)
 	}
-	if c.BatchConcurrency == 0 {
-		c.BatchConcurrency = 20
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = 20 * time.Millisecond
-	}
-	if c.InteractiveMaxWait == 0 {
-		c.InteractiveMaxWait = 60 * time.Second
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 130 * time.Second
-	}
-	if c.RetryCheckInterval == 0 {
-		c.RetryCheckInterval = time.Second
-	}
-	if c.TokenInterval == 0 {
-		c.TokenInterval = 25 * time.Millisecond
-	}
+	c.BatchConcurrency = cmp.Or(c.BatchConcurrency, config.DefaultBatchConcurrency)
+	c.PollInterval = cmp.Or(c.PollInterval, config.DefaultQueuePollInterval)
+	c.InteractiveMaxWait = cmp.Or(c.InteractiveMaxWait, config.DefaultInteractiveMaxWait)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, config.DefaultShutdownTimeout)
+	c.RetryCheckInterval = cmp.Or(c.RetryCheckInterval, time.Second)
+	c.TokenInterval = cmp.Or(c.TokenInterval, 25*time.Millisecond)
+	c.BatchOwnerShare = cmp.Or(c.BatchOwnerShare, config.DefaultBatchOwnerShare)
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		var b [3]byte
@@ -146,7 +143,7 @@ type Worker struct {
 
 // New builds a worker; Start runs it.
 func New(cfg Config, deps Deps) (*Worker, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	switch {
 	case deps.Redis == nil:
 		return nil, errors.New("new worker: Redis is required")
@@ -154,6 +151,8 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, errors.New("new worker: Store is required")
 	case deps.Runner == nil:
 		return nil, errors.New("new worker: Runner is required")
+	case !(cfg.BatchOwnerShare > 0 && cfg.BatchOwnerShare <= 1):
+		return nil, fmt.Errorf("new worker: BatchOwnerShare must be above 0 and at most 1, got %v", cfg.BatchOwnerShare)
 	}
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{}), running: map[string]context.CancelCauseFunc{}}
 	mux := asynq.NewServeMux()

@@ -84,7 +84,6 @@ func setup(t *testing.T, jcfg store.Config) *bundle {
 // startWorker runs a worker until the test ends (or stop is called).
 func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 	t.Helper()
-	cfg.EnableStreaming = true
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
@@ -214,6 +213,8 @@ func count(evs []jobs.Event, typ jobs.EventType) int {
 	return n
 }
 
+// TestJobRunsAndStreams: a worker of the zero Config streams, as
+// ENABLE_STREAMING's default says.
 func TestJobRunsAndStreams(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
@@ -250,6 +251,21 @@ func TestJobRunsAndStreams(t *testing.T) {
 		if jobs.CompareIDs(evs[i-1].ID, evs[i].ID) >= 0 {
 			t.Fatalf("events out of order at %d", i)
 		}
+	}
+}
+
+// TestDisableStreaming: with streaming off (ENABLE_STREAMING=false), a job
+// that asks for tokens still runs, and publishes none.
+func TestDisableStreaming(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	b.startWorker(t, worker.Config{DisableStreaming: true})
+	id := b.submit(t, ask("Why is the sky blue?", "o", jobs.Options{Stream: true}))
+	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
+		t.Fatalf("job = %+v %+v", j, j.Error)
+	}
+	if got := types(b.events(t, id)); got != "queued started completed" {
+		t.Errorf("events = %s, want no token events", got)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
 	"github.com/qaqueue/qaqueue/store"
@@ -64,6 +65,10 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 	if err != nil {
 		return nil, err
 	}
+	bs, err := batches.NewStore(jobStore, batchConfig(cfg)) // batchwiring.go
+	if err != nil {
+		return nil, err
+	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hub := store.NewHub(hubCtx, rdb, log.With().Str("component", "hub").Logger())
 	go hub.Run(hubCtx)
@@ -83,7 +88,7 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		connOpt = opt
 	}
 	srv, err := api.New(apiConfig(cfg), api.Deps{
-		Redis: rdb, Client: store.NewClient(rdb, jobStore), Store: jobStore, Hub: hub,
+		Redis: rdb, Client: store.NewClient(rdb, jobStore), Store: jobStore, Hub: hub, Batches: bs,
 		Log: log, Registry: reg, AsynqRedis: connOpt,
 		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
 	})
@@ -136,19 +141,16 @@ func apiConfig(cfg *config.Config) api.Config {
 		// Failed authentications (the client address behind proxies).
 		TrustedProxies:        cfg.Security.TrustedProxies,
 		AuthFailuresPerMinute: cfg.Security.AuthFailuresPerMinute,
-		// Batches (batchwiring.go has the workers' side).
-		BatchMaxItems:         cfg.Batch.MaxItems,
-		BatchMaxBytes:         int64(cfg.Batch.MaxBytes),
-		BatchResultTTL:        cfg.Batch.ResultTTL,
-		BatchCompletionWindow: cfg.Batch.CompletionWindow,
-		BatchResultsMaxWait:   cfg.Batch.ResultsMaxWait,
-		// Uploads in progress and per-key quotas (api/batch_upload.go).
+		// Batches (the batch store's settings, shared with the workers, are
+		// batchwiring.go's).
+		BatchMaxItems:       cfg.Batch.MaxItems,
+		BatchMaxBytes:       int64(cfg.Batch.MaxBytes),
+		BatchResultsMaxWait: cfg.Batch.ResultsMaxWait,
+		// Uploads in progress (api/batch_upload.go).
 		BatchUploadsPerProcess: cfg.Batch.UploadsPerProcess,
 		BatchUploadsPerKey:     cfg.Batch.UploadsPerKey,
 		BatchUploadMinRate:     int64(cfg.Batch.UploadMinRate),
 		BatchUploadGrace:       cfg.Batch.UploadGrace,
-		BatchQuotaItemsPerKey:  cfg.Batch.QuotaItemsPerKey,
-		BatchQuotaBytesPerKey:  int64(cfg.Batch.QuotaBytesPerKey),
 	}
 }
 

@@ -149,7 +149,7 @@ func workerConfig(cfg *config.Config) worker.Config {
 		PollInterval:       cfg.Queue.PollInterval,
 		InteractiveMaxWait: cfg.Queue.InteractiveMaxWait,
 		ShutdownTimeout:    cfg.Queue.ShutdownTimeout,
-		EnableStreaming:    cfg.HTTP.EnableStreaming,
+		DisableStreaming:   !cfg.HTTP.EnableStreaming,
 		DisableUsage:       !cfg.LM.TrackUsage,
 		BatchOwnerShare:    cfg.Batch.OwnerShare,
 		LogQuestions:       cfg.Log.Questions,

@@ -44,7 +44,7 @@ func startStack(t *testing.T, rdb redis.UniversalClient) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Concurrency: 8, BatchConcurrency: 2, ShutdownTimeout: 5 * time.Second, EnableStreaming: true},
+	w, err := worker.New(worker.Config{Concurrency: 8, BatchConcurrency: 2, ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

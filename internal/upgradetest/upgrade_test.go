@@ -146,7 +146,7 @@ func setup(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	srv, err := api.New(api.Config{APIKeys: keys}, api.Deps{
-		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Log: log, Registry: prometheus.NewRegistry(),
+		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Batches: e.batches, Log: log, Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +184,7 @@ func setup(t *testing.T, dir string) *env {
 func (e *env) startWorker(t *testing.T) {
 	t.Helper()
 	w, err := worker.New(worker.Config{
-		Concurrency: 4, BatchConcurrency: 2, EnableStreaming: true, InteractiveMaxWait: -1, ShutdownTimeout: 5 * time.Second, ID: "upgrade",
+		Concurrency: 4, BatchConcurrency: 2, InteractiveMaxWait: -1, ShutdownTimeout: 5 * time.Second, ID: "upgrade",
 	}, worker.Deps{
 		Redis: e.db.Client, Store: e.store, Runner: worker.NewProgramRunner(program.NewQA(), e.lc), Batches: e.batches,
 		Log: zerolog.New(e.logs).With().Str("component", "worker").Logger(),

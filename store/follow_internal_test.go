@@ -1,4 +1,4 @@
-package api
+package store
 
 import (
 	"context"
@@ -8,11 +8,10 @@ import (
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
-	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
-// recordingSink records what a relay writes and how it flushes.
+// recordingSink records what a follow writes and how it flushes.
 type recordingSink struct {
 	ids     []string
 	held    bool
@@ -22,7 +21,7 @@ type recordingSink struct {
 	pending  int
 }
 
-func (r *recordingSink) event(ev jobs.Event) error {
+func (r *recordingSink) Event(ev jobs.Event) error {
 	r.ids = append(r.ids, ev.ID)
 	if r.held {
 		r.pending++
@@ -32,11 +31,11 @@ func (r *recordingSink) event(ev jobs.Event) error {
 	r.perFlush = append(r.perFlush, 1)
 	return nil
 }
-func (r *recordingSink) snapshot(*jobs.Job, string) error { return nil }
-func (r *recordingSink) heartbeat() error                 { return nil }
-func (r *recordingSink) reconnect(string) error           { return nil }
-func (r *recordingSink) hold()                            { r.held = true }
-func (r *recordingSink) flush() error {
+func (r *recordingSink) Snapshot(*jobs.Job, string) error { return nil }
+func (r *recordingSink) Heartbeat() error                 { return nil }
+func (r *recordingSink) Reconnect(string) error           { return nil }
+func (r *recordingSink) Hold()                            { r.held = true }
+func (r *recordingSink) Flush() error {
 	r.held = false
 	r.flushes++
 	r.perFlush = append(r.perFlush, r.pending)
@@ -44,15 +43,15 @@ func (r *recordingSink) flush() error {
 	return nil
 }
 
-// TestRelayCoalescesQueuedEvents: events that queued up behind the one the
-// relay woke for go out with it in one flush, in order; a resync pending
+// TestFollowCoalescesQueuedEvents: events that queued up behind the one the
+// follow woke for go out with it in one flush, in order; a resync pending
 // stops the burst so the run loop re-reads the stream first.
-func TestRelayCoalescesQueuedEvents(t *testing.T) {
+func TestFollowCoalescesQueuedEvents(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
+	hub := NewHub(ctx, db.Client, zerolog.Nop())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	defer func() { _ = hub.Close(); cancel(); <-done }()
@@ -76,7 +75,7 @@ func TestRelayCoalescesQueuedEvents(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	f := &follower[*jobs.Job]{id: id, sub: sub}
+	f := &Follower[*jobs.Job]{sub: sub}
 	out := &recordingSink{}
 	if done, err := f.sendQueued(out, <-sub.C()); done || err != nil {
 		t.Fatalf("sendQueued = %v, %v", done, err)
