@@ -33,6 +33,8 @@ func FuzzBatchUpload(f *testing.F) {
 		`[{"question":"a"},{"custom_id":"x","question":"b"}]`,
 		`{"question":""}`, `{"question":5}`, `[1,2]`, `[`, `{"custom_id":"1","question":"a"}` + "\n" + `{"question":"b"}`,
 		"\n\n{\"question\":\"\\u00e9\"}\r\n", `{"question":"a","extra":true}`, `[{"question":"a"}] x`, "",
+		`{"inputs":{"question":"a"}}` + "\n" + `{"custom_id":"x","inputs":{"question":"b"}}`, `{"inputs":{"question":"a","n":1.0}}`,
+		`{"question":"a","inputs":{"question":"a"}}`, `{"inputs":null}`, `{"inputs":{"question":"a"},"owner":"o"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -68,11 +70,12 @@ func FuzzBatchUpload(f *testing.F) {
 		if len(items) == 0 || bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
 			return
 		}
-		// The same items as a JSON array decode alike (custom_ids given,
-		// since the defaults differ: line vs item number).
+		// The same items as a JSON array of items as stored ({custom_id,
+		// inputs}) decode alike (custom_ids given, since the defaults
+		// differ: line vs item number).
 		var arr []string
 		for _, it := range items {
-			b, _ := json.Marshal(map[string]any{"custom_id": it.CustomID, "question": it.Inputs["question"]})
+			b, _ := json.Marshal(it)
 			arr = append(arr, string(b))
 		}
 		again, probs, err := decodeAll(strings.NewReader("["+strings.Join(arr, ",")+"]"), lim)

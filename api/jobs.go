@@ -63,6 +63,11 @@ func (s *Server) redisCtx(c *gin.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
 }
 
+// limits are what a request's spec is validated against.
+func (s *Server) limits() jobs.Limits {
+	return jobs.Limits{MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes)}
+}
+
 // submit submits a job for the request's owner and counts it. The spec's
 // server part is set here, and only here: the request's owner, the
 // interactive queue.
@@ -93,17 +98,14 @@ func (s *Server) submitJob(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	req, err := decodeJobRequest(body, s.cfg.MaxQuestionChars)
+	// Token events unless the body says otherwise, and never while
+	// streaming is off.
+	spec, err := decodeJobRequest(body, s.limits(), jobs.Options{Stream: !s.cfg.DisableStreaming})
 	if err != nil {
 		s.respond(c, err)
 		return
 	}
-	stream := !s.cfg.DisableStreaming
-	if req.Stream != nil {
-		stream = *req.Stream && !s.cfg.DisableStreaming
-	}
-	spec := jobs.QuestionSpec(req.Question)
-	spec.Options = jobs.Options{Stream: stream, NoCache: req.NoCache}
+	spec.Options.Stream = spec.Options.Stream && !s.cfg.DisableStreaming
 	ctx, cancel := s.redisCtx(c)
 	defer cancel()
 	sub, err := s.submit(ctx, c, spec, idem)
