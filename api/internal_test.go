@@ -84,7 +84,7 @@ func TestFormatters(t *testing.T) {
 	// A job's payload is its id (one release 114e39c queued also holds its
 	// question); the rest comes from its record.
 	spec := jobs.Spec{ClientSpec: jobs.QuestionSpec("Why\nis <the> sky\tblue?" + strings.Repeat("x", 100))}
-	spec.Options.NoCache = true
+	spec.Options = jobs.Options{NoCache: true, Stream: true}
 	specs := func(id string) *jobs.Spec {
 		if id == "j1" {
 			return &spec
@@ -93,7 +93,7 @@ func TestFormatters(t *testing.T) {
 	}
 	for _, payload := range []string{`{"job_id":"j1"}`, `{"job_id":"j1","question":"Why?","owner":"o","stream":true}`} {
 		got := formatPayload(jobs.TaskTypePredict, []byte(payload), 40, specs)
-		want := "{\n  \"job_id\": \"j1\",\n  \"no_cache\": true,\n  \"question\": \"Why is <the> sky blue?xxxxxxxxxxxxxxxxxx… (truncated)\"\n}"
+		want := "{\n  \"job_id\": \"j1\",\n  \"no_cache\": true,\n  \"question\": \"Why is <the> sky blue?xxxxxxxxxxxxxxxxxx… (truncated)\",\n  \"stream\": true\n}"
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("payload %s (-want +got):\n%s", payload, diff)
 		}

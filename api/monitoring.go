@@ -179,11 +179,10 @@ func formatPayload(taskType string, payload []byte, limit int, spec func(id stri
 	if s.Owner != "" {
 		view["owner"] = s.Owner
 	}
-	if s.Options.Stream {
-		view["stream"] = true
-	}
-	if s.Options.NoCache {
-		view["no_cache"] = true
+	// The options set, each by its name in a request: an option added to
+	// jobs.Options shows without a line here.
+	if b, err := json.Marshal(s.Options); err == nil {
+		_ = json.Unmarshal(b, &view) // adds to view
 	}
 	return indent(view)
 }
