@@ -23,8 +23,10 @@ import (
 //   - the seed's /predict, /predict/stream and /batch take {"question"},
 //     ignoring other fields as its pydantic models did.
 //
-// Every edge refuses a field of the spec's server part (jobs.ServerFields),
-// naming it. A refusal is a *bodyError, which each edge words in its own
+// Every /v1 edge refuses a field of the spec's server part
+// (jobs.ServerFields), naming it; the seed's ignore it with every other
+// unknown field, since their contract is the Python deployment's, and
+// nothing a body says reaches the server part either way. A refusal is a *bodyError, which each edge words in its own
 // error shape: fieldError (pydantic's, for /v1 and the seed) or an upload's
 // problem. An option added to jobs.Options needs nothing here.
 
@@ -39,8 +41,9 @@ type bodyForm struct {
 	full []string
 	// own are the fields the edge reads itself (an item's custom_id).
 	own []string
-	// ignoreUnknown ignores unknown fields, as the seed's pydantic models
-	// did; otherwise one is refused, so that a typo is not ignored.
+	// ignoreUnknown ignores unknown fields, server fields among them, as the
+	// seed's pydantic models did; otherwise one is refused, so that a typo
+	// is not ignored.
 	ignoreUnknown bool
 }
 
@@ -83,7 +86,7 @@ func (f bodyForm) decode(m map[string]any, lim jobs.Limits, defaults jobs.Option
 	for _, k := range sortedKeys(m) {
 		switch {
 		case slices.Contains(f.own, k):
-		case jobs.IsServerField(k):
+		case jobs.IsServerField(k) && !f.ignoreUnknown:
 			return jobs.ClientSpec{}, &bodyError{path: []string{k}, kind: serverField, form: f}
 		case has(f.short, k):
 			short = cmp.Or(short, k)

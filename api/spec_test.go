@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -165,30 +164,21 @@ func TestBatchItemSpec(t *testing.T) {
 	}
 }
 
-// TestSeedRefusesServerFields: the seed's endpoints ignore unknown fields,
-// as its pydantic models did, but not a field of the spec's server part:
-// 422 in FastAPI's shape, naming it.
-func TestSeedRefusesServerFields(t *testing.T) {
+// TestSeedIgnoresServerFields: the seed's endpoints keep their pydantic
+// models' contract, ignoring unknown fields, server fields among them:
+// the request runs as its server part says, not as its body does.
+func TestSeedIgnoresServerFields(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
+	b.startWorker(t, answerBehaviour)
 	for _, f := range jobs.ServerFields {
 		for path, body := range map[string]string{
-			"/predict":        fmt.Sprintf(`{"question": "q", %q: "x"}`, f),
-			"/predict/stream": fmt.Sprintf(`{"question": "q", %q: "x"}`, f),
-			"/batch":          fmt.Sprintf(`[{"question": "q"}, {"question": "q", %q: "x"}]`, f),
+			"/predict": fmt.Sprintf(`{"question": "q", %q: "x"}`, f),
+			"/batch":   fmt.Sprintf(`[{"question": "q"}, {"question": "q", %q: "x"}]`, f),
 		} {
-			loc := `["body",` + strconv.Quote(f) + `]`
-			if path == "/batch" {
-				loc = `["body",1,` + strconv.Quote(f) + `]`
-			}
-			want := `{"detail":[{"loc":` + loc + `,"msg":"set by the server, not by a request","type":"server_field"}]}`
 			resp, out := b.do(t, "POST", path, body, nil)
-			if resp.StatusCode != http.StatusUnprocessableEntity {
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), "Answer to: q") {
 				t.Errorf("%s %s: %d %s", path, body, resp.StatusCode, out)
-				continue
-			}
-			if d := cmp.Diff(decode[any](t, []byte(want)), decode[any](t, out)); d != "" {
-				t.Errorf("%s %s (-want +got):\n%s", path, body, d)
 			}
 		}
 	}
