@@ -8,15 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/jobs"
 )
 
-// The batch upload decoder: JSONL (one {"custom_id"?, "question"} object per
-// line) or a JSON array of them, read as a stream and validated whole: every
-// problem is collected (up to maxBatchProblems). Memory does not grow with
+// The batch upload decoder: JSONL (one {"custom_id"?, "question"} or
+// {"custom_id"?, "inputs"} object per line: the QA program's question, or
+// the program's inputs; the batch sets the program and the options) or a
+// JSON array of them, read as a stream and validated whole, each item by
+// the one decoder of a spec's client part (itemForm): every problem is
+// collected (up to maxBatchProblems). Memory does not grow with
 // the body: a line (or array item) longer than the line cap is refused while
 // it is read, without being kept, and each valid item is handed to a store
 // function (batches.Upload.Add) rather than kept — until the first problem,
@@ -58,6 +62,11 @@ type batchLimits struct {
 }
 
 func (l batchLimits) maxLine() int { return l.MaxInputBytes + batchEnvelopeBytes }
+
+// spec is what an item's inputs are validated against.
+func (l batchLimits) spec() jobs.Limits {
+	return jobs.Limits{MaxQuestionChars: l.MaxQuestionChars, MaxInputBytes: l.MaxInputBytes}
+}
 
 // errTooManyItems is an upload over BATCH_MAX_ITEMS.
 type errTooManyItems struct{ limit int }
@@ -377,16 +386,15 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 		return nil
 	}
 	ok := true
-	for k := range m {
-		if k != "question" && k != "custom_id" {
-			d.problem(line, k, "unknown field (allowed: custom_id, question)")
-			ok = false
-		}
-	}
-	q, reason := d.question(m["question"])
-	if reason != "" {
-		d.problem(line, "question", reason)
+	spec, err := d.spec(m)
+	var be *bodyError
+	switch {
+	case errors.As(err, &be):
+		field, reason := be.problem()
+		d.problem(line, field, reason)
 		ok = false
+	case err != nil:
+		return err
 	}
 	cid := strconv.Itoa(line)
 	if raw, present := m["custom_id"]; present {
@@ -413,23 +421,34 @@ func (d *batchDecoder) item(line int, raw []byte) error {
 	if len(d.problems) > 0 || d.store == nil {
 		return nil // the upload will be refused: nothing more is stored
 	}
-	return d.store(jobs.BatchItem{CustomID: cid, Question: q})
+	return d.store(jobs.BatchItem{CustomID: cid, Inputs: spec.Inputs})
 }
 
-func (d *batchDecoder) question(raw json.RawMessage) (string, string) {
-	if raw == nil {
-		return "", requiredMsg
+// spec maps an item onto the client part of its spec (itemForm): the
+// item's inputs, to run with the batch's program and options.
+func (d *batchDecoder) spec(m map[string]json.RawMessage) (jobs.ClientSpec, error) {
+	values, err := itemValues(m)
+	if err != nil {
+		return jobs.ClientSpec{}, err
 	}
-	var q string
-	if err := json.Unmarshal(raw, &q); err != nil {
-		return "", "must be a string"
+	return itemForm.decode(values, d.lim.spec(), jobs.Options{})
+}
+
+// itemValues decodes the values of an item's fields but custom_id, numbers
+// kept as written.
+func itemValues(m map[string]json.RawMessage) (map[string]any, error) {
+	values := make(map[string]any, len(m))
+	for k, raw := range m {
+		if slices.Contains(itemForm.own, k) {
+			continue // custom_id: item reads it
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil { // raw is a value json.Unmarshal read
+			return nil, fmt.Errorf("decode item field %s: %w", k, err)
+		}
+		values[k] = v
 	}
-	n := utf8.RuneCountInString(q)
-	switch {
-	case blank(q):
-		return "", blankMsg
-	case n > d.lim.MaxQuestionChars:
-		return "", fmt.Sprintf("longer than MAX_QUESTION_CHARS (%d characters, got %d)", d.lim.MaxQuestionChars, n)
-	}
-	return q, ""
+	return values, nil
 }

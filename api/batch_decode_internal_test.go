@@ -15,9 +15,9 @@ func TestBatchLineCapLeavesOutTheEndOfLine(t *testing.T) {
 	// A line cap of 65,535 bytes: a first line that long fills the reader's
 	// buffer with its '\r'.
 	lim := batchLimits{MaxItems: 10, MaxQuestionChars: 1 << 20, MaxInputBytes: 65535 - batchEnvelopeBytes}
-	line := func(n int) string { // a JSONL item of n bytes
-		const open, end = `{"question":"`, `"}`
-		return open + strings.Repeat("q", n-len(open)-len(end)) + end
+	line := func(n int) string { // a JSONL item of n bytes, its inputs of MAX_INPUT_BYTES
+		q := `{"question":"` + strings.Repeat("q", lim.MaxInputBytes-len(`{"question":""}`)) + `"`
+		return q + strings.Repeat(" ", n-len(q)-1) + "}"
 	}
 	at, over := line(lim.maxLine()), line(lim.maxLine()+1)
 	for _, c := range []struct {

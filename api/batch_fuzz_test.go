@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -32,6 +33,8 @@ func FuzzBatchUpload(f *testing.F) {
 		`[{"question":"a"},{"custom_id":"x","question":"b"}]`,
 		`{"question":""}`, `{"question":5}`, `[1,2]`, `[`, `{"custom_id":"1","question":"a"}` + "\n" + `{"question":"b"}`,
 		"\n\n{\"question\":\"\\u00e9\"}\r\n", `{"question":"a","extra":true}`, `[{"question":"a"}] x`, "",
+		`{"inputs":{"question":"a"}}` + "\n" + `{"custom_id":"x","inputs":{"question":"b"}}`, `{"inputs":{"question":"a","n":1.0}}`,
+		`{"question":"a","inputs":{"question":"a"}}`, `{"inputs":null}`, `{"inputs":{"question":"a"},"owner":"o"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -57,8 +60,9 @@ func FuzzBatchUpload(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, it := range items {
-			n := utf8.RuneCountInString(it.Question)
-			if strings.TrimSpace(it.Question) == "" || n > lim.MaxQuestionChars || it.CustomID == "" || seen[it.CustomID] {
+			q, ok := it.Inputs["question"].(string)
+			n := utf8.RuneCountInString(q)
+			if !ok || len(it.Inputs) != 1 || strings.TrimSpace(q) == "" || n > lim.MaxQuestionChars || it.CustomID == "" || seen[it.CustomID] {
 				t.Fatalf("invalid item accepted: %+v", it)
 			}
 			seen[it.CustomID] = true
@@ -66,8 +70,9 @@ func FuzzBatchUpload(f *testing.F) {
 		if len(items) == 0 || bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
 			return
 		}
-		// The same items as a JSON array decode alike (custom_ids given,
-		// since the defaults differ: line vs item number).
+		// The same items as a JSON array of items as stored ({custom_id,
+		// inputs}) decode alike (custom_ids given, since the defaults
+		// differ: line vs item number).
 		var arr []string
 		for _, it := range items {
 			b, _ := json.Marshal(it)
@@ -78,7 +83,7 @@ func FuzzBatchUpload(f *testing.F) {
 			t.Fatalf("array form: %d items, %v, %v", len(again), probs, err)
 		}
 		for i := range items {
-			if again[i] != items[i] {
+			if !reflect.DeepEqual(again[i], items[i]) {
 				t.Fatalf("item %d: %+v vs %+v", i, again[i], items[i])
 			}
 		}

@@ -368,17 +368,17 @@ func (h *batchHandlers) events(c *gin.Context) {
 }
 
 // formatBatchPayload shows a batch task readably in the dashboard: the batch
-// id, the item's index and custom_id.
+// id, the item's index, custom_id and retry round.
 func formatBatchPayload(taskType string, payload []byte) (string, bool) {
 	switch taskType {
 	case jobs.TaskTypeBatchItem:
-		var p jobs.BatchItemPayload
-		if err := json.Unmarshal(payload, &p); err != nil {
+		p, err := jobs.ParseBatchItemPayload(payload)
+		if err != nil {
 			return "unreadable payload: " + truncate(printable(string(payload)), 200), true
 		}
-		view := map[string]any{"batch_id": p.Batch.ID, "index": p.Batch.Index, "custom_id": truncate(printable(p.Batch.CustomID), 256)}
-		if p.Owner != "" {
-			view["owner"] = p.Owner
+		view := map[string]any{"batch_id": p.Batch, "index": p.Index, "custom_id": truncate(printable(p.CustomID), 256)}
+		if p.Round > 0 {
+			view["round"] = p.Round
 		}
 		return indent(view), true
 	case jobs.TaskTypeBatchExpand, jobs.TaskTypeBatchCheck:

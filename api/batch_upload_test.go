@@ -114,17 +114,20 @@ func (b *bundle) batchKeys(t *testing.T, pattern string) []string {
 // TestBatchUploadRefusesALongLineWhileReading: a line longer than
 // MAX_INPUT_BYTES plus the room for custom_id is a problem naming the line,
 // the variable and the limit; so is an array item; lines up to the limit
-// pass. (That it is refused without being held is TestUploadMemory's, in
-// internal/faulttest, on the built binary.)
+// pass, if their inputs take at most MAX_INPUT_BYTES. (That it is refused
+// without being held is TestUploadMemory's, in internal/faulttest, on the
+// built binary.)
 func TestBatchUploadRefusesALongLineWhileReading(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{api: api.Config{MaxInputBytes: 100, MaxQuestionChars: 200_000}})
 	hdr := http.Header{"Content-Type": {"application/x-ndjson"}}
 	long := strings.Repeat("x", 100_000)
-	fits := strings.Repeat("y", 100+4000) // within MAX_INPUT_BYTES + 4 KiB
+	// Within MAX_INPUT_BYTES + 4 KiB: a custom_id of 256 characters escaped
+	// as surrogate pairs, 3 KiB.
+	fits := `{"custom_id":"` + strings.Repeat(`\ud83d\ude00`, 256) + `","question":"fine"}`
 	for name, body := range map[string]string{
-		"jsonl": jsonl(`{"question":"fine"}`, `{"question":"`+long+`"}`, `{"question":"`+fits+`"}`),
-		"array": `[{"question":"fine"},` + "\n" + `{"question":"` + long + `"}, {"question":"` + fits + `"}]`,
+		"jsonl": jsonl(`{"question":"fine"}`, `{"question":"`+long+`"}`, fits),
+		"array": `[{"question":"fine"},` + "\n" + `{"question":"` + long + `"}, ` + fits + `]`,
 	} {
 		resp, out := b.do(t, "POST", "/v1/batches", body, hdr)
 		e := decode[v1Error](t, out)
@@ -140,7 +143,13 @@ func TestBatchUploadRefusesALongLineWhileReading(t *testing.T) {
 	if keys := b.batchKeys(t, "qa:batch*"); len(keys) != 0 {
 		t.Fatalf("a refused upload left %v", keys)
 	}
-	b.upload(t, jsonl(`{"question":"`+fits+`"}`), "application/x-ndjson", nil)
+	b.upload(t, jsonl(fits), "application/x-ndjson", nil)
+	// A line within the cap whose inputs take more than MAX_INPUT_BYTES.
+	resp, out := b.do(t, "POST", "/v1/batches", jsonl(`{"inputs":{"question":"`+strings.Repeat("y", 200)+`"}}`), hdr)
+	if e := decode[v1Error](t, out); resp.StatusCode != http.StatusUnprocessableEntity || len(e.Error.Problems) != 1 ||
+		e.Error.Problems[0].Field != "inputs" || e.Error.Problems[0].Reason != "larger than MAX_INPUT_BYTES (100 bytes as JSON, got 215)" {
+		t.Fatalf("inputs over MAX_INPUT_BYTES: %d %s", resp.StatusCode, out)
+	}
 }
 
 // TestBatchUploadIsStoredAsItIsReadAndInvisibleUntilValid: items reach

@@ -189,9 +189,11 @@ func (h *batchHandlers) create(c *gin.Context) {
 		h.replay(c, replay)
 		return
 	}
-	noCache := c.Query("no_cache") == "true"
+	// The items' spec, but for their inputs: the server part is set here.
+	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: jobs.ProgramQA, Options: jobs.Options{NoCache: c.Query("no_cache") == "true"}},
+		ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueBatch}}
 	rctx, rcancel = s.redisCtx(c)
-	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Owner: owner(c), NoCache: noCache, TTL: s.uploadTTL()})
+	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Spec: spec, TTL: s.uploadTTL()})
 	rcancel()
 	if err != nil {
 		h.fail(c, err)

@@ -35,7 +35,8 @@ func TestDashboardInABrowser(t *testing.T) {
 	requests := recordRequests(t, ctx)
 	b := setup(t, options{api: secured(t, api.Config{})})
 	b.submitAs(t, aliceKey, "a question on the interactive queue")
-	if _, err := b.client.Submit(context.Background(), store.SubmitRequest{Owner: "alice", Question: "a batch question", Queue: jobs.QueueBatch}); err != nil {
+	if _, err := b.client.Submit(context.Background(), store.SubmitRequest{Spec: jobs.Spec{
+		ClientSpec: jobs.QuestionSpec("a batch question"), ServerSpec: jobs.ServerSpec{Owner: "alice", Queue: jobs.QueueBatch}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordCSPViolations}); err != nil {

@@ -22,9 +22,10 @@ type Config struct {
 	// characters (Unicode code points, as Python's len); longer ones get 422
 	// (MAX_QUESTION_CHARS). Default [config.DefaultMaxQuestionChars].
 	MaxQuestionChars int
-	// MaxInputBytes caps the bytes of one batch item's inputs: a line of an
-	// upload may be that plus 4 KiB for custom_id and the JSON around it,
-	// and a longer one is refused while it is read (MAX_INPUT_BYTES).
+	// MaxInputBytes caps the bytes of one job's or batch item's inputs, as
+	// JSON (MAX_INPUT_BYTES): a line of an upload may be that plus 4 KiB
+	// for custom_id and the JSON around it, and a longer one is refused
+	// while it is read.
 	// Default [config.DefaultMaxInputBytes].
 	MaxInputBytes int64
 	// MaxBatchItems is the most questions one POST /batch may carry (the

@@ -10,29 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/jobs"
 )
 
 // Request decoders. Each returns either a value or an *apiError (or an
 // *http.MaxBytesError from the body reader); none may panic on any input.
-// Fuzz targets in fuzz_test.go hold them to that.
-
-// jobRequest is the body of POST /v1/jobs.
-type jobRequest struct {
-	Question string `json:"question"`
-	// NoCache bypasses the LM cache.
-	NoCache bool `json:"no_cache"`
-	// Stream publishes the answer's tokens as events (default true when
-	// streaming is enabled).
-	Stream *bool `json:"stream"`
-}
-
-// predictRequest is the body of POST /predict and /predict/stream.
-type predictRequest struct {
-	Question string `json:"question"`
-}
+// Fuzz targets in fuzz_test.go hold them to that. A job's body is decoded
+// by the one decoder of a spec's client part (bodyForm.decode, spec.go).
 
 // readBody reads a whole body, at most limit bytes (a longer one gives an
 // *http.MaxBytesError, answered 413).
@@ -101,109 +86,43 @@ func object(v any, loc []any) (map[string]any, *fieldError) {
 	return m, nil
 }
 
-// question validates the question field of an object at loc.
-func question(m map[string]any, loc []any, maxChars int) (string, *fieldError) {
-	loc = append(append([]any{}, loc...), "question")
-	raw, ok := m["question"]
-	if !ok {
-		return "", &fieldError{Loc: loc, Msg: requiredMsg, Type: "missing"}
-	}
-	q, ok := raw.(string)
-	if !ok {
-		return "", &fieldError{Loc: loc, Msg: "Input should be a valid string", Type: "string_type"}
-	}
-	n := utf8.RuneCountInString(q)
-	switch {
-	case n < 1:
-		return "", &fieldError{Loc: loc, Msg: "String should have at least 1 character", Type: "string_too_short",
-			Ctx: map[string]any{"min_length": 1}}
-	case n > maxChars:
-		return "", &fieldError{Loc: loc, Msg: fmt.Sprintf("String should have at most %d characters", maxChars), Type: "string_too_long",
-			Ctx: map[string]any{"max_length": maxChars}}
-	case blank(q):
-		return "", &fieldError{Loc: loc, Msg: blankMsg, Type: "string_blank"}
-	}
-	return q, nil
-}
-
-// blank reports whether a question holds only whitespace (Unicode's, as
-// strings.TrimSpace): refused with 422 and blankMsg, since the LM would be
-// asked nothing. Every input that carries a question uses this one rule.
-func blank(q string) bool { return strings.TrimSpace(q) == "" }
-
-// blankMsg is the validation message of a blank question.
-const blankMsg = "String should not be blank (only whitespace)"
-
-// requiredMsg is pydantic's words for a missing field, used by every input
-// that names one.
-const requiredMsg = "Field required"
-
-func optionalBool(m map[string]any, name string) (*bool, *fieldError) {
-	raw, ok := m[name]
-	if !ok || raw == nil {
-		return nil, nil
-	}
-	b, ok := raw.(bool)
-	if !ok {
-		return nil, &fieldError{Loc: []any{"body", name}, Msg: "Input should be a valid boolean", Type: "bool_type"}
-	}
-	return &b, nil
-}
-
-// decodeJobRequest decodes and validates a POST /v1/jobs body. Unknown fields
-// are refused, so a typo is not silently ignored.
-func decodeJobRequest(body []byte, maxChars int) (jobRequest, error) {
-	var req jobRequest
+// decodeSpecBody decodes a body that is one JSON object into the client part
+// of a job's spec, by form (see spec.go); the options it does not set keep
+// their values in defaults.
+func decodeSpecBody(body []byte, form bodyForm, lim jobs.Limits, defaults jobs.Options) (jobs.ClientSpec, error) {
 	v, err := parseObject(body)
 	if err != nil {
-		return req, err
+		return jobs.ClientSpec{}, err
 	}
 	m, fe := object(v, []any{"body"})
 	if fe != nil {
-		return req, validationError(*fe)
+		return jobs.ClientSpec{}, validationError(*fe)
 	}
-	for k := range m {
-		switch k {
-		case "question", "no_cache", "stream":
-		default:
-			return req, validationError(fieldError{Loc: []any{"body", k}, Msg: "Extra inputs are not permitted", Type: "extra_forbidden"})
-		}
+	c, err := form.decode(m, lim, defaults)
+	var be *bodyError
+	if errors.As(err, &be) {
+		return c, validationError(be.fieldError([]any{"body"}))
 	}
-	if req.Question, fe = question(m, []any{"body"}, maxChars); fe != nil {
-		return req, validationError(*fe)
-	}
-	nc, fe := optionalBool(m, "no_cache")
-	if fe != nil {
-		return req, validationError(*fe)
-	}
-	req.NoCache = nc != nil && *nc
-	if req.Stream, fe = optionalBool(m, "stream"); fe != nil {
-		return req, validationError(*fe)
-	}
-	return req, nil
+	return c, err
+}
+
+// decodeJobRequest decodes and validates a POST /v1/jobs body, the spec's
+// own or the short form (jobForm). Unknown fields are refused, so a typo is
+// not silently ignored.
+func decodeJobRequest(body []byte, lim jobs.Limits, defaults jobs.Options) (jobs.ClientSpec, error) {
+	return decodeSpecBody(body, jobForm, lim, defaults)
 }
 
 // decodePredictRequest decodes a /predict body as the seed's pydantic model
-// did: extra fields are ignored.
-func decodePredictRequest(body []byte, maxChars int) (predictRequest, error) {
-	var req predictRequest
-	v, err := parseObject(body)
-	if err != nil {
-		return req, err
-	}
-	m, fe := object(v, []any{"body"})
-	if fe != nil {
-		return req, validationError(*fe)
-	}
-	if req.Question, fe = question(m, []any{"body"}, maxChars); fe != nil {
-		return req, validationError(*fe)
-	}
-	return req, nil
+// did (seedForm): extra fields are ignored.
+func decodePredictRequest(body []byte, lim jobs.Limits) (jobs.ClientSpec, error) {
+	return decodeSpecBody(body, seedForm, lim, jobs.Options{})
 }
 
 // decodeBatchRequest decodes a POST /batch body: a list of at most maxItems
-// {"question"} objects. Every item's failures are reported, as pydantic does.
-func decodeBatchRequest(body []byte, maxChars, maxItems int) ([]predictRequest, error) {
+// {"question"} objects (seedForm). Every item's failures are reported, as
+// pydantic does.
+func decodeBatchRequest(body []byte, lim jobs.Limits, maxItems int) ([]jobs.ClientSpec, error) {
 	v, err := parseJSON(body)
 	if err != nil {
 		return nil, err
@@ -217,12 +136,22 @@ func decodeBatchRequest(body []byte, maxChars, maxItems int) ([]predictRequest, 
 			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", maxItems, len(list)),
 			Type: "too_long", Ctx: map[string]any{"field_type": "List", "max_length": maxItems, "actual_length": len(list)}})
 	}
-	out := make([]predictRequest, len(list))
+	out := make([]jobs.ClientSpec, len(list))
 	var fields []fieldError
 	for i, item := range list {
-		m, fe := object(item, []any{"body", i})
+		loc := []any{"body", i}
+		m, fe := object(item, loc)
 		if fe == nil {
-			out[i].Question, fe = question(m, []any{"body", i}, maxChars)
+			var err error
+			out[i], err = seedForm.decode(m, lim, jobs.Options{})
+			var be *bodyError
+			switch {
+			case errors.As(err, &be):
+				f := be.fieldError(loc)
+				fe = &f
+			case err != nil:
+				return nil, err
+			}
 		}
 		if fe != nil {
 			fields = append(fields, *fe)

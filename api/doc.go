@@ -11,7 +11,8 @@
 //
 // Files: server.go (construction, routes, lifecycle), config.go, jobs.go
 // (/v1/jobs), events.go and sse.go (the SSE frames of a follow), seed.go
-// (the Python deployment's endpoints), decode.go (request decoders and
+// (the Python deployment's endpoints), spec.go (the one decoder of a job's
+// spec, which every edge's body maps onto), decode.go (request decoders and
 // validation), health.go, metrics.go and summary.go (Prometheus and the
 // seed's JSON summary), queuemetrics.go (asynq queue gauges), monitoring.go
 // (asynqmon), errors.go (the one error responder), middleware.go,

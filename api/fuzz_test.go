@@ -1,10 +1,14 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/qaqueue/qaqueue/jobs"
 )
 
 // checkDecodeErr fails unless err is a client error (4xx) the responder can
@@ -31,6 +35,24 @@ var bodySeeds = []string{
 	`{"question":"q","no_cache":true,"stream":false}`, `{"question":"q","x":1}`, `[{"question":"q"}]`,
 	`[]`, `[1]`, `{"question":"\u00e9\ud83d\ude00"}`, `{"question":"\ud800"}`, `{`, ``, ` `, `null`,
 	`{"question":"q"}{}`, `"q"`, `1e999`, `{"question":"q","question":2}`,
+	`{"inputs":{"question":"q"}}`, `{"program":"qa","inputs":{"question":"q"},"options":{"stream":false,"no_cache":true}}`,
+	`{"inputs":{"question":"q","n":1.0}}`, `{"inputs":[]}`, `{"inputs":{"question":"q"},"options":{"x":1}}`,
+	`{"question":"q","inputs":{}}`, `{"question":"q","owner":"o"}`, `{"program":7,"inputs":{}}`, `{"inputs":{"question":"q"},"options":null}`,
+}
+
+// fuzzLimits are the limits the decoders are fuzzed with.
+var fuzzLimits = jobs.Limits{MaxQuestionChars: 50, MaxInputBytes: 200}
+
+// checkSpec fails unless spec is one its Validate accepts, a question of 1
+// to 50 characters.
+func checkSpec(t *testing.T, spec jobs.ClientSpec) {
+	t.Helper()
+	if err := spec.Validate(fuzzLimits); err != nil {
+		t.Fatalf("accepted a spec its Validate refuses: %v", err)
+	}
+	if n := utf8.RuneCountInString(spec.Question()); n < 1 || n > 50 {
+		t.Fatalf("accepted a question of %d characters", n)
+	}
 }
 
 func FuzzJobBody(f *testing.F) {
@@ -38,12 +60,21 @@ func FuzzJobBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodeJobRequest(body, 50)
+		spec, err := decodeJobRequest(body, fuzzLimits, jobs.Options{})
 		checkDecodeErr(t, err)
-		if err == nil {
-			if n := utf8.RuneCountInString(req.Question); n < 1 || n > 50 {
-				t.Fatalf("accepted a question of %d characters", n)
-			}
+		if err != nil {
+			return
+		}
+		checkSpec(t, spec)
+		// The spec as stored is the spec's own body, in which the request
+		// reads the same, whichever form it came in.
+		stored, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := decodeJobRequest(stored, fuzzLimits, jobs.Options{})
+		if err != nil || !reflect.DeepEqual(again, spec) {
+			t.Fatalf("%s decodes to %+v, %v; want %+v", stored, again, err, spec)
 		}
 	})
 }
@@ -53,12 +84,10 @@ func FuzzPredictBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodePredictRequest(body, 50)
+		spec, err := decodePredictRequest(body, fuzzLimits)
 		checkDecodeErr(t, err)
 		if err == nil {
-			if n := utf8.RuneCountInString(req.Question); n < 1 || n > 50 {
-				t.Fatalf("accepted a question of %d characters", n)
-			}
+			checkSpec(t, spec)
 		}
 	})
 }
@@ -68,10 +97,13 @@ func FuzzBatchBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		items, err := decodeBatchRequest(body, 50, 5)
+		items, err := decodeBatchRequest(body, fuzzLimits, 5)
 		checkDecodeErr(t, err)
 		if err == nil && len(items) > 5 {
 			t.Fatalf("accepted %d items", len(items))
+		}
+		for _, spec := range items {
+			checkSpec(t, spec)
 		}
 	})
 }
@@ -138,9 +170,9 @@ func TestDecodeErrorsAreClientErrors(t *testing.T) {
 	t.Parallel()
 	// The seeds, as a regular test (the fuzz targets run them too).
 	for _, s := range bodySeeds {
-		_, err := decodeJobRequest([]byte(s), 50)
+		_, err := decodeJobRequest([]byte(s), fuzzLimits, jobs.Options{})
 		checkDecodeErr(t, err)
-		_, err = decodeBatchRequest([]byte(s), 50, 5)
+		_, err = decodeBatchRequest([]byte(s), fuzzLimits, 5)
 		checkDecodeErr(t, err)
 	}
 }

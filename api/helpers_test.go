@@ -231,14 +231,15 @@ func (b *bundle) jobStatus(t *testing.T, id string) jobs.Status {
 }
 
 // behaviour is what the test worker does with an attempt it started.
-type behaviour func(ctx context.Context, a *store.Attempt, p jobs.Payload) error
+// It is given the job's spec, as the start handed it over (a.Spec).
+type behaviour func(ctx context.Context, a *store.Attempt, s jobs.Spec) error
 
 // answerBehaviour streams "Answer to: <question>" in three tokens (when the
 // job streams) and completes.
-func answerBehaviour(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
-	answer := "Answer to: " + p.Question
-	if p.Stream {
-		for _, tok := range []string{"Answer", " to: ", p.Question} {
+func answerBehaviour(ctx context.Context, a *store.Attempt, s jobs.Spec) error {
+	answer := "Answer to: " + s.Question()
+	if s.Options.Stream {
+		for _, tok := range []string{"Answer", " to: ", s.Question()} {
 			if err := a.Token(ctx, "answer", tok); err != nil {
 				return err
 			}
@@ -274,7 +275,7 @@ func (b *bundle) startWorker(t *testing.T, behave behaviour) {
 		if out != store.Started {
 			return nil
 		}
-		err = behave(ctx, a, p)
+		err = behave(ctx, a, a.Spec)
 		if errors.Is(err, errRetry) {
 			return err // asynq runs the task again
 		}

@@ -81,22 +81,36 @@ func TestWantsJSON(t *testing.T) {
 
 func TestFormatters(t *testing.T) {
 	t.Parallel()
-	payload, _ := jobs.Payload{JobID: "j1", Question: "Why\nis <the> sky\tblue?" + strings.Repeat("x", 100)}.Marshal()
-	got := formatPayload(jobs.TaskTypePredict, payload, 40)
-	want := "{\n  \"job_id\": \"j1\",\n  \"question\": \"Why is <the> sky blue?xxxxxxxxxxxxxxxxxx… (truncated)\"\n}"
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("payload (-want +got):\n%s", diff)
+	// A job's payload is its id (one release 114e39c queued also holds its
+	// question); the rest comes from its record.
+	spec := jobs.Spec{ClientSpec: jobs.QuestionSpec("Why\nis <the> sky\tblue?" + strings.Repeat("x", 100))}
+	spec.Options = jobs.Options{NoCache: true, Stream: true}
+	specs := func(id string) *jobs.Spec {
+		if id == "j1" {
+			return &spec
+		}
+		return nil
+	}
+	for _, payload := range []string{`{"job_id":"j1"}`, `{"job_id":"j1","question":"Why?","owner":"o","stream":true}`} {
+		got := formatPayload(jobs.TaskTypePredict, []byte(payload), 40, specs)
+		want := "{\n  \"job_id\": \"j1\",\n  \"no_cache\": true,\n  \"question\": \"Why is <the> sky blue?xxxxxxxxxxxxxxxxxx… (truncated)\",\n  \"stream\": true\n}"
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("payload %s (-want +got):\n%s", payload, diff)
+		}
+	}
+	if got := formatPayload(jobs.TaskTypePredict, []byte(`{"job_id":"gone"}`), 40, specs); got != "{\n  \"job_id\": \"gone\"\n}" {
+		t.Errorf("the payload of a job without a record: %q", got)
 	}
 	res, _ := json.Marshal(jobs.Result{
 		Outputs:    map[string]any{"answer": "Rayleigh scattering.", "question_type": "factual", "reasoning": "long..."},
 		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini"}, LatencySeconds: 1.5,
 	})
-	got = formatResult(jobs.TaskTypePredict, res, 4096)
-	want = "{\n  \"answer\": \"Rayleigh scattering.\",\n  \"cache_hit\": false,\n  \"latency_seconds\": 1.5,\n  \"model\": \"openai/gpt-4o-mini\",\n  \"question_type\": \"factual\"\n}"
+	got := formatResult(jobs.TaskTypePredict, res, 4096)
+	want := "{\n  \"answer\": \"Rayleigh scattering.\",\n  \"cache_hit\": false,\n  \"latency_seconds\": 1.5,\n  \"model\": \"openai/gpt-4o-mini\",\n  \"question_type\": \"factual\"\n}"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
-	if got := formatPayload(jobs.TaskTypePredict, []byte("\x00garbage"), 40); !strings.HasPrefix(got, "unreadable payload: ") {
+	if got := formatPayload(jobs.TaskTypePredict, []byte("\x00garbage"), 40, specs); !strings.HasPrefix(got, "unreadable payload: ") {
 		t.Errorf("garbage payload: %q", got)
 	}
 	if got := truncate("日本語", 4); got != "日… (truncated)" {

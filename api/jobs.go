@@ -14,18 +14,17 @@ import (
 
 // jobView is a job as GET /v1/jobs/{id} shows it.
 type jobView struct {
-	ID         string         `json:"id"`
-	Status     jobs.Status    `json:"status"`
-	Queue      string         `json:"queue"`
-	Question   string         `json:"question"`
-	Attempts   int            `json:"attempts"`
-	Result     *jobs.Result   `json:"result"`
-	Error      *jobs.Error    `json:"error"`
-	CreatedAt  time.Time      `json:"created_at"`
-	StartedAt  *time.Time     `json:"started_at"`
-	FinishedAt *time.Time     `json:"finished_at"`
-	Batch      *jobs.BatchRef `json:"batch,omitempty"`
-	Links      jobLinks       `json:"links"`
+	ID         string       `json:"id"`
+	Status     jobs.Status  `json:"status"`
+	Queue      string       `json:"queue"`
+	Question   string       `json:"question"`
+	Attempts   int          `json:"attempts"`
+	Result     *jobs.Result `json:"result"`
+	Error      *jobs.Error  `json:"error"`
+	CreatedAt  time.Time    `json:"created_at"`
+	StartedAt  *time.Time   `json:"started_at"`
+	FinishedAt *time.Time   `json:"finished_at"`
+	Links      jobLinks     `json:"links"`
 }
 
 type jobLinks struct {
@@ -41,10 +40,22 @@ func linksFor(id string) jobLinks {
 
 func viewOf(j *jobs.Job) jobView {
 	return jobView{
-		ID: j.ID, Status: j.Status, Queue: j.Queue, Question: j.Question, Attempts: j.Attempts,
+		ID: j.ID, Status: j.Status, Queue: j.Spec.Queue, Question: j.Spec.Question(), Attempts: j.Attempts,
 		Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
-		Batch: j.Batch, Links: linksFor(j.ID),
+		Links: linksFor(j.ID),
 	}
+}
+
+// jobSpec reads a job's spec for the dashboard (nil when it cannot).
+func (s *Server) jobSpec(id string) *jobs.Spec {
+	// asynqmon's formatters take no context; the read is one HGETALL.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisTimeout)
+	defer cancel()
+	j, err := s.deps.Store.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return &j.Spec
 }
 
 // redisCtx bounds the Redis work of a request that does not wait.
@@ -52,15 +63,24 @@ func (s *Server) redisCtx(c *gin.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(c.Request.Context(), s.cfg.RedisTimeout)
 }
 
-// submit submits one question for the request's owner and counts it.
-func (s *Server) submit(ctx context.Context, c *gin.Context, req store.SubmitRequest) (*store.Submitted, error) {
-	req.Owner = owner(c)
-	sub, err := s.deps.Client.Submit(ctx, req)
+// limits are what a request's spec is validated against.
+func (s *Server) limits() jobs.Limits {
+	return jobs.Limits{MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes)}
+}
+
+// submit submits a job for the request's owner and counts it. The spec's
+// server part is set here, and only here: the request's owner, the
+// interactive queue.
+func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, idempotencyKey string) (*store.Submitted, error) {
+	sub, err := s.deps.Client.Submit(ctx, store.SubmitRequest{
+		Spec:           jobs.Spec{ClientSpec: spec, ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueInteractive}},
+		IdempotencyKey: idempotencyKey,
+	})
 	if err != nil {
 		return nil, err
 	}
 	if !sub.Replayed {
-		s.metrics.submitted.WithLabelValues(sub.Job.Queue).Inc()
+		s.metrics.submitted.WithLabelValues(sub.Job.Spec.Queue).Inc()
 	}
 	return sub, nil
 }
@@ -78,20 +98,17 @@ func (s *Server) submitJob(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	req, err := decodeJobRequest(body, s.cfg.MaxQuestionChars)
+	// Token events unless the body says otherwise, and never while
+	// streaming is off.
+	spec, err := decodeJobRequest(body, s.limits(), jobs.Options{Stream: !s.cfg.DisableStreaming})
 	if err != nil {
 		s.respond(c, err)
 		return
 	}
-	stream := !s.cfg.DisableStreaming
-	if req.Stream != nil {
-		stream = *req.Stream && !s.cfg.DisableStreaming
-	}
+	spec.Options.Stream = spec.Options.Stream && !s.cfg.DisableStreaming
 	ctx, cancel := s.redisCtx(c)
 	defer cancel()
-	sub, err := s.submit(ctx, c, store.SubmitRequest{
-		Question: req.Question, Queue: jobs.QueueInteractive, Stream: stream, NoCache: req.NoCache, IdempotencyKey: idem,
-	})
+	sub, err := s.submit(ctx, c, spec, idem)
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -116,7 +133,7 @@ func (s *Server) loadJob(ctx context.Context, c *gin.Context) (*jobs.Job, error)
 	if err != nil {
 		return nil, err
 	}
-	if j.Owner != owner(c) {
+	if j.Spec.Owner != owner(c) {
 		return nil, errNotFound("job")
 	}
 	return j, nil
@@ -180,7 +197,7 @@ func (s *Server) waitJob(c *gin.Context, wait time.Duration) (*jobs.Job, error) 
 	}
 	defer f.Close()
 	j := f.Record()
-	if j.Owner != owner(c) {
+	if j.Spec.Owner != owner(c) {
 		return nil, errNotFound("job")
 	}
 	if j.Status.Terminal() {

@@ -21,15 +21,18 @@ import (
 const monitoringRoot = "/monitoring"
 
 // newMonitor builds the asynqmon dashboard. It opens two Redis pools of its
-// own; Shutdown closes them.
-func newMonitor(opt asynq.RedisConnOpt, readOnly bool, limit int, prometheusURL string) *asynqmon.HTTPHandler {
+// own; Shutdown closes them. spec reads a job's spec (nil when the job is
+// gone), which its task's payload does not hold.
+func newMonitor(opt asynq.RedisConnOpt, readOnly bool, limit int, prometheusURL string, spec func(id string) *jobs.Spec) *asynqmon.HTTPHandler {
 	return asynqmon.New(asynqmon.Options{
 		RootPath:          monitoringRoot,
 		RedisConnOpt:      opt,
 		ReadOnly:          readOnly,
 		PrometheusAddress: prometheusURL,
-		PayloadFormatter:  asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string { return formatPayload(taskType, payload, limit) }),
-		ResultFormatter:   asynqmon.ResultFormatterFunc(func(taskType string, result []byte) string { return formatResult(taskType, result, limit) }),
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
+			return formatPayload(taskType, payload, limit, spec)
+		}),
+		ResultFormatter: asynqmon.ResultFormatterFunc(func(taskType string, result []byte) string { return formatResult(taskType, result, limit) }),
 	})
 }
 
@@ -153,8 +156,10 @@ func connOptFrom(rdb redis.UniversalClient) asynq.RedisConnOpt {
 	}
 }
 
-// formatPayload shows a task's question readably, cut to limit bytes.
-func formatPayload(taskType string, payload []byte, limit int) string {
+// formatPayload shows a task readably, cut to limit bytes: a job's id and,
+// from its record's spec, its question, owner and options; a batch task's
+// batch.
+func formatPayload(taskType string, payload []byte, limit int, spec func(id string) *jobs.Spec) string {
 	if v, ok := formatBatchPayload(taskType, payload); ok {
 		return v // batch items: batch id and custom_id (batch_stream.go)
 	}
@@ -165,18 +170,19 @@ func formatPayload(taskType string, payload []byte, limit int) string {
 	if err != nil {
 		return "unreadable payload: " + truncate(printable(string(payload)), 200)
 	}
-	view := map[string]any{"job_id": p.JobID, "question": truncate(printable(p.Question), limit)}
-	if p.Owner != "" {
-		view["owner"] = p.Owner
+	view := map[string]any{"job_id": p.JobID}
+	s := spec(p.JobID)
+	if s == nil {
+		return indent(view)
 	}
-	if p.Stream {
-		view["stream"] = true
+	view["question"] = truncate(printable(s.Question()), limit)
+	if s.Owner != "" {
+		view["owner"] = s.Owner
 	}
-	if p.NoCache {
-		view["no_cache"] = true
-	}
-	if p.Batch != nil {
-		view["batch"] = p.Batch
+	// The options set, each by its name in a request: an option added to
+	// jobs.Options shows without a line here.
+	if b, err := json.Marshal(s.Options); err == nil {
+		_ = json.Unmarshal(b, &view) // adds to view
 	}
 	return indent(view)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
 )
@@ -16,9 +17,12 @@ import (
 // End-to-end with the real worker (package worker) behind the API: only the
 // program is scripted, through worker.Runner.
 
+// scriptedRunner scripts the QA program: it is given the question of the
+// inputs.
 type scriptedRunner func(ctx context.Context, question string, opts worker.RunOptions) (*worker.RunResult, error)
 
-func (r scriptedRunner) Run(ctx context.Context, q string, opts worker.RunOptions) (*worker.RunResult, error) {
+func (r scriptedRunner) Run(ctx context.Context, in jobs.Inputs, opts worker.RunOptions) (*worker.RunResult, error) {
+	q, _ := in["question"].(string)
 	return r(ctx, q, opts)
 }
 func (scriptedRunner) Model() string       { return "fake/model" }

@@ -124,34 +124,34 @@ func (s *Server) cancelAbandoned(ctx context.Context, id string) {
 // openPredict reads and validates a seed predict body and registers the
 // request with the shutdown drain (the caller ends it); ok is false when it
 // has already answered.
-func (s *Server) openPredict(c *gin.Context) (predictRequest, bool) {
+func (s *Server) openPredict(c *gin.Context) (jobs.ClientSpec, bool) {
 	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.respond(c, err)
-		return predictRequest{}, false
+		return jobs.ClientSpec{}, false
 	}
-	req, err := decodePredictRequest(body, s.cfg.MaxQuestionChars)
+	spec, err := decodePredictRequest(body, s.limits())
 	if err != nil {
 		s.respond(c, err)
-		return predictRequest{}, false
+		return jobs.ClientSpec{}, false
 	}
 	if !s.streams.begin() {
 		s.respond(c, store.ErrHubClosed)
-		return predictRequest{}, false
+		return jobs.ClientSpec{}, false
 	}
-	return req, true
+	return spec, true
 }
 
 // predict is the seed's POST /predict: wait up to PredictTimeout for the
 // answer, then 504 with the job id. A client that goes away cancels its job.
 func (s *Server) predict(c *gin.Context) {
 	start := time.Now()
-	req, ok := s.openPredict(c)
+	spec, ok := s.openPredict(c)
 	if !ok {
 		return
 	}
 	defer s.streams.end()
-	j, err := s.answer(c, req.Question)
+	j, err := s.answer(c, spec)
 	if err != nil {
 		s.countUnanswered(c.Request.Context(), err)
 		s.respond(c, err)
@@ -175,12 +175,12 @@ func (s *Server) countUnanswered(ctx context.Context, err error) {
 	s.summary.record(st != statusClientClosed && st != http.StatusTooManyRequests, 0, nil)
 }
 
-// answer submits one question and waits for it up to PredictTimeout; a
-// client that goes away meanwhile cancels the job.
-func (s *Server) answer(c *gin.Context, question string) (*jobs.Job, error) {
+// answer submits one job and waits for it up to PredictTimeout; a client
+// that goes away meanwhile cancels the job.
+func (s *Server) answer(c *gin.Context, spec jobs.ClientSpec) (*jobs.Job, error) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, store.SubmitRequest{Question: question, Queue: jobs.QueueInteractive})
+	sub, err := s.submit(sctx, c, spec, "")
 	cancel()
 	if err != nil {
 		return nil, err
@@ -213,14 +213,15 @@ func (s *Server) predictStream(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	req, ok := s.openPredict(c)
+	spec, ok := s.openPredict(c)
 	if !ok {
 		return
 	}
 	defer s.streams.end()
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, store.SubmitRequest{Question: req.Question, Queue: jobs.QueueInteractive, Stream: true})
+	spec.Options.Stream = true
+	sub, err := s.submit(sctx, c, spec, "")
 	cancel()
 	if err != nil {
 		s.countUnanswered(ctx, err)
@@ -437,7 +438,7 @@ func (s *Server) batch(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	items, err := decodeBatchRequest(body, s.cfg.MaxQuestionChars, s.cfg.MaxBatchItems)
+	items, err := decodeBatchRequest(body, s.limits(), s.cfg.MaxBatchItems)
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -450,10 +451,10 @@ func (s *Server) batch(c *gin.Context) {
 	ctx := c.Request.Context()
 	results := make([]batchItem, len(items))
 	ids := make([]string, len(items))
-	for i, it := range items {
-		results[i].Question = it.Question
+	for i, spec := range items {
+		results[i].Question = spec.Question()
 		sctx, cancel := s.redisCtx(c)
-		sub, err := s.submit(sctx, c, store.SubmitRequest{Question: it.Question, Queue: jobs.QueueInteractive})
+		sub, err := s.submit(sctx, c, spec, "")
 		cancel()
 		if err != nil {
 			ae := s.classify(ctx, err)

@@ -93,7 +93,7 @@ func TestSeedValidation(t *testing.T) {
 }
 
 // hangBehaviour runs until its job is cancelled.
-func (b *bundle) hangBehaviour(ctx context.Context, a *store.Attempt, _ jobs.Payload) error {
+func (b *bundle) hangBehaviour(ctx context.Context, a *store.Attempt, _ jobs.Spec) error {
 	return b.waitForEnd(ctx, a.JobID)
 }
 
@@ -142,7 +142,7 @@ func TestPredictTimeoutGivesTheJobID(t *testing.T) {
 func TestPredictFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *store.Attempt, _ jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, _ jobs.Spec) error {
 		return a.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "the LM said 400", Status: 400})
 	})
 	resp, body := b.do(t, "POST", "/predict", map[string]any{"question": "q"}, nil)
@@ -239,7 +239,7 @@ func TestPredictStream(t *testing.T) {
 func TestPredictStreamRetryAfterTokensEndsWithTheJobID(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, spec jobs.Spec) error {
 		if a.Number == 1 {
 			if err := a.Token(ctx, "answer", "Partial"); err != nil {
 				return err
@@ -252,7 +252,7 @@ func TestPredictStreamRetryAfterTokensEndsWithTheJobID(t *testing.T) {
 			}
 			return errRetry
 		}
-		return answerBehaviour(ctx, a, p)
+		return answerBehaviour(ctx, a, spec)
 	})
 	s := b.openSSE(t, "POST", "/predict/stream", map[string]any{"question": "q"}, nil)
 	frames := seedFrames(t, s)
@@ -296,7 +296,7 @@ func (b *bundle) runningOrEndedJob(t *testing.T) string {
 func TestPredictStreamFailure(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *store.Attempt, _ jobs.Payload) error {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, _ jobs.Spec) error {
 		return a.Fail(ctx, &jobs.Error{Code: "parse_error", Message: "unparseable output"})
 	})
 	frames := seedFrames(t, b.openSSE(t, "POST", "/predict/stream", map[string]any{"question": "q"}, nil))
@@ -320,11 +320,11 @@ func TestPredictStreamDisabled(t *testing.T) {
 func TestBatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	b.startWorker(t, func(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
-		if p.Question == "fail" {
+	b.startWorker(t, func(ctx context.Context, a *store.Attempt, s jobs.Spec) error {
+		if s.Question() == "fail" {
 			return a.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
 		}
-		return answerBehaviour(ctx, a, p)
+		return answerBehaviour(ctx, a, s)
 	})
 	resp, body := b.do(t, "POST", "/batch", `[{"question":"a"},{"question":"fail"},{"question":"c"}]`, nil)
 	if resp.StatusCode != 200 {
@@ -373,11 +373,11 @@ func TestMetricsSummaryIsGlobal(t *testing.T) {
 	t.Parallel()
 	one := setup(t, options{api: api.Config{MetricsFlushInterval: 5 * time.Millisecond}})
 	two := setup(t, options{db: one.db, api: api.Config{MetricsFlushInterval: 5 * time.Millisecond}})
-	one.startWorker(t, func(ctx context.Context, a *store.Attempt, p jobs.Payload) error {
-		if p.Question == "fail" {
+	one.startWorker(t, func(ctx context.Context, a *store.Attempt, s jobs.Spec) error {
+		if s.Question() == "fail" {
 			return a.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
 		}
-		return answerBehaviour(ctx, a, p)
+		return answerBehaviour(ctx, a, s)
 	})
 	for _, q := range []string{"a", "b", "fail"} {
 		one.do(t, "POST", "/predict", map[string]any{"question": q}, nil)

@@ -159,7 +159,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			opt = connOptFrom(deps.Redis)
 		}
 		if opt != nil {
-			s.monitor = newMonitor(opt, !cfg.MonitoringWritable, cfg.MonitoringFormatLimit, cfg.PrometheusURL)
+			s.monitor = newMonitor(opt, !cfg.MonitoringWritable, cfg.MonitoringFormatLimit, cfg.PrometheusURL, s.jobSpec)
 		} else {
 			s.log.Warn().Msg("dashboard not mounted: set Deps.AsynqRedis for this kind of Redis client")
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/browsertest"
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
@@ -85,7 +86,8 @@ type flakyRunner struct {
 
 const wrongPartial = "A WRONG PARTIAL ANSWER "
 
-func (r *flakyRunner) Run(ctx context.Context, q string, opts worker.RunOptions) (*worker.RunResult, error) {
+func (r *flakyRunner) Run(ctx context.Context, in jobs.Inputs, opts worker.RunOptions) (*worker.RunResult, error) {
+	q, _ := in["question"].(string)
 	r.mu.Lock()
 	r.runs[q]++
 	n := r.runs[q]
@@ -104,7 +106,7 @@ func (r *flakyRunner) Run(ctx context.Context, q string, opts worker.RunOptions)
 		}
 		opts.OnReset("the program starts over")
 	}
-	return r.Runner.Run(ctx, q, opts)
+	return r.Runner.Run(ctx, in, opts)
 }
 
 // consoleLog collects the page's console messages and exceptions.

@@ -267,10 +267,14 @@ func (b *Store) get(ctx context.Context, id string) (*jobs.Batch, error) {
 	case string(jobs.BatchValidating):
 		return nil, fmt.Errorf("batch %s: %w", id, ErrUploading)
 	}
-	return decodeBatch(h), nil
+	return decodeBatch(h)
 }
 
-func decodeBatch(h map[string]string) *jobs.Batch {
+func decodeBatch(h map[string]string) (*jobs.Batch, error) {
+	spec, err := batchSpec(h["owner"], h["spec"], h["no_cache"])
+	if err != nil {
+		return nil, fmt.Errorf("decode batch %s: %w", h["id"], err)
+	}
 	num := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
 	at := func(k string) *time.Time {
 		if t := msTime(h[k]); !t.IsZero() {
@@ -281,11 +285,31 @@ func decodeBatch(h map[string]string) *jobs.Batch {
 	return &jobs.Batch{
 		ID: h["id"], Owner: h["owner"], Status: jobs.BatchStatus(h["status"]),
 		Counts:   jobs.BatchCounts{Total: num("total"), Completed: num("completed"), Failed: num("failed"), Cancelled: num("cancelled")},
-		Expanded: num("expanded"), Round: num("round"), NoCache: h["no_cache"] == "1",
+		Expanded: num("expanded"), Round: num("round"), Spec: spec,
 		CreatedAt: msTime(h["created_at"]), InProgressAt: at("in_progress_at"), CancellingAt: at("cancelling_at"),
 		CompletedAt: at("completed_at"), FailedAt: at("failed_at"), CancelledAt: at("cancelled_at"),
 		ExpiredAt: at("expired_at"), ExpiresAt: msTime(h["expires_at"]),
+	}, nil
+}
+
+// batchSpec is the batch-wide part of a batch's items' spec, from the batch
+// record's owner and spec fields.
+//
+// A batch release 114e39c accepted holds no spec, but no_cache ("1" or
+// "0"): its items asked the QA program. Such batches are gone
+// BATCH_COMPLETION_WINDOW plus BATCH_RESULT_TTL after the upgrade (longer
+// if retried), and this fallback with them.
+func batchSpec(owner, spec, noCache string) (jobs.Spec, error) {
+	s := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: jobs.ProgramQA, Options: jobs.Options{NoCache: noCache == "1"}},
+		ServerSpec: jobs.ServerSpec{Queue: jobs.QueueBatch}}
+	if spec != "" {
+		var err error
+		if s, err = jobs.ParseSpec([]byte(spec)); err != nil {
+			return s, err
+		}
 	}
+	s.Owner = owner
+	return s, nil
 }
 
 // List returns up to limit of owner's batches, newest first, created before

@@ -355,7 +355,9 @@ if op == 'start' then
   -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
   -- it gives up, [12] the UTC day (yyyy-mm-dd), [13] the owner's daily token
   -- budget (0 = none), [14] the item's line if the budget is spent. Returns
-  -- started + attempt + item json, or why not.
+  -- started, the attempt, the item (json) and the batch's owner and spec
+  -- (the rest of the item's spec), or why not. A batch release 114e39c
+  -- accepted holds no spec but no_cache, returned last (see batchSpec).
   if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
   if expired() then
     finish('expired')
@@ -382,7 +384,8 @@ if op == 'start' then
   end
   local item = redis.call('HGET', items, idx)
   if not item then return {'missing'} end
-  return {'started', tostring(n), item}
+  local b = redis.call('HMGET', batch, 'owner', 'spec', 'no_cache')
+  return {'started', tostring(n), item, b[1] or '', b[2] or '', b[3] or ''}
 end
 
 if op == 'defer' then

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +35,10 @@ const (
 type ItemAttempt struct {
 	b     *Store
 	Batch jobs.BatchRef
-	owner string
-	// Item is the stored question.
+	// Spec is what the item runs: its batch's part (program, options,
+	// owner, queue), its inputs, and Batch.
+	Spec jobs.Spec
+	// Item is the stored item.
 	Item jobs.BatchItem
 	// Number counts the item's starts, from 1.
 	Number int
@@ -54,16 +57,19 @@ func itemLine(customID string, st jobs.Status, e *jobs.Error, attempts int) stri
 // budget is not spent (else it is counted failed, saying so), and that the
 // item has attempts left (else it is counted failed: the handler records the
 // last attempt, so a batch cannot hang on an item asynq archives).
+//
+// The item's spec comes from the batch (its part of it) and the item (its
+// inputs), read by the same script.
 func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
 	max, budget, now := b.jobStore.Config().MaxAttempts, b.jobStore.Config().TokenBudgetPerDay, b.now()
-	cancelled := itemLine(p.Batch.CustomID, jobs.StatusCancelled, nil, 0)
-	gaveUp := itemLine(p.Batch.CustomID, jobs.StatusFailed, &jobs.Error{Code: "attempts_exhausted",
+	cancelled := itemLine(p.CustomID, jobs.StatusCancelled, nil, 0)
+	gaveUp := itemLine(p.CustomID, jobs.StatusFailed, &jobs.Error{Code: "attempts_exhausted",
 		Message: "gave up after " + strconv.Itoa(max) + " attempts: the last one was lost (worker stopped or timed out)"}, max)
 	var overBudget string
 	if budget > 0 {
-		overBudget = itemLine(p.Batch.CustomID, jobs.StatusFailed, jobs.BudgetSpent(budget, now), 0)
+		overBudget = itemLine(p.CustomID, jobs.StatusFailed, jobs.BudgetSpent(budget, now), 0)
 	}
-	reply, err := b.run(ctx, "start", p.Batch.ID, p.Owner, "", p.Batch.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
+	reply, err := b.run(ctx, "start", p.Batch, "", "", p.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
 		jobs.UsageDay(now), budget, overBudget)
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrEnded):
@@ -74,15 +80,42 @@ func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAt
 	if reply[0] == "over_budget" {
 		return nil, ItemOverBudget, nil
 	}
-	if reply[0] != "started" || len(reply) < 3 {
+	if reply[0] != "started" || len(reply) < 6 {
 		return nil, ItemSkipped, nil
 	}
 	n, _ := strconv.Atoi(reply[1])
-	var item jobs.BatchItem
-	if err := json.Unmarshal([]byte(reply[2]), &item); err != nil {
-		return nil, ItemSkipped, fmt.Errorf("start item %d of batch %s: decode item: %w", p.Batch.Index, p.Batch.ID, err)
+	item, err := decodeItem(reply[2])
+	if err != nil {
+		return nil, ItemSkipped, fmt.Errorf("start item %d of batch %s: %w", p.Index, p.Batch, err)
 	}
-	return &ItemAttempt{b: b, Batch: p.Batch, owner: p.Owner, Item: item, Number: n, Last: n >= max}, ItemStarted, nil
+	spec, err := batchSpec(reply[3], reply[4], reply[5])
+	if err != nil {
+		return nil, ItemSkipped, fmt.Errorf("start item %d of batch %s: %w", p.Index, p.Batch, err)
+	}
+	ref := jobs.BatchRef{ID: p.Batch, Index: p.Index, CustomID: item.CustomID}
+	spec.Inputs, spec.Batch = item.Inputs, &ref
+	return &ItemAttempt{b: b, Batch: ref, Spec: spec, Item: item, Number: n, Last: n >= max}, ItemStarted, nil
+}
+
+// decodeItem decodes a stored item, numbers as written.
+//
+// An item release 114e39c stored is {"custom_id", "question"}: read as the
+// QA program's inputs. Such items are gone with that release's batches
+// (see batchSpec), and this fallback with them.
+func decodeItem(v string) (jobs.BatchItem, error) {
+	var it struct {
+		jobs.BatchItem
+		Question *string `json:"question"`
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.UseNumber()
+	if err := dec.Decode(&it); err != nil {
+		return jobs.BatchItem{}, fmt.Errorf("decode item: %w", err)
+	}
+	if it.Inputs == nil && it.Question != nil {
+		it.Inputs = jobs.Inputs{"question": *it.Question}
+	}
+	return it.BatchItem, nil
 }
 
 func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult) error {
@@ -91,7 +124,7 @@ func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult) error {
 	if r.Status == jobs.StatusCompleted {
 		tokens = (&jobs.Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (jobs.UsageKey)
 	}
-	_, err := a.b.run(ctx, "finish", a.Batch.ID, a.owner, "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
+	_, err := a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
 		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL))
 	if errors.Is(err, ErrNotFound) {
 		return nil // deleted meanwhile: nothing to record
@@ -119,7 +152,7 @@ func (a *ItemAttempt) Cancelled(ctx context.Context) error {
 // Defer gives the attempt back: the item runs again later and this start
 // does not count.
 func (a *ItemAttempt) Defer(ctx context.Context) error {
-	_, err := a.b.run(ctx, "defer", a.Batch.ID, a.owner, "", a.Batch.Index, 0)
+	_, err := a.b.run(ctx, "defer", a.Batch.ID, "", "", a.Batch.Index, 0)
 	return err
 }
 
@@ -206,7 +239,7 @@ func (b *Store) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []in
 		go func() {
 			defer wg.Done()
 			for k := range next {
-				p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: indexes[k], CustomID: customIDs[k]}, Owner: bt.Owner, NoCache: bt.NoCache}
+				p := jobs.BatchItemPayload{Batch: bt.ID, Index: indexes[k], Round: bt.Round, CustomID: customIDs[k]}
 				err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchItem, []byte(mustJSON(p))),
 					asynq.TaskID(jobs.BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(jobs.QueueBatch),
 					asynq.MaxRetry(b.jobStore.Config().TaskMaxRetry()), asynq.Timeout(b.jobStore.Config().JobTimeout))

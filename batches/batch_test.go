@@ -33,7 +33,7 @@ func newBatches(t *testing.T, b *bundle, cfg batches.Config) *batches.Store {
 // upload stores items as owner's batch, as the API does: BeginUpload, Add,
 // Commit.
 func upload(ctx context.Context, bs *batches.Store, owner string, items []jobs.BatchItem) (*batches.Created, error) {
-	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: owner, TTL: time.Hour})
+	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Spec: batchOf(owner), TTL: time.Hour})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 	}
 	// Run every item; run some twice, as asynq may.
 	for i := range 250 {
-		p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: "alice"}
+		p := jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}
 		for range 1 + i%2 {
 			att, out, err := bs.StartItem(ctx, p)
 			if err != nil {
@@ -100,7 +100,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 			if out != batches.ItemStarted {
 				continue // the second run finds the slot filled
 			}
-			if att.Item.Question != fmt.Sprintf("q%d?", i) {
+			if att.Spec.Question() != fmt.Sprintf("q%d?", i) {
 				t.Fatalf("item %d = %+v", i, att.Item)
 			}
 			if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}); err != nil {
@@ -136,7 +136,7 @@ func TestBatchItemGivesUpAfterMaxAttempts(t *testing.T) {
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
-	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: 0, CustomID: "c0"}, Owner: "alice"}
+	p := jobs.BatchItemPayload{Batch: bt.ID, Index: 0, CustomID: "c0"}
 	for want := 1; want <= 2; want++ {
 		att, out, err := bs.StartItem(ctx, p)
 		if err != nil || out != batches.ItemStarted || att.Number != want || att.Last != (want == 2) {
@@ -165,7 +165,7 @@ func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 1)
-	p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID}, Owner: "alice"}
+	p := jobs.BatchItemPayload{Batch: bt.ID}
 	for range 3 {
 		att, out, err := bs.StartItem(ctx, p)
 		if err != nil || out != batches.ItemStarted || att.Number != 1 {
@@ -186,7 +186,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	item := func(i int) jobs.BatchItemPayload {
-		return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i}, Owner: "alice"}
+		return jobs.BatchItemPayload{Batch: bt.ID, Index: i}
 	}
 	att, _, _ := bs.StartItem(ctx, item(0))
 	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
@@ -229,7 +229,7 @@ func TestBatchRetryIsDurable(t *testing.T) {
 		t.Fatalf("expand = %v %v", done, err)
 	}
 	for i := range 6 {
-		p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: "alice"}
+		p := jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}
 		att, _, err := bs.StartItem(ctx, p)
 		if err != nil {
 			t.Fatal(err)
@@ -285,7 +285,8 @@ func TestBatchQuota(t *testing.T) {
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u.Items != 3 || u.Bytes <= 0 {
 		t.Fatalf("usage = %+v %v", u, err)
 	}
-	items := []jobs.BatchItem{{CustomID: "a", Question: "a?"}, {CustomID: "b", Question: "b?"}, {CustomID: "c", Question: "c?"}}
+	items := []jobs.BatchItem{{CustomID: "a", Inputs: ask("a?")}, {CustomID: "b", Inputs: ask("b?")},
+		{CustomID: "c", Inputs: ask("c?")}}
 	var qe *batches.QuotaError
 	if _, err := upload(ctx, bs, "alice", items); !errors.As(err, &qe) || qe.Resource != "items" || qe.Used != 3 || qe.Limit != 5 {
 		t.Fatalf("create over the quota: %v", err)
@@ -325,7 +326,7 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	item := func(i int) jobs.BatchItemPayload {
-		return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: "alice"}
+		return jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}
 	}
 	for i := range 2 {
 		att, _, err := bs.StartItem(ctx, item(i))
@@ -396,7 +397,7 @@ func createBatchOf(t *testing.T, bs *batches.Store, owner string, n int) *jobs.B
 	t.Helper()
 	items := make([]jobs.BatchItem, n)
 	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Question: fmt.Sprintf("q%d?", i)}
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprintf("c%d", i), Inputs: ask(fmt.Sprintf("q%d?", i))}
 	}
 	c, err := upload(context.Background(), bs, owner, items)
 	if err != nil {
@@ -423,7 +424,7 @@ func TestBatchOwnerNamedActive(t *testing.T) {
 	}
 	finish := func(bt *jobs.Batch, owner string) {
 		t.Helper()
-		att, _, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, CustomID: "c0"}, Owner: owner})
+		att, _, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: bt.ID, CustomID: "c0"})
 		if err != nil || att == nil {
 			t.Fatalf("start: %v", err)
 		}
@@ -457,7 +458,7 @@ func TestBatchOwnerNamedActive(t *testing.T) {
 
 // itemOf is the payload of item i of bt, as the expansion enqueues it.
 func itemOf(bt *jobs.Batch, i int) jobs.BatchItemPayload {
-	return jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}, Owner: bt.Owner}
+	return jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}
 }
 
 // requeue deletes the pending item tasks, runs the requeue task of round
@@ -517,7 +518,7 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 		t.Fatalf("requeue enqueued %d items, want the refused one", n)
 	}
 	att, out, err := bs.StartItem(ctx, itemOf(bt, 0))
-	if err != nil || out != batches.ItemStarted || att.Item.Question != "q0?" {
+	if err != nil || out != batches.ItemStarted || att.Spec.Question() != "q0?" {
 		t.Fatalf("start of the retried item: %+v %v %v", att, out, err)
 	}
 	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
@@ -738,13 +739,19 @@ func TestBatchCommitCrashLeavesNoBatchWithoutTasks(t *testing.T) {
 	for _, before := range []bool{false, true} {
 		b := setup(t, store.Config{})
 		healthy := newBatches(t, b, batches.Config{})
+		// Redis knows the script, as it does once a fleet runs: else the
+		// accept's EVALSHA, let through, fails NOSCRIPT and its EVAL, after
+		// the crash, is refused.
+		if _, err := healthy.Usage(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
 		crash := &crashAt{op: "accept", before: before}
-		u, err := crash.client(t, b).BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
+		u, err := crash.client(t, b).BeginUpload(ctx, batches.UploadRequest{Spec: batchOf("alice"), TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 3 {
-			if err := u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Question: "q?"}); err != nil {
+			if err := u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: ask("q?")}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -788,7 +795,7 @@ func TestBeginUploadRequiresATTL(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{})
-	if u, err := bs.BeginUpload(context.Background(), batches.UploadRequest{Owner: "alice"}); err == nil || !strings.Contains(err.Error(), "TTL") {
+	if u, err := bs.BeginUpload(context.Background(), batches.UploadRequest{Spec: batchOf("alice")}); err == nil || !strings.Contains(err.Error(), "TTL") {
 		t.Fatalf("upload without a TTL = %v %v, want refused naming TTL", u, err)
 	}
 }
@@ -882,12 +889,12 @@ func TestUploadAbortAfterALostReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: "alice", TTL: time.Hour})
+	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Spec: batchOf("alice"), TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		err = u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Question: "q"})
+		err = u.Add(ctx, jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: ask("q")})
 	}
 	if err == nil {
 		t.Fatal("the chunk's write reported no error")

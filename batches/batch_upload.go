@@ -28,8 +28,10 @@ const storeChunkBytes = 1 << 20
 
 // UploadRequest opens an upload.
 type UploadRequest struct {
-	Owner   string
-	NoCache bool
+	// Spec is the part of the items' spec the batch holds: its program,
+	// options, owner (the batch's) and queue (jobs.QueueBatch when empty);
+	// its inputs are not used: each item has its own.
+	Spec jobs.Spec
 	// TTL is how long the upload's stored items outlive their last write
 	// when neither Commit nor Abort comes (the process died): at least the
 	// longest the rest of the upload may take to arrive, which only the
@@ -63,6 +65,7 @@ func (e *QuotaError) Error() string {
 type Upload struct {
 	b       *Store
 	req     UploadRequest
+	spec    string // the batch record's spec field
 	id      string
 	created time.Time
 	used    Usage // the owner's, when the upload began
@@ -83,9 +86,20 @@ func (b *Store) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, er
 	if req.TTL <= 0 {
 		return nil, fmt.Errorf("begin upload: UploadRequest.TTL must be positive, got %v", req.TTL)
 	}
-	u := &Upload{b: b, req: req, id: jobs.NewBatchID(), created: b.now()}
+	if req.Spec.Queue == "" {
+		req.Spec.Queue = jobs.QueueBatch
+	}
+	// The owner is the batch record's own field (its index, its quotas);
+	// the inputs are the items'.
+	spec := req.Spec
+	spec.Owner, spec.Inputs = "", nil
+	stored, err := spec.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("begin upload: %w", err)
+	}
+	u := &Upload{b: b, req: req, spec: string(stored), id: jobs.NewBatchID(), created: b.now()}
 	if b.cfg.QuotaItems > 0 || b.cfg.QuotaBytes > 0 {
-		used, err := b.Usage(ctx, req.Owner)
+		used, err := b.Usage(ctx, req.Spec.Owner)
 		if err != nil {
 			return nil, err
 		}
@@ -154,14 +168,10 @@ func (u *Upload) flush(ctx context.Context) error {
 	b := u.b
 	pipe := b.rdb.Pipeline()
 	if !u.stored {
-		noCache := "0"
-		if u.req.NoCache {
-			noCache = "1"
-		}
 		now := u.created.UnixMilli()
-		pipe.HSet(ctx, jobs.BatchKey(u.id), "id", u.id, "owner", u.req.Owner, "status", string(jobs.BatchValidating),
+		pipe.HSet(ctx, jobs.BatchKey(u.id), "id", u.id, "owner", u.req.Spec.Owner, "status", string(jobs.BatchValidating),
 			"total", 0, "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
-			"no_cache", noCache, "created_at", now, "updated_at", now,
+			"spec", u.spec, "created_at", now, "updated_at", now,
 			"window_ms", ms(b.cfg.CompletionWindow), "expires_at", u.created.Add(b.cfg.CompletionWindow).UnixMilli())
 	}
 	pipe.PExpire(ctx, jobs.BatchKey(u.id), u.req.TTL)
@@ -202,7 +212,7 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 		u.abort(ctx, "")
 		return nil, errors.New("create batch: no items")
 	}
-	idemKey := batchIdempotencyKey(u.req.Owner, idempotencyKey)
+	idemKey := batchIdempotencyKey(u.req.Spec.Owner, idempotencyKey)
 	fail := func(err error) (*Created, error) {
 		u.abort(ctx, idemKey)
 		return nil, err
@@ -219,7 +229,7 @@ func (u *Upload) Commit(ctx context.Context, idempotencyKey, bodyHash string) (*
 	if err := b.enqueueControl(ctx, u.id, u.created); err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
 	}
-	reply, err := b.run(ctx, "accept", u.id, u.req.Owner, idemKey, ms(b.pendingTTL()), ms(b.jobStore.Config().IdempotencyTTL),
+	reply, err := b.run(ctx, "accept", u.id, u.req.Spec.Owner, idemKey, ms(b.pendingTTL()), ms(b.jobStore.Config().IdempotencyTTL),
 		bodyHash, u.created.UnixMilli(), u.n, u.bytes, b.cfg.QuotaItems, b.cfg.QuotaBytes)
 	if err != nil {
 		return fail(fmt.Errorf("create batch: %w", err))
@@ -311,7 +321,7 @@ func (u *Upload) abort(ctx context.Context, idemKey string) {
 	// must still go.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, _ = u.b.run(ctx, "abort", u.id, u.req.Owner, idemKey)
+	_, _ = u.b.run(ctx, "abort", u.id, u.req.Spec.Owner, idemKey)
 	if u.enqueued {
 		u.b.dropControl(u.id)
 	}

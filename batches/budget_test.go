@@ -24,7 +24,7 @@ func TestBatchItemsCountTokensOnce(t *testing.T) {
 	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{"m":{"total_tokens":11}}`)}
 	start := func(idx int) *batches.ItemAttempt {
 		t.Helper()
-		p := jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: idx, CustomID: fmt.Sprint("c", idx)}, Owner: "alice"}
+		p := jobs.BatchItemPayload{Batch: bt.ID, Index: idx, CustomID: fmt.Sprint("c", idx)}
 		att, out, err := bs.StartItem(ctx, p)
 		if err != nil || out != batches.ItemStarted {
 			t.Fatalf("start item %d: %v %v", idx, out, err)

@@ -8,7 +8,11 @@
 // appends the matching progress event to the batch's capped stream and
 // publishes it on its channel: jobs.BatchProgress, a template Go rendered
 // that the script fills with the counts (store.NewScript). Items stay slots
-// of their batch (an input and a result line each), not job records.
+// of their batch (an input and a result line each), not job records: the
+// batch record holds the part of their spec they share (program, options,
+// owner, queue), the items hash each one's custom_id and inputs, and an
+// item's task its ids alone; the item's start puts its spec together for the
+// worker.
 //
 // It does not own the batch contract (statuses, counts, items, result lines,
 // task payloads, key names: package jobs) nor the job records (package

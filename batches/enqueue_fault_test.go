@@ -34,7 +34,7 @@ func TestBatchEnqueueFailureIsUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = upload(ctx, bs, "alice", []jobs.BatchItem{{CustomID: "a", Question: "Why?"}})
+	_, err = upload(ctx, bs, "alice", []jobs.BatchItem{{CustomID: "a", Inputs: ask("Why?")}})
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("batch with a failing enqueue: err = %v, want ErrUnavailable", err)
 	}

@@ -109,7 +109,7 @@ func TestBatchScriptEventsAreTheirGoTypes(t *testing.T) {
 	p := listen(t, b)
 	item := func(bt *jobs.Batch, i int) *batches.ItemAttempt {
 		t.Helper()
-		att, out, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: bt.ID, Index: i}, Owner: "alice"})
+		att, out, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: bt.ID, Index: i})
 		if err != nil || out != batches.ItemStarted {
 			t.Fatalf("start item %d: %v, %v", i, out, err)
 		}

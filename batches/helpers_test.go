@@ -32,3 +32,12 @@ func eventTypes(evs []jobs.Event) []jobs.EventType {
 	}
 	return out
 }
+
+// batchOf is the batch-wide spec of owner's batch of questions to the QA
+// program.
+func batchOf(owner string) jobs.Spec {
+	return jobs.Spec{ClientSpec: jobs.ClientSpec{Program: jobs.ProgramQA}, ServerSpec: jobs.ServerSpec{Owner: owner}}
+}
+
+// ask is the inputs of question q.
+func ask(q string) jobs.Inputs { return jobs.Inputs{"question": q} }

@@ -58,10 +58,10 @@ type HTTP struct {
 	// MaxQuestionChars is the longest question accepted, in characters
 	// (422 beyond). MAX_QUESTION_CHARS, default 10000.
 	MaxQuestionChars int `env:"MAX_QUESTION_CHARS"`
-	// MaxInputBytes caps the bytes of one batch item's inputs, as JSON; a
-	// line of an upload may be 4 KiB longer (custom_id and the JSON
-	// around), and a longer one is refused while it is read, so an upload's
-	// memory stays bounded. The default holds a question of
+	// MaxInputBytes caps the bytes of one job's or batch item's inputs, as
+	// JSON (422 beyond); a line of an upload may be 4 KiB longer (custom_id
+	// and the JSON around), and a longer one is refused while it is read, so
+	// an upload's memory stays bounded. The default holds a question of
 	// MAX_QUESTION_CHARS at JSON's worst escaping (12 bytes a character)
 	// twice over, leaving room for inputs besides the question.
 	// MAX_INPUT_BYTES, default 256KiB.

@@ -271,7 +271,7 @@ func TestKEDAListsAreAsynqPendingLists(t *testing.T) {
 		if !strings.Contains(keda, `listName: "`+list+`"`) {
 			t.Errorf("keda.yaml does not watch %s", list)
 		}
-		if _, err := client.Submit(ctx, store.SubmitRequest{Question: "Why?", Queue: q}); err != nil {
+		if _, err := client.Submit(ctx, store.SubmitRequest{Spec: jobs.Spec{ClientSpec: jobs.QuestionSpec("Why?"), ServerSpec: jobs.ServerSpec{Queue: q}}}); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := db.Client.LLen(ctx, list).Result(); err != nil || n != 1 {

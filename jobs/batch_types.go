@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -69,8 +71,11 @@ type Batch struct {
 	// Expanded counts the items that have a task (the expansion's cursor).
 	Expanded int
 	// Round is 0, then 1, 2 … after each retry of failed items.
-	Round        int
-	NoCache      bool
+	Round int
+	// Spec is the part of its items' spec that the batch holds: the
+	// program, the options, the owner and the queue (each item's inputs
+	// are in its BatchItem).
+	Spec         Spec
 	CreatedAt    time.Time
 	InProgressAt *time.Time
 	CancellingAt *time.Time
@@ -92,10 +97,11 @@ func (b *Batch) EndedAt() *time.Time {
 	return nil
 }
 
-// BatchItem is one line of an upload as stored.
+// BatchItem is one line of an upload as stored: its custom_id and its
+// inputs (the batch holds the rest of its spec).
 type BatchItem struct {
 	CustomID string `json:"custom_id"`
-	Question string `json:"question"`
+	Inputs   Inputs `json:"inputs"`
 }
 
 // ItemResult is one line of a batch's results, stored as it is served: the
@@ -127,12 +133,49 @@ func (p BatchProgress) EventType() EventType {
 	return EventProgress
 }
 
-// BatchItemPayload is an item task's payload: which item, not its question
-// (the worker reads that with the item's start), so 50,000 tasks stay small.
+// BatchItemPayload is an item task's payload: which item of which batch, in
+// which retry round; not its spec, which the item's start reads from the
+// batch. The custom_id is there for the line of an item cancelled before
+// its start, whose stored input (and custom_id with it) a cancel may have
+// freed.
 type BatchItemPayload struct {
-	Batch   BatchRef `json:"batch"`
-	Owner   string   `json:"owner,omitempty"`
-	NoCache bool     `json:"no_cache,omitempty"`
+	Batch    string `json:"batch"`
+	Index    int    `json:"index"`
+	Round    int    `json:"round"`
+	CustomID string `json:"custom_id"`
+}
+
+// ParseBatchItemPayload decodes an item task's payload.
+//
+// A payload release 114e39c wrote is {"batch": {"id", "index",
+// "custom_id"}, "owner", "no_cache"}: read as round 0, the owner and
+// no_cache left to the batch, which holds them. Such tasks are gone once
+// that release's batches are (BATCH_COMPLETION_WINDOW plus
+// BATCH_RESULT_TTL after the upgrade), and this reader can go with them.
+func ParseBatchItemPayload(b []byte) (BatchItemPayload, error) {
+	var p struct {
+		BatchItemPayload
+		Batch json.RawMessage `json:"batch"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return BatchItemPayload{}, fmt.Errorf("decode batch item payload: %w", err)
+	}
+	out := p.BatchItemPayload
+	var err error
+	if bytes.HasPrefix(p.Batch, []byte("{")) {
+		var old BatchRef
+		err = json.Unmarshal(p.Batch, &old)
+		out = BatchItemPayload{Batch: old.ID, Index: old.Index, CustomID: old.CustomID}
+	} else if len(p.Batch) > 0 {
+		err = json.Unmarshal(p.Batch, &out.Batch)
+	}
+	switch {
+	case err != nil:
+		return out, fmt.Errorf("decode batch item payload: %w", err)
+	case out.Batch == "":
+		return out, fmt.Errorf("decode batch item payload: missing batch")
+	}
+	return out, nil
 }
 
 // BatchTaskPayload names the batch of an expand or check task.

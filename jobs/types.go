@@ -29,22 +29,21 @@ func (s Status) Terminal() bool {
 	return false
 }
 
-// BatchRef ties a job to an item of a batch.
+// BatchRef names an item of a batch.
 type BatchRef struct {
 	ID       string `json:"id"`
 	Index    int    `json:"index"`
 	CustomID string `json:"custom_id"`
 }
 
-// Payload is the asynq task payload. It stays small: asynq rewrites the payload
-// of every active task to Redis on each heartbeat.
+// Payload is the asynq task payload of a job: its id alone. The job's spec
+// is in its record, which the start hands to the worker; asynq rewrites the
+// payload of every active task to Redis on each heartbeat.
+//
+// A payload release 114e39c wrote also holds the question, owner, stream
+// and no_cache: ParsePayload ignores them, as the record has them too.
 type Payload struct {
-	JobID    string    `json:"job_id"`
-	Question string    `json:"question"`
-	Owner    string    `json:"owner,omitempty"`
-	Stream   bool      `json:"stream,omitempty"`
-	NoCache  bool      `json:"no_cache,omitempty"`
-	Batch    *BatchRef `json:"batch,omitempty"`
+	JobID string `json:"job_id"`
 }
 
 // Marshal encodes the payload for asynq.
@@ -105,19 +104,14 @@ func (r *Result) Answer(name string) string {
 
 // Job is a job record as read from Redis.
 type Job struct {
-	ID         string     `json:"id"`
-	Status     Status     `json:"status"`
-	Queue      string     `json:"queue"`
-	Owner      string     `json:"-"`
-	Question   string     `json:"question,omitempty"`
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+	// Spec is what the job runs, as it was submitted.
+	Spec       Spec       `json:"spec"`
 	Attempts   int        `json:"attempts"`
-	Batch      *BatchRef  `json:"batch,omitempty"`
 	Result     *Result    `json:"result,omitempty"`
 	Error      *Error     `json:"error,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	// Stream says whether token events are published for this job.
-	Stream  bool `json:"-"`
-	NoCache bool `json:"-"`
 }

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"errors"
-	"github.com/qaqueue/qaqueue/jobs"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/qaqueue/qaqueue/jobs"
 )
 
 // StartOutcome is what Start decided.
@@ -31,6 +33,8 @@ const (
 type Attempt struct {
 	store *Jobs
 	JobID string
+	// Spec is what the job runs, from its record.
+	Spec jobs.Spec
 	// Number counts the starts of the job, from 1.
 	Number int
 	// Last is true when a retryable failure of this attempt still fails the job.
@@ -82,7 +86,17 @@ func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Dura
 	}
 	n, _ := strconv.Atoi(reply[1])
 	earlier, _ := strconv.Atoi(reply[2])
-	return &Attempt{store: s, JobID: id, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier}, Started, nil
+	rec := make(map[string]string, (len(reply)-3)/2)
+	for i := 3; i+1 < len(reply); i += 2 {
+		rec[reply[i]] = reply[i+1]
+	}
+	j, err := decodeJob(rec)
+	if err != nil {
+		// The attempt is counted; asynq runs the task again, and the
+		// record's last attempt fails the job if this goes on.
+		return nil, Ended, fmt.Errorf("start job %s: %w", id, err)
+	}
+	return &Attempt{store: s, JobID: id, Spec: j.Spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier}, Started, nil
 }
 
 // Token publishes the next piece of an output field. It returns ErrStale or

@@ -56,20 +56,13 @@ func NewClient(rdb redis.UniversalClient, jobStore *Jobs) *Client {
 // Jobs returns the job records the client writes.
 func (c *Client) Jobs() *Jobs { return c.store }
 
-// SubmitRequest is one question to answer.
+// SubmitRequest is one job to run.
 type SubmitRequest struct {
-	Owner    string
-	Question string
-	// Queue is jobs.QueueInteractive (default) or jobs.QueueBatch.
-	Queue string
-	// Stream publishes the answer's tokens as events.
-	Stream bool
-	// NoCache bypasses the LM cache.
-	NoCache bool
-	// IdempotencyKey, when set, makes a replay of the same request return the
-	// same job.
+	// Spec is what it runs; its Queue is jobs.QueueInteractive when empty.
+	Spec jobs.Spec
+	// IdempotencyKey, when set, makes a replay of the same request (the same
+	// spec.Hash) return the same job.
 	IdempotencyKey string
-	Batch          *jobs.BatchRef
 }
 
 // Submitted is what Submit did.
@@ -83,47 +76,38 @@ type Submitted struct {
 // task. The job is accepted only when Submit returns without error: if the
 // enqueue fails, the record is removed again.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, error) {
-	if req.Queue == "" {
-		req.Queue = jobs.QueueInteractive
+	spec := req.Spec
+	if spec.Queue == "" {
+		spec.Queue = jobs.QueueInteractive
 	}
 	id := jobs.NewJobID()
-	payload := jobs.Payload{JobID: id, Question: req.Question, Owner: req.Owner, Stream: req.Stream, NoCache: req.NoCache, Batch: req.Batch}
-	body, err := payload.Marshal()
+	body, err := jobs.Payload{JobID: id}.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("submit job: %w", err)
+	}
+	stored, err := spec.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)
 	}
 	idemKey, bodyHash := "", ""
 	if req.IdempotencyKey != "" {
 		kh := sha256.Sum256([]byte(req.IdempotencyKey))
-		idemKey = jobs.IdempotencyKey(req.Owner, hex.EncodeToString(kh[:]))
-		bh := sha256.Sum256([]byte(mustJSON(struct {
-			Q       string `json:"q"`
-			Queue   string `json:"queue"`
-			Stream  bool   `json:"stream"`
-			NoCache bool   `json:"no_cache"`
-		}{req.Question, req.Queue, req.Stream, req.NoCache})))
-		bodyHash = hex.EncodeToString(bh[:])
+		idemKey = jobs.IdempotencyKey(spec.Owner, hex.EncodeToString(kh[:]))
+		if bodyHash, err = spec.Hash(); err != nil {
+			return nil, fmt.Errorf("submit job: %w", err)
+		}
 	}
 	pending := ""
 	maxPending := 0
-	if req.Queue == jobs.QueueInteractive && c.store.cfg.MaxPending > 0 {
-		pending, maxPending = pendingListKey(req.Queue), c.store.cfg.MaxPending
+	if spec.Queue == jobs.QueueInteractive && c.store.cfg.MaxPending > 0 {
+		pending, maxPending = pendingListKey(spec.Queue), c.store.cfg.MaxPending
 	}
-	fields := []any{"queue", req.Queue, "owner", req.Owner, "question", req.Question}
-	if req.Stream {
-		fields = append(fields, "stream", "1")
-	}
-	if req.NoCache {
-		fields = append(fields, "no_cache", "1")
-	}
-	if req.Batch != nil {
-		fields = append(fields, "batch", mustJSON(req.Batch))
-	}
+	fields := []any{"spec", string(stored)}
 	if idemKey != "" {
 		fields = append(fields, "enqueued", "0")
 	}
 	args := append([]any{ms(c.store.cfg.PendingTTL), ms(c.store.cfg.IdempotencyTTL), bodyHash, maxPending,
-		ms(acceptTimeout), mustJSON(jobs.QueuedData{Queue: req.Queue})}, fields...)
+		ms(acceptTimeout), mustJSON(jobs.QueuedData{Queue: spec.Queue})}, fields...)
 	now := c.store.now()
 	createdAt := time.UnixMilli(now.UnixMilli()).UTC() // as the record stores it
 	reply, err := c.store.runAt(ctx, now, "create", id, [2]string{idemKey, pending}, args...)
@@ -149,7 +133,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 
 	task := asynq.NewTask(jobs.TaskTypePredict, body)
 	err = Enqueue(ctx, c.aq, task,
-		asynq.TaskID(id), asynq.Queue(req.Queue),
+		asynq.TaskID(id), asynq.Queue(spec.Queue),
 		asynq.MaxRetry(c.store.cfg.TaskMaxRetry()),
 		asynq.Timeout(c.store.cfg.JobTimeout),
 		asynq.Retention(c.store.cfg.TaskRetention))
@@ -168,10 +152,7 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	}
 	// The record is exactly what the create script wrote: no need to read
 	// it back (one round trip less per submit).
-	return &Submitted{Job: &jobs.Job{
-		ID: id, Status: jobs.StatusQueued, Queue: req.Queue, Owner: req.Owner, Question: req.Question,
-		Batch: req.Batch, CreatedAt: createdAt, Stream: req.Stream, NoCache: req.NoCache,
-	}}, nil
+	return &Submitted{Job: &jobs.Job{ID: id, Status: jobs.StatusQueued, Spec: spec, CreatedAt: createdAt}}, nil
 }
 
 // Cancel ends a job that has not ended, tells its worker, and removes a
@@ -188,7 +169,7 @@ func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
 	if err == nil && prev != jobs.StatusRunning {
 		// Best effort: a task left in the queue is revoked when a worker
 		// reaches it, because the record has ended.
-		_ = c.insp.DeleteTask(j.Queue, id)
+		_ = c.insp.DeleteTask(j.Spec.Queue, id)
 	}
 	return j, err
 }
@@ -208,6 +189,6 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	if err := c.store.Delete(ctx, id); err != nil {
 		return err
 	}
-	_ = c.insp.DeleteTask(j.Queue, id)
+	_ = c.insp.DeleteTask(j.Spec.Queue, id)
 	return nil
 }

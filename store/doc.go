@@ -10,6 +10,10 @@
 // It also keeps the fleet's global stats counters (AddStats, ReadStats) and
 // reads token usage (TokensUsed).
 //
+// A record holds its job's spec (jobs.Spec) as one field, which Submit
+// writes and the start hands to the worker: the asynq task carries the job's
+// id alone.
+//
 // Every change to a job record goes through one Lua script (record.lua) that
 // also appends the matching event to the job's capped stream and publishes it
 // on the job's pub/sub channel, in the same round trip and with the same id.

@@ -26,7 +26,7 @@ func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	}})
 	client := store.NewClient(faulty, b.store)
 
-	_, err := client.Submit(ctx, store.SubmitRequest{Owner: "alice", Question: "Why?"})
+	_, err := client.Submit(ctx, ask("alice", "Why?"))
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("submit with a failing enqueue: err = %v, want ErrUnavailable", err)
 	}
@@ -39,7 +39,7 @@ func TestSubmitEnqueueFailureIsUnavailable(t *testing.T) {
 	}
 
 	// Against a healthy Redis the same store accepts the job.
-	if _, err := store.NewClient(b.db.Client, b.store).Submit(ctx, store.SubmitRequest{Owner: "alice", Question: "Why?"}); err != nil {
+	if _, err := store.NewClient(b.db.Client, b.store).Submit(ctx, ask("alice", "Why?")); err != nil {
 		t.Fatalf("submit after the fault: %v", err)
 	}
 }

@@ -117,7 +117,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 
 	// A run with everything an attempt writes: tokens (with characters
 	// JSON escapes), a reset, a retry, a second attempt and the result.
-	j := submit(t, b, store.SubmitRequest{Owner: "o", Question: "q", Stream: true})
+	j := submit(t, b, streamed(ask("o", "q")))
 	a := start(t, b, j.ID)
 	const content = "<b>\"Tom & Jerry\"</b>\n\u2028é\x01"
 	if err := a.Token(ctx, "answer", content); err != nil {
@@ -148,7 +148,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 
 	// Cancelled while queued, and while running.
 	for _, run := range []bool{false, true} {
-		j := submit(t, b, store.SubmitRequest{Owner: "o", Question: "q"})
+		j := submit(t, b, ask("o", "q"))
 		wants := []want{queued}
 		prev := jobs.StatusQueued
 		if run {
@@ -162,7 +162,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 	}
 
 	// Failed by its attempt.
-	j = submit(t, b, store.SubmitRequest{Owner: "o", Question: "q"})
+	j = submit(t, b, ask("o", "q"))
 	parseErr := &jobs.Error{Code: "parse_error", Message: "no fields"}
 	if err := start(t, b, j.ID).Fail(ctx, parseErr); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 	checkEvents(t, b, published, j.ID, queued, started(1), want{jobs.EventFailed, jobs.FailedData{Error: parseErr, Attempts: 1}})
 
 	// Expired before its first start.
-	j = submit(t, b, store.SubmitRequest{Owner: "o", Question: "q"})
+	j = submit(t, b, ask("o", "q"))
 	if err := b.db.Client.HSet(ctx, jobs.JobKey(j.ID), "created_at", time.Now().Add(-time.Hour).UnixMilli()).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 		want{jobs.EventExpired, jobs.FailedData{Error: &jobs.Error{Code: "expired", Message: "not started within 1m0s"}}})
 
 	// Given up: every attempt was lost.
-	j = submit(t, b, store.SubmitRequest{Owner: "o", Question: "q"})
+	j = submit(t, b, ask("o", "q"))
 	wants := []want{queued}
 	max := b.store.Config().MaxAttempts
 	for n := 1; n <= max; n++ {
@@ -201,7 +201,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 	if err := b.db.Client.Set(ctx, jobs.UsageKey("spent", jobs.UsageDay(time.Now())), budget, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	j = submit(t, b, store.SubmitRequest{Owner: "spent", Question: "q"})
+	j = submit(t, b, ask("spent", "q"))
 	if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != store.OverBudget {
 		t.Fatalf("start over budget = %v, %v", out, err)
 	}
@@ -215,4 +215,10 @@ func start(t *testing.T, b *bundle, id string) *store.Attempt {
 		t.Fatalf("start %s: %v, %v", id, out, err)
 	}
 	return a
+}
+
+// streamed is r asking for token events.
+func streamed(r store.SubmitRequest) store.SubmitRequest {
+	r.Spec.Options.Stream = true
+	return r
 }

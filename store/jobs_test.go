@@ -40,6 +40,11 @@ func setup(t *testing.T, cfg store.Config) *bundle {
 	return &bundle{db: db, store: jobStore, client: store.NewClient(db.Client, jobStore), hub: hub}
 }
 
+// ask is the request of owner's question q, on the interactive queue.
+func ask(owner, q string) store.SubmitRequest {
+	return store.SubmitRequest{Spec: jobs.Spec{ClientSpec: jobs.QuestionSpec(q), ServerSpec: jobs.ServerSpec{Owner: owner}}}
+}
+
 func submit(t *testing.T, b *bundle, req store.SubmitRequest) *jobs.Job {
 	t.Helper()
 	s, err := b.client.Submit(context.Background(), req)
@@ -61,8 +66,10 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Owner: "alice", Question: "Why?", Stream: true})
-	if j.Status != jobs.StatusQueued || j.Queue != jobs.QueueInteractive || j.Owner != "alice" || j.Question != "Why?" {
+	req := ask("alice", "Why?")
+	req.Spec.Options.Stream = true
+	j := submit(t, b, req)
+	if j.Status != jobs.StatusQueued || j.Spec.Queue != jobs.QueueInteractive || j.Spec.Owner != "alice" || j.Spec.Question() != "Why?" || !j.Spec.Options.Stream {
 		t.Fatalf("submitted job = %+v", j)
 	}
 	// Submit answers without reading the record back: it must say the same.
@@ -131,7 +138,7 @@ func TestStaleAttemptCannotWrite(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	first, _, err := b.store.Start(ctx, j.ID, "w1", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +163,7 @@ func TestAttemptsExhaustedAndExpiry(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{MaxAttempts: 2})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	for i := 0; i < 2; i++ {
 		if _, out, err := b.store.Start(ctx, j.ID, "w", 0); err != nil || out != store.Started {
 			t.Fatalf("start %d: %v %v", i, out, err)
@@ -170,7 +177,7 @@ func TestAttemptsExhaustedAndExpiry(t *testing.T) {
 		t.Fatalf("record = %+v %+v", got, got.Error)
 	}
 
-	j2 := submit(t, b, store.SubmitRequest{Question: "q"})
+	j2 := submit(t, b, ask("", "q"))
 	// The job has waited an hour (backdated rather than slept for).
 	old := time.Now().Add(-time.Hour).UnixMilli()
 	if err := b.db.Client.HSet(ctx, jobs.JobKey(j2.ID), "created_at", old).Err(); err != nil {
@@ -189,7 +196,7 @@ func TestCancelIsTerminalAndNotified(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -225,20 +232,21 @@ func TestIdempotency(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	req := store.SubmitRequest{Owner: "o", Question: "same", IdempotencyKey: "k1"}
+	req := ask("o", "same")
+	req.IdempotencyKey = "k1"
 	first := submit(t, b, req)
 	again, err := b.client.Submit(ctx, req)
 	if err != nil || !again.Replayed || again.Job.ID != first.ID {
 		t.Fatalf("replay = %+v %v", again, err)
 	}
-	other := req
-	other.Question = "different"
+	other := ask("o", "different")
+	other.IdempotencyKey = req.IdempotencyKey
 	if _, err := b.client.Submit(ctx, other); !errors.Is(err, store.ErrIdempotencyMismatch) {
 		t.Fatalf("other body: %v, want ErrIdempotencyMismatch", err)
 	}
 	// Keys are scoped per owner.
-	mine := req
-	mine.Owner = "p"
+	mine := ask("p", "same")
+	mine.IdempotencyKey = req.IdempotencyKey
 	if s, err := b.client.Submit(ctx, mine); err != nil || s.Replayed {
 		t.Fatalf("another owner's key: %+v %v", s, err)
 	}
@@ -280,20 +288,22 @@ func TestQueueFull(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{MaxPending: 2})
 	for i := 0; i < 2; i++ {
-		submit(t, b, store.SubmitRequest{Question: "q"})
+		submit(t, b, ask("", "q"))
 	}
-	if _, err := b.client.Submit(context.Background(), store.SubmitRequest{Question: "q"}); !errors.Is(err, store.ErrQueueFull) {
+	if _, err := b.client.Submit(context.Background(), ask("", "q")); !errors.Is(err, store.ErrQueueFull) {
 		t.Fatalf("third submit: %v, want ErrQueueFull", err)
 	}
 	// Batch items are not limited by the interactive bound.
-	submit(t, b, store.SubmitRequest{Question: "q", Queue: jobs.QueueBatch})
+	onBatch := ask("", "q")
+	onBatch.Spec.Queue = jobs.QueueBatch
+	submit(t, b, onBatch)
 }
 
 func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +354,7 @@ func TestWaitSurvivesPubSubReconnect(t *testing.T) {
 	done := make(chan struct{})
 	go func() { hub.Run(ctx); close(done) }()
 	t.Cleanup(func() { _ = hub.Close(); cancel(); <-done })
-	j, err := store.NewClient(db.Client, jobStore).Submit(ctx, store.SubmitRequest{Question: "q"})
+	j, err := store.NewClient(db.Client, jobStore).Submit(ctx, ask("", "q"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +398,7 @@ func TestHubDeliversInOrderAndDropsSlowSubscriber(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	a, _, _ := b.store.Start(ctx, j.ID, "w", 0)
 	fast, err := b.hub.Subscribe(ctx, jobs.Channel(j.ID))
 	if err != nil {
@@ -439,7 +449,7 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	start := func() *store.Attempt {
 		t.Helper()
 		a, out, err := b.store.Start(ctx, j.ID, "w", 0)
@@ -490,7 +500,7 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := submit(t, b, store.SubmitRequest{Question: "q"})
+	j := submit(t, b, ask("", "q"))
 	a, _, err := jobStore.Start(ctx, j.ID, "w", 0)
 	if err != nil {
 		t.Fatal(err)

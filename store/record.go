@@ -104,14 +104,15 @@ func (s *Jobs) Get(ctx context.Context, id string) (*jobs.Job, error) {
 }
 
 func decodeJob(h map[string]string) (*jobs.Job, error) {
-	j := &jobs.Job{
-		ID:       h["id"],
-		Status:   jobs.Status(h["status"]),
-		Queue:    h["queue"],
-		Owner:    h["owner"],
-		Question: h["question"],
-		Stream:   h["stream"] == "1",
-		NoCache:  h["no_cache"] == "1",
+	j := &jobs.Job{ID: h["id"], Status: jobs.Status(h["status"])}
+	if v, ok := h["spec"]; ok {
+		spec, err := jobs.ParseSpec([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("decode job %s: %w", j.ID, err)
+		}
+		j.Spec = spec
+	} else {
+		j.Spec = legacySpec(h)
 	}
 	j.Attempts, _ = strconv.Atoi(h["attempts"])
 	j.CreatedAt = msTime(h["created_at"])
@@ -121,7 +122,7 @@ func decodeJob(h map[string]string) (*jobs.Job, error) {
 	if t := msTime(h["finished_at"]); !t.IsZero() {
 		j.FinishedAt = &t
 	}
-	for field, dst := range map[string]any{"batch": &j.Batch, "result": &j.Result, "error": &j.Error} {
+	for field, dst := range map[string]any{"result": &j.Result, "error": &j.Error} {
 		if v := h[field]; v != "" {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {
 				return nil, fmt.Errorf("decode job %s %s: %w", j.ID, field, err)
@@ -129,6 +130,16 @@ func decodeJob(h map[string]string) (*jobs.Job, error) {
 		}
 	}
 	return j, nil
+}
+
+// legacySpec is the spec of a record release 114e39c wrote: it holds the
+// fields question, owner, queue, stream and no_cache instead of spec. Such
+// records are gone PendingTTL (7 days) plus ResultTTL (24 hours) after the
+// upgrade, and this reader can go with them (as can owner() in record.lua).
+func legacySpec(h map[string]string) jobs.Spec {
+	s := jobs.Spec{ClientSpec: jobs.QuestionSpec(h["question"]), ServerSpec: jobs.ServerSpec{Owner: h["owner"], Queue: h["queue"]}}
+	s.Options = jobs.Options{Stream: h["stream"] == "1", NoCache: h["no_cache"] == "1"}
+	return s
 }
 
 func msTime(v string) time.Time {

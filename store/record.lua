@@ -24,10 +24,19 @@ local function add_calls(i)
   if n > 0 then redis.call('HINCRBY', job, 'lm_calls', n) end
 end
 
+-- owner is the job's owner, from the spec the record holds. A record
+-- release 114e39c wrote holds an owner field instead: this fallback goes
+-- with store's legacySpec, once no such record is left.
+local function owner()
+  local spec = redis.call('HGET', job, 'spec')
+  if not spec then return redis.call('HGET', job, 'owner') or '' end
+  return cjson.decode(spec).owner or ''
+end
+
 -- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
 -- name, built here from the owner the record holds.
 local function usage_key(day)
-  return 'qa:budget:' .. (redis.call('HGET', job, 'owner') or '') .. ':' .. day
+  return 'qa:budget:' .. owner() .. ':' .. day
 end
 
 local function finish(status, ttl, fields)
@@ -37,9 +46,10 @@ local function finish(status, ttl, fields)
 end
 
 if op == 'create' then
-  -- ARGV[6] pending ttl ms, [7] idempotency ttl ms, [8] body hash,
-  -- [9] max pending (0 = no limit), [10] accept timeout ms, [11] queued event
-  -- data, [12..] field/value pairs
+  -- ARGV[6] pending ttl ms, [7] idempotency ttl ms, [8] body hash (the
+  -- spec's), [9] max pending (0 = no limit), [10] accept timeout ms,
+  -- [11] queued event data, [12..] field/value pairs: the spec (json), and
+  -- enqueued with an idempotency key
   local pending_ttl, idem_ttl, body_hash, max_pending = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
   local accept_timeout = tonumber(ARGV[10])
   if KEYS[3] ~= '' then
@@ -107,7 +117,9 @@ if op == 'start' then
   -- ARGV[6] max attempts, [7] max wait before a first start (ms, 0 = none),
   -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up
   -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
-  -- day (yyyy-mm-dd), [14] over-budget event data
+  -- day (yyyy-mm-dd), [14] over-budget event data. Returns started, the
+  -- attempt, the LM calls so far and the record (field/value pairs), whose
+  -- spec the worker runs.
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
   if attempts == 0 and max_wait > 0 and now - tonumber(redis.call('HGET', job, 'created_at')) > max_wait then
     finish('expired', ttl, {'error', cjson.encode(cjson.decode(ARGV[10]).error)})
@@ -135,7 +147,7 @@ if op == 'start' then
     'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
   redis.call('HSETNX', job, 'started_at', now)
   append('started', fill(T.started, {attempt = attempts}))
-  return {'started', tostring(attempts), redis.call('HGET', job, 'lm_calls') or '0'}
+  return {'started', tostring(attempts), redis.call('HGET', job, 'lm_calls') or '0', unpack(redis.call('HGETALL', job))}
 end
 
 if op == 'cancel' then

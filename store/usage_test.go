@@ -20,7 +20,7 @@ func TestCompletionCountsTokensOnce(t *testing.T) {
 	day := jobs.UsageDay(time.Now())
 	run := func(owner string, usage string) *store.Attempt {
 		t.Helper()
-		j := submit(t, b, store.SubmitRequest{Owner: owner, Question: "q"})
+		j := submit(t, b, ask(owner, "q"))
 		a, out, err := b.store.Start(ctx, j.ID, "w", 0)
 		if err != nil || out != store.Started {
 			t.Fatalf("start: %v %v", out, err)

@@ -16,15 +16,16 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Batch items. An item is not a job record: it is a slot in its batch (the
-// question in the batch's items hash, the result in its results hash), so a
+// Batch items. An item is not a job record: it is a slot in its batch (its
+// inputs in the batch's items hash, the rest of its spec in the batch
+// record, the result in its results hash), so a
 // 50,000-item batch costs one task and two script calls per item, not a
 // record, an event stream and five script calls. The item's run reuses the
 // job path's pieces: the Runner, classify, the retry/defer errors asynq reads.
 
-// errOwnerShare is why an item is put back when its owner holds its share of
+// ownerShare is why an item is put back when its owner holds its share of
 // this worker's batch slots.
-var errOwnerShare = errors.New("owner is at its share of the batch workers")
+var ownerShare = &jobs.Error{Code: "owner_share", Message: "owner is at its share of the batch workers"}
 
 // ownerShareDelay is how long an item over its owner's share waits before it
 // is offered again (asynq adds up to a second; see notBefore).
@@ -151,20 +152,15 @@ func batchQueues(c *asynq.Config) {
 // the batch (never left to asynq's recoverer: the item's start counts its
 // attempts and fails it on the last).
 func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
-	var p jobs.BatchItemPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Batch.ID == "" {
+	p, err := jobs.ParseBatchItemPayload(t.Payload())
+	if err != nil {
 		return fmt.Errorf("%w: bad batch item payload: %v", asynq.SkipRetry, err)
 	}
-	if !w.shares.acquire(p.Owner, w.shares.isContended(ctx, w.deps.Batches.ActiveOwners)) {
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
-		return handled{&delayedError{delay: ownerShareDelay, counted: false, err: errOwnerShare}}
-	}
-	defer w.shares.release(p.Owner)
 	var (
 		att *batches.ItemAttempt
 		out batches.ItemOutcome
 	)
-	err := persist(ctx, func(ctx context.Context) (err error) {
+	err = persist(ctx, func(ctx context.Context) (err error) {
 		att, out, err = w.deps.Batches.StartItem(ctx, p)
 		return err
 	})
@@ -182,15 +178,28 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "dropped")
 		return asynq.RevokeTask
 	}
-	log := w.withQuestion(w.log.With().Str("batch_id", p.Batch.ID).Int("index", p.Batch.Index).Int("attempt", att.Number),
-		att.Item.Question).Logger()
+	spec := att.Spec
+	log := w.withQuestion(w.log.With().Str("batch_id", p.Batch).Int("index", p.Index).Int("attempt", att.Number),
+		spec.Question()).Logger()
+	// The owner is known once the item has started (its payload holds ids
+	// alone); an item over its share is given back, its start uncounted.
+	if !w.shares.acquire(spec.Owner, w.shares.isContended(ctx, w.deps.Batches.ActiveOwners)) {
+		wctx, wcancel := finalWriteContext(ctx)
+		defer wcancel()
+		return w.finishItem(wctx, log, att, verdict{action: deferLater, delay: ownerShareDelay, reason: ownerShare})
+	}
+	defer w.shares.release(spec.Owner)
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer w.batchRuns.track(p.Batch.ID, cancel)()
+	defer w.batchRuns.track(p.Batch, cancel)()
 
 	started := time.Now()
-	res, runErr := w.batchFlight.do(runCtx, att.Item.Question, p.NoCache, func(ctx context.Context) (*RunResult, error) {
-		return w.deps.Runner.Run(ctx, att.Item.Question, RunOptions{NoCache: p.NoCache, Priority: program.PriorityBatch})
+	key, err := spec.Hash()
+	if err != nil || spec.Options.NoCache {
+		key = "" // run alone
+	}
+	res, runErr := w.batchFlight.do(runCtx, key, func(ctx context.Context) (*RunResult, error) {
+		return w.deps.Runner.Run(ctx, spec.Inputs, RunOptions{NoCache: spec.Options.NoCache, Priority: program.PriorityBatch})
 	})
 	wctx, wcancel := finalWriteContext(ctx)
 	defer wcancel()
@@ -289,11 +298,11 @@ func (w *Worker) handleBatchCheck(ctx context.Context, t *asynq.Task) error {
 	return w.deps.Batches.CheckWindow(ctx, p.BatchID)
 }
 
-// flight shares one run among items asking the same question at the same
-// time in this process: the LM cache serves repeats that come later, but
-// identical items running side by side would all miss it. A follower whose
-// leader failed runs the question itself, so one item's cancel or error
-// never becomes another's.
+// flight shares one run among items asking the same (the same spec.Hash:
+// program, inputs, options) at the same time in this process: the LM cache
+// serves repeats that come later, but identical items running side by side
+// would all miss it. A follower whose leader failed runs itself, so one
+// item's cancel or error never becomes another's.
 type flight struct {
 	mu    sync.Mutex
 	calls map[string]*flightCall
@@ -305,15 +314,17 @@ type flightCall struct {
 	err  error
 }
 
-func (f *flight) do(ctx context.Context, question string, noCache bool, run func(context.Context) (*RunResult, error)) (*RunResult, error) {
-	if noCache {
+// do runs run, or waits for the run of another item with the same key; an
+// empty key (an item bypassing the cache) runs alone.
+func (f *flight) do(ctx context.Context, key string, run func(context.Context) (*RunResult, error)) (*RunResult, error) {
+	if key == "" {
 		return run(ctx)
 	}
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = map[string]*flightCall{}
 	}
-	if c, ok := f.calls[question]; ok {
+	if c, ok := f.calls[key]; ok {
 		f.mu.Unlock()
 		select {
 		case <-c.done:
@@ -326,11 +337,11 @@ func (f *flight) do(ctx context.Context, question string, noCache bool, run func
 		}
 	}
 	c := &flightCall{done: make(chan struct{})}
-	f.calls[question] = c
+	f.calls[key] = c
 	f.mu.Unlock()
 	c.res, c.err = run(ctx)
 	f.mu.Lock()
-	delete(f.calls, question)
+	delete(f.calls, key)
 	f.mu.Unlock()
 	close(c.done)
 	return c.res, c.err

@@ -59,7 +59,7 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 
 	items := make([]jobs.BatchItem, 60)
 	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic %d?", i%3)}
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: jobs.Inputs{"question": fmt.Sprintf("What is topic %d?", i%3)}}
 	}
 	id := createBatch(t, bs, "o", items, false)
 	var end *jobs.Batch
@@ -84,7 +84,9 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 func createBatch(t *testing.T, bs *batches.Store, owner string, items []jobs.BatchItem, noCache bool) string {
 	t.Helper()
 	ctx := context.Background()
-	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Owner: owner, NoCache: noCache, TTL: time.Hour})
+	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: jobs.ProgramQA, Options: jobs.Options{NoCache: noCache}},
+		ServerSpec: jobs.ServerSpec{Owner: owner}}
+	u, err := bs.BeginUpload(ctx, batches.UploadRequest{Spec: spec, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,10 +102,11 @@ func createBatch(t *testing.T, bs *batches.Store, owner string, items []jobs.Bat
 	return c.Batch.ID
 }
 
-// scripted is a Runner from a function.
+// scripted is a Runner from a function of the inputs' question.
 type scripted func(ctx context.Context, q string) (*worker.RunResult, error)
 
-func (f scripted) Run(ctx context.Context, q string, _ worker.RunOptions) (*worker.RunResult, error) {
+func (f scripted) Run(ctx context.Context, in jobs.Inputs, _ worker.RunOptions) (*worker.RunResult, error) {
+	q, _ := in["question"].(string)
 	return f(ctx, q)
 }
 func (scripted) Model() string       { return "fake/model" }
@@ -157,7 +160,7 @@ func TestBatchOwnerShare(t *testing.T) {
 	create := func(owner string, n int) string {
 		items := make([]jobs.BatchItem, n)
 		for i := range items {
-			items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("%s%d", owner, i)}
+			items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: jobs.Inputs{"question": fmt.Sprintf("%s%d", owner, i)}}
 		}
 		return createBatch(t, bs, owner, items, false)
 	}
@@ -206,11 +209,11 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := crashing.BeginUpload(ctx, batches.UploadRequest{Owner: "o", TTL: time.Hour})
+	u, err := crashing.BeginUpload(ctx, batches.UploadRequest{Spec: jobs.Spec{ServerSpec: jobs.ServerSpec{Owner: "o"}}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Add(ctx, jobs.BatchItem{CustomID: "a", Question: "q?"}); err != nil {
+	if err := u.Add(ctx, jobs.BatchItem{CustomID: "a", Inputs: jobs.Inputs{"question": "q?"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := u.Commit(ctx, "", ""); err == nil {

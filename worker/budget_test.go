@@ -48,7 +48,7 @@ func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 	ctx := context.Background()
 	items := make([]jobs.BatchItem, 30)
 	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("What is topic number %d?", i)}
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: jobs.Inputs{"question": fmt.Sprintf("What is topic number %d?", i)}}
 	}
 	id := createBatch(t, b.batches, "alice", items, true)
 	bt := b.waitBatch(t, id)
@@ -102,7 +102,7 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	if err := b.db.Client.IncrBy(ctx, jobs.UsageKey("alice", jobs.UsageDay(time.Now())), 500).Err(); err != nil {
 		t.Fatal(err)
 	}
-	refused := b.submit(t, store.SubmitRequest{Question: "Over budget?", Owner: "alice", Stream: true})
+	refused := b.submit(t, ask("Over budget?", "alice", jobs.Options{Stream: true}))
 	b.startWorker(t, worker.Config{BatchConcurrency: -1})
 	j := b.waitEnd(t, refused)
 	if j.Status != jobs.StatusFailed {
@@ -115,7 +115,7 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	if n := b.lm.Requests(); n != 0 {
 		t.Fatalf("LM requests = %d, want none", n)
 	}
-	if j := b.waitEnd(t, b.submit(t, store.SubmitRequest{Question: "Bob's turn", Owner: "bob"})); j.Status != jobs.StatusCompleted {
+	if j := b.waitEnd(t, b.submit(t, ask("Bob's turn", "bob", jobs.Options{}))); j.Status != jobs.StatusCompleted {
 		t.Fatalf("another owner's job = %s %+v", j.Status, j.Error)
 	}
 }

@@ -23,7 +23,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		// Nothing to record without a job id: archive with the reason.
 		return fmt.Errorf("%w: %v", asynq.SkipRetry, err)
 	}
-	log := w.withQuestion(w.log.With().Str("job_id", p.JobID), p.Question).Logger()
+	log := w.log.With().Str("job_id", p.JobID).Logger()
 	queue, _ := asynq.GetQueueName(ctx)
 	maxWait := time.Duration(0)
 	if queue == jobs.QueueInteractive && w.cfg.InteractiveMaxWait > 0 {
@@ -51,9 +51,10 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 		w.deps.Metrics.observeOutcome(queue, "dropped")
 		return asynq.RevokeTask // ended already (cancelled, expired, gave up) or gone
 	}
-	log = log.With().Int("attempt", att.Number).Str("queue", queue).Logger()
-	if p.Question == "" {
-		reason := &jobs.Error{Code: "invalid_payload", Message: "payload has no question"}
+	spec := att.Spec
+	log = w.withQuestion(log.With().Int("attempt", att.Number).Str("queue", queue), spec.Question()).Logger()
+	if len(spec.Inputs) == 0 {
+		reason := &jobs.Error{Code: "invalid_payload", Message: "the job's spec has no inputs"}
 		return w.finish(ctx, log, att, verdict{action: failNow, reason: reason}, queue)
 	}
 
@@ -61,12 +62,12 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	defer cancel(nil)
 	defer w.track(p.JobID, cancel)()
 
-	opts := RunOptions{NoCache: p.NoCache, Priority: program.PriorityInteractive}
+	opts := RunOptions{NoCache: spec.Options.NoCache, Priority: program.PriorityInteractive}
 	if queue == jobs.QueueBatch {
 		opts.Priority = program.PriorityBatch
 	}
 	var pub *coalescer
-	if p.Stream && !w.cfg.DisableStreaming {
+	if spec.Options.Stream && !w.cfg.DisableStreaming {
 		pub = newCoalescer(att.Token, att.Reset, w.cfg.TokenInterval)
 		go pub.run(context.WithoutCancel(runCtx))
 		opts.OnChunk = func(field, chunk string) error {
@@ -86,7 +87,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 	}
 
 	started := time.Now()
-	res, runErr := w.deps.Runner.Run(runCtx, p.Question, opts)
+	res, runErr := w.deps.Runner.Run(runCtx, spec.Inputs, opts)
 	att.LMCalls = lmCalls(res, runErr)
 	if pub != nil {
 		if err := pub.close(); err != nil && runErr == nil {

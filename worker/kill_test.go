@@ -174,7 +174,7 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 	kill := b.startHelperWorker(t, helperID)
 
 	// The first LM call with this prompt stalls until its client hangs up.
-	id := b.submit(t, store.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
+	id := b.submit(t, ask("long [[fakelm:stall,times=1]]", "", jobs.Options{}))
 	waitUntil(t, "the helper runs the job and its LM call stalls", 60*time.Second, func() bool {
 		j, err := b.store.Get(ctx, id)
 		if err != nil {

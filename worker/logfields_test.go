@@ -42,7 +42,7 @@ func TestLogDurationsNameTheirUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Shutdown)
-	id := b.submit(t, store.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
+	id := b.submit(t, ask("flaky [[fakelm:500,times=1]]", "", jobs.Options{}))
 	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
 		t.Fatalf("job = %+v", j)
 	}

@@ -28,11 +28,11 @@ func TestLogsHoldNoQuestionText(t *testing.T) {
 			b.startWorker(t, worker.Config{LogQuestions: logQuestions})
 			const word = "zanzibarquokka" // the question's word the LM restates
 			ids := []string{
-				b.submit(t, store.SubmitRequest{Question: "Tell me about " + word + " [[fakelm:garbage]]", Owner: "o"}),
-				b.submit(t, store.SubmitRequest{Question: "Stream " + word + " [[fakelm:garbage]]", Owner: "o", Stream: true, NoCache: true}),
-				b.submit(t, store.SubmitRequest{Question: "Batch queue " + word + " [[fakelm:garbage]]", Owner: "o", Queue: jobs.QueueBatch}),
+				b.submit(t, ask("Tell me about "+word+" [[fakelm:garbage]]", "o", jobs.Options{})),
+				b.submit(t, ask("Stream "+word+" [[fakelm:garbage]]", "o", jobs.Options{Stream: true, NoCache: true})),
+				b.submit(t, onQueue(jobs.QueueBatch, ask("Batch queue "+word+" [[fakelm:garbage]]", "o", jobs.Options{}))),
 			}
-			items := []jobs.BatchItem{{CustomID: "1", Question: "An item on " + word + " [[fakelm:garbage]]"}}
+			items := []jobs.BatchItem{{CustomID: "1", Inputs: jobs.Inputs{"question": "An item on " + word + " [[fakelm:garbage]]"}}}
 			batch := createBatch(t, b.batches, "o", items, false)
 			for _, id := range ids {
 				j := b.waitEnd(t, id)
@@ -82,10 +82,10 @@ func TestCancelIsNotAWarning(t *testing.T) {
 	ctx := t.Context()
 	items := make([]jobs.BatchItem, n)
 	for i := range items {
-		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Question: fmt.Sprintf("Item %d [[fakelm:stall]]", i)}
+		items[i] = jobs.BatchItem{CustomID: fmt.Sprint(i), Inputs: jobs.Inputs{"question": fmt.Sprintf("Item %d [[fakelm:stall]]", i)}}
 	}
 	batch := createBatch(t, b.batches, "o", items, false)
-	job := b.submit(t, store.SubmitRequest{Question: "A job [[fakelm:stall]]", Owner: "o", Stream: true})
+	job := b.submit(t, ask("A job [[fakelm:stall]]", "o", jobs.Options{Stream: true}))
 	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
 	eventually(t, "items and the job to run", func() bool {
 		q, err := insp.GetQueueInfo(jobs.QueueBatch)

@@ -74,7 +74,7 @@ func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	}
 	t.Cleanup(w.Shutdown)
 
-	id := b.submit(t, store.SubmitRequest{Question: "Does it wait?", Owner: "o"})
+	id := b.submit(t, ask("Does it wait?", "o", jobs.Options{}))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
 		t.Fatalf("job = %s after %d attempts (%+v); want completed on the first", j.Status, j.Attempts, j.Error)
@@ -119,7 +119,7 @@ func TestLMCallsAfterARefusedComplete(t *testing.T) {
 	}
 	t.Cleanup(w.Shutdown)
 
-	id := b.submit(t, store.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	id := b.submit(t, ask("cut off once [[fakelm:truncate,times=1]]", "o", jobs.Options{Stream: true}))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 2 || refuse.remaining() != 0 {
 		t.Fatalf("job = %s after %d attempts (%+v), %d refusals unused", j.Status, j.Attempts, j.Error, refuse.remaining())

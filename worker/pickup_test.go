@@ -156,7 +156,7 @@ func TestBlockingPickupBlocks(t *testing.T) {
 		if h.emptyDequeues.Load() == 0 {
 			t.Fatal("BLMOVE without an empty dequeue before it")
 		}
-		id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?"})
+		id := b.submit(t, ask("Why is the sky blue?", "", jobs.Options{}))
 		j := b.waitEndWithin(t, id, 20*time.Second)
 		if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
 			t.Fatalf("job = %+v %+v", j, j.Error)
@@ -169,7 +169,7 @@ func TestBlockingPickupBlocks(t *testing.T) {
 		b := setup(t, store.Config{})
 		h := b.startWatchedWorker(t, worker.Config{PollInterval: 20 * time.Millisecond, DisableBlockingPickup: true})
 		waitUntil(t, "the idle server polls an empty queue", 20*time.Second, func() bool { return h.emptyDequeues.Load() > 0 })
-		id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?"})
+		id := b.submit(t, ask("Why is the sky blue?", "", jobs.Options{}))
 		j := b.waitEndWithin(t, id, 20*time.Second)
 		if j.Status != jobs.StatusCompleted || j.Attempts != 1 {
 			t.Fatalf("job = %+v %+v", j, j.Error)

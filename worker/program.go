@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -18,8 +19,7 @@ type ProgramRunner struct {
 	stream  []string // the str output fields, streamed when a job asks
 }
 
-// NewProgramRunner returns a Runner for p on lm. The program's input field is
-// "question", as in the QA program.
+// NewProgramRunner returns a Runner for p on lm.
 func NewProgramRunner(p *program.Program, lm program.LM) *ProgramRunner {
 	r := &ProgramRunner{program: p, lm: lm}
 	for _, f := range p.Predictor().Predict.Signature().Outputs() {
@@ -36,9 +36,9 @@ func (r *ProgramRunner) Model() string { return r.lm.Model() }
 // StateSHA256 is the program state's sha256.
 func (r *ProgramRunner) StateSHA256() string { return r.program.Provenance() }
 
-// Run answers one question. A failed run that called the LM returns a
+// Run runs the program on inputs. A failed run that called the LM returns a
 // *RunError counting the calls.
-func (r *ProgramRunner) Run(ctx context.Context, question string, opts RunOptions) (*RunResult, error) {
+func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
 	lm := &countingLM{LM: r.lm}
 	po := &program.RunOptions{NoCache: opts.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
 	if opts.OnChunk != nil {
@@ -47,7 +47,7 @@ func (r *ProgramRunner) Run(ctx context.Context, question string, opts RunOption
 		// the LM call; the program's callback has no error to return.
 		po.OnChunk = func(field, chunk string) { _ = opts.OnChunk(field, chunk) }
 	}
-	res, err := r.program.Run(ctx, lm, map[string]any{"question": question}, po)
+	res, err := r.program.Run(ctx, lm, inputs, po)
 	if err != nil {
 		if n := int(lm.calls.Load()); n > 0 {
 			return nil, &RunError{Err: err, LMCalls: n}

@@ -114,7 +114,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := store.NewClient(db.Client, jobStore).Submit(ctx, store.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	sub, err := store.NewClient(db.Client, jobStore).Submit(ctx, store.SubmitRequest{Spec: streamed("q", "o")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := store.NewClient(db.Client, jobStore)
-	sub, err := client.Submit(ctx, store.SubmitRequest{Question: "q", Stream: true, Owner: "o"})
+	sub, err := client.Submit(ctx, store.SubmitRequest{Spec: streamed("q", "o")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,4 +535,11 @@ func TestCoalescerCloseGivesUpWhenRedisStaysAway(t *testing.T) {
 			t.Fatalf("close gave up after %v, want writePatience (%v)", d, writePatience)
 		}
 	})
+}
+
+// streamed is the spec of owner's question q, streamed.
+func streamed(q, owner string) jobs.Spec {
+	s := jobs.Spec{ClientSpec: jobs.QuestionSpec(q), ServerSpec: jobs.ServerSpec{Owner: owner}}
+	s.Options.Stream = true
+	return s
 }

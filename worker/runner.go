@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
 )
 
-// Runner runs the QA program for one question. ProgramRunner is the real one.
+// Runner runs the program on a job's inputs (its spec's). ProgramRunner is
+// the real one.
 type Runner interface {
-	Run(ctx context.Context, question string, opts RunOptions) (*RunResult, error)
+	Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error)
 	// Model is the DSPy model string, for provenance.
 	Model() string
 	// StateSHA256 identifies the program state, for provenance.
@@ -19,6 +21,7 @@ type Runner interface {
 
 // RunOptions are per-job settings of a run.
 type RunOptions struct {
+	// NoCache is the spec's option: bypass the LM cache.
 	NoCache  bool
 	Priority program.Priority
 	// OnChunk receives streamed pieces of output fields; nil: no streaming.

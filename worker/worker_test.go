@@ -98,6 +98,20 @@ func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 	return w.Shutdown
 }
 
+// ask is the request of owner's question q with opts, on the interactive
+// queue.
+func ask(q, owner string, opts jobs.Options) store.SubmitRequest {
+	s := jobs.Spec{ClientSpec: jobs.QuestionSpec(q), ServerSpec: jobs.ServerSpec{Owner: owner}}
+	s.Options = opts
+	return store.SubmitRequest{Spec: s}
+}
+
+// onQueue is req on queue.
+func onQueue(queue string, req store.SubmitRequest) store.SubmitRequest {
+	req.Spec.Queue = queue
+	return req
+}
+
 func (b *bundle) submit(t *testing.T, req store.SubmitRequest) string {
 	t.Helper()
 	s, err := b.client.Submit(context.Background(), req)
@@ -206,7 +220,7 @@ func TestJobRunsAndStreams(t *testing.T) {
 	b := setup(t, store.Config{})
 	b.lm.SetTokensPerSecond(2000)
 	b.startWorker(t, worker.Config{})
-	id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?", Stream: true, Owner: "o"})
+	id := b.submit(t, ask("Why is the sky blue?", "o", jobs.Options{Stream: true}))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted {
 		t.Fatalf("job = %+v %+v", j, j.Error)
@@ -246,7 +260,7 @@ func TestDisableStreaming(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	b.startWorker(t, worker.Config{DisableStreaming: true})
-	id := b.submit(t, store.SubmitRequest{Question: "Why is the sky blue?", Stream: true, Owner: "o"})
+	id := b.submit(t, ask("Why is the sky blue?", "o", jobs.Options{Stream: true}))
 	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
 		t.Fatalf("job = %+v %+v", j, j.Error)
 	}
@@ -260,7 +274,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	b := setup(t, store.Config{})
 	b.lm.FailNext(1, fakelm.Status429(time.Second))
 	b.startWorker(t, worker.Config{})
-	id := b.submit(t, store.SubmitRequest{Question: "q?"})
+	id := b.submit(t, ask("q?", "", jobs.Options{}))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
 		t.Fatalf("job = %+v %+v", j, j.Error)
@@ -293,8 +307,8 @@ func TestServerErrorRetriesAndBadRequestFails(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	b.startWorker(t, worker.Config{})
-	retried := b.submit(t, store.SubmitRequest{Question: "flaky [[fakelm:500,times=1]]"})
-	failed := b.submit(t, store.SubmitRequest{Question: "bad [[fakelm:400]]"})
+	retried := b.submit(t, ask("flaky [[fakelm:500,times=1]]", "", jobs.Options{}))
+	failed := b.submit(t, ask("bad [[fakelm:400]]", "", jobs.Options{}))
 	if j := b.waitEnd(t, retried); j.Status != jobs.StatusCompleted || j.Attempts != 2 {
 		t.Fatalf("500 then ok: %+v %+v", j, j.Error)
 	}
@@ -313,7 +327,7 @@ func TestParseFailureFallsBackThenFails(t *testing.T) {
 	b.startWorker(t, worker.Config{})
 	// Garbage once per distinct prompt (fakelm counts by messages): a JSON
 	// fallback in the same attempt answers.
-	once := b.submit(t, store.SubmitRequest{Question: "once [[fakelm:garbage,times=1]]", Stream: true})
+	once := b.submit(t, ask("once [[fakelm:garbage,times=1]]", "", jobs.Options{Stream: true}))
 	j := b.waitEnd(t, once)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 1 || j.Result.Provenance.LMCalls < 2 {
 		t.Fatalf("fallback: %+v %+v %+v", j, j.Error, j.Result.Provenance)
@@ -323,7 +337,7 @@ func TestParseFailureFallsBackThenFails(t *testing.T) {
 		t.Fatalf("tokens after the reset = %q, want %q (events %s)", answerTokens(t, evs, "answer"), j.Result.Answer("answer"), types(evs))
 	}
 	// Garbage always: chat, json_schema, json_object all fail; no retry.
-	always := b.submit(t, store.SubmitRequest{Question: "always [[fakelm:garbage]]"})
+	always := b.submit(t, ask("always [[fakelm:garbage]]", "", jobs.Options{}))
 	j = b.waitEnd(t, always)
 	if j.Status != jobs.StatusFailed || j.Attempts != 1 || j.Error.Code != "parse_error" {
 		t.Fatalf("permanent parse failure: %+v %+v", j, j.Error)
@@ -334,12 +348,12 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
 	ctx := context.Background()
-	queued := b.submit(t, store.SubmitRequest{Question: "q1"})
+	queued := b.submit(t, ask("q1", "", jobs.Options{}))
 	if _, err := b.client.Cancel(ctx, queued); err != nil {
 		t.Fatal(err)
 	}
 	b.startWorker(t, worker.Config{})
-	running := b.submit(t, store.SubmitRequest{Question: "slow [[fakelm:stall]]"})
+	running := b.submit(t, ask("slow [[fakelm:stall]]", "", jobs.Options{}))
 	// Wait for the attempt to start, then cancel it.
 	eventually(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, running)
@@ -373,10 +387,10 @@ func TestInteractiveOvertakesFullBatchQueue(t *testing.T) {
 	b.lm.SetTTFT(100 * time.Millisecond)
 	var batch []string
 	for i := 0; i < 20; i++ {
-		batch = append(batch, b.submit(t, store.SubmitRequest{Question: "batch item", Queue: jobs.QueueBatch, NoCache: true}))
+		batch = append(batch, b.submit(t, onQueue(jobs.QueueBatch, ask("batch item", "", jobs.Options{NoCache: true}))))
 	}
 	b.startWorker(t, worker.Config{BatchConcurrency: 1})
-	id := b.submit(t, store.SubmitRequest{Question: "urgent", NoCache: true})
+	id := b.submit(t, ask("urgent", "", jobs.Options{NoCache: true}))
 	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
 		t.Fatalf("interactive job = %+v", j)
 	}
@@ -396,7 +410,7 @@ func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
 	b := setup(t, store.Config{})
 	ctx := context.Background()
 	stopA := b.startWorker(t, worker.Config{ShutdownTimeout: time.Second, BatchConcurrency: -1})
-	id := b.submit(t, store.SubmitRequest{Question: "long [[fakelm:stall,times=1]]"})
+	id := b.submit(t, ask("long [[fakelm:stall,times=1]]", "", jobs.Options{}))
 	eventually(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, id)
 		return err == nil && j.Status == jobs.StatusRunning
@@ -420,7 +434,7 @@ func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 	ctx := context.Background()
 	stop := b.startWorker(t, worker.Config{ShutdownTimeout: 30 * time.Second, BatchConcurrency: -1})
 	// The LM answers after a pause: the shutdown starts while it runs.
-	id := b.submit(t, store.SubmitRequest{Question: "pause [[fakelm:stall,for=500ms,times=1]]"})
+	id := b.submit(t, ask("pause [[fakelm:stall,for=500ms,times=1]]", "", jobs.Options{}))
 	eventually(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, id)
 		return err == nil && j.Status == jobs.StatusRunning
@@ -443,7 +457,7 @@ func TestLMCallsCountEveryAttempt(t *testing.T) {
 	b := setup(t, store.Config{})
 	b.lm.SetTokensPerSecond(2000)
 	b.startWorker(t, worker.Config{})
-	id := b.submit(t, store.SubmitRequest{Question: "cut off once [[fakelm:truncate,times=1]]", Stream: true, Owner: "o"})
+	id := b.submit(t, ask("cut off once [[fakelm:truncate,times=1]]", "o", jobs.Options{Stream: true}))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Attempts != 2 {
 		t.Fatalf("job = %+v %+v", j, j.Error)

@@ -48,7 +48,7 @@ func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 	burst := int(float64(rpm)*run.Minutes()*1.5) + 100
 	t0 := time.Now()
 	if err := submitMany(ctx, jc, burst, func(i int) store.SubmitRequest {
-		return store.SubmitRequest{Question: fmt.Sprintf("rate %d-%d: what is a rate limit?", t0.UnixNano(), i), Queue: jobs.QueueBatch}
+		return ask(fmt.Sprintf("rate %d-%d: what is a rate limit?", t0.UnixNano(), i), jobs.QueueBatch, jobs.Options{})
 	}); err != nil {
 		return r, err
 	}
@@ -98,6 +98,13 @@ func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 }
 
 // submitMany submits n jobs from 16 goroutines.
+// ask is the request of question q on queue, with opts.
+func ask(q, queue string, opts jobs.Options) store.SubmitRequest {
+	s := jobs.Spec{ClientSpec: jobs.QuestionSpec(q), ServerSpec: jobs.ServerSpec{Queue: queue}}
+	s.Options = opts
+	return store.SubmitRequest{Spec: s}
+}
+
 func submitMany(ctx context.Context, jc *store.Client, n int, req func(i int) store.SubmitRequest) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -196,7 +203,7 @@ func benchCache(ctx context.Context, s *scope) (*scenarioResult, error) {
 	tag := time.Now().UnixNano()
 	ids := make([]string, unique*copies)
 	if err := submitMany(ctx, jc, len(ids), func(i int) store.SubmitRequest {
-		return store.SubmitRequest{Question: fmt.Sprintf("duplicate %d-%d: why is the sea salty?", tag, i%unique), Queue: jobs.QueueBatch}
+		return ask(fmt.Sprintf("duplicate %d-%d: why is the sea salty?", tag, i%unique), jobs.QueueBatch, jobs.Options{})
 	}); err != nil {
 		return r, err
 	}

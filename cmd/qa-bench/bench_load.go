@@ -16,7 +16,6 @@ import (
 	"github.com/qaqueue/qaqueue/internal/benchkit"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
-	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -246,7 +245,7 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 					_ = sleepFor(fctx, 20*time.Millisecond)
 					continue
 				}
-				if _, err := jc.Submit(fctx, store.SubmitRequest{Question: fmt.Sprintf("concurrency %d-%d", g, i), Stream: true}); err != nil {
+				if _, err := jc.Submit(fctx, ask(fmt.Sprintf("concurrency %d-%d", g, i), jobs.QueueInteractive, jobs.Options{Stream: true})); err != nil {
 					if fctx.Err() == nil {
 						feedErr.Store(err)
 					}

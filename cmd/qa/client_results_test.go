@@ -116,7 +116,7 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	}
 	finish := func(index int, customID string) {
 		t.Helper()
-		a, out, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: jobs.BatchRef{ID: created.ID, Index: index, CustomID: customID}})
+		a, out, err := bs.StartItem(ctx, jobs.BatchItemPayload{Batch: created.ID, Index: index, CustomID: customID})
 		if err != nil || out != batches.ItemStarted {
 			t.Fatalf("start item %d: %v %v", index, out, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
@@ -61,7 +62,7 @@ func PickupWorker(name string, disableBlocking bool) PickupVariant {
 		}
 		client := store.NewClient(submit, jobStore)
 		enqueue := func(ctx context.Context) error {
-			_, err := client.Submit(ctx, store.SubmitRequest{Question: "q"})
+			_, err := client.Submit(ctx, store.SubmitRequest{Spec: jobs.Spec{ClientSpec: jobs.QuestionSpec("q")}})
 			return err
 		}
 		return enqueue, func() { w.Shutdown(); _ = rdb.Close(); _ = storeRDB.Close() }, nil
@@ -183,7 +184,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 type StartRunner struct{ Started chan<- time.Time }
 
 // Run reports the start (if anyone listens) and answers at once.
-func (r StartRunner) Run(context.Context, string, worker.RunOptions) (*worker.RunResult, error) {
+func (r StartRunner) Run(context.Context, jobs.Inputs, worker.RunOptions) (*worker.RunResult, error) {
 	now := time.Now()
 	select {
 	case r.Started <- now:

@@ -64,7 +64,9 @@ func (s *stack) submit(ctx context.Context, question string, deadline time.Time)
 	key := "k-" + jobs.NewJobID()
 	failed := 0
 	for {
-		sub, err := s.client.Submit(ctx, store.SubmitRequest{Question: question, Stream: true, Owner: "e2e", IdempotencyKey: key})
+		spec := jobs.Spec{ClientSpec: jobs.QuestionSpec(question), ServerSpec: jobs.ServerSpec{Owner: "e2e"}}
+		spec.Options.Stream = true
+		sub, err := s.client.Submit(ctx, store.SubmitRequest{Spec: spec, IdempotencyKey: key})
 		if err == nil {
 			return sub.Job.ID, failed, nil
 		}
