@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/worker"
 )
 
@@ -20,7 +21,7 @@ func TestLastEventIDOutOfRange(t *testing.T) {
 	b := setup(t, options{})
 	b.startBatchWorker(t, echoRunner, worker.Config{})
 	id := b.submit(t, "q")
-	eventually(t, "the job to end", func() bool { return b.jobStatus(t, id).Terminal() })
+	testwait.Until(t, "the job to end", func() bool { return b.jobStatus(t, id).Terminal() })
 	v := b.upload(t, jsonl(`{"question":"q"}`), "application/x-ndjson", nil)
 	b.waitBatch(t, v.ID, "", "completed")
 	for _, path := range []string{eventsPath(id), "/v1/batches/" + v.ID + "/events"} {

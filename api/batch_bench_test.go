@@ -14,6 +14,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
@@ -97,19 +98,16 @@ func BenchmarkBatchIngest(b *testing.B) {
 		accepted += time.Since(start)
 		id := strings.TrimPrefix(resp.Header.Get("Location"), "/v1/batches/")
 		start = time.Now()
-		for {
+		testwait.Until(b, "the batch to end", func() bool {
 			bt, err := bs.Get(ctx, id)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if bt.Status.Terminal() {
-				if bt.Counts.Completed != benchLines {
-					b.Fatalf("batch ended %+v", bt)
-				}
-				break
+			if bt.Status.Terminal() && bt.Counts.Completed != benchLines {
+				b.Fatalf("batch ended %+v", bt)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return bt.Status.Terminal()
+		})
 		drained += time.Since(start)
 	}
 	b.StopTimer()

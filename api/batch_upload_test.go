@@ -15,6 +15,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
@@ -163,7 +164,7 @@ func TestBatchUploadIsStoredAsItIsReadAndInvisibleUntilValid(t *testing.T) {
 		p := b.startUpload(t, "")
 		p.write(t, lines(0, 2500))
 		var items []string
-		eventually(t, "items stored while the upload goes on", func() bool {
+		testwait.Until(t, "items stored while the upload goes on", func() bool {
 			items = b.batchKeys(t, "qa:batch:*:items")
 			return len(items) == 1
 		})
@@ -214,7 +215,7 @@ func TestBatchUploadsPerProcessAndPerKey(t *testing.T) {
 	b := setup(t, options{api: cfg})
 	ctx := context.Background()
 	holding := func(who string) {
-		eventually(t, who+"'s upload to be admitted", func() bool {
+		testwait.Until(t, who+"'s upload to be admitted", func() bool {
 			return b.db.Client.ZCard(ctx, "qa:uploads:"+who).Val() == 1
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
@@ -98,7 +99,7 @@ func (b *bundle) batch(t *testing.T, id, key string) batchView {
 func (b *bundle) waitBatch(t *testing.T, id, key, status string) batchView {
 	t.Helper()
 	var v batchView
-	eventually(t, "batch "+id+" to reach "+status, func() bool {
+	testwait.Until(t, "batch "+id+" to reach "+status, func() bool {
 		v = b.batch(t, id, key)
 		return v.Status == status
 	})
@@ -273,7 +274,7 @@ func TestBatchResultsInOrderWhileRunningAndAtTheEnd(t *testing.T) {
 	// Follow from the start in another request.
 	followed := make(chan []resultLine, 1)
 	go func() { followed <- b.results(t, v.ID, "?wait=true") }()
-	eventually(t, "39 items done", func() bool { return b.batch(t, v.ID, "").RequestCounts.Completed == 39 })
+	testwait.Until(t, "39 items done", func() bool { return b.batch(t, v.ID, "").RequestCounts.Completed == 39 })
 	partial := b.results(t, v.ID, "")
 	if len(partial) != 39 || partial[4].CustomID != "id04" || partial[5].CustomID != "id06" {
 		t.Fatalf("partial results: %d lines, %s", len(partial), customIDs(partial))
@@ -311,7 +312,7 @@ func TestBatchCancelMidwayKeepsFinishedAndRunsNothingElse(t *testing.T) {
 		lines = append(lines, fmt.Sprintf(`{"question":%q}`, q))
 	}
 	v := b.upload(t, jsonl(lines...), "application/x-ndjson", nil)
-	eventually(t, "both slots held by slow items", func() bool { return g.started.Load() == 2 })
+	testwait.Until(t, "both slots held by slow items", func() bool { return g.started.Load() == 2 })
 	resp, out := b.do(t, "POST", "/v1/batches/"+v.ID+"/cancel", nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, out)
@@ -364,7 +365,7 @@ func TestInteractiveJobOvertakesPendingBatch(t *testing.T) {
 		lines = append(lines, fmt.Sprintf(`{"question":"slow %d"}`, i))
 	}
 	v := b.upload(t, jsonl(lines...), "application/x-ndjson", nil)
-	eventually(t, "batch slots busy", func() bool { return g.started.Load() == 2 })
+	testwait.Until(t, "batch slots busy", func() bool { return g.started.Load() == 2 })
 	id := b.submit(t, "interactive?")
 	resp, out := b.do(t, "GET", "/v1/jobs/"+id+"?wait=20s", nil, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"status":"completed"`) {
@@ -486,13 +487,13 @@ func TestBatchLeavesNoWindowCheck(t *testing.T) {
 		t.Fatalf("counts %+v", end.RequestCounts)
 	}
 	// The worker that ended the batch deletes the check right after.
-	eventually(t, "no scheduled check after the batch ends", func() bool { return scheduled() == 0 })
+	testwait.Until(t, "no scheduled check after the batch ends", func() bool { return scheduled() == 0 })
 	fixed.Store(true)
 	if resp, out := b.do(t, "POST", "/v1/batches/"+v.ID+"/retry", nil, nil); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry: %d %s", resp.StatusCode, out)
 	}
 	b.waitBatch(t, v.ID, "", "completed")
-	eventually(t, "no scheduled check after the retried batch ends", func() bool { return scheduled() == 0 })
+	testwait.Until(t, "no scheduled check after the retried batch ends", func() bool { return scheduled() == 0 })
 	if resp, _ := b.do(t, "DELETE", "/v1/batches/"+v.ID, nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %d", resp.StatusCode)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -20,7 +21,7 @@ func (b *bundle) refuseAtStart(t *testing.T, budget int64) {
 	t.Helper()
 	ctx := context.Background()
 	var id string
-	eventually(t, "the job to be submitted", func() bool {
+	testwait.Until(t, "the job to be submitted", func() bool {
 		keys := b.db.Client.Keys(ctx, "qa:job:*").Val()
 		for _, k := range keys {
 			if !strings.HasSuffix(k, ":events") {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 )
 
@@ -37,7 +38,7 @@ func TestClientGoneIsNotAnError(t *testing.T) {
 		id := b.runningJob(t)
 		cancel()
 		<-done
-		eventually(t, r.path+"'s job to be cancelled", func() bool { return b.jobStatus(t, id) == jobs.StatusCancelled })
+		testwait.Until(t, r.path+"'s job to be cancelled", func() bool { return b.jobStatus(t, id) == jobs.StatusCancelled })
 		if resp, _ := b.do(t, "DELETE", "/v1/jobs/"+id, nil, nil); resp.StatusCode != 204 {
 			t.Fatalf("delete: %d", resp.StatusCode)
 		}
@@ -48,7 +49,7 @@ func TestClientGoneIsNotAnError(t *testing.T) {
 		ErrorRate float64 `json:"error_rate"`
 	}
 	var got summary
-	eventually(t, "the three questions to be counted", func() bool {
+	testwait.Until(t, "the three questions to be counted", func() bool {
 		_, body := b.do(t, "GET", "/metrics", nil, http.Header{"Accept": {"application/json"}})
 		got = decode[summary](t, body)
 		return got.Requests == 3

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -262,7 +263,7 @@ func TestEventsSlowClientIsDropped(t *testing.T) {
 		t.Fatalf("open slow stream: %v", err)
 	}
 	defer slow.Body.Close()
-	eventually(t, "both streams to subscribe", func() bool { return b.hub.Subscribers() == 2 })
+	testwait.Until(t, "both streams to subscribe", func() bool { return b.hub.Subscribers() == 2 })
 
 	// The fast client reads all along (a client that reads nothing until the
 	// end is a slow client too, and could be the one dropped).
@@ -361,7 +362,7 @@ func TestShutdownTellsStreamsToReconnect(t *testing.T) {
 		resp, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=60s", nil, nil)
 		polled <- fmt.Sprint(resp.StatusCode, " ", decode[jobBody](t, body).Status)
 	}()
-	eventually(t, "the long-poll to subscribe", func() bool { return b.hub.Subscribers() == 2 })
+	testwait.Until(t, "the long-poll to subscribe", func() bool { return b.hub.Subscribers() == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := b.srv.Shutdown(ctx); err != nil {

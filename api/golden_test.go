@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
@@ -48,7 +49,7 @@ func TestStreamsGolden(t *testing.T) {
 	})
 	t.Run("job_cancelled", func(t *testing.T) {
 		id := b.submit(t, "What takes forever? [[fakelm:stall]]")
-		eventually(t, "the job to start", func() bool { return b.jobStatus(t, id) == "running" })
+		testwait.Until(t, "the job to start", func() bool { return b.jobStatus(t, id) == "running" })
 		if _, err := b.client.Cancel(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +104,7 @@ func (b *bundle) startGoldenWorker(t *testing.T) {
 // waitJob long-polls job id until it has status.
 func (b *bundle) waitJob(t *testing.T, id, status string) {
 	t.Helper()
-	eventually(t, "job "+id+" to be "+status, func() bool {
+	testwait.Until(t, "job "+id+" to be "+status, func() bool {
 		_, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=5s", nil, nil)
 		return decode[jobBody](t, body).Status == status
 	})

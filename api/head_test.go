@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -18,7 +19,7 @@ func TestHeadAnswersLikeGet(t *testing.T) {
 	b := setup(t, options{api: secured(t, api.Config{MaxStreamsPerKey: 1, MaxWaitsPerKey: 1})})
 	running, _ := runningAndEndedBatches(t, b)
 	id := b.submitAs(t, aliceKey, "slow q") // the worker holds it until the test ends
-	eventually(t, "the job to start", func() bool { return b.jobStatus(t, id) == "running" })
+	testwait.Until(t, "the job to start", func() bool { return b.jobStatus(t, id) == "running" })
 
 	// Plain routes, and errors: the GET's status, type and length.
 	for _, c := range []struct {

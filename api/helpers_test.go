@@ -208,18 +208,6 @@ func complete(t *testing.T, a *store.Attempt, answer string) {
 	}
 }
 
-// eventually polls cond until it holds, failing the test after patience.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // jobStatus reads a job's status from Redis.
 func (b *bundle) jobStatus(t *testing.T, id string) jobs.Status {
 	t.Helper()

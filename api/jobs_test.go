@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -110,7 +111,7 @@ func TestLongPoll(t *testing.T) {
 		done <- answer{resp.StatusCode, j}
 	}()
 	// The waiter subscribes on the hub; end the job once it has.
-	eventually(t, "the long-poll to subscribe", func() bool { return b.hub.Subscribers() > 0 })
+	testwait.Until(t, "the long-poll to subscribe", func() bool { return b.hub.Subscribers() > 0 })
 	select {
 	case got := <-done:
 		t.Fatalf("long-poll answered before the job ended: %+v", got)

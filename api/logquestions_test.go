@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
@@ -36,7 +37,7 @@ func TestLogsHoldNoLMText(t *testing.T) {
 				}
 			}
 			var logs string
-			eventually(t, "the worker's failure lines", func() bool {
+			testwait.Until(t, "the worker's failure lines", func() bool {
 				logs = b.logs.String()
 				return strings.Count(logs, `"code":"parse_error"`) >= 2
 			})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 )
@@ -47,7 +48,7 @@ func runningAndEndedBatches(t *testing.T, b *bundle) (running, ended string) {
 	b.startBatchWorker(t, g.run, worker.Config{})
 	running = b.upload(t, jsonl(`{"question":"slow q"}`), "application/x-ndjson", bearer(aliceKey)).ID
 	ended = b.upload(t, jsonl(`{"question":"q"}`), "application/x-ndjson", bearer(aliceKey)).ID
-	eventually(t, "the ended batch to complete and the running one to start", func() bool {
+	testwait.Until(t, "the ended batch to complete and the running one to start", func() bool {
 		return g.started.Load() == 1 && b.batch(t, ended, aliceKey).Status == "completed"
 	})
 	return running, ended
@@ -98,7 +99,7 @@ func TestBatchResultsWaitIsAStream(t *testing.T) {
 		}
 	}
 	open[0].Body.Close()
-	eventually(t, "a closed results wait to free its slot", func() bool {
+	testwait.Until(t, "a closed results wait to free its slot", func() bool {
 		return b.streamStatus(t, wait, bearer(aliceKey)) == http.StatusOK
 	})
 }
@@ -141,7 +142,7 @@ func TestBatchResultsWaitMaxDuration(t *testing.T) {
 	g := newGate()
 	b.startBatchWorker(t, g.run, worker.Config{})
 	v := b.upload(t, jsonl(`{"custom_id":"a","question":"q"}`, `{"custom_id":"b","question":"slow q"}`), "application/x-ndjson", bearer(aliceKey))
-	eventually(t, "the first item to complete", func() bool { return b.batch(t, v.ID, aliceKey).RequestCounts.Completed == 1 })
+	testwait.Until(t, "the first item to complete", func() bool { return b.batch(t, v.ID, aliceKey).RequestCounts.Completed == 1 })
 	path := "/v1/batches/" + v.ID + "/results?wait=true"
 	resp, body := b.do(t, "GET", path, nil, bearer(aliceKey))
 	lines := nonEmptyLines(string(body))
@@ -231,7 +232,7 @@ func TestWaitMaxPerKey(t *testing.T) {
 		resp.Body.Close()
 		first <- resp.StatusCode
 	}()
-	eventually(t, "the first wait to take its lease", func() bool { return b.leases(t, "qa:waits:alice") == 1 })
+	testwait.Until(t, "the first wait to take its lease", func() bool { return b.leases(t, "qa:waits:alice") == 1 })
 	resp, body := b.do(t, "GET", "/v1/jobs/"+id+"?wait=60", nil, bearer(aliceKey))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
 		!strings.Contains(string(body), `"code":"too_many_waits"`) || !strings.Contains(string(body), "WAIT_MAX_PER_KEY") {

@@ -24,6 +24,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
@@ -415,14 +416,14 @@ func (b *bundle) runCase(t *testing.T, o operation, c exampleCase) {
 // contractCompletedJob makes a job and waits for the worker to complete it.
 func (b *bundle) contractCompletedJob(t *testing.T) string {
 	id := b.submit(t, "What is DSPy?")
-	eventually(t, "job "+id+" to complete", func() bool { return b.jobStatus(t, id) == jobs.StatusCompleted })
+	testwait.Until(t, "job "+id+" to complete", func() bool { return b.jobStatus(t, id) == jobs.StatusCompleted })
 	return id
 }
 
 // contractRunningJob makes a job the worker holds until it is cancelled.
 func (b *bundle) contractRunningJob(t *testing.T) string {
 	id := b.submit(t, holdQuestion)
-	eventually(t, "job "+id+" to start", func() bool { return b.jobStatus(t, id) == jobs.StatusRunning })
+	testwait.Until(t, "job "+id+" to start", func() bool { return b.jobStatus(t, id) == jobs.StatusRunning })
 	return id
 }
 
@@ -455,7 +456,7 @@ func (b *bundle) contractBatch(t *testing.T, jsonl, want string) string {
 		t.Fatalf("POST /v1/batches: %d %s", resp.StatusCode, body)
 	}
 	id := decode[batch](t, body).ID
-	eventually(t, "batch "+id+" to be "+want, func() bool {
+	testwait.Until(t, "batch "+id+" to be "+want, func() bool {
 		_, body := b.do(t, "GET", "/v1/batches/"+id, nil, nil)
 		return decode[batch](t, body).Status == want
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
@@ -150,5 +151,5 @@ func TestRealWorkerClientGoneCancelsTheRun(t *testing.T) {
 	if err := <-stopped; err == nil {
 		t.Fatal("the run's context ended without a cause")
 	}
-	eventually(t, "the job to be cancelled", func() bool { return b.jobStatus(t, id) == "cancelled" })
+	testwait.Until(t, "the job to be cancelled", func() bool { return b.jobStatus(t, id) == "cancelled" })
 }

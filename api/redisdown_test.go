@@ -8,6 +8,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 )
 
 // TestRedisDownAndBack: with Redis gone every endpoint that needs it answers
@@ -54,7 +55,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The pools reconnect on their own; so does the hub.
-	eventually(t, "submissions to work again", func() bool {
+	testwait.Until(t, "submissions to work again", func() bool {
 		resp, _ := b.do(t, "GET", "/readyz", nil, nil)
 		return resp.StatusCode == 200
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/redis/go-redis/v9"
 )
@@ -452,7 +453,7 @@ func TestStreamLimitPerKey(t *testing.T) {
 	bobs := b.submitAs(t, bobKey, "q")
 	b.openSSE(t, "GET", "/v1/jobs/"+bobs+"/events", nil, bearer(bobKey))
 	s.close()
-	eventually(t, "alice's slot to be freed", func() bool {
+	testwait.Until(t, "alice's slot to be freed", func() bool {
 		return b.streamStatus(t, "/v1/jobs/"+id+"/events", bearer(aliceKey)) == http.StatusOK
 	})
 }
@@ -478,7 +479,7 @@ func TestStreamLimitIsSharedAcrossReplicas(t *testing.T) {
 		t.Fatalf("second stream, on the other replica: %d %s", resp.StatusCode, body)
 	}
 	s.close()
-	eventually(t, "the slot freed on one to be usable on two", func() bool {
+	testwait.Until(t, "the slot freed on one to be usable on two", func() bool {
 		return two.streamStatus(t, path, bearer(aliceKey)) == http.StatusOK
 	})
 
@@ -652,7 +653,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if err := db.Server.Restart(); err != nil { // for a clean shutdown
 		t.Fatal(err)
 	}
-	eventually(t, "Redis to be back", func() bool {
+	testwait.Until(t, "Redis to be back", func() bool {
 		resp, _ := b.do(t, "GET", "/readyz", nil, nil)
 		return resp.StatusCode == 200
 	})

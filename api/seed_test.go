@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -102,7 +103,7 @@ func (b *bundle) hangBehaviour(ctx context.Context, a *store.Attempt, _ jobs.Spe
 func (b *bundle) runningJob(t *testing.T) string {
 	t.Helper()
 	var id string
-	eventually(t, "a running job", func() bool {
+	testwait.Until(t, "a running job", func() bool {
 		keys, err := b.db.Client.Keys(context.Background(), "qa:job:*").Result()
 		if err != nil {
 			return false
@@ -175,7 +176,7 @@ func TestPredictClientGoneCancelsTheJob(t *testing.T) {
 		id := b.runningJob(t)
 		cancel()
 		<-done
-		eventually(t, path+"'s job to be cancelled", func() bool { return b.jobStatus(t, id) == jobs.StatusCancelled })
+		testwait.Until(t, path+"'s job to be cancelled", func() bool { return b.jobStatus(t, id) == jobs.StatusCancelled })
 		// Only one job at a time for runningJob.
 		if resp, _ := b.do(t, "DELETE", "/v1/jobs/"+id, nil, nil); resp.StatusCode != 204 {
 			t.Fatalf("delete: %d", resp.StatusCode)
@@ -393,7 +394,7 @@ func TestMetricsSummaryIsGlobal(t *testing.T) {
 	}
 	for name, b := range map[string]*bundle{"one": one, "two": two} {
 		var got summary
-		eventually(t, name+" to see every replica's counts", func() bool {
+		testwait.Until(t, name+" to see every replica's counts", func() bool {
 			resp, body := b.do(t, "GET", "/metrics", nil, http.Header{"Accept": {"application/json"}})
 			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 				t.Fatalf("summary: %d %s", resp.StatusCode, body)
@@ -467,7 +468,7 @@ func TestPredictStreamLostWorkerAfterTokens(t *testing.T) {
 	b := setup(t, options{})
 	s := b.openSSE(t, "POST", "/predict/stream", map[string]any{"question": "q"}, nil)
 	id := b.runningOrEndedJob(t)
-	eventually(t, "the stream to subscribe", func() bool { return b.hub.Subscribers() == 1 })
+	testwait.Until(t, "the stream to subscribe", func() bool { return b.hub.Subscribers() == 1 })
 	token(t, b.start(t, id), "Hel")
 	second := b.start(t, id)
 	frames := seedFrames(t, s)
