@@ -102,7 +102,10 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, err
 	if spec.Queue == jobs.QueueInteractive && c.store.cfg.MaxPending > 0 {
 		pending, maxPending = pendingListKey(spec.Queue), c.store.cfg.MaxPending
 	}
-	fields := []any{"spec", string(stored)}
+	// The owner is also a field of its own: the scripts read it without
+	// decoding the spec, and an API replica of release 114e39c, serving
+	// beside this one during a rolling upgrade, checks it.
+	fields := []any{"spec", string(stored), "owner", spec.Owner}
 	if idemKey != "" {
 		fields = append(fields, "enqueued", "0")
 	}

@@ -135,7 +135,7 @@ func decodeJob(h map[string]string) (*jobs.Job, error) {
 // legacySpec is the spec of a record release 114e39c wrote: it holds the
 // fields question, owner, queue, stream and no_cache instead of spec. Such
 // records are gone PendingTTL (7 days) plus ResultTTL (24 hours) after the
-// upgrade, and this reader can go with them (as can owner() in record.lua).
+// upgrade, and this reader can go with them.
 func legacySpec(h map[string]string) jobs.Spec {
 	s := jobs.Spec{ClientSpec: jobs.QuestionSpec(h["question"]), ServerSpec: jobs.ServerSpec{Owner: h["owner"], Queue: h["queue"]}}
 	s.Options = jobs.Options{Stream: h["stream"] == "1", NoCache: h["no_cache"] == "1"}

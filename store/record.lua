@@ -24,13 +24,10 @@ local function add_calls(i)
   if n > 0 then redis.call('HINCRBY', job, 'lm_calls', n) end
 end
 
--- owner is the job's owner, from the spec the record holds. A record
--- release 114e39c wrote holds an owner field instead: this fallback goes
--- with store's legacySpec, once no such record is left.
+-- owner is the job's owner: a field of the record beside its spec, as
+-- release 114e39c's records have it too.
 local function owner()
-  local spec = redis.call('HGET', job, 'spec')
-  if not spec then return redis.call('HGET', job, 'owner') or '' end
-  return cjson.decode(spec).owner or ''
+  return redis.call('HGET', job, 'owner') or ''
 end
 
 -- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
