@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -22,72 +21,6 @@ import (
 // 50,000-item batch costs one task and two script calls per item, not a
 // record, an event stream and five script calls. The item's run reuses the
 // job path's pieces: the Runner, classify, the retry/defer errors asynq reads.
-
-// ownerShare is why an item is put back when its owner holds its share of
-// this worker's batch slots.
-var ownerShare = &jobs.Error{Code: "owner_share", Message: "owner is at its share of the batch workers"}
-
-// ownerShareDelay is how long an item over its owner's share waits before it
-// is offered again (asynq adds up to a second; see notBefore).
-const ownerShareDelay = 250 * time.Millisecond
-
-// ownerSlots counts each owner's running items in this process and refuses
-// more than limit while other owners have batches running (alone, an owner
-// may use every slot: the share is a fairness rule, not a cap). Per process
-// rather than in Redis: each worker's batch slots are split the same way, so
-// the fleet's are too, and a crashed worker's counts vanish with it instead
-// of leaking.
-type ownerSlots struct {
-	limit int
-	mu    sync.Mutex
-	n     map[string]int
-
-	// contended caches whether more than one owner has batches running.
-	checked   time.Time
-	contended bool
-}
-
-// contendedEvery is how long the active-owners count is trusted.
-const contendedEvery = time.Second
-
-// isContended reports whether owners compete for the batch slots, asking
-// Redis at most once per contendedEvery; on an error it assumes they do.
-func (o *ownerSlots) isContended(ctx context.Context, count func(context.Context) (int64, error)) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if time.Since(o.checked) < contendedEvery {
-		return o.contended
-	}
-	n, err := count(ctx)
-	o.contended, o.checked = err != nil || n > 1, time.Now()
-	return o.contended
-}
-
-func newOwnerSlots(share float64, concurrency int) *ownerSlots {
-	limit := concurrency
-	if share > 0 && share < 1 {
-		limit = max(1, int(math.Ceil(share*float64(concurrency))))
-	}
-	return &ownerSlots{limit: limit, n: map[string]int{}}
-}
-
-func (o *ownerSlots) acquire(owner string, contended bool) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if contended && o.n[owner] >= o.limit {
-		return false
-	}
-	o.n[owner]++
-	return true
-}
-
-func (o *ownerSlots) release(owner string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.n[owner]--; o.n[owner] <= 0 {
-		delete(o.n, owner)
-	}
-}
 
 // batchRuns are the running items per batch, so a batch cancel reaches them.
 type batchRuns struct {
@@ -296,53 +229,4 @@ func (w *Worker) handleBatchCheck(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: bad batch payload: %v", asynq.SkipRetry, err)
 	}
 	return w.deps.Batches.CheckWindow(ctx, p.BatchID)
-}
-
-// flight shares one run among items asking the same (the same spec.Hash:
-// program, inputs, options) at the same time in this process: the LM cache
-// serves repeats that come later, but identical items running side by side
-// would all miss it. A follower whose leader failed runs itself, so one
-// item's cancel or error never becomes another's.
-type flight struct {
-	mu    sync.Mutex
-	calls map[string]*flightCall
-}
-
-type flightCall struct {
-	done chan struct{}
-	res  *RunResult
-	err  error
-}
-
-// do runs run, or waits for the run of another item with the same key; an
-// empty key (an item bypassing the cache) runs alone.
-func (f *flight) do(ctx context.Context, key string, run func(context.Context) (*RunResult, error)) (*RunResult, error) {
-	if key == "" {
-		return run(ctx)
-	}
-	f.mu.Lock()
-	if f.calls == nil {
-		f.calls = map[string]*flightCall{}
-	}
-	if c, ok := f.calls[key]; ok {
-		f.mu.Unlock()
-		select {
-		case <-c.done:
-			if c.err == nil {
-				return c.res, nil
-			}
-			return run(ctx)
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
-	}
-	c := &flightCall{done: make(chan struct{})}
-	f.calls[key] = c
-	f.mu.Unlock()
-	c.res, c.err = run(ctx)
-	f.mu.Lock()
-	delete(f.calls, key)
-	f.mu.Unlock()
-	close(c.done)
-	return c.res, c.err
 }
