@@ -194,7 +194,7 @@ const testUsage = `{"fake/model":{"prompt_tokens":10,"completion_tokens":5,"tota
 
 func result(answer string) *jobs.Result {
 	return &jobs.Result{
-		Outputs:        map[string]any{"reasoning": "Because.", "answer": answer, "key_concepts": "testing", "question_type": "factual"},
+		Outputs:        jobs.Outputs{{Name: "reasoning", Value: "Because."}, {Name: "answer", Value: answer}, {Name: "key_concepts", Value: "testing"}, {Name: "question_type", Value: "factual"}},
 		Provenance:     jobs.Provenance{Model: "fake/model", LMCalls: 1},
 		Usage:          json.RawMessage(testUsage),
 		LatencySeconds: 0.25,

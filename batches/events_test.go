@@ -110,7 +110,7 @@ func TestBatchScriptEventsAreTheirGoTypes(t *testing.T) {
 		}
 		return att
 	}
-	res := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}
+	res := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}
 
 	// Accepted, items finishing (a progress event each: no throttle), the
 	// end, a retry round and its end.

@@ -110,7 +110,7 @@ type ItemResult struct {
 	CustomID string `json:"custom_id"`
 	// Status is completed, failed or cancelled.
 	Status   Status          `json:"status"`
-	Outputs  map[string]any  `json:"outputs,omitempty"`
+	Outputs  Outputs         `json:"outputs,omitempty"`
 	Usage    json.RawMessage `json:"usage,omitempty"`
 	Error    *Error          `json:"error,omitempty"`
 	Attempts int             `json:"attempts"`

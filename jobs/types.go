@@ -84,9 +84,10 @@ type Provenance struct {
 
 // Result is a completed job's answer.
 type Result struct {
-	// Outputs holds every output field of the program, reasoning included.
-	Outputs    map[string]any `json:"outputs"`
-	Provenance Provenance     `json:"provenance"`
+	// Outputs holds every output field of the program, reasoning included,
+	// in the signature's order.
+	Outputs    Outputs    `json:"outputs"`
+	Provenance Provenance `json:"provenance"`
 	// Usage is DSPy's usage shape: {model: {prompt_tokens, ...}}; {} when every
 	// LM call was answered from cache.
 	Usage          json.RawMessage `json:"usage"`
@@ -98,7 +99,8 @@ func (r *Result) Answer(name string) string {
 	if r == nil {
 		return ""
 	}
-	s, _ := r.Outputs[name].(string)
+	v, _ := r.Outputs.Get(name)
+	s, _ := v.(string)
 	return s
 }
 

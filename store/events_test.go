@@ -127,7 +127,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 	}
 	a2 := start(t, b, j.ID)
 	res := &jobs.Result{
-		Outputs:    map[string]any{"answer": content, "n": 1.5},
+		Outputs:    jobs.Outputs{{Name: "answer", Value: content}, {Name: "n", Value: 1.5}},
 		Provenance: jobs.Provenance{Model: "m", StateSHA256: "ab", LMCalls: 2},
 		Usage:      json.RawMessage(`{"m":{"total_tokens":3}}`), LatencySeconds: 0.5,
 	}

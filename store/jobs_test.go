@@ -88,7 +88,7 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res := &jobs.Result{Outputs: map[string]any{"answer": "Hello"}, Usage: json.RawMessage(`{}`)}
+	res := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "Hello"}}, Usage: json.RawMessage(`{}`)}
 	if err := a.Complete(ctx, res); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	if err := a.Token(ctx, "answer", "x"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "x"}}); err != nil {
+	if err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "x"}}}); err != nil {
 		t.Fatal(err)
 	}
 	r := <-done
@@ -380,7 +380,7 @@ func TestWaitSurvivesPubSubReconnect(t *testing.T) {
 	if err := db.Client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "x"}}); err != nil {
+	if err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "x"}}}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -468,7 +468,7 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = start()
-	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
 	if err := a.Complete(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	if err != nil || a.Number != 2 {
 		t.Fatalf("second start: %+v %v", a, err)
 	}
-	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
 	if err := a.Complete(ctx, r); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("complete during the outage: %v, want connection refused", err)
 	}

@@ -26,7 +26,7 @@ func TestCompletionCountsTokensOnce(t *testing.T) {
 			t.Fatalf("start: %v %v", out, err)
 		}
 		if usage != "" {
-			r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(usage)}
+			r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(usage)}
 			if err := a.Complete(ctx, r); err != nil {
 				t.Fatalf("complete: %v", err)
 			}

@@ -146,7 +146,7 @@ func TestBatchOwnerShare(t *testing.T) {
 				return nil, ctx.Err()
 			}
 		}
-		return &worker.RunResult{Outputs: map[string]any{"answer": q}}, nil
+		return &worker.RunResult{Outputs: jobs.Outputs{{Name: "answer", Value: q}}}, nil
 	})
 	w, err := worker.New(worker.Config{Concurrency: 1, BatchConcurrency: 4, BatchOwnerShare: 0.5, ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: db.Client, Store: jobStore, Runner: run, Batches: bs, Log: zerolog.Nop()})

@@ -34,7 +34,8 @@ type RunOptions struct {
 
 // RunResult is a successful run.
 type RunResult struct {
-	Outputs  map[string]any
+	// Outputs are the program's output fields in its signature's order.
+	Outputs  jobs.Outputs
 	Usage    json.RawMessage
 	CacheHit bool
 	// LMCalls counts the run's LM calls, failed ones included.
