@@ -203,7 +203,8 @@ func result(answer string) *jobs.Result {
 
 func complete(t *testing.T, a *store.Attempt, answer string) {
 	t.Helper()
-	if err := a.Complete(context.Background(), result(answer)); err != nil {
+	r := result(answer)
+	if _, err := a.Complete(context.Background(), r, jobs.TotalTokens(r.Usage)); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
 }
@@ -245,7 +246,9 @@ func answerBehaviour(ctx context.Context, a *store.Attempt, s jobs.Spec) error {
 			}
 		}
 	}
-	return a.Complete(ctx, result(answer))
+	r := result(answer)
+	_, err := a.Complete(ctx, r, jobs.TotalTokens(r.Usage))
+	return err
 }
 
 // startWorker runs an asynq server on the test's Redis whose handler speaks

@@ -118,35 +118,44 @@ func decodeItem(v string) (jobs.BatchItem, error) {
 	return it.BatchItem, nil
 }
 
-func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult) error {
+// finish fills the item's result slot with r (if empty) and counts it;
+// tokens (a completed item's) go to the owner's usage of the day (see
+// jobs.UsageKey). It returns the line as recorded.
+func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int64) (json.RawMessage, error) {
 	r.CustomID, r.Attempts = a.Item.CustomID, a.Number
-	var tokens int64
-	if r.Status == jobs.StatusCompleted {
-		tokens = (&jobs.Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (jobs.UsageKey)
+	line, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("finish item %d of batch %s: encode its line: %w", a.Batch.Index, a.Batch.ID, err)
 	}
-	_, err := a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
+	_, err = a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), line,
 		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL))
-	if errors.Is(err, ErrNotFound) {
-		return nil // deleted meanwhile: nothing to record
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil // deleted meanwhile: nothing to record
+	case err != nil:
+		return nil, err
 	}
-	return err
+	return line, nil
 }
 
-// Complete fills the item's result slot (if empty) and counts it.
-// ErrBatchEnded means the batch ended first (expired).
-func (a *ItemAttempt) Complete(ctx context.Context, r *jobs.Result) error {
+// Complete fills the item's result slot (if empty) and counts it, adding
+// tokens (what the run used) to the owner's usage of the day. It returns
+// the line as recorded. ErrEnded means the batch ended first (expired).
+func (a *ItemAttempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (json.RawMessage, error) {
 	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCompleted, Outputs: r.Outputs, Usage: r.Usage,
-		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit})
+		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit}, tokens)
 }
 
 // Fail records the item failed for reason.
 func (a *ItemAttempt) Fail(ctx context.Context, reason *jobs.Error) error {
-	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason})
+	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason}, 0)
+	return err
 }
 
 // Cancelled records the item cancelled (its batch was cancelled mid-run).
 func (a *ItemAttempt) Cancelled(ctx context.Context) error {
-	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled})
+	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled}, 0)
+	return err
 }
 
 // Defer gives the attempt back: the item runs again later and this start

@@ -103,7 +103,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 			if att.Spec.Question() != fmt.Sprintf("q%d?", i) {
 				t.Fatalf("item %d = %+v", i, att.Item)
 			}
-			if err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}); err != nil {
+			if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -189,7 +189,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 		return jobs.BatchItemPayload{Batch: bt.ID, Index: i}
 	}
 	att, _, _ := bs.StartItem(ctx, item(0))
-	if err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := bs.CheckWindow(ctx, bt.ID); err != nil {
@@ -237,7 +237,7 @@ func TestBatchRetryIsDurable(t *testing.T) {
 		if i%2 == 0 {
 			err = att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
 		} else {
-			err = att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)})
+			_, err = att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}, 0)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -333,7 +333,7 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+		if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -428,7 +428,7 @@ func TestBatchOwnerNamedActive(t *testing.T) {
 		if err != nil || att == nil {
 			t.Fatalf("start: %v", err)
 		}
-		if err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+		if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -521,7 +521,7 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 	if err != nil || out != batches.ItemStarted || att.Spec.Question() != "q0?" {
 		t.Fatalf("start of the retried item: %+v %v %v", att, out, err)
 	}
-	if err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Cancelled: 1}) {
@@ -617,7 +617,7 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	if err != nil || att == nil {
 		t.Fatalf("start: %v", err)
 	}
-	if err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Failed: 1}) {
@@ -834,7 +834,7 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	if _, out, err := bs.StartItem(ctx, itemOf(bt, 5)); err != nil || out != batches.ItemSkipped {
 		t.Fatalf("start of a task past the cursor: %v %v", out, err)
 	}
-	if err := running.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+	if _, err := running.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	mid, err := bs.Get(ctx, bt.ID)
@@ -846,7 +846,7 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 			t.Fatalf("start %d: %v %v", i, out, err)
 		}
 	}
-	if err := keep.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}); err != nil {
+	if _, err := keep.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	end, err := bs.Get(ctx, bt.ID)

@@ -34,7 +34,7 @@ func TestBatchItemsCountTokensOnce(t *testing.T) {
 	// Two runs of item 0 at once (a lost lease): both complete, one counts.
 	first, second := start(0), start(0)
 	for _, att := range []*batches.ItemAttempt{first, second, start(1)} {
-		if err := att.Complete(ctx, r); err != nil {
+		if _, err := att.Complete(ctx, r, jobs.TotalTokens(r.Usage)); err != nil {
 			t.Fatalf("complete: %v", err)
 		}
 	}

@@ -102,6 +102,10 @@ func checkGolden(t *testing.T, name string, data any) {
 // value, and renders the golden bytes.
 func TestTemplates(t *testing.T) {
 	t.Parallel()
+	result, err := json.Marshal(goldenEvents["completed"].(jobs.CompletedData).Result)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]struct {
 		text   string
 		values jobs.Values
@@ -109,6 +113,7 @@ func TestTemplates(t *testing.T) {
 	}{
 		"started":   {"{\"attempt\":\x01attempt\x01}", jobs.Values{"attempt": 2}, "started"},
 		"cancelled": {"{\"previous\":\x02previous\x02}", jobs.Values{"previous": "running"}, "cancelled"},
+		"completed": {"{\"result\":\x03result\x03}", jobs.Values{"result": json.RawMessage(result)}, "completed"},
 		"batch_progress": {"{\"status\":\x02status\x02,\"request_counts\":{\"total\":\x01total\x01,\"completed\":\x01completed\x01," +
 			"\"failed\":\x01failed\x01,\"cancelled\":\x01cancelled\x01}}",
 			jobs.Values{"status": "in_progress", "total": 50000, "completed": 12, "failed": 3, "cancelled": 0}, "batch_progress"},

@@ -131,7 +131,7 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 		Provenance: jobs.Provenance{Model: "m", StateSHA256: "ab", LMCalls: 2},
 		Usage:      json.RawMessage(`{"m":{"total_tokens":3}}`), LatencySeconds: 0.5,
 	}
-	if err := a2.Complete(ctx, res); err != nil {
+	if _, err := a2.Complete(ctx, res, 0); err != nil {
 		t.Fatal(err)
 	}
 	checkEvents(t, b, published, j.ID, queued, started(1),

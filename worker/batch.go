@@ -140,7 +140,7 @@ func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
 		took := time.Since(started)
 		r := &jobs.Result{Outputs: res.Outputs, Usage: res.Usage, LatencySeconds: took.Seconds(),
 			Provenance: jobs.Provenance{CacheHit: res.CacheHit}}
-		err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
+		err := persist(wctx, func(ctx context.Context) error { _, err := att.Complete(ctx, r, res.Tokens); return err })
 		if err != nil && !errors.Is(err, batches.ErrEnded) {
 			return fmt.Errorf("record batch item result: %w", err)
 		}

@@ -136,7 +136,11 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	if w.cfg.DisableUsage {
 		r.Usage = json.RawMessage("null")
 	}
-	err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
+	var recorded json.RawMessage
+	err := persist(wctx, func(ctx context.Context) (err error) {
+		recorded, err = att.Complete(ctx, r, res.Tokens)
+		return err
+	})
 	switch {
 	case errors.Is(err, store.ErrTerminal):
 		w.deps.Metrics.observeOutcome(queue, "cancelled")
@@ -147,10 +151,8 @@ func (w *Worker) complete(ctx context.Context, log zerolog.Logger, t *asynq.Task
 	}
 	// The record holds the result; a copy on the asynq task lets the
 	// dashboard show answers while the task is retained.
-	if b, err := json.Marshal(att.Recorded(r)); err == nil {
-		if _, err := t.ResultWriter().Write(b); err != nil {
-			log.Debug().Err(err).Msg("write task result for the dashboard")
-		}
+	if _, err := t.ResultWriter().Write(recorded); err != nil {
+		log.Debug().Err(err).Msg("write task result for the dashboard")
 	}
 	w.deps.Metrics.observeOutcome(queue, "completed")
 	w.deps.Metrics.observeRun(queue, took)

@@ -63,7 +63,7 @@ func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOpt
 	if err != nil {
 		return nil, fmt.Errorf("encode usage: %w", err)
 	}
-	return &RunResult{Outputs: outputs, Usage: usage, CacheHit: res.CacheHit, LMCalls: int(lm.calls.Load())}, nil
+	return &RunResult{Outputs: outputs, Usage: usage, Tokens: res.TotalTokens(), CacheHit: res.CacheHit, LMCalls: int(lm.calls.Load())}, nil
 }
 
 // countingLM counts a run's LM calls, failed ones included: a call cut off
