@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -21,46 +20,6 @@ import (
 // 50,000-item batch costs one task and two script calls per item, not a
 // record, an event stream and five script calls. The item's run reuses the
 // job path's pieces: the Runner, classify, the retry/defer errors asynq reads.
-
-// batchRuns are the running items per batch, so a batch cancel reaches them.
-type batchRuns struct {
-	mu   sync.Mutex
-	next uint64
-	runs map[string]map[uint64]context.CancelCauseFunc
-}
-
-func (r *batchRuns) track(batchID string, cancel context.CancelCauseFunc) (untrack func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.runs == nil {
-		r.runs = map[string]map[uint64]context.CancelCauseFunc{}
-	}
-	r.next++
-	k := r.next
-	if r.runs[batchID] == nil {
-		r.runs[batchID] = map[uint64]context.CancelCauseFunc{}
-	}
-	r.runs[batchID][k] = cancel
-	return func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		delete(r.runs[batchID], k)
-		if len(r.runs[batchID]) == 0 {
-			delete(r.runs, batchID)
-		}
-	}
-}
-
-// cancel stops every running item of batch id (a cancel notice carries a
-// job or a batch id; unknown ids are ignored) and says how many it stopped.
-func (r *batchRuns) cancel(id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.runs[id] {
-		c(errCancelled)
-	}
-	return len(r.runs[id])
-}
 
 // registerBatch adds the batch handlers when the worker has Deps.Batches.
 func (w *Worker) registerBatch(mux *asynq.ServeMux) {

@@ -60,7 +60,7 @@ func (w *Worker) handle(ctx context.Context, t *asynq.Task) error {
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	defer w.track(p.JobID, cancel)()
+	defer w.jobRuns.track(p.JobID, cancel)()
 
 	opts := RunOptions{NoCache: spec.Options.NoCache, Priority: program.PriorityInteractive}
 	if queue == jobs.QueueBatch {
