@@ -158,9 +158,14 @@ func (a *ItemAttempt) Cancelled(ctx context.Context) error {
 	return err
 }
 
-// Defer gives the attempt back: the item runs again later and this start
-// does not count.
-func (a *ItemAttempt) Defer(ctx context.Context) error {
+// Retry is what the attempt writes when the item will run again, this
+// attempt counted: nothing, since the item's start counted it, and the
+// item's task carries the delay.
+func (a *ItemAttempt) Retry(context.Context, *jobs.Error, time.Duration) error { return nil }
+
+// Defer gives the attempt back: the item runs again later (its task carries
+// the delay) and this start does not count. The batch keeps no reason.
+func (a *ItemAttempt) Defer(ctx context.Context, _ *jobs.Error, _ time.Duration) error {
 	_, err := a.b.run(ctx, "defer", a.Batch.ID, "", "", a.Batch.Index, 0)
 	return err
 }

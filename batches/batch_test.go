@@ -171,7 +171,7 @@ func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 		if err != nil || out != batches.ItemStarted || att.Number != 1 {
 			t.Fatalf("start = %+v %v %v", att, out, err)
 		}
-		if err := att.Defer(ctx); err != nil {
+		if err := att.Defer(ctx, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

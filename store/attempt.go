@@ -177,6 +177,11 @@ func (a *Attempt) Recorded(r *jobs.Result) *jobs.Result {
 	return &rec
 }
 
+// Cancelled is what the attempt writes when its run stopped for a cancel:
+// nothing, since the cancel has ended the record already (and a newer
+// attempt's run, if that is why it stopped, writes its own end).
+func (*Attempt) Cancelled(context.Context) error { return nil }
+
 // Fail ends the job as failed with reason.
 func (a *Attempt) Fail(ctx context.Context, reason *jobs.Error) error {
 	data := mustJSON(jobs.FailedData{Error: reason, Attempts: a.Number})

@@ -120,11 +120,11 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	}
 }
 
-// TestTokensCountWithoutTrackUsage: with TRACK_USAGE=false results carry no
-// usage, yet what jobs and batch items spend still counts toward their
-// owner's daily budget: the worker counts a run's tokens before its usage
-// is encoded (or left out).
-func TestTokensCountWithoutTrackUsage(t *testing.T) {
+// TestTrackUsageOff: with TRACK_USAGE=false, a job's result and a batch
+// item's line carry "usage": null, yet what they spend still counts toward
+// their owner's daily budget: the worker counts a run's tokens before its
+// usage is encoded (or left out).
+func TestTrackUsageOff(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{TokenBudgetPerDay: 1_000_000})
 	b.startWorker(t, worker.Config{DisableUsage: true})
@@ -140,6 +140,14 @@ func TestTokensCountWithoutTrackUsage(t *testing.T) {
 	batch := createBatch(t, b.batches, "bob", []jobs.BatchItem{{CustomID: "1", Inputs: jobs.Inputs{"question": "What does an item spend?"}}}, false)
 	if bt := b.waitBatch(t, batch); bt.Counts.Completed != 1 {
 		t.Fatalf("batch = %s %+v", bt.Status, bt.Counts)
+	}
+	lines, err := b.batches.Results(ctx, batch, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil || string(line["usage"]) != "null" {
+		t.Fatalf("item line = %s (%v), want \"usage\": null", lines[0], err)
 	}
 	if used, err := store.TokensUsed(ctx, b.db.Client, "bob", day); err != nil || used == 0 {
 		t.Fatalf("bob's item spent %d tokens (%v), want its run's", used, err)

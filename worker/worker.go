@@ -155,7 +155,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{})}
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(jobs.TaskTypePredict, w.handle)
+	mux.HandleFunc(jobs.TaskTypePredict, w.handler(jobKind))
 	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
 
 	for _, slots := range splitSlots(cfg.Concurrency, cfg.InteractiveServers) {
