@@ -53,6 +53,45 @@ func TestOutputsInSignatureOrder(t *testing.T) {
 	}
 }
 
+// TestBatchLineProvenance: a batch's results line reports how its answer
+// was produced as a job does, in a provenance object of the job's shape,
+// and keeps its flat fields.
+func TestBatchLineProvenance(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	b.startGoldenWorker(t)
+	id := b.submit(t, "What does a job report?")
+	b.waitJob(t, id, "completed")
+	_, body := b.do(t, "GET", "/v1/jobs/"+id, nil, nil)
+	job := decode[struct {
+		Result struct{ Provenance map[string]any }
+	}](t, body).Result.Provenance
+
+	v := b.upload(t, jsonl(`{"custom_id":"a","question":"What does a batch item report?"}`), "application/x-ndjson", nil)
+	b.waitBatch(t, v.ID, "", "completed")
+	line := decode[map[string]any](t, b.resultLines(t, v.ID)[0])
+	prov, ok := line["provenance"].(map[string]any)
+	if !ok {
+		t.Fatalf("line has no provenance object: %v", line)
+	}
+	if got, want := sortedKeys(prov), sortedKeys(job); !slices.Equal(got, want) {
+		t.Errorf("provenance fields %v, want the job's %v", got, want)
+	}
+	for _, k := range []string{"model", "program_state_sha256"} {
+		if prov[k] != job[k] || prov[k] == "" {
+			t.Errorf("provenance %s = %v, want the job's %v", k, prov[k], job[k])
+		}
+	}
+	if prov["attempts"] != 1.0 || prov["lm_calls"] != 1.0 || prov["cache_hit"] != false {
+		t.Errorf("provenance = %v, want one attempt, one LM call, no cache hit", prov)
+	}
+	for _, k := range []string{"custom_id", "status", "outputs", "usage", "attempts", "latency_seconds"} {
+		if _, ok := line[k]; !ok {
+			t.Errorf("line lost its field %s: %v", k, line)
+		}
+	}
+}
+
 // resultLines are the raw lines of a batch's results.
 func (b *bundle) resultLines(t *testing.T, id string) [][]byte {
 	t.Helper()
@@ -88,5 +127,14 @@ func objectKeys(t *testing.T, raw json.RawMessage) []string {
 			t.Fatal(err)
 		}
 	}
+	return keys
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	return keys
 }

@@ -907,3 +907,78 @@ func TestUploadAbortAfterALostReply(t *testing.T) {
 		t.Fatalf("after the abort: %v, want nothing of the upload", keys)
 	}
 }
+
+// An item's line counts, in its provenance, its attempts and the LM calls
+// of every attempt: those put back (Retry, Defer) add theirs, the one that
+// completes it brings its own. A retry round of the batch starts the count
+// over, as it does the attempts.
+func TestBatchLineCountsLMCallsOfEveryAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	start := func(i int) *batches.ItemAttempt {
+		t.Helper()
+		att, out, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil || out != batches.ItemStarted {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+		return att
+	}
+	line := func(i int) jobs.ItemResult {
+		t.Helper()
+		lines, err := bs.Results(ctx, bt.ID, i, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r jobs.ItemResult
+		if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	lmErr := &jobs.Error{Code: "lm_error", Message: "LM returned 503"}
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}},
+		Provenance: jobs.Provenance{Model: "m", StateSHA256: "s", LMCalls: 1}}
+
+	a := start(0)
+	a.LMCalls = 2
+	if err := a.Retry(ctx, lmErr, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a = start(0)
+	a.LMCalls = 1
+	if err := a.Defer(ctx, &jobs.Error{Code: "rate_limited", Message: "later"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a = start(0) // the second counted attempt: the deferred one was not
+	if _, err := a.Complete(ctx, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := jobs.Provenance{Model: "m", StateSHA256: "s", Attempts: 2, LMCalls: 4}
+	if got := line(0); got.Attempts != 2 || got.Provenance == nil || *got.Provenance != want {
+		t.Fatalf("line = %+v %+v, want provenance %+v", got, got.Provenance, want)
+	}
+
+	// Failed, after an attempt put back with its LM call; run again in a
+	// retry round, which counts from nothing.
+	a = start(1)
+	a.LMCalls = 1
+	if err := a.Retry(ctx, lmErr, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(1).Fail(ctx, lmErr); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	if _, err := start(1).Complete(ctx, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	want = jobs.Provenance{Model: "m", StateSHA256: "s", Attempts: 1, LMCalls: 1}
+	if got := line(1); got.Attempts != 1 || got.Provenance == nil || *got.Provenance != want {
+		t.Fatalf("line after a retry round = %+v %+v, want provenance %+v", got, got.Provenance, want)
+	}
+}

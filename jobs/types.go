@@ -73,13 +73,23 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Provenance says how a result was produced.
+// Provenance says how a result (a job's, or a batch item's line) was
+// produced.
 type Provenance struct {
 	Model       string `json:"model"`
 	StateSHA256 string `json:"program_state_sha256"`
 	CacheHit    bool   `json:"cache_hit"`
 	Attempts    int    `json:"attempts"`
 	LMCalls     int    `json:"lm_calls"`
+}
+
+// Counted is p, an attempt's, as its job or batch item records it: with
+// the attempt's number as attempts, and the LM calls of the earlier
+// attempts added to its own.
+func (p Provenance) Counted(attempt, earlierLMCalls int) Provenance {
+	p.Attempts = attempt
+	p.LMCalls += earlierLMCalls
+	return p
 }
 
 // Result is a completed job's answer.

@@ -172,8 +172,7 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (j
 // calls of all of them.
 func (a *Attempt) Recorded(r *jobs.Result) *jobs.Result {
 	rec := *r
-	rec.Provenance.Attempts = a.Number
-	rec.Provenance.LMCalls = a.earlierLMCalls + r.Provenance.LMCalls
+	rec.Provenance = r.Provenance.Counted(a.Number, a.earlierLMCalls)
 	return &rec
 }
 

@@ -122,9 +122,7 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 	res, err := w.batchFlight.do(runCtx, a.shareKey, func(ctx context.Context) (*RunResult, error) {
 		return w.deps.Runner.Run(ctx, a.spec.Inputs, opts)
 	})
-	if a.lmCalls != nil {
-		*a.lmCalls = lmCalls(res, err)
-	}
+	*a.lmCalls = lmCalls(res, err)
 	if pub != nil {
 		if perr := pub.close(); perr != nil && err == nil {
 			err = perr

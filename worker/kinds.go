@@ -108,7 +108,7 @@ func (it itemTask) start(ctx context.Context, w *Worker, a *attempt) (startOutco
 	case out != batches.ItemStarted:
 		return notStarted, nil
 	}
-	a.sink, a.spec, a.number, a.last = att, att.Spec, att.Number, att.Last
+	a.sink, a.spec, a.number, a.last, a.lmCalls = att, att.Spec, att.Number, att.Last, &att.LMCalls
 	a.runs, a.runID = &w.batchRuns, it.p.Batch
 	// The owner is known once the item has started (its payload holds ids
 	// alone): an item over its owner's share is given back.
