@@ -119,7 +119,7 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 	}
 
 	started := time.Now()
-	res, err := w.batchFlight.do(runCtx, a.shareKey, func(ctx context.Context) (*RunResult, error) {
+	res, err := w.shared.do(runCtx, a.shareKey, func(ctx context.Context) (*RunResult, error) {
 		return w.deps.Runner.Run(ctx, a.spec.Inputs, opts)
 	})
 	*a.lmCalls = lmCalls(res, err)

@@ -135,9 +135,10 @@ type Worker struct {
 	cancelPS           *redis.PubSub
 	cancelWG           sync.WaitGroup
 
-	// Batch items (batch.go): each owner's share of the batch slots.
-	shares      *ownerSlots
-	batchFlight flight
+	// Batch items: each owner's share of the batch slots (share.go), and
+	// the runs that items asking the same share (flight.go).
+	shares *ownerSlots
+	shared flight
 }
 
 // New builds a worker; Start runs it.
