@@ -59,7 +59,7 @@ func (b *bundle) startBatchWorker(t *testing.T, run scriptedRunner, cfg worker.C
 
 // echoRunner answers every question at once with the question echoed.
 func echoRunner(_ context.Context, q string, _ worker.RunOptions) (*worker.RunResult, error) {
-	return &worker.RunResult{Outputs: map[string]any{"answer": "A: " + q}, Usage: json.RawMessage(`{}`)}, nil
+	return &worker.RunResult{Outputs: jobs.Outputs{{Name: "answer", Value: "A: " + q}}, Usage: json.RawMessage(`{}`)}, nil
 }
 
 func jsonl(items ...string) string { return strings.Join(items, "\n") + "\n" }

@@ -194,7 +194,7 @@ const testUsage = `{"fake/model":{"prompt_tokens":10,"completion_tokens":5,"tota
 
 func result(answer string) *jobs.Result {
 	return &jobs.Result{
-		Outputs:        map[string]any{"reasoning": "Because.", "answer": answer, "key_concepts": "testing", "question_type": "factual"},
+		Outputs:        jobs.Outputs{{Name: "reasoning", Value: "Because."}, {Name: "answer", Value: answer}, {Name: "key_concepts", Value: "testing"}, {Name: "question_type", Value: "factual"}},
 		Provenance:     jobs.Provenance{Model: "fake/model", LMCalls: 1},
 		Usage:          json.RawMessage(testUsage),
 		LatencySeconds: 0.25,
@@ -203,7 +203,8 @@ func result(answer string) *jobs.Result {
 
 func complete(t *testing.T, a *store.Attempt, answer string) {
 	t.Helper()
-	if err := a.Complete(context.Background(), result(answer)); err != nil {
+	r := result(answer)
+	if _, err := a.Complete(context.Background(), r, jobs.TotalTokens(r.Usage)); err != nil {
 		t.Fatalf("complete: %v", err)
 	}
 }
@@ -233,7 +234,9 @@ func answerBehaviour(ctx context.Context, a *store.Attempt, s jobs.Spec) error {
 			}
 		}
 	}
-	return a.Complete(ctx, result(answer))
+	r := result(answer)
+	_, err := a.Complete(ctx, r, jobs.TotalTokens(r.Usage))
+	return err
 }
 
 // startWorker runs an asynq server on the test's Redis whose handler speaks

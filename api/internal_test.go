@@ -102,7 +102,7 @@ func TestFormatters(t *testing.T) {
 		t.Errorf("the payload of a job without a record: %q", got)
 	}
 	res, _ := json.Marshal(jobs.Result{
-		Outputs:    map[string]any{"answer": "Rayleigh scattering.", "question_type": "factual", "reasoning": "long..."},
+		Outputs:    jobs.Outputs{{Name: "answer", Value: "Rayleigh scattering."}, {Name: "question_type", Value: "factual"}, {Name: "reasoning", Value: "long..."}},
 		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini"}, LatencySeconds: 1.5,
 	})
 	got := formatResult(jobs.TaskTypePredict, res, 4096)

@@ -265,7 +265,7 @@ func TestCancelAndDelete(t *testing.T) {
 			t.Errorf("get after delete: %d", resp.StatusCode)
 		}
 	}
-	if err := a.Complete(context.Background(), result("late")); err == nil {
+	if _, err := a.Complete(context.Background(), result("late"), 0); err == nil {
 		t.Error("a deleted job's attempt could still complete")
 	}
 }

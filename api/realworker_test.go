@@ -63,7 +63,7 @@ func streamingRunner(ctx context.Context, q string, opts worker.RunOptions) (*wo
 		}
 	}
 	return &worker.RunResult{
-		Outputs: map[string]any{"reasoning": "thinking...", "answer": answer, "key_concepts": "k", "question_type": "factual"},
+		Outputs: jobs.Outputs{{Name: "reasoning", Value: "thinking..."}, {Name: "answer", Value: answer}, {Name: "key_concepts", Value: "k"}, {Name: "question_type", Value: "factual"}},
 		Usage:   json.RawMessage(testUsage), LMCalls: 1,
 	}, nil
 }

@@ -35,11 +35,12 @@ func optString(r *jobs.Result, name string) *string {
 	if r == nil {
 		return nil
 	}
-	v, ok := r.Outputs[name].(string)
+	v, _ := r.Outputs.Get(name)
+	s, ok := v.(string)
 	if !ok {
 		return nil
 	}
-	return &v
+	return &s
 }
 
 func usageOf(r *jobs.Result) json.RawMessage {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -49,25 +50,7 @@ func (m *summary) record(failed bool, latency time.Duration, usage json.RawMessa
 		m.pending.LatencySeconds += latency.Seconds()
 		m.pending.LatencyCount++
 	}
-	m.pending.Tokens += totalTokens(usage)
-}
-
-// totalTokens sums total_tokens over the models of a DSPy usage object.
-func totalTokens(usage json.RawMessage) int64 {
-	if len(usage) == 0 {
-		return 0
-	}
-	var byModel map[string]struct {
-		TotalTokens int64 `json:"total_tokens"`
-	}
-	if json.Unmarshal(usage, &byModel) != nil {
-		return 0
-	}
-	var n int64
-	for _, u := range byModel {
-		n += u.TotalTokens
-	}
-	return n
+	m.pending.Tokens += jobs.TotalTokens(usage)
 }
 
 func (m *summary) run(ctx context.Context, every time.Duration) {

@@ -89,6 +89,18 @@ local function failed_line(line)
   return line and string.find(line, '"status":"failed"', 1, true) ~= nil
 end
 
+-- calls_field is where the attempts hash keeps the LM calls of item i's
+-- attempts that did not complete it, so that its line's provenance counts
+-- every attempt's, as a job's does.
+local function calls_field(i)
+  return i .. ':lm_calls'
+end
+
+local function add_calls(i, n)
+  n = tonumber(n) or 0
+  if n > 0 then redis.call('HINCRBY', attempts, calls_field(i), n) end
+end
+
 -- free_input deletes item i's stored input and returns its bytes, for the
 -- caller to take off the owner's share.
 local function free_input(i)
@@ -285,7 +297,7 @@ if op == 'retry' then
     if failed_line(line) then
       if redis.call('HEXISTS', items, ARGV[i]) == 1 then
         redis.call('HDEL', results, ARGV[i])
-        redis.call('HDEL', attempts, ARGV[i])
+        redis.call('HDEL', attempts, ARGV[i], calls_field(ARGV[i]))
         n = n + 1
       else
         local old = cjson.decode(line)
@@ -355,9 +367,10 @@ if op == 'start' then
   -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
   -- it gives up, [12] the UTC day (yyyy-mm-dd), [13] the owner's daily token
   -- budget (0 = none), [14] the item's line if the budget is spent. Returns
-  -- started, the attempt, the item (json) and the batch's owner and spec
-  -- (the rest of the item's spec), or why not. A batch release 114e39c
-  -- accepted holds no spec but no_cache, returned last (see batchSpec).
+  -- started, the attempt, the item (json), the batch's owner and spec
+  -- (the rest of the item's spec) and no_cache (a batch release 114e39c
+  -- accepted holds no spec but no_cache; see batchSpec), and the LM calls
+  -- of the item's earlier attempts, or why not.
   if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
   if expired() then
     finish('expired')
@@ -385,12 +398,20 @@ if op == 'start' then
   local item = redis.call('HGET', items, idx)
   if not item then return {'missing'} end
   local b = redis.call('HMGET', batch, 'owner', 'spec', 'no_cache')
-  return {'started', tostring(n), item, b[1] or '', b[2] or '', b[3] or ''}
+  return {'started', tostring(n), item, b[1] or '', b[2] or '', b[3] or '', redis.call('HGET', attempts, calls_field(idx)) or '0'}
 end
 
 if op == 'defer' then
-  -- Put back without counting the attempt (owner share, rate limit).
+  -- Put back without counting the attempt (owner share, rate limit,
+  -- shutdown). ARGV[9] the attempt's LM calls.
   redis.call('HINCRBY', attempts, idx, -1)
+  add_calls(idx, ARGV[9])
+  return {'ok'}
+end
+
+if op == 'lm_calls' then
+  -- A failed attempt that runs again: ARGV[9] its LM calls.
+  add_calls(idx, ARGV[9])
   return {'ok'}
 end
 

@@ -44,6 +44,13 @@ type ItemAttempt struct {
 	Number int
 	// Last is true when a retryable failure of this attempt fails the item.
 	Last bool
+	// LMCalls counts this attempt's LM calls, failed ones included. The
+	// worker sets it before a put-back (Retry, Defer), which adds it to the
+	// item's; Complete takes the count from the result's provenance.
+	LMCalls int
+
+	// earlierLMCalls are the LM calls the item's earlier attempts recorded.
+	earlierLMCalls int
 }
 
 func itemLine(customID string, st jobs.Status, e *jobs.Error, attempts int) string {
@@ -94,7 +101,11 @@ func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAt
 	}
 	ref := jobs.BatchRef{ID: p.Batch, Index: p.Index, CustomID: item.CustomID}
 	spec.Inputs, spec.Batch = item.Inputs, &ref
-	return &ItemAttempt{b: b, Batch: ref, Spec: spec, Item: item, Number: n, Last: n >= max}, ItemStarted, nil
+	var earlier int
+	if len(reply) > 6 {
+		earlier, _ = strconv.Atoi(reply[6])
+	}
+	return &ItemAttempt{b: b, Batch: ref, Spec: spec, Item: item, Number: n, Last: n >= max, earlierLMCalls: earlier}, ItemStarted, nil
 }
 
 // decodeItem decodes a stored item, numbers as written.
@@ -118,41 +129,66 @@ func decodeItem(v string) (jobs.BatchItem, error) {
 	return it.BatchItem, nil
 }
 
-func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult) error {
+// finish fills the item's result slot with r (if empty) and counts it;
+// tokens (a completed item's) go to the owner's usage of the day (see
+// jobs.UsageKey). It returns the line as recorded.
+func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int64) (json.RawMessage, error) {
 	r.CustomID, r.Attempts = a.Item.CustomID, a.Number
-	var tokens int64
-	if r.Status == jobs.StatusCompleted {
-		tokens = (&jobs.Result{Usage: r.Usage}).TotalTokens() // the owner's daily budget (jobs.UsageKey)
+	line, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("finish item %d of batch %s: encode its line: %w", a.Batch.Index, a.Batch.ID, err)
 	}
-	_, err := a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), mustJSON(r),
+	_, err = a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), line,
 		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL))
-	if errors.Is(err, ErrNotFound) {
-		return nil // deleted meanwhile: nothing to record
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil // deleted meanwhile: nothing to record
+	case err != nil:
+		return nil, err
 	}
-	return err
+	return line, nil
 }
 
-// Complete fills the item's result slot (if empty) and counts it.
-// ErrBatchEnded means the batch ended first (expired).
-func (a *ItemAttempt) Complete(ctx context.Context, r *jobs.Result) error {
+// Complete fills the item's result slot (if empty) and counts it, adding
+// tokens (what the run used) to the owner's usage of the day. r's
+// provenance comes with this attempt's LM calls; the line's counts the
+// item's attempts and the LM calls of all of them, as a job's result does.
+// It returns the line as recorded. ErrEnded means the batch ended first
+// (expired).
+func (a *ItemAttempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (json.RawMessage, error) {
+	p := r.Provenance.Counted(a.Number, a.earlierLMCalls)
 	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCompleted, Outputs: r.Outputs, Usage: r.Usage,
-		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit})
+		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit, Provenance: &p}, tokens)
 }
 
 // Fail records the item failed for reason.
 func (a *ItemAttempt) Fail(ctx context.Context, reason *jobs.Error) error {
-	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason})
+	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason}, 0)
+	return err
 }
 
 // Cancelled records the item cancelled (its batch was cancelled mid-run).
 func (a *ItemAttempt) Cancelled(ctx context.Context) error {
-	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled})
+	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled}, 0)
+	return err
 }
 
-// Defer gives the attempt back: the item runs again later and this start
-// does not count.
-func (a *ItemAttempt) Defer(ctx context.Context) error {
-	_, err := a.b.run(ctx, "defer", a.Batch.ID, "", "", a.Batch.Index, 0)
+// Retry records that the item will run again, this attempt counted (its
+// start counted it; its task carries the delay): it adds the attempt's LM
+// calls to the item's, and writes nothing if there are none.
+func (a *ItemAttempt) Retry(ctx context.Context, _ *jobs.Error, _ time.Duration) error {
+	if a.LMCalls == 0 {
+		return nil
+	}
+	_, err := a.b.run(ctx, "lm_calls", a.Batch.ID, "", "", a.Batch.Index, 0, a.LMCalls)
+	return err
+}
+
+// Defer gives the attempt back: the item runs again later (its task carries
+// the delay) and this start does not count; its LM calls do. The batch
+// keeps no reason.
+func (a *ItemAttempt) Defer(ctx context.Context, _ *jobs.Error, _ time.Duration) error {
+	_, err := a.b.run(ctx, "defer", a.Batch.ID, "", "", a.Batch.Index, 0, a.LMCalls)
 	return err
 }
 

@@ -103,7 +103,7 @@ func TestBatchExpandResumesWithoutLossOrDuplicates(t *testing.T) {
 			if att.Spec.Question() != fmt.Sprintf("q%d?", i) {
 				t.Fatalf("item %d = %+v", i, att.Item)
 			}
-			if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}); err != nil {
+			if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -171,7 +171,7 @@ func TestBatchDeferDoesNotCountAnAttempt(t *testing.T) {
 		if err != nil || out != batches.ItemStarted || att.Number != 1 {
 			t.Fatalf("start = %+v %v %v", att, out, err)
 		}
-		if err := att.Defer(ctx); err != nil {
+		if err := att.Defer(ctx, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,7 +189,7 @@ func TestBatchExpiresKeepingWhatFinished(t *testing.T) {
 		return jobs.BatchItemPayload{Batch: bt.ID, Index: i}
 	}
 	att, _, _ := bs.StartItem(ctx, item(0))
-	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := bs.CheckWindow(ctx, bt.ID); err != nil {
@@ -237,7 +237,7 @@ func TestBatchRetryIsDurable(t *testing.T) {
 		if i%2 == 0 {
 			err = att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
 		} else {
-			err = att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)})
+			_, err = att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}, 0)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -333,7 +333,7 @@ func TestBatchCancelFreesUnstartedInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -428,7 +428,7 @@ func TestBatchOwnerNamedActive(t *testing.T) {
 		if err != nil || att == nil {
 			t.Fatalf("start: %v", err)
 		}
-		if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+		if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -521,7 +521,7 @@ func TestBatchRetryAfterBudgetRefusalAndCancel(t *testing.T) {
 	if err != nil || out != batches.ItemStarted || att.Spec.Question() != "q0?" {
 		t.Fatalf("start of the retried item: %+v %v %v", att, out, err)
 	}
-	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Cancelled: 1}) {
@@ -617,7 +617,7 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	if err != nil || att == nil {
 		t.Fatalf("start: %v", err)
 	}
-	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := bs.Get(ctx, bt.ID); got.Status != jobs.BatchCompleted || got.Counts != (jobs.BatchCounts{Total: 2, Completed: 1, Failed: 1}) {
@@ -834,7 +834,7 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 	if _, out, err := bs.StartItem(ctx, itemOf(bt, 5)); err != nil || out != batches.ItemSkipped {
 		t.Fatalf("start of a task past the cursor: %v %v", out, err)
 	}
-	if err := running.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+	if _, err := running.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	mid, err := bs.Get(ctx, bt.ID)
@@ -846,7 +846,7 @@ func TestBatchCancelCountsAnItemPastTheCursorOnce(t *testing.T) {
 			t.Fatalf("start %d: %v %v", i, out, err)
 		}
 	}
-	if err := keep.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}}); err != nil {
+	if _, err := keep.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	end, err := bs.Get(ctx, bt.ID)
@@ -905,5 +905,80 @@ func TestUploadAbortAfterALostReply(t *testing.T) {
 	u.Abort(ctx)
 	if keys := b.db.Client.Keys(ctx, "qa:batch:*").Val(); len(keys) != 0 {
 		t.Fatalf("after the abort: %v, want nothing of the upload", keys)
+	}
+}
+
+// An item's line counts, in its provenance, its attempts and the LM calls
+// of every attempt: those put back (Retry, Defer) add theirs, the one that
+// completes it brings its own. A retry round of the batch starts the count
+// over, as it does the attempts.
+func TestBatchLineCountsLMCallsOfEveryAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
+	ctx := context.Background()
+	bt := createBatch(t, bs, 2)
+	start := func(i int) *batches.ItemAttempt {
+		t.Helper()
+		att, out, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil || out != batches.ItemStarted {
+			t.Fatalf("start %d: %v %v", i, out, err)
+		}
+		return att
+	}
+	line := func(i int) jobs.ItemResult {
+		t.Helper()
+		lines, err := bs.Results(ctx, bt.ID, i, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r jobs.ItemResult
+		if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	lmErr := &jobs.Error{Code: "lm_error", Message: "LM returned 503"}
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}},
+		Provenance: jobs.Provenance{Model: "m", StateSHA256: "s", LMCalls: 1}}
+
+	a := start(0)
+	a.LMCalls = 2
+	if err := a.Retry(ctx, lmErr, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a = start(0)
+	a.LMCalls = 1
+	if err := a.Defer(ctx, &jobs.Error{Code: "rate_limited", Message: "later"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a = start(0) // the second counted attempt: the deferred one was not
+	if _, err := a.Complete(ctx, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := jobs.Provenance{Model: "m", StateSHA256: "s", Attempts: 2, LMCalls: 4}
+	if got := line(0); got.Attempts != 2 || got.Provenance == nil || *got.Provenance != want {
+		t.Fatalf("line = %+v %+v, want provenance %+v", got, got.Provenance, want)
+	}
+
+	// Failed, after an attempt put back with its LM call; run again in a
+	// retry round, which counts from nothing.
+	a = start(1)
+	a.LMCalls = 1
+	if err := a.Retry(ctx, lmErr, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(1).Fail(ctx, lmErr); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d %v", n, err)
+	}
+	if _, err := start(1).Complete(ctx, r, 0); err != nil {
+		t.Fatal(err)
+	}
+	want = jobs.Provenance{Model: "m", StateSHA256: "s", Attempts: 1, LMCalls: 1}
+	if got := line(1); got.Attempts != 1 || got.Provenance == nil || *got.Provenance != want {
+		t.Fatalf("line after a retry round = %+v %+v, want provenance %+v", got, got.Provenance, want)
 	}
 }

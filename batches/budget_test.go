@@ -21,7 +21,7 @@ func TestBatchItemsCountTokensOnce(t *testing.T) {
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
 	bt := createBatch(t, bs, 2)
-	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{"m":{"total_tokens":11}}`)}
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{"m":{"total_tokens":11}}`)}
 	start := func(idx int) *batches.ItemAttempt {
 		t.Helper()
 		p := jobs.BatchItemPayload{Batch: bt.ID, Index: idx, CustomID: fmt.Sprint("c", idx)}
@@ -34,7 +34,7 @@ func TestBatchItemsCountTokensOnce(t *testing.T) {
 	// Two runs of item 0 at once (a lost lease): both complete, one counts.
 	first, second := start(0), start(0)
 	for _, att := range []*batches.ItemAttempt{first, second, start(1)} {
-		if err := att.Complete(ctx, r); err != nil {
+		if _, err := att.Complete(ctx, r, jobs.TotalTokens(r.Usage)); err != nil {
 			t.Fatalf("complete: %v", err)
 		}
 	}

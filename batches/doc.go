@@ -12,7 +12,9 @@
 // batch record holds the part of their spec they share (program, options,
 // owner, queue), the items hash each one's custom_id and inputs, and an
 // item's task its ids alone; the item's start puts its spec together for the
-// worker.
+// worker. An item's attempt (ItemAttempt) is the worker's sink for its end,
+// as a job's store.Attempt is: a completed item's line carries its result
+// and a provenance counting every attempt and its LM calls.
 //
 // It does not own the batch contract (statuses, counts, items, result lines,
 // task payloads, key names: package jobs) nor the job records (package

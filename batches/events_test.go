@@ -115,24 +115,24 @@ func TestBatchScriptEventsAreTheirGoTypes(t *testing.T) {
 		}
 		return att
 	}
-	res := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}
+	res := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}
 
 	// Accepted, items finishing (a progress event each: no throttle), the
 	// end, a retry round and its end.
 	bt := createBatch(t, bs, 3)
-	if err := item(bt, 0).Complete(ctx, res); err != nil {
+	if _, err := item(bt, 0).Complete(ctx, res, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := item(bt, 1).Fail(ctx, &jobs.Error{Code: "lm_error", Message: "no"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := item(bt, 2).Complete(ctx, res); err != nil {
+	if _, err := item(bt, 2).Complete(ctx, res, 0); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
 		t.Fatalf("retry = %d, %v", n, err)
 	}
-	if err := item(bt, 1).Complete(ctx, res); err != nil {
+	if _, err := item(bt, 1).Complete(ctx, res, 0); err != nil {
 		t.Fatal(err)
 	}
 	checkBatchEvents(t, bs, p, bt.ID,

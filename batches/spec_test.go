@@ -74,7 +74,7 @@ func TestBatchHoldsItsItemsSpecOnce(t *testing.T) {
 	if d := cmp.Diff(want, att.Spec); d != "" {
 		t.Errorf("the item's spec (-want +got):\n%s", d)
 	}
-	if err := att.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}); err != nil {
+	if _, err := att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	lines, err := bs.Results(ctx, id, 1, 2)

@@ -110,12 +110,15 @@ type ItemResult struct {
 	CustomID string `json:"custom_id"`
 	// Status is completed, failed or cancelled.
 	Status   Status          `json:"status"`
-	Outputs  map[string]any  `json:"outputs,omitempty"`
+	Outputs  Outputs         `json:"outputs,omitempty"`
 	Usage    json.RawMessage `json:"usage,omitempty"`
 	Error    *Error          `json:"error,omitempty"`
 	Attempts int             `json:"attempts"`
 	Latency  float64         `json:"latency_seconds,omitempty"`
 	CacheHit bool            `json:"cache_hit,omitempty"`
+	// Provenance says how a completed item's answer was produced, as a
+	// job's result does (the flat latency_seconds and cache_hit stay).
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // BatchProgress is the data of a batch's progress and terminal events.
@@ -194,7 +197,8 @@ func BatchItemsKey(id string) string { return "qa:batch:" + id + ":items" }
 // BatchResultsKey is the hash of result slots, index → ItemResult JSON.
 func BatchResultsKey(id string) string { return "qa:batch:" + id + ":results" }
 
-// BatchAttemptsKey counts each item's starts, index → n.
+// BatchAttemptsKey counts each item's starts, index → n, and the LM calls of
+// its attempts put back, "index:lm_calls" → n.
 func BatchAttemptsKey(id string) string { return "qa:batch:" + id + ":attempts" }
 
 // BatchEventsKey is the batch's capped event stream.

@@ -46,16 +46,18 @@ func BudgetSpent(budget int64, now time.Time) *Error {
 // start because its owner's daily token budget is spent.
 const ErrCodeBudget = "token_budget_exceeded"
 
-// TotalTokens sums total_tokens over the models of the result's usage (DSPy's
-// {model: {total_tokens, …}}); 0 for a cached answer or an unreadable usage.
-func (r *Result) TotalTokens() int64 {
-	if r == nil || len(r.Usage) == 0 {
+// TotalTokens sums total_tokens over the models of a usage as results hold
+// it (DSPy's {model: {total_tokens, …}}); 0 for a cached answer or an
+// unreadable usage. The worker counts a run's tokens from the program's
+// usage before it is encoded; this reads them back from a stored result.
+func TotalTokens(usage json.RawMessage) int64 {
+	if len(usage) == 0 {
 		return 0
 	}
 	var byModel map[string]struct {
 		TotalTokens int64 `json:"total_tokens"`
 	}
-	if json.Unmarshal(r.Usage, &byModel) != nil {
+	if json.Unmarshal(usage, &byModel) != nil {
 		return 0
 	}
 	var n int64

@@ -40,11 +40,12 @@ var goldenEvents = map[string]jobs.EventData{
 	"reset":    jobs.RetryingData{Attempt: 1, Reason: "the JSON adapter takes over"},
 	"retrying": jobs.RetryingData{Attempt: 3, Reason: "LM returned 503", RetryInMS: 1500},
 	"completed": jobs.CompletedData{Result: &jobs.Result{
-		Outputs:    map[string]any{"reasoning": "Because.", "answer": "<42>", "n": 1.5},
+		// In the order the bytes were captured in, when outputs were a map.
+		Outputs:    jobs.Outputs{{Name: "answer", Value: "<42>"}, {Name: "n", Value: 1.5}, {Name: "reasoning", Value: "Because."}},
 		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini", StateSHA256: "ab12", CacheHit: true, Attempts: 2, LMCalls: 3},
 		Usage:      json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LatencySeconds: 0.25,
 	}},
-	"completed_cached": jobs.CompletedData{Result: &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(`{}`)}},
+	"completed_cached": jobs.CompletedData{Result: &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}},
 	"failed":           jobs.FailedData{Error: &jobs.Error{Code: "lm_error", Message: "LM returned 400", Status: 400}, Attempts: 1},
 	"failed_budget":    jobs.FailedData{Error: jobs.BudgetSpent(1000, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))},
 	"expired":          jobs.ExpiredData{Error: &jobs.Error{Code: "expired", Message: "not started within 1m0s"}},
@@ -101,6 +102,10 @@ func checkGolden(t *testing.T, name string, data any) {
 // value, and renders the golden bytes.
 func TestTemplates(t *testing.T) {
 	t.Parallel()
+	result, err := json.Marshal(goldenEvents["completed"].(jobs.CompletedData).Result)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]struct {
 		text   string
 		values jobs.Values
@@ -108,6 +113,7 @@ func TestTemplates(t *testing.T) {
 	}{
 		"started":   {"{\"attempt\":\x01attempt\x01}", jobs.Values{"attempt": 2}, "started"},
 		"cancelled": {"{\"previous\":\x02previous\x02}", jobs.Values{"previous": "running"}, "cancelled"},
+		"completed": {"{\"result\":\x03result\x03}", jobs.Values{"result": json.RawMessage(result)}, "completed"},
 		"batch_progress": {"{\"status\":\x02status\x02,\"request_counts\":{\"total\":\x01total\x01,\"completed\":\x01completed\x01," +
 			"\"failed\":\x01failed\x01,\"cancelled\":\x01cancelled\x01}}",
 			jobs.Values{"status": "in_progress", "total": 50000, "completed": 12, "failed": 3, "cancelled": 0}, "batch_progress"},

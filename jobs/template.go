@@ -77,6 +77,13 @@ func Templates() []Template { return templates }
 var templates = []Template{
 	newTemplate("started", func(f Fields) any { return StartedData{Attempt: f.Int("attempt")} }),
 	newTemplate("cancelled", func(f Fields) any { return CancelledData{Previous: Status(f.String("previous"))} }),
+	// CompletedData around the result as Go encoded it once: the record
+	// script stores those bytes and sends them in the event.
+	newTemplate("completed", func(f Fields) any {
+		return struct {
+			Result json.RawMessage `json:"result"`
+		}{f.JSON("result")}
+	}),
 	newTemplate("batch_progress", func(f Fields) any {
 		return BatchProgress{Status: BatchStatus(f.String("status")), RequestCounts: BatchCounts{
 			Total: f.Int("total"), Completed: f.Int("completed"), Failed: f.Int("failed"), Cancelled: f.Int("cancelled"),

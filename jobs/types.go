@@ -73,7 +73,8 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Provenance says how a result was produced.
+// Provenance says how a result (a job's, or a batch item's line) was
+// produced.
 type Provenance struct {
 	Model       string `json:"model"`
 	StateSHA256 string `json:"program_state_sha256"`
@@ -82,11 +83,21 @@ type Provenance struct {
 	LMCalls     int    `json:"lm_calls"`
 }
 
+// Counted is p, an attempt's, as its job or batch item records it: with
+// the attempt's number as attempts, and the LM calls of the earlier
+// attempts added to its own.
+func (p Provenance) Counted(attempt, earlierLMCalls int) Provenance {
+	p.Attempts = attempt
+	p.LMCalls += earlierLMCalls
+	return p
+}
+
 // Result is a completed job's answer.
 type Result struct {
-	// Outputs holds every output field of the program, reasoning included.
-	Outputs    map[string]any `json:"outputs"`
-	Provenance Provenance     `json:"provenance"`
+	// Outputs holds every output field of the program, reasoning included,
+	// in the signature's order.
+	Outputs    Outputs    `json:"outputs"`
+	Provenance Provenance `json:"provenance"`
 	// Usage is DSPy's usage shape: {model: {prompt_tokens, ...}}; {} when every
 	// LM call was answered from cache.
 	Usage          json.RawMessage `json:"usage"`
@@ -98,7 +109,8 @@ func (r *Result) Answer(name string) string {
 	if r == nil {
 		return ""
 	}
-	s, _ := r.Outputs[name].(string)
+	v, _ := r.Outputs.Get(name)
+	s, _ := v.(string)
 	return s
 }
 

@@ -15,6 +15,18 @@ func addUsage(totals map[string]Usage, model string, u Usage) {
 	totals[model] = mergeUsage(totals[model], u)
 }
 
+// TotalTokens sums total_tokens over the models of the run's usage: what
+// the run cost, as a token budget counts it. A cached run used none.
+func (r *Result) TotalTokens() int64 {
+	var n int64
+	for _, u := range r.Usage {
+		if t, ok := usageInt(u["total_tokens"]); ok && t > 0 {
+			n += t
+		}
+	}
+	return n
+}
+
 // mergeUsage returns a + b without modifying either.
 func mergeUsage(a, b map[string]any) Usage {
 	out := Usage{}

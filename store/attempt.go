@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -146,19 +147,24 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, de
 	return err
 }
 
-// Complete records the result and ends the job, adding its tokens to the
-// owner's usage of the day (see [jobs.UsageKey]). r's provenance comes with this
-// attempt's LM calls; the record gets [Attempt.Recorded] of it. r is not
-// changed, so a repeat after an error (Redis unreachable) records the same.
-// ErrTerminal means it had already ended (a cancel won the race, or another
-// run finished first).
-func (a *Attempt) Complete(ctx context.Context, r *jobs.Result) error {
-	rec := a.Recorded(r)
-	data := mustJSON(jobs.CompletedData{Result: rec})
-	res := mustJSON(rec)
-	_, err := a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data,
-		rec.TotalTokens(), jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), r.Provenance.LMCalls, "result", res, "error", "")
-	return err
+// Complete records the result and ends the job, adding tokens (what the run
+// used) to the owner's usage of the day (see [jobs.UsageKey]). r's
+// provenance comes with this attempt's LM calls; the record gets
+// [Attempt.Recorded] of it, encoded once for the record and the completed
+// event, and returned as it was recorded. r is not changed, so a repeat
+// after an error (Redis unreachable) records the same. ErrTerminal means it
+// had already ended (a cancel won the race, or another run finished first).
+func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (json.RawMessage, error) {
+	res, err := json.Marshal(a.Recorded(r))
+	if err != nil {
+		return nil, fmt.Errorf("complete job %s: encode result: %w", a.JobID, err)
+	}
+	_, err = a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), res,
+		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), r.Provenance.LMCalls)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // Recorded returns a copy of r, whose provenance carries this attempt's LM
@@ -166,10 +172,14 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result) error {
 // calls of all of them.
 func (a *Attempt) Recorded(r *jobs.Result) *jobs.Result {
 	rec := *r
-	rec.Provenance.Attempts = a.Number
-	rec.Provenance.LMCalls = a.earlierLMCalls + r.Provenance.LMCalls
+	rec.Provenance = r.Provenance.Counted(a.Number, a.earlierLMCalls)
 	return &rec
 }
+
+// Cancelled is what the attempt writes when its run stopped for a cancel:
+// nothing, since the cancel has ended the record already (and a newer
+// attempt's run, if that is why it stopped, writes its own end).
+func (*Attempt) Cancelled(context.Context) error { return nil }
 
 // Fail ends the job as failed with reason.
 func (a *Attempt) Fail(ctx context.Context, reason *jobs.Error) error {

@@ -132,11 +132,11 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 	}
 	a2 := start(t, b, j.ID)
 	res := &jobs.Result{
-		Outputs:    map[string]any{"answer": content, "n": 1.5},
+		Outputs:    jobs.Outputs{{Name: "answer", Value: content}, {Name: "n", Value: 1.5}},
 		Provenance: jobs.Provenance{Model: "m", StateSHA256: "ab", LMCalls: 2},
 		Usage:      json.RawMessage(`{"m":{"total_tokens":3}}`), LatencySeconds: 0.5,
 	}
-	if err := a2.Complete(ctx, res); err != nil {
+	if _, err := a2.Complete(ctx, res, 0); err != nil {
 		t.Fatal(err)
 	}
 	checkEvents(t, b, published, j.ID, queued, started(1),

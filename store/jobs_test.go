@@ -89,12 +89,12 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res := &jobs.Result{Outputs: map[string]any{"answer": "Hello"}, Usage: json.RawMessage(`{}`)}
-	if err := a.Complete(ctx, res); err != nil {
+	res := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "Hello"}}, Usage: json.RawMessage(`{}`)}
+	if _, err := a.Complete(ctx, res, 0); err != nil {
 		t.Fatal(err)
 	}
 	// A second completion (asynq ran the task twice) is refused.
-	if err := a.Complete(ctx, res); !errors.Is(err, store.ErrTerminal) {
+	if _, err := a.Complete(ctx, res, 0); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("second complete: %v, want ErrTerminal", err)
 	}
 	if err := a.Token(ctx, "answer", "late"); !errors.Is(err, store.ErrTerminal) {
@@ -214,7 +214,7 @@ func TestCancelIsTerminalAndNotified(t *testing.T) {
 	if err != nil || msg.Payload != j.ID {
 		t.Fatalf("cancel notice = %v %v", msg, err)
 	}
-	if err := a.Complete(ctx, &jobs.Result{}); !errors.Is(err, store.ErrTerminal) {
+	if _, err := a.Complete(ctx, &jobs.Result{}, 0); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("complete after cancel: %v, want ErrTerminal", err)
 	}
 	if _, err := b.client.Cancel(ctx, j.ID); !errors.Is(err, store.ErrTerminal) {
@@ -329,7 +329,7 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	if err := a.Token(ctx, "answer", "x"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "x"}}); err != nil {
+	if _, err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "x"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	r := <-done
@@ -381,7 +381,7 @@ func TestWaitSurvivesPubSubReconnect(t *testing.T) {
 	if err := db.Client.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "x"}}); err != nil {
+	if _, err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "x"}}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -469,8 +469,8 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = start()
-	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
-	if err := a.Complete(ctx, r); err != nil {
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
+	if _, err := a.Complete(ctx, r, 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.store.Get(ctx, j.ID)
@@ -513,11 +513,11 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	if err != nil || a.Number != 2 {
 		t.Fatalf("second start: %+v %v", a, err)
 	}
-	r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Provenance: jobs.Provenance{LMCalls: 1}}
-	if err := a.Complete(ctx, r); !errors.Is(err, syscall.ECONNREFUSED) {
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
+	if _, err := a.Complete(ctx, r, 0); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("complete during the outage: %v, want connection refused", err)
 	}
-	if err := a.Complete(ctx, r); err != nil {
+	if _, err := a.Complete(ctx, r, 0); err != nil {
 		t.Fatalf("complete once Redis is back: %v", err)
 	}
 	got, err := b.store.Get(ctx, j.ID)

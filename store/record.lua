@@ -165,13 +165,14 @@ if op == 'fail' then
 end
 
 if op == 'complete' then
-  -- ARGV[6] result ttl ms, [7] event data, [8] tokens the job used, [9] the
-  -- UTC day (yyyy-mm-dd), [10] usage counter ttl ms, [11] the attempt's LM
-  -- calls, [12..] field/value pairs. The tokens go to the owner's counter for
-  -- the day here, so each completion counts once, atomically with it.
+  -- ARGV[6] result ttl ms, [7] the result (json: the record holds it, the
+  -- completed event carries it), [8] tokens the job used, [9] the UTC day
+  -- (yyyy-mm-dd), [10] usage counter ttl ms, [11] the attempt's LM calls.
+  -- The tokens go to the owner's counter for the day here, so each
+  -- completion counts once, atomically with it.
   add_calls(11)
-  finish('completed', ARGV[6], {unpack(ARGV, 12)})
-  append('completed', ARGV[7])
+  finish('completed', ARGV[6], {'result', ARGV[7], 'error', ''})
+  append('completed', fill(T.completed, {result = ARGV[7]}))
   local tokens = tonumber(ARGV[8])
   if tokens > 0 then
     local usage = usage_key(ARGV[9])

@@ -24,6 +24,10 @@ func TestFillIsTheGoRendering(t *testing.T) {
 	cases := map[string][]jobs.Values{
 		"started":   {{"attempt": 1}, {"attempt": 12}, {"attempt": 1234567}},
 		"cancelled": {{"previous": "queued"}, {"previous": "running"}, {"previous": "retrying"}},
+		"completed": {
+			{"result": json.RawMessage(`{"outputs":{"reasoning":"\u003cb\u003e \u2028é\u0001\"\\","answer":"a"},"provenance":{"model":"m","program_state_sha256":"","cache_hit":false,"attempts":1,"lm_calls":1},"usage":{},"latency_seconds":0.5}`)},
+			{"result": json.RawMessage(`{"outputs":{},"provenance":{"model":"","program_state_sha256":"","cache_hit":true,"attempts":3,"lm_calls":0},"usage":null,"latency_seconds":0}`)},
+		},
 		"batch_progress": {
 			{"status": "in_progress", "total": 0, "completed": 0, "failed": 0, "cancelled": 0},
 			{"status": "cancelling", "total": 50000, "completed": 49000, "failed": 999, "cancelled": 1},

@@ -84,7 +84,7 @@ func TestRecordOfRelease114e39c(t *testing.T) {
 	if d := cmp.Diff(spec, a.Spec); d != "" {
 		t.Errorf("started (-want +got):\n%s", d)
 	}
-	if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": "far"}, Usage: json.RawMessage(`{"m":{"total_tokens":12}}`)}); err != nil {
+	if _, err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "far"}}, Usage: json.RawMessage(`{"m":{"total_tokens":12}}`)}, 12); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := store.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now())); err != nil || n != 12 {

@@ -26,8 +26,8 @@ func TestCompletionCountsTokensOnce(t *testing.T) {
 			t.Fatalf("start: %v %v", out, err)
 		}
 		if usage != "" {
-			r := &jobs.Result{Outputs: map[string]any{"answer": "a"}, Usage: json.RawMessage(usage)}
-			if err := a.Complete(ctx, r); err != nil {
+			r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(usage)}
+			if _, err := a.Complete(ctx, r, jobs.TotalTokens(r.Usage)); err != nil {
 				t.Fatalf("complete: %v", err)
 			}
 		}
@@ -35,7 +35,7 @@ func TestCompletionCountsTokensOnce(t *testing.T) {
 	}
 	a := run("alice", `{"m1":{"total_tokens":15},"m2":{"total_tokens":5}}`)
 	// A second completion of the same job is refused and counts nothing.
-	if err := a.Complete(ctx, &jobs.Result{Usage: json.RawMessage(`{"m":{"total_tokens":1000}}`)}); err == nil {
+	if _, err := a.Complete(ctx, &jobs.Result{Usage: json.RawMessage(`{"m":{"total_tokens":1000}}`)}, 1000); err == nil {
 		t.Fatal("second Complete succeeded")
 	}
 	run("alice", `{"m":{"total_tokens":7}}`)

@@ -5,129 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
-	"github.com/qaqueue/qaqueue/program"
-	"github.com/rs/zerolog"
 )
 
-// Batch items. An item is not a job record: it is a slot in its batch (its
+// Batches. An item is not a job record: it is a slot in its batch (its
 // inputs in the batch's items hash, the rest of its spec in the batch
-// record, the result in its results hash), so a
-// 50,000-item batch costs one task and two script calls per item, not a
-// record, an event stream and five script calls. The item's run reuses the
-// job path's pieces: the Runner, classify, the retry/defer errors asynq reads.
-
-// ownerShare is why an item is put back when its owner holds its share of
-// this worker's batch slots.
-var ownerShare = &jobs.Error{Code: "owner_share", Message: "owner is at its share of the batch workers"}
-
-// ownerShareDelay is how long an item over its owner's share waits before it
-// is offered again (asynq adds up to a second; see notBefore).
-const ownerShareDelay = 250 * time.Millisecond
-
-// ownerSlots counts each owner's running items in this process and refuses
-// more than limit while other owners have batches running (alone, an owner
-// may use every slot: the share is a fairness rule, not a cap). Per process
-// rather than in Redis: each worker's batch slots are split the same way, so
-// the fleet's are too, and a crashed worker's counts vanish with it instead
-// of leaking.
-type ownerSlots struct {
-	limit int
-	mu    sync.Mutex
-	n     map[string]int
-
-	// contended caches whether more than one owner has batches running.
-	checked   time.Time
-	contended bool
-}
-
-// contendedEvery is how long the active-owners count is trusted.
-const contendedEvery = time.Second
-
-// isContended reports whether owners compete for the batch slots, asking
-// Redis at most once per contendedEvery; on an error it assumes they do.
-func (o *ownerSlots) isContended(ctx context.Context, count func(context.Context) (int64, error)) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if time.Since(o.checked) < contendedEvery {
-		return o.contended
-	}
-	n, err := count(ctx)
-	o.contended, o.checked = err != nil || n > 1, time.Now()
-	return o.contended
-}
-
-func newOwnerSlots(share float64, concurrency int) *ownerSlots {
-	limit := concurrency
-	if share > 0 && share < 1 {
-		limit = max(1, int(math.Ceil(share*float64(concurrency))))
-	}
-	return &ownerSlots{limit: limit, n: map[string]int{}}
-}
-
-func (o *ownerSlots) acquire(owner string, contended bool) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if contended && o.n[owner] >= o.limit {
-		return false
-	}
-	o.n[owner]++
-	return true
-}
-
-func (o *ownerSlots) release(owner string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.n[owner]--; o.n[owner] <= 0 {
-		delete(o.n, owner)
-	}
-}
-
-// batchRuns are the running items per batch, so a batch cancel reaches them.
-type batchRuns struct {
-	mu   sync.Mutex
-	next uint64
-	runs map[string]map[uint64]context.CancelCauseFunc
-}
-
-func (r *batchRuns) track(batchID string, cancel context.CancelCauseFunc) (untrack func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.runs == nil {
-		r.runs = map[string]map[uint64]context.CancelCauseFunc{}
-	}
-	r.next++
-	k := r.next
-	if r.runs[batchID] == nil {
-		r.runs[batchID] = map[uint64]context.CancelCauseFunc{}
-	}
-	r.runs[batchID][k] = cancel
-	return func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		delete(r.runs[batchID], k)
-		if len(r.runs[batchID]) == 0 {
-			delete(r.runs, batchID)
-		}
-	}
-}
-
-// cancel stops every running item of batch id (a cancel notice carries a
-// job or a batch id; unknown ids are ignored) and says how many it stopped.
-func (r *batchRuns) cancel(id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.runs[id] {
-		c(errCancelled)
-	}
-	return len(r.runs[id])
-}
+// record, the result in its results hash), so a 50,000-item batch costs one
+// task and two script calls per item, not a record, an event stream and
+// five script calls. An item runs the job's lifecycle (handler.go), started
+// and settled through the batch (itemTask, batches.ItemAttempt); this file
+// has the batch's own tasks: expanding its items into tasks, requeueing a
+// retry round's, and ending it when its window passes.
 
 // registerBatch adds the batch handlers when the worker has Deps.Batches.
 func (w *Worker) registerBatch(mux *asynq.ServeMux) {
@@ -135,7 +27,7 @@ func (w *Worker) registerBatch(mux *asynq.ServeMux) {
 		return
 	}
 	w.shares = newOwnerSlots(w.cfg.BatchOwnerShare, w.cfg.BatchConcurrency)
-	mux.HandleFunc(jobs.TaskTypeBatchItem, w.handleBatchItem)
+	mux.HandleFunc(jobs.TaskTypeBatchItem, w.handler(itemKind))
 	mux.HandleFunc(jobs.TaskTypeBatchExpand, w.handleBatchExpand)
 	mux.HandleFunc(jobs.TaskTypeBatchRequeue, w.handleBatchRequeue)
 	mux.HandleFunc(jobs.TaskTypeBatchCheck, w.handleBatchCheck)
@@ -146,112 +38,6 @@ func (w *Worker) registerBatch(mux *asynq.ServeMux) {
 func batchQueues(c *asynq.Config) {
 	c.Queues = map[string]int{jobs.QueueBatchControl: 10, jobs.QueueBatch: 1}
 	c.StrictPriority = true
-}
-
-// handleBatchItem runs one attempt of a batch item and records its end in
-// the batch (never left to asynq's recoverer: the item's start counts its
-// attempts and fails it on the last).
-func (w *Worker) handleBatchItem(ctx context.Context, t *asynq.Task) error {
-	p, err := jobs.ParseBatchItemPayload(t.Payload())
-	if err != nil {
-		return fmt.Errorf("%w: bad batch item payload: %v", asynq.SkipRetry, err)
-	}
-	var (
-		att *batches.ItemAttempt
-		out batches.ItemOutcome
-	)
-	err = persist(ctx, func(ctx context.Context) (err error) {
-		att, out, err = w.deps.Batches.StartItem(ctx, p)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("start batch item: %w", err)
-	}
-	switch out {
-	case batches.ItemStarted:
-	case batches.ItemOverBudget:
-		// Counted failed in the batch, which says why; a batch may have
-		// thousands, so no line each.
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
-		return asynq.RevokeTask
-	default:
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "dropped")
-		return asynq.RevokeTask
-	}
-	spec := att.Spec
-	log := w.withQuestion(w.log.With().Str("batch_id", p.Batch).Int("index", p.Index).Int("attempt", att.Number),
-		spec.Question()).Logger()
-	// The owner is known once the item has started (its payload holds ids
-	// alone); an item over its share is given back, its start uncounted.
-	if !w.shares.acquire(spec.Owner, w.shares.isContended(ctx, w.deps.Batches.ActiveOwners)) {
-		wctx, wcancel := finalWriteContext(ctx)
-		defer wcancel()
-		return w.finishItem(wctx, log, att, verdict{action: deferLater, delay: ownerShareDelay, reason: ownerShare})
-	}
-	defer w.shares.release(spec.Owner)
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	defer w.batchRuns.track(p.Batch, cancel)()
-
-	started := time.Now()
-	key, err := spec.Hash()
-	if err != nil || spec.Options.NoCache {
-		key = "" // run alone
-	}
-	res, runErr := w.batchFlight.do(runCtx, key, func(ctx context.Context) (*RunResult, error) {
-		return w.deps.Runner.Run(ctx, spec.Inputs, RunOptions{NoCache: spec.Options.NoCache, Priority: program.PriorityBatch})
-	})
-	wctx, wcancel := finalWriteContext(ctx)
-	defer wcancel()
-	if runErr == nil {
-		took := time.Since(started)
-		r := &jobs.Result{Outputs: res.Outputs, Usage: res.Usage, LatencySeconds: took.Seconds(),
-			Provenance: jobs.Provenance{CacheHit: res.CacheHit}}
-		err := persist(wctx, func(ctx context.Context) error { return att.Complete(ctx, r) })
-		if err != nil && !errors.Is(err, batches.ErrEnded) {
-			return fmt.Errorf("record batch item result: %w", err)
-		}
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "completed")
-		w.deps.Metrics.observeRun(jobs.QueueBatch, took)
-		return nil
-	}
-	v := classify(runCtx, runErr, att.Number, att.Last, defaultBackoff)
-	return w.finishItem(wctx, log, att, v)
-}
-
-// finishItem records a failed item run's verdict and tells asynq what to do.
-func (w *Worker) finishItem(ctx context.Context, log zerolog.Logger, att *batches.ItemAttempt, v verdict) error {
-	switch v.action {
-	case revoke:
-		if err := persist(ctx, att.Cancelled); err != nil && !errors.Is(err, batches.ErrEnded) {
-			return fmt.Errorf("record batch item cancel: %w", err)
-		}
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "cancelled")
-		return asynq.RevokeTask
-	case requeued:
-		if err := att.Defer(ctx); err != nil {
-			log.Warn().Err(err).Msg("record batch item requeue")
-		}
-		return handled{errors.New(v.reason.Message)} // asynq requeues it itself
-	case failNow:
-		err := persist(ctx, func(ctx context.Context) error { return att.Fail(ctx, v.reason) })
-		if err != nil && !errors.Is(err, batches.ErrEnded) {
-			return fmt.Errorf("record batch item failure: %w", err)
-		}
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "failed")
-		w.logReason(log.Warn(), v).Msg("batch item failed")
-		return handled{fmt.Errorf("%w: %s", asynq.SkipRetry, v.reason.Message)}
-	case deferLater:
-		if err := persist(ctx, att.Defer); err != nil {
-			return fmt.Errorf("record batch item defer: %w", err)
-		}
-		w.deps.Metrics.observeOutcome(jobs.QueueBatch, "deferred")
-		w.logReason(log.Debug(), v).Dur("retry_in", v.delay).Msg("batch item put back")
-		return handled{&delayedError{delay: v.delay, counted: false, err: errors.New(v.reason.Message)}}
-	}
-	w.deps.Metrics.observeOutcome(jobs.QueueBatch, "retried")
-	w.logReason(log.Info(), v).Dur("retry_in", v.delay).Msg("batch item will run again")
-	return handled{&delayedError{delay: v.delay, counted: true, err: errors.New(v.reason.Message)}}
 }
 
 // uploadCommitWait is how long an expansion that found its upload not yet
@@ -296,53 +82,4 @@ func (w *Worker) handleBatchCheck(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: bad batch payload: %v", asynq.SkipRetry, err)
 	}
 	return w.deps.Batches.CheckWindow(ctx, p.BatchID)
-}
-
-// flight shares one run among items asking the same (the same spec.Hash:
-// program, inputs, options) at the same time in this process: the LM cache
-// serves repeats that come later, but identical items running side by side
-// would all miss it. A follower whose leader failed runs itself, so one
-// item's cancel or error never becomes another's.
-type flight struct {
-	mu    sync.Mutex
-	calls map[string]*flightCall
-}
-
-type flightCall struct {
-	done chan struct{}
-	res  *RunResult
-	err  error
-}
-
-// do runs run, or waits for the run of another item with the same key; an
-// empty key (an item bypassing the cache) runs alone.
-func (f *flight) do(ctx context.Context, key string, run func(context.Context) (*RunResult, error)) (*RunResult, error) {
-	if key == "" {
-		return run(ctx)
-	}
-	f.mu.Lock()
-	if f.calls == nil {
-		f.calls = map[string]*flightCall{}
-	}
-	if c, ok := f.calls[key]; ok {
-		f.mu.Unlock()
-		select {
-		case <-c.done:
-			if c.err == nil {
-				return c.res, nil
-			}
-			return run(ctx)
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
-	}
-	c := &flightCall{done: make(chan struct{})}
-	f.calls[key] = c
-	f.mu.Unlock()
-	c.res, c.err = run(ctx)
-	f.mu.Lock()
-	delete(f.calls, key)
-	f.mu.Unlock()
-	close(c.done)
-	return c.res, c.err
 }

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -146,7 +147,7 @@ func TestBatchOwnerShare(t *testing.T) {
 				return nil, ctx.Err()
 			}
 		}
-		return &worker.RunResult{Outputs: map[string]any{"answer": q}}, nil
+		return &worker.RunResult{Outputs: jobs.Outputs{{Name: "answer", Value: q}}}, nil
 	})
 	w, err := worker.New(worker.Config{Concurrency: 1, BatchConcurrency: 4, BatchOwnerShare: 0.5, ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: db.Client, Store: jobStore, Runner: run, Batches: bs, Log: zerolog.Nop()})
@@ -242,5 +243,31 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	})
 	if logs := b.logs.String(); strings.Contains(logs, `"level":"error"`) || strings.Contains(logs, `"level":"warn"`) {
 		t.Fatalf("the wait was logged as a problem:\n%s", logs)
+	}
+}
+
+// TestBatchLineCountsEveryAttempt: an item whose first attempt called the
+// LM and failed reports, as a job does, both attempts and both LM calls in
+// its line's provenance.
+func TestBatchLineCountsEveryAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	b.startWorker(t, worker.Config{})
+	items := []jobs.BatchItem{{CustomID: "1", Inputs: jobs.Inputs{"question": "flaky item [[fakelm:500,times=1]]"}}}
+	id := createBatch(t, b.batches, "o", items, false)
+	if bt := b.waitBatch(t, id); bt.Counts.Completed != 1 {
+		t.Fatalf("batch = %s %+v", bt.Status, bt.Counts)
+	}
+	lines, err := b.batches.Results(context.Background(), id, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r jobs.ItemResult
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := &jobs.Provenance{Model: b.runner.Model(), StateSHA256: b.runner.StateSHA256(), Attempts: 2, LMCalls: 2}
+	if r.Attempts != 2 || r.Provenance == nil || *r.Provenance != *want {
+		t.Fatalf("line = %s; want 2 attempts and provenance %+v", lines[0], want)
 	}
 }

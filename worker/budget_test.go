@@ -68,7 +68,7 @@ func TestTokenBudgetStopsABatchMidway(t *testing.T) {
 		}
 		switch r.Status {
 		case jobs.StatusCompleted:
-			maxItem = max(maxItem, (&jobs.Result{Usage: r.Usage}).TotalTokens())
+			maxItem = max(maxItem, jobs.TotalTokens(r.Usage))
 		case jobs.StatusFailed:
 			checkBudgetReason(t, fmt.Sprintf("item %d", i), r.Error)
 		default:
@@ -117,5 +117,39 @@ func TestTokenBudgetRefusesAJobAtItsStart(t *testing.T) {
 	}
 	if j := b.waitEnd(t, b.submit(t, ask("Bob's turn", "bob", jobs.Options{}))); j.Status != jobs.StatusCompleted {
 		t.Fatalf("another owner's job = %s %+v", j.Status, j.Error)
+	}
+}
+
+// TestTrackUsageOff: with TRACK_USAGE=false, a job's result and a batch
+// item's line carry "usage": null, yet what they spend still counts toward
+// their owner's daily budget: the worker counts a run's tokens before its
+// usage is encoded (or left out).
+func TestTrackUsageOff(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{TokenBudgetPerDay: 1_000_000})
+	b.startWorker(t, worker.Config{DisableUsage: true})
+	ctx := context.Background()
+	day := jobs.UsageDay(time.Now())
+	j := b.waitEnd(t, b.submit(t, ask("What does a job spend?", "alice", jobs.Options{})))
+	if j.Status != jobs.StatusCompleted || string(j.Result.Usage) != "null" {
+		t.Fatalf("job = %s, usage %s; want completed without usage", j.Status, j.Result.Usage)
+	}
+	if used, err := store.TokensUsed(ctx, b.db.Client, "alice", day); err != nil || used == 0 {
+		t.Fatalf("alice's job spent %d tokens (%v), want its run's", used, err)
+	}
+	batch := createBatch(t, b.batches, "bob", []jobs.BatchItem{{CustomID: "1", Inputs: jobs.Inputs{"question": "What does an item spend?"}}}, false)
+	if bt := b.waitBatch(t, batch); bt.Counts.Completed != 1 {
+		t.Fatalf("batch = %s %+v", bt.Status, bt.Counts)
+	}
+	lines, err := b.batches.Results(ctx, batch, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil || string(line["usage"]) != "null" {
+		t.Fatalf("item line = %s (%v), want \"usage\": null", lines[0], err)
+	}
+	if used, err := store.TokensUsed(ctx, b.db.Client, "bob", day); err != nil || used == 0 {
+		t.Fatalf("bob's item spent %d tokens (%v), want its run's", used, err)
 	}
 }

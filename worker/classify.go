@@ -15,7 +15,7 @@ import (
 // errCancelled is the cause set on a run's context when its job is cancelled.
 var errCancelled = errors.New("job cancelled")
 
-// action is what the queue should do with a task after a failed run.
+// action is what becomes of a task after its start and run (settle).
 type action int
 
 const (
@@ -30,9 +30,17 @@ const (
 	revoke
 	// requeued: the worker is shutting down; asynq puts the task back itself.
 	requeued
+	// completed: record the run's result.
+	completed
+	// refused: the start ended it failed, its owner's budget spent; drop
+	// the task.
+	refused
+	// dropped: it had ended, or is gone, before the start; drop the task.
+	dropped
 )
 
-// verdict is the outcome of classify.
+// verdict is what became of an attempt: the outcome of classify for a
+// failed run, or completed, refused or dropped.
 type verdict struct {
 	action action
 	delay  time.Duration
@@ -41,6 +49,9 @@ type verdict struct {
 	// answer, which restates the question): the record keeps it for the
 	// job's owner; logs get it only with Config.LogQuestions (logReason).
 	quoted string
+	// run and took are a completed run's result and how long it took.
+	run  *RunResult
+	took time.Duration
 }
 
 // classify is the one place that maps a run's failure to what the queue does

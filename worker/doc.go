@@ -1,8 +1,11 @@
 // Package worker runs the QA program for queued jobs: separate asynq servers
 // for the interactive and batch queues (so a batch can never take the slots
 // interactive work needs; one interactive server per 250 slots, since each
-// server starts tasks from one serial dequeue loop), the task handlers, the one function that maps a
-// failure to retry / fail / revoke / defer, token publishing, and the cancel
-// listener. It reports only through the job record (package store) and the
-// batch (package batches).
+// server starts tasks from one serial dequeue loop); one lifecycle for jobs
+// and batch items, parse → start → run → settle (handler.go; kinds.go holds
+// what differs), where classify maps a failure to retry / fail / revoke /
+// defer and settle is the one place a verdict becomes a write, asynq's next
+// step and one log line; token publishing, the cancel listener, and the
+// batch's own tasks (batch.go). It reports only through a sink: the job
+// record (package store) or the batch (package batches).
 package worker

@@ -54,15 +54,16 @@ func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOpt
 		}
 		return nil, err
 	}
-	outputs := make(map[string]any, res.Outputs.Len())
-	for _, k := range res.Outputs.Keys() {
-		outputs[k], _ = res.Outputs.Get(k)
+	outputs := make(jobs.Outputs, 0, res.Outputs.Len())
+	for _, k := range res.Outputs.Keys() { // the signature's order
+		v, _ := res.Outputs.Get(k)
+		outputs = append(outputs, jobs.Output{Name: k, Value: v})
 	}
 	usage, err := json.Marshal(res.Usage)
 	if err != nil {
 		return nil, fmt.Errorf("encode usage: %w", err)
 	}
-	return &RunResult{Outputs: outputs, Usage: usage, CacheHit: res.CacheHit, LMCalls: int(lm.calls.Load())}, nil
+	return &RunResult{Outputs: outputs, Usage: usage, Tokens: res.TotalTokens(), CacheHit: res.CacheHit, LMCalls: int(lm.calls.Load())}, nil
 }
 
 // countingLM counts a run's LM calls, failed ones included: a call cut off

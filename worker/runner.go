@@ -34,8 +34,12 @@ type RunOptions struct {
 
 // RunResult is a successful run.
 type RunResult struct {
-	Outputs  map[string]any
-	Usage    json.RawMessage
+	// Outputs are the program's output fields in its signature's order.
+	Outputs jobs.Outputs
+	Usage   json.RawMessage
+	// Tokens is Usage's total_tokens over its models, counted before it was
+	// encoded: what the run costs its owner's daily budget.
+	Tokens   int64
 	CacheHit bool
 	// LMCalls counts the run's LM calls, failed ones included.
 	LMCalls int

@@ -129,16 +129,16 @@ type Worker struct {
 	stop        chan struct{} // closed first on shutdown: ends blocking waits
 	stopOnce    sync.Once
 
-	mu       sync.Mutex
-	running  map[string]context.CancelCauseFunc // job id → cancel of its run
-	cancelPS *redis.PubSub
-	cancelWG sync.WaitGroup
+	// Running jobs by job id, running batch items by batch id: where a
+	// cancel notice reaches them.
+	jobRuns, batchRuns runs
+	cancelPS           *redis.PubSub
+	cancelWG           sync.WaitGroup
 
-	// Batch items (batch.go): running items per batch, and each owner's
-	// share of the batch slots.
-	batchRuns   batchRuns
-	shares      *ownerSlots
-	batchFlight flight
+	// Batch items: each owner's share of the batch slots (share.go), and
+	// the runs that items asking the same share (flight.go).
+	shares *ownerSlots
+	shared flight
 }
 
 // New builds a worker; Start runs it.
@@ -154,9 +154,9 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	case !(cfg.BatchOwnerShare > 0 && cfg.BatchOwnerShare <= 1):
 		return nil, fmt.Errorf("new worker: BatchOwnerShare must be above 0 and at most 1, got %v", cfg.BatchOwnerShare)
 	}
-	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{}), running: map[string]context.CancelCauseFunc{}}
+	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{})}
 	mux := asynq.NewServeMux()
-	mux.HandleFunc(jobs.TaskTypePredict, w.handle)
+	mux.HandleFunc(jobs.TaskTypePredict, w.handler(jobKind))
 	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
 
 	for _, slots := range splitSlots(cfg.Concurrency, cfg.InteractiveServers) {
@@ -250,12 +250,7 @@ func (w *Worker) Shutdown() {
 func (w *Worker) listenCancels() {
 	defer w.cancelWG.Done()
 	for msg := range w.cancelPS.Channel() {
-		w.mu.Lock()
-		cancel := w.running[msg.Payload]
-		w.mu.Unlock()
-		if cancel != nil {
-			cancel(errCancelled)
-		}
+		w.jobRuns.cancel(msg.Payload)
 		// A cancelled batch's running items (batch.go): one line for them all.
 		if n := w.batchRuns.cancel(msg.Payload); n > 0 {
 			w.log.Info().Str("batch_id", msg.Payload).Int("running_items", n).Msg("batch cancelled: stopping its running items")
@@ -263,15 +258,46 @@ func (w *Worker) listenCancels() {
 	}
 }
 
-func (w *Worker) track(id string, cancel context.CancelCauseFunc) (untrack func()) {
-	w.mu.Lock()
-	w.running[id] = cancel
-	w.mu.Unlock()
-	return func() {
-		w.mu.Lock()
-		delete(w.running, id)
-		w.mu.Unlock()
+// runs are the running attempts by the id a cancel notice names: a job's,
+// or a batch's for its items.
+type runs struct {
+	mu   sync.Mutex
+	next uint64
+	runs map[string]map[uint64]context.CancelCauseFunc
+}
+
+// track registers the cancel of a run under id until untrack.
+func (r *runs) track(id string, cancel context.CancelCauseFunc) (untrack func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runs == nil {
+		r.runs = map[string]map[uint64]context.CancelCauseFunc{}
 	}
+	r.next++
+	k := r.next
+	if r.runs[id] == nil {
+		r.runs[id] = map[uint64]context.CancelCauseFunc{}
+	}
+	r.runs[id][k] = cancel
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.runs[id], k)
+		if len(r.runs[id]) == 0 {
+			delete(r.runs, id)
+		}
+	}
+}
+
+// cancel stops every run tracked under id (unknown ids are ignored) and
+// says how many it stopped.
+func (r *runs) cancel(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.runs[id] {
+		c(errCancelled)
+	}
+	return len(r.runs[id])
 }
 
 // splitSlots divides slots over n servers as evenly as it can.

@@ -120,7 +120,7 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 		if err != nil || out != batches.ItemStarted {
 			t.Fatalf("start item %d: %v %v", index, out, err)
 		}
-		if err := a.Complete(ctx, &jobs.Result{Outputs: map[string]any{"answer": customID}}); err != nil {
+		if _, err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: customID}}}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

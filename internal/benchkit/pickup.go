@@ -190,7 +190,7 @@ func (r StartRunner) Run(context.Context, jobs.Inputs, worker.RunOptions) (*work
 	case r.Started <- now:
 	default:
 	}
-	return &worker.RunResult{Outputs: map[string]any{"answer": "42"}, Usage: []byte("{}")}, nil
+	return &worker.RunResult{Outputs: jobs.Outputs{{Name: "answer", Value: "42"}}, Usage: []byte("{}")}, nil
 }
 
 // Model names the fake model.

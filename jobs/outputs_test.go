@@ -1,0 +1,97 @@
+package jobs_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/jobs"
+)
+
+// TestOutputsKeepTheirOrder: outputs marshal in their order, as an object,
+// and read back in the order they were written.
+func TestOutputsKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	out := jobs.Outputs{
+		{Name: "reasoning", Value: "Because <b> & more."},
+		{Name: "answer", Value: "42"},
+		{Name: "scores", Value: map[string]any{"b": 2, "a": 1}},
+		{Name: "tags", Value: []string{"x", "y"}},
+		{Name: "none", Value: nil},
+	}
+	b, err := json.Marshal(jobs.Result{Outputs: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"outputs":{"reasoning":"Because \u003cb\u003e \u0026 more.","answer":"42","scores":{"a":1,"b":2},"tags":["x","y"],"none":null},` +
+		`"provenance":{"model":"","program_state_sha256":"","cache_hit":false,"attempts":0,"lm_calls":0},"usage":null,"latency_seconds":0}`
+	if string(b) != want {
+		t.Errorf("marshal:\n got %s\nwant %s", b, want)
+	}
+	var back jobs.Result
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	wantBack := jobs.Outputs{
+		{Name: "reasoning", Value: "Because <b> & more."},
+		{Name: "answer", Value: "42"},
+		{Name: "scores", Value: map[string]any{"a": 1.0, "b": 2.0}},
+		{Name: "tags", Value: []any{"x", "y"}},
+		{Name: "none", Value: nil},
+	}
+	if d := cmp.Diff(wantBack, back.Outputs); d != "" {
+		t.Errorf("unmarshal (-want +got):\n%s", d)
+	}
+	if v, ok := back.Outputs.Get("answer"); !ok || v != "42" || back.Answer("answer") != "42" {
+		t.Errorf("Get(answer) = %v, %v", v, ok)
+	}
+	if _, ok := back.Outputs.Get("missing"); ok || back.Answer("missing") != "" {
+		t.Error("Get(missing) found something")
+	}
+}
+
+// TestOutputsEscapeAsTheirEncoderAsks: an Encoder that leaves HTML alone
+// gets the outputs unescaped too, as it got a map's.
+func TestOutputsEscapeAsTheirEncoderAsks(t *testing.T) {
+	t.Parallel()
+	for _, escape := range []bool{true, false} {
+		encode := func(v any) string {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(escape)
+			if err := enc.Encode(v); err != nil {
+				t.Fatal(err)
+			}
+			return b.String()
+		}
+		got := encode(jobs.Outputs{{Name: "a<", Value: "<&>\u2028"}})
+		if want := encode(map[string]any{"a<": "<&>\u2028"}); got != want {
+			t.Errorf("escape %v: %s, want %s", escape, got, want)
+		}
+	}
+}
+
+// TestOutputsNullAndEmpty: absent outputs stay null (and are left out of a
+// failed line); no outputs are an empty object.
+func TestOutputsNullAndEmpty(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[*jobs.Outputs]string{new(jobs.Outputs): "null", {}: "{}"} {
+		b, err := json.Marshal(*v)
+		if err != nil || string(b) != want {
+			t.Errorf("marshal %#v = %s, %v; want %s", *v, b, err, want)
+		}
+		var back jobs.Outputs
+		if err := json.Unmarshal(b, &back); err != nil || (back == nil) != (*v == nil) {
+			t.Errorf("unmarshal %s = %#v, %v", b, back, err)
+		}
+	}
+	b, err := json.Marshal(jobs.ItemResult{CustomID: "x", Status: jobs.StatusFailed})
+	if err != nil || bytes.Contains(b, []byte("outputs")) {
+		t.Errorf("failed line = %s, %v; want no outputs", b, err)
+	}
+	var out jobs.Outputs
+	if err := json.Unmarshal([]byte(`["answer"]`), &out); err == nil {
+		t.Error("an array read as outputs")
+	}
+}
