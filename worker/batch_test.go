@@ -14,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
@@ -64,7 +65,7 @@ func TestBatchRepeatedQuestionsReachTheLMOnce(t *testing.T) {
 	}
 	id := createBatch(t, bs, "o", items, false)
 	var end *jobs.Batch
-	eventually(t, "the batch to end", func() bool {
+	testwait.Until(t, "the batch to end", func() bool {
 		b, err := bs.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
@@ -167,12 +168,12 @@ func TestBatchOwnerShare(t *testing.T) {
 	}
 	aID := create("A", 100)
 	// Alone, A takes every slot.
-	eventually(t, "A on all four slots", func() bool { mu.Lock(); defer mu.Unlock(); return running['A'] == 4 })
+	testwait.Until(t, "A on all four slots", func() bool { mu.Lock(); defer mu.Unlock(); return running['A'] == 4 })
 	b := create("B", 10)
 	close(hold)
 	// With B running, A's items beyond two slots are put back, so B's items
 	// are reached and run while most of A's batch is still to come.
-	eventually(t, "B's batch to end", func() bool {
+	testwait.Until(t, "B's batch to end", func() bool {
 		bt, err := bs.Get(context.Background(), b)
 		return err == nil && bt.Status.Terminal()
 	})
@@ -228,7 +229,7 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	}
 	b.startWorker(t, worker.Config{})
 	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
-	eventually(t, "the expansion to wait for the commit", func() bool {
+	testwait.Until(t, "the expansion to wait for the commit", func() bool {
 		info, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
 		return err == nil && info.State == asynq.TaskStateRetry && info.Retried == 0 &&
 			strings.Contains(info.LastErr, batches.ErrUploading.Error())
@@ -237,7 +238,7 @@ func TestBatchExpansionWaitsForItsUploadsCommit(t *testing.T) {
 	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the expansion to end", func() bool {
+	testwait.Until(t, "the expansion to end", func() bool {
 		_, err := insp.GetTaskInfo(jobs.QueueBatchControl, "expand-"+id)
 		return errors.Is(err, asynq.ErrTaskNotFound)
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
@@ -17,7 +18,7 @@ import (
 func (b *bundle) waitBatch(t *testing.T, id string) *jobs.Batch {
 	t.Helper()
 	var bt *jobs.Batch
-	waitUntil(t, "batch "+id+" to end", 2*patience, func() bool {
+	testwait.Within(t, 2*testwait.Patience, "batch "+id+" to end", func() bool {
 		var err error
 		if bt, err = b.batches.Get(context.Background(), id); err != nil {
 			t.Fatal(err)

@@ -94,7 +94,7 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 	defer cancel(nil)
 	defer a.runs.track(a.runID, cancel)()
 
-	opts := RunOptions{NoCache: a.spec.Options.NoCache, Priority: program.PriorityInteractive}
+	opts := RunOptions{Options: a.spec.Options, Priority: program.PriorityInteractive}
 	if a.queue == jobs.QueueBatch {
 		opts.Priority = program.PriorityBatch
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
@@ -175,7 +176,7 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 
 	// The first LM call with this prompt stalls until its client hangs up.
 	id := b.submit(t, ask("long [[fakelm:stall,times=1]]", "", jobs.Options{}))
-	waitUntil(t, "the helper runs the job and its LM call stalls", 60*time.Second, func() bool {
+	testwait.Within(t, 60*time.Second, "the helper runs the job and its LM call stalls", func() bool {
 		j, err := b.store.Get(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -222,7 +223,7 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 	// It came back through asynq's recoverer, which spent one retry on it.
 	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
 	var info *asynq.TaskInfo
-	waitUntil(t, "the task is marked completed", 30*time.Second, func() bool {
+	testwait.Within(t, 30*time.Second, "the task is marked completed", func() bool {
 		var err error
 		info, err = insp.GetTaskInfo(jobs.QueueInteractive, id)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
@@ -67,7 +68,7 @@ func TestLogsHoldNoQuestionText(t *testing.T) {
 func waitLogs(t *testing.T, b *bundle, cond func(string) bool) string {
 	t.Helper()
 	var logs string
-	eventually(t, "the log lines", func() bool { logs = b.logs.String(); return cond(logs) })
+	testwait.Until(t, "the log lines", func() bool { logs = b.logs.String(); return cond(logs) })
 	return logs
 }
 
@@ -87,7 +88,7 @@ func TestCancelIsNotAWarning(t *testing.T) {
 	batch := createBatch(t, b.batches, "o", items, false)
 	job := b.submit(t, ask("A job [[fakelm:stall]]", "o", jobs.Options{Stream: true}))
 	insp := asynq.NewInspectorFromRedisClient(b.db.Client)
-	eventually(t, "items and the job to run", func() bool {
+	testwait.Until(t, "items and the job to run", func() bool {
 		q, err := insp.GetQueueInfo(jobs.QueueBatch)
 		j, _ := b.store.Get(ctx, job)
 		return err == nil && q.Active == slots && j != nil && j.Status == jobs.StatusRunning
@@ -102,7 +103,7 @@ func TestCancelIsNotAWarning(t *testing.T) {
 		t.Fatalf("batch = %s %+v", bt.Status, bt.Counts)
 	}
 	// Every task has come up and been dropped.
-	eventually(t, "the queues to drain", func() bool {
+	testwait.Until(t, "the queues to drain", func() bool {
 		for _, name := range []string{jobs.QueueBatch, jobs.QueueInteractive} {
 			q, err := insp.GetQueueInfo(name)
 			if err != nil || q.Pending+q.Active+q.Retry+q.Scheduled > 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/internal/benchkit"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
@@ -96,7 +97,7 @@ func cacheDequeueScript(t *testing.T, db *redistest.DB) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	waitUntil(t, "asynq's dequeue script cached", 20*time.Second, func() bool { return h.cachedEmpty.Load() > 0 })
+	testwait.Within(t, 20*time.Second, "asynq's dequeue script cached", func() bool { return h.cachedEmpty.Load() > 0 })
 }
 
 // startWatchedWorker runs a worker (interactive server only) whose Redis
@@ -152,7 +153,7 @@ func TestBlockingPickupBlocks(t *testing.T) {
 		// Idle: the first dequeue found nothing and the server now waits in
 		// BLMOVE. Submit at once: the wait gives up after 5 s, and then this
 		// server would sleep 30–90 s.
-		waitUntil(t, "the idle server blocks in BLMOVE", 20*time.Second, func() bool { return h.blmoves.Load() > 0 })
+		testwait.Within(t, 20*time.Second, "the idle server blocks in BLMOVE", func() bool { return h.blmoves.Load() > 0 })
 		if h.emptyDequeues.Load() == 0 {
 			t.Fatal("BLMOVE without an empty dequeue before it")
 		}
@@ -168,7 +169,7 @@ func TestBlockingPickupBlocks(t *testing.T) {
 		t.Parallel()
 		b := setup(t, store.Config{})
 		h := b.startWatchedWorker(t, worker.Config{PollInterval: 20 * time.Millisecond, DisableBlockingPickup: true})
-		waitUntil(t, "the idle server polls an empty queue", 20*time.Second, func() bool { return h.emptyDequeues.Load() > 0 })
+		testwait.Within(t, 20*time.Second, "the idle server polls an empty queue", func() bool { return h.emptyDequeues.Load() > 0 })
 		id := b.submit(t, ask("Why is the sky blue?", "", jobs.Options{}))
 		j := b.waitEndWithin(t, id, 20*time.Second)
 		if j.Status != jobs.StatusCompleted || j.Attempts != 1 {

@@ -40,7 +40,7 @@ func (r *ProgramRunner) StateSHA256() string { return r.program.Provenance() }
 // *RunError counting the calls.
 func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
 	lm := &countingLM{LM: r.lm}
-	po := &program.RunOptions{NoCache: opts.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
+	po := &program.RunOptions{NoCache: opts.Options.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
 	if opts.OnChunk != nil {
 		po.StreamFields = r.stream
 		// A refused chunk cancels the run's context (see handle), which ends

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
@@ -145,7 +146,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 		if i%10 == 0 {
 			// Let the publisher catch up now and then, so writes fail
 			// both alone and with chunks queued behind them.
-			waitFor(t, "a flush", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.pending) == 0 })
+			testwait.Until(t, "a flush", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.pending) == 0 })
 		}
 	}
 	if err := c.close(); err != nil {
@@ -221,21 +222,9 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	if _, err := client.Cancel(ctx, sub.Job.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "add to report the cancel", func() bool { return errors.Is(c.add("answer", "x"), store.ErrTerminal) })
+	testwait.Until(t, "add to report the cancel", func() bool { return errors.Is(c.add("answer", "x"), store.ErrTerminal) })
 	if err := c.close(); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("close = %v, want ErrTerminal", err)
-	}
-}
-
-// waitFor polls cond with a generous deadline (not a timing assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -21,8 +21,9 @@ type Runner interface {
 
 // RunOptions are per-job settings of a run.
 type RunOptions struct {
-	// NoCache is the spec's option: bypass the LM cache.
-	NoCache  bool
+	// Options are the job spec's, whole: an option added to jobs.Options
+	// reaches the runner with no change to the worker's lifecycle.
+	Options  jobs.Options
 	Priority program.Priority
 	// OnChunk receives streamed pieces of output fields; nil: no streaming.
 	// An error stops the run (the job was cancelled or superseded).

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
@@ -29,6 +30,7 @@ type bundle struct {
 	client  *store.Client
 	batches *batches.Store
 	runner  *worker.ProgramRunner
+	hub     *store.Hub  // what waitEnd follows a job's end through
 	logs    *syncBuffer // what the workers log
 }
 
@@ -73,6 +75,11 @@ func setup(t *testing.T, jcfg store.Config) *bundle {
 	}
 	b := &bundle{db: db, lm: lm, store: jobStore, client: store.NewClient(db.Client, jobStore), batches: bs,
 		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.hub = store.NewHub(ctx, db.Client, zerolog.Nop())
+	hubDone := make(chan struct{})
+	go func() { b.hub.Run(ctx); close(hubDone) }()
+	t.Cleanup(func() { _ = b.hub.Close(); cancel(); <-hubDone })
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("worker log:\n%s", b.logs.String())
@@ -121,48 +128,25 @@ func (b *bundle) submit(t *testing.T, req store.SubmitRequest) string {
 	return s.Job.ID
 }
 
-// waitEnd polls the record until it ends, for up to patience.
+// waitEnd waits for job id to end, for up to testwait.Patience.
 func (b *bundle) waitEnd(t *testing.T, id string) *jobs.Job {
 	t.Helper()
-	return b.waitEndWithin(t, id, patience)
+	return b.waitEndWithin(t, id, testwait.Patience)
 }
 
-// waitEndWithin is waitEnd with a deadline of the caller's choosing.
+// waitEndWithin waits for job id to end through the store's own wait (its
+// events on the hub, not a polling loop), failing the test if it has not
+// ended after deadline: a hang guard, not a timing assertion.
 func (b *bundle) waitEndWithin(t *testing.T, id string, deadline time.Duration) *jobs.Job {
 	t.Helper()
-	var j *jobs.Job
-	waitUntil(t, "job "+id+" to end", deadline, func() bool {
-		var err error
-		if j, err = b.store.Get(context.Background(), id); err != nil {
-			t.Fatal(err)
-		}
-		return j.Status.Terminal()
-	})
-	return j
-}
-
-// patience is how long a test waits for what should happen promptly: a
-// hang guard, not a timing assertion.
-const patience = 60 * time.Second
-
-// waitUntil polls cond until it holds, failing the test after deadline (a
-// hang guard, not a timing assertion). Every wait of these tests is this
-// loop.
-func waitUntil(tb testing.TB, what string, deadline time.Duration, cond func() bool) {
-	tb.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			tb.Fatalf("gave up waiting for %s (%v)", what, deadline)
-		}
-		time.Sleep(10 * time.Millisecond)
+	j, err := b.store.Wait(context.Background(), b.hub, id, deadline)
+	if err != nil {
+		t.Fatalf("wait for job %s: %v", id, err)
 	}
-}
-
-// eventually is waitUntil for up to patience.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitUntil(t, what, patience, cond)
+	if !j.Status.Terminal() {
+		t.Fatalf("gave up waiting for job %s to end after %v: %s", id, deadline, j.Status)
+	}
+	return j
 }
 
 func (b *bundle) events(t *testing.T, id string) []jobs.Event {
@@ -355,7 +339,7 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	b.startWorker(t, worker.Config{})
 	running := b.submit(t, ask("slow [[fakelm:stall]]", "", jobs.Options{}))
 	// Wait for the attempt to start, then cancel it.
-	eventually(t, "the job to start", func() bool {
+	testwait.Until(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, running)
 		return err == nil && j.Status == jobs.StatusRunning
 	})
@@ -368,7 +352,7 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 			t.Fatalf("job %s = %+v", id, j)
 		}
 		// The task disappears (revoked) and never runs again.
-		eventually(t, "task "+id+" to leave the queue", func() bool {
+		testwait.Until(t, "task "+id+" to leave the queue", func() bool {
 			_, err := insp.GetTaskInfo(jobs.QueueInteractive, id)
 			return errors.Is(err, asynq.ErrTaskNotFound)
 		})
@@ -411,7 +395,7 @@ func TestGracefulShutdownRequeuesUnfinishedJob(t *testing.T) {
 	ctx := context.Background()
 	stopA := b.startWorker(t, worker.Config{ShutdownTimeout: time.Second, BatchConcurrency: -1})
 	id := b.submit(t, ask("long [[fakelm:stall,times=1]]", "", jobs.Options{}))
-	eventually(t, "the job to start", func() bool {
+	testwait.Until(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, id)
 		return err == nil && j.Status == jobs.StatusRunning
 	})
@@ -435,7 +419,7 @@ func TestGracefulShutdownLetsInFlightJobFinish(t *testing.T) {
 	stop := b.startWorker(t, worker.Config{ShutdownTimeout: 30 * time.Second, BatchConcurrency: -1})
 	// The LM answers after a pause: the shutdown starts while it runs.
 	id := b.submit(t, ask("pause [[fakelm:stall,for=500ms,times=1]]", "", jobs.Options{}))
-	eventually(t, "the job to start", func() bool {
+	testwait.Until(t, "the job to start", func() bool {
 		j, err := b.store.Get(ctx, id)
 		return err == nil && j.Status == jobs.StatusRunning
 	})
