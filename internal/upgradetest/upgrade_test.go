@@ -43,8 +43,17 @@ func TestMain(m *testing.M) {
 
 // TestUpgradeFrom114e39c restores what release 114e39c left in Redis (see
 // gen114) and runs the current API and worker on it.
-func TestUpgradeFrom114e39c(t *testing.T) {
-	e := setup(t, "testdata/114e39c")
+func TestUpgradeFrom114e39c(t *testing.T) { upgradeFrom(t, "testdata/114e39c") }
+
+// TestUpgradeFrom598fd38 is the same for release 598fd38 (issue 13's
+// hardening: per-owner quotas, batch retry rounds, lm_calls over attempts),
+// the one deployments run before this one; gen114 with 598fd38.patch wrote it.
+func TestUpgradeFrom598fd38(t *testing.T) { upgradeFrom(t, "testdata/598fd38") }
+
+// upgradeFrom restores the fixture in dir and checks that the current API
+// and worker take it over, losing nothing.
+func upgradeFrom(t *testing.T, dir string) {
+	e := setup(t, dir)
 
 	// Before any worker runs: what the release wrote reads as it did, and
 	// requests it accepted replay.
@@ -106,6 +115,10 @@ type env struct {
 	url     string
 	http    *http.Client
 	logs    *syncBuffer
+	// usageBefore is the owner's batch quota usage before cancelBatch, and
+	// cancelledBytes the stored inputs of the batch it cancels.
+	usageBefore    batches.Usage
+	cancelledBytes int64
 }
 
 func setup(t *testing.T, dir string) *env {
@@ -322,6 +335,17 @@ func (e *env) checkBatchReplay(t *testing.T) {
 // has started.
 func (e *env) cancelBatch(t *testing.T, name string) {
 	t.Helper()
+	// What the owner's quota holds before, and what the cancel should free
+	// of it: the inputs of the batch's items, none of which has started.
+	ctx := context.Background()
+	var err error
+	if e.usageBefore, err = e.batches.Usage(ctx, e.man.Owner); err != nil {
+		t.Fatal(err)
+	}
+	items := jobs.BatchItemsKey(e.man.Batches[name].ID)
+	for _, f := range e.db.Client.HKeys(ctx, items).Val() {
+		e.cancelledBytes += e.db.Client.HStrLen(ctx, items, f).Val()
+	}
 	resp, body := e.do(t, "POST", "/v1/batches/"+e.man.Batches[name].ID+"/cancel", nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("cancel %s: %d %s", name, resp.StatusCode, body)
@@ -427,8 +451,11 @@ func (e *env) checkInFlightBatch(t *testing.T) {
 }
 
 // checkCancelledBatch: the batch cancelled before the worker ran ends
-// cancelled, every item counted, and the owner's batch quota holds nothing
-// (the release never counted the batch in it).
+// cancelled, every item counted, and its inputs leave the owner's batch
+// quota: a release before quotas (114e39c) counted nothing there, and
+// nothing goes below zero; a release with them (598fd38) counted the batch's
+// items and bytes, and the bytes of its unstarted inputs are freed (an
+// accepted item counts until its batch expires).
 func (e *env) checkCancelledBatch(t *testing.T) {
 	b := e.man.Batches["to_cancel"]
 	got := e.waitBatch(t, b.ID)
@@ -444,8 +471,14 @@ func (e *env) checkCancelledBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u != (batches.Usage{}) {
-		t.Errorf("the owner's batch usage is %+v after its only live batches ended, want none", u)
+	want := batches.Usage{}
+	if e.usageBefore != (batches.Usage{}) {
+		want = batches.Usage{Items: e.usageBefore.Items, Bytes: e.usageBefore.Bytes - e.cancelledBytes}
+	}
+	t.Logf("the owner's batch usage: %+v before the cancel, %+v after; the cancelled inputs: %d bytes", e.usageBefore, u, e.cancelledBytes)
+	if u != want {
+		t.Errorf("the owner's batch usage is %+v after the cancel, want %+v (before it: %+v; the cancelled inputs: %d bytes)",
+			u, want, e.usageBefore, e.cancelledBytes)
 	}
 }
 

@@ -35,6 +35,11 @@
 //	(cd /tmp/r114 && go run gen114.go -out "$OLDPWD/internal/upgradetest/testdata/114e39c")
 //	git worktree remove --force /tmp/r114
 //
+// Release 598fd38 (the next one) renamed the packages this wires together;
+// 598fd38.patch adapts this file to it: in its checkout,
+// `patch gen114.go < 598fd38.patch` before the `go run`, with
+// -out ".../testdata/598fd38".
+//
 // Ids are random: each run writes a different, equivalent fixture.
 package main
 
