@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestBatchLineProvenance(t *testing.T) {
 	if !ok {
 		t.Fatalf("line has no provenance object: %v", line)
 	}
-	if got, want := sortedKeys(prov), sortedKeys(job); !slices.Equal(got, want) {
+	if got, want := slices.Sorted(maps.Keys(prov)), slices.Sorted(maps.Keys(job)); !slices.Equal(got, want) {
 		t.Errorf("provenance fields %v, want the job's %v", got, want)
 	}
 	for _, k := range []string{"model", "program_state_sha256"} {
@@ -127,14 +128,5 @@ func objectKeys(t *testing.T, raw json.RawMessage) []string {
 			t.Fatal(err)
 		}
 	}
-	return keys
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -83,7 +84,7 @@ func has(form []string, k string) bool {
 // *bodyError, unless the spec could not be checked.
 func (f bodyForm) decode(m map[string]any, lim jobs.Limits, defaults jobs.Options) (jobs.ClientSpec, error) {
 	short, full := "", "" // the first field of each form m has
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch {
 		case slices.Contains(f.own, k):
 		case jobs.IsServerField(k) && !f.ignoreUnknown:
@@ -307,13 +308,4 @@ func quoteAll(names []string) string {
 		q[i] = "'" + n + "'"
 	}
 	return strings.Join(q, " or ")
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -3,60 +3,20 @@ package batches_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/batches"
-	"github.com/qaqueue/qaqueue/internal/testwait"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
 
-// published collects what is published on batch channels, by channel (by
-// pattern: a batch's id is not known before its commit publishes).
-type published struct {
-	mu   sync.Mutex
-	msgs map[string][]string
-}
-
-func listen(t *testing.T, b *bundle) *published {
+// listen collects what is published on batch channels.
+func listen(t *testing.T, b *bundle) *redistest.Published {
 	t.Helper()
-	ctx := context.Background()
-	ps := b.db.Client.PSubscribe(ctx, jobs.BatchChannel("*"))
-	if _, err := ps.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ps.Close() })
-	p := &published{msgs: map[string][]string{}}
-	go func() {
-		for m := range ps.Channel() {
-			p.mu.Lock()
-			p.msgs[m.Channel] = append(p.msgs[m.Channel], m.Payload)
-			p.mu.Unlock()
-		}
-	}()
-	return p
-}
-
-// wait returns what channel carried once it is at least n messages.
-func (p *published) wait(t *testing.T, channel string, n int) []string {
-	t.Helper()
-	var got []string
-	defer func() { // on the way out of a failed wait: what did come
-		if len(got) < n {
-			t.Logf("%s carried %q", channel, got)
-		}
-	}()
-	testwait.Until(t, fmt.Sprintf("%d messages on %s", n, channel), func() bool {
-		p.mu.Lock()
-		got = append([]string(nil), p.msgs[channel]...)
-		p.mu.Unlock()
-		return len(got) >= n
-	})
-	return got
+	return redistest.Listen(t, b.db, jobs.BatchChannel("*"))
 }
 
 // progress is a batch event as its Go type renders it.
@@ -75,7 +35,7 @@ func progress(t *testing.T, status jobs.BatchStatus, c jobs.BatchCounts) string 
 
 // checkBatchEvents compares batch id's stream, and what its channel carried,
 // with the Go rendering of wants.
-func checkBatchEvents(t *testing.T, bs *batches.Store, p *published, id string, wants ...string) {
+func checkBatchEvents(t *testing.T, bs *batches.Store, p *redistest.Published, id string, wants ...string) {
 	t.Helper()
 	evs, err := bs.Events(context.Background(), id, "")
 	if err != nil {
@@ -93,7 +53,7 @@ func checkBatchEvents(t *testing.T, bs *batches.Store, p *published, id string, 
 	if diff := cmp.Diff(wants, got); diff != "" {
 		t.Fatalf("batch %s: stream (-want +got):\n%s", id, diff)
 	}
-	if diff := cmp.Diff(envelopes, p.wait(t, jobs.BatchChannel(id), len(envelopes))); diff != "" {
+	if diff := cmp.Diff(envelopes, p.Wait(t, jobs.BatchChannel(id), len(envelopes))); diff != "" {
 		t.Fatalf("batch %s: published (-want +got):\n%s", id, diff)
 	}
 }

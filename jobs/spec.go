@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -198,7 +199,7 @@ func (c ClientSpec) Validate(lim Limits) error {
 	if !ok {
 		return &SpecError{Field: "program", Problem: ProblemUnknown, Known: []string{ProgramQA}}
 	}
-	for _, k := range sortedKeys(c.Inputs) {
+	for _, k := range slices.Sorted(maps.Keys(c.Inputs)) {
 		if !slices.Contains(names, k) {
 			return &SpecError{Field: "inputs." + k, Problem: ProblemUnknown, Known: names}
 		}
@@ -242,15 +243,6 @@ func checkText(field string, in Inputs, name string, maxChars int) *SpecError {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // optionFields maps each option's JSON name to its field index in Options.
 var optionFields = func() map[string]int {
 	m := map[string]int{}
@@ -263,7 +255,7 @@ var optionFields = func() map[string]int {
 }()
 
 // OptionNames lists the options a request may set, by their JSON names.
-func OptionNames() []string { return sortedKeys(optionFields) }
+func OptionNames() []string { return slices.Sorted(maps.Keys(optionFields)) }
 
 // Set sets the options named in m, a JSON object as a request gives it,
 // leaving the others as they are (the defaults the caller set). A null
@@ -271,7 +263,7 @@ func OptionNames() []string { return sortedKeys(optionFields) }
 // *SpecError naming "options.<name>".
 func (o *Options) Set(m map[string]any) error {
 	v := reflect.ValueOf(o).Elem()
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		i, ok := optionFields[name]
 		if !ok {
 			return &SpecError{Field: "options." + name, Problem: ProblemUnknown, Known: OptionNames()}

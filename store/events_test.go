@@ -3,14 +3,12 @@ package store_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/qaqueue/qaqueue/internal/testwait"
+	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 )
@@ -33,7 +31,7 @@ func render(t *testing.T, w want) string {
 // checkEvents compares job id's stream, and what its channel carried, with
 // the Go rendering of wants: the scripts append and publish exactly the
 // bytes of each event's type (see jobs' golden tests for those bytes).
-func checkEvents(t *testing.T, b *bundle, published *channels, id string, wants ...want) {
+func checkEvents(t *testing.T, b *bundle, published *redistest.Published, id string, wants ...want) {
 	t.Helper()
 	evs, err := b.store.Events(context.Background(), id, "", 0)
 	if err != nil {
@@ -54,53 +52,15 @@ func checkEvents(t *testing.T, b *bundle, published *channels, id string, wants 
 	if diff := cmp.Diff(wantStream, gotStream); diff != "" {
 		t.Fatalf("job %s: stream (-want +got):\n%s", id, diff)
 	}
-	if diff := cmp.Diff(envelopes, published.wait(t, jobs.Channel(id), len(envelopes))); diff != "" {
+	if diff := cmp.Diff(envelopes, published.Wait(t, jobs.Channel(id), len(envelopes))); diff != "" {
 		t.Fatalf("job %s: published (-want +got):\n%s", id, diff)
 	}
 }
 
-// channels collects what is published on job channels, by channel (by
-// pattern: a job's id is not known before its submit publishes).
-type channels struct {
-	mu   sync.Mutex
-	msgs map[string][]string
-}
-
-func listen(t *testing.T, b *bundle) *channels {
+// listen collects what is published on job channels.
+func listen(t *testing.T, b *bundle) *redistest.Published {
 	t.Helper()
-	ctx := context.Background()
-	ps := b.db.Client.PSubscribe(ctx, jobs.Channel("*"))
-	if _, err := ps.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ps.Close() })
-	c := &channels{msgs: map[string][]string{}}
-	go func() {
-		for m := range ps.Channel() {
-			c.mu.Lock()
-			c.msgs[m.Channel] = append(c.msgs[m.Channel], m.Payload)
-			c.mu.Unlock()
-		}
-	}()
-	return c
-}
-
-// wait returns what channel carried once it is at least n messages.
-func (c *channels) wait(t *testing.T, channel string, n int) []string {
-	t.Helper()
-	var got []string
-	defer func() { // on the way out of a failed wait: what did come
-		if len(got) < n {
-			t.Logf("%s carried %q", channel, got)
-		}
-	}()
-	testwait.Until(t, fmt.Sprintf("%d messages on %s", n, channel), func() bool {
-		c.mu.Lock()
-		got = append([]string(nil), c.msgs[channel]...)
-		c.mu.Unlock()
-		return len(got) >= n
-	})
-	return got
+	return redistest.Listen(t, b.db, jobs.Channel("*"))
 }
 
 // TestScriptEventsAreTheirGoTypes drives every op of the record script that
