@@ -321,9 +321,6 @@ func (f *Follower[R]) Run(ctx context.Context, out Sink[R], timeout <-chan time.
 			}
 			if resyncDue {
 				end, done, err := f.resync(ctx, out)
-				if end == EndGone {
-					return f.drain(out)
-				}
 				if done {
 					return end, err
 				}
@@ -340,9 +337,6 @@ func (f *Follower[R]) Run(ctx context.Context, out Sink[R], timeout <-chan time.
 			// Events published while pub/sub was reconnecting were lost:
 			// the stream has them.
 			end, done, err := f.resync(ctx, out)
-			if end == EndGone {
-				return f.drain(out)
-			}
 			if done {
 				return end, err
 			}
@@ -354,10 +348,6 @@ func (f *Follower[R]) Run(ctx context.Context, out Sink[R], timeout <-chan time.
 				return EndFinished, err
 			}
 			end, done, err := f.recheck(ctx, out, resyncDue)
-			if end == EndGone {
-				// Deleted: its last events may be on their way still.
-				return f.drain(out)
-			}
 			if done {
 				return end, err
 			}
@@ -409,7 +399,9 @@ func (f *Follower[R]) recheck(ctx context.Context, out Sink[R], resync bool) (Fo
 	cancel()
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return EndGone, true, nil
+		// Deleted: its last events may be on their way still.
+		end, err := f.drain(out)
+		return end, true, err
 	case err != nil:
 		zerolog.Ctx(ctx).Warn().Err(err).Str("channel", f.src.Channel()).Msg("follow: heartbeat re-check failed")
 		return EndFinished, false, err
