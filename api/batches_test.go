@@ -20,7 +20,6 @@ import (
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
-	"github.com/rs/zerolog"
 )
 
 // batchView is the part of a batch object the tests read.
@@ -46,15 +45,7 @@ func (b *bundle) startBatchWorker(t *testing.T, run scriptedRunner, cfg worker.C
 		cfg.BatchConcurrency = 4
 	}
 	cfg.ShutdownTimeout, cfg.ID = 2*time.Second, "batch-e2e"
-	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: run, Batches: bs,
-		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	b.runWorker(t, cfg, worker.Deps{Runner: run, Batches: bs})
 }
 
 // echoRunner answers every question at once with the question echoed.

@@ -16,11 +16,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/testwait"
-	"github.com/qaqueue/qaqueue/lmclient"
-	"github.com/qaqueue/qaqueue/lmclient/fakelm"
-	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
-	"github.com/rs/zerolog"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/sse from this run")
@@ -75,30 +71,13 @@ func TestStreamsGolden(t *testing.T) {
 // batch's stream holds its first and its last event only.
 func (b *bundle) startGoldenWorker(t *testing.T) {
 	t.Helper()
-	lm, err := fakelm.New(fakelm.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lm.Close() })
-	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: 30 * time.Second}, lmclient.Deps{Redis: b.db.Client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lc.Close() })
+	run := b.fakeQARunner(t, 30*time.Second)
 	bs, err := batches.NewStore(b.store, batches.Config{ProgressInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{Concurrency: 4, BatchConcurrency: 2, ShutdownTimeout: 2 * time.Second, ID: "golden"},
-		worker.Deps{Redis: b.db.Client, Store: b.store, Runner: worker.NewProgramRunner(program.NewQA(), lc), Batches: bs,
-			Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	b.runWorker(t, worker.Config{Concurrency: 4, BatchConcurrency: 2, ShutdownTimeout: 2 * time.Second, ID: "golden"},
+		worker.Deps{Runner: run, Batches: bs})
 }
 
 // waitJob long-polls job id until it has status.

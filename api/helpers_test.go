@@ -21,7 +21,11 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -468,4 +472,38 @@ func TestMain(m *testing.M) {
 	// second between tries, and sees its pool closed only when it wakes:
 	// that goroutine outlives a test that stopped Redis by up to a second.
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"))
+}
+
+// runWorker runs a worker on the bundle's Redis and job store until the test
+// ends, logging into the API's log; deps names the rest (the runner, the
+// batches).
+func (b *bundle) runWorker(t *testing.T, cfg worker.Config, deps worker.Deps) {
+	t.Helper()
+	deps.Redis, deps.Store = b.db.Client, b.store
+	deps.Log = zerolog.New(b.logs).With().Str("component", "worker").Logger()
+	w, err := worker.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+}
+
+// fakeQARunner is the QA program on a fake LM of its own, whose calls time
+// out after timeout.
+func (b *bundle) fakeQARunner(t *testing.T, timeout time.Duration) *worker.ProgramRunner {
+	t.Helper()
+	lm, err := fakelm.New(fakelm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: timeout}, lmclient.Deps{Redis: b.db.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lc.Close() })
+	return worker.NewProgramRunner(program.NewQA(), lc)
 }

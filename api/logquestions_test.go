@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,11 +8,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/internal/testwait"
-	"github.com/qaqueue/qaqueue/lmclient"
-	"github.com/qaqueue/qaqueue/lmclient/fakelm"
-	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
-	"github.com/rs/zerolog"
 )
 
 // TestLogsHoldNoLMText extends TestLogsHoldNoSecrets to the parse-failure
@@ -54,24 +49,7 @@ func TestLogsHoldNoLMText(t *testing.T) {
 // LM, logging into the API's log.
 func (b *bundle) startProgramWorker(t *testing.T, cfg worker.Config) {
 	t.Helper()
-	lm, err := fakelm.New(fakelm.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lm.Close() })
-	lc, err := lmclient.New(lmclient.Config{APIBase: lm.URL(), APIKey: "test", Timeout: 10 * time.Second}, lmclient.Deps{Redis: b.db.Client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lc.Close() })
+	run := b.fakeQARunner(t, 10*time.Second)
 	cfg.BatchConcurrency, cfg.ShutdownTimeout = -1, 2*time.Second
-	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: worker.NewProgramRunner(program.NewQA(), lc),
-		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	b.runWorker(t, cfg, worker.Deps{Runner: run})
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
-	"github.com/rs/zerolog"
 )
 
 // The contract test of GET /openapi.json (api/openapi/openapi.yaml). The
@@ -435,17 +434,9 @@ func (b *bundle) startContractWorker(t *testing.T, run scriptedRunner) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{
+	b.runWorker(t, worker.Config{
 		Concurrency: 8, BatchConcurrency: 4, ShutdownTimeout: 2 * time.Second, ID: "contract",
-	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: bs, Runner: run,
-		Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	}, worker.Deps{Batches: bs, Runner: run})
 }
 
 // contractBatch uploads a batch and waits until it has the status want.

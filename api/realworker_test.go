@@ -12,7 +12,6 @@ import (
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/worker"
-	"github.com/rs/zerolog"
 )
 
 // End-to-end with the real worker (package worker) behind the API: only the
@@ -32,16 +31,9 @@ func (scriptedRunner) StateSHA256() string { return "0123" }
 // startRealWorker runs a worker.Worker on the test's Redis.
 func (b *bundle) startRealWorker(t *testing.T, run scriptedRunner) {
 	t.Helper()
-	w, err := worker.New(worker.Config{
+	b.runWorker(t, worker.Config{
 		Concurrency: 8, BatchConcurrency: 2, ShutdownTimeout: 2 * time.Second, ID: "e2e",
-	}, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: run, Log: zerolog.New(b.logs).With().Str("component", "worker").Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	}, worker.Deps{Runner: run})
 }
 
 // streamingRunner streams the answer word by word (and some reasoning, which

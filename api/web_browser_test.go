@@ -27,7 +27,6 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/worker"
-	"github.com/rs/zerolog"
 )
 
 // Browser tests of the pages: headless Chromium (internal/browsertest)
@@ -59,18 +58,10 @@ func (b *bundle) startFakeLMWorker(t *testing.T, lmcfg fakelm.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(worker.Config{
+	b.runWorker(t, worker.Config{
 		Concurrency: 4, BatchConcurrency: 4, ShutdownTimeout: 2 * time.Second, ID: "browser",
-	}, worker.Deps{Redis: b.db.Client, Store: b.store, Batches: bs,
-		Runner: &flakyRunner{Runner: worker.NewProgramRunner(prog, lmc), runs: map[string]int{}},
-		Log:    zerolog.New(b.logs).With().Str("component", "worker").Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	}, worker.Deps{Batches: bs,
+		Runner: &flakyRunner{Runner: worker.NewProgramRunner(prog, lmc), runs: map[string]int{}}})
 }
 
 // flakyRunner runs the program, except that a question starting "Retry me"
