@@ -9,8 +9,16 @@
 //     stage keys, the module enum (Module), relative source and state
 //     paths;
 //   - the canonical form of a parsed file (File.Canonical), which a
-//     version hash covers.
+//     version hash covers;
+//   - the dataflow between stages (File.Build): which earlier output or
+//     program input feeds each stage input, the program's inputs and its
+//     outputs, each with the stage it comes from;
+//   - the built-in QA program as such a file (QA).
 //
 // It takes file contents, never paths to open: a server checks what it is
-// sent. Every error is an *Error naming the YAML line:column and the key.
+// sent. Signatures written as DSPy strings are parsed with
+// program.ParseSignature; a signature naming a class of the program's
+// Python source is resolved by the caller's Resolver, so this package
+// reads no Python. Every error is an *Error naming the YAML line:column
+// and the key.
 package programfile

@@ -74,9 +74,10 @@ type FileStage struct {
 	// input) or "STAGE_KEY.X" (an earlier stage's output).
 	Inputs map[string]string `json:"inputs,omitempty"`
 
-	at       pos
-	sigAt    pos
-	inputsAt map[string]pos
+	at          pos
+	sigAt       pos
+	inputsAt    map[string]pos // each binding's value
+	inputKeysAt map[string]pos // each binding's key
 }
 
 // Canonical returns the canonical form of the file: JSON with the keys in
@@ -426,6 +427,7 @@ func isStringSignature(sig string) bool { return strings.Contains(sig, "->") }
 func decodeBindings(s *FileStage, v *yaml.Node, path string) error {
 	s.Inputs = map[string]string{}
 	s.inputsAt = map[string]pos{}
+	s.inputKeysAt = map[string]pos{}
 	return mapping(v, path, func(field string, k, b *yaml.Node) error {
 		p := joinPath(path, field)
 		if !identPattern.MatchString(field) {
@@ -438,7 +440,7 @@ func decodeBindings(s *FileStage, v *yaml.Node, path string) error {
 		if _, _, ok := splitRef(ref); !ok {
 			return errAt(b, p, "%q is not a binding (input.FIELD or STAGE_KEY.FIELD)", ref)
 		}
-		s.Inputs[field], s.inputsAt[field] = ref, posOf(b)
+		s.Inputs[field], s.inputsAt[field], s.inputKeysAt[field] = ref, posOf(b), posOf(k)
 		return nil
 	})
 }
