@@ -80,15 +80,18 @@ type FileStage struct {
 	inputKeysAt map[string]pos // each binding's key
 }
 
-// Canonical returns the canonical form of the file: JSON with the keys in
-// a fixed order and bindings sorted, so comments, key order, quoting and
+// Canonical returns the canonical form of the file: compact JSON with the
+// keys in a fixed order, bindings sorted by field and no HTML escaping (a
+// signature's "->" stays as written), so comments, key order, quoting and
 // flow or block style do not change it.
 func (f *File) Canonical() ([]byte, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(f); err != nil {
 		return nil, fmt.Errorf("encode program file: %w", err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // Parse reads a program file and checks its shape: at most MaxYAMLBytes;

@@ -80,7 +80,7 @@ name: "claims"
 `
 	want := `{"name":"claims","description":"Extract claims, then judge them against the quote","source":"signatures.py","state":"optimized.json",` +
 		`"stages":[{"key":"extract.predict","module":"ChainOfThought","signature":"ClaimExtraction"},` +
-		`{"key":"verify","module":"Predict","signature":"claims: list[str], quote -\u003e supported: bool, confidence: float","inputs":{"quote":"input.transcript"}}],` +
+		`{"key":"verify","module":"Predict","signature":"claims: list[str], quote -> supported: bool, confidence: float","inputs":{"quote":"input.transcript"}}],` +
 		`"outputs":["claims","supported","confidence"]}`
 	for _, src := range []string{claimsYAML, same} {
 		f, err := Parse([]byte(src))
