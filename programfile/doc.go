@@ -13,10 +13,13 @@
 //   - the dataflow between stages (File.Build): which earlier output or
 //     program input feeds each stage input, the program's inputs and its
 //     outputs, each with the stage it comes from;
-//   - the built-in QA program as such a file (QA).
+//   - the built-in QA program as such a file (QA);
+//   - for the CLI and PROGRAMS_DIR only, reading a file with its source
+//     and state from a folder (Load), through an os.Root so nothing
+//     outside the folder is read.
 //
-// It takes file contents, never paths to open: a server checks what it is
-// sent. Signatures written as DSPy strings are parsed with
+// Parse and Build take file contents, never paths to open: a server checks
+// what it is sent. Signatures written as DSPy strings are parsed with
 // program.ParseSignature; a signature naming a class of the program's
 // Python source is resolved by the caller's Resolver, so this package
 // reads no Python. Every error is an *Error naming the YAML line:column
