@@ -91,13 +91,13 @@ func (p *Program) Predictors() []program.NamedPredict {
 func (f *File) Build(resolve Resolver) (*Program, error) {
 	p := &Program{File: f, Name: f.Name, Description: f.Description}
 	index := make(map[string]int, len(f.Stages))
-	for i, fs := range f.Stages {
-		st, err := buildStage(fs, i, resolve)
+	for i, spec := range f.Stages {
+		st, err := buildStage(spec, i, resolve)
 		if err != nil {
 			return nil, err
 		}
 		p.Stages = append(p.Stages, st)
-		index[fs.Key] = i
+		index[spec.Key] = i
 	}
 	if err := p.bindInputs(index); err != nil {
 		return nil, err
@@ -114,33 +114,33 @@ func (f *File) Build(resolve Resolver) (*Program, error) {
 	return p, nil
 }
 
-func buildStage(fs FileStage, i int, resolve Resolver) (Stage, error) {
+func buildStage(spec FileStage, i int, resolve Resolver) (Stage, error) {
 	path := "stages[" + strconv.Itoa(i) + "].signature"
 	var sig *program.Signature
 	var err error
 	switch {
-	case isStringSignature(fs.Signature):
-		sig, err = program.ParseSignature(fs.Signature, "")
+	case isStringSignature(spec.Signature):
+		sig, err = program.ParseSignature(spec.Signature, "")
 	case resolve == nil:
-		return Stage{}, fs.sigAt.errorf(path, "class %s: no source reader to resolve it", fs.Signature)
+		return Stage{}, spec.sigAt.errorf(path, "class %s: no source reader to resolve it", spec.Signature)
 	default:
-		sig, err = resolve(fs.Signature)
+		sig, err = resolve(spec.Signature)
 		if err == nil && sig == nil {
-			err = fmt.Errorf("class %s not found", fs.Signature)
+			err = fmt.Errorf("class %s not found", spec.Signature)
 		}
 	}
 	if err != nil {
-		e := fs.sigAt.errorf(path, "%s", err.Error())
+		e := spec.sigAt.errorf(path, "%s", err.Error())
 		e.Err = err
 		return Stage{}, e
 	}
-	pred, err := fs.Module.newPredict(sig)
+	pred, err := spec.Module.newPredict(sig)
 	if err != nil {
-		e := fs.sigAt.errorf(path, "%s over this signature: %s", fs.Module, err.Error())
+		e := spec.sigAt.errorf(path, "%s over this signature: %s", spec.Module, err.Error())
 		e.Err = err
 		return Stage{}, e
 	}
-	return Stage{Key: fs.Key, Module: fs.Module, Signature: sig, Predict: pred}, nil
+	return Stage{Key: spec.Key, Module: spec.Module, Signature: sig, Predict: pred}, nil
 }
 
 // bindInputs resolves every stage input and collects the program inputs.
@@ -149,16 +149,16 @@ func (p *Program) bindInputs(index map[string]int) error {
 	inputAt := map[string]int{} // program input → index in p.Inputs
 	for i := range p.Stages {
 		st := &p.Stages[i]
-		fs := p.File.Stages[i]
+		spec := p.File.Stages[i]
 		path := "stages[" + strconv.Itoa(i) + "].inputs"
 		declared := map[string]bool{}
 		for _, in := range st.Signature.Inputs() {
 			declared[in.Name] = true
 			b := Binding{Field: in.Name}
-			if ref, ok := fs.Inputs[in.Name]; ok {
+			if ref, ok := spec.Inputs[in.Name]; ok {
 				var err error
 				if b.Stage, b.From, err = p.explicitSource(ref, i, index); err != nil {
-					return fs.inputsAt[in.Name].errorf(joinPath(path, in.Name), "%s", err.Error())
+					return spec.inputsAt[in.Name].errorf(joinPath(path, in.Name), "%s", err.Error())
 				}
 			} else if j, ok := latest[in.Name]; ok {
 				b.Stage, b.From = p.Stages[j].Key, in.Name
@@ -166,15 +166,15 @@ func (p *Program) bindInputs(index map[string]int) error {
 				b.From = in.Name
 			}
 			if b.Stage == "" {
-				if err := p.addInput(in, b.From, i, inputAt); err != nil {
-					return fs.sigAt.errorf("stages["+strconv.Itoa(i)+"].signature", "%s", err.Error())
+				if err := p.addInput(in, b.From, inputAt); err != nil {
+					return spec.sigAt.errorf("stages["+strconv.Itoa(i)+"].signature", "%s", err.Error())
 				}
 			}
 			st.Inputs = append(st.Inputs, b)
 		}
-		for _, field := range sortedKeys(fs.Inputs) {
+		for _, field := range sortedKeys(spec.Inputs) {
 			if !declared[field] {
-				return fs.inputKeysAt[field].errorf(joinPath(path, field), "stage %q has no input %q (its inputs: %s)", st.Key, field, names(st.Signature.Inputs()))
+				return spec.inputKeysAt[field].errorf(joinPath(path, field), "stage %q has no input %q (its inputs: %s)", st.Key, field, names(st.Signature.Inputs()))
 			}
 		}
 		for _, out := range st.Predict.Signature().Outputs() {
@@ -205,9 +205,9 @@ func (p *Program) explicitSource(ref string, i int, index map[string]int) (stage
 	return key, field, nil
 }
 
-// addInput records program input name, typed as stage i's field in
-// declares it; a second stage declaring it with another type is an error.
-func (p *Program) addInput(in program.Field, name string, i int, inputAt map[string]int) error {
+// addInput records program input name, typed as the stage field in that
+// takes it first; a later stage taking it with another type is an error.
+func (p *Program) addInput(in program.Field, name string, inputAt map[string]int) error {
 	if k, ok := inputAt[name]; ok {
 		if have := p.Inputs[k].Type.String(); have != in.Type.String() {
 			return fmt.Errorf("program input %q is %s here but %s in an earlier stage", name, in.Type.String(), have)

@@ -22,6 +22,6 @@
 // what it is sent. Signatures written as DSPy strings are parsed with
 // program.ParseSignature; a signature naming a class of the program's
 // Python source is resolved by the caller's Resolver, so this package
-// reads no Python. Every error is an *Error naming the YAML line:column
-// and the key.
+// reads no Python. Parse and Build return an *Error naming the YAML
+// line:column and the key.
 package programfile
