@@ -102,6 +102,12 @@ func (r *reader) generic(e *expr, depth int) (program.Type, error) {
 	if e.head.kind != eName {
 		return program.Type{}, errorf(r.file, e.line, e.col, "unsupported annotation")
 	}
+	name := typingName(r.qualify(e.head.text))
+	switch name {
+	case "list", "List", "set", "Set", "frozenset", "FrozenSet", "tuple", "Tuple", "dict", "Dict", "Optional", "Union":
+	default:
+		return program.Type{}, errorf(r.file, e.head.line, e.head.col, "unsupported type %s", e.head.text)
+	}
 	args := make([]program.Type, len(e.items))
 	for i, it := range e.items {
 		t, err := r.typeOf(it, depth+1)
@@ -110,7 +116,6 @@ func (r *reader) generic(e *expr, depth int) (program.Type, error) {
 		}
 		args[i] = t
 	}
-	name := typingName(r.qualify(e.head.text))
 	switch name {
 	case "list", "List", "set", "Set", "frozenset", "FrozenSet", "tuple", "Tuple", "dict", "Dict":
 		return program.Type{Name: strings.ToLower(name), Args: args}, nil

@@ -77,9 +77,8 @@ func (r *reader) body(h classHeader, from, to int) ([]stmt, error) {
 	var decorators []*expr
 	for i := from; i < to; {
 		ln := r.lines[i]
-		if ln.indent != indent {
-			t := ln.toks[0]
-			return nil, errorf(r.file, t.line, t.col, "class %s: indentation does not match the class body", h.name)
+		if err := r.checkIndent(i, indent); err != nil {
+			return nil, err
 		}
 		next := r.block(i)
 		if isOp(ln.toks[0], "@") {
@@ -91,11 +90,21 @@ func (r *reader) body(h classHeader, from, to int) ([]stmt, error) {
 			i = next
 			continue
 		}
-		out = append(out, stmt{toks: ln.toks, decorators: decorators, compound: next > i+1 || endsWithColon(ln.toks)})
+		out = append(out, stmt{toks: ln.toks, decorators: decorators, compound: isCompound(ln.toks)})
 		decorators = nil
 		i = next
 	}
 	return out, nil
+}
+
+// isCompound reports whether a statement opens a block, also when its
+// body is on the same line ("def f(self): return 1").
+func isCompound(toks []token) bool {
+	switch toks[0].text {
+	case "def", "async", "class", "if", "for", "while", "with", "try":
+		return toks[0].kind == tName
+	}
+	return endsWithColon(toks)
 }
 
 func endsWithColon(toks []token) bool {

@@ -174,3 +174,54 @@ class Grandchild(Documented):
 		t.Errorf("Child inputs %v", got)
 	}
 }
+
+// Imports under other names resolve; one-line methods, class constants
+// and classes with other bases are skipped.
+func TestReadAliasesAndSkips(t *testing.T) {
+	t.Parallel()
+	src := `import typing as t
+import dspy as d
+from typing import List as L
+from dspy.signatures.signature import Signature as Sig
+from pydantic import (
+    BaseModel as BM,
+    Field as F,
+)
+
+class Item(BM):
+    name: str = F(..., description="n")
+    label_max: t.ClassVar[int] = 3
+    def label(self): return self.name
+
+class S(Sig):
+    """Doc."""
+    items: L["Item"] = d.InputField()
+    maybe: t.Optional[t.List[str]] = d.InputField()
+    def helper(self): return 1
+    CONST = 3
+    out: t.Union[int, None] = d.OutputField(desc='it' "em" r"\n")
+
+class NotASig(SomethingElse):
+    x: str = d.InputField()
+`
+	f, err := Read("alias.py", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Models) != 1 || len(f.Signatures) != 1 {
+		t.Fatalf("got %d models, %d signatures; want Item and S", len(f.Models), len(f.Signatures))
+	}
+	if got := compactAll(f.Models[0].Fields); !cmp.Equal(got, []string{`11:5 name: str desc="n"`}) {
+		t.Errorf("Item fields %v", got)
+	}
+	s := f.Signatures[0]
+	got := append(compactAll(s.Inputs), compactAll(s.Outputs)...)
+	want := []string{
+		`17:5 items: list[Item]`,
+		`18:5 maybe: Union[list[str], NoneType]`,
+		`21:5 out: Union[int, NoneType] desc="item\\n"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("S fields (-want +got):\n%s", diff)
+	}
+}

@@ -161,13 +161,27 @@ func (r *reader) block(i int) int {
 	return j
 }
 
+// checkIndent refuses line i unless it is at indent, and refuses a
+// deeper line after it unless line i opens a block (ends with ":").
+func (r *reader) checkIndent(i, indent int) error {
+	ln := r.lines[i]
+	if ln.indent != indent {
+		t := ln.toks[0]
+		return errorf(r.file, t.line, t.col, "unexpected indent")
+	}
+	if next := i + 1; next < len(r.lines) && r.lines[next].indent > indent && !endsWithColon(ln.toks) {
+		t := r.lines[next].toks[0]
+		return errorf(r.file, t.line, t.col, "unexpected indent")
+	}
+	return nil
+}
+
 // scan records imports and the kind of every top-level class.
 func (r *reader) scan() error {
 	for i := 0; i < len(r.lines); i = r.block(i) {
 		ln := r.lines[i]
-		if ln.indent != 0 {
-			t := ln.toks[0]
-			return errorf(r.file, t.line, t.col, "unexpected indent")
+		if err := r.checkIndent(i, 0); err != nil {
+			return err
 		}
 		switch first := ln.toks[0]; {
 		case isName(first, "import"), isName(first, "from"):
