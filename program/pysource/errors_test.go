@@ -55,6 +55,8 @@ func TestReadErrors(t *testing.T) {
 			`f.py:4:35: unterminated string`},
 		{"unclosed bracket", sigHead + "    x: str = dspy.InputField(desc=\"abc\"\n",
 			`f.py:4:29: "(" is never closed`},
+		{"class declared twice", sigHead + "    pass\nclass S(BaseModel):\n    x: int\n",
+			`f.py:5:1: class S is declared twice; Python would keep only the last`},
 		{"unmatched bracket", "x = 1]\n", `f.py:1:6: unmatched "]"`},
 		{"deep nesting", sigHead + "    x: " + deep + " = dspy.InputField()\n",
 			`f.py:4:` + strconv.Itoa(7+5*(MaxDepth+1)) + `: brackets nested deeper than 64`},
@@ -95,4 +97,3 @@ func TestReadErrors(t *testing.T) {
 		})
 	}
 }
-

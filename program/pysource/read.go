@@ -195,6 +195,9 @@ func (r *reader) scan() error {
 			if err != nil {
 				return err
 			}
+			if prev, dup := r.kinds[h.name]; dup && (prev != otherClass || kind != otherClass) {
+				return errorf(r.file, h.line, h.col, "class %s is declared twice; Python would keep only the last", h.name)
+			}
 			r.kinds[h.name] = kind
 		}
 	}
