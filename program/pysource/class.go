@@ -25,6 +25,10 @@ func (r *reader) read() error {
 			if err := r.class(i, end, decorated); err != nil {
 				return err
 			}
+		default:
+			if err := r.stringSignature(ln.toks); err != nil {
+				return err
+			}
 		}
 		decorated = false
 		i = end
@@ -426,4 +430,71 @@ func (r *reader) literal(e *expr) (any, error) {
 		return out, nil
 	}
 	return nil, errorf(r.file, e.line, e.col, "expected a literal value")
+}
+
+// stringSignature reads a module-level NAME = dspy.Signature("a -> b",
+// "instructions"), DSPy's string form bound to a name. Other assignments
+// are skipped; one that calls dspy.Signature some other way is refused, so
+// the name is not silently missing.
+func (r *reader) stringSignature(toks []token) error {
+	name, value, ok := assigned(toks)
+	if !ok || !r.mentionsSignature(value) {
+		return nil
+	}
+	refuse := func(line, col int) error {
+		return errorf(r.file, line, col, "%s: only %s = dspy.Signature(\"inputs -> outputs\", \"instructions\") is read", name.text, name.text)
+	}
+	e, err := parseAll(r.file, value)
+	if err != nil || e.kind != eCall || e.head.kind != eName || !r.isDSPy(e.head.text, "Signature") {
+		return refuse(value[0].line, value[0].col)
+	}
+	var texts []string
+	for i, a := range e.args {
+		if a.name != "" && !(a.name == "instructions" && i == 1) && !(a.name == "signature" && i == 0) {
+			return refuse(a.line, a.col)
+		}
+		s, err := r.stringArg(name.text, a)
+		if err != nil {
+			return err
+		}
+		texts = append(texts, s)
+	}
+	if len(texts) == 0 || len(texts) > 2 {
+		return refuse(e.line, e.col)
+	}
+	texts = append(texts, "")
+	sig, err := program.ParseSignature(texts[0], texts[1])
+	if err != nil {
+		return errorf(r.file, e.line, e.col, "%s: %v", name.text, err)
+	}
+	_, isClass := r.kinds[name.text]
+	if _, dup := r.out.Signature(name.text); dup || isClass {
+		return errorf(r.file, name.line, name.col, "%s is declared twice; Python would keep only the last", name.text)
+	}
+	s := &SignatureClass{Name: name.text, Line: name.line, Instructions: texts[1], file: r.file}
+	for _, f := range sig.Inputs() {
+		s.Inputs = append(s.Inputs, Field{Name: f.Name, Line: e.line, Col: e.col, Type: f.Type})
+	}
+	for _, f := range sig.Outputs() {
+		s.Outputs = append(s.Outputs, Field{Name: f.Name, Line: e.line, Col: e.col, Type: f.Type})
+	}
+	r.out.Signatures = append(r.out.Signatures, s)
+	return nil
+}
+
+// mentionsSignature reports whether tokens name dspy's Signature.
+func (r *reader) mentionsSignature(toks []token) bool {
+	for i, t := range toks {
+		if t.kind != tName || t.text != "Signature" {
+			continue
+		}
+		name := t.text
+		if i >= 2 && isOp(toks[i-1], ".") && toks[i-2].kind == tName {
+			name = toks[i-2].text + "." + name
+		}
+		if r.isDSPy(name, "Signature") {
+			return true
+		}
+	}
+	return false
 }

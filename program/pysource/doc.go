@@ -1,8 +1,10 @@
 // Package pysource reads the Python file that holds a user's DSPy signature
 // classes and pydantic models, and returns what it declares: each
 // dspy.Signature class (docstring, input and output fields with their
-// annotations, desc and prefix) and each pydantic BaseModel class (fields,
-// annotations, descriptions and defaults), in declaration order.
+// annotations, desc and prefix), each module-level
+// NAME = dspy.Signature("a -> b", "instructions"), and each pydantic
+// BaseModel class (fields, annotations, descriptions, defaults and
+// constraints), in declaration order.
 //
 // It reads the source and never runs it. The file comes from whoever pushes
 // a program, and running it would mean a Python interpreter in the service

@@ -225,3 +225,44 @@ class NotASig(SomethingElse):
 		t.Errorf("S fields (-want +got):\n%s", diff)
 	}
 }
+
+// A string signature bound to a name at module level reads as a class
+// would: DSPy's default instructions, or the ones given.
+func TestReadStringSignature(t *testing.T) {
+	t.Parallel()
+	src := `import dspy
+from dspy import Signature
+Rewrite = dspy.Signature("question -> search_query")
+Answer = Signature("question, context: list[str] -> answer, sufficient: bool", instructions="Answer from the context.")
+other = some.call("x -> y")
+`
+	f, err := Read("strsig.py", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Rewrite": "Given the fields `question`, produce the fields `search_query`.",
+		"Answer":  "Answer from the context.",
+	}
+	if len(f.Signatures) != len(want) {
+		t.Fatalf("got %d signatures, want %d", len(f.Signatures), len(want))
+	}
+	for name, instr := range want {
+		cls, ok := f.Signature(name)
+		if !ok {
+			t.Fatalf("no %s", name)
+		}
+		sig, err := cls.Signature()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sig.Instructions() != instr {
+			t.Errorf("%s instructions %q, want %q", name, sig.Instructions(), instr)
+		}
+	}
+	a, _ := f.Signature("Answer")
+	if got := append(compactAll(a.Inputs), compactAll(a.Outputs)...); !cmp.Equal(got, []string{
+		"4:10 question: str", "4:10 context: list[str]", "4:10 answer: str", "4:10 sufficient: bool"}) {
+		t.Errorf("Answer fields %v", got)
+	}
+}
