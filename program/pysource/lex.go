@@ -274,35 +274,13 @@ func closer(open string) byte {
 // str reads a string literal whose prefix (lower-cased) has been consumed.
 func (lx *lexer) str(prefix string) error {
 	line, col := lx.line, lx.col-len(prefix)
-	raw := strings.Contains(prefix, "r")
-	q := lx.src[lx.pos : lx.pos+1]
-	if strings.HasPrefix(lx.src[lx.pos:], q+q+q) {
-		q = q + q + q
+	body, err := lx.scanString(prefix, line, col, 0)
+	if err != nil {
+		return err
 	}
-	lx.advance(len(q))
-	start := lx.pos
-	for {
-		if lx.pos >= len(lx.src) {
-			return lx.errorf(line, col, "unterminated string")
-		}
-		c := lx.src[lx.pos]
-		if strings.HasPrefix(lx.src[lx.pos:], q) {
-			break
-		}
-		if c == '\\' && lx.pos+1 < len(lx.src) {
-			lx.advance(2)
-			continue
-		}
-		if (c == '\n' || c == '\r') && len(q) == 1 {
-			return lx.errorf(line, col, "unterminated string")
-		}
-		lx.advance(1)
-	}
-	body := lx.src[start:lx.pos]
-	lx.advance(len(q))
 	t := token{kind: tString, line: line, col: col,
 		fstring: strings.ContainsAny(prefix, "ft"), bytes: strings.Contains(prefix, "b")}
-	if raw || t.fstring {
+	if strings.Contains(prefix, "r") || t.fstring {
 		t.text = strings.ReplaceAll(body, "\r\n", "\n")
 	} else {
 		text, err := unescape(body)
@@ -312,6 +290,76 @@ func (lx *lexer) str(prefix string) error {
 		t.text = text
 	}
 	lx.emit(t)
+	return nil
+}
+
+// scanString consumes a string literal from its opening quote and returns
+// its body. In an f-string, replacement fields may hold strings of either
+// quote (Python 3.12), so they are scanned as expressions; level counts
+// f-strings nested in them.
+func (lx *lexer) scanString(prefix string, line, col, level int) (string, error) {
+	if level > MaxDepth {
+		return "", lx.errorf(line, col, "f-strings nested deeper than %d", MaxDepth)
+	}
+	fstr := strings.ContainsAny(prefix, "ft")
+	q := lx.src[lx.pos : lx.pos+1]
+	if strings.HasPrefix(lx.src[lx.pos:], q+q+q) {
+		q = q + q + q
+	}
+	lx.advance(len(q))
+	start := lx.pos
+	for !strings.HasPrefix(lx.src[lx.pos:], q) {
+		if lx.pos >= len(lx.src) {
+			return "", lx.errorf(line, col, "unterminated string")
+		}
+		c := lx.src[lx.pos]
+		switch {
+		case c == '\\' && lx.pos+1 < len(lx.src):
+			lx.advance(2)
+		case fstr && strings.HasPrefix(lx.src[lx.pos:], "{{"):
+			lx.advance(2)
+		case fstr && c == '{':
+			if err := lx.replacementField(line, col, level); err != nil {
+				return "", err
+			}
+		case (c == '\n' || c == '\r') && len(q) == 1:
+			return "", lx.errorf(line, col, "unterminated string")
+		default:
+			lx.advance(1)
+		}
+	}
+	body := lx.src[start:lx.pos]
+	lx.advance(len(q))
+	return body, nil
+}
+
+// replacementField skips an f-string's {expression[:spec]}, nested
+// strings and braces included.
+func (lx *lexer) replacementField(line, col, level int) error {
+	lx.advance(1)
+	for depth := 1; depth > 0; {
+		if lx.pos >= len(lx.src) {
+			return lx.errorf(line, col, "unterminated string")
+		}
+		switch c := lx.src[lx.pos]; c {
+		case '{':
+			depth++
+			lx.advance(1)
+		case '}':
+			depth--
+			lx.advance(1)
+		case '"', '\'':
+			p := lx.pos
+			for p > 0 && isStringPrefix(lx.src[p-1:lx.pos]) {
+				p--
+			}
+			if _, err := lx.scanString(strings.ToLower(lx.src[p:lx.pos]), lx.line, lx.col, level+1); err != nil {
+				return err
+			}
+		default:
+			lx.advance(1)
+		}
+	}
 	return nil
 }
 

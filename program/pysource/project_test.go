@@ -175,8 +175,9 @@ class Grandchild(Documented):
 	}
 }
 
-// Imports under other names resolve; one-line methods, class constants
-// and classes with other bases are skipped.
+// Imports under other names resolve; one-line methods, class constants,
+// classes with other bases and functions with Python 3.12 f-strings (quotes
+// reused inside replacement fields) are skipped.
 func TestReadAliasesAndSkips(t *testing.T) {
 	t.Parallel()
 	src := `import typing as t
@@ -203,6 +204,9 @@ class S(Sig):
 
 class NotASig(SomethingElse):
     x: str = d.InputField()
+
+def show(d, width):
+    return f"{d["k"]} {d['j']!r:>{width}} {{literal}}" + f'''{"nested " + f"{d['x']}"}''' + f"{'"'}"
 `
 	f, err := Read("alias.py", []byte(src))
 	if err != nil {
