@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -185,6 +186,36 @@ func modelRefsOf(s *SignatureClass) []string {
 		out = append(out, ModelRefs(f.Type)...)
 	}
 	return out
+}
+
+// Windows line endings and tab indentation read the same.
+func TestReadLineEndingsAndTabs(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("testdata/qa_spec.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Read("qa_spec.py", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, variant := range map[string]string{
+		"crlf": strings.ReplaceAll(string(src), "\n", "\r\n"),
+		"tabs": strings.ReplaceAll(string(src), "    ", "\t"),
+	} {
+		got, err := Read("qa_spec.py", []byte(variant))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		gs, err := got.Signatures[0].Signature()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, _ := want.Signatures[0].Signature()
+		if diff := cmp.Diff(view(ws), view(gs)); diff != "" {
+			t.Errorf("%s (-lf +variant):\n%s", name, diff)
+		}
+	}
 }
 
 // WriteReport's models read with their fields, descriptions and nesting.
