@@ -445,8 +445,12 @@ func (r *reader) stringSignature(toks []token) error {
 		return errorf(r.file, line, col, "%s: only %s = dspy.Signature(\"inputs -> outputs\", \"instructions\") is read", name.text, name.text)
 	}
 	e, err := parseAll(r.file, value)
-	if err != nil || e.kind != eCall || e.head.kind != eName || !r.isDSPy(e.head.text, "Signature") {
+	if err != nil {
+		// Most likely a chain such as dspy.Signature("a -> b").with_instructions(...).
 		return refuse(value[0].line, value[0].col)
+	}
+	if e.kind != eCall || e.head.kind != eName || !r.isDSPy(e.head.text, "Signature") {
+		return nil // it names the class ({"qa": dspy.Signature}) without declaring one
 	}
 	var texts []string
 	for i, a := range e.args {

@@ -239,6 +239,7 @@ from dspy import Signature
 Rewrite = dspy.Signature("question -> search_query")
 Answer = Signature("question, context: list[str] -> answer, sufficient: bool", instructions="Answer from the context.")
 other = some.call("x -> y")
+registry = {"base": dspy.Signature}
 `
 	f, err := Read("strsig.py", []byte(src))
 	if err != nil {

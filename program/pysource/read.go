@@ -16,6 +16,7 @@ type Error struct {
 	Err error
 }
 
+// Error formats the error as file:line:col: message.
 func (e *Error) Error() string { return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg) }
 
 // Unwrap returns Err.
