@@ -13,7 +13,10 @@ import (
 type Type struct {
 	// Name is the class or form: "str", "int", "float", "bool", "list",
 	// "dict", "tuple", "Any", "NoneType", "Literal", "Union" (typing.Union
-	// and Optional) or "UnionType" (the X | Y syntax).
+	// and Optional) or "UnionType" (the X | Y syntax). Types read from a
+	// user's source by program/pysource may also name a pydantic model of
+	// that file ("Report", no Args): String prints it as DSPy does, but
+	// nothing here renders or validates it yet (see pysource.ModelRefs).
 	Name string
 	// Args are the type arguments of a generic or union.
 	Args []Type

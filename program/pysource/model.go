@@ -1,0 +1,210 @@
+package pysource
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// valueDecorators are pydantic decorators that change a model's values or
+// schema; a model using one cannot be served faithfully from its fields.
+var valueDecorators = map[string]bool{
+	"field_validator": true, "model_validator": true, "validator": true, "root_validator": true,
+	"computed_field": true, "field_serializer": true, "model_serializer": true,
+}
+
+func (r *reader) model(h classHeader, base string, body []stmt) error {
+	m := &ModelClass{Name: h.name, Line: h.line, Base: base}
+	doc, _, body, err := r.docstring(body)
+	if err != nil {
+		return err
+	}
+	m.Docstring = doc
+	if base != "" {
+		b, _ := r.out.Model(base)
+		if b == nil {
+			return errorf(r.file, h.line, h.col, "class %s: base class %s must be declared before it", h.name, base)
+		}
+		m.Fields = append(m.Fields, b.Fields...)
+	}
+	own := map[string]bool{}
+	for _, st := range body {
+		f, isField, err := r.modelField(h.name, st)
+		if err != nil {
+			return err
+		}
+		if !isField {
+			continue
+		}
+		if own[f.Name] {
+			return errorf(r.file, f.Line, f.Col, "class %s: field %s is declared twice", h.name, f.Name)
+		}
+		own[f.Name] = true
+		replaced := false
+		for i, g := range m.Fields {
+			if g.Name == f.Name {
+				m.Fields[i], replaced = f, true // pydantic keeps a base field's place
+			}
+		}
+		if !replaced {
+			m.Fields = append(m.Fields, f)
+		}
+	}
+	r.out.Models = append(r.out.Models, m)
+	return nil
+}
+
+// modelField reads one statement of a model body.
+func (r *reader) modelField(class string, st stmt) (Field, bool, error) {
+	for _, d := range st.decorators {
+		name := d
+		if d.kind == eCall {
+			name = d.head
+		}
+		if name.kind == eName && valueDecorators[lastPart(name.text)] {
+			return Field{}, false, errorf(r.file, d.line, d.col, "class %s: @%s changes the model's values or schema and is not supported", class, name.text)
+		}
+	}
+	first := st.toks[0]
+	if isName(first, "class") {
+		return Field{}, false, errorf(r.file, first.line, first.col, "class %s: a nested class (such as pydantic v1's Config) is not supported", class)
+	}
+	if st.compound || skippable(st.toks) {
+		return Field{}, false, nil // methods and properties do not change the fields
+	}
+	if name, _, ok := assigned(st.toks); ok {
+		if strings.HasPrefix(name.text, "_") {
+			return Field{}, false, nil // a private attribute, not a field
+		}
+		if name.text == "model_config" {
+			return Field{}, false, errorf(r.file, name.line, name.col, "class %s: model_config is not supported (it can change the schema)", class)
+		}
+		return Field{}, false, errorf(r.file, name.line, name.col, "class %s: %s without an annotation is not supported", class, name.text)
+	}
+	name, annot, value, ok := annotated(st.toks)
+	if !ok {
+		return Field{}, false, errorf(r.file, first.line, first.col, "class %s: unsupported statement in a model body", class)
+	}
+	if ae, err := parseAll(r.file, annot); err == nil && isClassVar(r, ae) {
+		return Field{}, false, nil
+	}
+	f := Field{Name: name.text, Line: name.line, Col: name.col}
+	var err error
+	if f.Type, err = r.annotation(annot); err != nil {
+		return Field{}, false, err
+	}
+	if value == nil {
+		return f, true, nil
+	}
+	e, err := parseAll(r.file, value)
+	if err != nil {
+		return Field{}, false, err
+	}
+	if e.kind == eCall && e.head.kind == eName && r.isPydantic(e.head.text, "Field") {
+		return f, true, r.pydanticFieldArgs(&f, e)
+	}
+	if f.Default, err = r.literal(e); err != nil {
+		return Field{}, false, errorf(r.file, e.line, e.col, "field %s: the default must be a literal or Field(...)", f.Name)
+	}
+	f.HasDefault = true
+	return f, true, nil
+}
+
+func lastPart(dotted string) string { return dotted[strings.LastIndex(dotted, ".")+1:] }
+
+func isClassVar(r *reader, e *expr) bool {
+	if e.kind == eSubscript {
+		e = e.head
+	}
+	return e.kind == eName && typingName(r.qualify(e.text)) == "ClassVar"
+}
+
+// pydanticFieldArgs reads pydantic.Field(...): a default (positional or
+// default=; ... means required), description=, default_factory= and
+// constraints. Other keywords (alias=, title=, examples=, ...) change the
+// schema or the keys and are refused.
+func (r *reader) pydanticFieldArgs(f *Field, call *expr) error {
+	for i, a := range call.args {
+		switch {
+		case a.name == "" && i > 0:
+			return errorf(r.file, a.line, a.col, "field %s: Field takes one positional argument", f.Name)
+		case a.name == "" || a.name == "default":
+			e, err := parseAll(r.file, a.toks)
+			if err != nil {
+				return err
+			}
+			if e.kind == eEllipsis {
+				continue
+			}
+			if f.Default, err = r.literal(e); err != nil {
+				return errorf(r.file, e.line, e.col, "field %s: the default must be a literal", f.Name)
+			}
+			f.HasDefault = true
+		case a.name == "description":
+			s, err := r.stringArg(f.Name, a)
+			if err != nil {
+				return err
+			}
+			f.Desc = s
+		case a.name == "default_factory":
+			e, err := parseAll(r.file, a.toks)
+			if err != nil {
+				return err
+			}
+			if e.kind != eName || !(e.text == "list" || e.text == "dict" || r.isModel(e)) {
+				return errorf(r.file, e.line, e.col, "field %s: default_factory must be list, dict or a model of this file", f.Name)
+			}
+			f.DefaultFactory = e.text
+		case constraintArgs[a.name]:
+			c, err := r.constraint(f.Name, a)
+			if err != nil {
+				return err
+			}
+			f.Constraints = append(f.Constraints, c)
+		default:
+			return errorf(r.file, a.line, a.col, "field %s: Field(%s=...) is not supported", f.Name, a.name)
+		}
+	}
+	return nil
+}
+
+// ErrNotYetSupported marks what a later step adds: pydantic models and
+// constraints in signatures.
+var ErrNotYetSupported = errors.New("not yet supported")
+
+// Signature returns the class as a program.Signature. Fields whose types
+// program cannot render yet (models of the file) or that carry pydantic
+// constraints are refused with an error naming the field and wrapping
+// ErrNotYetSupported.
+func (s *SignatureClass) Signature() (*program.Signature, error) {
+	convert := func(fields []Field) ([]program.Field, error) {
+		out := make([]program.Field, len(fields))
+		for i, f := range fields {
+			if refs := ModelRefs(f.Type); len(refs) > 0 {
+				return nil, &Error{File: s.file, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
+					"class %s: field %s: pydantic model %s in a signature: %v", s.Name, f.Name, refs[0], ErrNotYetSupported), Err: ErrNotYetSupported}
+			}
+			if len(f.Constraints) > 0 {
+				return nil, &Error{File: s.file, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
+					"class %s: field %s: constraint %s=: %v", s.Name, f.Name, f.Constraints[0].Name, ErrNotYetSupported), Err: ErrNotYetSupported}
+			}
+			out[i] = program.Field{Name: f.Name, Type: f.Type, Desc: f.Desc, Prefix: f.Prefix}
+		}
+		return out, nil
+	}
+	ins, err := convert(s.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	outs, err := convert(s.Outputs)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := program.NewSignature(s.Instructions, ins, outs)
+	if err != nil {
+		return nil, fmt.Errorf("build signature %s: %w", s.Name, err)
+	}
+	return sig, nil
+}
