@@ -16,12 +16,15 @@
 //   - the built-in QA program as such a file (QA);
 //   - for the CLI and PROGRAMS_DIR only, reading a file with its source
 //     and state from a folder (Load), through an os.Root so nothing
-//     outside the folder is read.
+//     outside the folder is read;
+//   - a bundle (file, source, state) made ready to run (Compile): the
+//     classes its stages name read from the source with program/pysource,
+//     the predictors built and the state applied.
 //
 // Parse and Build take file contents, never paths to open: a server checks
 // what it is sent. Signatures written as DSPy strings are parsed with
-// program.ParseSignature; a signature naming a class of the program's
-// Python source is resolved by the caller's Resolver, so this package
-// reads no Python. Parse and Build return an *Error naming the YAML
-// line:column and the key.
+// program.ParseSignature; Build resolves a signature naming a class of the
+// program's Python source through the caller's Resolver, and Compile gives
+// it one that reads the bundle's source. Parse and Build return an *Error
+// naming the YAML line:column and the key.
 package programfile

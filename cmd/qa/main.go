@@ -34,8 +34,8 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"prompt": {"print the exact LM messages for an input", runPrompt},
-		"parse":  {"parse an LM completion read on stdin into output fields", runParse},
+		"prompt": {"print the exact LM messages for an input (a program file's stage with --program)", runPrompt},
+		"parse":  {"parse an LM completion read on stdin into typed output fields (--program: a stage's)", runParse},
 		"fakelm": {"run the fake OpenAI-compatible LM server", runFakeLM},
 		"config": {"print the effective configuration, secrets redacted", runConfig},
 		"worker": {"run a worker process (interactive and batch queues)", runWorker},

@@ -7,13 +7,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programfile"
 )
 
+// programMaxBytes bounds a program file with its source and state: the
+// default of PROGRAM_MAX_BYTES (issue 15), which the registry's push
+// enforces; the CLI reads local files and needs no setting of its own.
+const programMaxBytes = 8 << 20
+
 // programFlags are the flags qa prompt and qa parse share: which signature,
-// module, adapter and saved state to use.
+// module, adapter and saved state to use, or which program file and stage.
 type programFlags struct {
 	signature    string
 	instructions string
@@ -21,6 +28,8 @@ type programFlags struct {
 	adapter      string
 	state        string
 	predictor    string
+	program      string
+	stage        string
 }
 
 func (pf *programFlags) register(fs *flag.FlagSet) {
@@ -30,6 +39,8 @@ func (pf *programFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&pf.adapter, "adapter", "chat", "chat or json")
 	fs.StringVar(&pf.state, "state", "", "saved DSPy state file (module.save(..., save_program=False))")
 	fs.StringVar(&pf.predictor, "predictor", "", "predictor key in the state file (default: its only predictor)")
+	fs.StringVar(&pf.program, "program", "", "program file (YAML) whose folder holds its source and state; replaces --signature, --instructions, --module, --state and --predictor")
+	fs.StringVar(&pf.stage, "stage", "", "with --program: the stage's key (default: the only stage)")
 }
 
 // loaded is what the flags resolve to.
@@ -37,6 +48,8 @@ type loaded struct {
 	predict  *program.Predict
 	adapter  program.Adapter
 	warnings []string
+	// stage is the stage's key with --program, else "".
+	stage string
 }
 
 func (pf *programFlags) load() (*loaded, error) {
@@ -48,6 +61,12 @@ func (pf *programFlags) load() (*loaded, error) {
 		adapter = program.JSONAdapter{}
 	default:
 		return nil, fmt.Errorf("--adapter %q: want chat or json", pf.adapter)
+	}
+	if pf.program != "" {
+		return pf.loadProgram(adapter)
+	}
+	if pf.stage != "" {
+		return nil, errors.New("--stage names a stage of --program FILE")
 	}
 	var stateData []byte
 	key := program.QAStateKey
@@ -85,6 +104,52 @@ func (pf *programFlags) load() (*loaded, error) {
 	}
 	out.predict = prog.Predictor().Predict
 	return out, nil
+}
+
+// loadProgram compiles the program file with its source and state and
+// picks the stage's predictor, state applied.
+func (pf *programFlags) loadProgram(adapter program.Adapter) (*loaded, error) {
+	for _, f := range []struct{ name, value string }{
+		{"--signature", pf.signature}, {"--instructions", pf.instructions}, {"--module", pf.module},
+		{"--state", pf.state}, {"--predictor", pf.predictor},
+	} {
+		if f.value != "" {
+			return nil, fmt.Errorf("%s cannot be combined with --program: the program file says it", f.name)
+		}
+	}
+	b, err := programfile.Load(filepath.Dir(pf.program), filepath.Base(pf.program), programMaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	c, err := programfile.Compile(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pf.program, err)
+	}
+	st, pred, err := c.Stage(pf.stage)
+	if err != nil {
+		return nil, fmt.Errorf("--stage: %w", err)
+	}
+	return &loaded{predict: pred, adapter: adapter, warnings: c.Warnings, stage: st.Key}, nil
+}
+
+// checkInputs refuses, for a program's stage, inputs that lack one of the
+// stage's input fields. Without --program the signature is the user's own
+// and inputs render as given, as DSPy would render them.
+func (l *loaded) checkInputs(inputs map[string]any) error {
+	if l.stage == "" {
+		return nil
+	}
+	fields := l.predict.Signature().Inputs()
+	for _, f := range fields {
+		if _, ok := inputs[f.Name]; !ok {
+			names := make([]string, len(fields))
+			for i, f := range fields {
+				names[i] = f.Name
+			}
+			return fmt.Errorf("--inputs: missing input %q of stage %q (its inputs: %s)", f.Name, l.stage, strings.Join(names, ", "))
+		}
+	}
+	return nil
 }
 
 // pickPredictor returns --predictor, or the file's only predictor key.
@@ -194,7 +259,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // runPrompt prints the exact messages DSPy would send for the inputs, as a
 // JSON list of {"role", "content"} objects.
 func runPrompt(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "prompt", "prompt [--signature SIG] [--instructions TEXT] [--module predict|cot] [--adapter chat|json] [--state FILE [--predictor KEY]] --inputs JSON|@FILE")
+	fs := newFlagSet(e, "prompt", "prompt [--signature SIG] [--instructions TEXT] [--module predict|cot] [--adapter chat|json] [--state FILE [--predictor KEY]] --inputs JSON|@FILE\n       qa prompt --program FILE [--stage KEY] [--adapter chat|json] --inputs JSON|@FILE")
 	var pf programFlags
 	pf.register(fs)
 	inputsArg := fs.String("inputs", "", "input fields as a JSON object, or @FILE to read it from a file")
@@ -214,6 +279,9 @@ func runPrompt(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := l.checkInputs(inputs); err != nil {
+		return err
+	}
 	printWarnings(e, l.warnings)
 	msgs := l.adapter.Format(l.predict.Signature(), l.predict.Demos(), inputs)
 	out, err := program.EncodeJSONIndent(msgs)
@@ -225,10 +293,10 @@ func runPrompt(ctx context.Context, e env, args []string) error {
 }
 
 // runParse reads an LM completion on stdin and prints the parsed output
-// fields as a JSON object; a completion that does not parse is an error
-// with DSPy's message.
+// fields as a JSON object of typed values in signature order; a completion
+// that does not parse is an error with DSPy's message.
 func runParse(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet(e, "parse", "parse [--signature SIG] [--instructions TEXT] [--module predict|cot] [--adapter chat|json] [--state FILE [--predictor KEY]] < completion")
+	fs := newFlagSet(e, "parse", "parse [--signature SIG] [--instructions TEXT] [--module predict|cot] [--adapter chat|json] [--state FILE [--predictor KEY]] < completion\n       qa parse --program FILE [--stage KEY] [--adapter chat|json] < completion")
 	var pf programFlags
 	pf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
