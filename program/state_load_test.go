@@ -1,6 +1,7 @@
 package program
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -311,6 +312,81 @@ func TestPredictWithState(t *testing.T) {
 		var me *StateMismatchError
 		if p != nil || !errors.As(err, &me) || err.Error() != r.want {
 			t.Errorf("WithState(%q) = %v, %v; want no predictor and\n%s", r.key, p, err, r.want)
+		}
+	}
+}
+
+// TestMultiStageLoadVector loads the two-stage state into each program of
+// multi_stage.json's load_state_file_into, built from the signatures DSPy
+// recorded: the program it was saved from loads to DSPy's state_after;
+// every other one is refused, including the two DSPy loads without an
+// error (OneStage; DifferentFields, which it corrupts).
+func TestMultiStageLoadVector(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("testdata", "vectors", "multi_stage.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type field struct{ Name, Annotation string }
+	var vec struct {
+		Cases []struct {
+			Target string   `json:"target_program"`
+			OK     bool     `json:"ok"`
+			Named  []string `json:"target_named_predictors"`
+			Sigs   map[string]struct {
+				In  []field `json:"input_fields"`
+				Out []field `json:"output_fields"`
+			} `json:"target_predictor_signatures_after"`
+			StateAfter map[string]any `json:"state_after"`
+		} `json:"load_state_file_into"`
+	}
+	if err := json.Unmarshal(raw, &vec); err != nil {
+		t.Fatal(err)
+	}
+	if len(vec.Cases) != 5 {
+		t.Fatalf("%d cases, want 5", len(vec.Cases))
+	}
+	spec := func(fs []field) string {
+		parts := make([]string, len(fs))
+		for i, f := range fs {
+			parts[i] = f.Name
+			if f.Annotation != "str" {
+				parts[i] += ": " + f.Annotation
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	data := readState(t, "two_stage.json")
+	for _, c := range vec.Cases {
+		var stages []stage
+		for _, key := range c.Named {
+			sig := c.Sigs[key]
+			cot := len(sig.Out) > 0 && sig.Out[0].Name == "reasoning"
+			out := sig.Out
+			if cot {
+				out = out[1:]
+			}
+			stages = append(stages, stage{key, spec(sig.In) + " -> " + spec(out), cot})
+		}
+		p, _, err := stagesProgram(t, stages...).WithState(data, "two_stage.json")
+		if c.Target != "TwoStage" {
+			var me *StateMismatchError
+			if p != nil || !errors.As(err, &me) {
+				t.Errorf("%s (DSPy ok=%v): loaded, err %v; want a StateMismatchError", c.Target, c.OK, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.Target, err)
+		}
+		saved, _ := p.MarshalState()
+		var got map[string]any
+		if err := json.Unmarshal(saved, &got); err != nil {
+			t.Fatal(err)
+		}
+		delete(got, "metadata")
+		if diff := cmp.Diff(c.StateAfter, got); diff != "" {
+			t.Errorf("%s: state after load (-DSPy +ours):\n%s", c.Target, diff)
 		}
 	}
 }
