@@ -10,8 +10,9 @@
 //   - ChatAdapter and JSONAdapter (formatting and parsing), with DSPy's
 //     fallback from chat to JSON with structured outputs to JSON mode;
 //   - saved state: loading what module.save(path, save_program=False)
-//     writes from DSPy 2.6 through 3.3 (Program.WithState, LoadQA) and
-//     saving it back in the 3.x bytes (Program.MarshalState);
+//     writes from DSPy 2.6 through 3.3 (Program.WithState, LoadQA), whole
+//     or not at all, and saving it back in the 3.x bytes
+//     (Program.MarshalState);
 //   - running a program against an LM (Program.Run), with usage in DSPy's
 //     shape, cache-hit reporting and streaming of chosen output fields
 //     whose chunks concatenate to exactly the parsed values;

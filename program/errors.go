@@ -56,3 +56,19 @@ func (e *StateError) Error() string {
 	}
 	return fmt.Sprintf("state %s: key %q: %s", e.File, e.Key, e.Expected)
 }
+
+// StateMismatchError reports a saved state made for another program: its
+// predictors or their signature fields differ from the program's. It names
+// every difference, so one attempt shows all that must change.
+type StateMismatchError struct {
+	// File is the path (or name) of the state file.
+	File string
+	// Differences are the differences, predictors first, in file and
+	// program order.
+	Differences []string
+}
+
+// Error formats the differences as "state FILE: DIFF; DIFF".
+func (e *StateMismatchError) Error() string {
+	return fmt.Sprintf("state %s: %s", e.File, strings.Join(e.Differences, "; "))
+}

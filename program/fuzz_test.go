@@ -2,6 +2,7 @@ package program
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -82,11 +83,19 @@ func FuzzStateLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(qa)
+	for _, name := range []string{"two_stage_demos.json", "two_stage_dump_state_demos.json"} {
+		f.Add(readState(f, name))
+	}
 	f.Add([]byte(`{"predict.predict": {"demos": [{"question": 1.5e300, "answer": [true, null]}], "signature": {"instructions": "\t x\n  y", "fields": []}}, "metadata": {"dependency_versions": {"dspy": 3}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, base := range []*Program{NewQA(), cotProgram(t, "predict", "question -> answer")} {
+		for _, base := range []*Program{NewQA(), cotProgram(t, "predict", "question -> answer"), twoStage(t)} {
 			p, _, err := base.WithState(data, "fuzz.json")
 			if err != nil {
+				var se *StateError
+				var me *StateMismatchError
+				if p != nil || !errors.As(err, &se) && !errors.As(err, &me) {
+					t.Fatalf("refused state: program %v, error %T %v", p, err, err)
+				}
 				continue
 			}
 			saved, err := p.MarshalState()

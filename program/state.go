@@ -3,6 +3,7 @@ package program
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -62,16 +63,21 @@ func (p *Program) LoadStateFile(path string) (*Program, []string, error) {
 
 // WithState returns a copy of p with the saved state in data applied, as
 // DSPy's module.load does for a save_program=False JSON file written by
-// DSPy 2.6 through 3.3: for each of p's predictors, the demos, traces, train
-// and lm entries replace p's, the instructions replace the signature's, and
-// the saved fields overwrite the prefix and description of the code's fields
-// positionally (names and types always come from code). Extra predictors in
-// the file are ignored.
+// DSPy 2.6 through 3.3, or for json.dumps(module.dump_state()) (no
+// metadata): for each of p's predictors, the demos, traces, train and lm
+// entries replace p's, the instructions replace the signature's, and the
+// saved fields overwrite the prefix and description of the code's fields
+// positionally (names and types always come from code). Demos are kept as
+// saved, missing fields and extra keys included.
 //
-// Unlike DSPy, a field count that differs from the code's is an error: it
-// means the state was made for another program. Version differences in the
-// metadata are returned as warnings (DSPy's text), not errors. file names
-// the state in errors. The copy's provenance is the sha256 of data.
+// Unlike DSPy, which zips predictors and fields and can leave a module half
+// loaded (dspy#9589), a state made for another program is refused whole: a
+// predictor in the state but not in p, one of p's predictors missing from
+// the state, or a predictor whose saved fields differ in number or in name
+// gives a *StateMismatchError naming every difference, and no program. A
+// malformed state gives a *StateError. Version differences in the metadata
+// are returned as warnings (DSPy's text), not errors. file names the state
+// in errors. The copy's provenance is the sha256 of data.
 func (p *Program) WithState(data []byte, file string) (*Program, []string, error) {
 	top, err := decodeState(data, file)
 	if err != nil {
@@ -81,21 +87,79 @@ func (p *Program) WithState(data []byte, file string) (*Program, []string, error
 	if err != nil {
 		return nil, nil, err
 	}
+	stateKeys, _ := StateKeys(data, file)
+	diffs := p.predictorDiffs(top, stateKeys)
 	out := &Program{provenance: sha256Hex(data)}
 	for _, np := range p.preds {
 		raw, ok := top.Get(np.Key)
 		if !ok {
-			keys, _ := StateKeys(data, file)
-			return nil, nil, &StateError{File: file, Key: np.Key,
-				Expected: fmt.Sprintf("expected the state of predictor %q; the file has %s", np.Key, quoteList(keys))}
+			continue // named by predictorDiffs
 		}
-		loaded, err := loadPredict(np.Predict, raw, file, np.Key)
+		loaded, diff, err := loadPredict(np.Predict, raw, file, np.Key)
 		if err != nil {
 			return nil, nil, err
 		}
+		if diff != "" {
+			diffs = append(diffs, fmt.Sprintf("predictor %q: %s", np.Key, diff))
+			continue
+		}
 		out.preds = append(out.preds, NamedPredict{Key: np.Key, Predict: loaded})
 	}
+	if len(diffs) > 0 {
+		return nil, nil, &StateMismatchError{File: file, Differences: diffs}
+	}
 	return out, warnings, nil
+}
+
+// WithState returns a copy of p with the state saved for predictor key in
+// data applied, as Program.WithState applies it to each predictor; the
+// file's other predictors are not read. It serves tools that look at one
+// stage of a saved program (qa prompt --predictor); a served program loads
+// whole, with Program.WithState. Errors and warnings are Program.WithState's.
+func (p *Predict) WithState(data []byte, file, key string) (*Predict, []string, error) {
+	top, err := decodeState(data, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings, err := checkVersions(top, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, ok := top.Get(key)
+	if !ok || key == "metadata" {
+		keys, _ := StateKeys(data, file)
+		return nil, nil, &StateMismatchError{File: file,
+			Differences: []string{fmt.Sprintf("predictor %q is not in the state (it has %s)", key, quoteList(keys))}}
+	}
+	loaded, diff, err := loadPredict(p, raw, file, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if diff != "" {
+		return nil, nil, &StateMismatchError{File: file, Differences: []string{fmt.Sprintf("predictor %q: %s", key, diff)}}
+	}
+	return loaded, warnings, nil
+}
+
+// predictorDiffs names the state's predictors p lacks, then p's predictors
+// the state lacks.
+func (p *Program) predictorDiffs(top *Map, stateKeys []string) []string {
+	progKeys := make([]string, len(p.preds))
+	for i, np := range p.preds {
+		progKeys[i] = np.Key
+	}
+	var diffs []string
+	for _, k := range stateKeys {
+		if _, ok := p.Predict(k); !ok {
+			diffs = append(diffs, fmt.Sprintf("predictor %q is not in the program (it has %s)", k, quoteList(progKeys)))
+		}
+	}
+	for _, k := range progKeys {
+		if !top.Has(k) {
+			diffs = append(diffs, fmt.Sprintf("predictor %q is not in the state (it has %s)", k, quoteList(stateKeys)))
+		}
+	}
+	return diffs
 }
 
 func quoteList(keys []string) string {
@@ -106,15 +170,19 @@ func quoteList(keys []string) string {
 	for i, k := range keys {
 		q[i] = fmt.Sprintf("%q", k)
 	}
-	return "predictors " + strings.Join(q, ", ")
+	return strings.Join(q, ", ")
 }
 
 // checkVersions compares metadata.dependency_versions with this runtime's,
-// returning DSPy's mismatch warnings.
+// returning DSPy's mismatch warnings. A state without metadata (written with
+// json.dumps(module.dump_state())) has nothing to compare.
 func checkVersions(top *Map, file string) ([]string, error) {
 	mv, ok := top.Get("metadata")
+	if !ok {
+		return nil, nil
+	}
 	meta, isMap := mv.(*Map)
-	if !ok || !isMap {
+	if !isMap {
 		return nil, &StateError{File: file, Key: "metadata", Expected: "expected an object with \"dependency_versions\""}
 	}
 	dv, _ := meta.Get("dependency_versions")
@@ -140,8 +208,9 @@ func checkVersions(top *Map, file string) ([]string, error) {
 	return warnings, nil
 }
 
-// loadPredict is Predict.load_state.
-func loadPredict(base *Predict, raw any, file, key string) (*Predict, error) {
+// loadPredict is Predict.load_state. A state whose fields differ from
+// base's gives a description of the difference and no Predict.
+func loadPredict(base *Predict, raw any, file, key string) (*Predict, string, error) {
 	errAt := func(sub, expected string) error {
 		k := key
 		if sub != "" {
@@ -151,20 +220,20 @@ func loadPredict(base *Predict, raw any, file, key string) (*Predict, error) {
 	}
 	st, ok := raw.(*Map)
 	if !ok {
-		return nil, errAt("", "expected a predictor state object, got "+jsonKind(raw))
+		return nil, "", errAt("", "expected a predictor state object, got "+jsonKind(raw))
 	}
 	if st.Has("extended_signature") {
-		return nil, errAt("extended_signature", "Loading extended_signature is no longer supported in DSPy 2.6+")
+		return nil, "", errAt("extended_signature", "Loading extended_signature is no longer supported in DSPy 2.6+")
 	}
 	if st.Has("signature_instructions") || st.Has("signature_prefix") {
-		return nil, errAt("signature_instructions", "expected a DSPy 2.6+ state with a \"signature\" object (DSPy 2.4 format is not supported)")
+		return nil, "", errAt("signature_instructions", "expected a DSPy 2.6+ state with a \"signature\" object (DSPy 2.4 format is not supported)")
 	}
 	out := *base
 	for _, name := range []string{"traces", "train"} {
 		if v, ok := st.Get(name); ok {
 			list, ok := v.([]any)
 			if !ok {
-				return nil, errAt(name, "expected a list, got "+jsonKind(v))
+				return nil, "", errAt(name, "expected a list, got "+jsonKind(v))
 			}
 			if name == "traces" {
 				out.traces = list
@@ -176,69 +245,113 @@ func loadPredict(base *Predict, raw any, file, key string) (*Predict, error) {
 	if v, ok := st.Get("demos"); ok {
 		list, ok := v.([]any)
 		if !ok {
-			return nil, errAt("demos", "expected a list of demo objects, got "+jsonKind(v))
+			return nil, "", errAt("demos", "expected a list of demo objects, got "+jsonKind(v))
 		}
 		out.demos = make([]*Map, len(list))
 		for i, d := range list {
 			m, ok := d.(*Map)
 			if !ok {
-				return nil, errAt(fmt.Sprintf("demos[%d]", i), "expected a demo object, got "+jsonKind(d))
+				return nil, "", errAt(fmt.Sprintf("demos[%d]", i), "expected a demo object, got "+jsonKind(d))
 			}
 			out.demos[i] = m
 		}
 	}
-	sig, err := loadSignature(base.sig, st, errAt)
-	if err != nil {
-		return nil, err
+	sig, diff, err := loadSignature(base.sig, st, errAt)
+	if err != nil || diff != "" {
+		return nil, diff, err
 	}
 	out.sig = sig
 	out.lm = nil
 	if v, ok := st.Get("lm"); ok && pyTruthy(v) {
 		out.lm = v
 	}
-	return &out, nil
+	return &out, "", nil
 }
 
-func loadSignature(base *Signature, st *Map, errAt func(sub, expected string) error) (*Signature, error) {
+func loadSignature(base *Signature, st *Map, errAt func(sub, expected string) error) (*Signature, string, error) {
 	v, ok := st.Get("signature")
 	sigState, isMap := v.(*Map)
 	if !ok || !isMap {
-		return nil, errAt("signature", "expected an object with \"instructions\" and \"fields\"")
+		return nil, "", errAt("signature", "expected an object with \"instructions\" and \"fields\"")
 	}
 	iv, _ := sigState.Get("instructions")
 	instructions, ok := iv.(string)
 	if !ok {
-		return nil, errAt("signature.instructions", "expected a string, got "+jsonKind(iv))
+		return nil, "", errAt("signature.instructions", "expected a string, got "+jsonKind(iv))
 	}
 	fv, _ := sigState.Get("fields")
 	list, ok := fv.([]any)
 	if !ok {
-		return nil, errAt("signature.fields", "expected a list of {\"prefix\", \"description\"} objects, got "+jsonKind(fv))
-	}
-	want := len(base.inputs) + len(base.outputs)
-	if len(list) != want {
-		return nil, errAt("signature.fields", fmt.Sprintf("expected %d fields (%s), got %d: the state was saved for another signature",
-			want, strings.Join(fieldNames(base.Fields()), ", "), len(list)))
+		return nil, "", errAt("signature.fields", "expected a list of {\"prefix\", \"description\"} objects, got "+jsonKind(fv))
 	}
 	texts := make([]fieldText, len(list))
 	for i, e := range list {
 		m, ok := e.(*Map)
 		at := fmt.Sprintf("signature.fields[%d]", i)
 		if !ok {
-			return nil, errAt(at, "expected a {\"prefix\", \"description\"} object, got "+jsonKind(e))
+			return nil, "", errAt(at, "expected a {\"prefix\", \"description\"} object, got "+jsonKind(e))
 		}
 		prefix, ok1 := m.values["prefix"].(string)
 		desc, ok2 := m.values["description"].(string)
 		if !ok1 || !ok2 {
-			return nil, errAt(at, "expected string \"prefix\" and \"description\"")
+			return nil, "", errAt(at, "expected string \"prefix\" and \"description\"")
 		}
 		texts[i] = fieldText{prefix: prefix, desc: desc}
 	}
+	if diff := fieldsDiff(base.Fields(), texts); diff != "" {
+		return nil, diff, nil
+	}
 	sig, err := base.WithInstructions(instructions).withFieldText(texts)
 	if err != nil {
-		return nil, errAt("signature.fields", err.Error())
+		return nil, "", errAt("signature.fields", err.Error())
 	}
-	return sig, nil
+	return sig, "", nil
+}
+
+// fieldsDiff describes how saved fields differ from the code's: in number,
+// or in a name the state shows. A state records no names, but DSPy's
+// defaults show them: the description "${name}" and the prefix
+// infer_prefix(name). Texts the project or an optimizer wrote (COPRO
+// rewrites the last prefix) show no name and are not compared.
+func fieldsDiff(code []Field, saved []fieldText) string {
+	names := make([]string, len(saved))
+	same := len(saved) == len(code)
+	for i, t := range saved {
+		name, known := t.name()
+		names[i] = name
+		if !known {
+			names[i] = strconv.Quote(t.prefix)
+		}
+		if same && known && name != code[i].Name && t.prefix != code[i].Prefix && t.desc != code[i].Desc {
+			same = false
+		}
+	}
+	if same {
+		return ""
+	}
+	codeNames := strings.Join(fieldNames(code), ", ")
+	if len(saved) != len(code) {
+		return fmt.Sprintf("the state has %d fields (%s), the program %d (%s)", len(saved), strings.Join(names, ", "), len(code), codeNames)
+	}
+	return fmt.Sprintf("the state has fields (%s), the program (%s)", strings.Join(names, ", "), codeNames)
+}
+
+// name returns the field name the saved texts show, if they show one.
+func (t fieldText) name() (string, bool) {
+	if inner, ok := strings.CutPrefix(t.desc, "${"); ok {
+		if name, ok := strings.CutSuffix(inner, "}"); ok && name != "" {
+			return name, true
+		}
+	}
+	label, ok := strings.CutSuffix(t.prefix, ":")
+	if !ok || label == "" {
+		return "", false
+	}
+	name := strings.ToLower(strings.ReplaceAll(label, " ", "_"))
+	if inferPrefix(name) != t.prefix {
+		return "", false
+	}
+	return name, true
 }
 
 func fieldNames(fields []Field) []string {

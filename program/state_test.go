@@ -259,9 +259,8 @@ func TestStateErrors(t *testing.T) {
 	}{
 		{"malformed JSON", `{"predict": `, nil, "", "expected a JSON object"},
 		{"not an object", `[1]`, nil, "", "expected a JSON object at the top level"},
-		{"unknown predictor", good, NewQA(), "predict.predict", `the file has predictors "predict"`},
-		{"field count mismatch", strings.Replace(good, `"predict"`, `"predict.predict"`, 1), NewQA(), "predict.predict.signature.fields", "expected 5 fields"},
-		{"missing metadata", `{"predict": {}}`, nil, "metadata", "dependency_versions"},
+		{"metadata not an object", `{"predict": {}, "metadata": []}`, nil, "metadata", "dependency_versions"},
+		{"signature fields malformed", strings.Replace(good, `"fields": [`, `"fields": [3, `, 1), nil, "predict.signature.fields[0]", `expected a {"prefix", "description"} object`},
 		{"extended signature", `{"predict": {"extended_signature": {}}, "metadata": {"dependency_versions": {}}}`, nil, "predict.extended_signature", "no longer supported"},
 		{"unknown version key", `{"metadata": {"dependency_versions": {"torch": "2"}}}`, nil, "metadata.dependency_versions.torch", "expected one of"},
 		{"demos not a list", `{"predict": {"demos": 3, "signature": {}}, "metadata": {"dependency_versions": {}}}`, nil, "predict.demos", "expected a list"},

@@ -94,15 +94,10 @@ func (pf *programFlags) load() (*loaded, error) {
 	if stateData == nil {
 		return out, nil
 	}
-	prog, err := program.NewProgram(program.NamedPredict{Key: key, Predict: pred})
-	if err != nil {
+	// One stage of the file is shown; its other predictors are not read.
+	if out.predict, out.warnings, err = pred.WithState(stateData, pf.state, key); err != nil {
 		return nil, err
 	}
-	prog, out.warnings, err = prog.WithState(stateData, pf.state)
-	if err != nil {
-		return nil, err
-	}
-	out.predict = prog.Predictor().Predict
 	return out, nil
 }
 

@@ -140,7 +140,7 @@ func TestPromptStates(t *testing.T) {
 		{"unknown predictor", []string{"--signature", "question -> answer", "--state", ishaan, "--predictor", "nope", "--inputs", `{"question": "q"}`},
 			1, "", `no predictor "nope"; choose --predictor from: rewrite.predict, answer.predict`},
 		{"field count mismatch", []string{"--state", karthik, "--inputs", `{"question": "q"}`},
-			1, "", `key "predict.signature.fields": expected 5 fields`},
+			1, "", `predictor "predict": the state has 3 fields (question, reasoning, answer), the program 5 (question, reasoning, answer, key_concepts, question_type)`},
 		{"missing inputs", []string{}, 1, "", "--inputs is required"},
 		{"bad inputs", []string{"--inputs", `[1]`}, 1, "", "want a JSON object"},
 	}
