@@ -32,6 +32,8 @@ type valueGen struct {
 	nodes map[*byte]*schemaNode
 }
 
+// newValueGen returns a generator for one answer; root is the schema whose
+// $defs the answer's $refs name (nil when each field's schema brings its own).
 func newValueGen(a answerer, root json.RawMessage) *valueGen {
 	g := &valueGen{a: a, budget: maxSchemaNodes, nodes: map[*byte]*schemaNode{}}
 	var r struct {
@@ -272,6 +274,8 @@ func intBounds(n *schemaNode) (int64, int64) {
 	return int64(lo), int64(hi)
 }
 
+// array writes a list of two items (minItems and maxItems permitting), or a
+// tuple's prefixItems.
 func (g *valueGen) array(b *bytes.Buffer, n *schemaNode, name, path string, depth int, exhausted bool) {
 	count := defaultItems
 	if n.MinItems != nil && *n.MinItems > count {
@@ -306,6 +310,8 @@ func (g *valueGen) array(b *bytes.Buffer, n *schemaNode, name, path string, dept
 	b.WriteByte(']')
 }
 
+// object writes a model's required properties in declaration order, or
+// two entries of a mapping keyed by the question's keywords.
 func (g *valueGen) object(b *bytes.Buffer, n *schemaNode, path string, depth int, exhausted bool) {
 	b.WriteByte('{')
 	defer b.WriteByte('}')
@@ -354,6 +360,7 @@ func writeKey(b *bytes.Buffer, k string) {
 	b.WriteString(": ")
 }
 
+// writeCompact writes a const or enum value, null if it is not JSON.
 func writeCompact(b *bytes.Buffer, raw json.RawMessage) {
 	if err := json.Compact(b, raw); err != nil {
 		b.WriteString("null")
