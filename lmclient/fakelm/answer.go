@@ -1,6 +1,7 @@
 package fakelm
 
 import (
+	"bytes"
 	"encoding/json"
 	"hash/fnv"
 	"regexp"
@@ -129,6 +130,14 @@ type answerer struct {
 	seed  uint64
 	words []string
 	qtype string
+	// schemas are the output fields' JSON schemas read from the system
+	// message; a field without one is a str.
+	schemas map[string]json.RawMessage
+	// root is the response_format's json_schema, when the request sent one;
+	// rootProps and rootOrder are its properties.
+	root      json.RawMessage
+	rootProps map[string]json.RawMessage
+	rootOrder []string
 }
 
 func newAnswerer(seedText string, p prompt) answerer {
@@ -139,6 +148,41 @@ func newAnswerer(seedText string, p prompt) answerer {
 		words = []string{"the question"}
 	}
 	return answerer{seed: h.Sum64(), words: words, qtype: questionType(p.question)}
+}
+
+// typed returns a copy of a that answers each output field with a value of
+// its type, read from the request's system message and, for JSONAdapter's
+// structured outputs, from the response_format's schema.
+func (a answerer) typed(system string, responseSchema json.RawMessage) answerer {
+	a.schemas = fieldSchemas(system)
+	a.root = responseSchema
+	var root struct {
+		Properties json.RawMessage `json:"properties"`
+	}
+	if json.Unmarshal(responseSchema, &root) == nil && json.Unmarshal(root.Properties, &a.rootProps) == nil {
+		a.rootOrder = objectKeys(root.Properties)
+	}
+	return a
+}
+
+// schema is field's JSON schema, nil for a str.
+func (a answerer) schema(field string) json.RawMessage {
+	if s, ok := a.rootProps[field]; ok {
+		return s
+	}
+	return a.schemas[field]
+}
+
+// typedValue is field's value as JSON text, or ok false for a str field,
+// whose text is value's.
+func (a answerer) typedValue(g *valueGen, field string) (text string, ok bool) {
+	schema := a.schema(field)
+	if schema == nil {
+		return "", false
+	}
+	var b bytes.Buffer
+	g.value(&b, schema, field, field, -1, 0)
+	return b.String(), true
 }
 
 func (a answerer) pick(options ...string) string { return options[a.seed%uint64(len(options))] }
@@ -180,9 +224,19 @@ func (a answerer) value(field string) string {
 // chatText formats the fields in ChatAdapter format, ending with the
 // completed marker.
 func (a answerer) chatText(fields []string) string {
+	g := newValueGen(a, a.root)
 	var b strings.Builder
 	for _, f := range fields {
-		b.WriteString("[[ ## " + f + " ## ]]\n" + a.value(f) + "\n\n")
+		v := a.value(f)
+		if typed, ok := a.typedValue(g, f); ok {
+			v = typed
+			// DSPy writes str values (a Literal's, an Optional[str]'s) bare.
+			var s string
+			if json.Unmarshal([]byte(typed), &s) == nil {
+				v = s
+			}
+		}
+		b.WriteString("[[ ## " + f + " ## ]]\n" + v + "\n\n")
 	}
 	b.WriteString("[[ ## completed ## ]]")
 	return b.String()
@@ -190,6 +244,7 @@ func (a answerer) chatText(fields []string) string {
 
 // jsonText formats the fields as one JSON object, in order.
 func (a answerer) jsonText(fields []string) string {
+	g := newValueGen(a, a.root)
 	var b strings.Builder
 	b.WriteString("{")
 	for i, f := range fields {
@@ -198,6 +253,9 @@ func (a answerer) jsonText(fields []string) string {
 		}
 		k, _ := json.Marshal(f)
 		v, _ := json.Marshal(a.value(f))
+		if typed, ok := a.typedValue(g, f); ok {
+			v = []byte(typed)
+		}
 		b.Write(k)
 		b.WriteString(": ")
 		b.Write(v)
@@ -216,6 +274,9 @@ func (a answerer) text(p prompt, wantJSON bool) string {
 	fields := p.fields
 	switch {
 	case wantJSON || p.jsonFields:
+		if len(fields) == 0 {
+			fields = a.rootOrder
+		}
 		if len(fields) == 0 {
 			fields = []string{"answer"}
 		}

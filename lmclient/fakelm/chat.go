@@ -24,7 +24,10 @@ type chatRequest struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	ResponseFormat *struct {
-		Type string `json:"type"`
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
 	} `json:"response_format"`
 	MaxTokens           *int64 `json:"max_tokens"`
 	MaxCompletionTokens *int64 `json:"max_completion_tokens"`
@@ -54,6 +57,8 @@ func contentText(raw json.RawMessage) string {
 type parsedRequest struct {
 	req        chatRequest
 	lastUser   string
+	system     string // the first system message: DSPy's field list
+	schema     json.RawMessage
 	allText    string
 	promptLen  int
 	wantJSON   bool
@@ -78,10 +83,16 @@ func parseRequest(body []byte) (parsedRequest, error) {
 		if m.Role == "user" {
 			pr.lastUser = text
 		}
+		if m.Role == "system" && pr.system == "" {
+			pr.system = text
+		}
 	}
 	pr.fingerprnt = h.Sum64()
 	if rf := pr.req.ResponseFormat; rf != nil && (rf.Type == "json_object" || rf.Type == "json_schema") {
 		pr.wantJSON = true
+		if rf.JSONSchema != nil {
+			pr.schema = rf.JSONSchema.Schema
+		}
 	}
 	if pr.req.MaxCompletionTokens != nil {
 		pr.maxTokens = *pr.req.MaxCompletionTokens
@@ -140,7 +151,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 
 	p := parsePrompt(pr.lastUser)
-	a := newAnswerer(pr.allText, p)
+	a := newAnswerer(pr.allText, p).typed(pr.system, pr.schema)
 	text := a.text(p, pr.wantJSON)
 	if fault.Kind == FaultGarbage {
 		text = a.garbageText()

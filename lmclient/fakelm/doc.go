@@ -15,6 +15,15 @@
 // derived from a hash of the request messages: the same request always gets
 // the same answer.
 //
+// Each field gets a value of its type, so any DSPy signature can be tried:
+// the types come from the system message DSPy 3.3.1 renders (the "Your output
+// fields are:" list for int, float, bool and Literal, and the JSON schema note
+// of every other type: lists, dicts, Optional, pydantic models) and, under
+// structured outputs, from the response_format's json_schema. A str field
+// (the QA program's) is prose, a list[Finding] a list of objects with the
+// model's required fields, a Literal one of its values; the chat form writes
+// strings bare and the rest as JSON, as DSPy does.
+//
 // # Faults
 //
 // Faults can be queued with [Server.FailNext] or requested from inside the

@@ -1,0 +1,81 @@
+package fakelm
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/program"
+)
+
+// TestTypedProgramRuns runs typed programs as a worker does (program.Run
+// through lmclient over HTTP) on the fake: the chat attempt parses first
+// time, and when it is garbled the JSON attempt (structured outputs, or
+// json_object for a dict output) parses instead.
+func TestTypedProgramRuns(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL()}, lmclient.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	tests := []struct {
+		spec   string
+		garble bool // the first answer (the chat attempt's) is garbage
+		format string
+	}{
+		{"claim -> count: int, score: float, is_true: bool, tags: list[str], counts: dict[str, int], kind: Literal['factual', 'opinion', 'analytical'], note: Optional[str]", false, program.FormatChat},
+		{"claim -> count: int, score: float, is_true: bool, tags: list[str], counts: dict[str, int], kind: Literal['factual', 'opinion', 'analytical'], note: Optional[str]", true, program.FormatJSONObject},
+		{"question, context: list[str] -> answer, confidence: float, sources: list[int] | None", true, program.FormatJSONSchema},
+	}
+	for _, tt := range tests {
+		sig, err := program.ParseSignature(tt.spec, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cot, err := program.NewChainOfThought(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: cot})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs := map[string]any{}
+		for _, f := range sig.Inputs() {
+			inputs[f.Name] = "Honeybees pollinate most crops in Europe."
+			if !f.Type.IsStr() {
+				inputs[f.Name] = []any{"Bees visit flowers."}
+			}
+		}
+		if tt.garble {
+			s.FailNext(1, Fault{Kind: FaultGarbage})
+		}
+		var streamed strings.Builder
+		res, err := p.Run(context.Background(), lm, inputs, &program.RunOptions{NoCache: true,
+			StreamFields: []string{"reasoning"}, OnChunk: func(_, c string) { streamed.WriteString(c) },
+			OnReset: func(string) { streamed.Reset() }})
+		if err != nil {
+			t.Errorf("%s (%s): %v", tt.spec, tt.format, err)
+			continue
+		}
+		if res.Format != tt.format {
+			t.Errorf("%s (%s): parsed by %s, want %s", tt.spec, tt.format, res.Format, tt.format)
+		}
+		outs := cot.Signature().Outputs()
+		if got, want := strings.Join(res.Outputs.Keys(), ","), strings.Join(cot.Signature().OutputNames(), ","); got != want {
+			t.Errorf("%s: outputs %s, want %s", tt.spec, got, want)
+		}
+		for _, f := range outs {
+			v, _ := res.Outputs.Get(f.Name)
+			if err := checkKind(f.Type, v); err != nil {
+				t.Errorf("%s (%s): %s: %v", tt.spec, tt.format, f.Name, err)
+			}
+		}
+		if r, _ := res.Outputs.Get("reasoning"); streamed.String() != r {
+			t.Errorf("%s: streamed reasoning %q, parsed %q", tt.spec, streamed.String(), r)
+		}
+	}
+}
