@@ -65,6 +65,23 @@ func pyLiteralEval(s string) (any, error) {
 		return nil, p.err
 	}
 	p.skipSpace()
+	if p.pos < len(p.src) && p.src[p.pos] == ',' {
+		// A bare tuple: "1,234" is (1, 234), "1," is (1,).
+		tup := pyTuple{v}
+		for p.pos < len(p.src) && p.src[p.pos] == ',' {
+			p.pos++
+			p.skipSpace()
+			if p.pos == len(p.src) {
+				break
+			}
+			tup = append(tup, p.value(0))
+			if p.err != nil {
+				return nil, p.err
+			}
+			p.skipSpace()
+		}
+		v = tup
+	}
 	if p.pos != len(p.src) {
 		return nil, errors.New("literal eval: trailing text")
 	}
@@ -134,7 +151,10 @@ func (p *lenientParser) value(depth int) any {
 		return p.array(depth, ']')
 	case c == '(' && p.strict:
 		p.pos++
-		return p.array(depth, ')')
+		if list, ok := p.array(depth, ')').([]any); ok {
+			return pyTuple(list)
+		}
+		return nil
 	case c == '"' || c == '\'':
 		return p.str()
 	case c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9'):

@@ -51,6 +51,10 @@ func formatBlob(s string) string {
 // DSPy or pydantic text is reproduced (tuples of the wrong length, unions).
 var errValue = errors.New("invalid value")
 
+// pyTuple is a tuple ast.literal_eval read ("1,234" is (1, 234)):
+// pydantic takes it for a list, and names it a tuple in its errors.
+type pyTuple []any
+
 // valueError is the ValueError DSPy's parse_value raises (a Literal that
 // does not match): its text is the exception's str().
 type valueError struct{ msg string }
@@ -111,6 +115,8 @@ func pyTypeName(v any) string {
 		return "list"
 	case *Map:
 		return "dict"
+	case pyTuple:
+		return "tuple"
 	}
 	return fmt.Sprintf("%T", v)
 }
@@ -247,7 +253,9 @@ func validateValue(v any, t Type) (any, error) {
 
 // validate is validateValue without the type's name in its errors.
 func validate(v any, t Type) (any, error) {
-	v = toOrdered(v)
+	if _, isTuple := v.(pyTuple); !isTuple || t.name() == "Any" {
+		v = toOrdered(v) // a tuple becomes a list
+	}
 	switch t.name() {
 	case "Any":
 		return v, nil
@@ -269,6 +277,9 @@ func validate(v any, t Type) (any, error) {
 		return parseLiteralValue(v, t)
 	case "list", "tuple", "set", "frozenset":
 		list, ok := v.([]any)
+		if tup, isTuple := v.(pyTuple); isTuple {
+			list, ok = tup, true
+		}
 		if !ok {
 			break
 		}
