@@ -15,7 +15,8 @@ const maxLenientDepth = 256
 // repairJSON approximates json_repair.loads, which DSPy uses to read LM
 // output: strict JSON first; otherwise the first object or array in the
 // text, read leniently (code fences and prose around it, single quotes,
-// unquoted keys, trailing or missing commas, Python's True/False/None,
+// unquoted keys, trailing or missing commas, Python's True/False (None
+// stays the string "None"),
 // unclosed brackets at the end). Like json_repair it returns "" when it
 // finds nothing. ok is false only for that empty result.
 func repairJSON(s string) (v any, ok bool) {
@@ -356,8 +357,14 @@ func (p *lenientParser) word() any {
 		return true
 	case "False", "false":
 		return false
-	case "None", "null":
+	case "null":
 		return nil
+	case "None":
+		// json_repair (0.61.7, as DSPy's vectors record it) matches only
+		// "null" and reads a bare None as the unquoted string "None".
+		if p.strict {
+			return nil
+		}
 	case "NaN":
 		if !p.strict {
 			return nanValue()

@@ -140,47 +140,33 @@ func renderInputs(t *testing.T, c renderCase) (map[string]any, []*program.Map) {
 
 // tally counts the cases of one file that ran, to report N of M.
 type tally struct {
-	mu             sync.Mutex
-	ran, total     int
-	file           string
-	skippedReasons map[string]int
-	pending        func() // marks the case being tracked as pending
+	mu                  sync.Mutex
+	ran, skipped, total int
+	file                string
 }
 
 func newTally(t *testing.T, file string) *tally {
-	tl := &tally{file: file, skippedReasons: map[string]int{}}
+	tl := &tally{file: file}
 	t.Cleanup(func() {
-		t.Logf("%s: %d of %d cases run (skipped: %v)", tl.file, tl.ran, tl.total, tl.skippedReasons)
+		t.Logf("%s: %d of %d cases run, %d skipped (%s)", tl.file, tl.ran, tl.total, tl.skipped, skipModels)
 	})
 	return tl
 }
 
-// track counts t; a skip is counted as a model's unless skipPending
-// says otherwise.
+// track counts t: run, or skipped for its models.
 func (tl *tally) track(t *testing.T) {
 	tl.mu.Lock()
 	tl.total++
 	tl.mu.Unlock()
-	var pending bool
 	t.Cleanup(func() {
 		tl.mu.Lock()
 		defer tl.mu.Unlock()
-		switch {
-		case !t.Skipped():
+		if t.Skipped() {
+			tl.skipped++
+		} else {
 			tl.ran++
-		case pending:
-			tl.skippedReasons["pending"]++
-		default:
-			tl.skippedReasons[skipModels]++
 		}
 	})
-	tl.pending = func() { pending = true }
-}
-
-// pendingParse lists the parse cases program does not match yet, with
-// what differs; each fix removes its cases.
-var pendingParse = map[string]string{
-	"typed_json_parse.json/python_literals": "json_repair 0.61.7 reads a bare None as the string \"None\"",
 }
 
 func TestTypedRenders(t *testing.T) {
@@ -243,10 +229,6 @@ func TestTypedParses(t *testing.T) {
 			for _, c := range readTyped[parseCase](t, tc.file) {
 				t.Run(c.ID, func(t *testing.T) {
 					tl.track(t)
-					if why, ok := pendingParse[tc.file+"/"+c.ID]; ok {
-						tl.pending()
-						t.Skipf("pending: %s", why)
-					}
 					pred := predictor(t, c.typedCase)
 					got, err := tc.adapter.Parse(pred.Signature(), c.Completion)
 					if !c.OK {
