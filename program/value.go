@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // formatFieldValue is DSPy's format_field_value: a list given to a str
@@ -80,9 +81,25 @@ func (e *validationError) Error() string {
 	if len(e.loc) > 0 {
 		b.WriteString(strings.Join(e.loc, ".") + "\n")
 	}
-	fmt.Fprintf(&b, "  %s [type=%s, input_value=%s, input_type=%s]\n", e.msg, e.kind, pyRepr(e.input), pyTypeName(e.input))
+	fmt.Fprintf(&b, "  %s [type=%s, input_value=%s, input_type=%s]\n", e.msg, e.kind, truncateRepr(pyRepr(e.input)), pyTypeName(e.input))
 	b.WriteString("    For further information visit " + pydanticDocs + e.kind)
 	return b.String()
+}
+
+// truncateRepr shortens an input's repr as pydantic-core does in error
+// text: over 50 bytes, the first 25 and the last 24, on rune boundaries.
+func truncateRepr(r string) string {
+	if len(r) <= 50 {
+		return r
+	}
+	head, tail := 25, len(r)-24
+	for head > 0 && !utf8.RuneStart(r[head]) {
+		head--
+	}
+	for tail < len(r) && !utf8.RuneStart(r[tail]) {
+		tail++
+	}
+	return r[:head] + "..." + r[tail:]
 }
 
 // invalid is the validationError for input; validateValue names the type.
