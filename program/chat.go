@@ -337,7 +337,9 @@ func finishFields(adapter string, sig *Signature, completion string, fields *Map
 		}
 	}
 	if fields.Len() != len(sig.outputs) {
-		return nil, &ParseError{Adapter: adapter, Response: completion, Expected: sig.OutputNames(), Parsed: fields.Keys()}
+		// Parsed is never nil here: DSPy prints "[]" when no field parsed.
+		parsed := append([]string{}, fields.Keys()...)
+		return nil, &ParseError{Adapter: adapter, Response: completion, Expected: sig.OutputNames(), Parsed: parsed}
 	}
 	out := NewMap()
 	for _, f := range sig.outputs {

@@ -15,7 +15,8 @@ const maxLenientDepth = 256
 // repairJSON approximates json_repair.loads, which DSPy uses to read LM
 // output: strict JSON first; otherwise the first object or array in the
 // text, read leniently (code fences and prose around it, single quotes,
-// unquoted keys, trailing or missing commas, Python's True/False/None,
+// unquoted keys, trailing or missing commas, Python's True/False (None
+// stays the string "None"),
 // unclosed brackets at the end). Like json_repair it returns "" when it
 // finds nothing. ok is false only for that empty result.
 func repairJSON(s string) (v any, ok bool) {
@@ -65,6 +66,23 @@ func pyLiteralEval(s string) (any, error) {
 		return nil, p.err
 	}
 	p.skipSpace()
+	if p.pos < len(p.src) && p.src[p.pos] == ',' {
+		// A bare tuple: "1,234" is (1, 234), "1," is (1,).
+		tup := pyTuple{v}
+		for p.pos < len(p.src) && p.src[p.pos] == ',' {
+			p.pos++
+			p.skipSpace()
+			if p.pos == len(p.src) {
+				break
+			}
+			tup = append(tup, p.value(0))
+			if p.err != nil {
+				return nil, p.err
+			}
+			p.skipSpace()
+		}
+		v = tup
+	}
 	if p.pos != len(p.src) {
 		return nil, errors.New("literal eval: trailing text")
 	}
@@ -134,7 +152,10 @@ func (p *lenientParser) value(depth int) any {
 		return p.array(depth, ']')
 	case c == '(' && p.strict:
 		p.pos++
-		return p.array(depth, ')')
+		if list, ok := p.array(depth, ')').([]any); ok {
+			return pyTuple(list)
+		}
+		return nil
 	case c == '"' || c == '\'':
 		return p.str()
 	case c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9'):
@@ -336,8 +357,14 @@ func (p *lenientParser) word() any {
 		return true
 	case "False", "false":
 		return false
-	case "None", "null":
+	case "null":
 		return nil
+	case "None":
+		// json_repair (0.61.7, as DSPy's vectors record it) matches only
+		// "null" and reads a bare None as the unquoted string "None".
+		if p.strict {
+			return nil
+		}
 	case "NaN":
 		if !p.strict {
 			return nanValue()

@@ -19,6 +19,12 @@ func pyStr(v any) string {
 
 // pyRepr is Python's repr() of a decoded JSON value.
 func pyRepr(v any) string {
+	if tup, ok := v.(pyTuple); ok {
+		if len(tup) == 1 {
+			return "(" + pyRepr(tup[0]) + ",)"
+		}
+		return "(" + strings.TrimSuffix(strings.TrimPrefix(pyRepr([]any(tup)), "["), "]") + ")"
+	}
 	switch t := toOrdered(v).(type) {
 	case nil:
 		return "None"

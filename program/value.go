@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // formatFieldValue is DSPy's format_field_value: a list given to a str
@@ -47,8 +48,95 @@ func formatBlob(s string) string {
 	return "«««\n    " + strings.ReplaceAll(s, "\n", "\n    ") + "\n»»»"
 }
 
-// errValue marks a value that does not fit its field's type.
+// errValue marks a value that does not fit its field's type where no
+// DSPy or pydantic text is reproduced (tuples of the wrong length, unions).
 var errValue = errors.New("invalid value")
+
+// pyTuple is a tuple ast.literal_eval read ("1,234" is (1, 234)):
+// pydantic takes it for a list, and names it a tuple in its errors.
+type pyTuple []any
+
+// valueError is the ValueError DSPy's parse_value raises (a Literal that
+// does not match): its text is the exception's str().
+type valueError struct{ msg string }
+
+func (e *valueError) Error() string { return e.msg }
+
+// pydanticDocs is where pydantic 2.13's error text points.
+const pydanticDocs = "https://errors.pydantic.dev/2.13/v/"
+
+// validationError is pydantic's ValidationError from TypeAdapter(T) for
+// one error: its Error() is str(exc), byte for byte.
+type validationError struct {
+	title string   // T as pydantic names it: "int", "dict[str,int]"
+	loc   []string // the path into the value: dict keys, list indexes
+	kind  string   // the error type: "int_parsing"
+	msg   string
+	input any
+}
+
+func (e *validationError) Error() string {
+	var b strings.Builder
+	b.WriteString("1 validation error for " + e.title + "\n")
+	if len(e.loc) > 0 {
+		b.WriteString(strings.Join(e.loc, ".") + "\n")
+	}
+	fmt.Fprintf(&b, "  %s [type=%s, input_value=%s, input_type=%s]\n", e.msg, e.kind, truncateRepr(pyRepr(e.input)), pyTypeName(e.input))
+	b.WriteString("    For further information visit " + pydanticDocs + e.kind)
+	return b.String()
+}
+
+// truncateRepr shortens an input's repr as pydantic-core does in error
+// text: over 50 bytes, the first 25 and the last 24, on rune boundaries.
+func truncateRepr(r string) string {
+	if len(r) <= 50 {
+		return r
+	}
+	head, tail := 25, len(r)-24
+	for head > 0 && !utf8.RuneStart(r[head]) {
+		head--
+	}
+	for tail < len(r) && !utf8.RuneStart(r[tail]) {
+		tail++
+	}
+	return r[:head] + "..." + r[tail:]
+}
+
+// invalid is the validationError for input; validateValue names the type.
+func invalid(kind, msg string, input any) error {
+	return &validationError{kind: kind, msg: msg, input: input}
+}
+
+// atLoc prefixes a nested value's position to err's location.
+func atLoc(err error, loc string) error {
+	if ve, ok := err.(*validationError); ok {
+		ve.loc = append([]string{loc}, ve.loc...)
+	}
+	return err
+}
+
+// pyTypeName is Python's type(v).__name__ of a decoded value.
+func pyTypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "NoneType"
+	case string:
+		return "str"
+	case bool:
+		return "bool"
+	case int64, BigInt:
+		return "int"
+	case float64:
+		return "float"
+	case []any:
+		return "list"
+	case *Map:
+		return "dict"
+	case pyTuple:
+		return "tuple"
+	}
+	return fmt.Sprintf("%T", v)
+}
 
 // parseValue is DSPy's parse_value for LM text (str fields keep the text;
 // Literals match leniently; other types go through lenient JSON, then a
@@ -112,7 +200,7 @@ func parseLiteral(text string, t Type) (any, error) {
 	if m, ok := literalMember(v, t); ok {
 		return m, nil
 	}
-	return nil, fmt.Errorf("%w: %s is not one of %s", errValue, pyRepr(text), literalTuple(t))
+	return nil, &valueError{pyRepr(text) + " is not one of " + literalTuple(t)}
 }
 
 func parseLiteralValue(v any, t Type) (any, error) {
@@ -121,7 +209,7 @@ func parseLiteralValue(v any, t Type) (any, error) {
 			return a, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s is not one of %s", errValue, pyRepr(v), literalTuple(t))
+	return nil, &valueError{pyRepr(v) + " is not one of " + literalTuple(t)}
 }
 
 func literalMember(s string, t Type) (any, bool) {
@@ -172,7 +260,19 @@ func pyNumber(v any) (float64, bool) {
 // validateValue is pydantic's lax TypeAdapter(T).validate_python for the
 // types signatures use.
 func validateValue(v any, t Type) (any, error) {
-	v = toOrdered(v)
+	out, err := validate(v, t)
+	if ve, ok := err.(*validationError); ok {
+		// pydantic names a generic alias without spaces: dict[str,int].
+		ve.title = strings.ReplaceAll(t.String(), ", ", ",")
+	}
+	return out, err
+}
+
+// validate is validateValue without the type's name in its errors.
+func validate(v any, t Type) (any, error) {
+	if _, isTuple := v.(pyTuple); !isTuple || t.name() == "Any" {
+		v = toOrdered(v) // a tuple becomes a list
+	}
 	switch t.name() {
 	case "Any":
 		return v, nil
@@ -194,6 +294,9 @@ func validateValue(v any, t Type) (any, error) {
 		return parseLiteralValue(v, t)
 	case "list", "tuple", "set", "frozenset":
 		list, ok := v.([]any)
+		if tup, isTuple := v.(pyTuple); isTuple {
+			list, ok = tup, true
+		}
 		if !ok {
 			break
 		}
@@ -209,9 +312,9 @@ func validateValue(v any, t Type) (any, error) {
 			case len(t.Args) > 0:
 				et = t.Args[0]
 			}
-			ev, err := validateValue(e, et)
+			ev, err := validate(e, et)
 			if err != nil {
-				return nil, fmt.Errorf("item %d: %w", i, err)
+				return nil, atLoc(err, strconv.Itoa(i))
 			}
 			out[i] = ev
 		}
@@ -227,9 +330,9 @@ func validateValue(v any, t Type) (any, error) {
 		}
 		out := NewMap()
 		for _, k := range m.keys {
-			ev, err := validateValue(m.values[k], vt)
+			ev, err := validate(m.values[k], vt)
 			if err != nil {
-				return nil, fmt.Errorf("key %q: %w", k, err)
+				return nil, atLoc(err, k)
 			}
 			out.Set(k, ev)
 		}
@@ -237,7 +340,25 @@ func validateValue(v any, t Type) (any, error) {
 	case "Union", "UnionType":
 		return validateUnion(v, t)
 	}
+	if kind, msg, ok := typeMismatch(t.name()); ok {
+		return nil, invalid(kind, msg, v)
+	}
 	return nil, fmt.Errorf("%w: %s is not a valid %s", errValue, pyRepr(v), t)
+}
+
+// typeMismatch is pydantic's error for a value of the wrong kind.
+func typeMismatch(name string) (kind, msg string, ok bool) {
+	switch name {
+	case "str":
+		return "string_type", "Input should be a valid string", true
+	case "NoneType":
+		return "none_required", "Input should be None", true
+	case "list":
+		return "list_type", "Input should be a valid list", true
+	case "dict":
+		return "dict_type", "Input should be a valid dictionary", true
+	}
+	return "", "", false
 }
 
 // validateUnion tries an exact type match first, then each member in order,
@@ -245,11 +366,11 @@ func validateValue(v any, t Type) (any, error) {
 func validateUnion(v any, t Type) (any, error) {
 	for _, a := range t.Args {
 		if exactKind(v, a) {
-			return validateValue(v, a)
+			return validate(v, a)
 		}
 	}
 	for _, a := range t.Args {
-		if r, err := validateValue(v, a); err == nil {
+		if r, err := validate(v, a); err == nil {
 			return r, nil
 		}
 	}
@@ -289,6 +410,10 @@ func validateInt(v any) (any, error) {
 		if t == math.Trunc(t) && !math.IsInf(t, 0) && math.Abs(t) < 1<<63 {
 			return int64(t), nil
 		}
+		if t != math.Trunc(t) && !math.IsNaN(t) {
+			return nil, invalid("int_from_float", "Input should be a valid integer, got a number with a fractional part", v)
+		}
+		return nil, fmt.Errorf("%w: %s is not a valid integer", errValue, pyRepr(v))
 	case string:
 		s := strings.ReplaceAll(pyStrip(t), "_", "")
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -297,8 +422,9 @@ func validateInt(v any) (any, error) {
 		if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
 			return int64(f), nil
 		}
+		return nil, invalid("int_parsing", "Input should be a valid integer, unable to parse string as an integer", v)
 	}
-	return nil, fmt.Errorf("%w: %s is not a valid integer", errValue, pyRepr(v))
+	return nil, invalid("int_type", "Input should be a valid integer", v)
 }
 
 func validateFloat(v any) (any, error) {
@@ -328,8 +454,9 @@ func validateFloat(v any) (any, error) {
 		if f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64); err == nil {
 			return f, nil
 		}
+		return nil, invalid("float_parsing", "Input should be a valid number, unable to parse string as a number", v)
 	}
-	return nil, fmt.Errorf("%w: %s is not a valid number", errValue, pyRepr(v))
+	return nil, invalid("float_type", "Input should be a valid number", v)
 }
 
 func validateBool(v any) (any, error) {
@@ -351,6 +478,10 @@ func validateBool(v any) (any, error) {
 		case "0", "off", "f", "false", "n", "no":
 			return false, nil
 		}
+		return nil, invalid("bool_parsing", "Input should be a valid boolean, unable to interpret input", v)
 	}
-	return nil, fmt.Errorf("%w: %s is not a valid boolean", errValue, pyRepr(v))
+	if _, isNumber := pyNumber(v); isNumber {
+		return nil, invalid("bool_parsing", "Input should be a valid boolean, unable to interpret input", v)
+	}
+	return nil, invalid("bool_type", "Input should be a valid boolean", v)
 }
