@@ -153,13 +153,15 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, de
 // [Attempt.Recorded] of it, encoded once for the record and the completed
 // event, and returned as it was recorded. r is not changed, so a repeat
 // after an error (Redis unreachable) records the same. ErrTerminal means it
-// had already ended (a cancel won the race, or another run finished first).
+// had already ended (a cancel won the race, another run finished first, or
+// this one did and the reply was lost); ErrStale that a newer attempt runs
+// it, so this result is not recorded and its tokens not counted.
 func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (json.RawMessage, error) {
 	res, err := json.Marshal(a.Recorded(r))
 	if err != nil {
 		return nil, fmt.Errorf("complete job %s: encode result: %w", a.JobID, err)
 	}
-	_, err = a.store.run(ctx, "complete", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), res,
+	_, err = a.store.run(ctx, "complete", a.JobID, [2]string{}, a.Number, ms(a.store.cfg.ResultTTL), res,
 		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), r.Provenance.LMCalls)
 	if err != nil {
 		return nil, err
@@ -181,9 +183,11 @@ func (a *Attempt) Recorded(r *jobs.Result) *jobs.Result {
 // attempt's run, if that is why it stopped, writes its own end).
 func (*Attempt) Cancelled(context.Context) error { return nil }
 
-// Fail ends the job as failed with reason.
+// Fail ends the job as failed with reason. Like Complete, it returns
+// ErrTerminal if the job had already ended and ErrStale if a newer attempt
+// runs it.
 func (a *Attempt) Fail(ctx context.Context, reason *jobs.Error) error {
 	data := mustJSON(jobs.FailedData{Error: reason, Attempts: a.Number})
-	_, err := a.store.run(ctx, "fail", a.JobID, [2]string{}, ms(a.store.cfg.ResultTTL), data, a.LMCalls, "error", mustJSON(reason))
+	_, err := a.store.run(ctx, "fail", a.JobID, [2]string{}, a.Number, ms(a.store.cfg.ResultTTL), data, a.LMCalls, "error", mustJSON(reason))
 	return err
 }

@@ -159,6 +159,87 @@ func TestStaleAttemptCannotWrite(t *testing.T) {
 	}
 }
 
+// TestStaleAttemptCannotEnd: a superseded attempt's Complete and Fail are
+// refused like its other writes, whether the newer attempt is running or
+// waiting to run again, and write nothing: no status, result, event, LM
+// calls or token usage. The current attempt then completes once.
+func TestStaleAttemptCannotEnd(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	ctx := context.Background()
+	j := submit(t, b, ask("alice", "q"))
+	first, _, err := b.store.Start(ctx, j.ID, "w1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.LMCalls = 3
+	// The first worker lost its lease; asynq ran the task again elsewhere.
+	second, _, err := b.store.Start(ctx, j.ID, "w2", 0)
+	if err != nil || second.Number != 2 {
+		t.Fatalf("second start: %v %v", second, err)
+	}
+	stale := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "stale"}}, Provenance: jobs.Provenance{LMCalls: 3}}
+	refused := func(when string) {
+		t.Helper()
+		if _, err := first.Complete(ctx, stale, 1000); !errors.Is(err, store.ErrStale) {
+			t.Fatalf("stale complete while %s: %v, want ErrStale", when, err)
+		}
+		if err := first.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "stale"}); !errors.Is(err, store.ErrStale) {
+			t.Fatalf("stale fail while %s: %v, want ErrStale", when, err)
+		}
+	}
+	refused("the newer attempt runs")
+	second.LMCalls = 1
+	if err := second.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "cut off"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	refused("the job waits to run again")
+	rec := b.db.Client.HMGet(ctx, jobs.JobKey(j.ID), "status", "attempts", "lm_calls", "result").Val()
+	if diff := cmp.Diff([]any{"retrying", "2", "1", nil}, rec); diff != "" {
+		t.Fatalf("record after the stale writes (-want +got):\n%s", diff)
+	}
+
+	third, _, err := b.store.Start(ctx, j.ID, "w3", 0)
+	if err != nil || third.Number != 3 {
+		t.Fatalf("third start: %v %v", third, err)
+	}
+	refused("the newest attempt runs")
+	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "fresh"}}, Provenance: jobs.Provenance{LMCalls: 1}}
+	if _, err := third.Complete(ctx, r, 7); err != nil {
+		t.Fatalf("current complete: %v", err)
+	}
+	// Once ended, the job refuses every attempt as ended (the worker's
+	// repeat after a lost reply included), not as stale.
+	if _, err := third.Complete(ctx, r, 7); !errors.Is(err, store.ErrTerminal) {
+		t.Fatalf("repeated complete: %v, want ErrTerminal", err)
+	}
+	if _, err := first.Complete(ctx, stale, 1000); !errors.Is(err, store.ErrTerminal) {
+		t.Fatalf("stale complete after the end: %v, want ErrTerminal", err)
+	}
+	got, err := b.store.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != jobs.StatusCompleted || got.Result.Answer("answer") != "fresh" || got.Error != nil {
+		t.Fatalf("record = %+v", got)
+	}
+	if p := got.Result.Provenance; p.LMCalls != 2 || p.Attempts != 3 {
+		t.Fatalf("provenance = %+v, want the current attempts' 2 LM calls over 3 attempts", p)
+	}
+	evs, err := b.store.Events(ctx, j.ID, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []jobs.EventType{jobs.EventQueued, jobs.EventStarted, jobs.EventStarted, jobs.EventRetrying, jobs.EventStarted, jobs.EventCompleted}
+	if diff := cmp.Diff(want, eventTypes(evs)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	// Only the result recorded counts toward its owner's budget.
+	if used, err := store.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now())); err != nil || used != 7 {
+		t.Fatalf("tokens used = %d, %v; want 7", used, err)
+	}
+}
+
 func TestAttemptsExhaustedAndExpiry(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{MaxAttempts: 2})

@@ -155,37 +155,40 @@ if op == 'cancel' then
   return {'cancelled', status}
 end
 
+-- The remaining ops belong to one attempt (ARGV[6]): a stale attempt (a
+-- worker that lost its lease while a newer attempt runs, or waits to run
+-- again) must not touch the record, nor end it with its own result. An
+-- attempt that ended the job already was answered 'terminal' above, so a
+-- write repeated after a lost reply still finds the job ended.
+local attempt = tonumber(ARGV[6])
+if status ~= 'running' or attempts ~= attempt then return {'stale', status} end
+
 if op == 'fail' then
-  -- ARGV[6] result ttl ms, [7] event data, [8] the attempt's LM calls,
-  -- [9..] field/value pairs
-  add_calls(8)
-  finish('failed', ARGV[6], {unpack(ARGV, 9)})
-  append('failed', ARGV[7])
+  -- ARGV[7] result ttl ms, [8] event data, [9] the attempt's LM calls,
+  -- [10..] field/value pairs
+  add_calls(9)
+  finish('failed', ARGV[7], {unpack(ARGV, 10)})
+  append('failed', ARGV[8])
   return {'failed'}
 end
 
 if op == 'complete' then
-  -- ARGV[6] result ttl ms, [7] the result (json: the record holds it, the
-  -- completed event carries it), [8] tokens the job used, [9] the UTC day
-  -- (yyyy-mm-dd), [10] usage counter ttl ms, [11] the attempt's LM calls.
+  -- ARGV[7] result ttl ms, [8] the result (json: the record holds it, the
+  -- completed event carries it), [9] tokens the job used, [10] the UTC day
+  -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls.
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
-  add_calls(11)
-  finish('completed', ARGV[6], {'result', ARGV[7], 'error', ''})
-  append('completed', fill(T.completed, {result = ARGV[7]}))
-  local tokens = tonumber(ARGV[8])
+  add_calls(12)
+  finish('completed', ARGV[7], {'result', ARGV[8], 'error', ''})
+  append('completed', fill(T.completed, {result = ARGV[8]}))
+  local tokens = tonumber(ARGV[9])
   if tokens > 0 then
-    local usage = usage_key(ARGV[9])
+    local usage = usage_key(ARGV[10])
     redis.call('INCRBY', usage, tokens)
-    redis.call('PEXPIRE', usage, ARGV[10])
+    redis.call('PEXPIRE', usage, ARGV[11])
   end
   return {'completed'}
 end
-
--- The remaining ops belong to one attempt: a stale attempt (a worker that lost
--- its lease while a newer attempt runs) must not touch the record.
-local attempt = tonumber(ARGV[6])
-if status ~= 'running' or attempts ~= attempt then return {'stale', status} end
 
 if op == 'token' or op == 'reset' then
   -- ARGV[7] event data, [8] the write's number within the attempt (from 1).

@@ -89,7 +89,12 @@ func (w *Worker) settle(ctx context.Context, t *asynq.Task, a *attempt, v verdic
 		return handled{errors.New(v.reason.Message)}
 	case failNow:
 		err := persist(wctx, func(ctx context.Context) error { return a.sink.Fail(ctx, v.reason) })
-		if err != nil && !ended(err) {
+		switch {
+		case errors.Is(err, store.ErrStale):
+			// A newer attempt runs the job and will end it. (A repeat of
+			// this fail after a lost reply finds it ended, not stale.)
+			return w.stopped(a)
+		case err != nil && !ended(err):
 			return fmt.Errorf("record failure: %w", err) // run again, so that it ends right
 		}
 		w.observe(a, "failed")

@@ -103,6 +103,13 @@ func TestSettle(t *testing.T) {
 			calls: []string{"fail lm_error"}, returns: "skip retry", outcome: "failed", level: "warn", message: "failed"},
 		{name: "failed, ended meanwhile", v: verdict{action: failNow, reason: lmErr}, writeErr: batches.ErrEnded,
 			calls: []string{"fail lm_error"}, returns: "skip retry", outcome: "failed", level: "warn", message: "failed"},
+		{name: "completed, stale", v: verdict{action: completed, run: done}, writeErr: store.ErrStale,
+			calls: []string{"complete 42 tokens=7 usage={\"m\":{\"total_tokens\":7}}"}, returns: "revoke",
+			outcome: "cancelled", level: "info", message: "stopped: cancelled, or a newer attempt runs it"},
+		// A newer attempt runs the job and ends it: this one failed nothing.
+		{name: "failed, stale", v: verdict{action: failNow, reason: lmErr}, writeErr: store.ErrStale,
+			calls: []string{"fail lm_error"}, returns: "revoke",
+			outcome: "cancelled", level: "info", message: "stopped: cancelled, or a newer attempt runs it"},
 		{name: "failed, not recorded", v: verdict{action: failNow, reason: lmErr}, writeErr: boom,
 			calls: []string{"fail lm_error"}, returns: "error: record failure: boom"},
 		{name: "retry", v: verdict{action: retryLater, delay: 2 * time.Second, reason: lmErr},
