@@ -457,6 +457,27 @@ func TestBatchOwnerNamedActive(t *testing.T) {
 }
 
 // itemOf is the payload of item i of bt, as the expansion enqueues it.
+// failedBatch is a batch of n items, expanded, every item failed once: a
+// batch a retry can reopen.
+func failedBatch(t *testing.T, bs *batches.Store, n int) *jobs.Batch {
+	t.Helper()
+	ctx := context.Background()
+	bt := createBatch(t, bs, n)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bt
+}
+
 func itemOf(bt *jobs.Batch, i int) jobs.BatchItemPayload {
 	return jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: fmt.Sprintf("c%d", i)}
 }
@@ -537,19 +558,7 @@ func TestBatchRetryRoundCancelledBeforeItsRequeue(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
-	bt := createBatch(t, bs, 2)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bt := failedBatch(t, bs, 2)
 	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 2 {
 		t.Fatalf("retry = %d %v", n, err)
 	}
@@ -581,19 +590,7 @@ func TestBatchRetryKeepsAnItemWithoutInputFailed(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
-	bt := createBatch(t, bs, 2)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		att, _, err := bs.StartItem(ctx, itemOf(bt, i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bt := failedBatch(t, bs, 2)
 	if err := b.db.Client.HDel(ctx, jobs.BatchItemsKey(bt.ID), "1").Err(); err != nil {
 		t.Fatal(err)
 	}
