@@ -168,11 +168,19 @@ func TestScriptEventsAreTheirGoTypes(t *testing.T) {
 	checkEvents(t, b, published, j.ID, queued, want{jobs.EventFailed, jobs.FailedData{Error: jobs.BudgetSpent(budget, time.Now())}})
 }
 
+// start begins job id's next attempt on worker "w", failing the test unless
+// it starts.
 func start(t *testing.T, b *bundle, id string) *store.Attempt {
 	t.Helper()
-	a, out, err := b.store.Start(context.Background(), id, "w", 0)
+	return startOn(t, b, id, "w")
+}
+
+// startOn is start on the named worker.
+func startOn(t *testing.T, b *bundle, id, worker string) *store.Attempt {
+	t.Helper()
+	a, out, err := b.store.Start(context.Background(), id, worker, 0)
 	if err != nil || out != store.Started {
-		t.Fatalf("start %s: %v, %v", id, out, err)
+		t.Fatalf("start %s on %s: %v, %v", id, worker, out, err)
 	}
 	return a
 }

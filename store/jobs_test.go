@@ -139,14 +139,11 @@ func TestStaleAttemptCannotWrite(t *testing.T) {
 	b := setup(t, store.Config{})
 	ctx := context.Background()
 	j := submit(t, b, ask("", "q"))
-	first, _, err := b.store.Start(ctx, j.ID, "w1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := startOn(t, b, j.ID, "w1")
 	// The first worker vanished; asynq ran the task again elsewhere.
-	second, _, err := b.store.Start(ctx, j.ID, "w2", 0)
-	if err != nil || second.Number != 2 {
-		t.Fatalf("second start: %v %v", second, err)
+	second := startOn(t, b, j.ID, "w2")
+	if second.Number != 2 {
+		t.Fatalf("second start: attempt %d, want 2", second.Number)
 	}
 	if err := first.Token(ctx, "answer", "x"); !errors.Is(err, store.ErrStale) {
 		t.Fatalf("stale token: %v, want ErrStale", err)
@@ -168,15 +165,12 @@ func TestStaleAttemptCannotEnd(t *testing.T) {
 	b := setup(t, store.Config{})
 	ctx := context.Background()
 	j := submit(t, b, ask("alice", "q"))
-	first, _, err := b.store.Start(ctx, j.ID, "w1", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := startOn(t, b, j.ID, "w1")
 	first.LMCalls = 3
 	// The first worker lost its lease; asynq ran the task again elsewhere.
-	second, _, err := b.store.Start(ctx, j.ID, "w2", 0)
-	if err != nil || second.Number != 2 {
-		t.Fatalf("second start: %v %v", second, err)
+	second := startOn(t, b, j.ID, "w2")
+	if second.Number != 2 {
+		t.Fatalf("second start: attempt %d, want 2", second.Number)
 	}
 	stale := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "stale"}}, Provenance: jobs.Provenance{LMCalls: 3}}
 	refused := func(when string) {
@@ -199,9 +193,9 @@ func TestStaleAttemptCannotEnd(t *testing.T) {
 		t.Fatalf("record after the stale writes (-want +got):\n%s", diff)
 	}
 
-	third, _, err := b.store.Start(ctx, j.ID, "w3", 0)
-	if err != nil || third.Number != 3 {
-		t.Fatalf("third start: %v %v", third, err)
+	third := startOn(t, b, j.ID, "w3")
+	if third.Number != 3 {
+		t.Fatalf("third start: attempt %d, want 3", third.Number)
 	}
 	refused("the newest attempt runs")
 	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "fresh"}}, Provenance: jobs.Provenance{LMCalls: 1}}
@@ -278,10 +272,7 @@ func TestCancelIsTerminalAndNotified(t *testing.T) {
 	b := setup(t, store.Config{})
 	ctx := context.Background()
 	j := submit(t, b, ask("", "q"))
-	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startOn(t, b, j.ID, "w")
 	ps := b.db.Client.Subscribe(ctx, jobs.CancelChannel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
@@ -385,10 +376,7 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	b := setup(t, store.Config{})
 	ctx := context.Background()
 	j := submit(t, b, ask("", "q"))
-	a, _, err := b.store.Start(ctx, j.ID, "w", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startOn(t, b, j.ID, "w")
 	type result struct {
 		j   *jobs.Job
 		err error
@@ -531,25 +519,17 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 	b := setup(t, store.Config{})
 	ctx := context.Background()
 	j := submit(t, b, ask("", "q"))
-	start := func() *store.Attempt {
-		t.Helper()
-		a, out, err := b.store.Start(ctx, j.ID, "w", 0)
-		if err != nil || out != store.Started {
-			t.Fatalf("start: %v %v", out, err)
-		}
-		return a
-	}
-	a := start()
+	a := start(t, b, j.ID)
 	a.LMCalls = 1
 	if err := a.Retry(ctx, &jobs.Error{Code: "lm_error", Message: "cut off"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	a = start()
+	a = start(t, b, j.ID)
 	a.LMCalls = 2
 	if err := a.Defer(ctx, &jobs.Error{Code: "rate_limited", Message: "wait"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	a = start()
+	a = start(t, b, j.ID)
 	r := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
 	if _, err := a.Complete(ctx, r, 0); err != nil {
 		t.Fatal(err)
