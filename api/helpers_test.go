@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
@@ -55,7 +55,7 @@ type bundle struct {
 	ts     *httptest.Server
 	url    string
 	http   *http.Client
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 // setup starts the API on a real Redis behind a real HTTP server.
@@ -73,7 +73,7 @@ func setup(t *testing.T, o options) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := zerolog.New(logs)
 	if o.logTo != nil {
 		log = zerolog.New(o.logTo)
@@ -439,24 +439,6 @@ func (s *sseStream) rest(t *testing.T) []sseFrame {
 func (s *sseStream) close() {
 	s.cancel()
 	s.resp.Body.Close()
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // quietRedis drops go-redis's own log lines (dial failures while a test has

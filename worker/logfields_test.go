@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
@@ -15,7 +16,7 @@ import (
 )
 
 // logLines decodes the JSON log lines written so far.
-func logLines(logs *lockedBuffer) []map[string]any {
+func logLines(logs *testlog.Buffer) []map[string]any {
 	var out []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {
@@ -32,7 +33,7 @@ func logLines(logs *lockedBuffer) []map[string]any {
 func TestLogDurationsNameTheirUnit(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second},
 		worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Log: zerolog.New(&logs)})
 	if err != nil {

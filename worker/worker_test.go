@@ -1,18 +1,17 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
@@ -30,26 +29,8 @@ type bundle struct {
 	client  *store.Client
 	batches *batches.Store
 	runner  *worker.ProgramRunner
-	hub     *store.Hub  // what waitEnd follows a job's end through
-	logs    *syncBuffer // what the workers log
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	hub     *store.Hub      // what waitEnd follows a job's end through
+	logs    *testlog.Buffer // what the workers log
 }
 
 func setup(t *testing.T, jcfg store.Config) *bundle {
@@ -74,7 +55,7 @@ func setup(t *testing.T, jcfg store.Config) *bundle {
 		t.Fatal(err)
 	}
 	b := &bundle{db: db, lm: lm, store: jobStore, client: store.NewClient(db.Client, jobStore), batches: bs,
-		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &syncBuffer{}}
+		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &testlog.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.hub = store.NewHub(ctx, db.Client, zerolog.Nop())
 	hubDone := make(chan struct{})

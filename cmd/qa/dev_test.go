@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 )
@@ -23,8 +24,8 @@ import (
 // devRun is a `qa dev` running in-process, as `make run` starts it.
 type devRun struct {
 	base   string // the API URL its welcome text prints
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *testlog.Buffer
+	stderr *testlog.Buffer
 	stop   func() // cancels it and waits for it to exit
 }
 
@@ -41,7 +42,7 @@ func startDev(t *testing.T, vars map[string]string) *devRun {
 			vars[k] = v
 		}
 	}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testlog.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

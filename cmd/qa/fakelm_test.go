@@ -1,40 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 )
-
-// lockedBuffer is an io.Writer safe to read while a subcommand writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestFakeLMServesUntilCancelled(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut lockedBuffer
+	var out, errOut testlog.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
 	done := make(chan error, 1)
 	go func() { done <- runFakeLM(ctx, e, []string{"--addr", "127.0.0.1:0", "--tps", "0"}) }()
@@ -74,7 +55,7 @@ func TestFakeLMServesUntilCancelled(t *testing.T) {
 
 func TestFakeLMBadFlags(t *testing.T) {
 	t.Parallel()
-	var out, errOut lockedBuffer
+	var out, errOut testlog.Buffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}
 	if err := runFakeLM(context.Background(), e, []string{"--tps", "-1"}); err == nil {
 		t.Error("negative tps accepted")

@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/qaqueue/qaqueue/internal/testlog"
 )
 
-func probeEnv(vars map[string]string) (env, *lockedBuffer, *lockedBuffer) {
-	var out, errOut lockedBuffer
+func probeEnv(vars map[string]string) (env, *testlog.Buffer, *testlog.Buffer) {
+	var out, errOut testlog.Buffer
 	return env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }}, &out, &errOut
 }
 

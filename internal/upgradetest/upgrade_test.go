@@ -25,6 +25,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
@@ -114,7 +115,7 @@ type env struct {
 	lc      *lmclient.Client
 	url     string
 	http    *http.Client
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	// usageBefore is the owner's batch quota usage before cancelBatch, and
 	// cancelledBytes the stored inputs of the batch it cancels.
 	usageBefore    batches.Usage
@@ -123,7 +124,7 @@ type env struct {
 
 func setup(t *testing.T, dir string) *env {
 	t.Helper()
-	e := &env{db: redistest.New(t), logs: &syncBuffer{}}
+	e := &env{db: redistest.New(t), logs: &testlog.Buffer{}}
 	b, err := os.ReadFile(filepath.Join(dir, "states.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -759,22 +760,4 @@ func uploadQuestions(t *testing.T, upload string) []string {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
