@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/lmclient/fakelm"
+	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
 )
 
@@ -324,5 +329,106 @@ func TestExampleRealStatesPrompt(t *testing.T) {
 				t.Errorf("version warnings for %q, want %q", warned, tc.warned)
 			}
 		})
+	}
+}
+
+// The claims example runs against the fake LM, stage by stage as its
+// program file says: each stage's prompt goes through the real LM client,
+// its completion parses into values of the declared types, and verify's
+// claims are extract's. The worker's multi-stage runner (issue 15, item 4)
+// runs the same chain behind the API; this test needs neither.
+func TestExampleClaimsAgainstFakeLM(t *testing.T) {
+	t.Parallel()
+	srv, err := fakelm.New(fakelm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: srv.URL()}, lmclient.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.Close()
+	b, err := programfile.Load(filepath.Dir(claimsFile), filepath.Base(claimsFile), programMaxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := programfile.Compile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]any{
+		"article":    "The city planted 12,000 trees last year, the mayor said, twice as many as in 2023.",
+		"transcript": "We planted twelve thousand trees in 2025.",
+	}
+	outs := map[string]*program.Map{}
+	for _, st := range c.Built.Stages {
+		inputs := map[string]any{}
+		for _, bd := range st.Inputs {
+			if bd.Stage == "" {
+				inputs[bd.Field] = in[bd.From]
+				continue
+			}
+			inputs[bd.Field], _ = outs[bd.Stage].Get(bd.From)
+		}
+		_, pred, err := c.Stage(st.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := program.NewProgram(program.NamedPredict{Key: st.Key, Predict: pred})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := one.Run(context.Background(), lm, inputs, &program.RunOptions{NoCache: true})
+		if err != nil {
+			t.Fatalf("stage %s: %v", st.Key, err)
+		}
+		outs[st.Key] = res.Outputs
+	}
+	get := func(stage, field string) any {
+		v, ok := outs[stage].Get(field)
+		if !ok {
+			t.Fatalf("stage %s has no output %s", stage, field)
+		}
+		return v
+	}
+	claims, ok := get("extract.predict", "claims").([]any)
+	if !ok || len(claims) == 0 {
+		t.Fatalf("claims %#v, want a non-empty list", get("extract.predict", "claims"))
+	}
+	for _, cl := range claims {
+		if _, ok := cl.(string); !ok {
+			t.Errorf("claim %#v is not a string", cl)
+		}
+	}
+	if topic := get("extract.predict", "topic"); !slices.Contains([]any{"economy", "health", "science", "politics", "other"}, topic) {
+		t.Errorf("topic %#v is not one of the Literal's values", topic)
+	}
+	if _, ok := get("verify", "supported").(bool); !ok {
+		t.Errorf("supported %#v is not a bool", get("verify", "supported"))
+	}
+	if _, ok := get("verify", "confidence").(float64); !ok {
+		t.Errorf("confidence %#v is not a float", get("verify", "confidence"))
+	}
+	// The last request is verify's: extract's claims and the transcript as
+	// its quote, in the messages DSPy's ChatAdapter formats for them.
+	var last struct {
+		Messages []message `json:"messages"`
+	}
+	if err := json.Unmarshal(srv.LastRequest(), &last); err != nil {
+		t.Fatal(err)
+	}
+	_, verify, err := c.Stage("verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := program.ChatAdapter{}.Format(verify.Signature(), verify.Demos(), map[string]any{"claims": claims, "quote": in["transcript"]})
+	if len(last.Messages) != len(want) {
+		t.Fatalf("verify sent %d messages, want %d", len(last.Messages), len(want))
+	}
+	for i, m := range want {
+		if last.Messages[i] != (message{Role: m.Role, Content: m.Content}) {
+			t.Errorf("verify's message %d:\n %q\nwant\n %q", i, last.Messages[i], m)
+		}
 	}
 }
