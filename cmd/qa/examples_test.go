@@ -332,24 +332,25 @@ func TestExampleRealStatesPrompt(t *testing.T) {
 	}
 }
 
-// The claims example runs against the fake LM, stage by stage as its
-// program file says: each stage's prompt goes through the real LM client,
-// its completion parses into values of the declared types, and verify's
-// claims are extract's. The worker's multi-stage runner (issue 15, item 4)
-// runs the same chain behind the API; this test needs neither.
-func TestExampleClaimsAgainstFakeLM(t *testing.T) {
-	t.Parallel()
+// fakeLM starts the project's fake LM and a real LM client talking to it.
+func fakeLM(t *testing.T) (*fakelm.Server, *lmclient.Client) {
+	t.Helper()
 	srv, err := fakelm.New(fakelm.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { _ = srv.Close() })
 	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: srv.URL()}, lmclient.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lm.Close()
-	b, err := programfile.Load(filepath.Dir(claimsFile), filepath.Base(claimsFile), programMaxBytes)
+	t.Cleanup(func() { _ = lm.Close() })
+	return srv, lm
+}
+
+func compileExample(t *testing.T, file string) *programfile.Compiled {
+	t.Helper()
+	b, err := programfile.Load(filepath.Dir(file), filepath.Base(file), programMaxBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +358,15 @@ func TestExampleClaimsAgainstFakeLM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := map[string]any{
-		"article":    "The city planted 12,000 trees last year, the mayor said, twice as many as in 2023.",
-		"transcript": "We planted twelve thousand trees in 2025.",
-	}
+	return c
+}
+
+// runStages runs c's stages in order against lm, each stage's inputs taken
+// from the program's inputs or earlier stages' outputs as the file binds
+// them, and returns each stage's outputs. It is the chain the worker runs
+// behind the API (issue 15, item 4), without the queue.
+func runStages(t *testing.T, lm program.LM, c *programfile.Compiled, in map[string]any) map[string]*program.Map {
+	t.Helper()
 	outs := map[string]*program.Map{}
 	for _, st := range c.Built.Stages {
 		inputs := map[string]any{}
@@ -385,6 +391,58 @@ func TestExampleClaimsAgainstFakeLM(t *testing.T) {
 		}
 		outs[st.Key] = res.Outputs
 	}
+	return outs
+}
+
+// Every example runs against the fake LM: each stage's answer parses into
+// every output its signature declares.
+func TestExamplesAgainstFakeLM(t *testing.T) {
+	t.Parallel()
+	_, lm := fakeLM(t)
+	for _, file := range exampleFiles(t) {
+		t.Run(strings.TrimPrefix(file, examplesDir+"/"), func(t *testing.T) {
+			t.Parallel()
+			c := compileExample(t, file)
+			in := map[string]any{}
+			for _, f := range c.Built.Inputs {
+				switch f.Type.String() {
+				case "str":
+					in[f.Name] = "Some text for " + f.Name + "."
+				case "list[str]":
+					in[f.Name] = []any{"One " + f.Name + ".", "Another."}
+				default:
+					t.Fatalf("input %s: no sample value for type %s", f.Name, f.Type)
+				}
+			}
+			outs := runStages(t, lm, c, in)
+			for _, st := range c.Built.Stages {
+				_, pred, err := c.Stage(st.Key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range pred.Signature().Outputs() {
+					if v, ok := outs[st.Key].Get(f.Name); !ok || v == nil {
+						t.Errorf("stage %s: output %s is %#v", st.Key, f.Name, v)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The claims example runs against the fake LM, stage by stage as its
+// program file says: each stage's prompt goes through the real LM client,
+// its completion parses into values of the declared types, and verify's
+// claims are extract's.
+func TestExampleClaimsAgainstFakeLM(t *testing.T) {
+	t.Parallel()
+	srv, lm := fakeLM(t)
+	c := compileExample(t, claimsFile)
+	in := map[string]any{
+		"article":    "The city planted 12,000 trees last year, the mayor said, twice as many as in 2023.",
+		"transcript": "We planted twelve thousand trees in 2025.",
+	}
+	outs := runStages(t, lm, c, in)
 	get := func(stage, field string) any {
 		v, ok := outs[stage].Get(field)
 		if !ok {
