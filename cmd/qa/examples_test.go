@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -488,5 +489,38 @@ func TestExampleClaimsAgainstFakeLM(t *testing.T) {
 		if last.Messages[i] != (message{Role: m.Role, Content: m.Content}) {
 			t.Errorf("verify's message %d:\n %q\nwant\n %q", i, last.Messages[i], m)
 		}
+	}
+}
+
+// docs/programs.md shows claims.yaml: the program file it shows is the
+// example's, comments aside.
+func TestExampleClaimsInDocs(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/programs.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	shown, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("docs/programs.md has no ```yaml block")
+	}
+	file, err := os.ReadFile(claimsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical := func(yaml []byte) string {
+		f, err := programfile.Parse(yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(c)
+	}
+	if got, want := canonical([]byte(shown)), canonical(file); got != want {
+		t.Errorf("docs/programs.md shows\n%s\nclaims.yaml is\n%s", got, want)
 	}
 }
