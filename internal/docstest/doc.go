@@ -7,8 +7,10 @@
 //
 //   - The blocks of one file run in order in one shell session, so a
 //     variable set in one block is there in the next. Each file has its own
-//     session and an empty working directory; files run side by side
-//     against the same server.
+//     session and a working directory of its own that holds a copy of the
+//     repository's examples/ (a block names examples/claims/claims.yaml as
+//     a reader in a checkout would) and nothing else; files run side by
+//     side against the same server.
 //   - "localhost:8000" in a block is rewritten to the server's address
 //     before it runs, and QA_URL points at it, so the docs can say what a
 //     reader types after `make run`.

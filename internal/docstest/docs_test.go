@@ -81,6 +81,11 @@ func TestDocs(t *testing.T) {
 // runFile runs the blocks of one document in one session.
 func runFile(t *testing.T, name, md, addr string, env []string) {
 	dir := t.TempDir()
+	// The reader's checkout: docs name the example programs by their path
+	// in the repository.
+	if err := os.CopyFS(filepath.Join(dir, "examples"), os.DirFS("../../examples")); err != nil {
+		t.Fatalf("copy examples: %v", err)
+	}
 	s, err := Start(dir, append(env, "HOME="+dir))
 	if err != nil {
 		t.Fatal(err)
