@@ -82,36 +82,12 @@ func hasOpenEndedDict(sig *Signature) bool {
 	return false
 }
 
-// structuredOutputFormat is the json_schema response format DSPy sends: a
-// model named DSPyProgramOutputs with one required property per output and
-// no additional properties.
+// structuredOutputFormat is the json_schema response format DSPy sends,
+// as LiteLLM puts it on the wire: the schema of DSPyProgramOutputs (see
+// structuredOutputSchema), named so, strict.
 func structuredOutputFormat(sig *Signature) *ResponseFormat {
-	props := NewMap()
-	required := make([]any, 0, len(sig.outputs))
-	for _, f := range sig.outputs {
-		props.Set(f.Name, withTitle(f.Type.jsonSchema(), pyTitle(strings.ReplaceAll(f.Name, "_", " "))))
-		required = append(required, f.Name)
-	}
-	schema := NewMap()
-	schema.Set("additionalProperties", false)
-	schema.Set("properties", props)
-	schema.Set("required", required)
-	schema.Set("title", "DSPyProgramOutputs")
-	schema.Set("type", "object")
-	b, _ := marshalCompact(schema)
+	b, _ := marshalCompact(structuredOutputSchema(sig))
 	return &ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: b, Strict: true}
-}
-
-// withTitle adds pydantic's field title, keeping keys sorted.
-func withTitle(schema *Map, title string) *Map {
-	schema.Set("title", title)
-	keys := schema.Keys()
-	sortStrings(keys)
-	out := NewMap()
-	for _, k := range keys {
-		out.Set(k, schema.values[k])
-	}
-	return out
 }
 
 // Run calls the program's first predictor on inputs through lm, with

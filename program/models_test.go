@@ -1,0 +1,185 @@
+package program_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/program/pysource"
+)
+
+// modelCase is one signature of testdata/models/models.json, which
+// generate.py writes by running pydantic 2.13.4 and the code DSPy 3.3.1 and
+// openai-python use (see its docstring).
+type modelCase struct {
+	Name      string            `json:"name"`
+	Signature string            `json:"signature"`
+	Source    string            `json:"source"`
+	Notes     map[string]string `json:"notes"`
+	Wire      *string           `json:"wire"`
+	Checks    []struct {
+		Field  string          `json:"field"`
+		Input  json.RawMessage `json:"input"`
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"`
+		Error  string          `json:"error"`
+	} `json:"validations"`
+}
+
+func readModelCases(t *testing.T) []modelCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "models", "models.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Cases []modelCase `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	return file.Cases
+}
+
+func modelSignature(t *testing.T, c modelCase) *program.Signature {
+	t.Helper()
+	f, err := pysource.Read(c.Name+".py", []byte(c.Source))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, ok := f.Signature(c.Signature)
+	if !ok {
+		t.Fatalf("no signature %s", c.Signature)
+	}
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+// The "must adhere to the JSON schema" note of each model output is
+// pydantic's schema ($defs, defaults, descriptions, titles, a docstring as
+// description, a $ref's redundant description dropped), type first.
+func TestModelSchemaNotes(t *testing.T) {
+	t.Parallel()
+	for _, c := range readModelCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			sig := modelSignature(t, c)
+			for _, adapter := range []program.Adapter{program.ChatAdapter{}, program.JSONAdapter{}} {
+				msgs := adapter.Format(sig, nil, map[string]any{})
+				system := msgs[0].Content
+				if adapter.Name() == "JSONAdapter" {
+					// The JSON structure shows the placeholders json.dumps'd.
+					system = strings.ReplaceAll(strings.ReplaceAll(system, `\"`, `"`), `\\`, `\`)
+				}
+				for field, note := range c.Notes {
+					if !strings.Contains(system, "{"+field+"}        # note: the value you produce must adhere to the JSON schema: "+note) {
+						t.Errorf("%s: the note of %s is not pydantic's\nwant %s\nin   %s", adapter.Name(), field, note, system)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The response_format of the structured-outputs attempt is what LiteLLM
+// sends for DSPy's DSPyProgramOutputs: enforce_required, then
+// to_strict_json_schema (null defaults dropped, a $ref with siblings
+// inlined), byte for byte.
+func TestModelResponseFormat(t *testing.T) {
+	t.Parallel()
+	for _, c := range readModelCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			sig := modelSignature(t, c)
+			prog, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: program.NewPredict(sig)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs := map[string]any{}
+			for _, f := range sig.Inputs() {
+				inputs[f.Name] = "x"
+			}
+			lm := &recordingLM{}
+			var pe *program.ParseError
+			if _, err := prog.Run(context.Background(), lm, inputs, nil); !errors.As(err, &pe) {
+				t.Fatalf("Run = %v, want a parse error", err)
+			}
+			var got []string
+			for _, req := range lm.reqs[1:] {
+				got = append(got, wireFormat(req.ResponseFormat))
+			}
+			want := []string{`{"type":"json_object"}`}
+			if c.Wire != nil {
+				want = []string{*c.Wire, `{"type":"json_object"}`}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("response_format (-litellm +program):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Values are validated as pydantic's lax mode does: coercions, defaults
+// filled in field order, extra keys ignored, every error collected with
+// its path and pydantic's exact text.
+func TestModelValidation(t *testing.T) {
+	t.Parallel()
+	for _, c := range readModelCases(t) {
+		sig := modelSignature(t, c)
+		for i, v := range c.Checks {
+			t.Run(c.Name+"/"+v.Field+"/"+strings.Repeat("i", i+1), func(t *testing.T) {
+				f, ok := sig.Output(v.Field)
+				if !ok {
+					t.Fatalf("no output %s", v.Field)
+				}
+				in, err := program.DecodeJSON(v.Input)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := program.ValidateValue(in, f.Type)
+				if !v.OK {
+					if err == nil {
+						t.Fatalf("validated %v, want pydantic's error:\n%s", got, v.Error)
+					}
+					if err.Error() != v.Error {
+						t.Errorf("error:\n got %s\nwant %s", err, v.Error)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("error %v, want %s", err, v.Result)
+				}
+				gotJSON, err := json.Marshal(got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Key order matters: model_dump gives the fields in order.
+				var want any
+				if err := json.Unmarshal(v.Result, &want); err != nil {
+					t.Fatal(err)
+				}
+				wantJSON, _ := program.EncodeJSONIndent(mustDecode(t, v.Result))
+				gotIndent, _ := program.EncodeJSONIndent(mustDecode(t, gotJSON))
+				if diff := cmp.Diff(string(wantJSON), string(gotIndent)); diff != "" {
+					t.Errorf("result (-pydantic +program):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+func mustDecode(t *testing.T, data []byte) any {
+	t.Helper()
+	v, err := program.DecodeJSON(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
