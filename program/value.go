@@ -550,7 +550,21 @@ func validateInt(v any) (any, error) {
 	return nil, invalid("int_type", "Input should be a valid integer", v)
 }
 
+// validateFloat is pydantic's lax float, except that a value that is not
+// finite (nan, inf, an overflow) is refused with pydantic's finite_number
+// error (allow_inf_nan=False): a result is JSON, which has no such number.
 func validateFloat(v any) (any, error) {
+	f, err := laxFloat(v)
+	if err != nil {
+		return nil, err
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, invalid("finite_number", "Input should be a finite number", v)
+	}
+	return f, nil
+}
+
+func laxFloat(v any) (float64, error) {
 	switch t := v.(type) {
 	case float64:
 		return t, nil
@@ -561,9 +575,9 @@ func validateFloat(v any) (any, error) {
 		return f, nil
 	case bool:
 		if t {
-			return 1.0, nil
+			return 1, nil
 		}
-		return 0.0, nil
+		return 0, nil
 	case string:
 		s := strings.ToLower(pyStrip(t))
 		switch s {
@@ -574,12 +588,13 @@ func validateFloat(v any) (any, error) {
 		case "nan":
 			return math.NaN(), nil
 		}
-		if f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64); err == nil {
-			return f, nil
+		f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+		if err == nil || (errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0)) {
+			return f, nil // Python's float() overflows to inf
 		}
-		return nil, invalid("float_parsing", "Input should be a valid number, unable to parse string as a number", v)
+		return 0, invalid("float_parsing", "Input should be a valid number, unable to parse string as a number", v)
 	}
-	return nil, invalid("float_type", "Input should be a valid number", v)
+	return 0, invalid("float_type", "Input should be a valid number", v)
 }
 
 func validateBool(v any) (any, error) {
