@@ -1,6 +1,7 @@
 package program
 
 import (
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,7 +102,34 @@ func formatMessages(f formatter, sig *Signature, demos []*Map, inputs map[string
 			Message{Role: "user", Content: f.userContent(sig, d, "", false)},
 			Message{Role: "assistant", Content: f.assistantContent(sig, d, missingInHistory)})
 	}
-	return append(msgs, Message{Role: "user", Content: f.userContent(sig, inputMap(inputs), "", true)})
+	return append(msgs, Message{Role: "user", Content: f.userContent(sig, modelInputs(sig, inputs), "", true)})
+}
+
+// modelInputs gives each input whose type has a model the value DSPy
+// prints for the model the caller built: validated (fields in model order,
+// defaults filled in, lax coercions applied), as model_dump gives it. A
+// value that does not validate is left as it came. Demos are printed as
+// they are stored, as DSPy prints a loaded state's dicts.
+func modelInputs(sig *Signature, inputs map[string]any) inputMap {
+	var out inputMap // a copy, made when a value changes
+	for _, f := range sig.inputs {
+		v, ok := inputs[f.Name]
+		if !ok || !f.Type.hasModel() {
+			continue
+		}
+		dumped, err := validate(toOrdered(v), f.Type)
+		if err != nil {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(inputMap(inputs))
+		}
+		out[f.Name] = dumped
+	}
+	if out == nil {
+		return inputMap(inputs)
+	}
+	return out
 }
 
 type demoClass int

@@ -183,3 +183,35 @@ func mustDecode(t *testing.T, data []byte) any {
 	}
 	return v
 }
+
+// A model input is printed as DSPy prints the model the caller built:
+// json.dumps of model_dump (fields in model order, defaults filled in,
+// lax coercions applied), ensure_ascii=False. A value that is not a valid
+// model is printed as it came.
+func TestModelInputPrinted(t *testing.T) {
+	t.Parallel()
+	f, err := pysource.Read("rec.py", []byte("import dspy\nfrom pydantic import BaseModel\n\n"+
+		"class Profile(BaseModel):\n    name: str\n    age: int\n    interests: list[str] = []\n    score: float = 0.5\n\n"+
+		"class Recommend(dspy.Signature):\n    profile: Profile = dspy.InputField()\n    pick: str = dspy.OutputField()\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, _ := f.Signature("Recommend")
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		// python3: json.dumps(Profile(**d).model_dump(mode="json"), ensure_ascii=False)
+		{`{"interests": ["jazz"], "age": "31", "name": "Zoë"}`, `{"name": "Zoë", "age": 31, "interests": ["jazz"], "score": 0.5}`},
+		{`{"name": "Bo"}`, `{"name": "Bo"}`},
+	} {
+		in := mustDecode(t, []byte(tc.in))
+		for _, adapter := range []program.Adapter{program.ChatAdapter{}, program.JSONAdapter{}} {
+			msgs := adapter.Format(sig, nil, map[string]any{"profile": in})
+			if user := msgs[len(msgs)-1].Content; !strings.Contains(user, "[[ ## profile ## ]]\n"+tc.want+"\n") {
+				t.Errorf("%s: %s printed as\n%s\nwant %s", adapter.Name(), tc.in, user, tc.want)
+			}
+		}
+	}
+}
