@@ -118,7 +118,7 @@ func validateModel(v any, m *Model) (any, error) {
 		fv, present := in.Get(f.Name)
 		if !present {
 			if f.Required() {
-				errs.lines = append(errs.lines, lineError{loc: []string{f.Name}, kind: "missing", msg: "Field required", input: in})
+				errs.lines = append(errs.lines, lineError{loc: []locPart{{key: f.Name}}, kind: "missing", msg: "Field required", input: in, want: f.Type.String()})
 				continue
 			}
 			d, err := f.defaultValue()
@@ -130,7 +130,7 @@ func validateModel(v any, m *Model) (any, error) {
 		}
 		r, err := validate(fv, f.Type)
 		if err != nil {
-			if !errs.absorb(err, f.Name) {
+			if !errs.absorb(err, locPart{key: f.Name}) {
 				return nil, err
 			}
 			continue

@@ -75,10 +75,22 @@ type validationError struct {
 
 // lineError is one entry of ValidationError.errors().
 type lineError struct {
-	loc   []string // the path into the value: fields, dict keys, list indexes
-	kind  string   // the error type: "int_parsing"
+	loc   []locPart // the path into the value: fields, dict keys, list indexes
+	kind  string    // the error type: "int_parsing"
 	msg   string
 	input any
+	// want is the type expected where the error is (CheckValue says it).
+	want string
+}
+
+// locPart is one step of an error's location.
+type locPart struct {
+	key string
+	// index marks a list index; union marks a union member, which pydantic
+	// names in its location but which is no step into the value (union
+	// holds the union's type).
+	index bool
+	union string
 }
 
 func (e *validationError) Error() string {
@@ -91,7 +103,11 @@ func (e *validationError) Error() string {
 	for _, l := range e.lines {
 		b.WriteByte('\n')
 		if len(l.loc) > 0 {
-			b.WriteString(strings.Join(l.loc, ".") + "\n")
+			keys := make([]string, len(l.loc))
+			for i, p := range l.loc {
+				keys[i] = p.key
+			}
+			b.WriteString(strings.Join(keys, ".") + "\n")
 		}
 		fmt.Fprintf(&b, "  %s [type=%s, input_value=%s, input_type=%s]\n", l.msg, l.kind, truncateRepr(pyRepr(l.input)), pyTypeName(l.input))
 		b.WriteString("    For further information visit " + pydanticDocs + l.kind)
@@ -101,13 +117,13 @@ func (e *validationError) Error() string {
 
 // absorb adds err's lines under loc and reports true, or reports false for
 // an error that is not a validationError (which ends validation).
-func (e *validationError) absorb(err error, loc string) bool {
+func (e *validationError) absorb(err error, loc locPart) bool {
 	ve, ok := err.(*validationError)
 	if !ok {
 		return false
 	}
 	for _, l := range ve.lines {
-		l.loc = append([]string{loc}, l.loc...)
+		l.loc = append([]locPart{loc}, l.loc...)
 		e.lines = append(e.lines, l)
 	}
 	return true
@@ -334,6 +350,18 @@ func pydanticTitle(t Type) string {
 
 // validate is validateValue without the type's name in its errors.
 func validate(v any, t Type) (any, error) {
+	out, err := validateAs(v, t)
+	if ve, ok := err.(*validationError); ok {
+		for i := range ve.lines {
+			if ve.lines[i].want == "" {
+				ve.lines[i].want = t.String()
+			}
+		}
+	}
+	return out, err
+}
+
+func validateAs(v any, t Type) (any, error) {
 	if _, isTuple := v.(pyTuple); !isTuple || t.name() == "Any" {
 		v = toOrdered(v) // a tuple becomes a list
 	}
@@ -382,7 +410,7 @@ func validate(v any, t Type) (any, error) {
 			}
 			ev, err := validate(e, et)
 			if err != nil {
-				if !errs.absorb(err, strconv.Itoa(i)) {
+				if !errs.absorb(err, locPart{key: strconv.Itoa(i), index: true}) {
 					return nil, err
 				}
 				continue
@@ -407,7 +435,7 @@ func validate(v any, t Type) (any, error) {
 		for _, k := range m.keys {
 			ev, err := validate(m.values[k], vt)
 			if err != nil {
-				if !errs.absorb(err, k) {
+				if !errs.absorb(err, locPart{key: k}) {
 					return nil, err
 				}
 				continue
@@ -473,7 +501,7 @@ func validateUnion(v any, t Type) (any, error) {
 		if err == nil {
 			return r, nil
 		}
-		if !errs.absorb(err, pydanticTitle(a)) {
+		if !errs.absorb(err, locPart{key: pydanticTitle(a), union: t.String()}) {
 			return nil, fmt.Errorf("%w: %s is not a valid %s", errValue, pyRepr(v), t)
 		}
 	}
