@@ -23,6 +23,7 @@ type modelCase struct {
 	Source    string            `json:"source"`
 	Notes     map[string]string `json:"notes"`
 	Wire      *string           `json:"wire"`
+	KeySchema *string           `json:"key_schema"`
 	Checks    []struct {
 		Field  string          `json:"field"`
 		Input  json.RawMessage `json:"input"`
@@ -121,6 +122,17 @@ func TestModelResponseFormat(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("response_format (-litellm +program):\n%s", diff)
+			}
+			if c.KeySchema != nil {
+				// DSPy hashes the schema before LiteLLM's strict rewrite.
+				rf := lm.reqs[1].ResponseFormat
+				key := rf.KeySchema
+				if key == nil {
+					key = rf.Schema
+				}
+				if diff := cmp.Diff(*c.KeySchema, string(key)); diff != "" {
+					t.Errorf("schema DSPy hashes (-dspy +program):\n%s", diff)
+				}
 			}
 		})
 	}

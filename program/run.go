@@ -63,11 +63,16 @@ type attempt struct {
 }
 
 // attempts is DSPy's ChatAdapter call with its JSONAdapter fallback:
-// structured outputs first, JSON mode second. An open-ended dict output
+// structured outputs first, JSON mode second. An open-ended dict output, or
+// an LM whose model takes no response schema (see ResponseSchemaSupporter),
 // goes straight to JSON mode.
-func attempts(sig *Signature) []attempt {
+func attempts(sig *Signature, lm LM) []attempt {
 	out := []attempt{{format: FormatChat, adapter: ChatAdapter{}}}
-	if !hasOpenEndedDict(sig) {
+	supports := true
+	if s, ok := lm.(ResponseSchemaSupporter); ok {
+		supports = s.SupportsResponseSchema()
+	}
+	if supports && !hasOpenEndedDict(sig) {
 		out = append(out, attempt{format: FormatJSONSchema, adapter: JSONAdapter{}, rf: structuredOutputFormat(sig)})
 	}
 	return append(out, attempt{format: FormatJSONObject, adapter: JSONAdapter{}, rf: &ResponseFormat{Type: "json_object"}})
@@ -84,10 +89,16 @@ func hasOpenEndedDict(sig *Signature) bool {
 
 // structuredOutputFormat is the json_schema response format DSPy sends,
 // as LiteLLM puts it on the wire: the schema of DSPyProgramOutputs (see
-// structuredOutputSchema), named so, strict.
+// structuredOutputSchema), named so, strict; and the schema DSPy hashes.
 func structuredOutputFormat(sig *Signature) *ResponseFormat {
-	b, _ := marshalCompact(structuredOutputSchema(sig))
-	return &ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: b, Strict: true}
+	key, wire := structuredOutputSchemas(sig)
+	kb, _ := marshalCompact(key)
+	wb, _ := marshalCompact(wire)
+	rf := &ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: wb, Strict: true}
+	if string(kb) != string(wb) {
+		rf.KeySchema = kb
+	}
+	return rf
 }
 
 // Run calls the program's first predictor on inputs through lm, with
@@ -110,7 +121,7 @@ func (p *Program) Run(ctx context.Context, lm LM, inputs map[string]any, opts *R
 	allCached := true
 	afterParseFailure := false
 	var lastErr error
-	for _, a := range attempts(sig) {
+	for _, a := range attempts(sig, lm) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("run program: %w", err)
 		}

@@ -297,19 +297,21 @@ func pydanticSort(v any, parent string) any {
 	return v
 }
 
-// structuredOutputSchema is the json_schema DSPy's JSONAdapter sends for a
-// signature, as it reaches the wire: the pydantic model DSPyProgramOutputs
-// (one required field per output, extra="forbid"), its model_json_schema()
-// with DSPy's enforce_required applied, then LiteLLM's
-// to_strict_json_schema (openai-python's _ensure_strict_json_schema).
-func structuredOutputSchema(sig *Signature) *Map {
+// structuredOutputSchemas are the schemas of the json_schema DSPy's
+// JSONAdapter asks for: key is the pydantic model DSPyProgramOutputs (one
+// required field per output, extra="forbid"), its model_json_schema() with
+// DSPy's enforce_required applied, which DSPy hashes into the cache key;
+// wire is key after LiteLLM's to_strict_json_schema (openai-python's
+// _ensure_strict_json_schema), which reaches the provider.
+func structuredOutputSchemas(sig *Signature) (key, wire *Map) {
 	m := &Model{Name: "DSPyProgramOutputs", forbidExtra: true}
 	for _, f := range sig.outputs {
 		m.Fields = append(m.Fields, ModelField{Name: f.Name, Type: f.Type})
 	}
-	s := typeAdapterSchema(Type{Name: m.Name, Model: m})
-	enforceRequired(s)
-	return ensureStrict(s, s)
+	key = typeAdapterSchema(Type{Name: m.Name, Model: m})
+	enforceRequired(key)
+	wire = copyValue(key).(*Map)
+	return key, ensureStrict(wire, wire)
 }
 
 // enforceRequired is DSPy's enforce_required: every object schema lists

@@ -14,6 +14,8 @@ Signature, InputField and OutputField, which the source needs to import):
   openai client writes the body (json.dumps, compact separators,
   ensure_ascii=False) in the key order type, json_schema{schema, name,
   strict};
+- key_schema: that schema before to_strict_json_schema, as DSPy's cache
+  key holds it (compact JSON);
 - validations: TypeAdapter(annotation).validate_python(value) for decoded
   JSON values (what parse_value does for a non-str value), the result as
   model_dump(mode="json") or str(ValidationError).
@@ -303,9 +305,10 @@ def main():
                 continue
             notes[name] = json.dumps(_get_json_schema(ann), ensure_ascii=False)
         has_dict = any(getattr(a, "__origin__", None) is dict for a in outputs.values())
-        wire = None
+        wire = key_schema = None
         if not has_dict:
             schema = _get_structured_outputs_response_format(outputs)
+            key_schema = json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
             schema = _ensure_strict_json_schema(schema, path=(), root=schema)
             rf = {"type": "json_schema", "json_schema": {"schema": schema, "name": "DSPyProgramOutputs", "strict": True}}
             wire = json.dumps(rf, separators=(",", ":"), ensure_ascii=False)
@@ -326,6 +329,7 @@ def main():
             "source": case["source"],
             "notes": notes,
             "wire": wire,
+            "key_schema": key_schema,
             "validations": validations,
         })
     json.dump(out, sys.stdout, indent=1, ensure_ascii=False)
