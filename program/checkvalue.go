@@ -66,8 +66,11 @@ func (t Type) CheckValue(v any) error {
 		}
 	}
 	ce := &CheckError{Path: path.String(), Expected: want, Got: jsonKindName(l.input)}
-	if l.kind == "missing" {
+	switch {
+	case l.kind == "missing":
 		ce.Got = ""
+	case l.got != "":
+		ce.Got = l.got
 	}
 	return ce
 }

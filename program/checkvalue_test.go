@@ -24,7 +24,9 @@ class Citation(BaseModel):
     page: int = 1
 
 class Report(BaseModel):
-    title: str
+    title: str = Field(max_length=10)
+    score: float = Field(0.5, ge=0, le=1)
+    tags: list[str] = Field(default_factory=list, max_length=2)
     summary: str = Field(description="One paragraph")
     citations: list[Citation]
     extra: Optional[Citation] = None
@@ -56,6 +58,9 @@ class Sig(dspy.Signature):
 		{`{"title": "t", "summary": "s", "citations": [], "extra": "x"}`, "extra: expected Citation, got string"},
 		{`{"title": "t", "summary": "s", "citations": [], "either": []}`, "either: expected Union[Citation, int], got array"},
 		{`{"title": "t", "summary": "s", "citations": [], "either": {"page": 2}}`, "either.source: missing (expected str)"},
+		{`{"title": "t", "summary": "s", "citations": [], "score": 1.5}`, "score: expected float <= 1, got 1.5"},
+		{`{"title": "a long title", "summary": "s", "citations": []}`, "title: expected str of at most 10 characters, got 12 characters"},
+		{`{"title": "t", "summary": "s", "citations": [], "tags": ["a", "b", 3]}`, "tags: expected list[str] of at most 2 items, got 3 items"},
 		{`"a report"`, "expected Report, got string"},
 		{`null`, "expected Report, got null"},
 	} {

@@ -31,6 +31,9 @@ type ModelField struct {
 	// type, built from its defaults), "" for none. A factory's value is not
 	// in the schema, as in pydantic.
 	DefaultFactory string
+	// Constraints are the field's pydantic constraints (see
+	// CheckConstraints for those that apply).
+	Constraints []Constraint
 }
 
 // Required reports whether pydantic requires the field: no default and no
@@ -129,6 +132,13 @@ func validateModel(v any, m *Model) (any, error) {
 			continue
 		}
 		r, err := validate(fv, f.Type)
+		if len(f.Constraints) > 0 {
+			if long := tooLong(fv, f.Type, f.Constraints); long != nil {
+				err = long
+			} else if err == nil {
+				err = applyConstraints(r, fv, f.Type, f.Constraints)
+			}
+		}
 		if err != nil {
 			if !errs.absorb(err, locPart{key: f.Name}) {
 				return nil, err

@@ -191,6 +191,7 @@ func (g *schemaGen) modelSchema(mod *Model) *Map {
 // (handle_ref_overrides).
 func (g *schemaGen) fieldSchema(f ModelField) *Map {
 	s := g.schema(f.Type)
+	constrainSchema(s, f.Type, f.Constraints)
 	if f.HasDefault {
 		s.Set("default", toOrdered(f.Default))
 	}

@@ -79,8 +79,9 @@ type lineError struct {
 	kind  string    // the error type: "int_parsing"
 	msg   string
 	input any
-	// want is the type expected where the error is (CheckValue says it).
-	want string
+	// want is the type expected where the error is, got what came when
+	// more than its JSON kind helps (CheckValue says them).
+	want, got string
 }
 
 // locPart is one step of an error's location.

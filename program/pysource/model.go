@@ -170,14 +170,16 @@ func (r *reader) pydanticFieldArgs(f *Field, call *expr) error {
 	return nil
 }
 
-// ErrNotYetSupported marks what a later step adds: pydantic constraints
-// and recursive models.
+// ErrNotYetSupported marks what a later step adds: constraints on
+// signature fields, pattern= and allow_inf_nan= on model fields, and
+// recursive models.
 var ErrNotYetSupported = errors.New("not yet supported")
 
 // Signature returns the class as a program.Signature, the models of the
-// file its fields use built into program.Models. Fields (of the signature
-// or of a model) that carry pydantic constraints, and models that refer to
-// themselves, are refused with an error naming the field and wrapping
+// file its fields use built into program.Models (their fields' constraints
+// included). Signature fields that carry pydantic constraints, a model
+// field's pattern= or allow_inf_nan=, and models that refer to themselves
+// are refused with an error naming the field and wrapping
 // ErrNotYetSupported.
 func (s *SignatureClass) Signature() (*program.Signature, error) {
 	res := &modelResolver{file: s.owner, name: s.file, built: map[string]*program.Model{}, building: map[string]bool{}}
@@ -261,15 +263,21 @@ func (r *modelResolver) model(name string) (*program.Model, error) {
 	defer delete(r.building, name)
 	m := &program.Model{Name: mc.Name, Doc: mc.Docstring}
 	for _, f := range mc.Fields {
-		if len(f.Constraints) > 0 {
-			return nil, &Error{File: r.name, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
-				"class %s: field %s: constraint %s=: %v", mc.Name, f.Name, f.Constraints[0].Name, ErrNotYetSupported), Err: ErrNotYetSupported}
-		}
 		t, err := r.resolve(f.Type)
 		if err != nil {
 			return nil, err
 		}
 		mf := program.ModelField{Name: f.Name, Type: t, Desc: f.Desc, Default: f.Default, HasDefault: f.HasDefault}
+		for _, c := range f.Constraints {
+			if c.Name == "pattern" || c.Name == "allow_inf_nan" {
+				return nil, &Error{File: r.name, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
+					"class %s: field %s: constraint %s=: %v", mc.Name, f.Name, c.Name, ErrNotYetSupported), Err: ErrNotYetSupported}
+			}
+			mf.Constraints = append(mf.Constraints, program.Constraint{Name: c.Name, Value: c.Value})
+		}
+		if err := program.CheckConstraints(t, mf.Constraints); err != nil {
+			return nil, &Error{File: r.name, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf("class %s: field %s: %v", mc.Name, f.Name, err)}
+		}
 		switch f.DefaultFactory {
 		case "":
 		case "list", "dict":

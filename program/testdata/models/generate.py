@@ -279,6 +279,33 @@ class Pack(dspy.Signature):
 })
 
 
+CASES.append({
+    "name": "constraints",
+    "signature": "Grade",
+    "source": HEADER + '''
+class Score(BaseModel):
+    value: float = Field(0.5, ge=0.0, le=1.0, description="Between 0 and 1")
+    step: float = Field(1.0, gt=0, multiple_of=0.25)
+    rank: Optional[int] = Field(None, ge=1, lt=100)
+    count: int = Field(0, multiple_of=2, le=10)
+    label: str = Field("ok", min_length=2, max_length=5)
+    tags: list[str] = Field(default_factory=list, min_length=0, max_length=2)
+    notes: Optional[list[int]] = Field(None, min_length=1)
+
+
+class Grade(dspy.Signature):
+    essay: str = dspy.InputField()
+    scores: list[Score] = dspy.OutputField()
+''',
+    "validations": [
+        ("scores", [{}, {"value": "0.25", "step": 0.75, "rank": "99", "count": 4, "label": "abcde", "tags": ["a"], "notes": [1]}]),
+        ("scores", [{"value": 1.5, "step": 0.3, "rank": 0, "count": 3, "label": "x", "tags": ["a", "b", "c"], "notes": []}]),
+        ("scores", [{"value": -0.1, "step": 0, "rank": 100, "count": 12, "label": "abcdef", "tags": ["a", 1, 2], "notes": ["x"]}]),
+        ("scores", [{"step": -1, "count": "5", "label": "é"}, {"step": 2.5e-5}]),
+    ],
+})
+
+
 def annotations(ns, signature):
     cls = ns[signature]
     hints = cls.__annotations__
