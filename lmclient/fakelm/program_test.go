@@ -160,3 +160,54 @@ func TestModelProgramRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestConstrainedModelProgramRuns: a model whose fields carry pydantic
+// constraints gets values within them, in every form.
+func TestConstrainedModelProgramRuns(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	f, err := pysource.Read("grade.py", []byte(`import dspy
+from typing import Optional
+from pydantic import BaseModel, Field
+
+class Score(BaseModel):
+    value: float = Field(ge=0.0, le=1.0)
+    step: float = Field(gt=0, multiple_of=0.25)
+    rank: int = Field(ge=1, lt=4, multiple_of=2)
+    label: str = Field(min_length=2, max_length=5)
+    code: str = Field(min_length=40)
+    tags: list[str] = Field(min_length=3, max_length=4)
+    maybe: Optional[int] = Field(None, gt=100)
+
+class Grade(dspy.Signature):
+    essay: str = dspy.InputField()
+    scores: list[Score] = dspy.OutputField()
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, _ := f.Signature("Grade")
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL()}, lmclient.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: program.NewPredict(sig)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, garble := range []int{0, 1, 2} {
+		s.FailNext(garble, Fault{Kind: FaultGarbage})
+		res, err := p.Run(context.Background(), lm, map[string]any{"essay": "Bees matter."}, &program.RunOptions{NoCache: true})
+		if err != nil {
+			t.Fatalf("%d garbled answers: %v", garble, err)
+		}
+		if res.Calls != garble+1 {
+			t.Errorf("%d garbled answers: %d calls", garble, res.Calls)
+		}
+	}
+}
