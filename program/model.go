@@ -1,5 +1,7 @@
 package program
 
+import "encoding/json"
+
 // Model is a pydantic BaseModel class as a signature uses it: its fields in
 // pydantic's order (a base class's first). A Type whose Model is set names
 // it; program/pysource builds them from a user's source.
@@ -152,3 +154,8 @@ func validateModel(v any, m *Model) (any, error) {
 	}
 	return out, nil
 }
+
+// JSONSchema is pydantic's TypeAdapter(t).json_schema() as compact JSON,
+// keys in pydantic's order: the schema of an input or output for clients
+// (a model's $defs included).
+func (t Type) JSONSchema() json.RawMessage { return pyJSONCompact(t.jsonSchema()) }

@@ -22,6 +22,7 @@ type modelCase struct {
 	Signature string            `json:"signature"`
 	Source    string            `json:"source"`
 	Notes     map[string]string `json:"notes"`
+	Schemas   map[string]string `json:"schemas"`
 	Wire      *string           `json:"wire"`
 	KeySchema *string           `json:"key_schema"`
 	Checks    []struct {
@@ -87,6 +88,21 @@ func TestModelSchemaNotes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Type.JSONSchema is pydantic's TypeAdapter(T).json_schema(), key order
+// included.
+func TestModelJSONSchema(t *testing.T) {
+	t.Parallel()
+	for _, c := range readModelCases(t) {
+		sig := modelSignature(t, c)
+		for field, want := range c.Schemas {
+			f, _ := sig.Output(field)
+			if got := string(f.Type.JSONSchema()); got != want {
+				t.Errorf("%s: %s: schema\n got %s\nwant %s", c.Name, field, got, want)
+			}
+		}
 	}
 }
 

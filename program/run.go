@@ -92,8 +92,7 @@ func hasOpenEndedDict(sig *Signature) bool {
 // structuredOutputSchema), named so, strict; and the schema DSPy hashes.
 func structuredOutputFormat(sig *Signature) *ResponseFormat {
 	key, wire := structuredOutputSchemas(sig)
-	kb, _ := marshalCompact(key)
-	wb, _ := marshalCompact(wire)
+	kb, wb := pyJSONCompact(key), pyJSONCompact(wire)
 	rf := &ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: wb, Strict: true}
 	if string(kb) != string(wb) {
 		rf.KeySchema = kb

@@ -7,6 +7,8 @@ Signature, InputField and OutputField, which the source needs to import):
 - notes: for each output field, DSPy's "must adhere to the JSON schema"
   text, json.dumps(_get_json_schema(annotation), ensure_ascii=False), with
   _get_json_schema copied from dspy/adapters/utils.py (3.3.1);
+- schemas: for each output field, TypeAdapter(annotation).json_schema()
+  in pydantic's key order (compact JSON);
 - wire: the response_format LiteLLM sends for DSPy's DSPyProgramOutputs:
   _get_structured_outputs_response_format copied from
   dspy/adapters/json_adapter.py (3.3.1), then to_strict_json_schema copied
@@ -291,6 +293,7 @@ class Score(BaseModel):
     label: str = Field("ok", min_length=2, max_length=5)
     tags: list[str] = Field(default_factory=list, min_length=0, max_length=2)
     notes: Optional[list[int]] = Field(None, min_length=1)
+    tiny: float = Field(0.5, gt=2.5e-05, lt=1e17)
 
 
 class Grade(dspy.Signature):
@@ -326,8 +329,9 @@ def main():
         ns = {}
         exec(compile(case["source"], case["name"] + ".py", "exec"), ns)
         outputs = annotations(ns, case["signature"])
-        notes = {}
+        notes, schemas = {}, {}
         for name, ann in outputs.items():
+            schemas[name] = json.dumps(TypeAdapter(ann).json_schema(), separators=(",", ":"), ensure_ascii=False)
             if ann is str:
                 continue
             notes[name] = json.dumps(_get_json_schema(ann), ensure_ascii=False)
@@ -355,6 +359,7 @@ def main():
             "signature": case["signature"],
             "source": case["source"],
             "notes": notes,
+            "schemas": schemas,
             "wire": wire,
             "key_schema": key_schema,
             "validations": validations,
