@@ -52,6 +52,23 @@ type ResponseFormat struct {
 	KeySchema json.RawMessage `json:"-"`
 }
 
+// Wire is the response_format as LiteLLM and the openai client put DSPy's
+// on the wire: {"type":"json_object"}, or {"type":"json_schema",
+// "json_schema":{"schema":…,"name":…,"strict":…}} in that order, the
+// schema's bytes as they are.
+func (rf *ResponseFormat) Wire() json.RawMessage {
+	if rf.Type != "json_schema" {
+		t, _ := json.Marshal(rf.Type)
+		return json.RawMessage(`{"type":` + string(t) + `}`)
+	}
+	name, _ := json.Marshal(rf.Name)
+	strict := "false"
+	if rf.Strict {
+		strict = "true"
+	}
+	return json.RawMessage(`{"type":"json_schema","json_schema":{"schema":` + string(rf.Schema) + `,"name":` + string(name) + `,"strict":` + strict + `}}`)
+}
+
 // Request is one LM call.
 type Request struct {
 	Messages []Message

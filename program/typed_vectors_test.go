@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -308,15 +307,8 @@ func (l *recordingLM) Complete(_ context.Context, req *program.Request) (*progra
 
 func (*recordingLM) Accept(context.Context, *program.Request, *program.Completion) error { return nil }
 
-// wireFormat writes rf in the form LiteLLM puts on the wire for DSPy's
-// output class: type, then json_schema with schema, name, strict.
-func wireFormat(rf *program.ResponseFormat) string {
-	if rf.Type != "json_schema" {
-		return `{"type":` + strconv.Quote(rf.Type) + `}`
-	}
-	return `{"type":"json_schema","json_schema":{"schema":` + string(rf.Schema) +
-		`,"name":` + strconv.Quote(rf.Name) + `,"strict":` + strconv.FormatBool(rf.Strict) + `}}`
-}
+// wireFormat is rf as lmclient puts it on the wire.
+func wireFormat(rf *program.ResponseFormat) string { return string(rf.Wire()) }
 
 // TestTypedResponseFormats runs each JSON render's module through
 // program.Run and compares the response_format of its structured-outputs
