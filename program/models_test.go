@@ -243,3 +243,60 @@ func TestModelInputPrinted(t *testing.T) {
 		}
 	}
 }
+
+// Parse cases of DSPy's generator whose vectors are held back: the
+// results follow from DSPy's parse_value (json_repair closes an unclosed
+// object, reads single quotes; pydantic coerces "7" and ignores extra
+// keys).
+func TestModelParsesHeldBack(t *testing.T) {
+	t.Parallel()
+	var src string
+	for _, c := range readTyped[parseCase](t, "typed_chat_parse.json") {
+		if c.SignatureName == "WriteReport" {
+			src = c.SignatureSource
+		}
+	}
+	f, err := pysource.Read("report.py", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, _ := f.Signature("WriteReport")
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		adapter    program.Adapter
+		completion string
+		want       string
+	}{
+		{"pydantic/malformed_unclosed", program.ChatAdapter{},
+			"[[ ## report ## ]]\n{\"title\": \"Bees\", \"summary\": \"Declining.\", \"citations\": [{\"source\": \"FAO\", \"page\": 12}",
+			`{"report": {"title": "Bees", "summary": "Declining.", "citations": [{"source": "FAO", "page": 12}]}}`},
+		{"pydantic/python_literal", program.ChatAdapter{},
+			"[[ ## report ## ]]\n{'title': 'Bees', 'summary': 'Declining.', 'citations': []}",
+			`{"report": {"title": "Bees", "summary": "Declining.", "citations": []}}`},
+		{"nested_valid_extra_key", program.JSONAdapter{},
+			`{"report": {"title": "T", "summary": "S", "citations": [{"source": "A", "page": "7", "url": "u"}]}}`,
+			`{"report": {"title": "T", "summary": "S", "citations": [{"source": "A", "page": 7}]}}`},
+	} {
+		got, err := tc.adapter.Parse(sig, tc.completion)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if b, _ := program.EncodeJSONIndent(got); string(b) != string(mustIndent(t, tc.want)) {
+			t.Errorf("%s: parsed\n%s\nwant\n%s", tc.name, b, mustIndent(t, tc.want))
+		}
+	}
+}
+
+func mustIndent(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := program.EncodeJSONIndent(mustDecode(t, []byte(s)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
