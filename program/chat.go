@@ -183,8 +183,35 @@ func describeFields(fields []Field) string {
 			desc = ""
 		}
 		lines[i] = strconv.Itoa(i+1) + ". `" + f.Name + "` (" + f.Type.String() + "): " + desc
+		if c := constraintText(f.Constraints); c != "" {
+			lines[i] += "\nConstraints: " + c
+		}
 	}
 	return pyStrip(strings.Join(lines, "\n"))
+}
+
+// constraintPhrases is DSPy's PYDANTIC_CONSTRAINT_MAP.
+var constraintPhrases = map[string]string{
+	"gt":            "greater than: ",
+	"ge":            "greater than or equal to: ",
+	"lt":            "less than: ",
+	"le":            "less than or equal to: ",
+	"min_length":    "minimum length: ",
+	"max_length":    "maximum length: ",
+	"multiple_of":   "a multiple of the given number: ",
+	"allow_inf_nan": "allow 'inf', '-inf', 'nan' values: ",
+}
+
+// constraintText is DSPy's _translate_pydantic_field_constraints: each
+// known constraint's phrase and str(value), joined by ", ".
+func constraintText(cs []Constraint) string {
+	var parts []string
+	for _, c := range cs {
+		if p, ok := constraintPhrases[c.Name]; ok {
+			parts = append(parts, p+pyStr(c.Value))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // taskDescription is the objective block: each instruction line after a

@@ -7,14 +7,16 @@ import (
 	"unicode/utf8"
 )
 
-// Constraint is a pydantic constraint of a model field, Field(ge=0) or
-// Field(max_length=3): numeric bounds and multiple_of on an int or float
-// field, lengths on a str or list field (or on Optional of one).
+// Constraint is a pydantic constraint: of a model field, Field(ge=0) or
+// Field(max_length=3) (numeric bounds and multiple_of on an int or float
+// field, lengths on a str or list field, or on Optional of one; see
+// CheckConstraints), or of a signature field, which DSPy only shows.
 type Constraint struct {
-	// Name is the keyword: gt, ge, lt, le, multiple_of, min_length or
-	// max_length.
+	// Name is the keyword: gt, ge, lt, le, multiple_of, min_length,
+	// max_length (and, on signature fields, allow_inf_nan or pattern).
 	Name string
-	// Value is the bound: int64 or float64 (int64 for lengths).
+	// Value is the literal given: int64 or float64 for a model field's
+	// bound (int64 for lengths); any literal on a signature field.
 	Value any
 }
 

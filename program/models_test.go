@@ -300,3 +300,45 @@ func mustIndent(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// Constraints given to dspy.OutputField/InputField are shown, as DSPy's
+// get_field_description_string does, on a "Constraints:" line after the
+// field's description (PYDANTIC_CONSTRAINT_MAP, values as Python's str(),
+// in the order written; pattern= has no text). DSPy never validates them:
+// parse_value reads only the annotation, and structured outputs drop them.
+func TestSignatureFieldConstraints(t *testing.T) {
+	t.Parallel()
+	f, err := pysource.Read("c.py", []byte(`import dspy
+
+class Rate(dspy.Signature):
+    """Rate it."""
+    text: str = dspy.InputField(min_length=1)
+    score: float = dspy.OutputField(desc="between 0 and 1", ge=0.0, le=1)
+    count: int = dspy.OutputField(gt=0, multiple_of=2, allow_inf_nan=False)
+    label: str = dspy.OutputField(pattern="^[a-z]+$", max_length=3)
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, _ := f.Signature("Rate")
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Your input fields are:\n1. `text` (str): \nConstraints: minimum length: 1\n" +
+		"Your output fields are:\n1. `score` (float): between 0 and 1\nConstraints: greater than or equal to: 0.0, less than or equal to: 1\n" +
+		"2. `count` (int): \nConstraints: greater than: 0, a multiple of the given number: 2, allow 'inf', '-inf', 'nan' values: False\n" +
+		"3. `label` (str): \nConstraints: maximum length: 3\n"
+	msgs := program.ChatAdapter{}.Format(sig, nil, map[string]any{"text": "x"})
+	if !strings.HasPrefix(msgs[0].Content, want) {
+		t.Errorf("field descriptions:\n%s\nwant them to start\n%s", msgs[0].Content, want)
+	}
+	// A value outside them still parses, as in DSPy.
+	out, err := program.ChatAdapter{}.Parse(sig, "[[ ## score ## ]]\n7\n\n[[ ## count ## ]]\n-3\n\n[[ ## label ## ]]\nABCDE\n\n[[ ## completed ## ]]")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if v, _ := out.Get("score"); v != 7.0 {
+		t.Errorf("score = %v", v)
+	}
+}

@@ -170,31 +170,29 @@ func (r *reader) pydanticFieldArgs(f *Field, call *expr) error {
 	return nil
 }
 
-// ErrNotYetSupported marks what a later step adds: constraints on
-// signature fields, pattern= and allow_inf_nan= on model fields, and
-// recursive models.
+// ErrNotYetSupported marks what a later step adds: pattern= and
+// allow_inf_nan= on model fields, and recursive models.
 var ErrNotYetSupported = errors.New("not yet supported")
 
 // Signature returns the class as a program.Signature, the models of the
 // file its fields use built into program.Models (their fields' constraints
-// included). Signature fields that carry pydantic constraints, a model
-// field's pattern= or allow_inf_nan=, and models that refer to themselves
-// are refused with an error naming the field and wrapping
-// ErrNotYetSupported.
+// included), and the signature fields' constraints kept for DSPy's
+// "Constraints:" line. A model field's pattern= or allow_inf_nan=, and
+// models that refer to themselves, are refused with an error naming the
+// field and wrapping ErrNotYetSupported.
 func (s *SignatureClass) Signature() (*program.Signature, error) {
 	res := &modelResolver{file: s.owner, name: s.file, built: map[string]*program.Model{}, building: map[string]bool{}}
 	convert := func(fields []Field) ([]program.Field, error) {
 		out := make([]program.Field, len(fields))
 		for i, f := range fields {
-			if len(f.Constraints) > 0 {
-				return nil, &Error{File: s.file, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
-					"class %s: field %s: constraint %s=: %v", s.Name, f.Name, f.Constraints[0].Name, ErrNotYetSupported), Err: ErrNotYetSupported}
-			}
 			t, err := res.resolve(f.Type)
 			if err != nil {
 				return nil, err
 			}
 			out[i] = program.Field{Name: f.Name, Type: t, Desc: f.Desc, Prefix: f.Prefix}
+			for _, c := range f.Constraints {
+				out[i].Constraints = append(out[i].Constraints, program.Constraint{Name: c.Name, Value: c.Value})
+			}
 		}
 		return out, nil
 	}
