@@ -14,9 +14,6 @@ type Model struct {
 	Doc string
 	// Fields are the model's fields in order.
 	Fields []ModelField
-
-	// forbidExtra is pydantic's extra="forbid" (DSPyProgramOutputs only).
-	forbidExtra bool
 }
 
 // ModelField is one annotated field of a model.

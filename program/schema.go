@@ -13,6 +13,9 @@ type schemaGen struct {
 	// more than once): a reference to one is only a $ref, and its schema is
 	// generated in its turn, before the main schema.
 	kept map[*Model]bool
+	// forbidExtra is the model configured with extra="forbid"
+	// (DSPyProgramOutputs), nil for none.
+	forbidExtra *Model
 }
 
 const defsPrefix = "#/$defs/"
@@ -21,8 +24,12 @@ const defsPrefix = "#/$defs/"
 // model, model_json_schema()): a top-level model referenced once is
 // inlined, the models it uses go to "$defs", and keys are sorted except a
 // model's properties.
-func typeAdapterSchema(t Type) *Map {
-	g := &schemaGen{defs: map[string]*Map{}, kept: map[*Model]bool{}}
+func typeAdapterSchema(t Type) *Map { return typeSchema(t, nil) }
+
+// typeSchema is typeAdapterSchema with forbid, if set, configured with
+// extra="forbid".
+func typeSchema(t Type, forbid *Model) *Map {
+	g := &schemaGen{defs: map[string]*Map{}, kept: map[*Model]bool{}, forbidExtra: forbid}
 	kept := keptModels(t)
 	for _, m := range kept {
 		g.kept[m] = true
@@ -179,7 +186,7 @@ func (g *schemaGen) modelSchema(mod *Model) *Map {
 	if mod.Doc != "" {
 		s.Set("description", cleandoc(mod.Doc))
 	}
-	if mod.forbidExtra {
+	if mod == g.forbidExtra {
 		s.Set("additionalProperties", false)
 	}
 	return s
@@ -305,11 +312,11 @@ func pydanticSort(v any, parent string) any {
 // wire is key after LiteLLM's to_strict_json_schema (openai-python's
 // _ensure_strict_json_schema), which reaches the provider.
 func structuredOutputSchemas(sig *Signature) (key, wire *Map) {
-	m := &Model{Name: "DSPyProgramOutputs", forbidExtra: true}
+	m := &Model{Name: "DSPyProgramOutputs"}
 	for _, f := range sig.outputs {
 		m.Fields = append(m.Fields, ModelField{Name: f.Name, Type: f.Type})
 	}
-	key = typeAdapterSchema(Type{Name: m.Name, Model: m})
+	key = typeSchema(Type{Name: m.Name, Model: m}, m)
 	enforceRequired(key)
 	wire = copyValue(key).(*Map)
 	return key, ensureStrict(wire, wire)
