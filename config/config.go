@@ -193,6 +193,12 @@ type LM struct {
 	// holding a worker slot; a longer wait re-queues the job with a delay,
 	// which is not a failed attempt. LM_RATE_MAX_WAIT, default 10s.
 	RateMaxWait time.Duration `env:"LM_RATE_MAX_WAIT"`
+	// StructuredOutputs says whether the JSON fall-back first asks for
+	// structured outputs (a json_schema response_format) before JSON mode:
+	// on, off, or auto, DSPy's rule (LiteLLM's model map: known OpenAI
+	// models yes; hosted_vllm/..., unknown names and providers without it
+	// no). LM_STRUCTURED_OUTPUTS, default auto.
+	StructuredOutputs string `env:"LM_STRUCTURED_OUTPUTS"`
 }
 
 // Cache configures the LM response cache layers: memory, disk and Redis.

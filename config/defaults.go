@@ -61,6 +61,8 @@ const (
 	DefaultLMTimeout = 30 * time.Second
 	// DefaultLMRateMaxWait is LM_RATE_MAX_WAIT's default.
 	DefaultLMRateMaxWait = 10 * time.Second
+	// DefaultLMStructuredOutputs is LM_STRUCTURED_OUTPUTS's default.
+	DefaultLMStructuredOutputs = "auto"
 
 	// DefaultCacheDiskEnabled is CACHE_DISK_ENABLED's default.
 	DefaultCacheDiskEnabled = true
@@ -161,6 +163,8 @@ func defaultConfig() Config {
 			TrackUsage:  DefaultTrackUsage,
 			Timeout:     DefaultLMTimeout,
 			RateMaxWait: DefaultLMRateMaxWait,
+
+			StructuredOutputs: DefaultLMStructuredOutputs,
 		},
 		Cache: Cache{
 			DiskEnabled:   DefaultCacheDiskEnabled,

@@ -28,7 +28,7 @@ func defaults() Config {
 		},
 		LM: LM{
 			Model: "openai/gpt-4o-mini", TrackUsage: true, Timeout: 30 * time.Second,
-			RateMaxWait: 10 * time.Second,
+			RateMaxWait: 10 * time.Second, StructuredOutputs: "auto",
 		},
 		Cache: Cache{
 			Dir: ".cache/qaqueue", DiskEnabled: true, DiskSize: GiB, MemoryEnabled: true,
@@ -91,6 +91,7 @@ func everything() map[string]string {
 		"TRACK_USAGE": "no", "LM_API_BASE": "http://localhost:4000/v1", "LM_API_KEY": "lm-secret-key",
 		"AZURE_API_VERSION": "2024-06-01", "LM_TEMPERATURE": "0.7", "LM_MAX_TOKENS": "1000",
 		"LM_TIMEOUT": "20s", "LM_RPM": "600", "LM_TPM": "200000", "LM_RATE_MAX_WAIT": "5s",
+		"LM_STRUCTURED_OUTPUTS": "off",
 
 		"CACHE_DIR": "/var/cache/qa", "CACHE_DISK_ENABLED": "false", "CACHE_DISK_SIZE": "500MB",
 		"CACHE_MEMORY_ENABLED": "0", "CACHE_MEMORY_ENTRIES": "10", "CACHE_REDIS_ENABLED": "FALSE",
@@ -142,7 +143,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			Model: "anthropic/claude-3-5-haiku", ProgramStatePath: "state.json",
 			APIBase: "http://localhost:4000/v1", APIKey: "lm-secret-key", AzureAPIVersion: "2024-06-01",
 			Temperature: &temp, MaxTokens: &maxTokens, Timeout: 20 * time.Second, RPM: 600,
-			TPM: 200000, RateMaxWait: 5 * time.Second,
+			TPM: 200000, RateMaxWait: 5 * time.Second, StructuredOutputs: "off",
 		},
 		Cache: Cache{
 			Dir: "/var/cache/qa", DiskSize: 500 * MB, MemoryEntries: 10,

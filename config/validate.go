@@ -98,6 +98,11 @@ func (c *Config) validateLM(v *validator) {
 	if l.RateMaxWait < 0 {
 		v.add("LM_RATE_MAX_WAIT", "must not be negative, got %s", formatDuration(l.RateMaxWait))
 	}
+	switch l.StructuredOutputs {
+	case "auto", "on", "off":
+	default:
+		v.add("LM_STRUCTURED_OUTPUTS", "must be one of auto, on, off, got %q", l.StructuredOutputs)
+	}
 }
 
 func (c *Config) validateCache(v *validator) {

@@ -160,7 +160,7 @@ func TestValidate(t *testing.T) {
 			name: "lm values",
 			env: map[string]string{
 				"DSPY_MODEL": "gpt-4o-mini", "LM_API_BASE": "localhost:4000", "LM_TEMPERATURE": "2.5",
-				"LM_MAX_TOKENS": "0", "LM_RPM": "-1", "LM_TPM": "-5",
+				"LM_MAX_TOKENS": "0", "LM_RPM": "-1", "LM_TPM": "-5", "LM_STRUCTURED_OUTPUTS": "yes",
 			},
 			want: []string{
 				`DSPY_MODEL: must be provider/model, such as openai/gpt-4o-mini, got "gpt-4o-mini"`,
@@ -169,6 +169,7 @@ func TestValidate(t *testing.T) {
 				"LM_MAX_TOKENS: must be at least 1, got 0",
 				"LM_RPM: must be at least 0, got -1",
 				"LM_TPM: must be at least 0, got -5",
+				`LM_STRUCTURED_OUTPUTS: must be one of auto, on, off, got "yes"`,
 			},
 		},
 		{

@@ -48,8 +48,14 @@ func (c *Client) cacheRequest(req *program.Request) (map[string]any, error) {
 	if rf := req.ResponseFormat; rf != nil {
 		switch rf.Type {
 		case "json_schema":
+			// DSPy hashes its model_json_schema(), before LiteLLM's strict
+			// rewrite (program.ResponseFormat.KeySchema).
+			raw := rf.KeySchema
+			if raw == nil {
+				raw = rf.Schema
+			}
 			var schema any
-			dec := json.NewDecoder(bytes.NewReader(rf.Schema))
+			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.UseNumber()
 			if err := dec.Decode(&schema); err != nil {
 				return nil, fmt.Errorf("decode response_format schema: %w", err)

@@ -106,3 +106,41 @@ func TestCacheRequestFields(t *testing.T) {
 		t.Errorf("reasoning model keys max_completion_tokens: %v", r)
 	}
 }
+
+// Two requests that differ only in their response_format never share a
+// cache entry (a stage's JSON attempts, two programs with the same prompt
+// and different output types), and a json_schema is keyed in DSPy's form:
+// the schema before LiteLLM's strict rewrite.
+func TestCacheKeyCoversResponseFormat(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, Config{Model: "openai/gpt-4o-mini", APIKey: "k"}, Deps{})
+	msgs := []program.Message{{Role: "user", Content: "same prompt"}}
+	formats := []*program.ResponseFormat{
+		nil,
+		{Type: "json_object"},
+		{Type: "json_schema", Name: "DSPyProgramOutputs", Strict: true, Schema: json.RawMessage(`{"properties":{"a":{"type":"integer"}},"type":"object"}`)},
+		{Type: "json_schema", Name: "DSPyProgramOutputs", Strict: true, Schema: json.RawMessage(`{"properties":{"a":{"type":"string"}},"type":"object"}`)},
+	}
+	seen := map[string]int{}
+	for i, rf := range formats {
+		key, err := c.CacheKey(&program.Request{Messages: msgs, ResponseFormat: rf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, dup := seen[key]; dup {
+			t.Errorf("response formats %d and %d share the cache key %s", j, i, key)
+		}
+		seen[key] = i
+	}
+	strict := &program.ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Strict: true,
+		Schema:    json.RawMessage(`{"properties":{"a":{"type":"integer","title":"A"}},"type":"object"}`),
+		KeySchema: json.RawMessage(`{"properties":{"a":{"default":null,"type":"integer","title":"A"}},"type":"object"}`)}
+	r, err := c.cacheRequest(&program.Request{Messages: msgs, ResponseFormat: strict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := CanonicalJSON(r["response_format"])
+	if want := `{"properties":{"a":{"default":null,"title":"A","type":"integer"}},"type":"object"}`; string(b) != want {
+		t.Errorf("keyed response_format %s, want DSPy's schema %s", b, want)
+	}
+}

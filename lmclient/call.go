@@ -13,6 +13,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/qaqueue/qaqueue/program"
@@ -52,11 +53,10 @@ func (c *Client) params(req *program.Request) (openai.ChatCompletionNewParams, e
 		case "json_object":
 			p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
 		case "json_schema":
-			js := shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: rf.Name, Schema: rf.Schema}
-			if rf.Strict {
-				js.Strict = openai.Bool(true)
-			}
-			p.ResponseFormat.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{JSONSchema: js}
+			// LiteLLM's key order (type; schema, name, strict), so the body
+			// carries DSPy's response_format byte for byte.
+			js := param.Override[shared.ResponseFormatJSONSchemaParam](rf.Wire())
+			p.ResponseFormat.OfJSONSchema = &js
 		default:
 			return p, fmt.Errorf("build request: unknown response_format type %q", rf.Type)
 		}

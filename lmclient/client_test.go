@@ -174,3 +174,24 @@ func TestIsReasoningModel(t *testing.T) {
 		}
 	}
 }
+
+// The response_format reaches the wire as LiteLLM and the openai client
+// write it for DSPy's DSPyProgramOutputs: type, then json_schema with
+// schema, name and strict in that order, the schema's bytes unchanged
+// (shared/dspy/vectors-typed/wire).
+func TestResponseFormatWireBytes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	schema := `{"$defs":{"C":{"description":"a < b & c","properties":{"p":{"title":"P","type":"integer"}},"required":["p"],"title":"C","type":"object","additionalProperties":false}},"additionalProperties":false,"properties":{"c":{"$ref":"#/$defs/C"},"x":{"exclusiveMinimum":2.5e-05,"title":"X","type":"number"}},"required":["c","x"],"title":"DSPyProgramOutputs","type":"object"}`
+	req := &program.Request{
+		Messages:       []program.Message{{Role: "user", Content: "hi"}},
+		ResponseFormat: &program.ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: json.RawMessage(schema), Strict: true},
+	}
+	if _, err := b.c.Complete(ctxT(t), req); err != nil {
+		t.Fatal(err)
+	}
+	want := `"response_format":{"type":"json_schema","json_schema":{"schema":` + schema + `,"name":"DSPyProgramOutputs","strict":true}}`
+	if body := string(b.srv.LastRequest()); !strings.Contains(body, want) {
+		t.Errorf("body %s\nlacks %s", body, want)
+	}
+}

@@ -79,6 +79,12 @@ type Config struct {
 	// provider cool-down; beyond it Complete returns *RateLimitedError
 	// (LM_RATE_MAX_WAIT). Default [config.DefaultLMRateMaxWait].
 	MaxWait time.Duration
+
+	// StructuredOutputs is "auto", "on" or "off" (LM_STRUCTURED_OUTPUTS):
+	// (*Client).SupportsResponseSchema follows the package's
+	// SupportsResponseSchema rule for Model (auto), or is always true (on)
+	// or false (off). Default [config.DefaultLMStructuredOutputs].
+	StructuredOutputs string
 }
 
 // Deps are the Client's collaborators.
@@ -108,6 +114,7 @@ func (c Config) WithDefaults() Config {
 	c.DiskSizeBytes = cmp.Or(c.DiskSizeBytes, int64(config.DefaultCacheDiskSize))
 	c.RedisTTL = cmp.Or(c.RedisTTL, config.DefaultCacheRedisTTL)
 	c.MaxWait = cmp.Or(c.MaxWait, config.DefaultLMRateMaxWait)
+	c.StructuredOutputs = cmp.Or(c.StructuredOutputs, config.DefaultLMStructuredOutputs)
 	return c
 }
 
@@ -121,6 +128,11 @@ func (c Config) validate(d Deps) error {
 	}
 	if c.Temperature != nil && (*c.Temperature < 0 || *c.Temperature > 2) {
 		errs = append(errs, fmt.Errorf("LM_TEMPERATURE must be within [0, 2], got %g", *c.Temperature))
+	}
+	switch c.StructuredOutputs {
+	case "", StructuredAuto, StructuredOn, StructuredOff:
+	default:
+		errs = append(errs, fmt.Errorf("LM_STRUCTURED_OUTPUTS must be auto, on or off, got %q", c.StructuredOutputs))
 	}
 	if c.MemoryEntries < 0 {
 		errs = append(errs, errors.New("CACHE_MEMORY_ENTRIES must be positive"))

@@ -1,6 +1,7 @@
 package program
 
 import (
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,7 +102,34 @@ func formatMessages(f formatter, sig *Signature, demos []*Map, inputs map[string
 			Message{Role: "user", Content: f.userContent(sig, d, "", false)},
 			Message{Role: "assistant", Content: f.assistantContent(sig, d, missingInHistory)})
 	}
-	return append(msgs, Message{Role: "user", Content: f.userContent(sig, inputMap(inputs), "", true)})
+	return append(msgs, Message{Role: "user", Content: f.userContent(sig, modelInputs(sig, inputs), "", true)})
+}
+
+// modelInputs gives each input whose type has a model the value DSPy
+// prints for the model the caller built: validated (fields in model order,
+// defaults filled in, lax coercions applied), as model_dump gives it. A
+// value that does not validate is left as it came. Demos are printed as
+// they are stored, as DSPy prints a loaded state's dicts.
+func modelInputs(sig *Signature, inputs map[string]any) inputMap {
+	var out inputMap // a copy, made when a value changes
+	for _, f := range sig.inputs {
+		v, ok := inputs[f.Name]
+		if !ok || !f.Type.hasModel() {
+			continue
+		}
+		dumped, err := validate(toOrdered(v), f.Type)
+		if err != nil {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(inputMap(inputs))
+		}
+		out[f.Name] = dumped
+	}
+	if out == nil {
+		return inputMap(inputs)
+	}
+	return out
 }
 
 type demoClass int
@@ -155,8 +183,35 @@ func describeFields(fields []Field) string {
 			desc = ""
 		}
 		lines[i] = strconv.Itoa(i+1) + ". `" + f.Name + "` (" + f.Type.String() + "): " + desc
+		if c := constraintText(f.Constraints); c != "" {
+			lines[i] += "\nConstraints: " + c
+		}
 	}
 	return pyStrip(strings.Join(lines, "\n"))
+}
+
+// constraintPhrases is DSPy's PYDANTIC_CONSTRAINT_MAP.
+var constraintPhrases = map[string]string{
+	"gt":            "greater than: ",
+	"ge":            "greater than or equal to: ",
+	"lt":            "less than: ",
+	"le":            "less than or equal to: ",
+	"min_length":    "minimum length: ",
+	"max_length":    "maximum length: ",
+	"multiple_of":   "a multiple of the given number: ",
+	"allow_inf_nan": "allow 'inf', '-inf', 'nan' values: ",
+}
+
+// constraintText is DSPy's _translate_pydantic_field_constraints: each
+// known constraint's phrase and str(value), joined by ", ".
+func constraintText(cs []Constraint) string {
+	var parts []string
+	for _, c := range cs {
+		if p, ok := constraintPhrases[c.Name]; ok {
+			parts = append(parts, p+pyStr(c.Value))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // taskDescription is the objective block: each instruction line after a

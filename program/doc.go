@@ -5,10 +5,14 @@
 // It owns:
 //
 //   - Signatures as data (Signature, Field, Type), built in Go or parsed
-//     from DSPy's string syntax with ParseSignature;
+//     from DSPy's string syntax with ParseSignature; pydantic models as
+//     Types (Model), with pydantic's JSON schemas and lax validation
+//     (Type.CheckValue checks an input);
 //   - Predict and ChainOfThought (NewPredict, NewChainOfThought);
 //   - ChatAdapter and JSONAdapter (formatting and parsing), with DSPy's
-//     fallback from chat to JSON with structured outputs to JSON mode;
+//     fallback from chat to JSON with structured outputs (the
+//     response_format LiteLLM sends, when the LM supports a response
+//     schema) to JSON mode;
 //   - saved state: loading what module.save(path, save_program=False)
 //     writes from DSPy 2.6 through 3.3 (Program.WithState, LoadQA), whole
 //     or not at all, and saving it back in the 3.x bytes

@@ -2,6 +2,7 @@ package program
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -43,16 +44,51 @@ func addChatSeeds(f *testing.F) {
 	f.Add("[[ ## answer ## ]]\n\xff\xc3[[ ## x", []byte{0})
 }
 
+// fuzzModelSig has pydantic model outputs: a model with a nested list of
+// models, a Literal, a float, defaults and an optional model, and a list
+// of it.
+func fuzzModelSig(t testing.TB) *Signature {
+	t.Helper()
+	citation := &Model{Name: "Citation", Fields: []ModelField{
+		{Name: "source", Type: Type{Name: "str"}},
+		{Name: "page", Type: Type{Name: "int"}, Default: int64(1), HasDefault: true},
+	}}
+	report := &Model{Name: "Report", Doc: "A report.", Fields: []ModelField{
+		{Name: "title", Type: Type{Name: "str"}, Desc: "The title"},
+		{Name: "score", Type: Type{Name: "float"}},
+		{Name: "kind", Type: Type{Name: "Literal", Values: []any{"a", "b"}}},
+		{Name: "citations", Type: Type{Name: "list", Args: []Type{{Name: "Citation", Model: citation}}}},
+		{Name: "extra", Type: Type{Name: "Union", Args: []Type{{Name: "Citation", Model: citation}, {Name: "NoneType"}}}, HasDefault: true},
+		{Name: "tags", Type: Type{Name: "list", Args: []Type{{Name: "str"}}}, DefaultFactory: "list"},
+	}}
+	sig, err := NewSignature("", []Field{{Name: "question"}}, []Field{
+		{Name: "report", Type: Type{Name: "Report", Model: report}},
+		{Name: "reports", Type: Type{Name: "list", Args: []Type{{Name: "Report", Model: report}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
 func FuzzChatParse(f *testing.F) {
 	addChatSeeds(f)
+	f.Add("[[ ## report ## ]]\n{\"title\": \"t\", \"score\": \"1.5\", \"kind\": \"a\", \"citations\": [{\"source\": \"s\"}]}\n\n[[ ## reports ## ]]\n[]", []byte{3})
+	f.Add("[[ ## report ## ]]\n{'title': 't', 'score': nan, 'kind': 'c', 'citations': [{'page': '2'}], 'extra': 'x'}", []byte{5})
 	sig := fuzzSig(f, "question -> reasoning, answer: str, n: int, tags: list[str], ok: Optional[bool]")
+	models := fuzzModelSig(f)
 	f.Fuzz(func(t *testing.T, completion string, _ []byte) {
-		out, err := ChatAdapter{}.Parse(sig, completion)
-		if err != nil {
-			return
-		}
-		if out.Len() != len(sig.outputs) {
-			t.Fatalf("parsed %v, want every output", out.Keys())
+		for _, sig := range []*Signature{sig, models} {
+			out, err := ChatAdapter{}.Parse(sig, completion)
+			if err != nil {
+				continue
+			}
+			if out.Len() != len(sig.outputs) {
+				t.Fatalf("parsed %v, want every output", out.Keys())
+			}
+			if _, err := encodeJSON(out, styleCompact); err != nil {
+				t.Fatalf("parsed outputs do not encode: %v", err)
+			}
 		}
 	})
 }
@@ -63,14 +99,37 @@ func FuzzJSONParse(f *testing.F) {
 	f.Add(`Sure! {"reasoning": "r", "answer": "a", "n": "4", "tags": ["x",], "ok": True`)
 	f.Add(`[1, 2] {"answer": {"nested": [1, {"x": null}]}}`)
 	f.Add(`{"reasoning": "\ud83d\ude00", "answer": "\u00e9", "n": 1e3, "tags": "['a', 'b']"}`)
+	f.Add(`{"report": {"title": "t", "score": 1, "kind": "b", "citations": [{"source": "s", "page": 2.0}], "x": 1}, "reports": "[]"}`)
+	f.Add(`{"report": {"title": 3, "score": Infinity, "citations": {}}, "reports": [{"extra": {}}]}`)
 	sig := fuzzSig(f, "question -> reasoning, answer: str, n: int, tags: list[str], ok: Optional[bool]")
+	models := fuzzModelSig(f)
+	reportType := models.outputs[0].Type
 	f.Fuzz(func(t *testing.T, completion string) {
-		out, err := JSONAdapter{}.Parse(sig, completion)
-		if err == nil && out.Len() != len(sig.outputs) {
-			t.Fatalf("parsed %v, want every output", out.Keys())
+		for _, sig := range []*Signature{sig, models} {
+			out, err := JSONAdapter{}.Parse(sig, completion)
+			if err != nil {
+				continue
+			}
+			if out.Len() != len(sig.outputs) {
+				t.Fatalf("parsed %v, want every output", out.Keys())
+			}
+			if _, err := encodeJSON(out, styleCompact); err != nil {
+				t.Fatalf("parsed outputs do not encode: %v", err)
+			}
 		}
 		_, _ = repairJSON(completion)
 		_, _ = pyLiteralEval(completion)
+		dec := json.NewDecoder(strings.NewReader(completion))
+		dec.UseNumber()
+		var v any
+		if dec.Decode(&v) == nil {
+			if err := reportType.CheckValue(v); err != nil {
+				var ce *CheckError
+				if !errors.As(err, &ce) {
+					t.Fatalf("CheckValue error %T %v", err, err)
+				}
+			}
+		}
 	})
 }
 

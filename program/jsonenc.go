@@ -38,7 +38,16 @@ var (
 	styleCompact = jsonStyle{orjsonFloats: true}
 	// styleSorted is orjson.dumps(v, option=OPT_SORT_KEYS).
 	styleSorted = jsonStyle{orjsonFloats: true, sortKeys: true}
+	// stylePyCompact is json.dumps(v, separators=(",", ":"),
+	// ensure_ascii=False), as the openai client writes a request body.
+	stylePyCompact = jsonStyle{}
 )
+
+// pyJSONCompact is json.dumps(v, separators=(",", ":"), ensure_ascii=False).
+func pyJSONCompact(v any) []byte {
+	b, _ := encodeJSON(v, stylePyCompact)
+	return b
+}
 
 // pyJSONDumps is Python's json.dumps(v, ensure_ascii=False).
 func pyJSONDumps(v any) string {

@@ -22,6 +22,15 @@ type LM interface {
 	Accept(ctx context.Context, req *Request, c *Completion) error
 }
 
+// ResponseSchemaSupporter is implemented by an LM that knows whether its
+// model takes a json_schema response_format: DSPy's
+// lm.supports_response_schema, which decides whether the JSONAdapter
+// fall-back tries structured outputs before JSON mode. An LM without the
+// method is asked for structured outputs.
+type ResponseSchemaSupporter interface {
+	SupportsResponseSchema() bool
+}
+
 // Message is one chat message as sent on the wire.
 type Message struct {
 	Role    string `json:"role"`
@@ -36,6 +45,28 @@ type ResponseFormat struct {
 	Name   string          `json:"name,omitempty"`
 	Schema json.RawMessage `json:"schema,omitempty"`
 	Strict bool            `json:"strict,omitempty"`
+	// KeySchema is the schema as DSPy hashes it into the cache key:
+	// DSPyProgramOutputs' model_json_schema(), before LiteLLM's strict
+	// rewrite gives Schema (the two differ only where a $ref has sibling
+	// keys or a default is null). Nil means Schema.
+	KeySchema json.RawMessage `json:"-"`
+}
+
+// Wire is the response_format as LiteLLM and the openai client put DSPy's
+// on the wire: {"type":"json_object"}, or {"type":"json_schema",
+// "json_schema":{"schema":…,"name":…,"strict":…}} in that order, the
+// schema's bytes as they are.
+func (rf *ResponseFormat) Wire() json.RawMessage {
+	if rf.Type != "json_schema" {
+		t, _ := json.Marshal(rf.Type)
+		return json.RawMessage(`{"type":` + string(t) + `}`)
+	}
+	name, _ := json.Marshal(rf.Name)
+	strict := "false"
+	if rf.Strict {
+		strict = "true"
+	}
+	return json.RawMessage(`{"type":"json_schema","json_schema":{"schema":` + string(rf.Schema) + `,"name":` + string(name) + `,"strict":` + strict + `}}`)
 }
 
 // Request is one LM call.

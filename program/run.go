@@ -63,11 +63,16 @@ type attempt struct {
 }
 
 // attempts is DSPy's ChatAdapter call with its JSONAdapter fallback:
-// structured outputs first, JSON mode second. An open-ended dict output
+// structured outputs first, JSON mode second. An open-ended dict output, or
+// an LM whose model takes no response schema (see ResponseSchemaSupporter),
 // goes straight to JSON mode.
-func attempts(sig *Signature) []attempt {
+func attempts(sig *Signature, lm LM) []attempt {
 	out := []attempt{{format: FormatChat, adapter: ChatAdapter{}}}
-	if !hasOpenEndedDict(sig) {
+	supports := true
+	if s, ok := lm.(ResponseSchemaSupporter); ok {
+		supports = s.SupportsResponseSchema()
+	}
+	if supports && !hasOpenEndedDict(sig) {
 		out = append(out, attempt{format: FormatJSONSchema, adapter: JSONAdapter{}, rf: structuredOutputFormat(sig)})
 	}
 	return append(out, attempt{format: FormatJSONObject, adapter: JSONAdapter{}, rf: &ResponseFormat{Type: "json_object"}})
@@ -82,36 +87,17 @@ func hasOpenEndedDict(sig *Signature) bool {
 	return false
 }
 
-// structuredOutputFormat is the json_schema response format DSPy sends: a
-// model named DSPyProgramOutputs with one required property per output and
-// no additional properties.
+// structuredOutputFormat is the json_schema response format DSPy sends,
+// as LiteLLM puts it on the wire: the schema of DSPyProgramOutputs (see
+// structuredOutputSchema), named so, strict; and the schema DSPy hashes.
 func structuredOutputFormat(sig *Signature) *ResponseFormat {
-	props := NewMap()
-	required := make([]any, 0, len(sig.outputs))
-	for _, f := range sig.outputs {
-		props.Set(f.Name, withTitle(f.Type.jsonSchema(), pyTitle(strings.ReplaceAll(f.Name, "_", " "))))
-		required = append(required, f.Name)
+	key, wire := structuredOutputSchemas(sig)
+	kb, wb := pyJSONCompact(key), pyJSONCompact(wire)
+	rf := &ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: wb, Strict: true}
+	if string(kb) != string(wb) {
+		rf.KeySchema = kb
 	}
-	schema := NewMap()
-	schema.Set("additionalProperties", false)
-	schema.Set("properties", props)
-	schema.Set("required", required)
-	schema.Set("title", "DSPyProgramOutputs")
-	schema.Set("type", "object")
-	b, _ := marshalCompact(schema)
-	return &ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Schema: b, Strict: true}
-}
-
-// withTitle adds pydantic's field title, keeping keys sorted.
-func withTitle(schema *Map, title string) *Map {
-	schema.Set("title", title)
-	keys := schema.Keys()
-	sortStrings(keys)
-	out := NewMap()
-	for _, k := range keys {
-		out.Set(k, schema.values[k])
-	}
-	return out
+	return rf
 }
 
 // Run calls the program's first predictor on inputs through lm, with
@@ -134,7 +120,7 @@ func (p *Program) Run(ctx context.Context, lm LM, inputs map[string]any, opts *R
 	allCached := true
 	afterParseFailure := false
 	var lastErr error
-	for _, a := range attempts(sig) {
+	for _, a := range attempts(sig, lm) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("run program: %w", err)
 		}

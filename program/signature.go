@@ -19,6 +19,10 @@ type Field struct {
 	// Prefix is the legacy label ("Key Concepts:"). It never appears in Chat
 	// or JSON prompts but is stored in saved state.
 	Prefix string
+	// Constraints are pydantic constraints given to the dspy field
+	// (OutputField(ge=0)), in the order written. DSPy only shows them, on a
+	// "Constraints:" line of the field list; nothing validates them.
+	Constraints []Constraint
 }
 
 // Signature is a DSPy signature as data: instructions and ordered input and

@@ -13,15 +13,17 @@ import (
 type Type struct {
 	// Name is the class or form: "str", "int", "float", "bool", "list",
 	// "dict", "tuple", "Any", "NoneType", "Literal", "Union" (typing.Union
-	// and Optional) or "UnionType" (the X | Y syntax). Types read from a
-	// user's source by program/pysource may also name a pydantic model of
-	// that file ("Report", no Args): String prints it as DSPy does, but
-	// nothing here renders or validates it yet (see pysource.ModelRefs).
+	// and Optional) or "UnionType" (the X | Y syntax), or a pydantic
+	// model's class name when Model is set.
 	Name string
 	// Args are the type arguments of a generic or union.
 	Args []Type
 	// Values are a Literal's values: string, int64, float64, bool or nil.
 	Values []any
+	// Model is the pydantic model the type names ("Report"), nil for every
+	// other type. Types are rendered (JSON schema with $defs), parsed and
+	// validated as pydantic does them.
+	Model *Model
 }
 
 // ParseType parses a Python annotation such as "list[str]",
@@ -99,76 +101,9 @@ func (t Type) allowsNone() bool {
 // isUnion reports whether t is typing.Union or X | Y.
 func (t Type) isUnion() bool { return t.Name == "Union" || t.Name == "UnionType" }
 
-// jsonSchema is pydantic's TypeAdapter(T).json_schema(), keys sorted as
-// pydantic sorts them.
-func (t Type) jsonSchema() *Map {
-	m := NewMap()
-	switch t.name() {
-	case "str":
-		m.Set("type", "string")
-	case "int":
-		m.Set("type", "integer")
-	case "float":
-		m.Set("type", "number")
-	case "bool":
-		m.Set("type", "boolean")
-	case "NoneType":
-		m.Set("type", "null")
-	case "Any":
-	case "list", "set", "frozenset":
-		items := NewMap()
-		if len(t.Args) > 0 {
-			items = t.Args[0].jsonSchema()
-		}
-		m.Set("items", items)
-		m.Set("type", "array")
-		if t.name() != "list" {
-			m.Set("uniqueItems", true)
-		}
-	case "tuple":
-		switch {
-		case len(t.Args) == 0:
-			m.Set("items", NewMap())
-		case len(t.Args) == 2 && t.Args[1].Name == "...":
-			m.Set("items", t.Args[0].jsonSchema())
-		default:
-			prefix := make([]any, len(t.Args))
-			for i, a := range t.Args {
-				prefix[i] = a.jsonSchema()
-			}
-			m.Set("maxItems", int64(len(t.Args)))
-			m.Set("minItems", int64(len(t.Args)))
-			m.Set("prefixItems", prefix)
-		}
-		m.Set("type", "array")
-	case "dict":
-		if len(t.Args) == 2 && t.Args[1].Name != "Any" {
-			m.Set("additionalProperties", t.Args[1].jsonSchema())
-		} else {
-			m.Set("additionalProperties", true)
-		}
-		m.Set("type", "object")
-	case "Literal":
-		vals := make([]any, len(t.Values))
-		copy(vals, t.Values)
-		kind := literalSchemaType(t.Values)
-		if len(vals) == 1 {
-			m.Set("const", vals[0])
-		} else {
-			m.Set("enum", vals)
-		}
-		if kind != "" {
-			m.Set("type", kind)
-		}
-	case "Union", "UnionType":
-		any := make([]any, len(t.Args))
-		for i, a := range t.Args {
-			any[i] = a.jsonSchema()
-		}
-		m.Set("anyOf", any)
-	}
-	return m
-}
+// jsonSchema is pydantic's TypeAdapter(T).json_schema(): models as $refs
+// into a top-level $defs, keys sorted as pydantic sorts them.
+func (t Type) jsonSchema() *Map { return typeAdapterSchema(t) }
 
 // literalSchemaType is the JSON type shared by all Literal values, or "".
 func literalSchemaType(vals []any) string {

@@ -65,25 +65,69 @@ func (e *valueError) Error() string { return e.msg }
 // pydanticDocs is where pydantic 2.13's error text points.
 const pydanticDocs = "https://errors.pydantic.dev/2.13/v/"
 
-// validationError is pydantic's ValidationError from TypeAdapter(T) for
-// one error: its Error() is str(exc), byte for byte.
+// validationError is pydantic's ValidationError from TypeAdapter(T): its
+// Error() is str(exc), byte for byte, every error pydantic collects (all
+// fields of a model, all items of a list) in order.
 type validationError struct {
-	title string   // T as pydantic names it: "int", "dict[str,int]"
-	loc   []string // the path into the value: dict keys, list indexes
-	kind  string   // the error type: "int_parsing"
+	title string // T as pydantic names it: "int", "dict[str,int]", "Report"
+	lines []lineError
+}
+
+// lineError is one entry of ValidationError.errors().
+type lineError struct {
+	loc   []locPart // the path into the value: fields, dict keys, list indexes
+	kind  string    // the error type: "int_parsing"
 	msg   string
 	input any
+	// want is the type expected where the error is, got what came when
+	// more than its JSON kind helps (CheckValue says them).
+	want, got string
+}
+
+// locPart is one step of an error's location.
+type locPart struct {
+	key string
+	// index marks a list index; union marks a union member, which pydantic
+	// names in its location but which is no step into the value (union
+	// holds the union's type).
+	index bool
+	union string
 }
 
 func (e *validationError) Error() string {
 	var b strings.Builder
-	b.WriteString("1 validation error for " + e.title + "\n")
-	if len(e.loc) > 0 {
-		b.WriteString(strings.Join(e.loc, ".") + "\n")
+	if len(e.lines) == 1 {
+		b.WriteString("1 validation error for " + e.title)
+	} else {
+		fmt.Fprintf(&b, "%d validation errors for %s", len(e.lines), e.title)
 	}
-	fmt.Fprintf(&b, "  %s [type=%s, input_value=%s, input_type=%s]\n", e.msg, e.kind, truncateRepr(pyRepr(e.input)), pyTypeName(e.input))
-	b.WriteString("    For further information visit " + pydanticDocs + e.kind)
+	for _, l := range e.lines {
+		b.WriteByte('\n')
+		if len(l.loc) > 0 {
+			keys := make([]string, len(l.loc))
+			for i, p := range l.loc {
+				keys[i] = p.key
+			}
+			b.WriteString(strings.Join(keys, ".") + "\n")
+		}
+		fmt.Fprintf(&b, "  %s [type=%s, input_value=%s, input_type=%s]\n", l.msg, l.kind, truncateRepr(pyRepr(l.input)), pyTypeName(l.input))
+		b.WriteString("    For further information visit " + pydanticDocs + l.kind)
+	}
 	return b.String()
+}
+
+// absorb adds err's lines under loc and reports true, or reports false for
+// an error that is not a validationError (which ends validation).
+func (e *validationError) absorb(err error, loc locPart) bool {
+	ve, ok := err.(*validationError)
+	if !ok {
+		return false
+	}
+	for _, l := range ve.lines {
+		l.loc = append([]locPart{loc}, l.loc...)
+		e.lines = append(e.lines, l)
+	}
+	return true
 }
 
 // truncateRepr shortens an input's repr as pydantic-core does in error
@@ -104,15 +148,7 @@ func truncateRepr(r string) string {
 
 // invalid is the validationError for input; validateValue names the type.
 func invalid(kind, msg string, input any) error {
-	return &validationError{kind: kind, msg: msg, input: input}
-}
-
-// atLoc prefixes a nested value's position to err's location.
-func atLoc(err error, loc string) error {
-	if ve, ok := err.(*validationError); ok {
-		ve.loc = append([]string{loc}, ve.loc...)
-	}
-	return err
+	return &validationError{lines: []lineError{{kind: kind, msg: msg, input: input}}}
 }
 
 // pyTypeName is Python's type(v).__name__ of a decoded value.
@@ -262,16 +298,76 @@ func pyNumber(v any) (float64, bool) {
 func validateValue(v any, t Type) (any, error) {
 	out, err := validate(v, t)
 	if ve, ok := err.(*validationError); ok {
-		// pydantic names a generic alias without spaces: dict[str,int].
-		ve.title = strings.ReplaceAll(t.String(), ", ", ",")
+		ve.title = pydanticTitle(t)
 	}
 	return out, err
 }
 
+// pydanticTitle is the name pydantic-core gives a validator in its errors:
+// "list[Report]", "dict[str,int]", "nullable[int]", "union[int,str]",
+// "literal['a','b']", "tuple[int, str]".
+func pydanticTitle(t Type) string {
+	if t.Model != nil {
+		return t.Model.Name
+	}
+	args := func(sep string, ts []Type) string {
+		parts := make([]string, len(ts))
+		for i, a := range ts {
+			parts[i] = pydanticTitle(a)
+		}
+		return strings.Join(parts, sep)
+	}
+	switch t.name() {
+	case "Union", "UnionType":
+		var others []Type
+		for _, a := range t.Args {
+			if a.Name != "NoneType" {
+				others = append(others, a)
+			}
+		}
+		switch {
+		case len(others) == len(t.Args):
+			return "union[" + args(",", t.Args) + "]"
+		case len(others) == 1:
+			return "nullable[" + pydanticTitle(others[0]) + "]"
+		default:
+			return "nullable[union[" + args(",", others) + "]]"
+		}
+	case "Literal":
+		parts := make([]string, len(t.Values))
+		for i, v := range t.Values {
+			parts[i] = pyRepr(v)
+		}
+		return "literal[" + strings.Join(parts, ",") + "]"
+	case "tuple":
+		return t.String()
+	case "list", "set", "frozenset", "dict":
+		if len(t.Args) > 0 {
+			return t.name() + "[" + args(",", t.Args) + "]"
+		}
+	}
+	return strings.ReplaceAll(t.String(), ", ", ",")
+}
+
 // validate is validateValue without the type's name in its errors.
 func validate(v any, t Type) (any, error) {
+	out, err := validateAs(v, t)
+	if ve, ok := err.(*validationError); ok {
+		for i := range ve.lines {
+			if ve.lines[i].want == "" {
+				ve.lines[i].want = t.String()
+			}
+		}
+	}
+	return out, err
+}
+
+func validateAs(v any, t Type) (any, error) {
 	if _, isTuple := v.(pyTuple); !isTuple || t.name() == "Any" {
 		v = toOrdered(v) // a tuple becomes a list
+	}
+	if t.Model != nil {
+		return validateModel(v, t.Model)
 	}
 	switch t.name() {
 	case "Any":
@@ -291,7 +387,7 @@ func validate(v any, t Type) (any, error) {
 	case "bool":
 		return validateBool(v)
 	case "Literal":
-		return parseLiteralValue(v, t)
+		return validateLiteral(v, t)
 	case "list", "tuple", "set", "frozenset":
 		list, ok := v.([]any)
 		if tup, isTuple := v.(pyTuple); isTuple {
@@ -301,6 +397,7 @@ func validate(v any, t Type) (any, error) {
 			break
 		}
 		out := make([]any, len(list))
+		errs := &validationError{}
 		for i, e := range list {
 			et := Type{Name: "Any"}
 			switch {
@@ -314,9 +411,15 @@ func validate(v any, t Type) (any, error) {
 			}
 			ev, err := validate(e, et)
 			if err != nil {
-				return nil, atLoc(err, strconv.Itoa(i))
+				if !errs.absorb(err, locPart{key: strconv.Itoa(i), index: true}) {
+					return nil, err
+				}
+				continue
 			}
 			out[i] = ev
+		}
+		if len(errs.lines) > 0 {
+			return nil, errs
 		}
 		return out, nil
 	case "dict":
@@ -329,12 +432,19 @@ func validate(v any, t Type) (any, error) {
 			vt = t.Args[1]
 		}
 		out := NewMap()
+		errs := &validationError{}
 		for _, k := range m.keys {
 			ev, err := validate(m.values[k], vt)
 			if err != nil {
-				return nil, atLoc(err, k)
+				if !errs.absorb(err, locPart{key: k}) {
+					return nil, err
+				}
+				continue
 			}
 			out.Set(k, ev)
+		}
+		if len(errs.lines) > 0 {
+			return nil, errs
 		}
 		return out, nil
 	case "Union", "UnionType":
@@ -361,20 +471,62 @@ func typeMismatch(name string) (kind, msg string, ok bool) {
 	return "", "", false
 }
 
-// validateUnion tries an exact type match first, then each member in order,
-// roughly pydantic's smart union mode.
+// validateUnion is pydantic's union validation. A union with None is
+// pydantic's nullable: None, else the other member's own validation (its
+// errors unprefixed). Otherwise, roughly smart mode: an exact type match
+// first, then each member in order; when all fail, every member's errors,
+// each under the member's name.
 func validateUnion(v any, t Type) (any, error) {
+	var others []Type
 	for _, a := range t.Args {
+		if a.Name != "NoneType" {
+			others = append(others, a)
+		}
+	}
+	if len(others) < len(t.Args) {
+		if v == nil {
+			return nil, nil
+		}
+		if len(others) == 1 {
+			return validate(v, others[0])
+		}
+	}
+	for _, a := range others {
 		if exactKind(v, a) {
 			return validate(v, a)
 		}
 	}
-	for _, a := range t.Args {
-		if r, err := validate(v, a); err == nil {
+	errs := &validationError{}
+	for _, a := range others {
+		r, err := validate(v, a)
+		if err == nil {
 			return r, nil
 		}
+		if !errs.absorb(err, locPart{key: pydanticTitle(a), union: t.String()}) {
+			return nil, fmt.Errorf("%w: %s is not a valid %s", errValue, pyRepr(v), t)
+		}
 	}
-	return nil, fmt.Errorf("%w: %s is not a valid %s", errValue, pyRepr(v), t)
+	return nil, errs
+}
+
+// validateLiteral is pydantic's Literal validation (a Literal inside
+// another type; DSPy reads a Literal field itself more leniently, see
+// parseLiteral).
+func validateLiteral(v any, t Type) (any, error) {
+	for _, a := range t.Values {
+		if pyEqual(a, v) {
+			return a, nil
+		}
+	}
+	parts := make([]string, len(t.Values))
+	for i, a := range t.Values {
+		parts[i] = pyRepr(a)
+	}
+	want := parts[len(parts)-1]
+	if len(parts) > 1 {
+		want = strings.Join(parts[:len(parts)-1], ", ") + " or " + want
+	}
+	return nil, invalid("literal_error", "Input should be "+want, v)
 }
 
 func exactKind(v any, t Type) bool {
@@ -427,7 +579,21 @@ func validateInt(v any) (any, error) {
 	return nil, invalid("int_type", "Input should be a valid integer", v)
 }
 
+// validateFloat is pydantic's lax float, except that a value that is not
+// finite (nan, inf, an overflow) is refused with pydantic's finite_number
+// error (allow_inf_nan=False): a result is JSON, which has no such number.
 func validateFloat(v any) (any, error) {
+	f, err := laxFloat(v)
+	if err != nil {
+		return nil, err
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, invalid("finite_number", "Input should be a finite number", v)
+	}
+	return f, nil
+}
+
+func laxFloat(v any) (float64, error) {
 	switch t := v.(type) {
 	case float64:
 		return t, nil
@@ -438,9 +604,9 @@ func validateFloat(v any) (any, error) {
 		return f, nil
 	case bool:
 		if t {
-			return 1.0, nil
+			return 1, nil
 		}
-		return 0.0, nil
+		return 0, nil
 	case string:
 		s := strings.ToLower(pyStrip(t))
 		switch s {
@@ -451,12 +617,13 @@ func validateFloat(v any) (any, error) {
 		case "nan":
 			return math.NaN(), nil
 		}
-		if f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64); err == nil {
-			return f, nil
+		f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), 64)
+		if err == nil || (errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0)) {
+			return f, nil // Python's float() overflows to inf
 		}
-		return nil, invalid("float_parsing", "Input should be a valid number, unable to parse string as a number", v)
+		return 0, invalid("float_parsing", "Input should be a valid number, unable to parse string as a number", v)
 	}
-	return nil, invalid("float_type", "Input should be a valid number", v)
+	return 0, invalid("float_type", "Input should be a valid number", v)
 }
 
 func validateBool(v any) (any, error) {

@@ -177,8 +177,8 @@ stages:
 
 func TestCompileRefuses(t *testing.T) {
 	t.Parallel()
-	report := "import dspy\nfrom pydantic import BaseModel\n\n" +
-		"class Report(BaseModel):\n    title: str\n\n" +
+	report := "import dspy\nfrom pydantic import BaseModel, Field\n\n" +
+		"class Report(BaseModel):\n    title: str = Field(pattern='^[A-Z]')\n\n" +
 		"class Extract(dspy.Signature):\n    text: str = dspy.InputField()\n    report: Report = dspy.OutputField()\n"
 	tests := []struct {
 		name       string
@@ -193,8 +193,8 @@ func TestCompileRefuses(t *testing.T) {
 			`compile program one: 6:16: stages[0].signature: stage "extract": class Extract is not a dspy.Signature in sigs.py (its signatures: Other)`, nil, ""},
 		{"source not in the bundle", oneClassStage, "", "",
 			`compile program one: 6:16: stages[0].signature: stage "extract": class Extract: the bundle lacks the source sigs.py`, nil, ""},
-		{"pydantic model output", oneClassStage, report, "",
-			`compile program one: 6:16: stages[0].signature: stage "extract": sigs.py:9:5: class Extract: field report: pydantic model Report in a signature: not yet supported`, pysource.ErrNotYetSupported, ""},
+		{"pydantic constraint in a model", oneClassStage, report, "",
+			`compile program one: 6:16: stages[0].signature: stage "extract": sigs.py:5:5: class Report: field title: constraint pattern=: not yet supported`, pysource.ErrNotYetSupported, ""},
 		{"unreadable source", oneClassStage, "class Extract(dspy.Signature):\n    text: str = dspy.InputField(desc=f\"{x}\")\n", "",
 			"compile program one: read source: sigs.py:2:38: field text: desc= is an f-string, computed when Python runs; write a plain string", nil, ""},
 		{"state of another program", strings.Replace(oneClassStage, "signature: Extract", `signature: "text -> title"`, 1) + "state: s.json\n", "", `{"other.predict": {"demos": [], "signature": {"instructions": "x", "fields": [{"prefix": "A:", "description": "a"}, {"prefix": "B:", "description": "b"}]}}, "metadata": {"dependency_versions": {"python": "3.12", "dspy": "3.3.1", "cloudpickle": "3.1"}}}`,

@@ -101,6 +101,8 @@ func lmConfig(cfg *config.Config, lookup config.Lookup) lmclient.Config {
 		RPM:             cfg.LM.RPM,
 		TPM:             cfg.LM.TPM,
 		MaxWait:         cfg.LM.RateMaxWait,
+
+		StructuredOutputs: cfg.LM.StructuredOutputs,
 	}
 }
 

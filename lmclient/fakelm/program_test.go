@@ -7,6 +7,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/program/pysource"
 )
 
 // TestTypedProgramRuns runs typed programs as a worker does (program.Run
@@ -76,6 +77,137 @@ func TestTypedProgramRuns(t *testing.T) {
 		}
 		if r, _ := res.Outputs.Get("reasoning"); streamed.String() != r {
 			t.Errorf("%s: streamed reasoning %q, parsed %q", tt.spec, streamed.String(), r)
+		}
+	}
+}
+
+// findingsSource is a user's signature file with pydantic models: a list
+// of models with a Literal, an optional nested model and defaults.
+const findingsSource = `import dspy
+from typing import Literal, Optional
+from pydantic import BaseModel, Field
+
+class Location(BaseModel):
+    path: str
+    line: int = 0
+
+class Finding(BaseModel):
+    """One problem found."""
+    title: str = Field(description="Short title")
+    severity: Literal["low", "medium", "high"]
+    score: float
+    fixed: bool = False
+    where: Location
+    also: Optional[Location] = None
+    tags: list[str] = Field(default_factory=list)
+
+class Audit(dspy.Signature):
+    """Audit the code."""
+    code: str = dspy.InputField()
+    findings: list[Finding] = dspy.OutputField()
+    worst: Finding = dspy.OutputField()
+`
+
+// TestModelProgramRuns runs a signature with pydantic model outputs on the
+// fake through lmclient: the chat answer, the structured-outputs answer
+// and the JSON-mode answer (types read from the prompt alone) each parse
+// into objects with the models' fields of their types.
+func TestModelProgramRuns(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	f, err := pysource.Read("audit.py", []byte(findingsSource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, _ := f.Signature("Audit")
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		structured string
+		garble     bool
+		format     string
+	}{
+		{"auto", false, program.FormatChat},
+		{"auto", true, program.FormatJSONSchema},
+		{"off", true, program.FormatJSONObject},
+	} {
+		lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL(), StructuredOutputs: tc.structured}, lmclient.Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = lm.Close() })
+		p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: program.NewPredict(sig)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.garble {
+			s.FailNext(1, Fault{Kind: FaultGarbage})
+		}
+		res, err := p.Run(context.Background(), lm, map[string]any{"code": "func main() {}"}, &program.RunOptions{NoCache: true})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.format, err)
+		}
+		if res.Format != tc.format {
+			t.Errorf("parsed by %s, want %s", res.Format, tc.format)
+		}
+		for _, o := range sig.Outputs() {
+			v, _ := res.Outputs.Get(o.Name)
+			if err := checkKind(o.Type, v); err != nil {
+				t.Errorf("%s: %s: %v", tc.format, o.Name, err)
+			}
+		}
+	}
+}
+
+// TestConstrainedModelProgramRuns: a model whose fields carry pydantic
+// constraints gets values within them, in every form.
+func TestConstrainedModelProgramRuns(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	f, err := pysource.Read("grade.py", []byte(`import dspy
+from typing import Optional
+from pydantic import BaseModel, Field
+
+class Score(BaseModel):
+    value: float = Field(ge=0.0, le=1.0)
+    step: float = Field(gt=0, multiple_of=0.25)
+    rank: int = Field(ge=1, lt=4, multiple_of=2)
+    label: str = Field(min_length=2, max_length=5)
+    code: str = Field(min_length=40)
+    tags: list[str] = Field(min_length=3, max_length=4)
+    maybe: Optional[int] = Field(None, gt=100)
+
+class Grade(dspy.Signature):
+    essay: str = dspy.InputField()
+    scores: list[Score] = dspy.OutputField()
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, _ := f.Signature("Grade")
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL()}, lmclient.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: program.NewPredict(sig)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, garble := range []int{0, 1, 2} {
+		s.FailNext(garble, Fault{Kind: FaultGarbage})
+		res, err := p.Run(context.Background(), lm, map[string]any{"essay": "Bees matter."}, &program.RunOptions{NoCache: true})
+		if err != nil {
+			t.Fatalf("%d garbled answers: %v", garble, err)
+		}
+		if res.Calls != garble+1 {
+			t.Errorf("%d garbled answers: %d calls", garble, res.Calls)
 		}
 	}
 }

@@ -65,6 +65,9 @@ type schemaNode struct {
 	Maximum              *float64                   `json:"maximum"`
 	ExclusiveMinimum     *float64                   `json:"exclusiveMinimum"`
 	ExclusiveMaximum     *float64                   `json:"exclusiveMaximum"`
+	MultipleOf           *float64                   `json:"multipleOf"`
+	MinLength            *int                       `json:"minLength"`
+	MaxLength            *int                       `json:"maxLength"`
 	Defs                 map[string]json.RawMessage `json:"$defs"`
 
 	props map[string]json.RawMessage // Properties decoded
@@ -193,12 +196,19 @@ func (g *valueGen) value(b *bytes.Buffer, raw json.RawMessage, name, path string
 		b.WriteString(strconv.FormatBool(g.pick(path, 2) == 1))
 	case "integer":
 		lo, hi := intBounds(n)
-		b.WriteString(strconv.FormatInt(lo+int64(g.pick(path, int(hi-lo)+1)), 10))
+		v := lo + int64(g.pick(path, int(hi-lo)+1))
+		if m, ok := multipleIn(n, float64(lo), float64(hi), g.pick(path, 1000)); ok && m == math.Trunc(m) {
+			v = int64(m)
+		}
+		b.WriteString(strconv.FormatInt(v, 10))
 	case "number":
 		lo, hi := bounds(n, 0, 1)
 		v := lo + (hi-lo)*float64(5+g.pick(path, 90))/100
 		if r := math.Round(v*100) / 100; r >= lo && r <= hi {
 			v = r // short, when that stays in range (and finite)
+		}
+		if m, ok := multipleIn(n, lo, hi, g.pick(path, 1000)); ok {
+			v = m
 		}
 		b.WriteString(strconv.FormatFloat(v, 'f', -1, 64))
 	case "array":
@@ -206,9 +216,46 @@ func (g *valueGen) value(b *bytes.Buffer, raw json.RawMessage, name, path string
 	case "object":
 		g.object(b, n, path, depth, exhausted)
 	default:
-		s, _ := json.Marshal(g.text(name, index))
+		s, _ := json.Marshal(fitLength(g.text(name, index), n))
 		b.Write(s)
 	}
+}
+
+// multipleIn is a multiple of the schema's multipleOf within [lo, hi]
+// (inside an exclusive end), picked by pick; false when there is no
+// multipleOf or no multiple fits.
+func multipleIn(n *schemaNode, lo, hi float64, pick int) (float64, bool) {
+	if n.MultipleOf == nil || *n.MultipleOf <= 0 || math.IsInf(*n.MultipleOf, 0) {
+		return 0, false
+	}
+	m := *n.MultipleOf
+	first, last := math.Ceil(lo/m), math.Floor(hi/m)
+	if n.ExclusiveMinimum != nil && n.Minimum == nil && first*m <= *n.ExclusiveMinimum {
+		first++
+	}
+	if n.ExclusiveMaximum != nil && n.Maximum == nil && last*m >= *n.ExclusiveMaximum {
+		last--
+	}
+	if last < first || last-first > 1e9 {
+		return 0, false
+	}
+	k := first + float64(pick%int(last-first+1))
+	return k * m, true
+}
+
+// fitLength cuts or pads s to the schema's minLength and maxLength (in
+// characters, as pydantic counts them).
+func fitLength(s string, n *schemaNode) string {
+	r := []rune(s)
+	if n.MaxLength != nil && len(r) > *n.MaxLength {
+		r = r[:max(*n.MaxLength, 0)]
+	}
+	if n.MinLength != nil && *n.MinLength <= 10000 {
+		for len(r) < *n.MinLength {
+			r = append(r, 'x')
+		}
+	}
+	return string(r)
 }
 
 // text is a string value: the QA answerer's text for a field, a keyword

@@ -9,13 +9,17 @@ import (
 	"testing"
 
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/program/pysource"
 )
 
 // renderVector is one of DSPy's recorded renders of a typed signature.
 type renderVector struct {
-	ID        string          `json:"id"`
-	Messages  json.RawMessage `json:"messages"`
-	Signature struct {
+	ID              string          `json:"id"`
+	SignatureName   string          `json:"signature_name"`
+	SignatureSource string          `json:"signature_source"`
+	ModuleType      string          `json:"module_type"`
+	Messages        json.RawMessage `json:"messages"`
+	Signature       struct {
 		Instructions string     `json:"instructions"`
 		Inputs       []vecField `json:"input_fields"`
 		Outputs      []vecField `json:"output_fields"`
@@ -53,67 +57,49 @@ func readVectors[T any](t *testing.T, name string) []T {
 	return file.Vectors
 }
 
-// typedSignature builds the vector's signature for package program's
-// parsers. program does not validate pydantic models yet, so a model
-// output is parsed as a dict[str, Any] and its JSON schema (from the
-// structured-outputs wire vector) is returned to check the object against.
-func typedSignature(t *testing.T, v renderVector, schemas map[string]json.RawMessage) (*program.Signature, map[string]json.RawMessage) {
+// typedSignature reads the vector's signature source as a user's file is
+// read (pydantic models included) and builds its module's signature, so
+// program's own parsers check every answer.
+func typedSignature(t *testing.T, v renderVector) *program.Signature {
 	t.Helper()
-	var inputs, outputs []program.Field
-	for _, f := range v.Signature.Inputs {
-		inputs = append(inputs, program.Field{Name: f.Name}) // inputs are not parsed
-	}
-	models := map[string]json.RawMessage{}
-	for _, f := range v.Signature.Outputs {
-		// DSPy names X | None "UnionType[X, NoneType]"; its parser reads Union.
-		typ, err := program.ParseType(strings.Replace(f.Annotation, "UnionType[", "Union[", 1))
-		if err != nil {
-			typ, _ = program.ParseType("dict[str, Any]")
-			schema, ok := schemas[f.Name]
-			if !ok {
-				t.Fatalf("%s: output %s (%s) has no schema to check it against", v.ID, f.Name, f.Annotation)
-			}
-			models[f.Name] = schema
-		}
-		outputs = append(outputs, program.Field{Name: f.Name, Type: typ})
-	}
-	sig, err := program.NewSignature(v.Signature.Instructions, inputs, outputs)
+	f, err := pysource.Read(v.SignatureName+".py", []byte(v.SignatureSource))
 	if err != nil {
 		t.Fatalf("%s: %v", v.ID, err)
 	}
-	return sig, models
+	cls, ok := f.Signature(v.SignatureName)
+	if !ok {
+		t.Fatalf("%s: no signature %s", v.ID, v.SignatureName)
+	}
+	sig, err := cls.Signature()
+	if err != nil {
+		t.Fatalf("%s: %v", v.ID, err)
+	}
+	if v.ModuleType == "ChainOfThought" {
+		cot, err := program.NewChainOfThought(sig)
+		if err != nil {
+			t.Fatalf("%s: %v", v.ID, err)
+		}
+		sig = cot.Signature()
+	}
+	var want []string
+	for _, f := range v.Signature.Outputs {
+		want = append(want, f.Name)
+	}
+	if got := sig.OutputNames(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("%s: outputs %v, DSPy's %v", v.ID, got, want)
+	}
+	return sig
 }
 
-// wireSchemas maps each vector id to its outputs' JSON schemas, each with
-// the root's $defs, from the structured-outputs response_format.
-func wireSchemas(t *testing.T) (formats map[string]string, schemas map[string]map[string]json.RawMessage) {
+// wireFormats maps each vector id to the structured-outputs
+// response_format LiteLLM sends for it.
+func wireFormats(t *testing.T) map[string]string {
 	t.Helper()
-	formats = map[string]string{}
-	schemas = map[string]map[string]json.RawMessage{}
+	formats := map[string]string{}
 	for _, w := range readVectors[wireVector](t, "response_format_wire.json") {
-		wire := w.WireJSON[openAIWire]
-		formats[w.ID] = wire
-		var rf struct {
-			JSONSchema struct {
-				Schema struct {
-					Defs       json.RawMessage            `json:"$defs"`
-					Properties map[string]json.RawMessage `json:"properties"`
-				} `json:"schema"`
-			} `json:"json_schema"`
-		}
-		if err := json.Unmarshal([]byte(wire), &rf); err != nil {
-			t.Fatalf("%s: %v", w.ID, err)
-		}
-		schemas[w.ID] = map[string]json.RawMessage{}
-		for name, p := range rf.JSONSchema.Schema.Properties {
-			schemas[w.ID][name] = p
-			if rf.JSONSchema.Schema.Defs != nil {
-				withDefs, _ := json.Marshal(map[string]any{"allOf": []json.RawMessage{p}, "$defs": rf.JSONSchema.Schema.Defs})
-				schemas[w.ID][name] = withDefs
-			}
-		}
+		formats[w.ID] = w.WireJSON[openAIWire]
 	}
-	return formats, schemas
+	return formats
 }
 
 func requestBody(t *testing.T, messages json.RawMessage, responseFormat string) []byte {
@@ -139,15 +125,14 @@ const maxTypedAnswer = 1500
 func TestTypedChatAnswers(t *testing.T) {
 	t.Parallel()
 	s := setup(t, Config{})
-	_, schemas := wireSchemas(t)
 	for _, v := range readVectors[renderVector](t, "typed_chat_renders.json") {
-		sig, models := typedSignature(t, v, schemas[v.ID])
+		sig := typedSignature(t, v)
 		body := requestBody(t, v.Messages, "")
 		text := completionOf(t, s, body)
 		if !strings.HasSuffix(text, "[[ ## completed ## ]]") || len(text) > maxTypedAnswer {
 			t.Errorf("%s: answer is not a short ChatAdapter answer:\n%s", v.ID, text)
 		}
-		checkParsed(t, v.ID, sig, models, text, program.ChatAdapter{})
+		checkParsed(t, v.ID, sig, text, program.ChatAdapter{})
 		if again := completionOf(t, s, body); again != text {
 			t.Errorf("%s: same request, different answer:\n%s\n%s", v.ID, text, again)
 		}
@@ -160,9 +145,9 @@ func TestTypedChatAnswers(t *testing.T) {
 func TestTypedJSONAnswers(t *testing.T) {
 	t.Parallel()
 	s := setup(t, Config{})
-	formats, schemas := wireSchemas(t)
+	formats := wireFormats(t)
 	for _, v := range readVectors[renderVector](t, "typed_json_renders.json") {
-		sig, models := typedSignature(t, v, schemas[v.ID])
+		sig := typedSignature(t, v)
 		wire, ok := formats[v.ID]
 		if !ok {
 			t.Fatalf("%s: no wire response_format", v.ID)
@@ -174,13 +159,13 @@ func TestTypedJSONAnswers(t *testing.T) {
 			if err := json.Unmarshal([]byte(text), &obj); err != nil || len(text) > maxTypedAnswer {
 				t.Errorf("%s: answer is not a short JSON object (%v):\n%s", name, err, text)
 			}
-			checkParsed(t, name, sig, models, text, program.JSONAdapter{})
+			checkParsed(t, name, sig, text, program.JSONAdapter{})
 		}
 	}
 }
 
 // checkParsed parses text with adapter and checks every output's value.
-func checkParsed(t *testing.T, name string, sig *program.Signature, models map[string]json.RawMessage, text string, adapter program.Adapter) {
+func checkParsed(t *testing.T, name string, sig *program.Signature, text string, adapter program.Adapter) {
 	t.Helper()
 	got, err := adapter.Parse(sig, text)
 	if err != nil {
@@ -195,17 +180,15 @@ func checkParsed(t *testing.T, name string, sig *program.Signature, models map[s
 		if err := checkKind(f.Type, val); err != nil {
 			t.Errorf("%s: %s (%s): %v\n%s", name, f.Name, f.Type, err, text)
 		}
-		if schema, ok := models[f.Name]; ok {
-			if err := conforms(val, schema, nil); err != nil {
-				t.Errorf("%s: %s does not match its model: %v\n%s", name, f.Name, err, text)
-			}
-		}
 	}
 }
 
 // checkKind reports whether v, as program's parsers return it, is exactly
 // of type typ: no value that only coerces into it (a "5" for an int).
 func checkKind(typ program.Type, v any) error {
+	if m := typ.Model; m != nil {
+		return checkModel(m, v)
+	}
 	ok := false
 	switch typ.Name {
 	case "", "str":
@@ -261,65 +244,35 @@ func checkKind(typ program.Type, v any) error {
 	return nil
 }
 
-// conforms checks a parsed value against a pydantic JSON schema: types,
-// required properties, enums, items; $refs resolve in defs.
-func conforms(v any, raw json.RawMessage, defs map[string]json.RawMessage) error {
-	var s struct {
-		Ref        string                     `json:"$ref"`
-		Defs       map[string]json.RawMessage `json:"$defs"`
-		AllOf      []json.RawMessage          `json:"allOf"`
-		Type       string                     `json:"type"`
-		Properties map[string]json.RawMessage `json:"properties"`
-		Required   []string                   `json:"required"`
-		Items      json.RawMessage            `json:"items"`
+// isEmpty reports an empty list or dict (a default factory's value).
+func isEmpty(v any) bool {
+	switch t := v.(type) {
+	case []any:
+		return len(t) == 0
+	case *program.Map:
+		return t.Len() == 0
 	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return err
+	return false
+}
+
+// checkModel checks a parsed model: every field present, each of its
+// type, or (a field the fake may leave out) equal to its default.
+func checkModel(m *program.Model, v any) error {
+	obj, ok := v.(*program.Map)
+	if !ok {
+		return fmt.Errorf("%#v is not a %s object", v, m.Name)
 	}
-	if s.Defs != nil {
-		defs = s.Defs
-	}
-	switch {
-	case s.Ref != "":
-		return conforms(v, defs[strings.TrimPrefix(s.Ref, "#/$defs/")], defs)
-	case len(s.AllOf) == 1:
-		return conforms(v, s.AllOf[0], defs)
-	}
-	switch s.Type {
-	case "object":
-		m, ok := v.(*program.Map)
-		if !ok {
-			return fmt.Errorf("%#v is not an object", v)
+	for _, f := range m.Fields {
+		e, has := obj.Get(f.Name)
+		if !has {
+			return fmt.Errorf("%s: no field %s", m.Name, f.Name)
 		}
-		for _, r := range s.Required {
-			e, has := m.Get(r)
-			if !has {
-				return fmt.Errorf("no %q", r)
-			}
-			if err := conforms(e, s.Properties[r], defs); err != nil {
-				return fmt.Errorf("%s: %w", r, err)
-			}
+		if !f.Required() && (e == nil || fmt.Sprint(e) == fmt.Sprint(f.Default) || isEmpty(e)) {
+			continue
 		}
-	case "array":
-		list, ok := v.([]any)
-		if !ok || len(list) == 0 {
-			return fmt.Errorf("%#v is not a non-empty array", v)
+		if err := checkKind(f.Type, e); err != nil {
+			return fmt.Errorf("%s.%s: %w", m.Name, f.Name, err)
 		}
-		for i, e := range list {
-			if err := conforms(e, s.Items, defs); err != nil {
-				return fmt.Errorf("item %d: %w", i, err)
-			}
-		}
-	case "string":
-		if _, ok := v.(string); !ok {
-			return fmt.Errorf("%#v is not a string", v)
-		}
-	case "integer":
-		if _, ok := v.(int64); !ok {
-			return fmt.Errorf("%#v is not an integer", v)
-		}
-	default:
-		return fmt.Errorf("test does not know schema type %q", s.Type)
 	}
 	return nil
 }
@@ -384,6 +337,17 @@ func FuzzTypedAnswer(f *testing.F) {
 		{"", "q", findingsSchema},
 	} {
 		f.Add(seed[0], seed[1], seed[2])
+	}
+	// program's own renders of a signature with pydantic model outputs
+	// (a list of models with a Literal, a nested optional model).
+	if src, err := pysource.Read("audit.py", []byte(findingsSource)); err == nil {
+		cls, _ := src.Signature("Audit")
+		if sig, err := cls.Signature(); err == nil {
+			for _, a := range []program.Adapter{program.ChatAdapter{}, program.JSONAdapter{}} {
+				msgs := a.Format(sig, nil, map[string]any{"code": "x"})
+				f.Add(msgs[0].Content, msgs[len(msgs)-1].Content, "")
+			}
+		}
 	}
 	f.Fuzz(func(t *testing.T, system, user, schema string) {
 		var rs json.RawMessage

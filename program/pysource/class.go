@@ -174,7 +174,7 @@ func skippable(toks []token) bool {
 }
 
 func (r *reader) signature(h classHeader, base string, body []stmt) error {
-	s := &SignatureClass{Name: h.name, Line: h.line, Base: base, file: r.file}
+	s := &SignatureClass{Name: h.name, Line: h.line, Base: base, file: r.file, owner: r.out}
 	doc, hasDoc, body, err := r.docstring(body)
 	if err != nil {
 		return err
@@ -475,7 +475,7 @@ func (r *reader) stringSignature(toks []token) error {
 	if _, dup := r.out.Signature(name.text); dup || isClass {
 		return errorf(r.file, name.line, name.col, "%s is declared twice; Python would keep only the last", name.text)
 	}
-	s := &SignatureClass{Name: name.text, Line: name.line, Instructions: texts[1], file: r.file}
+	s := &SignatureClass{Name: name.text, Line: name.line, Instructions: texts[1], file: r.file, owner: r.out}
 	for _, f := range sig.Inputs() {
 		s.Inputs = append(s.Inputs, Field{Name: f.Name, Line: e.line, Col: e.col, Type: f.Type})
 	}

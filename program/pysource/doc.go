@@ -19,9 +19,11 @@
 //
 // Types are program.Type values, parsed with program.ParseType wherever the
 // annotation names only built-in types. A reference to a model of the same
-// file is a Type whose Name is the model's class name (see ModelRef); a
-// later step renders those as JSON schemas, and until then
-// SignatureClass.Signature refuses them, naming the field.
+// file is a Type whose Name is the model's class name (see ModelRefs);
+// SignatureClass.Signature resolves each into a program.Model (its fields
+// with their types, descriptions, defaults and default factories), which
+// program renders and validates as pydantic does. A model that refers to
+// itself is refused, naming the class.
 //
 // Work is linear in the input and bracket nesting is capped at MaxDepth, so
 // hostile input fails with an error instead of exhausting the stack.

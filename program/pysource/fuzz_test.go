@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qaqueue/qaqueue/program"
 )
 
 // FuzzRead: Read never panics, fails only with an *Error, and whatever it
@@ -23,6 +25,8 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(sigHead + "    x: \"list['list[\\\"Optional[int]\\\"]']\" = dspy.InputField()\n"))
 	f.Add([]byte("class M(BaseModel):\n\tx: int = 1\n        y: str\n"))
 	f.Add([]byte(sigHead + "    x: str = dspy.InputField(desc='\\x4'  '\\u12' \"\\777\")\n"))
+	f.Add([]byte("import dspy\nfrom pydantic import BaseModel, Field\n\nclass C(BaseModel):\n    \"\"\"A c.\"\"\"\n    p: int = 1\n\nclass R(BaseModel):\n    c: C = Field(description='A c.')\n    cs: list[C]\n    o: 'C | None' = None\n\n" +
+		"class S(dspy.Signature):\n    q: R = dspy.InputField()\n    r: list[R] = dspy.OutputField()\n    d: dict[str, C] = dspy.OutputField()\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		file, err := Read("fuzz.py", src)
 		if err != nil {
@@ -33,11 +37,18 @@ func FuzzRead(f *testing.F) {
 			return
 		}
 		for _, s := range file.Signatures {
-			if _, err := s.Signature(); err != nil {
+			sig, err := s.Signature()
+			if err != nil {
 				var perr *Error
 				if !errors.As(err, &perr) && !strings.HasPrefix(err.Error(), "build signature") {
 					t.Fatalf("Signature() error %T %v", err, err)
 				}
+				continue
+			}
+			// Its models render (pydantic schemas) and parse.
+			for _, a := range []program.Adapter{program.ChatAdapter{}, program.JSONAdapter{}} {
+				a.Format(sig, nil, map[string]any{})
+				_, _ = a.Parse(sig, "{}")
 			}
 		}
 	})

@@ -170,27 +170,29 @@ func (r *reader) pydanticFieldArgs(f *Field, call *expr) error {
 	return nil
 }
 
-// ErrNotYetSupported marks what a later step adds: pydantic models and
-// constraints in signatures.
+// ErrNotYetSupported marks what a later step adds: pattern= and
+// allow_inf_nan= on model fields, and recursive models.
 var ErrNotYetSupported = errors.New("not yet supported")
 
-// Signature returns the class as a program.Signature. Fields whose types
-// program cannot render yet (models of the file) or that carry pydantic
-// constraints are refused with an error naming the field and wrapping
-// ErrNotYetSupported.
+// Signature returns the class as a program.Signature, the models of the
+// file its fields use built into program.Models (their fields' constraints
+// included), and the signature fields' constraints kept for DSPy's
+// "Constraints:" line. A model field's pattern= or allow_inf_nan=, and
+// models that refer to themselves, are refused with an error naming the
+// field and wrapping ErrNotYetSupported.
 func (s *SignatureClass) Signature() (*program.Signature, error) {
+	res := &modelResolver{file: s.owner, name: s.file, built: map[string]*program.Model{}, building: map[string]bool{}}
 	convert := func(fields []Field) ([]program.Field, error) {
 		out := make([]program.Field, len(fields))
 		for i, f := range fields {
-			if refs := ModelRefs(f.Type); len(refs) > 0 {
-				return nil, &Error{File: s.file, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
-					"class %s: field %s: pydantic model %s in a signature: %v", s.Name, f.Name, refs[0], ErrNotYetSupported), Err: ErrNotYetSupported}
+			t, err := res.resolve(f.Type)
+			if err != nil {
+				return nil, err
 			}
-			if len(f.Constraints) > 0 {
-				return nil, &Error{File: s.file, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
-					"class %s: field %s: constraint %s=: %v", s.Name, f.Name, f.Constraints[0].Name, ErrNotYetSupported), Err: ErrNotYetSupported}
+			out[i] = program.Field{Name: f.Name, Type: t, Desc: f.Desc, Prefix: f.Prefix}
+			for _, c := range f.Constraints {
+				out[i].Constraints = append(out[i].Constraints, program.Constraint{Name: c.Name, Value: c.Value})
 			}
-			out[i] = program.Field{Name: f.Name, Type: f.Type, Desc: f.Desc, Prefix: f.Prefix}
 		}
 		return out, nil
 	}
@@ -207,4 +209,88 @@ func (s *SignatureClass) Signature() (*program.Signature, error) {
 		return nil, fmt.Errorf("build signature %s: %w", s.Name, err)
 	}
 	return sig, nil
+}
+
+// modelResolver turns the model names in types into program.Models, each
+// built once per signature.
+type modelResolver struct {
+	file     *File
+	name     string
+	built    map[string]*program.Model
+	building map[string]bool
+}
+
+// resolve returns t with every model reference's Model set.
+func (r *modelResolver) resolve(t program.Type) (program.Type, error) {
+	if !builtinTypes[t.Name] {
+		m, err := r.model(t.Name)
+		if err != nil {
+			return program.Type{}, err
+		}
+		t.Model = m
+	}
+	if len(t.Args) > 0 {
+		args := make([]program.Type, len(t.Args))
+		for i, a := range t.Args {
+			var err error
+			if args[i], err = r.resolve(a); err != nil {
+				return program.Type{}, err
+			}
+		}
+		t.Args = args
+	}
+	return t, nil
+}
+
+func (r *modelResolver) model(name string) (*program.Model, error) {
+	if m, ok := r.built[name]; ok {
+		return m, nil
+	}
+	var mc *ModelClass
+	if r.file != nil {
+		mc, _ = r.file.Model(name)
+	}
+	if mc == nil {
+		return nil, &Error{File: r.name, Line: 1, Col: 1, Msg: fmt.Sprintf("model %s is not declared in this file", name)}
+	}
+	if r.building[name] {
+		return nil, &Error{File: r.name, Line: mc.Line, Col: 1, Msg: fmt.Sprintf(
+			"class %s: a model that refers to itself: %v", name, ErrNotYetSupported), Err: ErrNotYetSupported}
+	}
+	r.building[name] = true
+	defer delete(r.building, name)
+	m := &program.Model{Name: mc.Name, Doc: mc.Docstring}
+	for _, f := range mc.Fields {
+		t, err := r.resolve(f.Type)
+		if err != nil {
+			return nil, err
+		}
+		mf := program.ModelField{Name: f.Name, Type: t, Desc: f.Desc, Default: f.Default, HasDefault: f.HasDefault}
+		for _, c := range f.Constraints {
+			if c.Name == "pattern" || c.Name == "allow_inf_nan" {
+				return nil, &Error{File: r.name, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
+					"class %s: field %s: constraint %s=: %v", mc.Name, f.Name, c.Name, ErrNotYetSupported), Err: ErrNotYetSupported}
+			}
+			mf.Constraints = append(mf.Constraints, program.Constraint{Name: c.Name, Value: c.Value})
+		}
+		if err := program.CheckConstraints(t, mf.Constraints); err != nil {
+			return nil, &Error{File: r.name, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf("class %s: field %s: %v", mc.Name, f.Name, err)}
+		}
+		switch f.DefaultFactory {
+		case "":
+		case "list", "dict":
+			mf.DefaultFactory = f.DefaultFactory
+		default:
+			mf.DefaultFactory = "model"
+			if fm, err := r.model(f.DefaultFactory); err != nil {
+				return nil, err
+			} else if t.Model != fm {
+				return nil, &Error{File: r.name, Line: f.Line, Col: f.Col, Msg: fmt.Sprintf(
+					"class %s: field %s: default_factory=%s must be the field's own model", mc.Name, f.Name, f.DefaultFactory)}
+			}
+		}
+		m.Fields = append(m.Fields, mf)
+	}
+	r.built[name] = m
+	return m, nil
 }

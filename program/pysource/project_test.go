@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/program"
 )
 
 // compact writes a field on one line: name: type, then what was given.
@@ -102,9 +103,18 @@ func TestReadProjectFile(t *testing.T) {
 	}
 
 	extract, _ := f.Signature("ClaimExtraction")
-	if _, err := extract.Signature(); err == nil || err.Error() !=
-		"claims_project.py:70:5: class ClaimExtraction: field claims: pydantic model Claim in a signature: not yet supported" {
-		t.Errorf("ClaimExtraction.Signature() error = %v", err)
+	esig, err := extract.Signature()
+	if err != nil {
+		t.Fatalf("ClaimExtraction.Signature() error = %v", err)
+	}
+	claims, _ := esig.Output("claims")
+	claim := claims.Type.Args[0].Model
+	if claim == nil || claim.Name != "Claim" {
+		t.Fatalf("claims' item model = %+v, want Claim", claim)
+	}
+	if c := claim.Fields[1]; c.Name != "confidence" || c.Default != 0.5 ||
+		!cmp.Equal(c.Constraints, []program.Constraint{{Name: "ge", Value: 0.0}, {Name: "le", Value: 1.0}}) {
+		t.Errorf("confidence = %+v, want default 0.5 within [0, 1]", c)
 	}
 	verify, _ := f.Signature("VerifyClaims")
 	sig, err := verify.Signature()

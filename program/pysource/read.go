@@ -49,7 +49,8 @@ type SignatureClass struct {
 	Inputs  []Field
 	Outputs []Field
 
-	file string
+	file  string
+	owner *File
 }
 
 // ModelClass is a pydantic BaseModel subclass.
