@@ -124,7 +124,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 		t.Fatalf("start = %v %v", out, err)
 	}
 
-	c := newCoalescer(att.Token, att.Reset, time.Millisecond)
+	c := newCoalescer(att.StageToken, att.StageReset, time.Millisecond)
 	go c.run(ctx)
 	var want []string // "field:content" in the order written
 	for i := range 60 {
@@ -217,7 +217,7 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCoalescer(att.Token, att.Reset, time.Millisecond)
+	c := newCoalescer(att.StageToken, att.StageReset, time.Millisecond)
 	go c.run(ctx)
 	if _, err := client.Cancel(ctx, sub.Job.ID); err != nil {
 		t.Fatal(err)
@@ -254,11 +254,11 @@ func (s *sinkLog) write(call string) error {
 	return err
 }
 
-func (s *sinkLog) token(_ context.Context, field, content string) error {
+func (s *sinkLog) token(_ context.Context, _, field, content string) error {
 	return s.write(field + ":" + content)
 }
 
-func (s *sinkLog) reset(_ context.Context, reason string) error { return s.write("reset:" + reason) }
+func (s *sinkLog) reset(_ context.Context, _, reason string) error { return s.write("reset:" + reason) }
 
 // expect fails the test unless the writes so far are want. Call it after
 // synctest.Wait, when the publisher is idle.
