@@ -38,6 +38,9 @@ func NewProgramRunner(p *program.Program, lm program.LM) *ProgramRunner {
 	return NewRunner(StaticPrograms{{Name: jobs.ProgramQA}: qa}, lm)
 }
 
+// LM is the LM the runner calls.
+func (r *ProgramRunner) LM() program.LM { return r.lm }
+
 // Model is the LM's DSPy model string.
 func (r *ProgramRunner) Model() string { return r.lm.Model() }
 
