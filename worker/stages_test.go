@@ -274,3 +274,47 @@ func TestSingleStageWritesNoCheckpoint(t *testing.T) {
 		}
 	}
 }
+
+// A worker killed after the first stage (its attempt started and
+// checkpointed the stage, then nothing more) leaves a job the next attempt
+// resumes at the second stage: the LM is asked once, for the second stage,
+// which takes the claims from the checkpoint.
+func TestResumeFromKilledWorkersCheckpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	b.serveClaims(t)
+	ctx := context.Background()
+	id := b.submit(t, claimsJob("Sky: blue."))
+	killed, out, err := b.store.Start(ctx, id, "killed", 0)
+	if err != nil || out != store.Started {
+		t.Fatalf("start: %v %v", out, err)
+	}
+	cp := &jobs.Checkpoint{
+		StageUsage: jobs.StageUsage{Stage: "extract.predict", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"total_tokens":11}}`), LMCalls: 1},
+		Outputs:    jobs.Outputs{{Name: "reasoning", Value: "Read it."}, {Name: "claims", Value: []any{"checkpointed claim", "another"}}},
+	}
+	if err := killed.Checkpoint(ctx, 0, cp); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(t, worker.Config{})
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted {
+		t.Fatalf("job = %s %+v", j.Status, j.Error)
+	}
+	if n := b.lm.RequestsTo("/v1/chat/completions"); n != 1 {
+		t.Fatalf("the fake LM got %d requests, want 1 (the second stage)", n)
+	}
+	if !strings.Contains(string(b.lm.LastRequest()), `checkpointed claim`) {
+		t.Fatalf("the second stage was not given the checkpoint's claims: %s", b.lm.LastRequest())
+	}
+	if claims, _ := j.Result.Outputs.Get("claims"); !cmp.Equal(claims, []any{"checkpointed claim", "another"}) {
+		t.Fatalf("claims = %v, want the checkpoint's", claims)
+	}
+	p := j.Result.Provenance
+	if p.Attempts != 2 || p.LMCalls != 2 {
+		t.Fatalf("provenance = %+v, want 2 attempts, 2 LM calls (the checkpoint's and the second stage's)", p)
+	}
+	if total := totalTokens(t, j.Result.Usage); total <= 11 || totalTokens(t, j.Result.Stages[0].Usage) != 11 {
+		t.Fatalf("usage %s, stages %+v: want the checkpoint's 11 tokens in the total", j.Result.Usage, j.Result.Stages)
+	}
+}
