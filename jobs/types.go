@@ -131,6 +131,11 @@ type Checkpoint struct {
 	StageUsage
 	// Outputs are the stage's outputs in its signature's order.
 	Outputs Outputs `json:"outputs"`
+	// Values are the same outputs as the program's JSON writes them
+	// (Python's float forms, object keys in order), so that a resumed run
+	// hands the next stage exactly what the stage returned: 1.0 stays a
+	// float, where Outputs' JSON reads back as the integer 1.
+	Values json.RawMessage `json:"values,omitempty"`
 }
 
 // Answer returns the output field name as a string ("" when absent).

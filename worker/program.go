@@ -95,7 +95,7 @@ func runStages(ctx context.Context, c *programfile.Compiled, lm *countingLM, inp
 	for i, st := range stages {
 		var sr *stageRun
 		var err error
-		if multi && i < len(opts.Done) && opts.Done[i].Stage == st.Key {
+		if multi && i < len(opts.Done) && opts.Done[i].Stage == st.Key && len(opts.Done[i].Values) > 0 {
 			sr, err = resumed(opts.Done[i])
 		} else {
 			sr, err = runStage(ctx, c, lm, st, stageInputs(st, inputs, done), multi, opts)
@@ -154,22 +154,30 @@ func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st p
 		StageUsage: jobs.StageUsage{Stage: st.Key, Usage: usage, LMCalls: int(lm.calls.Load() - calls), CacheHit: res.CacheHit},
 		Outputs:    sr.result,
 	}
+	if multi {
+		if sr.cp.Values, err = program.EncodeJSONIndent(res.Outputs); err != nil {
+			return nil, fmt.Errorf("encode outputs: %w", err)
+		}
+	}
 	return sr, nil
 }
 
 // resumed is a stage an earlier attempt finished, from its checkpoint.
 func resumed(cp jobs.Checkpoint) (*stageRun, error) {
 	sr := &stageRun{key: cp.Stage, outputs: make(map[string]any, len(cp.Outputs)), result: cp.Outputs, cp: cp}
-	for _, o := range cp.Outputs {
-		// As the program returned it (ints as int64, objects ordered), so
-		// a later stage renders it as it would have unresumed.
-		raw, err := json.Marshal(o.Value)
-		if err != nil {
-			return nil, fmt.Errorf("read checkpoint output %s: %w", o.Name, err)
-		}
-		if sr.outputs[o.Name], err = program.DecodeJSON(raw); err != nil {
-			return nil, fmt.Errorf("read checkpoint output %s: %w", o.Name, err)
-		}
+	// The outputs as the program returned them (ints as int64, floats as
+	// float64, objects ordered), so a later stage renders them as it would
+	// have unresumed.
+	v, err := program.DecodeJSON(cp.Values)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint of stage %s: %w", cp.Stage, err)
+	}
+	m, ok := v.(*program.Map)
+	if !ok {
+		return nil, fmt.Errorf("read checkpoint of stage %s: its values are not an object", cp.Stage)
+	}
+	for _, k := range m.Keys() {
+		sr.outputs[k], _ = m.Get(k)
 	}
 	if len(cp.Usage) > 0 && string(cp.Usage) != "null" {
 		dec := json.NewDecoder(bytes.NewReader(cp.Usage))

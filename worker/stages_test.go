@@ -292,6 +292,7 @@ func TestResumeFromKilledWorkersCheckpoint(t *testing.T) {
 	cp := &jobs.Checkpoint{
 		StageUsage: jobs.StageUsage{Stage: "extract.predict", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"total_tokens":11}}`), LMCalls: 1},
 		Outputs:    jobs.Outputs{{Name: "reasoning", Value: "Read it."}, {Name: "claims", Value: []any{"checkpointed claim", "another"}}},
+		Values:     json.RawMessage(`{"reasoning": "Read it.", "claims": ["checkpointed claim", "another"]}`),
 	}
 	if err := killed.Checkpoint(ctx, 0, cp); err != nil {
 		t.Fatal(err)
@@ -316,5 +317,51 @@ func TestResumeFromKilledWorkersCheckpoint(t *testing.T) {
 	}
 	if total := totalTokens(t, j.Result.Usage); total <= 11 || totalTokens(t, j.Result.Stages[0].Usage) != 11 {
 		t.Fatalf("usage %s, stages %+v: want the checkpoint's 11 tokens in the total", j.Result.Usage, j.Result.Stages)
+	}
+}
+
+// A resumed stage hands the next one its outputs as the program returned
+// them: a float 1.0 from the checkpoint renders as 1.0 (Python's str), not
+// as the integer the result's JSON reads back as.
+func TestResumedOutputsKeepTheirTypes(t *testing.T) {
+	t.Parallel()
+	const yaml = `name: floats
+stages:
+  - key: measure
+    module: Predict
+    signature: "q -> x: float"
+  - key: judge
+    module: Predict
+    signature: "x: float -> verdict"
+`
+	f, err := programfile.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := programfile.Compile(&programfile.Bundle{File: f, YAML: []byte(yaml)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, store.Config{})
+	lm := &recordingLM{LM: b.lc}
+	runner := worker.NewRunner(worker.StaticPrograms{{Name: "floats", Version: "v"}: c}, lm)
+	done := jobs.Checkpoint{
+		StageUsage: jobs.StageUsage{Stage: "measure", Usage: json.RawMessage(`{}`), LMCalls: 1},
+		Outputs:    jobs.Outputs{{Name: "x", Value: 1.0}},
+		Values:     json.RawMessage(`{"x": 1.0}`),
+	}
+	res, err := runner.Run(context.Background(), jobs.Inputs{"q": "how much?"},
+		worker.RunOptions{Program: "floats", ProgramVersion: "v", Done: []jobs.Checkpoint{done}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lm.sent) != 1 {
+		t.Fatalf("%d LM calls, want 1 (judge)", len(lm.sent))
+	}
+	if user := lm.sent[0][len(lm.sent[0])-1].Content; !strings.Contains(user, "[[ ## x ## ]]\n1.0\n") {
+		t.Fatalf("judge's prompt:\n%s\nwant x rendered 1.0", user)
+	}
+	if x, _ := res.Outputs.Get("x"); x != 1.0 {
+		t.Fatalf("x = %#v", x)
 	}
 }
