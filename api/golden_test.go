@@ -16,6 +16,10 @@ import (
 
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/testwait"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programfile"
+	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 )
 
@@ -59,6 +63,22 @@ func TestStreamsGolden(t *testing.T) {
 		raw := b.rawStream(t, "POST", "/predict/stream", map[string]any{"question": "Who refuses? [[fakelm:400]]"})
 		checkGolden(t, "predict_stream_failed", raw, b.lastJob(t))
 	})
+	t.Run("job_stages_completed", func(t *testing.T) {
+		// A two-stage program's job (submitted to the store: the API
+		// resolves programs once the registry lands): tokens name their
+		// stage, each stage says it completed, the result lists the stages.
+		spec := jobs.Spec{
+			ClientSpec: jobs.ClientSpec{Program: "claims", Inputs: jobs.Inputs{"text": "The sky is blue.", "quote": "Sky: blue."}},
+			ServerSpec: jobs.ServerSpec{ProgramVersion: "v1"},
+		}
+		spec.Options.Stream = true
+		s, err := b.client.Submit(ctx, store.SubmitRequest{Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.waitJob(t, s.Job.ID, "completed")
+		checkGolden(t, "job_stages_completed", b.rawStream(t, "GET", eventsPath(s.Job.ID), nil), s.Job.ID)
+	})
 	t.Run("batch_completed", func(t *testing.T) {
 		v := b.upload(t, jsonl(`{"custom_id":"a","question":"What is one?"}`, `{"custom_id":"b","question":"What is two?"}`), "application/x-ndjson", nil)
 		b.waitBatch(t, v.ID, "", "completed")
@@ -71,13 +91,50 @@ func TestStreamsGolden(t *testing.T) {
 // batch's stream holds its first and its last event only.
 func (b *bundle) startGoldenWorker(t *testing.T) {
 	t.Helper()
-	run := b.fakeQARunner(t, 30*time.Second)
+	run := worker.NewRunner(worker.StaticPrograms{
+		{Name: jobs.ProgramQA}:          builtinQA(t),
+		{Name: "claims", Version: "v1"}: compileClaims(t),
+	}, b.fakeQARunner(t, 30*time.Second).LM())
 	bs, err := batches.NewStore(b.store, batches.Config{ProgressInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.runWorker(t, worker.Config{Concurrency: 4, BatchConcurrency: 2, ShutdownTimeout: 2 * time.Second, ID: "golden"},
 		worker.Deps{Runner: run, Batches: bs})
+}
+
+// claimsFile is a two-stage typed program: extract claims, then judge them.
+const claimsFile = `name: claims
+stages:
+  - key: extract.predict
+    module: ChainOfThought
+    signature: "text -> claims: list[str]"
+  - key: verify
+    module: ChainOfThought
+    signature: "claims: list[str], quote -> supported: bool, confidence: float"
+outputs: [claims, supported, confidence]
+`
+
+func compileClaims(t *testing.T) *programfile.Compiled {
+	t.Helper()
+	f, err := programfile.Parse([]byte(claimsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := programfile.Compile(&programfile.Bundle{File: f, YAML: []byte(claimsFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func builtinQA(t *testing.T) *programfile.Compiled {
+	t.Helper()
+	c, err := worker.BuiltinQA(program.NewQA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // waitJob long-polls job id until it has status.
@@ -191,6 +248,7 @@ type goldenToken struct {
 	id      string
 	Type    string `json:"type,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
+	Stage   string `json:"stage,omitempty"`
 	Field   string `json:"field"`
 	Content string `json:"content"`
 }
@@ -222,7 +280,7 @@ func parseGoldenToken(block string) (goldenToken, bool) {
 }
 
 func (tk goldenToken) joins(next goldenToken) bool {
-	return tk.seed == next.seed && tk.Attempt == next.Attempt && tk.Field == next.Field
+	return tk.seed == next.seed && tk.Attempt == next.Attempt && tk.Stage == next.Stage && tk.Field == next.Field
 }
 
 func (tk goldenToken) block() string {
@@ -236,9 +294,10 @@ func (tk goldenToken) block() string {
 	}
 	b, _ := json.Marshal(struct {
 		Attempt int    `json:"attempt"`
+		Stage   string `json:"stage,omitempty"`
 		Field   string `json:"field"`
 		Content string `json:"content"`
-	}{tk.Attempt, tk.Field, tk.Content})
+	}{tk.Attempt, tk.Stage, tk.Field, tk.Content})
 	return "id: " + tk.id + "\nevent: token\ndata: " + string(b) + "\n\n"
 }
 

@@ -22,6 +22,9 @@ const (
 	EventFailed    EventType = "failed"
 	EventCancelled EventType = "cancelled"
 	EventExpired   EventType = "expired"
+	// EventStageCompleted carries a finished stage's outputs (multi-stage
+	// programs only).
+	EventStageCompleted EventType = "stage_completed"
 	// EventProgress carries a batch's counts; a batch's terminal event
 	// (completed, cancelled, expired) carries them too.
 	EventProgress EventType = "progress"
@@ -78,19 +81,33 @@ type (
 		Attempt int `json:"attempt"`
 	}
 	// TokenData is the data of a token event: the next piece of an output
-	// field of the current attempt.
+	// field of the current attempt. Stage names the stage of a multi-stage
+	// program whose field it is; it is absent for a single-stage program,
+	// whose token events keep their shape.
 	TokenData struct {
 		Attempt int    `json:"attempt"`
+		Stage   string `json:"stage,omitempty"`
 		Field   string `json:"field"`
 		Content string `json:"content"`
 	}
 	// RetryingData is the data of a retrying event; clients drop the partial
 	// answer. RetryInMS is 0 when the attempt goes on (the program started
-	// over within it).
+	// over within it); Stage then names the multi-stage program's stage
+	// that started over, and clients drop only that stage's partial text
+	// (stages already completed stand). Without a Stage, every partial text
+	// not in a stage_completed event goes.
 	RetryingData struct {
 		Attempt   int    `json:"attempt"`
+		Stage     string `json:"stage,omitempty"`
 		Reason    string `json:"reason"`
 		RetryInMS int64  `json:"retry_in_ms"`
+	}
+	// StageCompletedData is the data of a stage_completed event: a stage of
+	// a multi-stage program finished, and its outputs stand whatever
+	// happens to the stages after it (a retry resumes after it).
+	StageCompletedData struct {
+		Stage   string  `json:"stage"`
+		Outputs Outputs `json:"outputs"`
 	}
 	// CompletedData is the data of a completed event.
 	CompletedData struct {
@@ -120,6 +137,9 @@ func (TokenData) EventType() EventType { return EventToken }
 
 // EventType is EventRetrying.
 func (RetryingData) EventType() EventType { return EventRetrying }
+
+// EventType is EventStageCompleted.
+func (StageCompletedData) EventType() EventType { return EventStageCompleted }
 
 // EventType is EventCompleted.
 func (CompletedData) EventType() EventType { return EventCompleted }

@@ -46,10 +46,26 @@ var goldenEvents = map[string]jobs.EventData{
 		Usage:      json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LatencySeconds: 0.25,
 	}},
 	"completed_cached": jobs.CompletedData{Result: &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}},
-	"failed":           jobs.FailedData{Error: &jobs.Error{Code: "lm_error", Message: "LM returned 400", Status: 400}, Attempts: 1},
-	"failed_budget":    jobs.FailedData{Error: jobs.BudgetSpent(1000, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))},
-	"expired":          jobs.ExpiredData{Error: &jobs.Error{Code: "expired", Message: "not started within 1m0s"}},
-	"cancelled":        jobs.CancelledData{Previous: jobs.StatusRunning},
+	// A multi-stage program's: token and reset name their stage, a
+	// finished stage says so with its outputs, and the result lists each
+	// stage's usage.
+	"token_staged":    jobs.TokenData{Attempt: 2, Stage: "verify", Field: "reasoning", Content: "The quote says"},
+	"reset_staged":    jobs.RetryingData{Attempt: 1, Stage: "extract.predict", Reason: "the chat answer did not parse; retrying"},
+	"stage_completed": jobs.StageCompletedData{Stage: "extract.predict", Outputs: jobs.Outputs{{Name: "reasoning", Value: "Two claims."}, {Name: "claims", Value: []any{"a", "b"}}}},
+	"completed_staged": jobs.CompletedData{Result: &jobs.Result{
+		Outputs: jobs.Outputs{{Name: "claims", Value: []any{"a"}}, {Name: "supported", Value: true}, {Name: "confidence", Value: 0.75}},
+		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini", StateSHA256: "cd34", Attempts: 2, LMCalls: 3,
+			Program: "claims", ProgramVersion: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":30,"completion_tokens":12,"total_tokens":42}}`), LatencySeconds: 1.5,
+		Stages: []jobs.StageUsage{
+			{Stage: "extract.predict", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LMCalls: 1},
+			{Stage: "verify", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":20,"completion_tokens":7,"total_tokens":27}}`), LMCalls: 2},
+		},
+	}},
+	"failed":        jobs.FailedData{Error: &jobs.Error{Code: "lm_error", Message: "LM returned 400", Status: 400}, Attempts: 1},
+	"failed_budget": jobs.FailedData{Error: jobs.BudgetSpent(1000, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))},
+	"expired":       jobs.ExpiredData{Error: &jobs.Error{Code: "expired", Message: "not started within 1m0s"}},
+	"cancelled":     jobs.CancelledData{Previous: jobs.StatusRunning},
 	"batch_progress": jobs.BatchProgress{Status: jobs.BatchInProgress,
 		RequestCounts: jobs.BatchCounts{Total: 50000, Completed: 12, Failed: 3, Cancelled: 0}},
 	"batch_cancelled": jobs.BatchProgress{Status: jobs.BatchCancelled, RequestCounts: jobs.BatchCounts{Total: 3, Completed: 1, Cancelled: 2}},
@@ -60,7 +76,9 @@ var goldenTypes = map[string]jobs.EventType{
 	"queued": jobs.EventQueued, "started": jobs.EventStarted, "token": jobs.EventToken, "reset": jobs.EventRetrying,
 	"retrying": jobs.EventRetrying, "completed": jobs.EventCompleted, "completed_cached": jobs.EventCompleted,
 	"failed": jobs.EventFailed, "failed_budget": jobs.EventFailed, "expired": jobs.EventExpired,
-	"cancelled": jobs.EventCancelled, "batch_progress": jobs.EventProgress, "batch_cancelled": jobs.EventCancelled,
+	"cancelled":    jobs.EventCancelled,
+	"token_staged": jobs.EventToken, "reset_staged": jobs.EventRetrying, "stage_completed": jobs.EventStageCompleted,
+	"completed_staged": jobs.EventCompleted, "batch_progress": jobs.EventProgress, "batch_cancelled": jobs.EventCancelled,
 }
 
 // TestEventDataGolden pins the bytes of each event's data, and the message

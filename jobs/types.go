@@ -81,6 +81,11 @@ type Provenance struct {
 	CacheHit    bool   `json:"cache_hit"`
 	Attempts    int    `json:"attempts"`
 	LMCalls     int    `json:"lm_calls"`
+	// Program is the program the job ran (its name, without an alias) and
+	// ProgramVersion the version its spec named; "" for the built-in qa
+	// program and jobs queued before programs had versions.
+	Program        string `json:"program,omitempty"`
+	ProgramVersion string `json:"program_version,omitempty"`
 }
 
 // Counted is p, an attempt's, as its job or batch item records it: with
@@ -102,6 +107,35 @@ type Result struct {
 	// LM call was answered from cache.
 	Usage          json.RawMessage `json:"usage"`
 	LatencySeconds float64         `json:"latency_seconds"`
+	// Stages lists a multi-stage program's stages in order, each with its
+	// own usage and LM calls (Usage is their total); absent for a
+	// single-stage program.
+	Stages []StageUsage `json:"stages,omitempty"`
+}
+
+// StageUsage is what one stage of a multi-stage run cost.
+type StageUsage struct {
+	// Stage is the stage's key (its predictor's name).
+	Stage string `json:"stage"`
+	// Usage is the stage's usage in DSPy's shape, as Result.Usage.
+	Usage json.RawMessage `json:"usage"`
+	// LMCalls counts the stage's LM calls in the attempt that finished it.
+	LMCalls  int  `json:"lm_calls"`
+	CacheHit bool `json:"cache_hit"`
+}
+
+// Checkpoint is a finished stage of a multi-stage job, as its record keeps
+// it: a later attempt resumes after it rather than paying for the stage
+// again.
+type Checkpoint struct {
+	StageUsage
+	// Outputs are the stage's outputs in its signature's order.
+	Outputs Outputs `json:"outputs"`
+	// Values are the same outputs as the program's JSON writes them
+	// (Python's float forms, object keys in order), so that a resumed run
+	// hands the next stage exactly what the stage returned: 1.0 stays a
+	// float, where Outputs' JSON reads back as the integer 1.
+	Values json.RawMessage `json:"values,omitempty"`
 }
 
 // Answer returns the output field name as a string ("" when absent).

@@ -108,10 +108,42 @@ func structuredOutputFormat(sig *Signature) *ResponseFormat {
 // Only completions that parsed are passed to lm.Accept, and an attempt that
 // follows a parse failure skips cache reads.
 func (p *Program) Run(ctx context.Context, lm LM, inputs map[string]any, opts *RunOptions) (*Result, error) {
+	return p.runPredict(ctx, lm, p.Predictor().Predict, inputs, opts)
+}
+
+// RunStage calls the predictor saved under key (a stage of a multi-stage
+// program) on inputs, as Run calls the first: the same adapters, fallback,
+// streaming and errors.
+func (p *Program) RunStage(ctx context.Context, lm LM, key string, inputs map[string]any, opts *RunOptions) (*Result, error) {
+	pred, ok := p.Predict(key)
+	if !ok {
+		return nil, fmt.Errorf("run stage %q: %w", key, ErrNoPredictor)
+	}
+	return p.runPredict(ctx, lm, pred, inputs, opts)
+}
+
+// ErrNoPredictor is returned by RunStage for a key the program has no
+// predictor under.
+var ErrNoPredictor = errors.New("no such predictor")
+
+// MergeUsage returns a + b, usage maps keyed by model, merged the way
+// DSPy's usage tracker merges calls (numbers add, nested maps merge): a
+// multi-stage run's total over its stages. Neither argument is changed.
+func MergeUsage(a, b map[string]Usage) map[string]Usage {
+	out := make(map[string]Usage, len(a)+len(b))
+	for m, u := range a {
+		out[m] = mergeUsage(nil, u)
+	}
+	for m, u := range b {
+		addUsage(out, m, u)
+	}
+	return out
+}
+
+func (p *Program) runPredict(ctx context.Context, lm LM, pred *Predict, inputs map[string]any, opts *RunOptions) (*Result, error) {
 	if opts == nil {
 		opts = &RunOptions{}
 	}
-	pred := p.Predictor().Predict
 	sig := pred.sig
 	if err := checkStreamFields(sig, opts); err != nil {
 		return nil, err

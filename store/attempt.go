@@ -45,9 +45,18 @@ type Attempt struct {
 	// write (Fail, Retry, Defer), which adds it to the job's total; Complete
 	// takes the count from the result's provenance instead.
 	LMCalls int
+	// Checkpoints are the stages of a multi-stage job that earlier attempts
+	// finished, in stage order from the first: this attempt resumes after
+	// them.
+	Checkpoints []jobs.Checkpoint
 
 	// earlierLMCalls are the LM calls the job's earlier attempts recorded.
 	earlierLMCalls int
+	// checkpointedCalls are this attempt's LM calls its Checkpoint writes
+	// have added to the job's already; its end write adds the rest.
+	checkpointedCalls int
+	// checkpointed counts the stages whose Checkpoint Redis acknowledged.
+	checkpointed int
 	// streamMu orders Token and Reset; written counts the stream writes
 	// Redis acknowledged, and numbers the next one (see Token).
 	streamMu sync.Mutex
@@ -97,7 +106,53 @@ func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Dura
 		// record's last attempt fails the job if this goes on.
 		return nil, Ended, fmt.Errorf("start job %s: %w", id, err)
 	}
-	return &Attempt{store: s, JobID: id, Spec: j.Spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier}, Started, nil
+	cps, err := checkpoints(rec)
+	if err != nil {
+		return nil, Ended, fmt.Errorf("start job %s: %w", id, err)
+	}
+	return &Attempt{store: s, JobID: id, Spec: j.Spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps}, Started, nil
+}
+
+// checkpointField is the record's field of the checkpoint of the stage at
+// index i.
+func checkpointField(i int) string { return "checkpoint:" + strconv.Itoa(i) }
+
+// checkpoints reads a record's checkpoints: stage 0's, 1's, … up to the
+// first stage without one.
+func checkpoints(rec map[string]string) ([]jobs.Checkpoint, error) {
+	var cps []jobs.Checkpoint
+	for i := 0; ; i++ {
+		raw, ok := rec[checkpointField(i)]
+		if !ok {
+			return cps, nil
+		}
+		var cp jobs.Checkpoint
+		if err := json.Unmarshal([]byte(raw), &cp); err != nil {
+			return nil, fmt.Errorf("decode checkpoint %d: %w", i, err)
+		}
+		cps = append(cps, cp)
+	}
+}
+
+// Checkpoint records that the stage at index (from 0) of a multi-stage job
+// has finished, with its outputs and usage, and sends a stage_completed
+// event: a later attempt's start hands it back (Attempt.Checkpoints), so a
+// retry resumes after it. The stage's LM calls count toward the job's now.
+// Like the other writes it returns ErrStale for an attempt a newer one has
+// replaced and ErrTerminal once the job has ended; a repeat after a lost
+// reply writes nothing twice.
+func (a *Attempt) Checkpoint(ctx context.Context, index int, cp *jobs.Checkpoint) error {
+	data := mustJSON(jobs.StageCompletedData{Stage: cp.Stage, Outputs: cp.Outputs})
+	if _, err := a.store.run(ctx, "stage", a.JobID, [2]string{}, a.Number, checkpointField(index), mustJSON(cp), data, cp.LMCalls); err != nil {
+		return err
+	}
+	// Acknowledged, whether by this call or by an earlier one whose reply
+	// was lost (the script then answers a repeat): its calls are counted.
+	if index >= a.checkpointed {
+		a.checkpointed = index + 1
+		a.checkpointedCalls += cp.LMCalls
+	}
+	return nil
 }
 
 // Token publishes the next piece of an output field. It returns ErrStale or
@@ -108,7 +163,13 @@ func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Dura
 // ran before the connection dropped is not published twice. The next write
 // must then be that repeat, with the same field and content.
 func (a *Attempt) Token(ctx context.Context, field, content string) error {
-	return a.streamWrite(ctx, "token", mustJSON(jobs.TokenData{Attempt: a.Number, Field: field, Content: content}))
+	return a.StageToken(ctx, "", field, content)
+}
+
+// StageToken is Token for a field of stage of a multi-stage program; the
+// event names the stage ("": a single-stage program's, named by none).
+func (a *Attempt) StageToken(ctx context.Context, stage, field, content string) error {
+	return a.streamWrite(ctx, "token", mustJSON(jobs.TokenData{Attempt: a.Number, Stage: stage, Field: field, Content: content}))
 }
 
 // Reset tells clients to drop what this attempt has streamed so far (the
@@ -116,7 +177,13 @@ func (a *Attempt) Token(ctx context.Context, field, content string) error {
 // without changing the job's status. It is numbered with the tokens: a
 // repeat after an error is published once, as with Token.
 func (a *Attempt) Reset(ctx context.Context, reason string) error {
-	return a.streamWrite(ctx, "reset", mustJSON(jobs.RetryingData{Attempt: a.Number, Reason: reason}))
+	return a.StageReset(ctx, "", reason)
+}
+
+// StageReset is Reset for what stage of a multi-stage program streamed:
+// the event names the stage, whose partial text alone clients drop.
+func (a *Attempt) StageReset(ctx context.Context, stage, reason string) error {
+	return a.streamWrite(ctx, "reset", mustJSON(jobs.RetryingData{Attempt: a.Number, Stage: stage, Reason: reason}))
 }
 
 func (a *Attempt) streamWrite(ctx context.Context, op, data string) error {
@@ -143,9 +210,13 @@ func (a *Attempt) Defer(ctx context.Context, reason *jobs.Error, delay time.Dura
 
 func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, delay time.Duration) error {
 	data := mustJSON(jobs.RetryingData{Attempt: a.Number, Reason: reason.Message, RetryInMS: delay.Milliseconds()})
-	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data, a.LMCalls)
+	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data, a.uncountedCalls(a.LMCalls))
 	return err
 }
+
+// uncountedCalls is what of the attempt's n LM calls its checkpoints have
+// not added to the job's yet.
+func (a *Attempt) uncountedCalls(n int) int { return max(n-a.checkpointedCalls, 0) }
 
 // Complete records the result and ends the job, adding tokens (what the run
 // used) to the owner's usage of the day (see [jobs.UsageKey]). r's
@@ -162,7 +233,7 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (j
 		return nil, fmt.Errorf("complete job %s: encode result: %w", a.JobID, err)
 	}
 	_, err = a.store.run(ctx, "complete", a.JobID, [2]string{}, a.Number, ms(a.store.cfg.ResultTTL), res,
-		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), r.Provenance.LMCalls)
+		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls))
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +259,6 @@ func (*Attempt) Cancelled(context.Context) error { return nil }
 // runs it.
 func (a *Attempt) Fail(ctx context.Context, reason *jobs.Error) error {
 	data := mustJSON(jobs.FailedData{Error: reason, Attempts: a.Number})
-	_, err := a.store.run(ctx, "fail", a.JobID, [2]string{}, a.Number, ms(a.store.cfg.ResultTTL), data, a.LMCalls, "error", mustJSON(reason))
+	_, err := a.store.run(ctx, "fail", a.JobID, [2]string{}, a.Number, ms(a.store.cfg.ResultTTL), data, a.uncountedCalls(a.LMCalls), "error", mustJSON(reason))
 	return err
 }

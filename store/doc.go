@@ -12,7 +12,9 @@
 //
 // A record holds its job's spec (jobs.Spec) as one field, which Submit
 // writes and the start hands to the worker: the asynq task carries the job's
-// id alone.
+// id alone. A multi-stage job's record also holds a checkpoint per finished
+// stage (Attempt.Checkpoint), which the start hands back with the spec, so a
+// retry resumes after them at no extra round trip.
 //
 // Every change to a job record goes through one Lua script (record.lua) that
 // also appends the matching event to the job's capped stream and publishes it

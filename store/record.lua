@@ -190,6 +190,18 @@ if op == 'complete' then
   return {'completed'}
 end
 
+if op == 'stage' then
+  -- A multi-stage job's finished stage: ARGV[7] the checkpoint's field
+  -- (checkpoint:<stage index>), [8] the checkpoint (json, which the next
+  -- attempt's start hands back), [9] stage_completed event data, [10] the
+  -- stage's LM calls, counted here so a worker killed after the stage still
+  -- counts them. A repeat after a lost reply finds the field written and
+  -- adds neither calls nor an event.
+  if redis.call('HSETNX', job, ARGV[7], ARGV[8]) == 0 then return {'ok', 'repeat'} end
+  add_calls(10)
+  return {'ok', append('stage_completed', ARGV[9])}
+end
+
 if op == 'token' or op == 'reset' then
   -- ARGV[7] event data, [8] the write's number within the attempt (from 1).
   -- A write repeated because its reply was lost (Redis dropped the

@@ -267,7 +267,7 @@ func TestBatchLineCountsEveryAttempt(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
 		t.Fatal(err)
 	}
-	want := &jobs.Provenance{Model: b.runner.Model(), StateSHA256: b.runner.StateSHA256(), Attempts: 2, LMCalls: 2}
+	want := &jobs.Provenance{Model: b.runner.Model(), StateSHA256: b.runner.StateSHA256(), Attempts: 2, LMCalls: 2, Program: jobs.ProgramQA}
 	if r.Attempts != 2 || r.Provenance == nil || *r.Provenance != *want {
 		t.Fatalf("line = %s; want 2 attempts and provenance %+v", lines[0], want)
 	}

@@ -68,6 +68,11 @@ func classify(ctx context.Context, err error, attempt int, last bool, backoff fu
 		ce *lmclient.ConfigError
 	)
 	switch {
+	case errors.Is(err, jobs.ErrProgramVersionGone):
+		// Pruned while the job waited: no retry brings it back.
+		return verdict{action: failNow, reason: &jobs.Error{Code: jobs.CodeProgramVersionGone, Message: err.Error()}}
+	case errors.Is(err, ErrUnknownProgram):
+		return verdict{action: failNow, reason: &jobs.Error{Code: "invalid_payload", Message: err.Error()}}
 	case errors.As(err, &rl):
 		return verdict{action: deferLater, delay: rl.Delay, reason: &jobs.Error{Code: "rate_limited", Message: err.Error()}}
 	case errors.As(err, &pe):

@@ -1,4 +1,7 @@
-// Package worker runs the QA program for queued jobs: separate asynq servers
+// Package worker runs the program a queued job names (a Programs source
+// gives it compiled; program.go runs its stages in order, a multi-stage
+// job's finished stages checkpointed in its record so a retry resumes
+// after them): separate asynq servers
 // for the interactive and batch queues (so a batch can never take the slots
 // interactive work needs; one interactive server per 250 slots, since each
 // server starts tasks from one serial dequeue loop); one lifecycle for jobs

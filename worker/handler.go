@@ -37,6 +37,11 @@ type attempt struct {
 	// stream takes the answer's pieces as they come; nil: none are
 	// published.
 	stream streamer
+	// checkpoint records a multi-stage job's finished stages, which done
+	// holds from earlier attempts; nil: none are recorded (a batch item
+	// runs every stage in one attempt).
+	checkpoint checkpointer
+	done       []jobs.Checkpoint
 	// runs and runID are where a cancel notice reaches the run.
 	runs  *runs
 	runID string
@@ -94,13 +99,14 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 	defer cancel(nil)
 	defer a.runs.track(a.runID, cancel)()
 
-	opts := RunOptions{Options: a.spec.Options, Priority: program.PriorityInteractive}
+	opts := RunOptions{Options: a.spec.Options, Priority: program.PriorityInteractive,
+		Program: a.spec.Program, ProgramVersion: a.spec.ProgramVersion, Done: a.done}
 	if a.queue == jobs.QueueBatch {
 		opts.Priority = program.PriorityBatch
 	}
 	var pub *coalescer
 	if a.stream != nil && a.spec.Options.Stream && !w.cfg.DisableStreaming {
-		pub = newCoalescer(a.stream.Token, a.stream.Reset, w.cfg.TokenInterval)
+		pub = newCoalescer(a.stream.StageToken, a.stream.StageReset, w.cfg.TokenInterval)
 		go pub.run(context.WithoutCancel(runCtx))
 		opts.OnChunk = func(field, chunk string) error {
 			if err := pub.add(field, chunk); err != nil {
@@ -115,6 +121,22 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 			if err := pub.addReset(reason); err != nil {
 				cancel(stopCause(err))
 			}
+		}
+		opts.OnStageStart = pub.setStage
+	}
+	if a.checkpoint != nil {
+		opts.OnStage = func(ctx context.Context, index int, cp *jobs.Checkpoint) error {
+			if pub != nil {
+				// The stage's text goes out before its stage_completed.
+				if err := pub.sync(ctx); err != nil {
+					return err
+				}
+			}
+			err := persist(ctx, func(ctx context.Context) error { return a.checkpoint.Checkpoint(ctx, index, cp) })
+			if ended(err) {
+				cancel(stopCause(err))
+			}
+			return err
 		}
 	}
 

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,60 +11,235 @@ import (
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programfile"
 )
 
-// ProgramRunner runs a DSPy-compatible program against an LM.
+// ProgramRunner runs the programs of a Programs source against an LM: the
+// stages of a job's program in order, each one predictor run with DSPy's
+// ChatAdapter and JSON fallback.
 type ProgramRunner struct {
-	program *program.Program
-	lm      program.LM
-	stream  []string // the str output fields, streamed when a job asks
+	programs Programs
+	lm       program.LM
 }
 
-// NewProgramRunner returns a Runner for p on lm.
-func NewProgramRunner(p *program.Program, lm program.LM) *ProgramRunner {
-	r := &ProgramRunner{program: p, lm: lm}
-	for _, f := range p.Predictor().Predict.Signature().Outputs() {
-		if f.Type.IsStr() {
-			r.stream = append(r.stream, f.Name)
-		}
-	}
-	return r
+// NewRunner returns a Runner for the programs of ps on lm.
+func NewRunner(ps Programs, lm program.LM) *ProgramRunner {
+	return &ProgramRunner{programs: ps, lm: lm}
 }
+
+// NewProgramRunner returns a Runner serving p, the QA program (with its
+// state), as the built-in qa program: NewRunner with a StaticPrograms of
+// BuiltinQA(p).
+func NewProgramRunner(p *program.Program, lm program.LM) *ProgramRunner {
+	qa, err := BuiltinQA(p)
+	if err != nil {
+		panic("worker: " + err.Error()) // p is not a QA program: a caller's bug
+	}
+	return NewRunner(StaticPrograms{{Name: jobs.ProgramQA}: qa}, lm)
+}
+
+// LM is the LM the runner calls.
+func (r *ProgramRunner) LM() program.LM { return r.lm }
 
 // Model is the LM's DSPy model string.
 func (r *ProgramRunner) Model() string { return r.lm.Model() }
 
-// StateSHA256 is the program state's sha256.
-func (r *ProgramRunner) StateSHA256() string { return r.program.Provenance() }
-
-// Run runs the program on inputs. A failed run that called the LM returns a
-// *RunError counting the calls.
-func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
-	lm := &countingLM{LM: r.lm}
-	po := &program.RunOptions{NoCache: opts.Options.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
-	if opts.OnChunk != nil {
-		po.StreamFields = r.stream
-		// A refused chunk cancels the run's context (see handle), which ends
-		// the LM call; the program's callback has no error to return.
-		po.OnChunk = func(field, chunk string) { _ = opts.OnChunk(field, chunk) }
+// StateSHA256 is the built-in qa program's state sha256 ("" when the
+// source has none); a run's result names its own program's (RunResult).
+func (r *ProgramRunner) StateSHA256() string {
+	c, err := r.programs.Program(context.Background(), jobs.ProgramQA, "")
+	if err != nil {
+		return ""
 	}
-	res, err := r.program.Run(ctx, lm, inputs, po)
+	return c.Program.Provenance()
+}
+
+// Run runs the program opts names on inputs: its stages in order, from the
+// first one opts.Done lacks, each stage's inputs taken from the program's
+// inputs and earlier stages' outputs as the program binds them. A failed
+// run that called the LM returns a *RunError counting the calls.
+func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
+	c, err := r.programs.Program(ctx, programName(opts.Program), opts.ProgramVersion)
+	if err != nil {
+		return nil, fmt.Errorf("get program: %w", err)
+	}
+	lm := &countingLM{LM: r.lm}
+	res, err := runStages(ctx, c, lm, inputs, opts)
 	if err != nil {
 		if n := int(lm.calls.Load()); n > 0 {
 			return nil, &RunError{Err: err, LMCalls: n}
 		}
 		return nil, err
 	}
-	outputs := make(jobs.Outputs, 0, res.Outputs.Len())
+	res.LMCalls = int(lm.calls.Load())
+	return res, nil
+}
+
+// stageRun is one stage's outcome: run now, or read from its checkpoint.
+type stageRun struct {
+	key string
+	// outputs are the stage's outputs as later stages take them (program
+	// values); result as the job's result holds them.
+	outputs map[string]any
+	result  jobs.Outputs
+	usage   map[string]program.Usage
+	cp      jobs.Checkpoint
+}
+
+// runStages runs c's stages, resuming after opts.Done.
+func runStages(ctx context.Context, c *programfile.Compiled, lm *countingLM, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
+	stages := c.Built.Stages
+	multi := len(stages) > 1
+	done := make(map[string]*stageRun, len(stages))
+	runs := make([]*stageRun, 0, len(stages))
+	for i, st := range stages {
+		var sr *stageRun
+		var err error
+		if multi && i < len(opts.Done) && opts.Done[i].Stage == st.Key && len(opts.Done[i].Values) > 0 {
+			sr, err = resumed(opts.Done[i])
+		} else {
+			sr, err = runStage(ctx, c, lm, st, stageInputs(st, inputs, done), multi, opts)
+			if err == nil && multi && opts.OnStage != nil {
+				err = opts.OnStage(ctx, i, &sr.cp)
+			}
+		}
+		if err != nil {
+			if multi {
+				return nil, fmt.Errorf("stage %s: %w", st.Key, err)
+			}
+			return nil, err
+		}
+		done[st.Key] = sr
+		runs = append(runs, sr)
+	}
+	return result(c, runs, multi)
+}
+
+// runStage runs one stage's predictor.
+func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st programfile.Stage, in map[string]any, multi bool, opts RunOptions) (*stageRun, error) {
+	po := &program.RunOptions{NoCache: opts.Options.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
+	if opts.OnChunk != nil {
+		pred, ok := c.Program.Predict(st.Key)
+		if !ok {
+			return nil, fmt.Errorf("run stage: no predictor %q", st.Key)
+		}
+		for _, f := range pred.Signature().Outputs() {
+			if f.Type.IsStr() { // only exactly str streams: chunks add up to the value
+				po.StreamFields = append(po.StreamFields, f.Name)
+			}
+		}
+		// A refused chunk cancels the run's context (see handle), which ends
+		// the LM call; the program's callback has no error to return.
+		po.OnChunk = func(field, chunk string) { _ = opts.OnChunk(field, chunk) }
+	}
+	if multi && opts.OnStageStart != nil {
+		opts.OnStageStart(st.Key)
+	}
+	calls := lm.calls.Load()
+	res, err := c.Program.RunStage(ctx, lm, st.Key, in, po)
+	if err != nil {
+		return nil, err
+	}
+	sr := &stageRun{key: st.Key, outputs: make(map[string]any, res.Outputs.Len()), usage: res.Usage}
 	for _, k := range res.Outputs.Keys() { // the signature's order
 		v, _ := res.Outputs.Get(k)
-		outputs = append(outputs, jobs.Output{Name: k, Value: v})
+		sr.outputs[k] = v
+		sr.result = append(sr.result, jobs.Output{Name: k, Value: v})
 	}
 	usage, err := json.Marshal(res.Usage)
 	if err != nil {
 		return nil, fmt.Errorf("encode usage: %w", err)
 	}
-	return &RunResult{Outputs: outputs, Usage: usage, Tokens: res.TotalTokens(), CacheHit: res.CacheHit, LMCalls: int(lm.calls.Load())}, nil
+	sr.cp = jobs.Checkpoint{
+		StageUsage: jobs.StageUsage{Stage: st.Key, Usage: usage, LMCalls: int(lm.calls.Load() - calls), CacheHit: res.CacheHit},
+		Outputs:    sr.result,
+	}
+	if multi {
+		if sr.cp.Values, err = program.EncodeJSONIndent(res.Outputs); err != nil {
+			return nil, fmt.Errorf("encode outputs: %w", err)
+		}
+	}
+	return sr, nil
+}
+
+// resumed is a stage an earlier attempt finished, from its checkpoint.
+func resumed(cp jobs.Checkpoint) (*stageRun, error) {
+	sr := &stageRun{key: cp.Stage, outputs: make(map[string]any, len(cp.Outputs)), result: cp.Outputs, cp: cp}
+	// The outputs as the program returned them (ints as int64, floats as
+	// float64, objects ordered), so a later stage renders them as it would
+	// have unresumed.
+	v, err := program.DecodeJSON(cp.Values)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint of stage %s: %w", cp.Stage, err)
+	}
+	m, ok := v.(*program.Map)
+	if !ok {
+		return nil, fmt.Errorf("read checkpoint of stage %s: its values are not an object", cp.Stage)
+	}
+	for _, k := range m.Keys() {
+		sr.outputs[k], _ = m.Get(k)
+	}
+	if len(cp.Usage) > 0 && string(cp.Usage) != "null" {
+		dec := json.NewDecoder(bytes.NewReader(cp.Usage))
+		dec.UseNumber() // token counts stay integers
+		if err := dec.Decode(&sr.usage); err != nil {
+			return nil, fmt.Errorf("read checkpoint usage: %w", err)
+		}
+	}
+	return sr, nil
+}
+
+// stageInputs are st's inputs: each from the program's inputs or an
+// earlier stage's outputs, as its bindings say.
+func stageInputs(st programfile.Stage, inputs jobs.Inputs, done map[string]*stageRun) map[string]any {
+	in := make(map[string]any, len(st.Inputs))
+	for _, b := range st.Inputs {
+		if b.Stage == "" {
+			if v, ok := inputs[b.From]; ok {
+				in[b.Field] = v
+			}
+			continue
+		}
+		if sr, ok := done[b.Stage]; ok {
+			if v, ok := sr.outputs[b.From]; ok {
+				in[b.Field] = v
+			}
+		}
+	}
+	return in
+}
+
+// result is the run's result: the program's outputs in order, the usage
+// of every stage in total, and for a multi-stage program each stage's.
+func result(c *programfile.Compiled, runs []*stageRun, multi bool) (*RunResult, error) {
+	byKey := make(map[string]*stageRun, len(runs))
+	total := map[string]program.Usage{}
+	cached := true
+	res := &RunResult{StateSHA256: c.Program.Provenance()}
+	for _, sr := range runs {
+		byKey[sr.key] = sr
+		total = program.MergeUsage(total, sr.usage)
+		cached = cached && sr.cp.CacheHit
+		if multi {
+			res.Stages = append(res.Stages, sr.cp.StageUsage)
+		}
+	}
+	for _, o := range c.Built.Outputs {
+		v, _ := byKey[o.Stage].result.Get(o.Field.Name)
+		res.Outputs = append(res.Outputs, jobs.Output{Name: o.Name, Value: v})
+	}
+	res.CacheHit = cached
+	res.Tokens = (&program.Result{Usage: total}).TotalTokens()
+	if !multi {
+		res.Usage = runs[0].cp.Usage // the stage's own, as encoded
+		return res, nil
+	}
+	usage, err := json.Marshal(total)
+	if err != nil {
+		return nil, fmt.Errorf("encode usage: %w", err)
+	}
+	res.Usage = usage
+	return res, nil
 }
 
 // countingLM counts a run's LM calls, failed ones included: a call cut off

@@ -9,11 +9,13 @@ import (
 	"github.com/qaqueue/qaqueue/internal/redisconn"
 )
 
-// tokenSink is where a job's answer pieces go: the attempt's Token method.
-type tokenSink func(ctx context.Context, field, content string) error
+// tokenSink is where a job's answer pieces go: the attempt's StageToken
+// method (stage "" for a single-stage program).
+type tokenSink func(ctx context.Context, stage, field, content string) error
 
-// resetSink voids what was streamed so far: the attempt's Reset method.
-type resetSink func(ctx context.Context, reason string) error
+// resetSink voids what was streamed so far (of stage, for a multi-stage
+// program): the attempt's StageReset method.
+type resetSink func(ctx context.Context, stage, reason string) error
 
 // resetField marks a queued reset among the segments (no output field is
 // named "").
@@ -38,26 +40,28 @@ type coalescer struct {
 
 	mu      sync.Mutex
 	pending []segment
-	err     error // first error that stops the run
+	stage   string // the stage whose chunks add queues (multi-stage)
+	err     error  // first error that stops the run
 	seen    map[string]bool
 	wake    chan struct{}
 	urgent  chan struct{} // a field's first chunk: publish without waiting
 	done    chan struct{}
 	stopped chan struct{}
+	syncs   chan chan struct{} // sync's requests
 }
 
 // segment is a queued write. sealed marks one whose write failed: it may
 // have landed, so it is repeated exactly as it was and takes no more chunks.
 type segment struct {
-	field, content string
-	sealed         bool
+	stage, field, content string
+	sealed                bool
 }
 
 func newCoalescer(sink tokenSink, reset resetSink, every time.Duration) *coalescer {
 	return &coalescer{
 		sink: sink, reset: reset, every: every, seen: map[string]bool{},
 		wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1),
-		done: make(chan struct{}), stopped: make(chan struct{}),
+		done: make(chan struct{}), stopped: make(chan struct{}), syncs: make(chan chan struct{}),
 	}
 }
 
@@ -65,7 +69,7 @@ func newCoalescer(sink tokenSink, reset resetSink, every time.Duration) *coalesc
 // every piece of the abandoned output before they are told to drop it.
 func (c *coalescer) addReset(reason string) error {
 	c.mu.Lock()
-	c.pending = append(c.pending, segment{field: resetField, content: reason})
+	c.pending = append(c.pending, segment{stage: c.stage, field: resetField, content: reason})
 	clear(c.seen) // the restarted output's first chunks go out at once again
 	signal(c.urgent)
 	err := c.err
@@ -81,10 +85,10 @@ func (c *coalescer) add(field, content string) error {
 		return nil
 	}
 	c.mu.Lock()
-	if n := len(c.pending); n > 0 && c.pending[n-1].field == field && !c.pending[n-1].sealed {
+	if n := len(c.pending); n > 0 && c.pending[n-1].field == field && c.pending[n-1].stage == c.stage && !c.pending[n-1].sealed {
 		c.pending[n-1].content += content
 	} else {
-		c.pending = append(c.pending, segment{field: field, content: content})
+		c.pending = append(c.pending, segment{stage: c.stage, field: field, content: content})
 	}
 	if !c.seen[field] {
 		c.seen[field] = true
@@ -96,6 +100,37 @@ func (c *coalescer) add(field, content string) error {
 	return err
 }
 
+// setStage makes the chunks and resets queued from now on stage's: a
+// multi-stage program's next stage has started.
+func (c *coalescer) setStage(stage string) {
+	c.mu.Lock()
+	c.stage = stage
+	clear(c.seen) // the stage's first chunks go out at once
+	c.mu.Unlock()
+}
+
+// sync returns once every chunk queued before it has been published (or
+// publishing has stopped, whose error it returns): what a stage streamed
+// goes out before its stage_completed event.
+func (c *coalescer) sync(ctx context.Context) error {
+	reply := make(chan struct{})
+	select {
+	case c.syncs <- reply:
+	case <-c.stopped:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-reply:
+	case <-c.stopped:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 // run publishes until close; ctx bounds each write.
 func (c *coalescer) run(ctx context.Context) {
 	defer close(c.stopped)
@@ -103,6 +138,10 @@ func (c *coalescer) run(ctx context.Context) {
 	for {
 		select {
 		case <-c.wake:
+		case reply := <-c.syncs:
+			c.drain(ctx)
+			close(reply)
+			continue
 		case <-c.done:
 			c.drain(ctx)
 			return
@@ -120,6 +159,10 @@ func (c *coalescer) run(ctx context.Context) {
 		case <-t.C:
 		case <-urgent:
 			t.Stop()
+		case reply := <-c.syncs:
+			t.Stop()
+			c.drain(ctx)
+			close(reply)
 		case <-c.done:
 			t.Stop()
 			c.drain(ctx)
@@ -128,9 +171,9 @@ func (c *coalescer) run(ctx context.Context) {
 	}
 }
 
-// drain publishes what is left when the run ends, waiting out an outage as
-// the attempt's end write does; if Redis stays away, the error stops the
-// attempt.
+// drain publishes what is left when the run ends (or a sync asks),
+// waiting out an outage as the attempt's end write does; if Redis stays
+// away, the error stops the attempt.
 func (c *coalescer) drain(ctx context.Context) {
 	if err := persist(ctx, c.flush); err != nil {
 		c.stop(err)
@@ -158,9 +201,9 @@ func (c *coalescer) flush(ctx context.Context) error {
 	for i, s := range batch {
 		var err error
 		if s.field == resetField {
-			err = c.reset(ctx, s.content)
+			err = c.reset(ctx, s.stage, s.content)
 		} else {
-			err = c.sink(ctx, s.field, s.content)
+			err = c.sink(ctx, s.stage, s.field, s.content)
 		}
 		switch {
 		case err == nil:

@@ -124,7 +124,7 @@ func TestCoalescerRidesOutARedisOutage(t *testing.T) {
 		t.Fatalf("start = %v %v", out, err)
 	}
 
-	c := newCoalescer(att.Token, att.Reset, time.Millisecond)
+	c := newCoalescer(att.StageToken, att.StageReset, time.Millisecond)
 	go c.run(ctx)
 	var want []string // "field:content" in the order written
 	for i := range 60 {
@@ -217,7 +217,7 @@ func TestCoalescerStopsWhenTheJobEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCoalescer(att.Token, att.Reset, time.Millisecond)
+	c := newCoalescer(att.StageToken, att.StageReset, time.Millisecond)
 	go c.run(ctx)
 	if _, err := client.Cancel(ctx, sub.Job.ID); err != nil {
 		t.Fatal(err)
@@ -254,11 +254,51 @@ func (s *sinkLog) write(call string) error {
 	return err
 }
 
-func (s *sinkLog) token(_ context.Context, field, content string) error {
-	return s.write(field + ":" + content)
+func (s *sinkLog) token(_ context.Context, stage, field, content string) error {
+	return s.write(staged(stage, field+":"+content))
 }
 
-func (s *sinkLog) reset(_ context.Context, reason string) error { return s.write("reset:" + reason) }
+func (s *sinkLog) reset(_ context.Context, stage, reason string) error {
+	return s.write(staged(stage, "reset:"+reason))
+}
+
+// staged prefixes a write of a multi-stage program's stage with "stage/".
+func staged(stage, call string) string {
+	if stage == "" {
+		return call
+	}
+	return stage + "/" + call
+}
+
+// A multi-stage run's chunks and resets are published under the stage that
+// made them, so a reset drops that stage's text alone; sync publishes what
+// is queued at once, whatever the interval, so a stage's text goes out
+// before its stage_completed.
+func TestCoalescerStagesAndSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &sinkLog{}
+		c := startCoalescer(t, s, time.Hour)
+		c.setStage("extract")
+		mustAdd(t, c, "reasoning", "a")
+		synctest.Wait()
+		mustAdd(t, c, "reasoning", "b") // held for the interval
+		synctest.Wait()
+		s.expect(t, "before sync", "extract/reasoning:a")
+		if err := c.sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.expect(t, "after sync", "extract/reasoning:a", "extract/reasoning:b")
+		c.setStage("verify")
+		mustAdd(t, c, "reasoning", "c")
+		if err := c.addReset("fell back"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.close(); err != nil {
+			t.Fatal(err)
+		}
+		s.expect(t, "after close", "extract/reasoning:a", "extract/reasoning:b", "verify/reasoning:c", "verify/reset:fell back")
+	})
+}
 
 // expect fails the test unless the writes so far are want. Call it after
 // synctest.Wait, when the publisher is idle.

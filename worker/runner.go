@@ -31,6 +31,23 @@ type RunOptions struct {
 	// OnReset is called when pieces already streamed are abandoned (the
 	// program falls back to another adapter).
 	OnReset func(reason string)
+
+	// Program and ProgramVersion name the program to run: the spec's
+	// (an "@alias" suffix is ignored; "" is qa).
+	Program, ProgramVersion string
+	// Done are the stages of a multi-stage program that earlier attempts
+	// finished, from the first, as their checkpoints hold them: the run
+	// resumes after them without calling the LM for them again.
+	Done []jobs.Checkpoint
+	// OnStageStart is called as each stage of a multi-stage program starts
+	// running: the chunks and resets that follow are that stage's. Not
+	// called for a single-stage program.
+	OnStageStart func(stage string)
+	// OnStage is called with each stage of a multi-stage program that has
+	// just finished (index from 0), before the next starts; an error stops
+	// the run with it. Not called for a single-stage program, nor for the
+	// stages in Done.
+	OnStage func(ctx context.Context, index int, cp *jobs.Checkpoint) error
 }
 
 // RunResult is a successful run.
@@ -44,6 +61,12 @@ type RunResult struct {
 	CacheHit bool
 	// LMCalls counts the run's LM calls, failed ones included.
 	LMCalls int
+	// StateSHA256 is the run's program state; "" leaves the result the
+	// Runner's.
+	StateSHA256 string
+	// Stages are a multi-stage program's stages, each with its usage
+	// (Usage is their total); nil for a single-stage program.
+	Stages []jobs.StageUsage
 }
 
 // RunError is a failed run that called the LM: the calls count toward the

@@ -37,8 +37,14 @@ type sink interface {
 // streamer publishes the pieces of an answer as the run streams them: a
 // job's attempt does (store.Attempt); a batch item streams nothing.
 type streamer interface {
-	Token(ctx context.Context, field, content string) error
-	Reset(ctx context.Context, reason string) error
+	StageToken(ctx context.Context, stage, field, content string) error
+	StageReset(ctx context.Context, stage, reason string) error
+}
+
+// checkpointer records a multi-stage job's finished stage (store.Attempt):
+// a retry resumes after it.
+type checkpointer interface {
+	Checkpoint(ctx context.Context, index int, cp *jobs.Checkpoint) error
 }
 
 // ended reports whether a write was refused because the job or item had
@@ -120,17 +126,24 @@ func (w *Worker) settle(ctx context.Context, t *asynq.Task, a *attempt, v verdic
 // complete records a run's result.
 func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verdict) error {
 	res := v.run
+	state := res.StateSHA256
+	if state == "" {
+		state = w.deps.Runner.StateSHA256()
+	}
 	r := &jobs.Result{
 		Outputs: res.Outputs,
 		Provenance: jobs.Provenance{
-			Model: w.deps.Runner.Model(), StateSHA256: w.deps.Runner.StateSHA256(),
+			Model: w.deps.Runner.Model(), StateSHA256: state,
 			CacheHit: res.CacheHit, LMCalls: res.LMCalls,
+			Program: programName(a.spec.Program), ProgramVersion: a.spec.ProgramVersion,
 		},
 		Usage:          res.Usage,
 		LatencySeconds: v.took.Seconds(),
+		Stages:         res.Stages,
 	}
 	if w.cfg.DisableUsage {
 		r.Usage = json.RawMessage("null")
+		r.Stages = withoutUsage(r.Stages)
 	}
 	var recorded json.RawMessage
 	err := persist(ctx, func(ctx context.Context) (err error) {
@@ -153,6 +166,16 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 	w.deps.Metrics.observeRun(a.queue, v.took)
 	a.line(zerolog.InfoLevel, true).Int64("took_ms", v.took.Milliseconds()).Bool("cache_hit", res.CacheHit).Msg(a.kind.name + " completed")
 	return nil
+}
+
+// withoutUsage is stages with each usage null (TRACK_USAGE=false).
+func withoutUsage(stages []jobs.StageUsage) []jobs.StageUsage {
+	out := make([]jobs.StageUsage, len(stages))
+	for i, s := range stages {
+		s.Usage = json.RawMessage("null")
+		out[i] = s
+	}
+	return out
 }
 
 // stopped ends a run whose job or batch was cancelled, or that a newer

@@ -25,6 +25,7 @@ import (
 type bundle struct {
 	db      *redistest.DB
 	lm      *fakelm.Server
+	lc      *lmclient.Client // the runner's LM, on lm
 	store   *store.Jobs
 	client  *store.Client
 	batches *batches.Store
@@ -54,7 +55,7 @@ func setup(t *testing.T, jcfg store.Config) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{db: db, lm: lm, store: jobStore, client: store.NewClient(db.Client, jobStore), batches: bs,
+	b := &bundle{db: db, lm: lm, lc: lc, store: jobStore, client: store.NewClient(db.Client, jobStore), batches: bs,
 		runner: worker.NewProgramRunner(program.NewQA(), lc), logs: &testlog.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.hub = store.NewHub(ctx, db.Client, zerolog.Nop())

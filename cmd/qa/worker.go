@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
@@ -93,6 +94,14 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
+	qa, err := worker.BuiltinQA(prog)
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
+	// The built-in qa program: what the worker serves until the program
+	// registry (PROGRAMS_DIR, pushed programs) is wired in front of it.
+	programs := worker.StaticPrograms{{Name: jobs.ProgramQA}: qa}
 	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		closeLM()
@@ -104,7 +113,7 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		return nil, err
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
-		Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(prog, lm),
+		Redis: rdb, Store: jobStore, Runner: worker.NewRunner(programs, lm),
 		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs,
 	})
 	if err != nil {
