@@ -17,7 +17,8 @@ type Output struct {
 // signature (reasoning first for a chain of thought), as the program
 // returned them. They marshal as a JSON object with the fields in that
 // order, and unmarshal from one keeping its order; values decode as
-// encoding/json decodes into any.
+// encoding/json decodes into any, except numbers, which stay json.Number as
+// written: a float output stored as 1.0 goes out again as 1.0.
 type Outputs []Output
 
 // Get returns the value of the output field name and whether it is there.
@@ -66,6 +67,7 @@ func (o *Outputs) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return errors.New("decode outputs: not an object")
 	}

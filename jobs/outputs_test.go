@@ -36,7 +36,7 @@ func TestOutputsKeepTheirOrder(t *testing.T) {
 	wantBack := jobs.Outputs{
 		{Name: "reasoning", Value: "Because <b> & more."},
 		{Name: "answer", Value: "42"},
-		{Name: "scores", Value: map[string]any{"a": 1.0, "b": 2.0}},
+		{Name: "scores", Value: map[string]any{"a": json.Number("1"), "b": json.Number("2")}},
 		{Name: "tags", Value: []any{"x", "y"}},
 		{Name: "none", Value: nil},
 	}
@@ -93,5 +93,22 @@ func TestOutputsNullAndEmpty(t *testing.T) {
 	var out jobs.Outputs
 	if err := json.Unmarshal([]byte(`["answer"]`), &out); err == nil {
 		t.Error("an array read as outputs")
+	}
+}
+
+// A float output written as 1.0 (Python's json.dumps form, which the worker
+// writes) reads back and goes out again as 1.0, not as the integer 1.
+func TestOutputsKeepNumbersAsWritten(t *testing.T) {
+	in := `{"confidence":1.0,"scores":[2.0,0.5],"count":3,"big":1e+20}`
+	var o jobs.Outputs
+	if err := json.Unmarshal([]byte(in), &o); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != in {
+		t.Errorf("round trip:\n got %s\nwant %s", b, in)
 	}
 }

@@ -144,7 +144,7 @@ func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st p
 	for _, k := range res.Outputs.Keys() { // the signature's order
 		v, _ := res.Outputs.Get(k)
 		sr.outputs[k] = v
-		sr.result = append(sr.result, jobs.Output{Name: k, Value: v})
+		sr.result = append(sr.result, jobs.Output{Name: k, Value: program.ResultValue(v)})
 	}
 	usage, err := json.Marshal(res.Usage)
 	if err != nil {
