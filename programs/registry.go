@@ -14,18 +14,18 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/redis/go-redis/v9"
 )
 
-// Defaults of Config, written once; package config repeats the ones set by
-// variables (PROGRAM_MAX_BYTES, PROGRAM_MAX_VERSIONS) as its own.
+// Defaults of Config; those of variables are package config's.
 const (
 	// DefaultMaxBytes is PROGRAM_MAX_BYTES's default: a push's file,
 	// source and state together.
-	DefaultMaxBytes = 8 << 20
+	DefaultMaxBytes = int64(config.DefaultProgramMaxBytes)
 	// DefaultMaxVersions is PROGRAM_MAX_VERSIONS's default.
-	DefaultMaxVersions = 20
+	DefaultMaxVersions = config.DefaultProgramMaxVersions
 	// DefaultCacheVersions bounds the compiled versions a process keeps:
 	// see Config.CacheVersions.
 	DefaultCacheVersions = 16
