@@ -13,7 +13,8 @@ const NamesKey = "qa:programs"
 const AliasChannel = "qa:programs:aliases"
 
 // VersionsKey is a program's versions: a sorted set of version hashes
-// scored by their first push, in unix milliseconds (oldest pruned first).
+// scored by their first push, in unix milliseconds made to increase with
+// each push (oldest pruned first).
 func VersionsKey(name string) string { return "qa:program:" + name + ":versions" }
 
 // AliasesKey is a program's aliases: a hash of alias to version.

@@ -21,7 +21,12 @@ local created = 0
 if op == 'push' then
   if redis.call('EXISTS', vkey) == 0 then
     redis.call('HSET', vkey, unpack(ARGV, 9))
-    redis.call('ZADD', versions, ARGV[8], version)
+    -- Scores increase with each new version, even within a millisecond,
+    -- so pruning follows push order.
+    local score = tonumber(ARGV[8])
+    local newest = redis.call('ZRANGE', versions, -1, -1, 'WITHSCORES')
+    if newest[2] and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
+    redis.call('ZADD', versions, score, version)
     created = 1
   end
   redis.call('SADD', names, name)
