@@ -135,9 +135,12 @@ func pushBodyError(err error) *apiError {
 			message: te.Field + ": must be a string", cause: err}
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: f,
-			message: f + ": unknown field (a push is {\"file\", \"source\"?, \"state\"?})", cause: err}
+		field := strings.Trim(f, `"`)
+		if field == "" {
+			field = "body" // {"": …} names no field to point at
+		}
+		return &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: field,
+			message: field + ": unknown field " + f + " (a push is {\"file\", \"source\"?, \"state\"?})", cause: err}
 	}
 	return &apiError{status: http.StatusUnprocessableEntity, code: "invalid_json", field: "body",
 		message: "request body is not a JSON object {\"file\", \"source\"?, \"state\"?}: " + err.Error(), cause: err}
