@@ -262,3 +262,20 @@ func TestBatchProgram(t *testing.T) {
 		t.Errorf("batch spec: program %q version %q, want two-stage@latest %s", bt.Spec.Program, bt.Spec.ProgramVersion, v)
 	}
 }
+
+// A pushed qa is what the QA program's requests run, the seed's included:
+// they resolve qa like any program, and its question keeps its limits.
+func TestPushedQA(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: api.Config{MaxQuestionChars: 20}})
+	file := "name: qa\nstages:\n  - key: predict.predict\n    module: ChainOfThought\n    signature: \"question -> answer, key_concepts, question_type\"\n"
+	v := b.push(t, "qa", map[string]any{"file": file}, nil, http.StatusCreated).Version
+	j, err := b.store.Get(context.Background(), b.submit(t, "Why?"))
+	if err != nil || j.Spec.ProgramVersion != v {
+		t.Fatalf("a question after qa was pushed: version %q (%v), want %s", j.Spec.ProgramVersion, err, v)
+	}
+	got := b.wantV1ErrorBody(t, "POST", "/v1/jobs", map[string]any{"question": strings.Repeat("x", 21)}, nil, http.StatusUnprocessableEntity, "question")
+	if !strings.Contains(got.Error.Message, "20") {
+		t.Errorf("an over-long question: %q, want MAX_QUESTION_CHARS's 20", got.Error.Message)
+	}
+}

@@ -2,7 +2,6 @@ package programs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -213,10 +212,4 @@ func (r *Registry) loop(ctx context.Context, notices <-chan *redis.Message, onEr
 			report(r.refreshAll(ctx))
 		}
 	}
-}
-
-// IsUnknown reports whether err is an *UnknownError.
-func IsUnknown(err error) bool {
-	var u *UnknownError
-	return errors.As(err, &u)
 }
