@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qaqueue/qaqueue/api"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/programs"
 )
 
@@ -278,4 +279,41 @@ func TestPushedQA(t *testing.T) {
 	if !strings.Contains(got.Error.Message, "20") {
 		t.Errorf("an over-long question: %q, want MAX_QUESTION_CHARS's 20", got.Error.Message)
 	}
+}
+
+// Two APIs on one Redis: an alias moved through one changes what new jobs
+// submitted to the other run, without a restart (pub/sub, else the
+// re-read every second).
+func TestAliasMoveReachesAnotherAPI(t *testing.T) {
+	t.Parallel()
+	a := setup(t, options{})
+	other := setup(t, options{db: a.db})
+	v1 := a.push(t, "two-stage", twoStagePush(t, "v1"), nil, http.StatusCreated).Version
+	v2 := a.push(t, "two-stage", twoStagePush(t, "v2"), nil, http.StatusCreated).Version
+	move := func(v string) {
+		t.Helper()
+		if resp, out := a.do(t, "PUT", "/v1/programs/two-stage/aliases/stable", map[string]string{"version": v}, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("move stable: %d %s", resp.StatusCode, out)
+		}
+	}
+	runs := func() string {
+		resp, out := other.do(t, "POST", "/v1/jobs", map[string]any{"program": "two-stage@stable",
+			"inputs": map[string]any{"question": "q", "context": []string{"c"}}}, nil)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", resp.StatusCode, out)
+		}
+		j, err := other.store.Get(context.Background(), decode[submitted](t, out).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.Spec.ProgramVersion
+	}
+	move(v1)
+	if got := runs(); got != v1 {
+		t.Fatalf("stable runs %s, want %s", got, v1)
+	}
+	move(v2)
+	testwait.Until(t, "the other API to run the moved alias", func() bool { return runs() == v2 })
+	move(v1) // rolling back is moving it back
+	testwait.Until(t, "the other API to run the rolled-back alias", func() bool { return runs() == v1 })
 }
