@@ -93,6 +93,9 @@ func TestProgramRoutes(t *testing.T) {
 		}
 	}
 	b.wantV1ErrorBody(t, "GET", "/v1/programs/nope", nil, alice, http.StatusNotFound, "")
+	// Nothing but a name and a version reaches a key name.
+	b.wantV1ErrorBody(t, "GET", "/v1/programs/two-stage:versions", nil, alice, http.StatusNotFound, "")
+	b.wantV1ErrorBody(t, "GET", "/v1/programs/two-stage?version=..%2Fx", nil, ops, http.StatusNotFound, "version")
 
 	// Aliases: admin keys move them; a move is what new jobs resolve.
 	alias := "/v1/programs/two-stage/aliases/stable"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/programfile"
@@ -25,6 +26,9 @@ func (r *Registry) Program(ctx context.Context, name, version string) (*programf
 		}
 		return r.fallback.Program(ctx, name, version)
 	}
+	if !validRef(name, version) {
+		return nil, fmt.Errorf("load program %q@%q: %w", name, short(version), jobs.ErrProgramVersionGone)
+	}
 	key := cacheKey(name, version)
 	if c, ok := r.compiled.Get(key); ok {
 		return c, nil
@@ -39,6 +43,15 @@ func (r *Registry) Program(ctx context.Context, name, version string) (*programf
 	}
 	r.compiled.Add(key, c)
 	return c, nil
+}
+
+// versionPattern is a version: sha256 hex.
+var versionPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// validRef reports whether name and version can name a stored version, so
+// that nothing else a request says reaches a key name.
+func validRef(name, version string) bool {
+	return namePattern.MatchString(name) && versionPattern.MatchString(version)
 }
 
 // short is a version as shown: its first 12 characters.
@@ -100,6 +113,9 @@ var ErrNotPushed = errors.New("program not pushed")
 
 // Get describes program name: its aliases and versions, newest first.
 func (r *Registry) Get(ctx context.Context, name string) (Listing, error) {
+	if !namePattern.MatchString(name) {
+		return Listing{}, fmt.Errorf("read program %q: %w", name, ErrNotPushed)
+	}
 	var aliases *redis.MapStringStringCmd
 	var versions *redis.StringSliceCmd
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -136,6 +152,9 @@ func (r *Registry) Get(ctx context.Context, name string) (Listing, error) {
 
 // Detail describes one version of program name for an admin key.
 func (r *Registry) Detail(ctx context.Context, name, version string) (Detail, error) {
+	if !validRef(name, version) {
+		return Detail{}, fmt.Errorf("read program %q@%q: %w", name, short(version), jobs.ErrProgramVersionGone)
+	}
 	vals, err := r.rdb.HMGet(ctx, VersionKey(name, version), "info", "file", "source", "state").Result()
 	if err != nil {
 		return Detail{}, fmt.Errorf("read program %s@%s: %w", name, short(version), err)
