@@ -22,8 +22,9 @@
 // API within a second without a restart. The name qa with no pushed qa
 // resolves to version "": the built-in program.
 //
-// Program returns a compiled version, loading it on demand into an LRU of
-// Config.CacheVersions entries; a version no longer stored is an error
+// Program returns a compiled version, loading it on demand into an LRU
+// bounded by Config.CacheVersions entries and Config.CacheBytes pushed
+// bytes; a version no longer stored is an error
 // wrapping jobs.ErrProgramVersionGone, and qa's version "" comes from the
 // fallback source given to New.
 package programs

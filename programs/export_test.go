@@ -24,3 +24,11 @@ func (r *Registry) RunWith(ctx context.Context, subscribe bool, interval time.Du
 	close(ready)
 	r.loop(ctx, sub.Channel(), onError)
 }
+
+// Cached is what the LRU of compiled versions holds: how many, and their
+// pushed bytes.
+func (r *Registry) Cached() (n int, bytes int64) {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	return r.compiled.Len(), r.cachedBytes
+}

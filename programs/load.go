@@ -30,8 +30,8 @@ func (r *Registry) Program(ctx context.Context, name, version string) (*programf
 		return nil, fmt.Errorf("load program %q@%q: %w", name, short(version), jobs.ErrProgramVersionGone)
 	}
 	key := cacheKey(name, version)
-	if c, ok := r.compiled.Get(key); ok {
-		return c, nil
+	if v, ok := r.compiled.Get(key); ok {
+		return v.c, nil
 	}
 	b, err := r.bundle(ctx, name, version)
 	if err != nil {
@@ -41,8 +41,25 @@ func (r *Registry) Program(ctx context.Context, name, version string) (*programf
 	if err != nil {
 		return nil, fmt.Errorf("load program %s@%s: %w", name, short(version), err)
 	}
-	r.compiled.Add(key, c)
+	r.cache(key, c, b)
 	return c, nil
+}
+
+// cache keeps c, compiled from b, under key, evicting the least recently
+// used versions beyond CacheVersions or CacheBytes (never the one just
+// kept).
+func (r *Registry) cache(key string, c *programfile.Compiled, b *programfile.Bundle) {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	if r.compiled.Contains(key) {
+		return
+	}
+	size := int64(len(b.YAML) + len(b.Source) + len(b.State))
+	r.compiled.Add(key, cachedVersion{c: c, bytes: size})
+	r.cachedBytes += size
+	for r.cachedBytes > r.cfg.CacheBytes && r.compiled.Len() > 1 {
+		r.compiled.RemoveOldest()
+	}
 }
 
 // versionPattern is a version: sha256 hex.

@@ -95,3 +95,39 @@ func TestProgramMemory(t *testing.T) {
 		t.Errorf("the heap did not grow with the versions held (%d bytes): the measure is broken", grew)
 	}
 }
+
+// The LRU is bounded by bytes too: versions near PROGRAM_MAX_BYTES are
+// held a few at a time, the last one always.
+func TestProgramCacheBytes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := redistest.New(t)
+	pusher := newRegistry(t, db, programs.Config{})
+	var versions []string
+	size := 0
+	for n := range 6 {
+		b := optimizedTwoStage(t, n+1)
+		size = len(b.YAML) + len(b.Source) + len(b.State)
+		versions = append(versions, push(t, pusher, b).Version)
+	}
+	limit := int64(size*5/2) + 1 // room for two versions, not three
+	served := newRegistry(t, db, programs.Config{CacheBytes: limit})
+	for _, v := range versions {
+		if _, err := served.Program(ctx, "two-stage", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, bytes := served.Cached(); n != 2 || bytes > limit {
+		t.Errorf("the LRU holds %d versions, %d bytes; want 2 within %d", n, bytes, limit)
+	}
+	// One version over the bound is still served, and held alone.
+	tiny := newRegistry(t, db, programs.Config{CacheBytes: 1})
+	for _, v := range versions[:2] {
+		if _, err := tiny.Program(ctx, "two-stage", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := tiny.Cached(); n != 1 {
+		t.Errorf("with a bound below one version the LRU holds %d, want the last one", n)
+	}
+}

@@ -29,6 +29,9 @@ const (
 	// DefaultCacheVersions bounds the compiled versions a process keeps:
 	// see Config.CacheVersions.
 	DefaultCacheVersions = 16
+	// DefaultCacheBytes bounds the pushed bytes of the compiled versions a
+	// process keeps: see Config.CacheBytes.
+	DefaultCacheBytes = 24 << 20
 	// DefaultRefreshInterval is how often the alias cache is re-read whole.
 	DefaultRefreshInterval = time.Second
 )
@@ -55,10 +58,16 @@ type Config struct {
 	// 58 KB state with 16 demos: TestProgramMemory), and realistic states
 	// are kilobytes to a few hundred: 16 of them stay far under the 50 MB a
 	// process may grow by, while covering the versions a fleet runs at once
-	// during a rollout (old and new of each live program). A state near
-	// PROGRAM_MAX_BYTES would need a bound in bytes as well. Default
+	// during a rollout (old and new of each live program). States near
+	// PROGRAM_MAX_BYTES are bounded by CacheBytes instead. Default
 	// DefaultCacheVersions.
 	CacheVersions int
+	// CacheBytes bounds the pushed bytes (file, source and state) of the
+	// compiled versions Program keeps; the last one loaded is kept
+	// whatever its size. At about 1.4 compiled bytes per pushed byte, the
+	// default keeps a process within some 35 MB of compiled programs
+	// however large they are pushed. Default DefaultCacheBytes.
+	CacheBytes int64
 	// RefreshInterval is how often Run re-reads every alias, the bound on
 	// how late a move is seen when a pub/sub notice is lost. Default (and
 	// most) DefaultRefreshInterval.
@@ -69,6 +78,7 @@ func (c Config) withDefaults() Config {
 	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
 	c.MaxVersions = cmp.Or(c.MaxVersions, DefaultMaxVersions)
 	c.CacheVersions = cmp.Or(c.CacheVersions, DefaultCacheVersions)
+	c.CacheBytes = cmp.Or(c.CacheBytes, DefaultCacheBytes)
 	c.RefreshInterval = cmp.Or(c.RefreshInterval, DefaultRefreshInterval)
 	return c
 }
@@ -93,7 +103,17 @@ type Registry struct {
 	// programs this process has resolved or re-read.
 	aliases map[string]map[string]string
 
-	compiled *lru.Cache[string, *programfile.Compiled]
+	// cacheMu guards changes to compiled and cachedBytes together (the
+	// LRU's eviction callback runs within them).
+	cacheMu     sync.Mutex
+	compiled    *lru.Cache[string, cachedVersion]
+	cachedBytes int64
+}
+
+// cachedVersion is a compiled version and its pushed bytes.
+type cachedVersion struct {
+	c     *programfile.Compiled
+	bytes int64
 }
 
 // New returns a registry on rdb. fallback serves ("qa", ""), the built-in
@@ -101,16 +121,19 @@ type Registry struct {
 func New(rdb redis.UniversalClient, cfg Config, fallback Source) (*Registry, error) {
 	cfg = cfg.withDefaults()
 	switch {
-	case cfg.MaxBytes < 1, cfg.MaxVersions < 1, cfg.CacheVersions < 1:
-		return nil, fmt.Errorf("new registry: MaxBytes (%d), MaxVersions (%d) and CacheVersions (%d) must be positive", cfg.MaxBytes, cfg.MaxVersions, cfg.CacheVersions)
+	case cfg.MaxBytes < 1, cfg.MaxVersions < 1, cfg.CacheVersions < 1, cfg.CacheBytes < 1:
+		return nil, fmt.Errorf("new registry: MaxBytes (%d), MaxVersions (%d), CacheVersions (%d) and CacheBytes (%d) must be positive",
+			cfg.MaxBytes, cfg.MaxVersions, cfg.CacheVersions, cfg.CacheBytes)
 	case cfg.RefreshInterval > DefaultRefreshInterval:
 		return nil, fmt.Errorf("new registry: RefreshInterval %v is over %v: alias moves must reach every process within a second", cfg.RefreshInterval, DefaultRefreshInterval)
 	}
-	c, err := lru.New[string, *programfile.Compiled](cfg.CacheVersions)
+	r := &Registry{rdb: rdb, cfg: cfg, fallback: fallback, aliases: map[string]map[string]string{}}
+	c, err := lru.NewWithEvict(cfg.CacheVersions, func(_ string, v cachedVersion) { r.cachedBytes -= v.bytes })
 	if err != nil {
 		return nil, fmt.Errorf("new registry: %w", err)
 	}
-	return &Registry{rdb: rdb, cfg: cfg, fallback: fallback, aliases: map[string]map[string]string{}, compiled: c}, nil
+	r.compiled = c
+	return r, nil
 }
 
 // MaxBytes is the most a push may hold (PROGRAM_MAX_BYTES).
@@ -209,8 +232,8 @@ func (r *Registry) Push(ctx context.Context, b *programfile.Bundle) (Pushed, err
 	if err != nil {
 		return Pushed{}, fmt.Errorf("push program %s: %w", name, err)
 	}
-	r.compiled.Add(cacheKey(name, version), c)
-	r.refresh(ctx, name)
+	r.cache(cacheKey(name, version), c, b)
+	_, _ = r.refresh(ctx, name) // the alias cache catches up within a second anyway
 	return Pushed{Name: name, Version: version, Created: res[0] == "1", Pruned: res[1:]}, nil
 }
 

@@ -167,6 +167,8 @@ func (r *Registry) refreshAll(ctx context.Context) error {
 // version is gone in every process, not only in those that never loaded
 // it.
 func (r *Registry) evictGone(stored map[string][]string) {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
 	for _, key := range r.compiled.Keys() {
 		name, version, _ := strings.Cut(key, "@")
 		if versions, ok := stored[name]; ok && !slices.Contains(versions, version) {
