@@ -90,6 +90,9 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	if access == accessUser {
 		key, ok := s.cfg.APIKeys.Lookup(bearerToken(c.GetHeader("Authorization")))
+		if admin, isAdmin := s.cfg.AdminAPIKeys.Lookup(bearerToken(c.GetHeader("Authorization"))); !ok && isAdmin && isProgramsPath(c.Request.URL.Path) {
+			key, ok = admin, true // the registry's routes take admin keys too (programs.go)
+		}
 		if !ok {
 			s.unauthorized(c, `Bearer realm="qaqueue"`)
 			return

@@ -18,6 +18,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
@@ -63,7 +64,7 @@ func BenchmarkBatchIngest(b *testing.B) {
 	hub := store.NewHub(hctx, db.Client, zerolog.Nop())
 	go hub.Run(hctx)
 	defer func() { _ = hub.Close(); hcancel() }()
-	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Log: zerolog.Nop()})
+	srv, err := api.New(api.Config{}, api.Deps{Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: newPrograms(b, db, programs.Config{}), Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

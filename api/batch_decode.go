@@ -59,13 +59,21 @@ type batchLimits struct {
 	// MaxInputBytes is MAX_INPUT_BYTES: the most bytes one item's inputs
 	// may take. A line may be batchEnvelopeBytes longer.
 	MaxInputBytes int
+	// Program is the batch's program, resolved at create; nil: the
+	// built-in QA program.
+	Program *resolvedProgram
 }
 
 func (l batchLimits) maxLine() int { return l.MaxInputBytes + batchEnvelopeBytes }
 
-// spec is what an item's inputs are validated against.
-func (l batchLimits) spec() jobs.Limits {
-	return jobs.Limits{MaxQuestionChars: l.MaxQuestionChars, MaxInputBytes: l.MaxInputBytes}
+// spec is what an item's inputs are validated against: the limits and the
+// batch's program.
+func (l batchLimits) spec() specRules {
+	p := l.Program
+	if p == nil {
+		p = &builtinQA
+	}
+	return specRules{lim: jobs.Limits{MaxQuestionChars: l.MaxQuestionChars, MaxInputBytes: l.MaxInputBytes}, batch: p}
 }
 
 // errTooManyItems is an upload over BATCH_MAX_ITEMS.
@@ -431,7 +439,8 @@ func (d *batchDecoder) spec(m map[string]json.RawMessage) (jobs.ClientSpec, erro
 	if err != nil {
 		return jobs.ClientSpec{}, err
 	}
-	return itemForm.decode(values, d.lim.spec(), jobs.Options{})
+	spec, _, err := itemForm.decode(values, d.lim.spec(), jobs.Options{})
+	return spec, err
 }
 
 // itemValues decodes the values of an item's fields but custom_id, numbers

@@ -189,9 +189,16 @@ func (h *batchHandlers) create(c *gin.Context) {
 		h.replay(c, replay)
 		return
 	}
-	// The items' spec, but for their inputs: the server part is set here.
-	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: jobs.ProgramQA, Options: jobs.Options{NoCache: c.Query("no_cache") == "true"}},
-		ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueBatch}}
+	// The items' program, resolved once for all of them (?program=,
+	// default qa), and their spec but for their inputs: the server part is
+	// set here.
+	prog, err := h.program(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: prog.ref, Options: jobs.Options{NoCache: c.Query("no_cache") == "true"}},
+		ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueBatch, ProgramVersion: prog.version}}
 	rctx, rcancel = s.redisCtx(c)
 	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Spec: spec, TTL: s.uploadTTL()})
 	rcancel()
@@ -199,7 +206,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	bodyHash, err := h.read(c, up.Add)
+	bodyHash, err := h.read(c, up.Add, &prog)
 	// The body took as long as it took; the answer gets its own time.
 	s.writeDeadline(c, batchCreateTimeout)
 	if err != nil {
@@ -217,11 +224,31 @@ func (h *batchHandlers) create(c *gin.Context) {
 	h.accepted(c, created)
 }
 
+// program resolves the upload's ?program= (default qa). An unknown one is
+// a 422 naming the program parameter and the known ones.
+func (h *batchHandlers) program(c *gin.Context) (resolvedProgram, error) {
+	ref := c.DefaultQuery("program", jobs.ProgramQA)
+	ctx, cancel := h.s.redisCtx(c)
+	defer cancel()
+	p, err := h.s.resolveProgram(ctx, ref)
+	var se *jobs.SpecError
+	if errors.As(err, &se) {
+		return p, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "program",
+			message: "program: " + strings.TrimPrefix(se.Error(), "program: "), cause: err}
+	}
+	return p, err
+}
+
 // replay answers a repeated upload with the batch its Idempotency-Key names,
 // once its body is read (and validated: an upload that would be refused is
 // refused) and found the same; nothing is stored.
 func (h *batchHandlers) replay(c *gin.Context, r *batches.Replayed) {
-	bodyHash, err := h.read(c, nil)
+	prog, err := h.program(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	bodyHash, err := h.read(c, nil, &prog)
 	h.s.writeDeadline(c, batchCreateTimeout)
 	if err == nil && bodyHash != r.BodyHash {
 		err = store.ErrIdempotencyMismatch
@@ -261,11 +288,11 @@ func (h *batchHandlers) tooBig() *apiError {
 // validate only; each call has RedisTimeout, as it may store a chunk), and
 // returns the hash that identifies the upload for an Idempotency-Key: its
 // body's, and ?no_cache. Every way it can fail is an error to answer.
-func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.BatchItem) error) (string, error) {
+func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.BatchItem) error, prog *resolvedProgram) (string, error) {
 	s := h.s
 	sum := sha256.New()
 	body := http.MaxBytesReader(c.Writer, newUploadBody(c, s.cfg.BatchUploadGrace, s.cfg.BatchUploadMinRate), s.cfg.BatchMaxBytes)
-	lim := batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes)}
+	lim := batchLimits{MaxItems: s.cfg.BatchMaxItems, MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes), Program: prog}
 	var store func(jobs.BatchItem) error
 	if add != nil {
 		store = func(it jobs.BatchItem) error {

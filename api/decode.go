@@ -87,55 +87,61 @@ func object(v any, loc []any) (map[string]any, *fieldError) {
 }
 
 // decodeSpecBody decodes a body that is one JSON object into the client part
-// of a job's spec, by form (see spec.go); the options it does not set keep
-// their values in defaults.
-func decodeSpecBody(body []byte, form bodyForm, lim jobs.Limits, defaults jobs.Options) (jobs.ClientSpec, error) {
+// of a job's spec, by form (see spec.go), and returns it with its program's
+// version; the options it does not set keep their values in defaults.
+func decodeSpecBody(body []byte, form bodyForm, rules specRules, defaults jobs.Options) (jobs.ClientSpec, string, error) {
 	v, err := parseObject(body)
 	if err != nil {
-		return jobs.ClientSpec{}, err
+		return jobs.ClientSpec{}, "", err
 	}
 	m, fe := object(v, []any{"body"})
 	if fe != nil {
-		return jobs.ClientSpec{}, validationError(*fe)
+		return jobs.ClientSpec{}, "", validationError(*fe)
 	}
-	c, err := form.decode(m, lim, defaults)
+	c, version, err := form.decode(m, rules, defaults)
 	var be *bodyError
 	if errors.As(err, &be) {
-		return c, validationError(be.fieldError([]any{"body"}))
+		return c, "", validationError(be.fieldError([]any{"body"}))
 	}
-	return c, err
+	return c, version, err
 }
 
 // decodeJobRequest decodes and validates a POST /v1/jobs body, the spec's
 // own or the short form (jobForm). Unknown fields are refused, so a typo is
 // not silently ignored.
-func decodeJobRequest(body []byte, lim jobs.Limits, defaults jobs.Options) (jobs.ClientSpec, error) {
-	return decodeSpecBody(body, jobForm, lim, defaults)
+func decodeJobRequest(body []byte, rules specRules, defaults jobs.Options) (jobs.ClientSpec, string, error) {
+	return decodeSpecBody(body, jobForm, rules, defaults)
 }
 
 // decodePredictRequest decodes a /predict body as the seed's pydantic model
 // did (seedForm): extra fields are ignored.
-func decodePredictRequest(body []byte, lim jobs.Limits) (jobs.ClientSpec, error) {
-	return decodeSpecBody(body, seedForm, lim, jobs.Options{})
+func decodePredictRequest(body []byte, rules specRules) (jobs.ClientSpec, string, error) {
+	return decodeSpecBody(body, seedForm, rules, jobs.Options{})
 }
 
 // decodeBatchRequest decodes a POST /batch body: a list of at most maxItems
-// {"question"} objects (seedForm). Every item's failures are reported, as
-// pydantic does.
-func decodeBatchRequest(body []byte, lim jobs.Limits, maxItems int) ([]jobs.ClientSpec, error) {
+// {"question"} objects (seedForm), and returns them with the version of qa
+// they run. Every item's failures are reported, as pydantic does.
+func decodeBatchRequest(body []byte, rules specRules, maxItems int) ([]jobs.ClientSpec, string, error) {
 	v, err := parseJSON(body)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, validationError(fieldError{Loc: []any{"body"}, Msg: "Input should be a valid list", Type: "list_type"})
+		return nil, "", validationError(fieldError{Loc: []any{"body"}, Msg: "Input should be a valid list", Type: "list_type"})
 	}
 	if len(list) > maxItems {
-		return nil, validationError(fieldError{Loc: []any{"body"},
+		return nil, "", validationError(fieldError{Loc: []any{"body"},
 			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", maxItems, len(list)),
 			Type: "too_long", Ctx: map[string]any{"field_type": "List", "max_length": maxItems, "actual_length": len(list)}})
 	}
+	// Every item runs qa: resolved once, for all of them.
+	qa, err := rules.program(jobs.ProgramQA)
+	if err != nil {
+		return nil, "", err
+	}
+	rules.batch = &qa
 	out := make([]jobs.ClientSpec, len(list))
 	var fields []fieldError
 	for i, item := range list {
@@ -143,14 +149,14 @@ func decodeBatchRequest(body []byte, lim jobs.Limits, maxItems int) ([]jobs.Clie
 		m, fe := object(item, loc)
 		if fe == nil {
 			var err error
-			out[i], err = seedForm.decode(m, lim, jobs.Options{})
+			out[i], _, err = seedForm.decode(m, rules, jobs.Options{})
 			var be *bodyError
 			switch {
 			case errors.As(err, &be):
 				f := be.fieldError(loc)
 				fe = &f
 			case err != nil:
-				return nil, err
+				return nil, "", err
 			}
 		}
 		if fe != nil {
@@ -161,9 +167,9 @@ func decodeBatchRequest(body []byte, lim jobs.Limits, maxItems int) ([]jobs.Clie
 		}
 	}
 	if len(fields) > 0 {
-		return nil, validationError(fields...)
+		return nil, "", validationError(fields...)
 	}
-	return out, nil
+	return out, qa.version, nil
 }
 
 // parseJobID validates a job id: 32 lowercase hex characters, as

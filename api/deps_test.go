@@ -21,13 +21,14 @@ func TestNewRequiresEveryCollaborator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, drop := range map[string]func(*api.Deps){
-		"Redis":   func(d *api.Deps) { d.Redis = nil },
-		"Client":  func(d *api.Deps) { d.Client = nil },
-		"Store":   func(d *api.Deps) { d.Store = nil },
-		"Hub":     func(d *api.Deps) { d.Hub = nil },
-		"Batches": func(d *api.Deps) { d.Batches = nil },
+		"Redis":    func(d *api.Deps) { d.Redis = nil },
+		"Client":   func(d *api.Deps) { d.Client = nil },
+		"Store":    func(d *api.Deps) { d.Store = nil },
+		"Hub":      func(d *api.Deps) { d.Hub = nil },
+		"Batches":  func(d *api.Deps) { d.Batches = nil },
+		"Programs": func(d *api.Deps) { d.Programs = nil },
 	} {
-		deps := api.Deps{Redis: b.db.Client, Client: b.client, Store: b.store, Hub: b.hub, Batches: bs, Log: zerolog.Nop()}
+		deps := api.Deps{Redis: b.db.Client, Client: b.client, Store: b.store, Hub: b.hub, Batches: bs, Programs: b.programs, Log: zerolog.Nop()}
 		drop(&deps)
 		srv, err := api.New(api.Config{DisableMonitoring: true}, deps)
 		if err == nil {

@@ -40,14 +40,18 @@ var bodySeeds = []string{
 	`{"question":"q","inputs":{}}`, `{"question":"q","owner":"o"}`, `{"program":7,"inputs":{}}`, `{"inputs":{"question":"q"},"options":null}`,
 }
 
-// fuzzLimits are the limits the decoders are fuzzed with.
-var fuzzLimits = jobs.Limits{MaxQuestionChars: 50, MaxInputBytes: 200}
+// fuzzLimits are the limits the decoders are fuzzed with, and fuzzRules
+// those with the built-in QA program alone.
+var (
+	fuzzLimits = jobs.Limits{MaxQuestionChars: 50, MaxInputBytes: 200}
+	fuzzRules  = specRules{lim: fuzzLimits}
+)
 
 // checkSpec fails unless spec is one its Validate accepts, a question of 1
 // to 50 characters.
 func checkSpec(t *testing.T, spec jobs.ClientSpec) {
 	t.Helper()
-	if err := spec.Validate(fuzzLimits); err != nil {
+	if err := spec.Validate(fuzzLimits, jobs.QAProgram()); err != nil {
 		t.Fatalf("accepted a spec its Validate refuses: %v", err)
 	}
 	if n := utf8.RuneCountInString(spec.Question()); n < 1 || n > 50 {
@@ -60,7 +64,7 @@ func FuzzJobBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		spec, err := decodeJobRequest(body, fuzzLimits, jobs.Options{})
+		spec, _, err := decodeJobRequest(body, fuzzRules, jobs.Options{})
 		checkDecodeErr(t, err)
 		if err != nil {
 			return
@@ -72,7 +76,7 @@ func FuzzJobBody(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := decodeJobRequest(stored, fuzzLimits, jobs.Options{})
+		again, _, err := decodeJobRequest(stored, fuzzRules, jobs.Options{})
 		if err != nil || !reflect.DeepEqual(again, spec) {
 			t.Fatalf("%s decodes to %+v, %v; want %+v", stored, again, err, spec)
 		}
@@ -84,7 +88,7 @@ func FuzzPredictBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		spec, err := decodePredictRequest(body, fuzzLimits)
+		spec, _, err := decodePredictRequest(body, fuzzRules)
 		checkDecodeErr(t, err)
 		if err == nil {
 			checkSpec(t, spec)
@@ -97,7 +101,7 @@ func FuzzBatchBody(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		items, err := decodeBatchRequest(body, fuzzLimits, 5)
+		items, _, err := decodeBatchRequest(body, fuzzRules, 5)
 		checkDecodeErr(t, err)
 		if err == nil && len(items) > 5 {
 			t.Fatalf("accepted %d items", len(items))
@@ -170,9 +174,9 @@ func TestDecodeErrorsAreClientErrors(t *testing.T) {
 	t.Parallel()
 	// The seeds, as a regular test (the fuzz targets run them too).
 	for _, s := range bodySeeds {
-		_, err := decodeJobRequest([]byte(s), fuzzLimits, jobs.Options{})
+		_, _, err := decodeJobRequest([]byte(s), fuzzRules, jobs.Options{})
 		checkDecodeErr(t, err)
-		_, err = decodeBatchRequest([]byte(s), fuzzLimits, 5)
+		_, _, err = decodeBatchRequest([]byte(s), fuzzRules, 5)
 		checkDecodeErr(t, err)
 	}
 }

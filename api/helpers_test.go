@@ -24,6 +24,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
@@ -37,12 +38,14 @@ import (
 const patience = 20 * time.Second
 
 type options struct {
-	api    api.Config
-	jobs   store.Config
-	batch  batches.Config
-	db     *redistest.DB // nil: a fresh database on the shared server
-	health api.HealthInfo
-	logTo  io.Writer // nil: bundle.logs, printed when the test fails
+	api   api.Config
+	jobs  store.Config
+	batch batches.Config
+	// programs configures the registry (PROGRAM_MAX_BYTES, ...).
+	programs programs.Config
+	db       *redistest.DB // nil: a fresh database on the shared server
+	health   api.HealthInfo
+	logTo    io.Writer // nil: bundle.logs, printed when the test fails
 }
 
 type bundle struct {
@@ -50,12 +53,15 @@ type bundle struct {
 	store  *store.Jobs
 	client *store.Client
 	hub    *store.Hub
-	srv    *api.Server
-	reg    *prometheus.Registry
-	ts     *httptest.Server
-	url    string
-	http   *http.Client
-	logs   *testlog.Buffer
+	// programs is the API's registry, its alias cache running.
+	programs *programs.Registry
+	batches  *batches.Store
+	srv      *api.Server
+	reg      *prometheus.Registry
+	ts       *httptest.Server
+	url      string
+	http     *http.Client
+	logs     *testlog.Buffer
 }
 
 // setup starts the API on a real Redis behind a real HTTP server.
@@ -83,9 +89,12 @@ func setup(t *testing.T, o options) *bundle {
 	hubDone := make(chan struct{})
 	go func() { hub.Run(ctx); close(hubDone) }()
 	client := store.NewClient(db.Client, jobStore)
+	registry := newPrograms(t, db, o.programs)
+	programsDone := make(chan struct{})
+	go func() { registry.Run(ctx, nil); close(programsDone) }()
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(o.api, api.Deps{
-		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Batches: bs, Log: log, Registry: reg, Health: o.health,
+		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Batches: bs, Programs: registry, Log: log, Registry: reg, Health: o.health,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -103,11 +112,26 @@ func setup(t *testing.T, o options) *bundle {
 		_ = hub.Close()
 		cancel()
 		<-hubDone
+		<-programsDone
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &bundle{db: db, store: jobStore, client: client, hub: hub, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
+	return &bundle{db: db, store: jobStore, client: client, hub: hub, programs: registry, batches: bs, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
+}
+
+// newPrograms is a registry on db serving the built-in QA program.
+func newPrograms(t testing.TB, db *redistest.DB, cfg programs.Config) *programs.Registry {
+	t.Helper()
+	builtin, err := programs.NewBuiltin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := programs.New(db.Client, cfg, builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // do sends a request and returns the response with its body read.

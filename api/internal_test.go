@@ -13,6 +13,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
@@ -33,8 +34,12 @@ func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	registry, err := programs.New(db.Client, programs.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Log: zerolog.New(&logs),
+		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry, Log: zerolog.New(&logs),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,12 +68,23 @@ func (s *Server) limits() jobs.Limits {
 	return jobs.Limits{MaxQuestionChars: s.cfg.MaxQuestionChars, MaxInputBytes: int(s.cfg.MaxInputBytes)}
 }
 
+// rules are what a request's spec is checked against: the limits, and the
+// registry (within the request's Redis time) for its program.
+func (s *Server) rules(c *gin.Context) specRules {
+	return specRules{lim: s.limits(), resolve: func(ref string) (resolvedProgram, error) {
+		ctx, cancel := s.redisCtx(c)
+		defer cancel()
+		return s.resolveProgram(ctx, ref)
+	}}
+}
+
 // submit submits a job for the request's owner and counts it. The spec's
 // server part is set here, and only here: the request's owner, the
-// interactive queue.
-func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, idempotencyKey string) (*store.Submitted, error) {
+// interactive queue, and version, its program's version as resolved.
+func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string) (*store.Submitted, error) {
 	sub, err := s.deps.Client.Submit(ctx, store.SubmitRequest{
-		Spec:           jobs.Spec{ClientSpec: spec, ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueInteractive}},
+		Spec: jobs.Spec{ClientSpec: spec,
+			ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueInteractive, ProgramVersion: version}},
 		IdempotencyKey: idempotencyKey,
 	})
 	if err != nil {
@@ -100,7 +111,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	}
 	// Token events unless the body says otherwise, and never while
 	// streaming is off.
-	spec, err := decodeJobRequest(body, s.limits(), jobs.Options{Stream: !s.cfg.DisableStreaming})
+	spec, version, err := decodeJobRequest(body, s.rules(c), jobs.Options{Stream: !s.cfg.DisableStreaming})
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -108,7 +119,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	spec.Options.Stream = spec.Options.Stream && !s.cfg.DisableStreaming
 	ctx, cancel := s.redisCtx(c)
 	defer cancel()
-	sub, err := s.submit(ctx, c, spec, idem)
+	sub, err := s.submit(ctx, c, spec, version, idem)
 	if err != nil {
 		s.respond(c, err)
 		return

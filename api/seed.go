@@ -123,36 +123,37 @@ func (s *Server) cancelAbandoned(ctx context.Context, id string) {
 }
 
 // openPredict reads and validates a seed predict body and registers the
-// request with the shutdown drain (the caller ends it); ok is false when it
-// has already answered.
-func (s *Server) openPredict(c *gin.Context) (jobs.ClientSpec, bool) {
+// request with the shutdown drain (the caller ends it); it returns the spec
+// and the version of qa it runs, and ok is false when it has already
+// answered.
+func (s *Server) openPredict(c *gin.Context) (spec jobs.ClientSpec, version string, ok bool) {
 	body, err := readBody(c.Writer, c.Request, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.respond(c, err)
-		return jobs.ClientSpec{}, false
+		return jobs.ClientSpec{}, "", false
 	}
-	spec, err := decodePredictRequest(body, s.limits())
+	spec, version, err = decodePredictRequest(body, s.rules(c))
 	if err != nil {
 		s.respond(c, err)
-		return jobs.ClientSpec{}, false
+		return jobs.ClientSpec{}, "", false
 	}
 	if !s.streams.begin() {
 		s.respond(c, store.ErrHubClosed)
-		return jobs.ClientSpec{}, false
+		return jobs.ClientSpec{}, "", false
 	}
-	return spec, true
+	return spec, version, true
 }
 
 // predict is the seed's POST /predict: wait up to PredictTimeout for the
 // answer, then 504 with the job id. A client that goes away cancels its job.
 func (s *Server) predict(c *gin.Context) {
 	start := time.Now()
-	spec, ok := s.openPredict(c)
+	spec, version, ok := s.openPredict(c)
 	if !ok {
 		return
 	}
 	defer s.streams.end()
-	j, err := s.answer(c, spec)
+	j, err := s.answer(c, spec, version)
 	if err != nil {
 		s.countUnanswered(c.Request.Context(), err)
 		s.respond(c, err)
@@ -178,10 +179,10 @@ func (s *Server) countUnanswered(ctx context.Context, err error) {
 
 // answer submits one job and waits for it up to PredictTimeout; a client
 // that goes away meanwhile cancels the job.
-func (s *Server) answer(c *gin.Context, spec jobs.ClientSpec) (*jobs.Job, error) {
+func (s *Server) answer(c *gin.Context, spec jobs.ClientSpec, version string) (*jobs.Job, error) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, spec, "")
+	sub, err := s.submit(sctx, c, spec, version, "")
 	cancel()
 	if err != nil {
 		return nil, err
@@ -214,7 +215,7 @@ func (s *Server) predictStream(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	spec, ok := s.openPredict(c)
+	spec, version, ok := s.openPredict(c)
 	if !ok {
 		return
 	}
@@ -222,7 +223,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
 	spec.Options.Stream = true
-	sub, err := s.submit(sctx, c, spec, "")
+	sub, err := s.submit(sctx, c, spec, version, "")
 	cancel()
 	if err != nil {
 		s.countUnanswered(ctx, err)
@@ -439,7 +440,7 @@ func (s *Server) batch(c *gin.Context) {
 		s.respond(c, err)
 		return
 	}
-	items, err := decodeBatchRequest(body, s.limits(), s.cfg.MaxBatchItems)
+	items, version, err := decodeBatchRequest(body, s.rules(c), s.cfg.MaxBatchItems)
 	if err != nil {
 		s.respond(c, err)
 		return
@@ -455,7 +456,7 @@ func (s *Server) batch(c *gin.Context) {
 	for i, spec := range items {
 		results[i].Question = spec.Question()
 		sctx, cancel := s.redisCtx(c)
-		sub, err := s.submit(sctx, c, spec, "")
+		sub, err := s.submit(sctx, c, spec, version, "")
 		cancel()
 		if err != nil {
 			ae := s.classify(ctx, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -44,6 +45,10 @@ type Deps struct {
 	// Hub is the process's one shared pub/sub connection (required); the
 	// caller runs it (Hub.Run) and closes it after Server.Shutdown.
 	Hub *store.Hub
+	// Programs is the program registry (required): submits resolve their
+	// program through it, and /v1/programs serves it. The caller runs it
+	// (Registry.Run), which keeps its alias cache fresh.
+	Programs *programs.Registry
 	// Batches stores and reads batches for /v1/batches (required), on
 	// Store's Redis, configured as the workers' (BATCH_RESULT_TTL,
 	// BATCH_COMPLETION_WINDOW) and with the per-key quotas.
@@ -77,6 +82,8 @@ func (d Deps) check() error {
 		return errors.New("new api: Deps.Hub is required")
 	case d.Batches == nil:
 		return errors.New("new api: Deps.Batches is required")
+	case d.Programs == nil:
+		return errors.New("new api: Deps.Programs is required")
 	}
 	return nil
 }
@@ -211,7 +218,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.DELETE("/jobs/:id", s.deleteJob)
 	v1.POST("/jobs/:id/cancel", s.cancelJob)
 	getRoute(v1, "/jobs/:id/events", s.limitStreams, s.jobEvents)
-	s.batchRoutes(v1) // /v1/batches (batches.go)
+	s.batchRoutes(v1)   // /v1/batches (batches.go)
+	s.programRoutes(v1) // /v1/programs (programs.go)
 
 	seed := e.Group("")
 	seed.POST("/predict", s.checkBudget, s.predict)

@@ -77,28 +77,67 @@ func has(form []string, k string) bool {
 	return slices.ContainsFunc(form, func(f string) bool { return strings.TrimSuffix(f, "?") == k })
 }
 
-// decode maps body m onto the client part of a spec and validates it
-// against lim; the options m does not set keep their values in defaults. A
-// body with no field of either form is read as the short form if the edge
-// takes it, so that an empty body lacks its question. The error is a
-// *bodyError, unless the spec could not be checked.
-func (f bodyForm) decode(m map[string]any, lim jobs.Limits, defaults jobs.Options) (jobs.ClientSpec, error) {
+// specRules are what decode checks a spec against: the limits, and how the
+// program a spec names is found.
+type specRules struct {
+	lim jobs.Limits
+	// resolve finds the program a spec names, "name[@alias]" (the
+	// registry's Resolve, once per spec). Nil: only the built-in QA program
+	// is known, as in the decoders' own tests.
+	resolve func(ref string) (resolvedProgram, error)
+	// batch, when set, is every spec's program: a batch's items run the
+	// batch's, resolved when it was created.
+	batch *resolvedProgram
+}
+
+// resolvedProgram is a program reference resolved: as sent, its version
+// and its inputs.
+type resolvedProgram struct {
+	ref, version string
+	program      jobs.Program
+}
+
+// builtinQA is the QA program with no pushed qa.
+var builtinQA = resolvedProgram{ref: jobs.ProgramQA, program: jobs.QAProgram()}
+
+// program resolves ref by r. An unknown program is a *jobs.SpecError
+// naming "program" and what is known; other errors (Redis) are returned as
+// they are.
+func (r specRules) program(ref string) (resolvedProgram, error) {
+	switch {
+	case r.batch != nil:
+		return *r.batch, nil
+	case r.resolve != nil:
+		return r.resolve(ref)
+	case ref == jobs.ProgramQA:
+		return builtinQA, nil
+	}
+	return resolvedProgram{}, &jobs.SpecError{Field: "program", Problem: jobs.ProblemUnknown, Known: []string{jobs.ProgramQA}}
+}
+
+// decode maps body m onto the client part of a spec, resolves its program
+// by rules (returning its version) and validates the spec against it; the
+// options m does not set keep their values in defaults. A body with no
+// field of either form is read as the short form if the edge takes it, so
+// that an empty body lacks its question. The error is a *bodyError, unless
+// the spec could not be checked.
+func (f bodyForm) decode(m map[string]any, rules specRules, defaults jobs.Options) (jobs.ClientSpec, string, error) {
 	short, full := "", "" // the first field of each form m has
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		switch {
 		case slices.Contains(f.own, k):
 		case jobs.IsServerField(k) && !f.ignoreUnknown:
-			return jobs.ClientSpec{}, &bodyError{path: []string{k}, kind: serverField, form: f}
+			return jobs.ClientSpec{}, "", &bodyError{path: []string{k}, kind: serverField, form: f}
 		case has(f.short, k):
 			short = cmp.Or(short, k)
 		case has(f.full, k):
 			full = cmp.Or(full, k)
 		case !f.ignoreUnknown:
-			return jobs.ClientSpec{}, &bodyError{path: []string{k}, kind: unknownField, form: f}
+			return jobs.ClientSpec{}, "", &bodyError{path: []string{k}, kind: unknownField, form: f}
 		}
 	}
 	if short != "" && full != "" {
-		return jobs.ClientSpec{}, &bodyError{path: []string{full}, kind: mixedForms, other: short, form: f}
+		return jobs.ClientSpec{}, "", &bodyError{path: []string{full}, kind: mixedForms, other: short, form: f}
 	}
 	isShort := f.short != nil && full == ""
 	c := jobs.ClientSpec{Program: jobs.ProgramQA, Inputs: jobs.Inputs{}, Options: defaults}
@@ -109,16 +148,23 @@ func (f bodyForm) decode(m map[string]any, lim jobs.Limits, defaults jobs.Option
 		var err *bodyError
 		if options, err = fullSpec(m, &c); err != nil {
 			err.form = f
-			return jobs.ClientSpec{}, err
+			return jobs.ClientSpec{}, "", err
 		}
 	}
-	if err := c.Validate(lim); err != nil {
-		return jobs.ClientSpec{}, specRefusal(err, isShort, f)
+	if rules.batch != nil {
+		c.Program = rules.batch.ref
+	}
+	p, err := rules.program(c.Program)
+	if err != nil {
+		return jobs.ClientSpec{}, "", specRefusal(err, isShort, f)
+	}
+	if err := c.Validate(rules.lim, p.program); err != nil {
+		return jobs.ClientSpec{}, "", specRefusal(err, isShort, f)
 	}
 	if err := c.Options.Set(options); err != nil {
-		return jobs.ClientSpec{}, specRefusal(err, isShort, f)
+		return jobs.ClientSpec{}, "", specRefusal(err, isShort, f)
 	}
-	return c, nil
+	return c, p.version, nil
 }
 
 // shortSpec maps the short form onto c: its question is the QA program's,
@@ -170,7 +216,7 @@ func specRefusal(err error, short bool, f bodyForm) error {
 	if !errors.As(err, &se) {
 		return fmt.Errorf("check spec: %w", err)
 	}
-	path := strings.Split(se.Field, ".")
+	path := strings.SplitN(se.Field, ".", 2) // inputs.X keeps X's own path ("a.b[1]")
 	switch {
 	case short && path[0] == "inputs":
 		path = []string{"question"}
@@ -273,6 +319,8 @@ func pydanticSpec(se *jobs.SpecError) (msg, typ string, ctx map[string]any) {
 			"too_large", map[string]any{"max_bytes": se.Limit}
 	case jobs.ProblemNotBool:
 		return "Input should be a valid boolean", "bool_type", nil
+	case jobs.ProblemType:
+		return "expected " + se.Expected + ", got " + se.Actual, "type_error", map[string]any{"expected": se.Expected}
 	}
 	return strings.TrimPrefix(se.Error(), se.Field+": "), "value_error", nil
 }

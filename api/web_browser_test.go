@@ -26,6 +26,8 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programfile"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/worker"
 )
 
@@ -398,6 +400,46 @@ func TestWebUIInBrowser(t *testing.T) {
 		if note := text(t, ctx, "batch-note"); !strings.Contains(note, "3 problems") {
 			t.Errorf("the note says %q", note)
 		}
+		noCSPViolations(t, ctx, "/")
+	})
+
+	t.Run("a pushed program gets a form from its inputs", func(t *testing.T) {
+		// The program's text is the pusher's: markup in it must stay text.
+		bundle, err := programfile.Load(twoStageDir, "program.yaml", programs.DefaultMaxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const markup = `<img id="xss" src="x">`
+		bundle.YAML = []byte(strings.Replace(string(bundle.YAML), "description: ", "description: '"+markup+"' # ", 1))
+		if bundle.File, err = programfile.Parse(bundle.YAML); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.programs.Push(context.Background(), bundle); err != nil {
+			t.Fatal(err)
+		}
+		do(t, ctx, "reload the programs", chromedp.Click(chromedp.ID("program-reload")))
+		waitFor(t, ctx, "the program's form", `document.getElementById("program-input-context") !== null`)
+		if got := run(t, ctx, "look for markup", chromedp.Evaluate[bool](`document.getElementById("xss") === null && document.querySelector("#program-description img") === null`)); !got {
+			t.Errorf("the description's markup became an element")
+		}
+		if d := text(t, ctx, "program-description"); !strings.Contains(d, markup) {
+			t.Errorf("description shown as %q, want the text %s", d, markup)
+		}
+		do(t, ctx, "fill and run the form",
+			chromedp.SendKeys(chromedp.ID("program-input-question"), "Who wrote Hamlet?"),
+			chromedp.SendKeys(chromedp.ID("program-input-context"), `["Hamlet is by Shakespeare."]`),
+			chromedp.Click(chromedp.ID("program-run")),
+		)
+		waitFor(t, ctx, "the job to be submitted", `/^[0-9a-f]{32}$/.test(document.getElementById("program-job").textContent)`)
+		j, err := b.store.Get(context.Background(), text(t, ctx, "program-job"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := jobs.Inputs{"question": "Who wrote Hamlet?", "context": []any{"Hamlet is by Shakespeare."}}
+		if j.Spec.Program != "two-stage" || len(j.Spec.ProgramVersion) != 64 || !reflect.DeepEqual(j.Spec.Inputs, want) {
+			t.Errorf("the form submitted %+v", j.Spec)
+		}
+		browsertest.Screenshot(t, ctx, "playground-program")
 		noCSPViolations(t, ctx, "/")
 	})
 

@@ -161,6 +161,22 @@ type LM struct {
 	// ProgramStatePath is a DSPy program state (JSON) to load; empty uses
 	// the built-in QA program. PROGRAM_STATE_PATH, default empty.
 	ProgramStatePath string `env:"PROGRAM_STATE_PATH"`
+	// ProgramMaxBytes caps a program push: its file, source and state
+	// together (413 beyond). PROGRAM_MAX_BYTES, default 8MiB.
+	ProgramMaxBytes Size `env:"PROGRAM_MAX_BYTES"`
+	// ProgramMaxVersions is how many versions of each program the registry
+	// keeps; older ones no alias names are pruned, and a queued job of a
+	// pruned version fails with program_version_gone. PROGRAM_MAX_VERSIONS,
+	// default 20.
+	ProgramMaxVersions int `env:"PROGRAM_MAX_VERSIONS"`
+	// ProgramsDir is a folder of program files (*.yaml) that qa dev pushes
+	// at start-up, and qa api with PROGRAMS_PUSH_ON_START. PROGRAMS_DIR,
+	// default empty: none.
+	ProgramsDir string `env:"PROGRAMS_DIR"`
+	// ProgramsPushOnStart makes qa api push PROGRAMS_DIR at start-up; off
+	// by default, as replicas pushing during a rolling deploy would make
+	// aliases flap. PROGRAMS_PUSH_ON_START, default false.
+	ProgramsPushOnStart bool `env:"PROGRAMS_PUSH_ON_START"`
 	// TrackUsage records token usage per job, as DSPy's track_usage.
 	// TRACK_USAGE, default true.
 	TrackUsage bool `env:"TRACK_USAGE"`

@@ -55,6 +55,10 @@ const (
 
 	// DefaultModel is DSPY_MODEL's default.
 	DefaultModel = "openai/gpt-4o-mini"
+	// DefaultProgramMaxBytes is PROGRAM_MAX_BYTES's default.
+	DefaultProgramMaxBytes = 8 * MiB
+	// DefaultProgramMaxVersions is PROGRAM_MAX_VERSIONS's default.
+	DefaultProgramMaxVersions = 20
 	// DefaultTrackUsage is TRACK_USAGE's default.
 	DefaultTrackUsage = true
 	// DefaultLMTimeout is LM_TIMEOUT's default.
@@ -159,12 +163,13 @@ func defaultConfig() Config {
 			WorkerMetricsPort:  DefaultWorkerMetricsPort,
 		},
 		LM: LM{
-			Model:       DefaultModel,
-			TrackUsage:  DefaultTrackUsage,
-			Timeout:     DefaultLMTimeout,
-			RateMaxWait: DefaultLMRateMaxWait,
-
-			StructuredOutputs: DefaultLMStructuredOutputs,
+			Model:              DefaultModel,
+			TrackUsage:         DefaultTrackUsage,
+			ProgramMaxBytes:    DefaultProgramMaxBytes,
+			ProgramMaxVersions: DefaultProgramMaxVersions,
+			Timeout:            DefaultLMTimeout,
+			RateMaxWait:        DefaultLMRateMaxWait,
+			StructuredOutputs:  DefaultLMStructuredOutputs,
 		},
 		Cache: Cache{
 			DiskEnabled:   DefaultCacheDiskEnabled,

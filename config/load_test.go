@@ -28,7 +28,7 @@ func defaults() Config {
 		},
 		LM: LM{
 			Model: "openai/gpt-4o-mini", TrackUsage: true, Timeout: 30 * time.Second,
-			RateMaxWait: 10 * time.Second, StructuredOutputs: "auto",
+			RateMaxWait: 10 * time.Second, StructuredOutputs: "auto", ProgramMaxBytes: 8 * MiB, ProgramMaxVersions: 20,
 		},
 		Cache: Cache{
 			Dir: ".cache/qaqueue", DiskEnabled: true, DiskSize: GiB, MemoryEnabled: true,
@@ -88,6 +88,7 @@ func everything() map[string]string {
 		"SHUTDOWN_TIMEOUT": "200s", "WORKER_METRICS_PORT": "9100",
 
 		"DSPY_MODEL": "anthropic/claude-3-5-haiku", "PROGRAM_STATE_PATH": "state.json",
+		"PROGRAM_MAX_BYTES": "1MiB", "PROGRAM_MAX_VERSIONS": "5", "PROGRAMS_DIR": "programs", "PROGRAMS_PUSH_ON_START": "true",
 		"TRACK_USAGE": "no", "LM_API_BASE": "http://localhost:4000/v1", "LM_API_KEY": "lm-secret-key",
 		"AZURE_API_VERSION": "2024-06-01", "LM_TEMPERATURE": "0.7", "LM_MAX_TOKENS": "1000",
 		"LM_TIMEOUT": "20s", "LM_RPM": "600", "LM_TPM": "200000", "LM_RATE_MAX_WAIT": "5s",
@@ -141,6 +142,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		},
 		LM: LM{
 			Model: "anthropic/claude-3-5-haiku", ProgramStatePath: "state.json",
+			ProgramMaxBytes: MiB, ProgramMaxVersions: 5, ProgramsDir: "programs", ProgramsPushOnStart: true,
 			APIBase: "http://localhost:4000/v1", APIKey: "lm-secret-key", AzureAPIVersion: "2024-06-01",
 			Temperature: &temp, MaxTokens: &maxTokens, Timeout: 20 * time.Second, RPM: 600,
 			TPM: 200000, RateMaxWait: 5 * time.Second, StructuredOutputs: "off",

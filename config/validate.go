@@ -93,6 +93,8 @@ func (c *Config) validateLM(v *validator) {
 		v.atLeast("LM_MAX_TOKENS", int64(*l.MaxTokens), 1)
 	}
 	v.positive("LM_TIMEOUT", l.Timeout)
+	v.atLeast("PROGRAM_MAX_BYTES", int64(l.ProgramMaxBytes), 1)
+	v.atLeast("PROGRAM_MAX_VERSIONS", int64(l.ProgramMaxVersions), 1)
 	v.atLeast("LM_RPM", int64(l.RPM), 0)
 	v.atLeast("LM_TPM", int64(l.TPM), 0)
 	if l.RateMaxWait < 0 {

@@ -173,6 +173,11 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "program registry",
+			env:  map[string]string{"PROGRAM_MAX_BYTES": "0", "PROGRAM_MAX_VERSIONS": "0"},
+			want: []string{"PROGRAM_MAX_BYTES: must be at least 1, got 0", "PROGRAM_MAX_VERSIONS: must be at least 1, got 0"},
+		},
+		{
 			name: "temperature NaN",
 			env:  map[string]string{"LM_TEMPERATURE": "NaN"},
 			want: []string{"LM_TEMPERATURE: must be between 0 and 2, got NaN"},

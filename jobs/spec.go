@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/qaqueue/qaqueue/program"
 )
 
 // A job's spec is what it runs: the program, its inputs and the options (the
@@ -20,10 +22,10 @@ import (
 // in their batch (the batch-wide part in the batch record, each item's
 // inputs in the items hash). Task payloads carry ids only.
 
-// ProgramQA names the one program served today: DSPy's QA signature,
-// question -> answer, key_concepts, question_type. Its one input is
-// question. Issue 15 ("Serve your own DSPy program") replaces it with a
-// registry of programs and their signatures.
+// ProgramQA names the built-in program: DSPy's QA signature, question ->
+// answer, key_concepts, question_type, which the seed's endpoints run. Its
+// one input is question. Other programs are pushed to the registry
+// (package programs).
 const ProgramQA = "qa"
 
 // Inputs are a job's inputs: the program's input field names to their
@@ -42,7 +44,9 @@ type Options struct {
 
 // ClientSpec is the client part of a spec: what a request may say.
 type ClientSpec struct {
-	// Program names the program to run (ProgramQA).
+	// Program names the program to run as the request named it,
+	// "name[@alias]" (ProgramQA by default); the API resolves it once, into
+	// ServerSpec.ProgramVersion.
 	Program string  `json:"program"`
 	Inputs  Inputs  `json:"inputs,omitempty"`
 	Options Options `json:"options,omitzero"`
@@ -55,8 +59,9 @@ type ServerSpec struct {
 	Owner string `json:"owner,omitempty"`
 	// Queue is QueueInteractive or QueueBatch.
 	Queue string `json:"queue,omitempty"`
-	// ProgramVersion is the version of the program the job runs. Empty
-	// until issue 15's registry resolves one.
+	// ProgramVersion is the version of the program the job runs, resolved
+	// from Program at submit (a batch's at create). Empty for the built-in
+	// QA program (and for jobs queued before the registry).
 	ProgramVersion string `json:"program_version,omitempty"`
 	// Batch names the item of a batch item's spec (nil for a job). It is
 	// not stored: the item's start puts it in.
@@ -145,6 +150,9 @@ const (
 	ProblemTooLarge
 	// ProblemNotBool: an option is not a boolean.
 	ProblemNotBool
+	// ProblemType: an input's value does not fit its type; Expected and
+	// Actual say what was expected and what came (program.InputError).
+	ProblemType
 )
 
 // SpecError is why a client part is refused. Each edge words it in its own
@@ -159,6 +167,8 @@ type SpecError struct {
 	Limit, Got int
 	// Known lists what is known, for ProblemUnknown.
 	Known []string
+	// Expected and Actual are the type and what came, for ProblemType.
+	Expected, Actual string
 }
 
 func (e *SpecError) Error() string {
@@ -180,33 +190,55 @@ func (e *SpecError) Error() string {
 		what = fmt.Sprintf("larger than MAX_INPUT_BYTES (%d bytes as JSON, got %d)", e.Limit, e.Got)
 	case ProblemNotBool:
 		what = "must be a boolean"
+	case ProblemType:
+		what = "expected " + e.Expected + ", got " + e.Actual
 	}
 	return e.Field + ": " + what
 }
 
-// programInputs are the input fields of each program, all of them text
-// today (a non-blank string of at most Limits.MaxQuestionChars); the QA
-// program's question is required.
-var programInputs = map[string][]string{ProgramQA: {"question"}}
+// Program is what Validate checks a spec's inputs against: the program its
+// Program names, resolved (the API's registry does it).
+type Program struct {
+	// Name is the program's name, without an alias.
+	Name string
+	// Inputs are the program's input fields, typed.
+	Inputs []program.Field
+}
 
-// Validate checks the client part against its program's inputs: the program
-// is known, every input is one of its inputs and every one of them is there,
-// each a string that is not empty, blank or over lim.MaxQuestionChars
-// characters, and the inputs take at most lim.MaxInputBytes as JSON. It
-// returns the first problem found, a *SpecError.
-func (c ClientSpec) Validate(lim Limits) error {
-	names, ok := programInputs[c.Program]
-	if !ok {
-		return &SpecError{Field: "program", Problem: ProblemUnknown, Known: []string{ProgramQA}}
+// QAProgram is the built-in QA program's: one str input, question.
+func QAProgram() Program {
+	return Program{Name: ProgramQA, Inputs: program.QASignature().Inputs()}
+}
+
+// Validate checks the client part's inputs against p, the program it
+// names: every input is one of p's and every one of p's is there, each
+// value fits its type (program.Type.Check), the QA program's question is a
+// string that is not empty, blank or over lim.MaxQuestionChars characters,
+// and the inputs take at most lim.MaxInputBytes as JSON. It returns the
+// first problem found, a *SpecError.
+func (c ClientSpec) Validate(lim Limits, p Program) error {
+	names := make([]string, len(p.Inputs))
+	for i, f := range p.Inputs {
+		names[i] = f.Name
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Inputs)) {
 		if !slices.Contains(names, k) {
 			return &SpecError{Field: "inputs." + k, Problem: ProblemUnknown, Known: names}
 		}
 	}
-	for _, name := range names {
-		if err := checkText("inputs."+name, c.Inputs, name, lim.MaxQuestionChars); err != nil {
-			return err
+	for _, f := range p.Inputs {
+		if p.Name == ProgramQA && f.Name == "question" {
+			if err := checkText("inputs."+f.Name, c.Inputs, f.Name, lim.MaxQuestionChars); err != nil {
+				return err
+			}
+			continue
+		}
+		v, ok := c.Inputs[f.Name]
+		if !ok {
+			return &SpecError{Field: "inputs." + f.Name, Problem: ProblemMissing}
+		}
+		if ie := f.Type.Check(v); ie != nil {
+			return &SpecError{Field: "inputs." + f.Name + ie.Field, Problem: ProblemType, Expected: ie.Expected, Actual: ie.Got}
 		}
 	}
 	if lim.MaxInputBytes > 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/program"
 )
 
 func question(q string, opts jobs.Options, queue string) jobs.Spec {
@@ -121,10 +122,6 @@ func TestSpecValidate(t *testing.T) {
 	}{
 		{"ok", jobs.QuestionSpec("Why?"), nil},
 		{"ten characters", jobs.QuestionSpec("日本語日本語日本語日"), nil},
-		{"unknown program", jobs.ClientSpec{Program: "summarize", Inputs: jobs.Inputs{"question": "q"}},
-			&jobs.SpecError{Field: "program", Problem: jobs.ProblemUnknown, Known: []string{"qa"}}},
-		{"no program", jobs.ClientSpec{Inputs: jobs.Inputs{"question": "q"}},
-			&jobs.SpecError{Field: "program", Problem: jobs.ProblemUnknown, Known: []string{"qa"}}},
 		{"unknown input", jobs.ClientSpec{Program: "qa", Inputs: jobs.Inputs{"question": "q", "context": "c"}},
 			&jobs.SpecError{Field: "inputs.context", Problem: jobs.ProblemUnknown, Known: []string{"question"}}},
 		{"missing", jobs.ClientSpec{Program: "qa"}, &jobs.SpecError{Field: "inputs.question", Problem: jobs.ProblemMissing}},
@@ -139,7 +136,7 @@ func TestSpecValidate(t *testing.T) {
 		{"too large", jobs.QuestionSpec("<<<<<<<<<"), // 9 characters, 54 bytes as JSON (\u003c)
 			&jobs.SpecError{Field: "inputs", Problem: jobs.ProblemTooLarge, Limit: 50, Got: 69}},
 	} {
-		err := c.spec.Validate(lim)
+		err := c.spec.Validate(lim, jobs.QAProgram())
 		var got *jobs.SpecError
 		if err != nil && !errors.As(err, &got) {
 			t.Errorf("%s: %v is not a *SpecError", c.name, err)
@@ -152,8 +149,54 @@ func TestSpecValidate(t *testing.T) {
 			t.Errorf("%s: message %q does not name %s", c.name, got.Error(), got.Field)
 		}
 	}
-	if err := jobs.QuestionSpec(strings.Repeat("x", 10)).Validate(jobs.Limits{MaxQuestionChars: 10}); err != nil {
+	if err := jobs.QuestionSpec(strings.Repeat("x", 10)).Validate(jobs.Limits{MaxQuestionChars: 10}, jobs.QAProgram()); err != nil {
 		t.Errorf("MaxInputBytes 0 is no limit: %v", err)
+	}
+}
+
+// A pushed program's inputs are checked against their types; the QA
+// question's text limits are the QA program's alone.
+func TestSpecValidateTyped(t *testing.T) {
+	t.Parallel()
+	sig, err := program.ParseSignature("claims: list[str], quote, n: int -> supported: bool", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := jobs.Program{Name: "claims", Inputs: sig.Inputs()}
+	lim := jobs.Limits{MaxQuestionChars: 1, MaxInputBytes: 1000}
+	for _, c := range []struct {
+		name   string
+		inputs string
+		want   *jobs.SpecError
+	}{
+		{"ok", `{"claims": ["a", "b"], "quote": "", "n": 3}`, nil},
+		{"a string for a list", `{"claims": "a", "quote": "q", "n": 3}`,
+			&jobs.SpecError{Field: "inputs.claims", Problem: jobs.ProblemType, Expected: "list[str]", Actual: "a string"}},
+		{"an item", `{"claims": ["a", 1], "quote": "q", "n": 3}`,
+			&jobs.SpecError{Field: "inputs.claims[1]", Problem: jobs.ProblemType, Expected: "str", Actual: "a number (1)"}},
+		{"a fraction for an int", `{"claims": [], "quote": "q", "n": 3.5}`,
+			&jobs.SpecError{Field: "inputs.n", Problem: jobs.ProblemType, Expected: "int", Actual: "a number (3.5)"}},
+		{"missing", `{"claims": [], "n": 3}`, &jobs.SpecError{Field: "inputs.quote", Problem: jobs.ProblemMissing}},
+		{"unknown", `{"claims": [], "quote": "q", "n": 3, "question": "q"}`,
+			&jobs.SpecError{Field: "inputs.question", Problem: jobs.ProblemUnknown, Known: []string{"claims", "quote", "n"}}},
+	} {
+		spec, err := jobs.ParseSpec([]byte(`{"program": "claims", "inputs": ` + c.inputs + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = spec.ClientSpec.Validate(lim, p)
+		var got *jobs.SpecError
+		if err != nil && !errors.As(err, &got) {
+			t.Errorf("%s: %v is not a *SpecError", c.name, err)
+			continue
+		}
+		if d := cmp.Diff(c.want, got); d != "" {
+			t.Errorf("%s: (-want +got):\n%s", c.name, d)
+		}
+	}
+	want := "inputs.claims: expected list[str], got a string"
+	if err := (jobs.ClientSpec{Program: "claims", Inputs: jobs.Inputs{"claims": "a", "quote": "q", "n": 1}}).Validate(lim, p); err == nil || err.Error() != want {
+		t.Errorf("message %v, want %s", err, want)
 	}
 }
 

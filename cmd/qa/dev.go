@@ -80,6 +80,13 @@ func runDev(ctx context.Context, e env, args []string) error {
 		stack.stop()
 		return err
 	}
+	if err := pushProgramsDir(ctx, api.programs, cfg.LM.ProgramsDir, log); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Queue.ShutdownTimeout)
+		defer cancel()
+		api.stop(sctx)
+		stack.stop()
+		return err
+	}
 	printWelcome(e, cfg, api.addr, demo != nil)
 
 	<-ctx.Done()

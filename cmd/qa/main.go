@@ -43,12 +43,13 @@ func commands() map[string]command {
 		"dev":    {"run everything in one process: embedded Redis, workers, API, demo LM", runDev},
 		"healthcheck": {
 			"GET the local /readyz (or /livez): the containers' HEALTHCHECK", runHealthcheck},
-		"submit":  {"submit a question to QA_URL and print the answer", runSubmit},
-		"watch":   {"follow a job's or a batch's events on QA_URL", runWatch},
-		"batch":   {"upload a JSONL file as a batch, show progress, write the results", runBatch},
-		"results": {"wait for an existing batch and write its results", runResults},
-		"version": {"print the version and the Go it was built with", runVersion},
-		"cache":   {"say where the LM cache lives; qa cache clear empties it", runCache},
+		"submit":   {"submit a question to QA_URL and print the answer", runSubmit},
+		"watch":    {"follow a job's or a batch's events on QA_URL", runWatch},
+		"batch":    {"upload a JSONL file as a batch, show progress, write the results", runBatch},
+		"results":  {"wait for an existing batch and write its results", runResults},
+		"version":  {"print the version and the Go it was built with", runVersion},
+		"cache":    {"say where the LM cache lives; qa cache clear empties it", runCache},
+		"programs": {"the program registry on QA_URL: push FILE, list, show NAME, alias NAME@ALIAS VERSION", runPrograms},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -46,6 +47,14 @@ func runServeAPI(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.LM.ProgramsPushOnStart {
+		if err := pushProgramsDir(ctx, srv.programs, cfg.LM.ProgramsDir, log); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.Queue.ShutdownTimeout)
+			defer cancel()
+			srv.stop(sctx)
+			return err
+		}
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Queue.ShutdownTimeout)
 	defer cancel()
@@ -56,7 +65,9 @@ func runServeAPI(ctx context.Context, e env, args []string) error {
 // apiStack is a serving API with what it owns.
 type apiStack struct {
 	addr string
-	stop func(context.Context)
+	// programs is the API's program registry, for PROGRAMS_DIR pushes.
+	programs *programs.Registry
+	stop     func(context.Context)
 }
 
 // startAPI serves the API on HOST:PORT in the background.
@@ -70,8 +81,19 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		return nil, err
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	registry, err := newProgramRegistry(cfg, rdb)
+	if err != nil {
+		stopHub()
+		return nil, err
+	}
 	hub := store.NewHub(hubCtx, rdb, log.With().Str("component", "hub").Logger())
 	go hub.Run(hubCtx)
+	// The alias cache: every alias move reaches this API within a second.
+	registryDone := make(chan struct{})
+	go func() {
+		defer close(registryDone)
+		registry.Run(hubCtx, func(err error) { log.Warn().Err(err).Str("component", "programs").Msg("refresh program aliases") })
+	}()
 
 	// asynqmon opens its own pools: the same Redis as rdb, Sentinel and TLS
 	// included.
@@ -88,7 +110,7 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		connOpt = opt
 	}
 	srv, err := api.New(apiConfig(cfg), api.Deps{
-		Redis: rdb, Client: store.NewClient(rdb, jobStore), Store: jobStore, Hub: hub, Batches: bs,
+		Redis: rdb, Client: store.NewClient(rdb, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry,
 		Log: log, Registry: reg, AsynqRedis: connOpt,
 		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
 	})
@@ -108,13 +130,15 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		}
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Bool("demo_lm", demo).Msg("api listening")
-	return &apiStack{addr: ln.Addr().String(), stop: func(ctx context.Context) {
-		// Stop accepting, tell SSE clients to reconnect, then drop the hub.
+	return &apiStack{addr: ln.Addr().String(), programs: registry, stop: func(ctx context.Context) {
+		// Stop accepting, tell SSE clients to reconnect, then drop the hub
+		// and the alias cache.
 		if err := srv.Shutdown(ctx); err != nil {
 			log.Warn().Err(err).Msg("api shutdown")
 		}
 		_ = hub.Close()
 		stopHub()
+		<-registryDone
 	}}, nil
 }
 

@@ -28,6 +28,7 @@ var (
 		{"ADMIN_API_KEYS", "keys for /metrics and the /monitoring/ dashboard"},
 		{"RATE_LIMIT_RPS, TOKEN_BUDGET_PER_DAY", "limits per key"},
 		{"QUEUE_MAX_PENDING", "beyond it, new work is refused with 503"},
+		{"PROGRAMS_DIR, PROGRAMS_PUSH_ON_START", "program files pushed at start-up (only when set true)"},
 	}
 	workerHelp = append(append([]envHelp{
 		{"REDIS_URL", "the Redis shared with the API (or REDIS_SENTINEL_ADDRS)"},
@@ -40,6 +41,7 @@ var (
 		envHelp{"HOST, PORT", "where the API listens"},
 		envHelp{"REDIS_URL", "a real Redis; unset, an embedded in-memory one"},
 		envHelp{"API_KEYS", "keys clients must send; unset, the API is open"},
+		envHelp{"PROGRAMS_DIR", "program files (*.yaml) pushed at start-up"},
 	)
 )
 

@@ -31,6 +31,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
@@ -156,8 +157,16 @@ func setup(t *testing.T, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	builtin, err := programs.NewBuiltin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry, err := programs.New(rdb, programs.Config{}, builtin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := api.New(api.Config{APIKeys: keys}, api.Deps{
-		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Batches: e.batches, Log: log, Registry: prometheus.NewRegistry(),
+		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Batches: e.batches, Programs: registry, Log: log, Registry: prometheus.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)

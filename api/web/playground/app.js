@@ -298,6 +298,145 @@
     $("job-json").textContent = "";
   }
 
+  // --- a pushed program --------------------------------------------------------
+
+  // The form is built from the chosen program's input_schema (GET
+  // /v1/programs). Everything a program says (its name, description, input
+  // names and descriptions) goes into the page as text (textContent,
+  // placeholder), never as HTML: whoever pushed it is not the one reading.
+  let programList = [];
+
+  async function loadPrograms() {
+    const sel = $("program-select");
+    try {
+      const resp = await fetch("/v1/programs", { headers: headers(), cache: "no-store" });
+      if (!resp.ok) {
+        note("program-note", await errorText(resp), true);
+        return;
+      }
+      programList = (await resp.json()).programs || [];
+    } catch (e) {
+      note("program-note", "Could not reach the API: " + e.message, true);
+      return;
+    }
+    note("program-note", programList.length ? "" : "No program pushed yet.", false);
+    const chosen = sel.value;
+    sel.replaceChildren();
+    for (const p of programList) {
+      const opt = document.createElement("option");
+      opt.value = p.name;
+      opt.textContent = p.name;
+      sel.appendChild(opt);
+    }
+    if (programList.some((p) => p.name === chosen)) sel.value = chosen;
+    sel.dataset.loaded = String(programList.length);
+    showProgram();
+  }
+
+  function latestOf(p) {
+    const v = p.aliases.latest;
+    return p.versions.find((x) => x.version === v) || p.versions[0];
+  }
+
+  // typeName says what an input takes, from its JSON Schema.
+  function typeName(s) {
+    return s.type === "string" ? "text" : "JSON" + (s.type ? ", " + s.type : "");
+  }
+
+  function showProgram() {
+    const box = $("program-inputs");
+    box.replaceChildren();
+    const p = programList.find((x) => x.name === $("program-select").value);
+    $("program-run").disabled = !p;
+    $("program-description").textContent = "";
+    if (!p) return;
+    const v = latestOf(p);
+    $("program-description").textContent = (v.description ? v.description + " · " : "") + "version " + v.version.slice(0, 12);
+    const props = (v.input_schema && v.input_schema.properties) || {};
+    for (const [name, s] of Object.entries(props)) {
+      const label = document.createElement("label");
+      label.className = "field";
+      const title = document.createElement("span");
+      title.textContent = name + " (" + typeName(s) + ")";
+      const input = document.createElement("textarea");
+      input.rows = 2;
+      input.id = "program-input-" + name;
+      input.dataset.input = name;
+      input.dataset.json = s.type === "string" ? "" : "1";
+      if (s.description) input.placeholder = s.description;
+      label.append(title, input);
+      box.appendChild(label);
+    }
+  }
+
+  // programInputs reads the form: text as it is, JSON parsed; null and a
+  // note naming the input when one does not parse.
+  function programInputs() {
+    const inputs = {};
+    for (const el of $("program-inputs").querySelectorAll("textarea")) {
+      if (!el.dataset.json) {
+        inputs[el.dataset.input] = el.value;
+        continue;
+      }
+      try {
+        inputs[el.dataset.input] = JSON.parse(el.value);
+      } catch (e) {
+        note("program-note", "inputs." + el.dataset.input + " is not JSON: " + e.message, true);
+        return null;
+      }
+    }
+    return inputs;
+  }
+
+  $("program-select").addEventListener("change", showProgram);
+  $("program-reload").addEventListener("click", loadPrograms);
+  // Listed once a key is set (or asked for: Reload, or opening the empty
+  // list), so a page opened without its key does not start with a 401.
+  $("program-select").addEventListener("focus", () => { if (!programList.length) loadPrograms(); });
+  $("key-form").addEventListener("submit", loadPrograms);
+  $("program-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = $("program-select").value;
+    const inputs = programInputs();
+    if (!name || !inputs) return;
+    note("program-note", "");
+    $("program-result").textContent = "";
+    $("program-job").textContent = "—";
+    setStatus($("program-status"), "submitting");
+    $("program-run").disabled = true;
+    try {
+      const resp = await fetch("/v1/jobs", { method: "POST", headers: headers({ "Content-Type": "application/json" }), body: JSON.stringify({ program: name, inputs: inputs }) });
+      if (resp.status !== 202) {
+        setStatus($("program-status"), "rejected");
+        note("program-note", await errorText(resp), true);
+        return;
+      }
+      const sub = await resp.json();
+      $("program-job").textContent = sub.id;
+      setStatus($("program-status"), sub.status);
+      // Long-poll the record until the job ends.
+      for (;;) {
+        const r = await fetch(sub.links.self + "?wait=30s", { headers: headers(), cache: "no-store" });
+        if (!r.ok) {
+          note("program-note", await errorText(r), true);
+          return;
+        }
+        const j = await r.json();
+        setStatus($("program-status"), j.status);
+        if (terminalJob.has(j.status)) {
+          if (j.result) $("program-result").textContent = JSON.stringify(j.result.outputs, null, 2);
+          if (j.error) note("program-note", j.error.message, true);
+          return;
+        }
+      }
+    } catch (e) {
+      note("program-note", "Could not reach the API: " + e.message, true);
+    } finally {
+      $("program-run").disabled = false;
+    }
+  });
+  if (apiKey()) loadPrograms();
+
   $("job-link").addEventListener("click", () => showJob($("job-link").dataset.url));
   $("job-refresh").addEventListener("click", () => showJob($("job-link").dataset.url));
   $("job-view-close").addEventListener("click", hideJob);
