@@ -13,7 +13,7 @@ func (r *Registry) RunWith(ctx context.Context, subscribe bool, interval time.Du
 	r.cfg.RefreshInterval = interval
 	if !subscribe {
 		close(ready)
-		r.loop(ctx, nil, onError)
+		r.loop(ctx, nil, interval, onError)
 		return
 	}
 	sub := r.rdb.Subscribe(ctx, AliasChannel)
@@ -22,7 +22,7 @@ func (r *Registry) RunWith(ctx context.Context, subscribe bool, interval time.Du
 		onError(err)
 	}
 	close(ready)
-	r.loop(ctx, sub.Channel(), onError)
+	r.loop(ctx, sub.Channel(), interval, onError)
 }
 
 // Cached is what the LRU of compiled versions holds: how many, and their

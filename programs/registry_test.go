@@ -281,3 +281,24 @@ func TestAliasMoveReachesAnotherProcess(t *testing.T) {
 		})
 	}
 }
+
+// A worker follows pushes' notices only (no re-read each second): a version
+// a push prunes leaves its compiled cache, so a job still queued on it
+// fails with program_version_gone, as on a worker that never loaded it.
+func TestFollowPrunesDropsAPrunedVersion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := redistest.New(t)
+	pusher := newRegistry(t, db, programs.Config{MaxVersions: 1})
+	w := newRegistry(t, db, programs.Config{})
+	v1 := push(t, pusher, twoStage(t, 1)).Version
+	if _, err := w.Program(ctx, "two-stage", v1); err != nil {
+		t.Fatalf("load v1: %v", err)
+	}
+	run(t, w, true, 0) // FollowPrunes: notices, no ticks
+	push(t, pusher, twoStage(t, 2))
+	testwait.Until(t, "the worker to drop the pruned version", func() bool {
+		_, err := w.Program(ctx, "two-stage", v1)
+		return errors.Is(err, jobs.ErrProgramVersionGone)
+	})
+}

@@ -185,20 +185,37 @@ func (r *Registry) evictGone(stored map[string][]string) {
 func (r *Registry) Run(ctx context.Context, onError func(error)) {
 	sub := r.rdb.Subscribe(ctx, AliasChannel)
 	defer sub.Close()
-	r.loop(ctx, sub.Channel(), onError)
+	r.loop(ctx, sub.Channel(), r.cfg.RefreshInterval, onError)
 }
 
-// loop refreshes on each notice from notices (nil: none come) and on each
-// tick.
-func (r *Registry) loop(ctx context.Context, notices <-chan *redis.Message, onError func(error)) {
+// FollowPrunes drops compiled versions as pushes prune them, from
+// AliasChannel's notices alone, until ctx ends: what a worker runs. A
+// worker never resolves an alias, so it does not pay Run's re-read every
+// second, and an idle worker sends Redis nothing. A notice lost while the
+// subscription was down leaves a pruned version compiled in this process,
+// and a job queued on it still runs, on the exact version it was resolved
+// to, instead of failing with program_version_gone.
+func (r *Registry) FollowPrunes(ctx context.Context, onError func(error)) {
+	sub := r.rdb.Subscribe(ctx, AliasChannel)
+	defer sub.Close()
+	r.loop(ctx, sub.Channel(), 0, onError)
+}
+
+// loop refreshes on each notice from notices (nil: none come) and, when
+// interval is not zero, every program at the start and on each tick.
+func (r *Registry) loop(ctx context.Context, notices <-chan *redis.Message, interval time.Duration, onError func(error)) {
 	report := func(err error) {
 		if err != nil && onError != nil && ctx.Err() == nil {
 			onError(err)
 		}
 	}
-	tick := time.NewTicker(r.cfg.RefreshInterval)
-	defer tick.Stop()
-	report(r.refreshAll(ctx))
+	var ticks <-chan time.Time
+	if interval > 0 {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		ticks = tick.C
+		report(r.refreshAll(ctx))
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,7 +227,7 @@ func (r *Registry) loop(ctx context.Context, notices <-chan *redis.Message, onEr
 			}
 			_, err := r.refresh(ctx, m.Payload)
 			report(err)
-		case <-tick.C:
+		case <-ticks:
 			report(r.refreshAll(ctx))
 		}
 	}

@@ -22,13 +22,10 @@ import (
 )
 
 // newProgramRegistry is the program registry on rdb with PROGRAM_MAX_BYTES
-// and PROGRAM_MAX_VERSIONS, serving the built-in QA program's signature
-// for qa's version "" (the API reads only its inputs).
-func newProgramRegistry(cfg *config.Config, rdb redis.UniversalClient) (*programs.Registry, error) {
-	builtin, err := programs.NewBuiltin()
-	if err != nil {
-		return nil, err
-	}
+// and PROGRAM_MAX_VERSIONS. builtin serves qa's version "": the API's reads
+// only its inputs (programs.NewBuiltin); a worker's runs it, with
+// PROGRAM_STATE_PATH's state.
+func newProgramRegistry(cfg *config.Config, rdb redis.UniversalClient, builtin programs.Source) (*programs.Registry, error) {
 	return programs.New(rdb, programs.Config{MaxBytes: int64(cfg.LM.ProgramMaxBytes), MaxVersions: cfg.LM.ProgramMaxVersions}, builtin)
 }
 

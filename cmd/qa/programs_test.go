@@ -9,6 +9,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/rs/zerolog"
 )
 
@@ -75,7 +76,11 @@ func TestPushProgramsDir(t *testing.T) {
 		}
 	}
 	db := redistest.New(t)
-	r, err := newProgramRegistry(config.Default(), db.Client)
+	builtin, err := programs.NewBuiltin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newProgramRegistry(config.Default(), db.Client, builtin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,12 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 		return nil, err
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	registry, err := newProgramRegistry(cfg, rdb)
+	builtin, err := programs.NewBuiltin()
+	if err != nil {
+		stopHub()
+		return nil, err
+	}
+	registry, err := newProgramRegistry(cfg, rdb, builtin)
 	if err != nil {
 		stopHub()
 		return nil, err

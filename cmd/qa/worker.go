@@ -68,12 +68,14 @@ func newRegistry() *prometheus.Registry {
 
 // workerStack is a running worker with what it owns.
 type workerStack struct {
-	worker  *worker.Worker
-	closeLM func()
+	worker       *worker.Worker
+	closeLM      func()
+	stopPrograms func()
 }
 
 func (s *workerStack) stop() {
 	s.worker.Shutdown()
+	s.stopPrograms()
 	s.closeLM()
 }
 
@@ -99,9 +101,14 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	// The built-in qa program: what the worker serves until the program
-	// registry (PROGRAMS_DIR, pushed programs) is wired in front of it.
-	programs := worker.StaticPrograms{{Name: jobs.ProgramQA}: qa}
+	// Pushed programs come from the registry, compiled on demand; qa's
+	// version "" (no qa pushed, or a job queued before programs had
+	// versions) is the built-in program with PROGRAM_STATE_PATH's state.
+	registry, err := newProgramRegistry(cfg, rdb, worker.StaticPrograms{{Name: jobs.ProgramQA}: qa})
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
 	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		closeLM()
@@ -113,7 +120,7 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		return nil, err
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
-		Redis: rdb, Store: jobStore, Runner: worker.NewRunner(programs, lm),
+		Redis: rdb, Store: jobStore, Runner: worker.NewRunner(registry, lm),
 		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs,
 	})
 	if err != nil {
@@ -124,9 +131,19 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
+	// A version a push prunes leaves this worker's compiled cache, so its
+	// queued jobs fail as program_version_gone on every worker alike.
+	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		registry.FollowPrunes(followCtx, func(err error) {
+			log.Warn().Err(err).Str("component", "programs").Msg("follow program pushes")
+		})
+	}()
 	log.Info().Str("model", lm.Model()).Str("cache_namespace", lm.CacheStores().Namespace).
 		Str("program_state_sha256", prog.Provenance()).Msg("worker ready")
-	return &workerStack{worker: w, closeLM: closeLM}, nil
+	return &workerStack{worker: w, closeLM: closeLM, stopPrograms: func() { stopFollow(); <-followed }}, nil
 }
 
 // lmEndpoint points the LM client somewhere else than the configuration says.
