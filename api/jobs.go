@@ -14,10 +14,18 @@ import (
 
 // jobView is a job as GET /v1/jobs/{id} shows it.
 type jobView struct {
-	ID         string       `json:"id"`
-	Status     jobs.Status  `json:"status"`
-	Queue      string       `json:"queue"`
-	Question   string       `json:"question"`
+	ID     string      `json:"id"`
+	Status jobs.Status `json:"status"`
+	Queue  string      `json:"queue"`
+	// Program is the program as the request named it (name[@alias]), and
+	// ProgramVersion the version that resolved to at submit ("" for the
+	// built-in qa program).
+	Program        string      `json:"program"`
+	ProgramVersion string      `json:"program_version,omitempty"`
+	Inputs         jobs.Inputs `json:"inputs"`
+	// Question is qa's one input, kept where clients of the QA-only
+	// service read it; absent for other programs.
+	Question   string       `json:"question,omitempty"`
 	Attempts   int          `json:"attempts"`
 	Result     *jobs.Result `json:"result"`
 	Error      *jobs.Error  `json:"error"`
@@ -40,7 +48,8 @@ func linksFor(id string) jobLinks {
 
 func viewOf(j *jobs.Job) jobView {
 	return jobView{
-		ID: j.ID, Status: j.Status, Queue: j.Spec.Queue, Question: j.Spec.Question(), Attempts: j.Attempts,
+		ID: j.ID, Status: j.Status, Queue: j.Spec.Queue, Attempts: j.Attempts,
+		Program: j.Spec.Program, ProgramVersion: j.Spec.ProgramVersion, Inputs: j.Spec.Inputs, Question: j.Spec.Question(),
 		Result: j.Result, Error: j.Error, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		Links: linksFor(j.ID),
 	}
