@@ -60,7 +60,8 @@ func TestReadErrors(t *testing.T) {
 		{"string signature in a chain", "import dspy\nQA = dspy.Signature(\"q -> a\").with_instructions(\"Be brief.\")\n",
 			`f.py:2:6: QA: only QA = dspy.Signature("inputs -> outputs", "instructions") is read`},
 		{"string signature with a model", "import dspy\nQA = dspy.Signature(\"q -> a: Report\")\n",
-			`f.py:2:6: QA: parse signature "q -> a: Report": outputs: parse type "Report": unsupported type "Report"`},
+			`f.py:2:6: QA: parse signature "q -> a: Report": outputs: parse type "Report": unsupported type "Report" ` +
+				`(supported types: str, int, float, bool, list[...], dict[...], tuple[...], set[...], frozenset[...], Literal[...], Optional[...], Union[...], X | None, Any)`},
 		{"unmatched bracket", "x = 1]\n", `f.py:1:6: unmatched "]"`},
 		{"deep nesting", sigHead + "    x: " + deep + " = dspy.InputField()\n",
 			`f.py:4:` + strconv.Itoa(7+5*(MaxDepth+1)) + `: brackets nested deeper than 64`},
