@@ -55,9 +55,9 @@ func modelSignature(t *testing.T, c modelCase) *program.Signature {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cls, ok := f.Signature(c.Signature)
-	if !ok {
-		t.Fatalf("no signature %s", c.Signature)
+	cls, err := f.Signature(c.Signature)
+	if err != nil {
+		t.Fatal(err)
 	}
 	sig, err := cls.Signature()
 	if err != nil {

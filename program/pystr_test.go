@@ -273,3 +273,22 @@ func TestParseValues(t *testing.T) {
 		}
 	}
 }
+
+// A type a string signature cannot hold is refused with what is supported
+// instead: DSPy's special types in pysource's words, else the list.
+func TestParseSignatureUnsupportedType(t *testing.T) {
+	t.Parallel()
+	for spec, want := range map[string]string{
+		"question, history: dspy.History -> answer": `parse signature "question, history: dspy.History -> answer": inputs: parse type "dspy.History": ` +
+			`unsupported type "dspy.History" (DSPy's special types such as Image, Audio, History and Tool are not served)`,
+		"question -> answer: list[dspy.Image]": `parse signature "question -> answer: list[dspy.Image]": outputs: parse type "list[dspy.Image]": ` +
+			`unsupported type "dspy.Image" (DSPy's special types such as Image, Audio, History and Tool are not served)`,
+		"q -> a: lst[str]": `parse signature "q -> a: lst[str]": outputs: parse type "lst[str]": unsupported type "lst" ` +
+			`(supported types: str, int, float, bool, list[...], dict[...], tuple[...], set[...], frozenset[...], Literal[...], Optional[...], Union[...], X | None, Any)`,
+	} {
+		_, err := ParseSignature(spec, "")
+		if err == nil || err.Error() != want {
+			t.Errorf("ParseSignature(%q): %v\nwant %s", spec, err, want)
+		}
+	}
+}

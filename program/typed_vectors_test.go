@@ -85,9 +85,9 @@ func predictor(t *testing.T, c typedCase) *program.Predict {
 	if err != nil {
 		t.Fatalf("read source: %v", err)
 	}
-	cls, ok := f.Signature(c.SignatureName)
-	if !ok {
-		t.Fatalf("source has no signature %s", c.SignatureName)
+	cls, err := f.Signature(c.SignatureName)
+	if err != nil {
+		t.Fatal(err)
 	}
 	sig, err := cls.Signature()
 	if err != nil {

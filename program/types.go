@@ -218,6 +218,15 @@ func (p *typeParser) ident() string {
 	return p.src[start:p.pos]
 }
 
+// UnservedDSPyTypes is what an error about a dspy.* annotation adds, in a
+// string signature and in a signature file alike: DSPy renders and parses
+// these types with code of its own that program does not reproduce.
+const UnservedDSPyTypes = "DSPy's special types such as Image, Audio, History and Tool are not served"
+
+// supportedTypes is what an error about an unknown type name adds: the
+// forms canonicalTypeName accepts.
+const supportedTypes = "supported types: str, int, float, bool, list[...], dict[...], tuple[...], set[...], frozenset[...], Literal[...], Optional[...], Union[...], X | None, Any"
+
 // typeNames maps the names an annotation may use to DSPy's type names.
 func canonicalTypeName(name string) (string, bool) {
 	name = strings.TrimPrefix(name, "typing.")
@@ -243,7 +252,10 @@ func (p *typeParser) parsePrimary() (Type, error) {
 	}
 	name, ok := canonicalTypeName(raw)
 	if !ok {
-		return Type{}, fmt.Errorf("unsupported type %q", raw)
+		if strings.HasPrefix(raw, "dspy.") {
+			return Type{}, fmt.Errorf("unsupported type %q (%s)", raw, UnservedDSPyTypes)
+		}
+		return Type{}, fmt.Errorf("unsupported type %q (%s)", raw, supportedTypes)
 	}
 	if p.peek() != '[' {
 		if name == "Literal" || name == "Optional" || name == "Union" {

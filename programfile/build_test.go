@@ -221,7 +221,8 @@ func TestBuildErrors(t *testing.T) {
 		{"string signature", two("'q -> '", "'a -> b'", ""), nil,
 			`6:16: stages[0].signature: parse signature "q -> ": no output fields`},
 		{"string signature type", two("'q -> a: lst[str]'", "'a -> b'", ""), nil,
-			`6:16: stages[0].signature: parse signature "q -> a: lst[str]": outputs: parse type "lst[str]": unsupported type "lst"`},
+			`6:16: stages[0].signature: parse signature "q -> a: lst[str]": outputs: parse type "lst[str]": unsupported type "lst" ` +
+				`(supported types: str, int, float, bool, list[...], dict[...], tuple[...], set[...], frozenset[...], Literal[...], Optional[...], Union[...], X | None, Any)`},
 		{"class without a resolver", two("Q", "'a -> b'", ""), nil,
 			"6:16: stages[0].signature: class Q: no source reader to resolve it"},
 		{"class the resolver lacks", two("Q", "Missing", ""), resolve,

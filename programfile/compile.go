@@ -28,8 +28,10 @@ type Compiled struct {
 // name are read from the bundle's source with pysource (never run), the
 // dataflow is resolved (File.Build), and the state, if any, is applied
 // with program.Program.WithState. A class the source lacks is an *Error
-// naming the stage, the class and the source file; a class whose types
-// program cannot serve yet is refused with pysource's error, wrapped.
+// naming the stage, the class and the source file; a class pysource or
+// program cannot serve is refused with pysource's error (file:line:col),
+// wrapped with the stage and the class. Classes no stage names are not
+// built, so what they declare does not matter.
 func Compile(b *Bundle) (*Compiled, error) {
 	classes, err := readClasses(b)
 	if err != nil {
@@ -83,13 +85,16 @@ func readClasses(b *Bundle) (map[string]*program.Signature, error) {
 		if src == nil {
 			return nil, st.sigAt.errorf(path, "stage %q: class %s: the bundle lacks the source %s", st.Key, st.Signature, b.File.Source)
 		}
-		sc, ok := src.Signature(st.Signature)
-		if !ok {
+		sc, err := src.Signature(st.Signature)
+		if errors.Is(err, pysource.ErrNotDeclared) {
 			return nil, st.sigAt.errorf(path, "stage %q: class %s is not a dspy.Signature in %s (its signatures: %s)", st.Key, st.Signature, b.File.Source, signatureNames(src))
 		}
-		sig, err := sc.Signature()
+		var sig *program.Signature
+		if err == nil {
+			sig, err = sc.Signature()
+		}
 		if err != nil {
-			e := st.sigAt.errorf(path, "stage %q: %s", st.Key, err.Error())
+			e := st.sigAt.errorf(path, "stage %q: class %s: %s", st.Key, st.Signature, err.Error())
 			e.Err = err
 			return nil, e
 		}

@@ -175,6 +175,32 @@ stages:
     signature: Extract
 `
 
+// mixedSource holds a class pysource cannot serve (Extract) and one it
+// can (Answer).
+const mixedSource = "import dspy\n\nclass Extract(dspy.Signature):\n    \"\"\"Describe.\"\"\"\n    img: dspy.Image = dspy.InputField()\n    text: str = dspy.OutputField()\n\n" +
+	"class Answer(dspy.Signature):\n    \"\"\"Answer.\"\"\"\n    question: str = dspy.InputField()\n    answer: str = dspy.OutputField()\n"
+
+// A class of the source that no stage names does not stop the program,
+// whatever it declares.
+func TestCompileSkipsUnusedClasses(t *testing.T) {
+	t.Parallel()
+	f, err := Parse([]byte(strings.Replace(oneClassStage, "signature: Extract", "signature: Answer", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(&Bundle{File: f, Source: []byte(mixedSource)})
+	if err != nil {
+		t.Fatalf("Compile: %v; want Answer served, Extract unused", err)
+	}
+	_, pred, err := c.Stage("extract")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pred.Signature().Instructions(), "Answer."; got != want {
+		t.Errorf("instructions %q, want %q", got, want)
+	}
+}
+
 func TestCompileRefuses(t *testing.T) {
 	t.Parallel()
 	report := "import dspy\nfrom pydantic import BaseModel, Field\n\n" +
@@ -194,9 +220,13 @@ func TestCompileRefuses(t *testing.T) {
 		{"source not in the bundle", oneClassStage, "", "",
 			`compile program one: 6:16: stages[0].signature: stage "extract": class Extract: the bundle lacks the source sigs.py`, nil, ""},
 		{"pydantic constraint in a model", oneClassStage, report, "",
-			`compile program one: 6:16: stages[0].signature: stage "extract": sigs.py:5:5: class Report: field title: constraint pattern=: not yet supported`, pysource.ErrNotYetSupported, ""},
-		{"unreadable source", oneClassStage, "class Extract(dspy.Signature):\n    text: str = dspy.InputField(desc=f\"{x}\")\n", "",
-			"compile program one: read source: sigs.py:2:38: field text: desc= is an f-string, computed when Python runs; write a plain string", nil, ""},
+			`compile program one: 6:16: stages[0].signature: stage "extract": class Extract: sigs.py:5:5: class Report: field title: constraint pattern=: not yet supported`, pysource.ErrNotYetSupported, ""},
+		{"a class pysource cannot serve", oneClassStage, "class Extract(dspy.Signature):\n    text: str = dspy.InputField(desc=f\"{x}\")\n", "",
+			`compile program one: 6:16: stages[0].signature: stage "extract": class Extract: sigs.py:2:38: field text: desc= is an f-string, computed when Python runs; write a plain string`, nil, ""},
+		{"DSPy's special type", oneClassStage, mixedSource, "",
+			`compile program one: 6:16: stages[0].signature: stage "extract": class Extract: sigs.py:5:10: unsupported type dspy.Image (DSPy's special types such as Image, Audio, History and Tool are not served)`, nil, ""},
+		{"unreadable source", oneClassStage, "class Extract(dspy.Signature):\n    text: str = dspy.InputField(desc=\"abc)\n", "",
+			"compile program one: read source: sigs.py:2:38: unterminated string", nil, ""},
 		{"state of another program", strings.Replace(oneClassStage, "signature: Extract", `signature: "text -> title"`, 1) + "state: s.json\n", "", `{"other.predict": {"demos": [], "signature": {"instructions": "x", "fields": [{"prefix": "A:", "description": "a"}, {"prefix": "B:", "description": "b"}]}}, "metadata": {"dependency_versions": {"python": "3.12", "dspy": "3.3.1", "cloudpickle": "3.1"}}}`,
 			"", nil, `predictor "extract"`},
 	}

@@ -66,9 +66,9 @@ func typedSignature(t *testing.T, v renderVector) *program.Signature {
 	if err != nil {
 		t.Fatalf("%s: %v", v.ID, err)
 	}
-	cls, ok := f.Signature(v.SignatureName)
-	if !ok {
-		t.Fatalf("%s: no signature %s", v.ID, v.SignatureName)
+	cls, err := f.Signature(v.SignatureName)
+	if err != nil {
+		t.Fatalf("%s: %v", v.ID, err)
 	}
 	sig, err := cls.Signature()
 	if err != nil {

@@ -246,7 +246,7 @@ func (r *reader) parseType(e *expr) (program.Type, error) {
 		name := r.qualify(bad.text)
 		msg := "unsupported type " + bad.text
 		if strings.HasPrefix(name, "dspy.") {
-			msg += " (DSPy's special types such as Image, Audio, History and Tool are not served)"
+			msg += " (" + program.UnservedDSPyTypes + ")"
 		}
 		return program.Type{}, errorf(r.file, bad.line, bad.col, "%s", msg)
 	}

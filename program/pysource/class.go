@@ -1,6 +1,7 @@
 package pysource
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -8,9 +9,11 @@ import (
 )
 
 // read walks the top-level statements and reads every Signature and model
-// class; everything else is skipped with its indented block.
+// class; everything else is skipped with its indented block. A class it
+// cannot serve is refused on its own (File.refuse); only a header it
+// cannot parse fails the file.
 func (r *reader) read() error {
-	r.out = &File{Name: r.file}
+	r.out = &File{Name: r.file, refused: map[string]refusal{}}
 	decorated := false
 	for i := 0; i < len(r.lines); {
 		ln := r.lines[i]
@@ -26,9 +29,7 @@ func (r *reader) read() error {
 				return err
 			}
 		default:
-			if err := r.stringSignature(ln.toks); err != nil {
-				return err
-			}
+			r.stringSignature(ln.toks)
 		}
 		decorated = false
 		i = end
@@ -37,19 +38,36 @@ func (r *reader) read() error {
 }
 
 // class reads the class whose header is line i and whose body runs to end.
+// The error it returns is the header's; what the class declares that
+// cannot be served refuses the class alone.
 func (r *reader) class(i, end int, decorated bool) error {
 	h, err := r.header(r.lines[i].toks)
 	if err != nil {
 		return err
 	}
 	kind, base, err := r.classify(h)
-	if err != nil || kind == otherClass {
-		return err
+	if kind == otherClass {
+		return nil
 	}
+	if twice := r.twice[h.name]; twice != nil {
+		err = twice
+	}
+	if err == nil {
+		err = r.classBody(h, kind, base, i+1, end, decorated)
+	}
+	if err != nil {
+		r.out.refuse(h.name, kind, err)
+	}
+	return nil
+}
+
+// classBody reads the body of a Signature or model class, lines from to
+// end, and adds the class to the file.
+func (r *reader) classBody(h classHeader, kind classKind, base string, from, end int, decorated bool) error {
 	if decorated {
 		return errorf(r.file, h.line, h.col, "class %s: decorators on a Signature or model class are not supported", h.name)
 	}
-	body, err := r.body(h, i+1, end)
+	body, err := r.body(h, from, end)
 	if err != nil {
 		return err
 	}
@@ -184,9 +202,12 @@ func (r *reader) signature(h classHeader, base string, body []stmt) error {
 	}
 	s.Instructions = doc
 	if base != "" {
-		b, _ := r.out.Signature(base)
-		if b == nil {
+		b, err := r.out.Signature(base)
+		if errors.Is(err, ErrNotDeclared) {
 			return errorf(r.file, h.line, h.col, "class %s: base class %s must be declared before it", h.name, base)
+		}
+		if err != nil {
+			return err // the base's own error: the class cannot be served without it
 		}
 		s.Inputs = append(s.Inputs, b.Inputs...)
 		s.Outputs = append(s.Outputs, b.Outputs...)
@@ -434,12 +455,26 @@ func (r *reader) literal(e *expr) (any, error) {
 
 // stringSignature reads a module-level NAME = dspy.Signature("a -> b",
 // "instructions"), DSPy's string form bound to a name. Other assignments
-// are skipped; one that calls dspy.Signature some other way is refused, so
-// the name is not silently missing.
-func (r *reader) stringSignature(toks []token) error {
+// are skipped; one that calls dspy.Signature some other way is refused
+// under its name, so the name is not silently missing.
+func (r *reader) stringSignature(toks []token) {
 	name, value, ok := assigned(toks)
 	if !ok || !r.mentionsSignature(value) {
-		return nil
+		return
+	}
+	if err := r.readStringSignature(name, value); err != nil {
+		r.out.refuse(name.text, signatureClass, err)
+	}
+}
+
+func (r *reader) readStringSignature(name token, value []token) error {
+	_, isClass := r.kinds[name.text]
+	if isClass || r.out.declared(name.text) {
+		twice := errorf(r.file, name.line, name.col, "%s is declared twice; Python would keep only the last", name.text)
+		if isClass && r.twice[name.text] == nil {
+			r.twice[name.text] = twice // refuses the class too, when it is read
+		}
+		return twice
 	}
 	refuse := func(line, col int) error {
 		return errorf(r.file, line, col, "%s: only %s = dspy.Signature(\"inputs -> outputs\", \"instructions\") is read", name.text, name.text)
@@ -470,10 +505,6 @@ func (r *reader) stringSignature(toks []token) error {
 	sig, err := program.ParseSignature(texts[0], texts[1])
 	if err != nil {
 		return errorf(r.file, e.line, e.col, "%s: %v", name.text, err)
-	}
-	_, isClass := r.kinds[name.text]
-	if _, dup := r.out.Signature(name.text); dup || isClass {
-		return errorf(r.file, name.line, name.col, "%s is declared twice; Python would keep only the last", name.text)
 	}
 	s := &SignatureClass{Name: name.text, Line: name.line, Instructions: texts[1], file: r.file, owner: r.out}
 	for _, f := range sig.Inputs() {

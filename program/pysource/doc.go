@@ -15,7 +15,13 @@
 // subset cannot express faithfully (an f-string description, an unknown
 // keyword argument, a type program cannot render, a validator on a model)
 // is an *Error naming file:line:col and what is unsupported, rather than a
-// guess that would make the served prompt differ from DSPy's.
+// guess that would make the served prompt differ from DSPy's. The error
+// stays with its class: File.Signature and File.Model return it when the
+// class is asked for, and a signature using a refused model gets the
+// model's error when it is built. A real project's file holds classes the
+// served program never names, so only what makes the file unreadable (text
+// that does not tokenize, an indented line outside any block, a class
+// header that does not parse) fails Read.
 //
 // Types are program.Type values, parsed with program.ParseType wherever the
 // annotation names only built-in types. A reference to a model of the same

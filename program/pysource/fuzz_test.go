@@ -10,8 +10,9 @@ import (
 	"github.com/qaqueue/qaqueue/program"
 )
 
-// FuzzRead: Read never panics, fails only with an *Error, and whatever it
-// reads converts (or refuses with an *Error) without panicking.
+// FuzzRead: Read never panics, fails only with an *Error, keeps an *Error
+// for each class it refuses, and whatever it reads converts (or refuses
+// with an *Error) without panicking.
 func FuzzRead(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.py")
 	for _, p := range seeds {
@@ -27,6 +28,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(sigHead + "    x: str = dspy.InputField(desc='\\x4'  '\\u12' \"\\777\")\n"))
 	f.Add([]byte("import dspy\nfrom pydantic import BaseModel, Field\n\nclass C(BaseModel):\n    \"\"\"A c.\"\"\"\n    p: int = 1\n\nclass R(BaseModel):\n    c: C = Field(description='A c.')\n    cs: list[C]\n    o: 'C | None' = None\n\n" +
 		"class S(dspy.Signature):\n    q: R = dspy.InputField()\n    r: list[R] = dspy.OutputField()\n    d: dict[str, C] = dspy.OutputField()\n"))
+	f.Add([]byte(mixed))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		file, err := Read("fuzz.py", src)
 		if err != nil {
@@ -36,7 +38,18 @@ func FuzzRead(f *testing.F) {
 			}
 			return
 		}
+		// A refused class keeps an *Error, and no class read whole is
+		// also refused.
+		for name, rf := range file.refused {
+			var perr *Error
+			if !errors.As(rf.err, &perr) {
+				t.Fatalf("class %s refused with %T %v", name, rf.err, rf.err)
+			}
+		}
 		for _, s := range file.Signatures {
+			if got, err := file.Signature(s.Name); got != s || err != nil {
+				t.Fatalf("Signature(%s) = %v, %v; want the class read", s.Name, got, err)
+			}
 			sig, err := s.Signature()
 			if err != nil {
 				var perr *Error

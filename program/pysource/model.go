@@ -23,9 +23,12 @@ func (r *reader) model(h classHeader, base string, body []stmt) error {
 	}
 	m.Docstring = doc
 	if base != "" {
-		b, _ := r.out.Model(base)
-		if b == nil {
+		b, err := r.out.Model(base)
+		if errors.Is(err, ErrNotDeclared) {
 			return errorf(r.file, h.line, h.col, "class %s: base class %s must be declared before it", h.name, base)
+		}
+		if err != nil {
+			return err // the base's own error
 		}
 		m.Fields = append(m.Fields, b.Fields...)
 	}
@@ -247,11 +250,15 @@ func (r *modelResolver) model(name string) (*program.Model, error) {
 		return m, nil
 	}
 	var mc *ModelClass
+	err := ErrNotDeclared
 	if r.file != nil {
-		mc, _ = r.file.Model(name)
+		mc, err = r.file.Model(name)
 	}
-	if mc == nil {
+	if errors.Is(err, ErrNotDeclared) {
 		return nil, &Error{File: r.name, Line: 1, Col: 1, Msg: fmt.Sprintf("model %s is not declared in this file", name)}
+	}
+	if err != nil {
+		return nil, err // the model's own error, kept when the file was read
 	}
 	if r.building[name] {
 		return nil, &Error{File: r.name, Line: mc.Line, Col: 1, Msg: fmt.Sprintf(

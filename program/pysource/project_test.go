@@ -163,9 +163,9 @@ class Grandchild(Documented):
 		"Grandchild": "Answer briefly.",
 	}
 	for name, instr := range want {
-		cls, ok := f.Signature(name)
-		if !ok {
-			t.Fatalf("no %s", name)
+		cls, err := f.Signature(name)
+		if err != nil {
+			t.Fatal(err)
 		}
 		sig, err := cls.Signature()
 		if err != nil {
@@ -263,9 +263,9 @@ registry = {"base": dspy.Signature}
 		t.Fatalf("got %d signatures, want %d", len(f.Signatures), len(want))
 	}
 	for name, instr := range want {
-		cls, ok := f.Signature(name)
-		if !ok {
-			t.Fatalf("no %s", name)
+		cls, err := f.Signature(name)
+		if err != nil {
+			t.Fatal(err)
 		}
 		sig, err := cls.Signature()
 		if err != nil {

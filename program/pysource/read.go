@@ -1,7 +1,9 @@
 package pysource
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/qaqueue/qaqueue/program"
@@ -29,9 +31,21 @@ func errorf(file string, line, col int, format string, args ...any) *Error {
 // File is what a signature file declares, classes in declaration order.
 type File struct {
 	// Name is the file name given to Read, used in errors.
-	Name       string
+	Name string
+	// Signatures and Models are the classes read whole. A class that
+	// declares something pysource cannot serve is in neither: its error
+	// is kept and returned by Signature or Model, so one class a program
+	// does not use cannot stop the file from serving the others.
 	Signatures []*SignatureClass
 	Models     []*ModelClass
+
+	refused map[string]refusal
+}
+
+// refusal is why a signature or model class is not served.
+type refusal struct {
+	kind classKind
+	err  error
 }
 
 // SignatureClass is a dspy.Signature subclass.
@@ -96,34 +110,69 @@ type Constraint struct {
 	Value any
 }
 
-// Signature returns the signature class named name.
-func (f *File) Signature(name string) (*SignatureClass, bool) {
+// ErrNotDeclared is wrapped by Signature and Model for a name the file
+// declares no such class as.
+var ErrNotDeclared = errors.New("not declared")
+
+// Signature returns the signature named name: a dspy.Signature class or a
+// NAME = dspy.Signature(...). A signature the file declares but pysource
+// cannot serve gives its *Error (file:line:col and what is unsupported);
+// a name the file does not declare as one gives an error wrapping
+// ErrNotDeclared.
+func (f *File) Signature(name string) (*SignatureClass, error) {
+	if r, ok := f.refused[name]; ok && r.kind == signatureClass {
+		return nil, r.err
+	}
 	for _, s := range f.Signatures {
 		if s.Name == name {
-			return s, true
+			return s, nil
 		}
 	}
-	return nil, false
+	return nil, fmt.Errorf("%s: signature %s: %w", f.Name, name, ErrNotDeclared)
 }
 
-// Model returns the model class named name.
-func (f *File) Model(name string) (*ModelClass, bool) {
+// Model returns the model class named name, with errors as Signature's.
+func (f *File) Model(name string) (*ModelClass, error) {
+	if r, ok := f.refused[name]; ok && r.kind == modelClass {
+		return nil, r.err
+	}
 	for _, m := range f.Models {
 		if m.Name == name {
-			return m, true
+			return m, nil
 		}
 	}
-	return nil, false
+	return nil, fmt.Errorf("%s: model %s: %w", f.Name, name, ErrNotDeclared)
+}
+
+// refuse keeps err as the reason the class name is not served, in place
+// of anything read under that name before.
+func (f *File) refuse(name string, kind classKind, err error) {
+	f.refused[name] = refusal{kind: kind, err: err}
+	f.Signatures = slices.DeleteFunc(f.Signatures, func(s *SignatureClass) bool { return s.Name == name })
+	f.Models = slices.DeleteFunc(f.Models, func(m *ModelClass) bool { return m.Name == name })
+}
+
+// declared reports whether the file has read a signature or model name,
+// whole or refused.
+func (f *File) declared(name string) bool {
+	if _, ok := f.refused[name]; ok {
+		return true
+	}
+	return slices.ContainsFunc(f.Signatures, func(s *SignatureClass) bool { return s.Name == name }) ||
+		slices.ContainsFunc(f.Models, func(m *ModelClass) bool { return m.Name == name })
 }
 
 // Read reads the Python source of a signature file. name is used in errors
-// (file:line:col).
+// (file:line:col). It fails only for what makes the file unreadable: text
+// it cannot tokenize, a top-level line it cannot place, a class header it
+// cannot parse. What a signature or model class declares that pysource
+// cannot serve stays with the class (see File.Signature).
 func Read(name string, src []byte) (*File, error) {
 	lines, err := lex(name, string(src), 1, 1)
 	if err != nil {
 		return nil, err
 	}
-	r := &reader{file: name, lines: lines, aliases: map[string]string{}, kinds: map[string]classKind{}}
+	r := &reader{file: name, lines: lines, aliases: map[string]string{}, kinds: map[string]classKind{}, twice: map[string]error{}}
 	if err := r.scan(); err != nil {
 		return nil, err
 	}
@@ -150,6 +199,9 @@ type reader struct {
 	// kinds holds every top-level class's kind, so annotations may name a
 	// model declared later (a forward reference).
 	kinds map[string]classKind
+	// twice holds the error of each signature or model name declared
+	// more than once, which refuses every declaration of it.
+	twice map[string]error
 	out   *File
 }
 
@@ -193,12 +245,9 @@ func (r *reader) scan() error {
 			if err != nil {
 				return err
 			}
-			kind, _, err := r.classify(h)
-			if err != nil {
-				return err
-			}
-			if prev, dup := r.kinds[h.name]; dup && (prev != otherClass || kind != otherClass) {
-				return errorf(r.file, h.line, h.col, "class %s is declared twice; Python would keep only the last", h.name)
+			kind, _, _ := r.classify(h) // a base list it refuses is the class's error, kept when the class is read
+			if prev, dup := r.kinds[h.name]; dup && (prev != otherClass || kind != otherClass) && r.twice[h.name] == nil {
+				r.twice[h.name] = errorf(r.file, h.line, h.col, "class %s is declared twice; Python would keep only the last", h.name)
 			}
 			r.kinds[h.name] = kind
 		}
@@ -338,7 +387,8 @@ func (r *reader) header(toks []token) (classHeader, error) {
 }
 
 // classify says whether a class is a Signature, a model or neither, and
-// names its same-file base class if it has one.
+// names its same-file base class if it has one. The kind is set also when
+// the bases are refused.
 func (r *reader) classify(h classHeader) (classKind, string, error) {
 	kind, base := otherClass, ""
 	for _, b := range h.bases {
@@ -358,7 +408,7 @@ func (r *reader) classify(h classHeader) (classKind, string, error) {
 			continue
 		}
 		if len(h.bases) > 1 {
-			return 0, "", errorf(r.file, h.line, h.col, "class %s: more than one base class is not supported", h.name)
+			return k, local, errorf(r.file, h.line, h.col, "class %s: more than one base class is not supported", h.name)
 		}
 		kind, base = k, local
 	}

@@ -118,9 +118,9 @@ func TestReadTypedVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cls, ok := f.Signature(v.SignatureName)
-			if !ok {
-				t.Fatalf("no class %s in %+v", v.SignatureName, f.Signatures)
+			cls, err := f.Signature(v.SignatureName)
+			if err != nil {
+				t.Fatal(err)
 			}
 			if v.EffectiveSignature == nil {
 				got := make([]vectorField, len(cls.Outputs))
