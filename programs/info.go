@@ -15,10 +15,12 @@ import (
 // instructions, demos or source (an optimized prompt is an asset; Detail
 // has those, for admin keys).
 type Info struct {
-	Name        string    `json:"name"`
-	Version     string    `json:"version"`
-	Description string    `json:"description,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	Description string `json:"description,omitempty"`
+	// CreatedAt is when the version was pushed; absent for the built-in
+	// program.
+	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Stages run in order.
 	Stages []StageInfo `json:"stages"`
 	// InputSchema and OutputSchema are JSON Schemas of the program's

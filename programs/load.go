@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/programfile"
@@ -105,11 +107,15 @@ type Listing struct {
 	Versions []Info `json:"versions"`
 }
 
-// List describes every pushed program, by name.
+// List describes every program, by name: the pushed ones, and the built-in
+// qa while no qa is pushed.
 func (r *Registry) List(ctx context.Context) ([]Listing, error) {
 	names, err := r.rdb.SMembers(ctx, NamesKey).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list programs: %w", err)
+	}
+	if r.fallback != nil && !slices.Contains(names, jobs.ProgramQA) {
+		names = append(names, jobs.ProgramQA)
 	}
 	out := make([]Listing, 0, len(names))
 	for _, n := range sortedStrings(names) {
@@ -144,6 +150,9 @@ func (r *Registry) Get(ctx context.Context, name string) (Listing, error) {
 		return Listing{}, fmt.Errorf("read program %s: %w", name, err)
 	}
 	if len(versions.Val()) == 0 {
+		if name == jobs.ProgramQA && r.fallback != nil {
+			return r.builtinListing(ctx)
+		}
 		return Listing{}, fmt.Errorf("read program %s: %w", name, ErrNotPushed)
 	}
 	infos := make([]*redis.StringCmd, len(versions.Val()))
@@ -192,4 +201,14 @@ func (r *Registry) Detail(ctx context.Context, name, version string) (Detail, er
 	}
 	d.StageDetails = stageDetails(c)
 	return d, nil
+}
+
+// builtinListing is the built-in qa program, which no push made: its one
+// version is "", the version its jobs record, and it has no aliases.
+func (r *Registry) builtinListing(ctx context.Context) (Listing, error) {
+	c, err := r.fallback.Program(ctx, jobs.ProgramQA, "")
+	if err != nil {
+		return Listing{}, fmt.Errorf("read the built-in program: %w", err)
+	}
+	return Listing{Name: jobs.ProgramQA, Aliases: map[string]string{}, Versions: []Info{describe(c, "", time.Time{})}}, nil
 }

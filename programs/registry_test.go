@@ -302,3 +302,22 @@ func TestFollowPrunesDropsAPrunedVersion(t *testing.T) {
 		return errors.Is(err, jobs.ErrProgramVersionGone)
 	})
 }
+
+// The built-in qa program is listed, as version "", until a qa is pushed.
+func TestListShowsTheBuiltinProgram(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRegistry(t, redistest.New(t), programs.Config{})
+	l, err := r.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l) != 1 || l[0].Name != "qa" || len(l[0].Versions) != 1 || l[0].Versions[0].Version != "" ||
+		!strings.Contains(string(l[0].Versions[0].InputSchema), `"question"`) || len(l[0].Aliases) != 0 {
+		t.Fatalf("list with nothing pushed: %+v", l)
+	}
+	push(t, r, twoStage(t, 0))
+	if l, err = r.List(ctx); err != nil || len(l) != 2 || l[0].Name != "qa" || l[1].Name != "two-stage" {
+		t.Fatalf("list after a push: %+v %v", l, err)
+	}
+}
