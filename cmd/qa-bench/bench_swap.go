@@ -176,6 +176,8 @@ type swapReport struct {
 	lmCalls int64
 }
 
+// reportSwap words the samples as r's rows: each figure beside its
+// same-run baseline and its goal.
 func reportSwap(r *scenarioResult, samples []swapJob, w swapReport) *scenarioResult {
 	for api := range 2 {
 		seen := switchOf(samples, api, w.old, w.new, w.moved)
@@ -215,7 +217,7 @@ func reportSwap(r *scenarioResult, samples []swapJob, w swapReport) *scenarioRes
 		r.note("%d claims stages were answered from the LM cache (their inputs are unique: a key collision?)", cached)
 	}
 	if reported := reportedLMCalls(samples); reported != w.lmCalls {
-		r.note("the fake LM answered %d chat calls; the results report %d", w.lmCalls, reported)
+		r.note("the fake LM answered %d chat calls; the results' provenance.lm_calls add up to %d (it counts calls the LM cache answered too)", w.lmCalls, reported)
 	}
 	r.note("2 APIs and 2 workers on one Redis; fakelm TTFT %v; %d clients run claims@%s and %d the default program (half on each API), each a closed loop of POST /v1/jobs then GET ?wait= until done; phases of %v before and after the push of v2 and the move of %s through API 1.",
 		w.ttft, w.clients[0], swapAlias, w.clients[1], w.phase, swapAlias)
