@@ -199,6 +199,7 @@ func reportSwap(r *scenarioResult, samples []swapJob, w swapReport) *scenarioRes
 	}
 	changed, checked := versionChanges(samples)
 	r.row("jobs whose result ran another version than resolved", float64(changed), "jobs").base("claims jobs checked", float64(checked)).equals(0)
+	r.note("%d v1 jobs were still running when the move returned, and finished on v1.", crossedMove(samples, w.old, w.moved))
 
 	nb, latB := phaseStats(samples, w.before, w.swapAt)
 	ns, latS := phaseStats(samples, w.swapAt, w.end)
@@ -354,6 +355,18 @@ func versionChanges(samples []swapJob) (changed, checked int) {
 		}
 	}
 	return changed, checked
+}
+
+// crossedMove counts the jobs resolved to old that were still running at
+// moved and completed on old.
+func crossedMove(samples []swapJob, old string, moved time.Time) int {
+	n := 0
+	for _, j := range samples {
+		if j.program != "" && !j.failed() && j.resolved == old && j.ran == old && j.sent.Before(moved) && j.done.After(moved) {
+			n++
+		}
+	}
+	return n
 }
 
 // phaseStats are the default program's completed jobs that ended within

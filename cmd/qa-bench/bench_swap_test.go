@@ -57,6 +57,13 @@ func TestVersionChangesAndFailures(t *testing.T) {
 	if changed, checked := versionChanges(samples); changed != 2 || checked != 3 {
 		t.Errorf("versionChanges = %d of %d; want 2 of 3", changed, checked)
 	}
+	moved := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for i := range samples {
+		samples[i].sent, samples[i].done = moved.Add(-time.Second), moved.Add(time.Second)
+	}
+	if n := crossedMove(samples, "v1", moved); n != 1 {
+		t.Errorf("crossedMove = %d; want 1 (job a: b ran v2, d failed)", n)
+	}
 	n, first := failures(samples)
 	if n != 2 || !strings.Contains(first, `"d"`) || !strings.Contains(first, "lm_error: boom") {
 		t.Errorf("failures = %d, %q; want 2, naming job d and its error", n, first)
