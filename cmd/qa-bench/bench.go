@@ -46,6 +46,7 @@ func benchScenarios() []benchScenario {
 		{"ratelimit", "LM_RPM=R against an LM enforcing R/min", benchRateLimit, 2 * time.Minute, time.Minute},
 		{"cache", "cache hit latency per layer; LM calls for duplicate questions", benchCache, 2 * time.Minute, time.Minute},
 		{"load", "clients mixing submit, poll, SSE and /predict: 5xx, lost jobs, memory", benchLoad, 3 * time.Minute, time.Minute},
+		{"swap", "a two-stage program's alias moved under load: switch time per API, failures, default program before/after", benchSwap, 2 * time.Minute, time.Minute},
 	}
 }
 

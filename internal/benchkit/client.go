@@ -14,6 +14,9 @@ import (
 type Client struct {
 	Base string
 	HTTP *http.Client
+	// Token, when set, is sent as "Authorization: Bearer TOKEN" (an admin
+	// key, for the registry's routes).
+	Token string
 }
 
 // NewClient is a client for base with a transport that keeps up to conns
@@ -31,13 +34,31 @@ type Job struct {
 	Status   string `json:"status"`
 	Attempts int    `json:"attempts"`
 	Result   *struct {
-		Outputs map[string]any `json:"outputs"`
+		Outputs    map[string]any `json:"outputs"`
+		Provenance Provenance     `json:"provenance"`
+		Stages     []StageUsage   `json:"stages"`
 	} `json:"result"`
 	Error *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 		Status  int    `json:"status"`
 	} `json:"error"`
+}
+
+// Provenance is what a result says of how it was produced (what is read of
+// it here).
+type Provenance struct {
+	Program        string `json:"program"`
+	ProgramVersion string `json:"program_version"`
+	LMCalls        int    `json:"lm_calls"`
+	CacheHit       bool   `json:"cache_hit"`
+}
+
+// StageUsage is what a result says of one stage of a multi-stage program.
+type StageUsage struct {
+	Stage    string `json:"stage"`
+	LMCalls  int    `json:"lm_calls"`
+	CacheHit bool   `json:"cache_hit"`
 }
 
 // Terminal reports whether the job has ended.
@@ -86,6 +107,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, want int
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.authorize(req)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return err
@@ -104,10 +126,24 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, want int
 	return nil
 }
 
+func (c *Client) authorize(req *http.Request) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+}
+
 // Submit is POST /v1/jobs; it returns the job id.
 func (c *Client) Submit(ctx context.Context, question string, stream bool) (string, error) {
 	var out struct{ ID string }
 	err := c.Do(ctx, http.MethodPost, "/v1/jobs", map[string]any{"question": question, "stream": stream}, http.StatusAccepted, &out)
+	return out.ID, err
+}
+
+// SubmitProgram is POST /v1/jobs {"program", "inputs"}: a job of program
+// ("name[@alias]"); it returns the job id.
+func (c *Client) SubmitProgram(ctx context.Context, program string, inputs map[string]any) (string, error) {
+	var out struct{ ID string }
+	err := c.Do(ctx, http.MethodPost, "/v1/jobs", map[string]any{"program": program, "inputs": inputs}, http.StatusAccepted, &out)
 	return out.ID, err
 }
 
@@ -164,6 +200,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, body any, fn f
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	c.authorize(req)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return err
