@@ -15,6 +15,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/redis/go-redis/v9"
 )
@@ -219,6 +221,9 @@ func (r *Registry) Push(ctx context.Context, b *programfile.Bundle) (Pushed, err
 	if err != nil {
 		return Pushed{}, &PushError{Part: compilePart(err), Err: err}
 	}
+	if err := r.checkQA(ctx, c); err != nil {
+		return Pushed{}, err
+	}
 	version, err := b.Version()
 	if err != nil {
 		return Pushed{}, err
@@ -334,4 +339,49 @@ func versionFields(b *programfile.Bundle, c *programfile.Compiled, version strin
 		fields = append(fields, "state", b.State)
 	}
 	return fields, nil
+}
+
+// checkQA refuses a qa whose inputs or outputs differ, in name, order or
+// type, from the built-in program's: a pushed qa runs the seed's
+// endpoints, whose request and response shapes are the built-in's.
+func (r *Registry) checkQA(ctx context.Context, c *programfile.Compiled) error {
+	if c.Built.Name != jobs.ProgramQA || r.fallback == nil {
+		return nil
+	}
+	builtin, err := r.fallback.Program(ctx, jobs.ProgramQA, "")
+	if err != nil {
+		return fmt.Errorf("read the built-in program: %w", err)
+	}
+	outFields := func(outs []programfile.Output) []program.Field {
+		f := make([]program.Field, len(outs))
+		for i, o := range outs {
+			f[i] = o.Field
+		}
+		return f
+	}
+	for _, side := range []struct {
+		what      string
+		got, want []program.Field
+	}{
+		{"input", c.Built.Inputs, builtin.Built.Inputs},
+		{"output", outFields(c.Built.Outputs), outFields(builtin.Built.Outputs)},
+	} {
+		if got, want := fieldNames(side.got), fieldNames(side.want); got != want {
+			return pushErrorf("file", "a pushed qa runs the seed's endpoints, so it keeps the built-in signature: %ss: %s, want %s", side.what, got, want)
+		}
+		for i, f := range side.got {
+			if got, want := f.Type.String(), side.want[i].Type.String(); got != want {
+				return pushErrorf("file", "a pushed qa runs the seed's endpoints, so it keeps the built-in signature: %s %s is %s, want %s", side.what, f.Name, got, want)
+			}
+		}
+	}
+	return nil
+}
+
+func fieldNames(fields []program.Field) string {
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
 }

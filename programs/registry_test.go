@@ -321,3 +321,34 @@ func TestListShowsTheBuiltinProgram(t *testing.T) {
 		t.Fatalf("list after a push: %+v %v", l, err)
 	}
 }
+
+// A pushed qa runs the seed's endpoints, whose shapes are the built-in
+// program's: it must take and give the same fields, of the same types.
+func TestPushedQAKeepsTheSeedsSignature(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRegistry(t, redistest.New(t), programs.Config{})
+	qa := func(sig string) *programfile.Bundle {
+		t.Helper()
+		y := "name: qa\nstages:\n  - key: predict.predict\n    module: ChainOfThought\n    signature: \"" + sig + "\"\n"
+		f, err := programfile.Parse([]byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &programfile.Bundle{File: f, YAML: []byte(y)}
+	}
+	if _, err := r.Push(ctx, qa("question -> answer, key_concepts, question_type")); err != nil {
+		t.Fatalf("qa with the built-in signature: %v", err)
+	}
+	for sig, says := range map[string]string{
+		"question, context -> answer, key_concepts, question_type": "inputs: question, context, want question",
+		"question -> answer": "outputs: reasoning, answer, want reasoning, answer, key_concepts, question_type",
+		"question -> answer: int, key_concepts, question_type": "output answer is int, want str",
+	} {
+		_, err := r.Push(ctx, qa(sig))
+		var pe *programs.PushError
+		if !errors.As(err, &pe) || pe.Part != "file" || !strings.Contains(err.Error(), says) || !strings.Contains(err.Error(), "the seed's endpoints") {
+			t.Errorf("qa %q: %v, want a file error saying %q", sig, err, says)
+		}
+	}
+}
