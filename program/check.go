@@ -251,22 +251,10 @@ func numberText(v any) string {
 // describe names a value's JSON type for an InputError, with a number's
 // text; never a string's, which may be anything a user sent.
 func describe(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
 	if isNumber(v) {
 		return "a number (" + numberText(v) + ")"
 	}
-	return fmt.Sprintf("%T", v)
+	return jsonKind(v)
 }
 
 // modelInputError is the first problem pydantic's lax validation finds in

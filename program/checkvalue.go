@@ -44,7 +44,7 @@ func (t Type) CheckValue(v any) error {
 	}
 	ve, ok := err.(*validationError)
 	if !ok || len(ve.lines) == 0 {
-		return &CheckError{Expected: t.String(), Got: jsonKindName(toOrdered(v))}
+		return &CheckError{Expected: t.String(), Got: jsonType(toOrdered(v))}
 	}
 	l := ve.lines[0]
 	var path strings.Builder
@@ -65,7 +65,7 @@ func (t Type) CheckValue(v any) error {
 			path.WriteString(p.key)
 		}
 	}
-	ce := &CheckError{Path: path.String(), Expected: want, Got: jsonKindName(l.input)}
+	ce := &CheckError{Path: path.String(), Expected: want, Got: jsonType(l.input)}
 	switch {
 	case l.kind == "missing":
 		ce.Got = ""
@@ -73,23 +73,4 @@ func (t Type) CheckValue(v any) error {
 		ce.Got = l.got
 	}
 	return ce
-}
-
-// jsonKindName is the JSON type of a decoded value.
-func jsonKindName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case int64, BigInt, float64:
-		return "number"
-	case []any, pyTuple:
-		return "array"
-	case *Map:
-		return "object"
-	}
-	return fmt.Sprintf("%T", v)
 }

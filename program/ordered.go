@@ -178,23 +178,38 @@ func numberValue(s string) any {
 	return f
 }
 
-// jsonKind names a decoded value's JSON type for error messages.
-func jsonKind(v any) string {
+// jsonType names the JSON type of a value, however it was decoded or
+// built in Go: "null", "boolean", "string", "number", "array" or
+// "object" (a Go type's name for anything else).
+func jsonType(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
 	case bool:
-		return "a boolean"
+		return "boolean"
 	case string:
-		return "a string"
-	case int64, BigInt, float64, int:
-		return "a number"
-	case []any:
-		return "an array"
-	case *Map:
-		return "an object"
+		return "string"
+	case json.Number, int, int32, int64, BigInt, float64:
+		return "number"
+	case []any, pyTuple:
+		return "array"
+	case *Map, map[string]any:
+		return "object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// jsonKind names a value's JSON type for error messages: "null", "a
+// boolean", "an array", ….
+func jsonKind(v any) string {
+	switch t := jsonType(v); t {
+	case "null":
+		return t
+	case "array", "object":
+		return "an " + t
+	default:
+		return "a " + t
+	}
 }
 
 // toOrdered converts values built in Go (map[string]any, []string, int and
