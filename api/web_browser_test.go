@@ -418,6 +418,13 @@ func TestWebUIInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		do(t, ctx, "reload the programs", chromedp.Click(chromedp.ID("program-reload")))
+		waitFor(t, ctx, "the pushed program listed beside the built-in qa",
+			`[...document.querySelectorAll("#program-select option")].map((o) => o.value).join(",") === "qa,two-stage"`)
+		run(t, ctx, "pick the pushed program", chromedp.Evaluate[bool](`(() => {
+			const sel = document.getElementById("program-select");
+			sel.value = "two-stage";
+			return sel.dispatchEvent(new Event("change"));
+		})()`))
 		waitFor(t, ctx, "the program's form", `document.getElementById("program-input-context") !== null`)
 		if got := run(t, ctx, "look for markup", chromedp.Evaluate[bool](`document.getElementById("xss") === null && document.querySelector("#program-description img") === null`)); !got {
 			t.Errorf("the description's markup became an element")
