@@ -199,8 +199,8 @@ type LM struct {
 	MaxTokens *int `env:"LM_MAX_TOKENS"`
 	// Timeout bounds one LM call. LM_TIMEOUT, default 30s.
 	Timeout time.Duration `env:"LM_TIMEOUT"`
-	// RPM is the global requests-per-minute limit shared by all workers; 0
-	// is unlimited. LM_RPM, default 0.
+	// RPM is the global requests-per-minute limit shared by all workers,
+	// paced at RPM/60 a second; 0 is unlimited. LM_RPM, default 0.
 	RPM int `env:"LM_RPM"`
 	// TPM is the global tokens-per-minute limit; 0 is unlimited. LM_TPM,
 	// default 0.

@@ -72,7 +72,8 @@ type Config struct {
 	RedisTTL time.Duration
 
 	// RPM and TPM are the fleet-wide requests and tokens per minute toward
-	// the provider, shared through Deps.Redis. Default 0: no limit.
+	// the provider, shared through Deps.Redis and spread evenly over the
+	// minute (see paceBurst). Default 0: no limit.
 	RPM int
 	TPM int
 	// MaxWait bounds how long a call waits for rate-limit capacity or a

@@ -17,10 +17,12 @@
 //     garbled answer is never replayed. A hit reports CacheHit, empty
 //     usage, and is replayed through OnDelta when the caller streams;
 //   - a rate limit shared by every worker through Redis (requests and tokens
-//     per minute, one Lua script), which serves interactive callers before
-//     batch ones, honours a fleet-wide cool-down set by a provider 429 with
-//     Retry-After, and returns *RateLimitedError instead of waiting longer
-//     than Config.MaxWait. Like the cache, it is kept per endpoint.
+//     per minute, one Lua script) and paced evenly (a bucket of half a
+//     second's budget, since providers enforce per-minute limits per
+//     second), which serves interactive callers before batch ones, honours
+//     a fleet-wide cool-down set by a provider 429 with Retry-After, and
+//     returns *RateLimitedError instead of waiting longer than
+//     Config.MaxWait. Like the cache, it is kept per endpoint.
 //
 // The client never retries: failures come back as *APIError with
 // Retryable and RetryAfter, and the queue decides. It never reads the

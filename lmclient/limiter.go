@@ -22,6 +22,17 @@ var limiterLua string
 // callers are waiting for capacity.
 const batchPoll = 100 * time.Millisecond
 
+// paceBurst is the limiter's bucket, as time at the limit: a quiet fleet may
+// send LM_RPM × paceBurst / 1 min calls at once (at least one), and LM_TPM
+// alike, then calls go out evenly at the rate. Providers enforce their
+// per-minute limits over about a second (OpenAI documents 60,000 RPM
+// enforced as 1,000 per second), so a bigger bucket turns a backlog into a
+// burst such a provider answers with 429s: a minute's bucket sent 237 calls
+// in one second at 300/min. Half a second keeps the busiest second at
+// 1.5 × R/60 and leaves half a second's slack under a provider's per-second
+// bucket for calls that reach it unevenly.
+const paceBurst = 500 * time.Millisecond
+
 // limiter is the fleet-wide rate limit toward the provider (LM_RPM, LM_TPM)
 // and the cool-down a 429 with Retry-After sets, shared through Redis by one
 // Lua script (limiter.lua). Interactive callers that wait register
@@ -31,10 +42,12 @@ type limiter struct {
 	rdb      redis.UniversalClient
 	script   *redis.Script
 	rpm, tpm int
-	maxWait  time.Duration
-	keys     []string
-	metrics  *metrics
-	log      zerolog.Logger
+	// rcap and tcap are the buckets' capacities (paceBurst).
+	rcap, tcap float64
+	maxWait    time.Duration
+	keys       []string
+	metrics    *metrics
+	log        zerolog.Logger
 
 	mu            sync.Mutex
 	localCooldown time.Time // used without Redis
@@ -49,9 +62,16 @@ func newLimiter(cfg Config, ns string, rdb redis.UniversalClient, m *metrics, lo
 	base := "qa:lmrl:{" + cfg.Model + "@" + ns + "}"
 	return &limiter{
 		rdb: rdb, script: redis.NewScript(limiterLua),
-		rpm: cfg.RPM, tpm: cfg.TPM, maxWait: cfg.MaxWait, metrics: m, log: log,
+		rpm: cfg.RPM, tpm: cfg.TPM, rcap: bucketCap(cfg.RPM), tcap: bucketCap(cfg.TPM),
+		maxWait: cfg.MaxWait, metrics: m, log: log,
 		keys: []string{base, base + ":iw", base + ":cooldown"},
 	}
+}
+
+// bucketCap is the capacity of a bucket refilled at perMinute: paceBurst's
+// share of it, at least one (a call or a token).
+func bucketCap(perMinute int) float64 {
+	return max(1, float64(perMinute)*paceBurst.Seconds()/60)
 }
 
 // acquire waits until the call may go out, bounded by ctx and MaxWait.
@@ -101,7 +121,7 @@ func (l *limiter) try(ctx context.Context, prio program.Priority, cost int64, id
 		l.mu.Unlock()
 		return wait, wait > 0, nil
 	}
-	res, err := l.script.Run(ctx, l.rdb, l.keys, "acquire", l.rpm, l.tpm, cost, int(prio), id, batchPoll.Milliseconds()).Int64Slice()
+	res, err := l.script.Run(ctx, l.rdb, l.keys, "acquire", l.rpm, l.tpm, cost, int(prio), id, batchPoll.Milliseconds(), l.rcap, l.tcap).Int64Slice()
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, false, fmt.Errorf("wait for lm rate limit: %w", ctx.Err())
@@ -118,7 +138,7 @@ func (l *limiter) adjust(ctx context.Context, n int64) {
 	if l.rdb == nil || l.tpm <= 0 || n == 0 {
 		return
 	}
-	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "adjust", l.tpm, n).Err()
+	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "adjust", l.tpm, n, l.tcap).Err()
 }
 
 // setCooldown makes every client of this endpoint wait d before calling.

@@ -27,22 +27,22 @@ func twoWorkers(t *testing.T, mod func(*Config)) (*bundle, *Client, *redistest.D
 
 func TestSharedRPM(t *testing.T) {
 	t.Parallel()
+	// At 2 a minute the bucket holds one call: the other worker's call
+	// right after it must wait its 30 s interval.
 	b, other, _ := twoWorkers(t, func(c *Config) { c.RPM = 2; c.MaxWait = 50 * time.Millisecond })
-	for i, c := range []*Client{b.c, other} {
-		if _, err := c.Complete(ctxT(t), chatRequest("q"+strconv.Itoa(i))); err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
+	if _, err := b.c.Complete(ctxT(t), chatRequest("q1")); err != nil {
+		t.Fatalf("first call: %v", err)
 	}
-	_, err := b.c.Complete(ctxT(t), chatRequest("q3"))
+	_, err := other.Complete(ctxT(t), chatRequest("q2"))
 	var rl *RateLimitedError
 	if !errors.As(err, &rl) || rl.Cooldown || rl.Delay <= 50*time.Millisecond {
-		t.Fatalf("third call across both workers = %v, want a RateLimitedError with the delay", err)
+		t.Fatalf("second call, from the other worker = %v, want a RateLimitedError with the delay", err)
 	}
 	if d, ok := RetryAfter(err); !ok || d != rl.Delay || !Retryable(err) {
 		t.Errorf("RetryAfter = %s, %v", d, ok)
 	}
-	if calls(b) != 2 {
-		t.Errorf("LM calls = %d, want 2", calls(b))
+	if calls(b) != 1 {
+		t.Errorf("LM calls = %d, want 1", calls(b))
 	}
 }
 
@@ -152,7 +152,9 @@ func TestLimiterWaitCancelled(t *testing.T) {
 
 func TestTPMCorrectedWithUsage(t *testing.T) {
 	t.Parallel()
-	const tpm = 100000
+	// 120,000 a minute: a bucket of exactly 1,000 tokens, so that the
+	// comparison below is exact.
+	const tpm = 120000
 	b, _, db := twoWorkers(t, func(c *Config) { c.TPM = tpm })
 	comp, err := b.c.Complete(ctxT(t), chatRequest("count my tokens"))
 	if err != nil {
@@ -163,11 +165,91 @@ func TestTPMCorrectedWithUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := float64(tpm - p - c); left != want {
+	if want := b.c.limiter.tcap - float64(p+c); left != want {
 		t.Errorf("tokens left = %v, want %v (the estimate corrected to real usage)", left, want)
 	}
 }
 
 func redisZ(score int64, member string) redis.Z {
 	return redis.Z{Score: float64(score), Member: member}
+}
+
+// burst asks the limiter n times at once, as n callers of a backlog would,
+// and returns how many it admitted, how long the burst took by the script's
+// clock (Redis TIME) and the longest wait it told a refused caller.
+func burst(t *testing.T, l *limiter, db *redistest.DB, n int, cost int64) (admitted int, took, longest time.Duration) {
+	t.Helper()
+	ctx := ctxT(t)
+	before, err := db.Client.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		wait, _, err := l.try(ctx, program.PriorityBatch, cost, "burst"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wait <= 0 {
+			admitted++
+		}
+		longest = max(longest, wait)
+	}
+	after, err := db.Client.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admitted, after.Sub(before), longest
+}
+
+// TestLimiterPacesABacklog: a backlog of 100 calls at LM_RPM=300 is let out
+// at about 5 a second, not the minute's 300 at once, and a refused caller is
+// told to come back within one call's interval (200 ms), not a minute.
+func TestLimiterPacesABacklog(t *testing.T) {
+	t.Parallel()
+	const rpm = 300
+	b, _, db := twoWorkers(t, func(c *Config) { c.RPM = rpm })
+	admitted, took, longest := burst(t, b.c.limiter, db, 100, 1)
+	// At most one second's budget, plus what the burst itself earned back.
+	limit := rpm/60 + int(took.Seconds()*rpm/60) + 1
+	if admitted < 1 || admitted > limit {
+		t.Errorf("a burst of 100 admitted %d calls in %v, want 1..%d (one second's budget at %d/min)", admitted, took, limit, rpm)
+	}
+	if interval := time.Minute / rpm; longest <= 0 || longest > interval {
+		t.Errorf("longest wait %v, want within one call's interval %v", longest, interval)
+	}
+}
+
+// TestLimiterPacesTokens: LM_TPM alike; 100 calls of 100 tokens at 60,000
+// tokens a minute (1,000 a second) admit at most one second's worth.
+func TestLimiterPacesTokens(t *testing.T) {
+	t.Parallel()
+	const tpm, cost = 60000, 100
+	b, _, db := twoWorkers(t, func(c *Config) { c.TPM = tpm })
+	admitted, took, _ := burst(t, b.c.limiter, db, 100, cost)
+	limit := (tpm/60+int(took.Seconds()*tpm/60))/cost + 1
+	if admitted < 1 || admitted > limit {
+		t.Errorf("a burst of 100 × %d tokens admitted %d calls in %v, want 1..%d", cost, admitted, took, limit)
+	}
+}
+
+// TestLimiterBigCallWaitsForAFullBucket: a call larger than the token bucket
+// goes out once the bucket is full rather than never, and leaves the bucket
+// in debt so that the next call waits for what it overspent.
+func TestLimiterBigCallWaitsForAFullBucket(t *testing.T) {
+	t.Parallel()
+	const tpm = 60000
+	b, _, _ := twoWorkers(t, func(c *Config) { c.TPM = tpm })
+	l := b.c.limiter
+	big := int64(l.tcap * 3)
+	if wait, _, err := l.try(ctxT(t), program.PriorityBatch, big, "big"); err != nil || wait != 0 {
+		t.Fatalf("a call of %d tokens with a full bucket of %v: wait %v, %v; want admitted", big, l.tcap, wait, err)
+	}
+	wait, _, err := l.try(ctxT(t), program.PriorityBatch, 1, "next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The debt is about 2 × tcap tokens: more than one bucket's refill time.
+	if refill := time.Duration(l.tcap / tpm * float64(time.Minute)); wait <= refill {
+		t.Errorf("next call waits %v, want more than a bucket's refill %v (the big call's debt)", wait, refill)
+	}
 }

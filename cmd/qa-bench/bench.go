@@ -43,7 +43,7 @@ func benchScenarios() []benchScenario {
 		{"concurrency", "one worker with N in-flight streaming LM calls of 2 s each", benchConcurrency, 3 * time.Minute, time.Minute},
 		{"fanout", "N SSE subscribers of one job on one API process", benchFanout, 3 * time.Minute, time.Minute},
 		{"batch", "POST /v1/batches ingest and drain vs bare asynq", benchBatch, 3 * time.Minute, time.Minute},
-		{"ratelimit", "LM_RPM=R against an LM enforcing R/min", benchRateLimit, 2 * time.Minute, time.Minute},
+		{"ratelimit", "LM_RPM=R against an LM enforcing R/min as R/60 a second: busiest second, % of R, 429s", benchRateLimit, 2 * time.Minute, 2 * time.Minute},
 		{"cache", "cache hit latency per layer; LM calls for duplicate questions", benchCache, 2 * time.Minute, time.Minute},
 		{"load", "clients mixing submit, poll, SSE and /predict: 5xx, lost jobs, memory", benchLoad, 3 * time.Minute, time.Minute},
 		{"swap", "a two-stage program's alias moved under load: switch time per API, failures, default program before/after", benchSwap, 2 * time.Minute, time.Minute},

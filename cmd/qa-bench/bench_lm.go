@@ -22,18 +22,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// benchRateLimit: the LM enforces R requests per sliding minute with 429s;
-// the worker's LM_RPM=R; a burst of batch jobs larger than the run can take.
-// Achieved is the LM calls answered 200 in the run's last full minute.
+// benchRateLimit: the LM enforces R requests a minute as providers do, R/60
+// a second (fakelm's RPMPerSecond); the worker's LM_RPM=R; a burst of batch
+// jobs larger than the run can take. Achieved is the LM calls answered 200
+// in the run's last full minute; the busiest second is the most calls the LM
+// got (answered or refused) in any one second, against the goal of 2 × R/60.
 func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r := &scenarioResult{}
 	rpm := s.pick(600, 300)
-	run := s.pickDur(80*time.Second, 20*time.Second)
+	// Even a quick run lasts a full minute past its start-up: the goal is
+	// measured over one.
+	run := s.pickDur(80*time.Second, 65*time.Second)
 	url, rdb, err := s.db(ctx)
 	if err != nil {
 		return r, err
 	}
-	lm, err := s.lm(fakelm.Config{RPM: rpm})
+	lm, err := s.lm(fakelm.Config{RPM: rpm, RPMPerSecond: true})
 	if err != nil {
 		return r, err
 	}
@@ -61,38 +65,37 @@ func benchRateLimit(ctx context.Context, s *scope) (*scenarioResult, error) {
 	var ok, limited, okLast float64
 	var perSecond [200]int
 	for _, a := range lm.Answers() {
+		// The busiest second counts what the limiter sent, refused or not.
+		if sec := int(a.At.Sub(t0) / time.Second); sec >= 0 && sec < len(perSecond) {
+			perSecond[sec]++
+		}
 		switch a.Status {
 		case 200:
 			ok++
 			if !a.At.Before(from) && a.At.Before(end) {
 				okLast++
 			}
-			if sec := int(a.At.Sub(t0) / time.Second); sec >= 0 && sec < len(perSecond) {
-				perSecond[sec]++
-			}
 		case 429:
 			limited++
 		}
 	}
-	window := end.Sub(from)
-	achieved := okLast / window.Minutes()
-	r.row("LM calls answered/min (last minute)", achieved, "/min").base("R (the LM's limit)", float64(rpm))
-	r.row("% of R achieved", pct(achieved, float64(rpm)), "%").atLeast(95)
-	r.row("% of LM calls answered 429", pct(limited, ok+limited), "%").atMost(1)
+	perSec := float64(rpm) / 60
 	secs := int(min(run, time.Duration(len(perSecond))*time.Second) / time.Second)
-	r.detail("ok_per_second", perSecond[:secs])
-	r.note("R=%d/min; %d batch jobs submitted at once (more than %v can take), BATCH_CONCURRENCY=50; achieved counts the 200s of [%v, %v] after the burst; %v 200s and %v 429s in all.",
-		rpm, burst, run, from.Sub(t0).Round(time.Second), end.Sub(t0).Round(time.Second), ok, limited)
 	peak := 0
 	for _, n := range perSecond[:secs] {
 		peak = max(peak, n)
 	}
-	r.row("busiest second", float64(peak), "calls").base("R/60", float64(rpm)/60)
-	if float64(peak) > 5*float64(rpm)/60 {
-		r.note("the calls come in bursts: LM_RPM is a token bucket holding a whole minute's budget, so a backlog takes all of it at once; the LM's sliding minute then answers 429 with a Retry-After up to a minute, and the shared cool-down holds every caller until it passes (hence few 429s). Within the goals, but bursty; a bucket of a few seconds' budget would pace calls at R/60 per second.")
-	}
-	if run < time.Minute {
-		r.note("a quick run is shorter than the LM's one-minute window: the figures show the start-up burst only.")
+	window := end.Sub(from)
+	achieved := okLast / window.Minutes()
+	r.row("busiest second", float64(peak), "calls").base("R/60", perSec).atMost(2 * perSec)
+	r.row("LM calls answered/min (last minute)", achieved, "/min").base("R (the LM's limit)", float64(rpm))
+	r.row("% of R achieved", pct(achieved, float64(rpm)), "%").atLeast(95)
+	r.row("% of LM calls answered 429", pct(limited, ok+limited), "%").atMost(1)
+	r.detail("calls_per_second", perSecond[:secs])
+	r.note("R=%d/min, enforced by the LM as %.0f a second; %d batch jobs submitted at once (more than %v can take), BATCH_CONCURRENCY=50; achieved counts the 200s of [%v, %v] after the burst; %v 200s and %v 429s in all.",
+		rpm, perSec, burst, run, from.Sub(t0).Round(time.Second), end.Sub(t0).Round(time.Second), ok, limited)
+	if window < time.Minute {
+		r.note("the run was cut short of a full minute: achieved is over %v only.", window.Round(time.Second))
 	}
 	return r, nil
 }

@@ -23,6 +23,7 @@ func runFakeLM(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&cfg.TTFT, "ttft", 0, "time to first token")
 	fs.Float64Var(&cfg.TokensPerSecond, "tps", 0, "tokens per second after the first (0 = instant)")
 	fs.IntVar(&cfg.RPM, "rpm", 0, "requests per minute enforced with 429s (0 = unlimited)")
+	fs.BoolVar(&cfg.RPMPerSecond, "rpm-per-second", false, "enforce -rpm as rpm/60 per second, as providers do, rather than over a sliding minute")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "require this bearer key (empty = accept any)")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: qa fakelm [flags]\n\nServes an OpenAI-compatible chat completions API at http://ADDR/v1 that answers\nin DSPy ChatAdapter (or JSON) format. Faults on demand: put a directive such as\n[[fakelm:429,retry_after=2s,times=1]] in the question (see the fakelm package docs).\n\nflags:")

@@ -210,6 +210,43 @@ func TestFaultsAndRPM(t *testing.T) {
 	}
 }
 
+// TestRPMPerSecond drives the per-second bucket with explicit times: at
+// 300/min it holds 5 requests and earns one back every 200 ms.
+func TestRPMPerSecond(t *testing.T) {
+	t.Parallel()
+	s, err := NewUnstarted(Config{RPM: 300, RPMPerSecond: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	for i := range 5 {
+		if _, ok := s.admit(t0); !ok {
+			t.Fatalf("request %d of the first second refused", i)
+		}
+	}
+	wait, ok := s.admit(t0)
+	if ok || wait != 200*time.Millisecond {
+		t.Fatalf("sixth request at once = %v, %v; want refused for 200ms (a sliding minute would take 300)", ok, wait)
+	}
+	if _, ok := s.admit(t0.Add(199 * time.Millisecond)); ok {
+		t.Error("admitted before a request was earned back")
+	}
+	if _, ok := s.admit(t0.Add(200 * time.Millisecond)); !ok {
+		t.Error("refused after 200 ms earned one back")
+	}
+	// A quiet minute refills one second's requests, not a minute's.
+	later := t0.Add(time.Minute)
+	n := 0
+	for ; n < 300; n++ {
+		if _, ok := s.admit(later); !ok {
+			break
+		}
+	}
+	if n != 5 {
+		t.Errorf("after a quiet minute %d requests admitted at once, want 5", n)
+	}
+}
+
 func TestModels(t *testing.T) {
 	t.Parallel()
 	s := setup(t, Config{Models: []string{"a", "b"}})

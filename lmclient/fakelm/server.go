@@ -26,6 +26,12 @@ type Config struct {
 	// RPM, when positive, is a requests-per-minute limit enforced over a
 	// sliding minute with 429s and Retry-After. Default 0: unlimited.
 	RPM int
+	// RPMPerSecond enforces RPM the way providers quantise their per-minute
+	// limits (OpenAI documents 60,000 RPM enforced as 1,000 per second): a
+	// bucket of one second's requests, RPM/60 but at least one, refilled
+	// continuously at RPM/60 per second, instead of the sliding minute.
+	// Default false.
+	RPMPerSecond bool
 	// APIKey, when set, is required as "Authorization: Bearer KEY" (or an
 	// api-key header, as Azure sends); others get 401. Default "": any key.
 	APIKey string
@@ -69,6 +75,8 @@ type Server struct {
 	counts   map[string]int64
 	seen     map[uint64]int // directive request fingerprints → times seen
 	window   []time.Time    // chat requests in the last minute, for RPM
+	bucket   float64        // requests left this second, for RPMPerSecond
+	bucketAt time.Time      // when bucket was last refilled
 	lastBody []byte
 }
 
@@ -193,6 +201,7 @@ func (s *Server) SetRPM(rpm int) {
 	s.mu.Lock()
 	s.cfg.RPM = rpm
 	s.window = nil
+	s.bucketAt = time.Time{}
 	s.mu.Unlock()
 }
 
@@ -272,6 +281,9 @@ func (s *Server) admit(now time.Time) (time.Duration, bool) {
 	if s.cfg.RPM <= 0 {
 		return 0, true
 	}
+	if s.cfg.RPMPerSecond {
+		return s.admitPerSecond(now)
+	}
 	cut := now.Add(-time.Minute)
 	i := 0
 	for i < len(s.window) && !s.window[i].After(cut) {
@@ -282,6 +294,24 @@ func (s *Server) admit(now time.Time) (time.Duration, bool) {
 		return s.window[0].Sub(cut), false
 	}
 	s.window = append(s.window, now)
+	return 0, true
+}
+
+// admitPerSecond is admit's per-second bucket; s.mu is held.
+func (s *Server) admitPerSecond(now time.Time) (time.Duration, bool) {
+	perSec := float64(s.cfg.RPM) / 60
+	capacity := max(1, perSec)
+	if s.bucketAt.IsZero() {
+		s.bucket, s.bucketAt = capacity, now
+	}
+	if elapsed := now.Sub(s.bucketAt); elapsed > 0 {
+		s.bucket = min(capacity, s.bucket+elapsed.Seconds()*perSec)
+		s.bucketAt = now
+	}
+	if s.bucket < 1 {
+		return time.Duration((1 - s.bucket) / perSec * float64(time.Second)), false
+	}
+	s.bucket--
 	return 0, true
 }
 
