@@ -234,3 +234,34 @@ func unused(cmds []string) []string {
 }
 
 var jobID = regexp.MustCompile(`[0-9a-f]{32}`)
+
+// TestSubmitWaitOverWaitCap: a POST ?wait= of a key that holds its
+// WAIT_MAX_PER_KEY long polls is answered, once it has waited its free
+// second, with the 202 of its job, which was accepted: not the 429 a GET
+// gets, which would read as "not submitted".
+func TestSubmitWaitOverWaitCap(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{api: secured(t, api.Config{MaxWaitsPerKey: 1})})
+	id := b.submitAs(t, aliceKey, "q")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		req, _ := http.NewRequestWithContext(ctx, "GET", b.url+"/v1/jobs/"+id+"?wait=60", nil)
+		req.Header = bearer(aliceKey)
+		if resp, err := b.http.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	testwait.Until(t, "the first wait to take its lease", func() bool { return b.leases(t, "qa:waits:alice") == 1 })
+	hdr := bearer(aliceKey)
+	hdr.Set("Content-Type", "application/json")
+	resp, body := b.do(t, "POST", "/v1/jobs?wait=60", map[string]any{"question": "q"}, hdr)
+	s := decode[submitted](t, body)
+	if resp.StatusCode != http.StatusAccepted || s.Status != "queued" || resp.Header.Get("Location") != "/v1/jobs/"+s.ID {
+		t.Errorf("POST ?wait= over WAIT_MAX_PER_KEY: %d %s, Location %q; want the 202 of its queued job", resp.StatusCode, body, resp.Header.Get("Location"))
+	}
+	cancel()
+	<-first
+}
