@@ -290,8 +290,7 @@ func (s *Server) waitJob(c *gin.Context, wait time.Duration) (*jobs.Job, error) 
 // wait holds a lease (holdWait); refused one, it ends with 429. Shutdown
 // cuts the wait short.
 func (s *Server) awaitEnd(c *gin.Context, f *store.Follower[*jobs.Job], wait time.Duration) (*jobs.Job, error) {
-	j := f.Record()
-	if j.Status.Terminal() {
+	if j := f.Record(); j.Status.Terminal() {
 		return j, nil
 	}
 	s.writeDeadline(c, wait)
@@ -308,7 +307,7 @@ func (s *Server) awaitEnd(c *gin.Context, f *store.Follower[*jobs.Job], wait tim
 	if herr := <-held; err != nil && herr != nil {
 		if errors.Is(herr, errDraining) {
 			// Shutting down: answer with what there is.
-			return s.getQuick(c, j.ID)
+			return s.getQuick(c, f.Record().ID)
 		}
 		return nil, herr
 	}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -264,4 +265,27 @@ func TestSubmitWaitOverWaitCap(t *testing.T) {
 	}
 	cancel()
 	<-first
+}
+
+// TestSubmitWaitAtShutdown: a POST ?wait= in flight when shutdown begins
+// answers at once with its job's 202, the job as it is.
+func TestSubmitWaitAtShutdown(t *testing.T) {
+	t.Parallel()
+	db := redistest.New(t)
+	b := setup(t, options{db: db}) // no worker: the job stays queued
+	answered := make(chan string, 1)
+	go func() {
+		resp, body := b.do(t, "POST", "/v1/jobs?wait=60s", map[string]any{"question": "q"}, nil)
+		s := decode[submitted](t, body)
+		answered <- fmt.Sprint(resp.StatusCode, " ", s.Status, " ", resp.Header.Get("Location") == "/v1/jobs/"+s.ID)
+	}()
+	waitingSubmit(t, b, db)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if err := b.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-answered; got != "202 queued true" {
+		t.Errorf("POST ?wait= at shutdown: %s, want 202 queued with its Location", got)
+	}
 }
