@@ -55,7 +55,7 @@ func (c *Client) SubmitWait(ctx context.Context, hub *Hub, req SubmitRequest) (*
 	id := jobs.NewJobID()
 	f, err := subscribe(ctx, waitConfig(hub), c.store.Source(id), FromNow)
 	if err != nil {
-		return nil, nil, fmt.Errorf("wait for job %s: %w", id, err)
+		return nil, nil, fmt.Errorf("submit job: %w", err)
 	}
 	sub, err := c.submit(ctx, req, id)
 	switch {
