@@ -231,16 +231,18 @@ func parseWait(v string, max time.Duration) (time.Duration, error) {
 	if v == "" {
 		return 0, nil
 	}
+	bad := func(what string) error {
+		return &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
+			message: fmt.Sprintf("wait must %s (at most %gs; a longer wait is shortened to it)", what, max.Seconds())}
+	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		n, nerr := strconv.ParseFloat(v, 64)
 		if nerr != nil || n != n {
-			return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
-				message: "wait must be a duration such as 30s, or a number of seconds"}
+			return 0, bad("be a duration such as 30s, or a number of seconds")
 		}
 		if n < 0 {
-			return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
-				message: "wait must not be negative"}
+			return 0, bad("not be negative")
 		}
 		if n > max.Seconds() {
 			return max, nil
@@ -248,8 +250,7 @@ func parseWait(v string, max time.Duration) (time.Duration, error) {
 		d = time.Duration(n * float64(time.Second))
 	}
 	if d < 0 {
-		return 0, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "wait",
-			message: "wait must not be negative"}
+		return 0, bad("not be negative")
 	}
 	return min(d, max), nil
 }

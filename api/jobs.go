@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/rs/zerolog"
 )
 
 // jobView is a job as GET /v1/jobs/{id} shows it.
@@ -87,27 +88,44 @@ func (s *Server) rules(c *gin.Context) specRules {
 	}}
 }
 
-// submit submits a job for the request's owner and counts it. The spec's
-// server part is set here, and only here: the request's owner, the
-// interactive queue, and version, its program's version as resolved.
-func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string) (*store.Submitted, error) {
-	sub, err := s.deps.Client.Submit(ctx, store.SubmitRequest{
+// submitRequest is the request's job. The spec's server part is set here,
+// and only here: the request's owner, the interactive queue, and version,
+// its program's version as resolved.
+func submitRequest(c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string) store.SubmitRequest {
+	return store.SubmitRequest{
 		Spec: jobs.Spec{ClientSpec: spec,
 			ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueInteractive, ProgramVersion: version}},
 		IdempotencyKey: idempotencyKey,
-	})
+	}
+}
+
+// submit submits a job for the request's owner (submitRequest) and counts
+// it.
+func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string) (*store.Submitted, error) {
+	sub, err := s.deps.Client.Submit(ctx, submitRequest(c, spec, version, idempotencyKey))
 	if err != nil {
 		return nil, err
 	}
-	if !sub.Replayed {
-		s.metrics.submitted.WithLabelValues(sub.Job.Spec.Queue).Inc()
-	}
+	s.countSubmitted(sub)
 	return sub, nil
 }
 
+func (s *Server) countSubmitted(sub *store.Submitted) {
+	if !sub.Replayed {
+		s.metrics.submitted.WithLabelValues(sub.Job.Spec.Queue).Inc()
+	}
+}
+
 // submitJob is POST /v1/jobs: 202 {id, status, links} with Location and
-// Retry-After (when to look first).
+// Retry-After (when to look first). With ?wait= (as GET ?wait= takes it) it
+// waits for the job's end: 200 with the job, as GET /v1/jobs/{id} shows it,
+// if it ended within the wait, else the 202 with its status as it then is.
 func (s *Server) submitJob(c *gin.Context) {
+	wait, err := parseWait(c.Query("wait"), s.cfg.MaxWait)
+	if err != nil {
+		s.respond(c, err)
+		return
+	}
 	idem, err := parseIdempotencyKey(c.GetHeader("Idempotency-Key"))
 	if err != nil {
 		s.respond(c, err)
@@ -126,20 +144,67 @@ func (s *Server) submitJob(c *gin.Context) {
 		return
 	}
 	spec.Options.Stream = spec.Options.Stream && !s.cfg.DisableStreaming
-	ctx, cancel := s.redisCtx(c)
-	defer cancel()
-	sub, err := s.submit(ctx, c, spec, version, idem)
+	var sub *store.Submitted
+	if wait > 0 && s.streams.begin() {
+		defer s.streams.end()
+		sub, err = s.submitWait(c, spec, version, idem, wait)
+	} else {
+		ctx, cancel := s.redisCtx(c)
+		sub, err = s.submit(ctx, c, spec, version, idem)
+		cancel()
+	}
 	if err != nil {
 		s.respond(c, err)
 		return
 	}
 	j := sub.Job
-	c.Header("Location", linksFor(j.ID).Self)
-	c.Header("Retry-After", retryAfter(s.cfg.PollAfter))
 	if sub.Replayed {
 		c.Header("Idempotent-Replayed", "true")
 	}
+	if j.Status.Terminal() {
+		writeJSON(c, http.StatusOK, viewOf(j))
+		return
+	}
+	c.Header("Location", linksFor(j.ID).Self)
+	c.Header("Retry-After", retryAfter(s.cfg.PollAfter))
 	writeJSON(c, http.StatusAccepted, map[string]any{"id": j.ID, "status": j.Status, "links": linksFor(j.ID)})
+}
+
+// submitWait submits a job and waits up to wait for its end, the way GET
+// ?wait= waits (awaitEnd); the Submitted's Job is the job as it then is.
+// Once the job is accepted, a wait that fails (the key's long polls all
+// taken, Redis, the client gone) ends with the job as submitted: its client
+// must learn its id, not get an error that reads as "not submitted".
+func (s *Server) submitWait(c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string, wait time.Duration) (*store.Submitted, error) {
+	ctx, cancel := s.redisCtx(c)
+	sub, f, err := s.deps.Client.SubmitWait(ctx, s.deps.Hub, submitRequest(c, spec, version, idempotencyKey))
+	cancel()
+	if sub == nil {
+		return nil, err
+	}
+	s.countSubmitted(sub)
+	if f == nil {
+		s.logWaitEnd(c, sub.Job.ID, err)
+		return sub, nil
+	}
+	defer f.Close()
+	j, err := s.awaitEnd(c, f, wait)
+	if err != nil {
+		s.logWaitEnd(c, sub.Job.ID, err)
+		return sub, nil
+	}
+	sub.Job = j
+	return sub, nil
+}
+
+// logWaitEnd logs why a submit's wait failed; a client that went away or a
+// key over its long polls is no failure of the service's.
+func (s *Server) logWaitEnd(c *gin.Context, id string, err error) {
+	var ae *apiError
+	if err == nil || c.Request.Context().Err() != nil || errors.As(err, &ae) {
+		return
+	}
+	zerolog.Ctx(c.Request.Context()).Warn().Err(err).Str("job_id", id).Msg("submit and wait: the wait failed; answered 202")
 }
 
 // loadJob reads the job named in the path, as its owner may see it: an
@@ -192,12 +257,10 @@ const waitLeaseAfter = time.Second
 var errDraining = errors.New("server shutting down")
 
 // waitJob reads the job named in the path, as its owner may see it
-// (loadJob), and if it has not ended waits up to wait for its end (through
-// the hub: pub/sub, not a loop); it returns the job as it then is. The wait
-// subscribes before it reads, so the record is read once, and once more
-// when the job ends or the wait is over (store.Jobs.OpenWait). Past
-// waitLeaseAfter the wait holds a lease (holdWait); refused one, it ends
-// with 429. Shutdown cuts the wait short.
+// (loadJob), and if it has not ended waits up to wait for its end
+// (awaitEnd); it returns the job as it then is. The wait subscribes before
+// it reads, so the record is read once, and once more when the job ends or
+// the wait is over (store.Jobs.OpenWait).
 func (s *Server) waitJob(c *gin.Context, wait time.Duration) (*jobs.Job, error) {
 	id, err := parseJobID(c.Param("id"))
 	if err != nil {
@@ -216,11 +279,18 @@ func (s *Server) waitJob(c *gin.Context, wait time.Duration) (*jobs.Job, error) 
 		return nil, err
 	}
 	defer f.Close()
-	j := f.Record()
-	if j.Spec.Owner != owner(c) {
+	if f.Record().Spec.Owner != owner(c) {
 		return nil, errNotFound("job")
 	}
-	if j.Status.Terminal() {
+	return s.awaitEnd(c, f, wait)
+}
+
+// awaitEnd waits up to wait for the end of f's job (through the hub: pub/sub,
+// not a loop) and returns the job as it then is. Past waitLeaseAfter the
+// wait holds a lease (holdWait); refused one, it ends with 429. Shutdown
+// cuts the wait short.
+func (s *Server) awaitEnd(c *gin.Context, f *store.Follower[*jobs.Job], wait time.Duration) (*jobs.Job, error) {
+	if j := f.Record(); j.Status.Terminal() {
 		return j, nil
 	}
 	s.writeDeadline(c, wait)
@@ -230,14 +300,14 @@ func (s *Server) waitJob(c *gin.Context, wait time.Duration) (*jobs.Job, error) 
 	ctx, stop := context.WithCancelCause(ctx)
 	held, who := make(chan error, 1), caller(c)
 	go func() { held <- s.holdWait(ctx, stop, who) }()
-	j, err = f.Wait(ctx, wait)
+	j, err := f.Wait(ctx, wait)
 	stop(nil)
 	// The lease is given back before the answer, so a client's next wait
 	// finds it free.
 	if herr := <-held; err != nil && herr != nil {
 		if errors.Is(herr, errDraining) {
 			// Shutting down: answer with what there is.
-			return s.getQuick(c, id)
+			return s.getQuick(c, f.Record().ID)
 		}
 		return nil, herr
 	}

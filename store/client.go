@@ -76,11 +76,15 @@ type Submitted struct {
 // task. The job is accepted only when Submit returns without error: if the
 // enqueue fails, the record is removed again.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Submitted, error) {
+	return c.submit(ctx, req, jobs.NewJobID())
+}
+
+// submit is Submit of a job with the id given (a new one).
+func (c *Client) submit(ctx context.Context, req SubmitRequest, id string) (*Submitted, error) {
 	spec := req.Spec
 	if spec.Queue == "" {
 		spec.Queue = jobs.QueueInteractive
 	}
-	id := jobs.NewJobID()
 	body, err := jobs.Payload{JobID: id}.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("submit job: %w", err)

@@ -136,7 +136,21 @@ type Follower[R any] struct {
 func Follow[R any](ctx context.Context, cfg FollowConfig, src Source[R], after string) (*Follower[R], error) {
 	sctx, cancel := cfg.bound(ctx)
 	defer cancel()
-	sub, err := cfg.Hub.Subscribe(sctx, src.Channel())
+	f, err := subscribe(sctx, cfg, src, after)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.prime(sctx, after); err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.startBeat()
+	return f, nil
+}
+
+// subscribe begins a follow: the subscription, confirmed, and nothing read.
+func subscribe[R any](ctx context.Context, cfg FollowConfig, src Source[R], after string) (*Follower[R], error) {
+	sub, err := cfg.Hub.Subscribe(ctx, src.Channel())
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", src.Channel(), err)
 	}
@@ -144,14 +158,14 @@ func Follow[R any](ctx context.Context, cfg FollowConfig, src Source[R], after s
 	if !f.live {
 		f.last = after
 	}
-	if err := f.prime(sctx, after); err != nil {
-		sub.Close()
-		return nil, err
-	}
-	if cfg.Heartbeat > 0 {
-		f.beat = time.NewTicker(cfg.Heartbeat)
-	}
 	return f, nil
+}
+
+// startBeat starts the heartbeat once the follow has its record.
+func (f *Follower[R]) startBeat() {
+	if f.cfg.Heartbeat > 0 {
+		f.beat = time.NewTicker(f.cfg.Heartbeat)
+	}
 }
 
 func (f *Follower[R]) prime(ctx context.Context, after string) error {

@@ -33,9 +33,47 @@ func (s *Jobs) Wait(ctx context.Context, hub *Hub, id string, timeout time.Durat
 // recheck (every few seconds) or a resync has read it already.
 // ErrNotFound when there is no such job.
 func (s *Jobs) OpenWait(ctx context.Context, hub *Hub, id string) (*Follower[*jobs.Job], error) {
-	f, err := Follow(ctx, FollowConfig{Hub: hub, Heartbeat: recheckEvery}, s.Source(id), FromNow)
+	f, err := Follow(ctx, waitConfig(hub), s.Source(id), FromNow)
 	if err != nil {
 		return nil, fmt.Errorf("wait for job %s: %w", id, err)
 	}
 	return f, nil
+}
+
+func waitConfig(hub *Hub) FollowConfig { return FollowConfig{Hub: hub, Heartbeat: recheckEvery} }
+
+// SubmitWait submits like Submit and begins a wait for the job's end, as
+// OpenWait does, for a client that submits and waits in one request. It
+// subscribes to the job's channel before the job exists, so no event can be
+// missed, and the record is the one Submit wrote, not read back: the wait
+// then reads the job once, at its end (one read fewer than Submit and
+// OpenWait). A replay (Submitted.Replayed) waits for the job it names
+// (OpenWait) unless it has ended: then, or when that wait cannot begin (the
+// error says why), the Follower is nil and Submitted.Job is the answer.
+// Close the Follower when done.
+func (c *Client) SubmitWait(ctx context.Context, hub *Hub, req SubmitRequest) (*Submitted, *Follower[*jobs.Job], error) {
+	id := jobs.NewJobID()
+	f, err := subscribe(ctx, waitConfig(hub), c.store.Source(id), FromNow)
+	if err != nil {
+		return nil, nil, fmt.Errorf("submit job: %w", err)
+	}
+	sub, err := c.submit(ctx, req, id)
+	switch {
+	case err != nil:
+		f.Close()
+		return nil, nil, err
+	case sub.Replayed:
+		f.Close()
+		if sub.Job.Status.Terminal() {
+			return sub, nil, nil
+		}
+		f, err = c.store.OpenWait(ctx, hub, sub.Job.ID)
+		if err != nil {
+			return sub, nil, err
+		}
+		return sub, f, nil
+	}
+	f.record = sub.Job
+	f.startBeat()
+	return sub, f, nil
 }
