@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/internal/programstest"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -89,7 +90,7 @@ func setup(t *testing.T, o options) *bundle {
 	hubDone := make(chan struct{})
 	go func() { hub.Run(ctx); close(hubDone) }()
 	client := store.NewClient(db.Client, jobStore)
-	registry := newPrograms(t, db, o.programs)
+	registry := programstest.New(t, db.Client, o.programs)
 	programsDone := make(chan struct{})
 	go func() { registry.Run(ctx, nil); close(programsDone) }()
 	reg := prometheus.NewRegistry()
@@ -118,20 +119,6 @@ func setup(t *testing.T, o options) *bundle {
 		}
 	})
 	return &bundle{db: db, store: jobStore, client: client, hub: hub, programs: registry, batches: bs, srv: srv, reg: reg, ts: ts, url: ts.URL, http: ts.Client(), logs: logs}
-}
-
-// newPrograms is a registry on db serving the built-in QA program.
-func newPrograms(t testing.TB, db *redistest.DB, cfg programs.Config) *programs.Registry {
-	t.Helper()
-	builtin, err := programs.NewBuiltin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := programs.New(db.Client, cfg, builtin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // do sends a request and returns the response with its body read.

@@ -136,15 +136,7 @@ func TestSpecValidate(t *testing.T) {
 		{"too large", jobs.QuestionSpec("<<<<<<<<<"), // 9 characters, 54 bytes as JSON (\u003c)
 			&jobs.SpecError{Field: "inputs", Problem: jobs.ProblemTooLarge, Limit: 50, Got: 69}},
 	} {
-		err := c.spec.Validate(lim, jobs.QAProgram())
-		var got *jobs.SpecError
-		if err != nil && !errors.As(err, &got) {
-			t.Errorf("%s: %v is not a *SpecError", c.name, err)
-			continue
-		}
-		if d := cmp.Diff(c.want, got); d != "" {
-			t.Errorf("%s: (-want +got):\n%s", c.name, d)
-		}
+		got := checkSpecError(t, c.name, c.spec.Validate(lim, jobs.QAProgram()), c.want)
 		if got != nil && !strings.HasPrefix(got.Error(), got.Field+": ") {
 			t.Errorf("%s: message %q does not name %s", c.name, got.Error(), got.Field)
 		}
@@ -152,6 +144,21 @@ func TestSpecValidate(t *testing.T) {
 	if err := jobs.QuestionSpec(strings.Repeat("x", 10)).Validate(jobs.Limits{MaxQuestionChars: 10}, jobs.QAProgram()); err != nil {
 		t.Errorf("MaxInputBytes 0 is no limit: %v", err)
 	}
+}
+
+// checkSpecError fails the test unless err is want (nil for none); it
+// returns err as a *SpecError, or nil when it is none or another error.
+func checkSpecError(t *testing.T, name string, err error, want *jobs.SpecError) *jobs.SpecError {
+	t.Helper()
+	var got *jobs.SpecError
+	if err != nil && !errors.As(err, &got) {
+		t.Errorf("%s: %v is not a *SpecError", name, err)
+		return nil
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s: (-want +got):\n%s", name, d)
+	}
+	return got
 }
 
 // A pushed program's inputs are checked against their types; the QA
@@ -184,15 +191,7 @@ func TestSpecValidateTyped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = spec.ClientSpec.Validate(lim, p)
-		var got *jobs.SpecError
-		if err != nil && !errors.As(err, &got) {
-			t.Errorf("%s: %v is not a *SpecError", c.name, err)
-			continue
-		}
-		if d := cmp.Diff(c.want, got); d != "" {
-			t.Errorf("%s: (-want +got):\n%s", c.name, d)
-		}
+		checkSpecError(t, c.name, spec.ClientSpec.Validate(lim, p), c.want)
 	}
 	want := "inputs.claims: expected list[str], got a string"
 	if err := (jobs.ClientSpec{Program: "claims", Inputs: jobs.Inputs{"claims": "a", "quote": "q", "n": 1}}).Validate(lim, p); err == nil || err.Error() != want {

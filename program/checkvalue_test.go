@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/qaqueue/qaqueue/program"
-	"github.com/qaqueue/qaqueue/program/pysource"
 )
 
 // CheckValue accepts what pydantic's lax mode accepts for a model input
@@ -15,7 +14,7 @@ import (
 // path, what was expected there and what came.
 func TestCheckValue(t *testing.T) {
 	t.Parallel()
-	f, err := pysource.Read("c.py", []byte(`import dspy
+	sig := sourceSignature(t, "c.py", `import dspy
 from typing import Optional, Union
 from pydantic import BaseModel, Field
 
@@ -35,15 +34,7 @@ class Report(BaseModel):
 class Sig(dspy.Signature):
     report: Report = dspy.InputField()
     answer: str = dspy.OutputField()
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("Sig")
-	sig, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "Sig")
 	report := sig.Inputs()[0].Type
 	for _, tc := range []struct {
 		in   string

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/qaqueue/qaqueue/program"
-	"github.com/qaqueue/qaqueue/program/pysource"
 )
 
 // A float that is not finite is a parse error, where pydantic's lax mode
@@ -18,16 +17,8 @@ func TestNonFiniteFloatIsAParseError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := pysource.Read("m.py", []byte("import dspy\nfrom pydantic import BaseModel\n\nclass Score(BaseModel):\n    value: float\n\n"+
-		"class Rate(dspy.Signature):\n    q: str = dspy.InputField()\n    x: list[Score] = dspy.OutputField()\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("Rate")
-	model, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := sourceSignature(t, "m.py", "import dspy\nfrom pydantic import BaseModel\n\nclass Score(BaseModel):\n    value: float\n\n"+
+		"class Rate(dspy.Signature):\n    q: str = dspy.InputField()\n    x: list[Score] = dspy.OutputField()\n", "Rate")
 	for _, tc := range []struct {
 		name       string
 		sig        *program.Signature

@@ -71,25 +71,36 @@ func fuzzModelSig(t testing.TB) *Signature {
 	return sig
 }
 
+// fuzzParseSpec is the plain signature the parse fuzzers try beside
+// fuzzModelSig's: every scalar kind, a list and an Optional.
+const fuzzParseSpec = "question -> reasoning, answer: str, n: int, tags: list[str], ok: Optional[bool]"
+
+// checkParse fails the test if parse, on any of sigs, accepts completion
+// but leaves an output out or parses one to a value that does not encode.
+func checkParse(t *testing.T, parse func(*Signature, string) (*Map, error), completion string, sigs ...*Signature) {
+	t.Helper()
+	for _, sig := range sigs {
+		out, err := parse(sig, completion)
+		if err != nil {
+			continue
+		}
+		if out.Len() != len(sig.outputs) {
+			t.Fatalf("parsed %v, want every output", out.Keys())
+		}
+		if _, err := encodeJSON(out, styleCompact); err != nil {
+			t.Fatalf("parsed outputs do not encode: %v", err)
+		}
+	}
+}
+
 func FuzzChatParse(f *testing.F) {
 	addChatSeeds(f)
 	f.Add("[[ ## report ## ]]\n{\"title\": \"t\", \"score\": \"1.5\", \"kind\": \"a\", \"citations\": [{\"source\": \"s\"}]}\n\n[[ ## reports ## ]]\n[]", []byte{3})
 	f.Add("[[ ## report ## ]]\n{'title': 't', 'score': nan, 'kind': 'c', 'citations': [{'page': '2'}], 'extra': 'x'}", []byte{5})
-	sig := fuzzSig(f, "question -> reasoning, answer: str, n: int, tags: list[str], ok: Optional[bool]")
+	sig := fuzzSig(f, fuzzParseSpec)
 	models := fuzzModelSig(f)
 	f.Fuzz(func(t *testing.T, completion string, _ []byte) {
-		for _, sig := range []*Signature{sig, models} {
-			out, err := ChatAdapter{}.Parse(sig, completion)
-			if err != nil {
-				continue
-			}
-			if out.Len() != len(sig.outputs) {
-				t.Fatalf("parsed %v, want every output", out.Keys())
-			}
-			if _, err := encodeJSON(out, styleCompact); err != nil {
-				t.Fatalf("parsed outputs do not encode: %v", err)
-			}
-		}
+		checkParse(t, ChatAdapter{}.Parse, completion, sig, models)
 	})
 }
 
@@ -101,22 +112,11 @@ func FuzzJSONParse(f *testing.F) {
 	f.Add(`{"reasoning": "\ud83d\ude00", "answer": "\u00e9", "n": 1e3, "tags": "['a', 'b']"}`)
 	f.Add(`{"report": {"title": "t", "score": 1, "kind": "b", "citations": [{"source": "s", "page": 2.0}], "x": 1}, "reports": "[]"}`)
 	f.Add(`{"report": {"title": 3, "score": Infinity, "citations": {}}, "reports": [{"extra": {}}]}`)
-	sig := fuzzSig(f, "question -> reasoning, answer: str, n: int, tags: list[str], ok: Optional[bool]")
+	sig := fuzzSig(f, fuzzParseSpec)
 	models := fuzzModelSig(f)
 	reportType := models.outputs[0].Type
 	f.Fuzz(func(t *testing.T, completion string) {
-		for _, sig := range []*Signature{sig, models} {
-			out, err := JSONAdapter{}.Parse(sig, completion)
-			if err != nil {
-				continue
-			}
-			if out.Len() != len(sig.outputs) {
-				t.Fatalf("parsed %v, want every output", out.Keys())
-			}
-			if _, err := encodeJSON(out, styleCompact); err != nil {
-				t.Fatalf("parsed outputs do not encode: %v", err)
-			}
-		}
+		checkParse(t, JSONAdapter{}.Parse, completion, sig, models)
 		_, _ = repairJSON(completion)
 		_, _ = pyLiteralEval(completion)
 		dec := json.NewDecoder(strings.NewReader(completion))

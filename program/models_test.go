@@ -51,11 +51,18 @@ func readModelCases(t *testing.T) []modelCase {
 
 func modelSignature(t *testing.T, c modelCase) *program.Signature {
 	t.Helper()
-	f, err := pysource.Read(c.Name+".py", []byte(c.Source))
+	return sourceSignature(t, c.Name+".py", c.Source, c.Signature)
+}
+
+// sourceSignature reads src as the user's file name is read (pydantic
+// models included) and builds its class's signature.
+func sourceSignature(t *testing.T, name, src, class string) *program.Signature {
+	t.Helper()
+	f, err := pysource.Read(name, []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cls, err := f.Signature(c.Signature)
+	cls, err := f.Signature(class)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,17 +225,9 @@ func mustDecode(t *testing.T, data []byte) any {
 // model is printed as it came.
 func TestModelInputPrinted(t *testing.T) {
 	t.Parallel()
-	f, err := pysource.Read("rec.py", []byte("import dspy\nfrom pydantic import BaseModel\n\n"+
+	sig := sourceSignature(t, "rec.py", "import dspy\nfrom pydantic import BaseModel\n\n"+
 		"class Profile(BaseModel):\n    name: str\n    age: int\n    interests: list[str] = []\n    score: float = 0.5\n\n"+
-		"class Recommend(dspy.Signature):\n    profile: Profile = dspy.InputField()\n    pick: str = dspy.OutputField()\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("Recommend")
-	sig, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
+		"class Recommend(dspy.Signature):\n    profile: Profile = dspy.InputField()\n    pick: str = dspy.OutputField()\n", "Recommend")
 	for _, tc := range []struct{ in, want string }{
 		// python3: json.dumps(Profile(**d).model_dump(mode="json"), ensure_ascii=False)
 		{`{"interests": ["jazz"], "age": "31", "name": "Zoë"}`, `{"name": "Zoë", "age": 31, "interests": ["jazz"], "score": 0.5}`},
@@ -256,15 +255,7 @@ func TestModelParsesHeldBack(t *testing.T) {
 			src = c.SignatureSource
 		}
 	}
-	f, err := pysource.Read("report.py", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("WriteReport")
-	sig, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sig := sourceSignature(t, "report.py", src, "WriteReport")
 	for _, tc := range []struct {
 		name       string
 		adapter    program.Adapter
@@ -308,7 +299,7 @@ func mustIndent(t *testing.T, s string) []byte {
 // parse_value reads only the annotation, and structured outputs drop them.
 func TestSignatureFieldConstraints(t *testing.T) {
 	t.Parallel()
-	f, err := pysource.Read("c.py", []byte(`import dspy
+	sig := sourceSignature(t, "c.py", `import dspy
 
 class Rate(dspy.Signature):
     """Rate it."""
@@ -316,15 +307,7 @@ class Rate(dspy.Signature):
     score: float = dspy.OutputField(desc="between 0 and 1", ge=0.0, le=1)
     count: int = dspy.OutputField(gt=0, multiple_of=2, allow_inf_nan=False)
     label: str = dspy.OutputField(pattern="^[a-z]+$", max_length=3)
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("Rate")
-	sig, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "Rate")
 	want := "Your input fields are:\n1. `text` (str): \nConstraints: minimum length: 1\n" +
 		"Your output fields are:\n1. `score` (float): between 0 and 1\nConstraints: greater than or equal to: 0.0, less than or equal to: 1\n" +
 		"2. `count` (int): \nConstraints: greater than: 0, a multiple of the given number: 2, allow 'inf', '-inf', 'nan' values: False\n" +

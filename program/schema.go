@@ -416,15 +416,7 @@ func ensureStrict(s *Map, root *Map) *Map {
 	}
 	if anyOf, ok := s.Get("anyOf"); ok {
 		if list, isList := anyOf.([]any); isList {
-			out := make([]any, len(list))
-			for i, e := range list {
-				if em, isMap := e.(*Map); isMap {
-					out[i] = ensureStrict(em, root)
-				} else {
-					out[i] = e
-				}
-			}
-			s.Set("anyOf", out)
+			s.Set("anyOf", ensureStrictEach(list, root))
 		}
 	}
 	if allOf, ok := s.Get("allOf"); ok {
@@ -438,15 +430,7 @@ func ensureStrict(s *Map, root *Map) *Map {
 				}
 				s.del("allOf")
 			} else {
-				out := make([]any, len(list))
-				for i, e := range list {
-					if em, isMap := e.(*Map); isMap {
-						out[i] = ensureStrict(em, root)
-					} else {
-						out[i] = e
-					}
-				}
-				s.Set("allOf", out)
+				s.Set("allOf", ensureStrictEach(list, root))
 			}
 		}
 	}
@@ -467,6 +451,20 @@ func ensureStrict(s *Map, root *Map) *Map {
 		}
 	}
 	return s
+}
+
+// ensureStrictEach is ensureStrict on each schema of an anyOf or allOf
+// list; an entry that is not a schema stays as it is.
+func ensureStrictEach(list []any, root *Map) []any {
+	out := make([]any, len(list))
+	for i, e := range list {
+		if em, isMap := e.(*Map); isMap {
+			out[i] = ensureStrict(em, root)
+		} else {
+			out[i] = e
+		}
+	}
+	return out
 }
 
 // resolveRef follows "#/a/b" from root.

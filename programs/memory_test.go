@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qaqueue/qaqueue/internal/programstest"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/qaqueue/qaqueue/programs"
@@ -57,7 +58,7 @@ func liveHeap() uint64 {
 func TestProgramMemory(t *testing.T) {
 	ctx := context.Background()
 	db := redistest.New(t)
-	pusher := newRegistry(t, db, programs.Config{MaxVersions: 60})
+	pusher := programstest.New(t, db.Client, programs.Config{MaxVersions: 60})
 	var versions []string
 	stateBytes := 0
 	for n := range 50 {
@@ -65,7 +66,7 @@ func TestProgramMemory(t *testing.T) {
 		stateBytes = len(b.State)
 		versions = append(versions, push(t, pusher, b).Version)
 	}
-	served := newRegistry(t, db, programs.Config{})
+	served := programstest.New(t, db.Client, programs.Config{})
 	zero := liveHeap()
 	const first = 4
 	for _, v := range versions[:first] {
@@ -102,7 +103,7 @@ func TestProgramCacheBytes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := redistest.New(t)
-	pusher := newRegistry(t, db, programs.Config{})
+	pusher := programstest.New(t, db.Client, programs.Config{})
 	var versions []string
 	size := 0
 	for n := range 6 {
@@ -111,7 +112,7 @@ func TestProgramCacheBytes(t *testing.T) {
 		versions = append(versions, push(t, pusher, b).Version)
 	}
 	limit := int64(size*5/2) + 1 // room for two versions, not three
-	served := newRegistry(t, db, programs.Config{CacheBytes: limit})
+	served := programstest.New(t, db.Client, programs.Config{CacheBytes: limit})
 	for _, v := range versions {
 		if _, err := served.Program(ctx, "two-stage", v); err != nil {
 			t.Fatal(err)
@@ -121,7 +122,7 @@ func TestProgramCacheBytes(t *testing.T) {
 		t.Errorf("the LRU holds %d versions, %d bytes; want 2 within %d", n, bytes, limit)
 	}
 	// One version over the bound is still served, and held alone.
-	tiny := newRegistry(t, db, programs.Config{CacheBytes: 1})
+	tiny := programstest.New(t, db.Client, programs.Config{CacheBytes: 1})
 	for _, v := range versions[:2] {
 		if _, err := tiny.Program(ctx, "two-stage", v); err != nil {
 			t.Fatal(err)

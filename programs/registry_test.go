@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qaqueue/qaqueue/internal/programstest"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -33,19 +34,6 @@ func twoStage(t testing.TB, n int) *programfile.Bundle {
 		}
 	}
 	return b
-}
-
-func newRegistry(t testing.TB, db *redistest.DB, cfg programs.Config) *programs.Registry {
-	t.Helper()
-	builtin, err := programs.NewBuiltin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := programs.New(db.Client, cfg, builtin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // run runs r's alias cache until the test ends, and returns once it is
@@ -73,7 +61,7 @@ func TestPushResolveAndRepush(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := redistest.New(t)
-	r := newRegistry(t, db, programs.Config{})
+	r := programstest.New(t, db.Client, programs.Config{})
 	b := twoStage(t, 0)
 	want, err := b.Version()
 	if err != nil {
@@ -108,7 +96,7 @@ func TestPushResolveAndRepush(t *testing.T) {
 		t.Errorf("schemas: %s %s", info.InputSchema, info.OutputSchema)
 	}
 	// A second process compiles the version from Redis.
-	c, err := newRegistry(t, db, programs.Config{}).Program(ctx, "two-stage", want)
+	c, err := programstest.New(t, db.Client, programs.Config{}).Program(ctx, "two-stage", want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +109,7 @@ func TestResolveBuiltinAndUnknown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := redistest.New(t)
-	r := newRegistry(t, db, programs.Config{})
+	r := programstest.New(t, db.Client, programs.Config{})
 	if name, v, err := r.Resolve(ctx, "qa"); err != nil || name != "qa" || v != "" {
 		t.Errorf("qa, nothing pushed: %q %q %v; want the built-in version \"\"", name, v, err)
 	}
@@ -151,7 +139,7 @@ func TestPushRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := redistest.New(t)
-	r := newRegistry(t, db, programs.Config{MaxBytes: 64 << 10})
+	r := programstest.New(t, db.Client, programs.Config{MaxBytes: 64 << 10})
 	good := twoStage(t, 0)
 	for _, tc := range []struct {
 		name                string
@@ -202,7 +190,7 @@ func TestPruneKeepsAliasedVersions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := redistest.New(t)
-	r := newRegistry(t, db, programs.Config{MaxVersions: 3})
+	r := programstest.New(t, db.Client, programs.Config{MaxVersions: 3})
 	var versions []string
 	for n := 1; n <= 5; n++ {
 		versions = append(versions, push(t, r, twoStage(t, n)).Version)
@@ -257,8 +245,8 @@ func TestAliasMoveReachesAnotherProcess(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			db := redistest.New(t)
-			a := newRegistry(t, db, programs.Config{})
-			b := newRegistry(t, db, programs.Config{})
+			a := programstest.New(t, db.Client, programs.Config{})
+			b := programstest.New(t, db.Client, programs.Config{})
 			v1 := push(t, a, twoStage(t, 1)).Version
 			v2 := push(t, a, twoStage(t, 2)).Version
 			if _, err := a.SetAlias(ctx, "two-stage", "stable", v1); err != nil {
@@ -289,8 +277,8 @@ func TestFollowPrunesDropsAPrunedVersion(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := redistest.New(t)
-	pusher := newRegistry(t, db, programs.Config{MaxVersions: 1})
-	w := newRegistry(t, db, programs.Config{})
+	pusher := programstest.New(t, db.Client, programs.Config{MaxVersions: 1})
+	w := programstest.New(t, db.Client, programs.Config{})
 	v1 := push(t, pusher, twoStage(t, 1)).Version
 	if _, err := w.Program(ctx, "two-stage", v1); err != nil {
 		t.Fatalf("load v1: %v", err)
@@ -307,7 +295,7 @@ func TestFollowPrunesDropsAPrunedVersion(t *testing.T) {
 func TestListShowsTheBuiltinProgram(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := newRegistry(t, redistest.New(t), programs.Config{})
+	r := programstest.New(t, redistest.New(t).Client, programs.Config{})
 	l, err := r.List(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -327,7 +315,7 @@ func TestListShowsTheBuiltinProgram(t *testing.T) {
 func TestPushedQAKeepsTheSeedsSignature(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := newRegistry(t, redistest.New(t), programs.Config{})
+	r := programstest.New(t, redistest.New(t).Client, programs.Config{})
 	qa := func(sig string) *programfile.Bundle {
 		t.Helper()
 		y := "name: qa\nstages:\n  - key: predict.predict\n    module: ChainOfThought\n    signature: \"" + sig + "\"\n"

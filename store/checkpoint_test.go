@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // checkpoint is a finished stage's checkpoint with one output.
@@ -18,6 +19,20 @@ func checkpoint(stage, output string, value any, calls int) *jobs.Checkpoint {
 		StageUsage: jobs.StageUsage{Stage: stage, Usage: json.RawMessage(`{"m":{"total_tokens":7}}`), LMCalls: calls},
 		Outputs:    jobs.Outputs{{Name: output, Value: value}},
 	}
+}
+
+// recordLMCalls is the LM calls job id's record counts (no field until an
+// attempt or checkpoint adds some, as store/record.lua writes it).
+func recordLMCalls(t *testing.T, b *bundle, id string) int {
+	t.Helper()
+	n, err := b.db.Client.HGet(context.Background(), jobs.JobKey(id), "lm_calls").Int()
+	if errors.Is(err, redis.Nil) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("read lm_calls: %v", err)
+	}
+	return n
 }
 
 // TestCheckpointsResumeAndCount: a multi-stage job's finished stage is
@@ -57,25 +72,16 @@ func TestCheckpointsResumeAndCount(t *testing.T) {
 	if _, err := a.Complete(ctx, r, 0); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.store.Get(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := get(t, b, j.ID)
 	if p := got.Result.Provenance; p.LMCalls != 4 || p.Attempts != 2 {
 		t.Fatalf("provenance = %+v, want 4 LM calls (3 + 1) over 2 attempts", p)
 	}
-	if n, _ := b.db.Client.HGet(ctx, jobs.JobKey(j.ID), "lm_calls").Int(); n != 4 {
+	if n := recordLMCalls(t, b, j.ID); n != 4 {
 		t.Fatalf("record lm_calls = %d, want 4", n)
 	}
-	evs, err := b.store.Events(ctx, j.ID, "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []jobs.EventType{jobs.EventQueued, jobs.EventStarted, jobs.EventStageCompleted, jobs.EventRetrying,
-		jobs.EventStarted, jobs.EventStageCompleted, jobs.EventCompleted}
-	if diff := cmp.Diff(want, eventTypes(evs)); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	evs := events(t, b, j.ID)
+	checkEventTypes(t, evs, jobs.EventQueued, jobs.EventStarted, jobs.EventStageCompleted, jobs.EventRetrying,
+		jobs.EventStarted, jobs.EventStageCompleted, jobs.EventCompleted)
 	if got, want := string(evs[2].Data), `{"stage":"extract.predict","outputs":{"claims":["a","b"]}}`; got != want {
 		t.Fatalf("stage_completed data = %s, want %s", got, want)
 	}
@@ -105,13 +111,10 @@ func TestStaleAttemptCannotCheckpoint(t *testing.T) {
 	if len(third.Checkpoints) != 0 {
 		t.Fatalf("checkpoints after stale writes: %+v", third.Checkpoints)
 	}
-	if n, _ := b.db.Client.HGet(ctx, jobs.JobKey(j.ID), "lm_calls").Int(); n != 0 {
+	if n := recordLMCalls(t, b, j.ID); n != 0 {
 		t.Fatalf("record lm_calls = %d, want 0", n)
 	}
-	evs, err := b.store.Events(ctx, j.ID, "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := events(t, b, j.ID)
 	for _, e := range evs {
 		if e.Type == jobs.EventStageCompleted {
 			t.Fatalf("a stale attempt's stage_completed was sent: %s", e.Data)

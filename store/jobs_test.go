@@ -54,6 +54,34 @@ func submit(t *testing.T, b *bundle, req store.SubmitRequest) *jobs.Job {
 	return s.Job
 }
 
+// get reads job id's record, failing the test if it cannot.
+func get(t *testing.T, b *bundle, id string) *jobs.Job {
+	t.Helper()
+	j, err := b.store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// events reads all of job id's events, failing the test if it cannot.
+func events(t *testing.T, b *bundle, id string) []jobs.Event {
+	t.Helper()
+	evs, err := b.store.Events(context.Background(), id, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// checkEventTypes fails the test unless evs are of the types want, in order.
+func checkEventTypes(t *testing.T, evs []jobs.Event, want ...jobs.EventType) {
+	t.Helper()
+	if diff := cmp.Diff(want, eventTypes(evs)); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+}
+
 func eventTypes(evs []jobs.Event) []jobs.EventType {
 	out := make([]jobs.EventType, len(evs))
 	for i, e := range evs {
@@ -73,10 +101,7 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 		t.Fatalf("submitted job = %+v", j)
 	}
 	// Submit answers without reading the record back: it must say the same.
-	stored, err := b.store.Get(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := get(t, b, j.ID)
 	if diff := cmp.Diff(stored, j); diff != "" {
 		t.Fatalf("submitted job differs from the record (-record +submitted):\n%s", diff)
 	}
@@ -100,21 +125,12 @@ func TestLifecycleRecordsAndEvents(t *testing.T) {
 	if err := a.Token(ctx, "answer", "late"); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("token after end: %v, want ErrTerminal", err)
 	}
-	got, err := b.store.Get(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := get(t, b, j.ID)
 	if got.Status != jobs.StatusCompleted || got.Result.Answer("answer") != "Hello" || got.Result.Provenance.Attempts != 1 || got.FinishedAt == nil {
 		t.Fatalf("record = %+v", got)
 	}
-	evs, err := b.store.Events(ctx, j.ID, "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []jobs.EventType{jobs.EventQueued, jobs.EventStarted, jobs.EventToken, jobs.EventToken, jobs.EventCompleted}
-	if diff := cmp.Diff(want, eventTypes(evs)); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	evs := events(t, b, j.ID)
+	checkEventTypes(t, evs, jobs.EventQueued, jobs.EventStarted, jobs.EventToken, jobs.EventToken, jobs.EventCompleted)
 	for i := 1; i < len(evs); i++ {
 		if jobs.CompareIDs(evs[i-1].ID, evs[i].ID) >= 0 {
 			t.Fatalf("event ids out of order: %s then %s", evs[i-1].ID, evs[i].ID)
@@ -210,24 +226,15 @@ func TestStaleAttemptCannotEnd(t *testing.T) {
 	if _, err := first.Complete(ctx, stale, 1000); !errors.Is(err, store.ErrTerminal) {
 		t.Fatalf("stale complete after the end: %v, want ErrTerminal", err)
 	}
-	got, err := b.store.Get(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := get(t, b, j.ID)
 	if got.Status != jobs.StatusCompleted || got.Result.Answer("answer") != "fresh" || got.Error != nil {
 		t.Fatalf("record = %+v", got)
 	}
 	if p := got.Result.Provenance; p.LMCalls != 2 || p.Attempts != 3 {
 		t.Fatalf("provenance = %+v, want the current attempts' 2 LM calls over 3 attempts", p)
 	}
-	evs, err := b.store.Events(ctx, j.ID, "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []jobs.EventType{jobs.EventQueued, jobs.EventStarted, jobs.EventStarted, jobs.EventRetrying, jobs.EventStarted, jobs.EventCompleted}
-	if diff := cmp.Diff(want, eventTypes(evs)); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	evs := events(t, b, j.ID)
+	checkEventTypes(t, evs, jobs.EventQueued, jobs.EventStarted, jobs.EventStarted, jobs.EventRetrying, jobs.EventStarted, jobs.EventCompleted)
 	// Only the result recorded counts toward its owner's budget.
 	if used, err := store.TokensUsed(ctx, b.db.Client, "alice", jobs.UsageDay(time.Now())); err != nil || used != 7 {
 		t.Fatalf("tokens used = %d, %v; want 7", used, err)
@@ -534,10 +541,7 @@ func TestLMCallsAddUpOverAttempts(t *testing.T) {
 	if _, err := a.Complete(ctx, r, 0); err != nil {
 		t.Fatal(err)
 	}
-	got, err := b.store.Get(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := get(t, b, j.ID)
 	if p := got.Result.Provenance; p.LMCalls != 4 || p.Attempts != 2 {
 		t.Fatalf("provenance = %+v, want 4 LM calls over 2 counted attempts", p)
 	}
@@ -581,10 +585,7 @@ func TestCompleteRepeatedAfterAnOutage(t *testing.T) {
 	if _, err := a.Complete(ctx, r, 0); err != nil {
 		t.Fatalf("complete once Redis is back: %v", err)
 	}
-	got, err := b.store.Get(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := get(t, b, j.ID)
 	if p := got.Result.Provenance; p.LMCalls != 2 || p.Attempts != 2 {
 		t.Fatalf("provenance = %+v, want 2 LM calls over 2 attempts", p)
 	}

@@ -46,6 +46,27 @@ func (b *bundle) serveClaims(t *testing.T) {
 	}, b.lc)
 }
 
+// claimsWorker is a bundle whose started worker serves testdata/claims
+// beside the built-in qa program.
+func claimsWorker(t *testing.T) *bundle {
+	t.Helper()
+	b := setup(t, store.Config{})
+	b.serveClaims(t)
+	b.startWorker(t, worker.Config{})
+	return b
+}
+
+// waitCompleted waits for job id to end and fails the test unless it
+// completed.
+func (b *bundle) waitCompleted(t *testing.T, id string) *jobs.Job {
+	t.Helper()
+	j := b.waitEnd(t, id)
+	if j.Status != jobs.StatusCompleted {
+		t.Fatalf("job = %s %+v", j.Status, j.Error)
+	}
+	return j
+}
+
 // claimsJob is a streamed, uncached claims job on quote (the fake LM's
 // directives go in the quote, which only the second stage reads).
 func claimsJob(quote string) store.SubmitRequest {
@@ -63,6 +84,17 @@ type staged struct {
 	tokens    map[string]map[string]string // stage → field → text streamed
 	completed []jobs.StageCompletedData
 	order     []string // event types, with their stage
+}
+
+// stagedInOrder reads job id's events and fails the test unless their
+// order (see staged) is want.
+func (b *bundle) stagedInOrder(t *testing.T, id string, want ...string) staged {
+	t.Helper()
+	s := readStaged(t, b.events(t, id))
+	if diff := cmp.Diff(want, s.order); diff != "" {
+		t.Fatalf("events (-want +got):\n%s", diff)
+	}
+	return s
 }
 
 func readStaged(t *testing.T, evs []jobs.Event) staged {
@@ -103,15 +135,9 @@ func readStaged(t *testing.T, evs []jobs.Event) staged {
 // its name, then says it completed, before the next stage streams.
 func TestTwoStageProgramRuns(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Config{})
-	b.serveClaims(t)
-	b.startWorker(t, worker.Config{})
+	b := claimsWorker(t)
 	id := b.submit(t, claimsJob("Sky: blue."))
-	j := b.waitEnd(t, id)
-	if j.Status != jobs.StatusCompleted {
-		t.Fatalf("job = %s %+v", j.Status, j.Error)
-	}
-	r := j.Result
+	r := b.waitCompleted(t, id).Result
 	var names []string
 	for _, o := range r.Outputs {
 		names = append(names, o.Name)
@@ -144,12 +170,8 @@ func TestTwoStageProgramRuns(t *testing.T) {
 		t.Errorf("usage total %d, stages %d + %d", total, s1, s2)
 	}
 
-	s := readStaged(t, b.events(t, id))
-	want := []string{"queued", "started", "token extract.predict", "stage_completed extract.predict",
-		"token verify", "stage_completed verify", "completed"}
-	if diff := cmp.Diff(want, s.order); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	s := b.stagedInOrder(t, id, "queued", "started", "token extract.predict", "stage_completed extract.predict",
+		"token verify", "stage_completed verify", "completed")
 	for i, stage := range []string{"extract.predict", "verify"} {
 		got := s.completed[i]
 		reasoning, _ := got.Outputs.Get("reasoning")
@@ -183,14 +205,9 @@ func totalTokens(t *testing.T, usage json.RawMessage) int64 {
 // call and lists the first stage's usage from its checkpoint.
 func TestRetryResumesAtUnfinishedStage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Config{})
-	b.serveClaims(t)
-	b.startWorker(t, worker.Config{})
+	b := claimsWorker(t)
 	id := b.submit(t, claimsJob("Sky: blue. [[fakelm:429,times=1,retry_after=1ms]]"))
-	j := b.waitEnd(t, id)
-	if j.Status != jobs.StatusCompleted {
-		t.Fatalf("job = %s %+v", j.Status, j.Error)
-	}
+	j := b.waitCompleted(t, id)
 	if n := b.lm.RequestsTo("/v1/chat/completions"); n != 3 {
 		t.Fatalf("the fake LM got %d requests, want 3: extract once, verify twice", n)
 	}
@@ -201,21 +218,15 @@ func TestRetryResumesAtUnfinishedStage(t *testing.T) {
 	if st := j.Result.Stages; len(st) != 2 || st[0].LMCalls != 1 || totalTokens(t, st[0].Usage) <= 0 {
 		t.Fatalf("stages = %+v, want the first stage's call and usage from its checkpoint", st)
 	}
-	s := readStaged(t, b.events(t, id))
-	want := []string{"queued", "started", "token extract.predict", "stage_completed extract.predict",
-		"retrying", "started", "token verify", "stage_completed verify", "completed"}
-	if diff := cmp.Diff(want, s.order); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	b.stagedInOrder(t, id, "queued", "started", "token extract.predict", "stage_completed extract.predict",
+		"retrying", "started", "token verify", "stage_completed verify", "completed")
 }
 
 // A stage that does not parse, in the chat form and after the JSON
 // fallback, fails the job naming the stage.
 func TestStageParseErrorNamesTheStage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Config{})
-	b.serveClaims(t)
-	b.startWorker(t, worker.Config{})
+	b := claimsWorker(t)
 	id := b.submit(t, claimsJob("[[fakelm:garbage]]"))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusFailed || j.Error.Code != "parse_error" || !strings.HasPrefix(j.Error.Message, "stage verify: ") {
@@ -227,9 +238,7 @@ func TestStageParseErrorNamesTheStage(t *testing.T) {
 // calling the LM; a program the worker does not know fails at once too.
 func TestProgramVersionGoneFailsAtOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Config{})
-	b.serveClaims(t)
-	b.startWorker(t, worker.Config{})
+	b := claimsWorker(t)
 	gone := claimsJob("q")
 	gone.Spec.ProgramVersion = "pruned"
 	unknown := claimsJob("q")
@@ -253,18 +262,13 @@ func TestProgramVersionGoneFailsAtOnce(t *testing.T) {
 // sent, no checkpoint is written and the result lists no stages.
 func TestSingleStageWritesNoCheckpoint(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Config{})
-	b.serveClaims(t)
-	b.startWorker(t, worker.Config{})
+	b := claimsWorker(t)
 	id := b.submit(t, ask("Why is the sky blue?", "o", jobs.Options{Stream: true}))
 	j := b.waitEnd(t, id)
 	if j.Status != jobs.StatusCompleted || j.Result.Stages != nil || j.Result.Provenance.Program != jobs.ProgramQA || j.Result.Provenance.ProgramVersion != "" {
 		t.Fatalf("job = %s %+v", j.Status, j.Result)
 	}
-	s := readStaged(t, b.events(t, id))
-	if diff := cmp.Diff([]string{"queued", "started", "token ", "completed"}, s.order); diff != "" {
-		t.Fatalf("events (-want +got):\n%s", diff)
-	}
+	b.stagedInOrder(t, id, "queued", "started", "token ", "completed")
 	fields, err := b.db.Client.HKeys(context.Background(), jobs.JobKey(id)).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -299,10 +303,7 @@ func TestResumeFromKilledWorkersCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.startWorker(t, worker.Config{})
-	j := b.waitEnd(t, id)
-	if j.Status != jobs.StatusCompleted {
-		t.Fatalf("job = %s %+v", j.Status, j.Error)
-	}
+	j := b.waitCompleted(t, id)
 	if n := b.lm.RequestsTo("/v1/chat/completions"); n != 1 {
 		t.Fatalf("the fake LM got %d requests, want 1 (the second stage)", n)
 	}

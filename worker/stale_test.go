@@ -5,15 +5,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
-	"github.com/qaqueue/qaqueue/worker"
-	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 )
 
 // TestSupersededAttemptCannotComplete: a worker's attempt loses the job to
@@ -46,22 +42,7 @@ func TestSupersededAttemptCannotComplete(t *testing.T) {
 		}
 		return false // let the complete through
 	}}
-	client := redis.NewClient(b.db.Client.Options())
-	t.Cleanup(func() { _ = client.Close() })
-	client.AddHook(supersede)
-	jobStore, err := store.NewJobs(client, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second},
-		worker.Deps{Redis: b.db.Client, Store: jobStore, Runner: b.runner, Log: zerolog.New(b.logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
+	b.startHookedWorker(t, supersede)
 
 	id := b.submit(t, ask("Who wins?", "o", jobs.Options{}))
 	const stopped, completed = "job stopped: cancelled, or a newer attempt runs it", "job completed"

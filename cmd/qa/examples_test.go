@@ -68,14 +68,7 @@ func TestExamplesCompile(t *testing.T) {
 	for _, file := range exampleFiles(t) {
 		t.Run(strings.TrimPrefix(file, examplesDir+"/"), func(t *testing.T) {
 			t.Parallel()
-			b, err := programfile.Load(filepath.Dir(file), filepath.Base(file), programMaxBytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := programfile.Compile(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b, c := compileFile(t, file)
 			if want := strings.TrimSuffix(filepath.Base(file), ".yaml"); c.Built.Name != want {
 				t.Errorf("program name %q, want the file's %q", c.Built.Name, want)
 			}
@@ -92,11 +85,7 @@ func TestExamplesCompile(t *testing.T) {
 					t.Errorf("stage %q is not a predictor of the state", st.Key)
 					continue
 				}
-				_, pred, err := c.Stage(st.Key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := len(pred.Demos()); got != want {
+				if got := len(stagePredict(t, c, st.Key).Demos()); got != want {
 					t.Errorf("stage %q has %d demos, the state %d", st.Key, got, want)
 				}
 			}
@@ -112,14 +101,7 @@ var claimsFile = filepath.Join(examplesDir, "claims", "claims.yaml")
 // claims flowing from extract to verify.
 func TestExampleClaimsDataflow(t *testing.T) {
 	t.Parallel()
-	b, err := programfile.Load(filepath.Dir(claimsFile), filepath.Base(claimsFile), programMaxBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := programfile.Compile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := compileFile(t, claimsFile)
 	var inputs []string
 	for _, f := range c.Built.Inputs {
 		inputs = append(inputs, f.Name)
@@ -349,19 +331,6 @@ func fakeLM(t *testing.T) (*fakelm.Server, *lmclient.Client) {
 	return srv, lm
 }
 
-func compileExample(t *testing.T, file string) *programfile.Compiled {
-	t.Helper()
-	b, err := programfile.Load(filepath.Dir(file), filepath.Base(file), programMaxBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := programfile.Compile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // runStages runs c's stages in order against lm, each stage's inputs taken
 // from the program's inputs or earlier stages' outputs as the file binds
 // them, and returns each stage's outputs. It is the chain the worker runs
@@ -378,11 +347,7 @@ func runStages(t *testing.T, lm program.LM, c *programfile.Compiled, in map[stri
 			}
 			inputs[bd.Field], _ = outs[bd.Stage].Get(bd.From)
 		}
-		_, pred, err := c.Stage(st.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		one, err := program.NewProgram(program.NamedPredict{Key: st.Key, Predict: pred})
+		one, err := program.NewProgram(program.NamedPredict{Key: st.Key, Predict: stagePredict(t, c, st.Key)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +368,7 @@ func TestExamplesAgainstFakeLM(t *testing.T) {
 	for _, file := range exampleFiles(t) {
 		t.Run(strings.TrimPrefix(file, examplesDir+"/"), func(t *testing.T) {
 			t.Parallel()
-			c := compileExample(t, file)
+			_, c := compileFile(t, file)
 			in := map[string]any{}
 			for _, f := range c.Built.Inputs {
 				switch f.Type.String() {
@@ -417,11 +382,7 @@ func TestExamplesAgainstFakeLM(t *testing.T) {
 			}
 			outs := runStages(t, lm, c, in)
 			for _, st := range c.Built.Stages {
-				_, pred, err := c.Stage(st.Key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, f := range pred.Signature().Outputs() {
+				for _, f := range stagePredict(t, c, st.Key).Signature().Outputs() {
 					if v, ok := outs[st.Key].Get(f.Name); !ok || v == nil {
 						t.Errorf("stage %s: output %s is %#v", st.Key, f.Name, v)
 					}
@@ -438,7 +399,7 @@ func TestExamplesAgainstFakeLM(t *testing.T) {
 func TestExampleClaimsAgainstFakeLM(t *testing.T) {
 	t.Parallel()
 	srv, lm := fakeLM(t)
-	c := compileExample(t, claimsFile)
+	_, c := compileFile(t, claimsFile)
 	in := map[string]any{
 		"article":    "The city planted 12,000 trees last year, the mayor said, twice as many as in 2023.",
 		"transcript": "We planted twelve thousand trees in 2025.",
@@ -477,10 +438,7 @@ func TestExampleClaimsAgainstFakeLM(t *testing.T) {
 	if err := json.Unmarshal(srv.LastRequest(), &last); err != nil {
 		t.Fatal(err)
 	}
-	_, verify, err := c.Stage("verify")
-	if err != nil {
-		t.Fatal(err)
-	}
+	verify := stagePredict(t, c, "verify")
 	want := program.ChatAdapter{}.Format(verify.Signature(), verify.Demos(), map[string]any{"claims": claims, "quote": in["transcript"]})
 	if len(last.Messages) != len(want) {
 		t.Fatalf("verify sent %d messages, want %d", len(last.Messages), len(want))

@@ -19,11 +19,11 @@ const twoStageDir = "../../programfile/testdata/twostage"
 
 var twoStageFile = filepath.Join(twoStageDir, "program.yaml")
 
-// compileTwoStage compiles the two-stage folder as qa does, for the
-// expected values of program's own formatter and parsers.
-func compileTwoStage(t *testing.T) *programfile.Compiled {
+// compileFile loads a program file with its source and state and compiles
+// it as qa does, returning what it read and the program.
+func compileFile(t *testing.T, file string) (*programfile.Bundle, *programfile.Compiled) {
 	t.Helper()
-	b, err := programfile.Load(twoStageDir, "program.yaml", programMaxBytes)
+	b, err := programfile.Load(filepath.Dir(file), filepath.Base(file), programMaxBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +31,14 @@ func compileTwoStage(t *testing.T) *programfile.Compiled {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, c
+}
+
+// compileTwoStage compiles the two-stage folder, for the expected values of
+// program's own formatter and parsers.
+func compileTwoStage(t *testing.T) *programfile.Compiled {
+	t.Helper()
+	_, c := compileFile(t, twoStageFile)
 	return c
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/qaqueue/qaqueue/api"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/internal/programstest"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/internal/testlog"
 	"github.com/qaqueue/qaqueue/internal/testwait"
@@ -157,14 +158,7 @@ func setup(t *testing.T, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	builtin, err := programs.NewBuiltin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	registry, err := programs.New(rdb, programs.Config{}, builtin)
-	if err != nil {
-		t.Fatal(err)
-	}
+	registry := programstest.New(t, rdb, programs.Config{})
 	srv, err := api.New(api.Config{APIKeys: keys}, api.Deps{
 		Redis: rdb, Client: store.NewClient(rdb, e.store), Store: e.store, Hub: hub, Batches: e.batches, Programs: registry, Log: log, Registry: prometheus.NewRegistry(),
 	})

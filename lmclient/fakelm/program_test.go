@@ -10,6 +10,48 @@ import (
 	"github.com/qaqueue/qaqueue/program/pysource"
 )
 
+// newLM is a real LM client on s, with structured as its
+// StructuredOutputs ("" for the default), closed when the test ends.
+func newLM(t *testing.T, s *Server, structured string) *lmclient.Client {
+	t.Helper()
+	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL(), StructuredOutputs: structured}, lmclient.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lm.Close() })
+	return lm
+}
+
+// sourceSignature reads src as the user's file name is read and builds
+// its class's signature.
+func sourceSignature(tb testing.TB, name, src, class string) *program.Signature {
+	tb.Helper()
+	f, err := pysource.Read(name, []byte(src))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cls, err := f.Signature(class)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sig, err := cls.Signature()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sig
+}
+
+// predictProgram is the one-stage program of pred, under the key
+// "predict".
+func predictProgram(t *testing.T, pred *program.Predict) *program.Program {
+	t.Helper()
+	p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: pred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestTypedProgramRuns runs typed programs as a worker does (program.Run
 // through lmclient over HTTP) on the fake: the chat attempt parses first
 // time, and when it is garbled the JSON attempt (structured outputs, or
@@ -17,11 +59,7 @@ import (
 func TestTypedProgramRuns(t *testing.T) {
 	t.Parallel()
 	s := setup(t, Config{})
-	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL()}, lmclient.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lm.Close() })
+	lm := newLM(t, s, "")
 	tests := []struct {
 		spec   string
 		garble bool // the first answer (the chat attempt's) is garbage
@@ -40,10 +78,7 @@ func TestTypedProgramRuns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: cot})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := predictProgram(t, cot)
 		inputs := map[string]any{}
 		for _, f := range sig.Inputs() {
 			inputs[f.Name] = "Honeybees pollinate most crops in Europe."
@@ -115,15 +150,8 @@ class Audit(dspy.Signature):
 func TestModelProgramRuns(t *testing.T) {
 	t.Parallel()
 	s := setup(t, Config{})
-	f, err := pysource.Read("audit.py", []byte(findingsSource))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("Audit")
-	sig, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sig := sourceSignature(t, "audit.py", findingsSource, "Audit")
+	p := predictProgram(t, program.NewPredict(sig))
 	for _, tc := range []struct {
 		structured string
 		garble     bool
@@ -133,15 +161,7 @@ func TestModelProgramRuns(t *testing.T) {
 		{"auto", true, program.FormatJSONSchema},
 		{"off", true, program.FormatJSONObject},
 	} {
-		lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL(), StructuredOutputs: tc.structured}, lmclient.Deps{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = lm.Close() })
-		p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: program.NewPredict(sig)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		lm := newLM(t, s, tc.structured)
 		if tc.garble {
 			s.FailNext(1, Fault{Kind: FaultGarbage})
 		}
@@ -166,7 +186,7 @@ func TestModelProgramRuns(t *testing.T) {
 func TestConstrainedModelProgramRuns(t *testing.T) {
 	t.Parallel()
 	s := setup(t, Config{})
-	f, err := pysource.Read("grade.py", []byte(`import dspy
+	sig := sourceSignature(t, "grade.py", `import dspy
 from typing import Optional
 from pydantic import BaseModel, Field
 
@@ -182,24 +202,9 @@ class Score(BaseModel):
 class Grade(dspy.Signature):
     essay: str = dspy.InputField()
     scores: list[Score] = dspy.OutputField()
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cls, _ := f.Signature("Grade")
-	sig, err := cls.Signature()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lm, err := lmclient.New(lmclient.Config{Model: "openai/gpt-4o-mini", APIBase: s.URL()}, lmclient.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lm.Close() })
-	p, err := program.NewProgram(program.NamedPredict{Key: "predict", Predict: program.NewPredict(sig)})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "Grade")
+	lm := newLM(t, s, "")
+	p := predictProgram(t, program.NewPredict(sig))
 	for _, garble := range []int{0, 1, 2} {
 		s.FailNext(garble, Fault{Kind: FaultGarbage})
 		res, err := p.Run(context.Background(), lm, map[string]any{"essay": "Bees matter."}, &program.RunOptions{NoCache: true})

@@ -340,14 +340,10 @@ func FuzzTypedAnswer(f *testing.F) {
 	}
 	// program's own renders of a signature with pydantic model outputs
 	// (a list of models with a Literal, a nested optional model).
-	if src, err := pysource.Read("audit.py", []byte(findingsSource)); err == nil {
-		cls, _ := src.Signature("Audit")
-		if sig, err := cls.Signature(); err == nil {
-			for _, a := range []program.Adapter{program.ChatAdapter{}, program.JSONAdapter{}} {
-				msgs := a.Format(sig, nil, map[string]any{"code": "x"})
-				f.Add(msgs[0].Content, msgs[len(msgs)-1].Content, "")
-			}
-		}
+	sig := sourceSignature(f, "audit.py", findingsSource, "Audit")
+	for _, a := range []program.Adapter{program.ChatAdapter{}, program.JSONAdapter{}} {
+		msgs := a.Format(sig, nil, map[string]any{"code": "x"})
+		f.Add(msgs[0].Content, msgs[len(msgs)-1].Content, "")
 	}
 	f.Fuzz(func(t *testing.T, system, user, schema string) {
 		var rs json.RawMessage
