@@ -22,18 +22,7 @@ import (
 // A wait for a job that has ended already reads it once.
 func TestLongPollRedisCommands(t *testing.T) {
 	t.Parallel()
-	db := redistest.New(t)
-	// The API's commands (the hub's SUBSCRIBE goes around hooks), but for
-	// the long poll's lease, taken once a wait has lasted a second
-	// (waitLeaseAfter): timing, not the work of a wait.
-	log := &redistest.CommandLog{Keep: func(_, key string) bool { return !strings.HasPrefix(key, "qa:waits:") }}
-	apiRedis := redis.NewClient(db.Options())
-	apiRedis.AddHook(log)
-	t.Cleanup(func() { _ = apiRedis.Close() })
-	b := setup(t, options{
-		db:  &redistest.DB{Addr: db.Addr, Index: db.Index, Client: apiRedis},
-		api: api.Config{MetricsFlushInterval: time.Hour, Heartbeat: time.Hour}, // no background commands
-	})
+	log, db, b := countedAPI(t)
 	// The "worker": its own client, not counted.
 	worker, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
@@ -93,4 +82,23 @@ func TestLongPollRedisCommands(t *testing.T) {
 	if diff := cmp.Diff([]string{read}, ended); diff != "" {
 		t.Errorf("a wait for an ended job (-want +got):\n%s", diff)
 	}
+}
+
+// countedAPI is an API with no background commands whose Redis commands
+// log records (the hub's SUBSCRIBE goes around hooks), but for the long
+// poll's lease, taken once a wait has lasted a second (waitLeaseAfter):
+// timing, not the work of a wait. db.Client is not counted: a test's
+// "worker" uses it.
+func countedAPI(t *testing.T) (*redistest.CommandLog, *redistest.DB, *bundle) {
+	t.Helper()
+	db := redistest.New(t)
+	log := &redistest.CommandLog{Keep: func(_, key string) bool { return !strings.HasPrefix(key, "qa:waits:") }}
+	apiRedis := redis.NewClient(db.Options())
+	apiRedis.AddHook(log)
+	t.Cleanup(func() { _ = apiRedis.Close() })
+	b := setup(t, options{
+		db:  &redistest.DB{Addr: db.Addr, Index: db.Index, Client: apiRedis},
+		api: api.Config{MetricsFlushInterval: time.Hour, Heartbeat: time.Hour},
+	})
+	return log, db, b
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/qaqueue/qaqueue/api"
@@ -17,7 +16,6 @@ import (
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
-	"github.com/redis/go-redis/v9"
 )
 
 // TestSubmitWait: POST /v1/jobs?wait= answers 200 with the job, the body GET
@@ -101,15 +99,7 @@ func TestSubmitWaitNotEnded(t *testing.T) {
 // on: hanging up is not cancelling.
 func TestSubmitWaitClientGone(t *testing.T) {
 	t.Parallel()
-	db := redistest.New(t)
-	log := &commandLog{}
-	apiRedis := redis.NewClient(db.Options())
-	apiRedis.AddHook(log)
-	t.Cleanup(func() { _ = apiRedis.Close() })
-	b := setup(t, options{
-		db:  &redistest.DB{Addr: db.Addr, Index: db.Index, Client: apiRedis},
-		api: api.Config{MetricsFlushInterval: time.Hour, Heartbeat: time.Hour},
-	})
+	log, db, b := countedAPI(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "POST", b.url+"/v1/jobs?wait=60s", strings.NewReader(`{"question":"q"}`))
@@ -126,12 +116,12 @@ func TestSubmitWaitClientGone(t *testing.T) {
 	id := waitingSubmit(t, b, db)
 	// The hook logs the enqueue once its answer is back.
 	testwait.Until(t, "the enqueue to be logged", func() bool {
-		return slices.Contains(log.take(id), "evalsha asynq:{"+jobs.QueueInteractive+"}:t:<id>")
+		return slices.Contains(log.Take(id), "evalsha asynq:{"+jobs.QueueInteractive+"}:t:<id>")
 	})
 	cancel()
 	<-done
 	testwait.Until(t, "the wait to unsubscribe", func() bool { return b.hub.Subscribers() == 0 })
-	if cmds := log.take(id); len(cmds) > 0 {
+	if cmds := log.Take(id); len(cmds) > 0 {
 		t.Errorf("after the client hung up the wait sent %q", cmds)
 	}
 	if st := b.jobStatus(t, id); st != jobs.StatusQueued {
@@ -161,15 +151,7 @@ func waitingSubmit(t *testing.T, b *bundle, db *redistest.DB) string {
 // without wait sends.
 func TestSubmitWaitRedisCommands(t *testing.T) {
 	t.Parallel()
-	db := redistest.New(t)
-	log := &commandLog{}
-	apiRedis := redis.NewClient(db.Options())
-	apiRedis.AddHook(log)
-	t.Cleanup(func() { _ = apiRedis.Close() })
-	b := setup(t, options{
-		db:  &redistest.DB{Addr: db.Addr, Index: db.Index, Client: apiRedis},
-		api: api.Config{MetricsFlushInterval: time.Hour, Heartbeat: time.Hour}, // no background commands
-	})
+	log, db, b := countedAPI(t)
 	worker, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -190,14 +172,14 @@ func TestSubmitWaitRedisCommands(t *testing.T) {
 	// A first round loads the scripts and asynq's queue list.
 	id := b.submit(t, "warm up")
 	finish(id)
-	log.take(id)
+	log.Take(id)
 
 	resp, body := b.do(t, "POST", "/v1/jobs", map[string]any{"question": "q"}, key("plain"))
 	id = decode[submitted](t, body).ID
-	post := log.take(id)
+	post := log.Take(id)
 	finish(id)
 	b.do(t, "POST", "/v1/jobs", map[string]any{"question": "q"}, key("plain"))
-	replay := unused(log.take(id))
+	replay := unused(log.Take(id))
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -211,9 +193,9 @@ func TestSubmitWaitRedisCommands(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || decode[jobBody](t, body).Status != "completed" {
 		t.Fatalf("POST ?wait=: %d %s", resp.StatusCode, body)
 	}
-	waited := log.take(id)
+	waited := log.Take(id)
 	b.do(t, "POST", "/v1/jobs?wait=30s", map[string]any{"question": "q"}, key("waited"))
-	replayWaited := unused(log.take(id))
+	replayWaited := unused(log.Take(id))
 
 	t.Logf("POST /v1/jobs: %d commands %q", len(post), post)
 	t.Logf("POST /v1/jobs?wait= until the end: %d commands %q", len(waited), waited)
