@@ -95,9 +95,9 @@ type pushBody struct {
 	State  *string `json:"state"`
 }
 
-// pushEnvelope is how much more than PROGRAM_MAX_BYTES a push body may
-// take on the wire: JSON's escapes (a newline or a quote takes two bytes)
-// and the object around the three strings.
+// pushWireLimit is the most a push body may take on the wire for
+// PROGRAM_MAX_BYTES of contents: JSON's escapes (a newline or a quote takes
+// two bytes) and the object around the three strings.
 func pushWireLimit(maxBytes int64) int64 { return 2*maxBytes + 64<<10 }
 
 // decodePush reads a push body: one JSON object with a string "file" and
