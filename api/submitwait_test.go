@@ -15,7 +15,6 @@ import (
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
-	"github.com/qaqueue/qaqueue/store"
 )
 
 // TestSubmitWait: POST /v1/jobs?wait= answers 200 with the job, the body GET
@@ -152,22 +151,7 @@ func waitingSubmit(t *testing.T, b *bundle, db *redistest.DB) string {
 func TestSubmitWaitRedisCommands(t *testing.T) {
 	t.Parallel()
 	log, db, b := countedAPI(t)
-	worker, err := store.NewJobs(db.Client, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	finish := func(id string) {
-		a, out, err := worker.Start(ctx, id, "w", 0)
-		if err != nil || out != store.Started {
-			t.Fatalf("start: %v %v", out, err)
-		}
-		complete(t, a, "done")
-		// The test plays the worker: take the task off the queue, as asynq would.
-		if err := db.Client.LRem(ctx, "asynq:{"+jobs.QueueInteractive+"}:pending", 0, id).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	finish := finisher(t, db)
 	key := func(k string) http.Header { return http.Header{"Idempotency-Key": {k}} }
 	// A first round loads the scripts and asynq's queue list.
 	id := b.submit(t, "warm up")
