@@ -100,8 +100,12 @@ func (c *Client) Provider() Provider { return c.prov }
 // its entries.
 func (c *Client) CacheStores() CacheStores { return c.stores }
 
-// Close releases the cache layers.
-func (c *Client) Close() error { return c.cache.close() }
+// Close stops the limiter following the fleet's cool-down and releases the
+// cache layers.
+func (c *Client) Close() error {
+	c.limiter.close()
+	return c.cache.close()
+}
 
 // Complete makes one chat call: from the cache when it holds the answer,
 // else from the provider after the shared rate limit admits it. With

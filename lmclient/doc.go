@@ -22,7 +22,9 @@
 //     second), which serves interactive callers before batch ones, honours
 //     a fleet-wide cool-down set by a provider 429 with Retry-After, and
 //     returns *RateLimitedError instead of waiting longer than
-//     Config.MaxWait. Like the cache, it is kept per endpoint.
+//     Config.MaxWait. With no limit set a call sends Redis nothing: each
+//     client mirrors the cool-down, announced on a pub/sub channel. Like
+//     the cache, it is kept per endpoint.
 //
 // The client never retries: failures come back as *APIError with
 // Retryable and RetryAfter, and the queue decides. It never reads the

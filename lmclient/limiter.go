@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +38,8 @@ const paceBurst = 500 * time.Millisecond
 // and the cool-down a 429 with Retry-After sets, shared through Redis by one
 // Lua script (limiter.lua). Interactive callers that wait register
 // themselves; batch callers take no capacity while any is registered.
+// With no limit set, calls send Redis nothing: the limiter mirrors the
+// fleet's cool-down, which the script announces on its key's name (follow).
 // Without Redis only the cool-down applies, per process.
 type limiter struct {
 	rdb      redis.UniversalClient
@@ -49,8 +52,14 @@ type limiter struct {
 	metrics    *metrics
 	log        zerolog.Logger
 
+	// mirror is set with Redis and no limit: calls check localCooldown,
+	// which follow keeps, instead of running the script.
+	mirror bool
+	stop   func()        // ends follow
+	done   chan struct{} // closed when follow has ended
+
 	mu            sync.Mutex
-	localCooldown time.Time // used without Redis
+	localCooldown time.Time // used without Redis, or mirrored
 }
 
 func newLimiter(cfg Config, ns string, rdb redis.UniversalClient, m *metrics, log zerolog.Logger) *limiter {
@@ -60,12 +69,82 @@ func newLimiter(cfg Config, ns string, rdb redis.UniversalClient, m *metrics, lo
 	// limits of its own. The hash tag keeps the three keys in one Redis
 	// Cluster slot.
 	base := "qa:lmrl:{" + cfg.Model + "@" + ns + "}"
-	return &limiter{
+	l := &limiter{
 		rdb: rdb, script: redis.NewScript(limiterLua),
 		rpm: cfg.RPM, tpm: cfg.TPM, rcap: bucketCap(cfg.RPM), tcap: bucketCap(cfg.TPM),
 		maxWait: cfg.MaxWait, metrics: m, log: log,
 		keys: []string{base, base + ":iw", base + ":cooldown"},
 	}
+	if rdb != nil && cfg.RPM <= 0 && cfg.TPM <= 0 {
+		l.mirror = true
+		l.follow()
+	}
+	return l
+}
+
+// scripted says whether calls ask the script: with Redis and a limit set.
+func (l *limiter) scripted() bool { return l.rdb != nil && !l.mirror }
+
+// follow mirrors the fleet's cool-down until close: it subscribes to the
+// channel the script announces a cool-down on and, once subscribed (again
+// after a reconnection, which may have missed an announcement), reads what
+// is left of the current one.
+func (l *limiter) follow() {
+	ctx, cancel := context.WithCancel(context.Background())
+	ps := l.rdb.Subscribe(ctx, l.keys[2])
+	l.stop = func() { cancel(); _ = ps.Close() }
+	l.done = make(chan struct{})
+	go func() {
+		defer close(l.done)
+		for msg := range ps.ChannelWithSubscriptions() {
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					l.readCooldown(ctx)
+				}
+			case *redis.Message:
+				if ms, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+					l.coolLocally(time.Duration(ms) * time.Millisecond)
+				}
+			}
+		}
+	}()
+}
+
+// readCooldown copies what is left of the fleet's cool-down.
+func (l *limiter) readCooldown(ctx context.Context) {
+	d, err := l.rdb.PTTL(ctx, l.keys[2]).Result()
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn().Err(err).Msg("read lm cool-down: following announcements only")
+		}
+		return
+	}
+	l.coolLocally(d) // negative when there is none
+}
+
+// close stops following the fleet's cool-down.
+func (l *limiter) close() {
+	if l.stop != nil {
+		l.stop()
+		<-l.done
+	}
+}
+
+// coolLocally extends, never shortens, the process's cool-down to d from now.
+func (l *limiter) coolLocally(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until := time.Now().Add(d); until.After(l.localCooldown) {
+		l.localCooldown = until
+	}
+}
+
+// cooldownLeft is what is left of the process's cool-down.
+func (l *limiter) cooldownLeft() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Until(l.localCooldown)
 }
 
 // bucketCap is the capacity of a bucket refilled at perMinute: paceBurst's
@@ -80,7 +159,7 @@ func (l *limiter) acquire(ctx context.Context, prio program.Priority, cost int64
 	id := newWaiterID()
 	released := false
 	defer func() {
-		if !released && l.rdb != nil && prio == program.PriorityInteractive {
+		if !released && l.scripted() && prio == program.PriorityInteractive {
 			l.release(id)
 		}
 	}()
@@ -115,10 +194,8 @@ func (l *limiter) acquire(ctx context.Context, prio program.Priority, cost int64
 // try asks once. A Redis failure admits the call: the limiter protects the
 // provider's quota, and a Redis blip must not fail every LM call with it.
 func (l *limiter) try(ctx context.Context, prio program.Priority, cost int64, id string) (time.Duration, bool, error) {
-	if l.rdb == nil {
-		l.mu.Lock()
-		wait := time.Until(l.localCooldown)
-		l.mu.Unlock()
+	if !l.scripted() {
+		wait := l.cooldownLeft()
 		return wait, wait > 0, nil
 	}
 	res, err := l.script.Run(ctx, l.rdb, l.keys, "acquire", l.rpm, l.tpm, cost, int(prio), id, batchPoll.Milliseconds(), l.rcap, l.tcap).Int64Slice()
@@ -135,20 +212,19 @@ func (l *limiter) try(ctx context.Context, prio program.Priority, cost int64, id
 // adjust charges (or with a negative n gives back) n tokens, once the real
 // usage is known.
 func (l *limiter) adjust(ctx context.Context, n int64) {
-	if l.rdb == nil || l.tpm <= 0 || n == 0 {
+	if !l.scripted() || l.tpm <= 0 || n == 0 {
 		return
 	}
 	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "adjust", l.tpm, n, l.tcap).Err()
 }
 
 // setCooldown makes every client of this endpoint wait d before calling.
+// This process's mirror holds at once, not when the announcement comes back.
 func (l *limiter) setCooldown(ctx context.Context, d time.Duration) {
+	if !l.scripted() {
+		l.coolLocally(d)
+	}
 	if l.rdb == nil {
-		l.mu.Lock()
-		if until := time.Now().Add(d); until.After(l.localCooldown) {
-			l.localCooldown = until
-		}
-		l.mu.Unlock()
 		return
 	}
 	_ = l.script.Run(context.WithoutCancel(ctx), l.rdb, l.keys, "cooldown", d.Milliseconds()).Err()

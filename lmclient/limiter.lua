@@ -13,7 +13,9 @@
 --          request bucket capacity, token bucket capacity
 --          returns {wait ms (0 = admitted), 1 if the wait is a cool-down else 0}
 -- adjust   ARGV: tpm, tokens to charge (negative gives back), token bucket capacity
--- cooldown ARGV: ms; extends, never shortens, the cool-down
+-- cooldown ARGV: ms; extends, never shortens, the cool-down, and publishes
+--          what is left of it (ms) on the channel named KEYS[3], which
+--          processes with no limit set mirror instead of calling acquire
 -- release  ARGV: waiter id; an interactive waiter that gave up
 local op = ARGV[1]
 local t = redis.call('TIME')
@@ -21,9 +23,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 if op == 'cooldown' then
   local ms = tonumber(ARGV[2])
-  if redis.call('PTTL', KEYS[3]) < ms then
+  local left = redis.call('PTTL', KEYS[3])
+  if left < ms then
     redis.call('SET', KEYS[3], '1', 'PX', ms)
+    left = ms
   end
+  redis.call('PUBLISH', KEYS[3], left)
   return 0
 end
 

@@ -48,7 +48,9 @@ func TestSharedRPM(t *testing.T) {
 
 func TestSharedCooldown(t *testing.T) {
 	t.Parallel()
-	b, other, _ := twoWorkers(t, func(c *Config) { c.MaxWait = 100 * time.Millisecond })
+	// A limit set, so that the script holds the other worker; with none,
+	// it mirrors the cool-down (TestCooldownMirrored).
+	b, other, _ := twoWorkers(t, func(c *Config) { c.RPM = 1000; c.MaxWait = 100 * time.Millisecond })
 	b.srv.FailNext(1, fakelm.Status429(30*time.Second))
 	_, err := b.c.Complete(ctxT(t), chatRequest("throttled"))
 	var ae *APIError
@@ -131,7 +133,8 @@ func TestInteractiveBeforeBatch(t *testing.T) {
 
 func TestLimiterWaitCancelled(t *testing.T) {
 	t.Parallel()
-	b, _, db := twoWorkers(t, func(c *Config) { c.MaxWait = time.Minute })
+	// A limit set, so that the waiter asks the script, which registers it.
+	b, _, db := twoWorkers(t, func(c *Config) { c.RPM = 1000; c.MaxWait = time.Minute })
 	b.c.limiter.setCooldown(ctxT(t), 30*time.Second)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	done := make(chan error, 1)

@@ -64,6 +64,8 @@ func TestCacheNamespacedByEndpoint(t *testing.T) {
 func TestCooldownPerEndpoint(t *testing.T) {
 	t.Parallel()
 	db := redistest.New(t)
+	log := &redistest.CommandLog{Keep: notHandshake}
+	db.Client.AddHook(log)
 	a := setup(t, withRedis(db), func(c *Config, _ *Deps) { c.MaxWait = 100 * time.Millisecond })
 	a.srv.FailNext(1, fakelm.Status429(30*time.Second))
 	if _, err := a.c.Complete(ctxT(t), chatRequest("throttled")); err == nil {
@@ -77,6 +79,7 @@ func TestCooldownPerEndpoint(t *testing.T) {
 	cfgB := a.cfg
 	cfgB.APIBase = other.URL()
 	b := newClient(t, cfgB, Deps{Redis: db.Client})
+	followed(t, log, b) // b has read its endpoint's cool-down: none
 	if _, err := b.Complete(ctxT(t), chatRequest("another")); err != nil {
 		t.Fatalf("the other endpoint's call = %v: the first endpoint's cool-down held it", err)
 	}
