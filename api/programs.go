@@ -80,11 +80,11 @@ func (s *Server) resolveProgram(ctx context.Context, ref string) (resolvedProgra
 	if err != nil {
 		return resolvedProgram{}, err
 	}
-	c, err := s.deps.Programs.Program(ctx, name, version)
+	inputs, err := s.deps.Programs.Inputs(ctx, name, version)
 	if err != nil {
 		return resolvedProgram{}, err
 	}
-	return resolvedProgram{ref: ref, version: version, program: jobs.Program{Name: name, Inputs: c.Built.Inputs}}, nil
+	return resolvedProgram{ref: ref, version: version, program: jobs.Program{Name: name, Inputs: inputs}}, nil
 }
 
 // pushBody is a push: the program file's contents and those of the source

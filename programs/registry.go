@@ -110,6 +110,8 @@ type Registry struct {
 	cacheMu     sync.Mutex
 	compiled    *lru.Cache[string, cachedVersion]
 	cachedBytes int64
+	// inputs are versions' input fields (Inputs), beyond compiled's reach.
+	inputs *lru.Cache[string, []program.Field]
 }
 
 // cachedVersion is a compiled version and its pushed bytes.
@@ -135,6 +137,9 @@ func New(rdb redis.UniversalClient, cfg Config, fallback Source) (*Registry, err
 		return nil, fmt.Errorf("new registry: %w", err)
 	}
 	r.compiled = c
+	if r.inputs, err = lru.New[string, []program.Field](inputsCacheSize); err != nil {
+		return nil, fmt.Errorf("new registry: %w", err)
+	}
 	return r, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/qaqueue/qaqueue/programs"
+	"github.com/redis/go-redis/v9"
 )
 
 const twoStageDir = "../programfile/testdata/twostage"
@@ -338,5 +339,37 @@ func TestPushedQAKeepsTheSeedsSignature(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Part != "file" || !strings.Contains(err.Error(), says) || !strings.Contains(err.Error(), "the seed's endpoints") {
 			t.Errorf("qa %q: %v, want a file error saying %q", sig, err, says)
 		}
+	}
+}
+
+// An API checks each submit against its version's inputs. They are kept
+// apart from the compiled versions, so an API taking jobs for more
+// versions than its compiled LRU holds reads and compiles each once, not
+// on every submit.
+func TestInputsOutliveTheCompiledCache(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := redistest.New(t)
+	pusher := programstest.New(t, db.Client, programs.Config{})
+	v1 := push(t, pusher, twoStage(t, 1)).Version
+	v2 := push(t, pusher, twoStage(t, 2)).Version
+	log := &redistest.CommandLog{}
+	counted := redis.NewClient(db.Options())
+	counted.AddHook(log)
+	t.Cleanup(func() { _ = counted.Close() })
+	api := programstest.New(t, counted, programs.Config{CacheVersions: 1})
+	for round := range 3 {
+		for _, v := range []string{v1, v2} {
+			in, err := api.Inputs(ctx, "two-stage", v)
+			if err != nil || len(in) != 2 || in[0].Name != "question" {
+				t.Fatalf("round %d, inputs of %s: %v %v", round, v[:12], in, err)
+			}
+		}
+		if got := log.Take("\x00"); round > 0 && len(got) > 0 {
+			t.Errorf("round %d read Redis again: %q", round, got)
+		}
+	}
+	if in, err := api.Inputs(ctx, "qa", ""); err != nil || len(in) != 1 || in[0].Name != "question" {
+		t.Errorf("the built-in program's inputs: %v %v", in, err)
 	}
 }

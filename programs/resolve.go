@@ -162,10 +162,10 @@ func (r *Registry) refreshAll(ctx context.Context) error {
 	return nil
 }
 
-// evictGone drops the compiled versions of the programs in stored (name →
-// its stored versions) that are no longer stored, so that a pruned
-// version is gone in every process, not only in those that never loaded
-// it.
+// evictGone drops the compiled versions, and the inputs, of the programs
+// in stored (name → its stored versions) that are no longer stored, so
+// that a pruned version is gone in every process, not only in those that
+// never loaded it.
 func (r *Registry) evictGone(stored map[string][]string) {
 	r.cacheMu.Lock()
 	defer r.cacheMu.Unlock()
@@ -173,6 +173,12 @@ func (r *Registry) evictGone(stored map[string][]string) {
 		name, version, _ := strings.Cut(key, "@")
 		if versions, ok := stored[name]; ok && !slices.Contains(versions, version) {
 			r.compiled.Remove(key)
+		}
+	}
+	for _, key := range r.inputs.Keys() {
+		name, version, _ := strings.Cut(key, "@")
+		if versions, ok := stored[name]; ok && version != "" && !slices.Contains(versions, version) {
+			r.inputs.Remove(key)
 		}
 	}
 }
