@@ -4,8 +4,8 @@
 // a queue, the same LM call, the result in Redis, a long-poll out) rather
 // than against an empty asynq task.
 //
-// The API is gin: POST /jobs enqueues an asynq task and answers its id;
-// GET /jobs/:id?wait= subscribes to the job's channel, reads its result key
+// The API is gin: POST /v1/jobs enqueues an asynq task and answers its id;
+// GET /v1/jobs/:id?wait= subscribes to the job's channel, reads its result key
 // and, if it is not there yet, waits for the notice. The worker is a default
 // asynq server polling every 5 ms whose handler runs program's QA program
 // (the same prompt bytes as qaqueue's default program) through openai-go,
@@ -46,12 +46,12 @@ const (
 func resultKey(id string) string   { return "samework:result:" + id }
 func doneChannel(id string) string { return "samework:done:" + id }
 
-// Ask is the body of POST /jobs and the task's payload.
+// Ask is the body of POST /v1/jobs and the task's payload.
 type Ask struct {
 	Question string `json:"question"`
 }
 
-// Answer is what GET /jobs/:id answers: the status, and the result once the
+// Answer is what GET /v1/jobs/:id answers: the status, and the result once the
 // job ran.
 type Answer struct {
 	ID     string          `json:"id"`
@@ -64,7 +64,7 @@ func NewAPI(rdb *redis.Client) http.Handler {
 	client := asynq.NewClientFromRedisClient(rdb)
 	r := gin.New()
 	r.GET("/readyz", func(c *gin.Context) { c.Status(http.StatusOK) })
-	r.POST("/jobs", func(c *gin.Context) {
+	r.POST("/v1/jobs", func(c *gin.Context) {
 		var ask Ask
 		if err := c.ShouldBindJSON(&ask); err != nil || ask.Question == "" {
 			c.JSON(http.StatusUnprocessableEntity, gin.H{"error": "question is required"})
@@ -78,7 +78,7 @@ func NewAPI(rdb *redis.Client) http.Handler {
 		}
 		c.JSON(http.StatusAccepted, Answer{ID: id, Status: "pending"})
 	})
-	r.GET("/jobs/:id", func(c *gin.Context) {
+	r.GET("/v1/jobs/:id", func(c *gin.Context) {
 		id := c.Param("id")
 		wait, _ := time.ParseDuration(c.Query("wait"))
 		res, err := waitResult(c, rdb, id, min(wait, maxWait))

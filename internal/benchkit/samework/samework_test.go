@@ -39,26 +39,26 @@ func TestJobEndToEnd(t *testing.T) {
 	t.Cleanup(api.Close)
 
 	const question = "why is the sky blue?"
-	resp, err := http.Post(api.URL+"/jobs", "application/json", bytes.NewReader([]byte(`{"question":"`+question+`"}`)))
+	resp, err := http.Post(api.URL+"/v1/jobs", "application/json", bytes.NewReader([]byte(`{"question":"`+question+`"}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sub Answer
 	if err := json.NewDecoder(resp.Body).Decode(&sub); err != nil || resp.StatusCode != http.StatusAccepted || sub.ID == "" {
-		t.Fatalf("POST /jobs: %d %+v %v", resp.StatusCode, sub, err)
+		t.Fatalf("POST /v1/jobs: %d %+v %v", resp.StatusCode, sub, err)
 	}
 	resp.Body.Close()
 
 	var got Answer
 	for got.Status != "completed" { // each wait ends with the job or after 30 s
-		resp, err := http.Get(api.URL + "/jobs/" + sub.ID + "?wait=30s")
+		resp, err := http.Get(api.URL + "/v1/jobs/" + sub.ID + "?wait=30s")
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = json.NewDecoder(resp.Body).Decode(&got)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /jobs/%s: %d %v", sub.ID, resp.StatusCode, err)
+			t.Fatalf("GET /v1/jobs/%s: %d %v", sub.ID, resp.StatusCode, err)
 		}
 	}
 	var res struct {
