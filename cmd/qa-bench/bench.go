@@ -387,6 +387,39 @@ func (s *scope) close() {
 	s.closers = nil
 }
 
+// pin keeps the scenario's measured process apart from the load: this
+// process (the load generator and the fake LM) and Redis move to the pins'
+// other CPUs until the scenario ends, and the stacks the caller starts with
+// the returned pins put their measured process on Pins.Measured. The note
+// says how, or why not (one CPU, no taskset).
+func (s *scope) pin(ctx context.Context, r *scenarioResult) (benchkit.Pins, error) {
+	p := s.b.pins
+	r.note("%s", p.Note)
+	if !p.On() {
+		return p, nil
+	}
+	pids := []int{os.Getpid()}
+	if !s.b.embedded {
+		pid, err := benchkit.RedisPID(ctx, s.b.redisAddr)
+		if err != nil {
+			return p, err
+		}
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		restore, err := p.Move(pid, p.Rest)
+		if err != nil {
+			return p, err
+		}
+		s.onClose(func() {
+			if err := restore(); err != nil {
+				s.logf("unpin: %v", err)
+			}
+		})
+	}
+	return p, nil
+}
+
 // db is a fresh database on the run's Redis: its URL and a client.
 func (s *scope) db(ctx context.Context) (string, *redis.Client, error) {
 	s.b.nextDB++

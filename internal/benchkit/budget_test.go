@@ -92,3 +92,21 @@ func TestMeterReadsRedis(t *testing.T) {
 		t.Errorf("RedisPID = %d, %v", pid, err)
 	}
 }
+
+// Occupancy counts each call's time inside the window, whatever its start
+// and end, and averages the durations of the calls that ended in it.
+func TestOccupancy(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	answers := []Answer{
+		{Start: at(-1), At: at(1), Status: 200},  // 1 s inside, ends inside (2 s)
+		{Start: at(1), At: at(3), Status: 200},   // 2 s inside, ends inside (2 s)
+		{Start: at(3), At: at(5), Status: 200},   // 1 s inside (window ends at 4)
+		{Start: at(-3), At: at(-1), Status: 200}, // before the window
+		{Start: at(0), At: at(4), Status: 200},   // 4 s inside; ends at t1, outside
+	}
+	inFlight, mean := Occupancy(answers, at(0), at(4))
+	if inFlight != 2 || mean != 2*time.Second {
+		t.Errorf("Occupancy = %v in flight, %v mean call; want 2 and 2s", inFlight, mean)
+	}
+}
