@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -182,6 +183,7 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	_ = sleepFor(ctx, call)
 	lm.ResetMax()
 	cpu := meterCPU(wp)
+	rest0, restErr := restCPU(ctx, s)
 	t0 := time.Now()
 	var inflight, queued []float64
 	var rss int64
@@ -198,6 +200,7 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	t1 := time.Now()
 	elapsed := t1.Sub(t0)
 	cpuPct, cpuUsed := cpu.percent(), cpu.used()
+	rest1, restErr1 := restCPU(ctx, s)
 	stopFeed()
 	fwg.Wait()
 	if err, _ := feedErr.Load().(error); err != nil {
@@ -228,12 +231,22 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	// holds the instant-LM streamed job to its goal).
 	r.row("worker CPU per streamed job", ms(cpuUsed)/max(rate*elapsed.Seconds(), 1), "ms")
 	r.note("N=%d, fakelm answers every streamed call after %v (TTFT %v, then the rest at once); jobs fed straight to Redis (~N pending) over %v. Rate = mean calls in flight ÷ mean call time (Little's law, both exact from the LM's log of each call's start and end); CPU per job = the worker's CPU time ÷ (rate × window).", n, call, call, window)
+	var restPct float64
+	if restErr == nil && restErr1 == nil {
+		restPct = pct((rest1 - rest0).Seconds(), elapsed.Seconds())
+		r.row("Redis + bench process (fake LM, feeder) CPU", restPct, "% core")
+	}
 	if rate < 0.9*ideal {
-		starved := "the queue held work all along (%.0f pending on average), so the worker did not start jobs fast enough: its one asynq dequeue loop (one EVALSHA per task, plus the unbuffered hand-off to the heartbeater that also writes 2,000 leases every 5 s) and each job's start script, at %.0f%% of a core on these shared 2 cores"
-		if avgQueued < float64(n)/10 {
-			starved = "the queue often ran dry (%.0f pending on average): the feeder in this process, not the worker, was short; the worker was at %.0f%% of a core"
+		why := fmt.Sprintf("the worker used %.0f%% of a core, Redis and the bench process (fake LM, feeder) %.0f%%", cpuPct, restPct)
+		switch {
+		case avgQueued < float64(n)/10:
+			why = fmt.Sprintf("the queue often ran dry (%.0f pending on average): the feeder in this process, not the worker, was short; ", avgQueued) + why
+		case cpuPct < 80 && restPct >= 80:
+			why = "the queue held work all along, and " + why + ": the worker waited on the other side (Redis, the LM), which had one core (less the neighbours' share) to itself"
+		default:
+			why = "the queue held work all along, and " + why + ": the worker did not start jobs fast enough (dequeue script, start script, the handler's set-up per job)"
 		}
-		r.note("below the goal: %.0f%% of ideal with %.0f of %d calls in flight on average; "+starved+".", pct(rate, ideal), avg, n, avgQueued, cpuPct)
+		r.note("below the goal: %.0f%% of ideal with %.0f of %d calls in flight on average; %s.", pct(rate, ideal), avg, n, why)
 	}
 	return r, nil
 }
@@ -247,6 +260,20 @@ func sleepFor(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// restCPU is the CPU time Redis and this process (the fake LM and the load
+// generator) have used: what shares the other core when pins are on.
+func restCPU(ctx context.Context, s *scope) (time.Duration, error) {
+	self, err := benchkit.CPUTime(os.Getpid())
+	if err != nil {
+		return 0, err
+	}
+	if s.b.embedded {
+		return self, nil
+	}
+	rc, err := benchkit.RedisCPU(ctx, s.b.redisAddr)
+	return self + rc, err
 }
 
 // benchFanout: N SSE subscribers of one streamed job on one API process:
@@ -295,22 +322,23 @@ func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
 	// N subscribers of a job no worker runs yet.
 	idleRSS, _ := ap.RSS()
 	var connectedRSS int64
-	var cpu *cpuMeter
+	var cpu *cpuMeter // from the first event on: relaying, not connecting
 	many, connected, frames, err := fanout(ctx, s, c, n, func() error {
 		connectedRSS, _ = ap.RSS()
-		cpu = meterCPU(ap) // from the first event on: relaying, not connecting
+		cpu = meterCPU(ap)
 		_, _, err := s.worker(ctx, workerSt)
 		return err
 	})
 	if err != nil {
 		return r, err
 	}
-	cpuUsed := cpu.used()
+	cpuUsed, cpuPct := cpu.used(), cpu.percent()
 	r.row("token relay p50", benchkit.MS(many.P50), "ms").base("1 subscriber", benchkit.MS(one.P50))
 	r.row("token relay p99", benchkit.MS(many.P99), "ms").base("1 subscriber", benchkit.MS(one.P99)).atMost(50)
 	r.row("subscribers connected", float64(connected), "").base("asked", float64(n))
 	r.row("events delivered", float64(frames), "")
 	r.row("API CPU per delivered event", float64(cpuUsed)/float64(time.Microsecond)/float64(max(frames, 1)), "µs")
+	r.row("API CPU while relaying", cpuPct, "% core")
 	r.row("API RSS per subscriber", float64(connectedRSS-idleRSS)/float64(max(connected, 1))/1024, "KiB")
 	r.row("API RSS with subscribers", float64(connectedRSS)/(1<<20), "MiB").base("idle", float64(idleRSS)/(1<<20))
 	r.note("%d SSE clients in this process (with pins on, on the other CPU than the API; unpinned, their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
