@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,24 @@ func measure(ctx context.Context, m *benchkit.Meter, idle0, idle1 benchkit.Readi
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// machineWindow is the machine's CPU and this process's from its start:
+// with the measured processes' own CPU, it shows what the bench's clients
+// and the neighbours took.
+type machineWindow struct{ busy, total, self time.Duration }
+
+func startMachineWindow() machineWindow {
+	busy, total, _ := benchkit.MachineCPU()
+	self, _ := benchkit.CPUTime(os.Getpid())
+	return machineWindow{busy, total, self}
+}
+
+// since is the machine's busy share (% of all its CPUs) and this process's
+// CPU time since w started.
+func (w machineWindow) since() (busyPct float64, self time.Duration) {
+	now := startMachineWindow()
+	return pct(float64(now.busy-w.busy), float64(now.total-w.total)), now.self - w.self
+}
 
 // benchBudget: issue 16's per-job budget table. An instant-LM job through
 // POST /v1/jobs + GET ?wait=, non-streamed and streamed, 20 closed-loop
@@ -420,10 +439,12 @@ func benchSeed(ctx context.Context, s *scope) (*scenarioResult, error) {
 	if err != nil {
 		return r, err
 	}
+	mw := startMachineWindow()
 	got, err := measure(ctx, m, none, none, seedClients, dur, predict(tag, true))
 	if err != nil {
 		return r, err
 	}
+	busyPct, self := mw.since()
 	ideal := float64(seedClients) / seedLM.Seconds()
 	all := ms(got.cost.CPU["api"] + got.cost.CPU["worker"] + got.cost.CPU["redis"])
 	p := benchkit.Summarize(lat)
@@ -434,6 +455,8 @@ func benchSeed(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r.row("CPU per request, API", ms(got.cost.CPU["api"]), "ms")
 	r.row("CPU per request, worker", ms(got.cost.CPU["worker"]), "ms")
 	r.row("CPU per request, Redis", ms(got.cost.CPU["redis"]), "ms")
+	r.row("CPU per request, the bench (clients, fake LM)", ms(self)/float64(max(got.n, 1)), "ms")
+	r.row("machine CPU busy, all processes and neighbours", busyPct, "% of all CPUs")
 	r.row("/predict p50 over the LM", benchkit.MS(p.P50-seedLM), "ms").base("LM time", benchkit.MS(seedLM))
 	r.row("/predict p99 over the LM", benchkit.MS(p.P99-seedLM), "ms")
 	r.note("%d closed-loop clients POST /predict for %v (unique questions, no cache hits) against a fake LM that answers in %v; one worker with WORKER_CONCURRENCY=%d, one API. CPU is every process's own (utime+stime) and Redis's used_cpu_user+sys over the window ÷ requests. FastAPI's %.1f ms is the figure issue 16 records for the seed's Python deployment at this load (it cannot run here: no Python stack in the repository or on this machine).", seedClients, dur, seedLM, seedClients, fastAPICPUms)

@@ -110,3 +110,14 @@ func TestOccupancy(t *testing.T) {
 		t.Errorf("Occupancy = %v in flight, %v mean call; want 2 and 2s", inFlight, mean)
 	}
 }
+
+func TestMachineCPU(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	busy, total, err := machineCPU("cpu  100 0 50 800 50 0 0 0 30 0")
+	if err != nil || busy != 1500*time.Millisecond || total != 10*time.Second {
+		t.Errorf("machineCPU = %v, %v, %v; want 1.5s busy of 10s", busy, total, err)
+	}
+	if _, total, err := MachineCPU(); err != nil || total <= 0 {
+		t.Errorf("MachineCPU on this machine: %v, %v", total, err)
+	}
+}
