@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,7 +245,7 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 		case cpuPct < 80 && restPct >= 80:
 			why = "the queue held work all along, and " + why + ": the worker waited on the other side (Redis, the LM), which had one core (less the neighbours' share) to itself"
 		default:
-			why = "the queue held work all along, and " + why + ": the worker did not start jobs fast enough (dequeue script, start script, the handler's set-up per job)"
+			why = "the queue held work all along, and " + why + fmt.Sprintf(" with the machine's load average at %s: neither side was CPU-bound, so the starts were latency-bound: each asynq server's dequeue loop starts one job at a time (dequeue script, hand-off, the record's start script), every step a round trip to a Redis that waits its turn for a shared core", loadAverage())
 		}
 		r.note("below the goal: %.0f%% of ideal with %.0f of %d calls in flight on average; %s.", pct(rate, ideal), avg, n, why)
 	}
@@ -260,6 +261,15 @@ func sleepFor(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// loadAverage is the machine's 1-minute load average ("?" when unknown).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // restCPU is the CPU time Redis and this process (the fake LM and the load
