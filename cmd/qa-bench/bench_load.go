@@ -333,9 +333,14 @@ func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
 	idleRSS, _ := ap.RSS()
 	var connectedRSS int64
 	var cpu *cpuMeter // from the first event on: relaying, not connecting
+	var rest0 time.Duration
+	var restErr error
+	var mw machineWindow
 	many, connected, frames, err := fanout(ctx, s, c, n, func() error {
 		connectedRSS, _ = ap.RSS()
 		cpu = meterCPU(ap)
+		rest0, restErr = restCPU(ctx, s)
+		mw = startMachineWindow()
 		_, _, err := s.worker(ctx, workerSt)
 		return err
 	})
@@ -343,15 +348,24 @@ func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
 		return r, err
 	}
 	cpuUsed, cpuPct := cpu.used(), cpu.percent()
+	busyPct, _ := mw.since()
+	restPct := -1.0
+	if rest1, err := restCPU(ctx, s); err == nil && restErr == nil {
+		restPct = pct((rest1 - rest0).Seconds(), time.Since(cpu.t0).Seconds())
+	}
 	r.row("token relay p50", benchkit.MS(many.P50), "ms").base("1 subscriber", benchkit.MS(one.P50))
 	r.row("token relay p99", benchkit.MS(many.P99), "ms").base("1 subscriber", benchkit.MS(one.P99)).atMost(50)
 	r.row("subscribers connected", float64(connected), "").base("asked", float64(n))
 	r.row("events delivered", float64(frames), "")
 	r.row("API CPU per delivered event", float64(cpuUsed)/float64(time.Microsecond)/float64(max(frames, 1)), "µs")
 	r.row("API CPU while relaying", cpuPct, "% core")
+	if restPct >= 0 {
+		r.row("Redis + bench process (clients, fake LM) CPU meanwhile", restPct, "% core")
+	}
+	r.row("machine CPU busy meanwhile, all processes and neighbours", busyPct, "% of all CPUs")
 	r.row("API RSS per subscriber", float64(connectedRSS-idleRSS)/float64(max(connected, 1))/1024, "KiB")
 	r.row("API RSS with subscribers", float64(connectedRSS)/(1<<20), "MiB").base("idle", float64(idleRSS)/(1<<20))
-	r.note("%d SSE clients in this process (with pins on, on the other CPU than the API; unpinned, their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
+	r.note("%d SSE clients in this process, each a lean reader (benchkit.LeanEvents: its own connection, 1 KiB buffers, data lines skipped), with pins on, on the other CPU than the API (unpinned, their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
 	return r, nil
 }
 
@@ -384,7 +398,7 @@ func fanout(ctx context.Context, s *scope, c *benchkit.Client, n int, start func
 			sem <- struct{}{}
 			var mine []time.Duration
 			first := true
-			err := c.Events(sctx, id, func(f benchkit.Frame) bool {
+			err := benchkit.LeanEvents(sctx, c.Base, "/v1/jobs/"+id+"/events", func(f benchkit.Frame) bool {
 				if first {
 					first = false
 					connected.Add(1)
