@@ -365,7 +365,7 @@ func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r.row("machine CPU busy meanwhile, all processes and neighbours", busyPct, "% of all CPUs")
 	r.row("API RSS per subscriber", float64(connectedRSS-idleRSS)/float64(max(connected, 1))/1024, "KiB")
 	r.row("API RSS with subscribers", float64(connectedRSS)/(1<<20), "MiB").base("idle", float64(idleRSS)/(1<<20))
-	r.note("%d SSE clients in this process, each a lean reader (benchkit.LeanEvents: its own connection, 1 KiB buffers, data lines skipped), with pins on, on the other CPU than the API (unpinned, their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
+	r.note("%d SSE clients in this process, each a lean reader (benchkit.LeanEvents: its own connection, 1 KiB buffers, data lines skipped), with pins on, on the other CPU than the API with the worker and Redis (unpinned, their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
 	return r, nil
 }
 
