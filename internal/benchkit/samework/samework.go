@@ -72,7 +72,7 @@ func NewAPI(rdb *redis.Client) http.Handler {
 		}
 		payload, _ := json.Marshal(ask) // a struct of one string
 		id := newID()
-		if _, err := client.EnqueueContext(c, asynq.NewTask(taskType, payload), asynq.Queue(queue), asynq.TaskID(id)); err != nil {
+		if _, err := client.EnqueueContext(c.Request.Context(), asynq.NewTask(taskType, payload), asynq.Queue(queue), asynq.TaskID(id)); err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"error": err.Error()})
 			return
 		}
@@ -81,7 +81,7 @@ func NewAPI(rdb *redis.Client) http.Handler {
 	r.GET("/v1/jobs/:id", func(c *gin.Context) {
 		id := c.Param("id")
 		wait, _ := time.ParseDuration(c.Query("wait"))
-		res, err := waitResult(c, rdb, id, min(wait, maxWait))
+		res, err := waitResult(c.Request.Context(), rdb, id, min(wait, maxWait))
 		switch {
 		case err != nil:
 			c.JSON(http.StatusServiceUnavailable, gin.H{"error": err.Error()})
