@@ -39,7 +39,9 @@ func benchScenarios() []benchScenario {
 		{"pickup", "idle pickup latency and idle Redis commands/s vs bare asynq at 5 ms", benchPickup, 2 * time.Minute, time.Minute},
 		{"overhead", "submit → completed with an instant LM, /v1/jobs and /predict", benchOverhead, 2 * time.Minute, time.Minute},
 		{"ttft", "first answer token through SSE minus the LM's own TTFT", benchTTFT, 2 * time.Minute, time.Minute},
-		{"throughput", "jobs/s through the HTTP API vs bare asynq, same concurrency", benchThroughput, 2 * time.Minute, time.Minute},
+		{"throughput", "jobs/s through the HTTP API vs the same-work baseline (gin, asynq, openai-go, a result key) and bare asynq, same clients and slots", benchThroughput, 3 * time.Minute, 2 * time.Minute},
+		{"budget", "per-job budget: Redis commands, API/worker/Redis CPU and allocations per job, non-streamed and streamed", benchBudget, 3 * time.Minute, 2 * time.Minute},
+		{"seed", "/predict at c=200 against a 200 ms LM: fraction of the ideal rate, CPU per request vs FastAPI's", benchSeed, 2 * time.Minute, time.Minute},
 		{"concurrency", "one worker with N in-flight streaming LM calls of 2 s each", benchConcurrency, 3 * time.Minute, time.Minute},
 		{"fanout", "N SSE subscribers of one job on one API process", benchFanout, 3 * time.Minute, time.Minute},
 		{"batch", "POST /v1/batches ingest and drain vs bare asynq", benchBatch, 3 * time.Minute, time.Minute},
@@ -135,6 +137,10 @@ type bench struct {
 	embedded  bool
 	nextDB    int
 	progress  io.Writer
+	// self is qa-bench's own executable, which runs the same-work baseline.
+	self string
+	// pins keeps the measured process apart from the load (taskset).
+	pins benchkit.Pins
 }
 
 // benchReport is the JSON report.
@@ -273,7 +279,7 @@ func newBench(ctx context.Context, quick bool, qaBin string, progress io.Writer)
 		_ = os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	b := &bench{quick: quick, bin: bin, qaVersion: version, dir: dir, progress: progress}
+	b := &bench{quick: quick, bin: bin, qaVersion: version, dir: dir, progress: progress, self: self, pins: benchkit.DefaultPins()}
 	var stop func()
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		srv, err := redisproc.Start(dir)
@@ -379,6 +385,39 @@ func (s *scope) close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// pin keeps the scenario's measured process apart from the load: this
+// process (the load generator and the fake LM) and Redis move to the pins'
+// other CPUs until the scenario ends, and the stacks the caller starts with
+// the returned pins put their measured process on Pins.Measured. The note
+// says how, or why not (one CPU, no taskset).
+func (s *scope) pin(ctx context.Context, r *scenarioResult) (benchkit.Pins, error) {
+	p := s.b.pins
+	r.note("%s", p.Note)
+	if !p.On() {
+		return p, nil
+	}
+	pids := []int{os.Getpid()}
+	if !s.b.embedded {
+		pid, err := benchkit.RedisPID(ctx, s.b.redisAddr)
+		if err != nil {
+			return p, err
+		}
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		restore, err := p.Move(pid, p.Rest)
+		if err != nil {
+			return p, err
+		}
+		s.onClose(func() {
+			if err := restore(); err != nil {
+				s.logf("unpin: %v", err)
+			}
+		})
+	}
+	return p, nil
 }
 
 // db is a fresh database on the run's Redis: its URL and a client.

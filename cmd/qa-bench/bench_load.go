@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,99 +35,13 @@ func meterCPU(p *benchkit.Proc) *cpuMeter {
 
 // percent is the CPU used since the meter started, in % of one core.
 func (m *cpuMeter) percent() float64 {
-	c, _ := m.p.CPUTime()
-	return pct((c - m.cpu0).Seconds(), time.Since(m.t0).Seconds())
+	return pct(m.used().Seconds(), time.Since(m.t0).Seconds())
 }
 
-// benchThroughput: jobs/s end to end through the HTTP API with an instant LM,
-// beside bare asynq with a no-op handler on the same Redis at the same
-// concurrency, both as closed loops of the same number of clients.
-func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
-	r := &scenarioResult{}
-	conc := s.pick(50, 20)
-	dur := s.pickDur(15*time.Second, 5*time.Second)
-	url, _, err := s.db(ctx)
-	if err != nil {
-		return r, err
-	}
-	lm, err := s.lm(fakelm.Config{})
-	if err != nil {
-		return r, err
-	}
-	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", conc))
-	wp, _, err := s.worker(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	ap, c, err := s.api(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	tag := time.Now().UnixNano()
-	loop := func(d time.Duration) (int64, error) {
-		var done atomic.Int64
-		var firstErr error
-		var once sync.Once
-		var wg sync.WaitGroup
-		end := time.Now().Add(d)
-		for g := range conc {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
-					id, err := c.Submit(ctx, fmt.Sprintf("throughput %d %d-%d", tag, g, i), false)
-					var j *benchkit.Job
-					if err == nil {
-						j, err = c.WaitEnd(ctx, id)
-					}
-					if err == nil && j.Status != "completed" {
-						err = fmt.Errorf("job %s %s", id, j.Status)
-					}
-					if err != nil {
-						once.Do(func() { firstErr = err })
-						return
-					}
-					done.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		return done.Load(), firstErr
-	}
-	if _, err := loop(time.Second); err != nil { // warm up
-		return r, err
-	}
-	cmd0, _ := benchkit.TotalCommands(ctx, s.b.redisAddr)
-	calls0, _ := benchkit.CommandCalls(ctx, s.b.redisAddr)
-	wcpu, acpu := meterCPU(wp), meterCPU(ap)
-	t0 := time.Now()
-	n, err := loop(dur)
-	if err != nil {
-		return r, err
-	}
-	ours := float64(n) / time.Since(t0).Seconds()
-	wpct, apct := wcpu.percent(), acpu.percent()
-	cmd1, _ := benchkit.TotalCommands(ctx, s.b.redisAddr)
-	calls1, _ := benchkit.CommandCalls(ctx, s.b.redisAddr)
-	oursCmds := float64(cmd1-cmd0) / float64(max(n, 1))
-
-	// Bare asynq on another database of the same server.
-	_, rdb, err := s.db(ctx)
-	if err != nil {
-		return r, err
-	}
-	bare, bareCmds, err := bareClosedLoop(ctx, s.b.redisAddr, rdb, conc, dur)
-	if err != nil {
-		return r, err
-	}
-	r.row("jobs/s through the HTTP API", ours, "jobs/s").base("bare asynq", bare)
-	r.row("% of bare asynq", pct(ours, bare), "%").atLeast(60)
-	r.row("Redis commands per job", oursCmds, "cmd").base("bare asynq", bareCmds)
-	r.row("worker CPU", wpct, "% core")
-	r.row("api CPU", apct, "% core")
-	r.note("%d clients, each a closed loop (ours: POST /v1/jobs, then GET ?wait= until completed; bare: enqueue, then wait for the no-op handler) for %v; bare asynq polls every 5 ms. Redis commands count script-internal ones (INFO).", conc, dur)
-	r.note("Redis calls per job: %s.", benchkit.CallsPer(calls0, calls1, float64(n)))
-	return r, nil
+// used is the CPU time used since the meter started.
+func (m *cpuMeter) used() time.Duration {
+	c, _ := m.p.CPUTime()
+	return c - m.cpu0
 }
 
 // bareClosedLoop runs an asynq server with a no-op handler and conc clients
@@ -219,7 +135,12 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	if err != nil {
 		return r, err
 	}
+	pins, err := s.pin(ctx, r)
+	if err != nil {
+		return r, err
+	}
 	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", n), "INTERACTIVE_MAX_WAIT=600s")
+	st.Pins, st.CPUs = pins, pins.Measured
 	wp, _, err := s.worker(ctx, st)
 	if err != nil {
 		return r, err
@@ -262,8 +183,8 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	}
 	_ = sleepFor(ctx, call)
 	lm.ResetMax()
-	calls0 := lm.Statuses()[200]
 	cpu := meterCPU(wp)
+	rest0, restErr := restCPU(ctx, s)
 	t0 := time.Now()
 	var inflight, queued []float64
 	var rss int64
@@ -277,32 +198,56 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 			rss = max(rss, v)
 		}
 	}
-	elapsed := time.Since(t0)
-	done := lm.Statuses()[200] - calls0
-	cpuPct := cpu.percent()
+	t1 := time.Now()
+	elapsed := t1.Sub(t0)
+	cpuPct, cpuUsed := cpu.percent(), cpu.used()
+	rest1, restErr1 := restCPU(ctx, s)
 	stopFeed()
 	fwg.Wait()
 	if err, _ := feedErr.Load().(error); err != nil {
 		return r, fmt.Errorf("submit: %w", err)
 	}
-	avg, avgQueued := mean(inflight), mean(queued)
-	rate := float64(done) / elapsed.Seconds()
+	// The rate is Little's law over the window, from the LM's own log: the
+	// calls started together at warm-up end in waves, which a count of
+	// answers in a window of a few call times catches 3 or 4 of. Calls that
+	// came before t1 are answered within a call time and a margin.
+	if err := sleepFor(ctx, call+time.Second); err != nil {
+		return r, err
+	}
+	avg, meanCall := benchkit.Occupancy(lm.Answers(), t0, t1)
+	avgQueued := mean(queued)
+	rate := avg / max(meanCall.Seconds(), 1e-9)
 	ideal := float64(n) / call.Seconds()
 	r.row("LM calls completed/s", rate, "calls/s").base("ideal N/2s", ideal)
 	r.row("% of ideal rate", pct(rate, ideal), "%").atLeast(90)
 	r.row("LM calls in flight (mean)", avg, "calls").base("N", float64(n))
+	r.row("LM call time (mean)", benchkit.MS(meanCall), "ms").base("the LM's TTFT", benchkit.MS(call))
+	r.detail("in_flight_sampled_mean", mean(inflight))
 	r.row("LM calls in flight (max)", float64(lm.MaxInFlight()), "calls").base("N", float64(n))
 	r.row("jobs pending meanwhile (mean)", avgQueued, "jobs").base("N", float64(n))
 	r.row("worker RSS per in-flight job", float64(rss-idleRSS)/max(avg, 1)/1024, "KiB")
 	r.row("worker RSS, peak", float64(rss)/(1<<20), "MiB").base("idle", float64(idleRSS)/(1<<20))
 	r.row("worker CPU", cpuPct, "% core")
-	r.note("N=%d, fakelm answers every streamed call after %v (TTFT %v, then the rest at once); jobs fed straight to Redis (~N pending) over %v.", n, call, call, window)
+	// Reported, no goal: these jobs wait 2 s on the LM (the budget scenario
+	// holds the instant-LM streamed job to its goal).
+	r.row("worker CPU per streamed job", ms(cpuUsed)/max(rate*elapsed.Seconds(), 1), "ms")
+	r.note("N=%d, fakelm answers every streamed call after %v (TTFT %v, then the rest at once); jobs fed straight to Redis (~N pending) over %v. Rate = mean calls in flight ÷ mean call time (Little's law, both exact from the LM's log of each call's start and end); CPU per job = the worker's CPU time ÷ (rate × window).", n, call, call, window)
+	var restPct float64
+	if restErr == nil && restErr1 == nil {
+		restPct = pct((rest1 - rest0).Seconds(), elapsed.Seconds())
+		r.row("Redis + bench process (fake LM, feeder) CPU", restPct, "% core")
+	}
 	if rate < 0.9*ideal {
-		starved := "the queue held work all along (%.0f pending on average), so the worker did not start jobs fast enough: its one asynq dequeue loop (one EVALSHA per task, plus the unbuffered hand-off to the heartbeater that also writes 2,000 leases every 5 s) and each job's start script, at %.0f%% of a core on these shared 2 cores"
-		if avgQueued < float64(n)/10 {
-			starved = "the queue often ran dry (%.0f pending on average): the feeder in this process, not the worker, was short; the worker was at %.0f%% of a core"
+		why := fmt.Sprintf("the worker used %.0f%% of a core, Redis and the bench process (fake LM, feeder) %.0f%%", cpuPct, restPct)
+		switch {
+		case avgQueued < float64(n)/10:
+			why = fmt.Sprintf("the queue often ran dry (%.0f pending on average): the feeder in this process, not the worker, was short; ", avgQueued) + why
+		case cpuPct < 80 && restPct >= 80:
+			why = "the queue held work all along, and " + why + ": the worker waited on the other side (Redis, the LM), which had one core (less the neighbours' share) to itself"
+		default:
+			why = "the queue held work all along, and " + why + fmt.Sprintf(" with the machine's load average at %s: neither side was CPU-bound, so the starts were latency-bound: each asynq server's dequeue loop starts one job at a time (dequeue script, hand-off, the record's start script), every step a round trip to a Redis that waits its turn for a shared core", loadAverage())
 		}
-		r.note("below the goal: %.0f%% of ideal with %.0f of %d calls in flight on average; "+starved+".", pct(rate, ideal), avg, n, avgQueued, cpuPct)
+		r.note("below the goal: %.0f%% of ideal with %.0f of %d calls in flight on average; %s.", pct(rate, ideal), avg, n, why)
 	}
 	return r, nil
 }
@@ -316,6 +261,29 @@ func sleepFor(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// loadAverage is the machine's 1-minute load average ("?" when unknown).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+// restCPU is the CPU time Redis and this process (the fake LM and the load
+// generator) have used: what shares the other core when pins are on.
+func restCPU(ctx context.Context, s *scope) (time.Duration, error) {
+	self, err := benchkit.CPUTime(os.Getpid())
+	if err != nil {
+		return 0, err
+	}
+	if s.b.embedded {
+		return self, nil
+	}
+	rc, err := benchkit.RedisCPU(ctx, s.b.redisAddr)
+	return self + rc, err
 }
 
 // benchFanout: N SSE subscribers of one streamed job on one API process:
@@ -337,17 +305,24 @@ func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
 	if err != nil {
 		return r, err
 	}
+	pins, err := s.pin(ctx, r)
+	if err != nil {
+		return r, err
+	}
 	st := s.stack(url, lm, "SSE_MAX_STREAMS_PER_KEY=1000000")
-	ap, c, err := s.api(ctx, st)
+	st.Pins = pins
+	apiSt, workerSt := st, st
+	apiSt.CPUs, workerSt.CPUs = pins.Measured, pins.Rest
+	ap, c, err := s.api(ctx, apiSt)
 	if err != nil {
 		return r, err
 	}
 	// Baseline: one subscriber, same API.
-	wp, _, err := s.worker(ctx, st)
+	wp, _, err := s.worker(ctx, workerSt)
 	if err != nil {
 		return r, err
 	}
-	one, _, err := fanout(ctx, s, c, 1, nil)
+	one, _, _, err := fanout(ctx, s, c, 1, nil)
 	if err != nil {
 		return r, err
 	}
@@ -357,36 +332,59 @@ func benchFanout(ctx context.Context, s *scope) (*scenarioResult, error) {
 	// N subscribers of a job no worker runs yet.
 	idleRSS, _ := ap.RSS()
 	var connectedRSS int64
-	many, connected, err := fanout(ctx, s, c, n, func() error {
+	var cpu *cpuMeter // from the first event on: relaying, not connecting
+	var rest0 time.Duration
+	var restErr error
+	var mw machineWindow
+	many, connected, frames, err := fanout(ctx, s, c, n, func() error {
 		connectedRSS, _ = ap.RSS()
-		_, _, err := s.worker(ctx, st)
+		cpu = meterCPU(ap)
+		rest0, restErr = restCPU(ctx, s)
+		mw = startMachineWindow()
+		_, _, err := s.worker(ctx, workerSt)
 		return err
 	})
 	if err != nil {
 		return r, err
 	}
+	cpuUsed, cpuPct := cpu.used(), cpu.percent()
+	busyPct, _ := mw.since()
+	restPct := -1.0
+	if rest1, err := restCPU(ctx, s); err == nil && restErr == nil {
+		restPct = pct((rest1 - rest0).Seconds(), time.Since(cpu.t0).Seconds())
+	}
 	r.row("token relay p50", benchkit.MS(many.P50), "ms").base("1 subscriber", benchkit.MS(one.P50))
 	r.row("token relay p99", benchkit.MS(many.P99), "ms").base("1 subscriber", benchkit.MS(one.P99)).atMost(50)
 	r.row("subscribers connected", float64(connected), "").base("asked", float64(n))
+	r.row("events delivered", float64(frames), "")
+	r.row("API CPU per delivered event", float64(cpuUsed)/float64(time.Microsecond)/float64(max(frames, 1)), "µs")
+	r.row("API CPU while relaying", cpuPct, "% core")
+	if restPct >= 0 {
+		r.row("Redis + bench process (clients, fake LM) CPU meanwhile", restPct, "% core")
+	}
+	r.row("machine CPU busy meanwhile, all processes and neighbours", busyPct, "% of all CPUs")
 	r.row("API RSS per subscriber", float64(connectedRSS-idleRSS)/float64(max(connected, 1))/1024, "KiB")
 	r.row("API RSS with subscribers", float64(connectedRSS)/(1<<20), "MiB").base("idle", float64(idleRSS)/(1<<20))
-	r.note("%d SSE clients in this process (on the same 2 cores: their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
+	r.note("%d SSE clients in this process, each a lean reader (benchkit.LeanEvents: its own connection, 1 KiB buffers, data lines skipped), with pins on, on the other CPU than the API with the worker and Redis (unpinned, their reading is part of the figure); relay latency = client read time − the event's Redis stream id time (1 ms resolution); fakelm streams 20 tokens/s so each token is its own event.", n)
 	return r, nil
 }
 
 // fanout subscribes n clients to a new streamed job's events, calls start
 // once all are connected (nil: the job runs already), and returns the token
-// relay latencies over all clients.
-func fanout(ctx context.Context, s *scope, c *benchkit.Client, n int, start func() error) (benchkit.Summary, int, error) {
+// relay latencies over all clients, the clients connected and the events
+// they were delivered.
+func fanout(ctx context.Context, s *scope, c *benchkit.Client, n int, start func() error) (benchkit.Summary, int, int64, error) {
 	id, err := c.Submit(ctx, fmt.Sprintf("fanout %d: how do rainbows form in the sky after rain?", time.Now().UnixNano()), true)
 	if err != nil {
-		return benchkit.Summary{}, 0, err
+		return benchkit.Summary{}, 0, 0, err
 	}
 	var (
 		mu        sync.Mutex
 		lat       []time.Duration
 		connected atomic.Int64
 		failed    atomic.Int64
+		started   atomic.Bool  // start has been called: frames count from here
+		frames    atomic.Int64 // delivered since start
 		firstErr  atomic.Value
 		wg        sync.WaitGroup
 		sem       = make(chan struct{}, 256) // connect at most this many at once
@@ -400,11 +398,14 @@ func fanout(ctx context.Context, s *scope, c *benchkit.Client, n int, start func
 			sem <- struct{}{}
 			var mine []time.Duration
 			first := true
-			err := c.Events(sctx, id, func(f benchkit.Frame) bool {
+			err := benchkit.LeanEvents(sctx, c.Base, "/v1/jobs/"+id+"/events", func(f benchkit.Frame) bool {
 				if first {
 					first = false
 					connected.Add(1)
 					<-sem
+				}
+				if started.Load() {
+					frames.Add(1)
 				}
 				if f.Event == "token" {
 					if at := f.IDTime(); !at.IsZero() {
@@ -432,22 +433,23 @@ func fanout(ctx context.Context, s *scope, c *benchkit.Client, n int, start func
 	if n > 1 {
 		s.logf("%d subscribers connected, %d failed", connected.Load(), failed.Load())
 	}
+	started.Store(true)
 	if start != nil {
 		if err := start(); err != nil {
 			cancel()
 			wg.Wait()
-			return benchkit.Summary{}, 0, err
+			return benchkit.Summary{}, 0, 0, err
 		}
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil && connected.Load() == 0 {
-		return benchkit.Summary{}, 0, err
+		return benchkit.Summary{}, 0, 0, err
 	}
 	if f := failed.Load(); f > 0 {
 		err, _ := firstErr.Load().(error)
 		s.logf("%d subscribers failed: %v", f, err)
 	}
-	return benchkit.Summarize(lat), int(connected.Load()), nil
+	return benchkit.Summarize(lat), int(connected.Load()), frames.Load(), nil
 }
 
 // benchLoad: clients mixing submit, poll, SSE and /predict for a while:

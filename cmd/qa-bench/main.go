@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/qaqueue/qaqueue/internal/benchkit/samework"
 )
 
 // env is where the bench writes: the report on stdout, progress on stderr.
@@ -22,6 +24,12 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 }
+
+// sameworkCommand runs one process of the same-work baseline
+// (internal/benchkit/samework): the bench starts its own executable with it,
+// so the baseline's CPU is measured as a process, as qa's is. Not listed in
+// the usage: it is the bench's, not the user's.
+const sameworkCommand = "samework"
 
 // errUsage marks an error already explained by a usage message.
 var errUsage = errors.New("usage")
@@ -35,7 +43,12 @@ func main() {
 // run is qa-bench with args; it returns the exit status: 2 for a usage
 // error, 130 when interrupted (the report so far is printed), as qa does.
 func run(ctx context.Context, e env, args []string) int {
-	err := runBench(ctx, e, args)
+	var err error
+	if len(args) > 0 && args[0] == sameworkCommand {
+		err = samework.Main(ctx, args[1:], e.stderr) // a process the bench started
+	} else {
+		err = runBench(ctx, e, args)
+	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0

@@ -97,3 +97,14 @@ func TestListAndUsage(t *testing.T) {
 		t.Errorf("qa-bench -h: exit %d, %q", code, stderr.String())
 	}
 }
+
+// `qa-bench samework` runs a process of the same-work baseline, which the
+// bench starts; without a role it says what it wants and fails.
+func TestSameworkCommand(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), env{stdout: &stdout, stderr: &stderr}, []string{"samework"})
+	if code != 1 || !strings.Contains(stderr.String(), "want api or worker") {
+		t.Errorf("qa-bench samework: exit %d, %q; want 1 and the roles", code, stderr.String())
+	}
+}

@@ -45,6 +45,7 @@ func StartLM(cfg fakelm.Config) (*LM, error) {
 			inner.ServeHTTP(w, r)
 			return
 		}
+		start := time.Now()
 		n := l.inFlight.Add(1)
 		for m := l.maxInFlight.Load(); n > m && !l.maxInFlight.CompareAndSwap(m, n); m = l.maxInFlight.Load() {
 		}
@@ -54,7 +55,7 @@ func StartLM(cfg fakelm.Config) (*LM, error) {
 			l.mu.Lock()
 			l.statuses[rec.status]++
 			if len(l.answers) < maxAnswers {
-				l.answers = append(l.answers, Answer{At: time.Now(), Status: rec.status})
+				l.answers = append(l.answers, Answer{Start: start, At: time.Now(), Status: rec.status})
 			}
 			l.mu.Unlock()
 		}()
@@ -100,10 +101,51 @@ func (l *LM) Calls() int64 {
 	return n
 }
 
-// Answer is one chat call's end: when, and with which status.
+// Answer is one chat call: when it came, when it was answered and with
+// which status.
 type Answer struct {
-	At     time.Time
-	Status int
+	Start, At time.Time
+	Status    int
+}
+
+// Occupancy is, over [t0, t1], the mean number of calls in flight and the
+// mean duration of the calls answered within it, from the answers: exact
+// where sampling is not, even when calls end in waves. Calls still in flight
+// are not among the answers: read them once every call that came before t1
+// has been answered.
+func Occupancy(answers []Answer, t0, t1 time.Time) (inFlight float64, meanCall time.Duration) {
+	var busy, total time.Duration
+	n := 0
+	for _, a := range answers {
+		if from, to := maxTime(a.Start, t0), minTime(a.At, t1); to.After(from) {
+			busy += to.Sub(from)
+		}
+		if !a.At.Before(t0) && a.At.Before(t1) {
+			total += a.At.Sub(a.Start)
+			n++
+		}
+	}
+	if !t1.After(t0) {
+		return 0, 0
+	}
+	if n > 0 {
+		meanCall = total / time.Duration(n)
+	}
+	return float64(busy) / float64(t1.Sub(t0)), meanCall
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // maxAnswers bounds the answer log.

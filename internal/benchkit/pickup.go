@@ -1,7 +1,6 @@
 package benchkit
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -300,27 +299,6 @@ func CommandCalls(ctx context.Context, addr string) (map[string]int64, error) {
 		return nil, err
 	}
 	return commandCalls(s), nil
-}
-
-// CallsPer says how many calls of each command were made per unit of n
-// between two CommandCalls, most frequent first ("evalsha 6.0, hset 4.0").
-func CallsPer(before, after map[string]int64, n float64) string {
-	type kv struct {
-		name string
-		d    int64
-	}
-	var rows []kv
-	for name, c := range after {
-		if d := c - before[name]; d > 0 && name != "info" {
-			rows = append(rows, kv{name, d})
-		}
-	}
-	slices.SortFunc(rows, func(a, b kv) int { return cmp.Or(cmp.Compare(b.d, a.d), cmp.Compare(a.name, b.name)) })
-	parts := make([]string, len(rows))
-	for i, r := range rows {
-		parts[i] = fmt.Sprintf("%s %.1f", r.name, float64(r.d)/max(n, 1))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // commandCalls reads cmdstat_evalsha:calls=12,usec=… as evalsha: 12.

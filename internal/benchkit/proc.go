@@ -242,3 +242,40 @@ func TCPConnsTo(pid, port int) (int, error) {
 	}
 	return n, nil
 }
+
+// MachineCPU is the machine's CPU time so far, busy and in all (the first
+// line of /proc/stat: busy is everything but idle and iowait), summed over
+// every CPU: the neighbours' share shows as busy time the bench's processes
+// do not account for.
+func MachineCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read machine cpu: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return machineCPU(line)
+}
+
+func machineCPU(line string) (busy, total time.Duration, err error) {
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, errors.New("read machine cpu: malformed /proc/stat")
+	}
+	var idle int64
+	var sum int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read machine cpu: %w", err)
+		}
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		sum += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return tick(sum - idle), tick(sum), nil
+}

@@ -19,6 +19,15 @@ type Stack struct {
 	// Env is the environment every child gets, before the per-process extras
 	// (see BaseEnv).
 	Env []string
+	// Pins and CPUs, when Pins is on, run the children on CPUs (taskset).
+	Pins Pins
+	CPUs string
+}
+
+// start runs `qa <role>` with env, pinned when the stack is.
+func (s Stack) start(name, role string, env []string) (*Proc, error) {
+	bin, args := s.Pins.Wrap(s.CPUs, s.Bin, role)
+	return StartProc(name, bin, s.Dir, env, args...)
 }
 
 // BaseEnv is a minimal environment for qa processes on redisURL with the
@@ -42,7 +51,7 @@ func (s Stack) StartAPI(ctx context.Context, extraEnv ...string) (p *Proc, base 
 		return nil, "", err
 	}
 	env := append(append(append([]string{}, s.Env...), "PORT="+strconv.Itoa(port)), extraEnv...)
-	p, err = StartProc("qa api", s.Bin, s.Dir, env, "api")
+	p, err = s.start("qa api", "api", env)
 	if err != nil {
 		return nil, "", err
 	}
@@ -63,7 +72,7 @@ func (s Stack) StartWorker(ctx context.Context, extraEnv ...string) (p *Proc, me
 		return nil, "", err
 	}
 	env := append(append(append([]string{}, s.Env...), "WORKER_METRICS_PORT="+strconv.Itoa(port), "PORT=0"), extraEnv...)
-	p, err = StartProc("qa worker", s.Bin, s.Dir, env, "worker")
+	p, err = s.start("qa worker", "worker", env)
 	if err != nil {
 		return nil, "", err
 	}
