@@ -43,6 +43,9 @@ const (
 	// RecoveringKey holds the ids of jobs a recoverer has put back but may
 	// not have enqueued yet.
 	RecoveringKey = "qa:workers:recovering"
+	// RecoveringItemsKey is RecoveringKey for batch items, by their task
+	// payload.
+	RecoveringItemsKey = "qa:workers:recovering_items"
 )
 
 // WorkerAliveKey exists while worker id renews it.
@@ -51,6 +54,11 @@ func WorkerAliveKey(id string) string { return "qa:worker:" + id + ":alive" }
 // WorkerJobsKey is the set of job ids worker id is running: the record
 // script adds a job at its start and removes it at the attempt's end.
 func WorkerJobsKey(id string) string { return "qa:worker:" + id + ":jobs" }
+
+// WorkerItemsKey is the set of batch items worker id is running, by their
+// task payload: the batch script adds an item at its start and removes it
+// at the run's end.
+func WorkerItemsKey(id string) string { return "qa:worker:" + id + ":items" }
 
 // Keys of the global counters behind the seed's JSON metrics summary (GET
 // /metrics with Accept: application/json). Every API replica adds its counts

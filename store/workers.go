@@ -47,11 +47,11 @@ func (w *Workers) Renew(ctx context.Context, id string) error {
 }
 
 // leaveScript forgets a stopped worker (KEYS[1] its alive key, KEYS[2] its
-// job index, KEYS[3] the registered workers; ARGV[1] its id) if its index is
-// empty; otherwise its key is left to expire, and a recoverer puts back what
-// the index holds.
+// job index, KEYS[3] the registered workers, KEYS[4] its batch item index;
+// ARGV[1] its id) if its indexes are empty; otherwise its key is left to
+// expire, and a recoverer puts back what the indexes hold.
 var leaveScript = redis.NewScript(`
-if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+if redis.call('SCARD', KEYS[2]) > 0 or redis.call('SCARD', KEYS[4]) > 0 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1`)
@@ -61,7 +61,7 @@ return 1`)
 // write Redis refused during the stop), its alive key is left to expire so
 // that a recoverer puts them back.
 func (w *Workers) Leave(ctx context.Context, id string) (bool, error) {
-	n, err := leaveScript.Run(ctx, w.jobs.rdb, []string{jobs.WorkerAliveKey(id), jobs.WorkerJobsKey(id), jobs.WorkersKey}, id).Int()
+	n, err := leaveScript.Run(ctx, w.jobs.rdb, []string{jobs.WorkerAliveKey(id), jobs.WorkerJobsKey(id), jobs.WorkersKey, jobs.WorkerItemsKey(id)}, id).Int()
 	if err != nil {
 		return false, fmt.Errorf("leave worker %s: %w", id, err)
 	}
@@ -91,14 +91,15 @@ func (w *Workers) Lease(ctx context.Context, holder string) (bool, error) {
 
 // deadScript lists the registered workers (KEYS[1]) whose alive key has
 // expired, and forgets those that have been silent longer than ARGV[2] ms
-// before ARGV[1] (now, unix ms) and whose job index is empty.
+// before ARGV[1] (now, unix ms) and whose indexes are empty.
 var deadScript = redis.NewScript(`
 local dead = {}
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #ids, 2 do
   local id, seen = ids[i], tonumber(ids[i + 1])
   if redis.call('EXISTS', 'qa:worker:' .. id .. ':alive') == 0 then
-    if tonumber(ARGV[1]) - seen > tonumber(ARGV[2]) and redis.call('SCARD', 'qa:worker:' .. id .. ':jobs') == 0 then
+    if tonumber(ARGV[1]) - seen > tonumber(ARGV[2]) and redis.call('SCARD', 'qa:worker:' .. id .. ':jobs') == 0 and
+        redis.call('SCARD', 'qa:worker:' .. id .. ':items') == 0 then
       redis.call('ZREM', KEYS[1], id)
     else
       dead[#dead + 1] = id
@@ -113,8 +114,8 @@ return dead`)
 const forgetAfter = 10
 
 // Dead lists the registered workers whose alive key has expired, and
-// forgets those long dead with no job left. The names of the keys it reads
-// are jobs.WorkerAliveKey's and jobs.WorkerJobsKey's.
+// forgets those long dead with nothing left. The names of the keys it reads
+// are jobs.WorkerAliveKey's, jobs.WorkerJobsKey's and jobs.WorkerItemsKey's.
 func (w *Workers) Dead(ctx context.Context) ([]string, error) {
 	ids, err := deadScript.Run(ctx, w.jobs.rdb, []string{jobs.WorkersKey}, w.jobs.now().UnixMilli(), ms(forgetAfter*w.ttl)).StringSlice()
 	if err != nil && !errors.Is(err, redis.Nil) {

@@ -104,7 +104,9 @@ func (it itemTask) fields(c zerolog.Context) zerolog.Context {
 // attempts and fails it on the last, so a batch never waits for an item
 // asynq's recoverer archived.
 func (it itemTask) start(ctx context.Context, w *Worker, a *attempt) (startOutcome, error) {
-	att, out, err := w.deps.Batches.StartItem(ctx, it.p)
+	// As a job's: a task a recoverer replaced is refused.
+	taskID, _ := asynq.GetTaskID(ctx)
+	att, out, err := w.deps.Batches.StartItemTask(ctx, it.p, taskID, w.cfg.ID)
 	switch {
 	case err != nil:
 		return notStarted, err

@@ -17,6 +17,8 @@ import (
 // minute or two.
 type liveness struct {
 	workers *store.Workers
+	// items puts back batch items as workers does jobs; nil: none.
+	items   itemRecoverer
 	id      string
 	ttl     time.Duration
 	log     zerolog.Logger
@@ -31,8 +33,14 @@ type liveness struct {
 	wg                             sync.WaitGroup
 }
 
-func newLiveness(workers *store.Workers, id string, ttl time.Duration, log zerolog.Logger, m *Metrics) *liveness {
-	return &liveness{workers: workers, id: id, ttl: ttl, log: log, metrics: m,
+// itemRecoverer puts back a dead worker's batch items (batches.Store).
+type itemRecoverer interface {
+	RecoverItems(ctx context.Context, worker string) (int, error)
+	RedriveItems(ctx context.Context) (int, error)
+}
+
+func newLiveness(workers *store.Workers, items itemRecoverer, id string, ttl time.Duration, log zerolog.Logger, m *Metrics) *liveness {
+	return &liveness{workers: workers, items: items, id: id, ttl: ttl, log: log, metrics: m,
 		stopRecover: make(chan struct{}), stopRenew: make(chan struct{})}
 }
 
@@ -123,6 +131,13 @@ func (l *liveness) recover(ctx context.Context) {
 	} else if n > 0 {
 		l.log.Info().Int("jobs", n).Msg("enqueued jobs an earlier recoverer put back")
 	}
+	if l.items != nil {
+		if n, err := l.items.RedriveItems(ctx); err != nil {
+			l.log.Warn().Err(err).Msg("enqueue recovered batch items")
+		} else if n > 0 {
+			l.log.Info().Int("items", n).Msg("enqueued batch items an earlier recoverer put back")
+		}
+	}
 	dead, err := l.workers.Dead(ctx)
 	if err != nil {
 		l.log.Warn().Err(err).Msg("list dead workers")
@@ -133,13 +148,19 @@ func (l *liveness) recover(ctx context.Context) {
 			continue
 		}
 		ids, err := l.workers.Recover(ctx, id)
-		l.metrics.observeRecovered(len(ids))
+		l.metrics.observeRecovered("job", len(ids))
+		items := 0
+		if err == nil && l.items != nil {
+			items, err = l.items.RecoverItems(ctx, id)
+			l.metrics.observeRecovered("batch_item", items)
+		}
 		if err != nil {
-			l.log.Warn().Err(err).Str("lost_worker", id).Int("jobs", len(ids)).Msg("recover a lost worker's jobs")
+			l.log.Warn().Err(err).Str("lost_worker", id).Int("jobs", len(ids)).Int("batch_items", items).Msg("recover a lost worker's jobs")
 			continue
 		}
-		if len(ids) > 0 {
-			l.log.Warn().Str("lost_worker", id).Int("jobs", len(ids)).Strs("job_ids", ids).Msg("worker lost: its running jobs run again")
+		if len(ids) > 0 || items > 0 {
+			l.log.Warn().Str("lost_worker", id).Int("jobs", len(ids)).Strs("job_ids", ids).Int("batch_items", items).
+				Msg("worker lost: its running jobs run again")
 		}
 	}
 }

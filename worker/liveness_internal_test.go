@@ -40,7 +40,7 @@ func TestRecovererWaitsForItsOwnHeartbeats(t *testing.T) {
 	db.Client.Del(ctx, jobs.WorkerAliveKey("silent")) // as if it expired
 	status := func() string { return db.Client.HGet(ctx, jobs.JobKey(id), "status").Val() }
 
-	l := newLiveness(workers, "me", ttl, zerolog.Nop(), nil)
+	l := newLiveness(workers, nil, "me", ttl, zerolog.Nop(), nil)
 	if err := l.renew(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 type Metrics struct {
 	outcomes  *prometheus.CounterVec
 	runs      *prometheus.HistogramVec
-	recovered prometheus.Counter
+	recovered *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker's metrics on reg.
@@ -25,10 +25,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of successful job attempts, program run included.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}, []string{"queue"}),
-		recovered: prometheus.NewCounter(prometheus.CounterOpts{
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "qa", Subsystem: "worker", Name: "recovered_jobs_total",
-			Help: "Jobs this worker's recoverer put back to run again because the worker running them was lost.",
-		}),
+			Help: "Jobs and batch items (kind) this worker's recoverer put back to run again because the worker running them was lost.",
+		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.outcomes, m.runs, m.recovered)
 	return m
@@ -46,8 +46,8 @@ func (m *Metrics) observeRun(queue string, d time.Duration) {
 	}
 }
 
-func (m *Metrics) observeRecovered(n int) {
+func (m *Metrics) observeRecovered(kind string, n int) {
 	if m != nil && n > 0 {
-		m.recovered.Add(float64(n))
+		m.recovered.WithLabelValues(kind).Add(float64(n))
 	}
 }

@@ -166,7 +166,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, fmt.Errorf("new worker: BatchOwnerShare must be above 0 and at most 1, got %v", cfg.BatchOwnerShare)
 	}
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{})}
-	w.live = newLiveness(store.NewWorkers(deps.Store, cfg.LivenessTTL), cfg.ID, cfg.LivenessTTL, w.log, deps.Metrics)
+	var items itemRecoverer
+	if deps.Batches != nil {
+		items = deps.Batches
+	}
+	w.live = newLiveness(store.NewWorkers(deps.Store, cfg.LivenessTTL), items, cfg.ID, cfg.LivenessTTL, w.log, deps.Metrics)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.TaskTypePredict, w.handler(jobKind))
 	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
