@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
@@ -33,6 +34,7 @@ const (
 	envHelperLMBase    = "QAQUEUE_TEST_HELPER_LM_BASE"
 	envHelperWorkerID  = "QAQUEUE_TEST_HELPER_WORKER_ID"
 	envHelperTTL       = "QAQUEUE_TEST_HELPER_LIVENESS_TTL"
+	envHelperBatches   = "QAQUEUE_TEST_HELPER_BATCHES" // "1": it runs batch items too
 	helperReady        = "helper worker ready"
 )
 
@@ -69,8 +71,15 @@ func TestHelperWorkerProcess(t *testing.T) {
 		t.Fatalf("%s: %v", envHelperTTL, err)
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Str("process", "helper").Logger()
-	w, err := worker.New(worker.Config{ID: os.Getenv(envHelperWorkerID), BatchConcurrency: -1, LivenessTTL: ttl},
-		worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: log})
+	cfg := worker.Config{ID: os.Getenv(envHelperWorkerID), BatchConcurrency: -1, LivenessTTL: ttl}
+	deps := worker.Deps{Redis: rdb, Store: jobStore, Runner: worker.NewProgramRunner(program.NewQA(), lc), Log: log}
+	if os.Getenv(envHelperBatches) == "1" {
+		cfg.BatchConcurrency = 2
+		if deps.Batches, err = batches.NewStore(jobStore, batches.Config{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := worker.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +138,7 @@ func (h *helperWorker) signal(t *testing.T, sig syscall.Signal) {
 // startHelperWorker runs TestHelperWorkerProcess in a child process on b's
 // Redis database and fake LM, with liveness TTL ttl, and returns once its
 // worker takes jobs.
-func (b *bundle) startHelperWorker(t *testing.T, id string, ttl time.Duration) *helperWorker {
+func (b *bundle) startHelperWorker(t *testing.T, id string, ttl time.Duration, env ...string) *helperWorker {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorkerProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(),
@@ -139,6 +148,7 @@ func (b *bundle) startHelperWorker(t *testing.T, id string, ttl time.Duration) *
 		envHelperWorkerID+"="+id,
 		envHelperTTL+"="+ttl.String(),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	stdout := &lockedBuffer{ready: make(chan struct{})}
 	stderr := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -269,6 +279,43 @@ func TestKilledWorkerJobCompletesElsewhere(t *testing.T) {
 	}
 	t.Logf("kill → restarted %v, kill → completed %v (TTL %v)",
 		restartedAt.Sub(killed).Round(10*time.Millisecond), completedAt.Sub(killed).Round(10*time.Millisecond), testTTL)
+}
+
+// TestKilledWorkerBatchItemCompletesElsewhere: as a job's, a batch item
+// whose worker process dies mid-run runs again elsewhere within seconds,
+// under a new task, and is counted once.
+func TestKilledWorkerBatchItemCompletesElsewhere(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	ctx := context.Background()
+	const helperID = "helper-to-kill-batch"
+	helper := b.startHelperWorker(t, helperID, testTTL, envHelperBatches+"=1")
+	id := createBatch(t, b.batches, "o", []jobs.BatchItem{{CustomID: "c0", Inputs: jobs.Inputs{"question": "long item [[fakelm:stall,times=1]]"}}}, true)
+	testwait.Within(t, 60*time.Second, "the item runs on the helper and its LM call stalls", func() bool {
+		return b.db.Client.HGet(ctx, jobs.BatchAttemptsKey(id), "worker:0").Val() == helperID && b.lm.Requests() > 0
+	})
+
+	helper.kill()
+	killed := time.Now()
+	b.startWorker(t, worker.Config{LivenessTTL: testTTL})
+	var end *jobs.Batch
+	testwait.Within(t, 150*time.Second, "the batch to end", func() bool {
+		var err error
+		if end, err = b.batches.Get(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		return end.Status.Terminal()
+	})
+	t.Logf("kill → batch ended %v", time.Since(killed).Round(10*time.Millisecond))
+	if end.Status != jobs.BatchCompleted || end.Counts.Completed != 1 || end.Counts.Failed != 0 {
+		t.Fatalf("batch = %+v", end)
+	}
+	if got := b.db.Client.HGet(ctx, jobs.BatchAttemptsKey(id), "recoveries:0").Val(); got != "1" {
+		t.Fatalf("item recovered %q times, want 1: it ran again through the recoverer, not asynq", got)
+	}
+	if n := b.db.Client.SCard(ctx, jobs.WorkerItemsKey(helperID)).Val(); n != 0 {
+		t.Fatalf("the killed worker's item index still holds %d items", n)
+	}
 }
 
 // TestStalledWorkerWritesNothing: a worker process stops (SIGSTOP) mid-job
