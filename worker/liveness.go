@@ -28,6 +28,11 @@ type liveness struct {
 	// began, lastRenewal when the latest succeeded (unix ns; 0: none).
 	healthySince, lastRenewal atomic.Int64
 
+	// redrive is set while the recovering sets may hold work an earlier
+	// recoverer (or this one, failing) left: at first, and after an error.
+	// Only the recover loop reads and writes it.
+	redrive bool
+
 	stopRecover, stopRenew         chan struct{}
 	stopRecoverOnce, stopRenewOnce sync.Once
 	wg                             sync.WaitGroup
@@ -40,7 +45,7 @@ type itemRecoverer interface {
 }
 
 func newLiveness(workers *store.Workers, items itemRecoverer, id string, ttl time.Duration, log zerolog.Logger, m *Metrics) *liveness {
-	return &liveness{workers: workers, items: items, id: id, ttl: ttl, log: log, metrics: m,
+	return &liveness{workers: workers, items: items, id: id, ttl: ttl, log: log, metrics: m, redrive: true,
 		stopRecover: make(chan struct{}), stopRenew: make(chan struct{})}
 }
 
@@ -119,24 +124,20 @@ func (l *liveness) healthy(now time.Time) bool {
 }
 
 // recover, while this worker holds the recoverer lease and is healthy,
-// enqueues what an earlier recoverer left half done, then puts back the
-// jobs of every dead worker.
+// enqueues what an earlier recoverer left half done (when it has just
+// taken the lease, or failed last time), then puts back the jobs of every
+// dead worker.
 func (l *liveness) recover(ctx context.Context) {
 	held, err := l.workers.Lease(ctx, l.id)
-	if err != nil || !held || !l.healthy(time.Now()) {
+	if err != nil || !held {
+		l.redrive = true // the lease may pass to another and back
 		return
 	}
-	if n, err := l.workers.Redrive(ctx); err != nil {
-		l.log.Warn().Err(err).Msg("enqueue recovered jobs")
-	} else if n > 0 {
-		l.log.Info().Int("jobs", n).Msg("enqueued jobs an earlier recoverer put back")
+	if !l.healthy(time.Now()) {
+		return
 	}
-	if l.items != nil {
-		if n, err := l.items.RedriveItems(ctx); err != nil {
-			l.log.Warn().Err(err).Msg("enqueue recovered batch items")
-		} else if n > 0 {
-			l.log.Info().Int("items", n).Msg("enqueued batch items an earlier recoverer put back")
-		}
+	if l.redrive {
+		l.redrive = !l.redriveAll(ctx)
 	}
 	dead, err := l.workers.Dead(ctx)
 	if err != nil {
@@ -155,6 +156,7 @@ func (l *liveness) recover(ctx context.Context) {
 			l.metrics.observeRecovered("batch_item", items)
 		}
 		if err != nil {
+			l.redrive = true // what it moved but did not enqueue
 			l.log.Warn().Err(err).Str("lost_worker", id).Int("jobs", len(ids)).Int("batch_items", items).Msg("recover a lost worker's jobs")
 			continue
 		}
@@ -163,4 +165,25 @@ func (l *liveness) recover(ctx context.Context) {
 				Msg("worker lost: its running jobs run again")
 		}
 	}
+}
+
+// redriveAll enqueues the jobs and batch items left in the recovering sets,
+// and reports whether it got through them all.
+func (l *liveness) redriveAll(ctx context.Context) bool {
+	ok := true
+	if n, err := l.workers.Redrive(ctx); err != nil {
+		ok = false
+		l.log.Warn().Err(err).Msg("enqueue recovered jobs")
+	} else if n > 0 {
+		l.log.Info().Int("jobs", n).Msg("enqueued jobs an earlier recoverer put back")
+	}
+	if l.items != nil {
+		if n, err := l.items.RedriveItems(ctx); err != nil {
+			ok = false
+			l.log.Warn().Err(err).Msg("enqueue recovered batch items")
+		} else if n > 0 {
+			l.log.Info().Int("items", n).Msg("enqueued batch items an earlier recoverer put back")
+		}
+	}
+	return ok
 }
