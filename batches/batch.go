@@ -28,6 +28,10 @@ var (
 	ErrEnded = errors.New("batch has already ended")
 	// ErrActive: the batch has not ended (delete, retry).
 	ErrActive = errors.New("batch has not ended")
+	// ErrStale: the item's run is no longer current (its worker was lost
+	// and the item put back, or a newer attempt runs it); the write was
+	// refused.
+	ErrStale = errors.New("batch item run is no longer current")
 	// ErrUploading: the batch's upload is not committed yet (status
 	// validating). Only its expansion meets it, enqueued before the commit:
 	// it should wait.
@@ -145,6 +149,8 @@ func (b *Store) run(ctx context.Context, op, id, owner, idemKey string, args ...
 		return reply, ErrEnded
 	case "active":
 		return reply, ErrActive
+	case "stale":
+		return reply, ErrStale
 	}
 	if endedBy(op, reply) {
 		b.dropWindowCheck(ctx, id)

@@ -297,7 +297,7 @@ if op == 'retry' then
     if failed_line(line) then
       if redis.call('HEXISTS', items, ARGV[i]) == 1 then
         redis.call('HDEL', results, ARGV[i])
-        redis.call('HDEL', attempts, ARGV[i], calls_field(ARGV[i]))
+        redis.call('HDEL', attempts, ARGV[i], calls_field(ARGV[i]), 'worker:' .. ARGV[i], 'task:' .. ARGV[i])
         n = n + 1
       else
         local old = cjson.decode(line)
@@ -363,6 +363,51 @@ end
 -- Item ops. ARGV[7] index, [8] progress interval ms.
 local idx, interval = ARGV[7], tonumber(ARGV[8])
 
+-- A running item's run: the attempts hash keeps the worker running it
+-- (worker:<index>), which indexes it in qa:worker:<id>:items
+-- (jobs.WorkerItemsKey) under its task's payload, and, once a recoverer has
+-- put it back after its worker was lost, the one task that may start it
+-- (task:<index>).
+local run_worker = 'worker:' .. idx
+
+local function worker_items(worker)
+  return 'qa:worker:' .. worker .. ':items'
+end
+
+-- current reports whether the run of worker ARGV[w], attempt ARGV[w + 1],
+-- is the item's current one: a run its worker lost (and a recoverer put
+-- back), or a newer attempt replaced, writes nothing.
+local function current(w)
+  return (redis.call('HGET', attempts, run_worker) or '') == ARGV[w] and
+    tonumber(redis.call('HGET', attempts, idx) or 0) == tonumber(ARGV[w + 1])
+end
+
+-- unindex ends the run's place in its worker's index (member: ARGV[m]).
+local function unindex(m)
+  local w = redis.call('HGET', attempts, run_worker)
+  if w then
+    redis.call('SREM', worker_items(w), ARGV[m])
+    redis.call('HDEL', attempts, run_worker)
+  end
+end
+
+if op == 'recover_item' then
+  -- A recoverer found worker ARGV[9] dead: if the item still runs there,
+  -- put it back under the task ARGV[11] .. '.' .. n (n counting its
+  -- recoveries), the only one its start accepts from now on, and move it
+  -- (ARGV[10], its payload) from that worker's index to the recovering
+  -- set, which the recoverer empties once the task is enqueued.
+  if redis.call('HEXISTS', results, idx) == 1 or redis.call('HGET', attempts, run_worker) ~= ARGV[9] then
+    redis.call('SREM', worker_items(ARGV[9]), ARGV[10])
+    return {'skipped'}
+  end
+  local task = ARGV[11] .. '.' .. redis.call('HINCRBY', attempts, 'recoveries:' .. idx, 1)
+  redis.call('HSET', attempts, 'task:' .. idx, task)
+  redis.call('HDEL', attempts, run_worker)
+  redis.call('SMOVE', worker_items(ARGV[9]), 'qa:workers:recovering_items', ARGV[10])
+  return {'recovered', task}
+end
+
 if op == 'start' then
   -- ARGV[9] max attempts, [10] the item's line if cancelled, [11] its line if
   -- it gives up, [12] the UTC day (yyyy-mm-dd), [13] the owner's daily token
@@ -370,7 +415,12 @@ if op == 'start' then
   -- started, the attempt, the item (json), the batch's owner and spec
   -- (the rest of the item's spec) and no_cache (a batch release 114e39c
   -- accepted holds no spec but no_cache; see batchSpec), and the LM calls
-  -- of the item's earlier attempts, or why not.
+  -- of the item's earlier attempts, or why not. [15] the worker, [16] the
+  -- task's payload (the item's place in the worker's index), [17] the
+  -- task's id: a task other than the one a recoverer put the item back
+  -- under is refused (foreign).
+  local task = redis.call('HGET', attempts, 'task:' .. idx)
+  if task and task ~= ARGV[17] then return {'foreign'} end
   if redis.call('HEXISTS', results, idx) == 1 then return {'done'} end
   if expired() then
     finish('expired')
@@ -397,20 +447,33 @@ if op == 'start' then
   end
   local item = redis.call('HGET', items, idx)
   if not item then return {'missing'} end
+  -- A run lost without a recoverer (asynq ran the task again): it leaves
+  -- that worker's index for this one's.
+  unindex(16)
+  if ARGV[15] ~= '' then
+    redis.call('HSET', attempts, run_worker, ARGV[15])
+    redis.call('SADD', worker_items(ARGV[15]), ARGV[16])
+  end
   local b = redis.call('HMGET', batch, 'owner', 'spec', 'no_cache')
   return {'started', tostring(n), item, b[1] or '', b[2] or '', b[3] or '', redis.call('HGET', attempts, calls_field(idx)) or '0'}
 end
 
 if op == 'defer' then
   -- Put back without counting the attempt (owner share, rate limit,
-  -- shutdown). ARGV[9] the attempt's LM calls.
+  -- shutdown). ARGV[9] the attempt's LM calls, [10] the worker, [11] the
+  -- attempt, [12] the item's place in the worker's index.
+  if not current(10) then return {'stale'} end
+  unindex(12)
   redis.call('HINCRBY', attempts, idx, -1)
   add_calls(idx, ARGV[9])
   return {'ok'}
 end
 
 if op == 'lm_calls' then
-  -- A failed attempt that runs again: ARGV[9] its LM calls.
+  -- A failed attempt that runs again: ARGV[9] its LM calls, [10] the
+  -- worker, [11] the attempt, [12] the item's place in the worker's index.
+  if not current(10) then return {'stale'} end
+  unindex(12)
   add_calls(idx, ARGV[9])
   return {'ok'}
 end
@@ -419,7 +482,11 @@ if op == 'finish' then
   -- ARGV[9] outcome (completed, failed, cancelled), [10] the result line,
   -- [11] the UTC day (yyyy-mm-dd), [12] the tokens the item used, [13] the
   -- usage counter's ttl ms: counted when the slot is filled, so once per
-  -- item.
+  -- item. [14] the worker, [15] the attempt, [16] the item's place in the
+  -- worker's index. A filled slot answers duplicate (a repeat after a lost
+  -- reply included) before a run is found stale.
+  if redis.call('HEXISTS', results, idx) == 0 and not current(14) then return {'stale'} end
+  unindex(16)
   local r = account(idx, ARGV[9], ARGV[10], interval)
   if r[1] ~= 'duplicate' and tonumber(ARGV[12]) > 0 then
     local usage = usage_key(ARGV[11])

@@ -51,6 +51,8 @@ type ItemAttempt struct {
 
 	// earlierLMCalls are the LM calls the item's earlier attempts recorded.
 	earlierLMCalls int
+	// worker runs it; member is its place in the worker's index.
+	worker, member string
 }
 
 func itemLine(customID string, st jobs.Status, e *jobs.Error, attempts int) string {
@@ -68,6 +70,18 @@ func itemLine(customID string, st jobs.Status, e *jobs.Error, attempts int) stri
 // The item's spec comes from the batch (its part of it) and the item (its
 // inputs), read by the same script.
 func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAttempt, ItemOutcome, error) {
+	return b.StartItemTask(ctx, p, jobs.BatchItemTaskID(p.Batch, p.Index, p.Round), "")
+}
+
+// StartItemTask is StartItem by the asynq task taskID on worker workerID
+// ("": none, unindexed): the item joins the worker's index of running items
+// (jobs.WorkerItemsKey) until the run ends, and once a recoverer has put
+// the item back under a new task, the old task is refused (ItemSkipped).
+func (b *Store) StartItemTask(ctx context.Context, p jobs.BatchItemPayload, taskID, workerID string) (*ItemAttempt, ItemOutcome, error) {
+	member, err := json.Marshal(p)
+	if err != nil {
+		return nil, ItemSkipped, fmt.Errorf("start item %d of batch %s: %w", p.Index, p.Batch, err)
+	}
 	max, budget, now := b.jobStore.Config().MaxAttempts, b.jobStore.Config().TokenBudgetPerDay, b.now()
 	cancelled := itemLine(p.CustomID, jobs.StatusCancelled, nil, 0)
 	gaveUp := itemLine(p.CustomID, jobs.StatusFailed, &jobs.Error{Code: "attempts_exhausted",
@@ -77,7 +91,7 @@ func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAt
 		overBudget = itemLine(p.CustomID, jobs.StatusFailed, jobs.BudgetSpent(budget, now), 0)
 	}
 	reply, err := b.run(ctx, "start", p.Batch, "", "", p.Index, ms(b.cfg.ProgressInterval), max, cancelled, gaveUp,
-		jobs.UsageDay(now), budget, overBudget)
+		jobs.UsageDay(now), budget, overBudget, workerID, member, taskID)
 	switch {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrEnded):
 		return nil, ItemSkipped, nil
@@ -105,7 +119,8 @@ func (b *Store) StartItem(ctx context.Context, p jobs.BatchItemPayload) (*ItemAt
 	if len(reply) > 6 {
 		earlier, _ = strconv.Atoi(reply[6])
 	}
-	return &ItemAttempt{b: b, Batch: ref, Spec: spec, Item: item, Number: n, Last: n >= max, earlierLMCalls: earlier}, ItemStarted, nil
+	return &ItemAttempt{b: b, Batch: ref, Spec: spec, Item: item, Number: n, Last: n >= max, earlierLMCalls: earlier,
+		worker: workerID, member: string(member)}, ItemStarted, nil
 }
 
 // decodeItem decodes a stored item, numbers as written.
@@ -139,7 +154,7 @@ func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int6
 		return nil, fmt.Errorf("finish item %d of batch %s: encode its line: %w", a.Batch.Index, a.Batch.ID, err)
 	}
 	_, err = a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), line,
-		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL))
+		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL), a.worker, a.Number, a.member)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, nil // deleted meanwhile: nothing to record
@@ -175,12 +190,9 @@ func (a *ItemAttempt) Cancelled(ctx context.Context) error {
 
 // Retry records that the item will run again, this attempt counted (its
 // start counted it; its task carries the delay): it adds the attempt's LM
-// calls to the item's, and writes nothing if there are none.
+// calls to the item's, and ends the run's place in its worker's index.
 func (a *ItemAttempt) Retry(ctx context.Context, _ *jobs.Error, _ time.Duration) error {
-	if a.LMCalls == 0 {
-		return nil
-	}
-	_, err := a.b.run(ctx, "lm_calls", a.Batch.ID, "", "", a.Batch.Index, 0, a.LMCalls)
+	_, err := a.b.run(ctx, "lm_calls", a.Batch.ID, "", "", a.Batch.Index, 0, a.LMCalls, a.worker, a.Number, a.member)
 	return err
 }
 
@@ -188,7 +200,7 @@ func (a *ItemAttempt) Retry(ctx context.Context, _ *jobs.Error, _ time.Duration)
 // the delay) and this start does not count; its LM calls do. The batch
 // keeps no reason.
 func (a *ItemAttempt) Defer(ctx context.Context, _ *jobs.Error, _ time.Duration) error {
-	_, err := a.b.run(ctx, "defer", a.Batch.ID, "", "", a.Batch.Index, 0, a.LMCalls)
+	_, err := a.b.run(ctx, "defer", a.Batch.ID, "", "", a.Batch.Index, 0, a.LMCalls, a.worker, a.Number, a.member)
 	return err
 }
 

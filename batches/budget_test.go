@@ -3,6 +3,7 @@ package batches_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -13,8 +14,9 @@ import (
 )
 
 // TestBatchItemsCountTokensOnce: a completed batch item adds its tokens to
-// the owner's usage when its result slot is filled; a second run of the same
-// item (asynq may run a task twice) adds nothing.
+// the owner's usage when its result slot is filled; of two runs of the same
+// item (asynq may run a task twice) only the newer one's write is taken,
+// and it counts once.
 func TestBatchItemsCountTokensOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})
@@ -31,9 +33,12 @@ func TestBatchItemsCountTokensOnce(t *testing.T) {
 		}
 		return att
 	}
-	// Two runs of item 0 at once (a lost lease): both complete, one counts.
+	// Two runs of item 0 at once (a lost lease): the older one is refused.
 	first, second := start(0), start(0)
-	for _, att := range []*batches.ItemAttempt{first, second, start(1)} {
+	if _, err := first.Complete(ctx, r, jobs.TotalTokens(r.Usage)); !errors.Is(err, batches.ErrStale) {
+		t.Fatalf("the older run's complete: %v, want ErrStale", err)
+	}
+	for _, att := range []*batches.ItemAttempt{second, second, start(1)} {
 		if _, err := att.Complete(ctx, r, jobs.TotalTokens(r.Usage)); err != nil {
 			t.Fatalf("complete: %v", err)
 		}

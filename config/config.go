@@ -151,6 +151,11 @@ type Queue struct {
 	// WorkerMetricsPort serves a worker's /livez, /readyz and /metrics; 0
 	// picks a free one. WORKER_METRICS_PORT, default 9091.
 	WorkerMetricsPort int `env:"WORKER_METRICS_PORT"`
+	// WorkerLivenessTTL is how long a worker's liveness key outlives its
+	// last renewal (renewed every third of it): a worker silent for that
+	// long is taken for dead and its running jobs run again elsewhere; at
+	// least 1s. WORKER_LIVENESS_TTL, default 3s.
+	WorkerLivenessTTL time.Duration `env:"WORKER_LIVENESS_TTL"`
 }
 
 // LM configures the model, the program and the LM client.

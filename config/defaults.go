@@ -52,6 +52,8 @@ const (
 	DefaultShutdownTimeout = 130 * time.Second
 	// DefaultWorkerMetricsPort is WORKER_METRICS_PORT's default.
 	DefaultWorkerMetricsPort = 9091
+	// DefaultWorkerLivenessTTL is WORKER_LIVENESS_TTL's default.
+	DefaultWorkerLivenessTTL = 3 * time.Second
 
 	// DefaultModel is DSPY_MODEL's default.
 	DefaultModel = "openai/gpt-4o-mini"
@@ -161,6 +163,7 @@ func defaultConfig() Config {
 			IdempotencyTTL:     DefaultIdempotencyTTL,
 			ShutdownTimeout:    DefaultShutdownTimeout,
 			WorkerMetricsPort:  DefaultWorkerMetricsPort,
+			WorkerLivenessTTL:  DefaultWorkerLivenessTTL,
 		},
 		LM: LM{
 			Model:              DefaultModel,

@@ -24,7 +24,7 @@ func defaults() Config {
 			WorkerConcurrency: 100, BatchConcurrency: 20, PollInterval: 20 * time.Millisecond,
 			MaxPending: 10000, InteractiveMaxWait: 60 * time.Second, JobTimeout: 120 * time.Second,
 			MaxRetries: 3, ResultTTL: 24 * time.Hour, IdempotencyTTL: 24 * time.Hour,
-			ShutdownTimeout: 130 * time.Second, WorkerMetricsPort: 9091,
+			ShutdownTimeout: 130 * time.Second, WorkerMetricsPort: 9091, WorkerLivenessTTL: 3 * time.Second,
 		},
 		LM: LM{
 			Model: "openai/gpt-4o-mini", TrackUsage: true, Timeout: 30 * time.Second,
@@ -85,7 +85,7 @@ func everything() map[string]string {
 		"WORKER_CONCURRENCY": "50", "BATCH_CONCURRENCY": "10", "QUEUE_POLL_INTERVAL": "5ms",
 		"QUEUE_MAX_PENDING": "500", "INTERACTIVE_MAX_WAIT": "30s", "JOB_TIMEOUT": "3m",
 		"MAX_RETRIES": "0", "RESULT_TTL": "1h", "IDEMPOTENCY_TTL": "30m",
-		"SHUTDOWN_TIMEOUT": "200s", "WORKER_METRICS_PORT": "9100",
+		"SHUTDOWN_TIMEOUT": "200s", "WORKER_METRICS_PORT": "9100", "WORKER_LIVENESS_TTL": "5s",
 
 		"DSPY_MODEL": "anthropic/claude-3-5-haiku", "PROGRAM_STATE_PATH": "state.json",
 		"PROGRAM_MAX_BYTES": "1MiB", "PROGRAM_MAX_VERSIONS": "5", "PROGRAMS_DIR": "programs", "PROGRAMS_PUSH_ON_START": "true",
@@ -138,7 +138,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			WorkerConcurrency: 50, BatchConcurrency: 10, PollInterval: 5 * time.Millisecond,
 			MaxPending: 500, InteractiveMaxWait: 30 * time.Second, JobTimeout: 3 * time.Minute,
 			ResultTTL: time.Hour, IdempotencyTTL: 30 * time.Minute,
-			ShutdownTimeout: 200 * time.Second, WorkerMetricsPort: 9100,
+			ShutdownTimeout: 200 * time.Second, WorkerMetricsPort: 9100, WorkerLivenessTTL: 5 * time.Second,
 		},
 		LM: LM{
 			Model: "anthropic/claude-3-5-haiku", ProgramStatePath: "state.json",

@@ -70,6 +70,9 @@ func (c *Config) validateQueue(v *validator) {
 	v.wholeSeconds("RESULT_TTL", q.ResultTTL)
 	v.wholeSeconds("IDEMPOTENCY_TTL", q.IdempotencyTTL)
 	v.positive("SHUTDOWN_TIMEOUT", q.ShutdownTimeout)
+	if q.WorkerLivenessTTL < time.Second {
+		v.add("WORKER_LIVENESS_TTL", "must be at least 1s (renewed every third of it), got %s", formatDuration(q.WorkerLivenessTTL))
+	}
 	if v.port("WORKER_METRICS_PORT", q.WorkerMetricsPort) &&
 		q.WorkerMetricsPort != 0 && q.WorkerMetricsPort == c.HTTP.Port {
 		v.add("WORKER_METRICS_PORT", "must differ from PORT (%d): `qa dev` serves both in one process", c.HTTP.Port)

@@ -32,6 +32,11 @@ func TestValidate(t *testing.T) {
 		},
 		{name: "free ports may both be 0", env: map[string]string{"PORT": "0", "WORKER_METRICS_PORT": "0"}},
 		{
+			name: "liveness ttl under a second",
+			env:  map[string]string{"WORKER_LIVENESS_TTL": "500ms"},
+			want: []string{"WORKER_LIVENESS_TTL: must be at least 1s (renewed every third of it), got 500ms"},
+		},
+		{
 			name: "http limits",
 			env:  map[string]string{"PREDICT_TIMEOUT": "-1s", "MAX_BODY_BYTES": "0", "MAX_QUESTION_CHARS": "0"},
 			want: []string{

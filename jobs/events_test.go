@@ -131,6 +131,8 @@ func TestTemplates(t *testing.T) {
 	}{
 		"started":   {"{\"attempt\":\x01attempt\x01}", jobs.Values{"attempt": 2}, "started"},
 		"cancelled": {"{\"previous\":\x02previous\x02}", jobs.Values{"previous": "running"}, "cancelled"},
+		"lost": {"{\"attempt\":\x01attempt\x01,\"reason\":\x03reason\x03,\"retry_in_ms\":0}",
+			jobs.Values{"attempt": 2, "reason": json.RawMessage(`"worker w-1 lost (no liveness renewal within 3s)"`)}, "retrying_lost"},
 		"completed": {"{\"result\":\x03result\x03}", jobs.Values{"result": json.RawMessage(result)}, "completed"},
 		"batch_progress": {"{\"status\":\x02status\x02,\"request_counts\":{\"total\":\x01total\x01,\"completed\":\x01completed\x01," +
 			"\"failed\":\x01failed\x01,\"cancelled\":\x01cancelled\x01}}",

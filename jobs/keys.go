@@ -30,6 +30,36 @@ func Channel(id string) string { return "qa:job:" + id }
 // IdempotencyKey scopes a client's Idempotency-Key to its owner.
 func IdempotencyKey(owner, keyHash string) string { return "qa:idem:" + owner + ":" + keyHash }
 
+// Worker liveness and the index of running jobs (store.Workers): a worker
+// whose alive key has expired is taken for dead, and the jobs its index
+// holds run again elsewhere.
+const (
+	// WorkersKey is a sorted set of worker ids scored by their last
+	// liveness renewal (unix ms).
+	WorkersKey = "qa:workers"
+	// RecovererKey is the lease of the one worker that recovers dead
+	// workers' jobs.
+	RecovererKey = "qa:workers:recoverer"
+	// RecoveringKey holds the ids of jobs a recoverer has put back but may
+	// not have enqueued yet.
+	RecoveringKey = "qa:workers:recovering"
+	// RecoveringItemsKey is RecoveringKey for batch items, by their task
+	// payload.
+	RecoveringItemsKey = "qa:workers:recovering_items"
+)
+
+// WorkerAliveKey exists while worker id renews it.
+func WorkerAliveKey(id string) string { return "qa:worker:" + id + ":alive" }
+
+// WorkerJobsKey is the set of job ids worker id is running: the record
+// script adds a job at its start and removes it at the attempt's end.
+func WorkerJobsKey(id string) string { return "qa:worker:" + id + ":jobs" }
+
+// WorkerItemsKey is the set of batch items worker id is running, by their
+// task payload: the batch script adds an item at its start and removes it
+// at the run's end.
+func WorkerItemsKey(id string) string { return "qa:worker:" + id + ":items" }
+
 // Keys of the global counters behind the seed's JSON metrics summary (GET
 // /metrics with Accept: application/json). Every API replica adds its counts
 // about once a second, so the summary covers the whole fleet. There are only

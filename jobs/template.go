@@ -77,6 +77,15 @@ func Templates() []Template { return templates }
 var templates = []Template{
 	newTemplate("started", func(f Fields) any { return StartedData{Attempt: f.Int("attempt")} }),
 	newTemplate("cancelled", func(f Fields) any { return CancelledData{Previous: Status(f.String("previous"))} }),
+	// The attempt a lost worker was running, put back by a recoverer.
+	// RetryingData, whose reason Go encoded (it names the worker).
+	newTemplate("lost", func(f Fields) any {
+		return struct {
+			Attempt   int             `json:"attempt"`
+			Reason    json.RawMessage `json:"reason"`
+			RetryInMS int64           `json:"retry_in_ms"`
+		}{f.Int("attempt"), f.JSON("reason"), 0}
+	}),
 	// CompletedData around the result as Go encoded it once: the record
 	// script stores those bytes and sends them in the event.
 	newTemplate("completed", func(f Fields) any {

@@ -27,6 +27,10 @@ const (
 	// OverBudget: the owner's daily token budget is spent; the job has just
 	// ended failed, saying so. Drop the task.
 	OverBudget
+	// Foreign: the task is not the job's current one (a recoverer put the
+	// job back under a new task when this task's worker was lost). Drop it
+	// quietly: the record is not touched.
+	Foreign
 )
 
 // Attempt is one run of a job by a worker: the handle through which the worker
@@ -63,10 +67,19 @@ type Attempt struct {
 	written  int
 }
 
-// Start begins the next attempt of job id on worker workerID. maxWait > 0
-// expires a job that waited longer than that for its first start; a job whose
-// owner has spent Config.TokenBudgetPerDay today ends failed (OverBudget).
+// Start begins the next attempt of job id on worker workerID, run by the
+// task Submit enqueued (its id is the job's). See StartTask.
 func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
+	return s.StartTask(ctx, id, id, workerID, maxWait)
+}
+
+// StartTask begins the next attempt of job id on worker workerID, run by the
+// asynq task taskID: a task the record does not name (Foreign) is refused.
+// maxWait > 0 expires a job that waited longer than that for its first
+// start; a job whose owner has spent Config.TokenBudgetPerDay today ends
+// failed (OverBudget). The job joins the worker's index of running jobs
+// (jobs.WorkerJobsKey) until the attempt ends or goes back.
+func (s *Jobs) StartTask(ctx context.Context, id, taskID, workerID string, maxWait time.Duration) (*Attempt, StartOutcome, error) {
 	now := s.now()
 	expired := mustJSON(jobs.ExpiredData{Error: &jobs.Error{Code: "expired", Message: "not started within " + maxWait.String()}})
 	gaveUp := mustJSON(jobs.FailedData{
@@ -77,8 +90,8 @@ func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Dura
 	if s.cfg.TokenBudgetPerDay > 0 {
 		overBudget = mustJSON(jobs.FailedData{Error: jobs.BudgetSpent(s.cfg.TokenBudgetPerDay, now)})
 	}
-	reply, err := s.runAt(ctx, now, "start", id, [2]string{}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp,
-		s.cfg.TokenBudgetPerDay, jobs.UsageDay(now), overBudget)
+	reply, err := s.runAt(ctx, now, "start", id, [2]string{jobs.WorkerJobsKey(workerID), ""}, s.cfg.MaxAttempts, ms(maxWait), workerID, ms(s.cfg.ResultTTL), expired, gaveUp,
+		s.cfg.TokenBudgetPerDay, jobs.UsageDay(now), overBudget, taskID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, Gone, nil
@@ -91,6 +104,8 @@ func (s *Jobs) Start(ctx context.Context, id, workerID string, maxWait time.Dura
 	case "started":
 	case "over_budget":
 		return nil, OverBudget, nil
+	case "foreign":
+		return nil, Foreign, nil
 	default:
 		return nil, Ended, nil
 	}

@@ -165,7 +165,7 @@ func (c *Client) submit(ctx context.Context, req SubmitRequest, id string) (*Sub
 // Cancel ends a job that has not ended, tells its worker, and removes a
 // waiting task from its queue. It returns the job as it now is.
 func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
-	prev, err := c.store.Cancel(ctx, id)
+	prev, taskID, err := c.store.cancel(ctx, id)
 	if err != nil && !errors.Is(err, ErrTerminal) {
 		return nil, err
 	}
@@ -175,8 +175,9 @@ func (c *Client) Cancel(ctx context.Context, id string) (*jobs.Job, error) {
 	}
 	if err == nil && prev != jobs.StatusRunning {
 		// Best effort: a task left in the queue is revoked when a worker
-		// reaches it, because the record has ended.
-		_ = c.insp.DeleteTask(j.Spec.Queue, id)
+		// reaches it, because the record has ended. The task is the
+		// record's: a recovered job's is no longer the one Submit enqueued.
+		_ = c.insp.DeleteTask(j.Spec.Queue, taskID)
 	}
 	return j, err
 }
@@ -193,9 +194,10 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if err := c.store.Delete(ctx, id); err != nil {
+	taskID, err := c.store.delete(ctx, id)
+	if err != nil {
 		return err
 	}
-	_ = c.insp.DeleteTask(j.Spec.Queue, id)
+	_ = c.insp.DeleteTask(j.Spec.Queue, taskID)
 	return nil
 }

@@ -8,7 +8,9 @@
 // event): the one loop behind every event stream, long poll and wait
 // (Follower.Wait, Jobs.Wait), the batch's source being package batches'.
 // It also keeps the fleet's global stats counters (AddStats, ReadStats) and
-// reads token usage (TokensUsed).
+// reads token usage (TokensUsed). Workers keeps worker processes' liveness
+// and puts a dead worker's running jobs back under new asynq tasks, which
+// the record names: a start from any other task is refused (StartTask).
 //
 // A record holds its job's spec (jobs.Spec) as one field, which Submit
 // writes and the start hands to the worker: the asynq task carries the job's

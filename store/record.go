@@ -179,20 +179,34 @@ func (j jobSource) Ended(r *jobs.Job) bool                      { return r.Statu
 // Cancel ends a job that has not ended yet and tells the worker running it.
 // It returns the status the job had, or ErrTerminal / ErrNotFound.
 func (s *Jobs) Cancel(ctx context.Context, id string) (jobs.Status, error) {
+	prev, _, err := s.cancel(ctx, id)
+	return prev, err
+}
+
+// cancel is Cancel that also returns the job's current asynq task id.
+func (s *Jobs) cancel(ctx context.Context, id string) (prev jobs.Status, taskID string, err error) {
 	reply, err := s.run(ctx, "cancel", id, [2]string{}, ms(s.cfg.ResultTTL))
 	if err != nil {
 		if errors.Is(err, ErrTerminal) && len(reply) > 1 {
-			return jobs.Status(reply[1]), err
+			return jobs.Status(reply[1]), "", err
 		}
-		return "", err
+		return "", "", err
 	}
-	prev := jobs.Status(reply[1])
-	return prev, nil
+	return jobs.Status(reply[1]), reply[2], nil
 }
 
 // Delete removes an ended job's record and events (ErrActive if it has not
 // ended).
 func (s *Jobs) Delete(ctx context.Context, id string) error {
-	_, err := s.run(ctx, "delete", id, [2]string{})
+	_, err := s.delete(ctx, id)
 	return err
+}
+
+// delete is Delete that also returns the job's last asynq task id.
+func (s *Jobs) delete(ctx context.Context, id string) (taskID string, err error) {
+	reply, err := s.run(ctx, "delete", id, [2]string{})
+	if err != nil {
+		return "", err
+	}
+	return reply[1], nil
 }

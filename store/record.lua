@@ -3,6 +3,8 @@
 --
 -- KEYS[1] job hash   KEYS[2] event stream   KEYS[3] idempotency key or ""
 -- KEYS[4] asynq pending list of the job's queue (create only) or ""
+-- (start: KEYS[3] the worker's job index; recover: KEYS[3] the lost
+-- worker's job index, KEYS[4] the recovering set)
 -- ARGV[1] op   ARGV[2] now (ms)   ARGV[3] pub/sub channel   ARGV[4] stream cap
 -- ARGV[5] job id, ARGV[6..] op arguments.
 local job, stream = KEYS[1], KEYS[2]
@@ -34,6 +36,12 @@ end
 -- name, built here from the owner the record holds.
 local function usage_key(day)
   return 'qa:budget:' .. owner() .. ':' .. day
+end
+
+-- worker_jobs is a worker's index of its running jobs: jobs.WorkerJobsKey's
+-- name, built here from the worker the record holds.
+local function worker_jobs(worker)
+  return 'qa:worker:' .. worker .. ':jobs'
 end
 
 local function finish(status, ttl, fields)
@@ -86,8 +94,35 @@ if op == 'create' then
   return {'created', eid}
 end
 
+if op == 'recover' then
+  -- A recoverer found the worker ARGV[6] dead: if the job still runs there,
+  -- put it back under a new task id (the record's task, which start alone
+  -- accepts from now on) and move it from that worker's index to the
+  -- recovering set, which the recoverer empties once the task is enqueued.
+  -- ARGV[7] the reason (json string). Returns recovered and the task id.
+  local r = redis.call('HMGET', job, 'status', 'worker', 'attempts', 'recoveries')
+  if r[1] ~= 'running' or r[2] ~= ARGV[6] then
+    redis.call('SREM', KEYS[3], id)
+    return {'skipped'}
+  end
+  local n = (tonumber(r[4]) or 0) + 1
+  local task = id .. '.' .. n
+  redis.call('HSET', job, 'status', 'retrying', 'task', task, 'recoveries', n, 'updated_at', now)
+  append('retrying', fill(T.lost, {attempt = tonumber(r[3]), reason = ARGV[7]}))
+  redis.call('SMOVE', KEYS[3], KEYS[4], id)
+  return {'recovered', task}
+end
+
 if redis.call('EXISTS', job) == 0 then return {'missing'} end
 local status = redis.call('HGET', job, 'status')
+
+-- unindex takes a running job out of its worker's index: its attempt ends
+-- or goes back.
+local function unindex()
+  if status == 'running' then
+    redis.call('SREM', worker_jobs(redis.call('HGET', job, 'worker')), id)
+  end
+end
 
 if op == 'enqueued' then
   redis.call('HSET', job, 'enqueued', '1')
@@ -103,8 +138,9 @@ end
 
 if op == 'delete' then
   if not terminal[status] then return {'active', status} end
+  local task = redis.call('HGET', job, 'task') or id
   redis.call('DEL', job, stream)
-  return {'ok'}
+  return {'ok', task}
 end
 
 if terminal[status] then return {'terminal', status} end
@@ -116,14 +152,18 @@ if op == 'start' then
   -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
   -- day (yyyy-mm-dd), [14] over-budget event data. Returns started, the
   -- attempt, the LM calls so far and the record (field/value pairs), whose
-  -- spec the worker runs.
+  -- spec the worker runs. [15] the asynq task's id: a task other than the
+  -- record's (one a recoverer replaced) is refused (foreign) and dropped.
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+  if ARGV[15] ~= (redis.call('HGET', job, 'task') or id) then return {'foreign'} end
   if attempts == 0 and max_wait > 0 and now - tonumber(redis.call('HGET', job, 'created_at')) > max_wait then
+    unindex()
     finish('expired', ttl, {'error', cjson.encode(cjson.decode(ARGV[10]).error)})
     append('expired', ARGV[10])
     return {'expired'}
   end
   if attempts >= max_attempts then
+    unindex()
     finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[11]).error)})
     append('failed', ARGV[11])
     return {'failed'}
@@ -134,12 +174,17 @@ if op == 'start' then
   local budget = tonumber(ARGV[12]) or 0
   if budget > 0 then
     if (tonumber(redis.call('GET', usage_key(ARGV[13]))) or 0) >= budget then
+      unindex()
       finish('failed', ttl, {'error', cjson.encode(cjson.decode(ARGV[14]).error)})
       append('failed', ARGV[14])
       return {'over_budget'}
     end
   end
   attempts = attempts + 1
+  -- A running job's attempt was lost (asynq recovered its task): it leaves
+  -- that worker's index for this one's.
+  unindex()
+  redis.call('SADD', KEYS[3], id)
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
     'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
   redis.call('HSETNX', job, 'started_at', now)
@@ -148,11 +193,12 @@ if op == 'start' then
 end
 
 if op == 'cancel' then
-  -- ARGV[6] result ttl ms
+  -- ARGV[6] result ttl ms. Returns the status it had and the task id.
+  unindex()
   finish('cancelled', ARGV[6], {})
   append('cancelled', fill(T.cancelled, {previous = status}))
   redis.call('PUBLISH', 'qa:cancel', id)
-  return {'cancelled', status}
+  return {'cancelled', status, redis.call('HGET', job, 'task') or id}
 end
 
 -- The remaining ops belong to one attempt (ARGV[6]): a stale attempt (a
@@ -167,6 +213,7 @@ if op == 'fail' then
   -- ARGV[7] result ttl ms, [8] event data, [9] the attempt's LM calls,
   -- [10..] field/value pairs
   add_calls(9)
+  unindex()
   finish('failed', ARGV[7], {unpack(ARGV, 10)})
   append('failed', ARGV[8])
   return {'failed'}
@@ -179,6 +226,7 @@ if op == 'complete' then
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
   add_calls(12)
+  unindex()
   finish('completed', ARGV[7], {'result', ARGV[8], 'error', ''})
   append('completed', fill(T.completed, {result = ARGV[8]}))
   local tokens = tonumber(ARGV[9])
@@ -220,6 +268,7 @@ if op == 'retry' or op == 'defer' then
   -- (rate-limited: put back with a delay) does not count as an attempt.
   if op == 'defer' then attempts = attempts - 1 end
   add_calls(9)
+  unindex()
   redis.call('HSET', job, 'status', 'retrying', 'attempts', attempts, 'error', ARGV[7], 'updated_at', now)
   append('retrying', ARGV[8])
   return {'ok'}

@@ -24,6 +24,7 @@ func TestFillIsTheGoRendering(t *testing.T) {
 	cases := map[string][]jobs.Values{
 		"started":   {{"attempt": 1}, {"attempt": 12}, {"attempt": 1234567}},
 		"cancelled": {{"previous": "queued"}, {"previous": "running"}, {"previous": "retrying"}},
+		"lost":      {{"attempt": 1, "reason": json.RawMessage(`"worker h-1-ab lost"`)}, {"attempt": 3, "reason": json.RawMessage(`"\u003cé\"\\"`)}},
 		"completed": {
 			{"result": json.RawMessage(`{"outputs":{"reasoning":"\u003cb\u003e \u2028é\u0001\"\\","answer":"a"},"provenance":{"model":"m","program_state_sha256":"","cache_hit":false,"attempts":1,"lm_calls":1},"usage":{},"latency_seconds":0.5}`)},
 			{"result": json.RawMessage(`{"outputs":{},"provenance":{"model":"","program_state_sha256":"","cache_hit":true,"attempts":3,"lm_calls":0},"usage":null,"latency_seconds":0}`)},

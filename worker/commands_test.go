@@ -38,7 +38,10 @@ func (b *bundle) startHookedWorker(t *testing.T, h redis.Hook) {
 // TestJobRedisCommands counts the worker's commands on a job's record. A
 // qa job: one script call to start it and one to complete it (tokens
 // between them when streamed), no stage write, as before programs had
-// stages. A two-stage job adds one stage write per stage.
+// stages. A two-stage job adds one stage write per stage. The index of
+// each worker's running jobs (fast recovery, store.Workers) adds no command
+// here: the start and settle scripts keep it, at two commands inside each
+// (start: HGET task, SADD; settle: HGET worker, SREM).
 func TestJobRedisCommands(t *testing.T) {
 	t.Parallel()
 	b := setup(t, store.Config{})

@@ -9,6 +9,8 @@
 // what differs), where classify maps a failure to retry / fail / revoke /
 // defer and settle is the one place a verdict becomes a write, asynq's next
 // step and one log line; token publishing, the cancel listener, and the
-// batch's own tasks (batch.go). It reports only through a sink: the job
-// record (package store) or the batch (package batches).
+// batch's own tasks (batch.go); the worker's liveness key and its turn as
+// the fleet's recoverer, which puts a dead worker's jobs and batch items
+// back within seconds (liveness.go). It reports only through a sink: the
+// job record (package store) or the batch (package batches).
 package worker

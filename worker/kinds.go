@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
@@ -67,7 +68,10 @@ func (j jobTask) start(ctx context.Context, w *Worker, a *attempt) (startOutcome
 	if a.queue == jobs.QueueInteractive && w.cfg.InteractiveMaxWait > 0 {
 		maxWait = w.cfg.InteractiveMaxWait
 	}
-	att, out, err := w.deps.Store.Start(ctx, j.id, w.cfg.ID, maxWait)
+	// The task's id is the record's unless a recoverer has put the job back
+	// under a new task since: then this one is refused (Foreign).
+	taskID, _ := asynq.GetTaskID(ctx)
+	att, out, err := w.deps.Store.StartTask(ctx, j.id, taskID, w.cfg.ID, maxWait)
 	switch {
 	case err != nil:
 		return notStarted, err
@@ -100,7 +104,9 @@ func (it itemTask) fields(c zerolog.Context) zerolog.Context {
 // attempts and fails it on the last, so a batch never waits for an item
 // asynq's recoverer archived.
 func (it itemTask) start(ctx context.Context, w *Worker, a *attempt) (startOutcome, error) {
-	att, out, err := w.deps.Batches.StartItem(ctx, it.p)
+	// As a job's: a task a recoverer replaced is refused.
+	taskID, _ := asynq.GetTaskID(ctx)
+	att, out, err := w.deps.Batches.StartItemTask(ctx, it.p, taskID, w.cfg.ID)
 	switch {
 	case err != nil:
 		return notStarted, err

@@ -8,8 +8,9 @@ import (
 
 // Metrics are the worker's Prometheus metrics. A nil *Metrics records nothing.
 type Metrics struct {
-	outcomes *prometheus.CounterVec
-	runs     *prometheus.HistogramVec
+	outcomes  *prometheus.CounterVec
+	runs      *prometheus.HistogramVec
+	recovered *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker's metrics on reg.
@@ -24,8 +25,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of successful job attempts, program run included.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 		}, []string{"queue"}),
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qa", Subsystem: "worker", Name: "recovered_jobs_total",
+			Help: "Jobs and batch items (kind) this worker's recoverer put back to run again because the worker running them was lost.",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.outcomes, m.runs)
+	reg.MustRegister(m.outcomes, m.runs, m.recovered)
 	return m
 }
 
@@ -38,5 +43,11 @@ func (m *Metrics) observeOutcome(queue, outcome string) {
 func (m *Metrics) observeRun(queue string, d time.Duration) {
 	if m != nil {
 		m.runs.WithLabelValues(queue).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) observeRecovered(kind string, n int) {
+	if m != nil && n > 0 {
+		m.recovered.WithLabelValues(kind).Add(float64(n))
 	}
 }

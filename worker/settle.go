@@ -50,7 +50,8 @@ type checkpointer interface {
 // ended reports whether a write was refused because the job or item had
 // already ended, or a newer attempt runs it.
 func ended(err error) bool {
-	return errors.Is(err, store.ErrTerminal) || errors.Is(err, store.ErrStale) || errors.Is(err, batches.ErrEnded)
+	return errors.Is(err, store.ErrTerminal) || errors.Is(err, store.ErrStale) || errors.Is(err, batches.ErrEnded) ||
+		errors.Is(err, batches.ErrStale)
 }
 
 // finalWriteContext is for the writes made after a run (its result, its

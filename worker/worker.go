@@ -68,6 +68,11 @@ type Config struct {
 	DisableUsage bool
 	// ID names this worker in job records; default host-pid-random.
 	ID string
+	// LivenessTTL is how long the worker's liveness key outlives its last
+	// renewal, renewed every third of it (WORKER_LIVENESS_TTL): a worker
+	// silent that long is taken for dead and its running jobs run again
+	// elsewhere. Default [config.DefaultWorkerLivenessTTL].
+	LivenessTTL time.Duration
 	// LogQuestions lets question, answer and LM text reach the logs
 	// (LOG_QUESTIONS): a failed job's reason, which for a parse failure
 	// quotes the LM's answer, and the question on each job's lines. Default
@@ -94,6 +99,7 @@ func (c Config) WithDefaults() Config {
 	c.RetryCheckInterval = cmp.Or(c.RetryCheckInterval, time.Second)
 	c.TokenInterval = cmp.Or(c.TokenInterval, 25*time.Millisecond)
 	c.BatchOwnerShare = cmp.Or(c.BatchOwnerShare, config.DefaultBatchOwnerShare)
+	c.LivenessTTL = cmp.Or(c.LivenessTTL, config.DefaultWorkerLivenessTTL)
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		var b [3]byte
@@ -139,6 +145,9 @@ type Worker struct {
 	// the runs that items asking the same share (flight.go).
 	shares *ownerSlots
 	shared flight
+
+	// live keeps the worker's liveness key and runs its recoverer.
+	live *liveness
 }
 
 // New builds a worker; Start runs it.
@@ -151,10 +160,17 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, errors.New("new worker: Store is required")
 	case deps.Runner == nil:
 		return nil, errors.New("new worker: Runner is required")
+	case cfg.LivenessTTL < time.Second:
+		return nil, fmt.Errorf("new worker: LivenessTTL must be at least 1s, got %v", cfg.LivenessTTL)
 	case !(cfg.BatchOwnerShare > 0 && cfg.BatchOwnerShare <= 1):
 		return nil, fmt.Errorf("new worker: BatchOwnerShare must be above 0 and at most 1, got %v", cfg.BatchOwnerShare)
 	}
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{})}
+	var items itemRecoverer
+	if deps.Batches != nil {
+		items = deps.Batches
+	}
+	w.live = newLiveness(store.NewWorkers(deps.Store, cfg.LivenessTTL), items, cfg.ID, cfg.LivenessTTL, w.log, deps.Metrics)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.TaskTypePredict, w.handler(jobKind))
 	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
@@ -195,12 +211,18 @@ func (w *Worker) serverConfig(queue string, concurrency int, poll time.Duration)
 	}
 }
 
-// Start subscribes to cancel notices, then starts both servers. It returns
-// once they run; Shutdown stops them.
+// Start marks the worker alive (and starts its share of the recoverer),
+// subscribes to cancel notices, then starts both servers. It returns once
+// they run; Shutdown stops them.
 func (w *Worker) Start(ctx context.Context) error {
+	if err := w.live.start(ctx); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
 	w.cancelPS = w.deps.Redis.Subscribe(ctx, jobs.CancelChannel)
 	if _, err := w.cancelPS.Receive(ctx); err != nil {
 		_ = w.cancelPS.Close()
+		w.live.stopRecovering()
+		w.live.leave(context.WithoutCancel(ctx))
 		return fmt.Errorf("start worker: subscribe to cancel notices: %w", err)
 	}
 	w.cancelWG.Add(1)
@@ -228,6 +250,7 @@ func (w *Worker) Start(ctx context.Context) error {
 func (w *Worker) Shutdown() {
 	w.stopOnce.Do(func() {
 		close(w.stop) // end blocking waits first, so the servers stop promptly
+		w.live.stopRecovering()
 		var wg sync.WaitGroup
 		for _, s := range append(append([]*asynq.Server(nil), w.interactive...), w.batch) {
 			if s == nil {
@@ -237,6 +260,11 @@ func (w *Worker) Shutdown() {
 			go func() { defer wg.Done(); s.Shutdown() }()
 		}
 		wg.Wait()
+		// Alive until the servers have stopped: the jobs they ran have
+		// ended or gone back, and none is put back while it still runs.
+		lctx, cancel := context.WithTimeout(context.Background(), w.cfg.LivenessTTL)
+		w.live.leave(lctx)
+		cancel()
 		if w.cancelPS != nil {
 			_ = w.cancelPS.Close()
 			w.cancelWG.Wait()

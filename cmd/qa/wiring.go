@@ -151,6 +151,7 @@ func workerConfig(cfg *config.Config) worker.Config {
 		PollInterval:       cfg.Queue.PollInterval,
 		InteractiveMaxWait: cfg.Queue.InteractiveMaxWait,
 		ShutdownTimeout:    cfg.Queue.ShutdownTimeout,
+		LivenessTTL:        cfg.Queue.WorkerLivenessTTL,
 		DisableStreaming:   !cfg.HTTP.EnableStreaming,
 		DisableUsage:       !cfg.LM.TrackUsage,
 		BatchOwnerShare:    cfg.Batch.OwnerShare,
