@@ -24,10 +24,14 @@ local function add_calls(i)
   if n > 0 then redis.call('HINCRBY', job, 'lm_calls', n) end
 end
 
+-- rec holds the record's fields the ops read, in one HMGET (below, after
+-- create).
+local rec = {}
+
 -- owner is the job's owner: a field of the record beside its spec, as
 -- release 114e39c's records have it too.
 local function owner()
-  return redis.call('HGET', job, 'owner') or ''
+  return rec.owner or ''
 end
 
 -- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
@@ -86,8 +90,13 @@ if op == 'create' then
   return {'created', eid}
 end
 
-if redis.call('EXISTS', job) == 0 then return {'missing'} end
-local status = redis.call('HGET', job, 'status')
+-- Every record has a status: none means no record.
+do
+  local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls')
+  rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4]}
+end
+if not rec.status then return {'missing'} end
+local status = rec.status
 
 if op == 'enqueued' then
   redis.call('HSET', job, 'enqueued', '1')
@@ -108,7 +117,7 @@ if op == 'delete' then
 end
 
 if terminal[status] then return {'terminal', status} end
-local attempts = tonumber(redis.call('HGET', job, 'attempts'))
+local attempts = tonumber(rec.attempts)
 
 if op == 'start' then
   -- ARGV[6] max attempts, [7] max wait before a first start (ms, 0 = none),
@@ -178,14 +187,22 @@ if op == 'complete' then
   -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls.
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
-  add_calls(12)
-  finish('completed', ARGV[7], {'result', ARGV[8], 'error', ''})
+  -- The LM calls go in finish's HSET (add_calls would be a command more).
+  local fields = {'result', ARGV[8], 'error', ''}
+  local calls = tonumber(ARGV[12]) or 0
+  if calls > 0 then
+    table.insert(fields, 'lm_calls')
+    table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
+  end
+  finish('completed', ARGV[7], fields)
   append('completed', fill(T.completed, {result = ARGV[8]}))
   local tokens = tonumber(ARGV[9])
   if tokens > 0 then
     local usage = usage_key(ARGV[10])
-    redis.call('INCRBY', usage, tokens)
-    redis.call('PEXPIRE', usage, ARGV[11])
+    -- The day's counter gets its ttl when this adds the first tokens.
+    if redis.call('INCRBY', usage, tokens) == tokens then
+      redis.call('PEXPIRE', usage, ARGV[11])
+    end
   end
   return {'completed'}
 end
