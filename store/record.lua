@@ -92,8 +92,8 @@ end
 
 -- Every record has a status: none means no record.
 do
-  local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls')
-  rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4]}
+  local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls', 'started_at')
+  rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4], started_at = v[5]}
 end
 if not rec.status then return {'missing'} end
 local status = rec.status
@@ -195,7 +195,12 @@ if op == 'complete' then
     table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
   end
   finish('completed', ARGV[7], fields)
-  append('completed', fill(T.completed, {result = ARGV[8]}))
+  -- The event, its message with the record's end (T.ended_envelope): a
+  -- wait answers from it without reading the record.
+  local data = fill(T.completed, {result = ARGV[8]})
+  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', 'completed', 'data', data)
+  redis.call('PUBLISH', channel, fill(T.ended_envelope, {id = eid, type = 'completed', data = data,
+    attempts = attempts, started_at = tonumber(rec.started_at) or 0, finished_at = now}))
   local tokens = tonumber(ARGV[9])
   if tokens > 0 then
     local usage = usage_key(ARGV[10])

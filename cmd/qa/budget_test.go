@@ -33,10 +33,10 @@ import (
 const (
 	// budgetTrips is the job's round trips, in order (the hub's SUBSCRIBE
 	// included): see wantTrips.
-	budgetTrips = 12
+	budgetTrips = 11
 	// budgetCommands bounds the commands a job costs as INFO commandstats
 	// counts them (scripts' inner commands too), API and worker together.
-	budgetCommands = 55
+	budgetCommands = 54
 )
 
 // wantTrips is each side's round trips for one job, in the order sent.
@@ -50,8 +50,7 @@ var wantTrips = map[string][]string{
 	},
 	"GET ?wait=": {
 		"subscribe",           // the job's channel, confirmed
-		"hgetall qa:job:<id>", // the record, read once subscribed: still running
-		"hgetall qa:job:<id>", // the record after the completed event
+		"hgetall qa:job:<id>", // the record, read once subscribed: still running (the completed event carries its end)
 	},
 	"worker": {
 		"evalsha asynq:{interactive}:pending", // asynq's dequeue that takes the task
