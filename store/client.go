@@ -139,11 +139,12 @@ func (c *Client) submit(ctx context.Context, req SubmitRequest, id string) (*Sub
 	}
 
 	task := asynq.NewTask(jobs.TaskTypePredict, body)
-	err = Enqueue(ctx, c.aq, task,
-		asynq.TaskID(id), asynq.Queue(spec.Queue),
-		asynq.MaxRetry(c.store.cfg.TaskMaxRetry()),
-		asynq.Timeout(c.store.cfg.JobTimeout),
-		asynq.Retention(c.store.cfg.TaskRetention))
+	opts := []asynq.Option{asynq.TaskID(id), asynq.Queue(spec.Queue),
+		asynq.MaxRetry(c.store.cfg.TaskMaxRetry()), asynq.Timeout(c.store.cfg.JobTimeout)}
+	if c.store.cfg.TaskRetention > 0 {
+		opts = append(opts, asynq.Retention(c.store.cfg.TaskRetention))
+	}
+	err = Enqueue(ctx, c.aq, task, opts...)
 	if err != nil {
 		// Not accepted: take the record back so nothing waits on it. Use a
 		// context that outlives a cancelled request.

@@ -2,12 +2,16 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
@@ -67,5 +71,37 @@ func TestJobRedisCommands(t *testing.T) {
 	claims.Spec.Options.Stream = false
 	if got, want := run(claims), []string{start, stage, stage, complete}; !slices.Equal(got, want) {
 		t.Errorf("two-stage job: commands %q, want %q", got, want)
+	}
+}
+
+// TestTaskKeptOnlyForTheDashboard: a finished job's asynq task goes at once
+// (the record holds the result); with store.Config.TaskRetention
+// (MONITORING_COMPLETED_TASKS) it is kept as completed, with the recorded
+// result for the dashboard.
+func TestTaskKeptOnlyForTheDashboard(t *testing.T) {
+	t.Parallel()
+	for _, retention := range []time.Duration{0, time.Hour} {
+		b := setup(t, store.Config{TaskRetention: retention})
+		b.startWorker(t, worker.Config{})
+		id := b.submit(t, ask("Why is the sky blue?", "o", jobs.Options{}))
+		j := b.waitEnd(t, id)
+		insp := asynq.NewInspectorFromRedisClient(b.db.Client)
+		var info *asynq.TaskInfo
+		testwait.Until(t, "asynq to be done with the task", func() bool {
+			var err error
+			info, err = insp.GetTaskInfo(jobs.QueueInteractive, id)
+			return errors.Is(err, asynq.ErrTaskNotFound) || (err == nil && info.State == asynq.TaskStateCompleted)
+		})
+		switch {
+		case retention == 0 && info != nil:
+			t.Errorf("no retention: the task is kept, %s", info.State)
+		case retention > 0 && info == nil:
+			t.Errorf("retention %v: the task is gone", retention)
+		case retention > 0:
+			var r jobs.Result
+			if err := json.Unmarshal(info.Result, &r); err != nil || r.Answer("answer") != j.Result.Answer("answer") {
+				t.Errorf("retention %v: the task's result %s (%v), want the record's", retention, info.Result, err)
+			}
+		}
 	}
 }

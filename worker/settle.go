@@ -157,7 +157,7 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 		// The answer is lost with this attempt; run it again.
 		return fmt.Errorf("record result: %w", err)
 	}
-	if a.kind.taskCopy && recorded != nil {
+	if a.kind.taskCopy && recorded != nil && w.deps.Store.Config().TaskRetention > 0 {
 		if _, err := t.ResultWriter().Write(recorded); err != nil {
 			a.log.Debug().Err(err).Msg("write task result for the dashboard")
 		}

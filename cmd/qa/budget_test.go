@@ -33,10 +33,10 @@ import (
 const (
 	// budgetTrips is the job's round trips, in order (the hub's SUBSCRIBE
 	// included): see wantTrips.
-	budgetTrips = 11
+	budgetTrips = 10
 	// budgetCommands bounds the commands a job costs as INFO commandstats
 	// counts them (scripts' inner commands too), API and worker together.
-	budgetCommands = 54
+	budgetCommands = 52
 )
 
 // wantTrips is each side's round trips for one job, in the order sent.
@@ -58,8 +58,7 @@ var wantTrips = map[string][]string{
 		"get qa:lmcache:demo:<hash>",          // the shared LM cache: a miss
 		"set qa:lmcache:demo:<hash>",          // the shared LM cache: the answer
 		"evalsha qa:job:<id> complete",        // the result, its event, the owner's tokens
-		"hset asynq:{interactive}:t:<id>",     // the dashboard's copy of the result
-		"evalsha asynq:{interactive}:active",  // asynq's done (Retention: kept as completed)
+		"evalsha asynq:{interactive}:active",  // asynq's done: the task goes (no Retention)
 	},
 }
 
