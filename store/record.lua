@@ -85,7 +85,10 @@ if op == 'create' then
   redis.call('HSET', job, 'id', id, 'status', 'queued', 'attempts', 0, 'created_at', now,
     'updated_at', now, unpack(ARGV, 12))
   redis.call('PEXPIRE', job, pending_ttl)
-  local eid = append('queued', ARGV[11])
+  -- The queued event goes to the stream only: nobody can be listening for
+  -- a new id yet but a submit that waits (SubmitWait), which needs the end
+  -- only.
+  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', 'queued', 'data', ARGV[11])
   redis.call('PEXPIRE', stream, pending_ttl)
   return {'created', eid}
 end
