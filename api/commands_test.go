@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -125,5 +126,40 @@ func finisher(t *testing.T, db *redistest.DB) func(id string) {
 		if err := db.Client.LRem(ctx, "asynq:{"+jobs.QueueInteractive+"}:pending", 0, id).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestPredictRedisCommands counts the Redis commands of POST /predict for a
+// job that completes while it waits: the submit's only. It submits and
+// waits as POST /v1/jobs?wait= does (store.Client.SubmitWait): subscribed
+// before the job exists, answered from the completed event.
+func TestPredictRedisCommands(t *testing.T) {
+	t.Parallel()
+	log, db, b := countedAPI(t)
+	finish := finisher(t, db)
+	// A first round loads the scripts and asynq's queue list.
+	id := b.submit(t, "warm up")
+	finish(id)
+	log.Take(id)
+
+	var resp *http.Response
+	var body []byte
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resp, body = b.do(t, "POST", "/predict", map[string]any{"question": "q"}, nil)
+	}()
+	id = waitingSubmit(t, b, db)
+	finish(id)
+	wg.Wait()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /predict: %d %s", resp.StatusCode, body)
+	}
+	got := log.Take(id)
+	t.Logf("POST /predict: %d commands %q", len(got), got)
+	want := []string{"evalsha qa:job:<id>", "evalsha asynq:{" + jobs.QueueInteractive + "}:t:<id>"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("POST /predict (-want +got):\n%s", diff)
 	}
 }
