@@ -134,8 +134,6 @@ func (c *Client) submit(ctx context.Context, req SubmitRequest, id string) (*Sub
 			return nil, fmt.Errorf("submit job: read replayed job: %w", err)
 		}
 		return &Submitted{Job: j, Replayed: true}, nil
-	case "exists":
-		return nil, fmt.Errorf("submit job: id %s already exists", id)
 	}
 
 	task := asynq.NewTask(jobs.TaskTypePredict, body)

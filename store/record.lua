@@ -78,10 +78,10 @@ if op == 'create' then
   if KEYS[4] ~= '' and max_pending > 0 and redis.call('LLEN', KEYS[4]) >= max_pending then
     return {'full'}
   end
-  if redis.call('EXISTS', job) == 1 then return {'exists'} end
   if KEYS[3] ~= '' then
     redis.call('SET', KEYS[3], id .. ' ' .. body_hash, 'PX', idem_ttl)
   end
+  -- The id is new (jobs.NewJobID: 128 random bits), so the record is too.
   redis.call('HSET', job, 'id', id, 'status', 'queued', 'attempts', 0, 'created_at', now,
     'updated_at', now, unpack(ARGV, 12))
   redis.call('PEXPIRE', job, pending_ttl)

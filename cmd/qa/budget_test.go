@@ -36,7 +36,7 @@ const (
 	budgetTrips = 10
 	// budgetCommands bounds the commands a job costs as INFO commandstats
 	// counts them (scripts' inner commands too), API and worker together.
-	budgetCommands = 51
+	budgetCommands = 50
 )
 
 // wantTrips is each side's round trips for one job, in the order sent.
