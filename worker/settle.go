@@ -65,6 +65,13 @@ func finalWriteContext(ctx context.Context) (context.Context, context.CancelFunc
 func (w *Worker) settle(ctx context.Context, t *asynq.Task, a *attempt, v verdict) error {
 	wctx, cancel := finalWriteContext(ctx)
 	defer cancel()
+	if v.run != nil && v.run.Cache != nil {
+		defer func() {
+			if err := v.run.Cache(wctx); err != nil {
+				a.log.Warn().Err(err).Msg("cache the LM's answers")
+			}
+		}()
+	}
 	name := a.kind.name
 	switch v.action {
 	case dropped:

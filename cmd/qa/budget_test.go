@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ const (
 	// budgetTrips is the job's round trips, in order (the hub's SUBSCRIBE
 	// included): see wantTrips.
 	budgetTrips = 10
+	// budgetCritical is the round trips the answer waits for: the POST's,
+	// the worker's through the complete (the wait's subscribe and read
+	// overlap them), none after the completed event.
+	budgetCritical = 6
 	// budgetCommands bounds the commands a job costs as INFO commandstats
 	// counts them (scripts' inner commands too), API and worker together.
 	budgetCommands = 50
@@ -56,8 +61,8 @@ var wantTrips = map[string][]string{
 		"evalsha asynq:{interactive}:pending", // asynq's dequeue that takes the task
 		"evalsha qa:job:<id> start",           // the attempt, the record's spec
 		"get qa:lmcache:demo:<hash>",          // the shared LM cache: a miss
-		"set qa:lmcache:demo:<hash>",          // the shared LM cache: the answer
-		"evalsha qa:job:<id> complete",        // the result, its event, the owner's tokens
+		"evalsha qa:job:<id> complete",        // the result, its event (with the record's end), the owner's tokens
+		"set qa:lmcache:demo:<hash>",          // the shared LM cache: the answer, once the result is recorded
 		"evalsha asynq:{interactive}:active",  // asynq's done: the task goes (no Retention)
 	},
 }
@@ -159,11 +164,41 @@ func TestJobRedisBudget(t *testing.T) {
 
 	// (a) Round trips of one job.
 	id := runJob(true)
-	trips := apiLog.take(id)
+	recorded := apiLog.take(id)
 	// An idle worker waits for work in a BLMOVE (worker/wake.go) sent
 	// before the job existed: its reply is the wake-up, not a trip the job
 	// adds. Its command is counted below.
-	trips["worker"] = slices.DeleteFunc(workerLog.take(id)["worker"], func(c string) bool { return strings.HasPrefix(c, "blmove ") })
+	recorded["worker"] = slices.DeleteFunc(workerLog.take(id)["worker"], func(tr trip) bool { return strings.HasPrefix(tr.desc, "blmove ") })
+	trips := map[string][]string{}
+	for side, trs := range recorded {
+		for _, tr := range trs {
+			trips[side] = append(trips[side], tr.desc)
+		}
+	}
+	// The critical path: what the answer waits for. The POST's trips, then
+	// the worker's through the complete (its later ones, asynq's done
+	// included, come after the answer has gone out) or the wait's before
+	// the completed event (subscribe and read: they overlap the worker's
+	// run), whichever are more, then the wait's after the event.
+	var completed int64
+	for _, tr := range recorded["worker"] {
+		if strings.HasSuffix(tr.desc, " complete") {
+			completed = tr.seq
+		}
+	}
+	worker, waitBefore, waitAfter := 0, 0, 0
+	for _, tr := range recorded["worker"] {
+		if tr.seq <= completed {
+			worker++
+		}
+	}
+	for _, tr := range recorded["GET ?wait="] {
+		if tr.seq < completed {
+			waitBefore++
+		} else {
+			waitAfter++
+		}
+	}
 
 	// (b) Commands per job.
 	admin := redis.NewClient(db.Options())
@@ -188,10 +223,13 @@ func TestJobRedisBudget(t *testing.T) {
 			total += v
 		}
 	}
-	// The hub's SUBSCRIBE goes around hooks: commandstats counts it.
+	// The hub's SUBSCRIBE goes around hooks: commandstats counts it. It is
+	// confirmed before the wait's read.
 	for range int(math.Round(perJob["subscribe"])) {
 		trips["GET ?wait="] = slices.Insert(trips["GET ?wait="], 0, "subscribe")
+		waitBefore++
 	}
+	critical := len(trips["POST"]) + max(worker, waitBefore) + waitAfter
 
 	nTrips := 0
 	t.Logf("round trips of one job (%s):", "POST, the worker, GET ?wait=")
@@ -199,7 +237,9 @@ func TestJobRedisBudget(t *testing.T) {
 		t.Logf("  %-10s %2d  %q", side, len(trips[side]), trips[side])
 		nTrips += len(trips[side])
 	}
-	t.Logf("  %-10s %2d (budget %d, goal ≤ 7)", "total", nTrips, budgetTrips)
+	t.Logf("  %-10s %2d (budget %d)", "total", nTrips, budgetTrips)
+	t.Logf("  %-10s %2d (budget %d, goal ≤ 7): POST %d, then the worker's %d through the complete or the wait's %d before the event, then the wait's %d",
+		"critical", critical, budgetCritical, len(trips["POST"]), worker, waitBefore, waitAfter)
 	names := make([]string, 0, len(perJob))
 	for name := range perJob {
 		names = append(names, name)
@@ -219,6 +259,9 @@ func TestJobRedisBudget(t *testing.T) {
 	}
 	if nTrips > budgetTrips {
 		t.Errorf("%d round trips a job, budget %d", nTrips, budgetTrips)
+	}
+	if critical > budgetCritical {
+		t.Errorf("%d round trips on a job's critical path, budget %d", critical, budgetCritical)
 	}
 	if commands > budgetCommands {
 		t.Errorf("%d commands a job, budget %d", commands, budgetCommands)
@@ -286,7 +329,11 @@ type jobTrips struct {
 
 type trip struct {
 	phase, task, text, desc string
+	seq                     int64 // the order of trips on every client
 }
+
+// tripClock orders the trips of every jobTrips.
+var tripClock atomic.Int64
 
 // record starts recording round trips under phase ("": stop).
 func (l *jobTrips) record(phase string) {
@@ -306,13 +353,14 @@ func (l *jobTrips) await(id, cmd string) <-chan struct{} {
 
 // take returns job id's round trips recorded, by phase, stops recording and
 // starts afresh.
-func (l *jobTrips) take(id string) map[string][]string {
+func (l *jobTrips) take(id string) map[string][]trip {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[string][]string{}
+	out := map[string][]trip{}
 	for _, tr := range l.trips {
 		if tr.task == id || strings.Contains(tr.text, id) {
-			out[tr.phase] = append(out[tr.phase], elide(tr.desc, id))
+			tr.desc = elide(tr.desc, id)
+			out[tr.phase] = append(out[tr.phase], tr)
 		}
 	}
 	l.trips, l.phase = nil, ""
@@ -343,7 +391,7 @@ func (l *jobTrips) note(ctx context.Context, cmds []redis.Cmder) {
 		text = append(text, c.String())
 		descs = append(descs, describe(c))
 	}
-	tr := trip{text: strings.Join(text, "\n"), desc: strings.Join(descs, " | ")}
+	tr := trip{text: strings.Join(text, "\n"), desc: strings.Join(descs, " | "), seq: tripClock.Add(1)}
 	tr.task, _ = asynq.GetTaskID(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
