@@ -95,8 +95,8 @@ end
 
 -- Every record has a status: none means no record.
 do
-  local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls', 'started_at')
-  rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4], started_at = v[5]}
+  local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls', 'started_at', 'stream_seq')
+  rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4], started_at = v[5], stream_seq = v[6]}
 end
 if not rec.status then return {'missing'} end
 local status = rec.status
@@ -234,7 +234,7 @@ if op == 'token' or op == 'reset' then
   -- reset sends a retrying event: the attempt goes on, but what it streamed
   -- so far is void (the program fell back to another adapter).
   local seq = tonumber(ARGV[8])
-  if seq <= (tonumber(redis.call('HGET', job, 'stream_seq')) or 0) then return {'ok', 'repeat'} end
+  if seq <= (tonumber(rec.stream_seq) or 0) then return {'ok', 'repeat'} end
   redis.call('HSET', job, 'stream_seq', seq)
   if op == 'reset' then return {'ok', append('retrying', ARGV[7])} end
   return {'ok', append('token', ARGV[7])}
