@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,6 +79,28 @@ func TestRecordCommands(t *testing.T) {
 			}
 		}),
 	}
+	// The last streamed pieces go with the result: no write of their own.
+	id, a = job()
+	a.Trail([]store.Piece{{Field: "answer", Content: "b"}, {Content: "the JSON adapter takes over"}})
+	got["complete with 2 pieces"] = count(func() {
+		if _, err := a.Complete(ctx, result, 3); err != nil {
+			t.Fatal(err)
+		}
+	})
+	evs, err := jobStore.Events(ctx, id, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		types = append(types, string(ev.Type)+" "+string(ev.Data))
+	}
+	wantTypes := []string{`queued {"queue":"interactive"}`, `started {"attempt":1}`,
+		`token {"attempt":1,"field":"answer","content":"b"}`, `retrying {"attempt":1,"reason":"the JSON adapter takes over","retry_in_ms":0}`}
+	if len(types) != 5 || !slices.Equal(types[:4], wantTypes) || !strings.HasPrefix(types[4], "completed ") {
+		t.Errorf("events %q, want %q and completed", types, wantTypes)
+	}
+
 	want := map[string]int64{
 		// create: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD,
 		// PEXPIRE; asynq's enqueue: EVALSHA, EXISTS, HSET, LPUSH.
@@ -92,6 +115,8 @@ func TestRecordCommands(t *testing.T) {
 		// PEXPIRE events, XADD, PUBLISH (the record's end with it), INCRBY
 		// (the usage counter exists: no PEXPIRE).
 		"complete": 8,
+		// and XADD, PUBLISH each.
+		"complete with 2 pieces": 12,
 	}
 	for step, n := range want {
 		if got[step] != n {

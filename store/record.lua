@@ -187,7 +187,9 @@ end
 if op == 'complete' then
   -- ARGV[7] result ttl ms, [8] the result (json: the record holds it, the
   -- completed event carries it), [9] tokens the job used, [10] the UTC day
-  -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls.
+  -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls,
+  -- [13..] the last streamed pieces (Attempt.Trail): event type (token or
+  -- retrying) and data pairs, appended before the completed event.
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
   -- The LM calls go in finish's HSET (add_calls would be a command more).
@@ -197,6 +199,7 @@ if op == 'complete' then
     table.insert(fields, 'lm_calls')
     table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
   end
+  for i = 13, #ARGV - 1, 2 do append(ARGV[i], ARGV[i + 1]) end
   finish('completed', ARGV[7], fields)
   -- The event, its message with the record's end (T.ended_envelope): a
   -- wait answers from it without reading the record.

@@ -39,6 +39,9 @@ type sink interface {
 type streamer interface {
 	StageToken(ctx context.Context, stage, field, content string) error
 	StageReset(ctx context.Context, stage, reason string) error
+	// Trail has the end write publish the last pieces, in order, before
+	// its own event.
+	Trail(pieces []store.Piece)
 }
 
 // checkpointer records a multi-stage job's finished stage (store.Attempt):
