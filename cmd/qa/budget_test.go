@@ -40,7 +40,24 @@ const (
 	// overlap them), none after the completed event.
 	budgetCritical = 6
 	// budgetCommands bounds the commands a job costs as INFO commandstats
-	// counts them (scripts' inner commands too), API and worker together.
+	// counts them (scripts' inner commands too), API and worker together:
+	//   - create 6: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD
+	//     (queued), PEXPIRE (store's TestRecordCommands pins each step);
+	//   - start 9: EVALSHA, HMGET, HGET created_at (the max wait), HSET,
+	//     HSETNX, XADD + PUBLISH (started), HGET lm_calls, HGETALL;
+	//   - complete 8: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
+	//     RESULT_TTL), XADD + PUBLISH (completed), INCRBY (owner's tokens);
+	//   - the LM cache 2: GET (a miss), SET;
+	//   - the wait 3: SUBSCRIBE (confirmed before the read, so no event is
+	//     missed), HGETALL, UNSUBSCRIBE;
+	//   - asynq 22: enqueue 4 (EVALSHA, EXISTS, HSET, LPUSH), dequeue 7
+	//     (EVALSHA, EXISTS, RPOPLPUSH, HSET, HDEL, ZADD, HGET), done 7
+	//     (EVALSHA, LREM, ZREM, DEL, INCR, GET, INCR), and an idle worker's
+	//     wake between jobs 4 (a dequeue that finds nothing: EVALSHA,
+	//     EXISTS, RPOPLPUSH; the BLMOVE that waits), which a busy worker
+	//     does not pay.
+	// The exactly-once end is the HMGET's status and attempt check inside
+	// the scripts: no command of its own.
 	budgetCommands = 50
 )
 
