@@ -346,7 +346,7 @@ type jobTrips struct {
 
 type trip struct {
 	phase, task, text, desc string
-	seq                     int64 // the order of trips on every client
+	seq                     int64 // the order trips were sent in, on every client
 }
 
 // tripClock orders the trips of every jobTrips.
@@ -388,27 +388,31 @@ func (*jobTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (l *jobTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		seq := tripClock.Add(1)
 		err := next(ctx, cmd)
-		l.note(ctx, []redis.Cmder{cmd})
+		l.note(ctx, []redis.Cmder{cmd}, seq)
 		return err
 	}
 }
 
 func (l *jobTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		seq := tripClock.Add(1)
 		err := next(ctx, cmds)
-		l.note(ctx, cmds)
+		l.note(ctx, cmds, seq)
 		return err
 	}
 }
 
-func (l *jobTrips) note(ctx context.Context, cmds []redis.Cmder) {
+// note records a trip sent seq-th, once its reply is in (its reply may
+// name the job).
+func (l *jobTrips) note(ctx context.Context, cmds []redis.Cmder, seq int64) {
 	var text, descs []string
 	for _, c := range cmds {
 		text = append(text, c.String())
 		descs = append(descs, describe(c))
 	}
-	tr := trip{text: strings.Join(text, "\n"), desc: strings.Join(descs, " | "), seq: tripClock.Add(1)}
+	tr := trip{text: strings.Join(text, "\n"), desc: strings.Join(descs, " | "), seq: seq}
 	tr.task, _ = asynq.GetTaskID(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
