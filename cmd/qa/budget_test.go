@@ -97,7 +97,7 @@ var wantTrips = map[string][]string{
 // call is held until the wait has subscribed and read the job, so each job
 // takes the same path: the wait always sees the job end.
 func TestJobRedisBudget(t *testing.T) {
-	const jobsMeasured = 100
+	const jobsMeasured = 200
 	ctx := context.Background()
 	db := redistest.NewServer(t)
 	lm, err := fakelm.New(fakelm.Config{})
