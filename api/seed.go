@@ -178,25 +178,40 @@ func (s *Server) countUnanswered(ctx context.Context, err error) {
 }
 
 // answer submits one job and waits for it up to PredictTimeout; a client
-// that goes away meanwhile cancels the job.
+// that goes away meanwhile cancels the job. It submits and waits as POST
+// /v1/jobs?wait= does (store.Client.SubmitWait): subscribed before the job
+// exists, so a job that completes costs no read.
 func (s *Server) answer(c *gin.Context, spec jobs.ClientSpec, version string) (*jobs.Job, error) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, err := s.submit(sctx, c, spec, version, "")
+	sub, f, err := s.deps.Client.SubmitWait(sctx, s.deps.Hub, submitRequest(c, spec, version, ""))
 	cancel()
 	if err != nil {
 		return nil, err
 	}
+	s.countSubmitted(sub)
+	if f == nil { // a replay of an ended job: none without an Idempotency-Key
+		return sub.Job, nil
+	}
+	defer f.Close()
 	s.writeDeadline(c, s.cfg.PredictTimeout)
-	return s.await(ctx, sub.Job.ID, s.cfg.PredictTimeout)
+	return s.awaitWith(ctx, sub.Job.ID, s.cfg.PredictTimeout, f.Wait)
 }
 
 // await waits for job id up to timeout; a ctx ended by the client cancels the
 // job.
 func (s *Server) await(ctx context.Context, id string, timeout time.Duration) (*jobs.Job, error) {
+	return s.awaitWith(ctx, id, timeout, func(ctx context.Context, timeout time.Duration) (*jobs.Job, error) {
+		return s.deps.Store.Wait(ctx, s.deps.Hub, id, timeout)
+	})
+}
+
+// awaitWith is await through wait (a Follower's, or a wait that begins by
+// subscribing).
+func (s *Server) awaitWith(ctx context.Context, id string, timeout time.Duration, wait func(context.Context, time.Duration) (*jobs.Job, error)) (*jobs.Job, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout+s.cfg.RedisTimeout)
 	defer cancel()
-	j, err := s.deps.Store.Wait(wctx, s.deps.Hub, id, timeout)
+	j, err := wait(wctx, timeout)
 	if ctx.Err() != nil {
 		s.cancelAbandoned(ctx, id)
 		return nil, errClientGone

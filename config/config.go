@@ -319,6 +319,12 @@ type Security struct {
 	// MonitoringReadonly keeps the dashboard from deleting or re-running
 	// tasks. MONITORING_READONLY, default true.
 	MonitoringReadonly bool `env:"MONITORING_READONLY"`
+	// MonitoringCompletedTasks keeps each finished job's asynq task for an
+	// hour, with a copy of its result, so the dashboard lists completed
+	// jobs with their answers: two Redis commands more a job, and asynq's
+	// janitor deleting each later. Off, GET /v1/jobs/{id} has the result.
+	// MONITORING_COMPLETED_TASKS, default false.
+	MonitoringCompletedTasks bool `env:"MONITORING_COMPLETED_TASKS"`
 	// MonitoringPrometheusURL is the Prometheus that scrapes our metrics;
 	// when set, the dashboard shows its Metrics page, querying it from the
 	// server (e.g. http://prometheus:9090). MONITORING_PROMETHEUS_URL,

@@ -106,7 +106,7 @@ func everything() map[string]string {
 
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
 		"ADMIN_API_KEYS":  "ops:ops-key",
-		"ALLOW_ANONYMOUS": "true", "MONITORING_READONLY": "false", "METRICS_PUBLIC": "yes",
+		"ALLOW_ANONYMOUS": "true", "MONITORING_READONLY": "false", "MONITORING_COMPLETED_TASKS": "true", "METRICS_PUBLIC": "yes",
 		"MONITORING_PROMETHEUS_URL": "http://prometheus:9090",
 		"CORS_ORIGINS":              "https://app.example.com,http://localhost:3000", "RATE_LIMIT_RPS": "2.5",
 		"RATE_LIMIT_BURST": "7", "TOKEN_BUDGET_PER_DAY": "1000000", "SSE_MAX_STREAMS_PER_KEY": "5",
@@ -163,7 +163,7 @@ func TestLoadEveryVariable(t *testing.T) {
 				{Name: "bob", SHA256: sha256.Sum256([]byte("bob-key"))},
 			},
 			AdminAPIKeys:   APIKeys{{Name: "ops", Plain: "ops-key", SHA256: sha256.Sum256([]byte("ops-key"))}},
-			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090",
+			AllowAnonymous: true, MetricsPublic: true, MonitoringPrometheusURL: "http://prometheus:9090", MonitoringCompletedTasks: true,
 			CORSOrigins:  List{"https://app.example.com", "http://localhost:3000"},
 			RateLimitRPS: 2.5, RateLimitBurst: 7, TokenBudgetPerDay: 1000000, SSEMaxStreamsPerKey: 5,
 			WaitMaxPerKey: 50, TrustedProxies: List{"10.0.0.0/8", "192.168.1.2"}, AuthFailuresPerMinute: 30,

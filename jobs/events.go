@@ -46,6 +46,19 @@ type Event struct {
 	ID   string          `json:"id"`
 	Type EventType       `json:"type"`
 	Data json.RawMessage `json:"data"`
+	// Ended is set on a completed event's pub/sub message only (not in the
+	// stream, never sent to clients): the record's fields the event leaves
+	// out, so a wait answers from the event without reading the record.
+	Ended *Ended `json:"ended,omitempty"`
+}
+
+// Ended is the end of a job's record as its completed event's message
+// carries it (Event.Ended); times in Unix milliseconds, as the record
+// holds them (0: unset).
+type Ended struct {
+	Attempts   int   `json:"attempts"`
+	StartedAt  int64 `json:"started_at"`
+	FinishedAt int64 `json:"finished_at"`
 }
 
 // ParseEvent decodes a pub/sub message published by the record script.

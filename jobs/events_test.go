@@ -139,6 +139,10 @@ func TestTemplates(t *testing.T) {
 			jobs.Values{"status": "in_progress", "total": 50000, "completed": 12, "failed": 3, "cancelled": 0}, "batch_progress"},
 		"envelope": {"{\"id\":\x02id\x02,\"type\":\x02type\x02,\"data\":\x03data\x03}",
 			jobs.Values{"id": "1700000000000-0", "type": "started", "data": json.RawMessage(`{"attempt":1}`)}, "envelope"},
+		"ended_envelope": {"{\"id\":\x02id\x02,\"type\":\x02type\x02,\"data\":\x03data\x03,\"ended\":{\"attempts\":\x01attempts\x01," +
+			"\"started_at\":\x01started_at\x01,\"finished_at\":\x01finished_at\x01}}",
+			jobs.Values{"id": "1700000000000-0", "type": "completed", "data": json.RawMessage(`{"result":{}}`),
+				"attempts": 2, "started_at": 1700000000000, "finished_at": 1700000000123}, "ended_envelope"},
 	}
 	if len(jobs.Templates()) != len(want) {
 		t.Errorf("%d templates, want %d", len(jobs.Templates()), len(want))

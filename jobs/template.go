@@ -103,6 +103,12 @@ var templates = []Template{
 	newTemplate("envelope", func(f Fields) any {
 		return Event{ID: f.String("id"), Type: EventType(f.String("type")), Data: f.JSON("data")}
 	}),
+	// The message of a completed event, with the record's end (Ended).
+	newTemplate("ended_envelope", func(f Fields) any {
+		return Event{ID: f.String("id"), Type: EventType(f.String("type")), Data: f.JSON("data"), Ended: &Ended{
+			Attempts: f.Int("attempts"), StartedAt: int64(f.Int("started_at")), FinishedAt: int64(f.Int("finished_at")),
+		}}
+	}),
 }
 
 // newTemplate renders build's value with a sentinel in each placeholder's

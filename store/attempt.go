@@ -61,6 +61,8 @@ type Attempt struct {
 	checkpointedCalls int
 	// checkpointed counts the stages whose Checkpoint Redis acknowledged.
 	checkpointed int
+	// trail is what Complete publishes before the completed event (Trail).
+	trail []Piece
 	// streamMu orders Token and Reset; written counts the stream writes
 	// Redis acknowledged, and numbers the next one (see Token).
 	streamMu sync.Mutex
@@ -247,13 +249,37 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (j
 	if err != nil {
 		return nil, fmt.Errorf("complete job %s: encode result: %w", a.JobID, err)
 	}
-	_, err = a.store.run(ctx, "complete", a.JobID, [2]string{}, a.Number, ms(a.store.cfg.ResultTTL), res,
-		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls))
+	args := []any{a.Number, ms(a.store.cfg.ResultTTL), res,
+		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls)}
+	for _, p := range a.trail {
+		args = append(args, p.event(a.Number)...)
+	}
+	_, err = a.store.run(ctx, "complete", a.JobID, [2]string{}, args...)
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
 }
+
+// Piece is a piece of streamed text that Complete publishes with the result
+// (Attempt.Trail): a token of Field, or, with Field "", a reset whose
+// Content is the reason.
+type Piece struct{ Stage, Field, Content string }
+
+// event is the piece's event type and data, as StageToken and StageReset
+// send them.
+func (p Piece) event(attempt int) []any {
+	if p.Field == "" {
+		return []any{string(jobs.EventRetrying), mustJSON(jobs.RetryingData{Attempt: attempt, Stage: p.Stage, Reason: p.Content})}
+	}
+	return []any{string(jobs.EventToken), mustJSON(jobs.TokenData{Attempt: attempt, Stage: p.Stage, Field: p.Field, Content: p.Content})}
+}
+
+// Trail has Complete publish pieces, in order, before the completed event
+// and in the same write: the last of a run's streamed text costs no write
+// of its own. Pieces a token write may have published already (one whose
+// reply was lost) must go out through StageToken's repeat instead.
+func (a *Attempt) Trail(pieces []Piece) { a.trail = pieces }
 
 // Recorded returns a copy of r, whose provenance carries this attempt's LM
 // calls, as Complete records it: counting the job's attempts and the LM

@@ -134,16 +134,10 @@ func (c *Client) submit(ctx context.Context, req SubmitRequest, id string) (*Sub
 			return nil, fmt.Errorf("submit job: read replayed job: %w", err)
 		}
 		return &Submitted{Job: j, Replayed: true}, nil
-	case "exists":
-		return nil, fmt.Errorf("submit job: id %s already exists", id)
 	}
 
 	task := asynq.NewTask(jobs.TaskTypePredict, body)
-	err = Enqueue(ctx, c.aq, task,
-		asynq.TaskID(id), asynq.Queue(spec.Queue),
-		asynq.MaxRetry(c.store.cfg.TaskMaxRetry()),
-		asynq.Timeout(c.store.cfg.JobTimeout),
-		asynq.Retention(c.store.cfg.TaskRetention))
+	err = Enqueue(ctx, c.aq, task, c.store.cfg.taskOptions(id, spec.Queue)...)
 	if err != nil {
 		// Not accepted: take the record back so nothing waits on it. Use a
 		// context that outlives a cancelled request.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/config"
 )
 
@@ -32,8 +33,11 @@ type Config struct {
 	// JobTimeout bounds one attempt (JOB_TIMEOUT); asynq stores it in whole
 	// seconds. Default [config.DefaultJobTimeout].
 	JobTimeout time.Duration
-	// TaskRetention keeps finished asynq tasks visible in the dashboard.
-	// Default 1h; asynq stores whole seconds.
+	// TaskRetention keeps a job's finished asynq task this long, with a copy
+	// of its result, so the dashboard lists it among the completed tasks
+	// (MONITORING_COMPLETED_TASKS: 1h); asynq stores whole seconds. Default
+	// 0: a finished task goes at once, two Redis commands a job fewer and
+	// none for asynq's janitor later; the job's record holds the result.
 	TaskRetention time.Duration
 	// StreamCap is the approximate length at which a job's event stream is
 	// trimmed. It must hold a whole answer's events. Default 10000.
@@ -45,6 +49,17 @@ type Config struct {
 	TokenBudgetPerDay int64
 }
 
+// taskOptions are the asynq options of a job's task: the one its submit
+// enqueues and each one a recoverer puts back in its place.
+func (c Config) taskOptions(taskID, queue string) []asynq.Option {
+	opts := []asynq.Option{asynq.TaskID(taskID), asynq.Queue(queue),
+		asynq.MaxRetry(c.TaskMaxRetry()), asynq.Timeout(c.JobTimeout)}
+	if c.TaskRetention > 0 {
+		opts = append(opts, asynq.Retention(c.TaskRetention))
+	}
+	return opts
+}
+
 // WithDefaults returns c with each zero field set to its default.
 func (c Config) WithDefaults() Config {
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, config.DefaultMaxRetries+1)
@@ -52,7 +67,6 @@ func (c Config) WithDefaults() Config {
 	c.PendingTTL = cmp.Or(c.PendingTTL, 7*24*time.Hour)
 	c.IdempotencyTTL = cmp.Or(c.IdempotencyTTL, config.DefaultIdempotencyTTL)
 	c.JobTimeout = cmp.Or(c.JobTimeout, config.DefaultJobTimeout)
-	c.TaskRetention = cmp.Or(c.TaskRetention, time.Hour)
 	c.MaxPending = cmp.Or(c.MaxPending, config.DefaultQueueMaxPending)
 	c.StreamCap = cmp.Or(c.StreamCap, 10000)
 	return c
@@ -66,7 +80,7 @@ func (c Config) validate() error {
 	}
 	for name, d := range map[string]time.Duration{"JobTimeout": c.JobTimeout, "TaskRetention": c.TaskRetention} {
 		if d%time.Second != 0 || d < 0 {
-			errs = append(errs, fmt.Errorf("%s must be a positive whole number of seconds (asynq stores seconds), got %v", name, d))
+			errs = append(errs, fmt.Errorf("%s must be a whole number of seconds, not negative (asynq stores seconds), got %v", name, d))
 		}
 	}
 	for name, d := range map[string]time.Duration{"ResultTTL": c.ResultTTL, "PendingTTL": c.PendingTTL, "IdempotencyTTL": c.IdempotencyTTL} {

@@ -20,7 +20,9 @@
 //
 // Every change to a job record goes through one Lua script (record.lua) that
 // also appends the matching event to the job's capped stream and publishes it
-// on the job's pub/sub channel, in the same round trip and with the same id.
+// on the job's pub/sub channel, in the same round trip and with the same id
+// (all but queued, which nobody can be listening for yet; completed's
+// message also carries the record's end, so a wait needs no read after it).
 // The script refuses to leave a terminal state, so a job ends exactly once
 // however often asynq runs its task. Every event's data is rendered by Go
 // from its type in package jobs: passed to the script whole, or, where only

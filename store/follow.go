@@ -40,6 +40,14 @@ type Source[R any] interface {
 	Ended(r R) bool
 }
 
+// endedBy is a Source whose terminal event may carry how its record ended
+// (a job's completed event does: jobs.Event.Ended).
+type endedBy[R any] interface {
+	// EndedBy is r, the record as read before, as ev ended it; false when ev
+	// does not say.
+	EndedBy(r R, ev jobs.Event) (R, bool)
+}
+
 // Sink renders a follow's output for one kind of reader.
 type Sink[R any] interface {
 	// Event sends one event; ErrStop ends the follow as finished.
@@ -457,11 +465,13 @@ func ignoreStop(err error) error {
 
 // Wait runs the follow until its source ends or timeout passes, and returns
 // the record as it then is: the record the follow began with if it had
-// ended, the ended record a recheck or resync read, or else a read after the
-// terminal event (the script that appended it wrote the record first) or
-// the timeout. A follow from now (FromNow) so reads the record once or
-// twice. When the hub drops the follow, it returns the newest record it
-// has; ErrNotFound when the source is gone.
+// ended, the ended record a recheck or resync read, the record as the
+// terminal event says it ended (endedBy: a job's completed event), or else
+// a read after the terminal event (the script that appended it wrote the
+// record first) or the timeout. A follow from now (FromNow) of a job that
+// completes so reads the record once, when it begins. When the hub drops
+// the follow, it returns the newest record it has; ErrNotFound when the
+// source is gone.
 func (f *Follower[R]) Wait(ctx context.Context, timeout time.Duration) (R, error) {
 	if !f.primed && f.src.Ended(f.record) {
 		return f.record, nil
@@ -495,10 +505,15 @@ type waitSink[R any] struct {
 }
 
 func (w *waitSink[R]) Event(ev jobs.Event) error {
-	if ev.Type.Terminal() {
-		return ErrStop
+	if !ev.Type.Terminal() {
+		return nil
 	}
-	return nil
+	if e, ok := w.src.(endedBy[R]); ok {
+		if r, ok := e.EndedBy(w.latest, ev); ok {
+			w.latest, w.ended = r, true
+		}
+	}
+	return ErrStop
 }
 
 func (w *waitSink[R]) Snapshot(r R, _ string) error {

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/internal/testwait"
@@ -90,5 +93,44 @@ func TestFollowCoalescesQueuedEvents(t *testing.T) {
 	}
 	if fmt.Sprint(out.ids) != "[6-0 7-0]" || fmt.Sprint(out.perFlush) != "[2]" {
 		t.Errorf("sendAll sent %v in flushes %v", out.ids, out.perFlush)
+	}
+}
+
+// TestWaitEndsFromTheCompletedEvent: a wait takes a completed event whose
+// message carries the record's end as the ended record; a message without
+// it (a worker of an earlier release) or another terminal event ends the
+// wait without a record, which Wait then reads.
+func TestWaitEndsFromTheCompletedEvent(t *testing.T) {
+	t.Parallel()
+	created := time.UnixMilli(1700000000000).UTC()
+	before := &jobs.Job{ID: "j", Status: jobs.StatusRunning, Attempts: 1, CreatedAt: created,
+		Spec: jobs.Spec{ClientSpec: jobs.QuestionSpec("q")}, Error: &jobs.Error{Code: "lm_error", Message: "an earlier attempt's"}}
+	completed := jobs.Event{ID: "1700000000900-0", Type: jobs.EventCompleted,
+		Data:  json.RawMessage(`{"result":{"outputs":{"answer":"a"},"provenance":{"model":"m","program_state_sha256":"","cache_hit":false,"attempts":2,"lm_calls":2},"usage":null,"latency_seconds":0.5}}`),
+		Ended: &jobs.Ended{Attempts: 2, StartedAt: 1700000000100, FinishedAt: 1700000000900}}
+
+	w := &waitSink[*jobs.Job]{src: jobSource{id: "j"}, latest: before}
+	if err := w.Event(completed); !errors.Is(err, ErrStop) || !w.ended {
+		t.Fatalf("completed event: %v, ended %v", err, w.ended)
+	}
+	started, finished := time.UnixMilli(1700000000100).UTC(), time.UnixMilli(1700000000900).UTC()
+	got := w.latest
+	if got.Status != jobs.StatusCompleted || got.Attempts != 2 || got.Error != nil || got.Result.Answer("answer") != "a" ||
+		got.Result.Provenance.LMCalls != 2 || !got.StartedAt.Equal(started) || !got.FinishedAt.Equal(finished) ||
+		!got.CreatedAt.Equal(created) || got.Spec.Question() != "q" || got.ID != "j" {
+		t.Errorf("ended record %+v", got)
+	}
+	if before.Status != jobs.StatusRunning {
+		t.Error("the record the wait began with was changed")
+	}
+
+	for name, ev := range map[string]jobs.Event{
+		"without the record's end": {ID: completed.ID, Type: jobs.EventCompleted, Data: completed.Data},
+		"failed":                   {ID: completed.ID, Type: jobs.EventFailed, Data: json.RawMessage(`{"error":{"code":"x","message":"y"}}`)},
+	} {
+		w := &waitSink[*jobs.Job]{src: jobSource{id: "j"}, latest: before}
+		if err := w.Event(ev); !errors.Is(err, ErrStop) || w.ended || w.latest != before {
+			t.Errorf("%s: %v, ended %v: want the wait stopped to read the record", name, err, w.ended)
+		}
 	}
 }

@@ -176,6 +176,33 @@ func (j jobSource) Stream() Stream                              { return j.jobs.
 func (j jobSource) Load(ctx context.Context) (*jobs.Job, error) { return j.jobs.Get(ctx, j.id) }
 func (j jobSource) Ended(r *jobs.Job) bool                      { return r.Status.Terminal() }
 
+// EndedBy is r completed as a completed event's message says (the record
+// script sends the record's end with it: jobs.Event.Ended); false for
+// another event, or a message without it (a worker of an earlier release).
+func (j jobSource) EndedBy(r *jobs.Job, ev jobs.Event) (*jobs.Job, bool) {
+	if ev.Type != jobs.EventCompleted || ev.Ended == nil || r == nil {
+		return nil, false
+	}
+	var d jobs.CompletedData
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return nil, false
+	}
+	out := *r
+	out.Status, out.Result, out.Error, out.Attempts = jobs.StatusCompleted, d.Result, nil, ev.Ended.Attempts
+	out.StartedAt, out.FinishedAt = msPointer(ev.Ended.StartedAt), msPointer(ev.Ended.FinishedAt)
+	return &out, true
+}
+
+// msPointer is the time of Unix milliseconds ms as decodeJob reads it; nil
+// for 0.
+func msPointer(ms int64) *time.Time {
+	if ms <= 0 {
+		return nil
+	}
+	t := time.UnixMilli(ms).UTC()
+	return &t
+}
+
 // Cancel ends a job that has not ended yet and tells the worker running it.
 // It returns the status the job had, or ErrTerminal / ErrNotFound.
 func (s *Jobs) Cancel(ctx context.Context, id string) (jobs.Status, error) {

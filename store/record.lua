@@ -26,10 +26,14 @@ local function add_calls(i)
   if n > 0 then redis.call('HINCRBY', job, 'lm_calls', n) end
 end
 
+-- rec holds the record's fields the ops read, in one HMGET (below, after
+-- create).
+local rec = {}
+
 -- owner is the job's owner: a field of the record beside its spec, as
 -- release 114e39c's records have it too.
 local function owner()
-  return redis.call('HGET', job, 'owner') or ''
+  return rec.owner or ''
 end
 
 -- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
@@ -82,14 +86,17 @@ if op == 'create' then
   if KEYS[4] ~= '' and max_pending > 0 and redis.call('LLEN', KEYS[4]) >= max_pending then
     return {'full'}
   end
-  if redis.call('EXISTS', job) == 1 then return {'exists'} end
   if KEYS[3] ~= '' then
     redis.call('SET', KEYS[3], id .. ' ' .. body_hash, 'PX', idem_ttl)
   end
+  -- The id is new (jobs.NewJobID: 128 random bits), so the record is too.
   redis.call('HSET', job, 'id', id, 'status', 'queued', 'attempts', 0, 'created_at', now,
     'updated_at', now, unpack(ARGV, 12))
   redis.call('PEXPIRE', job, pending_ttl)
-  local eid = append('queued', ARGV[11])
+  -- The queued event goes to the stream only: nobody can be listening for
+  -- a new id yet but a submit that waits (SubmitWait), which needs the end
+  -- only.
+  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', 'queued', 'data', ARGV[11])
   redis.call('PEXPIRE', stream, pending_ttl)
   return {'created', eid}
 end
@@ -113,14 +120,21 @@ if op == 'recover' then
   return {'recovered', task}
 end
 
-if redis.call('EXISTS', job) == 0 then return {'missing'} end
-local status = redis.call('HGET', job, 'status')
+-- Every record has a status: none means no record.
+do
+  local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls', 'started_at', 'stream_seq',
+    'worker', 'task', 'created_at')
+  rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4], started_at = v[5], stream_seq = v[6],
+    worker = v[7], task = v[8], created_at = v[9]}
+end
+if not rec.status then return {'missing'} end
+local status = rec.status
 
 -- unindex takes a running job out of its worker's index: its attempt ends
 -- or goes back.
 local function unindex()
   if status == 'running' then
-    redis.call('SREM', worker_jobs(redis.call('HGET', job, 'worker')), id)
+    redis.call('SREM', worker_jobs(rec.worker), id)
   end
 end
 
@@ -138,13 +152,13 @@ end
 
 if op == 'delete' then
   if not terminal[status] then return {'active', status} end
-  local task = redis.call('HGET', job, 'task') or id
+  local task = rec.task or id
   redis.call('DEL', job, stream)
   return {'ok', task}
 end
 
 if terminal[status] then return {'terminal', status} end
-local attempts = tonumber(redis.call('HGET', job, 'attempts'))
+local attempts = tonumber(rec.attempts)
 
 if op == 'start' then
   -- ARGV[6] max attempts, [7] max wait before a first start (ms, 0 = none),
@@ -155,8 +169,8 @@ if op == 'start' then
   -- spec the worker runs. [15] the asynq task's id: a task other than the
   -- record's (one a recoverer replaced) is refused (foreign) and dropped.
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
-  if ARGV[15] ~= (redis.call('HGET', job, 'task') or id) then return {'foreign'} end
-  if attempts == 0 and max_wait > 0 and now - tonumber(redis.call('HGET', job, 'created_at')) > max_wait then
+  if ARGV[15] ~= (rec.task or id) then return {'foreign'} end
+  if attempts == 0 and max_wait > 0 and now - tonumber(rec.created_at) > max_wait then
     unindex()
     finish('expired', ttl, {'error', cjson.encode(cjson.decode(ARGV[10]).error)})
     append('expired', ARGV[10])
@@ -189,7 +203,7 @@ if op == 'start' then
     'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
   redis.call('HSETNX', job, 'started_at', now)
   append('started', fill(T.started, {attempt = attempts}))
-  return {'started', tostring(attempts), redis.call('HGET', job, 'lm_calls') or '0', unpack(redis.call('HGETALL', job))}
+  return {'started', tostring(attempts), rec.lm_calls or '0', unpack(redis.call('HGETALL', job))}
 end
 
 if op == 'cancel' then
@@ -198,7 +212,7 @@ if op == 'cancel' then
   finish('cancelled', ARGV[6], {})
   append('cancelled', fill(T.cancelled, {previous = status}))
   redis.call('PUBLISH', 'qa:cancel', id)
-  return {'cancelled', status, redis.call('HGET', job, 'task') or id}
+  return {'cancelled', status, rec.task or id}
 end
 
 -- The remaining ops belong to one attempt (ARGV[6]): a stale attempt (a
@@ -222,18 +236,34 @@ end
 if op == 'complete' then
   -- ARGV[7] result ttl ms, [8] the result (json: the record holds it, the
   -- completed event carries it), [9] tokens the job used, [10] the UTC day
-  -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls.
+  -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls,
+  -- [13..] the last streamed pieces (Attempt.Trail): event type (token or
+  -- retrying) and data pairs, appended before the completed event.
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
-  add_calls(12)
+  -- The LM calls go in finish's HSET (add_calls would be a command more).
+  local fields = {'result', ARGV[8], 'error', ''}
+  local calls = tonumber(ARGV[12]) or 0
+  if calls > 0 then
+    table.insert(fields, 'lm_calls')
+    table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
+  end
+  for i = 13, #ARGV - 1, 2 do append(ARGV[i], ARGV[i + 1]) end
   unindex()
-  finish('completed', ARGV[7], {'result', ARGV[8], 'error', ''})
-  append('completed', fill(T.completed, {result = ARGV[8]}))
+  finish('completed', ARGV[7], fields)
+  -- The event, its message with the record's end (T.ended_envelope): a
+  -- wait answers from it without reading the record.
+  local data = fill(T.completed, {result = ARGV[8]})
+  local eid = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'type', 'completed', 'data', data)
+  redis.call('PUBLISH', channel, fill(T.ended_envelope, {id = eid, type = 'completed', data = data,
+    attempts = attempts, started_at = tonumber(rec.started_at) or 0, finished_at = now}))
   local tokens = tonumber(ARGV[9])
   if tokens > 0 then
     local usage = usage_key(ARGV[10])
-    redis.call('INCRBY', usage, tokens)
-    redis.call('PEXPIRE', usage, ARGV[11])
+    -- The day's counter gets its ttl when this adds the first tokens.
+    if redis.call('INCRBY', usage, tokens) == tokens then
+      redis.call('PEXPIRE', usage, ARGV[11])
+    end
   end
   return {'completed'}
 end
@@ -257,7 +287,7 @@ if op == 'token' or op == 'reset' then
   -- reset sends a retrying event: the attempt goes on, but what it streamed
   -- so far is void (the program fell back to another adapter).
   local seq = tonumber(ARGV[8])
-  if seq <= (tonumber(redis.call('HGET', job, 'stream_seq')) or 0) then return {'ok', 'repeat'} end
+  if seq <= (tonumber(rec.stream_seq) or 0) then return {'ok', 'repeat'} end
   redis.call('HSET', job, 'stream_seq', seq)
   if op == 'reset' then return {'ok', append('retrying', ARGV[7])} end
   return {'ok', append('token', ARGV[7])}

@@ -39,6 +39,12 @@ func TestFillIsTheGoRendering(t *testing.T) {
 			{"id": "18446744073709551615-18446744073709551614", "type": "token",
 				"data": json.RawMessage(`{"attempt":1,"field":"answer","content":"\u003cb\u003e \u2028é\u0001\"\\"}`)},
 		},
+		"ended_envelope": {
+			{"id": "1700000000000-0", "type": "completed", "data": json.RawMessage(`{"result":{"outputs":{}}}`),
+				"attempts": 1, "started_at": 1700000000000, "finished_at": 1700000000001},
+			{"id": "1700000000000-3", "type": "completed", "data": json.RawMessage(`{"result":null}`),
+				"attempts": 12, "started_at": 0, "finished_at": 4102444800000},
+		},
 	}
 	byName := map[string]jobs.Template{}
 	for _, tpl := range jobs.Templates() {

@@ -29,8 +29,10 @@ func (s *Jobs) Wait(ctx context.Context, hub *Hub, id string, timeout time.Durat
 // OpenWait begins a wait for job id's end: it subscribes to the job's
 // channel, then reads the record (Follower.Record: check it, e.g. its
 // owner, before waiting). Follower.Wait then waits through the hub, never by
-// polling in a loop: the record is read again once, at the end, unless a
-// recheck (every few seconds) or a resync has read it already.
+// polling in a loop: a job that completes is answered from its completed
+// event, which carries the record's end; another end (failed, cancelled,
+// expired) reads the record again once, unless a recheck (every few
+// seconds) or a resync has read it already.
 // ErrNotFound when there is no such job.
 func (s *Jobs) OpenWait(ctx context.Context, hub *Hub, id string) (*Follower[*jobs.Job], error) {
 	f, err := Follow(ctx, waitConfig(hub), s.Source(id), FromNow)
@@ -45,9 +47,9 @@ func waitConfig(hub *Hub) FollowConfig { return FollowConfig{Hub: hub, Heartbeat
 // SubmitWait submits like Submit and begins a wait for the job's end, as
 // OpenWait does, for a client that submits and waits in one request. It
 // subscribes to the job's channel before the job exists, so no event can be
-// missed, and the record is the one Submit wrote, not read back: the wait
-// then reads the job once, at its end (one read fewer than Submit and
-// OpenWait). A replay (Submitted.Replayed) waits for the job it names
+// missed, and the record is the one Submit wrote, not read back: a job that
+// completes is answered from its completed event without a read (one read
+// fewer than Submit and OpenWait). A replay (Submitted.Replayed) waits for the job it names
 // (OpenWait) unless it has ended: then, or when that wait cannot begin (the
 // error says why), the Follower is nil and Submitted.Job is the answer.
 // Close the Follower when done.

@@ -199,12 +199,7 @@ func (w *Workers) enqueue(ctx context.Context, job, taskID string) error {
 	if err != nil {
 		return fmt.Errorf("enqueue job %s: %w", job, err)
 	}
-	cfg := w.jobs.cfg
-	err = Enqueue(ctx, w.aq, asynq.NewTask(jobs.TaskTypePredict, body),
-		asynq.TaskID(taskID), asynq.Queue(j.Spec.Queue),
-		asynq.MaxRetry(cfg.TaskMaxRetry()),
-		asynq.Timeout(cfg.JobTimeout),
-		asynq.Retention(cfg.TaskRetention))
+	err = Enqueue(ctx, w.aq, asynq.NewTask(jobs.TaskTypePredict, body), w.jobs.cfg.taskOptions(taskID, j.Spec.Queue)...)
 	if err != nil {
 		return fmt.Errorf("enqueue job %s task %s: %w", job, taskID, err)
 	}

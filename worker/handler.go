@@ -146,7 +146,16 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 	})
 	*a.lmCalls = lmCalls(res, err)
 	if pub != nil {
-		if perr := pub.close(); perr != nil && err == nil {
+		var perr error
+		if err == nil {
+			// The last pieces go with the result.
+			var trail []store.Piece
+			trail, perr = pub.closeHolding()
+			a.stream.Trail(trail)
+		} else {
+			perr = pub.close()
+		}
+		if perr != nil && err == nil {
 			err = perr
 		}
 	}

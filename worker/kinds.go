@@ -20,7 +20,8 @@ type kind struct {
 	// at debug, since a batch has thousands of items.
 	quiet bool
 	// taskCopy: the task keeps a copy of the result, which the dashboard
-	// shows while the task is retained (a job's is; an item's is not).
+	// shows while the task is retained (a job's is, when the store keeps
+	// finished tasks: store.Config.TaskRetention; an item's is not).
 	taskCopy bool
 	// parse reads a task's payload.
 	parse func(payload []byte) (task, error)

@@ -56,7 +56,7 @@ func (h *refuseRecordOps) remaining() int {
 // on its first attempt and its asynq task was never retried.
 func TestRecordWritesWaitOutAnOutage(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Config{})
+	b := setup(t, store.Config{TaskRetention: time.Hour}) // the task stays: its retries are read below
 	faulty := redis.NewClient(b.db.Client.Options())
 	t.Cleanup(func() { _ = faulty.Close() })
 	refuse := &refuseRecordOps{left: map[string]int{"start": 3, "complete": 3}}

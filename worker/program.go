@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/qaqueue/qaqueue/jobs"
@@ -66,12 +67,16 @@ func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOpt
 	lm := &countingLM{LM: r.lm}
 	res, err := runStages(ctx, c, lm, inputs, opts)
 	if err != nil {
+		// What stages the program accepted before it failed is cached now:
+		// nothing is recorded first.
+		_ = lm.cache(context.WithoutCancel(ctx))
 		if n := int(lm.calls.Load()); n > 0 {
 			return nil, &RunError{Err: err, LMCalls: n}
 		}
 		return nil, err
 	}
 	res.LMCalls = int(lm.calls.Load())
+	res.Cache = lm.cache
 	return res, nil
 }
 
@@ -248,6 +253,37 @@ func result(c *programfile.Compiled, runs []*stageRun, multi bool) (*RunResult, 
 type countingLM struct {
 	program.LM
 	calls atomic.Int32
+
+	mu       sync.Mutex
+	accepted []acceptance
+}
+
+// acceptance is a completion the program accepted (program.LM.Accept).
+type acceptance struct {
+	req  *program.Request
+	comp *program.Completion
+}
+
+// Accept keeps what the program accepted for cache: the LM cache's write
+// waits until the run's result is recorded, off the answer's path.
+func (c *countingLM) Accept(_ context.Context, req *program.Request, comp *program.Completion) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.accepted = append(c.accepted, acceptance{req, comp})
+	return nil
+}
+
+// cache passes what the program accepted to the LM (its cache), once.
+func (c *countingLM) cache(ctx context.Context) error {
+	c.mu.Lock()
+	accepted := c.accepted
+	c.accepted = nil
+	c.mu.Unlock()
+	var errs []error
+	for _, a := range accepted {
+		errs = append(errs, c.LM.Accept(ctx, a.req, a.comp))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *countingLM) Complete(ctx context.Context, req *program.Request) (*program.Completion, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/internal/redisconn"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // tokenSink is where a job's answer pieces go: the attempt's StageToken
@@ -48,6 +49,7 @@ type coalescer struct {
 	done    chan struct{}
 	stopped chan struct{}
 	syncs   chan chan struct{} // sync's requests
+	holding bool               // closeHolding: the end sends only sealed segments
 }
 
 // segment is a queued write. sealed marks one whose write failed: it may
@@ -173,9 +175,16 @@ func (c *coalescer) run(ctx context.Context) {
 
 // drain publishes what is left when the run ends (or a sync asks),
 // waiting out an outage as the attempt's end write does; if Redis stays
-// away, the error stops the attempt.
+// away, the error stops the attempt. Ending for closeHolding, it publishes
+// only the sealed segments.
 func (c *coalescer) drain(ctx context.Context) {
-	if err := persist(ctx, c.flush); err != nil {
+	flush := c.flush
+	c.mu.Lock()
+	if c.holding {
+		flush = c.flushSealed
+	}
+	c.mu.Unlock()
+	if err := persist(ctx, flush); err != nil {
 		c.stop(err)
 	}
 }
@@ -183,10 +192,23 @@ func (c *coalescer) drain(ctx context.Context) {
 // flush writes the queued segments in order. It returns an error only when
 // Redis is unreachable, with the unsent segments queued again; any other
 // error stops publishing.
-func (c *coalescer) flush(ctx context.Context) error {
+func (c *coalescer) flush(ctx context.Context) error { return c.write(ctx, false) }
+
+// flushSealed is flush of the leading sealed segments only: writes that may
+// have landed, which only a repeat may publish.
+func (c *coalescer) flushSealed(ctx context.Context) error { return c.write(ctx, true) }
+
+func (c *coalescer) write(ctx context.Context, sealedOnly bool) error {
 	c.mu.Lock()
-	batch := c.pending
-	c.pending = nil
+	n := len(c.pending)
+	if sealedOnly {
+		n = 0
+		for n < len(c.pending) && c.pending[n].sealed {
+			n++
+		}
+	}
+	batch := c.pending[:n:n]
+	c.pending = c.pending[n:]
 	// An urgent signal asks for chunks this flush takes: left, it would cut
 	// the next wait short. It is sent under mu, so it cannot come late.
 	select {
@@ -235,6 +257,29 @@ func signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// closeHolding is close for a run that has its result: what is left
+// unsent goes to the attempt's end write instead (store.Attempt.Trail),
+// one write fewer. Segments whose write may have landed go out first, as
+// close sends them.
+func (c *coalescer) closeHolding() ([]store.Piece, error) {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+	close(c.done)
+	<-c.stopped
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil, c.err
+	}
+	pieces := make([]store.Piece, 0, len(c.pending))
+	for _, s := range c.pending {
+		pieces = append(pieces, store.Piece{Stage: s.stage, Field: s.field, Content: s.content})
+	}
+	c.pending = nil
+	return pieces, nil
 }
 
 // close publishes what is left and waits for the publisher to finish; it

@@ -572,3 +572,53 @@ func streamed(q, owner string) jobs.Spec {
 	s.Options.Stream = true
 	return s
 }
+
+// TestCoalescerCloseHoldingKeepsTheRest: a run that has its result hands
+// what is left unsent to the end write (closeHolding) instead of writing
+// it; a write that may have landed (refused, so sealed) is still repeated
+// first, by itself.
+func TestCoalescerCloseHoldingKeepsTheRest(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var s sinkLog
+		c := startCoalescer(t, &s, time.Hour)
+		mustAdd(t, c, "answer", "a1")
+		synctest.Wait()
+		mustAdd(t, c, "answer", "a2")
+		mustAdd(t, c, "answer", "a3")
+		if err := c.addReset("fell back"); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := c.closeHolding()
+		if err != nil {
+			t.Fatalf("closeHolding: %v", err)
+		}
+		s.expect(t, "after closeHolding", "answer:a1")
+		want := []store.Piece{{Field: "answer", Content: "a2a3"}, {Content: "fell back"}}
+		if diff := cmp.Diff(want, rest); diff != "" {
+			t.Errorf("held pieces (-want +got):\n%s", diff)
+		}
+
+		refused := sinkLog{fail: func(n int, _ string) error {
+			if n == 1 {
+				return errRefused
+			}
+			return nil
+		}}
+		c = startCoalescer(t, &refused, time.Second)
+		mustAdd(t, c, "answer", "a1")
+		synctest.Wait()
+		mustAdd(t, c, "answer", "a2")
+		time.Sleep(time.Second)
+		synctest.Wait() // a2's write refused: sealed, to be repeated
+		mustAdd(t, c, "answer", "a3")
+		rest, err = c.closeHolding()
+		if err != nil {
+			t.Fatalf("closeHolding after an outage: %v", err)
+		}
+		refused.expect(t, "after closeHolding", "answer:a1", "answer:a2", "answer:a2")
+		if diff := cmp.Diff([]store.Piece{{Field: "answer", Content: "a3"}}, rest); diff != "" {
+			t.Errorf("held pieces after an outage (-want +got):\n%s", diff)
+		}
+	})
+}

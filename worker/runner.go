@@ -67,6 +67,10 @@ type RunResult struct {
 	// Stages are a multi-stage program's stages, each with its usage
 	// (Usage is their total); nil for a single-stage program.
 	Stages []jobs.StageUsage
+	// Cache, when set, stores the LM answers the run accepted in the LM
+	// cache: the worker calls it once the result is recorded, so the
+	// cache's write is not on the answer's path.
+	Cache func(ctx context.Context) error
 }
 
 // RunError is a failed run that called the LM: the calls count toward the

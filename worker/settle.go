@@ -39,6 +39,9 @@ type sink interface {
 type streamer interface {
 	StageToken(ctx context.Context, stage, field, content string) error
 	StageReset(ctx context.Context, stage, reason string) error
+	// Trail has the end write publish the last pieces, in order, before
+	// its own event.
+	Trail(pieces []store.Piece)
 }
 
 // checkpointer records a multi-stage job's finished stage (store.Attempt):
@@ -66,6 +69,13 @@ func finalWriteContext(ctx context.Context) (context.Context, context.CancelFunc
 func (w *Worker) settle(ctx context.Context, t *asynq.Task, a *attempt, v verdict) error {
 	wctx, cancel := finalWriteContext(ctx)
 	defer cancel()
+	if v.run != nil && v.run.Cache != nil {
+		defer func() {
+			if err := v.run.Cache(wctx); err != nil {
+				a.log.Warn().Err(err).Msg("cache the LM's answers")
+			}
+		}()
+	}
 	name := a.kind.name
 	switch v.action {
 	case dropped:
@@ -158,7 +168,7 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 		// The answer is lost with this attempt; run it again.
 		return fmt.Errorf("record result: %w", err)
 	}
-	if a.kind.taskCopy && recorded != nil {
+	if a.kind.taskCopy && recorded != nil && w.deps.Store.Config().TaskRetention > 0 {
 		if _, err := t.ResultWriter().Write(recorded); err != nil {
 			a.log.Debug().Err(err).Msg("write task result for the dashboard")
 		}

@@ -74,10 +74,20 @@ func jobsConfig(cfg *config.Config) store.Config {
 		IdempotencyTTL: cfg.Queue.IdempotencyTTL,
 		MaxPending:     cfg.Queue.MaxPending,
 		JobTimeout:     cfg.Queue.JobTimeout,
+		TaskRetention:  completedTaskRetention(cfg),
 		// Checked again as each job and batch item starts (the API checks it
 		// at submit).
 		TokenBudgetPerDay: cfg.Security.TokenBudgetPerDay,
 	}
+}
+
+// completedTaskRetention keeps finished job tasks for the dashboard
+// (MONITORING_COMPLETED_TASKS), or not at all.
+func completedTaskRetention(cfg *config.Config) time.Duration {
+	if cfg.Security.MonitoringCompletedTasks {
+		return time.Hour
+	}
+	return 0
 }
 
 // lmConfig maps the environment onto the LM client's settings.

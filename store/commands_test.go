@@ -1,0 +1,147 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestRecordCommands counts the commands each step of a job's record runs
+// in Redis, the record script's inner commands included, as INFO
+// commandstats counts them (a server of the test's own, nothing else on
+// it): the figures cmd/qa's TestJobRedisBudget adds up.
+func TestRecordCommands(t *testing.T) {
+	t.Parallel()
+	db := redistest.NewServer(t)
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := store.NewClient(db.Client, jobStore)
+	ctx := context.Background()
+	count := func(step func()) int64 {
+		t.Helper()
+		if err := db.Client.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		step()
+		return commands(t, db.Client)
+	}
+	job := func() (id string, a *store.Attempt) {
+		t.Helper()
+		s, err := client.Submit(ctx, streamed(ask("o", "q")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _, err = jobStore.Start(ctx, s.Job.ID, "w", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Job.ID, a
+	}
+	result := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
+	// A first job loads the scripts, registers the queue and starts the
+	// owner's usage counter of the day.
+	_, a := job()
+	if _, err := a.Complete(ctx, result, 3); err != nil {
+		t.Fatal(err)
+	}
+
+	var id string
+	got := map[string]int64{
+		"submit": count(func() {
+			s, err := client.Submit(ctx, streamed(ask("o", "q")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id = s.Job.ID
+		}),
+		"start": count(func() {
+			if a, _, err = jobStore.Start(ctx, id, "w", 0); err != nil {
+				t.Fatal(err)
+			}
+		}),
+		"token": count(func() {
+			if err := a.Token(ctx, "answer", "a"); err != nil {
+				t.Fatal(err)
+			}
+		}),
+		"complete": count(func() {
+			if _, err := a.Complete(ctx, result, 3); err != nil {
+				t.Fatal(err)
+			}
+		}),
+	}
+	// The last streamed pieces go with the result: no write of their own.
+	id, a = job()
+	a.Trail([]store.Piece{{Field: "answer", Content: "b"}, {Content: "the JSON adapter takes over"}})
+	got["complete with 2 pieces"] = count(func() {
+		if _, err := a.Complete(ctx, result, 3); err != nil {
+			t.Fatal(err)
+		}
+	})
+	evs, err := jobStore.Events(ctx, id, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		types = append(types, string(ev.Type)+" "+string(ev.Data))
+	}
+	wantTypes := []string{`queued {"queue":"interactive"}`, `started {"attempt":1}`,
+		`token {"attempt":1,"field":"answer","content":"b"}`, `retrying {"attempt":1,"reason":"the JSON adapter takes over","retry_in_ms":0}`}
+	if len(types) != 5 || !slices.Equal(types[:4], wantTypes) || !strings.HasPrefix(types[4], "completed ") {
+		t.Errorf("events %q, want %q and completed", types, wantTypes)
+	}
+
+	want := map[string]int64{
+		// create: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD,
+		// PEXPIRE; asynq's enqueue: EVALSHA, EXISTS, HSET, LPUSH.
+		"submit": 10,
+		// EVALSHA, HMGET, HSET, HSETNX, XADD, PUBLISH, HGET lm_calls,
+		// HGETALL; and HGET created_at with a max wait (the worker's
+		// interactive one).
+		"start": 8,
+		// EVALSHA, HMGET (stream_seq with the rest), HSET, XADD, PUBLISH.
+		"token": 5,
+		// EVALSHA, HMGET, HSET (lm_calls with the result), PEXPIRE record,
+		// PEXPIRE events, XADD, PUBLISH (the record's end with it), INCRBY
+		// (the usage counter exists: no PEXPIRE).
+		"complete": 8,
+		// and XADD, PUBLISH each.
+		"complete with 2 pieces": 12,
+	}
+	for step, n := range want {
+		if got[step] != n {
+			t.Errorf("%s: %d commands, want %d", step, got[step], n)
+		}
+	}
+	t.Logf("commands: %v", got)
+}
+
+// commands is the calls INFO commandstats counts, the INFO itself aside.
+func commands(t *testing.T, c *redis.Client) int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" || name == "cmdstat_config|resetstat" {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		v, _ := strconv.ParseInt(calls, 10, 64)
+		n += v
+	}
+	return n
+}
