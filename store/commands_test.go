@@ -105,18 +105,19 @@ func TestRecordCommands(t *testing.T) {
 		// create: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD,
 		// PEXPIRE; asynq's enqueue: EVALSHA, EXISTS, HSET, LPUSH.
 		"submit": 10,
-		// EVALSHA, HMGET, HSET, HSETNX, XADD, PUBLISH, HGET lm_calls,
-		// HGETALL; and HGET created_at with a max wait (the worker's
-		// interactive one).
+		// EVALSHA, HMGET (lm_calls, created_at, the task and the worker
+		// with the rest), SADD (the worker's index of its running jobs, for
+		// fast recovery), HSET, HSETNX, XADD, PUBLISH, HGETALL.
 		"start": 8,
 		// EVALSHA, HMGET (stream_seq with the rest), HSET, XADD, PUBLISH.
 		"token": 5,
 		// EVALSHA, HMGET, HSET (lm_calls with the result), PEXPIRE record,
 		// PEXPIRE events, XADD, PUBLISH (the record's end with it), INCRBY
-		// (the usage counter exists: no PEXPIRE).
-		"complete": 8,
+		// (the usage counter exists: no PEXPIRE), SREM (out of the worker's
+		// index).
+		"complete": 9,
 		// and XADD, PUBLISH each.
-		"complete with 2 pieces": 12,
+		"complete with 2 pieces": 13,
 	}
 	for step, n := range want {
 		if got[step] != n {
