@@ -23,7 +23,7 @@ type Client struct {
 	prov      Provider
 	stores    CacheStores
 	reasoning bool
-	chat      openai.ChatCompletionService
+	api       openai.Client
 	cache     *layeredCache
 	limiter   *limiter
 	metrics   *metrics
@@ -59,7 +59,10 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		metrics:   newMetrics(deps.Registerer),
 		log:       log,
 	}
-	c.chat = openai.NewChatCompletionService(c.requestOptions(hc)...)
+	// Only Options is set: the client posts pre-encoded bodies (Client.Post)
+	// and uses none of openai-go's typed services, which would also bring its
+	// environment defaults.
+	c.api = openai.Client{Options: c.requestOptions(hc)}
 	c.cache, err = openCache(cfg, stores, deps, log, c.metrics)
 	if err != nil {
 		return nil, err
