@@ -37,7 +37,11 @@ func (c *Client) call(ctx context.Context, req *program.Request) (*program.Compl
 	if err != nil {
 		return nil, c.classify(ctx, cctx, err)
 	}
-	c.metrics.duration.WithLabelValues(fmt.Sprint(req.OnDelta != nil)).Observe(time.Since(start).Seconds())
+	d := c.metrics.durationJSON
+	if req.OnDelta != nil {
+		d = c.metrics.durationStream
+	}
+	d.Observe(time.Since(start).Seconds())
 	return comp, nil
 }
 
