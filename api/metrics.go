@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +24,20 @@ type httpMetrics struct {
 	duration  *prometheus.HistogramVec // route, method
 	submitted *prometheus.CounterVec   // queue
 	streams   *prometheus.GaugeVec     // kind: events, predict
+
+	// series caches the requests and duration children of each route,
+	// method and status answered, so a request does not hash its labels.
+	series sync.Map // httpSeriesKey → httpSeries
+}
+
+type httpSeriesKey struct {
+	route, method string
+	status        int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, hub *store.Hub, insp *asynq.Inspector, log zerolog.Logger) (*httpMetrics, error) {
@@ -86,9 +101,20 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 // process, so a value a client chooses would let it grow memory and
 // /metrics without end.
 func (m *httpMetrics) observeHTTP(route, method string, status int, d time.Duration) {
-	method = methodLabel(method)
-	m.requests.WithLabelValues(route, method, statusLabel(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	key := httpSeriesKey{route: route, method: methodLabel(method), status: status}
+	if status < 100 || status >= 600 {
+		key.status = 0 // all "other"
+	}
+	v, ok := m.series.Load(key)
+	if !ok {
+		v, _ = m.series.LoadOrStore(key, httpSeries{
+			requests: m.requests.WithLabelValues(key.route, key.method, statusLabel(status)),
+			duration: m.duration.WithLabelValues(key.route, key.method),
+		})
+	}
+	ser := v.(httpSeries)
+	ser.requests.Inc()
+	ser.duration.Observe(d.Seconds())
 }
 
 // methodLabel is a request method as a label: the methods of RFC 9110 and

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,16 +22,41 @@ import (
 // writeJSON writes v as JSON without HTML escaping (answers keep their < and
 // &, as FastAPI's JSONResponse does).
 func writeJSON(c *gin.Context, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	e := jsonEncoders.Get().(*jsonEncoder)
+	defer e.release()
+	if err := e.enc.Encode(v); err != nil {
 		// Only our own response structs get here.
 		panic(fmt.Sprintf("api: encode %T: %v", v, err))
 	}
 	c.Header("Content-Type", "application/json")
 	c.Status(status)
-	_, _ = c.Writer.Write(buf.Bytes())
+	_, _ = c.Writer.Write(e.buf.Bytes())
+}
+
+// jsonEncoder is an Encoder and its buffer, reused across responses: the
+// writer copies what it is given, so the buffer is free once Write returns.
+type jsonEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonEncoders = sync.Pool{New: func() any {
+	e := &jsonEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// maxPooledJSON is the largest buffer kept for reuse; a rare large answer
+// (a batch listing) does not pin its memory.
+const maxPooledJSON = 64 << 10
+
+func (e *jsonEncoder) release() {
+	if e.buf.Cap() > maxPooledJSON {
+		return
+	}
+	e.buf.Reset()
+	jsonEncoders.Put(e)
 }
 
 const requestIDHeader = "X-Request-ID"
@@ -104,6 +130,9 @@ func (s *Server) accessLog(c *gin.Context) {
 		ev = s.authLog.event(log, level)
 	} else {
 		ev = log.WithLevel(level)
+	}
+	if !ev.Enabled() {
+		return // below the log level: no fields to build (the client IP is parsed)
 	}
 	if err := c.Errors.Last(); err != nil {
 		ev = ev.AnErr("error", err.Err)

@@ -63,6 +63,9 @@ type Ended struct {
 
 // ParseEvent decodes a pub/sub message published by the record script.
 func ParseEvent(payload string) (Event, error) {
+	if e, ok := parseEnvelope(payload); ok {
+		return e, nil
+	}
 	var e Event
 	if err := json.Unmarshal([]byte(payload), &e); err != nil {
 		return e, fmt.Errorf("decode event: %w", err)
@@ -71,6 +74,45 @@ func ParseEvent(payload string) (Event, error) {
 		return e, fmt.Errorf("decode event: missing id or type")
 	}
 	return e, nil
+}
+
+// parseEnvelope reads the message as the envelope template writes it,
+// {"id":"…","type":"…","data":…} with plain id and type, in one pass over
+// the data (which must be valid JSON) and without reflection; ok is false
+// for any other shape, which json.Unmarshal then reads.
+func parseEnvelope(payload string) (e Event, ok bool) {
+	rest, ok := strings.CutPrefix(payload, `{"id":"`)
+	if !ok {
+		return e, false
+	}
+	id, rest, ok := strings.Cut(rest, `","type":"`)
+	if !ok || !plainJSONString(id) {
+		return e, false
+	}
+	typ, rest, ok := strings.Cut(rest, `","data":`)
+	if !ok || !plainJSONString(typ) {
+		return e, false
+	}
+	data, ok := strings.CutSuffix(rest, "}")
+	if !ok || id == "" || typ == "" {
+		return e, false
+	}
+	raw := []byte(strings.Trim(data, " \t\r\n")) // the value, as encoding/json keeps it
+	if !json.Valid(raw) {
+		return e, false
+	}
+	return Event{ID: id, Type: EventType(typ), Data: raw}, true
+}
+
+// plainJSONString reports whether s is the same inside JSON quotes as
+// decoded: printable ASCII without quotes or backslashes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // EventData is the data of one type of event. Each type renders itself with

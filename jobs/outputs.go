@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Output is one output field of a result.
@@ -66,6 +67,15 @@ func (o *Outputs) UnmarshalJSON(data []byte) error {
 		*o = nil
 		return nil
 	}
+	if out, ok := scanOutputs(data); ok {
+		*o = out
+		return nil
+	}
+	return o.unmarshalTokens(data)
+}
+
+// unmarshalTokens reads the object token by token, through encoding/json.
+func (o *Outputs) unmarshalTokens(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -85,4 +95,110 @@ func (o *Outputs) UnmarshalJSON(data []byte) error {
 	}
 	*o = out
 	return nil
+}
+
+// scanOutputs reads a valid JSON object's fields in one pass: strings,
+// numbers and literals directly (most outputs are strings), only nested
+// objects and arrays through encoding/json. ok is false for anything else,
+// which the token reader then reads (and reports).
+func scanOutputs(data []byte) (out Outputs, ok bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return nil, false
+	}
+	out = Outputs{}
+	i = skipSpace(data, i+1)
+	for i < len(data) && data[i] != '}' {
+		end := skipValue(data, i) // the key, a string in a valid object
+		name, ok := jsonString(data[i:end])
+		if !ok {
+			return nil, false
+		}
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		end = skipValue(data, i)
+		v, ok := jsonValue(data[i:end])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, Output{Name: name, Value: v})
+		i = skipSpace(data, end)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return out, true
+}
+
+// jsonValue decodes one valid value as Outputs' values decode.
+func jsonValue(raw []byte) (any, bool) {
+	switch raw[0] {
+	case '"':
+		return jsonString(raw)
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	case 'n':
+		return nil, true
+	case '{', '[':
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		return v, dec.Decode(&v) == nil
+	}
+	return json.Number(raw), true
+}
+
+// jsonString decodes one valid string literal; one without escapes or
+// invalid UTF-8 is its own bytes.
+func jsonString(raw []byte) (string, bool) {
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+		return string(body), true
+	}
+	var s string
+	return s, json.Unmarshal(raw, &s) == nil
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value that starts at i.
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for ; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			for i++; data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i
+			}
+		case ',', ':', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }

@@ -112,3 +112,68 @@ func TestOutputsKeepNumbersAsWritten(t *testing.T) {
 		t.Errorf("round trip:\n got %s\nwant %s", b, in)
 	}
 }
+
+// outputObjects are outputs as results store them, and shapes the fast
+// path must read as the token reader does or leave to it.
+var outputObjects = []string{
+	`{"reasoning":"Because.\nSo: \"42\" \u003c\u2028 é \ud83d\ude00","answer":"42"}`,
+	`{"n":1.50,"m":-0,"e":1e400,"t":true,"f":false,"z":null,"s":""}`,
+	`{"nested":{"b":[1,{"c":"}"}],"a":"]"},"list":["a",["b"],{}],"empty":[]}`,
+	` { "a" : "x" , "b" :[ 1 , 2 ] } `,
+	`{"dup":"1","dup":"2"}`,
+	`{"k\"ey":"v","caf` + "\xc3\xa9" + `":"bad ` + "\xff" + ` utf8"}`,
+	`{}`, `[]`, `"s"`, `1`, `{"a":}`, `{"a":1,}`, `{"a" 1}`, `{"a":1`, ``,
+}
+
+// TestOutputsReadAsTheTokenReader: Outputs.UnmarshalJSON reads every object
+// as the token reader it falls back to does (same fields, same failures).
+func TestOutputsReadAsTheTokenReader(t *testing.T) {
+	t.Parallel()
+	for _, s := range outputObjects {
+		checkOutputs(t, s)
+	}
+}
+
+func FuzzOutputs(f *testing.F) {
+	for _, s := range outputObjects {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkOutputs(t, s) })
+}
+
+func checkOutputs(t *testing.T, s string) {
+	t.Helper()
+	want, wantErr := jobs.UnmarshalOutputsTokens([]byte(s))
+	var got jobs.Outputs
+	err := got.UnmarshalJSON([]byte(s))
+	if s == "null" {
+		return
+	}
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("UnmarshalJSON(%q) error = %v, token reader: %v", s, err, wantErr)
+	}
+	if err == nil {
+		if d := cmp.Diff(want, got); d != "" {
+			t.Fatalf("UnmarshalJSON(%q) (-token reader +got):\n%s", s, d)
+		}
+	}
+}
+
+// TestOutputsUnmarshalAllocs: a result's string outputs are read without
+// encoding/json's token machinery (64 allocations for these before, 20
+// after).
+func TestOutputsUnmarshalAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation bounds are checked without the race detector")
+	}
+	data := []byte(`{"reasoning":"Short\nand plain.","answer":"Paris is\nthe capital.","key_concepts":"capital, France","question_type":"factual"}`)
+	allocs := testing.AllocsPerRun(100, func() {
+		var o jobs.Outputs
+		if err := o.UnmarshalJSON(data); err != nil || len(o) != 4 {
+			t.Fatalf("UnmarshalJSON: %v, %d outputs", err, len(o))
+		}
+	})
+	if allocs > 24 {
+		t.Errorf("UnmarshalJSON: %.0f allocations, want at most 24", allocs)
+	}
+}

@@ -11,65 +11,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/packages/param"
-	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/qaqueue/qaqueue/program"
 )
 
-// params builds the wire request. Unset temperature and max tokens are left
-// out of the body, as LiteLLM does with DSPy's None.
-func (c *Client) params(req *program.Request) (openai.ChatCompletionNewParams, error) {
-	p := openai.ChatCompletionNewParams{Model: c.prov.WireModel}
-	p.Messages = make([]openai.ChatCompletionMessageParamUnion, len(req.Messages))
-	for i, m := range req.Messages {
-		switch m.Role {
-		case "system":
-			p.Messages[i] = openai.SystemMessage(m.Content)
-		case "user":
-			p.Messages[i] = openai.UserMessage(m.Content)
-		case "assistant":
-			p.Messages[i] = openai.AssistantMessage(m.Content)
-		case "developer":
-			p.Messages[i] = openai.DeveloperMessage(m.Content)
-		default:
-			return p, fmt.Errorf("build request: message %d has unknown role %q", i, m.Role)
-		}
-	}
-	if t := c.cfg.Temperature; t != nil {
-		p.Temperature = openai.Float(*t)
-	}
-	if n := c.cfg.MaxTokens; n != nil {
-		if c.reasoning {
-			p.MaxCompletionTokens = openai.Int(int64(*n))
-		} else {
-			p.MaxTokens = openai.Int(int64(*n))
-		}
-	}
-	if rf := req.ResponseFormat; rf != nil {
-		switch rf.Type {
-		case "json_object":
-			p.ResponseFormat.OfJSONObject = &shared.ResponseFormatJSONObjectParam{}
-		case "json_schema":
-			// LiteLLM's key order (type; schema, name, strict), so the body
-			// carries DSPy's response_format byte for byte.
-			js := param.Override[shared.ResponseFormatJSONSchemaParam](rf.Wire())
-			p.ResponseFormat.OfJSONSchema = &js
-		default:
-			return p, fmt.Errorf("build request: unknown response_format type %q", rf.Type)
-		}
-	}
-	if req.OnDelta != nil {
-		p.StreamOptions.IncludeUsage = openai.Bool(true)
-	}
-	return p, nil
-}
+// chatPath is the chat completions endpoint, relative to the base URL.
+const chatPath = "chat/completions"
 
 // call makes the provider call, bounded by Config.Timeout.
 func (c *Client) call(ctx context.Context, req *program.Request) (*program.Completion, error) {
-	params, err := c.params(req)
+	body, err := c.requestBody(req)
 	if err != nil {
 		return nil, err
 	}
@@ -78,14 +30,18 @@ func (c *Client) call(ctx context.Context, req *program.Request) (*program.Compl
 	start := time.Now()
 	var comp *program.Completion
 	if req.OnDelta != nil {
-		comp, err = c.stream(cctx, params, req.OnDelta)
+		comp, err = c.stream(cctx, body, req.OnDelta)
 	} else {
-		comp, err = c.json(cctx, params)
+		comp, err = c.json(cctx, body)
 	}
 	if err != nil {
 		return nil, c.classify(ctx, cctx, err)
 	}
-	c.metrics.duration.WithLabelValues(fmt.Sprint(req.OnDelta != nil)).Observe(time.Since(start).Seconds())
+	d := c.metrics.durationJSON
+	if req.OnDelta != nil {
+		d = c.metrics.durationStream
+	}
+	d.Observe(time.Since(start).Seconds())
 	return comp, nil
 }
 
@@ -104,30 +60,36 @@ func (c *Client) classify(ctx, cctx context.Context, err error) error {
 	return classifyTransport(ctx, c.cfg.Model, err)
 }
 
-func (c *Client) json(ctx context.Context, params openai.ChatCompletionNewParams) (*program.Completion, error) {
-	res, err := c.chat.New(ctx, params)
-	if err != nil {
+// json posts body and decodes the answer once, into the fields the client
+// reads.
+func (c *Client) json(ctx context.Context, body []byte) (*program.Completion, error) {
+	var raw []byte
+	if err := c.api.Post(ctx, chatPath, body, &raw); err != nil {
 		return nil, err
+	}
+	var res wireCompletion
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("error parsing response json: %w", err)
 	}
 	if len(res.Choices) == 0 {
 		return nil, &APIError{Code: CodeTruncated, Message: "response has no choices", Model: c.cfg.Model}
 	}
-	usage, err := parseUsage(res.Usage.RawJSON())
+	usage, err := parseUsage(string(res.Usage))
 	if err != nil {
 		return nil, &APIError{Code: CodeTruncated, Message: err.Error(), Model: c.cfg.Model, Err: err}
 	}
 	ch := res.Choices[0]
-	return &program.Completion{Text: ch.Message.Content, FinishReason: string(ch.FinishReason), Usage: usage}, nil
+	return &program.Completion{Text: ch.Message.Content, FinishReason: ch.FinishReason, Usage: usage}, nil
 }
 
 // stream reads SSE chunks, hands each content delta to onDelta in order and
 // keeps the last usage block (stream_options.include_usage). openai-go makes
-// the request (body, auth, errors); the body is read by sseReader. A stream
+// the request (auth, errors); the response body is read by sseReader. A stream
 // that ends without a finish reason and [DONE] was cut: a retryable
 // truncated error.
-func (c *Client) stream(ctx context.Context, params openai.ChatCompletionNewParams, onDelta func(string)) (*program.Completion, error) {
+func (c *Client) stream(ctx context.Context, body []byte, onDelta func(string)) (*program.Completion, error) {
 	var res *http.Response
-	if _, err := c.chat.New(ctx, params, option.WithJSONSet("stream", true), option.WithResponseBodyInto(&res)); err != nil {
+	if err := c.api.Post(ctx, chatPath, body, &res); err != nil {
 		return nil, err
 	}
 	if res == nil || res.Body == nil {

@@ -23,7 +23,7 @@ type Client struct {
 	prov      Provider
 	stores    CacheStores
 	reasoning bool
-	chat      openai.ChatCompletionService
+	api       openai.Client
 	cache     *layeredCache
 	limiter   *limiter
 	metrics   *metrics
@@ -59,7 +59,10 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		metrics:   newMetrics(deps.Registerer),
 		log:       log,
 	}
-	c.chat = openai.NewChatCompletionService(c.requestOptions(hc)...)
+	// Only Options is set: the client posts pre-encoded bodies (Client.Post)
+	// and uses none of openai-go's typed services, which would also bring its
+	// environment defaults.
+	c.api = openai.Client{Options: c.requestOptions(hc)}
 	c.cache, err = openCache(cfg, stores, deps, log, c.metrics)
 	if err != nil {
 		return nil, err
@@ -142,10 +145,11 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 		c.limiter.adjust(ctx, -est) // nothing was generated; roughly give it back
 		return nil, err
 	}
-	c.metrics.calls.WithLabelValues("ok").Inc()
+	comp.CacheKey = key
+	c.metrics.callsOK.Inc()
 	p, cpl := usageTokens(comp.Usage)
-	c.metrics.tokens.WithLabelValues("prompt").Add(float64(p))
-	c.metrics.tokens.WithLabelValues("completion").Add(float64(cpl))
+	c.metrics.promptTokens.Add(float64(p))
+	c.metrics.completionTokens.Add(float64(cpl))
 	if p+cpl > 0 {
 		c.limiter.adjust(ctx, p+cpl-est)
 	}
@@ -161,7 +165,10 @@ func (c *Client) Accept(ctx context.Context, req *program.Request, comp *program
 	if req == nil || comp == nil || comp.CacheHit || comp.FinishReason == "" {
 		return nil
 	}
-	key := c.keyFor(req)
+	key := comp.CacheKey
+	if key == "" || req.NoCache {
+		key = c.keyFor(req)
+	}
 	if key == "" {
 		return nil
 	}

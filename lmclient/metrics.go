@@ -16,6 +16,10 @@ type metrics struct {
 	waits       prometheus.Histogram     // limiter waits that ended in a call
 	deferred    *prometheus.CounterVec   // reason: rate_limit, cooldown
 	duration    *prometheus.HistogramVec // stream: true/false
+
+	// The children every call touches, looked up once.
+	callsOK, promptTokens, completionTokens prometheus.Counter
+	durationJSON, durationStream            prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,16 +48,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
 		}, []string{"stream"}),
 	}
-	if reg == nil {
-		return m
+	if reg != nil {
+		m.calls = register(reg, m.calls)
+		m.tokens = register(reg, m.tokens)
+		m.cacheHits = register(reg, m.cacheHits)
+		m.cacheMisses = register(reg, m.cacheMisses)
+		m.waits = register(reg, m.waits)
+		m.deferred = register(reg, m.deferred)
+		m.duration = register(reg, m.duration)
 	}
-	m.calls = register(reg, m.calls)
-	m.tokens = register(reg, m.tokens)
-	m.cacheHits = register(reg, m.cacheHits)
-	m.cacheMisses = register(reg, m.cacheMisses)
-	m.waits = register(reg, m.waits)
-	m.deferred = register(reg, m.deferred)
-	m.duration = register(reg, m.duration)
+	m.callsOK = m.calls.WithLabelValues("ok")
+	m.promptTokens = m.tokens.WithLabelValues("prompt")
+	m.completionTokens = m.tokens.WithLabelValues("completion")
+	m.durationJSON = m.duration.WithLabelValues("false")
+	m.durationStream = m.duration.WithLabelValues("true")
 	return m
 }
 

@@ -84,7 +84,39 @@ type chunkFields struct {
 	errorRaw        string // raw "error" object of an error event
 }
 
+// parseChunk reads the fields of a valid chunk in one pass over its top
+// level, as gjson paths ("choices.0.delta.content",
+// "choices.0.finish_reason", "usage", "error") read them: the first of a
+// repeated key counts. The chunk is copied to a string once, and the fields
+// are slices of it. An invalid chunk is read path by path, as leniently as
+// gjson reads it.
 func parseChunk(data []byte) chunkFields {
+	if !gjson.ValidBytes(data) {
+		return parseChunkPaths(data)
+	}
+	var f chunkFields
+	var choices, usage, errorRaw bool
+	gjson.Parse(string(data)).ForEach(func(k, v gjson.Result) bool {
+		switch {
+		case k.Str == "choices" && !choices:
+			choices = true
+			first := v.Get("0")
+			f.content = first.Get("delta.content").String()
+			if fin := first.Get("finish_reason"); fin.Type == gjson.String {
+				f.finish, f.hasFinish = fin.Str, true
+			}
+		case k.Str == "usage" && !usage:
+			usage, f.usage = true, v.Raw
+		case k.Str == "error" && !errorRaw:
+			errorRaw, f.errorRaw = true, v.Raw
+		}
+		return true
+	})
+	return f
+}
+
+// parseChunkPaths reads the fields with one gjson path lookup each.
+func parseChunkPaths(data []byte) chunkFields {
 	r := gjson.GetManyBytes(data, "choices.0.delta.content", "choices.0.finish_reason", "usage", "error")
 	f := chunkFields{content: r[0].String(), usage: r[2].Raw, errorRaw: r[3].Raw}
 	if r[1].Type == gjson.String {

@@ -1,7 +1,6 @@
 package lmclient
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -18,7 +17,7 @@ func parseUsage(raw string) (program.Usage, error) {
 	if raw == "" || raw == "null" {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {
@@ -30,12 +29,13 @@ func parseUsage(raw string) (program.Usage, error) {
 	return toUsage(m), nil
 }
 
+// toUsage converts m's values in place (json.Number to int64 or float64,
+// objects to Usage), so a usage block is decoded into maps once.
 func toUsage(m map[string]any) program.Usage {
-	u := make(program.Usage, len(m))
 	for k, v := range m {
-		u[k] = usageValue(v)
+		m[k] = usageValue(v)
 	}
-	return u
+	return program.Usage(m)
 }
 
 func usageValue(v any) any {
@@ -49,11 +49,10 @@ func usageValue(v any) any {
 	case map[string]any:
 		return toUsage(x)
 	case []any:
-		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = usageValue(e)
+			x[i] = usageValue(e)
 		}
-		return out
+		return x
 	}
 	return v
 }

@@ -103,6 +103,10 @@ type Completion struct {
 	Usage Usage
 	// CacheHit is true when the cache answered and the provider was not called.
 	CacheHit bool
+	// CacheKey is the LM's cache key for the request, when it keeps one:
+	// set by Complete so that Accept need not compute it again. Callers
+	// leave it as Complete returned it.
+	CacheKey string
 }
 
 // Usage is one usage block as DSPy records it: prompt_tokens, completion_tokens,

@@ -67,15 +67,27 @@ type attempt struct {
 // an LM whose model takes no response schema (see ResponseSchemaSupporter),
 // goes straight to JSON mode.
 func attempts(sig *Signature, lm LM) []attempt {
-	out := []attempt{{format: FormatChat, adapter: ChatAdapter{}}}
+	out := make([]attempt, 1, 3)
+	out[0] = attempt{format: FormatChat, adapter: ChatAdapter{}}
 	supports := true
 	if s, ok := lm.(ResponseSchemaSupporter); ok {
 		supports = s.SupportsResponseSchema()
 	}
 	if supports && !hasOpenEndedDict(sig) {
-		out = append(out, attempt{format: FormatJSONSchema, adapter: JSONAdapter{}, rf: structuredOutputFormat(sig)})
+		out = append(out, attempt{format: FormatJSONSchema, adapter: JSONAdapter{}, rf: sig.structuredFormat()})
 	}
-	return append(out, attempt{format: FormatJSONObject, adapter: JSONAdapter{}, rf: &ResponseFormat{Type: "json_object"}})
+	return append(out, attempt{format: FormatJSONObject, adapter: JSONAdapter{}, rf: jsonObjectFormat})
+}
+
+// jsonObjectFormat is JSON mode's response format, shared by every request:
+// the LM reads it and never changes it.
+var jsonObjectFormat = &ResponseFormat{Type: "json_object"}
+
+// structuredFormat is structuredOutputFormat(s), built once per signature
+// and shared, as jsonObjectFormat is, by every request made with it.
+func (s *Signature) structuredFormat() *ResponseFormat {
+	s.structuredOnce.Do(func() { s.structured = structuredOutputFormat(s) })
+	return s.structured
 }
 
 func hasOpenEndedDict(sig *Signature) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Field is one input or output field of a Signature.
@@ -32,6 +33,11 @@ type Signature struct {
 	instructions string
 	inputs       []Field
 	outputs      []Field
+
+	// structured is the structured-outputs response format, built on first
+	// use: it depends on the outputs alone, which never change.
+	structuredOnce sync.Once
+	structured     *ResponseFormat
 }
 
 // NewSignature builds a signature as a DSPy class signature would: an empty

@@ -117,6 +117,7 @@ type chatFieldStream struct {
 	line     []byte // the current line while undecided
 	match    headerMatcher
 	partial  []byte // an incomplete UTF-8 sequence from the last delta
+	scratch  []byte // the delta being fed, after partial
 	prevCR   bool
 	lineOpen bool // the current line has at least one character or started
 }
@@ -129,10 +130,11 @@ func newChatFieldStream(field string, emit func(string)) *chatFieldStream {
 }
 
 func (s *chatFieldStream) write(delta string) {
-	data := append(s.partial, delta...)
-	n := completeRunesLen(data)
-	s.partial = append([]byte(nil), data[n:]...)
-	s.feed(data[:n])
+	// One buffer for every delta: what feed is given it copies.
+	s.scratch = append(append(s.scratch[:0], s.partial...), delta...)
+	n := completeRunesLen(s.scratch)
+	s.partial = append(s.partial[:0], s.scratch[n:]...)
+	s.feed(s.scratch[:n])
 	s.sink.flush(false)
 }
 

@@ -1,0 +1,77 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/internal/redistest"
+	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/programs"
+	"github.com/qaqueue/qaqueue/store"
+	"github.com/rs/zerolog"
+)
+
+// TestRequestPathAllocs bounds the allocations of one request through the
+// API's middleware (request id, access log at the warn level services run
+// with under load, metrics, recovery, deadlines) answering a completed
+// job's view: 34 allocations before the response encoder and buffer were
+// reused, the access log skipped below its level and the metrics children
+// cached; 30 after (the recorder's missing deadlines cost 2 of them).
+func TestRequestPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation bounds are checked without the race detector")
+	}
+	db := redistest.New(t)
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
+	defer hub.Close()
+	bs, err := batches.NewStore(jobStore, batches.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry, err := programs.New(db.Client, programs.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{DisableMonitoring: true}, Deps{
+		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry,
+		Log: zerolog.New(io.Discard).Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	done := time.UnixMilli(1_700_000_000_000).UTC()
+	j := &jobs.Job{ID: "0123456789abcdef0123456789abcdef", Status: jobs.StatusCompleted, Attempts: 1,
+		Spec:      jobs.Spec{ClientSpec: jobs.QuestionSpec("What is the capital of France?"), ServerSpec: jobs.ServerSpec{Queue: jobs.QueueInteractive}},
+		CreatedAt: done, StartedAt: &done, FinishedAt: &done,
+		Result: &jobs.Result{Outputs: jobs.Outputs{{Name: "reasoning", Value: "France's capital is Paris."}, {Name: "answer", Value: "Paris"}},
+			Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini", Attempts: 1, LMCalls: 1}},
+	}
+	s.engine.GET("/v1/probe", func(c *gin.Context) { writeJSON(c, 200, viewOf(j)) })
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/v1/probe", nil)
+	serve := func() {
+		rec.Body.Reset()
+		s.Handler().ServeHTTP(rec, req)
+	}
+	serve()
+	if rec.Code != 200 {
+		t.Fatalf("probe: %d %s", rec.Code, rec.Body)
+	}
+	allocs := testing.AllocsPerRun(200, serve)
+	t.Logf("%.0f allocations per request", allocs)
+	if allocs > 30 {
+		t.Errorf("%.0f allocations per request, want at most %d", allocs, 30)
+	}
+}
