@@ -105,10 +105,11 @@ type FollowConfig struct {
 	Stop <-chan struct{}
 }
 
-// bound is ctx bounded by Timeout, if set.
+// bound is ctx bounded by Timeout, if set; else ctx itself, which costs
+// nothing (a wait's follow has no Timeout: its caller bounds it).
 func (c FollowConfig) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.Timeout <= 0 {
-		return context.WithCancel(ctx)
+		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, c.Timeout)
 }
