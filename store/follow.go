@@ -103,6 +103,11 @@ type FollowConfig struct {
 	// Stop, closed at shutdown, ends every Run with EndReconnect. Nil:
 	// never.
 	Stop <-chan struct{}
+	// EndsOnly: the sink needs the source's end only, not each event (a
+	// wait following from now, which re-reads the record for anything it
+	// missed), so the subscription gets terminal events only
+	// (Hub.SubscribeEnds).
+	EndsOnly bool
 }
 
 // bound is ctx bounded by Timeout, if set; else ctx itself, which costs
@@ -159,7 +164,7 @@ func Follow[R any](ctx context.Context, cfg FollowConfig, src Source[R], after s
 
 // subscribe begins a follow: the subscription, confirmed, and nothing read.
 func subscribe[R any](ctx context.Context, cfg FollowConfig, src Source[R], after string) (*Follower[R], error) {
-	sub, err := cfg.Hub.Subscribe(ctx, src.Channel())
+	sub, err := cfg.Hub.subscribe(ctx, src.Channel(), cfg.EndsOnly)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", src.Channel(), err)
 	}
