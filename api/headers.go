@@ -29,11 +29,24 @@ const cspPage = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 // securityHeaders sets the headers every answer carries.
 func (s *Server) securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", cspNone)
+	h["X-Content-Type-Options"] = nosniff
+	h["Referrer-Policy"] = noReferrer
+	h["X-Frame-Options"] = frameDeny
+	h["Content-Security-Policy"] = cspNoneValue
 }
+
+// Header values every answer shares instead of a fresh []string each
+// (Header.Set's): the server only reads them, a Set replaces the slice, and
+// an Add copies it (its capacity is its length). The keys are canonical.
+var (
+	nosniff         = constHeader("nosniff")
+	noReferrer      = constHeader("no-referrer")
+	frameDeny       = constHeader("DENY")
+	cspNoneValue    = constHeader(cspNone)
+	jsonContentType = constHeader("application/json")
+)
+
+func constHeader(v string) []string { return []string{v}[:1:1] }
 
 // setPageCSP gives an HTML answer the page policy (cspPage) in place of
 // cspNone, with the given inline scripts allowed by hash: pass the exact text

@@ -42,6 +42,19 @@ type jobLinks struct {
 	Cancel string `json:"cancel"`
 }
 
+// accepted is a 202's body. Its fields are in the order of the map it
+// replaced, whose keys encoding/json sorted (the bytes clients get stay).
+type accepted struct {
+	ID     string      `json:"id"`
+	Links  jobLinks    `json:"links"`
+	Status jobs.Status `json:"status"`
+}
+
+// acceptedBody is the 202 body of job id, in status.
+func acceptedBody(id string, status jobs.Status) accepted {
+	return accepted{ID: id, Links: linksFor(id), Status: status}
+}
+
 func linksFor(id string) jobLinks {
 	self := "/v1/jobs/" + id
 	return jobLinks{Self: self, Events: self + "/events", Cancel: self + "/cancel"}
@@ -167,7 +180,7 @@ func (s *Server) submitJob(c *gin.Context) {
 	}
 	c.Header("Location", linksFor(j.ID).Self)
 	c.Header("Retry-After", retryAfter(s.cfg.PollAfter))
-	writeJSON(c, http.StatusAccepted, map[string]any{"id": j.ID, "status": j.Status, "links": linksFor(j.ID)})
+	writeJSON(c, http.StatusAccepted, acceptedBody(j.ID, j.Status))
 }
 
 // submitWait submits a job and waits up to wait for its end, the way GET

@@ -28,7 +28,7 @@ func writeJSON(c *gin.Context, status int, v any) {
 		// Only our own response structs get here.
 		panic(fmt.Sprintf("api: encode %T: %v", v, err))
 	}
-	c.Header("Content-Type", "application/json")
+	c.Writer.Header()["Content-Type"] = jsonContentType
 	c.Status(status)
 	_, _ = c.Writer.Write(e.buf.Bytes())
 }

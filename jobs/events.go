@@ -77,9 +77,11 @@ func ParseEvent(payload string) (Event, error) {
 }
 
 // parseEnvelope reads the message as the envelope template writes it,
-// {"id":"…","type":"…","data":…} with plain id and type, in one pass over
-// the data (which must be valid JSON) and without reflection; ok is false
-// for any other shape, which json.Unmarshal then reads.
+// {"id":"…","type":"…","data":…} with plain id and type, or as
+// ended_envelope does, with ,"ended":{…} of plain integers after the data,
+// in one pass over the data (which must be valid JSON) and without
+// reflection; ok is false for any other shape, which json.Unmarshal then
+// reads.
 func parseEnvelope(payload string) (e Event, ok bool) {
 	rest, ok := strings.CutPrefix(payload, `{"id":"`)
 	if !ok {
@@ -97,11 +99,50 @@ func parseEnvelope(payload string) (e Event, ok bool) {
 	if !ok || id == "" || typ == "" {
 		return e, false
 	}
+	var ended *Ended
+	// The data is valid JSON on its own (checked below), so the last
+	// ,"ended": cannot be inside it when what follows it reads as Ended.
+	if i := strings.LastIndex(data, `,"ended":`); i >= 0 {
+		if ended, ok = parseEnded(data[i+len(`,"ended":`):]); ok {
+			data = data[:i]
+		}
+	}
 	raw := []byte(strings.Trim(data, " \t\r\n")) // the value, as encoding/json keeps it
 	if !json.Valid(raw) {
 		return e, false
 	}
-	return Event{ID: id, Type: EventType(typ), Data: raw}, true
+	return Event{ID: id, Type: EventType(typ), Data: raw, Ended: ended}, true
+}
+
+// parseEnded reads ended_envelope's {"attempts":…,"started_at":…,
+// "finished_at":…} with non-negative integers as the script writes them;
+// ok is false for any other shape.
+func parseEnded(s string) (e *Ended, ok bool) {
+	var attempts, started, finished int64
+	for _, f := range []struct {
+		prefix string
+		to     *int64
+	}{{`{"attempts":`, &attempts}, {`,"started_at":`, &started}, {`,"finished_at":`, &finished}} {
+		if s, ok = strings.CutPrefix(s, f.prefix); !ok {
+			return nil, false
+		}
+		n := 0
+		for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+			n++
+		}
+		if n == 0 || (n > 1 && s[0] == '0') { // JSON has no leading zeros
+			return nil, false
+		}
+		v, err := strconv.ParseInt(s[:n], 10, 64)
+		if err != nil || v > math.MaxInt {
+			return nil, false
+		}
+		*f.to, s = v, s[n:]
+	}
+	if s != "}" {
+		return nil, false
+	}
+	return &Ended{Attempts: int(attempts), StartedAt: started, FinishedAt: finished}, true
 }
 
 // plainJSONString reports whether s is the same inside JSON quotes as

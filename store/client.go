@@ -114,7 +114,7 @@ func (c *Client) submit(ctx context.Context, req SubmitRequest, id string) (*Sub
 		fields = append(fields, "enqueued", "0")
 	}
 	args := append([]any{ms(c.store.cfg.PendingTTL), ms(c.store.cfg.IdempotencyTTL), bodyHash, maxPending,
-		ms(acceptTimeout), mustJSON(jobs.QueuedData{Queue: spec.Queue})}, fields...)
+		ms(acceptTimeout), queuedData(spec.Queue)}, fields...)
 	now := c.store.now()
 	createdAt := time.UnixMilli(now.UnixMilli()).UTC() // as the record stores it
 	reply, err := c.store.runAt(ctx, now, "create", id, [2]string{idemKey, pending}, args...)
@@ -194,4 +194,19 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	}
 	_ = c.insp.DeleteTask(j.Spec.Queue, taskID)
 	return nil
+}
+
+// queuedDataOf holds the queued event's data of the queues jobs are
+// submitted to, rendered once instead of on every submit.
+var queuedDataOf = map[string]string{
+	jobs.QueueInteractive: mustJSON(jobs.QueuedData{Queue: jobs.QueueInteractive}),
+	jobs.QueueBatch:       mustJSON(jobs.QueuedData{Queue: jobs.QueueBatch}),
+}
+
+// queuedData is the data of a job's queued event on queue.
+func queuedData(queue string) string {
+	if d, ok := queuedDataOf[queue]; ok {
+		return d
+	}
+	return mustJSON(jobs.QueuedData{Queue: queue})
 }

@@ -103,12 +103,18 @@ type FollowConfig struct {
 	// Stop, closed at shutdown, ends every Run with EndReconnect. Nil:
 	// never.
 	Stop <-chan struct{}
+	// EndsOnly: the sink needs the source's end only, not each event (a
+	// wait following from now, which re-reads the record for anything it
+	// missed), so the subscription gets terminal events only
+	// (Hub.SubscribeEnds).
+	EndsOnly bool
 }
 
-// bound is ctx bounded by Timeout, if set.
+// bound is ctx bounded by Timeout, if set; else ctx itself, which costs
+// nothing (a wait's follow has no Timeout: its caller bounds it).
 func (c FollowConfig) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.Timeout <= 0 {
-		return context.WithCancel(ctx)
+		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, c.Timeout)
 }
@@ -158,7 +164,7 @@ func Follow[R any](ctx context.Context, cfg FollowConfig, src Source[R], after s
 
 // subscribe begins a follow: the subscription, confirmed, and nothing read.
 func subscribe[R any](ctx context.Context, cfg FollowConfig, src Source[R], after string) (*Follower[R], error) {
-	sub, err := cfg.Hub.Subscribe(ctx, src.Channel())
+	sub, err := cfg.Hub.subscribe(ctx, src.Channel(), cfg.EndsOnly)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", src.Channel(), err)
 	}

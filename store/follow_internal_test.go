@@ -134,3 +134,24 @@ func TestWaitEndsFromTheCompletedEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowBoundNoTimeout: without a Timeout a follow's reads run in the
+// caller's context as it is, not in a derived one that costs a context and
+// its registration in the parent's children (once per wait).
+func TestFollowBoundNoTimeout(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation bounds are checked without the race detector")
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	allocs := testing.AllocsPerRun(100, func() {
+		ctx, cancel := FollowConfig{}.bound(parent)
+		defer cancel()
+		if ctx.Err() != nil {
+			t.Fatal(ctx.Err())
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("bound without a Timeout: %.0f allocations, want none", allocs)
+	}
+}

@@ -24,6 +24,11 @@ var (
 // DefaultSubscriberBuffer is how many events a subscriber may fall behind.
 const DefaultSubscriberBuffer = 512
 
+// endsBuffer is an ends-only subscription's buffer (SubscribeEnds): a
+// channel carries one end, so a few is plenty, where a full buffer would
+// cost every wait a 32 KiB allocation.
+const endsBuffer = 4
+
 // Hub fans the events of many jobs out to many subscribers over one shared
 // pub/sub connection. It is safe for concurrent use.
 type Hub struct {
@@ -62,6 +67,8 @@ type Subscription struct {
 	c       chan jobs.Event
 	resync  chan struct{}
 	ready   <-chan struct{}
+	// endsOnly: only terminal events are delivered (SubscribeEnds).
+	endsOnly bool
 
 	mu     sync.Mutex
 	err    error
@@ -204,6 +211,9 @@ func (h *Hub) deliver(channel string, ev jobs.Event) {
 		return
 	}
 	for s := range cs.subs {
+		if s.endsOnly && !ev.Type.Terminal() {
+			continue
+		}
 		select {
 		case s.c <- ev:
 		default:
@@ -216,6 +226,17 @@ func (h *Hub) deliver(channel string, ev jobs.Event) {
 // returns once Redis has confirmed the subscription, so a caller that then
 // reads the stream's history misses nothing between the two.
 func (h *Hub) Subscribe(ctx context.Context, channel string) (*Subscription, error) {
+	return h.subscribe(ctx, channel, false)
+}
+
+// SubscribeEnds is Subscribe for a reader that needs a channel's terminal
+// events only (a wait): it is given nothing else, through a small buffer,
+// so no burst of token events can make it fall behind.
+func (h *Hub) SubscribeEnds(ctx context.Context, channel string) (*Subscription, error) {
+	return h.subscribe(ctx, channel, true)
+}
+
+func (h *Hub) subscribe(ctx context.Context, channel string, endsOnly bool) (*Subscription, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -227,7 +248,12 @@ func (h *Hub) Subscribe(ctx context.Context, channel string) (*Subscription, err
 		cs = &channelSubs{subs: map[*Subscription]struct{}{}, ready: make(chan struct{})}
 		h.channels[channel] = cs
 	}
-	s := &Subscription{hub: h, channel: channel, c: make(chan jobs.Event, h.buffer), resync: make(chan struct{}, 1), ready: cs.ready}
+	buffer := h.buffer
+	if endsOnly {
+		buffer = min(buffer, endsBuffer)
+	}
+	s := &Subscription{hub: h, channel: channel, c: make(chan jobs.Event, buffer), resync: make(chan struct{}, 1),
+		ready: cs.ready, endsOnly: endsOnly}
 	cs.subs[s] = struct{}{}
 	if fresh {
 		h.queueLocked(channel, true)

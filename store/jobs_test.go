@@ -414,6 +414,35 @@ func TestWaitReturnsOnTerminalEvent(t *testing.T) {
 	}
 }
 
+// TestWaitOutlastsATokenBurst: a wait's subscription gets the job's end
+// only, so a burst of token events longer than a subscriber's buffer, sent
+// while the wait is not reading, neither drops it nor ends it early with the
+// running job (each wait once had a full subscriber's buffer for them).
+func TestWaitOutlastsATokenBurst(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	ctx := context.Background()
+	j := submit(t, b, ask("", "q"))
+	a := startOn(t, b, j.ID, "w")
+	f, err := b.store.OpenWait(ctx, b.hub, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 0; i < store.DefaultSubscriberBuffer+10; i++ {
+		if err := a.Token(ctx, "answer", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "x"}}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Wait(ctx, time.Hour)
+	if err != nil || got.Status != jobs.StatusCompleted {
+		t.Fatalf("wait = %+v %v, want the completed job", got, err)
+	}
+}
+
 // TestWaitSurvivesPubSubReconnect: a wait whose pub/sub connection is cut
 // while its job ends still returns the ended job: the end comes live after
 // the reconnect, or, lost meanwhile, from the record the resync reads (no

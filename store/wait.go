@@ -42,7 +42,9 @@ func (s *Jobs) OpenWait(ctx context.Context, hub *Hub, id string) (*Follower[*jo
 	return f, nil
 }
 
-func waitConfig(hub *Hub) FollowConfig { return FollowConfig{Hub: hub, Heartbeat: recheckEvery} }
+func waitConfig(hub *Hub) FollowConfig {
+	return FollowConfig{Hub: hub, Heartbeat: recheckEvery, EndsOnly: true}
+}
 
 // SubmitWait submits like Submit and begins a wait for the job's end, as
 // OpenWait does, for a client that submits and waits in one request. It
