@@ -186,6 +186,7 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	cpu := meterCPU(wp)
 	rest0, restErr := restCPU(ctx, s)
 	cores0, coresErr := benchkit.CoreStats()
+	wait0, waitErr := benchkit.RunQueueWait(wp.PID())
 	t0 := time.Now()
 	var inflight, queued []float64
 	var rss int64
@@ -204,6 +205,7 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	cpuPct, cpuUsed := cpu.percent(), cpu.used()
 	rest1, restErr1 := restCPU(ctx, s)
 	cores1, coresErr1 := benchkit.CoreStats()
+	wait1, waitErr1 := benchkit.RunQueueWait(wp.PID())
 	stopFeed()
 	fwg.Wait()
 	if err, _ := feedErr.Load().(error); err != nil {
@@ -251,6 +253,10 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 		if b, err := benchkit.BusyPercent(cores0, cores1, pins.Rest); err == nil {
 			r.row("CPU "+pins.Rest+" busy, all processes", b, "% core")
 		}
+	}
+	if waitErr == nil && waitErr1 == nil {
+		// Summed over threads: above 100% when several wait at once.
+		r.row("worker's threads runnable, waiting for a CPU", pct((wait1-wait0).Seconds(), elapsed.Seconds()), "% of window")
 	}
 	if rate < 0.9*ideal {
 		why := fmt.Sprintf("the worker used %.0f%% of a core, Redis and the bench process (fake LM, feeder) %.0f%%", cpuPct, restPct)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // CoreTicks is one CPU's time from /proc/stat, in clock ticks: all of it,
@@ -71,4 +72,43 @@ func BusyPercent(before, after map[string]CoreTicks, list string) (float64, erro
 		busy += 100 * float64(total-idle) / float64(total)
 	}
 	return busy, nil
+}
+
+// RunQueueWait is how long the threads of process pid have waited on a run
+// queue, runnable but not running, from /proc/PID/task/*/schedstat (threads
+// that have exited are not counted). Over a window it tells a process short
+// of CPU (its core busy with others) from one waiting on I/O.
+func RunQueueWait(pid int) (time.Duration, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("read run queue wait: %w", err)
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread has exited
+		}
+		w, err := ParseSchedstat(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("read run queue wait: %w", err)
+		}
+		total += w
+	}
+	return total, nil
+}
+
+// ParseSchedstat is the run-queue wait in a schedstat line: "on-CPU ns,
+// waiting ns, timeslices".
+func ParseSchedstat(line string) (time.Duration, error) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0, fmt.Errorf("parse schedstat %q: want 3 fields", line)
+	}
+	ns, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse schedstat: %w", err)
+	}
+	return time.Duration(ns), nil
 }

@@ -2,7 +2,9 @@ package benchkit
 
 import (
 	"math"
+	"os"
 	"testing"
+	"time"
 )
 
 const statBefore = `cpu  300 0 100 600 0 0 0 0 0 0
@@ -50,5 +52,22 @@ func TestBusyPercent(t *testing.T) {
 	}
 	if _, err := ParseCoreStats("intr 1 2 3\n"); err == nil {
 		t.Error("ParseCoreStats with no cpuN line: no error")
+	}
+}
+
+// The wait is schedstat's second field; this process, having run, has a
+// schedstat to read.
+func TestRunQueueWait(t *testing.T) {
+	if got, err := ParseSchedstat("123456 7890 42\n"); err != nil || got != 7890*time.Nanosecond {
+		t.Errorf("ParseSchedstat = %v, %v; want 7.89µs", got, err)
+	}
+	if _, err := ParseSchedstat("123456"); err == nil {
+		t.Error("ParseSchedstat of one field: no error")
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc/self/task:", err)
+	}
+	if _, err := RunQueueWait(os.Getpid()); err != nil {
+		t.Errorf("RunQueueWait(self): %v", err)
 	}
 }
