@@ -254,15 +254,17 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 			r.row("CPU "+pins.Rest+" busy, all processes", b, "% core")
 		}
 	}
+	runWait := -1.0
 	if waitErr == nil && waitErr1 == nil {
 		// Summed over threads: above 100% when several wait at once.
-		r.row("worker's threads runnable, waiting for a CPU", pct((wait1-wait0).Seconds(), elapsed.Seconds()), "% of window")
+		runWait = pct((wait1 - wait0).Seconds(), elapsed.Seconds())
+		r.row("worker's threads runnable, waiting for a CPU", runWait, "% of window")
 	}
 	if rate < 0.9*ideal {
 		why := fmt.Sprintf("the worker used %.0f%% of a core, Redis and the bench process (fake LM, feeder) %.0f%%", cpuPct, restPct)
 		switch {
-		case workerCore >= 90 && cpuPct < 80:
-			why = fmt.Sprintf("the worker's CPU %s was %.0f%% busy but the worker had %.0f%% of it: other processes on the machine (load average %s) took the rest, so the worker was short of CPU, not idle", pins.Measured, workerCore, cpuPct, loadAverage())
+		case cpuPct < 80 && (workerCore >= 80 || runWait >= 25):
+			why = fmt.Sprintf("the worker's CPU %s was %.0f%% busy but the worker had %.0f%% of it, its threads waiting on the run queue %.0f%% of the window: other processes on the machine (load average %s) took the rest, so the worker was short of CPU, not idle", pins.Measured, workerCore, cpuPct, runWait, loadAverage())
 		case avgQueued < float64(n)/10:
 			why = fmt.Sprintf("the queue often ran dry (%.0f pending on average): the feeder in this process, not the worker, was short; ", avgQueued) + why
 		case cpuPct < 80 && restPct >= 80:
