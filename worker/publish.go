@@ -148,6 +148,15 @@ func (c *coalescer) run(ctx context.Context) {
 			c.drain(ctx)
 			return
 		}
+		// A run that ended before this wake was served (its answer came in
+		// one burst) hands the rest to its end write: select picks at random
+		// among ready cases, so the end is checked here, not raced.
+		select {
+		case <-c.done:
+			c.drain(ctx)
+			return
+		default:
+		}
 		wait, urgent := c.every, c.urgent
 		if err := c.flush(ctx); err != nil {
 			backoff = min(max(2*backoff, 50*time.Millisecond), time.Second)

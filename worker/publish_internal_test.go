@@ -633,3 +633,38 @@ func TestCoalescerCloseHoldingKeepsTheRest(t *testing.T) {
 		}
 	})
 }
+
+// TestCoalescerEndBeatsAPendingWake: a run whose whole answer arrives at
+// once (a burst after the first token, as under load) has signalled the
+// publisher with its first chunk; when the run ends before the publisher
+// wakes, the pieces go with the end write and no token write is made. Go's
+// select picks at random among ready cases, so the end must be checked
+// first, not raced: the loop makes a race lose with certainty.
+func TestCoalescerEndBeatsAPendingWake(t *testing.T) {
+	t.Parallel()
+	for i := range 64 {
+		var s sinkLog
+		c := newCoalescer(s.token, s.reset, time.Hour)
+		mustAdd(t, c, "answer", "a1") // first chunk: wakes the publisher at once
+		mustAdd(t, c, "answer", "a2")
+		type held struct {
+			rest []store.Piece
+			err  error
+		}
+		res := make(chan held, 1)
+		go func() {
+			rest, err := c.closeHolding()
+			res <- held{rest, err}
+		}()
+		<-c.done // the run has ended; only now does the publisher run
+		go c.run(context.Background())
+		h := <-res
+		if h.err != nil {
+			t.Fatalf("round %d: closeHolding: %v", i, h.err)
+		}
+		s.expect(t, fmt.Sprintf("round %d", i))
+		if diff := cmp.Diff([]store.Piece{{Field: "answer", Content: "a1a2"}}, h.rest); diff != "" {
+			t.Fatalf("round %d: held pieces (-want +got):\n%s", i, diff)
+		}
+	}
+}

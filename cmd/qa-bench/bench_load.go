@@ -185,6 +185,8 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	lm.ResetMax()
 	cpu := meterCPU(wp)
 	rest0, restErr := restCPU(ctx, s)
+	cores0, coresErr := benchkit.CoreStats()
+	wait0, waitErr := benchkit.RunQueueWait(wp.PID())
 	t0 := time.Now()
 	var inflight, queued []float64
 	var rss int64
@@ -202,6 +204,8 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 	elapsed := t1.Sub(t0)
 	cpuPct, cpuUsed := cpu.percent(), cpu.used()
 	rest1, restErr1 := restCPU(ctx, s)
+	cores1, coresErr1 := benchkit.CoreStats()
+	wait1, waitErr1 := benchkit.RunQueueWait(wp.PID())
 	stopFeed()
 	fwg.Wait()
 	if err, _ := feedErr.Load().(error); err != nil {
@@ -237,9 +241,30 @@ func benchConcurrency(ctx context.Context, s *scope) (*scenarioResult, error) {
 		restPct = pct((rest1 - rest0).Seconds(), elapsed.Seconds())
 		r.row("Redis + bench process (fake LM, feeder) CPU", restPct, "% core")
 	}
+	// What the processes used is not what they could have had: the cores
+	// are shared with the machine's other processes, which only the cores'
+	// own busy time shows.
+	workerCore := -1.0
+	if pins.On() && coresErr == nil && coresErr1 == nil {
+		if b, err := benchkit.BusyPercent(cores0, cores1, pins.Measured); err == nil {
+			workerCore = b
+			r.row("worker's CPU "+pins.Measured+" busy, all processes", b, "% core")
+		}
+		if b, err := benchkit.BusyPercent(cores0, cores1, pins.Rest); err == nil {
+			r.row("CPU "+pins.Rest+" busy, all processes", b, "% core")
+		}
+	}
+	runWait := -1.0
+	if waitErr == nil && waitErr1 == nil {
+		// Summed over threads: above 100% when several wait at once.
+		runWait = pct((wait1 - wait0).Seconds(), elapsed.Seconds())
+		r.row("worker's threads runnable, waiting for a CPU", runWait, "% of window")
+	}
 	if rate < 0.9*ideal {
 		why := fmt.Sprintf("the worker used %.0f%% of a core, Redis and the bench process (fake LM, feeder) %.0f%%", cpuPct, restPct)
 		switch {
+		case cpuPct < 80 && (workerCore >= 80 || runWait >= 25):
+			why = fmt.Sprintf("the worker's CPU %s was %.0f%% busy but the worker had %.0f%% of it, its threads waiting on the run queue %.0f%% of the window: other processes on the machine (load average %s) took the rest, so the worker was short of CPU, not idle", pins.Measured, workerCore, cpuPct, runWait, loadAverage())
 		case avgQueued < float64(n)/10:
 			why = fmt.Sprintf("the queue often ran dry (%.0f pending on average): the feeder in this process, not the worker, was short; ", avgQueued) + why
 		case cpuPct < 80 && restPct >= 80:
