@@ -120,8 +120,14 @@ if op == 'recover' then
   return {'recovered', task}
 end
 
--- Every record has a status: none means no record.
-do
+-- Every record has a status: none means no record. start reads the whole
+-- record, which it hands the worker (its spec and checkpoints), in the one
+-- read; the other ops read the fields they use.
+local whole
+if op == 'start' then
+  whole = redis.call('HGETALL', job)
+  for i = 1, #whole, 2 do rec[whole[i]] = whole[i + 1] end
+else
   local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls', 'started_at', 'stream_seq',
     'worker', 'task', 'created_at')
   rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4], started_at = v[5], stream_seq = v[6],
@@ -166,7 +172,9 @@ if op == 'start' then
   -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
   -- day (yyyy-mm-dd), [14] over-budget event data. Returns started, the
   -- attempt, the LM calls so far and the record (field/value pairs), whose
-  -- spec the worker runs. [15] the asynq task's id: a task other than the
+  -- spec and checkpoints the worker runs: as it was before this start,
+  -- since the fields this start writes are not among those the worker
+  -- reads. [15] the asynq task's id: a task other than the
   -- record's (one a recoverer replaced) is refused (foreign) and dropped.
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
   if ARGV[15] ~= (rec.task or id) then return {'foreign'} end
@@ -199,11 +207,13 @@ if op == 'start' then
   -- that worker's index for this one's.
   unindex()
   redis.call('SADD', KEYS[3], id)
+  -- The first start sets started_at (the read says whether one did).
+  local first = {}
+  if not rec.started_at then first = {'started_at', now} end
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
-    'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
-  redis.call('HSETNX', job, 'started_at', now)
+    'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0, unpack(first))
   append('started', fill(T.started, {attempt = attempts}))
-  return {'started', tostring(attempts), rec.lm_calls or '0', unpack(redis.call('HGETALL', job))}
+  return {'started', tostring(attempts), rec.lm_calls or '0', unpack(whole)}
 end
 
 if op == 'cancel' then

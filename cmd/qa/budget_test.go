@@ -43,10 +43,13 @@ const (
 	// counts them (scripts' inner commands too), API and worker together:
 	//   - create 6: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD
 	//     (queued), PEXPIRE (store's TestRecordCommands pins each step);
-	//   - start 9: EVALSHA, HMGET, HGET created_at (the max wait), HSET,
-	//     HSETNX, XADD + PUBLISH (started), HGET lm_calls, HGETALL;
-	//   - complete 8: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
-	//     RESULT_TTL), XADD + PUBLISH (completed), INCRBY (owner's tokens);
+	//   - start 6: EVALSHA, HGETALL (the record the worker runs, read
+	//     before the write, which sets started_at on a first start: no
+	//     HMGET, HSETNX or HGETALL after), SADD (the worker's index of its
+	//     running jobs, fast recovery), HSET, XADD + PUBLISH (started);
+	//   - complete 9: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
+	//     RESULT_TTL), XADD + PUBLISH (completed), INCRBY (owner's tokens),
+	//     SREM (out of the worker's index);
 	//   - the LM cache 2: GET (a miss), SET;
 	//   - the wait 3: SUBSCRIBE (confirmed before the read, so no event is
 	//     missed), HGETALL, UNSUBSCRIBE;
@@ -58,7 +61,7 @@ const (
 	//     does not pay.
 	// The exactly-once end is the HMGET's status and attempt check inside
 	// the scripts: no command of its own.
-	budgetCommands = 50
+	budgetCommands = 48
 )
 
 // wantTrips is each side's round trips for one job, in the order sent.
