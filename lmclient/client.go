@@ -23,6 +23,7 @@ type Client struct {
 	prov      Provider
 	stores    CacheStores
 	reasoning bool
+	key       cacheKeyParts // CacheKey's fixed pieces
 	api       openai.Client
 	cache     *layeredCache
 	limiter   *limiter
