@@ -63,6 +63,8 @@ type Attempt struct {
 	checkpointed int
 	// trail is what Complete publishes before the completed event (Trail).
 	trail []Piece
+	// cache is what Complete sets with the result (Cache).
+	cache []CacheEntry
 	// streamMu orders Token and Reset; written counts the stream writes
 	// Redis acknowledged, and numbers the next one (see Token).
 	streamMu sync.Mutex
@@ -251,6 +253,10 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (j
 	}
 	args := []any{a.Number, ms(a.store.cfg.ResultTTL), res,
 		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls)}
+	args = append(args, len(a.cache))
+	for _, e := range a.cache {
+		args = append(args, e.Key, e.Value, ms(e.TTL))
+	}
 	for _, p := range a.trail {
 		args = append(args, p.event(a.Number)...)
 	}
@@ -280,6 +286,20 @@ func (p Piece) event(attempt int) []any {
 // of its own. Pieces a token write may have published already (one whose
 // reply was lost) must go out through StageToken's repeat instead.
 func (a *Attempt) Trail(pieces []Piece) { a.trail = pieces }
+
+// CacheEntry is a key Complete sets with the result: SET Key Value PX TTL
+// (no PX for a TTL under a millisecond). Complete writes it for the LM
+// cache (lmclient.CacheWrite), whose keys, contents and TTLs are its own:
+// the record only carries them, a round trip fewer than their own write.
+type CacheEntry struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration
+}
+
+// Cache has Complete set entries in its write, and only if the result is
+// recorded: a result refused (ErrTerminal, ErrStale) sets none.
+func (a *Attempt) Cache(entries []CacheEntry) { a.cache = entries }
 
 // Recorded returns a copy of r, whose provenance carries this attempt's LM
 // calls, as Complete records it: counting the job's attempts and the LM

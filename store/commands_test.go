@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -87,6 +89,28 @@ func TestRecordCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// The LM cache's entries go with the result, and only with a result
+	// recorded.
+	_, withCache := job()
+	withCache.Cache([]store.CacheEntry{{Key: "qa:lmcache:t:k", Value: []byte(`{"text":"a"}`), TTL: time.Minute}})
+	got["complete with a cache entry"] = count(func() {
+		if _, err := withCache.Complete(ctx, result, 3); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if v, err := db.Client.Get(ctx, "qa:lmcache:t:k").Result(); v != `{"text":"a"}` || err != nil {
+		t.Errorf("cache entry %q, %v; want the one Complete carried", v, err)
+	}
+	if ttl := db.Client.PTTL(ctx, "qa:lmcache:t:k").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("cache entry ttl %v, want at most a minute", ttl)
+	}
+	withCache.Cache([]store.CacheEntry{{Key: "qa:lmcache:t:refused", Value: []byte("x")}})
+	if _, err := withCache.Complete(ctx, result, 3); !errors.Is(err, store.ErrTerminal) {
+		t.Fatalf("a second complete: %v, want ErrTerminal", err)
+	}
+	if n := db.Client.Exists(ctx, "qa:lmcache:t:refused").Val(); n != 0 {
+		t.Errorf("a refused complete set its cache entry")
+	}
 	evs, err := jobStore.Events(ctx, id, "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +144,8 @@ func TestRecordCommands(t *testing.T) {
 		"complete": 9,
 		// and XADD, PUBLISH each.
 		"complete with 2 pieces": 13,
+		// and SET (PX with it).
+		"complete with a cache entry": 10,
 	}
 	for step, n := range want {
 		if got[step] != n {

@@ -247,8 +247,10 @@ if op == 'complete' then
   -- ARGV[7] result ttl ms, [8] the result (json: the record holds it, the
   -- completed event carries it), [9] tokens the job used, [10] the UTC day
   -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls,
-  -- [13..] the last streamed pieces (Attempt.Trail): event type (token or
-  -- retrying) and data pairs, appended before the completed event.
+  -- [13] n, the keys to set with the result (Attempt.Cache: the LM
+  -- cache's entries), [14..13+3n] key, value, ttl ms (0: none) triples,
+  -- [14+3n..] the last streamed pieces (Attempt.Trail): event type (token
+  -- or retrying) and data pairs, appended before the completed event.
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
   -- The LM calls go in finish's HSET (add_calls would be a command more).
@@ -258,7 +260,15 @@ if op == 'complete' then
     table.insert(fields, 'lm_calls')
     table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
   end
-  for i = 13, #ARGV - 1, 2 do append(ARGV[i], ARGV[i + 1]) end
+  local trail = 14 + 3 * tonumber(ARGV[13])
+  for i = 14, trail - 1, 3 do
+    if tonumber(ARGV[i + 2]) > 0 then
+      redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[i + 2])
+    else
+      redis.call('SET', ARGV[i], ARGV[i + 1])
+    end
+  end
+  for i = trail, #ARGV - 1, 2 do append(ARGV[i], ARGV[i + 1]) end
   unindex()
   finish('completed', ARGV[7], fields)
   -- The event, its message with the record's end (T.ended_envelope): a
