@@ -119,7 +119,7 @@ func (s *Jobs) StartTask(ctx context.Context, id, taskID, workerID string, maxWa
 	for i := 3; i+1 < len(reply); i += 2 {
 		rec[reply[i]] = reply[i+1]
 	}
-	j, err := decodeJob(rec)
+	spec, err := decodeSpec(rec)
 	if err != nil {
 		// The attempt is counted; asynq runs the task again, and the
 		// record's last attempt fails the job if this goes on.
@@ -129,7 +129,21 @@ func (s *Jobs) StartTask(ctx context.Context, id, taskID, workerID string, maxWa
 	if err != nil {
 		return nil, Ended, fmt.Errorf("start job %s: %w", id, err)
 	}
-	return &Attempt{store: s, JobID: id, Spec: j.Spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps}, Started, nil
+	return &Attempt{store: s, JobID: id, Spec: spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps}, Started, nil
+}
+
+// decodeSpec reads a start's reply's spec (decodeJob's, without the rest
+// of the record).
+func decodeSpec(rec map[string]string) (jobs.Spec, error) {
+	v, ok := rec["spec"]
+	if !ok {
+		return legacySpec(rec), nil
+	}
+	spec, err := jobs.ParseSpec([]byte(v))
+	if err != nil {
+		return jobs.Spec{}, fmt.Errorf("decode spec: %w", err)
+	}
+	return spec, nil
 }
 
 // checkpointField is the record's field of the checkpoint of the stage at

@@ -12,6 +12,10 @@ local op, now, channel, cap, id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], 
 
 local terminal = {completed = true, failed = true, cancelled = true, expired = true}
 
+-- legacy_spec are the fields a record of release 114e39c holds instead of
+-- spec (store's legacySpec reads them).
+local legacy_spec = {question = true, owner = true, queue = true, stream = true, no_cache = true}
+
 -- append adds an event to the job's stream and publishes it (events.lua):
 -- its data as Go rendered it, or a template Go rendered (T) filled in with
 -- what only this script knows.
@@ -171,10 +175,8 @@ if op == 'start' then
   -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up
   -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
   -- day (yyyy-mm-dd), [14] over-budget event data. Returns started, the
-  -- attempt, the LM calls so far and the record (field/value pairs), whose
-  -- spec and checkpoints the worker runs: as it was before this start,
-  -- since the fields this start writes are not among those the worker
-  -- reads. [15] the asynq task's id: a task other than the
+  -- attempt, the LM calls so far and the record's spec and checkpoints
+  -- (field/value pairs), which the worker runs. [15] the asynq task's id: a task other than the
   -- record's (one a recoverer replaced) is refused (foreign) and dropped.
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
   if ARGV[15] ~= (rec.task or id) then return {'foreign'} end
@@ -213,7 +215,18 @@ if op == 'start' then
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
     'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0, unpack(first))
   append('started', fill(T.started, {attempt = attempts}))
-  return {'started', tostring(attempts), rec.lm_calls or '0', unpack(whole)}
+  -- The reply carries what the worker runs, not the whole record: the
+  -- spec (or a release 114e39c record's fields that stand for it) and the
+  -- checkpoints.
+  local reply = {'started', tostring(attempts), rec.lm_calls or '0'}
+  for i = 1, #whole, 2 do
+    local f = whole[i]
+    if f == 'spec' or string.sub(f, 1, 11) == 'checkpoint:' or (not rec.spec and legacy_spec[f]) then
+      table.insert(reply, f)
+      table.insert(reply, whole[i + 1])
+    end
+  end
+  return reply
 end
 
 if op == 'cancel' then
