@@ -38,7 +38,11 @@ type layer interface {
 // fills the layers above; writes go to every layer. A failing layer is
 // skipped with a warning: the cache never fails a call.
 type layeredCache struct {
-	layers  []layer
+	layers []layer
+	// handOff is the Redis layer when it is on the queue's Redis (no
+	// Deps.CacheRedis): its writes may ride with the caller's
+	// (putHandingOff).
+	handOff *redisLayer
 	log     zerolog.Logger
 	metrics *metrics
 }
@@ -66,7 +70,11 @@ func openCache(cfg Config, stores CacheStores, deps Deps, log zerolog.Logger, m 
 		if rdb == nil {
 			rdb = deps.Redis
 		}
-		c.layers = append(c.layers, &redisLayer{rdb: rdb, prefix: stores.RedisPrefix, ttl: cfg.RedisTTL})
+		r := &redisLayer{rdb: rdb, prefix: stores.RedisPrefix, ttl: cfg.RedisTTL}
+		c.layers = append(c.layers, r)
+		if deps.CacheRedis == nil {
+			c.handOff = r
+		}
 	}
 	return c, nil
 }
@@ -103,6 +111,28 @@ func (c *layeredCache) put(ctx context.Context, key string, e entry) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// putHandingOff is put but for the handOff layer, whose write it returns
+// for the caller to make (ok), with the other layers' failures.
+func (c *layeredCache) putHandingOff(ctx context.Context, key string, e entry) (w CacheWrite, ok bool, err error) {
+	if c.handOff == nil {
+		return CacheWrite{}, false, c.put(ctx, key, e)
+	}
+	var errs []error
+	for _, l := range c.layers {
+		if l == layer(c.handOff) {
+			continue
+		}
+		if err := l.put(ctx, key, e); err != nil {
+			errs = append(errs, fmt.Errorf("write %s cache: %w", l.name(), err))
+		}
+	}
+	b, err := e.encode()
+	if err != nil {
+		return CacheWrite{}, false, errors.Join(append(errs, err)...)
+	}
+	return CacheWrite{Key: c.handOff.prefix + key, Value: b, TTL: c.handOff.ttl}, true, errors.Join(errs...)
 }
 
 func (c *layeredCache) close() error {

@@ -259,3 +259,51 @@ func TestRedisCacheOwnClient(t *testing.T) {
 		t.Error("entry written to the queue Redis")
 	}
 }
+
+// AcceptWrite hands the Redis layer's entry to the caller, who writes it
+// with its own write on the queue's Redis, and writes the other layers; a
+// cache on a Redis of its own is written as Accept writes it.
+func TestAcceptWrite(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := redistest.New(t)
+	b := setup(t, withRedis(db), func(c *Config, _ *Deps) { c.RedisEnabled, c.MemoryEnabled = true, true })
+	req := chatRequest("Who writes the entry?")
+	comp, err := b.c.Complete(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok, err := b.c.AcceptWrite(ctx, req, comp)
+	if err != nil || !ok {
+		t.Fatalf("AcceptWrite = %v, %v; want an entry to write", ok, err)
+	}
+	key, _ := b.c.CacheKey(req)
+	if w.Key != b.c.CacheStores().RedisPrefix+key || w.TTL != b.c.cfg.RedisTTL {
+		t.Errorf("entry %s (ttl %s), want %s (ttl %s)", w.Key, w.TTL, b.c.CacheStores().RedisPrefix+key, b.c.cfg.RedisTTL)
+	}
+	if e, err := decodeEntry(w.Value); err != nil || e.Text != comp.Text || e.FinishReason != comp.FinishReason {
+		t.Errorf("entry %s (%v), want the completion's", w.Value, err)
+	}
+	if n := db.Client.Exists(ctx, w.Key).Val(); n != 0 {
+		t.Error("AcceptWrite wrote the Redis entry itself")
+	}
+	if _, ok, _ := b.c.cache.layers[0].get(ctx, key); !ok {
+		t.Error("AcceptWrite left the memory layer unwritten")
+	}
+
+	cacheDB, queueDB := redistest.New(t), redistest.New(t)
+	own := setup(t, func(c *Config, d *Deps) {
+		c.RedisEnabled = true
+		d.Redis, d.CacheRedis = queueDB.Client, cacheDB.Client
+	})
+	comp, err = own.c.Complete(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := own.c.AcceptWrite(ctx, req, comp); ok || err != nil {
+		t.Errorf("AcceptWrite with CACHE_REDIS_URL = %v, %v; want it written here", ok, err)
+	}
+	if n := cacheDB.Client.Exists(ctx, own.c.CacheStores().RedisPrefix+key).Val(); n != 1 {
+		t.Error("entry not in the cache Redis")
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -69,13 +72,132 @@ func (c *Client) cacheRequest(req *program.Request) (map[string]any, error) {
 }
 
 // CacheKey returns DSPy's cache key for req under this client's settings:
-// the sha256 of the canonical JSON of the request dict.
+// the sha256 of the canonical JSON of the request dict (cacheRequest). It
+// writes those bytes directly, in the dict's sorted key order, rather than
+// building the dict and sorting it: a key is computed for every call.
 func (c *Client) CacheKey(req *program.Request) (string, error) {
-	r, err := c.cacheRequest(req)
-	if err != nil {
-		return "", err
+	k := &c.key
+	k.once.Do(func() { k.head, k.model, k.tail, k.err = c.keyParts() })
+	if k.err != nil {
+		return "", k.err
 	}
-	return KeyOf(r)
+	b := keyBuffers.Get().(*bytes.Buffer)
+	defer keyBuffers.Put(b)
+	b.Reset()
+	b.WriteString(k.head)
+	for i, m := range req.Messages {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"content":`)
+		program.WriteSortedJSONString(b, m.Content)
+		b.WriteString(`,"role":`)
+		program.WriteSortedJSONString(b, m.Role)
+		b.WriteByte('}')
+	}
+	b.WriteString(k.model)
+	if rf := req.ResponseFormat; rf != nil {
+		b.WriteString(`,"response_format":`)
+		if err := k.writeFormat(b, rf); err != nil {
+			return "", err
+		}
+	}
+	b.WriteString(k.tail)
+	if !utf8.Valid(b.Bytes()) {
+		return "", errors.New("encode canonical json: text is not valid UTF-8")
+	}
+	sum := sha256.Sum256(b.Bytes())
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// keyBuffers hold the canonical JSON of a request while CacheKey hashes it.
+var keyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxKeySchemas bounds the schemas whose canonical form a Client keeps:
+// a program has a few, so more means schemas built per request, which are
+// then encoded each time.
+const maxKeySchemas = 256
+
+// cacheKeyParts are the pieces of the request dict's canonical JSON that
+// are the same for every request of a Client, and the canonical form of
+// each response_format schema met so far.
+type cacheKeyParts struct {
+	once sync.Once
+	// head runs to the messages' opening bracket, model from their closing
+	// one through the model, tail from temperature to the end.
+	head, model, tail string
+	err               error
+
+	mu      sync.Mutex
+	schemas map[string][]byte
+}
+
+// keyParts renders the fixed pieces of cacheRequest's dict, each value as
+// CanonicalJSON writes it, the keys in sorted order: _fn_identifier,
+// max_tokens (or max_completion_tokens), messages, model,
+// response_format, temperature.
+func (c *Client) keyParts() (head, model, tail string, err error) {
+	r, err := c.cacheRequest(&program.Request{})
+	if err != nil {
+		return "", "", "", err
+	}
+	tokensKey := "max_tokens"
+	if c.reasoning {
+		tokensKey = "max_completion_tokens"
+	}
+	enc := func(v any) string {
+		if err != nil {
+			return ""
+		}
+		var b []byte
+		b, err = CanonicalJSON(v)
+		return string(b)
+	}
+	head = `{"_fn_identifier":` + enc(r["_fn_identifier"]) + `,"` + tokensKey + `":` + enc(r[tokensKey]) + `,"messages":[`
+	model = `],"model":` + enc(r["model"])
+	tail = `,"temperature":` + enc(r["temperature"]) + `}`
+	return head, model, tail, err
+}
+
+// writeFormat writes rf as cacheRequest puts it in the dict: a json_schema
+// as its schema (KeySchema, else Schema) in canonical form, kept once
+// computed; another type as {"type": …}.
+func (k *cacheKeyParts) writeFormat(b *bytes.Buffer, rf *program.ResponseFormat) error {
+	if rf.Type != "json_schema" {
+		b.WriteString(`{"type":`)
+		program.WriteSortedJSONString(b, rf.Type)
+		b.WriteByte('}')
+		return nil
+	}
+	raw := rf.KeySchema
+	if raw == nil {
+		raw = rf.Schema
+	}
+	k.mu.Lock()
+	canon, ok := k.schemas[string(raw)]
+	k.mu.Unlock()
+	if !ok {
+		var schema any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&schema); err != nil {
+			return fmt.Errorf("decode response_format schema: %w", err)
+		}
+		var err error
+		if canon, err = CanonicalJSON(schema); err != nil {
+			return err
+		}
+		k.mu.Lock()
+		if k.schemas == nil {
+			k.schemas = map[string][]byte{}
+		}
+		if len(k.schemas) < maxKeySchemas {
+			k.schemas[string(raw)] = canon
+		}
+		k.mu.Unlock()
+	}
+	b.Write(canon)
+	return nil
 }
 
 // KeyOf hashes a request dict as DSPy does: sha256 over CanonicalJSON.

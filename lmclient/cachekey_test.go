@@ -144,3 +144,82 @@ func TestCacheKeyCoversResponseFormat(t *testing.T) {
 		t.Errorf("keyed response_format %s, want DSPy's schema %s", b, want)
 	}
 }
+
+// CacheKey writes the request dict's canonical JSON directly, in its keys'
+// sorted order: it must hash the very bytes CanonicalJSON writes of the dict
+// (cacheRequest), whatever the settings, messages and response format.
+func TestCacheKeyMatchesDict(t *testing.T) {
+	t.Parallel()
+	temp, tokens, reasoningTokens := 0.7, 512, 16000
+	schema := json.RawMessage(`{"type":"object","properties":{"b":{"type":"number"},"a":{"type":"integer","title":"A"}},"required":["a","b"]}`)
+	formats := []*program.ResponseFormat{
+		nil,
+		{Type: "json_object"},
+		{Type: "json_schema", Name: "DSPyProgramOutputs", Strict: true, Schema: schema},
+		{Type: "json_schema", Name: "DSPyProgramOutputs", Strict: true, Schema: schema,
+			KeySchema: json.RawMessage(`{"properties":{"a":{"default":null,"type":"integer","title":"A"},"n":{"default":1.50}},"type":"object"}`)},
+	}
+	messages := [][]program.Message{
+		{{Role: "user", Content: "hi"}},
+		{{Role: "system", Content: "<&> \u2028 é \"q\" \\ \n\t\x01\x7f"}, {Role: "user", Content: "two"}, {Role: "assistant", Content: ""}},
+		{},
+	}
+	configs := []Config{
+		{Model: "openai/gpt-4o-mini", APIKey: "k", MemoryEnabled: true},
+		{Model: "openai/gpt-4o-mini", APIKey: "k", MemoryEnabled: true, Temperature: &temp, MaxTokens: &tokens},
+		{Model: "openai/o3-mini", APIKey: "k", MemoryEnabled: true, MaxTokens: &reasoningTokens},
+	}
+	for ci, cfg := range configs {
+		c := newClient(t, cfg, Deps{})
+		for _, msgs := range messages {
+			for fi, rf := range formats {
+				req := &program.Request{Messages: msgs, ResponseFormat: rf}
+				r, err := c.cacheRequest(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := KeyOf(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 2 { // the second finds the format's bytes kept
+					if got, err := c.CacheKey(req); err != nil || got != want {
+						t.Errorf("config %d, %d messages, format %d: CacheKey = %s, %v; want %s", ci, len(msgs), fi, got, err, want)
+					}
+				}
+			}
+		}
+	}
+	// Text that is not UTF-8 has no key, as orjson refuses it.
+	c := newClient(t, configs[0], Deps{})
+	if key, err := c.CacheKey(&program.Request{Messages: []program.Message{{Role: "user", Content: "\xff"}}}); err == nil {
+		t.Errorf("CacheKey of invalid UTF-8 = %s, want an error", key)
+	}
+}
+
+// TestCacheKeyAllocs bounds the key of a structured-outputs request: the
+// canonical JSON is written in one buffer, the schema's canonical form kept
+// from the first call (152 allocations before, through the dict and its
+// sorted encoding).
+func TestCacheKeyAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation bounds are checked without the race detector")
+	}
+	c := newClient(t, Config{Model: "openai/gpt-4o-mini", APIKey: "k", MemoryEnabled: true}, Deps{})
+	req := chatRequest("How many allocations does a cache key take?")
+	req.ResponseFormat = &program.ResponseFormat{Type: "json_schema", Name: "DSPyProgramOutputs", Strict: true,
+		Schema: json.RawMessage(`{"properties":{"answer":{"type":"string","title":"Answer"}},"required":["answer"],"type":"object"}`)}
+	var err error
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, e := c.CacheKey(req); e != nil {
+			err = e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.0f allocations per CacheKey", allocs)
+	if allocs > 3 {
+		t.Errorf("%.0f allocations per CacheKey, want at most 3", allocs)
+	}
+}

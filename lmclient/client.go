@@ -23,6 +23,7 @@ type Client struct {
 	prov      Provider
 	stores    CacheStores
 	reasoning bool
+	key       cacheKeyParts // CacheKey's fixed pieces
 	api       openai.Client
 	cache     *layeredCache
 	limiter   *limiter
@@ -162,20 +163,53 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 // end normally) are not stored. A layer's failure is returned after the
 // others were tried; callers may log it and go on.
 func (c *Client) Accept(ctx context.Context, req *program.Request, comp *program.Completion) error {
-	if req == nil || comp == nil || comp.CacheHit || comp.FinishReason == "" {
-		return nil
-	}
-	key := comp.CacheKey
-	if key == "" || req.NoCache {
-		key = c.keyFor(req)
-	}
-	if key == "" {
+	key, ok := c.acceptKey(req, comp)
+	if !ok {
 		return nil
 	}
 	if err := c.cache.put(ctx, key, entry{Text: comp.Text, FinishReason: comp.FinishReason}); err != nil {
 		return fmt.Errorf("accept completion: %w", err)
 	}
 	return nil
+}
+
+// CacheWrite is an entry of the Redis cache layer for a caller to write on
+// its own Redis write (SET Key Value PX TTL, no PX for a TTL of 0), a
+// round trip fewer: see AcceptWrite. Its key and contents are the cache's.
+type CacheWrite struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration
+}
+
+// AcceptWrite is Accept with the Redis layer's write handed to the caller,
+// who writes it on the queue's Redis with a write of its own: the other
+// layers are written now. ok is false when the caller has nothing to write
+// (nothing to cache, no Redis layer, or one on a Redis of its own:
+// Deps.CacheRedis); then Accept's writes are done.
+func (c *Client) AcceptWrite(ctx context.Context, req *program.Request, comp *program.Completion) (w CacheWrite, ok bool, err error) {
+	key, ok := c.acceptKey(req, comp)
+	if !ok {
+		return CacheWrite{}, false, nil
+	}
+	w, ok, err = c.cache.putHandingOff(ctx, key, entry{Text: comp.Text, FinishReason: comp.FinishReason})
+	if err != nil {
+		err = fmt.Errorf("accept completion: %w", err)
+	}
+	return w, ok, err
+}
+
+// acceptKey is the key Accept stores comp under, or false when comp is not
+// to be cached.
+func (c *Client) acceptKey(req *program.Request, comp *program.Completion) (string, bool) {
+	if req == nil || comp == nil || comp.CacheHit || comp.FinishReason == "" {
+		return "", false
+	}
+	key := comp.CacheKey
+	if key == "" || req.NoCache {
+		key = c.keyFor(req)
+	}
+	return key, key != ""
 }
 
 // maxCooldown caps the fleet-wide pause one 429 can impose; the failing call

@@ -323,6 +323,11 @@ func EncodeSortedJSON(v any) ([]byte, error) {
 	return b, nil
 }
 
+// WriteSortedJSONString writes s as EncodeSortedJSON writes a string:
+// quoted, with '"', '\\' and control characters escaped. It does not check
+// that s is UTF-8 (EncodeSortedJSON does, over all it writes).
+func WriteSortedJSONString(b *bytes.Buffer, s string) { writeJSONString(b, s) }
+
 // EncodeJSONIndent writes v as Python's json.dumps(v, indent=2,
 // ensure_ascii=False) does: keys in order (*Map) or sorted (Go maps), raw
 // UTF-8, Python float formatting. The qa prompt and parse commands print

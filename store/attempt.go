@@ -63,6 +63,8 @@ type Attempt struct {
 	checkpointed int
 	// trail is what Complete publishes before the completed event (Trail).
 	trail []Piece
+	// cache is what Complete sets with the result (Cache).
+	cache []CacheEntry
 	// streamMu orders Token and Reset; written counts the stream writes
 	// Redis acknowledged, and numbers the next one (see Token).
 	streamMu sync.Mutex
@@ -117,7 +119,7 @@ func (s *Jobs) StartTask(ctx context.Context, id, taskID, workerID string, maxWa
 	for i := 3; i+1 < len(reply); i += 2 {
 		rec[reply[i]] = reply[i+1]
 	}
-	j, err := decodeJob(rec)
+	spec, err := decodeSpec(rec)
 	if err != nil {
 		// The attempt is counted; asynq runs the task again, and the
 		// record's last attempt fails the job if this goes on.
@@ -127,7 +129,21 @@ func (s *Jobs) StartTask(ctx context.Context, id, taskID, workerID string, maxWa
 	if err != nil {
 		return nil, Ended, fmt.Errorf("start job %s: %w", id, err)
 	}
-	return &Attempt{store: s, JobID: id, Spec: j.Spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps}, Started, nil
+	return &Attempt{store: s, JobID: id, Spec: spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps}, Started, nil
+}
+
+// decodeSpec reads a start's reply's spec (decodeJob's, without the rest
+// of the record).
+func decodeSpec(rec map[string]string) (jobs.Spec, error) {
+	v, ok := rec["spec"]
+	if !ok {
+		return legacySpec(rec), nil
+	}
+	spec, err := jobs.ParseSpec([]byte(v))
+	if err != nil {
+		return jobs.Spec{}, fmt.Errorf("decode spec: %w", err)
+	}
+	return spec, nil
 }
 
 // checkpointField is the record's field of the checkpoint of the stage at
@@ -251,6 +267,10 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (j
 	}
 	args := []any{a.Number, ms(a.store.cfg.ResultTTL), res,
 		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls)}
+	args = append(args, len(a.cache))
+	for _, e := range a.cache {
+		args = append(args, e.Key, e.Value, ms(e.TTL))
+	}
 	for _, p := range a.trail {
 		args = append(args, p.event(a.Number)...)
 	}
@@ -280,6 +300,20 @@ func (p Piece) event(attempt int) []any {
 // of its own. Pieces a token write may have published already (one whose
 // reply was lost) must go out through StageToken's repeat instead.
 func (a *Attempt) Trail(pieces []Piece) { a.trail = pieces }
+
+// CacheEntry is a key Complete sets with the result: SET Key Value PX TTL
+// (no PX for a TTL under a millisecond). Complete writes it for the LM
+// cache (lmclient.CacheWrite), whose keys, contents and TTLs are its own:
+// the record only carries them, a round trip fewer than their own write.
+type CacheEntry struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration
+}
+
+// Cache has Complete set entries in its write, and only if the result is
+// recorded: a result refused (ErrTerminal, ErrStale) sets none.
+func (a *Attempt) Cache(entries []CacheEntry) { a.cache = entries }
 
 // Recorded returns a copy of r, whose provenance carries this attempt's LM
 // calls, as Complete records it: counting the job's attempts and the LM

@@ -2,10 +2,13 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -87,6 +90,28 @@ func TestRecordCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// The LM cache's entries go with the result, and only with a result
+	// recorded.
+	_, withCache := job()
+	withCache.Cache([]store.CacheEntry{{Key: "qa:lmcache:t:k", Value: []byte(`{"text":"a"}`), TTL: time.Minute}})
+	got["complete with a cache entry"] = count(func() {
+		if _, err := withCache.Complete(ctx, result, 3); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if v, err := db.Client.Get(ctx, "qa:lmcache:t:k").Result(); v != `{"text":"a"}` || err != nil {
+		t.Errorf("cache entry %q, %v; want the one Complete carried", v, err)
+	}
+	if ttl := db.Client.PTTL(ctx, "qa:lmcache:t:k").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("cache entry ttl %v, want at most a minute", ttl)
+	}
+	withCache.Cache([]store.CacheEntry{{Key: "qa:lmcache:t:refused", Value: []byte("x")}})
+	if _, err := withCache.Complete(ctx, result, 3); !errors.Is(err, store.ErrTerminal) {
+		t.Fatalf("a second complete: %v, want ErrTerminal", err)
+	}
+	if n := db.Client.Exists(ctx, "qa:lmcache:t:refused").Val(); n != 0 {
+		t.Errorf("a refused complete set its cache entry")
+	}
 	evs, err := jobStore.Events(ctx, id, "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -105,10 +130,12 @@ func TestRecordCommands(t *testing.T) {
 		// create: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD,
 		// PEXPIRE; asynq's enqueue: EVALSHA, EXISTS, HSET, LPUSH.
 		"submit": 10,
-		// EVALSHA, HMGET (lm_calls, created_at, the task and the worker
-		// with the rest), SADD (the worker's index of its running jobs, for
-		// fast recovery), HSET, HSETNX, XADD, PUBLISH, HGETALL.
-		"start": 8,
+		// EVALSHA, HGETALL (the record it hands the worker, and the fields
+		// it reads: one read instead of HMGET before and HGETALL after),
+		// SADD (the worker's index of its running jobs, for fast recovery),
+		// HSET (started_at with it on a first start: no HSETNX), XADD,
+		// PUBLISH.
+		"start": 6,
 		// EVALSHA, HMGET (stream_seq with the rest), HSET, XADD, PUBLISH.
 		"token": 5,
 		// EVALSHA, HMGET, HSET (lm_calls with the result), PEXPIRE record,
@@ -118,6 +145,8 @@ func TestRecordCommands(t *testing.T) {
 		"complete": 9,
 		// and XADD, PUBLISH each.
 		"complete with 2 pieces": 13,
+		// and SET (PX with it).
+		"complete with a cache entry": 10,
 	}
 	for step, n := range want {
 		if got[step] != n {
@@ -145,4 +174,45 @@ func commands(t *testing.T, c *redis.Client) int64 {
 		n += v
 	}
 	return n
+}
+
+// TestStartAllocs bounds a start's allocations: its reply holds what the
+// worker runs (the spec, the checkpoints), not the whole record, and only
+// the spec is decoded (103 allocations before, with the record's every
+// field read and decoded; 74 after).
+func TestStartAllocs(t *testing.T) {
+	if store.RaceEnabled {
+		t.Skip("allocation bounds are checked without the race detector")
+	}
+	db := redistest.NewServer(t)
+	jobStore, err := store.NewJobs(db.Client, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := store.NewClient(db.Client, jobStore)
+	ctx := context.Background()
+	const runs = 50
+	ids := make([]string, runs+1) // AllocsPerRun runs once more to warm up
+	for i := range ids {
+		s, err := client.Submit(ctx, streamed(ask("o", "q")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = s.Job.ID
+	}
+	next := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		a, out, e := jobStore.Start(ctx, ids[next], "w", 0)
+		next++
+		if e != nil || out != store.Started || a.Spec.Question() != "q" {
+			err = fmt.Errorf("start: %v, outcome %v", e, out)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.0f allocations per Start", allocs)
+	if allocs > 80 {
+		t.Errorf("%.0f allocations per Start, want at most 80", allocs)
+	}
 }

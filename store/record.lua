@@ -12,6 +12,10 @@ local op, now, channel, cap, id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], 
 
 local terminal = {completed = true, failed = true, cancelled = true, expired = true}
 
+-- legacy_spec are the fields a record of release 114e39c holds instead of
+-- spec (store's legacySpec reads them).
+local legacy_spec = {question = true, owner = true, queue = true, stream = true, no_cache = true}
+
 -- append adds an event to the job's stream and publishes it (events.lua):
 -- its data as Go rendered it, or a template Go rendered (T) filled in with
 -- what only this script knows.
@@ -120,8 +124,14 @@ if op == 'recover' then
   return {'recovered', task}
 end
 
--- Every record has a status: none means no record.
-do
+-- Every record has a status: none means no record. start reads the whole
+-- record, which it hands the worker (its spec and checkpoints), in the one
+-- read; the other ops read the fields they use.
+local whole
+if op == 'start' then
+  whole = redis.call('HGETALL', job)
+  for i = 1, #whole, 2 do rec[whole[i]] = whole[i + 1] end
+else
   local v = redis.call('HMGET', job, 'status', 'attempts', 'owner', 'lm_calls', 'started_at', 'stream_seq',
     'worker', 'task', 'created_at')
   rec = {status = v[1], attempts = v[2], owner = v[3], lm_calls = v[4], started_at = v[5], stream_seq = v[6],
@@ -165,8 +175,8 @@ if op == 'start' then
   -- [8] worker id, [9] result ttl ms, [10] expired event data, [11] gave-up
   -- event data, [12] the owner's daily token budget (0 = none), [13] the UTC
   -- day (yyyy-mm-dd), [14] over-budget event data. Returns started, the
-  -- attempt, the LM calls so far and the record (field/value pairs), whose
-  -- spec the worker runs. [15] the asynq task's id: a task other than the
+  -- attempt, the LM calls so far and the record's spec and checkpoints
+  -- (field/value pairs), which the worker runs. [15] the asynq task's id: a task other than the
   -- record's (one a recoverer replaced) is refused (foreign) and dropped.
   local max_attempts, max_wait, worker, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
   if ARGV[15] ~= (rec.task or id) then return {'foreign'} end
@@ -199,11 +209,24 @@ if op == 'start' then
   -- that worker's index for this one's.
   unindex()
   redis.call('SADD', KEYS[3], id)
+  -- The first start sets started_at (the read says whether one did).
+  local first = {}
+  if not rec.started_at then first = {'started_at', now} end
   redis.call('HSET', job, 'status', 'running', 'attempts', attempts, 'worker', worker,
-    'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0)
-  redis.call('HSETNX', job, 'started_at', now)
+    'attempt_started_at', now, 'updated_at', now, 'stream_seq', 0, unpack(first))
   append('started', fill(T.started, {attempt = attempts}))
-  return {'started', tostring(attempts), rec.lm_calls or '0', unpack(redis.call('HGETALL', job))}
+  -- The reply carries what the worker runs, not the whole record: the
+  -- spec (or a release 114e39c record's fields that stand for it) and the
+  -- checkpoints.
+  local reply = {'started', tostring(attempts), rec.lm_calls or '0'}
+  for i = 1, #whole, 2 do
+    local f = whole[i]
+    if f == 'spec' or string.sub(f, 1, 11) == 'checkpoint:' or (not rec.spec and legacy_spec[f]) then
+      table.insert(reply, f)
+      table.insert(reply, whole[i + 1])
+    end
+  end
+  return reply
 end
 
 if op == 'cancel' then
@@ -237,8 +260,10 @@ if op == 'complete' then
   -- ARGV[7] result ttl ms, [8] the result (json: the record holds it, the
   -- completed event carries it), [9] tokens the job used, [10] the UTC day
   -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls,
-  -- [13..] the last streamed pieces (Attempt.Trail): event type (token or
-  -- retrying) and data pairs, appended before the completed event.
+  -- [13] n, the keys to set with the result (Attempt.Cache: the LM
+  -- cache's entries), [14..13+3n] key, value, ttl ms (0: none) triples,
+  -- [14+3n..] the last streamed pieces (Attempt.Trail): event type (token
+  -- or retrying) and data pairs, appended before the completed event.
   -- The tokens go to the owner's counter for the day here, so each
   -- completion counts once, atomically with it.
   -- The LM calls go in finish's HSET (add_calls would be a command more).
@@ -248,7 +273,15 @@ if op == 'complete' then
     table.insert(fields, 'lm_calls')
     table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
   end
-  for i = 13, #ARGV - 1, 2 do append(ARGV[i], ARGV[i + 1]) end
+  local trail = 14 + 3 * tonumber(ARGV[13])
+  for i = 14, trail - 1, 3 do
+    if tonumber(ARGV[i + 2]) > 0 then
+      redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[i + 2])
+    else
+      redis.call('SET', ARGV[i], ARGV[i + 1])
+    end
+  end
+  for i = trail, #ARGV - 1, 2 do append(ARGV[i], ARGV[i + 1]) end
   unindex()
   finish('completed', ARGV[7], fields)
   -- The event, its message with the record's end (T.ended_envelope): a

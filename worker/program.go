@@ -13,6 +13,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // ProgramRunner runs the programs of a Programs source against an LM: the
@@ -77,6 +78,7 @@ func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOpt
 	}
 	res.LMCalls = int(lm.calls.Load())
 	res.Cache = lm.cache
+	res.CacheWrites = lm.cacheWrites
 	return res, nil
 }
 
@@ -284,6 +286,36 @@ func (c *countingLM) cache(ctx context.Context) error {
 		errs = append(errs, c.LM.Accept(ctx, a.req, a.comp))
 	}
 	return errors.Join(errs...)
+}
+
+// writeHandingLM is an LM whose cache hands its writes to the queue's
+// Redis to the caller (lmclient.Client).
+type writeHandingLM interface {
+	AcceptWrite(ctx context.Context, req *program.Request, comp *program.Completion) (lmclient.CacheWrite, bool, error)
+}
+
+// cacheWrites is cache with the LM's writes to the queue's Redis handed
+// back instead of made, for the result's write to carry; an LM that cannot
+// hand them back writes them, as cache does.
+func (c *countingLM) cacheWrites(ctx context.Context) ([]store.CacheEntry, error) {
+	lm, ok := c.LM.(writeHandingLM)
+	if !ok {
+		return nil, c.cache(ctx)
+	}
+	c.mu.Lock()
+	accepted := c.accepted
+	c.accepted = nil
+	c.mu.Unlock()
+	var entries []store.CacheEntry
+	var errs []error
+	for _, a := range accepted {
+		w, ok, err := lm.AcceptWrite(ctx, a.req, a.comp)
+		errs = append(errs, err)
+		if ok {
+			entries = append(entries, store.CacheEntry{Key: w.Key, Value: w.Value, TTL: w.TTL})
+		}
+	}
+	return entries, errors.Join(errs...)
 }
 
 func (c *countingLM) Complete(ctx context.Context, req *program.Request) (*program.Completion, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/store"
 )
 
 // Runner runs the program on a job's inputs (its spec's). ProgramRunner is
@@ -71,6 +72,11 @@ type RunResult struct {
 	// cache: the worker calls it once the result is recorded, so the
 	// cache's write is not on the answer's path.
 	Cache func(ctx context.Context) error
+	// CacheWrites, when set, is Cache with its writes to the queue's Redis
+	// handed back, for the result's own write to carry
+	// (store.Attempt.Cache): a round trip fewer. Cache then has nothing
+	// left to write.
+	CacheWrites func(ctx context.Context) ([]store.CacheEntry, error)
 }
 
 // RunError is a failed run that called the LM: the calls count toward the

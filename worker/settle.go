@@ -44,6 +44,12 @@ type streamer interface {
 	Trail(pieces []store.Piece)
 }
 
+// cacheCarrier sets the LM cache's entries with the result's write
+// (store.Attempt); a batch item's sink writes none.
+type cacheCarrier interface {
+	Cache(entries []store.CacheEntry)
+}
+
 // checkpointer records a multi-stage job's finished stage (store.Attempt):
 // a retry resumes after it.
 type checkpointer interface {
@@ -155,6 +161,15 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 	if w.cfg.DisableUsage {
 		r.Usage = json.RawMessage("null")
 		r.Stages = withoutUsage(r.Stages)
+	}
+	if c, ok := a.sink.(cacheCarrier); ok && res.CacheWrites != nil {
+		// The LM cache's entries go with the result (settle's deferred
+		// Cache finds nothing left); a result refused sets none.
+		entries, err := res.CacheWrites(ctx)
+		if err != nil {
+			a.log.Warn().Err(err).Msg("cache the LM's answers")
+		}
+		c.Cache(entries)
 	}
 	var recorded json.RawMessage
 	err := persist(ctx, func(ctx context.Context) (err error) {

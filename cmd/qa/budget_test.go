@@ -34,7 +34,7 @@ import (
 const (
 	// budgetTrips is the job's round trips, in order (the hub's SUBSCRIBE
 	// included): see wantTrips.
-	budgetTrips = 10
+	budgetTrips = 9
 	// budgetCritical is the round trips the answer waits for: the POST's,
 	// the worker's through the complete (the wait's subscribe and read
 	// overlap them), none after the completed event.
@@ -43,11 +43,14 @@ const (
 	// counts them (scripts' inner commands too), API and worker together:
 	//   - create 6: EVALSHA, LLEN (QUEUE_MAX_PENDING), HSET, PEXPIRE, XADD
 	//     (queued), PEXPIRE (store's TestRecordCommands pins each step);
-	//   - start 9: EVALSHA, HMGET, HGET created_at (the max wait), HSET,
-	//     HSETNX, XADD + PUBLISH (started), HGET lm_calls, HGETALL;
-	//   - complete 8: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
-	//     RESULT_TTL), XADD + PUBLISH (completed), INCRBY (owner's tokens);
-	//   - the LM cache 2: GET (a miss), SET;
+	//   - start 6: EVALSHA, HGETALL (the record the worker runs, read
+	//     before the write, which sets started_at on a first start: no
+	//     HMGET, HSETNX or HGETALL after), SADD (the worker's index of its
+	//     running jobs, fast recovery), HSET, XADD + PUBLISH (started);
+	//   - complete 9: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
+	//     RESULT_TTL), XADD + PUBLISH (completed), INCRBY (owner's tokens),
+	//     SREM (out of the worker's index);
+	//   - the LM cache 2: GET (a miss), SET (inside complete's script);
 	//   - the wait 3: SUBSCRIBE (confirmed before the read, so no event is
 	//     missed), HGETALL, UNSUBSCRIBE;
 	//   - asynq 22: enqueue 4 (EVALSHA, EXISTS, HSET, LPUSH), dequeue 7
@@ -58,7 +61,7 @@ const (
 	//     does not pay.
 	// The exactly-once end is the HMGET's status and attempt check inside
 	// the scripts: no command of its own.
-	budgetCommands = 50
+	budgetCommands = 48
 )
 
 // wantTrips is each side's round trips for one job, in the order sent.
@@ -78,8 +81,7 @@ var wantTrips = map[string][]string{
 		"evalsha asynq:{interactive}:pending", // asynq's dequeue that takes the task
 		"evalsha qa:job:<id> start",           // the attempt, the record's spec
 		"get qa:lmcache:demo:<hash>",          // the shared LM cache: a miss
-		"evalsha qa:job:<id> complete",        // the result, its event (with the record's end), the owner's tokens
-		"set qa:lmcache:demo:<hash>",          // the shared LM cache: the answer, once the result is recorded
+		"evalsha qa:job:<id> complete",        // the result, its event (with the record's end), the owner's tokens, the shared LM cache's answer (SET inside)
 		"evalsha asynq:{interactive}:active",  // asynq's done: the task goes (no Retention)
 	},
 }
