@@ -42,7 +42,7 @@ bench: build ## qa-bench against the release bin/qa: every scenario beside its s
 	bin/qa-bench --qa $(BIN) --json $(BENCH_JSON) $(BENCH_FLAGS)
 
 .PHONY: bench-quick
-bench-quick: ## qa-bench --quick: every scenario, smaller and shorter (about 4 min)
+bench-quick: ## qa-bench --quick: every scenario, smaller and shorter (about 5 min)
 	$(MAKE) bench BENCH_FLAGS=--quick
 
 .PHONY: bench-go
