@@ -136,6 +136,32 @@ func (w machineWindow) since() (busyPct float64, self time.Duration) {
 	return pct(float64(now.busy-w.busy), float64(now.total-w.total)), now.self - w.self
 }
 
+// meteredStack starts a Redis, a fake LM answering as lmc, a worker with
+// slots slots and an API, and a meter over the API, the worker and Redis.
+func (s *scope) meteredStack(ctx context.Context, lmc fakelm.Config, slots int) (*benchkit.Client, *benchkit.Meter, error) {
+	url, _, err := s.db(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	lm, err := s.lm(lmc)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", slots))
+	wp, wmetrics, err := s.worker(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	ap, c, err := s.api(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, &benchkit.Meter{Redis: s.b.redisAddr, Procs: []benchkit.Metered{
+		{Name: "api", Proc: ap, Metrics: c.Base + "/metrics"},
+		{Name: "worker", Proc: wp, Metrics: wmetrics + "/metrics"},
+	}}, nil
+}
+
 // benchBudget: issue 16's per-job budget table. An instant-LM job through
 // POST /v1/jobs + GET ?wait=, non-streamed and streamed, 20 closed-loop
 // clients: Redis commands per job (by command), API, worker and Redis CPU
@@ -143,27 +169,10 @@ func (w machineWindow) since() (busyPct float64, self time.Duration) {
 func benchBudget(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r := &scenarioResult{}
 	dur := s.pickDur(15*time.Second, 5*time.Second)
-	url, _, err := s.db(ctx)
+	c, m, err := s.meteredStack(ctx, fakelm.Config{}, budgetClients)
 	if err != nil {
 		return r, err
 	}
-	lm, err := s.lm(fakelm.Config{})
-	if err != nil {
-		return r, err
-	}
-	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", budgetClients))
-	wp, wmetrics, err := s.worker(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	ap, c, err := s.api(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	m := &benchkit.Meter{Redis: s.b.redisAddr, Procs: []benchkit.Metered{
-		{Name: "api", Proc: ap, Metrics: c.Base + "/metrics"},
-		{Name: "worker", Proc: wp, Metrics: wmetrics + "/metrics"},
-	}}
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 	if _, err := closedLoop(ctx, budgetClients, time.Second, submitAndWait(c, tag+" warm", false)); err != nil {
 		return r, err
@@ -394,27 +403,10 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 func benchSeed(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r := &scenarioResult{}
 	dur := s.pickDur(20*time.Second, 8*time.Second)
-	url, _, err := s.db(ctx)
+	c, m, err := s.meteredStack(ctx, fakelm.Config{TTFT: seedLM}, seedClients)
 	if err != nil {
 		return r, err
 	}
-	lm, err := s.lm(fakelm.Config{TTFT: seedLM})
-	if err != nil {
-		return r, err
-	}
-	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", seedClients))
-	wp, wmetrics, err := s.worker(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	ap, c, err := s.api(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	m := &benchkit.Meter{Redis: s.b.redisAddr, Procs: []benchkit.Metered{
-		{Name: "api", Proc: ap, Metrics: c.Base + "/metrics"},
-		{Name: "worker", Proc: wp, Metrics: wmetrics + "/metrics"},
-	}}
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var (
 		mu  sync.Mutex
