@@ -105,31 +105,45 @@ func scanOutputs(data []byte) (out Outputs, ok bool) {
 	if !json.Valid(data) {
 		return nil, false
 	}
-	i := skipSpace(data, 0)
-	if i == len(data) || data[i] != '{' {
+	out = Outputs{}
+	ok = eachField(data, func(key, raw []byte) bool {
+		name, ok := jsonString(key)
+		if !ok {
+			return false
+		}
+		v, ok := jsonValue(raw)
+		out = append(out, Output{Name: name, Value: v})
+		return ok
+	})
+	if !ok {
 		return nil, false
 	}
-	out = Outputs{}
+	return out, true
+}
+
+// eachField calls f with each field of data, a valid JSON value, in order:
+// its key's string literal and its value's bytes. It is false if data is
+// not an object or f is false for a field.
+func eachField(data []byte, f func(key, value []byte) bool) bool {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return false
+	}
 	i = skipSpace(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		end := skipValue(data, i) // the key, a string in a valid object
-		name, ok := jsonString(data[i:end])
-		if !ok {
-			return nil, false
-		}
+		key := data[i:end]
 		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
 		end = skipValue(data, i)
-		v, ok := jsonValue(data[i:end])
-		if !ok {
-			return nil, false
+		if !f(key, data[i:end]) {
+			return false
 		}
-		out = append(out, Output{Name: name, Value: v})
 		i = skipSpace(data, end)
 		if i < len(data) && data[i] == ',' {
 			i = skipSpace(data, i+1)
 		}
 	}
-	return out, true
+	return true
 }
 
 // jsonValue decodes one valid value as Outputs' values decode.
