@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -39,26 +40,54 @@ func (o Outputs) MarshalJSON() ([]byte, error) {
 	if o == nil {
 		return []byte("null"), nil
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
+	e := outputEncoders.Get().(*outputEncoder)
+	defer e.release()
+	b := &e.buf
 	b.WriteByte('{')
-	for i, f := range o {
+	for i := range o {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		if err := enc.Encode(f.Name); err != nil {
+		// A pointer into o: a string would be boxed for Encode.
+		if err := e.enc.Encode(&o[i].Name); err != nil {
 			return nil, fmt.Errorf("encode output name: %w", err)
 		}
 		b.Truncate(b.Len() - 1) // Encode's newline
 		b.WriteByte(':')
-		if err := enc.Encode(f.Value); err != nil {
-			return nil, fmt.Errorf("encode output %s: %w", f.Name, err)
+		if err := e.enc.Encode(o[i].Value); err != nil {
+			return nil, fmt.Errorf("encode output %s: %w", o[i].Name, err)
 		}
 		b.Truncate(b.Len() - 1)
 	}
 	b.WriteByte('}')
-	return b.Bytes(), nil
+	return bytes.Clone(b.Bytes()), nil
+}
+
+// outputEncoder is an Encoder writing into its own buffer, kept in
+// outputEncoders between MarshalJSON calls.
+type outputEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// maxPooledOutputs is the largest buffer an outputEncoder keeps when it is
+// given back: a rare huge result's buffer is left to the collector.
+const maxPooledOutputs = 64 << 10
+
+var outputEncoders = sync.Pool{New: func() any {
+	e := new(outputEncoder)
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// release empties e and gives it back to outputEncoders.
+func (e *outputEncoder) release() {
+	if e.buf.Cap() > maxPooledOutputs {
+		return
+	}
+	e.buf.Reset()
+	outputEncoders.Put(e)
 }
 
 // UnmarshalJSON reads an object's fields in the order they are written.
