@@ -364,8 +364,8 @@ func (o *seedSink) Event(ev jobs.Event) error {
 			Content string `json:"content"`
 		}{"token", "answer", d.Content})
 	case jobs.EventCompleted:
-		var d jobs.CompletedData
-		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Result == nil {
+		d, err := jobs.ParseCompleted(ev.Data)
+		if err != nil || d.Result == nil {
 			o.fail("The job completed but its result could not be read; poll GET /v1/jobs/" + o.jobID)
 			return store.ErrStop
 		}

@@ -7,3 +7,7 @@ func UnmarshalOutputsTokens(data []byte) (Outputs, error) {
 	err := o.unmarshalTokens(data)
 	return o, err
 }
+
+// DecodeSpec is the decoder ParseSpec falls back to, for comparing its one
+// pass with.
+func DecodeSpec(b []byte) (Spec, error) { return decodeSpec(b) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -39,26 +40,54 @@ func (o Outputs) MarshalJSON() ([]byte, error) {
 	if o == nil {
 		return []byte("null"), nil
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
+	e := outputEncoders.Get().(*outputEncoder)
+	defer e.release()
+	b := &e.buf
 	b.WriteByte('{')
-	for i, f := range o {
+	for i := range o {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		if err := enc.Encode(f.Name); err != nil {
+		// A pointer into o: a string would be boxed for Encode.
+		if err := e.enc.Encode(&o[i].Name); err != nil {
 			return nil, fmt.Errorf("encode output name: %w", err)
 		}
 		b.Truncate(b.Len() - 1) // Encode's newline
 		b.WriteByte(':')
-		if err := enc.Encode(f.Value); err != nil {
-			return nil, fmt.Errorf("encode output %s: %w", f.Name, err)
+		if err := e.enc.Encode(o[i].Value); err != nil {
+			return nil, fmt.Errorf("encode output %s: %w", o[i].Name, err)
 		}
 		b.Truncate(b.Len() - 1)
 	}
 	b.WriteByte('}')
-	return b.Bytes(), nil
+	return bytes.Clone(b.Bytes()), nil
+}
+
+// outputEncoder is an Encoder writing into its own buffer, kept in
+// outputEncoders between MarshalJSON calls.
+type outputEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// maxPooledOutputs is the largest buffer an outputEncoder keeps when it is
+// given back: a rare huge result's buffer is left to the collector.
+const maxPooledOutputs = 64 << 10
+
+var outputEncoders = sync.Pool{New: func() any {
+	e := new(outputEncoder)
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// release empties e and gives it back to outputEncoders.
+func (e *outputEncoder) release() {
+	if e.buf.Cap() > maxPooledOutputs {
+		return
+	}
+	e.buf.Reset()
+	outputEncoders.Put(e)
 }
 
 // UnmarshalJSON reads an object's fields in the order they are written.
@@ -105,31 +134,45 @@ func scanOutputs(data []byte) (out Outputs, ok bool) {
 	if !json.Valid(data) {
 		return nil, false
 	}
-	i := skipSpace(data, 0)
-	if i == len(data) || data[i] != '{' {
+	out = Outputs{}
+	ok = eachField(data, func(key, raw []byte) bool {
+		name, ok := jsonString(key)
+		if !ok {
+			return false
+		}
+		v, ok := jsonValue(raw)
+		out = append(out, Output{Name: name, Value: v})
+		return ok
+	})
+	if !ok {
 		return nil, false
 	}
-	out = Outputs{}
+	return out, true
+}
+
+// eachField calls f with each field of data, a valid JSON value, in order:
+// its key's string literal and its value's bytes. It is false if data is
+// not an object or f is false for a field.
+func eachField(data []byte, f func(key, value []byte) bool) bool {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return false
+	}
 	i = skipSpace(data, i+1)
 	for i < len(data) && data[i] != '}' {
 		end := skipValue(data, i) // the key, a string in a valid object
-		name, ok := jsonString(data[i:end])
-		if !ok {
-			return nil, false
-		}
+		key := data[i:end]
 		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
 		end = skipValue(data, i)
-		v, ok := jsonValue(data[i:end])
-		if !ok {
-			return nil, false
+		if !f(key, data[i:end]) {
+			return false
 		}
-		out = append(out, Output{Name: name, Value: v})
 		i = skipSpace(data, end)
 		if i < len(data) && data[i] == ',' {
 			i = skipSpace(data, i+1)
 		}
 	}
-	return out, true
+	return true
 }
 
 // jsonValue decodes one valid value as Outputs' values decode.

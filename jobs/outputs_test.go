@@ -177,3 +177,28 @@ func TestOutputsUnmarshalAllocs(t *testing.T) {
 		t.Errorf("UnmarshalJSON: %.0f allocations, want at most 24", allocs)
 	}
 }
+
+// TestOutputsMarshalAllocs: a result's outputs, written in every completed
+// job's view, are encoded with a pooled encoder and buffer, their names
+// without boxing (7 allocations for these before, 1 after: the bytes
+// returned).
+func TestOutputsMarshalAllocs(t *testing.T) {
+	o := jobs.Outputs{{Name: "reasoning", Value: "Short <and> plain."}, {Name: "answer", Value: "Paris is\nthe capital."},
+		{Name: "key_concepts", Value: []any{"capital", "France"}}, {Name: "n", Value: json.Number("1.0")}}
+	const want = `{"reasoning":"Short <and> plain.","answer":"Paris is\nthe capital.","key_concepts":["capital","France"],"n":1.0}`
+	if b, err := o.MarshalJSON(); err != nil || string(b) != want {
+		t.Fatalf("MarshalJSON = %s, %v; want %s", b, err, want)
+	}
+	if raceEnabled {
+		return
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := o.MarshalJSON(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.0f allocations", allocs)
+	if allocs > 1 {
+		t.Errorf("MarshalJSON: %.0f allocations, want at most 1", allocs)
+	}
+}

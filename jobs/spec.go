@@ -95,8 +95,18 @@ func (c ClientSpec) Question() string {
 	return q
 }
 
-// ParseSpec decodes a stored spec, keeping numbers as json.Number.
+// ParseSpec decodes a stored spec, keeping numbers as json.Number. A spec as
+// Marshal writes it is read in one pass (scanSpec), anything else through
+// encoding/json's decoder, which the one pass reads as.
 func ParseSpec(b []byte) (Spec, error) {
+	if s, ok := scanSpec(b); ok {
+		return s, nil
+	}
+	return decodeSpec(b)
+}
+
+// decodeSpec is ParseSpec through encoding/json.
+func decodeSpec(b []byte) (Spec, error) {
 	var s Spec
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -104,6 +114,90 @@ func ParseSpec(b []byte) (Spec, error) {
 		return s, fmt.Errorf("decode spec: %w", err)
 	}
 	return s, nil
+}
+
+// scanSpec reads a valid spec object in one pass: its string fields
+// directly, its inputs as Outputs' one pass reads values. ok is false for
+// anything Marshal does not write (a key spelled otherwise or repeated, a
+// null, the batch ref), which the decoder then reads (and reports).
+func scanSpec(b []byte) (s Spec, ok bool) {
+	if !json.Valid(b) {
+		return s, false
+	}
+	var seen uint8
+	ok = eachField(b, func(key, raw []byte) bool {
+		var bit uint8
+		var ok bool
+		switch string(key) {
+		case `"program"`:
+			bit, ok = 1<<0, scanString(raw, &s.Program)
+		case `"inputs"`:
+			bit, ok = 1<<1, scanInputs(raw, &s.Inputs)
+		case `"options"`:
+			bit, ok = 1<<2, scanOptions(raw, &s.Options)
+		case `"owner"`:
+			bit, ok = 1<<3, scanString(raw, &s.Owner)
+		case `"queue"`:
+			bit, ok = 1<<4, scanString(raw, &s.Queue)
+		case `"program_version"`:
+			bit, ok = 1<<5, scanString(raw, &s.ProgramVersion)
+		}
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	})
+	return s, ok
+}
+
+// scanString reads a string literal into dst.
+func scanString(raw []byte, dst *string) bool {
+	if raw[0] != '"' {
+		return false
+	}
+	v, ok := jsonString(raw)
+	*dst = v
+	return ok
+}
+
+// scanInputs reads an object of inputs into dst.
+func scanInputs(raw []byte, dst *Inputs) bool {
+	in := Inputs{}
+	ok := eachField(raw, func(key, raw []byte) bool {
+		name, ok := jsonString(key)
+		if !ok {
+			return false
+		}
+		in[name], ok = jsonValue(raw)
+		return ok
+	})
+	*dst = in
+	return ok
+}
+
+// scanOptions reads an object of the options Marshal writes into dst.
+func scanOptions(raw []byte, dst *Options) bool {
+	return eachField(raw, func(key, raw []byte) bool {
+		var v *bool
+		switch string(key) {
+		case `"stream"`:
+			v = &dst.Stream
+		case `"no_cache"`:
+			v = &dst.NoCache
+		default:
+			return false
+		}
+		switch string(raw) {
+		case "true":
+			*v = true
+		case "false":
+			*v = false
+		default:
+			return false
+		}
+		return true
+	})
 }
 
 // Marshal encodes the spec as it is stored.

@@ -122,11 +122,16 @@ func decodeJob(h map[string]string) (*jobs.Job, error) {
 	if t := msTime(h["finished_at"]); !t.IsZero() {
 		j.FinishedAt = &t
 	}
-	for field, dst := range map[string]any{"result": &j.Result, "error": &j.Error} {
-		if v := h[field]; v != "" {
-			if err := json.Unmarshal([]byte(v), dst); err != nil {
-				return nil, fmt.Errorf("decode job %s %s: %w", j.ID, field, err)
-			}
+	if v := h["result"]; v != "" {
+		r, err := jobs.ParseResult([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("decode job %s result: %w", j.ID, err)
+		}
+		j.Result = r
+	}
+	if v := h["error"]; v != "" {
+		if err := json.Unmarshal([]byte(v), &j.Error); err != nil {
+			return nil, fmt.Errorf("decode job %s error: %w", j.ID, err)
 		}
 	}
 	return j, nil
@@ -183,8 +188,8 @@ func (j jobSource) EndedBy(r *jobs.Job, ev jobs.Event) (*jobs.Job, bool) {
 	if ev.Type != jobs.EventCompleted || ev.Ended == nil || r == nil {
 		return nil, false
 	}
-	var d jobs.CompletedData
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
+	d, err := jobs.ParseCompleted(ev.Data)
+	if err != nil {
 		return nil, false
 	}
 	out := *r
