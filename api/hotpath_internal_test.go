@@ -10,11 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/qaqueue/qaqueue/batches"
-	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
-	"github.com/qaqueue/qaqueue/programs"
-	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
 
@@ -30,30 +26,7 @@ func TestRequestPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation bounds are checked without the race detector")
 	}
-	db := redistest.New(t)
-	jobStore, err := store.NewJobs(db.Client, store.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
-	defer hub.Close()
-	bs, err := batches.NewStore(jobStore, batches.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	registry, err := programs.New(db.Client, programs.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry,
-		Log: zerolog.New(io.Discard).Level(zerolog.WarnLevel),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, zerolog.New(io.Discard).Level(zerolog.WarnLevel))
 	defer s.Shutdown(context.Background())
 	done := time.UnixMilli(1_700_000_000_000).UTC()
 	j := &jobs.Job{ID: "0123456789abcdef0123456789abcdef", Status: jobs.StatusCompleted, Attempts: 1,

@@ -18,18 +18,19 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
-	t.Parallel()
+// newTestServer is a Server on a private Redis database, without the
+// dashboard, logging to log.
+func newTestServer(t *testing.T, log zerolog.Logger) *Server {
+	t.Helper()
 	db := redistest.New(t)
 	jobStore, err := store.NewJobs(db.Client, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs strings.Builder
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	hub := store.NewHub(ctx, db.Client, zerolog.Nop())
-	defer hub.Close()
+	t.Cleanup(func() { _ = hub.Close() })
 	bs, err := batches.NewStore(jobStore, batches.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -39,11 +40,18 @@ func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := New(Config{DisableMonitoring: true}, Deps{
-		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry, Log: zerolog.New(&logs),
+		Redis: db.Client, Client: store.NewClient(db.Client, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func TestRecoveryAnswersJSONAndLogsWhereItPanicked(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	s := newTestServer(t, zerolog.New(&logs))
 	defer s.Shutdown(context.Background())
 	s.engine.GET("/panic", func(*gin.Context) { panic("secret internals") })
 	s.engine.GET("/v1/panic", func(*gin.Context) { panic("secret internals") })
