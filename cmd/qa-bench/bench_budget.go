@@ -136,30 +136,34 @@ func (w machineWindow) since() (busyPct float64, self time.Duration) {
 	return pct(float64(now.busy-w.busy), float64(now.total-w.total)), now.self - w.self
 }
 
-// meteredStack starts a Redis, a fake LM answering as lmc, a worker with
-// slots slots and an API, and a meter over the API, the worker and Redis.
-func (s *scope) meteredStack(ctx context.Context, lmc fakelm.Config, slots int) (*benchkit.Client, *benchkit.Meter, error) {
+// metered is a stack meteredStack started: the API's client, a meter over
+// the API, the worker and Redis, and the two processes.
+type metered struct {
+	client      *benchkit.Client
+	meter       *benchkit.Meter
+	api, worker *benchkit.Proc
+}
+
+// meteredStack starts a Redis, a worker with slots slots and an API on lm,
+// and a meter over the API, the worker and Redis.
+func (s *scope) meteredStack(ctx context.Context, lm *benchkit.LM, slots int) (*metered, error) {
 	url, _, err := s.db(ctx)
 	if err != nil {
-		return nil, nil, err
-	}
-	lm, err := s.lm(lmc)
-	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", slots))
 	wp, wmetrics, err := s.worker(ctx, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ap, c, err := s.api(ctx, st)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return c, &benchkit.Meter{Redis: s.b.redisAddr, Procs: []benchkit.Metered{
+	return &metered{client: c, api: ap, worker: wp, meter: &benchkit.Meter{Redis: s.b.redisAddr, Procs: []benchkit.Metered{
 		{Name: "api", Proc: ap, Metrics: c.Base + "/metrics"},
 		{Name: "worker", Proc: wp, Metrics: wmetrics + "/metrics"},
-	}}, nil
+	}}}, nil
 }
 
 // benchBudget: issue 16's per-job budget table. An instant-LM job through
@@ -169,10 +173,15 @@ func (s *scope) meteredStack(ctx context.Context, lmc fakelm.Config, slots int) 
 func benchBudget(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r := &scenarioResult{}
 	dur := s.pickDur(15*time.Second, 5*time.Second)
-	c, m, err := s.meteredStack(ctx, fakelm.Config{}, budgetClients)
+	lm, err := s.lm(fakelm.Config{})
 	if err != nil {
 		return r, err
 	}
+	st, err := s.meteredStack(ctx, lm, budgetClients)
+	if err != nil {
+		return r, err
+	}
+	c, m := st.client, st.meter
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 	if _, err := closedLoop(ctx, budgetClients, time.Second, submitAndWait(c, tag+" warm", false)); err != nil {
 		return r, err
@@ -311,23 +320,11 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 
 	// qaqueue.
-	url, _, err := s.db(ctx)
+	st, err := s.meteredStack(ctx, lm, conc)
 	if err != nil {
 		return r, err
 	}
-	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", conc))
-	wp, wmetrics, err := s.worker(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	ap, c, err := s.api(ctx, st)
-	if err != nil {
-		return r, err
-	}
-	m := &benchkit.Meter{Redis: s.b.redisAddr, Procs: []benchkit.Metered{
-		{Name: "api", Proc: ap, Metrics: c.Base + "/metrics"},
-		{Name: "worker", Proc: wp, Metrics: wmetrics + "/metrics"},
-	}}
+	c, m := st.client, st.meter
 	if _, err := closedLoop(ctx, conc, time.Second, submitAndWait(c, tag+" warm", false)); err != nil {
 		return r, err
 	}
@@ -340,11 +337,11 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 		return r, err
 	}
 	// Stopped, so that their idle loops do not count against the others.
-	_ = ap.Stop(30 * time.Second)
-	_ = wp.Stop(30 * time.Second)
+	_ = st.api.Stop(30 * time.Second)
+	_ = st.worker.Stop(30 * time.Second)
 
 	// The same-work baseline, on another database, the same LM.
-	url, _, err = s.db(ctx)
+	url, _, err := s.db(ctx)
 	if err != nil {
 		return r, err
 	}
@@ -403,10 +400,15 @@ func benchThroughput(ctx context.Context, s *scope) (*scenarioResult, error) {
 func benchSeed(ctx context.Context, s *scope) (*scenarioResult, error) {
 	r := &scenarioResult{}
 	dur := s.pickDur(20*time.Second, 8*time.Second)
-	c, m, err := s.meteredStack(ctx, fakelm.Config{TTFT: seedLM}, seedClients)
+	lm, err := s.lm(fakelm.Config{TTFT: seedLM})
 	if err != nil {
 		return r, err
 	}
+	st, err := s.meteredStack(ctx, lm, seedClients)
+	if err != nil {
+		return r, err
+	}
+	c, m := st.client, st.meter
 	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var (
 		mu  sync.Mutex
