@@ -275,14 +275,19 @@ func (c *countingLM) Accept(_ context.Context, req *program.Request, comp *progr
 	return nil
 }
 
-// cache passes what the program accepted to the LM (its cache), once.
-func (c *countingLM) cache(ctx context.Context) error {
+// take hands over what the program accepted, once.
+func (c *countingLM) take() []acceptance {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	accepted := c.accepted
 	c.accepted = nil
-	c.mu.Unlock()
+	return accepted
+}
+
+// cache passes what the program accepted to the LM (its cache), once.
+func (c *countingLM) cache(ctx context.Context) error {
 	var errs []error
-	for _, a := range accepted {
+	for _, a := range c.take() {
 		errs = append(errs, c.LM.Accept(ctx, a.req, a.comp))
 	}
 	return errors.Join(errs...)
@@ -302,13 +307,9 @@ func (c *countingLM) cacheWrites(ctx context.Context) ([]store.CacheEntry, error
 	if !ok {
 		return nil, c.cache(ctx)
 	}
-	c.mu.Lock()
-	accepted := c.accepted
-	c.accepted = nil
-	c.mu.Unlock()
 	var entries []store.CacheEntry
 	var errs []error
-	for _, a := range accepted {
+	for _, a := range c.take() {
 		w, ok, err := lm.AcceptWrite(ctx, a.req, a.comp)
 		errs = append(errs, err)
 		if ok {
