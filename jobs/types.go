@@ -86,6 +86,9 @@ type Provenance struct {
 	// program and jobs queued before programs had versions.
 	Program        string `json:"program,omitempty"`
 	ProgramVersion string `json:"program_version,omitempty"`
+	// Path says which path answered a provider-mode batch's item
+	// (PathProvider, PathLive after a fallback, PathCache); "" elsewhere.
+	Path string `json:"path,omitempty"`
 }
 
 // Counted is p, an attempt's, as its job or batch item records it: with
