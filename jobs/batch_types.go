@@ -201,6 +201,14 @@ func BatchResultsKey(id string) string { return "qa:batch:" + id + ":results" }
 // its attempts put back, "index:lm_calls" → n.
 func BatchAttemptsKey(id string) string { return "qa:batch:" + id + ":attempts" }
 
+// BatchOffloadKey is a provider-mode batch's offload runner's state
+// (round, stage, phase, its chunks' provider ids, deferred items, costs).
+func BatchOffloadKey(id string) string { return "qa:batch:" + id + ":offload" }
+
+// BatchStagesKey is a provider-mode batch's finished stages, index → the
+// item's checkpoints (a JSON list), for a multi-stage program.
+func BatchStagesKey(id string) string { return "qa:batch:" + id + ":stages" }
+
 // BatchEventsKey is the batch's capped event stream.
 func BatchEventsKey(id string) string { return "qa:batch:" + id + ":events" }
 
