@@ -346,3 +346,11 @@ func (b *Store) BudgetSpent(ctx context.Context, owner string) (bool, error) {
 	}
 	return used >= budget, nil
 }
+
+// EnqueueLive hands items of bt to the live path: each gets its item task
+// on jobs.QueueBatch, as a live batch's items do (a repeat is harmless:
+// the task ids are the items'). The offload runner sends there the items a
+// provider round left unanswered.
+func (b *Store) EnqueueLive(ctx context.Context, bt *jobs.Batch, indexes []int) error {
+	return b.enqueueSome(ctx, bt, indexes)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
@@ -148,4 +149,14 @@ func Assemble(c *programfile.Compiled, runs []*Stage, multi bool) (*Result, erro
 	}
 	res.Usage = usage
 	return res, nil
+}
+
+// ProgramName is the program a spec names without its alias ("claims" of
+// "claims@stable"); a spec from before programs were named runs qa.
+func ProgramName(spec string) string {
+	name, _, _ := strings.Cut(spec, "@")
+	if name == "" {
+		return jobs.ProgramQA
+	}
+	return name
 }

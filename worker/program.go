@@ -60,7 +60,7 @@ func (r *ProgramRunner) StateSHA256() string {
 // inputs and earlier stages' outputs as the program binds them. A failed
 // run that called the LM returns a *RunError counting the calls.
 func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
-	c, err := r.programs.Program(ctx, programName(opts.Program), opts.ProgramVersion)
+	c, err := r.programs.Program(ctx, programrun.ProgramName(opts.Program), opts.ProgramVersion)
 	if err != nil {
 		return nil, fmt.Errorf("get program: %w", err)
 	}
