@@ -225,11 +225,11 @@ type LM struct {
 	// Prices prices LM usage, live and through a provider's batch API:
 	// a JSON object of model → {input, output, cached_input, batch_input,
 	// batch_output, batch_cached_input} in USD per million tokens, merged
-	// over the built-in prices of common OpenAI and Anthropic models (a
-	// model given replaces its entry; a missing batch price is half the
-	// live one, a missing cached price the input price; see pricing.Parse).
-	// `qa config` shows the entries that differ from the built-in ones.
-	// LM_PRICES, default empty: the built-in prices.
+	// over the built-in prices of common OpenAI, Anthropic and Gemini
+	// models (a model given replaces its entry; a missing batch price is
+	// half the live one, a missing cached price the input price; see
+	// pricing.Parse). `qa config` shows the entries that differ from the
+	// built-in ones. LM_PRICES, default empty: the built-in prices.
 	Prices pricing.Table `env:"LM_PRICES"`
 }
 

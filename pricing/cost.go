@@ -91,10 +91,10 @@ func count(v any) (int64, bool) {
 			return max(i, 0), true
 		}
 		f, err := n.Float64()
-		if err != nil && f == 0 {
+		if err != nil && !math.IsInf(f, 0) { // not a number at all
 			return 0, false
 		}
-		return countFloat(f) // ±Inf from an out-of-range literal clamps
+		return countFloat(f) // an out-of-range literal is ±Inf, which clamps
 	case program.BigInt: // beyond int64: only a huge positive count is a count
 		if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
 			return max(i, 0), true

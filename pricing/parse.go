@@ -140,12 +140,18 @@ func toMicros(v any) (int64, error) {
 	return int64(math.Round(f * 1e6)), nil
 }
 
+// jsonText quotes a value for an error, or names its kind when it is long.
 func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil || len(b) > 40 {
-		return fmt.Sprintf("a %T", v)
+	if b, err := json.Marshal(v); err == nil && len(b) <= 40 {
+		return string(b)
 	}
-	return string(b)
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return "a long string"
 }
 
 // complete fills the prices LM_PRICES may leave out (see [Parse]).
