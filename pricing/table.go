@@ -31,56 +31,60 @@ func (t Table) Models() []string {
 	return slices.Sorted(maps.Keys(t.prices))
 }
 
-// Lookup returns the price of model, a DSPy model string. It matches, in
-// order:
+// Lookup returns the price of model, a DSPy model string
+// ("provider/name"). For the model's name, then for the name without a
+// date suffix (-YYYY-MM-DD, OpenAI's snapshots, or -YYYYMMDD, Anthropic's),
+// it takes the first of:
 //
-//  1. the key itself ("openai/gpt-4o-mini");
-//  2. the one key with the same model name whose provider is the same, or
-//     either side has none: "gpt-4o-mini" finds "openai/gpt-4o-mini", and
-//     "hosted_vllm/my-model" finds a key "my-model";
-//  3. rule 2 for the name without a date suffix (-YYYY-MM-DD, OpenAI's
-//     snapshots, or -YYYYMMDD, Anthropic's): "gpt-4o-mini-2024-07-18"
-//     finds "openai/gpt-4o-mini".
+//  1. the key provider/name, for a model with a provider;
+//  2. the bare key name, which stands for any provider without its own
+//     entry ("hosted_vllm/my-model" finds "my-model");
+//  3. for a bare model, the one key of any provider with that name
+//     ("gpt-4o-mini" finds "openai/gpt-4o-mini").
 //
-// A rule that finds two keys ("gpt-4o-mini" with both openai/ and azure/
-// priced) is ambiguous, and the model is unknown: a wrong price is worse
-// than none. A model under another provider ("azure/gpt-4o-mini") never
-// takes a different provider's price, and a name is never matched by prefix
-// ("gpt-4o-mini" is not "gpt-4o"), so a snapshot priced apart from its
-// family needs its own key, which rule 1 then finds first.
+// So "gpt-4o-mini-2024-07-18" finds "openai/gpt-4o-mini", while a snapshot
+// priced apart from its family has a key of its own, found first. Rule 3
+// finding two keys ("gpt-4o-mini" with openai/ and azure/ priced) is
+// ambiguous, and the model unknown: a wrong price is worse than none. A
+// model never takes another provider's price ("azure/gpt-4o-mini" is not
+// "openai/gpt-4o-mini"), and a name never matches by prefix ("gpt-4o-mini"
+// is not "gpt-4o").
 func (t Table) Lookup(model string) (Price, bool) {
-	if p, ok := t.prices[model]; ok {
+	provider, name := splitModel(model)
+	if p, ok := t.lookup(provider, name); ok {
 		return p, true
 	}
-	provider, name := splitModel(model)
-	key, n := t.match(provider, name)
-	if n == 0 {
-		if family := dateSuffix.ReplaceAllString(name, ""); family != name {
-			key, n = t.match(provider, family)
-		}
+	if family := dateSuffix.ReplaceAllString(name, ""); family != name {
+		return t.lookup(provider, family)
 	}
-	if n != 1 {
-		return Price{}, false
-	}
-	return t.prices[key], true
+	return Price{}, false
 }
 
 // dateSuffix is a snapshot's date: OpenAI's -2024-07-18, Anthropic's
 // -20250929.
 var dateSuffix = regexp.MustCompile(`-(20\d\d-[01]\d-[0-3]\d|20\d\d[01]\d[0-3]\d)$`)
 
-// match returns a key that rule 2 of Lookup finds for provider and name,
-// and how many keys it finds.
-func (t Table) match(provider, name string) (string, int) {
-	var found string
-	n := 0
-	for key := range t.prices {
-		kp, kn := splitModel(key)
-		if kn == name && (kp == provider || kp == "" || provider == "") {
-			found, n = key, n+1
+// lookup applies Lookup's rules to one name.
+func (t Table) lookup(provider, name string) (Price, bool) {
+	if provider != "" {
+		if p, ok := t.prices[provider+"/"+name]; ok {
+			return p, true
 		}
 	}
-	return found, n
+	if p, ok := t.prices[name]; ok {
+		return p, true
+	}
+	if provider != "" {
+		return Price{}, false
+	}
+	var found Price
+	n := 0
+	for key, p := range t.prices {
+		if _, kn := splitModel(key); kn == name {
+			found, n = p, n+1
+		}
+	}
+	return found, n == 1
 }
 
 // splitModel splits a DSPy model string at its first slash into provider

@@ -19,6 +19,11 @@ func TestLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A bare key beside a provider's: each query finds the nearest.
+	bare, err := pricing.Parse(`{"gpt-4o-mini": {"input": 9, "output": 9}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	price := func(tb pricing.Table, model string) pricing.Price {
 		p, ok := tb.Lookup(model)
 		if !ok {
@@ -48,6 +53,12 @@ func TestLookup(t *testing.T) {
 		{"a bare key matches any provider", custom, "hosted_vllm/my-model", "my-model"},
 		{"a snapshot's own key before its family", custom, "gpt-4o-2024-05-13", "openai/gpt-4o-2024-05-13"},
 		{"other snapshots still find the family", custom, "gpt-4o-2024-11-20", "openai/gpt-4o"},
+		{"a provider's key before a bare one", bare, "openai/gpt-4o-mini", "openai/gpt-4o-mini"},
+		{"a provider's family before a bare one", bare, "openai/gpt-4o-mini-2024-07-18", "openai/gpt-4o-mini"},
+		{"a bare key for a provider without its own", bare, "azure/gpt-4o-mini", "gpt-4o-mini"},
+		{"a bare key for a bare model", bare, "gpt-4o-mini-2024-07-18", "gpt-4o-mini"},
+		{"an empty model", def, "", ""},
+		{"a provider alone", def, "openai/", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
