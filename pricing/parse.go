@@ -32,8 +32,12 @@ const MaxUSD = 1_000_000
 // Error is one problem with LM_PRICES: the model it is under and, when it is
 // about one price, the field.
 type Error struct {
-	Model   string
-	Field   string // empty when the problem is the model's entry as a whole
+	// Model is the entry's key, as written in LM_PRICES.
+	Model string
+	// Field is the price's field (input, ...); empty when the problem is
+	// the model's entry as a whole.
+	Field string
+	// Problem says what is expected and what was found.
 	Problem string
 }
 

@@ -8,7 +8,9 @@ import (
 )
 
 // Price is one model's prices, in micro-dollars (1e-6 USD) per million
-// tokens: $2.50 per million is 2_500_000. The Batch prices apply to a
+// tokens: $2.50 per million is 2_500_000. Input prices a prompt's uncached
+// tokens, CachedInput those the provider served from its prompt cache,
+// Output the completion's (reasoning included). The Batch prices apply to a
 // provider's batch API (OpenAI's Batch, Anthropic's Message Batches).
 type Price struct {
 	Input, Output, CachedInput, BatchInput, BatchOutput, BatchCachedInput int64
