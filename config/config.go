@@ -2,6 +2,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/qaqueue/qaqueue/pricing"
 )
 
 // Config is qaqueue's whole configuration, grouped by concern. Each field
@@ -220,6 +222,15 @@ type LM struct {
 	// models yes; hosted_vllm/..., unknown names and providers without it
 	// no). LM_STRUCTURED_OUTPUTS, default auto.
 	StructuredOutputs string `env:"LM_STRUCTURED_OUTPUTS"`
+	// Prices prices LM usage, live and through a provider's batch API:
+	// a JSON object of model → {input, output, cached_input, batch_input,
+	// batch_output, batch_cached_input} in USD per million tokens, merged
+	// over the built-in prices of common OpenAI, Anthropic and Gemini
+	// models (a model given replaces its entry; a missing batch price is
+	// half the live one, a missing cached price the input price; see
+	// pricing.Parse). `qa config` shows the entries that differ from the
+	// built-in ones. LM_PRICES, default empty: the built-in prices.
+	Prices pricing.Table `env:"LM_PRICES"`
 }
 
 // Cache configures the LM response cache layers: memory, disk and Redis.

@@ -3,6 +3,8 @@ package config
 import (
 	"math"
 	"time"
+
+	"github.com/qaqueue/qaqueue/pricing"
 )
 
 // The defaults of the variables, each written once. [Parse] starts from
@@ -185,6 +187,7 @@ func defaultConfig() Config {
 			Timeout:            DefaultLMTimeout,
 			RateMaxWait:        DefaultLMRateMaxWait,
 			StructuredOutputs:  DefaultLMStructuredOutputs,
+			Prices:             pricing.Default(),
 		},
 		Cache: Cache{
 			DiskEnabled:   DefaultCacheDiskEnabled,

@@ -3,12 +3,14 @@ package config
 import (
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/qaqueue/qaqueue/pricing"
 )
 
 // defaults is the configuration with nothing set, written out by hand so a
@@ -29,6 +31,7 @@ func defaults() Config {
 		LM: LM{
 			Model: "openai/gpt-4o-mini", TrackUsage: true, Timeout: 30 * time.Second,
 			RateMaxWait: 10 * time.Second, StructuredOutputs: "auto", ProgramMaxBytes: 8 * MiB, ProgramMaxVersions: 20,
+			Prices: pricing.Default(),
 		},
 		Cache: Cache{
 			Dir: ".cache/qaqueue", DiskEnabled: true, DiskSize: GiB, MemoryEnabled: true,
@@ -47,7 +50,14 @@ func defaults() Config {
 	}
 }
 
-var ignoreSources = cmpopts.IgnoreUnexported(Config{})
+// ignoreSources compares Configs without their sources, and price tables
+// (whose entries are unexported) by their models and LM_PRICES value.
+var ignoreSources = cmp.Options{
+	cmpopts.IgnoreUnexported(Config{}),
+	cmp.Comparer(func(a, b pricing.Table) bool {
+		return a.String() == b.String() && slices.Equal(a.Models(), b.Models())
+	}),
+}
 
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
@@ -94,7 +104,7 @@ func everything() map[string]string {
 		"TRACK_USAGE": "no", "LM_API_BASE": "http://localhost:4000/v1", "LM_API_KEY": "lm-secret-key",
 		"AZURE_API_VERSION": "2024-06-01", "LM_TEMPERATURE": "0.7", "LM_MAX_TOKENS": "1000",
 		"LM_TIMEOUT": "20s", "LM_RPM": "600", "LM_TPM": "200000", "LM_RATE_MAX_WAIT": "5s",
-		"LM_STRUCTURED_OUTPUTS": "off",
+		"LM_STRUCTURED_OUTPUTS": "off", "LM_PRICES": `{"local/llama": {"input": 0.1, "output": 0.3}}`,
 
 		"CACHE_DIR": "/var/cache/qa", "CACHE_DISK_ENABLED": "false", "CACHE_DISK_SIZE": "500MB",
 		"CACHE_MEMORY_ENABLED": "0", "CACHE_MEMORY_ENTRIES": "10", "CACHE_REDIS_ENABLED": "FALSE",
@@ -150,6 +160,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			APIBase: "http://localhost:4000/v1", APIKey: "lm-secret-key", AzureAPIVersion: "2024-06-01",
 			Temperature: &temp, MaxTokens: &maxTokens, Timeout: 20 * time.Second, RPM: 600,
 			TPM: 200000, RateMaxWait: 5 * time.Second, StructuredOutputs: "off",
+			Prices: mustPrices(t, `{"local/llama": {"input": 0.1, "output": 0.3}}`),
 		},
 		Cache: Cache{
 			Dir: "/var/cache/qa", DiskSize: 500 * MB, MemoryEntries: 10,
@@ -189,6 +200,52 @@ func TestLoadEveryVariable(t *testing.T) {
 		}
 		if s.Source != SourceEnv {
 			t.Errorf("%s: source %q, want %q", s.Name, s.Source, SourceEnv)
+		}
+	}
+}
+
+func mustPrices(t *testing.T, s string) pricing.Table {
+	t.Helper()
+	table, err := pricing.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return table
+}
+
+// TestLMPrices: LM_PRICES is merged over the built-in prices, and `qa
+// config` shows what it changed, as a value that loads back the same.
+func TestLMPrices(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := Load(MapLookup(map[string]string{"LM_PRICES": `{"openai/gpt-4o-mini": {"input": 0.2, "output": 0.8}}`}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := cfg.LM.Prices.Lookup("gpt-4o-mini"); !ok || p.Input != 200_000 || p.BatchOutput != 400_000 {
+		t.Errorf("gpt-4o-mini = %+v, %v; want LM_PRICES's $0.20/$0.80", p, ok)
+	}
+	if _, ok := cfg.LM.Prices.Lookup("openai/gpt-5"); !ok {
+		t.Error("the built-in prices are gone")
+	}
+	var shown Setting
+	for _, s := range cfg.Settings() {
+		if s.Name == "LM_PRICES" {
+			shown = s
+		}
+	}
+	if shown.Group != "LM" || shown.Source != SourceEnv || !strings.Contains(shown.Value, `"openai/gpt-4o-mini":{"input":0.2,"output":0.8,`) {
+		t.Errorf("LM_PRICES setting = %+v", shown)
+	}
+	back, _, err := Load(MapLookup(map[string]string{"LM_PRICES": shown.Value}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cfg.LM.Prices, back.LM.Prices, ignoreSources); diff != "" {
+		t.Errorf("LM_PRICES=%s loads a different table (-want +got):\n%s", shown.Value, diff)
+	}
+	for _, s := range Default().Settings() {
+		if s.Name == "LM_PRICES" && s.Value != "" {
+			t.Errorf("default LM_PRICES shows %q; want empty (the built-in prices)", s.Value)
 		}
 	}
 }
@@ -332,6 +389,7 @@ func TestParseErrors(t *testing.T) {
 		"API_KEYS":             "alice:secret-one,alice:secret-two,nocolon-secret",
 		"TOKEN_BUDGET_PER_DAY": "1e6",
 		"ADMIN_API_KEYS":       "ops:sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"LM_PRICES":            `{"m/x": {"input": -1, "output": "a", "extra": 1}}`,
 	}
 	_, err := Parse(MapLookup(env), nil)
 	if err == nil {
@@ -350,6 +408,9 @@ func TestParseErrors(t *testing.T) {
 		`API_KEYS: entry 3: must be "name:key" or "name:sha256:<hex>"`,
 		`TOKEN_BUDGET_PER_DAY: must be a whole number, got "1e6"`,
 		`ADMIN_API_KEYS: entry 1: "ops": sha256 is the digest of an empty key (did the variable holding the key expand to nothing?)`,
+		`LM_PRICES: model "m/x": field "extra" is unknown; the fields are input, output, cached_input, batch_input, batch_output, batch_cached_input`,
+		`LM_PRICES: model "m/x": field "input" must not be negative, got -1`,
+		`LM_PRICES: model "m/x": field "output" must be a number of USD per million tokens, got "a"`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
