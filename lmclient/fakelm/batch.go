@@ -61,6 +61,10 @@ type BatchConfig struct {
 	OutageStatus int
 	// OutageRetryAfter is an outage's Retry-After. Default 1s.
 	OutageRetryAfter time.Duration
+	// OnCreate, when set, is called with each batch created, after it is
+	// stored and before the creator gets its answer: a test can kill the
+	// creator in the window between "created" and "recorded".
+	OnCreate func(id string, metadata map[string]string)
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -293,20 +297,24 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) {
 		bad("input_file_id", fmt.Sprintf("File %s has purpose '%s'; a batch's input file must have purpose 'batch'.", f.id, f.purpose))
 		return
 	}
-	b, err := s.addBatch(req, f)
+	b, onCreate, err := s.addBatch(req, f)
 	if err != nil {
 		writeParamError(w, http.StatusTooManyRequests, Fault{RetryAfter: time.Second}, err.Error(), "invalid_request_error", "batch_limit_exceeded", "")
 		return
 	}
+	if onCreate != nil {
+		onCreate(b.ID, b.Metadata)
+	}
 	writeJSON(w, b)
 }
 
-// addBatch stores a new batch, validating, making room under MaxBatches.
-func (s *Server) addBatch(req batchRequest, f *file) (batchObject, error) {
+// addBatch stores a new batch, validating, making room under MaxBatches;
+// it returns the OnCreate hook to call.
+func (s *Server) addBatch(req batchRequest, f *file) (batchObject, func(string, map[string]string), error) {
 	s.p.mu.Lock()
 	defer s.p.mu.Unlock()
 	if len(s.p.batches) >= s.p.cfg.MaxBatches && !s.p.dropOldestFinished() {
-		return batchObject{}, fmt.Errorf("fakelm keeps at most %d unfinished batches (BatchConfig.MaxBatches)", s.p.cfg.MaxBatches)
+		return batchObject{}, nil, fmt.Errorf("fakelm keeps at most %d unfinished batches (BatchConfig.MaxBatches)", s.p.cfg.MaxBatches)
 	}
 	now := s.now()
 	b := &batch{
@@ -317,7 +325,7 @@ func (s *Server) addBatch(req batchRequest, f *file) (batchObject, error) {
 	s.p.batches[b.id] = b
 	s.p.batchOrder = append(s.p.batchOrder, b.id)
 	s.p.created++
-	return b.object(), nil
+	return b.object(), s.p.cfg.OnCreate, nil
 }
 
 // dropOldestFinished forgets the oldest finished batch and its output
@@ -329,7 +337,7 @@ func (p *provider) dropOldestFinished() bool {
 			continue
 		}
 		for _, fid := range []string{b.outputFileID, b.errorFileID} {
-			if f := p.files[fid]; f != nil {
+			if _, ok := p.files[fid]; ok {
 				delete(p.files, fid)
 				p.fileOrder = without(p.fileOrder, fid)
 			}

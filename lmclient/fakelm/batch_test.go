@@ -166,7 +166,10 @@ func comparable(t *testing.T, completion []byte) string {
 
 func TestBatchEndToEnd(t *testing.T) {
 	t.Parallel()
-	s := setup(t, Config{})
+	var hooked []string
+	s := setup(t, Config{Batch: BatchConfig{OnCreate: func(id string, meta map[string]string) {
+		hooked = append(hooked, id+" "+meta["qaqueue_batch"])
+	}}})
 	c := client(s)
 	bodies := []map[string]any{batchBody("Why is the sky blue?"), batchBody("What is Go?"), batchBody("Who wrote Hamlet?")}
 	in := upload(t, c, "qaqueue-b1-r0-s0-c0.jsonl", jsonl(t, bodies...))
@@ -176,6 +179,9 @@ func TestBatchEndToEnd(t *testing.T) {
 	b := createBatch(t, c, in.ID, map[string]string{"qaqueue_batch": "b1"})
 	if b.Status != openai.BatchStatusValidating || b.InputFileID != in.ID || b.Metadata["qaqueue_batch"] != "b1" || b.ExpiresAt-b.CreatedAt != 24*3600 {
 		t.Fatalf("created batch = %s", b.RawJSON())
+	}
+	if want := []string{b.ID + " b1"}; fmt.Sprint(hooked) != fmt.Sprint(want) || s.BatchesCreated() != 1 {
+		t.Errorf("OnCreate saw %v, want %v; BatchesCreated = %d", hooked, want, s.BatchesCreated())
 	}
 	done, seen := pollUntil(t, c, b)
 	want := []openai.BatchStatus{"validating", "in_progress", "finalizing", "completed"}
@@ -223,9 +229,10 @@ func TestBatchPartialFailuresAndMalformedLines(t *testing.T) {
 	}
 	bodies[1] = batchBody("Question 1? [[fakelm:500]]")
 	bodies[2] = batchBody("Question 2? [[fakelm:garbage]]")
+	bodies[5] = batchBody("Question 5? [[fakelm:503,times=1]]")
 	in := upload(t, c, "in.jsonl", jsonl(t, bodies...))
 	done, _ := pollUntil(t, c, createBatch(t, c, in.ID, nil))
-	if done.Status != openai.BatchStatusCompleted || done.RequestCounts.Completed != 4 || done.RequestCounts.Failed != 2 {
+	if done.Status != openai.BatchStatusCompleted || done.RequestCounts.Completed != 3 || done.RequestCounts.Failed != 3 {
 		t.Fatalf("batch = %s", done.RawJSON())
 	}
 	out, bad := download(t, c, done.OutputFileID)
@@ -233,13 +240,13 @@ func TestBatchPartialFailuresAndMalformedLines(t *testing.T) {
 	if len(badErrs) != 0 || len(bad) != 1 || !strings.Contains(bad[0], `"custom_id":"item-4"`) {
 		t.Fatalf("malformed lines: output %q, errors %q", bad, badErrs)
 	}
-	for id, status := range map[string]int{"item-1": 500, "item-3": 400} {
+	for id, status := range map[string]int{"item-1": 500, "item-3": 400, "item-5": 503} {
 		l, ok := errs[id]
 		if !ok || l.Response == nil || l.Response.StatusCode != status || !strings.Contains(string(l.Response.Body), `"error"`) {
 			t.Errorf("error line %s = %+v, want status %d with an error body", id, l, status)
 		}
 	}
-	for _, id := range []string{"item-0", "item-2", "item-5"} {
+	for _, id := range []string{"item-0", "item-2"} {
 		if l, ok := out[id]; !ok || l.Response.StatusCode != 200 {
 			t.Errorf("output line %s = %+v", id, l)
 		}
@@ -247,6 +254,7 @@ func TestBatchPartialFailuresAndMalformedLines(t *testing.T) {
 	if got, live := comparable(t, out["item-2"].Response.Body), liveAnswer(t, s, bodies[2]); got != live {
 		t.Errorf("garbage line: batch %s, live %s", got, live)
 	}
+	liveAnswer(t, s, bodies[5]) // times=1 was spent by the batch line: the live retry is answered
 }
 
 func TestBatchCancelKeepsWhatItAnswered(t *testing.T) {
@@ -586,5 +594,70 @@ func TestFileUploadIsStreamed(t *testing.T) {
 	_ = res.Body.Close()
 	if after := liveHeap(); int64(after)-int64(before) > size/8 {
 		t.Errorf("the heap is %d bytes over its start after the delete", int64(after)-int64(before))
+	}
+}
+
+func TestBatchProgressFollowsTheFakeClock(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{Batch: BatchConfig{Validating: time.Minute, InProgress: time.Hour, Finalizing: time.Minute}})
+	c := client(s)
+	ctx := context.Background()
+	in := upload(t, c, "in.jsonl", jsonl(t, batchBody("a?"), batchBody("b?"), batchBody("c?"), batchBody("d?")))
+	b := createBatch(t, c, in.ID, nil)
+	get := func() *openai.Batch {
+		t.Helper()
+		got, err := c.Batches.Get(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := get(); got.Status != openai.BatchStatusValidating {
+		t.Fatalf("before its turnaround: %s", got.Status)
+	}
+	s.Advance(time.Minute)
+	if got := get(); got.Status != openai.BatchStatusInProgress || got.InProgressAt-got.CreatedAt != 60 {
+		t.Fatalf("after a minute: %s", got.RawJSON())
+	}
+	s.Advance(30 * time.Minute)
+	if got := get(); got.Status != openai.BatchStatusInProgress || got.RequestCounts.Completed != 2 {
+		t.Fatalf("half way: %s", got.RawJSON())
+	}
+	s.Advance(30 * time.Minute)
+	if got := get(); got.Status != openai.BatchStatusFinalizing || got.RequestCounts.Completed != 4 {
+		t.Fatalf("after the hour: %s", got.RawJSON())
+	}
+	if got := get(); got.Status != openai.BatchStatusFinalizing {
+		t.Fatalf("before finalizing's minute: %s", got.Status)
+	}
+	s.Advance(time.Minute)
+	if got := get(); got.Status != openai.BatchStatusCompleted || got.CompletedAt-got.CreatedAt != 62*60 {
+		t.Fatalf("done: %s", got.RawJSON())
+	}
+}
+
+func TestBatchAndFileCaps(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{Batch: BatchConfig{MaxBatches: 2, MaxFiles: 1}})
+	c := client(s)
+	ctx := context.Background()
+	in := upload(t, c, "in.jsonl", jsonl(t, batchBody("a?")))
+	_, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(bytes.NewReader([]byte("{}\n")), "b.jsonl", "application/jsonl"), Purpose: "batch"})
+	if e := apiError(t, err); e.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(e.Message, "MaxFiles") {
+		t.Errorf("an upload past MaxFiles: %d %s", e.StatusCode, e.Message)
+	}
+	first := createBatch(t, c, in.ID, nil)
+	createBatch(t, c, in.ID, nil)
+	_, err = c.Batches.New(ctx, openai.BatchNewParams{InputFileID: in.ID, Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
+	if e := apiError(t, err); e.StatusCode != http.StatusTooManyRequests || !strings.Contains(e.Message, "MaxBatches") {
+		t.Errorf("a third batch while two run: %d %s", e.StatusCode, e.Message)
+	}
+	done, _ := pollUntil(t, c, first)
+	createBatch(t, c, in.ID, nil) // room made by dropping the finished one
+	if _, err := c.Batches.Get(ctx, first.ID); apiError(t, err).StatusCode != http.StatusNotFound {
+		t.Errorf("the dropped batch: %v", err)
+	}
+	if _, err := c.Files.Get(ctx, done.OutputFileID); apiError(t, err).StatusCode != http.StatusNotFound {
+		t.Errorf("the dropped batch's output: %v", err)
 	}
 }

@@ -75,6 +75,9 @@
 // "error": {"code": "batch_cancelled" or "batch_expired"}. A line's
 // [[fakelm:stall]] leaves it unanswered (the batch waits in_progress for it
 // until it expires), [[fakelm:truncate]] writes its output line cut short.
+// A directive's times counts batch lines and live calls alike, so a line
+// with [[fakelm:500,times=1]] fails in its batch and its live retry is
+// answered. Queued faults ([Server.FailNext]) are for live calls only.
 //
 // Time runs on the fake's clock, the wall clock moved on by
 // [Server.Advance]. A batch moves on at most one phase (validating →
@@ -86,5 +89,6 @@
 // TokenLimit fails a batch past the enqueued-token limit with
 // token_limit_exceeded, OutageRequests (or [Server.FailBatchAPI]) answers
 // the files and batches endpoints 503 or 429 with Retry-After.
-// [Server.BatchesCreated] counts the batches created.
+// [Server.BatchesCreated] counts the batches created, and
+// BatchConfig.OnCreate is called with each before its creator is answered.
 package fakelm
