@@ -661,3 +661,46 @@ func TestBatchAndFileCaps(t *testing.T) {
 		t.Errorf("the dropped batch's output: %v", err)
 	}
 }
+
+// BenchmarkBatch10k runs a 10,000-line batch (upload, create, poll to
+// completion, download) through openai-go: the fake's cost per batch line.
+func BenchmarkBatch10k(b *testing.B) {
+	s, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	c := client(s)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	for i := range 10000 {
+		line, _ := json.Marshal(map[string]any{"custom_id": fmt.Sprint(i), "method": "POST", "url": "/v1/chat/completions",
+			"body": batchBody(fmt.Sprintf("Question %d?", i))})
+		buf.Write(append(line, '\n'))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		f, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(bytes.NewReader(buf.Bytes()), "in.jsonl", "application/jsonl"), Purpose: "batch"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bt, err := c.Batches.New(ctx, openai.BatchNewParams{InputFileID: f.ID, Endpoint: "/v1/chat/completions", CompletionWindow: "24h"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for bt.Status != openai.BatchStatusCompleted {
+			if bt, err = c.Batches.Get(ctx, bt.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		res, err := c.Files.Content(ctx, bt.OutputFileID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		b.ReportMetric(float64(n)/1e6, "MB-out")
+		_, _ = c.Files.Delete(ctx, f.ID)
+		_, _ = c.Files.Delete(ctx, bt.OutputFileID)
+	}
+}
