@@ -59,20 +59,17 @@ func (c *Client) BatchLine(customID string, req *program.Request) ([]byte, error
 	if req == nil || len(req.Messages) == 0 {
 		return nil, errors.New("build batch line: request has no messages")
 	}
-	live := *req
-	live.OnDelta = nil
-	body, err := c.requestBody(&live)
-	if err != nil {
-		return nil, fmt.Errorf("build batch line: %w", err)
-	}
 	url := batchURL(c.prov)
-	b := make([]byte, 0, len(body)+len(customID)+len(url)+64)
+	b := make([]byte, 0, len(customID)+len(customID)/8+len(url)+64+c.bodySize(req))
 	b = append(b, `{"custom_id":`...)
 	b = appendJSONString(b, customID)
 	b = append(b, `,"method":"POST","url":`...)
 	b = appendJSONString(b, url)
 	b = append(b, `,"body":`...)
-	b = append(b, body...)
+	b, err := c.appendRequestBody(b, req, false)
+	if err != nil {
+		return nil, fmt.Errorf("build batch line: %w", err)
+	}
 	return append(b, '}'), nil
 }
 

@@ -333,3 +333,24 @@ func TestCachedFillsBack(t *testing.T) {
 		t.Error("a Redis hit through Cached must be copied into memory")
 	}
 }
+
+// TestBatchLineAllocs: a line is written into one buffer, its body in
+// place (a renderer writes up to 50,000 of them per chunk; 2 allocations,
+// the body's and the line's, before).
+func TestBatchLineAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation bounds are checked without the race detector")
+	}
+	c := newClient(t, Config{APIBase: "http://127.0.0.1:9/v1"}, Deps{})
+	req := chatRequest("How many allocations does one line take?")
+	req.OnDelta = func(string) {}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := c.BatchLine("qa-123", req); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.0f allocations per BatchLine", allocs)
+	if allocs > 1 {
+		t.Errorf("%.0f allocations per BatchLine, want 1", allocs)
+	}
+}
