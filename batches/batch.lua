@@ -356,13 +356,37 @@ end
 
 if terminal[status] then return {'terminal', status} end
 
-local function expired()
+local function past_window()
   local deadline = tonumber(redis.call('HGET', batch, 'expires_at')) or 0
   return deadline > 0 and now >= deadline
 end
 
+-- provider_pending reports whether an offloaded batch's runner still has
+-- provider work: its provider object is not written yet, or not done.
+local function provider_pending()
+  if not offloaded() then return false end
+  local p = redis.call('HGET', batch, 'provider')
+  return not p or cjson.decode(p).phase ~= 'done'
+end
+
+-- expired reports whether the batch's completion window has passed. It does
+-- not cut a provider round, which takes up to the provider's window (24 h)
+-- per program stage: while one is pending, the window check moves the
+-- window on instead (expire).
+local function expired()
+  return past_window() and not provider_pending()
+end
+
 if op == 'expire' then
-  if not expired() then return {'not_due'} end
+  if not past_window() then return {'not_due'} end
+  if provider_pending() then
+    -- A fresh window from now, the keys' life with it, as a retry's.
+    local window = tonumber(redis.call('HGET', batch, 'window_ms')) or 0
+    redis.call('HSET', batch, 'expires_at', now + window, 'updated_at', now)
+    expire_all(window + tonumber(result_ttl))
+    outlive(redis.call('HGET', batch, 'owner') or '', window + tonumber(result_ttl))
+    return {'not_due'}
+  end
   return finish('expired')
 end
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,73 @@ func TestSetCost(t *testing.T) {
 	}
 	if err := bs.SetCost(ctx, "batch_00000000000000000000000000000000", c); !errors.Is(err, batches.ErrNotFound) {
 		t.Fatalf("SetCost of a missing batch = %v", err)
+	}
+}
+
+// TestProviderRoundOutlivesTheWindow: the completion window does not cut a
+// provider round (each stage may take the provider's 24 hours): while the
+// runner holds the items and its provider work is not done, the window
+// check moves the window on (the keys' life with it) and the runner's
+// starts go on; once its provider work is done, the window applies again.
+func TestProviderRoundOutlivesTheWindow(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{CompletionWindow: time.Hour})
+	ctx := context.Background()
+	bt := createProviderBatch(t, bs, 3)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	past := bt.ExpiresAt.Add(time.Minute)
+	batches.SetClock(bs, func() time.Time { return past })
+	// The runner records an item past the window.
+	att, out, err := bs.StartItemTask(ctx, jobs.BatchItemPayload{Batch: bt.ID, Index: 0, CustomID: "ca"}, "offload-"+bt.ID, "")
+	if err != nil || out != batches.ItemStarted {
+		t.Fatalf("runner's start past the window = %v, %v", out, err)
+	}
+	if _, err := att.Complete(ctx, &jobs.Result{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.CheckWindow(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := bs.Get(ctx, bt.ID)
+	if err != nil || moved.Status != jobs.BatchInProgress || !moved.ExpiresAt.Equal(past.Add(time.Hour).Truncate(time.Millisecond)) {
+		t.Fatalf("after the window check: %+v, %v; want in progress until %v", moved, err, past.Add(time.Hour))
+	}
+	if ttl := b.db.Client.PTTL(ctx, jobs.BatchItemsKey(bt.ID)).Val(); ttl < time.Hour+bs.Config().ResultTTL-time.Minute {
+		t.Fatalf("items' ttl after the window moved = %v", ttl)
+	}
+	checks := 0
+	for _, task := range queueTasks(t, b, jobs.QueueBatchControl) {
+		if task.ID == "check-"+bt.ID+"-"+strconv.FormatInt(moved.ExpiresAt.UnixMilli(), 10) {
+			checks++
+		}
+	}
+	scheduled, err := asynq.NewInspectorFromRedisClient(b.db.Client).ListScheduledTasks(jobs.QueueBatchControl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range scheduled {
+		if task.ID == "check-"+bt.ID+"-"+strconv.FormatInt(moved.ExpiresAt.UnixMilli(), 10) {
+			checks++
+		}
+	}
+	if checks != 1 {
+		t.Fatalf("%d checks at the moved window's end, want 1", checks)
+	}
+	// The provider work is done: the next window's end expires the batch.
+	p := sampleProvider()
+	p.Phase = jobs.ProviderDone
+	if err := bs.SetProvider(ctx, bt.ID, p); err != nil {
+		t.Fatal(err)
+	}
+	later := moved.ExpiresAt.Add(time.Minute)
+	batches.SetClock(bs, func() time.Time { return later })
+	if expired, err := bs.Expire(ctx, bt.ID); err != nil || !expired {
+		t.Fatalf("expire once the provider work is done = %v, %v", expired, err)
+	}
+	if end, _ := bs.Get(ctx, bt.ID); end.Status != jobs.BatchExpired || end.Counts.Completed != 1 {
+		t.Fatalf("end = %+v", end)
 	}
 }
