@@ -39,14 +39,29 @@ type batchHandlers struct {
 // batchRoutes registers /v1/batches on g.
 func (s *Server) batchRoutes(g *gin.RouterGroup) {
 	h := &batchHandlers{s: s, b: s.deps.Batches, uploads: make(chan struct{}, s.cfg.BatchUploadsPerProcess)}
-	g.POST("/batches", s.checkBudget, h.create)
+	g.POST("/batches", s.checkQuery(batchUploadQuery...), s.checkBudget, h.create)
 	getRoute(g, "/batches", h.list)
 	getRoute(g, "/batches/:id", h.get)
 	g.DELETE("/batches/:id", h.remove)
-	g.POST("/batches/:id/cancel", h.cancel)
-	g.POST("/batches/:id/retry", s.checkBudget, h.retry)
+	g.POST("/batches/:id/cancel", s.checkQuery(), h.cancel)
+	g.POST("/batches/:id/retry", s.checkQuery(), s.checkBudget, h.retry)
 	getRoute(g, "/batches/:id/results", h.results)
 	getRoute(g, "/batches/:id/events", s.limitStreams, h.events)
+}
+
+// batchUploadQuery is what POST /v1/batches takes in its query: how its
+// items reach the LM (mode), whether they bypass the LM cache (no_cache),
+// and their program (program, checked when it is resolved).
+var batchUploadQuery = []queryParam{
+	{name: "mode", values: []string{string(jobs.BatchModeLive), string(jobs.BatchModeProvider)}},
+	{name: "no_cache", values: []string{"true", "false"}},
+	{name: "program"},
+}
+
+// batchMode is an upload's ?mode= (checkQuery has checked it), live when
+// it is not given.
+func batchMode(c *gin.Context) jobs.BatchMode {
+	return jobs.BatchMode(c.DefaultQuery("mode", string(jobs.BatchModeLive)))
 }
 
 // batchView is a batch as the API shows it (times in Unix seconds, as the
@@ -66,6 +81,11 @@ type batchView struct {
 	CancelledAt   *int64           `json:"cancelled_at"`
 	ExpiredAt     *int64           `json:"expired_at"`
 	Links         batchLinks       `json:"links"`
+	// Mode is live or provider; a provider batch shows its provider object
+	// and its cost once its offload runner has written them.
+	Mode     jobs.BatchMode         `json:"mode"`
+	Provider *jobs.ProviderProgress `json:"provider,omitempty"`
+	Cost     *jobs.BatchCost        `json:"cost,omitempty"`
 }
 
 type batchLinks struct {
@@ -91,6 +111,7 @@ func batchViewOf(b *jobs.Batch) batchView {
 		CancellingAt: unix(b.CancellingAt), CompletedAt: unix(b.CompletedAt), FailedAt: unix(b.FailedAt),
 		CancelledAt: unix(b.CancelledAt), ExpiredAt: unix(b.ExpiredAt),
 		Links: batchLinks{Self: self, Results: self + "/results", Events: self + "/events", Cancel: self + "/cancel"},
+		Mode:  b.Mode, Provider: b.Provider, Cost: b.Cost,
 	}
 }
 
@@ -163,6 +184,12 @@ func (h *batchHandlers) create(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	mode := batchMode(c)
+	if mode == jobs.BatchModeProvider && !s.cfg.ProviderBatches {
+		h.fail(c, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "mode",
+			message: "mode=provider needs the LM provider's batch API, which this server is not configured for: use mode=live (the default)"})
+		return
+	}
 	if strings.HasPrefix(c.ContentType(), "multipart/") {
 		h.fail(c, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", field: "body",
 			message: formUploadHint})
@@ -200,7 +227,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: prog.ref, Options: jobs.Options{NoCache: c.Query("no_cache") == "true"}},
 		ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueBatch, ProgramVersion: prog.version}}
 	rctx, rcancel = s.redisCtx(c)
-	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Spec: spec, TTL: s.uploadTTL()})
+	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Spec: spec, Mode: mode, TTL: s.uploadTTL()})
 	rcancel()
 	if err != nil {
 		h.fail(c, err)
@@ -287,7 +314,7 @@ func (h *batchHandlers) tooBig() *apiError {
 // read reads and validates the upload, passing its valid items to add (nil:
 // validate only; each call has RedisTimeout, as it may store a chunk), and
 // returns the hash that identifies the upload for an Idempotency-Key: its
-// body's, and ?no_cache. Every way it can fail is an error to answer.
+// body's, ?no_cache and ?mode. Every way it can fail is an error to answer.
 func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.BatchItem) error, prog *resolvedProgram) (string, error) {
 	s := h.s
 	sum := sha256.New()
@@ -332,6 +359,11 @@ func (h *batchHandlers) read(c *gin.Context, add func(context.Context, jobs.Batc
 	}
 	if c.Query("no_cache") == "true" {
 		sum.Write([]byte("\x00no_cache"))
+	}
+	// A live upload hashes as before modes, so its key's replay holds
+	// across the upgrade.
+	if mode := batchMode(c); mode != jobs.BatchModeLive {
+		sum.Write([]byte("\x00mode=" + string(mode)))
 	}
 	return hex.EncodeToString(sum.Sum(nil)), nil
 }

@@ -28,6 +28,9 @@ type batchView struct {
 	Status        string           `json:"status"`
 	RequestCounts jobs.BatchCounts `json:"request_counts"`
 	Links         map[string]string
+	Mode          string                 `json:"mode"`
+	Provider      *jobs.ProviderProgress `json:"provider"`
+	Cost          *jobs.BatchCost        `json:"cost"`
 }
 
 // startBatchWorker runs a real worker with batch handlers on the bundle's

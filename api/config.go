@@ -115,6 +115,10 @@ type Config struct {
 	// [config.DefaultBatchUploadMinRate] and [config.DefaultBatchUploadGrace].
 	BatchUploadMinRate int64
 	BatchUploadGrace   time.Duration
+	// ProviderBatches allows POST /v1/batches?mode=provider: the workers
+	// have the LM provider's batch API to offload a batch's calls to.
+	// Default false: mode=provider is a 422 naming mode.
+	ProviderBatches bool
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 

@@ -213,10 +213,10 @@ func (s *Server) routes() *gin.Engine {
 	// handlers (loadJob; ownedBy for other resources). Routes that create
 	// jobs take checkBudget, streams take limitStreams.
 	v1 := e.Group("/v1")
-	v1.POST("/jobs", s.checkBudget, s.submitJob)
+	v1.POST("/jobs", s.checkQuery(queryParam{name: "wait"}), s.checkBudget, s.submitJob)
 	getRoute(v1, "/jobs/:id", s.getJob)
 	v1.DELETE("/jobs/:id", s.deleteJob)
-	v1.POST("/jobs/:id/cancel", s.cancelJob)
+	v1.POST("/jobs/:id/cancel", s.checkQuery(), s.cancelJob)
 	getRoute(v1, "/jobs/:id/events", s.limitStreams, s.jobEvents)
 	s.batchRoutes(v1)   // /v1/batches (batches.go)
 	s.programRoutes(v1) // /v1/programs (programs.go)

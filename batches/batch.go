@@ -281,6 +281,17 @@ func decodeBatch(h map[string]string) (*jobs.Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode batch %s: %w", h["id"], err)
 	}
+	mode := jobs.BatchMode(cmp.Or(h["mode"], string(jobs.BatchModeLive)))
+	var (
+		provider *jobs.ProviderProgress
+		cost     *jobs.BatchCost
+	)
+	if err := decodeField(h["provider"], &provider); err != nil {
+		return nil, fmt.Errorf("decode batch %s: provider: %w", h["id"], err)
+	}
+	if err := decodeField(h["cost"], &cost); err != nil {
+		return nil, fmt.Errorf("decode batch %s: cost: %w", h["id"], err)
+	}
 	num := func(k string) int { n, _ := strconv.Atoi(h[k]); return n }
 	at := func(k string) *time.Time {
 		if t := msTime(h[k]); !t.IsZero() {
@@ -295,7 +306,18 @@ func decodeBatch(h map[string]string) (*jobs.Batch, error) {
 		CreatedAt: msTime(h["created_at"]), InProgressAt: at("in_progress_at"), CancellingAt: at("cancelling_at"),
 		CompletedAt: at("completed_at"), FailedAt: at("failed_at"), CancelledAt: at("cancelled_at"),
 		ExpiredAt: at("expired_at"), ExpiresAt: msTime(h["expires_at"]),
+		Mode: mode, Provider: provider, Cost: cost,
 	}, nil
+}
+
+// decodeField decodes a record's JSON field v into *dst, a pointer left nil
+// when the field is not set.
+func decodeField[T any](v string, dst **T) error {
+	if v == "" {
+		return nil
+	}
+	*dst = new(T)
+	return json.Unmarshal([]byte(v), *dst)
 }
 
 // batchSpec is the batch-wide part of a batch's items' spec, from the batch
@@ -394,6 +416,22 @@ func (b *Store) freeInputs(ctx context.Context, bt *jobs.Batch, from, to int) er
 		}
 	}
 	return nil
+}
+
+// SetProvider writes the provider object of provider-mode batch id (its
+// offload runner's progress) and appends a progress event that carries it,
+// in one script step; the batch's later progress events carry it too. An
+// ended batch keeps it without an event. ErrNotFound: no such batch.
+func (b *Store) SetProvider(ctx context.Context, id string, p jobs.ProviderProgress) error {
+	_, err := b.run(ctx, "provider", id, "", "", mustJSON(p))
+	return err
+}
+
+// SetCost writes what batch id's LM calls have cost so far, also after its
+// end. ErrNotFound: no such batch.
+func (b *Store) SetCost(ctx context.Context, id string, c jobs.BatchCost) error {
+	_, err := b.run(ctx, "cost", id, "", "", mustJSON(c))
+	return err
 }
 
 // Expire ends the batch expired if its window has passed (false: not yet).

@@ -130,10 +130,24 @@ local function counts()
   return tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
 end
 
--- progress is the data of progress and terminal events (jobs.BatchProgress).
+-- progress is the data of progress and terminal events (jobs.BatchProgress),
+-- with a provider-mode batch's provider object once its runner wrote one.
 local function progress(status)
   local t, c, f, x = counts()
-  return fill(T.batch_progress, {status = status, total = t, completed = c, failed = f, cancelled = x})
+  local values = {status = status, total = t, completed = c, failed = f, cancelled = x}
+  local provider = redis.call('HGET', batch, 'provider')
+  if provider then
+    values.provider = provider
+    return fill(T.batch_provider_progress, values)
+  end
+  return fill(T.batch_progress, values)
+end
+
+-- offloaded reports whether the batch is a provider-mode batch whose items
+-- its offload runner has taken (expanded): they are the runner's to record,
+-- cancelled ones included, not the cancel's.
+local function offloaded()
+  return redis.call('HGET', batch, 'mode') == 'provider' and (tonumber(redis.call('HGET', batch, 'expanded')) or 0) > 0
 end
 
 -- usage_key is the owner's token usage counter of a UTC day: jobs.UsageKey's
@@ -271,6 +285,10 @@ if op == 'free_inputs' then
   -- without a result (reopened: its requeue task may not have read it yet;
   -- its start frees it when it counts it cancelled).
   if status ~= 'cancelling' and status ~= 'cancelled' then return {'ok', '0'} end
+  -- An offloaded batch's runner reads the inputs of the items the provider
+  -- finished (billed, so recorded) after the cancel; the rest it counts
+  -- cancelled itself. Their inputs go with the batch.
+  if offloaded() then return {'ok', '0'} end
   local round = tonumber(redis.call('HGET', batch, 'round')) or 0
   local freed = 0
   for i = tonumber(ARGV[7]), tonumber(ARGV[8]) - 1 do
@@ -319,15 +337,56 @@ if op == 'retry' then
   return {'retrying', tostring(n)}
 end
 
+if op == 'provider' then
+  -- ARGV[7] the provider object (jobs.ProviderProgress JSON) of a
+  -- provider-mode batch, from its offload runner, announced in a progress
+  -- event. An ended batch keeps it (the runner's last word may follow the
+  -- last item's end) without an event after its terminal one.
+  redis.call('HSET', batch, 'provider', ARGV[7], 'updated_at', now)
+  if not terminal[status] then append('progress', progress(status)) end
+  return {'ok'}
+end
+
+if op == 'cost' then
+  -- ARGV[7] the batch's cost so far (jobs.BatchCost JSON); kept after its
+  -- end too.
+  redis.call('HSET', batch, 'cost', ARGV[7])
+  return {'ok'}
+end
+
 if terminal[status] then return {'terminal', status} end
 
-local function expired()
+local function past_window()
   local deadline = tonumber(redis.call('HGET', batch, 'expires_at')) or 0
   return deadline > 0 and now >= deadline
 end
 
+-- provider_pending reports whether an offloaded batch's runner still has
+-- provider work: its provider object is not written yet, or not done.
+local function provider_pending()
+  if not offloaded() then return false end
+  local p = redis.call('HGET', batch, 'provider')
+  return not p or cjson.decode(p).phase ~= 'done'
+end
+
+-- expired reports whether the batch's completion window has passed. It does
+-- not cut a provider round, which takes up to the provider's window (24 h)
+-- per program stage: while one is pending, the window check moves the
+-- window on instead (expire).
+local function expired()
+  return past_window() and not provider_pending()
+end
+
 if op == 'expire' then
-  if not expired() then return {'not_due'} end
+  if not past_window() then return {'not_due'} end
+  if provider_pending() then
+    -- A fresh window from now, the keys' life with it, as a retry's.
+    local window = tonumber(redis.call('HGET', batch, 'window_ms')) or 0
+    redis.call('HSET', batch, 'expires_at', now + window, 'updated_at', now)
+    expire_all(window + tonumber(result_ttl))
+    outlive(redis.call('HGET', batch, 'owner') or '', window + tonumber(result_ttl))
+    return {'not_due'}
+  end
   return finish('expired')
 end
 
@@ -349,15 +408,37 @@ if op == 'expanded' then
   return {status}
 end
 
-if op == 'stop_expand' then
-  -- The batch is cancelling before every item had a task: count the rest as
-  -- cancelled, once. ARGV[7] cursor.
-  if redis.call('HSETNX', batch, 'unexpanded_cancelled', ARGV[7]) == 0 then return {'ok'} end
+-- stop_expanding counts the items from cursor on cancelled, once: the batch
+-- is cancelling before they had a task.
+local function stop_expanding(cursor)
+  if redis.call('HSETNX', batch, 'unexpanded_cancelled', cursor) == 0 then return {'ok'} end
   local t = counts()
-  local rest = t - tonumber(ARGV[7])
+  local rest = t - tonumber(cursor)
   -- Slots of items never run stay empty; the counts say they were cancelled.
   if rest > 0 then redis.call('HINCRBY', batch, 'cancelled', rest) end
   return settle(0)
+end
+
+if op == 'stop_expand' then
+  -- The batch is cancelling before every item had a task. ARGV[7] cursor.
+  return stop_expanding(ARGV[7])
+end
+
+if op == 'offload' then
+  -- A provider-mode batch's expansion: every item goes to its offload
+  -- runner (expanded = total), recorded before the runner's task is
+  -- enqueued, so a re-run enqueues it again (answer offload). A batch
+  -- cancelling before that record gets no runner: its items are counted
+  -- cancelled as stop_expand does (answer the batch's end, or stopped).
+  local t = counts()
+  local cur = tonumber(redis.call('HGET', batch, 'expanded')) or 0
+  if cur < t and status == 'cancelling' then
+    local r = stop_expanding(cur)
+    if r[1] == 'ok' then return {'stopped'} end
+    return r
+  end
+  if cur < t then redis.call('HSET', batch, 'expanded', t) end
+  return {'offload'}
 end
 
 -- Item ops. ARGV[7] index, [8] progress interval ms.
@@ -426,7 +507,10 @@ if op == 'start' then
     finish('expired')
     return {'expired'}
   end
-  if status == 'cancelling' then
+  -- The offload runner's start (no worker) of an offloaded batch's item
+  -- goes on while it cancels: the runner records what the provider
+  -- finished, and counts the rest cancelled itself.
+  if status == 'cancelling' and not (ARGV[15] == '' and offloaded()) then
     local r = account(idx, 'cancelled', ARGV[10], interval)
     -- It will not run: its input goes, if a cancel did not free it already
     -- (a retry round's items; a freeing that failed).

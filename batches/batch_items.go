@@ -220,6 +220,9 @@ func (b *Store) Expand(ctx context.Context, id string, limit int) (bool, error) 
 	if err != nil {
 		return false, err
 	}
+	if bt.Mode == jobs.BatchModeProvider {
+		return b.expandOffload(ctx, bt)
+	}
 	done := 0
 	for cur := bt.Expanded; cur < bt.Counts.Total; {
 		if bt.Status.Terminal() {
@@ -254,6 +257,46 @@ func (b *Store) Expand(ctx context.Context, id string, limit int) (bool, error) 
 			return false, fmt.Errorf("expand batch %s: %w", id, err)
 		}
 		bt.Status = jobs.BatchStatus(st)
+	}
+	return true, nil
+}
+
+// The offload task's asynq options. Its handler (the worker's offload
+// runner) comes back for each poll of the provider's batches, over a
+// provider window of up to 24 hours per stage, and each run may render and
+// upload a provider file of hundreds of megabytes.
+const (
+	offloadMaxRetry = 100_000
+	offloadTimeout  = 6 * time.Hour
+)
+
+// OffloadTaskID is the id of provider-mode batch id's offload task.
+func OffloadTaskID(id string) string { return "offload-" + id }
+
+// expandOffload is Expand of a provider-mode batch: one task
+// (jobs.TaskTypeBatchOffload on jobs.QueueBatchProvider) hands every item
+// to the worker's offload runner, which sends them to the provider's batch
+// API, rather than a task each. The script records every item expanded
+// first, so a re-run (the enqueue failed, or its reply was lost) enqueues
+// the same task again, which asynq refuses as a duplicate. A batch
+// cancelling before that record gets no task: its items are counted
+// cancelled and their inputs freed, as a live batch's unexpanded ones.
+func (b *Store) expandOffload(ctx context.Context, bt *jobs.Batch) (bool, error) {
+	if bt.Status.Terminal() {
+		return true, nil
+	}
+	reply, err := b.run(ctx, "offload", bt.ID, bt.Owner, "")
+	if err != nil {
+		return errors.Is(err, ErrEnded), ignoreEnded(err)
+	}
+	if reply[0] != "offload" {
+		return true, b.freeInputs(ctx, bt, 0, bt.Counts.Total)
+	}
+	payload := []byte(mustJSON(jobs.OffloadPayload{BatchID: bt.ID}))
+	err = store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchOffload, payload), asynq.Queue(jobs.QueueBatchProvider),
+		asynq.TaskID(OffloadTaskID(bt.ID)), asynq.MaxRetry(offloadMaxRetry), asynq.Timeout(offloadTimeout))
+	if err != nil {
+		return false, fmt.Errorf("expand batch %s: enqueue its offload: %w", bt.ID, err)
 	}
 	return true, nil
 }

@@ -38,6 +38,10 @@ type UploadRequest struct {
 	// caller knows (the API: from BATCH_MAX_BYTES and the upload rate it
 	// allows). Required.
 	TTL time.Duration
+	// Mode says how the items reach the LM: jobs.BatchModeLive (also "") or
+	// jobs.BatchModeProvider (one offload task instead of item tasks; see
+	// Expand).
+	Mode jobs.BatchMode
 }
 
 // Usage is what an owner's live batches hold, counted against its quotas.
@@ -88,6 +92,12 @@ func (b *Store) BeginUpload(ctx context.Context, req UploadRequest) (*Upload, er
 	}
 	if req.Spec.Queue == "" {
 		req.Spec.Queue = jobs.QueueBatch
+	}
+	if req.Mode == "" {
+		req.Mode = jobs.BatchModeLive
+	}
+	if !req.Mode.Valid() {
+		return nil, fmt.Errorf("begin upload: unknown batch mode %q", req.Mode)
 	}
 	// The owner is the batch record's own field (its index, its quotas);
 	// the inputs are the items'.
@@ -171,7 +181,7 @@ func (u *Upload) flush(ctx context.Context) error {
 		now := u.created.UnixMilli()
 		pipe.HSet(ctx, jobs.BatchKey(u.id), "id", u.id, "owner", u.req.Spec.Owner, "status", string(jobs.BatchValidating),
 			"total", 0, "completed", 0, "failed", 0, "cancelled", 0, "expanded", 0, "round", 0,
-			"spec", u.spec, "created_at", now, "updated_at", now,
+			"spec", u.spec, "mode", string(u.req.Mode), "created_at", now, "updated_at", now,
 			"window_ms", ms(b.cfg.CompletionWindow), "expires_at", u.created.Add(b.cfg.CompletionWindow).UnixMilli())
 	}
 	pipe.PExpire(ctx, jobs.BatchKey(u.id), u.req.TTL)

@@ -85,6 +85,15 @@ type Batch struct {
 	ExpiredAt    *time.Time
 	// ExpiresAt is the end of the completion window.
 	ExpiresAt time.Time
+	// Mode says how the items reach the LM: live (also a record written
+	// before modes) or provider.
+	Mode BatchMode
+	// Provider is a provider-mode batch's provider object, once its
+	// offload runner has written one (nil before, and for a live batch).
+	Provider *ProviderProgress
+	// Cost is what a provider-mode batch's LM calls have cost so far (nil
+	// until its runner writes it).
+	Cost *BatchCost
 }
 
 // EndedAt is when the batch ended (nil while it runs).
@@ -125,6 +134,8 @@ type ItemResult struct {
 type BatchProgress struct {
 	Status        BatchStatus `json:"status"`
 	RequestCounts BatchCounts `json:"request_counts"`
+	// Provider is a provider-mode batch's provider object, once set.
+	Provider *ProviderProgress `json:"provider,omitempty"`
 }
 
 // EventType is the batch's status once it has ended (its terminal event),

@@ -69,7 +69,14 @@ var goldenEvents = map[string]jobs.EventData{
 	"batch_progress": jobs.BatchProgress{Status: jobs.BatchInProgress,
 		RequestCounts: jobs.BatchCounts{Total: 50000, Completed: 12, Failed: 3, Cancelled: 0}},
 	"batch_cancelled": jobs.BatchProgress{Status: jobs.BatchCancelled, RequestCounts: jobs.BatchCounts{Total: 3, Completed: 1, Cancelled: 2}},
+	"batch_provider_progress": jobs.BatchProgress{Status: jobs.BatchInProgress,
+		RequestCounts: jobs.BatchCounts{Total: 50000, Completed: 12, Failed: 3, Cancelled: 0}, Provider: &goldenProvider},
 }
+
+// goldenProvider is a provider-mode batch's provider object mid-round.
+var goldenProvider = jobs.ProviderProgress{Name: "openai", Phase: jobs.ProviderInProgress, Round: 1,
+	Batches: []jobs.ProviderBatch{{Chunk: 0, ID: "batch_6789", InputFileID: "file-abc", Status: "in_progress", Requests: 50000}},
+	Counts:  jobs.ProviderCounts{Total: 50000, Completed: 15, Failed: 0, Cached: 0}}
 
 // goldenTypes are the event types the samples' data belong to.
 var goldenTypes = map[string]jobs.EventType{
@@ -79,6 +86,7 @@ var goldenTypes = map[string]jobs.EventType{
 	"cancelled":    jobs.EventCancelled,
 	"token_staged": jobs.EventToken, "reset_staged": jobs.EventRetrying, "stage_completed": jobs.EventStageCompleted,
 	"completed_staged": jobs.EventCompleted, "batch_progress": jobs.EventProgress, "batch_cancelled": jobs.EventCancelled,
+	"batch_provider_progress": jobs.EventProgress,
 }
 
 // TestEventDataGolden pins the bytes of each event's data, and the message
@@ -137,6 +145,10 @@ func TestTemplates(t *testing.T) {
 		"batch_progress": {"{\"status\":\x02status\x02,\"request_counts\":{\"total\":\x01total\x01,\"completed\":\x01completed\x01," +
 			"\"failed\":\x01failed\x01,\"cancelled\":\x01cancelled\x01}}",
 			jobs.Values{"status": "in_progress", "total": 50000, "completed": 12, "failed": 3, "cancelled": 0}, "batch_progress"},
+		"batch_provider_progress": {"{\"status\":\x02status\x02,\"request_counts\":{\"total\":\x01total\x01,\"completed\":\x01completed\x01," +
+			"\"failed\":\x01failed\x01,\"cancelled\":\x01cancelled\x01},\"provider\":\x03provider\x03}",
+			jobs.Values{"status": "in_progress", "total": 50000, "completed": 12, "failed": 3, "cancelled": 0,
+				"provider": json.RawMessage(mustMarshal(t, goldenProvider))}, "batch_provider_progress"},
 		"envelope": {"{\"id\":\x02id\x02,\"type\":\x02type\x02,\"data\":\x03data\x03}",
 			jobs.Values{"id": "1700000000000-0", "type": "started", "data": json.RawMessage(`{"attempt":1}`)}, "envelope"},
 		"ended_envelope": {"{\"id\":\x02id\x02,\"type\":\x02type\x02,\"data\":\x03data\x03,\"ended\":{\"attempts\":\x01attempts\x01," +
@@ -168,4 +180,13 @@ func TestTemplates(t *testing.T) {
 			t.Errorf("%s: renders %s, want %s", tpl.Name, got, golden)
 		}
 	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -98,6 +98,17 @@ var templates = []Template{
 			Total: f.Int("total"), Completed: f.Int("completed"), Failed: f.Int("failed"), Cancelled: f.Int("cancelled"),
 		}}
 	}),
+	// batch_progress with the provider object of a provider-mode batch
+	// (BatchProgress.Provider), as Go encoded it.
+	newTemplate("batch_provider_progress", func(f Fields) any {
+		return struct {
+			Status        BatchStatus     `json:"status"`
+			RequestCounts BatchCounts     `json:"request_counts"`
+			Provider      json.RawMessage `json:"provider"`
+		}{BatchStatus(f.String("status")), BatchCounts{
+			Total: f.Int("total"), Completed: f.Int("completed"), Failed: f.Int("failed"), Cancelled: f.Int("cancelled"),
+		}, f.JSON("provider")}
+	}),
 	// The message on a job's or a batch's channel: the event with its
 	// stream id (ParseEvent reads it).
 	newTemplate("envelope", func(f Fields) any {

@@ -67,6 +67,12 @@ func (c *Client) json(ctx context.Context, body []byte) (*program.Completion, er
 	if err := c.api.Post(ctx, chatPath, body, &raw); err != nil {
 		return nil, err
 	}
+	return c.decodeCompletion(raw)
+}
+
+// decodeCompletion reads a non-streamed chat completion: the live answer's
+// body, or a provider batch output line's response body.
+func (c *Client) decodeCompletion(raw []byte) (*program.Completion, error) {
 	var res wireCompletion
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return nil, fmt.Errorf("error parsing response json: %w", err)
@@ -155,15 +161,18 @@ const maxErrorBody = 64 << 10
 
 // errorMiddleware turns every HTTP error response into an *APIError with the
 // status, provider code and Retry-After headers, whatever the body looks
-// like (openai-go would drop a non-JSON body's status).
-func (c *Client) errorMiddleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-	res, err := next(req)
-	if err != nil || res.StatusCode < 400 {
-		return res, err
+// like (openai-go would drop a non-JSON body's status). model names the
+// errors.
+func errorMiddleware(model string) option.Middleware {
+	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		res, err := next(req)
+		if err != nil || res.StatusCode < 400 {
+			return res, err
+		}
+		body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
+		_ = res.Body.Close()
+		return nil, apiErrorFromResponse(model, res.StatusCode, res.Header, body, time.Now())
 	}
-	body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-	_ = res.Body.Close()
-	return nil, apiErrorFromResponse(c.cfg.Model, res.StatusCode, res.Header, body, time.Now())
 }
 
 // apiErrorFromResponse reads OpenAI's {"error": {message, type, code}} shape,

@@ -25,6 +25,7 @@ type Client struct {
 	reasoning bool
 	key       cacheKeyParts // CacheKey's fixed pieces
 	api       openai.Client
+	hc        *http.Client
 	cache     *layeredCache
 	limiter   *limiter
 	metrics   *metrics
@@ -63,7 +64,8 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	// Only Options is set: the client posts pre-encoded bodies (Client.Post)
 	// and uses none of openai-go's typed services, which would also bring its
 	// environment defaults.
-	c.api = openai.Client{Options: c.requestOptions(hc)}
+	c.hc = hc
+	c.api = openai.Client{Options: requestOptions(prov, cfg.Model, hc)}
 	c.cache, err = openCache(cfg, stores, deps, log, c.metrics)
 	if err != nil {
 		return nil, err
@@ -72,21 +74,22 @@ func New(cfg Config, deps Deps) (*Client, error) {
 	return c, nil
 }
 
-// requestOptions configures openai-go without its environment defaults (it
-// would read OPENAI_* itself) and without its retries: the queue owns them.
-func (c *Client) requestOptions(hc *http.Client) []option.RequestOption {
+// requestOptions configures openai-go for prov without its environment
+// defaults (it would read OPENAI_* itself) and without its retries: the
+// queue owns them. Every HTTP error becomes an *APIError naming model.
+func requestOptions(prov Provider, model string, hc *http.Client) []option.RequestOption {
 	opts := []option.RequestOption{
 		option.WithHTTPClient(hc),
-		option.WithBaseURL(c.prov.BaseURL + "/"),
+		option.WithBaseURL(prov.BaseURL + "/"),
 		option.WithMaxRetries(0),
 		option.WithHeader("User-Agent", "qaqueue-lmclient"),
-		option.WithMiddleware(c.errorMiddleware),
+		option.WithMiddleware(errorMiddleware(model)),
 	}
-	if c.prov.Name == "azure" {
-		opts = append(opts, option.WithQuery("api-version", c.prov.AzureAPIVersion),
-			option.WithHeader("api-key", c.prov.APIKey), option.WithHeaderDel("Authorization"))
-	} else if c.prov.APIKey != "" {
-		opts = append(opts, option.WithAPIKey(c.prov.APIKey))
+	if prov.Name == "azure" {
+		opts = append(opts, option.WithQuery("api-version", prov.AzureAPIVersion),
+			option.WithHeader("api-key", prov.APIKey), option.WithHeaderDel("Authorization"))
+	} else if prov.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(prov.APIKey))
 	} else {
 		// A keyless local server: send no Authorization header at all.
 		opts = append(opts, option.WithHeaderDel("Authorization"))
@@ -121,13 +124,11 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 		return nil, errors.New("complete: request has no messages")
 	}
 	key := c.keyFor(req)
-	if key != "" && !req.SkipCacheRead {
-		if e, ok := c.cache.get(ctx, key); ok {
-			if req.OnDelta != nil {
-				replay(e.Text, req.OnDelta)
-			}
-			return &program.Completion{Text: e.Text, FinishReason: e.FinishReason, Usage: program.Usage{}, CacheHit: true}, nil
+	if comp, ok := c.cachedAt(ctx, req, key); ok {
+		if req.OnDelta != nil {
+			replay(comp.Text, req.OnDelta)
 		}
+		return comp, nil
 	}
 	est := estimateTokens(req, c.cfg.MaxTokens)
 	if c.cfg.TPM > 0 && est > int64(c.cfg.TPM) {
@@ -155,6 +156,31 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 		c.limiter.adjust(ctx, p+cpl-est)
 	}
 	return comp, nil
+}
+
+// Cached is the cache read Complete makes first, alone: the answer to req
+// from the first layer holding it (memory → disk → Redis, filling the layers
+// above), with CacheHit and CacheKey set and empty usage. It makes no
+// provider call and never streams. ok is false on a miss, for a NoCache or
+// SkipCacheRead request, and when no cache layer is enabled.
+func (c *Client) Cached(ctx context.Context, req *program.Request) (*program.Completion, bool) {
+	if req == nil || len(req.Messages) == 0 {
+		return nil, false
+	}
+	return c.cachedAt(ctx, req, c.keyFor(req))
+}
+
+// cachedAt reads the cache at key, req's key from keyFor ("" when the cache
+// is off for req).
+func (c *Client) cachedAt(ctx context.Context, req *program.Request, key string) (*program.Completion, bool) {
+	if key == "" || req.SkipCacheRead {
+		return nil, false
+	}
+	e, ok := c.cache.get(ctx, key)
+	if !ok {
+		return nil, false
+	}
+	return &program.Completion{Text: e.Text, FinishReason: e.FinishReason, Usage: program.Usage{}, CacheHit: true, CacheKey: key}, true
 }
 
 // Accept stores c, the parsed answer to req, in every enabled cache layer.

@@ -26,6 +26,11 @@
 //     client mirrors the cool-down, announced on a pub/sub channel. Like
 //     the cache, it is kept per endpoint.
 //
+// For provider batch offload, BatchLine writes a request as a batch input
+// line whose body is the live body, ParseBatchLine reads an output or error
+// line as a live answer or error, Cached is the cache read alone, and
+// BatchAPI is the provider's Files and Batches API (openai, azure, groq).
+//
 // The client never retries: failures come back as *APIError with
 // Retryable and RetryAfter, and the queue decides. It never reads the
 // environment either: provider variables come through Config.LookupEnv.

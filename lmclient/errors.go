@@ -78,7 +78,8 @@ func (e *APIError) ContextWindowExceeded() bool {
 
 // Retryable reports whether the same call may succeed later: rate limits
 // (429), timeouts (408 and transport), conflicts (409), server errors (5xx)
-// and dropped or truncated connections. Bad requests, auth failures, unknown
+// dropped or truncated connections, and batch requests whose batch expired
+// before they ran (CodeBatchExpired). Bad requests, auth failures, unknown
 // models and context-window errors are not.
 func (e *APIError) Retryable() bool {
 	if e.ContextWindowExceeded() {
@@ -86,7 +87,7 @@ func (e *APIError) Retryable() bool {
 	}
 	switch {
 	case e.Status == 0:
-		return e.Code == CodeTimeout || e.Code == CodeConnection || e.Code == CodeTruncated
+		return e.Code == CodeTimeout || e.Code == CodeConnection || e.Code == CodeTruncated || e.Code == CodeBatchExpired
 	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusRequestTimeout,
 		e.Status == http.StatusConflict, e.Status >= 500:
 		return true

@@ -16,6 +16,7 @@ type metrics struct {
 	waits       prometheus.Histogram     // limiter waits that ended in a call
 	deferred    *prometheus.CounterVec   // reason: rate_limit, cooldown
 	duration    *prometheus.HistogramVec // stream: true/false
+	batchCalls  *prometheus.CounterVec   // op, outcome: provider batch API calls
 
 	// The children every call touches, looked up once.
 	callsOK, promptTokens, completionTokens prometheus.Counter
@@ -47,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "qa_lm_call_duration_seconds", Help: "LM call duration, provider calls only.",
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
 		}, []string{"stream"}),
+		batchCalls: newBatchMetrics(nil),
 	}
 	if reg != nil {
 		m.calls = register(reg, m.calls)
@@ -56,6 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.waits = register(reg, m.waits)
 		m.deferred = register(reg, m.deferred)
 		m.duration = register(reg, m.duration)
+		m.batchCalls = register(reg, m.batchCalls)
 	}
 	m.callsOK = m.calls.WithLabelValues("ok")
 	m.promptTokens = m.tokens.WithLabelValues("prompt")
@@ -73,6 +76,18 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 				return existing
 			}
 		}
+	}
+	return c
+}
+
+// newBatchMetrics is the counter of provider batch API calls (BatchAPI),
+// registered with reg when it is set.
+func newBatchMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qa_lm_batch_api_calls_total", Help: "Provider batch API calls (files and batches), by operation and outcome.",
+	}, []string{"op", "outcome"})
+	if reg != nil {
+		c = register(reg, c)
 	}
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -18,10 +19,26 @@ import (
 // does with DSPy's None; "stream" comes last, where openai-go's
 // option.WithJSONSet put it.
 func (c *Client) requestBody(req *program.Request) ([]byte, error) {
+	return c.appendRequestBody(nil, req, req.OnDelta != nil)
+}
+
+// bodySize estimates the bytes of req's request body, escaping included,
+// so that it is written into one allocation.
+func (c *Client) bodySize(req *program.Request) int {
 	n := 128 + len(c.prov.WireModel)
 	for _, m := range req.Messages {
 		n += len(m.Content) + len(m.Content)/8 + 32
 	}
+	if f := req.ResponseFormat; f != nil {
+		n += len(f.Schema) + 2*len(f.Name) + 96 // Wire's keys around them
+	}
+	return n
+}
+
+// appendRequestBody appends req's request body to dst: streamed (the
+// stream fields set) or not, whatever req.OnDelta says.
+func (c *Client) appendRequestBody(dst []byte, req *program.Request, stream bool) ([]byte, error) {
+	n := c.bodySize(req)
 	var rf []byte
 	if f := req.ResponseFormat; f != nil {
 		switch f.Type {
@@ -29,12 +46,11 @@ func (c *Client) requestBody(req *program.Request) ([]byte, error) {
 			// LiteLLM's key order (type; schema, name, strict), so the body
 			// carries DSPy's response_format byte for byte.
 			rf = f.Wire()
-			n += len(rf)
 		default:
 			return nil, fmt.Errorf("build request: unknown response_format type %q", f.Type)
 		}
 	}
-	b := make([]byte, 0, n)
+	b := slices.Grow(dst, n)
 	b = append(b, `{"messages":[`...)
 	for i, m := range req.Messages {
 		switch m.Role {
@@ -65,7 +81,7 @@ func (c *Client) requestBody(req *program.Request) ([]byte, error) {
 		b = append(b, `,"temperature":`...)
 		b = appendJSONFloat(b, *t)
 	}
-	if req.OnDelta != nil {
+	if stream {
 		b = append(b, `,"stream_options":{"include_usage":true}`...)
 	}
 	if rf != nil {
@@ -76,7 +92,7 @@ func (c *Client) requestBody(req *program.Request) ([]byte, error) {
 		}
 		b = buf.Bytes()
 	}
-	if req.OnDelta != nil {
+	if stream {
 		b = append(b, `,"stream":true`...)
 	}
 	return append(b, '}'), nil

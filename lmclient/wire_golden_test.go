@@ -88,6 +88,66 @@ const wireContent = "[[ ## question ## ]]\nIs <b>a & b</b> \"quoted\" \\ here?\t
 // and for Azure. Run with -update-wire to rewrite testdata/wire.
 func TestWireGolden(t *testing.T) {
 	t.Parallel()
+	for _, tc := range wireCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			lm, err := fakelm.NewUnstarted(fakelm.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &wireRecorder{}
+			srv := httptest.NewServer(rec.wrap(lm.Handler()))
+			t.Cleanup(srv.Close)
+			c := newClient(t, tc.config(srv.URL+"/v1"), Deps{})
+			if _, err := c.Complete(ctxT(t), tc.req()); err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			got := strings.ReplaceAll(rec.request(), srv.Listener.Addr().String(), "<host>")
+			path := filepath.Join("testdata", "wire", tc.name+".txt")
+			if *updateWire {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (run with -update-wire to create it): %v", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("wire request differs from %s (-want +got):\n%s", path, diff)
+			}
+		})
+	}
+}
+
+// wireCase is one golden vector of testdata/wire: a client config and a
+// request.
+type wireCase struct {
+	name string
+	mod  func(*Config)
+	req  func() *program.Request
+}
+
+// config is the case's client config against the server at base.
+func (tc wireCase) config(base string) Config {
+	cfg := Config{Model: "openai/gpt-4o-mini", APIBase: base, APIKey: "sk-test"}
+	if tc.mod != nil {
+		tc.mod(&cfg)
+	}
+	if cfg.APIKey == "" {
+		cfg.LookupEnv = func(string) (string, bool) { return "", false }
+	}
+	return cfg
+}
+
+// wireCases are the golden vectors: plain chat, JSON mode, structured
+// outputs, streamed, with the sampling options set, for a reasoning model
+// and for Azure.
+func wireCases() []wireCase {
 	temp, zero, tiny, maxTok, bigTok := 0.7, 0.0, 1e-7, 512, 16000
 	schema := `{"type":"object","properties":{"answer":{"type":"string","description":"a <short> & \"plain\" answer"},"score":{"anyOf":[{"type":"number"},{"type":"null"}]}},"required":["answer","score"],"additionalProperties":false,"title":"DSPyProgramOutputs"}`
 	chat := func() *program.Request {
@@ -100,11 +160,7 @@ func TestWireGolden(t *testing.T) {
 			{Role: "user", Content: ""},
 		}}
 	}
-	cases := []struct {
-		name string
-		mod  func(*Config)
-		req  func() *program.Request
-	}{
+	return []wireCase{
 		{"chat", nil, chat},
 		{"chat_options", func(c *Config) { c.Temperature, c.MaxTokens = &temp, &maxTok }, chat},
 		{"chat_zero_temperature", func(c *Config) { c.Temperature = &zero }, chat},
@@ -138,46 +194,5 @@ func TestWireGolden(t *testing.T) {
 		}},
 		{"keyless", func(c *Config) { c.APIKey = "" }, chat},
 		{"azure", func(c *Config) { c.Model, c.AzureAPIVersion = "azure/my-deploy", "2024-10-21" }, chat},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			lm, err := fakelm.NewUnstarted(fakelm.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rec := &wireRecorder{}
-			srv := httptest.NewServer(rec.wrap(lm.Handler()))
-			t.Cleanup(srv.Close)
-			cfg := Config{Model: "openai/gpt-4o-mini", APIBase: srv.URL + "/v1", APIKey: "sk-test"}
-			if tc.mod != nil {
-				tc.mod(&cfg)
-			}
-			if cfg.APIKey == "" {
-				cfg.LookupEnv = func(string) (string, bool) { return "", false }
-			}
-			c := newClient(t, cfg, Deps{})
-			if _, err := c.Complete(ctxT(t), tc.req()); err != nil {
-				t.Fatalf("Complete: %v", err)
-			}
-			got := strings.ReplaceAll(rec.request(), srv.Listener.Addr().String(), "<host>")
-			path := filepath.Join("testdata", "wire", tc.name+".txt")
-			if *updateWire {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden (run with -update-wire to create it): %v", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("wire request differs from %s (-want +got):\n%s", path, diff)
-			}
-		})
 	}
 }

@@ -34,6 +34,12 @@ func TestFillIsTheGoRendering(t *testing.T) {
 			{"status": "cancelling", "total": 50000, "completed": 49000, "failed": 999, "cancelled": 1},
 			{"status": "completed", "total": 3, "completed": 2, "failed": 1, "cancelled": 0},
 		},
+		"batch_provider_progress": {
+			{"status": "in_progress", "total": 3, "completed": 0, "failed": 0, "cancelled": 0,
+				"provider": json.RawMessage(`{"name":"openai","phase":"uploading","round":1,"request_counts":{"total":0,"completed":0,"failed":0,"cached":0}}`)},
+			{"status": "cancelling", "total": 50000, "completed": 1, "failed": 2, "cancelled": 3,
+				"provider": json.RawMessage(`{"name":"openai","phase":"in_progress","round":2,"stage":"verify","batches":[{"chunk":0,"id":"batch_x","requests":2}],"request_counts":{"total":2,"completed":1,"failed":0,"cached":0},"error":{"code":"e","message":"\u003cé\""}}`)},
+		},
 		"envelope": {
 			{"id": "1700000000000-0", "type": "started", "data": json.RawMessage(`{"attempt":1}`)},
 			{"id": "18446744073709551615-18446744073709551614", "type": "token",

@@ -44,8 +44,26 @@ func (p *progressBar) line(d batchProgressData, t time.Time) string {
 		rate = fmt.Sprintf("%.0f", r)
 		eta = time.Duration(float64(n.Total-done) / r * float64(time.Second)).Round(time.Second).String()
 	}
-	return fmt.Sprintf("[%s] %d/%d  ok %d  failed %d  cancelled %d  %s/s  ETA %s  %s",
+	line := fmt.Sprintf("[%s] %d/%d  ok %d  failed %d  cancelled %d  %s/s  ETA %s  %s",
 		bar, done, n.Total, n.Completed, n.Failed, n.Cancelled, rate, eta, d.Status)
+	if pr := d.Provider; pr != nil {
+		line += "  " + providerPhase(pr)
+	}
+	return line
+}
+
+// providerPhase says where a provider-mode batch's round is: the items'
+// counts move only as a round's results are downloaded, hours apart.
+func providerPhase(pr *providerData) string {
+	where := fmt.Sprintf("round %d", pr.Round)
+	if pr.Stage != "" {
+		where += ", stage " + pr.Stage
+	}
+	s := fmt.Sprintf("provider %s (%s) %d/%d", pr.Phase, where, pr.Counts.Completed+pr.Counts.Failed, pr.Counts.Total)
+	if pr.Counts.Cached > 0 {
+		s += fmt.Sprintf(", %d cached", pr.Counts.Cached)
+	}
+	return s
 }
 
 // The rate and ETA wait until they are measured: the first items carry the

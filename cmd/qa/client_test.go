@@ -304,3 +304,53 @@ func TestClientErrorsAreSentences(t *testing.T) {
 		}
 	}
 }
+
+// TestClientBatchProvider: `qa batch --provider` asks for provider mode,
+// which an API without a provider batch API refuses in words.
+func TestClientBatchProvider(t *testing.T) {
+	t.Parallel()
+	e, _, stderr := clientEnv(t)
+	in := writeQuestions(t, 3)
+	code := run(context.Background(), e, []string{"batch", "--provider", in})
+	if code != 1 || !strings.Contains(stderr.String(), "422") || !strings.Contains(stderr.String(), "mode=provider needs the LM provider's batch API") {
+		t.Fatalf("qa batch --provider: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestProgressBarLineShowsProviderPhase: a provider-mode batch's line says
+// where its provider round is.
+func TestProgressBarLineShowsProviderPhase(t *testing.T) {
+	t.Parallel()
+	p := newProgressBar(&bytes.Buffer{}, nil)
+	var d batchProgressData
+	d.Status = "in_progress"
+	d.RequestCounts.Total = 100
+	if got := p.line(d, time.Unix(1000, 0)); strings.Contains(got, "provider") {
+		t.Fatalf("live line = %q", got)
+	}
+	d.Provider = &providerData{Phase: "in_progress", Round: 2, Stage: "verify"}
+	d.Provider.Counts.Total, d.Provider.Counts.Completed, d.Provider.Counts.Cached = 90, 40, 10
+	got := p.line(d, time.Unix(1001, 0))
+	if want := "in_progress  provider in_progress (round 2, stage verify) 40/90, 10 cached"; !strings.HasSuffix(got, want) {
+		t.Fatalf("provider line = %q, want it to end %q", got, want)
+	}
+}
+
+// TestCostLine: the cost a provider batch reports, in dollars.
+func TestCostLine(t *testing.T) {
+	t.Parallel()
+	micros, live := int64(1_234_567), int64(2_469_134)
+	for _, c := range []struct {
+		cost batchCost
+		want string
+	}{
+		{batchCost{Model: "openai/gpt-4o-mini", Micros: &micros, LiveMicros: &live, ProviderCalls: 95, LiveCalls: 5},
+			"cost: $1.234567 ($2.469134 live) for openai/gpt-4o-mini: 95 provider calls, 5 live"},
+		{batchCost{Model: "mystery", ProviderCalls: 3},
+			"cost: unknown (mystery is not in LM_PRICES): 3 provider calls, 0 live"},
+	} {
+		if got := costLine(c.cost); got != c.want {
+			t.Errorf("costLine = %q, want %q", got, c.want)
+		}
+	}
+}

@@ -110,22 +110,59 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.lastBody = body
 	s.mu.Unlock()
-	pr, err := parseRequest(body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, Fault{}, err.Error(), "invalid_request_error", "")
+	o := s.decide(body, true)
+	if o.status != 0 {
+		writeError(w, o.status, o.fault, o.msg, o.typ, o.code)
 		return
 	}
-	if wait, ok := s.admit(time.Now()); !ok {
-		writeError(w, http.StatusTooManyRequests, Fault{RetryAfter: wait},
-			"Rate limit reached for requests per minute (fakelm RPM limit).", "requests", "rate_limit_exceeded")
+	if o.fault.Kind == FaultStall {
+		s.stall(r.Context(), o.fault.For)
+		if o.fault.For == 0 || r.Context().Err() != nil {
+			return
+		}
+	}
+	ttft, tps := s.snapshot()
+	if o.stream {
+		s.stream(w, r, o.ans, o.fault, o.includeUsage, ttft, tps)
 		return
+	}
+	if !sleepCtx(r.Context(), s.closing, ttft+pace(len(o.ans.tokens)-1, tps)) {
+		return
+	}
+	writeJSONAnswer(w, o.ans, o.fault.Kind == FaultTruncate)
+}
+
+// outcome is how the fake answers one chat completion request: an error
+// (status set) or an answer, with the fault that shapes its delivery.
+type outcome struct {
+	status         int // non-zero: answer this OpenAI-style error
+	msg, typ, code string
+	fault          Fault
+	ans            answer
+	stream         bool
+	includeUsage   bool
+}
+
+// decide answers a chat completion request body. A live call (live) is
+// subject to the RPM limit and takes queued faults; a batch line is not and
+// does not, but both honour the directives in the messages, so a line is
+// answered exactly as the same live request would be.
+func (s *Server) decide(body []byte, live bool) outcome {
+	pr, err := parseRequest(body)
+	if err != nil {
+		return outcome{status: http.StatusBadRequest, msg: err.Error(), typ: "invalid_request_error"}
+	}
+	if live {
+		if wait, ok := s.admit(time.Now()); !ok {
+			return outcome{status: http.StatusTooManyRequests, fault: Fault{RetryAfter: wait},
+				msg: "Rate limit reached for requests per minute (fakelm RPM limit).", typ: "requests", code: "rate_limit_exceeded"}
+		}
 	}
 	d, hasDirective, derr := parseDirective(pr.lastUser)
 	if derr != nil {
-		writeError(w, http.StatusBadRequest, Fault{}, derr.Error(), "invalid_request_error", "")
-		return
+		return outcome{status: http.StatusBadRequest, msg: derr.Error(), typ: "invalid_request_error"}
 	}
-	fault := s.nextFault(d, hasDirective, pr.fingerprnt)
+	fault := s.nextFault(d, hasDirective, pr.fingerprnt, live)
 	switch fault.Kind {
 	case FaultStatus:
 		status := fault.Status
@@ -136,18 +173,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			fault.RetryAfter = time.Second
 		}
 		msg, typ, code := errorText(status)
-		writeError(w, status, fault, msg, typ, code)
-		return
+		return outcome{status: status, fault: fault, msg: msg, typ: typ, code: code}
 	case FaultContextWindow:
-		writeError(w, http.StatusBadRequest, fault,
-			"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.",
-			"invalid_request_error", "context_length_exceeded")
-		return
-	case FaultStall:
-		s.stall(r.Context(), fault.For)
-		if fault.For == 0 || r.Context().Err() != nil {
-			return
-		}
+		return outcome{status: http.StatusBadRequest, fault: fault,
+			msg: "This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.",
+			typ: "invalid_request_error", code: "context_length_exceeded"}
 	}
 
 	p := parsePrompt(pr.lastUser)
@@ -162,24 +192,19 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		tokens = tokens[:pr.maxTokens]
 		finish = "length"
 	}
-	ans := answer{
-		id:        fmt.Sprintf("chatcmpl-fake%016x", pr.fingerprnt),
-		model:     pr.req.Model,
-		created:   time.Now().Unix(),
-		tokens:    tokens,
-		finish:    finish,
-		promptLen: pr.promptLen,
+	return outcome{
+		fault: fault,
+		ans: answer{
+			id:        fmt.Sprintf("chatcmpl-fake%016x", pr.fingerprnt),
+			model:     pr.req.Model,
+			created:   s.now().Unix(),
+			tokens:    tokens,
+			finish:    finish,
+			promptLen: pr.promptLen,
+		},
+		stream:       pr.req.Stream,
+		includeUsage: pr.req.StreamOptions != nil && pr.req.StreamOptions.IncludeUsage,
 	}
-	ttft, tps := s.snapshot()
-	if pr.req.Stream {
-		includeUsage := pr.req.StreamOptions != nil && pr.req.StreamOptions.IncludeUsage
-		s.stream(w, r, ans, fault, includeUsage, ttft, tps)
-		return
-	}
-	if !sleepCtx(r.Context(), s.closing, ttft+pace(len(tokens)-1, tps)) {
-		return
-	}
-	writeJSONAnswer(w, ans, fault.Kind == FaultTruncate)
 }
 
 // stall waits until ctx is done, the server closes, or d passes (d > 0).
@@ -238,20 +263,33 @@ func errorText(status int) (msg, typ, code string) {
 
 // writeError answers an OpenAI-style error body.
 func writeError(w http.ResponseWriter, status int, f Fault, msg, typ, code string) {
+	writeParamError(w, status, f, msg, typ, code, "")
+}
+
+// writeParamError is writeError naming the request parameter at fault.
+func writeParamError(w http.ResponseWriter, status int, f Fault, msg, typ, code, param string) {
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(f.RetryAfter.Seconds())), 10))
 		w.Header().Set("retry-after-ms", strconv.FormatInt(f.RetryAfter.Milliseconds(), 10))
 	}
-	var codeVal any
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(errorJSON(msg, typ, code, param))
+}
+
+// errorJSON is OpenAI's error body; code and param are null when empty.
+func errorJSON(msg, typ, code, param string) []byte {
+	var codeVal, paramVal any
 	if code != "" {
 		codeVal = code
 	}
+	if param != "" {
+		paramVal = param
+	}
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"message": msg, "type": typ, "param": nil, "code": codeVal,
+		"message": msg, "type": typ, "param": paramVal, "code": codeVal,
 	}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	return body
 }
 
 func (s *Server) models(w http.ResponseWriter) {

@@ -6,6 +6,7 @@
 // in OpenAI's exact chunk shape with a usage chunk when
 // stream_options.include_usage is set) and GET /v1/models. Any path ending in
 // /chat/completions is accepted, so Azure-style deployment paths work too.
+// It also serves OpenAI's Files and Batches API (see Batches below).
 //
 // Answers follow DSPy's ChatAdapter format for whatever output fields the last
 // user message asks for ("Respond with the corresponding output fields,
@@ -51,4 +52,43 @@
 //
 // For example "What is 2+2? [[fakelm:429,retry_after=2s,times=1]]" is
 // answered with one 429, then normally.
+//
+// # Batches
+//
+// POST/GET /v1/files, GET/DELETE /v1/files/{id}, GET /v1/files/{id}/content,
+// POST/GET /v1/batches, GET /v1/batches/{id} and POST
+// /v1/batches/{id}/cancel answer as OpenAI's do, in its shapes, so
+// openai-go's Files and Batches services work against the fake. Uploads
+// (purpose "batch") are read as a stream and kept in memory, within
+// [BatchConfig]'s MaxFileBytes, MaxStoredBytes and MaxFiles (413
+// file_too_large past them); MaxBatches bounds the batches kept.
+//
+// A batch validates its input file as OpenAI does (each line a POST to
+// /v1/chat/completions with a body, unique custom_ids, one model, at most
+// MaxRequests lines; else it fails with an errors list naming the line),
+// then answers each line with the code that answers a live, non-streamed
+// chat completion, directives included, so a line's completion is the live
+// one's (bar "created"). Output lines are OpenAI's {"id", "custom_id",
+// "response": {"status_code", "request_id", "body"}, "error": null}; failed
+// lines go to the error file with their error status and body, and lines a
+// cancelled or expired batch never answered with "response": null and
+// "error": {"code": "batch_cancelled" or "batch_expired"}. A line's
+// [[fakelm:stall]] leaves it unanswered (the batch waits in_progress for it
+// until it expires), [[fakelm:truncate]] writes its output line cut short.
+// A directive's times counts batch lines and live calls alike, so a line
+// with [[fakelm:500,times=1]] fails in its batch and its live retry is
+// answered. Queued faults ([Server.FailNext]) are for live calls only.
+//
+// Time runs on the fake's clock, the wall clock moved on by
+// [Server.Advance]. A batch moves on at most one phase (validating →
+// in_progress → finalizing → completed) per retrieve or [Server.StepBatches],
+// once the phase's BatchConfig duration (default 0) has passed; a batch not
+// finalizing by expires_at (created_at + Window, default 24h) expires with
+// the lines it answered. Faults: FailEvery and FailStatus fail lines,
+// MalformedEvery cuts output lines, StallAfter holds a batch after N lines,
+// TokenLimit fails a batch past the enqueued-token limit with
+// token_limit_exceeded, OutageRequests (or [Server.FailBatchAPI]) answers
+// the files and batches endpoints 503 or 429 with Retry-After.
+// [Server.BatchesCreated] counts the batches created, and
+// BatchConfig.OnCreate is called with each before its creator is answered.
 package fakelm

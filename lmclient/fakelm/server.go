@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	APIKey string
 	// Models are listed by GET /v1/models. Default ["gpt-4o-mini"].
 	Models []string
+	// Batch shapes the Files and Batches API (turnaround, faults, limits).
+	Batch BatchConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -46,6 +49,7 @@ func (c Config) withDefaults() Config {
 	if len(c.Models) == 0 {
 		c.Models = []string{"gpt-4o-mini"}
 	}
+	c.Batch = c.Batch.withDefaults()
 	return c
 }
 
@@ -59,7 +63,7 @@ func (c Config) validate() error {
 	if c.RPM < 0 {
 		return errors.New("validate config: RPM must not be negative")
 	}
-	return nil
+	return c.Batch.validate()
 }
 
 // Server is a running fake LM. Its setters are safe to call while it serves.
@@ -78,6 +82,10 @@ type Server struct {
 	bucket   float64        // requests left this second, for RPMPerSecond
 	bucketAt time.Time      // when bucket was last refilled
 	lastBody []byte
+
+	clock    atomic.Int64 // how far Advance moved the fake's clock, in ns
+	p        provider     // the Files and Batches API
+	batchAPI http.Handler
 }
 
 // New starts a fake LM listening on cfg.Addr. Close or Shutdown stops it.
@@ -107,7 +115,10 @@ func NewUnstarted(cfg Config) (*Server, error) {
 		closing: make(chan struct{}),
 		counts:  map[string]int64{},
 		seen:    map[uint64]int{},
+		p: provider{cfg: cfg.Batch, files: map[string]*file{}, batches: map[string]*batch{},
+			outage: outage(cfg.Batch.OutageRequests, cfg.Batch)},
 	}
+	s.batchAPI = s.batchMux()
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -150,7 +161,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Handler serves the OpenAI-compatible routes.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.count(r.URL.Path)
+		s.count(countedPath(r.URL.Path))
 		if !s.authorized(r) {
 			writeError(w, http.StatusUnauthorized, Fault{}, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 			return
@@ -160,6 +171,8 @@ func (s *Server) Handler() http.Handler {
 			s.chat(w, r)
 		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/models"):
 			s.models(w)
+		case isBatchPath(r.URL.Path):
+			s.batchAPI.ServeHTTP(w, r)
 		default:
 			writeError(w, http.StatusNotFound, Fault{}, "Unknown path "+r.URL.Path, "invalid_request_error", "unknown_url")
 		}
@@ -222,6 +235,68 @@ func (s *Server) FailNext(n int, f Fault) {
 	s.mu.Unlock()
 }
 
+// FailBatchAPI makes the next n requests to the Files and Batches
+// endpoints fail with f (a FaultStatus; Status 0 is 503), after any
+// already queued: an outage of the provider's batch API.
+func (s *Server) FailBatchAPI(n int, f Fault) {
+	s.p.mu.Lock()
+	for range n {
+		s.p.outage = append(s.p.outage, f)
+	}
+	s.p.mu.Unlock()
+}
+
+// outage is n faults of cfg's outage status and Retry-After.
+func outage(n int, cfg BatchConfig) []Fault {
+	out := make([]Fault, n)
+	for i := range out {
+		out[i] = Fault{Kind: FaultStatus, Status: cfg.OutageStatus, RetryAfter: cfg.OutageRetryAfter}
+	}
+	return out
+}
+
+// SetBatchConfig replaces the Files and Batches API's settings (defaults
+// filled in); batches already created keep their expires_at. An outage it
+// names is queued after any already queued.
+func (s *Server) SetBatchConfig(c BatchConfig) error {
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return err
+	}
+	s.p.mu.Lock()
+	s.p.cfg = c
+	s.p.outage = append(s.p.outage, outage(c.OutageRequests, c)...)
+	s.p.mu.Unlock()
+	return nil
+}
+
+// Advance moves the fake's clock forward by d: batch phases, expiry and
+// timestamps follow it, so tests never sleep.
+func (s *Server) Advance(d time.Duration) { s.clock.Add(int64(d)) }
+
+// Now is the fake's clock: the wall clock moved on by Advance.
+func (s *Server) Now() time.Time { return s.now() }
+
+func (s *Server) now() time.Time { return time.Now().Add(time.Duration(s.clock.Load())) }
+
+// StepBatches moves every unfinished batch on as a retrieve of it would:
+// at most one phase each, once its phase's time is up.
+func (s *Server) StepBatches() {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	for _, id := range s.p.batchOrder {
+		s.advance(s.p.batches[id], true)
+	}
+}
+
+// BatchesCreated is how many batches POST /v1/batches created: a test's
+// proof that no batch was created (and billed) twice.
+func (s *Server) BatchesCreated() int {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.p.created
+}
+
 // ClearFaults drops every queued fault.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
@@ -241,7 +316,8 @@ func (s *Server) Requests() int64 {
 }
 
 // RequestsTo is how many requests the server received on path, e.g.
-// "/v1/chat/completions".
+// "/v1/chat/completions"; the Files and Batches endpoints are counted by
+// route, e.g. "/v1/batches/{id}" for every batch's retrieve.
 func (s *Server) RequestsTo(path string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -315,11 +391,12 @@ func (s *Server) admitPerSecond(now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
-// nextFault pops a queued fault, else applies a directive from the request.
-func (s *Server) nextFault(d directive, hasDirective bool, fingerprint uint64) Fault {
+// nextFault pops a queued fault (live calls only: FailNext is about HTTP
+// requests), else applies a directive from the request.
+func (s *Server) nextFault(d directive, hasDirective bool, fingerprint uint64, live bool) Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queued) > 0 {
+	if live && len(s.queued) > 0 {
 		f := s.queued[0]
 		s.queued = s.queued[1:]
 		return f

@@ -74,7 +74,9 @@ const fingerprint = "fp_fakelm"
 
 var jsonNull = json.RawMessage("null")
 
-func writeJSONAnswer(w http.ResponseWriter, a answer, truncate bool) {
+// completionJSON is a's non-streamed chat completion body, the same for a
+// live answer and a batch output line.
+func completionJSON(a answer) []byte {
 	body, _ := json.Marshal(completion{
 		ID: a.id, Object: "chat.completion", Created: a.created, Model: a.model,
 		Choices: []jsonChoice{{
@@ -83,6 +85,11 @@ func writeJSONAnswer(w http.ResponseWriter, a answer, truncate bool) {
 		}},
 		Usage: a.usage(), ServiceTier: "default", SystemFingerprint: fingerprint,
 	})
+	return body
+}
+
+func writeJSONAnswer(w http.ResponseWriter, a answer, truncate bool) {
+	body := completionJSON(a)
 	w.Header().Set("Content-Type", "application/json")
 	if truncate {
 		// Promise the whole body, send half, then drop the connection.
