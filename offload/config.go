@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/lmclient"
 )
 
 // Config configures the runner. Zero values mean the defaults; a field set
@@ -36,7 +37,7 @@ type Config struct {
 	LiveParallel int
 	// MaxLineBytes bounds one line of a provider output or error file; a
 	// longer line is skipped and its item counted unanswered. Default
-	// 16 MiB.
+	// [lmclient.MaxBatchLineBytes].
 	MaxLineBytes int
 	// Name is the provider's name in the batch's provider object.
 	// Default "openai".
@@ -63,7 +64,7 @@ func (c Config) WithDefaults() Config {
 	c.Fallback = cmp.Or(c.Fallback, config.DefaultProviderFallback)
 	c.Unfinished = cmp.Or(c.Unfinished, config.DefaultProviderUnfinished)
 	c.LiveParallel = cmp.Or(c.LiveParallel, 8)
-	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, 16<<20)
+	c.MaxLineBytes = cmp.Or(c.MaxLineBytes, lmclient.MaxBatchLineBytes)
 	c.Name = cmp.Or(c.Name, "openai")
 	return c
 }

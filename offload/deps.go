@@ -3,10 +3,9 @@ package offload
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/qaqueue/qaqueue/batches"
-	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/rs/zerolog"
@@ -30,12 +29,12 @@ type LM interface {
 // Provider is the provider's batch API (lmclient.BatchAPI). Every error is
 // typed as a live call's (lmclient.Retryable tells).
 type Provider interface {
-	UploadFile(ctx context.Context, filename string, body io.Reader) (*providerFile, error)
-	FindFile(ctx context.Context, filename string) (*providerFile, error)
-	CreateBatch(ctx context.Context, inputFileID string, metadata map[string]string) (*providerBatch, error)
-	FindBatch(ctx context.Context, metadata map[string]string) (*providerBatch, error)
-	GetBatch(ctx context.Context, id string) (*providerBatch, error)
-	CancelBatch(ctx context.Context, id string) (*providerBatch, error)
+	UploadFile(ctx context.Context, filename string, body io.Reader) (*lmclient.ProviderFile, error)
+	FindFile(ctx context.Context, filename string) (*lmclient.ProviderFile, error)
+	CreateBatch(ctx context.Context, inputFileID string, metadata map[string]string) (*lmclient.ProviderBatch, error)
+	FindBatch(ctx context.Context, metadata map[string]string) (*lmclient.ProviderBatch, error)
+	GetBatch(ctx context.Context, id string) (*lmclient.ProviderBatch, error)
+	CancelBatch(ctx context.Context, id string) (*lmclient.ProviderBatch, error)
 	OpenFile(ctx context.Context, id string) (io.ReadCloser, error)
 	DeleteFile(ctx context.Context, id string) error
 }
@@ -63,27 +62,4 @@ type Deps struct {
 	Log    zerolog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
-}
-
-// progressSink is where the batch's provider object and cost go (the
-// batch record's provider and cost fields).
-type progressSink interface {
-	SetProvider(ctx context.Context, id string, p jobs.ProviderProgress) error
-	SetCost(ctx context.Context, id string, c jobs.BatchCost) error
-}
-
-// providerFile and providerBatch are lmclient's ProviderFile and
-// ProviderBatch.
-type providerFile struct {
-	ID, Filename, Purpose string
-	Bytes                 int64
-	CreatedAt             time.Time
-}
-
-type providerBatch struct {
-	ID, Status, InputFileID, OutputFileID, ErrorFileID, CompletionWindow string
-	Metadata                                                             map[string]string
-	Counts                                                               struct{ Total, Completed, Failed int }
-	Errors                                                               []string
-	CreatedAt                                                            time.Time
 }

@@ -212,8 +212,8 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 		b.log.Warn().Str("custom_id", cid).Err(lerr).Msg("a provider line not ours or unreadable; skipped")
 		return nil
 	}
-	var never interface{ Unfinished() bool }
-	if errors.As(lerr, &never) && never.Unfinished() {
+	var ae *lmclient.APIError
+	if errors.As(lerr, &ae) && ae.Unfinished() {
 		// The provider never ran it (its batch expired or was cancelled):
 		// unanswered, as an item without a line is.
 		return nil
@@ -391,11 +391,8 @@ func (b *run) fail(ctx context.Context, x item, reason *jobs.Error) error {
 // cancelling or ended, the budget spent: counted so).
 func (b *run) start(ctx context.Context, x item) (*batches.ItemAttempt, batches.ItemOutcome, error) {
 	p := jobs.BatchItemPayload{Batch: b.id(), Index: x.index, Round: b.bt.Round, CustomID: x.it.CustomID}
-	return b.r.deps.Batches.StartItemTask(ctx, p, taskID(b.id()), "")
+	return b.r.deps.Batches.StartItemTask(ctx, p, batches.OffloadTaskID(b.id()), "")
 }
-
-// taskID is the batch's offload task's id.
-func taskID(batch string) string { return "offload-" + batch }
 
 // runFailure is the reason an item's stage failed.
 func runFailure(err error) *jobs.Error {

@@ -89,7 +89,7 @@ func (b *run) sweep(ctx context.Context, end func(*batches.ItemAttempt) error) e
 			if its[i] != nil {
 				p.CustomID = its[i].CustomID
 			}
-			a, out, err := bs.StartItemTask(ctx, p, taskID(b.id()), "")
+			a, out, err := bs.StartItemTask(ctx, p, batches.OffloadTaskID(b.id()), "")
 			if err != nil {
 				return err
 			}
@@ -108,10 +108,6 @@ func (b *run) sweep(ctx context.Context, end func(*batches.ItemAttempt) error) e
 // done (see finish), and any other the next write corrects, so a failed
 // one is logged and returned for the caller to decide.
 func (b *run) publish(ctx context.Context, perr *jobs.Error) error {
-	sink, ok := any(b.r.deps.Batches).(progressSink)
-	if !ok {
-		return nil
-	}
 	p := jobs.ProviderProgress{Name: b.r.cfg.Name, Phase: b.st.Phase, Round: b.st.Round, Error: perr}
 	if b.multi() {
 		p.Stage = b.stages()[b.st.Stage].Key
@@ -124,7 +120,7 @@ func (b *run) publish(ctx context.Context, perr *jobs.Error) error {
 		p.Counts.Completed += ch.Completed
 		p.Counts.Failed += ch.Failed
 	}
-	err := sink.SetProvider(ctx, b.id(), p)
+	err := b.r.deps.Batches.SetProvider(ctx, b.id(), p)
 	if err != nil && !errors.Is(err, batches.ErrNotFound) {
 		b.log.Debug().Err(err).Msg("write the provider object")
 		return err
@@ -140,10 +136,6 @@ func (b *run) progressError(ctx context.Context, err error) {
 // publishCost writes the batch's cost so far: the sum of its items'
 // recorded costs, so a repeat counts nothing twice.
 func (b *run) publishCost(ctx context.Context) error {
-	sink, ok := any(b.r.deps.Batches).(progressSink)
-	if !ok {
-		return nil
-	}
 	sum, err := b.r.deps.Batches.OffloadCost(ctx, b.id())
 	if err != nil {
 		return err
@@ -152,5 +144,5 @@ func (b *run) publishCost(ctx context.Context) error {
 	if !sum.Unknown {
 		c.Micros, c.LiveMicros = &sum.Micros, &sum.LiveMicros
 	}
-	return sink.SetCost(ctx, b.id(), c)
+	return b.r.deps.Batches.SetCost(ctx, b.id(), c)
 }

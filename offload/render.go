@@ -11,6 +11,7 @@ import (
 
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programrun"
 )
@@ -225,7 +226,7 @@ func (b *run) upload(ctx context.Context, k int) error {
 }
 
 // stream renders items [from, to) into the provider's upload of file name.
-func (b *run) stream(ctx context.Context, name string, from, to int) (*providerFile, error) {
+func (b *run) stream(ctx context.Context, name string, from, to int) (*lmclient.ProviderFile, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {

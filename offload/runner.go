@@ -198,7 +198,7 @@ func (b *run) advance(ctx context.Context) error {
 		b.deferred = nil
 	default:
 		next = prev
-		next.Done, next.Phase = true, jobs.ProviderDone
+		next.Done, next.Phase, next.Chunks = true, jobs.ProviderDone, 0
 	}
 	if err := b.r.deps.Batches.DropOffloadChunks(ctx, b.id(), prev.Round, len(b.chunks)); err != nil {
 		return err

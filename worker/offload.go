@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 )
 
@@ -74,8 +75,5 @@ func (w *Worker) wakeOffload(id string) {
 		return
 	}
 	// asynq's Inspector takes no context; the call is small and local.
-	_ = w.inspector.RunTask(jobs.QueueBatchProvider, offloadTaskID(id))
+	_ = w.inspector.RunTask(jobs.QueueBatchProvider, batches.OffloadTaskID(id))
 }
-
-// offloadTaskID is the id of batch id's offload task.
-func offloadTaskID(id string) string { return "offload-" + id }
