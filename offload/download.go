@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,9 +40,20 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 				return 0, err
 			}
 		}
-		if !finalStatus(pb.Status) {
+		switch {
+		case !finalStatus(pb.Status):
 			unfinished = true
-		} else if len(pb.Errors) > 0 {
+		case overTokenLimit(pb):
+			// The provider holds too many of this key's tokens in batches:
+			// the chunk waits and is sent again (a new batch on the same
+			// file), it does not fail.
+			b.log.Info().Str("provider_batch", pb.ID).Int("chunk", k).Msg("provider's enqueued-token limit reached: the chunk waits")
+			ch.BatchID, ch.Status, ch.Creating, ch.Completed, ch.Failed = "", "", false, 0, 0
+			if err := b.saveChunk(ctx, k); err != nil {
+				return 0, err
+			}
+			unfinished = true
+		case len(pb.Errors) > 0:
 			b.log.Warn().Str("provider_batch", pb.ID).Str("status", pb.Status).Strs("errors", pb.Errors).Msg("provider batch ended with errors")
 		}
 	}
@@ -57,6 +69,20 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 	}
 	b.r.deps.Metrics.poll("finished")
 	return 0, nil
+}
+
+// overTokenLimit reports whether a provider batch failed validation for
+// the enqueued-token limit alone.
+func overTokenLimit(pb *lmclient.ProviderBatch) bool {
+	if pb.Status != "failed" || len(pb.Errors) == 0 {
+		return false
+	}
+	for _, e := range pb.Errors {
+		if !strings.HasPrefix(e, "token_limit_exceeded") {
+			return false
+		}
+	}
+	return true
 }
 
 // cancelProvider cancels the round's provider batches (the batch is being

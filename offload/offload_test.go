@@ -418,3 +418,25 @@ func TestBudgetSpentBeforeARound(t *testing.T) {
 		t.Errorf("%d provider batches created, want none", n)
 	}
 }
+
+// TestTokenLimitWaits: a chunk the provider refuses for its enqueued-token
+// limit waits and is sent again once the chunks before it are done; no
+// item fails for it.
+func TestTokenLimitWaits(t *testing.T) {
+	b := setup(t, offload.Config{MaxRequests: 1}, fakelm.BatchConfig{TokenLimit: 400})
+	bt := b.qaBatch(t, "Why is the sky blue?", "Who wrote Hamlet?")
+	b.expand(t, bt)
+	b.runToEnd(t, bt.ID)
+	end := b.get(t, bt.ID)
+	if end.Status != jobs.BatchCompleted || end.Counts.Completed != 2 {
+		t.Fatalf("batch %s %+v, want both items completed", end.Status, end.Counts)
+	}
+	for i, r := range b.results(t, end) {
+		if r.Provenance.Path != jobs.PathProvider {
+			t.Errorf("item %d's path %q, want provider", i, r.Provenance.Path)
+		}
+	}
+	if n := b.srv.BatchesCreated(); n < 3 {
+		t.Errorf("%d provider batches created, want a refused one sent again (3 or more)", n)
+	}
+}

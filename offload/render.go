@@ -265,6 +265,11 @@ func (b *run) create(ctx context.Context, k int) error {
 	if err != nil {
 		return fmt.Errorf("find provider batch of chunk %d: %w", k, err)
 	}
+	if pb != nil && pb.Status == "failed" {
+		// Refused (its enqueued-token limit, most likely): the chunk is
+		// sent again, not adopted.
+		pb = nil
+	}
 	if pb == nil {
 		if !ch.Creating {
 			ch.Creating = true
