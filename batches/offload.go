@@ -349,8 +349,9 @@ func (b *Store) BudgetSpent(ctx context.Context, owner string) (bool, error) {
 
 // EnqueueLive hands items of bt to the live path: each gets its item task
 // on jobs.QueueBatch, as a live batch's items do (a repeat is harmless:
-// the task ids are the items'). The offload runner sends there the items a
+// the task ids are the items'), marked a fallback so that its result says
+// the live path answered it. The offload runner sends there the items a
 // provider round left unanswered.
 func (b *Store) EnqueueLive(ctx context.Context, bt *jobs.Batch, indexes []int) error {
-	return b.enqueueSome(ctx, bt, indexes)
+	return b.enqueueSome(ctx, bt, indexes, true)
 }

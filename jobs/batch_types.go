@@ -157,6 +157,10 @@ type BatchItemPayload struct {
 	Index    int    `json:"index"`
 	Round    int    `json:"round"`
 	CustomID string `json:"custom_id"`
+	// Fallback marks an item of a provider-mode batch that the offload
+	// runner handed to the live path: its result's provenance says
+	// PathLive.
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 // ParseBatchItemPayload decodes an item task's payload.

@@ -178,7 +178,7 @@ func TestFailedLines(t *testing.T) {
 	if rs[0].Status != jobs.StatusFailed || rs[0].Error == nil || rs[0].Error.Code != "lm_error" || rs[0].Error.Status != 400 {
 		t.Errorf("item 0 %+v, want failed with the provider's 400", rs[0])
 	}
-	if rs[1].Status != jobs.StatusCompleted {
+	if rs[1].Status != jobs.StatusCompleted || rs[1].Provenance.Path != jobs.PathLive {
 		t.Errorf("item 1 %+v, want completed live", rs[1])
 	}
 	if rs[2].Status != jobs.StatusCompleted || rs[2].Provenance.Path != jobs.PathProvider {
@@ -266,8 +266,14 @@ func TestExpiredProviderBatch(t *testing.T) {
 				t.Errorf("%d item tasks on the live path, want the 2 unanswered", info.Pending)
 			}
 			b.startWorker(t, false)
-			if end := b.waitEnded(t, bt.ID); end.Status != jobs.BatchCompleted || end.Counts.Completed != 3 {
-				t.Errorf("batch %s %+v, want every item completed", end.Status, end.Counts)
+			end := b.waitEnded(t, bt.ID)
+			if end.Status != jobs.BatchCompleted || end.Counts.Completed != 3 {
+				t.Fatalf("batch %s %+v, want every item completed", end.Status, end.Counts)
+			}
+			for i, r := range b.results(t, end)[1:] {
+				if r.Provenance.Path != jobs.PathLive {
+					t.Errorf("item %d's path %q, want live", i+1, r.Provenance.Path)
+				}
 			}
 		})
 	}
