@@ -79,6 +79,14 @@ func (b *run) items(ctx context.Context, from, to int, fn func(item) error) erro
 }
 
 func (b *run) anyDeferred(lo, hi int) bool {
+	if hi-lo <= len(b.deferred) {
+		for i := lo; i < hi; i++ {
+			if _, ok := b.deferred[i]; ok {
+				return true
+			}
+		}
+		return false
+	}
 	for i := range b.deferred {
 		if i >= lo && i < hi {
 			return true
