@@ -24,7 +24,11 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 	unfinished := false
 	for k := range b.chunks {
 		ch := &b.chunks[k]
-		if ch.BatchID == "" || finalStatus(ch.Status) {
+		switch {
+		case ch.BatchID == "" && !b.st.Cancelled:
+			unfinished = true // to be created again (see create)
+			continue
+		case ch.BatchID == "" || finalStatus(ch.Status):
 			continue // never created (cancelled first), or ended
 		}
 		pb, err := b.r.deps.Provider.GetBatch(ctx, ch.BatchID)
