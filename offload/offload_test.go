@@ -3,6 +3,7 @@ package offload_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -444,5 +445,58 @@ func TestTokenLimitWaits(t *testing.T) {
 	}
 	if n := b.srv.BatchesCreated(); n < 3 {
 		t.Errorf("%d provider batches created, want a refused one sent again (3 or more)", n)
+	}
+}
+
+// TestChunksWithinLimits: a round is cut into chunks within
+// PROVIDER_MAX_REQUESTS and PROVIDER_MAX_BYTES, and each chunk's upload
+// (rendered again from its index range) is the bytes its plan counted.
+func TestChunksWithinLimits(t *testing.T) {
+	qs := []string{"One?", "Two?", "Three?", "Four?", "Five?"}
+	for _, tc := range []struct {
+		name string
+		cfg  offload.Config
+		want [][2]int
+	}{
+		{"requests", offload.Config{MaxRequests: 2}, [][2]int{{0, 2}, {2, 4}, {4, 5}}},
+		// A line of these is about 1,170 bytes: 3,000 hold two, not three.
+		{"bytes", offload.Config{MaxBytes: 3000}, [][2]int{{0, 2}, {2, 4}, {4, 5}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := setup(t, tc.cfg, fakelm.BatchConfig{})
+			bt := b.qaBatch(t, qs...)
+			b.expand(t, bt)
+			var chunks []batches.OffloadChunk
+			b.runUntil(t, bt.ID, func(_ batches.OffloadState, cs []batches.OffloadChunk) bool {
+				chunks = cs
+				for _, c := range cs {
+					if c.BatchID == "" {
+						return false
+					}
+				}
+				return len(cs) > 0
+			})
+			var got [][2]int
+			for k, c := range chunks {
+				got = append(got, [2]int{c.From, c.To})
+				if c.Requests > b.r.Config().MaxRequests || c.Bytes > b.r.Config().MaxBytes {
+					t.Errorf("chunk %d holds %d requests, %d bytes: over the limits", k, c.Requests, c.Bytes)
+				}
+				f, err := b.api.FindFile(context.Background(), fmt.Sprintf("qaqueue-%s-r1-s0-c%d.jsonl", bt.ID, k))
+				if err != nil || f == nil {
+					t.Fatalf("chunk %d's file: %+v, %v", k, f, err)
+				}
+				if f.Bytes != c.Bytes {
+					t.Errorf("chunk %d uploaded %d bytes, its plan counted %d", k, f.Bytes, c.Bytes)
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("chunks (-want +got):\n%s", diff)
+			}
+			b.runToEnd(t, bt.ID)
+			if end := b.get(t, bt.ID); end.Status != jobs.BatchCompleted || end.Counts.Completed != len(qs) {
+				t.Errorf("batch %s %+v", end.Status, end.Counts)
+			}
+		})
 	}
 }
