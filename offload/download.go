@@ -243,7 +243,14 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 		return nil
 	}
 	var ae *lmclient.APIError
-	if errors.As(lerr, &ae) && ae.Unfinished() {
+	switch {
+	case lerr != nil && !errors.As(lerr, &ae):
+		// Its custom_id read, the rest not: unanswered, as an item
+		// without a line is, not failed for the provider's garbling.
+		b.r.deps.Metrics.request("malformed", 1)
+		b.log.Warn().Str("custom_id", cid).Err(lerr).Msg("a provider line unreadable; its item runs on")
+		return nil
+	case ae != nil && ae.Unfinished():
 		// The provider never ran it (its batch expired or was cancelled):
 		// unanswered, as an item without a line is.
 		return nil

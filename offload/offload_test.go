@@ -500,3 +500,19 @@ func TestChunksWithinLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedLines: an output line the provider garbled leaves its item
+// unanswered (to the live path), not failed.
+func TestMalformedLines(t *testing.T) {
+	b := setup(t, offload.Config{Unfinished: offload.UnfinishedFail}, fakelm.BatchConfig{MalformedEvery: 2})
+	bt := b.qaBatch(t, "One?", "Two?", "Three?")
+	b.expand(t, bt)
+	b.runToEnd(t, bt.ID)
+	rs := b.results(t, b.get(t, bt.ID))
+	if rs[0].Status != jobs.StatusCompleted || rs[2].Status != jobs.StatusCompleted {
+		t.Errorf("items 0 and 2: %+v, %+v, want completed", rs[0], rs[2])
+	}
+	if rs[1].Status != jobs.StatusFailed || rs[1].Error == nil || rs[1].Error.Code != "provider_unfinished" {
+		t.Errorf("item 1 %+v, want unanswered (failed so with PROVIDER_UNFINISHED=fail)", rs[1])
+	}
+}
