@@ -516,3 +516,22 @@ func TestMalformedLines(t *testing.T) {
 		t.Errorf("item 1 %+v, want unanswered (failed so with PROVIDER_UNFINISHED=fail)", rs[1])
 	}
 }
+
+// TestProgramVersionGone: a batch whose program version was pruned while
+// it waited fails its items saying so, rather than retrying forever.
+func TestProgramVersionGone(t *testing.T) {
+	b := setup(t, offload.Config{}, fakelm.BatchConfig{})
+	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: "claims"}, ServerSpec: jobs.ServerSpec{Owner: "alice", ProgramVersion: "pruned"}}
+	bt := b.batchOf(t, spec, jobs.Inputs{"text": "t", "quote": "q"}, jobs.Inputs{"text": "u", "quote": "r"})
+	b.expand(t, bt)
+	b.runToEnd(t, bt.ID)
+	end := b.get(t, bt.ID)
+	if end.Status != jobs.BatchCompleted || end.Counts.Failed != 2 {
+		t.Fatalf("batch %s %+v, want both items failed", end.Status, end.Counts)
+	}
+	for i, r := range b.results(t, end) {
+		if r.Error == nil || r.Error.Code != jobs.CodeProgramVersionGone {
+			t.Errorf("item %d %+v", i, r)
+		}
+	}
+}

@@ -58,14 +58,21 @@ func (r *Runner) Run(ctx context.Context, id string) (wait time.Duration, err er
 	if err != nil || st.Done {
 		return 0, err
 	}
-	c, err := r.deps.Programs.Program(ctx, programrun.ProgramName(bt.Spec.Program), bt.Spec.ProgramVersion)
+	b := &run{r: r, bt: bt, st: st, chunks: chunks, log: r.log.With().Str("batch_id", id).Logger()}
+	b.c, err = r.deps.Programs.Program(ctx, programrun.ProgramName(bt.Spec.Program), bt.Spec.ProgramVersion)
+	if errors.Is(err, jobs.ErrProgramVersionGone) {
+		// Pruned while the batch waited: no retry brings it back.
+		reason := &jobs.Error{Code: jobs.CodeProgramVersionGone, Message: err.Error()}
+		return 0, b.finish(ctx, func(ctx context.Context) error {
+			return b.sweep(ctx, func(a *batches.ItemAttempt) error { return a.Fail(ctx, reason) })
+		})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("get program of batch %s: %w", id, err)
 	}
-	b := &run{r: r, bt: bt, c: c, st: st, chunks: chunks, log: r.log.With().Str("batch_id", id).Logger()}
 	wait, err = b.step(ctx)
 	var ae *lmclient.APIError
-	if err != nil && lmclient.Retryable(err) && errors.As(err, &ae) {
+	if err != nil && ctx.Err() == nil && lmclient.Retryable(err) && errors.As(err, &ae) {
 		// The provider is down or busy: look again later, without spending
 		// the task's retries; the provider object says why.
 		b.progressError(ctx, err)
@@ -93,7 +100,7 @@ func (b *run) id() string { return b.bt.ID }
 // stages are the program's stages.
 func (b *run) stages() []programfile.Stage { return b.c.Built.Stages }
 
-func (b *run) multi() bool { return len(b.stages()) > 1 }
+func (b *run) multi() bool { return b.c != nil && len(b.stages()) > 1 }
 
 // cancelling reports whether the batch is being cancelled.
 func (b *run) cancelling() bool { return b.bt.Status == jobs.BatchCancelling }
