@@ -20,6 +20,7 @@ import (
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -38,6 +39,7 @@ type bundle struct {
 	bs       *batches.Store
 	programs worker.StaticPrograms
 	prices   pricing.Table
+	reg      *prometheus.Registry
 	r        *offload.Runner
 }
 
@@ -82,7 +84,9 @@ func setupStore(t *testing.T, cfg offload.Config, bcfg fakelm.BatchConfig, jcfg 
 	}
 	b := &bundle{db: db, srv: srv, lc: lc, api: api, store: jobStore, bs: bs, prices: pricing.Default(),
 		programs: worker.StaticPrograms{{Name: jobs.ProgramQA}: qa, {Name: "claims", Version: claimsVersion}: compileClaims(t)}}
-	b.r, err = offload.New(cfg, offload.Deps{Batches: bs, Programs: b.programs, LM: lc, Provider: api, Prices: b.prices, Log: zerolog.Nop()})
+	b.reg = prometheus.NewRegistry()
+	b.r, err = offload.New(cfg, offload.Deps{Batches: bs, Programs: b.programs, LM: lc, Provider: api, Prices: b.prices,
+		Log: zerolog.Nop(), Metrics: offload.NewMetrics(b.reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,4 +266,25 @@ func (b *bundle) waitEnded(t *testing.T, id string) *jobs.Batch {
 	}
 	t.Fatalf("batch %s never ended", id)
 	return nil
+}
+
+// metric is the value of counter name (qa_offload_…) with label value
+// (none: "") as the runner's registry has it; 0 when absent.
+func (b *bundle) metric(t *testing.T, name, value string) float64 {
+	t.Helper()
+	families, err := b.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if value == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == value) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

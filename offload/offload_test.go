@@ -81,6 +81,10 @@ func TestSingleStage(t *testing.T) {
 	if n := b.srv.BatchesCreated(); n != 1 {
 		t.Errorf("%d provider batches created, want 1", n)
 	}
+	if r, p, polls := b.metric(t, "qa_offload_rounds_total", ""), b.metric(t, "qa_offload_requests_total", "provider"),
+		b.metric(t, "qa_offload_polls_total", "finished"); r != 1 || p != float64(len(qs)) || polls < 1 {
+		t.Errorf("metrics: %v rounds, %v provider answers, %v finished polls; want 1, %d, at least 1", r, p, polls, len(qs))
+	}
 	if f, err := b.api.FindFile(context.Background(), "qaqueue-"+bt.ID+"-r1-s0-c0.jsonl"); err != nil || f != nil {
 		t.Errorf("the round's input file is still at the provider: %+v, %v", f, err)
 	}
