@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -11,10 +12,12 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/offload"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/rs/zerolog"
 )
 
 // expand hands batch bt to its runner, as the batch's expansion does.
@@ -537,5 +540,52 @@ func TestProgramVersionGone(t *testing.T) {
 		if r.Error == nil || r.Error.Code != jobs.CodeProgramVersionGone {
 			t.Errorf("item %d %+v", i, r)
 		}
+	}
+}
+
+// killingUploads is the real batch API whose first upload is followed by
+// a kill: the file is stored at the provider, its runner never records it.
+type killingUploads struct {
+	*lmclient.BatchAPI
+	kill    context.CancelFunc
+	uploads int
+}
+
+func (k *killingUploads) UploadFile(ctx context.Context, name string, body io.Reader) (*lmclient.ProviderFile, error) {
+	f, err := k.BatchAPI.UploadFile(ctx, name, body)
+	k.uploads++
+	if k.uploads == 1 {
+		k.kill()
+		return nil, context.Canceled
+	}
+	return f, err
+}
+
+// TestAdoptFileAfterKill: a runner stopped between the provider storing
+// its file and the runner recording it uploads nothing again: the next run
+// adopts the file by its name.
+func TestAdoptFileAfterKill(t *testing.T) {
+	b := setup(t, offload.Config{}, fakelm.BatchConfig{})
+	ctx, kill := context.WithCancel(context.Background())
+	api := &killingUploads{BatchAPI: b.api, kill: kill}
+	r, err := offload.New(offload.Config{}, offload.Deps{Batches: b.bs, Programs: b.programs, LM: b.lc, Provider: api, Prices: b.prices, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.r = r
+	bt := b.qaBatch(t, "Why is the sky blue?", "Who wrote Hamlet?")
+	b.expand(t, bt)
+	if _, err := r.Run(ctx, bt.ID); err == nil {
+		t.Fatal("the killed run reported no error")
+	}
+	if _, chunks, err := b.bs.Offload(context.Background(), bt.ID); err != nil || len(chunks) != 1 || chunks[0].FileID != "" {
+		t.Fatalf("state after the kill %+v, %v; want one chunk without a file id", chunks, err)
+	}
+	b.runToEnd(t, bt.ID)
+	if api.uploads != 1 {
+		t.Errorf("%d uploads, want 1 (the file adopted)", api.uploads)
+	}
+	if end := b.get(t, bt.ID); end.Status != jobs.BatchCompleted || end.Counts.Completed != 2 {
+		t.Errorf("batch %s %+v", end.Status, end.Counts)
 	}
 }
