@@ -589,3 +589,23 @@ func TestAdoptFileAfterKill(t *testing.T) {
 		t.Errorf("batch %s %+v", end.Status, end.Counts)
 	}
 }
+
+// TestProviderOutageWaits: a provider that answers 503 for a while delays
+// the round (a wait, not an error that spends the task's retries), and the
+// provider object says why meanwhile.
+func TestProviderOutageWaits(t *testing.T) {
+	b := setup(t, offload.Config{}, fakelm.BatchConfig{OutageRequests: 3})
+	bt := b.qaBatch(t, "Why is the sky blue?")
+	b.expand(t, bt)
+	wait, err := b.r.Run(context.Background(), bt.ID)
+	if err != nil || wait <= 0 {
+		t.Fatalf("run in the outage = %v, %v; want a wait", wait, err)
+	}
+	if p := b.get(t, bt.ID).Provider; p == nil || p.Error == nil || p.Error.Code != "provider_unavailable" {
+		t.Errorf("provider object in the outage %+v, want its error", p)
+	}
+	b.runToEnd(t, bt.ID)
+	if end := b.get(t, bt.ID); end.Status != jobs.BatchCompleted || end.Counts.Completed != 1 {
+		t.Errorf("batch %s %+v", end.Status, end.Counts)
+	}
+}
