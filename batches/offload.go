@@ -190,14 +190,16 @@ func (b *Store) SetOffloadChunk(ctx context.Context, id string, round, n int, c 
 	return b.hsetLive(ctx, jobs.BatchOffloadKey(id), id, nil, chunkField(round, n), mustJSON(c))
 }
 
-// DropOffloadChunks deletes the chunks of round round (ended: their
-// provider files are deleted, their results stored).
-func (b *Store) DropOffloadChunks(ctx context.Context, id string, round, chunks int) error {
+// AdvanceOffload records the runner's next state and deletes the chunks
+// of round round (ended: their provider files deleted, their results
+// stored), in one step: a crash between the two would leave a state whose
+// chunks are gone.
+func (b *Store) AdvanceOffload(ctx context.Context, id string, next OffloadState, round, chunks int) error {
 	drop := make([]string, chunks)
 	for i := range drop {
 		drop[i] = chunkField(round, i)
 	}
-	return b.hsetLive(ctx, jobs.BatchOffloadKey(id), id, drop)
+	return b.hsetLive(ctx, jobs.BatchOffloadKey(id), id, drop, stateField, mustJSON(next))
 }
 
 // DeferItem records that item index goes to the round after round at

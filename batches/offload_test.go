@@ -74,6 +74,17 @@ func TestOffloadStateLivesWithTheBatch(t *testing.T) {
 		t.Errorf("deferred = %v, %v", d, err)
 	}
 
+	next := batches.OffloadState{Round: 2, Stage: 1, Phase: jobs.ProviderUploading}
+	if err := bs.AdvanceOffload(ctx, bt.ID, next, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if gotSt, gotChunks, err := bs.Offload(ctx, bt.ID); err != nil || gotSt != next || len(gotChunks) != 0 {
+		t.Errorf("after advancing: %+v %+v, %v", gotSt, gotChunks, err)
+	}
+	if n := b.db.Client.HLen(ctx, jobs.BatchOffloadKey(bt.ID)).Val(); n != 4 { // the state, two costs, a deferral
+		t.Errorf("the offload hash holds %d fields after advancing, want the round's chunks gone", n)
+	}
+
 	ttl := func(key string) time.Duration {
 		t.Helper()
 		d, err := b.db.Client.PTTL(ctx, key).Result()

@@ -207,7 +207,7 @@ func (b *run) advance(ctx context.Context) error {
 		next = prev
 		next.Done, next.Phase, next.Chunks = true, jobs.ProviderDone, 0
 	}
-	if err := b.r.deps.Batches.DropOffloadChunks(ctx, b.id(), prev.Round, len(b.chunks)); err != nil {
+	if err := b.r.deps.Batches.AdvanceOffload(ctx, b.id(), next, prev.Round, len(b.chunks)); err != nil {
 		return err
 	}
 	if !next.Done {
@@ -215,9 +215,6 @@ func (b *run) advance(ctx context.Context) error {
 		b.r.deps.Metrics.round()
 	}
 	b.st = next
-	if err := b.save(ctx); err != nil {
-		return err
-	}
 	if next.Done {
 		// The batch's window waits for this phase: it must be written.
 		return b.publish(ctx, nil)
