@@ -17,8 +17,8 @@
 // failure goes live, or to a further round), filling the LM cache and
 // recording each item once through the batch's item lifecycle. Items the
 // provider left unanswered go to the live path (item tasks) or fail, per
-// Config.Unfinished; a cancel cancels the provider batches and keeps what
-// they answered in the LM cache.
+// Config.Unfinished; a cancel cancels the provider batches, records what
+// they answered (it is billed) and counts the rest cancelled.
 //
 // It does not own the batch record, its items or their results (package
 // batches), the provider's API or the LM (package lmclient), prices

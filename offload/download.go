@@ -90,8 +90,8 @@ func overTokenLimit(pb *lmclient.ProviderBatch) bool {
 }
 
 // cancelProvider cancels the round's provider batches (the batch is being
-// cancelled): what they answered before they stop is still downloaded,
-// kept in the LM cache, since it is billed.
+// cancelled): what they answered before they stop is still downloaded and
+// recorded, since it is billed; the rest are counted cancelled.
 func (b *run) cancelProvider(ctx context.Context) error {
 	for k := range b.chunks {
 		ch := &b.chunks[k]
