@@ -289,7 +289,7 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 		}
 		return b.r.deps.Batches.DeferItem(ctx, b.id(), b.st.Round, x.index, attempt+lm.calls-1)
 	case b.st.Cancelled:
-		return nil // the sweep counts it cancelled; a parsed answer is in the LM cache
+		return nil // the sweep counts it cancelled: a cancelled batch runs no fallback
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case lmclient.Retryable(err):
