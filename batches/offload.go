@@ -75,7 +75,7 @@ type OffloadChunk struct {
 	Deleted    bool `json:"deleted,omitempty"`
 }
 
-// ItemCost is what one item's stage cost: its provider answer at the
+// ItemCost is what one item cost in a round: its provider answer at the
 // batch price, its live calls at the live price.
 type ItemCost struct {
 	// Micros is what was spent, LiveMicros what the same calls would have
@@ -245,11 +245,11 @@ func (b *Store) scanOffload(ctx context.Context, id, prefix string, fn func(rest
 	return nil
 }
 
-// SetItemCost records what item index's stage cost. A repeat (the same
-// line recorded again after a crash) overwrites it: costs add up once.
-func (b *Store) SetItemCost(ctx context.Context, id string, stage, index int, c ItemCost) error {
+// SetItemCost records what item index cost in round round. A repeat (the
+// same line recorded again after a crash) overwrites it: costs add up once.
+func (b *Store) SetItemCost(ctx context.Context, id string, round, index int, c ItemCost) error {
 	return b.hsetLive(ctx, jobs.BatchOffloadKey(id), id, nil,
-		costPrefix+strconv.Itoa(stage)+":"+strconv.Itoa(index), mustJSON(c))
+		costPrefix+strconv.Itoa(round)+":"+strconv.Itoa(index), mustJSON(c))
 }
 
 // OffloadCost is the sum of the items' costs so far.

@@ -284,7 +284,7 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 		return b.record(ctx, x, res, path, cost)
 	case errors.Is(err, errDeferred) && !b.st.Cancelled:
 		b.r.deps.Metrics.request("deferred", 1)
-		if err := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Stage, x.index, cost); err != nil {
+		if err := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, cost); err != nil {
 			return err
 		}
 		return b.r.deps.Batches.DeferItem(ctx, b.id(), b.st.Round, x.index, attempt+lm.calls-1)
@@ -384,7 +384,7 @@ func (b *run) item(ctx context.Context, index int) (x item, ok bool, err error) 
 func (b *run) record(ctx context.Context, x item, res *program.Result, path string, cost batches.ItemCost) error {
 	bs := b.r.deps.Batches
 	if cost != (batches.ItemCost{}) {
-		if err := bs.SetItemCost(ctx, b.id(), b.st.Stage, x.index, cost); err != nil {
+		if err := bs.SetItemCost(ctx, b.id(), b.st.Round, x.index, cost); err != nil {
 			return err
 		}
 	}

@@ -139,8 +139,9 @@ func TestParseFailureGoesToAnotherRound(t *testing.T) {
 	if st.Round < 2 || b.srv.BatchesCreated() != st.Round {
 		t.Errorf("ended in round %d with %d provider batches, want a round (and a batch) per fallback", st.Round, b.srv.BatchesCreated())
 	}
-	if end.Cost == nil || end.Cost.LiveCalls != 0 {
-		t.Errorf("cost %+v, want no live call", end.Cost)
+	// Item 1 is answered in round 1; item 0 is sent in every round.
+	if end.Cost == nil || end.Cost.LiveCalls != 0 || end.Cost.ProviderCalls != 1+st.Round {
+		t.Errorf("cost %+v, want %d provider calls (one a round for item 0, one for item 1) and no live call", end.Cost, 1+st.Round)
 	}
 }
 
