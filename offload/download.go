@@ -273,7 +273,10 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 	live := b.r.cfg.Fallback == FallbackLive && !b.st.Cancelled
 	lm := &replayingLM{lm: b.r.deps.LM, answer: comp, live: live}
 	res, err := b.c.Program.RunStage(ctx, lm, b.stages()[b.st.Stage].Key, in, b.runOptions(attempt))
-	cost := b.cost(comp.Usage, lm.liveUsage)
+	// The provider's answer is billed whatever becomes of it.
+	if cerr := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, b.cost(comp.Usage, lm.liveUsage)); cerr != nil {
+		return cerr
+	}
 	switch {
 	case err == nil:
 		path := jobs.PathProvider
@@ -281,12 +284,9 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 			path = jobs.PathLive
 		}
 		b.r.deps.Metrics.request(path, 1)
-		return b.record(ctx, x, res, path, cost)
+		return b.record(ctx, x, res, path)
 	case errors.Is(err, errDeferred) && !b.st.Cancelled:
 		b.r.deps.Metrics.request("deferred", 1)
-		if err := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, cost); err != nil {
-			return err
-		}
 		return b.r.deps.Batches.DeferItem(ctx, b.id(), b.st.Round, x.index, attempt+lm.calls-1)
 	case b.st.Cancelled:
 		return nil // the sweep counts it cancelled: a cancelled batch runs no fallback
@@ -381,13 +381,8 @@ func (b *run) item(ctx context.Context, index int) (x item, ok bool, err error) 
 // record records an item's finished stage: a middle stage's as its
 // checkpoint, the last stage's as the item's result (once, through the
 // batch's item lifecycle).
-func (b *run) record(ctx context.Context, x item, res *program.Result, path string, cost batches.ItemCost) error {
+func (b *run) record(ctx context.Context, x item, res *program.Result, path string) error {
 	bs := b.r.deps.Batches
-	if cost != (batches.ItemCost{}) {
-		if err := bs.SetItemCost(ctx, b.id(), b.st.Round, x.index, cost); err != nil {
-			return err
-		}
-	}
 	stage, err := programrun.Finished(b.stages()[b.st.Stage].Key, res, res.Calls, b.multi())
 	if err != nil {
 		return err

@@ -610,3 +610,20 @@ func TestProviderOutageWaits(t *testing.T) {
 		t.Errorf("batch %s %+v", end.Status, end.Counts)
 	}
 }
+
+// TestUnparsableItemIsBilled: an item no attempt parses fails with the
+// parse error, and what its calls cost (the provider's and the live
+// fallbacks') is in the batch's cost all the same.
+func TestUnparsableItemIsBilled(t *testing.T) {
+	b := setup(t, offload.Config{}, fakelm.BatchConfig{})
+	bt := b.qaBatch(t, "Tell me about owls [[fakelm:garbage]]")
+	b.expand(t, bt)
+	b.runToEnd(t, bt.ID)
+	end := b.get(t, bt.ID)
+	if rs := b.results(t, end); rs[0].Status != jobs.StatusFailed || rs[0].Error == nil || rs[0].Error.Code != "parse_error" {
+		t.Fatalf("item %+v, want failed with the parse error", rs[0])
+	}
+	if end.Cost == nil || end.Cost.ProviderCalls != 1 || end.Cost.LiveCalls != 2 || end.Cost.Micros == nil || *end.Cost.Micros == 0 {
+		t.Errorf("cost %+v, want the provider call and the two live fallbacks billed", end.Cost)
+	}
+}
