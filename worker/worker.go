@@ -131,7 +131,8 @@ type Deps struct {
 	Offload Offloader
 }
 
-// Worker is one worker process's two asynq servers and its cancel listener.
+// Worker is one worker process's asynq servers (interactive, batch, and
+// provider when it runs provider-mode batches) and its cancel listener.
 type Worker struct {
 	cfg  Config
 	deps Deps
