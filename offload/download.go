@@ -36,14 +36,9 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 			b.r.deps.Metrics.poll("error")
 			return 0, fmt.Errorf("get provider batch %s: %w", ch.BatchID, err)
 		}
-		if pb.Status != ch.Status || pb.Counts.Completed != ch.Completed || pb.Counts.Failed != ch.Failed ||
-			pb.OutputFileID != ch.OutputFileID || pb.ErrorFileID != ch.ErrorFileID {
-			ch.Status, ch.Completed, ch.Failed = pb.Status, pb.Counts.Completed, pb.Counts.Failed
-			ch.OutputFileID, ch.ErrorFileID = pb.OutputFileID, pb.ErrorFileID
-			if err := b.saveChunk(ctx, k); err != nil {
-				return 0, err
-			}
-		}
+		before := *ch
+		ch.Status, ch.Completed, ch.Failed = pb.Status, pb.Counts.Completed, pb.Counts.Failed
+		ch.OutputFileID, ch.ErrorFileID = pb.OutputFileID, pb.ErrorFileID
 		switch {
 		case !finalStatus(pb.Status):
 			unfinished = true
@@ -52,13 +47,15 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 			// the chunk waits and is sent again (a new batch on the same
 			// file), it does not fail.
 			b.log.Info().Str("provider_batch", pb.ID).Int("chunk", k).Msg("provider's enqueued-token limit reached: the chunk waits")
-			ch.BatchID, ch.Status, ch.Creating, ch.Completed, ch.Failed = "", "", false, 0, 0
-			if err := b.saveChunk(ctx, k); err != nil {
-				return 0, err
-			}
+			ch.BatchID, ch.Status, ch.Creating = "", "", false
 			unfinished = true
 		case len(pb.Errors) > 0:
 			b.log.Warn().Str("provider_batch", pb.ID).Str("status", pb.Status).Strs("errors", pb.Errors).Msg("provider batch ended with errors")
+		}
+		if *ch != before {
+			if err := b.saveChunk(ctx, k); err != nil {
+				return 0, err
+			}
 		}
 	}
 	b.st.Phase = phaseOf(b.chunks)
