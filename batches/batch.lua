@@ -157,7 +157,7 @@ local function usage_key(day)
 end
 
 local function expire_all(ttl)
-  for _, k in ipairs({batch, items, results, attempts, stream}) do redis.call('PEXPIRE', k, ttl) end
+  for _, k in ipairs({batch, items, results, attempts, stream, batch .. ':offload', batch .. ':stages'}) do redis.call('PEXPIRE', k, ttl) end
 end
 
 -- finish ends the batch: results live result_ttl from now.
@@ -259,7 +259,7 @@ if status == 'validating' and op ~= 'abort' then return {'missing'} end
 if op == 'delete' then
   if not terminal[status] then return {'active', status} end
   release(redis.call('HGET', batch, 'owner') or '', id)
-  redis.call('DEL', batch, items, results, attempts, stream)
+  redis.call('DEL', batch, items, results, attempts, stream, batch .. ':offload', batch .. ':stages')
   redis.call('ZREM', index, id)
   return {'ok'}
 end

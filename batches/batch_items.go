@@ -315,10 +315,10 @@ func (b *Store) enqueueItems(ctx context.Context, bt *jobs.Batch, from, to int) 
 	for i := from; i < to; i++ {
 		indexes = append(indexes, i)
 	}
-	return b.enqueueSome(ctx, bt, indexes)
+	return b.enqueueSome(ctx, bt, indexes, false)
 }
 
-func (b *Store) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []int, customIDs []string) error {
+func (b *Store) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []int, customIDs []string, fallback bool) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -330,7 +330,7 @@ func (b *Store) enqueueIndexes(ctx context.Context, bt *jobs.Batch, indexes []in
 		go func() {
 			defer wg.Done()
 			for k := range next {
-				p := jobs.BatchItemPayload{Batch: bt.ID, Index: indexes[k], Round: bt.Round, CustomID: customIDs[k]}
+				p := jobs.BatchItemPayload{Batch: bt.ID, Index: indexes[k], Round: bt.Round, CustomID: customIDs[k], Fallback: fallback}
 				err := store.Enqueue(ctx, b.aq, asynq.NewTask(jobs.TaskTypeBatchItem, []byte(mustJSON(p))),
 					asynq.TaskID(jobs.BatchItemTaskID(bt.ID, indexes[k], bt.Round)), asynq.Queue(jobs.QueueBatch),
 					asynq.MaxRetry(b.jobStore.Config().TaskMaxRetry()), asynq.Timeout(b.jobStore.Config().JobTimeout))
@@ -460,7 +460,7 @@ func (b *Store) Requeue(ctx context.Context, id string, round int) error {
 				indexes = append(indexes, i)
 			}
 		}
-		if err := b.enqueueSome(ctx, bt, indexes); err != nil {
+		if err := b.enqueueSome(ctx, bt, indexes, false); err != nil {
 			return err
 		}
 	}
@@ -472,7 +472,7 @@ func (b *Store) Requeue(ctx context.Context, id string, round int) error {
 // had one, counted cancelled with an empty slot, which a retry round's
 // requeue meets as items without a result. A reopened item always has its
 // input: a retry reopens only those, and a cancel keeps them.
-func (b *Store) enqueueSome(ctx context.Context, bt *jobs.Batch, indexes []int) error {
+func (b *Store) enqueueSome(ctx context.Context, bt *jobs.Batch, indexes []int, fallback bool) error {
 	if len(indexes) == 0 {
 		return nil
 	}
@@ -496,5 +496,5 @@ func (b *Store) enqueueSome(ctx context.Context, bt *jobs.Batch, indexes []int) 
 		kept = append(kept, indexes[k])
 		customIDs = append(customIDs, it.CustomID)
 	}
-	return b.enqueueIndexes(ctx, bt, kept, customIDs)
+	return b.enqueueIndexes(ctx, bt, kept, customIDs, fallback)
 }

@@ -312,6 +312,31 @@ type Batch struct {
 	// for every other. BATCH_QUOTA_BYTES_PER_KEY, default 200MB (two
 	// uploads of BATCH_MAX_BYTES).
 	QuotaBytesPerKey Size `env:"BATCH_QUOTA_BYTES_PER_KEY"`
+
+	// ProviderMaxRequests caps the requests of one provider batch file
+	// (?mode=provider; OpenAI's limit). PROVIDER_MAX_REQUESTS, default
+	// 50000.
+	ProviderMaxRequests int `env:"PROVIDER_MAX_REQUESTS"`
+	// ProviderMaxBytes caps the bytes of one provider batch file (OpenAI's
+	// limit). PROVIDER_MAX_BYTES, default 200MB.
+	ProviderMaxBytes Size `env:"PROVIDER_MAX_BYTES"`
+	// ProviderPollInterval is the first wait between two looks at a
+	// running provider batch, doubled at each look that finds it
+	// unfinished up to PROVIDER_POLL_MAX. PROVIDER_POLL_INTERVAL, default
+	// 30s.
+	ProviderPollInterval time.Duration `env:"PROVIDER_POLL_INTERVAL"`
+	// ProviderPollMax is the longest wait between two looks at a running
+	// provider batch. PROVIDER_POLL_MAX, default 10m.
+	ProviderPollMax time.Duration `env:"PROVIDER_POLL_MAX"`
+	// ProviderFallback is where an item goes whose provider answer does
+	// not parse, for DSPy's next (JSON) attempt: live (a live call at
+	// once) or provider (a further provider round). PROVIDER_FALLBACK,
+	// default live.
+	ProviderFallback string `env:"PROVIDER_FALLBACK"`
+	// ProviderUnfinished is what becomes of the items a cancelled-by-the-
+	// provider, expired or failed provider batch left unanswered: live
+	// (they run live) or fail. PROVIDER_UNFINISHED, default live.
+	ProviderUnfinished string `env:"PROVIDER_UNFINISHED"`
 }
 
 // Security configures authentication, CORS and per-key limits.

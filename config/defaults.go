@@ -111,6 +111,18 @@ const (
 	// DefaultBatchQuotaBytesPerKey is BATCH_QUOTA_BYTES_PER_KEY's default:
 	// two uploads of DefaultBatchMaxBytes.
 	DefaultBatchQuotaBytesPerKey = 2 * DefaultBatchMaxBytes
+	// DefaultProviderMaxRequests is PROVIDER_MAX_REQUESTS's default.
+	DefaultProviderMaxRequests = 50000
+	// DefaultProviderMaxBytes is PROVIDER_MAX_BYTES's default.
+	DefaultProviderMaxBytes = 200 * MB
+	// DefaultProviderPollInterval is PROVIDER_POLL_INTERVAL's default.
+	DefaultProviderPollInterval = 30 * time.Second
+	// DefaultProviderPollMax is PROVIDER_POLL_MAX's default.
+	DefaultProviderPollMax = 10 * time.Minute
+	// DefaultProviderFallback is PROVIDER_FALLBACK's default.
+	DefaultProviderFallback = "live"
+	// DefaultProviderUnfinished is PROVIDER_UNFINISHED's default.
+	DefaultProviderUnfinished = "live"
 
 	// DefaultMonitoringReadonly is MONITORING_READONLY's default.
 	DefaultMonitoringReadonly = true
@@ -198,6 +210,13 @@ func defaultConfig() Config {
 			UploadGrace:       DefaultBatchUploadGrace,
 			QuotaItemsPerKey:  DefaultBatchQuotaItemsPerKey,
 			QuotaBytesPerKey:  DefaultBatchQuotaBytesPerKey,
+
+			ProviderMaxRequests:  DefaultProviderMaxRequests,
+			ProviderMaxBytes:     DefaultProviderMaxBytes,
+			ProviderPollInterval: DefaultProviderPollInterval,
+			ProviderPollMax:      DefaultProviderPollMax,
+			ProviderFallback:     DefaultProviderFallback,
+			ProviderUnfinished:   DefaultProviderUnfinished,
 		},
 		Security: Security{
 			MonitoringReadonly:    DefaultMonitoringReadonly,

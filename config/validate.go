@@ -140,6 +140,17 @@ func (c *Config) validateBatch(v *validator) {
 	v.positive("BATCH_UPLOAD_GRACE", b.UploadGrace)
 	v.atLeast("BATCH_QUOTA_ITEMS_PER_KEY", b.QuotaItemsPerKey, 0)
 	v.atLeast("BATCH_QUOTA_BYTES_PER_KEY", int64(b.QuotaBytesPerKey), 0)
+	v.atLeast("PROVIDER_MAX_REQUESTS", int64(b.ProviderMaxRequests), 1)
+	v.atLeast("PROVIDER_MAX_BYTES", int64(b.ProviderMaxBytes), 1)
+	if v.positive("PROVIDER_POLL_INTERVAL", b.ProviderPollInterval) && b.ProviderPollMax < b.ProviderPollInterval {
+		v.add("PROVIDER_POLL_MAX", "must be at least PROVIDER_POLL_INTERVAL (%v), got %v", b.ProviderPollInterval, b.ProviderPollMax)
+	}
+	if f := b.ProviderFallback; f != "live" && f != "provider" {
+		v.add("PROVIDER_FALLBACK", "must be one of live, provider, got %q", f)
+	}
+	if u := b.ProviderUnfinished; u != "live" && u != "fail" {
+		v.add("PROVIDER_UNFINISHED", "must be one of live, fail, got %q", u)
+	}
 }
 
 func (c *Config) validateSecurity(v *validator) {

@@ -114,6 +114,20 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "provider batches",
+			env: map[string]string{
+				"PROVIDER_MAX_REQUESTS": "0", "PROVIDER_MAX_BYTES": "0", "PROVIDER_POLL_INTERVAL": "1m",
+				"PROVIDER_POLL_MAX": "30s", "PROVIDER_FALLBACK": "json", "PROVIDER_UNFINISHED": "drop",
+			},
+			want: []string{
+				"PROVIDER_MAX_REQUESTS: must be at least 1, got 0",
+				"PROVIDER_MAX_BYTES: must be at least 1, got 0",
+				"PROVIDER_POLL_MAX: must be at least PROVIDER_POLL_INTERVAL (1m0s), got 30s",
+				"PROVIDER_FALLBACK: must be one of live, provider, got \"json\"",
+				"PROVIDER_UNFINISHED: must be one of live, fail, got \"drop\"",
+			},
+		},
+		{
 			name: "whole seconds where asynq stores seconds",
 			env: map[string]string{
 				"INTERACTIVE_MAX_WAIT": "30500ms", "JOB_TIMEOUT": "1500ms", "RESULT_TTL": "1h0m0.5s",

@@ -157,6 +157,10 @@ type BatchItemPayload struct {
 	Index    int    `json:"index"`
 	Round    int    `json:"round"`
 	CustomID string `json:"custom_id"`
+	// Fallback marks an item of a provider-mode batch that the offload
+	// runner handed to the live path: its result's provenance says
+	// PathLive.
+	Fallback bool `json:"fallback,omitempty"`
 }
 
 // ParseBatchItemPayload decodes an item task's payload.
@@ -211,6 +215,14 @@ func BatchResultsKey(id string) string { return "qa:batch:" + id + ":results" }
 // BatchAttemptsKey counts each item's starts, index → n, and the LM calls of
 // its attempts put back, "index:lm_calls" → n.
 func BatchAttemptsKey(id string) string { return "qa:batch:" + id + ":attempts" }
+
+// BatchOffloadKey is a provider-mode batch's offload runner's state
+// (round, stage, phase, its chunks' provider ids, deferred items, costs).
+func BatchOffloadKey(id string) string { return "qa:batch:" + id + ":offload" }
+
+// BatchStagesKey is a provider-mode batch's finished stages, index → the
+// item's checkpoints (a JSON list), for a multi-stage program.
+func BatchStagesKey(id string) string { return "qa:batch:" + id + ":stages" }
 
 // BatchEventsKey is the batch's capped event stream.
 func BatchEventsKey(id string) string { return "qa:batch:" + id + ":events" }

@@ -26,6 +26,13 @@ type RunOptions struct {
 	// (rarely) the stream disagreed with the parsed answer and the fields
 	// are about to be re-sent whole.
 	OnReset func(reason string)
+	// FromAttempt starts the run at that attempt of DSPy's fallback, as
+	// the LM lists them (0 ChatAdapter, then JSON with structured outputs
+	// when the LM takes a response schema, then JSON mode), its first call
+	// made as one that follows a parse failure (SkipCacheRead). The offload
+	// runner renders a fallback's request with it, so that it is the one
+	// the live run would have sent. Past the last attempt: ErrNoAttempt.
+	FromAttempt int
 }
 
 // Result is the outcome of a run.
@@ -160,11 +167,15 @@ func (p *Program) runPredict(ctx context.Context, lm LM, pred *Predict, inputs m
 	if err := checkStreamFields(sig, opts); err != nil {
 		return nil, err
 	}
+	all := attempts(sig, lm)
+	if opts.FromAttempt < 0 || opts.FromAttempt >= len(all) {
+		return nil, fmt.Errorf("run program: attempt %d of %d: %w", opts.FromAttempt, len(all), ErrNoAttempt)
+	}
 	res := &Result{Usage: map[string]Usage{}}
 	allCached := true
-	afterParseFailure := false
+	afterParseFailure := opts.FromAttempt > 0
 	var lastErr error
-	for _, a := range attempts(sig, lm) {
+	for _, a := range all[opts.FromAttempt:] {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("run program: %w", err)
 		}
@@ -211,6 +222,10 @@ func (p *Program) runPredict(ctx context.Context, lm LM, pred *Predict, inputs m
 	}
 	return nil, fmt.Errorf("parse LM answer: %w", lastErr)
 }
+
+// ErrNoAttempt is returned by Run for a RunOptions.FromAttempt past the
+// last attempt the LM has.
+var ErrNoAttempt = errors.New("no such attempt")
 
 // checkStreamFields requires every streamed field to be a str output.
 func checkStreamFields(sig *Signature, opts *RunOptions) error {

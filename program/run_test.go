@@ -301,3 +301,45 @@ func TestResultJSON(t *testing.T) {
 		t.Errorf("JSON = %s", b)
 	}
 }
+
+// TestRunFromAttempt: a run told to start at a later attempt (the offload
+// runner's, after a provider answer failed to parse) sends that attempt's
+// request first, as one that follows a parse failure, then falls back from
+// there as a whole run would.
+func TestRunFromAttempt(t *testing.T) {
+	t.Parallel()
+	in := map[string]any{"question": "Why is the sky blue?"}
+	whole := &scriptedLM{replies: []reply{{text: "bad"}, {text: "bad"}, {text: goodJSON}}}
+	if _, err := NewQA().Run(context.Background(), whole, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	for from := 1; from <= 2; from++ {
+		lm := &scriptedLM{replies: []reply{{text: "bad"}, {text: goodJSON}}}
+		res, err := NewQA().Run(context.Background(), lm, in, &RunOptions{FromAttempt: from})
+		if from == 2 {
+			var pe *ParseError
+			if !errors.As(err, &pe) || len(lm.requests) != 1 {
+				t.Fatalf("from %d: err = %v after %d calls, want a parse error after 1 (the last attempt)", from, err, len(lm.requests))
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("from %d: %v", from, err)
+		}
+		if res.Format != FormatJSONObject || res.Calls != 2 {
+			t.Errorf("from %d: format %s in %d calls, want json_object in 2", from, res.Format, res.Calls)
+		}
+		for i, req := range lm.requests {
+			if !req.SkipCacheRead {
+				t.Errorf("from %d: request %d reads the cache; it follows a parse failure", from, i)
+			}
+			if diff := cmp.Diff(whole.requests[from+i].Messages, req.Messages); diff != "" || string(req.ResponseFormat.Wire()) != string(whole.requests[from+i].ResponseFormat.Wire()) {
+				t.Errorf("from %d: request %d differs from the whole run's attempt %d (-want +got):\n%s", from, i, from+i, diff)
+			}
+		}
+	}
+	lm := &scriptedLM{}
+	if _, err := NewQA().Run(context.Background(), lm, in, &RunOptions{FromAttempt: 3}); !errors.Is(err, ErrNoAttempt) || len(lm.requests) != 0 {
+		t.Errorf("from 3: err = %v after %d calls, want ErrNoAttempt before any call", err, len(lm.requests))
+	}
+}

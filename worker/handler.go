@@ -50,6 +50,9 @@ type attempt struct {
 	hold func(context.Context) (release func(), ok bool)
 	// shareKey lets runs asking the same share one (flight); "" runs alone.
 	shareKey string
+	// path is the result's answer path (jobs.Provenance.Path): a
+	// provider-mode batch's item handed to the live path says so.
+	path string
 }
 
 // handler runs the tasks of kind k.

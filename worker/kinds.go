@@ -118,6 +118,9 @@ func (it itemTask) start(ctx context.Context, w *Worker, a *attempt) (startOutco
 	}
 	a.sink, a.spec, a.number, a.last, a.lmCalls = att, att.Spec, att.Number, att.Last, &att.LMCalls
 	a.runs, a.runID = &w.batchRuns, it.p.Batch
+	if it.p.Fallback {
+		a.path = jobs.PathLive
+	}
 	// The owner is known once the item has started (its payload holds ids
 	// alone): an item over its owner's share is given back.
 	owner := att.Spec.Owner

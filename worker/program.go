@@ -1,9 +1,7 @@
 package worker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +11,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
+	"github.com/qaqueue/qaqueue/programrun"
 	"github.com/qaqueue/qaqueue/store"
 )
 
@@ -61,7 +60,7 @@ func (r *ProgramRunner) StateSHA256() string {
 // inputs and earlier stages' outputs as the program binds them. A failed
 // run that called the LM returns a *RunError counting the calls.
 func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
-	c, err := r.programs.Program(ctx, programName(opts.Program), opts.ProgramVersion)
+	c, err := r.programs.Program(ctx, programrun.ProgramName(opts.Program), opts.ProgramVersion)
 	if err != nil {
 		return nil, fmt.Errorf("get program: %w", err)
 	}
@@ -97,17 +96,17 @@ type stageRun struct {
 func runStages(ctx context.Context, c *programfile.Compiled, lm *countingLM, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
 	stages := c.Built.Stages
 	multi := len(stages) > 1
-	done := make(map[string]*stageRun, len(stages))
-	runs := make([]*stageRun, 0, len(stages))
+	done := make(map[string]*programrun.Stage, len(stages))
+	runs := make([]*programrun.Stage, 0, len(stages))
 	for i, st := range stages {
-		var sr *stageRun
+		var sr *programrun.Stage
 		var err error
 		if multi && i < len(opts.Done) && opts.Done[i].Stage == st.Key && len(opts.Done[i].Values) > 0 {
-			sr, err = resumed(opts.Done[i])
+			sr, err = programrun.Resumed(opts.Done[i])
 		} else {
-			sr, err = runStage(ctx, c, lm, st, stageInputs(st, inputs, done), multi, opts)
+			sr, err = runStage(ctx, c, lm, st, programrun.Inputs(st, inputs, done), multi, opts)
 			if err == nil && multi && opts.OnStage != nil {
-				err = opts.OnStage(ctx, i, &sr.cp)
+				err = opts.OnStage(ctx, i, &sr.Checkpoint)
 			}
 		}
 		if err != nil {
@@ -119,11 +118,16 @@ func runStages(ctx context.Context, c *programfile.Compiled, lm *countingLM, inp
 		done[st.Key] = sr
 		runs = append(runs, sr)
 	}
-	return result(c, runs, multi)
+	res, err := programrun.Assemble(c, runs, multi)
+	if err != nil {
+		return nil, err
+	}
+	return &RunResult{Outputs: res.Outputs, Usage: res.Usage, Tokens: res.Tokens, CacheHit: res.CacheHit,
+		StateSHA256: res.StateSHA256, Stages: res.Stages}, nil
 }
 
 // runStage runs one stage's predictor.
-func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st programfile.Stage, in map[string]any, multi bool, opts RunOptions) (*stageRun, error) {
+func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st programfile.Stage, in map[string]any, multi bool, opts RunOptions) (*programrun.Stage, error) {
 	po := &program.RunOptions{NoCache: opts.Options.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
 	if opts.OnChunk != nil {
 		pred, ok := c.Program.Predict(st.Key)
@@ -147,106 +151,7 @@ func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st p
 	if err != nil {
 		return nil, err
 	}
-	sr := &stageRun{key: st.Key, outputs: make(map[string]any, res.Outputs.Len()), usage: res.Usage}
-	for _, k := range res.Outputs.Keys() { // the signature's order
-		v, _ := res.Outputs.Get(k)
-		sr.outputs[k] = v
-		sr.result = append(sr.result, jobs.Output{Name: k, Value: program.ResultValue(v)})
-	}
-	usage, err := json.Marshal(res.Usage)
-	if err != nil {
-		return nil, fmt.Errorf("encode usage: %w", err)
-	}
-	sr.cp = jobs.Checkpoint{
-		StageUsage: jobs.StageUsage{Stage: st.Key, Usage: usage, LMCalls: int(lm.calls.Load() - calls), CacheHit: res.CacheHit},
-		Outputs:    sr.result,
-	}
-	if multi {
-		if sr.cp.Values, err = program.EncodeJSONIndent(res.Outputs); err != nil {
-			return nil, fmt.Errorf("encode outputs: %w", err)
-		}
-	}
-	return sr, nil
-}
-
-// resumed is a stage an earlier attempt finished, from its checkpoint.
-func resumed(cp jobs.Checkpoint) (*stageRun, error) {
-	sr := &stageRun{key: cp.Stage, outputs: make(map[string]any, len(cp.Outputs)), result: cp.Outputs, cp: cp}
-	// The outputs as the program returned them (ints as int64, floats as
-	// float64, objects ordered), so a later stage renders them as it would
-	// have unresumed.
-	v, err := program.DecodeJSON(cp.Values)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint of stage %s: %w", cp.Stage, err)
-	}
-	m, ok := v.(*program.Map)
-	if !ok {
-		return nil, fmt.Errorf("read checkpoint of stage %s: its values are not an object", cp.Stage)
-	}
-	for _, k := range m.Keys() {
-		sr.outputs[k], _ = m.Get(k)
-	}
-	if len(cp.Usage) > 0 && string(cp.Usage) != "null" {
-		dec := json.NewDecoder(bytes.NewReader(cp.Usage))
-		dec.UseNumber() // token counts stay integers
-		if err := dec.Decode(&sr.usage); err != nil {
-			return nil, fmt.Errorf("read checkpoint usage: %w", err)
-		}
-	}
-	return sr, nil
-}
-
-// stageInputs are st's inputs: each from the program's inputs or an
-// earlier stage's outputs, as its bindings say.
-func stageInputs(st programfile.Stage, inputs jobs.Inputs, done map[string]*stageRun) map[string]any {
-	in := make(map[string]any, len(st.Inputs))
-	for _, b := range st.Inputs {
-		if b.Stage == "" {
-			if v, ok := inputs[b.From]; ok {
-				in[b.Field] = v
-			}
-			continue
-		}
-		if sr, ok := done[b.Stage]; ok {
-			if v, ok := sr.outputs[b.From]; ok {
-				in[b.Field] = v
-			}
-		}
-	}
-	return in
-}
-
-// result is the run's result: the program's outputs in order, the usage
-// of every stage in total, and for a multi-stage program each stage's.
-func result(c *programfile.Compiled, runs []*stageRun, multi bool) (*RunResult, error) {
-	byKey := make(map[string]*stageRun, len(runs))
-	total := map[string]program.Usage{}
-	cached := true
-	res := &RunResult{StateSHA256: c.Program.Provenance()}
-	for _, sr := range runs {
-		byKey[sr.key] = sr
-		total = program.MergeUsage(total, sr.usage)
-		cached = cached && sr.cp.CacheHit
-		if multi {
-			res.Stages = append(res.Stages, sr.cp.StageUsage)
-		}
-	}
-	for _, o := range c.Built.Outputs {
-		v, _ := byKey[o.Stage].result.Get(o.Field.Name)
-		res.Outputs = append(res.Outputs, jobs.Output{Name: o.Name, Value: v})
-	}
-	res.CacheHit = cached
-	res.Tokens = (&program.Result{Usage: total}).TotalTokens()
-	if !multi {
-		res.Usage = runs[0].cp.Usage // the stage's own, as encoded
-		return res, nil
-	}
-	usage, err := json.Marshal(total)
-	if err != nil {
-		return nil, fmt.Errorf("encode usage: %w", err)
-	}
-	res.Usage = usage
-	return res, nil
+	return programrun.Finished(st.Key, res, int(lm.calls.Load()-calls), multi)
 }
 
 // countingLM counts a run's LM calls, failed ones included: a call cut off

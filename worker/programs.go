@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
@@ -60,14 +59,4 @@ func BuiltinQA(p *program.Program) (*programfile.Compiled, error) {
 		}
 	}
 	return &programfile.Compiled{Built: built, Program: p}, nil
-}
-
-// programName is the program a spec names without its alias ("claims" of
-// "claims@stable"); a spec from before programs were named runs qa.
-func programName(spec string) string {
-	name, _, _ := strings.Cut(spec, "@")
-	if name == "" {
-		return jobs.ProgramQA
-	}
-	return name
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/programrun"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
 )
@@ -152,7 +153,7 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 		Provenance: jobs.Provenance{
 			Model: w.deps.Runner.Model(), StateSHA256: state,
 			CacheHit: res.CacheHit, LMCalls: res.LMCalls,
-			Program: programName(a.spec.Program), ProgramVersion: a.spec.ProgramVersion,
+			Program: programrun.ProgramName(a.spec.Program), ProgramVersion: a.spec.ProgramVersion, Path: a.path,
 		},
 		Usage:          res.Usage,
 		LatencySeconds: v.took.Seconds(),

@@ -83,6 +83,10 @@ type Config struct {
 	// (BATCH_OWNER_SHARE), in (0, 1]; 1 is no limit. Default
 	// [config.DefaultBatchOwnerShare].
 	BatchOwnerShare float64
+	// ProviderConcurrency is the slots of the server that runs
+	// provider-mode batches' offload tasks (jobs.QueueBatchProvider), when
+	// the worker has Deps.Offload; negative: none. Default 4.
+	ProviderConcurrency int
 }
 
 // WithDefaults returns c with each zero field set to its default (ID: a new
@@ -100,6 +104,7 @@ func (c Config) WithDefaults() Config {
 	c.TokenInterval = cmp.Or(c.TokenInterval, 25*time.Millisecond)
 	c.BatchOwnerShare = cmp.Or(c.BatchOwnerShare, config.DefaultBatchOwnerShare)
 	c.LivenessTTL = cmp.Or(c.LivenessTTL, config.DefaultWorkerLivenessTTL)
+	c.ProviderConcurrency = cmp.Or(c.ProviderConcurrency, 4)
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		var b [3]byte
@@ -121,9 +126,13 @@ type Deps struct {
 	// Batches runs batch items, expansions and window checks (batch.go);
 	// nil: this worker serves no batch tasks.
 	Batches *batches.Store
+	// Offload runs provider-mode batches (offload.go); nil: this worker
+	// serves none.
+	Offload Offloader
 }
 
-// Worker is one worker process's two asynq servers and its cancel listener.
+// Worker is one worker process's asynq servers (interactive, batch, and
+// provider when it runs provider-mode batches) and its cancel listener.
 type Worker struct {
 	cfg  Config
 	deps Deps
@@ -134,6 +143,11 @@ type Worker struct {
 	batch       *asynq.Server
 	stop        chan struct{} // closed first on shutdown: ends blocking waits
 	stopOnce    sync.Once
+
+	// provider runs offload tasks, and inspector wakes one on a cancel
+	// (offload.go); nil without Deps.Offload.
+	provider  *asynq.Server
+	inspector *asynq.Inspector
 
 	// Running jobs by job id, running batch items by batch id: where a
 	// cancel notice reaches them.
@@ -174,6 +188,7 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.TaskTypePredict, w.handler(jobKind))
 	w.registerBatch(mux) // batch items, expansions, window checks (batch.go)
+	w.registerOffload(mux)
 
 	for _, slots := range splitSlots(cfg.Concurrency, cfg.InteractiveServers) {
 		w.interactive = append(w.interactive, asynq.NewServerFromRedisClient(
@@ -227,13 +242,16 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	w.cancelWG.Add(1)
 	go w.listenCancels()
-	servers := append(append([]*asynq.Server(nil), w.interactive...), w.batch)
+	servers := append(append([]*asynq.Server(nil), w.interactive...), w.batch, w.provider)
 	for i, s := range servers {
 		if s == nil {
 			continue
 		}
 		if err := s.Start(w.mux); err != nil {
 			for _, started := range servers[:i] {
+				if started == nil {
+					continue
+				}
 				started.Shutdown()
 			}
 			return fmt.Errorf("start asynq server %d: %w", i, err)
@@ -252,7 +270,7 @@ func (w *Worker) Shutdown() {
 		close(w.stop) // end blocking waits first, so the servers stop promptly
 		w.live.stopRecovering()
 		var wg sync.WaitGroup
-		for _, s := range append(append([]*asynq.Server(nil), w.interactive...), w.batch) {
+		for _, s := range append(append([]*asynq.Server(nil), w.interactive...), w.batch, w.provider) {
 			if s == nil {
 				continue
 			}
@@ -283,6 +301,7 @@ func (w *Worker) listenCancels() {
 		if n := w.batchRuns.cancel(msg.Payload); n > 0 {
 			w.log.Info().Str("batch_id", msg.Payload).Int("running_items", n).Msg("batch cancelled: stopping its running items")
 		}
+		w.wakeOffload(msg.Payload)
 	}
 }
 
