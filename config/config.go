@@ -313,6 +313,10 @@ type Batch struct {
 	// uploads of BATCH_MAX_BYTES).
 	QuotaBytesPerKey Size `env:"BATCH_QUOTA_BYTES_PER_KEY"`
 
+	// ProviderBatches offers POST /v1/batches?mode=provider when the LM's
+	// provider has a batch API (openai, azure, groq); false refuses it.
+	// PROVIDER_BATCHES, default true.
+	ProviderBatches bool `env:"PROVIDER_BATCHES"`
 	// ProviderMaxRequests caps the requests of one provider batch file
 	// (?mode=provider; OpenAI's limit). PROVIDER_MAX_REQUESTS, default
 	// 50000.

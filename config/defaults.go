@@ -211,6 +211,7 @@ func defaultConfig() Config {
 			QuotaItemsPerKey:  DefaultBatchQuotaItemsPerKey,
 			QuotaBytesPerKey:  DefaultBatchQuotaBytesPerKey,
 
+			ProviderBatches:      true,
 			ProviderMaxRequests:  DefaultProviderMaxRequests,
 			ProviderMaxBytes:     DefaultProviderMaxBytes,
 			ProviderPollInterval: DefaultProviderPollInterval,

@@ -69,6 +69,18 @@ type ProviderBatch struct {
 	CreatedAt                                                            time.Time
 }
 
+// HasBatchAPI reports whether the provider of the DSPy model string model
+// (the part before its first "/", none meaning openai) has an
+// OpenAI-compatible batch API: what the API checks before it accepts a
+// provider-mode batch, without the LM's key, which it may not hold.
+func HasBatchAPI(model string) bool {
+	name, _, found := strings.Cut(model, "/")
+	if !found {
+		name = "openai"
+	}
+	return slices.Contains(batchProviders, name)
+}
+
 // NewBatchAPI builds the batch API of cfg's provider (ResolveProvider), with
 // a default HTTP client and no metrics; (*Client).BatchAPI shares a
 // client's. A provider without an OpenAI-compatible batch API is a

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
+	"github.com/qaqueue/qaqueue/offload"
 )
 
 // batchConfig maps the environment onto the batch operations' settings; the
@@ -23,4 +24,18 @@ func quota(v int64) int64 {
 		return -1
 	}
 	return v
+}
+
+// offloadConfig maps the environment onto the provider-mode runner's
+// settings.
+func offloadConfig(cfg *config.Config) offload.Config {
+	return offload.Config{
+		MaxRequests:  cfg.Batch.ProviderMaxRequests,
+		MaxBytes:     int64(cfg.Batch.ProviderMaxBytes),
+		PollInterval: cfg.Batch.ProviderPollInterval,
+		PollMax:      cfg.Batch.ProviderPollMax,
+		Fallback:     cfg.Batch.ProviderFallback,
+		Unfinished:   cfg.Batch.ProviderUnfinished,
+		DisableUsage: !cfg.LM.TrackUsage,
+	}
 }

@@ -196,20 +196,38 @@ func awaitResults(ctx context.Context, e env, c *apiClient, id, out string) erro
 }
 
 // showCost prints what provider-mode batch id cost, once its runner has
-// said. The results are saved already: a failed read is a line, not an
-// error.
+// said: its last item can end the batch a moment before the runner writes
+// the total and its phase done, so it waits (a little) for that phase. The
+// results are saved already: a failed read is a line, not an error.
 func showCost(ctx context.Context, e env, c *apiClient, id string) {
 	var b struct {
-		Cost *batchCost `json:"cost"`
+		Cost     *batchCost    `json:"cost"`
+		Provider *providerData `json:"provider"`
 	}
-	if err := c.getJSON(ctx, "GET", "/v1/batches/"+id, nil, &b); err != nil {
-		fmt.Fprintf(e.stderr, "cost: not read (%v)\n", err)
-		return
+	for tries := 0; ; tries++ {
+		if err := c.getJSON(ctx, "GET", "/v1/batches/"+id, nil, &b); err != nil {
+			fmt.Fprintf(e.stderr, "cost: not read (%v)\n", err)
+			return
+		}
+		if b.Provider == nil || b.Provider.Phase == "done" || tries == costWaitTries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(costWaitEvery):
+		}
 	}
 	if b.Cost != nil {
 		fmt.Fprintln(e.stderr, costLine(*b.Cost))
 	}
 }
+
+// How long showCost waits for the runner's last word: 10 s at most.
+const (
+	costWaitTries = 40
+	costWaitEvery = 250 * time.Millisecond
+)
 
 // saveResults writes batch id's results to out (stdout when empty): all of
 // them, following the batch to its end, when wait; else those there are now.

@@ -14,6 +14,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/internal/redisconn"
+	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
@@ -180,6 +181,9 @@ func apiConfig(cfg *config.Config) api.Config {
 		BatchUploadsPerKey:     cfg.Batch.UploadsPerKey,
 		BatchUploadMinRate:     int64(cfg.Batch.UploadMinRate),
 		BatchUploadGrace:       cfg.Batch.UploadGrace,
+		// Provider mode needs a provider with a batch API; the workers,
+		// which hold the LM's key, build it (startWorkerStack).
+		ProviderBatches: cfg.Batch.ProviderBatches && lmclient.HasBatchAPI(cfg.LM.Model),
 	}
 }
 

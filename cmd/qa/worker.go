@@ -14,6 +14,8 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/offload"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
@@ -119,9 +121,14 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
+	offloader, err := newOffloader(cfg, lm, bs, registry, log, reg)
+	if err != nil {
+		closeLM()
+		return nil, err
+	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
 		Redis: rdb, Store: jobStore, Runner: worker.NewRunner(registry, lm),
-		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs,
+		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs, Offload: offloader,
 	})
 	if err != nil {
 		closeLM()
@@ -168,4 +175,27 @@ func serveHealth(addr string, h http.Handler, log zerolog.Logger) (*http.Server,
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("worker health and metrics listening")
 	return srv, nil
+}
+
+// newOffloader is the runner of provider-mode batches, over the LM
+// provider's batch API; nil (no provider mode on this worker) when the
+// provider has none.
+func newOffloader(cfg *config.Config, lm *lmclient.Client, bs *batches.Store, programs offload.Programs, log zerolog.Logger, reg prometheus.Registerer) (worker.Offloader, error) {
+	provider, err := lm.BatchAPI()
+	var ce *lmclient.ConfigError
+	if errors.As(err, &ce) {
+		log.Info().Str("reason", ce.Error()).Msg("provider-mode batches are not served: the LM's provider has no batch API")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("configure the provider's batch API: %w", err)
+	}
+	runner, err := offload.New(offloadConfig(cfg), offload.Deps{
+		Batches: bs, Programs: programs, LM: lm, Provider: provider, Prices: cfg.LM.Prices,
+		Log: log.With().Str("component", "offload").Logger(), Metrics: offload.NewMetrics(reg),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure the offload runner: %w", err)
+	}
+	return runner, nil
 }
