@@ -66,6 +66,7 @@ func runDev(ctx context.Context, e env, args []string) error {
 		}
 		defer lm.Close()
 		demo = &lmEndpoint{base: lm.URL(), key: "demo"}
+		demoProviderPolls(cfg, lookup)
 		log.Warn().Str("reason", why.Error()).Str("demo_lm", lm.URL()).
 			Msg("no LM configured: answering with the DEMO LM (made-up answers); set OPENAI_API_KEY or LM_API_KEY/LM_API_BASE for a real one")
 	}
@@ -182,4 +183,17 @@ func setting(cfg *config.Config, name string) config.Setting {
 		}
 	}
 	return config.Setting{Name: name}
+}
+
+// demoProviderPolls makes provider-mode batches look at the demo LM's batch
+// API every second, unless the environment says otherwise: its batches end
+// at once, and a first look after PROVIDER_POLL_INTERVAL's 30 s would make
+// the demo of a half-price batch a wait.
+func demoProviderPolls(cfg *config.Config, lookup config.Lookup) {
+	if _, set := lookup("PROVIDER_POLL_INTERVAL"); !set {
+		cfg.Batch.ProviderPollInterval = time.Second
+	}
+	if _, set := lookup("PROVIDER_POLL_MAX"); !set {
+		cfg.Batch.ProviderPollMax = max(2*time.Second, cfg.Batch.ProviderPollInterval)
+	}
 }
