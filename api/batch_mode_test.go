@@ -31,7 +31,7 @@ func (b *bundle) uploadTo(t *testing.T, path, body string, hdr http.Header) batc
 // naming the parameter and what it allows, and stores nothing.
 func TestBatchUploadQueryIsChecked(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{})
+	b := setup(t, options{api: api.Config{NoProviderBatches: true}})
 	body := jsonl(`{"question":"q"}`)
 	for _, c := range []struct {
 		query, field string
@@ -44,7 +44,7 @@ func TestBatchUploadQueryIsChecked(t *testing.T) {
 		{"?mode=live&mode=provider", "mode", []string{"once"}},
 		{"?mode=", "mode", []string{"live", "provider"}},
 		{"?program=qa&x%20y=1", "x y", []string{"mode"}},
-		// Provider mode needs the provider's batch API, off here.
+		// Provider mode needs the provider's batch API, refused here.
 		{"?mode=provider", "mode", []string{"provider", "live"}},
 	} {
 		resp, out := b.do(t, "POST", "/v1/batches"+c.query, body, http.Header{"Content-Type": {"application/x-ndjson"}})
@@ -102,7 +102,7 @@ func TestV1PostQueryIsChecked(t *testing.T) {
 // its events carry the provider object.
 func TestProviderBatchShown(t *testing.T) {
 	t.Parallel()
-	b := setup(t, options{api: api.Config{ProviderBatches: true}})
+	b := setup(t, options{})
 	ctx := context.Background()
 	body := jsonl(`{"question":"q1"}`, `{"question":"q2"}`)
 	v := b.uploadTo(t, "/v1/batches?mode=provider", body, http.Header{"Idempotency-Key": {"p1"}})

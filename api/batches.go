@@ -185,7 +185,7 @@ func (h *batchHandlers) create(c *gin.Context) {
 		return
 	}
 	mode := batchMode(c)
-	if mode == jobs.BatchModeProvider && !s.cfg.ProviderBatches {
+	if mode == jobs.BatchModeProvider && s.cfg.NoProviderBatches {
 		h.fail(c, &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", field: "mode",
 			message: "mode=provider needs the LM provider's batch API, which this server is not configured for: use mode=live (the default)"})
 		return

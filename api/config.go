@@ -115,10 +115,11 @@ type Config struct {
 	// [config.DefaultBatchUploadMinRate] and [config.DefaultBatchUploadGrace].
 	BatchUploadMinRate int64
 	BatchUploadGrace   time.Duration
-	// ProviderBatches allows POST /v1/batches?mode=provider: the workers
-	// have the LM provider's batch API to offload a batch's calls to.
-	// Default false: mode=provider is a 422 naming mode.
-	ProviderBatches bool
+	// NoProviderBatches refuses POST /v1/batches?mode=provider with a 422
+	// naming mode: set when the workers have no provider batch API to
+	// offload a batch's calls to (PROVIDER_BATCHES=false, or a provider
+	// without one). Default false: provider mode is offered.
+	NoProviderBatches bool
 
 	// Security (issue 8; see auth.go, cors.go, ratelimit.go, limits.go).
 

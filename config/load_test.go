@@ -42,7 +42,7 @@ func defaults() Config {
 			CompletionWindow: 24 * time.Hour, OwnerShare: 0.5, ResultsMaxWait: time.Hour,
 			UploadsPerProcess: 8, UploadsPerKey: 2, UploadMinRate: 100 * KB, UploadGrace: 30 * time.Second,
 			QuotaItemsPerKey: 100000, QuotaBytesPerKey: 200 * MB,
-			ProviderMaxRequests: 50000, ProviderMaxBytes: 200 * MB, ProviderPollInterval: 30 * time.Second,
+			ProviderBatches: true, ProviderMaxRequests: 50000, ProviderMaxBytes: 200 * MB, ProviderPollInterval: 30 * time.Second,
 			ProviderPollMax: 10 * time.Minute, ProviderFallback: "live", ProviderUnfinished: "live",
 		},
 		Security: Security{MonitoringReadonly: true, SSEMaxStreamsPerKey: 100, WaitMaxPerKey: 1000, AuthFailuresPerMinute: 60},
@@ -115,7 +115,7 @@ func everything() map[string]string {
 		"BATCH_RESULTS_MAX_WAIT":    "10m",
 		"BATCH_UPLOADS_PER_PROCESS": "3", "BATCH_UPLOADS_PER_KEY": "1", "BATCH_UPLOAD_MIN_RATE": "10KB",
 		"BATCH_UPLOAD_GRACE": "5s", "BATCH_QUOTA_ITEMS_PER_KEY": "5000", "BATCH_QUOTA_BYTES_PER_KEY": "50MB",
-		"PROVIDER_MAX_REQUESTS": "100", "PROVIDER_MAX_BYTES": "1MB", "PROVIDER_POLL_INTERVAL": "5s",
+		"PROVIDER_BATCHES": "false", "PROVIDER_MAX_REQUESTS": "100", "PROVIDER_MAX_BYTES": "1MB", "PROVIDER_POLL_INTERVAL": "5s",
 		"PROVIDER_POLL_MAX": "1m", "PROVIDER_FALLBACK": "provider", "PROVIDER_UNFINISHED": "fail",
 
 		"API_KEYS":        "alice:alice-key,bob:sha256:" + hexSum("bob-key"),
@@ -171,7 +171,7 @@ func TestLoadEveryVariable(t *testing.T) {
 			CompletionWindow: 12 * time.Hour, OwnerShare: 0.25, ResultsMaxWait: 10 * time.Minute,
 			UploadsPerProcess: 3, UploadsPerKey: 1, UploadMinRate: 10 * KB, UploadGrace: 5 * time.Second,
 			QuotaItemsPerKey: 5000, QuotaBytesPerKey: 50 * MB,
-			ProviderMaxRequests: 100, ProviderMaxBytes: MB, ProviderPollInterval: 5 * time.Second,
+			ProviderBatches: false, ProviderMaxRequests: 100, ProviderMaxBytes: MB, ProviderPollInterval: 5 * time.Second,
 			ProviderPollMax: time.Minute, ProviderFallback: "provider", ProviderUnfinished: "fail",
 		},
 		Security: Security{

@@ -305,15 +305,25 @@ func TestClientErrorsAreSentences(t *testing.T) {
 	}
 }
 
-// TestClientBatchProvider: `qa batch --provider` asks for provider mode,
-// which an API without a provider batch API refuses in words.
+// TestClientBatchProvider: `qa batch --provider` runs a batch through the
+// fake LM's batch API, shows the provider's phase and ends with the cost;
+// where the provider has no batch API (PROVIDER_BATCHES=false here), the
+// refusal is said in words.
 func TestClientBatchProvider(t *testing.T) {
 	t.Parallel()
-	e, _, stderr := clientEnv(t)
 	in := writeQuestions(t, 3)
+	e, _, stderr, _ := clientEnvWith(t, map[string]string{"PROVIDER_POLL_INTERVAL": "100ms", "PROVIDER_POLL_MAX": "200ms"})
 	code := run(context.Background(), e, []string{"batch", "--provider", in})
+	out := stderr.String()
+	if code != 0 || !strings.Contains(out, "provider in_progress (round 1)") ||
+		!strings.Contains(out, "cost: $0.") || !strings.Contains(out, "for openai/gpt-4o-mini: 3 provider calls, 0 live") {
+		t.Fatalf("qa batch --provider: exit %d, stderr %q", code, out)
+	}
+
+	e, _, stderr, _ = clientEnvWith(t, map[string]string{"PROVIDER_BATCHES": "false"})
+	code = run(context.Background(), e, []string{"batch", "--provider", in})
 	if code != 1 || !strings.Contains(stderr.String(), "422") || !strings.Contains(stderr.String(), "mode=provider needs the LM provider's batch API") {
-		t.Fatalf("qa batch --provider: exit %d, stderr %q", code, stderr)
+		t.Fatalf("qa batch --provider, PROVIDER_BATCHES=false: exit %d, stderr %q", code, stderr)
 	}
 }
 

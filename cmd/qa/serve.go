@@ -183,7 +183,7 @@ func apiConfig(cfg *config.Config) api.Config {
 		BatchUploadGrace:       cfg.Batch.UploadGrace,
 		// Provider mode needs a provider with a batch API; the workers,
 		// which hold the LM's key, build it (startWorkerStack).
-		ProviderBatches: cfg.Batch.ProviderBatches && lmclient.HasBatchAPI(cfg.LM.Model),
+		NoProviderBatches: !cfg.Batch.ProviderBatches || !lmclient.HasBatchAPI(cfg.LM.Model),
 	}
 }
 
