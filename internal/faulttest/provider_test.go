@@ -38,7 +38,8 @@ type batchView struct {
 // offloaded to the fake provider's Files and Batches API, while the worker
 // creating the first provider batch is killed between the provider's
 // answer and its record, and Redis restarts while the provider works.
-// Every item is answered once, by the provider, with the live path's
+// The worker that took the run over is killed while it polls. Every item
+// is answered once, by the provider, with the live path's
 // answer; the cost is half the live price; and each chunk made one
 // provider batch (the second worker adopted the first's).
 func TestProviderBatch(t *testing.T) {
@@ -89,7 +90,7 @@ func TestProviderBatch(t *testing.T) {
 		t.Fatal("no provider batch was created")
 	}
 	killedAt := time.Now()
-	b.startWorker(t)
+	second := b.startWorker(t)
 	chunks := (n + chunk - 1) / chunk
 	testwait.Within(t, 4*time.Minute, "every chunk's provider batch to exist", func() bool {
 		return b.lm.Server.BatchesCreated() >= chunks
@@ -102,6 +103,10 @@ func TestProviderBatch(t *testing.T) {
 	if err := db.Server.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	// Killed mid-poll: the runner's state is in Redis, so a third worker
+	// takes the polling on.
+	second.Kill()
+	b.startWorker(t)
 	b.lm.Server.Advance(time.Hour)
 	restarted := time.Now()
 	v := waitBatch(t, b, ctx, id, func(v batchView) bool {
