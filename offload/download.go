@@ -92,6 +92,21 @@ func overTokenLimit(pb *lmclient.ProviderBatch) bool {
 func (b *run) cancelProvider(ctx context.Context) error {
 	for k := range b.chunks {
 		ch := &b.chunks[k]
+		if ch.BatchID == "" && ch.Creating {
+			// A runner died between creating the chunk's provider batch
+			// and recording it: that batch runs (and bills) all the same,
+			// and no create adopts it now.
+			pb, err := b.find(ctx, k)
+			if err != nil {
+				return err
+			}
+			if pb != nil {
+				ch.BatchID, ch.Status = pb.ID, pb.Status
+				if err := b.saveChunk(ctx, k); err != nil {
+					return err
+				}
+			}
+		}
 		if ch.BatchID == "" || finalStatus(ch.Status) {
 			continue
 		}

@@ -269,14 +269,9 @@ func (b *run) create(ctx context.Context, k int) error {
 		return nil
 	}
 	meta := b.metadata(k)
-	pb, err := b.r.deps.Provider.FindBatch(ctx, meta)
+	pb, err := b.find(ctx, k)
 	if err != nil {
-		return fmt.Errorf("find provider batch of chunk %d: %w", k, err)
-	}
-	if pb != nil && pb.Status == "failed" {
-		// Refused (its enqueued-token limit, most likely): the chunk is
-		// sent again, not adopted.
-		pb = nil
+		return err
 	}
 	if pb == nil {
 		if !ch.Creating {
@@ -297,4 +292,19 @@ func (b *run) create(ctx context.Context, k int) error {
 	}
 	_ = b.publish(ctx, nil) // best effort: the next write corrects it
 	return nil
+}
+
+// find is chunk k's provider batch as the provider lists it (nil: none to
+// adopt): the one a runner created and died before recording.
+func (b *run) find(ctx context.Context, k int) (*lmclient.ProviderBatch, error) {
+	pb, err := b.r.deps.Provider.FindBatch(ctx, b.metadata(k))
+	if err != nil {
+		return nil, fmt.Errorf("find provider batch of chunk %d: %w", k, err)
+	}
+	if pb != nil && pb.Status == "failed" {
+		// Refused (its enqueued-token limit, most likely): the chunk is
+		// sent again, not adopted.
+		return nil, nil
+	}
+	return pb, nil
 }
