@@ -267,15 +267,13 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 		// unanswered, as an item without a line is.
 		return nil
 	}
-	d.mu.Lock()
-	d.seen[index] = true
-	d.mu.Unlock()
 	x, ok, err := b.item(ctx, index)
 	if err != nil || !ok {
 		return err // recorded already (a download run again), or gone
 	}
 	x.attempt = attempt
 	if lerr != nil {
+		d.answered(index)
 		return d.lineError(ctx, x, lerr)
 	}
 	in, err := b.inputs(x)
@@ -285,6 +283,13 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 	live := b.r.cfg.Fallback == FallbackLive && !b.st.Cancelled
 	lm := &replayingLM{lm: b.r.deps.LM, answer: comp, live: live}
 	res, err := b.c.Program.RunStage(ctx, lm, b.stages()[b.st.Stage].Key, in, b.runOptions(attempt))
+	if errors.Is(err, program.ErrNoAttempt) {
+		// An attempt the program does not have: not a request we sent.
+		b.r.deps.Metrics.request("malformed", 1)
+		b.log.Warn().Str("custom_id", cid).Msg("a provider line of an attempt the program has not; skipped")
+		return nil
+	}
+	d.answered(index)
 	// The provider's answer is billed whatever becomes of it.
 	if cerr := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, b.cost(comp.Usage, lm.liveUsage)); cerr != nil {
 		return cerr
@@ -332,6 +337,14 @@ func (d *chunkDownload) lineError(ctx context.Context, x item, err error) error 
 	}
 	d.handLive(x.index)
 	return nil
+}
+
+// answered marks item index answered by a line of ours: not sent on as
+// unanswered.
+func (d *chunkDownload) answered(index int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seen[index] = true
 }
 
 func (d *chunkDownload) handLive(index int) {

@@ -152,6 +152,8 @@ func customID(index, attempt int) string {
 	return "qa-" + strconv.Itoa(index) + "-" + strconv.Itoa(attempt)
 }
 
+// parseCustomID reads a custom_id customID wrote; any other spelling of
+// the same numbers ("qa-01-0", "qa-+1-0") is not one, so not ours.
 func parseCustomID(s string) (index, attempt int, ok bool) {
 	rest, ok := strings.CutPrefix(s, "qa-")
 	if !ok {
@@ -163,7 +165,8 @@ func parseCustomID(s string) (index, attempt int, ok bool) {
 	}
 	index, err1 := strconv.Atoi(i)
 	attempt, err2 := strconv.Atoi(a)
-	return index, attempt, err1 == nil && err2 == nil && index >= 0 && attempt >= 0
+	ok = err1 == nil && err2 == nil && index >= 0 && attempt >= 0 && customID(index, attempt) == s
+	return index, attempt, ok
 }
 
 // plan renders the round once to cut it into chunks within the

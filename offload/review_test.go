@@ -1,8 +1,14 @@
 package offload_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/qaqueue/qaqueue/batches"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
@@ -42,5 +48,77 @@ func TestCancelAfterKillBetweenCreateAndRecord(t *testing.T) {
 	end := b.waitEnded(t, bt.ID)
 	if end.Status != jobs.BatchCancelled || end.Counts.Completed+end.Counts.Cancelled != 2 {
 		t.Errorf("batch %s %+v", end.Status, end.Counts)
+	}
+}
+
+// TestLinesNotOurs: a provider line whose custom_id names an item of the
+// chunk, but is not one the runner sent (an attempt the program does not
+// have, or an index spelled otherwise), records nothing: the item's own
+// line answers it.
+func TestLinesNotOurs(t *testing.T) {
+	b := setup(t, offload.Config{LiveParallel: 1}, fakelm.BatchConfig{})
+	qs := []string{"Why is the sky blue?", "Who wrote Hamlet?"}
+	bt := b.qaBatch(t, qs...)
+	b.expand(t, bt)
+	b.runUntil(t, bt.ID, func(_ batches.OffloadState, chunks []batches.OffloadChunk) bool {
+		return len(chunks) == 1 && chunks[0].BatchID != ""
+	})
+	// The chunk's provider batch is swapped for one on a file that has,
+	// before the runner's own lines, item 0's request under ids not ours.
+	ctx := context.Background()
+	_, chunks, err := b.bs.Offload(ctx, bt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := chunks[0]
+	rc, err := b.api.OpenFile(ctx, ch.FileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(sent), []byte("\n"))
+	var first map[string]any
+	if err := json.Unmarshal(lines[0], &first); err != nil || first["custom_id"] != "qa-0-0" {
+		t.Fatalf("first line %s: %v", lines[0], err)
+	}
+	var file bytes.Buffer
+	for _, id := range []string{"qa-0-7", "qa-+1-0", "qa-01-0"} {
+		first["custom_id"] = id
+		line, err := json.Marshal(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file.Write(append(line, '\n'))
+	}
+	file.Write(sent)
+	f, err := b.api.UploadFile(ctx, "swapped.jsonl", &file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := b.api.CreateBatch(ctx, f.ID, map[string]string{"test": "swapped"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.BatchID, ch.Status = pb.ID, pb.Status
+	if err := b.bs.SetOffloadChunk(ctx, bt.ID, 1, 0, ch); err != nil {
+		t.Fatal(err)
+	}
+	b.runToEnd(t, bt.ID)
+	end := b.get(t, bt.ID)
+	if end.Status != jobs.BatchCompleted || end.Counts.Completed != 2 {
+		t.Fatalf("batch %s %+v, want both items completed", end.Status, end.Counts)
+	}
+	for i, r := range b.results(t, end) {
+		live := b.live(t, end.Spec, jobs.Inputs{"question": qs[i]})
+		if diff := cmp.Diff(live.Outputs, r.Outputs); diff != "" || r.Provenance.Path != jobs.PathProvider {
+			t.Errorf("item %d (path %s) is not its own answer (-want +got):\n%s", i, r.Provenance.Path, diff)
+		}
+	}
+	if end.Cost == nil || end.Cost.ProviderCalls != 2 {
+		t.Errorf("cost %+v, want the two provider answers of our lines", end.Cost)
 	}
 }
