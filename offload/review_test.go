@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +14,8 @@ import (
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/offload"
+	"github.com/qaqueue/qaqueue/program"
+	"github.com/rs/zerolog"
 )
 
 // TestCancelAfterKillBetweenCreateAndRecord: a runner killed between
@@ -120,5 +123,47 @@ func TestLinesNotOurs(t *testing.T) {
 	}
 	if end.Cost == nil || end.Cost.ProviderCalls != 2 {
 		t.Errorf("cost %+v, want the two provider answers of our lines", end.Cost)
+	}
+}
+
+// cancellingPrices are the real prices, cancelling batch id the first
+// time an answer is priced: a cancel that lands while a round downloads.
+type cancellingPrices struct {
+	offload.Prices
+	once   sync.Once
+	cancel func()
+}
+
+func (p *cancellingPrices) Cost(model string, u program.Usage, batch bool) (int64, bool) {
+	p.once.Do(p.cancel)
+	return p.Prices.Cost(model, u, batch)
+}
+
+// TestCancelDuringDownloadStartsNoRound: a batch cancelled while its first
+// stage's answers download does not get its next stage sent to the
+// provider by the same run.
+func TestCancelDuringDownloadStartsNoRound(t *testing.T) {
+	b := setup(t, offload.Config{}, fakelm.BatchConfig{})
+	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: "claims"}, ServerSpec: jobs.ServerSpec{Owner: "alice", ProgramVersion: claimsVersion}}
+	bt := b.batchOf(t, spec,
+		jobs.Inputs{"text": "The sky is blue and grass is green.", "quote": "Grass is green."},
+		jobs.Inputs{"text": "Water boils at 100 C at sea level.", "quote": "It boils at 90 C."})
+	prices := &cancellingPrices{Prices: b.prices, cancel: func() {
+		if _, err := b.bs.Cancel(context.Background(), bt.ID); err != nil {
+			t.Error(err)
+		}
+	}}
+	r, err := offload.New(offload.Config{}, offload.Deps{Batches: b.bs, Programs: b.programs, LM: b.lc, Provider: b.api, Prices: prices, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.r = r
+	b.expand(t, bt)
+	b.runToEnd(t, bt.ID)
+	if n := b.srv.BatchesCreated(); n != 1 {
+		t.Errorf("%d provider batches created, want 1: none for the stage after the cancel", n)
+	}
+	if end := b.get(t, bt.ID); end.Status != jobs.BatchCancelled || end.Counts.Cancelled != 2 {
+		t.Errorf("batch %s %+v, want cancelled", end.Status, end.Counts)
 	}
 }
