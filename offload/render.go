@@ -240,10 +240,14 @@ func (b *run) upload(ctx context.Context, k int) error {
 func (b *run) stream(ctx context.Context, name string, from, to int) (*lmclient.ProviderFile, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
+	// Cancelled when the upload ends: a render between two writes (items
+	// the cache answers write nothing) stops then too.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		defer close(done)
 		w := bufio.NewWriterSize(pw, 64<<10)
-		_, err := b.render(ctx, from, to, func(_ int, line []byte) error {
+		_, err := b.render(rctx, from, to, func(_ int, line []byte) error {
 			if _, err := w.Write(line); err != nil {
 				return err
 			}
@@ -256,8 +260,9 @@ func (b *run) stream(ctx context.Context, name string, from, to int) (*lmclient.
 	}()
 	f, err := b.r.deps.Provider.UploadFile(ctx, name, pr)
 	// An upload that ended early must not leave the render blocked on the
-	// pipe.
+	// pipe, nor rendering on.
 	pr.CloseWithError(errors.New("upload ended"))
+	cancel()
 	<-done
 	return f, err
 }
