@@ -167,3 +167,32 @@ func TestCancelDuringDownloadStartsNoRound(t *testing.T) {
 		t.Errorf("batch %s %+v, want cancelled", end.Status, end.Counts)
 	}
 }
+
+// TestLastWordAfterCrashAtTheEnd: a runner that died after its last item
+// ended the batch, before it wrote its state and provider object done (the
+// writes lost here), writes them when it runs again: the provider object
+// does not stay in a phase it left.
+func TestLastWordAfterCrashAtTheEnd(t *testing.T) {
+	b := setup(t, offload.Config{}, fakelm.BatchConfig{})
+	bt := b.qaBatch(t, "Why is the sky blue?")
+	b.expand(t, bt)
+	b.runToEnd(t, bt.ID)
+	ctx := context.Background()
+	st, _, err := b.bs.Offload(ctx, bt.ID)
+	if err != nil || !st.Done {
+		t.Fatalf("state %+v, %v; want done", st, err)
+	}
+	st.Done, st.Phase = false, jobs.ProviderDownloading
+	if err := b.bs.SetOffload(ctx, bt.ID, st); err != nil {
+		t.Fatal(err)
+	}
+	p := *b.get(t, bt.ID).Provider
+	p.Phase = jobs.ProviderDownloading
+	if err := b.bs.SetProvider(ctx, bt.ID, p); err != nil {
+		t.Fatal(err)
+	}
+	b.runToEnd(t, bt.ID)
+	if got := b.get(t, bt.ID).Provider; got == nil || got.Phase != jobs.ProviderDone {
+		t.Errorf("provider object %+v, want phase done", got)
+	}
+}

@@ -270,7 +270,12 @@ func (b *run) abandon(ctx context.Context) error {
 	if errors.Is(err, batches.ErrNotFound) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// The last word of a runner that died after its last item ended the
+	// batch, before it wrote it (see finish).
+	return b.publish(ctx, nil)
 }
 
 func (b *run) save(ctx context.Context) error {
