@@ -221,13 +221,13 @@ func (d *chunkDownload) file(ctx context.Context, id string) error {
 
 var errLineTooLong = errors.New("line too long")
 
-// readLine reads one line of at most max bytes (without its newline); a
+// readLine reads one line of at most limit bytes (without its newline); a
 // longer one is read to its end and answered errLineTooLong.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
+func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte
 	for {
 		frag, err := br.ReadSlice('\n')
-		if len(line)+len(frag) > max+1 {
+		if len(line)+len(frag) > limit+1 {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
