@@ -42,12 +42,15 @@ local function share_of(u, bid)
 end
 
 -- add_share moves a batch's share, and the owner's totals, by (items, bytes).
+-- A total moves only by a part that is not zero: releasing a share whose
+-- bytes a cancel freed negates a 0 into Lua's -0, which reaches Redis as
+-- "-0", not an integer to HINCRBY.
 local function add_share(owner, bid, items, bytes)
   local u = usage_keys(owner)
   local i, b = share_of(u, bid)
   i, b = i + items, b + bytes
-  redis.call('HINCRBY', u, 'items', items)
-  redis.call('HINCRBY', u, 'bytes', bytes)
+  if items ~= 0 then redis.call('HINCRBY', u, 'items', items) end
+  if bytes ~= 0 then redis.call('HINCRBY', u, 'bytes', bytes) end
   if i <= 0 and b <= 0 then
     redis.call('HDEL', u, bid)
   else

@@ -92,6 +92,21 @@ func overTokenLimit(pb *lmclient.ProviderBatch) bool {
 func (b *run) cancelProvider(ctx context.Context) error {
 	for k := range b.chunks {
 		ch := &b.chunks[k]
+		if ch.BatchID == "" && ch.Creating {
+			// A runner died between creating the chunk's provider batch
+			// and recording it: that batch runs (and bills) all the same,
+			// and no create adopts it now.
+			pb, err := b.find(ctx, k)
+			if err != nil {
+				return err
+			}
+			if pb != nil {
+				ch.BatchID, ch.Status = pb.ID, pb.Status
+				if err := b.saveChunk(ctx, k); err != nil {
+					return err
+				}
+			}
+		}
 		if ch.BatchID == "" || finalStatus(ch.Status) {
 			continue
 		}
@@ -206,13 +221,13 @@ func (d *chunkDownload) file(ctx context.Context, id string) error {
 
 var errLineTooLong = errors.New("line too long")
 
-// readLine reads one line of at most max bytes (without its newline); a
+// readLine reads one line of at most limit bytes (without its newline); a
 // longer one is read to its end and answered errLineTooLong.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
+func readLine(br *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte
 	for {
 		frag, err := br.ReadSlice('\n')
-		if len(line)+len(frag) > max+1 {
+		if len(line)+len(frag) > limit+1 {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
@@ -252,15 +267,13 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 		// unanswered, as an item without a line is.
 		return nil
 	}
-	d.mu.Lock()
-	d.seen[index] = true
-	d.mu.Unlock()
 	x, ok, err := b.item(ctx, index)
 	if err != nil || !ok {
 		return err // recorded already (a download run again), or gone
 	}
 	x.attempt = attempt
 	if lerr != nil {
+		d.answered(index)
 		return d.lineError(ctx, x, lerr)
 	}
 	in, err := b.inputs(x)
@@ -270,6 +283,13 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 	live := b.r.cfg.Fallback == FallbackLive && !b.st.Cancelled
 	lm := &replayingLM{lm: b.r.deps.LM, answer: comp, live: live}
 	res, err := b.c.Program.RunStage(ctx, lm, b.stages()[b.st.Stage].Key, in, b.runOptions(attempt))
+	if errors.Is(err, program.ErrNoAttempt) {
+		// An attempt the program does not have: not a request we sent.
+		b.r.deps.Metrics.request("malformed", 1)
+		b.log.Warn().Str("custom_id", cid).Msg("a provider line of an attempt the program has not; skipped")
+		return nil
+	}
+	d.answered(index)
 	// The provider's answer is billed whatever becomes of it.
 	if cerr := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, b.cost(comp.Usage, lm.liveUsage)); cerr != nil {
 		return cerr
@@ -317,6 +337,14 @@ func (d *chunkDownload) lineError(ctx context.Context, x item, err error) error 
 	}
 	d.handLive(x.index)
 	return nil
+}
+
+// answered marks item index answered by a line of ours: not sent on as
+// unanswered.
+func (d *chunkDownload) answered(index int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seen[index] = true
 }
 
 func (d *chunkDownload) handLive(index int) {

@@ -152,6 +152,8 @@ func customID(index, attempt int) string {
 	return "qa-" + strconv.Itoa(index) + "-" + strconv.Itoa(attempt)
 }
 
+// parseCustomID reads a custom_id customID wrote; any other spelling of
+// the same numbers ("qa-01-0", "qa-+1-0") is not one, so not ours.
 func parseCustomID(s string) (index, attempt int, ok bool) {
 	rest, ok := strings.CutPrefix(s, "qa-")
 	if !ok {
@@ -163,7 +165,8 @@ func parseCustomID(s string) (index, attempt int, ok bool) {
 	}
 	index, err1 := strconv.Atoi(i)
 	attempt, err2 := strconv.Atoi(a)
-	return index, attempt, err1 == nil && err2 == nil && index >= 0 && attempt >= 0
+	ok = err1 == nil && err2 == nil && index >= 0 && attempt >= 0 && customID(index, attempt) == s
+	return index, attempt, ok
 }
 
 // plan renders the round once to cut it into chunks within the
@@ -237,10 +240,14 @@ func (b *run) upload(ctx context.Context, k int) error {
 func (b *run) stream(ctx context.Context, name string, from, to int) (*lmclient.ProviderFile, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
+	// Cancelled when the upload ends: a render between two writes (items
+	// the cache answers write nothing) stops then too.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
 		defer close(done)
 		w := bufio.NewWriterSize(pw, 64<<10)
-		_, err := b.render(ctx, from, to, func(_ int, line []byte) error {
+		_, err := b.render(rctx, from, to, func(_ int, line []byte) error {
 			if _, err := w.Write(line); err != nil {
 				return err
 			}
@@ -253,8 +260,9 @@ func (b *run) stream(ctx context.Context, name string, from, to int) (*lmclient.
 	}()
 	f, err := b.r.deps.Provider.UploadFile(ctx, name, pr)
 	// An upload that ended early must not leave the render blocked on the
-	// pipe.
+	// pipe, nor rendering on.
 	pr.CloseWithError(errors.New("upload ended"))
+	cancel()
 	<-done
 	return f, err
 }
@@ -269,14 +277,9 @@ func (b *run) create(ctx context.Context, k int) error {
 		return nil
 	}
 	meta := b.metadata(k)
-	pb, err := b.r.deps.Provider.FindBatch(ctx, meta)
+	pb, err := b.find(ctx, k)
 	if err != nil {
-		return fmt.Errorf("find provider batch of chunk %d: %w", k, err)
-	}
-	if pb != nil && pb.Status == "failed" {
-		// Refused (its enqueued-token limit, most likely): the chunk is
-		// sent again, not adopted.
-		pb = nil
+		return err
 	}
 	if pb == nil {
 		if !ch.Creating {
@@ -297,4 +300,19 @@ func (b *run) create(ctx context.Context, k int) error {
 	}
 	_ = b.publish(ctx, nil) // best effort: the next write corrects it
 	return nil
+}
+
+// find is chunk k's provider batch as the provider lists it (nil: none to
+// adopt): the one a runner created and died before recording.
+func (b *run) find(ctx context.Context, k int) (*lmclient.ProviderBatch, error) {
+	pb, err := b.r.deps.Provider.FindBatch(ctx, b.metadata(k))
+	if err != nil {
+		return nil, fmt.Errorf("find provider batch of chunk %d: %w", k, err)
+	}
+	if pb != nil && pb.Status == "failed" {
+		// Refused (its enqueued-token limit, most likely): the chunk is
+		// sent again, not adopted.
+		return nil, nil
+	}
+	return pb, nil
 }

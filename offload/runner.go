@@ -176,6 +176,16 @@ func (b *run) step(ctx context.Context) (time.Duration, error) {
 // is being cancelled (its items are counted cancelled) or its owner's
 // token budget is spent (they fail, saying so): stop true.
 func (b *run) beforeRound(ctx context.Context) (stop bool, err error) {
+	// A cancel may have come since this run read the batch (while the last
+	// round downloaded): a round sent now would be billed for nothing.
+	bt, err := b.r.deps.Batches.Get(ctx, b.id())
+	if err != nil {
+		return false, err
+	}
+	b.bt.Status = bt.Status
+	if b.bt.Status.Terminal() {
+		return true, b.abandon(ctx)
+	}
 	if b.cancelling() {
 		return true, b.finish(ctx, b.sweepCancelled)
 	}
@@ -260,7 +270,12 @@ func (b *run) abandon(ctx context.Context) error {
 	if errors.Is(err, batches.ErrNotFound) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// The last word of a runner that died after its last item ended the
+	// batch, before it wrote it (see finish).
+	return b.publish(ctx, nil)
 }
 
 func (b *run) save(ctx context.Context) error {
