@@ -69,6 +69,10 @@ type OffloadChunk struct {
 	ErrorFileID  string `json:"error_file_id,omitempty"`
 	Completed    int    `json:"completed"`
 	Failed       int    `json:"failed"`
+	// Gone says which of the chunk's provider batch or files the provider
+	// no longer has (a 404: purged, or deleted in its console), and so never
+	// answers: the chunk has ended without the answers it held.
+	Gone string `json:"gone,omitempty"`
 	// Downloaded is set once every line of the chunk's output and error
 	// files is recorded; Deleted once its provider files are deleted.
 	Downloaded bool `json:"downloaded,omitempty"`
