@@ -495,19 +495,36 @@ func (b *run) start(ctx context.Context, x item) (*batches.ItemAttempt, batches.
 	return b.r.deps.Batches.StartItemTask(ctx, p, batches.OffloadTaskID(b.id()), "")
 }
 
-// runFailure is the reason an item's stage failed.
+// runFailure is the reason an item's stage failed, named with the
+// worker's codes for a live item's (worker/classify.go): only inputs that
+// do not fit the program are invalid_payload; the store (Redis) and
+// anything unforeseen are internal.
 func runFailure(err error) *jobs.Error {
 	var (
 		pe *program.ParseError
 		ae *lmclient.APIError
+		rl *lmclient.RateLimitedError
+		ce *lmclient.ConfigError
+		ie *program.InputError
 	)
+	code := "internal"
 	switch {
 	case errors.As(err, &pe):
-		return &jobs.Error{Code: "parse_error", Message: err.Error()}
+		code = "parse_error"
 	case errors.As(err, &ae):
 		return &jobs.Error{Code: "lm_error", Message: err.Error(), Status: ae.Status}
+	case errors.As(err, &rl):
+		code = "rate_limited"
+	case errors.As(err, &ce):
+		code = "config_error"
+	case errors.Is(err, jobs.ErrProgramVersionGone):
+		code = jobs.CodeProgramVersionGone
+	case errors.As(err, &ie):
+		code = "invalid_payload"
+	case errors.Is(err, context.DeadlineExceeded):
+		code = "timeout"
 	}
-	return &jobs.Error{Code: "invalid_payload", Message: err.Error()}
+	return &jobs.Error{Code: code, Message: err.Error()}
 }
 
 // cost prices a stage's calls: the provider's answer at the batch price,
