@@ -231,14 +231,22 @@ func (b *Store) Deferred(ctx context.Context, id string, round int) (map[int]int
 }
 
 // scanOffload calls fn with each field of the offload hash under prefix
-// (the rest of its name) and its value.
+// (the rest of its name) and its value, once each: HSCAN returns a field
+// twice when the hash's table shrinks between two of its pages (fields
+// deleted meanwhile: Redis rehashes it smaller, and its cursor covers part
+// of what it had seen again), which a sum must not count twice.
 func (b *Store) scanOffload(ctx context.Context, id, prefix string, fn func(rest, v string)) error {
+	seen := map[string]struct{}{}
 	iter := b.rdb.HScan(ctx, jobs.BatchOffloadKey(id), 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		field := iter.Val()
 		if !iter.Next(ctx) {
 			break
 		}
+		if _, dup := seen[field]; dup {
+			continue
+		}
+		seen[field] = struct{}{}
 		if rest, ok := strings.CutPrefix(field, prefix); ok {
 			fn(rest, iter.Val())
 		}
