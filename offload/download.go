@@ -166,13 +166,16 @@ func (b *run) download(ctx context.Context, k int) error {
 			if f == "" {
 				continue
 			}
-			err := d.file(ctx, f)
+			rc, err := b.r.deps.Provider.OpenFile(ctx, f)
 			if notFound(err) {
 				// Its lines go on below as unanswered ones.
 				b.gone(ch, fmt.Sprintf("provider file %s of provider batch %s is gone", f, ch.BatchID), err)
 				continue
 			}
 			if err != nil {
+				return fmt.Errorf("open provider file %s: %w", f, err)
+			}
+			if err := d.file(ctx, f, rc); err != nil {
 				return err
 			}
 		}
@@ -215,16 +218,10 @@ type chunkDownload struct {
 	err  error
 }
 
-// file reads one output or error file line by line (each bounded by
-// MaxLineBytes) and records each line's answer, LiveParallel at a time.
-func (d *chunkDownload) file(ctx context.Context, id string) error {
-	rc, err := d.b.r.deps.Provider.OpenFile(ctx, id)
-	if notFound(err) {
-		return err // unwrapped: the one error of file that notFound tells
-	}
-	if err != nil {
-		return fmt.Errorf("open provider file %s: %w", id, err)
-	}
+// file reads output or error file id (rc, closed here) line by line (each
+// bounded by MaxLineBytes) and records each line's answer, LiveParallel at
+// a time.
+func (d *chunkDownload) file(ctx context.Context, id string, rc io.ReadCloser) error {
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	var wg sync.WaitGroup
