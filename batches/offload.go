@@ -69,6 +69,10 @@ type OffloadChunk struct {
 	ErrorFileID  string `json:"error_file_id,omitempty"`
 	Completed    int    `json:"completed"`
 	Failed       int    `json:"failed"`
+	// Gone says which of the chunk's provider batch or files the provider
+	// no longer has (a 404: purged, or deleted in its console), and so never
+	// answers: the chunk has ended without the answers it held.
+	Gone string `json:"gone,omitempty"`
 	// Downloaded is set once every line of the chunk's output and error
 	// files is recorded; Deleted once its provider files are deleted.
 	Downloaded bool `json:"downloaded,omitempty"`
@@ -227,14 +231,22 @@ func (b *Store) Deferred(ctx context.Context, id string, round int) (map[int]int
 }
 
 // scanOffload calls fn with each field of the offload hash under prefix
-// (the rest of its name) and its value.
+// (the rest of its name) and its value, once each: HSCAN returns a field
+// twice when the hash's table shrinks between two of its pages (fields
+// deleted meanwhile: Redis rehashes it smaller, and its cursor covers part
+// of what it had seen again), which a sum must not count twice.
 func (b *Store) scanOffload(ctx context.Context, id, prefix string, fn func(rest, v string)) error {
+	seen := map[string]struct{}{}
 	iter := b.rdb.HScan(ctx, jobs.BatchOffloadKey(id), 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		field := iter.Val()
 		if !iter.Next(ctx) {
 			break
 		}
+		if _, dup := seen[field]; dup {
+			continue
+		}
+		seen[field] = struct{}{}
 		if rest, ok := strings.CutPrefix(field, prefix); ok {
 			fn(rest, iter.Val())
 		}

@@ -28,8 +28,8 @@ type Config struct {
 	// [config.DefaultProviderFallback].
 	Fallback string
 	// Unfinished is what becomes of the items an expired, failed or
-	// provider-cancelled provider batch left unanswered
-	// (PROVIDER_UNFINISHED): UnfinishedLive or UnfinishedFail. Default
+	// provider-cancelled provider batch left unanswered, or one the
+	// provider no longer has (PROVIDER_UNFINISHED): UnfinishedLive or UnfinishedFail. Default
 	// [config.DefaultProviderUnfinished].
 	Unfinished string
 	// LiveParallel is how many answers are replayed (and their live

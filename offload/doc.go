@@ -16,7 +16,8 @@
 // first call is the provider's answer; DSPy's fallback after a parse
 // failure goes live, or to a further round), filling the LM cache and
 // recording each item once through the batch's item lifecycle. Items the
-// provider left unanswered go to the live path (item tasks) or fail, per
+// provider left unanswered (or answered in a batch or file it no longer
+// has: a 404) go to the live path (item tasks) or fail, per
 // Config.Unfinished; a cancel cancels the provider batches, records what
 // they answered (it is billed) and counts the rest cancelled.
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -28,10 +29,17 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 		case ch.BatchID == "" && !b.st.Cancelled:
 			unfinished = true // to be created again (see create)
 			continue
-		case ch.BatchID == "" || finalStatus(ch.Status):
+		case ch.BatchID == "" || ended(ch):
 			continue // never created (cancelled first), or ended
 		}
 		pb, err := b.r.deps.Provider.GetBatch(ctx, ch.BatchID)
+		if notFound(err) {
+			b.gone(ch, fmt.Sprintf("provider batch %s is gone", ch.BatchID), err)
+			if err := b.saveChunk(ctx, k); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if err != nil {
 			b.r.deps.Metrics.poll("error")
 			return 0, fmt.Errorf("get provider batch %s: %w", ch.BatchID, err)
@@ -72,6 +80,25 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 	return 0, nil
 }
 
+// notFound reports whether err is the provider's permanent "no such
+// object": unlike its retryable errors, no wait brings the object back.
+func notFound(err error) bool {
+	var ae *lmclient.APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// gone records that the provider no longer has what what names (err its
+// answer): chunk ch has ended without the answers it held. The provider
+// object shows it while the round is shown (see publish).
+func (b *run) gone(ch *batches.OffloadChunk, what string, err error) {
+	b.log.Warn().Err(err).Int("round", b.st.Round).Int("from", ch.From).Int("to", ch.To).
+		Msg(what + ": the chunk's unanswered items go on as an ended provider batch's")
+	if ch.Gone != "" {
+		ch.Gone += "; " // both its files
+	}
+	ch.Gone += fmt.Sprintf("%s: %v", what, err)
+}
+
 // overTokenLimit reports whether a provider batch failed validation for
 // the enqueued-token limit alone.
 func overTokenLimit(pb *lmclient.ProviderBatch) bool {
@@ -107,14 +134,18 @@ func (b *run) cancelProvider(ctx context.Context) error {
 				}
 			}
 		}
-		if ch.BatchID == "" || finalStatus(ch.Status) {
+		if ch.BatchID == "" || ended(ch) {
 			continue
 		}
 		pb, err := b.r.deps.Provider.CancelBatch(ctx, ch.BatchID)
-		if err != nil {
+		switch {
+		case notFound(err):
+			b.gone(ch, fmt.Sprintf("provider batch %s is gone", ch.BatchID), err)
+		case err != nil:
 			return fmt.Errorf("cancel provider batch %s: %w", ch.BatchID, err)
+		default:
+			ch.Status = pb.Status
 		}
-		ch.Status = pb.Status
 		if err := b.saveChunk(ctx, k); err != nil {
 			return err
 		}
@@ -135,7 +166,16 @@ func (b *run) download(ctx context.Context, k int) error {
 			if f == "" {
 				continue
 			}
-			if err := d.file(ctx, f); err != nil {
+			rc, err := b.r.deps.Provider.OpenFile(ctx, f)
+			if notFound(err) {
+				// Its lines go on below as unanswered ones.
+				b.gone(ch, fmt.Sprintf("provider file %s of provider batch %s is gone", f, ch.BatchID), err)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("open provider file %s: %w", f, err)
+			}
+			if err := d.file(ctx, f, rc); err != nil {
 				return err
 			}
 		}
@@ -178,13 +218,10 @@ type chunkDownload struct {
 	err  error
 }
 
-// file reads one output or error file line by line (each bounded by
-// MaxLineBytes) and records each line's answer, LiveParallel at a time.
-func (d *chunkDownload) file(ctx context.Context, id string) error {
-	rc, err := d.b.r.deps.Provider.OpenFile(ctx, id)
-	if err != nil {
-		return fmt.Errorf("open provider file %s: %w", id, err)
-	}
+// file reads output or error file id (rc, closed here) line by line (each
+// bounded by MaxLineBytes) and records each line's answer, LiveParallel at
+// a time.
+func (d *chunkDownload) file(ctx context.Context, id string, rc io.ReadCloser) error {
 	defer rc.Close()
 	br := bufio.NewReaderSize(rc, 64<<10)
 	var wg sync.WaitGroup
@@ -362,9 +399,14 @@ func (d *chunkDownload) unanswered(ctx context.Context) error {
 	if b.st.Cancelled {
 		return nil
 	}
-	status := d.ch.Status
-	if status == "" {
-		status = "not created"
+	var why string
+	switch {
+	case d.ch.Gone != "":
+		why = d.ch.Gone + ": this item is unanswered (PROVIDER_UNFINISHED=fail)"
+	case d.ch.BatchID == "":
+		why = "the provider batch was not created: this item is unanswered (PROVIDER_UNFINISHED=fail)"
+	default:
+		why = fmt.Sprintf("provider batch %s ended %s without answering this item (PROVIDER_UNFINISHED=fail)", d.ch.BatchID, d.ch.Status)
 	}
 	return b.items(ctx, d.ch.From, d.ch.To, func(x item) error {
 		if d.seen[x.index] {
@@ -372,8 +414,7 @@ func (d *chunkDownload) unanswered(ctx context.Context) error {
 		}
 		if b.r.cfg.Unfinished == UnfinishedFail {
 			b.r.deps.Metrics.request("failed", 1)
-			return b.fail(ctx, x, &jobs.Error{Code: "provider_unfinished", Message: fmt.Sprintf(
-				"the provider batch ended %s without answering this item (PROVIDER_UNFINISHED=fail)", status)})
+			return b.fail(ctx, x, &jobs.Error{Code: "provider_unfinished", Message: why})
 		}
 		d.handLive(x.index)
 		return nil
@@ -451,19 +492,36 @@ func (b *run) start(ctx context.Context, x item) (*batches.ItemAttempt, batches.
 	return b.r.deps.Batches.StartItemTask(ctx, p, batches.OffloadTaskID(b.id()), "")
 }
 
-// runFailure is the reason an item's stage failed.
+// runFailure is the reason an item's stage failed, named with the
+// worker's codes for a live item's (worker/classify.go): only inputs that
+// do not fit the program are invalid_payload; the store (Redis) and
+// anything unforeseen are internal.
 func runFailure(err error) *jobs.Error {
 	var (
 		pe *program.ParseError
 		ae *lmclient.APIError
+		rl *lmclient.RateLimitedError
+		ce *lmclient.ConfigError
+		ie *program.InputError
 	)
+	code := "internal"
 	switch {
 	case errors.As(err, &pe):
-		return &jobs.Error{Code: "parse_error", Message: err.Error()}
+		code = "parse_error"
 	case errors.As(err, &ae):
 		return &jobs.Error{Code: "lm_error", Message: err.Error(), Status: ae.Status}
+	case errors.As(err, &rl):
+		code = "rate_limited"
+	case errors.As(err, &ce):
+		code = "config_error"
+	case errors.Is(err, jobs.ErrProgramVersionGone):
+		code = jobs.CodeProgramVersionGone
+	case errors.As(err, &ie):
+		code = "invalid_payload"
+	case errors.Is(err, context.DeadlineExceeded):
+		code = "timeout"
 	}
-	return &jobs.Error{Code: "invalid_payload", Message: err.Error()}
+	return &jobs.Error{Code: code, Message: err.Error()}
 }
 
 // cost prices a stage's calls: the provider's answer at the batch price,

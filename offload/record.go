@@ -114,6 +114,9 @@ func (b *run) publish(ctx context.Context, perr *jobs.Error) error {
 	}
 	p.Counts.Cached = b.st.Cached
 	for k, ch := range b.chunks {
+		if p.Error == nil && ch.Gone != "" {
+			p.Error = &jobs.Error{Code: "provider_gone", Message: ch.Gone}
+		}
 		p.Batches = append(p.Batches, jobs.ProviderBatch{Chunk: k, ID: ch.BatchID, InputFileID: ch.FileID,
 			OutputFileID: ch.OutputFileID, ErrorFileID: ch.ErrorFileID, Status: ch.Status, Requests: ch.Requests})
 		p.Counts.Total += ch.Requests

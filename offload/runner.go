@@ -254,7 +254,7 @@ func (b *run) abandon(ctx context.Context) error {
 	p := b.r.deps.Provider
 	for k := range b.chunks {
 		ch := &b.chunks[k]
-		if ch.BatchID != "" && !finalStatus(ch.Status) {
+		if ch.BatchID != "" && !ended(ch) {
 			if _, err := p.CancelBatch(ctx, ch.BatchID); err != nil {
 				b.log.Warn().Err(err).Str("provider_batch", ch.BatchID).Msg("cancel the provider batch of an ended batch")
 			}
@@ -309,6 +309,12 @@ func finalStatus(s string) bool {
 	return false
 }
 
+// ended reports whether chunk ch's provider batch has ended: its status is
+// an end, or the provider no longer has it.
+func ended(ch *batches.OffloadChunk) bool {
+	return ch.Gone != "" || finalStatus(ch.Status)
+}
+
 // phaseOf is the round's phase from its provider batches' statuses: the
 // least advanced one's.
 func phaseOf(chunks []batches.OffloadChunk) jobs.ProviderPhase {
@@ -320,6 +326,8 @@ func phaseOf(chunks []batches.OffloadChunk) jobs.ProviderPhase {
 		switch {
 		case ch.BatchID == "":
 			p = 0
+		case ch.Gone != "":
+			p = 4
 		case ch.Status == "validating":
 			p = 1
 		case ch.Status == "in_progress":

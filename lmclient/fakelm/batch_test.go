@@ -704,3 +704,36 @@ func BenchmarkBatch10k(b *testing.B) {
 		_, _ = c.Files.Delete(ctx, bt.OutputFileID)
 	}
 }
+
+// TestPurgeBatch: a purged batch is gone as one deleted at the provider
+// is: its retrieve and cancel answer 404 and the list leaves it out; its
+// files are not touched.
+func TestPurgeBatch(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	c := client(s)
+	in := upload(t, c, "purged.jsonl", jsonl(t, batchBody("Why is the sky blue?")))
+	b := createBatch(t, c, in.ID, nil)
+	if !s.PurgeBatch(b.ID) {
+		t.Fatal("PurgeBatch found no batch")
+	}
+	if s.PurgeBatch(b.ID) {
+		t.Error("PurgeBatch purged a batch twice")
+	}
+	ctx := context.Background()
+	_, err := c.Batches.Get(ctx, b.ID)
+	if e := apiError(t, err); e.StatusCode != http.StatusNotFound {
+		t.Errorf("retrieve of a purged batch: %d, want 404", e.StatusCode)
+	}
+	_, err = c.Batches.Cancel(ctx, b.ID)
+	if e := apiError(t, err); e.StatusCode != http.StatusNotFound {
+		t.Errorf("cancel of a purged batch: %d, want 404", e.StatusCode)
+	}
+	page, err := c.Batches.List(ctx, openai.BatchListParams{})
+	if err != nil || len(page.Data) != 0 {
+		t.Errorf("list after the purge: %d batches, %v; want none", len(page.Data), err)
+	}
+	if _, err := c.Files.Get(ctx, in.ID); err != nil {
+		t.Errorf("the purged batch's input file: %v, want kept", err)
+	}
+}

@@ -289,6 +289,21 @@ func (s *Server) StepBatches() {
 	}
 }
 
+// PurgeBatch forgets batch id as a provider that purged it (or a person
+// who deleted it in its console) has: its retrieve and cancel answer 404,
+// its list leaves it out. Its files stay (DELETE /v1/files/{id} removes
+// them). False when there is no such batch.
+func (s *Server) PurgeBatch(id string) bool {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	if _, ok := s.p.batches[id]; !ok {
+		return false
+	}
+	delete(s.p.batches, id)
+	s.p.batchOrder = without(s.p.batchOrder, id)
+	return true
+}
+
 // BatchesCreated is how many batches POST /v1/batches created: a test's
 // proof that no batch was created (and billed) twice.
 func (s *Server) BatchesCreated() int {
