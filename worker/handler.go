@@ -145,7 +145,16 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 
 	started := time.Now()
 	res, err := w.shared.do(runCtx, a.shareKey, func(ctx context.Context) (*RunResult, error) {
-		return w.deps.Runner.Run(ctx, a.spec.Inputs, opts)
+		res, err := w.deps.Runner.Run(ctx, a.spec.Inputs, opts)
+		if err == nil && a.shareKey != "" && res.Cache != nil {
+			// A repeat that starts once the flight is over reads the LM
+			// cache: fill it before the flight lets repeats go their own way
+			// (settle's deferred Cache then finds nothing left).
+			if cerr := res.Cache(context.WithoutCancel(ctx)); cerr != nil {
+				a.log.Warn().Err(cerr).Msg("cache the LM's answers")
+			}
+		}
+		return res, err
 	})
 	*a.lmCalls = lmCalls(res, err)
 	if pub != nil {
