@@ -31,9 +31,10 @@ const (
 	// its live cost (0.5 + 0.5 ÷ 2).
 	goalProviderCostRatio = 0.5
 	costRoundingPerCall   = 0.75
-	// goalProviderRSSPer1k is the most the worker's peak RSS may grow per
-	// 1,000 more items, in MiB: far below a request file held whole (a
-	// request line is over 1 KiB: over 1 MiB per 1,000 items).
+	// goalProviderRSSPer1k is the most the worker's peak RSS (MiB), and
+	// its peak Go heap (MB), may grow per 1,000 more items: far below a
+	// request file held whole (a request line is over 1 KiB: over 1 MiB
+	// per 1,000 items).
 	goalProviderRSSPer1k = 0.25
 	// providerPoll is the scenario's PROVIDER_POLL_INTERVAL (and
 	// PROVIDER_POLL_MAX): the fake answers at once, so the runner's first
@@ -87,7 +88,7 @@ func providerScenario(ctx context.Context, s *scope, r *scenarioResult, n int) e
 	}
 	providerRows(r, live, small, prov)
 	r.note("The same %d-item batch (unique questions, built-in QA program, default model) run three times (a fourth below), each on a fresh Redis database with a fresh API and worker (so no cache answers): live (BATCH_CONCURRENCY=%d, the baseline), then ?mode=provider with %d and %d items against the fake LM's Files + Batches API (instant turnaround; PROVIDER_POLL_INTERVAL=PROVIDER_POLL_MAX=%v; PROVIDER_MAX_REQUESTS=%d, so %d and %d chunks).", n, providerSlots, small.n, prov.n, providerPoll, chunk, small.chunks, prov.chunks)
-	r.note("Per-item figures are (submit → the batch ended and, in provider mode, the runner's cost written) − an idle window of the same stack, scaled to the run's length, ÷ items. CPU: each process's utime+stime (10 ms ticks); commands: INFO commandstats (script-internal calls included). Peak RSS: the worker's VmHWM, reset just before the submit. LM calls: chat completions the fake LM answered over HTTP (live) and lines its provider batches answered (tagged with the batch's id).")
+	r.note("Per-item figures are (submit → the batch ended and, in provider mode, the runner's cost written) − an idle window of the same stack, scaled to the run's length, ÷ items. CPU: each process's utime+stime (10 ms ticks); commands: INFO commandstats (script-internal calls included). Peak RSS: the worker's VmHWM, reset just before the submit; peak Go heap: the largest heap at a GC's start during the run (GODEBUG=gctrace=1, the worker's last 64 KiB of output: %d, %d and %d GCs read), the part of the RSS the runner's data can move (the rest is the binary, stacks and pages the runtime has not returned yet). LM calls: chat completions the fake LM answered over HTTP (live) and lines its provider batches answered (tagged with the batch's id).", live.gc.GCs, small.gc.GCs, prov.gc.GCs)
 	for _, b := range []batchRun{live, small, prov} {
 		r.note("%s, %d items: Redis calls per item %s; batch object %s.", b.mode, b.n, benchkit.Top(b.cost.Commands, 8), b.summary())
 		if b.mode == jobs.BatchModeProvider {
@@ -111,8 +112,9 @@ type batchRun struct {
 	// cost is per item.
 	cost benchkit.Cost
 	// peakRSS is the worker's peak RSS during the run, idleRSS its RSS
-	// before.
+	// before; gc the peaks of its GCs during the run (gctrace).
 	peakRSS, idleRSS int64
+	gc               benchkit.GCPeaks
 	// liveCalls are chat completions the fake LM answered over HTTP,
 	// batchLines the lines its provider batches for this batch answered.
 	liveCalls, batchLines int64
@@ -202,7 +204,7 @@ func batchItems(tag string, n int) []byte {
 // its idle loops do not run into the next run's window.
 func (s *scope) batchRun(ctx context.Context, lm *benchkit.LM, mode jobs.BatchMode, tag string, n, maxRequests int, extraEnv ...string) (batchRun, error) {
 	run := batchRun{mode: mode, n: n, maxRequests: maxRequests}
-	env := append([]string{fmt.Sprintf("BATCH_CONCURRENCY=%d", providerSlots)}, extraEnv...)
+	env := append([]string{fmt.Sprintf("BATCH_CONCURRENCY=%d", providerSlots), "GODEBUG=gctrace=1"}, extraEnv...)
 	if mode == jobs.BatchModeProvider {
 		env = append(env, "PROVIDER_POLL_INTERVAL="+providerPoll.String(), "PROVIDER_POLL_MAX="+providerPoll.String(),
 			fmt.Sprintf("PROVIDER_MAX_REQUESTS=%d", run.maxRequests))
@@ -234,6 +236,7 @@ func (s *scope) batchRun(ctx context.Context, lm *benchkit.LM, mode jobs.BatchMo
 	if err := benchkit.ResetPeakRSS(pid); err != nil {
 		return run, err
 	}
+	gc0, _, _ := benchkit.LastGC(st.worker.Output())
 	body := batchItems(tag, n)
 	calls0, up0 := lm.Calls(), lm.Uploaded()
 	r0, err := st.meter.Read(ctx)
@@ -256,6 +259,7 @@ func (s *scope) batchRun(ctx context.Context, lm *benchkit.LM, mode jobs.BatchMo
 		return run, err
 	}
 	run.liveCalls, run.uploaded = lm.Calls()-calls0, lm.Uploaded()-up0
+	run.gc, _ = benchkit.PeakGC(st.worker.Output(), gc0) // none: zero, shown as such
 	if run.batchLines, run.chunks, err = providerLines(ctx, lm, id); err != nil {
 		return run, err
 	}
@@ -381,6 +385,13 @@ func providerRows(r *scenarioResult, live, small, prov batchRun) {
 		growth = mib(prov.peakRSS-small.peakRSS) / float64(d) * 1000
 	}
 	r.row(fmt.Sprintf("peak worker RSS growth per 1,000 items (%d → %d)", small.n, prov.n), growth, "MiB").atMost(goalProviderRSSPer1k)
+	r.row("peak worker Go heap (at a GC's start)", prov.gc.HeapMB, "MB").base(liveName, live.gc.HeapMB)
+	r.row(fmt.Sprintf("peak worker Go heap, provider, %d items", small.n), small.gc.HeapMB, "MB")
+	heapGrowth := 0.0
+	if d := prov.n - small.n; d > 0 {
+		heapGrowth = (prov.gc.HeapMB - small.gc.HeapMB) / float64(d) * 1000
+	}
+	r.row(fmt.Sprintf("peak worker Go heap growth per 1,000 items (%d → %d)", small.n, prov.n), heapGrowth, "MB").atMost(goalProviderRSSPer1k)
 	if prov.n > 0 {
 		r.row("request bytes uploaded per item", float64(prov.uploaded)/float64(prov.n), "B")
 	}

@@ -73,6 +73,9 @@ func TestProviderScenario(t *testing.T) {
 	if row := rows["peak worker RSS"]; row.Value == 0 || row.Baseline == nil || *row.Baseline == 0 {
 		t.Errorf("peak worker RSS = %v, live %v: want both measured", row.Value, row.Baseline)
 	}
+	if row := rows["peak worker Go heap (at a GC's start)"]; row.Value == 0 || row.Baseline == nil || *row.Baseline == 0 {
+		t.Errorf("peak worker Go heap = %v, live %v: want both read from gctrace", row.Value, row.Baseline)
+	}
 	if row := rows["Redis commands per item"]; row.Value == 0 || row.Baseline == nil || *row.Baseline == 0 {
 		t.Errorf("Redis commands per item = %v, live %v: want both measured", row.Value, row.Baseline)
 	}
