@@ -199,9 +199,9 @@ func batchItems(tag string, n int) []byte {
 }
 
 // batchRun submits an n-item batch in mode (provider: chunks of at most
-// maxRequests) to a fresh metered stack on lm with extraEnv, waits for its end and
-// measures it; the stack is stopped after, so that
-// its idle loops do not run into the next run's window.
+// maxRequests) to a fresh metered stack on lm with extraEnv, waits for its
+// end and measures it; the stack is stopped after, so that its idle loops
+// do not run into the next run's window.
 func (s *scope) batchRun(ctx context.Context, lm *benchkit.LM, mode jobs.BatchMode, tag string, n, maxRequests int, extraEnv ...string) (batchRun, error) {
 	run := batchRun{mode: mode, n: n, maxRequests: maxRequests}
 	env := append([]string{fmt.Sprintf("BATCH_CONCURRENCY=%d", providerSlots), "GODEBUG=gctrace=1"}, extraEnv...)
