@@ -77,6 +77,9 @@ func (b *run) poll(ctx context.Context) (time.Duration, error) {
 		return b.r.cfg.backoff(b.st.Polls), nil
 	}
 	b.r.deps.Metrics.poll("finished")
+	// Show downloading while the answers are read and recorded (minutes for
+	// a large round), not the provider's last status.
+	_ = b.publish(ctx, nil) // best effort: the next write corrects it
 	return 0, nil
 }
 

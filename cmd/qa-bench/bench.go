@@ -48,6 +48,7 @@ func benchScenarios() []benchScenario {
 		{"ratelimit", "LM_RPM=R against an LM enforcing R/min as R/60 a second: busiest second, % of R, 429s", benchRateLimit, 2 * time.Minute, 2 * time.Minute},
 		{"cache", "cache hit latency per layer; LM calls for duplicate questions", benchCache, 2 * time.Minute, time.Minute},
 		{"load", "clients mixing submit, poll, SSE and /predict: 5xx, lost jobs, memory", benchLoad, 3 * time.Minute, time.Minute},
+		{"provider", "the same batch live and ?mode=provider (fake Batch API): worker/API CPU, Redis commands and wall time per item, peak worker RSS at N and N/4, LM calls, cost at batch vs live price", benchProvider, 6 * time.Minute, 3 * time.Minute},
 		{"swap", "a two-stage program's alias moved under load: switch time per API, failures, default program before/after", benchSwap, 2 * time.Minute, time.Minute},
 	}
 }

@@ -145,13 +145,13 @@ type metered struct {
 }
 
 // meteredStack starts a Redis, a worker with slots slots and an API on lm,
-// and a meter over the API, the worker and Redis.
-func (s *scope) meteredStack(ctx context.Context, lm *benchkit.LM, slots int) (*metered, error) {
+// both with env, and a meter over the API, the worker and Redis.
+func (s *scope) meteredStack(ctx context.Context, lm *benchkit.LM, slots int, env ...string) (*metered, error) {
 	url, _, err := s.db(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st := s.stack(url, lm, fmt.Sprintf("WORKER_CONCURRENCY=%d", slots))
+	st := s.stack(url, lm, append([]string{fmt.Sprintf("WORKER_CONCURRENCY=%d", slots)}, env...)...)
 	wp, wmetrics, err := s.worker(ctx, st)
 	if err != nil {
 		return nil, err

@@ -16,30 +16,68 @@ import (
 func LastGC(output string) (n int, liveMB float64, ok bool) {
 	lines := strings.Split(output, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		line := lines[i]
-		j := strings.Index(line, "gc ")
-		if j < 0 || !strings.Contains(line, " MB goal") {
-			continue
-		}
-		f := strings.Fields(line[j:])
-		if len(f) < 2 {
-			continue
-		}
-		num, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		for k, w := range f {
-			if w == "MB," && k > 0 && strings.Count(f[k-1], "->") == 2 {
-				parts := strings.Split(f[k-1], "->")
-				live, err := strconv.ParseFloat(parts[2], 64)
-				if err == nil {
-					return num, live, true
-				}
-			}
+		if g, ok := parseGC(lines[i]); ok {
+			return g.n, g.liveMB, true
 		}
 	}
 	return 0, 0, false
+}
+
+// GCPeaks are the peaks of the GCs a process's gctrace output logged.
+type GCPeaks struct {
+	// GCs is how many GC lines were read.
+	GCs int
+	// HeapMB is the largest heap at a GC's start ("A->B->C MB": A), the
+	// Go heap's high-water mark as the GC saw it; LiveMB the largest heap
+	// a GC left (C).
+	HeapMB, LiveMB float64
+}
+
+// PeakGC reads every GODEBUG=gctrace=1 line in a process's output (a Proc
+// keeps its last 64 KiB) after the GC numbered after (0: all); ok is false
+// when there is none.
+func PeakGC(output string, after int) (p GCPeaks, ok bool) {
+	for _, line := range strings.Split(output, "\n") {
+		g, ok := parseGC(line)
+		if !ok || g.n <= after {
+			continue
+		}
+		p.GCs++
+		p.HeapMB, p.LiveMB = max(p.HeapMB, g.startMB), max(p.LiveMB, g.liveMB)
+	}
+	return p, p.GCs > 0
+}
+
+// gcLine is one gctrace line: the GC's number and its "A->B->C MB".
+type gcLine struct {
+	n               int
+	startMB, liveMB float64
+}
+
+func parseGC(line string) (gcLine, bool) {
+	j := strings.Index(line, "gc ")
+	if j < 0 || !strings.Contains(line, " MB goal") {
+		return gcLine{}, false
+	}
+	f := strings.Fields(line[j:])
+	if len(f) < 2 {
+		return gcLine{}, false
+	}
+	num, err := strconv.Atoi(f[1])
+	if err != nil {
+		return gcLine{}, false
+	}
+	for k, w := range f {
+		if w == "MB," && k > 0 && strings.Count(f[k-1], "->") == 2 {
+			parts := strings.Split(f[k-1], "->")
+			start, err1 := strconv.ParseFloat(parts[0], 64)
+			live, err2 := strconv.ParseFloat(parts[2], 64)
+			if err1 == nil && err2 == nil {
+				return gcLine{n: num, startMB: start, liveMB: live}, true
+			}
+		}
+	}
+	return gcLine{}, false
 }
 
 // HeapAfterGC makes p (run with GODEBUG=gctrace=1) collect garbage by

@@ -3,6 +3,7 @@ package benchkit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -26,6 +27,7 @@ type LM struct {
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 	conns       atomic.Int64
+	uploaded    atomic.Int64
 }
 
 // StartLM starts a counting fake LM on a free loopback port.
@@ -42,6 +44,9 @@ func StartLM(cfg fakelm.Config) (*LM, error) {
 	inner := fs.Handler()
 	l.http = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/files") {
+				r.Body = &countingBody{ReadCloser: r.Body, n: &l.uploaded}
+			}
 			inner.ServeHTTP(w, r)
 			return
 		}
@@ -156,6 +161,22 @@ func (l *LM) Answers() []Answer {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]Answer(nil), l.answers...)
+}
+
+// Uploaded is how many bytes were uploaded to the Files API (the multipart
+// bodies of POST /v1/files, batch input files mostly).
+func (l *LM) Uploaded() int64 { return l.uploaded.Load() }
+
+// countingBody adds the bytes read from a request body to n.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	k, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(k))
+	return k, err
 }
 
 // Conns is how many client connections are open (idle keep-alives too).
