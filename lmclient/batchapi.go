@@ -214,30 +214,23 @@ func (e *errReader) Read(p []byte) (int, error) {
 // when none is among the newest findFilePages×filePageSize files.
 func (a *BatchAPI) FindFile(ctx context.Context, filename string) (*ProviderFile, error) {
 	params := openai.FileListParams{Purpose: openai.String("batch"), Limit: openai.Int(filePageSize), Order: openai.FileListParamsOrderDesc}
-	for range findFilePages {
-		var found *ProviderFile
-		var more bool
-		err := a.do(ctx, "find_file", func(ctx context.Context) error {
+	f, err := firstMatch(ctx, a, "find_file", findFilePages,
+		func(ctx context.Context, after string) ([]openai.FileObject, bool, error) {
+			if after != "" {
+				params.After = openai.String(after)
+			}
 			page, err := a.files.List(ctx, params)
 			if err != nil {
-				return err
+				return nil, false, err
 			}
-			for i := range page.Data {
-				if page.Data[i].Filename == filename {
-					found = providerFile(&page.Data[i])
-					return nil
-				}
-			}
-			if more = page.HasMore && len(page.Data) > 0; more {
-				params.After = openai.String(page.Data[len(page.Data)-1].ID)
-			}
-			return nil
-		})
-		if err != nil || found != nil || !more {
-			return found, err
-		}
+			return page.Data, page.HasMore, nil
+		},
+		func(f *openai.FileObject) bool { return f.Filename == filename },
+		func(f *openai.FileObject) string { return f.ID })
+	if f == nil || err != nil {
+		return nil, err
 	}
-	return nil, nil
+	return providerFile(f), nil
 }
 
 // CreateBatch creates a batch of inputFileID's chat completion requests
@@ -264,22 +257,47 @@ func (a *BatchAPI) CreateBatch(ctx context.Context, inputFileID string, metadata
 // findBatchPages×batchPageSize batches.
 func (a *BatchAPI) FindBatch(ctx context.Context, metadata map[string]string) (*ProviderBatch, error) {
 	params := openai.BatchListParams{Limit: openai.Int(batchPageSize)}
-	for range findBatchPages {
-		var found *ProviderBatch
-		var more bool
-		err := a.do(ctx, "find_batch", func(ctx context.Context) error {
+	b, err := firstMatch(ctx, a, "find_batch", findBatchPages,
+		func(ctx context.Context, after string) ([]openai.Batch, bool, error) {
+			if after != "" {
+				params.After = openai.String(after)
+			}
 			page, err := a.batches.List(ctx, params)
+			if err != nil {
+				return nil, false, err
+			}
+			return page.Data, page.HasMore, nil
+		},
+		func(b *openai.Batch) bool { return holds(b.Metadata, metadata) },
+		func(b *openai.Batch) string { return b.ID })
+	if b == nil || err != nil {
+		return nil, err
+	}
+	return providerBatch(b), nil
+}
+
+// firstMatch pages through a newest-first list (list: a page after the
+// item id after, "" for the first, and whether more follow), at most pages
+// pages, for the first item match accepts; nil, nil when none does.
+func firstMatch[T any](ctx context.Context, a *BatchAPI, op string, pages int,
+	list func(ctx context.Context, after string) ([]T, bool, error), match func(*T) bool, id func(*T) string) (*T, error) {
+	after := ""
+	for range pages {
+		var found *T
+		var more bool
+		err := a.do(ctx, op, func(ctx context.Context) error {
+			items, hasMore, err := list(ctx, after)
 			if err != nil {
 				return err
 			}
-			for i := range page.Data {
-				if holds(page.Data[i].Metadata, metadata) {
-					found = providerBatch(&page.Data[i])
+			for i := range items {
+				if match(&items[i]) {
+					found = &items[i]
 					return nil
 				}
 			}
-			if more = page.HasMore && len(page.Data) > 0; more {
-				params.After = openai.String(page.Data[len(page.Data)-1].ID)
+			if more = hasMore && len(items) > 0; more {
+				after = id(&items[len(items)-1])
 			}
 			return nil
 		})
