@@ -23,14 +23,7 @@ func TestProviderBatchGone(t *testing.T) {
 			b := setup(t, offload.Config{Unfinished: unfinished}, fakelm.BatchConfig{})
 			bt := b.qaBatch(t, "Why is the sky blue?", "Who wrote Hamlet?")
 			b.expand(t, bt)
-			var pbID string
-			b.runUntil(t, bt.ID, func(_ batches.OffloadState, chunks []batches.OffloadChunk) bool {
-				if len(chunks) == 1 && chunks[0].BatchID != "" {
-					pbID = chunks[0].BatchID
-					return true
-				}
-				return false
-			})
+			pbID := b.providerBatchOf(t, bt.ID)
 			if !b.srv.PurgeBatch(pbID) {
 				t.Fatalf("the fake has no batch %s", pbID)
 			}
@@ -54,14 +47,7 @@ func TestProviderFileGone(t *testing.T) {
 			b := setup(t, offload.Config{Unfinished: unfinished}, fakelm.BatchConfig{FailEvery: 3, FailStatus: 400})
 			bt := b.qaBatch(t, "Why is the sky blue?", "Who wrote Hamlet?", "What is Go?")
 			b.expand(t, bt)
-			var pbID string
-			b.runUntil(t, bt.ID, func(_ batches.OffloadState, chunks []batches.OffloadChunk) bool {
-				if len(chunks) == 1 && chunks[0].BatchID != "" {
-					pbID = chunks[0].BatchID
-					return true
-				}
-				return false
-			})
+			pbID := b.providerBatchOf(t, bt.ID)
 			// The provider ends the batch before the runner looks again, and
 			// its output file is deleted meanwhile.
 			ctx := context.Background()
@@ -125,14 +111,7 @@ func TestCancelWithProviderBatchGone(t *testing.T) {
 	b := setup(t, offload.Config{}, fakelm.BatchConfig{})
 	bt := b.qaBatch(t, "Why is the sky blue?", "Who wrote Hamlet?")
 	b.expand(t, bt)
-	var pbID string
-	b.runUntil(t, bt.ID, func(_ batches.OffloadState, chunks []batches.OffloadChunk) bool {
-		if len(chunks) == 1 && chunks[0].BatchID != "" {
-			pbID = chunks[0].BatchID
-			return true
-		}
-		return false
-	})
+	pbID := b.providerBatchOf(t, bt.ID)
 	if !b.srv.PurgeBatch(pbID) {
 		t.Fatalf("the fake has no batch %s", pbID)
 	}
@@ -143,4 +122,19 @@ func TestCancelWithProviderBatchGone(t *testing.T) {
 	if end := b.waitEnded(t, bt.ID); end.Status != jobs.BatchCancelled || end.Counts.Cancelled != 2 {
 		t.Errorf("batch %s %+v, want both items cancelled", end.Status, end.Counts)
 	}
+}
+
+// providerBatchOf runs batch id's runner until its one chunk has a
+// provider batch, and returns that batch's id.
+func (b *bundle) providerBatchOf(t *testing.T, id string) string {
+	t.Helper()
+	var pbID string
+	b.runUntil(t, id, func(_ batches.OffloadState, chunks []batches.OffloadChunk) bool {
+		if len(chunks) == 1 && chunks[0].BatchID != "" {
+			pbID = chunks[0].BatchID
+			return true
+		}
+		return false
+	})
+	return pbID
 }
