@@ -294,15 +294,7 @@ func TestBatchQuota(t *testing.T) {
 	if _, err := upload(ctx, bs, "bob", items); err != nil {
 		t.Fatalf("another owner: %v", err)
 	}
-	// The batch's life (its window, then its results' TTL) passes and Redis
-	// expires its keys: deleted here, and the clock moved past that life.
-	id := bt.ID
-	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id), jobs.BatchResultsKey(id),
-		jobs.BatchAttemptsKey(id), jobs.BatchEventsKey(id)).Err(); err != nil {
-		t.Fatal(err)
-	}
-	later := time.Now().Add(bs.Config().CompletionWindow + bs.Config().ResultTTL + time.Minute)
-	batches.SetClock(bs, func() time.Time { return later })
+	expireBatch(t, b, bs, bt.ID)
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (batches.Usage{}) {
 		t.Fatalf("usage after the batch expired = %+v %v", u, err)
 	}

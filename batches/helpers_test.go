@@ -1,8 +1,11 @@
 package batches_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
+	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/redistest"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
@@ -41,3 +44,16 @@ func batchOf(owner string) jobs.Spec {
 
 // ask is the inputs of question q.
 func ask(q string) jobs.Inputs { return jobs.Inputs{"question": q} }
+
+// expireBatch makes batch id's life (its window, then its results' TTL)
+// pass as Redis would end it: its keys deleted, and bs's clock moved past
+// that life.
+func expireBatch(t *testing.T, b *bundle, bs *batches.Store, id string) {
+	t.Helper()
+	if err := b.db.Client.Del(context.Background(), jobs.BatchKey(id), jobs.BatchItemsKey(id), jobs.BatchResultsKey(id),
+		jobs.BatchAttemptsKey(id), jobs.BatchEventsKey(id)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(bs.Config().CompletionWindow + bs.Config().ResultTTL + time.Minute)
+	batches.SetClock(bs, func() time.Time { return later })
+}

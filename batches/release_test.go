@@ -3,7 +3,6 @@ package batches_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
@@ -61,13 +60,7 @@ func TestBatchExpiryOfABatchWithoutInputs(t *testing.T) {
 	ctx := context.Background()
 	bt := createBatch(t, bs, 3)
 	cancelUnexpanded(t, bs, bt)
-	id := bt.ID
-	if err := b.db.Client.Del(ctx, jobs.BatchKey(id), jobs.BatchItemsKey(id), jobs.BatchResultsKey(id),
-		jobs.BatchAttemptsKey(id), jobs.BatchEventsKey(id)).Err(); err != nil {
-		t.Fatal(err)
-	}
-	later := time.Now().Add(bs.Config().CompletionWindow + bs.Config().ResultTTL + time.Minute)
-	batches.SetClock(bs, func() time.Time { return later })
+	expireBatch(t, b, bs, bt.ID)
 	if u, err := bs.Usage(ctx, "alice"); err != nil || u != (batches.Usage{}) {
 		t.Fatalf("usage after the batch expired = %+v, %v", u, err)
 	}
