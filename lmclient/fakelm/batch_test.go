@@ -737,3 +737,36 @@ func TestPurgeBatch(t *testing.T) {
 		t.Errorf("the purged batch's input file: %v, want kept", err)
 	}
 }
+
+// TestFileUploadCutShortIsRefused sends a multipart upload whose file part
+// never reaches its closing boundary: the fake must refuse it with a 400
+// naming the file, not answer an empty 200 nor store half a file.
+func TestFileUploadCutShortIsRefused(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("purpose", "batch")
+	fw, _ := mw.CreateFormFile("file", "cut.jsonl")
+	_, _ = fw.Write(jsonl(t, batchBody("a?")))
+	// No mw.Close(): the body ends inside the file part.
+	res, err := http.Post(s.URL()+"/files", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var e struct {
+		Error struct {
+			Param string `json:"param"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&e)
+	if res.StatusCode != http.StatusBadRequest || e.Error.Param != "file" {
+		t.Errorf("cut-short upload: %d param %q, want 400 naming file", res.StatusCode, e.Error.Param)
+	}
+	c := client(s)
+	list, err := c.Files.List(context.Background(), openai.FileListParams{})
+	if err != nil || len(list.Data) != 0 {
+		t.Errorf("files after a refused upload: %v %d, want none", err, len(list.Data))
+	}
+}

@@ -140,7 +140,10 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 			filename = part.FileName()
 			data = &blob{}
 			if _, err := io.Copy(data, io.LimitReader(part, limit+1)); err != nil {
-				return // the client went away
+				// A body cut short or malformed; a client that went away
+				// never reads this answer.
+				writeParamError(w, http.StatusBadRequest, Fault{}, "read upload: "+err.Error(), "invalid_request_error", "", "file")
+				return
 			}
 			if data.size > limit {
 				s.tooLarge(w)
