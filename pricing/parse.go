@@ -134,12 +134,14 @@ func toMicros(v any) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("must be a number of USD per million tokens, got %s", jsonText(v))
 	}
+	// Out of float64's range, f is ±Inf with err set: its sign still says
+	// which limit the price is past.
 	f, err := strconv.ParseFloat(num.String(), 64)
 	switch {
-	case err != nil || f > MaxUSD:
-		return 0, fmt.Errorf("must be at most %d USD per million tokens, got %s", MaxUSD, num)
 	case f < 0:
 		return 0, fmt.Errorf("must not be negative, got %s", num)
+	case err != nil || f > MaxUSD:
+		return 0, fmt.Errorf("must be at most %d USD per million tokens, got %s", MaxUSD, num)
 	}
 	return int64(math.Round(f * 1e6)), nil
 }
