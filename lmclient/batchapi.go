@@ -129,8 +129,8 @@ func newBatchAPI(cfg Config, prov Provider, hc *http.Client, calls *prometheus.C
 // lines (BatchLine's url).
 func (a *BatchAPI) Endpoint() string { return a.endpoint }
 
-// do runs one metadata call, op (a metrics label),, bounded by Config.Timeout, and classifies
-// and counts its outcome.
+// do runs one metadata call, op (a metrics label), bounded by
+// Config.Timeout, and classifies and counts its outcome.
 func (a *BatchAPI) do(ctx context.Context, op string, f func(context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()

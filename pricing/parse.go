@@ -60,7 +60,8 @@ func (e *Error) Error() string {
 //
 // The error joins every problem (errors.Join), each an [*Error] naming the
 // model and field: a value that is not a number, negative or above
-// [MaxUSD], an unknown or missing field, an empty model name.
+// [MaxUSD], an unknown or missing field, an empty model name, a model or
+// field given twice.
 func Parse(s string) (Table, error) {
 	t := Default()
 	if strings.TrimSpace(s) == "" {
@@ -75,6 +76,9 @@ func Parse(s string) (Table, error) {
 		return Table{}, errors.Join(errors.New(problem))
 	}
 	var errs []error
+	for _, model := range duplicateKeys([]byte(s)) {
+		errs = append(errs, &Error{Model: model, Problem: "is given more than once"})
+	}
 	for _, model := range slices.Sorted(maps.Keys(raw)) {
 		p, entryErrs := parseEntry(model, raw[model])
 		errs = append(errs, entryErrs...)
@@ -100,6 +104,9 @@ func parseEntry(model string, raw json.RawMessage) (Price, []error) {
 		return Price{}, []error{&Error{Model: model, Problem: `must be an object such as {"input": 0.15, "output": 0.6}`}}
 	}
 	var errs []error
+	for _, k := range duplicateKeys(raw) {
+		errs = append(errs, &Error{Model: model, Field: k, Problem: "is given more than once"})
+	}
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		if !slices.Contains(fields, k) {
 			errs = append(errs, &Error{Model: model, Field: k, Problem: "is unknown; the fields are " + strings.Join(fields, ", ")})
@@ -127,6 +134,31 @@ func parseEntry(model string, raw json.RawMessage) (Price, []error) {
 	return complete(micros), nil
 }
 
+// duplicateKeys lists, in order, the keys the JSON object obj names more
+// than once: the standard decoder would keep the last one silently, and
+// drop a price the operator wrote.
+func duplicateKeys(obj []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dups []string
+	for dec.More() {
+		tok, err := dec.Token()
+		var skip json.RawMessage
+		if err != nil || dec.Decode(&skip) != nil {
+			return dups
+		}
+		k, _ := tok.(string)
+		if seen[k] && !slices.Contains(dups, k) {
+			dups = append(dups, k)
+		}
+		seen[k] = true
+	}
+	return dups
+}
+
 // toMicros converts a price in USD per million tokens to micro-dollars per
 // million, rounded to the nearest.
 func toMicros(v any) (int64, error) {
@@ -134,12 +166,14 @@ func toMicros(v any) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("must be a number of USD per million tokens, got %s", jsonText(v))
 	}
+	// Out of float64's range, f is ±Inf with err set: its sign still says
+	// which limit the price is past.
 	f, err := strconv.ParseFloat(num.String(), 64)
 	switch {
-	case err != nil || f > MaxUSD:
-		return 0, fmt.Errorf("must be at most %d USD per million tokens, got %s", MaxUSD, num)
 	case f < 0:
 		return 0, fmt.Errorf("must not be negative, got %s", num)
+	case err != nil || f > MaxUSD:
+		return 0, fmt.Errorf("must be at most %d USD per million tokens, got %s", MaxUSD, num)
 	}
 	return int64(math.Round(f * 1e6)), nil
 }

@@ -74,6 +74,7 @@ func TestParseErrors(t *testing.T) {
 		want []pricing.Error // Problem is matched as a prefix
 	}{
 		{"negative", `{"m/x": {"input": -1, "output": 1}}`, []pricing.Error{{Model: "m/x", Field: "input", Problem: "must not be negative, got -1"}}},
+		{"negative beyond float64", `{"m/x": {"input": -1e400, "output": 1}}`, []pricing.Error{{Model: "m/x", Field: "input", Problem: "must not be negative, got -1e400"}}},
 		{"not a number", `{"m/x": {"input": "0.15", "output": 1}}`, []pricing.Error{{Model: "m/x", Field: "input", Problem: `must be a number of USD per million tokens, got "0.15"`}}},
 		{"object price", `{"m/x": {"input": {"usd": 1, "per": "1M tokens", "note": "a long object"}, "output": 1}}`, []pricing.Error{{Model: "m/x", Field: "input", Problem: "must be a number of USD per million tokens, got an object"}}},
 		{"null price", `{"m/x": {"input": 1, "output": null}}`, []pricing.Error{{Model: "m/x", Field: "output", Problem: "must be a number of USD per million tokens, got null"}}},
@@ -90,6 +91,8 @@ func TestParseErrors(t *testing.T) {
 		{"null entry", `{"m/x": null}`, []pricing.Error{{Model: "m/x", Problem: "must be an object"}}},
 		{"empty model", `{"": {"input": 1, "output": 1}}`, []pricing.Error{{Model: "", Problem: "is not a model name"}}},
 		{"empty provider", `{"/x": {"input": 1, "output": 1}}`, []pricing.Error{{Model: "/x", Problem: "is not a model name"}}},
+		{"model given twice", `{"a/x": {"input": 1, "output": 1}, "a/x": {"input": 2, "output": 2}}`, []pricing.Error{{Model: "a/x", Problem: "is given more than once"}}},
+		{"field given twice", `{"a/x": {"input": 1, "output": 1, "input": 2}}`, []pricing.Error{{Model: "a/x", Field: "input", Problem: "is given more than once"}}},
 		{"every model's problems", `{"b/y": {"input": -2, "output": 1}, "a/x": {"input": 1}}`, []pricing.Error{
 			{Model: "a/x", Field: "output", Problem: "is required"},
 			{Model: "b/y", Field: "input", Problem: "must not be negative, got -2"},

@@ -701,7 +701,8 @@ func (p *provider) addOutput(name string, data *blob, now time.Time) string {
 	return f.id
 }
 
-// batchAPI serves the Files and Batches endpoints, after any outage.
+// withOutage serves mux, the Files and Batches endpoints, after any
+// queued outage fault.
 func (s *Server) withOutage(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.p.mu.Lock()

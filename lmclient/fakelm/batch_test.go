@@ -737,3 +737,61 @@ func TestPurgeBatch(t *testing.T) {
 		t.Errorf("the purged batch's input file: %v, want kept", err)
 	}
 }
+
+// TestFileUploadCutShortIsRefused sends a multipart upload whose file part
+// never reaches its closing boundary: the fake must refuse it with a 400
+// naming the file, not answer an empty 200 nor store half a file.
+func TestFileUploadCutShortIsRefused(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("purpose", "batch")
+	fw, _ := mw.CreateFormFile("file", "cut.jsonl")
+	_, _ = fw.Write(jsonl(t, batchBody("a?")))
+	// No mw.Close(): the body ends inside the file part.
+	if status, param := postUpload(t, s, mw.FormDataContentType(), &body); status != http.StatusBadRequest || param != "file" {
+		t.Errorf("cut-short upload: %d param %q, want 400 naming file", status, param)
+	}
+	c := client(s)
+	list, err := c.Files.List(context.Background(), openai.FileListParams{})
+	if err != nil || len(list.Data) != 0 {
+		t.Errorf("files after a refused upload: %v %d, want none", err, len(list.Data))
+	}
+}
+
+// TestFileUploadWithTwoFilesIsRefused: a form with two file parts is a 400
+// naming the file, not the last part stored in place of the first.
+func TestFileUploadWithTwoFilesIsRefused(t *testing.T) {
+	t.Parallel()
+	s := setup(t, Config{})
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	_ = mw.WriteField("purpose", "batch")
+	for _, name := range []string{"a.jsonl", "b.jsonl"} {
+		fw, _ := mw.CreateFormFile("file", name)
+		_, _ = fw.Write(jsonl(t, batchBody("a?")))
+	}
+	_ = mw.Close()
+	if status, param := postUpload(t, s, mw.FormDataContentType(), &body); status != http.StatusBadRequest || param != "file" {
+		t.Errorf("two-file upload: %d param %q, want 400 naming file", status, param)
+	}
+}
+
+// postUpload posts a hand-made upload form to s: the answer's status and
+// the param its error names.
+func postUpload(t *testing.T, s *Server, contentType string, body io.Reader) (status int, param string) {
+	t.Helper()
+	res, err := http.Post(s.URL()+"/files", contentType, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var e struct {
+		Error struct {
+			Param string `json:"param"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&e)
+	return res.StatusCode, e.Error.Param
+}

@@ -137,10 +137,17 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(io.LimitReader(part, 64))
 			purpose = string(b)
 		case "file":
+			if data != nil {
+				writeParamError(w, http.StatusBadRequest, Fault{}, "The request must carry exactly one file.", "invalid_request_error", "", "file")
+				return
+			}
 			filename = part.FileName()
 			data = &blob{}
 			if _, err := io.Copy(data, io.LimitReader(part, limit+1)); err != nil {
-				return // the client went away
+				// A body cut short or malformed; a client that went away
+				// never reads this answer.
+				writeParamError(w, http.StatusBadRequest, Fault{}, "read upload: "+err.Error(), "invalid_request_error", "", "file")
+				return
 			}
 			if data.size > limit {
 				s.tooLarge(w)
