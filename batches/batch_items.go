@@ -452,6 +452,9 @@ func (b *Store) Requeue(ctx context.Context, id string, round int) error {
 	for _, k := range done {
 		finished[k] = true
 	}
+	// A provider-mode batch's retry round runs live, as a fallback does:
+	// its results say so.
+	live := bt.Mode == jobs.BatchModeProvider
 	for from := 0; from < bt.Counts.Total; from += b.cfg.StoreChunk {
 		to := min(from+b.cfg.StoreChunk, bt.Counts.Total)
 		var indexes []int
@@ -460,7 +463,7 @@ func (b *Store) Requeue(ctx context.Context, id string, round int) error {
 				indexes = append(indexes, i)
 			}
 		}
-		if err := b.enqueueSome(ctx, bt, indexes, false); err != nil {
+		if err := b.enqueueSome(ctx, bt, indexes, live); err != nil {
 			return err
 		}
 	}

@@ -386,3 +386,45 @@ func TestProviderRoundOutlivesTheWindow(t *testing.T) {
 		t.Fatalf("end = %+v", end)
 	}
 }
+
+// TestProviderBatchRetryRunsLive: a retry round of a provider-mode batch
+// runs its items as live item tasks, marked so (Fallback), so their
+// results say they took the live path, not "".
+func TestProviderBatchRetryRunsLive(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{})
+	ctx := context.Background()
+	bt := createProviderBatch(t, bs, 2)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"ca", "cb"} {
+		att, out, err := bs.StartItemTask(ctx, jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: id}, "offload-"+bt.ID, "")
+		if err != nil || out != batches.ItemStarted {
+			t.Fatalf("runner's start of item %d = %v, %v", i, out, err)
+		}
+		if i == 0 {
+			err = att.Fail(ctx, &jobs.Error{Code: "lm_error", Message: "boom"})
+		} else {
+			_, err = att.Complete(ctx, &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}}, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := bs.Retry(ctx, bt.ID); err != nil || n != 1 {
+		t.Fatalf("retry = %d, %v", n, err)
+	}
+	if err := bs.Requeue(ctx, bt.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	tasks := queueTasks(t, b, jobs.QueueBatch)
+	if len(tasks) != 1 {
+		t.Fatalf("%d item tasks after the retry, want 1", len(tasks))
+	}
+	p, err := jobs.ParseBatchItemPayload(tasks[0].Payload)
+	if err != nil || p.Index != 0 || !p.Fallback {
+		t.Fatalf("retried item's payload = %+v, %v; want item 0 marked live (Fallback)", p, err)
+	}
+}

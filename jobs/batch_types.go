@@ -157,9 +157,9 @@ type BatchItemPayload struct {
 	Index    int    `json:"index"`
 	Round    int    `json:"round"`
 	CustomID string `json:"custom_id"`
-	// Fallback marks an item of a provider-mode batch that the offload
-	// runner handed to the live path: its result's provenance says
-	// PathLive.
+	// Fallback marks an item of a provider-mode batch that runs on the
+	// live path (the offload runner handed it over, or a retry round runs
+	// it): its result's provenance says PathLive.
 	Fallback bool `json:"fallback,omitempty"`
 }
 

@@ -81,17 +81,6 @@ func (r *ProgramRunner) Run(ctx context.Context, inputs jobs.Inputs, opts RunOpt
 	return res, nil
 }
 
-// stageRun is one stage's outcome: run now, or read from its checkpoint.
-type stageRun struct {
-	key string
-	// outputs are the stage's outputs as later stages take them (program
-	// values); result as the job's result holds them.
-	outputs map[string]any
-	result  jobs.Outputs
-	usage   map[string]program.Usage
-	cp      jobs.Checkpoint
-}
-
 // runStages runs c's stages, resuming after opts.Done.
 func runStages(ctx context.Context, c *programfile.Compiled, lm *countingLM, inputs jobs.Inputs, opts RunOptions) (*RunResult, error) {
 	stages := c.Built.Stages
