@@ -364,12 +364,14 @@ local function past_window()
   return deadline > 0 and now >= deadline
 end
 
--- provider_pending reports whether an offloaded batch's runner still has
--- provider work: its provider object is not written yet, or not done.
+-- provider_pending reports whether an offloaded batch's runner has
+-- provider work under way: its provider object is written and not done. A
+-- batch whose offload task no worker took (none has the provider's batch
+-- API, or none serves its queue) has none, and its window applies.
 local function provider_pending()
   if not offloaded() then return false end
   local p = redis.call('HGET', batch, 'provider')
-  return not p or cjson.decode(p).phase ~= 'done'
+  return p ~= false and cjson.decode(p).phase ~= 'done'
 end
 
 -- expired reports whether the batch's completion window has passed. It does

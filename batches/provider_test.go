@@ -333,6 +333,10 @@ func TestProviderRoundOutlivesTheWindow(t *testing.T) {
 	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
 		t.Fatal(err)
 	}
+	// The runner has begun: its provider batch runs.
+	if err := bs.SetProvider(ctx, bt.ID, jobs.ProviderProgress{Name: "openai", Phase: jobs.ProviderInProgress, Round: 1}); err != nil {
+		t.Fatal(err)
+	}
 	past := bt.ExpiresAt.Add(time.Minute)
 	batches.SetClock(bs, func() time.Time { return past })
 	// The runner records an item past the window.
@@ -426,5 +430,29 @@ func TestProviderBatchRetryRunsLive(t *testing.T) {
 	p, err := jobs.ParseBatchItemPayload(tasks[0].Payload)
 	if err != nil || p.Index != 0 || !p.Fallback {
 		t.Fatalf("retried item's payload = %+v, %v; want item 0 marked live (Fallback)", p, err)
+	}
+}
+
+// TestProviderBatchNoRunnerTookExpires: a provider batch whose offload
+// task no worker took within the completion window (no worker has the
+// provider's batch API, or none serves its queue) ends expired then, as a
+// live batch would: the window moves on only for provider work under way.
+func TestProviderBatchNoRunnerTookExpires(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	bs := newBatches(t, b, batches.Config{CompletionWindow: time.Hour})
+	ctx := context.Background()
+	bt := createProviderBatch(t, bs, 3)
+	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	past := bt.ExpiresAt.Add(time.Minute)
+	batches.SetClock(bs, func() time.Time { return past })
+	if err := bs.CheckWindow(ctx, bt.ID); err != nil {
+		t.Fatal(err)
+	}
+	end, err := bs.Get(ctx, bt.ID)
+	if err != nil || end.Status != jobs.BatchExpired {
+		t.Fatalf("after the window check: %+v, %v; want expired", end, err)
 	}
 }

@@ -118,6 +118,12 @@ func (b *run) step(ctx context.Context) (time.Duration, error) {
 			if err := b.save(ctx); err != nil {
 				return 0, err
 			}
+			// Written before the first planning pass: from here on the
+			// batch's window waits for the provider (batch.lua,
+			// provider_pending).
+			if err := b.publish(ctx, nil); err != nil {
+				return 0, err
+			}
 			b.r.deps.Metrics.round()
 		}
 		if b.st.Fallback && b.deferred == nil {
