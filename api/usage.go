@@ -68,7 +68,7 @@ func parseUsageRange(from, to string, now time.Time, retention time.Duration) (u
 			end.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339)))
 	case end.Sub(start) > retention:
 		return usageRange{}, queryError("from", fmt.Sprintf("from and to may be at most USAGE_RETENTION (%s) apart, which is as long as usage is kept; got %s",
-			hours(retention), hours(end.Sub(start))))
+			formatHours(retention), formatHours(end.Sub(start))))
 	}
 	r := usageRange{From: start.UTC().Truncate(time.Hour), To: end.UTC().Truncate(time.Hour)}
 	if r.To.Before(end) {
@@ -77,8 +77,8 @@ func parseUsageRange(from, to string, now time.Time, retention time.Duration) (u
 	return r, nil
 }
 
-// hours writes d as whole hours when it is some ("2160h"), else as Go does.
-func hours(d time.Duration) string {
+// formatHours writes d as whole hours when it is some ("2160h"), else as Go does.
+func formatHours(d time.Duration) string {
 	if d%time.Hour == 0 {
 		return fmt.Sprintf("%dh", d/time.Hour)
 	}
