@@ -92,7 +92,7 @@ func (s *Server) traceRequest(c *gin.Context) {
 	span.SetAttributes(semconv.HTTPResponseStatusCodeKey.Int(status))
 	if status >= 500 {
 		// A server span's 4xx is the client's doing: not an error of ours.
-		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		span.SetAttributes(telemetry.ErrorType.String(strconv.Itoa(status)))
 		span.SetStatus(codes.Error, "")
 	}
 }
