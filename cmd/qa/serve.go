@@ -125,7 +125,8 @@ func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient
 	srv, err := api.New(apiConfig(cfg), api.Deps{
 		Redis: rdb, Client: store.NewClient(rdb, jobStore), Store: jobStore, Hub: hub, Batches: bs, Programs: registry,
 		Log: log, Registry: reg, AsynqRedis: connOpt,
-		Health: api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
+		Health:  api.HealthInfo{Model: cfg.LM.Model, Optimized: cfg.LM.ProgramStatePath != "", Demo: demo},
+		Tracing: tp,
 	})
 	if err != nil {
 		stopHub()
