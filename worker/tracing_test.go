@@ -12,10 +12,12 @@ import (
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
+	"github.com/qaqueue/qaqueue/offload"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/telemetry"
 	"github.com/qaqueue/qaqueue/worker"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -332,4 +334,57 @@ func TestBatchItemsStartTracesLinkedToTheirBatch(t *testing.T) {
 	if q := named(all, "queued batch"); len(q) != 0 {
 		t.Errorf("%d queued spans for batch items, want none", len(q))
 	}
+}
+
+// Each run of a provider-mode batch's offload task is a span of its own,
+// linked to the batch's trace.
+func TestOffloadRunsLinkToTheirBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	rec := b.traced(t)
+	api, err := b.lc.BatchAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := offload.New(offload.Config{PollInterval: time.Millisecond, PollMax: time.Millisecond},
+		offload.Deps{Batches: b.batches, Programs: qaPrograms(t), LM: b.lc, Provider: api, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.offload = r
+	b.startWorker(t, worker.Config{})
+	ctx := context.Background()
+	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: jobs.ProgramQA}, ServerSpec: jobs.ServerSpec{Owner: "o", Trace: apiParent}}
+	u, err := b.batches.BeginUpload(ctx, batches.UploadRequest{Spec: spec, TTL: time.Hour, Mode: jobs.BatchModeProvider})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Add(ctx, jobs.BatchItem{CustomID: "0", Inputs: jobs.Inputs{"question": "What is offloading?"}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := u.Commit(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "process " + jobs.QueueBatchProvider
+	all := waitSpans(t, rec, name, 1)
+	p := named(all, name)[0]
+	if p.Parent().IsValid() || p.SpanKind() != trace.SpanKindConsumer || len(p.Links()) != 1 ||
+		p.Links()[0].SpanContext.TraceID().String() != apiTrace || attr(p, telemetry.BatchID).AsString() != c.Batch.ID {
+		t.Errorf("offload span: parent %v kind %v links %v attributes %v, want a root linked to the batch's span",
+			p.Parent(), p.SpanKind(), p.Links(), p.Attributes())
+	}
+	if p.Status().Code == codes.Error {
+		t.Errorf("offload span status %v", p.Status())
+	}
+}
+
+// qaPrograms serves the built-in qa program.
+func qaPrograms(t *testing.T) worker.StaticPrograms {
+	t.Helper()
+	qa, err := worker.BuiltinQA(program.NewQA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return worker.StaticPrograms{{Name: jobs.ProgramQA}: qa}
 }

@@ -33,10 +33,11 @@ type bundle struct {
 	runner  *worker.ProgramRunner
 	hub     *store.Hub      // what waitEnd follows a job's end through
 	logs    *testlog.Buffer // what the workers log
-	// tracing and metrics are the started workers' (nil: none; see
-	// tracing_test.go).
+	// tracing, metrics and offload are the started workers' (nil: none;
+	// see tracing_test.go).
 	tracing trace.TracerProvider
 	metrics *worker.Metrics
+	offload worker.Offloader
 }
 
 func setup(t *testing.T, jcfg store.Config) *bundle {
@@ -82,7 +83,7 @@ func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
 	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Batches: b.batches, Log: zerolog.New(b.logs),
-		Tracing: b.tracing, Metrics: b.metrics})
+		Tracing: b.tracing, Metrics: b.metrics, Offload: b.offload})
 	if err != nil {
 		t.Fatal(err)
 	}
