@@ -362,7 +362,7 @@ func (h *batchHandlers) events(c *gin.Context) {
 	// Its own trace (this request's), linked to the batch's.
 	rctx, relay := s.startRelay(ctx, b.Spec.Trace, telemetry.BatchID.String(b.ID))
 	end, err := f.Run(rctx, out, nil)
-	relay.end(out.events, end, err)
+	relay.end(ctx, out.events, end, err)
 	if err != nil {
 		_ = c.Error(err)
 	}

@@ -51,7 +51,7 @@ func (s *Server) jobEvents(c *gin.Context) {
 	// Its own trace (this request's), linked to the job's.
 	rctx, relay := s.startRelay(ctx, j.Spec.Trace, telemetry.JobID.String(j.ID))
 	end, err := f.Run(rctx, out, nil)
-	relay.end(out.events, end, err)
+	relay.end(ctx, out.events, end, err)
 	if err != nil {
 		_ = c.Error(err)
 	}

@@ -265,7 +265,7 @@ func (s *Server) predictStream(c *gin.Context) {
 	// parents its send): no link.
 	rctx, relay := s.startRelay(ctx, "", telemetry.JobID.String(j.ID))
 	end, err := f.Run(rctx, out, timer.C)
-	relay.end(out.events, end, err)
+	relay.end(ctx, out.events, end, err)
 	if ctx.Err() != nil {
 		s.cancelAbandoned(ctx, j.ID)
 		s.countUnanswered(ctx, errClientGone)

@@ -92,7 +92,7 @@ func (s *Server) traceRequest(c *gin.Context) {
 	span.SetAttributes(semconv.HTTPResponseStatusCodeKey.Int(status))
 	if status >= 500 {
 		// A server span's 4xx is the client's doing: not an error of ours.
-		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		span.SetAttributes(telemetry.ErrorType.String(strconv.Itoa(status)))
 		span.SetStatus(codes.Error, "")
 	}
 }
@@ -190,14 +190,15 @@ func (s *Server) startRelay(ctx context.Context, traceparent string, attrs ...at
 
 // end ends the relay's span with the number of events it sent and how the
 // relay ended: an error, or a subscriber dropped for falling behind, is a
-// failed relay.
-func (r relaySpan) end(events int, end store.FollowEnd, err error) {
+// failed relay; a client that went away (ctx, the request's, is done) is
+// how streams usually end, and no failure.
+func (r relaySpan) end(ctx context.Context, events int, end store.FollowEnd, err error) {
 	if r.span == nil {
 		return
 	}
 	r.span.SetAttributes(relayedEvents.Int(events))
 	switch {
-	case err != nil:
+	case err != nil && ctx.Err() == nil:
 		failSpan(r.span, "relay_error")
 	case end == store.EndSlow:
 		failSpan(r.span, "slow_subscriber")

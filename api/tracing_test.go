@@ -485,3 +485,21 @@ func TestSpansHoldNoQuestionOrAnswer(t *testing.T) {
 		t.Errorf("only %d spans checked: %v", len(all), spanNames(all))
 	}
 }
+
+// A client that leaves its stream ends the relay: the usual end of a
+// stream, not a failure.
+func TestTraceRelayEndedByItsClientIsNoError(t *testing.T) {
+	t.Parallel()
+	b, spans := setupTraced(t, options{})
+	id := b.submit(t, "Left?")
+	s := b.openSSE(t, "GET", "/v1/jobs/"+id+"/events", nil, nil)
+	if f, ok := s.next(t); !ok || f.Event != "queued" {
+		t.Fatalf("first frame %+v, want queued", f)
+	}
+	s.close()
+	relay := spans.one(t, "relay events")
+	if st := relay.Status(); st.Code.String() != "Unset" {
+		t.Errorf("relay status %+v, want unset", st)
+	}
+	wantAttrs(t, relay, attribute.Int("qa.events.relayed", 1))
+}
