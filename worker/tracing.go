@@ -32,7 +32,10 @@ import (
 // message, which may quote LM text), qa.retry.in_ms and an event "retry";
 // a failure an error with error.type; a deferral, a cancel or a put-back
 // at shutdown an event of that name. An attempt its start does not run
-// (ended, gone, over budget) has no span: the start read no trace.
+// (ended, gone, over budget) has no span: the start read no trace. Each
+// run of a provider-mode batch's offload task is a root span linked to the
+// batch's trace. A spec whose trace was not sampled gets no recorded span
+// (the sampler follows its parent), its stages and LM calls none either.
 // Without Deps.Tracing none of this runs.
 
 // tracerName is the instrumentation scope of the worker's spans.

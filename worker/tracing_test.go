@@ -209,6 +209,36 @@ func TestAttemptsContinueTheSpecsTrace(t *testing.T) {
 	}
 }
 
+// A job whose trace the API did not sample records no span on the worker:
+// not its attempt's, its stage's or its LM call's.
+func TestUnsampledJobRecordsNoSpan(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	rec := b.traced(t)
+	// One slot: the unsampled job's attempt has ended once the sampled
+	// job's has.
+	b.startWorker(t, worker.Config{Concurrency: 1})
+	const unsampledTrace = "0af7651916cd43dd8448eb211c80319c"
+	req := ask("What is left untraced?", "o", jobs.Options{})
+	req.Spec.Trace = "00-" + unsampledTrace + "-" + apiSpan + "-00"
+	id := b.submit(t, req)
+	if j := b.waitEnd(t, id); j.Status != jobs.StatusCompleted {
+		t.Fatalf("job = %s %+v", j.Status, j.Error)
+	}
+	req = ask("What is traced?", "o", jobs.Options{})
+	req.Spec.Trace = apiParent
+	b.waitEnd(t, b.submit(t, req))
+	all := waitSpans(t, rec, "process interactive", 1)
+	for _, s := range all {
+		if s.SpanContext().TraceID().String() != apiTrace {
+			t.Errorf("span %q recorded in trace %s, want the sampled job's alone", s.Name(), s.SpanContext().TraceID())
+		}
+	}
+	if n := len(named(all, "process interactive")); n != 1 {
+		t.Errorf("%d attempts recorded, want the sampled job's alone", n)
+	}
+}
+
 // A failure quoting the LM's answer (a parse error) is an error span with
 // its code; the answer's text reaches no span.
 func TestFailedAttemptSpanHasTheCodeOnly(t *testing.T) {
