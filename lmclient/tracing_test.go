@@ -201,3 +201,43 @@ func TestCompleteTracedAllocs(t *testing.T) {
 		t.Errorf("a traced Complete takes %.0f allocations more than an untraced one, want at most 25", on-off)
 	}
 }
+
+// BenchmarkCompleteTracing is an uncached call and a memory-cache hit,
+// untraced and traced (every span sampled and exported in batches to an
+// exporter that drops them): what tracing adds to one LM call.
+func BenchmarkCompleteTracing(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	for _, tracing := range []string{"off", "on"} {
+		for _, hit := range []bool{false, true} {
+			name := tracing + "/call"
+			if hit {
+				name = tracing + "/cache_hit"
+			}
+			b.Run(name, func(b *testing.B) {
+				bb := setup(b, func(c *Config, d *Deps) {
+					c.MemoryEnabled = true
+					if tracing == "on" {
+						d.Tracing = tp
+					}
+				})
+				ctx := ctxT(b)
+				req := chatRequest("What does tracing cost a call?")
+				req.SkipCacheRead = !hit
+				comp, err := bb.c.Complete(ctx, req)
+				if err == nil {
+					err = bb.c.Accept(ctx, req, comp)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if c, err := bb.c.Complete(ctx, req); err != nil || c.CacheHit != hit {
+						b.Fatalf("complete: %v (cache hit %v, want %v)", err, c != nil && c.CacheHit, hit)
+					}
+				}
+			})
+		}
+	}
+}
