@@ -182,9 +182,9 @@ func TestAttemptsContinueTheSpecsTrace(t *testing.T) {
 	if !queued[0].StartTime().Equal(j.CreatedAt) {
 		t.Errorf("first queued span starts %v, want the job's creation %v", queued[0].StartTime(), j.CreatedAt)
 	}
-	// Due: the retry's write (inside the first process span) plus its
-	// Retry-After.
-	if due := queued[1].StartTime(); due.Before(process[0].StartTime().Add(time.Second)) || due.After(process[0].EndTime().Add(time.Second)) {
+	// Due: the retry's write (inside the first process span; the record
+	// keeps milliseconds) plus its Retry-After.
+	if due, from := queued[1].StartTime(), process[0].StartTime().Truncate(time.Millisecond); due.Before(from.Add(time.Second)) || due.After(process[0].EndTime().Add(time.Second)) {
 		t.Errorf("second queued span starts %v, want the first attempt's put-back (%v … %v) + 1s", due, process[0].StartTime(), process[0].EndTime())
 	}
 
