@@ -34,14 +34,18 @@ const (
 )
 
 // traced makes b's LM client, runner and workers trace into the returned
-// recorder (call it before serveClaims, which takes b's LM client).
-func (b *bundle) traced(t *testing.T) *tracetest.SpanRecorder {
+// recorder (call it before serveClaims, which takes b's LM client);
+// mod adjusts the LM client's settings.
+func (b *bundle) traced(t *testing.T, mod ...func(*lmclient.Config)) *tracetest.SpanRecorder {
 	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	lc, err := lmclient.New(lmclient.Config{APIBase: b.lm.URL(), APIKey: "test", Timeout: 10 * time.Second},
-		lmclient.Deps{Redis: b.db.Client, Tracing: tp})
+	cfg := lmclient.Config{APIBase: b.lm.URL(), APIKey: "test", Timeout: 10 * time.Second}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	lc, err := lmclient.New(cfg, lmclient.Deps{Redis: b.db.Client, Tracing: tp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +240,43 @@ func TestUnsampledJobRecordsNoSpan(t *testing.T) {
 	}
 	if n := len(named(all, "process interactive")); n != 1 {
 		t.Errorf("%d attempts recorded, want the sampled job's alone", n)
+	}
+}
+
+// An attempt the shared rate limit defers is named so on its span: the
+// reason's code and the wait, an event "deferred", no error (it is not
+// counted as an attempt).
+func TestDeferredAttemptIsNamed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	// One call a minute, and no waiting for the next: the second job's call
+	// is refused by the limiter before it is sent.
+	rec := b.traced(t, func(c *lmclient.Config) { c.RPM, c.MaxWait = 1, time.Millisecond })
+	b.startWorker(t, worker.Config{Concurrency: 1})
+	first := b.submit(t, ask("What comes first?", "o", jobs.Options{}))
+	b.waitEnd(t, first)
+	b.submit(t, ask("What waits?", "o", jobs.Options{}))
+	var deferred sdktrace.ReadOnlySpan
+	testwait.Until(t, "a deferred attempt's span", func() bool {
+		for _, s := range named(rec.Ended(), "process interactive") {
+			if attr(s, telemetry.RetryReason).AsString() == "rate_limited" {
+				deferred = s
+				return true
+			}
+		}
+		return false
+	})
+	if deferred.Status().Code == codes.Error || fmt.Sprint(eventNames(deferred)) != "[deferred]" || attr(deferred, telemetry.RetryInMS).AsInt64() <= 0 {
+		t.Errorf("deferred attempt: status %v attributes %v events %v", deferred.Status(), deferred.Attributes(), eventNames(deferred))
+	}
+	var chats []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if strings.HasPrefix(s.Name(), "chat ") {
+			chats = append(chats, s)
+		}
+	}
+	if len(chats) != 2 || attr(chats[1], telemetry.ErrorType).AsString() != "rate_limited" {
+		t.Errorf("LM call spans %d, the second's error.type %q, want the limiter's refusal", len(chats), attr(chats[len(chats)-1], telemetry.ErrorType).AsString())
 	}
 }
 
