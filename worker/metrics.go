@@ -11,6 +11,9 @@ type Metrics struct {
 	outcomes  *prometheus.CounterVec
 	runs      *prometheus.HistogramVec
 	recovered *prometheus.CounterVec
+
+	// stages is qa_worker_stage_seconds{program,stage}.
+	stages *prometheus.HistogramVec
 }
 
 // NewMetrics registers the worker's metrics on reg.
@@ -31,7 +34,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.outcomes, m.runs, m.recovered)
+	m.stages = newStageSeconds(reg)
 	return m
+}
+
+// newStageSeconds registers the stage latency histogram: by program name
+// and stage key only (a version label would grow with every push).
+func newStageSeconds(reg prometheus.Registerer) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "qa", Subsystem: "worker", Name: "stage_seconds",
+		Help:    "Duration of program stages that ran to an answer, LM calls included, by program and stage (a single-stage program's stage is its predictor).",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	}, []string{"program", "stage"})
+	reg.MustRegister(h)
+	return h
+}
+
+// observeStage records a stage's run; a nil *Metrics records nothing.
+func (m *Metrics) observeStage(program, stage string, d time.Duration) {
+	if m != nil {
+		m.stages.WithLabelValues(program, stage).Observe(d.Seconds())
+	}
 }
 
 func (m *Metrics) observeOutcome(queue, outcome string) {

@@ -18,6 +18,7 @@ import (
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config is a worker process's settings. Zero values mean the defaults
@@ -129,6 +130,9 @@ type Deps struct {
 	// Offload runs provider-mode batches (offload.go); nil: this worker
 	// serves none.
 	Offload Offloader
+	// Tracing traces each attempt, its stages and its offload runs
+	// (tracing.go); nil when tracing is off: no span is started.
+	Tracing trace.TracerProvider
 }
 
 // Worker is one worker process's asynq servers (interactive, batch, and
@@ -162,6 +166,9 @@ type Worker struct {
 
 	// live keeps the worker's liveness key and runs its recoverer.
 	live *liveness
+
+	// tracer is nil when tracing is off (tracing.go).
+	tracer trace.Tracer
 }
 
 // New builds a worker; Start runs it.
@@ -180,6 +187,9 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, fmt.Errorf("new worker: BatchOwnerShare must be above 0 and at most 1, got %v", cfg.BatchOwnerShare)
 	}
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{})}
+	if deps.Tracing != nil {
+		w.tracer = deps.Tracing.Tracer(tracerName)
+	}
 	var items itemRecoverer
 	if deps.Batches != nil {
 		items = deps.Batches

@@ -96,7 +96,7 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 	if demo != nil {
 		lcfg.APIBase, lcfg.APIKey, lcfg.CacheNamespace = demo.base, demo.key, demoCacheNamespace
 	}
-	lm, closeLM, err := newLM(ctx, cfg, lcfg, rdb, log, reg)
+	lm, closeLM, err := newLM(ctx, cfg, lcfg, rdb, log, reg, tp)
 	if err != nil {
 		return nil, fmt.Errorf("configure the LM: %w", err)
 	}
@@ -135,7 +135,7 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
 		Redis: rdb, Store: jobStore, Runner: worker.NewRunner(registry, lm),
-		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs, Offload: offloader,
+		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs, Offload: offloader, Tracing: tp,
 	})
 	if err != nil {
 		closeLM()
