@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/programs"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/telemetry"
 	"go.opentelemetry.io/otel/attribute"
@@ -122,7 +123,10 @@ func (s *Server) startSend(ctx context.Context, spec *jobs.Spec) (context.Contex
 	if queue == "" {
 		queue = jobs.QueueInteractive
 	}
-	attrs := []attribute.KeyValue{telemetry.Queue.String(queue), telemetry.Program.String(spec.Program)}
+	// The program's name, as the worker's spans and the metrics name it
+	// (an alias is the request's way to reach a version, not the program).
+	name, _ := programs.SplitRef(spec.Program)
+	attrs := []attribute.KeyValue{telemetry.Queue.String(queue), telemetry.Program.String(name)}
 	if spec.ProgramVersion != "" {
 		attrs = append(attrs, telemetry.ProgramVersion.String(spec.ProgramVersion))
 	}
