@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/qaqueue/qaqueue/telemetry"
 )
 
 // resultsChunk is how many result slots one read covers.
@@ -358,7 +359,10 @@ func (h *batchHandlers) events(c *gin.Context) {
 	s.metrics.streams.WithLabelValues("batch_events").Inc()
 	defer s.metrics.streams.WithLabelValues("batch_events").Dec()
 	out := batchSink{&eventSink{w: s.startSSE(c), retry: s.cfg.ReconnectDelay}}
-	end, err := f.Run(ctx, out, nil)
+	// Its own trace (this request's), linked to the batch's.
+	rctx, relay := s.startRelay(ctx, b.Spec.Trace, telemetry.BatchID.String(b.ID))
+	end, err := f.Run(rctx, out, nil)
+	relay.end(ctx, out.events, end, err)
 	if err != nil {
 		_ = c.Error(err)
 	}

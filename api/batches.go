@@ -16,6 +16,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/qaqueue/qaqueue/telemetry"
 	"github.com/rs/zerolog"
 )
 
@@ -117,11 +118,31 @@ func batchViewOf(b *jobs.Batch) batchView {
 
 // fail answers err, naming batches rather than jobs.
 func (h *batchHandlers) fail(c *gin.Context, err error) {
+	var problems batchProblems
+	if errors.As(err, &problems) {
+		_ = c.Error(err)
+		writeJSON(c, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
+			"code": "validation_error", "message": fmt.Sprintf("the upload has problems (first on line %d: %s)", problems[0].Line, problems[0].Reason),
+			"problems": problems,
+		}})
+		return
+	}
+	h.s.respond(c, h.answerOf(err))
+}
+
+// answerOf is the answer to err, naming batches rather than jobs: an
+// *apiError, or err itself when the jobs' answer fits (Server.classify).
+func (h *batchHandlers) answerOf(err error) error {
 	var (
 		quota    *batches.QuotaError
 		problems batchProblems
 	)
 	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &problems):
+		// fail answers these itself, listing them; one code classifies them.
+		err = &apiError{status: http.StatusUnprocessableEntity, code: "validation_error", cause: err, message: problems.Error()}
 	case errors.Is(err, batches.ErrNotFound):
 		err = errNotFound("batch")
 	case errors.Is(err, batches.ErrEnded):
@@ -130,20 +151,13 @@ func (h *batchHandlers) fail(c *gin.Context, err error) {
 		err = &apiError{status: http.StatusConflict, code: "batch_active", message: "batch has not ended yet"}
 	case errors.Is(err, batches.ErrNothingToRetry):
 		err = &apiError{status: http.StatusConflict, code: "nothing_to_retry", message: "batch has no failed items"}
-	case errors.As(err, &problems):
-		_ = c.Error(err)
-		writeJSON(c, http.StatusUnprocessableEntity, map[string]any{"error": map[string]any{
-			"code": "validation_error", "message": fmt.Sprintf("the upload has problems (first on line %d: %s)", problems[0].Line, problems[0].Reason),
-			"problems": problems,
-		}})
-		return
 	case errors.As(err, &quota):
 		name := map[string]string{"items": "BATCH_QUOTA_ITEMS_PER_KEY", "bytes": "BATCH_QUOTA_BYTES_PER_KEY"}[quota.Resource]
 		err = &apiError{status: http.StatusTooManyRequests, code: "batch_quota_exceeded", cause: err,
 			message: fmt.Sprintf("this upload would take this key's batches over %s: they hold %d of its %d %s; "+
 				"delete ended batches (DELETE /v1/batches/{id}) or wait for them to expire", name, quota.Used, quota.Limit, quota.Resource)}
 	}
-	h.s.respond(c, err)
+	return err
 }
 
 // parseBatchID validates a batch id: "batch_" and 32 lowercase hex digits.
@@ -226,29 +240,43 @@ func (h *batchHandlers) create(c *gin.Context) {
 	}
 	spec := jobs.Spec{ClientSpec: jobs.ClientSpec{Program: prog.ref, Options: jobs.Options{NoCache: c.Query("no_cache") == "true"}},
 		ServerSpec: jobs.ServerSpec{Owner: owner(c), Queue: jobs.QueueBatch, ProgramVersion: prog.version}}
-	rctx, rcancel = s.redisCtx(c)
-	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Spec: spec, Mode: mode, TTL: s.uploadTTL()})
-	rcancel()
-	if err != nil {
-		h.fail(c, err)
-		return
+	// The enqueue span ("send batch") covers storing the upload as it is
+	// read, and its commit: the batch record's spec, written first, holds
+	// its context, which the items' spans link to.
+	ctx, send := s.startSend(c.Request.Context(), &spec)
+	created, err := h.store(ctx, c, spec, mode, idem, &prog)
+	id := ""
+	if created != nil {
+		id = created.Batch.ID
 	}
-	bodyHash, err := h.read(c, up.Add, &prog)
-	// The body took as long as it took; the answer gets its own time.
-	s.writeDeadline(c, batchCreateTimeout)
-	if err != nil {
-		up.Abort(c.Request.Context())
-		h.fail(c, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), batchCreateTimeout)
-	defer cancel()
-	created, err := up.Commit(ctx, idem, bodyHash)
+	s.endSend(ctx, send, telemetry.BatchID, id, h.answerOf(err))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	h.accepted(c, created)
+}
+
+// store stores the upload as a batch of spec's items, reading it as it
+// comes (up to its end) and committing it under idem.
+func (h *batchHandlers) store(ctx context.Context, c *gin.Context, spec jobs.Spec, mode jobs.BatchMode, idem string, prog *resolvedProgram) (*batches.Created, error) {
+	s := h.s
+	rctx, rcancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+	up, err := h.b.BeginUpload(rctx, batches.UploadRequest{Spec: spec, Mode: mode, TTL: s.uploadTTL()})
+	rcancel()
+	if err != nil {
+		return nil, err
+	}
+	bodyHash, err := h.read(c, up.Add, prog)
+	// The body took as long as it took; the answer gets its own time.
+	s.writeDeadline(c, batchCreateTimeout)
+	if err != nil {
+		up.Abort(ctx)
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, batchCreateTimeout)
+	defer cancel()
+	return up.Commit(cctx, idem, bodyHash)
 }
 
 // program resolves the upload's ?program= (default qa). An unknown one is

@@ -25,6 +25,7 @@
 // validation), health.go, metrics.go and summary.go (Prometheus and the
 // seed's JSON summary), queuemetrics.go (asynq queue gauges), monitoring.go
 // (asynqmon), errors.go (the one error responder), middleware.go,
-// streamlimit.go (the per-key leases of streams and long polls) and head.go
-// (HEAD on every GET route).
+// streamlimit.go (the per-key leases of streams and long polls), head.go
+// (HEAD on every GET route) and tracing.go (the request, enqueue and relay
+// spans, when Deps.Tracing is set).
 package api

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/qaqueue/qaqueue/telemetry"
 )
 
 // jobEvents is GET /v1/jobs/{id}/events: the job's events as Server-Sent
@@ -47,7 +48,10 @@ func (s *Server) jobEvents(c *gin.Context) {
 	s.metrics.streams.WithLabelValues("events").Inc()
 	defer s.metrics.streams.WithLabelValues("events").Dec()
 	out := &eventSink{w: s.startSSE(c), retry: s.cfg.ReconnectDelay}
-	end, err := f.Run(ctx, out, nil)
+	// Its own trace (this request's), linked to the job's.
+	rctx, relay := s.startRelay(ctx, j.Spec.Trace, telemetry.JobID.String(j.ID))
+	end, err := f.Run(rctx, out, nil)
+	relay.end(ctx, out.events, end, err)
 	if err != nil {
 		_ = c.Error(err)
 	}
@@ -60,9 +64,12 @@ func (s *Server) jobEvents(c *gin.Context) {
 type eventSink struct {
 	w     *sseWriter
 	retry time.Duration
+	// events counts the events relayed (for the relay's span).
+	events int
 }
 
 func (o *eventSink) Event(ev jobs.Event) error {
+	o.events++
 	data := string(ev.Data)
 	if data == "" {
 		data = "{}"

@@ -30,6 +30,7 @@ import (
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 )
 
@@ -47,6 +48,8 @@ type options struct {
 	db       *redistest.DB // nil: a fresh database on the shared server
 	health   api.HealthInfo
 	logTo    io.Writer // nil: bundle.logs, printed when the test fails
+	// tracing is Deps.Tracing (nil: tracing off).
+	tracing trace.TracerProvider
 }
 
 type bundle struct {
@@ -96,6 +99,7 @@ func setup(t *testing.T, o options) *bundle {
 	reg := prometheus.NewRegistry()
 	srv, err := api.New(o.api, api.Deps{
 		Redis: db.Client, Client: client, Store: jobStore, Hub: hub, Batches: bs, Programs: registry, Log: log, Registry: reg, Health: o.health,
+		Tracing: o.tracing,
 	})
 	if err != nil {
 		t.Fatal(err)

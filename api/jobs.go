@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/qaqueue/qaqueue/telemetry"
 	"github.com/rs/zerolog"
 )
 
@@ -115,7 +116,10 @@ func submitRequest(c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey
 // submit submits a job for the request's owner (submitRequest) and counts
 // it.
 func (s *Server) submit(ctx context.Context, c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string) (*store.Submitted, error) {
-	sub, err := s.deps.Client.Submit(ctx, submitRequest(c, spec, version, idempotencyKey))
+	req := submitRequest(c, spec, version, idempotencyKey)
+	ctx, span := s.startSend(ctx, &req.Spec)
+	sub, err := s.deps.Client.Submit(ctx, req)
+	s.endSend(ctx, span, telemetry.JobID, submittedID(sub), err)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +187,15 @@ func (s *Server) submitJob(c *gin.Context) {
 	writeJSON(c, http.StatusAccepted, acceptedBody(j.ID, j.Status))
 }
 
+// submitAndFollow submits req and follows the job from before it exists
+// (store.Client.SubmitWait), inside the enqueue span.
+func (s *Server) submitAndFollow(ctx context.Context, req store.SubmitRequest) (*store.Submitted, *store.Follower[*jobs.Job], error) {
+	ctx, span := s.startSend(ctx, &req.Spec)
+	sub, f, err := s.deps.Client.SubmitWait(ctx, s.deps.Hub, req)
+	s.endSend(ctx, span, telemetry.JobID, submittedID(sub), err)
+	return sub, f, err
+}
+
 // submitWait submits a job and waits up to wait for its end, the way GET
 // ?wait= waits (awaitEnd); the Submitted's Job is the job as it then is.
 // Once the job is accepted, a wait that fails (the key's long polls all
@@ -190,7 +203,7 @@ func (s *Server) submitJob(c *gin.Context) {
 // must learn its id, not get an error that reads as "not submitted".
 func (s *Server) submitWait(c *gin.Context, spec jobs.ClientSpec, version, idempotencyKey string, wait time.Duration) (*store.Submitted, error) {
 	ctx, cancel := s.redisCtx(c)
-	sub, f, err := s.deps.Client.SubmitWait(ctx, s.deps.Hub, submitRequest(c, spec, version, idempotencyKey))
+	sub, f, err := s.submitAndFollow(ctx, submitRequest(c, spec, version, idempotencyKey))
 	cancel()
 	if sub == nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/store"
+	"github.com/qaqueue/qaqueue/telemetry"
 	"github.com/rs/zerolog"
 )
 
@@ -184,7 +185,7 @@ func (s *Server) countUnanswered(ctx context.Context, err error) {
 func (s *Server) answer(c *gin.Context, spec jobs.ClientSpec, version string) (*jobs.Job, error) {
 	ctx := c.Request.Context()
 	sctx, cancel := s.redisCtx(c)
-	sub, f, err := s.deps.Client.SubmitWait(sctx, s.deps.Hub, submitRequest(c, spec, version, ""))
+	sub, f, err := s.submitAndFollow(sctx, submitRequest(c, spec, version, ""))
 	cancel()
 	if err != nil {
 		return nil, err
@@ -260,7 +261,11 @@ func (s *Server) predictStream(c *gin.Context) {
 	out := &seedSink{w: s.startSSE(c), jobID: j.ID}
 	timer := time.NewTimer(s.cfg.PredictTimeout)
 	defer timer.Stop()
-	end, err := f.Run(ctx, out, timer.C)
+	// The relay is in the job's own trace already (the request's span
+	// parents its send): no link.
+	rctx, relay := s.startRelay(ctx, "", telemetry.JobID.String(j.ID))
+	end, err := f.Run(rctx, out, timer.C)
+	relay.end(ctx, out.events, end, err)
 	if ctx.Err() != nil {
 		s.cancelAbandoned(ctx, j.ID)
 		s.countUnanswered(ctx, errClientGone)
@@ -294,6 +299,8 @@ func (s *Server) predictStream(c *gin.Context) {
 type seedSink struct {
 	w     *sseWriter
 	jobID string
+	// events counts the job's events relayed (for the relay's span).
+	events int
 	// attempt is the attempt whose tokens are being relayed; tokens says
 	// whether any of them went out.
 	attempt   int
@@ -333,6 +340,7 @@ func (o *seedSink) stop(err error) error {
 }
 
 func (o *seedSink) Event(ev jobs.Event) error {
+	o.events++
 	switch ev.Type {
 	case jobs.EventStarted:
 		var d jobs.StartedData

@@ -18,6 +18,7 @@ import (
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // HealthInfo is what GET /health reports besides the status: the seed's
@@ -66,6 +67,10 @@ type Deps struct {
 	AsynqRedis asynq.RedisConnOpt
 	// Health is reported by GET /health.
 	Health HealthInfo
+	// Tracing traces requests, enqueues and SSE relays (tracing.go); nil
+	// when tracing is off: then no span is started and no job spec
+	// carries a trace.
+	Tracing trace.TracerProvider
 }
 
 // check refuses Deps missing a required collaborator: the API builds none of
@@ -99,6 +104,8 @@ type Server struct {
 	summary *summary
 	gather  prometheus.Gatherer
 	monitor *asynqmon.HTTPHandler
+	// tracer starts the API's spans; nil when tracing is off.
+	tracer trace.Tracer
 
 	// draining is closed when shutdown begins: streams send a reconnect
 	// frame and end, long-polls answer with what they have.
@@ -149,6 +156,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:      deps.Log.With().Str("component", "api").Logger(),
 		gather:   reg,
 		draining: make(chan struct{}),
+		tracer:   newTracer(deps.Tracing),
 	}
 	s.corsOrigins = originSet(cfg.CORSOrigins)
 	s.authLog.sampler = newAuthLogSampler()
@@ -198,7 +206,13 @@ func (s *Server) routes() *gin.Engine {
 	// Security (issue 8): headers on every answer, CORS preflights answered
 	// before authentication, then keys (authenticate: every path but the
 	// explicit publicPaths) and the per-key rate limit.
-	e.Use(s.requestID, s.accessLog, s.recovery, s.securityHeaders, s.cors, s.authenticate, s.rateLimit, s.defaultDeadline)
+	e.Use(s.requestID, s.accessLog, s.recovery, s.securityHeaders, s.cors, s.authenticate)
+	if s.tracer != nil {
+		// After authenticate: only a request with a valid key continues
+		// its caller's trace (traceRequest).
+		e.Use(s.traceRequest)
+	}
+	e.Use(s.rateLimit, s.defaultDeadline)
 	e.NoRoute(s.noRoute)
 	e.NoMethod(s.noMethod)
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3/option"
+	"github.com/tidwall/gjson"
 
 	"github.com/qaqueue/qaqueue/program"
 )
@@ -19,8 +20,9 @@ import (
 // chatPath is the chat completions endpoint, relative to the base URL.
 const chatPath = "chat/completions"
 
-// call makes the provider call, bounded by Config.Timeout.
-func (c *Client) call(ctx context.Context, req *program.Request) (*program.Completion, error) {
+// call makes the provider call, bounded by Config.Timeout; model, when not
+// nil, receives the answer's model.
+func (c *Client) call(ctx context.Context, req *program.Request, model *string) (*program.Completion, error) {
 	body, err := c.requestBody(req)
 	if err != nil {
 		return nil, err
@@ -30,9 +32,9 @@ func (c *Client) call(ctx context.Context, req *program.Request) (*program.Compl
 	start := time.Now()
 	var comp *program.Completion
 	if req.OnDelta != nil {
-		comp, err = c.stream(cctx, body, req.OnDelta)
+		comp, err = c.stream(cctx, body, req.OnDelta, model)
 	} else {
-		comp, err = c.json(cctx, body)
+		comp, err = c.json(cctx, body, model)
 	}
 	if err != nil {
 		return nil, c.classify(ctx, cctx, err)
@@ -61,11 +63,14 @@ func (c *Client) classify(ctx, cctx context.Context, err error) error {
 }
 
 // json posts body and decodes the answer once, into the fields the client
-// reads.
-func (c *Client) json(ctx context.Context, body []byte) (*program.Completion, error) {
+// reads; model, when not nil (a traced call), gets the answer's model too.
+func (c *Client) json(ctx context.Context, body []byte, model *string) (*program.Completion, error) {
 	var raw []byte
 	if err := c.api.Post(ctx, chatPath, body, &raw); err != nil {
 		return nil, err
+	}
+	if model != nil {
+		*model = gjson.GetBytes(raw, "model").String()
 	}
 	return c.decodeCompletion(raw)
 }
@@ -92,8 +97,9 @@ func (c *Client) decodeCompletion(raw []byte) (*program.Completion, error) {
 // keeps the last usage block (stream_options.include_usage). openai-go makes
 // the request (auth, errors); the response body is read by sseReader. A stream
 // that ends without a finish reason and [DONE] was cut: a retryable
-// truncated error.
-func (c *Client) stream(ctx context.Context, body []byte, onDelta func(string)) (*program.Completion, error) {
+// truncated error. model, when not nil (a traced call), gets the first
+// chunk's model.
+func (c *Client) stream(ctx context.Context, body []byte, onDelta func(string), model *string) (*program.Completion, error) {
 	var res *http.Response
 	if err := c.api.Post(ctx, chatPath, body, &res); err != nil {
 		return nil, err
@@ -117,6 +123,9 @@ func (c *Client) stream(ctx context.Context, body []byte, onDelta func(string)) 
 		if bytes.HasPrefix(data, []byte("[DONE]")) {
 			done = true
 			continue
+		}
+		if model != nil && *model == "" {
+			*model = gjson.GetBytes(data, "model").String()
 		}
 		ch := parseChunk(data)
 		if ch.errorRaw != "" {

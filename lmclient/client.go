@@ -30,6 +30,8 @@ type Client struct {
 	limiter   *limiter
 	metrics   *metrics
 	log       zerolog.Logger
+	// tracer is nil when tracing is off (tracing.go).
+	tracer *chatTracer
 }
 
 var _ program.LM = (*Client)(nil)
@@ -60,6 +62,7 @@ func New(cfg Config, deps Deps) (*Client, error) {
 		reasoning: IsReasoningModel(cfg.Model),
 		metrics:   newMetrics(deps.Registerer),
 		log:       log,
+		tracer:    newChatTracer(deps.Tracing, prov),
 	}
 	// Only Options is set: the client posts pre-encoded bodies (Client.Post)
 	// and uses none of openai-go's typed services, which would also bring its
@@ -118,8 +121,17 @@ func (c *Client) Close() error {
 // else from the provider after the shared rate limit admits it. With
 // req.OnDelta set the call streams, and a cache hit is replayed through
 // OnDelta too. Errors are *APIError, *RateLimitedError, *ConfigError or the
-// context's error, wrapped.
+// context's error, wrapped. With Deps.Tracing the call is a span.
 func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.Completion, error) {
+	if c.tracer != nil {
+		return c.completeTraced(ctx, req)
+	}
+	return c.complete(ctx, req, nil)
+}
+
+// complete is Complete; model, when not nil, receives the model the
+// provider says answered.
+func (c *Client) complete(ctx context.Context, req *program.Request, model *string) (*program.Completion, error) {
 	if req == nil || len(req.Messages) == 0 {
 		return nil, errors.New("complete: request has no messages")
 	}
@@ -137,7 +149,7 @@ func (c *Client) Complete(ctx context.Context, req *program.Request) (*program.C
 	if err := c.limiter.acquire(ctx, req.Priority, est); err != nil {
 		return nil, err
 	}
-	comp, err := c.call(ctx, req)
+	comp, err := c.call(ctx, req, model)
 	if err != nil {
 		c.metrics.calls.WithLabelValues(errorStatus(err)).Inc()
 		var ae *APIError

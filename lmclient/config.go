@@ -12,6 +12,7 @@ import (
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config sets up a Client. The zero value calls openai/gpt-4o-mini with no
@@ -105,6 +106,9 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Registerer receives the client's metrics. Default: none.
 	Registerer prometheus.Registerer
+	// Tracing traces each Complete as a "chat <model>" span (tracing.go);
+	// nil when tracing is off: no span is started.
+	Tracing trace.TracerProvider
 }
 
 // WithDefaults returns c with each zero field set to its default.

@@ -31,6 +31,10 @@
 // line as a live answer or error, Cached is the cache read alone, and
 // BatchAPI is the provider's Files and Batches API (openai, azure, groq).
 //
+// With Deps.Tracing each Complete is a "chat <model>" span carrying
+// OpenTelemetry's GenAI attributes, never the messages or the answer
+// (tracing.go).
+//
 // The client never retries: failures come back as *APIError with
 // Retryable and RetryAfter, and the queue decides. It never reads the
 // environment either: provider variables come through Config.LookupEnv.

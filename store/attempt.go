@@ -53,6 +53,11 @@ type Attempt struct {
 	// finished, in stage order from the first: this attempt resumes after
 	// them.
 	Checkpoints []jobs.Checkpoint
+	// Due is when this attempt became due: the job's creation for its first
+	// attempt, else when the last put-back's delay ran out (a retry's or a
+	// deferral's; a recovered job's put-back itself). The worker's queued
+	// span starts there.
+	Due time.Time
 
 	// earlierLMCalls are the LM calls the job's earlier attempts recorded.
 	earlierLMCalls int
@@ -129,7 +134,8 @@ func (s *Jobs) StartTask(ctx context.Context, id, taskID, workerID string, maxWa
 	if err != nil {
 		return nil, Ended, fmt.Errorf("start job %s: %w", id, err)
 	}
-	return &Attempt{store: s, JobID: id, Spec: spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps}, Started, nil
+	return &Attempt{store: s, JobID: id, Spec: spec, Number: n, Last: n >= s.cfg.MaxAttempts, earlierLMCalls: earlier, Checkpoints: cps,
+		Due: dueAt(rec)}, Started, nil
 }
 
 // decodeSpec reads a start's reply's spec (decodeJob's, without the rest
@@ -144,6 +150,20 @@ func decodeSpec(rec map[string]string) (jobs.Spec, error) {
 		return jobs.Spec{}, fmt.Errorf("decode spec: %w", err)
 	}
 	return spec, nil
+}
+
+// dueAt is when a start's attempt became due: the record's due_at (its
+// last put-back's), else its created_at.
+func dueAt(rec map[string]string) time.Time {
+	v := rec["due_at"]
+	if v == "" {
+		v = rec["created_at"]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
 }
 
 // checkpointField is the record's field of the checkpoint of the stage at
@@ -243,7 +263,7 @@ func (a *Attempt) Defer(ctx context.Context, reason *jobs.Error, delay time.Dura
 
 func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, delay time.Duration) error {
 	data := mustJSON(jobs.RetryingData{Attempt: a.Number, Reason: reason.Message, RetryInMS: delay.Milliseconds()})
-	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data, a.uncountedCalls(a.LMCalls))
+	_, err := a.store.run(ctx, op, a.JobID, [2]string{}, a.Number, mustJSON(reason), data, a.uncountedCalls(a.LMCalls), ms(delay))
 	return err
 }
 

@@ -118,7 +118,7 @@ if op == 'recover' then
   end
   local n = (tonumber(r[4]) or 0) + 1
   local task = id .. '.' .. n
-  redis.call('HSET', job, 'status', 'retrying', 'task', task, 'recoveries', n, 'updated_at', now)
+  redis.call('HSET', job, 'status', 'retrying', 'task', task, 'recoveries', n, 'updated_at', now, 'due_at', now)
   append('retrying', fill(T.lost, {attempt = tonumber(r[3]), reason = ARGV[7]}))
   redis.call('SMOVE', KEYS[3], KEYS[4], id)
   return {'recovered', task}
@@ -217,11 +217,13 @@ if op == 'start' then
   append('started', fill(T.started, {attempt = attempts}))
   -- The reply carries what the worker runs, not the whole record: the
   -- spec (or a release 114e39c record's fields that stand for it) and the
-  -- checkpoints.
+  -- checkpoints; and when the attempt became due (created_at, due_at), for
+  -- its trace's queued span.
   local reply = {'started', tostring(attempts), rec.lm_calls or '0'}
   for i = 1, #whole, 2 do
     local f = whole[i]
-    if f == 'spec' or string.sub(f, 1, 11) == 'checkpoint:' or (not rec.spec and legacy_spec[f]) then
+    if f == 'spec' or string.sub(f, 1, 11) == 'checkpoint:' or (not rec.spec and legacy_spec[f]) or
+      f == 'created_at' or f == 'due_at' then
       table.insert(reply, f)
       table.insert(reply, whole[i + 1])
     end
@@ -329,12 +331,15 @@ if op == 'token' or op == 'reset' then
 end
 
 if op == 'retry' or op == 'defer' then
-  -- ARGV[7] error json, [8] event data, [9] the attempt's LM calls. A defer
-  -- (rate-limited: put back with a delay) does not count as an attempt.
+  -- ARGV[7] error json, [8] event data, [9] the attempt's LM calls, [10]
+  -- the delay (ms) before it runs again: due_at says when the next
+  -- attempt is due. A defer (rate-limited: put back with a delay) does not
+  -- count as an attempt.
   if op == 'defer' then attempts = attempts - 1 end
   add_calls(9)
   unindex()
-  redis.call('HSET', job, 'status', 'retrying', 'attempts', attempts, 'error', ARGV[7], 'updated_at', now)
+  redis.call('HSET', job, 'status', 'retrying', 'attempts', attempts, 'error', ARGV[7], 'updated_at', now,
+    'due_at', now + (tonumber(ARGV[10]) or 0))
   append('retrying', ARGV[8])
   return {'ok'}
 end

@@ -13,5 +13,7 @@
 // batch's own tasks (batch.go); the worker's liveness key and its turn as
 // the fleet's recoverer, which puts a dead worker's jobs and batch items
 // back within seconds (liveness.go). It reports only through a sink: the
-// job record (package store) or the batch (package batches).
+// job record (package store) or the batch (package batches). With
+// Deps.Tracing each attempt continues its job's trace: queued, process and
+// stage spans (tracing.go).
 package worker

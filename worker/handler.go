@@ -9,8 +9,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
+	"github.com/qaqueue/qaqueue/programrun"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The lifecycle of a job and of a batch item, one path for both: parse the
@@ -53,11 +55,20 @@ type attempt struct {
 	// path is the result's answer path (jobs.Provenance.Path): a
 	// provider-mode batch's item handed to the live path says so.
 	path string
+	// due is when a job's attempt became due (store.Attempt.Due); zero
+	// for a batch item's.
+	due time.Time
+
+	// span is the attempt's process span (tracing.go); nil untraced.
+	span trace.Span
+	// outcome is the outcome settle counted (observe): the span names it.
+	outcome string
 }
 
 // handler runs the tasks of kind k.
 func (w *Worker) handler(k kind) asynq.HandlerFunc {
 	return func(ctx context.Context, t *asynq.Task) error {
+		began := time.Now()
 		task, err := k.parse(t.Payload())
 		if err != nil {
 			// Nothing to record without an id: archive with the reason.
@@ -77,11 +88,18 @@ func (w *Worker) handler(k kind) asynq.HandlerFunc {
 		switch out {
 		case started:
 			a.log = w.withQuestion(a.log.With().Int("attempt", a.number).Str("queue", queue), a.spec.Question()).Logger()
+			if w.tracer != nil {
+				ctx = w.traceAttempt(ctx, a, began)
+			}
 			v = w.run(ctx, a)
 		case overBudget:
 			v = verdict{action: refused}
 		}
-		return w.settle(ctx, t, a, v)
+		err = w.settle(ctx, t, a, v)
+		if a.span != nil {
+			endAttempt(a, v, err)
+		}
+		return err
 	}
 }
 
@@ -106,6 +124,10 @@ func (w *Worker) run(ctx context.Context, a *attempt) verdict {
 		Program: a.spec.Program, ProgramVersion: a.spec.ProgramVersion, Done: a.done}
 	if a.queue == jobs.QueueBatch {
 		opts.Priority = program.PriorityBatch
+	}
+	if m := w.deps.Metrics; m != nil {
+		name := programrun.ProgramName(a.spec.Program)
+		opts.StageTook = func(stage string, took time.Duration) { m.observeStage(name, stage, took) }
 	}
 	var pub *coalescer
 	if a.stream != nil && a.spec.Options.Stream && !w.cfg.DisableStreaming {

@@ -84,6 +84,7 @@ func (j jobTask) start(ctx context.Context, w *Worker, a *attempt) (startOutcome
 	a.sink, a.spec, a.number, a.last, a.lmCalls = att, att.Spec, att.Number, att.Last, &att.LMCalls
 	a.stream = att
 	a.checkpoint, a.done = att, att.Checkpoints
+	a.due = att.Due
 	a.runs, a.runID = &w.jobRuns, j.id
 	return started, nil
 }

@@ -13,6 +13,9 @@ type Metrics struct {
 	runs      *prometheus.HistogramVec
 	recovered *prometheus.CounterVec
 	usage     usageMetrics
+
+	// stages is qa_worker_stage_seconds{program,stage}.
+	stages *prometheus.HistogramVec
 }
 
 // usageMetrics are what completed jobs and batch items used, by API key
@@ -70,7 +73,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		usage: newUsageMetrics(),
 	}
 	reg.MustRegister(m.outcomes, m.runs, m.recovered, m.usage.tokens, m.usage.cost, m.usage.completed, m.usage.unpriced)
+	m.stages = newStageSeconds(reg)
 	return m
+}
+
+// newStageSeconds registers the stage latency histogram: by program name
+// and stage key only (a version label would grow with every push).
+func newStageSeconds(reg prometheus.Registerer) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "qa", Subsystem: "worker", Name: "stage_seconds",
+		Help:    "Duration of program stages that ran to an answer, LM calls included, by program and stage (a single-stage program's stage is its predictor).",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	}, []string{"program", "stage"})
+	reg.MustRegister(h)
+	return h
+}
+
+// observeStage records a stage's run; a nil *Metrics records nothing.
+func (m *Metrics) observeStage(program, stage string, d time.Duration) {
+	if m != nil {
+		m.stages.WithLabelValues(program, stage).Observe(d.Seconds())
+	}
 }
 
 // ObserveCompletion counts a completed job or batch item of key (the API

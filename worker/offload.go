@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Provider-mode batches. A batch whose LM calls go to the provider's batch
@@ -55,7 +56,14 @@ func (w *Worker) handleBatchOffload(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" {
 		return fmt.Errorf("%w: bad offload payload: %v", asynq.SkipRetry, err)
 	}
+	var span trace.Span
+	if w.tracer != nil {
+		ctx, span = w.traceOffload(ctx, p.BatchID)
+	}
 	wait, err := w.deps.Offload.Run(ctx, p.BatchID)
+	if span != nil {
+		endOffload(span, wait, err)
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("offload batch %s: %w", p.BatchID, err)

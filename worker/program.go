@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
@@ -115,7 +116,9 @@ func runStages(ctx context.Context, c *programfile.Compiled, lm *countingLM, inp
 		StateSHA256: res.StateSHA256, Stages: res.Stages}, nil
 }
 
-// runStage runs one stage's predictor.
+// runStage runs one stage's predictor, in a span of its own when the run
+// is traced (tracing.go); a stage resumed from its checkpoint is not run,
+// so it has none.
 func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st programfile.Stage, in map[string]any, multi bool, opts RunOptions) (*programrun.Stage, error) {
 	po := &program.RunOptions{NoCache: opts.Options.NoCache, Priority: opts.Priority, OnReset: opts.OnReset}
 	if opts.OnChunk != nil {
@@ -136,9 +139,15 @@ func runStage(ctx context.Context, c *programfile.Compiled, lm *countingLM, st p
 		opts.OnStageStart(st.Key)
 	}
 	calls := lm.calls.Load()
-	res, err := c.Program.RunStage(ctx, lm, st.Key, in, po)
+	sctx, span := traceStage(ctx, st.Key)
+	began := time.Now()
+	res, err := c.Program.RunStage(sctx, lm, st.Key, in, po)
+	endStage(sctx, span, err)
 	if err != nil {
 		return nil, err
+	}
+	if opts.StageTook != nil {
+		opts.StageTook(st.Key, time.Since(began))
 	}
 	return programrun.Finished(st.Key, res, int(lm.calls.Load()-calls), multi)
 }

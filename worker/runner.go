@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/program"
@@ -49,6 +50,10 @@ type RunOptions struct {
 	// the run with it. Not called for a single-stage program, nor for the
 	// stages in Done.
 	OnStage func(ctx context.Context, index int, cp *jobs.Checkpoint) error
+	// StageTook is told how long each stage that ran to an answer took
+	// (single-stage programs too; not the stages in Done): the stage
+	// latency metric. nil: not told.
+	StageTook func(stage string, took time.Duration)
 }
 
 // RunResult is a successful run.

@@ -215,7 +215,11 @@ func (w *Worker) stopped(a *attempt) error {
 	return asynq.RevokeTask
 }
 
-func (w *Worker) observe(a *attempt, outcome string) { w.deps.Metrics.observeOutcome(a.queue, outcome) }
+// observe counts the attempt's outcome, which its span names too.
+func (w *Worker) observe(a *attempt, outcome string) {
+	a.outcome = outcome
+	w.deps.Metrics.observeOutcome(a.queue, outcome)
+}
 
 // line starts an outcome's log line at level, or at debug for a routine
 // outcome of a quiet kind (a batch item's: a batch has thousands).

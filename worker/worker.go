@@ -19,6 +19,7 @@ import (
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config is a worker process's settings. Zero values mean the defaults
@@ -133,6 +134,9 @@ type Deps struct {
 	// Prices prices each completed job and batch item (LM_PRICES): its
 	// result's cost. The zero Table knows no model: every cost is unknown.
 	Prices pricing.Table
+	// Tracing traces each attempt, its stages and its offload runs
+	// (tracing.go); nil when tracing is off: no span is started.
+	Tracing trace.TracerProvider
 }
 
 // Worker is one worker process's asynq servers (interactive, batch, and
@@ -166,6 +170,9 @@ type Worker struct {
 
 	// live keeps the worker's liveness key and runs its recoverer.
 	live *liveness
+
+	// tracer is nil when tracing is off (tracing.go).
+	tracer trace.Tracer
 }
 
 // New builds a worker; Start runs it.
@@ -184,6 +191,9 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		return nil, fmt.Errorf("new worker: BatchOwnerShare must be above 0 and at most 1, got %v", cfg.BatchOwnerShare)
 	}
 	w := &Worker{cfg: cfg, deps: deps, log: deps.Log.With().Str("worker_id", cfg.ID).Logger(), stop: make(chan struct{})}
+	if deps.Tracing != nil {
+		w.tracer = deps.Tracing.Tracer(tracerName)
+	}
 	var items itemRecoverer
 	if deps.Batches != nil {
 		items = deps.Batches

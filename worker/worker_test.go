@@ -20,6 +20,7 @@ import (
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type bundle struct {
@@ -32,6 +33,11 @@ type bundle struct {
 	runner  *worker.ProgramRunner
 	hub     *store.Hub      // what waitEnd follows a job's end through
 	logs    *testlog.Buffer // what the workers log
+	// tracing, metrics and offload are the started workers' (nil: none;
+	// see tracing_test.go).
+	tracing trace.TracerProvider
+	metrics *worker.Metrics
+	offload worker.Offloader
 }
 
 func setup(t *testing.T, jcfg store.Config) *bundle {
@@ -76,7 +82,8 @@ func (b *bundle) startWorker(t *testing.T, cfg worker.Config) (stop func()) {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
-	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Batches: b.batches, Log: zerolog.New(b.logs)})
+	w, err := worker.New(cfg, worker.Deps{Redis: b.db.Client, Store: b.store, Runner: b.runner, Batches: b.batches, Log: zerolog.New(b.logs),
+		Tracing: b.tracing, Metrics: b.metrics, Offload: b.offload})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // version is stamped at build time (-ldflags -X main.version=…).
@@ -117,9 +118,10 @@ func lmConfig(cfg *config.Config, lookup config.Lookup) lmclient.Config {
 	}
 }
 
-// newLM builds the LM client; the LM cache may live on its own Redis.
-func newLM(ctx context.Context, cfg *config.Config, lcfg lmclient.Config, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer) (*lmclient.Client, func(), error) {
-	deps := lmclient.Deps{Redis: rdb, Logger: &log, Registerer: reg}
+// newLM builds the LM client; the LM cache may live on its own Redis. tp
+// traces its calls; nil when tracing is off.
+func newLM(ctx context.Context, cfg *config.Config, lcfg lmclient.Config, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*lmclient.Client, func(), error) {
+	deps := lmclient.Deps{Redis: rdb, Logger: &log, Registerer: reg, Tracing: tp}
 	closeCache := func() {}
 	if url := cfg.Cache.RedisURL.Reveal(); url != "" && cfg.Cache.RedisEnabled {
 		cr, err := redisconn.Open(redisconn.Options{URL: url})
