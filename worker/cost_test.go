@@ -206,3 +206,28 @@ func TestStagedJobCost(t *testing.T) {
 		t.Errorf("job's cost %d, want its stages' sum %d", *r.Cost, sum)
 	}
 }
+
+// TestCostWithoutUsage: with TRACK_USAGE=false the result's usage is null,
+// but its cost and the usage accounting's tokens are still there.
+func TestCostWithoutUsage(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Config{})
+	w, err := worker.New(worker.Config{ShutdownTimeout: 5 * time.Second, DisableUsage: true}, worker.Deps{Redis: b.db.Client,
+		Store: b.store, Runner: b.runner, Log: zerolog.New(b.logs), Prices: pricing.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	j := b.waitCompleted(t, b.submit(t, ask("Why is the sea salty?", "carol", jobs.Options{})))
+	if string(j.Result.Usage) != "null" || j.Result.Cost == nil || *j.Result.Cost <= 0 {
+		t.Fatalf("usage %s, cost %v; want null usage and a cost", j.Result.Usage, j.Result.Cost)
+	}
+	now := time.Now()
+	rows, err := store.ReadUsage(context.Background(), b.db.Client, now.Add(-time.Hour), now.Add(time.Hour), "carol")
+	if err != nil || len(rows) != 1 || rows[0].InputTokens <= 0 || rows[0].OutputTokens <= 0 || rows[0].CostMicroUSD != *j.Result.Cost {
+		t.Errorf("carol's usage %+v, %v; want her job's tokens and its cost %d", rows, err, *j.Result.Cost)
+	}
+}
