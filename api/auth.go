@@ -90,8 +90,8 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	if access == accessUser {
 		key, ok := s.cfg.APIKeys.Lookup(bearerToken(c.GetHeader("Authorization")))
-		if admin, isAdmin := s.cfg.AdminAPIKeys.Lookup(bearerToken(c.GetHeader("Authorization"))); !ok && isAdmin && isProgramsPath(c.Request.URL.Path) {
-			key, ok = admin, true // the registry's routes take admin keys too (programs.go)
+		if admin, isAdmin := s.cfg.AdminAPIKeys.Lookup(bearerToken(c.GetHeader("Authorization"))); !ok && isAdmin && takesAdminKeys(c.Request.URL.Path) {
+			key, ok = admin, true // the registry's routes and /v1/usage take admin keys too
 		}
 		if !ok {
 			s.unauthorized(c, `Bearer realm="qaqueue"`)

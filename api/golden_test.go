@@ -17,6 +17,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/pricing"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
 	"github.com/qaqueue/qaqueue/store"
@@ -100,7 +101,7 @@ func (b *bundle) startGoldenWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.runWorker(t, worker.Config{Concurrency: 4, BatchConcurrency: 2, ShutdownTimeout: 2 * time.Second, ID: "golden"},
-		worker.Deps{Runner: run, Batches: bs})
+		worker.Deps{Runner: run, Batches: bs, Prices: pricing.Default()}) // results show their costs
 }
 
 // claimsFile is a two-stage typed program: extract claims, then judge them.

@@ -234,6 +234,7 @@ func (s *Server) routes() *gin.Engine {
 	getRoute(v1, "/jobs/:id/events", s.limitStreams, s.jobEvents)
 	s.batchRoutes(v1)   // /v1/batches (batches.go)
 	s.programRoutes(v1) // /v1/programs (programs.go)
+	getRoute(v1, "/usage", s.checkQuery(usageQuery...), s.getUsage)
 
 	seed := e.Group("")
 	seed.POST("/predict", s.checkBudget, s.predict)

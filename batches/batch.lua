@@ -572,8 +572,10 @@ if op == 'finish' then
   -- [11] the UTC day (yyyy-mm-dd), [12] the tokens the item used, [13] the
   -- usage counter's ttl ms: counted when the slot is filled, so once per
   -- item. [14] the worker, [15] the attempt, [16] the item's place in the
-  -- worker's index. A filled slot answers duplicate (a repeat after a lost
-  -- reply included) before a run is found stale.
+  -- worker's index, [17..26] a completed item's usage accounting
+  -- (count_usage, usage.lua; none for another outcome), counted with the
+  -- tokens. A filled slot answers duplicate (a repeat after a lost reply
+  -- included) before a run is found stale.
   if redis.call('HEXISTS', results, idx) == 0 and not current(14) then return {'stale'} end
   unindex(16)
   local r = account(idx, ARGV[9], ARGV[10], interval)
@@ -582,6 +584,7 @@ if op == 'finish' then
     redis.call('INCRBY', usage, ARGV[12])
     redis.call('PEXPIRE', usage, ARGV[13])
   end
+  if r[1] ~= 'duplicate' then count_usage(17) end
   return r
 end
 

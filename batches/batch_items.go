@@ -146,15 +146,22 @@ func decodeItem(v string) (jobs.BatchItem, error) {
 
 // finish fills the item's result slot with r (if empty) and counts it;
 // tokens (a completed item's) go to the owner's usage of the day (see
-// jobs.UsageKey). It returns the line as recorded.
-func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int64) (json.RawMessage, error) {
+// jobs.UsageKey), and res (a completed item's result) to the usage
+// accounting's hour (store.Jobs.UsageArgs). It returns the line as
+// recorded.
+func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int64, res *jobs.Result) (json.RawMessage, error) {
 	r.CustomID, r.Attempts = a.Item.CustomID, a.Number
 	line, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("finish item %d of batch %s: encode its line: %w", a.Batch.Index, a.Batch.ID, err)
 	}
-	_, err = a.b.run(ctx, "finish", a.Batch.ID, "", "", a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), line,
-		jobs.UsageDay(a.b.now()), tokens, ms(jobs.UsageTTL), a.worker, a.Number, a.member)
+	now := a.b.now()
+	args := []any{a.Batch.Index, ms(a.b.cfg.ProgressInterval), string(r.Status), line,
+		jobs.UsageDay(now), tokens, ms(jobs.UsageTTL), a.worker, a.Number, a.member}
+	if res != nil {
+		args = append(args, a.b.jobStore.UsageArgs(now, a.Spec.Owner, res)...)
+	}
+	_, err = a.b.run(ctx, "finish", a.Batch.ID, "", "", args...)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, nil // deleted meanwhile: nothing to record
@@ -165,7 +172,8 @@ func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int6
 }
 
 // Complete fills the item's result slot (if empty) and counts it, adding
-// tokens (what the run used) to the owner's usage of the day. r's
+// tokens (what the run used) to the owner's usage of the day and r to the
+// usage accounting's hour; the line carries r's cost. r's
 // provenance comes with this attempt's LM calls; the line's counts the
 // item's attempts and the LM calls of all of them, as a job's result does.
 // It returns the line as recorded. ErrEnded means the batch ended first
@@ -173,18 +181,18 @@ func (a *ItemAttempt) finish(ctx context.Context, r jobs.ItemResult, tokens int6
 func (a *ItemAttempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (json.RawMessage, error) {
 	p := r.Provenance.Counted(a.Number, a.earlierLMCalls)
 	return a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCompleted, Outputs: r.Outputs, Usage: r.Usage,
-		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit, Provenance: &p}, tokens)
+		Latency: r.LatencySeconds, CacheHit: r.Provenance.CacheHit, Provenance: &p, Cost: r.Cost}, tokens, r)
 }
 
 // Fail records the item failed for reason.
 func (a *ItemAttempt) Fail(ctx context.Context, reason *jobs.Error) error {
-	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason}, 0)
+	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusFailed, Error: reason}, 0, nil)
 	return err
 }
 
 // Cancelled records the item cancelled (its batch was cancelled mid-run).
 func (a *ItemAttempt) Cancelled(ctx context.Context) error {
-	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled}, 0)
+	_, err := a.finish(ctx, jobs.ItemResult{Status: jobs.StatusCancelled}, 0, nil)
 	return err
 }
 

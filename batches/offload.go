@@ -92,6 +92,15 @@ type ItemCost struct {
 	LiveCalls     int `json:"c"`
 }
 
+// Spent is Micros, nil when Unknown: the item's cost as its result
+// records it (jobs.Result.Cost).
+func (c ItemCost) Spent() *int64 {
+	if c.Unknown {
+		return nil
+	}
+	return &c.Micros
+}
+
 // offloadFields of the offload hash.
 const (
 	stateField    = "state"

@@ -147,6 +147,11 @@ type Queue struct {
 	// IdempotencyTTL is how long an Idempotency-Key maps to its job; whole
 	// seconds. IDEMPOTENCY_TTL, default 24h.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL"`
+	// UsageRetention is how long the usage accounting (GET /v1/usage)
+	// keeps each hour's counts past the hour's end, and the longest range
+	// one request may ask for. USAGE_RETENTION, default
+	// 2160h (90 days).
+	UsageRetention time.Duration `env:"USAGE_RETENTION"`
 	// ShutdownTimeout is how long a stopping worker lets in-flight jobs
 	// finish before they go back to the queue; more than JobTimeout, and
 	// less than the container's grace period. SHUTDOWN_TIMEOUT, default

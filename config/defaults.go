@@ -50,6 +50,8 @@ const (
 	DefaultResultTTL = 24 * time.Hour
 	// DefaultIdempotencyTTL is IDEMPOTENCY_TTL's default.
 	DefaultIdempotencyTTL = 24 * time.Hour
+	// DefaultUsageRetention is USAGE_RETENTION's default (90 days).
+	DefaultUsageRetention = 2160 * time.Hour
 	// DefaultShutdownTimeout is SHUTDOWN_TIMEOUT's default.
 	DefaultShutdownTimeout = 130 * time.Second
 	// DefaultWorkerMetricsPort is WORKER_METRICS_PORT's default.
@@ -175,6 +177,7 @@ func defaultConfig() Config {
 			MaxRetries:         DefaultMaxRetries,
 			ResultTTL:          DefaultResultTTL,
 			IdempotencyTTL:     DefaultIdempotencyTTL,
+			UsageRetention:     DefaultUsageRetention,
 			ShutdownTimeout:    DefaultShutdownTimeout,
 			WorkerMetricsPort:  DefaultWorkerMetricsPort,
 			WorkerLivenessTTL:  DefaultWorkerLivenessTTL,

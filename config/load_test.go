@@ -25,7 +25,7 @@ func defaults() Config {
 		Queue: Queue{
 			WorkerConcurrency: 100, BatchConcurrency: 20, PollInterval: 20 * time.Millisecond,
 			MaxPending: 10000, InteractiveMaxWait: 60 * time.Second, JobTimeout: 120 * time.Second,
-			MaxRetries: 3, ResultTTL: 24 * time.Hour, IdempotencyTTL: 24 * time.Hour,
+			MaxRetries: 3, ResultTTL: 24 * time.Hour, IdempotencyTTL: 24 * time.Hour, UsageRetention: 2160 * time.Hour,
 			ShutdownTimeout: 130 * time.Second, WorkerMetricsPort: 9091, WorkerLivenessTTL: 3 * time.Second,
 		},
 		LM: LM{
@@ -96,7 +96,7 @@ func everything() map[string]string {
 
 		"WORKER_CONCURRENCY": "50", "BATCH_CONCURRENCY": "10", "QUEUE_POLL_INTERVAL": "5ms",
 		"QUEUE_MAX_PENDING": "500", "INTERACTIVE_MAX_WAIT": "30s", "JOB_TIMEOUT": "3m",
-		"MAX_RETRIES": "0", "RESULT_TTL": "1h", "IDEMPOTENCY_TTL": "30m",
+		"MAX_RETRIES": "0", "RESULT_TTL": "1h", "IDEMPOTENCY_TTL": "30m", "USAGE_RETENTION": "720h",
 		"SHUTDOWN_TIMEOUT": "200s", "WORKER_METRICS_PORT": "9100", "WORKER_LIVENESS_TTL": "5s",
 
 		"DSPY_MODEL": "anthropic/claude-3-5-haiku", "PROGRAM_STATE_PATH": "state.json",
@@ -156,7 +156,7 @@ func TestLoadEveryVariable(t *testing.T) {
 		Queue: Queue{
 			WorkerConcurrency: 50, BatchConcurrency: 10, PollInterval: 5 * time.Millisecond,
 			MaxPending: 500, InteractiveMaxWait: 30 * time.Second, JobTimeout: 3 * time.Minute,
-			ResultTTL: time.Hour, IdempotencyTTL: 30 * time.Minute,
+			ResultTTL: time.Hour, IdempotencyTTL: 30 * time.Minute, UsageRetention: 720 * time.Hour,
 			ShutdownTimeout: 200 * time.Second, WorkerMetricsPort: 9100, WorkerLivenessTTL: 5 * time.Second,
 		},
 		LM: LM{

@@ -69,6 +69,7 @@ func (c *Config) validateQueue(v *validator) {
 	v.atLeast("MAX_RETRIES", int64(q.MaxRetries), 0)
 	v.wholeSeconds("RESULT_TTL", q.ResultTTL)
 	v.wholeSeconds("IDEMPOTENCY_TTL", q.IdempotencyTTL)
+	v.positive("USAGE_RETENTION", q.UsageRetention)
 	v.positive("SHUTDOWN_TIMEOUT", q.ShutdownTimeout)
 	if q.WorkerLivenessTTL < time.Second {
 		v.add("WORKER_LIVENESS_TTL", "must be at least 1s (renewed every third of it), got %s", formatDuration(q.WorkerLivenessTTL))

@@ -128,6 +128,9 @@ type ItemResult struct {
 	// Provenance says how a completed item's answer was produced, as a
 	// job's result does (the flat latency_seconds and cache_hit stay).
 	Provenance *Provenance `json:"provenance,omitempty"`
+	// Cost is a completed item's, as a job's result has it (Result.Cost);
+	// absent when unknown.
+	Cost *int64 `json:"cost_micro_usd,omitempty"`
 }
 
 // BatchProgress is the data of a batch's progress and terminal events.

@@ -45,7 +45,9 @@ var goldenEvents = map[string]jobs.EventData{
 		Provenance: jobs.Provenance{Model: "openai/gpt-4o-mini", StateSHA256: "ab12", CacheHit: true, Attempts: 2, LMCalls: 3},
 		Usage:      json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LatencySeconds: 0.25,
 	}},
-	"completed_cached": jobs.CompletedData{Result: &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`)}},
+	// The cache costs nothing; "completed" is of a model without a price
+	// (cost_micro_usd null).
+	"completed_cached": jobs.CompletedData{Result: &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Usage: json.RawMessage(`{}`), Cost: ptr(int64(0))}},
 	// A multi-stage program's: token and reset name their stage, a
 	// finished stage says so with its outputs, and the result lists each
 	// stage's usage.
@@ -58,9 +60,10 @@ var goldenEvents = map[string]jobs.EventData{
 			Program: "claims", ProgramVersion: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
 		Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":30,"completion_tokens":12,"total_tokens":42}}`), LatencySeconds: 1.5,
 		Stages: []jobs.StageUsage{
-			{Stage: "extract.predict", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LMCalls: 1},
-			{Stage: "verify", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":20,"completion_tokens":7,"total_tokens":27}}`), LMCalls: 2},
+			{Stage: "extract.predict", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}`), LMCalls: 1, Cost: ptr(int64(5))},
+			{Stage: "verify", Usage: json.RawMessage(`{"openai/gpt-4o-mini":{"prompt_tokens":20,"completion_tokens":7,"total_tokens":27}}`), LMCalls: 2, Cost: ptr(int64(7))},
 		},
+		Cost: ptr(int64(12)),
 	}},
 	"failed":        jobs.FailedData{Error: &jobs.Error{Code: "lm_error", Message: "LM returned 400", Status: 400}, Attempts: 1},
 	"failed_budget": jobs.FailedData{Error: jobs.BudgetSpent(1000, time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))},
@@ -190,3 +193,5 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+func ptr[T any](v T) *T { return &v }

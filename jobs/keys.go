@@ -1,5 +1,7 @@
 package jobs
 
+import "time"
+
 // Redis key names. Everything a job owns expires: a queued or running job's
 // keys after store.Config.PendingTTL, an ended one's after
 // store.Config.ResultTTL.
@@ -73,3 +75,17 @@ const (
 	StatsLatencyCountKey = "qa:stats:latency_count"
 	StatsTokensKey       = "qa:stats:tokens"
 )
+
+// UsageStatsKey is the usage accounting's hash of the UTC hour hour
+// (yyyy-mm-ddThh, UsageHour): one field per (API key name, program,
+// program version, model, counter), which the record script's complete and
+// the batch script's result fill add to, atomically with the completion, so
+// each counts once. It expires USAGE_RETENTION after its hour's end. Package
+// store owns its fields (store.ReadUsage).
+func UsageStatsKey(hour string) string { return "qa:usage:" + hour }
+
+// UsageHourLayout is the time layout of a UsageStatsKey's hour.
+const UsageHourLayout = "2006-01-02T15"
+
+// UsageHour is the UTC hour t falls in, as UsageStatsKey names it.
+func UsageHour(t time.Time) string { return t.UTC().Format(UsageHourLayout) }

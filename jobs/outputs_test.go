@@ -25,7 +25,7 @@ func TestOutputsKeepTheirOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `{"outputs":{"reasoning":"Because \u003cb\u003e \u0026 more.","answer":"42","scores":{"a":1,"b":2},"tags":["x","y"],"none":null},` +
-		`"provenance":{"model":"","program_state_sha256":"","cache_hit":false,"attempts":0,"lm_calls":0},"usage":null,"latency_seconds":0}`
+		`"provenance":{"model":"","program_state_sha256":"","cache_hit":false,"attempts":0,"lm_calls":0},"usage":null,"latency_seconds":0,"cost_micro_usd":null}`
 	if string(b) != want {
 		t.Errorf("marshal:\n got %s\nwant %s", b, want)
 	}

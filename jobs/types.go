@@ -114,6 +114,24 @@ type Result struct {
 	// own usage and LM calls (Usage is their total); absent for a
 	// single-stage program.
 	Stages []StageUsage `json:"stages,omitempty"`
+	// Cost is what the run's LM calls cost, in integer micro-dollars (1e-6
+	// USD), at the price table's (LM_PRICES) live prices, or its batch
+	// prices for a provider batch's answers: 0 when the LM cache answered
+	// every call, null when a model the run used has no price.
+	Cost *int64 `json:"cost_micro_usd"`
+	// Tokens are Usage's counts by kind, for the usage accounting
+	// (UsageStatsKey) and the worker's metrics. Not recorded: Usage is
+	// the recorded form, and is null with TRACK_USAGE=false, when the run
+	// still counts.
+	Tokens TokenCount `json:"-"`
+}
+
+// TokenCount is what a run's LM calls used, summed over their models.
+// Input counts every prompt token, CachedInput (part of Input) those the
+// provider's prompt cache served, Output the completions' (reasoning
+// included), as OpenAI reports them.
+type TokenCount struct {
+	Input, CachedInput, Output int64
 }
 
 // StageUsage is what one stage of a multi-stage run cost.
@@ -125,6 +143,8 @@ type StageUsage struct {
 	// LMCalls counts the stage's LM calls in the attempt that finished it.
 	LMCalls  int  `json:"lm_calls"`
 	CacheHit bool `json:"cache_hit"`
+	// Cost is what the stage cost, as Result.Cost (absent: unknown).
+	Cost *int64 `json:"cost_micro_usd,omitempty"`
 }
 
 // Checkpoint is a finished stage of a multi-stage job, as its record keeps

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/qaqueue/qaqueue/batches"
+	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/programfile"
@@ -62,4 +63,13 @@ type Deps struct {
 	Log    zerolog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Completions observes each item the runner completes, as recorded
+	// (worker.Metrics: the usage metrics, which the worker's live items
+	// feed too); nil: none.
+	Completions Completions
+}
+
+// Completions observes completed items: key is the API key's name.
+type Completions interface {
+	ObserveCompletion(key string, r *jobs.Result)
 }

@@ -331,7 +331,8 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 	}
 	d.answered(index)
 	// The provider's answer is billed whatever becomes of it.
-	if cerr := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, b.cost(comp.Usage, lm.liveUsage)); cerr != nil {
+	cost := b.cost(comp.Usage, lm.liveUsage)
+	if cerr := b.r.deps.Batches.SetItemCost(ctx, b.id(), b.st.Round, x.index, cost); cerr != nil {
 		return cerr
 	}
 	switch {
@@ -341,7 +342,7 @@ func (d *chunkDownload) line(ctx context.Context, raw []byte) error {
 			path = jobs.PathLive
 		}
 		b.r.deps.Metrics.request(path, 1)
-		return b.record(ctx, x, res, path)
+		return b.record(ctx, x, res, path, cost.Spent())
 	case errors.Is(err, errDeferred) && !b.st.Cancelled:
 		b.r.deps.Metrics.request("deferred", 1)
 		return b.r.deps.Batches.DeferItem(ctx, b.id(), b.st.Round, x.index, attempt+lm.calls-1)
@@ -447,15 +448,16 @@ func (b *run) item(ctx context.Context, index int) (x item, ok bool, err error) 
 	return x, ok, err
 }
 
-// record records an item's finished stage: a middle stage's as its
-// checkpoint, the last stage's as the item's result (once, through the
-// batch's item lifecycle).
-func (b *run) record(ctx context.Context, x item, res *program.Result, path string) error {
+// record records an item's finished stage, which cost cost (nil:
+// unknown): a middle stage's as its checkpoint, the last stage's as the
+// item's result (once, through the batch's item lifecycle).
+func (b *run) record(ctx context.Context, x item, res *program.Result, path string, cost *int64) error {
 	bs := b.r.deps.Batches
 	stage, err := programrun.Finished(b.stages()[b.st.Stage].Key, res, res.Calls, b.multi())
 	if err != nil {
 		return err
 	}
+	stage.Checkpoint.Cost = cost
 	if b.st.Stage < len(b.stages())-1 {
 		return bs.SetStages(ctx, b.id(), x.index, append(x.done, stage.Checkpoint))
 	}
@@ -470,6 +472,9 @@ func (b *run) record(ctx context.Context, x item, res *program.Result, path stri
 	_, err = a.Complete(ctx, r, tokens)
 	if errors.Is(err, batches.ErrEnded) {
 		return nil
+	}
+	if err == nil && b.r.deps.Completions != nil {
+		b.r.deps.Completions.ObserveCompletion(a.Spec.Owner, r)
 	}
 	return err
 }

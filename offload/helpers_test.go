@@ -86,7 +86,7 @@ func setupStore(t *testing.T, cfg offload.Config, bcfg fakelm.BatchConfig, jcfg 
 		programs: worker.StaticPrograms{{Name: jobs.ProgramQA}: qa, {Name: "claims", Version: claimsVersion}: compileClaims(t)}}
 	b.reg = prometheus.NewRegistry()
 	b.r, err = offload.New(cfg, offload.Deps{Batches: bs, Programs: b.programs, LM: lc, Provider: api, Prices: b.prices,
-		Log: zerolog.Nop(), Metrics: offload.NewMetrics(b.reg)})
+		Log: zerolog.Nop(), Metrics: offload.NewMetrics(b.reg), Completions: worker.NewMetrics(b.reg)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/lmclient/fakelm"
 	"github.com/qaqueue/qaqueue/offload"
+	"github.com/qaqueue/qaqueue/pricing"
 	"github.com/qaqueue/qaqueue/program"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/rs/zerolog"
@@ -52,11 +53,16 @@ func TestSingleStage(t *testing.T) {
 	if end.Status != jobs.BatchCompleted || end.Counts.Completed != len(qs) {
 		t.Fatalf("batch %s %+v, want completed with %d", end.Status, end.Counts, len(qs))
 	}
-	var want int64
+	var want, inputTokens int64
 	for i, r := range b.results(t, end) {
 		if r.Status != jobs.StatusCompleted || r.Provenance == nil || r.Provenance.Path != jobs.PathProvider || r.Attempts != 1 {
 			t.Fatalf("item %d: %+v", i, r)
 		}
+		// Each item's line carries its own cost, at the batch price.
+		if c := b.prices.CostOfModels(usageOf(t, r.Usage), true); r.Cost == nil || *r.Cost != *c {
+			t.Errorf("item %d's cost %v, want %d (its usage at the batch price)", i, r.Cost, *c)
+		}
+		inputTokens += pricing.Tokens(usageOf(t, r.Usage)).Input
 		live := b.live(t, end.Spec, jobs.Inputs{"question": qs[i]})
 		if diff := cmp.Diff(live.Outputs, r.Outputs); diff != "" {
 			t.Errorf("item %d's outputs differ from the live path's (-live +provider):\n%s", i, diff)
@@ -80,6 +86,15 @@ func TestSingleStage(t *testing.T) {
 	}
 	if end.Provider == nil || end.Provider.Phase != jobs.ProviderDone {
 		t.Errorf("provider object %+v, want phase done", end.Provider)
+	}
+	// The usage accounting and metrics count each item once, at its cost.
+	now := time.Now()
+	rows, err := store.ReadUsage(context.Background(), b.db.Client, now.Add(-time.Hour), now.Add(time.Hour), "")
+	if err != nil || len(rows) != 1 || rows[0].Jobs != int64(len(qs)) || rows[0].CostMicroUSD != want || rows[0].InputTokens != inputTokens {
+		t.Errorf("usage accounting %+v, %v; want %d jobs, %d micro-dollars, %d input tokens", rows, err, len(qs), want, inputTokens)
+	}
+	if n := b.metric(t, "qa_jobs_completed_total", ""); n != float64(len(qs)) {
+		t.Errorf("qa_jobs_completed_total %v, want %d", n, len(qs))
 	}
 	if n := b.srv.BatchesCreated(); n != 1 {
 		t.Errorf("%d provider batches created, want 1", n)
@@ -323,6 +338,11 @@ func TestTwoStage(t *testing.T) {
 		}
 		if r.Provenance.Path != jobs.PathProvider || r.Provenance.LMCalls != 2 {
 			t.Errorf("item %d's provenance %+v", i, r.Provenance)
+		}
+		// Its cost is its two stages' at the batch price, each rounded
+		// once: within a micro-dollar of its total usage's.
+		if c := b.prices.CostOfModels(usageOf(t, r.Usage), true); r.Cost == nil || *r.Cost < *c-1 || *r.Cost > *c+1 || *r.Cost == 0 {
+			t.Errorf("item %d's cost %v, want about %d (its usage at the batch price)", i, r.Cost, *c)
 		}
 	}
 }

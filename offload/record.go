@@ -7,14 +7,20 @@ import (
 
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/pricing"
 	"github.com/qaqueue/qaqueue/programrun"
 )
 
 // result is item x's result once its last stage (last) has finished: the
 // program's outputs over every stage, as the live path assembles them.
+//
+// Its cost is its stages' as each round priced it (a provider's answer at
+// the batch prices, live fallbacks at the live ones): unknown when one
+// stage's is.
 func (b *run) result(x item, last *programrun.Stage, path string) (*jobs.Result, int64, error) {
 	runs := make([]*programrun.Stage, 0, len(x.done)+1)
 	calls := last.Checkpoint.LMCalls
+	cost := last.Checkpoint.Cost
 	for _, cp := range x.done {
 		st, err := programrun.Resumed(cp)
 		if err != nil {
@@ -22,6 +28,7 @@ func (b *run) result(x item, last *programrun.Stage, path string) (*jobs.Result,
 		}
 		runs = append(runs, st)
 		calls += cp.LMCalls
+		cost = pricing.Add(cost, cp.Cost)
 	}
 	runs = append(runs, last)
 	res, err := programrun.Assemble(b.c, runs, b.multi())
@@ -36,6 +43,10 @@ func (b *run) result(x item, last *programrun.Stage, path string) (*jobs.Result,
 		},
 		Usage:  res.Usage,
 		Stages: res.Stages,
+		Cost:   cost,
+	}
+	if byModel, err := pricing.ParseUsage(res.Usage); err == nil {
+		r.Tokens = pricing.Tokens(byModel)
 	}
 	if b.r.cfg.DisableUsage {
 		r.Usage = json.RawMessage("null")

@@ -129,7 +129,7 @@ func (b *run) render(ctx context.Context, from, to int, emit func(index int, lin
 		case err == nil:
 			cached++
 			b.r.deps.Metrics.request(jobs.PathCache, 1)
-			return b.record(ctx, x, res, jobs.PathCache)
+			return b.record(ctx, x, res, jobs.PathCache, new(int64)) // the cache costs nothing
 		case errors.Is(err, errCaptured):
 			line, err := b.r.deps.LM.BatchLine(customID(x.index, x.attempt+lm.calls-1), lm.req)
 			if err != nil {

@@ -15,6 +15,10 @@
 // whole micro-dollars; a cost that would not fit an int64 (above 9.2
 // trillion dollars) saturates.
 //
+// A run's usage as a result holds it ({model: usage block} JSON, [ParseUsage])
+// is priced over its models by [Table.CostOfModels] (nil when one has no
+// price) and counted by kind by [Tokens]; [Add] sums nullable costs.
+//
 // Costs are integers so that sums over thousands of calls stay exact and
 // idempotent: adding the same chunk's cost twice is visible, and no float
 // error creeps into a batch's total.

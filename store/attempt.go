@@ -272,7 +272,9 @@ func (a *Attempt) putBack(ctx context.Context, op string, reason *jobs.Error, de
 func (a *Attempt) uncountedCalls(n int) int { return max(n-a.checkpointedCalls, 0) }
 
 // Complete records the result and ends the job, adding tokens (what the run
-// used) to the owner's usage of the day (see [jobs.UsageKey]). r's
+// used) to the owner's usage of the day (see [jobs.UsageKey]) and r (its
+// provenance, Tokens and Cost) to the usage accounting's hour (see
+// [Jobs.UsageArgs]). r's
 // provenance comes with this attempt's LM calls; the record gets
 // [Attempt.Recorded] of it, encoded once for the record and the completed
 // event, and returned as it was recorded. r is not changed, so a repeat
@@ -285,8 +287,10 @@ func (a *Attempt) Complete(ctx context.Context, r *jobs.Result, tokens int64) (j
 	if err != nil {
 		return nil, fmt.Errorf("complete job %s: encode result: %w", a.JobID, err)
 	}
+	now := a.store.now()
 	args := []any{a.Number, ms(a.store.cfg.ResultTTL), res,
-		tokens, jobs.UsageDay(a.store.now()), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls)}
+		tokens, jobs.UsageDay(now), ms(jobs.UsageTTL), a.uncountedCalls(r.Provenance.LMCalls)}
+	args = append(args, a.store.UsageArgs(now, a.Spec.Owner, r)...)
 	args = append(args, len(a.cache))
 	for _, e := range a.cache {
 		args = append(args, e.Key, e.Value, ms(e.TTL))

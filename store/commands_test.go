@@ -49,7 +49,11 @@ func TestRecordCommands(t *testing.T) {
 		}
 		return s.Job.ID, a
 	}
-	result := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1}}
+	// A priced answer of the LM (not the cache) without cached tokens: the
+	// usual job.
+	cost := int64(7)
+	result := &jobs.Result{Outputs: jobs.Outputs{{Name: "answer", Value: "a"}}, Provenance: jobs.Provenance{LMCalls: 1},
+		Tokens: jobs.TokenCount{Input: 2, Output: 1}, Cost: &cost}
 	// A first job loads the scripts, registers the queue and starts the
 	// owner's usage counter of the day.
 	_, a := job()
@@ -141,12 +145,14 @@ func TestRecordCommands(t *testing.T) {
 		// EVALSHA, HMGET, HSET (lm_calls with the result), PEXPIRE record,
 		// PEXPIRE events, XADD, PUBLISH (the record's end with it), INCRBY
 		// (the usage counter exists: no PEXPIRE), SREM (out of the worker's
-		// index).
-		"complete": 9,
+		// index), HINCRBY ×4 (the hour's usage accounting: jobs,
+		// input_tokens, output_tokens, cost_micro_usd; its tuple's first
+		// job of the hour also PEXPIREATs the hash).
+		"complete": 13,
 		// and XADD, PUBLISH each.
-		"complete with 2 pieces": 13,
+		"complete with 2 pieces": 17,
 		// and SET (PX with it).
-		"complete with a cache entry": 10,
+		"complete with a cache entry": 14,
 	}
 	for step, n := range want {
 		if got[step] != n {

@@ -47,6 +47,10 @@ type Config struct {
 	// is spent, they end failed without calling the LM. 0 (the default) is
 	// no budget.
 	TokenBudgetPerDay int64
+	// UsageRetention is how long the usage accounting keeps an hour's
+	// counts past the hour's end (USAGE_RETENTION; jobs.UsageStatsKey).
+	// Default [config.DefaultUsageRetention].
+	UsageRetention time.Duration
 }
 
 // taskOptions are the asynq options of a job's task: the one its submit
@@ -69,6 +73,7 @@ func (c Config) WithDefaults() Config {
 	c.JobTimeout = cmp.Or(c.JobTimeout, config.DefaultJobTimeout)
 	c.MaxPending = cmp.Or(c.MaxPending, config.DefaultQueueMaxPending)
 	c.StreamCap = cmp.Or(c.StreamCap, 10000)
+	c.UsageRetention = cmp.Or(c.UsageRetention, config.DefaultUsageRetention)
 	return c
 }
 
@@ -83,7 +88,8 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s must be a whole number of seconds, not negative (asynq stores seconds), got %v", name, d))
 		}
 	}
-	for name, d := range map[string]time.Duration{"ResultTTL": c.ResultTTL, "PendingTTL": c.PendingTTL, "IdempotencyTTL": c.IdempotencyTTL} {
+	for name, d := range map[string]time.Duration{"ResultTTL": c.ResultTTL, "PendingTTL": c.PendingTTL, "IdempotencyTTL": c.IdempotencyTTL,
+		"UsageRetention": c.UsageRetention} {
 		if d < time.Millisecond {
 			errs = append(errs, fmt.Errorf("%s must be at least 1ms, got %v", name, d))
 		}

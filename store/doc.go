@@ -7,8 +7,11 @@
 // id, resync after a reconnect, recheck at heartbeats, end at a terminal
 // event): the one loop behind every event stream, long poll and wait
 // (Follower.Wait, Jobs.Wait), the batch's source being package batches'.
-// It also keeps the fleet's global stats counters (AddStats, ReadStats) and
-// reads token usage (TokensUsed). Workers keeps worker processes' liveness
+// It also keeps the fleet's global stats counters (AddStats, ReadStats),
+// reads token usage (TokensUsed), and owns the usage accounting: the hourly
+// hashes (jobs.UsageStatsKey) that the record and batch scripts add each
+// completion to (usage.lua, Jobs.UsageArgs), and their reading (ReadUsage,
+// GroupUsage). Workers keeps worker processes' liveness
 // and puts a dead worker's running jobs back under new asynq tasks, which
 // the record names: a start from any other task is refused (StartTask).
 //

@@ -262,12 +262,13 @@ if op == 'complete' then
   -- ARGV[7] result ttl ms, [8] the result (json: the record holds it, the
   -- completed event carries it), [9] tokens the job used, [10] the UTC day
   -- (yyyy-mm-dd), [11] usage counter ttl ms, [12] the attempt's LM calls,
-  -- [13] n, the keys to set with the result (Attempt.Cache: the LM
-  -- cache's entries), [14..13+3n] key, value, ttl ms (0: none) triples,
-  -- [14+3n..] the last streamed pieces (Attempt.Trail): event type (token
-  -- or retrying) and data pairs, appended before the completed event.
-  -- The tokens go to the owner's counter for the day here, so each
-  -- completion counts once, atomically with it.
+  -- [13..22] the usage accounting's (count_usage, usage.lua), [23] n, the
+  -- keys to set with the result (Attempt.Cache: the LM cache's entries),
+  -- [24..23+3n] key, value, ttl ms (0: none) triples, [24+3n..] the last
+  -- streamed pieces (Attempt.Trail): event type (token or retrying) and
+  -- data pairs, appended before the completed event. The tokens go to the
+  -- owner's counter for the day, and the usage to its hour's accounting,
+  -- here, so each completion counts once, atomically with it.
   -- The LM calls go in finish's HSET (add_calls would be a command more).
   local fields = {'result', ARGV[8], 'error', ''}
   local calls = tonumber(ARGV[12]) or 0
@@ -275,8 +276,8 @@ if op == 'complete' then
     table.insert(fields, 'lm_calls')
     table.insert(fields, (tonumber(rec.lm_calls) or 0) + calls)
   end
-  local trail = 14 + 3 * tonumber(ARGV[13])
-  for i = 14, trail - 1, 3 do
+  local trail = 24 + 3 * tonumber(ARGV[23])
+  for i = 24, trail - 1, 3 do
     if tonumber(ARGV[i + 2]) > 0 then
       redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[i + 2])
     else
@@ -300,6 +301,7 @@ if op == 'complete' then
       redis.call('PEXPIRE', usage, ARGV[11])
     end
   end
+  count_usage(13)
   return {'completed'}
 end
 

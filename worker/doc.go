@@ -8,7 +8,8 @@
 // and batch items, parse → start → run → settle (handler.go; kinds.go holds
 // what differs), where classify maps a failure to retry / fail / revoke /
 // defer and settle is the one place a verdict becomes a write, asynq's next
-// step and one log line; token publishing, the cancel listener, and the
+// step and one log line (a completion's with its cost, cost.go, and the
+// usage metrics); token publishing, the cancel listener, and the
 // batch's own tasks (batch.go); the worker's liveness key and its turn as
 // the fleet's recoverer, which puts a dead worker's jobs and batch items
 // back within seconds (liveness.go). It reports only through a sink: the

@@ -159,6 +159,7 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 		LatencySeconds: v.took.Seconds(),
 		Stages:         res.Stages,
 	}
+	w.price(r, res)
 	if w.cfg.DisableUsage {
 		r.Usage = json.RawMessage("null")
 		r.Stages = withoutUsage(r.Stages)
@@ -191,6 +192,7 @@ func (w *Worker) complete(ctx context.Context, t *asynq.Task, a *attempt, v verd
 	}
 	w.observe(a, "completed")
 	w.deps.Metrics.observeRun(a.queue, v.took)
+	w.deps.Metrics.ObserveCompletion(a.spec.Owner, r)
 	a.line(zerolog.InfoLevel, true).Int64("took_ms", v.took.Milliseconds()).Bool("cache_hit", res.CacheHit).Msg(a.kind.name + " completed")
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/qaqueue/qaqueue/batches"
 	"github.com/qaqueue/qaqueue/config"
 	"github.com/qaqueue/qaqueue/jobs"
+	"github.com/qaqueue/qaqueue/pricing"
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -130,6 +131,9 @@ type Deps struct {
 	// Offload runs provider-mode batches (offload.go); nil: this worker
 	// serves none.
 	Offload Offloader
+	// Prices prices each completed job and batch item (LM_PRICES): its
+	// result's cost. The zero Table knows no model: every cost is unknown.
+	Prices pricing.Table
 	// Tracing traces each attempt, its stages and its offload runs
 	// (tracing.go); nil when tracing is off: no span is started.
 	Tracing trace.TracerProvider

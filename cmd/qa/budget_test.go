@@ -47,9 +47,13 @@ const (
 	//     before the write, which sets started_at on a first start: no
 	//     HMGET, HSETNX or HGETALL after), SADD (the worker's index of its
 	//     running jobs, fast recovery), HSET, XADD + PUBLISH (started);
-	//   - complete 9: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
+	//   - complete 13: EVALSHA, HMGET, HSET, PEXPIRE ×2 (record, events to
 	//     RESULT_TTL), XADD + PUBLISH (completed), INCRBY (owner's tokens),
-	//     SREM (out of the worker's index);
+	//     SREM (out of the worker's index), HINCRBY ×4 (the hour's usage
+	//     accounting, GET /v1/usage: jobs, input and output tokens, cost;
+	//     counted inside the complete so each job counts once, at no round
+	//     trip; its PEXPIREAT comes once an hour per key, program, version
+	//     and model);
 	//   - the LM cache 2: GET (a miss), SET (inside complete's script);
 	//   - the wait 3: SUBSCRIBE (confirmed before the read, so no event is
 	//     missed), HGETALL, UNSUBSCRIBE;
@@ -61,7 +65,7 @@ const (
 	//     does not pay.
 	// The exactly-once end is the HMGET's status and attempt check inside
 	// the scripts: no command of its own.
-	budgetCommands = 48
+	budgetCommands = 52
 )
 
 // wantTrips is each side's round trips for one job, in the order sent.

@@ -79,6 +79,7 @@ func jobsConfig(cfg *config.Config) store.Config {
 		// Checked again as each job and batch item starts (the API checks it
 		// at submit).
 		TokenBudgetPerDay: cfg.Security.TokenBudgetPerDay,
+		UsageRetention:    cfg.Queue.UsageRetention,
 	}
 }
 

@@ -128,14 +128,15 @@ func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Loo
 		closeLM()
 		return nil, err
 	}
-	offloader, err := newOffloader(cfg, lm, bs, registry, log, reg)
+	metrics := worker.NewMetrics(reg)
+	offloader, err := newOffloader(cfg, lm, bs, registry, log, reg, metrics)
 	if err != nil {
 		closeLM()
 		return nil, err
 	}
 	w, err := worker.New(workerConfig(cfg), worker.Deps{
 		Redis: rdb, Store: jobStore, Runner: worker.NewRunner(registry, lm),
-		Log: log, Metrics: worker.NewMetrics(reg), Batches: bs, Offload: offloader, Tracing: tp,
+		Log: log, Metrics: metrics, Batches: bs, Offload: offloader, Prices: cfg.LM.Prices, Tracing: tp,
 	})
 	if err != nil {
 		closeLM()
@@ -187,7 +188,7 @@ func serveHealth(addr string, h http.Handler, log zerolog.Logger) (*http.Server,
 // newOffloader is the runner of provider-mode batches, over the LM
 // provider's batch API; nil (no provider mode on this worker) when the
 // provider has none.
-func newOffloader(cfg *config.Config, lm *lmclient.Client, bs *batches.Store, programs offload.Programs, log zerolog.Logger, reg prometheus.Registerer) (worker.Offloader, error) {
+func newOffloader(cfg *config.Config, lm *lmclient.Client, bs *batches.Store, programs offload.Programs, log zerolog.Logger, reg prometheus.Registerer, usage *worker.Metrics) (worker.Offloader, error) {
 	provider, err := lm.BatchAPI()
 	var ce *lmclient.ConfigError
 	if errors.As(err, &ce) {
@@ -199,7 +200,7 @@ func newOffloader(cfg *config.Config, lm *lmclient.Client, bs *batches.Store, pr
 	}
 	runner, err := offload.New(offloadConfig(cfg), offload.Deps{
 		Batches: bs, Programs: programs, LM: lm, Provider: provider, Prices: cfg.LM.Prices,
-		Log: log.With().Str("component", "offload").Logger(), Metrics: offload.NewMetrics(reg),
+		Log: log.With().Str("component", "offload").Logger(), Metrics: offload.NewMetrics(reg), Completions: usage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure the offload runner: %w", err)
