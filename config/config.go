@@ -26,6 +26,8 @@ type Config struct {
 	Security Security
 	// Log is logging.
 	Log Log
+	// Telemetry is OpenTelemetry tracing, in OpenTelemetry's own variables.
+	Telemetry Telemetry
 
 	// sources records where each variable's value came from, for
 	// Settings; nil in a Config built by hand.
@@ -424,4 +426,49 @@ type Log struct {
 	// failure logs its code, and the quoted text's length and hash.
 	// LOG_QUESTIONS, default false.
 	Questions bool `env:"LOG_QUESTIONS"`
+}
+
+// Telemetry configures OpenTelemetry traces with the variables every
+// OpenTelemetry SDK reads (package telemetry builds the exporter; the
+// exporter's TLS, timeout and compression variables and OTEL_BSP_* are read
+// by the SDK itself). Tracing is off unless an endpoint is set or
+// OTEL_TRACES_EXPORTER=otlp; off, it costs nothing.
+type Telemetry struct {
+	// Disabled turns tracing off whatever else is set. OTEL_SDK_DISABLED,
+	// default false.
+	Disabled bool `env:"OTEL_SDK_DISABLED"`
+	// Exporter is otlp or none; unset, traces are exported when an endpoint
+	// is set. OTEL_TRACES_EXPORTER, default unset.
+	Exporter string `env:"OTEL_TRACES_EXPORTER"`
+	// Endpoint is the OTLP collector's base URL (http://host:4318 for
+	// OTLP/HTTP, which adds /v1/traces; http://host:4317 for gRPC).
+	// OTEL_EXPORTER_OTLP_ENDPOINT, default unset.
+	Endpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	// TracesEndpoint is the full URL traces are sent to, winning over
+	// Endpoint. OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, default unset.
+	TracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	// Protocol is http/protobuf or grpc. OTEL_EXPORTER_OTLP_PROTOCOL,
+	// default unset (http/protobuf).
+	Protocol string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
+	// Headers are sent with every export (a collector's API key),
+	// comma-separated key=value with URL-encoded values.
+	// OTEL_EXPORTER_OTLP_HEADERS, default empty.
+	Headers Secret `env:"OTEL_EXPORTER_OTLP_HEADERS"`
+	// Sampler decides which traces are kept: always_on, always_off,
+	// traceidratio, parentbased_always_on, parentbased_always_off or
+	// parentbased_traceidratio (a job's spans follow the decision made for
+	// its request; a batch item's trace is a new root, so a ratio keeps that
+	// share of a batch's items). OTEL_TRACES_SAMPLER, default
+	// unset (parentbased_always_on).
+	Sampler string `env:"OTEL_TRACES_SAMPLER"`
+	// SamplerArg is the ratio of the *traceidratio samplers, 0 to 1.
+	// OTEL_TRACES_SAMPLER_ARG, default unset (1).
+	SamplerArg string `env:"OTEL_TRACES_SAMPLER_ARG"`
+	// ServiceName names the spans' service; unset, each process is
+	// qaqueue-api, qaqueue-worker or qaqueue-dev. OTEL_SERVICE_NAME,
+	// default unset.
+	ServiceName string `env:"OTEL_SERVICE_NAME"`
+	// ResourceAttributes are added to every span's resource,
+	// comma-separated key=value. OTEL_RESOURCE_ATTRIBUTES, default empty.
+	ResourceAttributes string `env:"OTEL_RESOURCE_ATTRIBUTES"`
 }

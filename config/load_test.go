@@ -127,6 +127,11 @@ func everything() map[string]string {
 		"WAIT_MAX_PER_KEY": "50", "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.2", "AUTH_FAILURES_PER_MINUTE": "30",
 
 		"LOG_LEVEL": "WARNING", "LOG_FORMAT": "Console", "LOG_QUESTIONS": "true",
+
+		"OTEL_SDK_DISABLED": "false", "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_EXPORTER_OTLP_HEADERS": "api-key=otel-secret", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+		"OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_SERVICE_NAME": "qa", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
 	}
 }
 
@@ -186,6 +191,11 @@ func TestLoadEveryVariable(t *testing.T) {
 			WaitMaxPerKey: 50, TrustedProxies: List{"10.0.0.0/8", "192.168.1.2"}, AuthFailuresPerMinute: 30,
 		},
 		Log: Log{Level: "warn", Format: "console", Questions: true},
+		Telemetry: Telemetry{
+			Exporter: "otlp", Endpoint: "http://collector:4318", TracesEndpoint: "http://collector:4318/v1/traces",
+			Protocol: "grpc", Headers: "api-key=otel-secret", Sampler: "parentbased_traceidratio", SamplerArg: "0.25",
+			ServiceName: "qa", ResourceAttributes: "deployment.environment=prod",
+		},
 	}
 	if diff := cmp.Diff(want, *cfg, ignoreSources); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)

@@ -33,6 +33,8 @@ var specObjects = []string{
 	`{"program":"qa","inputs":{"question":"What is the capital of France?"},"owner":"alice","queue":"interactive"}`,
 	`{"program":"claims","inputs":{"big":123456789012345678901234567890,"n":1.0,"ok":true,"no":false,"x":null,"l":[1,"a",{"b":2.50}],"o":{"k":-0}},"options":{"stream":true,"no_cache":false},"owner":"alice","queue":"batch","program_version":"` + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + `"}`,
 	`{"program":"qa","inputs":{},"options":{}}`,
+	`{"program":"qa","inputs":{"question":"q"},"owner":"alice","queue":"interactive","trace":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`,
+	`{"trace":"a","trace":"b"}`, `{"trace":null}`, `{"trace":1}`,
 	` { "program" : "qa" , "inputs" : { "q\u00e9" : "a\nb\u2028" } } `,
 	`{"program":"q\ud800a","inputs":{"question":"\u00e9"}}`, "{\"program\":\"qa\",\"inputs\":{\"question\":\"\xff\"}}",
 	`{"Program":"qa"}`, `{"progr\u0061m":"qa"}`, `{"program":"a","program":"b"}`,

@@ -63,6 +63,12 @@ type ServerSpec struct {
 	// from Program at submit (a batch's at create). Empty for the built-in
 	// QA program (and for jobs queued before the registry).
 	ProgramVersion string `json:"program_version,omitempty"`
+	// Trace is the W3C traceparent of the span that enqueued the job (see
+	// package telemetry): every attempt's spans continue that trace, on
+	// whichever worker. A batch's spec holds its create request's; its
+	// items' spans link to it instead. Empty when tracing is off. Spec.Hash
+	// leaves it out, so a client's retry under a new span still replays.
+	Trace string `json:"trace,omitempty"`
 	// Batch names the item of a batch item's spec (nil for a job). It is
 	// not stored: the item's start puts it in.
 	Batch *BatchRef `json:"batch,omitempty"`
@@ -74,9 +80,10 @@ type Spec struct {
 	ServerSpec
 }
 
-// ServerFields are the names of the server part's fields, and of those to
-// come (the trace context), that a request body may not use: the API
-// answers 422 naming the field.
+// ServerFields are the names of the server part's fields (and
+// traceparent, which a client may mean for trace) that a request body may
+// not use: the API answers 422 naming the field. A trace comes in the
+// traceparent header.
 var ServerFields = []string{"owner", "queue", "program_version", "batch", "trace", "traceparent"}
 
 // IsServerField reports whether name is one of ServerFields.
@@ -141,6 +148,8 @@ func scanSpec(b []byte) (s Spec, ok bool) {
 			bit, ok = 1<<4, scanString(raw, &s.Queue)
 		case `"program_version"`:
 			bit, ok = 1<<5, scanString(raw, &s.ProgramVersion)
+		case `"trace"`:
+			bit, ok = 1<<6, scanString(raw, &s.Trace)
 		}
 		if !ok || seen&bit != 0 {
 			return false

@@ -220,6 +220,35 @@ func TestOptionsSet(t *testing.T) {
 
 // TestParseSpec: a stored spec reads back as it was written, numbers as
 // written.
+func TestSpecHashLeavesTheTraceOut(t *testing.T) {
+	t.Parallel()
+	// A client's retry comes with a new span: it must still replay its job.
+	s := jobs.Spec{ClientSpec: jobs.QuestionSpec("q"), ServerSpec: jobs.ServerSpec{Queue: jobs.QueueInteractive}}
+	a, err := s.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	b, err := s.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Fatalf("the trace changes the hash: %s != %s", a, b)
+	}
+	got, err := jobs.ParseSpec(must(s.Marshal()))
+	if err != nil || got.Trace != s.Trace {
+		t.Fatalf("trace read back as %q (%v)", got.Trace, err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func TestParseSpec(t *testing.T) {
 	t.Parallel()
 	s := jobs.Spec{

@@ -41,12 +41,12 @@ func TestAPIWithWorkersAndFakeLM(t *testing.T) {
 	defer cancel()
 	log := zerolog.Nop()
 	reg := newRegistry()
-	stack, err := startWorkerStack(ctx, cfg, config.MapLookup(nil), db.Client, log, reg, nil)
+	stack, err := startWorkerStack(ctx, cfg, config.MapLookup(nil), db.Client, log, reg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stack.stop()
-	api, err := startAPI(ctx, cfg, db.Client, db.URL(), log, reg, false)
+	api, err := startAPI(ctx, cfg, db.Client, db.URL(), log, reg, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,12 +132,12 @@ func TestJobRedisBudget(t *testing.T) {
 	}
 	apiRedis, workerRedis := open(apiLog), open(workerLog)
 	log := zerolog.Nop()
-	stack, err := startWorkerStack(ctx, cfg, lookupEnv(e), workerRedis, log, newRegistry(), &lmEndpoint{base: lmSrv.URL, key: "demo"})
+	stack, err := startWorkerStack(ctx, cfg, lookupEnv(e), workerRedis, log, newRegistry(), &lmEndpoint{base: lmSrv.URL, key: "demo"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.stop)
-	srv, err := startAPI(ctx, cfg, apiRedis, db.URL(), log, newRegistry(), true)
+	srv, err := startAPI(ctx, cfg, apiRedis, db.URL(), log, newRegistry(), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

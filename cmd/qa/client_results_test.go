@@ -83,7 +83,7 @@ func TestDownloadResultsFollowsEarlyEnds(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	api, err := startAPI(ctx, cfg, db.Client, db.URL(), zerolog.Nop(), newRegistry(), false)
+	api, err := startAPI(ctx, cfg, db.Client, db.URL(), zerolog.Nop(), newRegistry(), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,12 +51,12 @@ func clientEnvWith(t *testing.T, settings map[string]string) (env, *bytes.Buffer
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	stack, err := startWorkerStack(ctx, cfg, config.MapLookup(nil), db.Client, zerolog.Nop(), newRegistry(), nil)
+	stack, err := startWorkerStack(ctx, cfg, config.MapLookup(nil), db.Client, zerolog.Nop(), newRegistry(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.stop)
-	api, err := startAPI(ctx, cfg, db.Client, db.URL(), zerolog.Nop(), newRegistry(), false)
+	api, err := startAPI(ctx, cfg, db.Client, db.URL(), zerolog.Nop(), newRegistry(), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,8 @@ func runConfig(_ context.Context, e env, args []string) error {
 	if err != nil {
 		return invalidConfig(err)
 	}
-	invalid := cfg.Validate()
+	// The OTEL_* values are the telemetry package's to judge.
+	invalid := joinFlat(cfg.Validate(), telemetryConfig(cfg).Validate())
 	notices := cfg.Notices()
 	if *asJSON {
 		err = writeConfigJSON(e.stdout, cfg, notices, invalid)
@@ -69,6 +70,20 @@ func lookupEnv(e env) config.Lookup {
 		v := e.getenv(name)
 		return v, v != ""
 	}
+}
+
+// joinFlat joins errs, unpacking joined ones, so invalidConfig counts each
+// problem.
+func joinFlat(errs ...error) error {
+	var all []error
+	for _, err := range errs {
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			all = append(all, multi.Unwrap()...)
+		} else if err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
 }
 
 // invalidConfig lists the problems one per line, under a count.

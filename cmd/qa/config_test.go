@@ -207,3 +207,17 @@ func TestConfigUsage(t *testing.T) {
 		t.Errorf("-h: exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestConfigChecksTheTelemetryVariables(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runConfigCmd(t, map[string]string{"OTEL_TRACES_SAMPLER": "sometimes", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318", "PORT": "-1"},
+		"--env-file", filepath.Join(t.TempDir(), "none"))
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, want := range []string{"invalid configuration (3 problems)", `OTEL_TRACES_SAMPLER="sometimes"`, `OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318"`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}

@@ -38,6 +38,11 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 	log := newLogger(cfg, e.stderr)
 	logNotices(log, notices)
+	tracing, err := startTracing(ctx, cfg, "dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tracing, log)
 
 	url := cfg.Redis.EffectiveURL().Reveal()
 	if cfg.Redis.Embedded() {
@@ -72,11 +77,11 @@ func runDev(ctx context.Context, e env, args []string) error {
 	}
 
 	reg := newRegistry()
-	stack, err := startWorkerStack(ctx, cfg, lookup, rdb, log.With().Str("component", "worker").Logger(), reg, demo)
+	stack, err := startWorkerStack(ctx, cfg, lookup, rdb, log.With().Str("component", "worker").Logger(), reg, demo, tracing.Provider())
 	if err != nil {
 		return err
 	}
-	api, err := startAPI(ctx, cfg, rdb, url, log, reg, demo != nil)
+	api, err := startAPI(ctx, cfg, rdb, url, log, reg, demo != nil, tracing.Provider())
 	if err != nil {
 		stack.stop()
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/qaqueue/qaqueue/store"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runServeAPI is `qa api`: the HTTP front door, until SIGTERM.
@@ -38,13 +39,18 @@ func runServeAPI(ctx context.Context, e env, args []string) error {
 	}
 	log := newLogger(cfg, e.stderr)
 	logNotices(log, notices)
+	tracing, err := startTracing(ctx, cfg, "api", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tracing, log)
 	url := cfg.Redis.EffectiveURL().Reveal()
 	rdb, err := openRedis(ctx, cfg, url, cfg.Redis.APIPoolSize())
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	srv, err := startAPI(ctx, cfg, rdb, url, log, newRegistry(), false)
+	srv, err := startAPI(ctx, cfg, rdb, url, log, newRegistry(), false, tracing.Provider())
 	if err != nil {
 		return err
 	}
@@ -72,7 +78,8 @@ type apiStack struct {
 }
 
 // startAPI serves the API on HOST:PORT in the background.
-func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, redisURL string, log zerolog.Logger, reg *prometheus.Registry, demo bool) (*apiStack, error) {
+// tp traces the requests and enqueues; nil when tracing is off.
+func startAPI(ctx context.Context, cfg *config.Config, rdb redis.UniversalClient, redisURL string, log zerolog.Logger, reg *prometheus.Registry, demo bool, tp trace.TracerProvider) (*apiStack, error) {
 	jobStore, err := store.NewJobs(rdb, jobsConfig(cfg))
 	if err != nil {
 		return nil, err

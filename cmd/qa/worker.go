@@ -20,6 +20,7 @@ import (
 	"github.com/qaqueue/qaqueue/worker"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runWorker is `qa worker`: one worker process (its interactive and batch asynq
@@ -38,6 +39,11 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	}
 	log := newLogger(cfg, e.stderr).With().Str("component", "worker").Logger()
 	logNotices(log, notices)
+	tracing, err := startTracing(ctx, cfg, "worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tracing, log)
 	rdb, err := openRedis(ctx, cfg, cfg.Redis.EffectiveURL().Reveal(), cfg.Redis.WorkerPoolSize(cfg.Queue))
 	if err != nil {
 		return err
@@ -45,7 +51,7 @@ func runWorker(ctx context.Context, e env, args []string) error {
 	defer rdb.Close()
 
 	reg := newRegistry()
-	stack, err := startWorkerStack(ctx, cfg, lookupEnv(e), rdb, log, reg, nil)
+	stack, err := startWorkerStack(ctx, cfg, lookupEnv(e), rdb, log, reg, nil, tracing.Provider())
 	if err != nil {
 		return err
 	}
@@ -83,8 +89,9 @@ func (s *workerStack) stop() {
 
 // startWorkerStack builds the LM client, the program and the worker, and
 // starts the worker. demo, when set, replaces the configured LM with qa
-// dev's demo LM, whose answers are cached in a namespace of their own.
-func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Lookup, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer, demo *lmEndpoint) (*workerStack, error) {
+// dev's demo LM, whose answers are cached in a namespace of their own. tp
+// traces attempts, stages and LM calls; nil when tracing is off.
+func startWorkerStack(ctx context.Context, cfg *config.Config, lookup config.Lookup, rdb redis.UniversalClient, log zerolog.Logger, reg prometheus.Registerer, demo *lmEndpoint, tp trace.TracerProvider) (*workerStack, error) {
 	lcfg := lmConfig(cfg, lookup)
 	if demo != nil {
 		lcfg.APIBase, lcfg.APIKey, lcfg.CacheNamespace = demo.base, demo.key, demoCacheNamespace
