@@ -76,7 +76,7 @@ ran=""
 if command -v docker-compose >/dev/null 2>&1; then
   docker-compose --profile monitoring --profile demo config -q
   services=$(docker-compose --profile monitoring --profile demo config --services | sort | tr '\n' ' ')
-  [ "$services" = "api fakelm prometheus redis worker " ] || { echo "deploy-check: services: $services"; exit 1; }
+  [ "$services" = "api fakelm grafana prometheus redis worker " ] || { echo "deploy-check: services: $services"; exit 1; }
   echo "ok: docker-compose $(docker-compose version --short) config: $services"
   ran=1
 fi

@@ -50,6 +50,7 @@ func benchScenarios() []benchScenario {
 		{"load", "clients mixing submit, poll, SSE and /predict: 5xx, lost jobs, memory", benchLoad, 3 * time.Minute, time.Minute},
 		{"provider", "the same batch live and ?mode=provider (fake Batch API): worker/API CPU, Redis commands and wall time per item, peak worker RSS at N and N/4, LM calls, cost at batch vs live price", benchProvider, 6 * time.Minute, 3 * time.Minute},
 		{"swap", "a two-stage program's alias moved under load: switch time per API, failures, default program before/after", benchSwap, 2 * time.Minute, time.Minute},
+		{"tracing", "jobs with tracing off (beside --qa-base, the previous release) and on (always_on, OTLP/HTTP to an in-process sink): jobs/s, CPU and Redis commands per job, spans and bytes exported per job", benchTracing, 3 * time.Minute, 2 * time.Minute},
 	}
 }
 
@@ -142,6 +143,9 @@ type bench struct {
 	self string
 	// pins keeps the measured process apart from the load (taskset).
 	pins benchkit.Pins
+	// baseBin is --qa-base, the previous release's qa ("" when not given),
+	// and baseVersion what its `qa version` says.
+	baseBin, baseVersion string
 }
 
 // benchReport is the JSON report.
@@ -163,6 +167,7 @@ func runBench(ctx context.Context, e env, args []string) error {
 	jsonOut := fs.String("json", "", "also write the report as JSON to this file")
 	list := fs.Bool("list", false, "list the scenarios and exit")
 	qaBin := fs.String("qa", "", "the qa binary to run as `qa api` / `qa worker` (default: the qa beside qa-bench, else one built from this checkout)")
+	qaBase := fs.String("qa-base", "", "a qa binary of the previous release, the tracing scenario's no-regression baseline (see BENCHMARKS.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: qa-bench [flags] [scenario ...]\n\nRuns each scenario against a redis-server on a free port, an in-process fake LM\nand `qa api` / `qa worker` processes, and prints every figure beside its\nsame-run baseline and its goal.\n\nflags:")
 		fs.PrintDefaults()
@@ -190,6 +195,11 @@ func runBench(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer cleanup()
+	if *qaBase != "" {
+		if b.baseBin, b.baseVersion, err = findBaseQA(ctx, *qaBase, e.stderr); err != nil {
+			return err
+		}
+	}
 
 	rep := &benchReport{StartedAt: time.Now().UTC(), Command: "qa-bench " + strings.Join(args, " "), Quick: *quick, QA: b.qaVersion, Machine: machineInfo()}
 	for _, sc := range selected {

@@ -147,11 +147,18 @@ type metered struct {
 // meteredStack starts a Redis, a worker with slots slots and an API on lm,
 // both with env, and a meter over the API, the worker and Redis.
 func (s *scope) meteredStack(ctx context.Context, lm *benchkit.LM, slots int, env ...string) (*metered, error) {
+	return s.meteredStackOf(ctx, s.b.bin, lm, slots, env...)
+}
+
+// meteredStackOf is meteredStack with the processes run from the qa binary
+// bin.
+func (s *scope) meteredStackOf(ctx context.Context, bin string, lm *benchkit.LM, slots int, env ...string) (*metered, error) {
 	url, _, err := s.db(ctx)
 	if err != nil {
 		return nil, err
 	}
 	st := s.stack(url, lm, append([]string{fmt.Sprintf("WORKER_CONCURRENCY=%d", slots)}, env...)...)
+	st.Bin = bin
 	wp, wmetrics, err := s.worker(ctx, st)
 	if err != nil {
 		return nil, err
