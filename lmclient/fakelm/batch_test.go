@@ -583,7 +583,9 @@ func TestFileUploadIsStreamed(t *testing.T) {
 	}
 	kept := liveHeap()
 	t.Logf("heap grew %d bytes keeping a %d-byte upload", int64(kept)-int64(before), size)
-	if grown := int64(kept) - int64(before); grown < size || grown > size+size/8 {
+	// About the file's size either way: other tests' garbage freed by the
+	// collections in between can take a few KB off (seen: 2.9 KB under).
+	if grown := int64(kept) - int64(before); grown < size-size/16 || grown > size+size/8 {
 		t.Errorf("the heap grew %d bytes keeping a %d-byte file, want about the file's size", grown, size)
 	}
 	req, _ := http.NewRequest(http.MethodDelete, s.URL()+"/files/"+f.ID, nil)
