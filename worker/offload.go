@@ -53,8 +53,11 @@ func (w *Worker) registerOffload(mux *asynq.ServeMux) {
 // runner of the batch, and a look never holds a slot while it waits.
 func (w *Worker) handleBatchOffload(ctx context.Context, t *asynq.Task) error {
 	var p jobs.OffloadPayload
-	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.BatchID == "" {
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("%w: bad offload payload: %v", asynq.SkipRetry, err)
+	}
+	if p.BatchID == "" {
+		return fmt.Errorf("%w: bad offload payload: no batch_id", asynq.SkipRetry)
 	}
 	var span trace.Span
 	if w.tracer != nil {
