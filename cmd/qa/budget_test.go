@@ -292,10 +292,17 @@ func TestJobRedisBudget(t *testing.T) {
 }
 
 // postJob submits a question and returns the job's id.
-func postJob(t *testing.T, base, question string) string {
+// postJob submits question (not streamed), with header's name, value
+// pairs, and returns the job's id.
+func postJob(t *testing.T, base, question string, header ...string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"question": question, "stream": false})
-	resp, err := http.Post(base+"/v1/jobs", "application/json", strings.NewReader(string(body)))
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/jobs", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -201,24 +201,9 @@ func (p traceparent) String() string { return "00-" + p.trace + "-" + p.span + "
 // submitTraced submits question as alice, from within the caller's span.
 func submitTraced(t *testing.T, base string, caller traceparent, question string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"question": question})
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/jobs", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer alice-key")
-	req.Header.Set("traceparent", caller.String())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var s struct{ ID string }
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /v1/jobs: %d %v", resp.StatusCode, err)
-	}
-	return s.ID
+	return postJob(t, base, question, "Authorization", "Bearer alice-key", "traceparent", caller.String())
 }
 
-// jobStatus reads job id's status as alice (query: "?wait=…" to long-poll).
 func jobStatus(t *testing.T, base, id, query string) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/v1/jobs/"+id+query, nil)
