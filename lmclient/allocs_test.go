@@ -12,22 +12,7 @@ func TestCompleteAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation bounds are checked without the race detector")
 	}
-	b := setup(t)
-	ctx := ctxT(t)
-	req := chatRequest("How many allocations does one call take?")
-	req.NoCache = true
-	if _, err := b.c.Complete(ctx, req); err != nil { // warm the connection
-		t.Fatal(err)
-	}
-	var err error
-	allocs := testing.AllocsPerRun(50, func() {
-		if _, e := b.c.Complete(ctx, req); e != nil {
-			err = e
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	allocs := completeAllocs(t, "How many allocations does one call take?")
 	t.Logf("%.0f allocations per Complete", allocs)
 	if allocs > 420 {
 		t.Errorf("%.0f allocations per Complete, want at most %d", allocs, 420)
@@ -65,4 +50,27 @@ func TestCompleteAcceptAllocs(t *testing.T) {
 	if allocs > 460 {
 		t.Errorf("%.0f allocations per Complete and Accept, want at most %d", allocs, 460)
 	}
+}
+
+// completeAllocs is the allocations of one uncached Complete of question,
+// on a client set up with mod, its connection warmed first.
+func completeAllocs(t *testing.T, question string, mod ...func(*Config, *Deps)) float64 {
+	t.Helper()
+	b := setup(t, mod...)
+	ctx := ctxT(t)
+	req := chatRequest(question)
+	req.NoCache = true
+	if _, err := b.c.Complete(ctx, req); err != nil { // warm the connection
+		t.Fatal(err)
+	}
+	var err error
+	allocs := testing.AllocsPerRun(50, func() {
+		if _, e := b.c.Complete(ctx, req); e != nil {
+			err = e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return allocs
 }

@@ -176,26 +176,8 @@ func TestCompleteTracedAllocs(t *testing.T) {
 		t.Skip("allocation bounds are checked without the race detector")
 	}
 	tracing, _ := withTracing(t)
-	measure := func(mod ...func(*Config, *Deps)) float64 {
-		b := setup(t, mod...)
-		ctx := ctxT(t)
-		req := chatRequest("How many allocations does one traced call take?")
-		req.NoCache = true
-		if _, err := b.c.Complete(ctx, req); err != nil { // warm the connection
-			t.Fatal(err)
-		}
-		var err error
-		allocs := testing.AllocsPerRun(50, func() {
-			if _, e := b.c.Complete(ctx, req); e != nil {
-				err = e
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return allocs
-	}
-	off, on := measure(), measure(tracing)
+	const question = "How many allocations does one traced call take?"
+	off, on := completeAllocs(t, question), completeAllocs(t, question, tracing)
 	t.Logf("%.0f allocations per Complete untraced, %.0f traced", off, on)
 	if on-off > 25 {
 		t.Errorf("a traced Complete takes %.0f allocations more than an untraced one, want at most 25", on-off)
