@@ -120,12 +120,21 @@ func (m *httpMetrics) observeHTTP(route, method string, status int, d time.Durat
 // methodLabel is a request method as a label: the methods of RFC 9110 and
 // PATCH by name, any other (a client may invent them freely) "other".
 func methodLabel(method string) string {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	if standardMethod(method) {
 		return method
 	}
 	return "other"
+}
+
+// standardMethod reports whether method is one of RFC 9110's or PATCH:
+// labels and span names keep those, and fold the rest into one value.
+func standardMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 // statusLabel is a status as a label: the statuses the API and what it

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -102,9 +101,7 @@ func (s *Server) traceRequest(c *gin.Context) {
 // it, so anything but the standard methods is "_OTHER" (OpenTelemetry's
 // HTTP conventions), which keeps span names a bounded set.
 func spanMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	if standardMethod(m) {
 		return m
 	}
 	return "_OTHER"
