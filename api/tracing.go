@@ -30,10 +30,6 @@ import (
 // tracerName is the instrumentation scope of the API's spans.
 const tracerName = "github.com/qaqueue/qaqueue/api"
 
-// relayedEvents counts the events a relay sent (snapshots and heartbeats
-// not counted).
-const relayedEvents = attribute.Key("qa.events.relayed")
-
 // relaySpanName names the span of an SSE relay.
 const relaySpanName = "relay events"
 
@@ -197,7 +193,7 @@ func (r relaySpan) end(ctx context.Context, events int, end store.FollowEnd, err
 	if r.span == nil {
 		return
 	}
-	r.span.SetAttributes(relayedEvents.Int(events))
+	r.span.SetAttributes(telemetry.EventsRelayed.Int(events))
 	switch {
 	case err != nil && ctx.Err() == nil:
 		failSpan(r.span, "relay_error")

@@ -17,6 +17,9 @@ const (
 	RetryReason    = attribute.Key("qa.retry.reason")
 	RetryInMS      = attribute.Key("qa.retry.in_ms")
 	LMCacheHit     = attribute.Key("qa.lm.cache_hit")
+	// EventsRelayed counts the events an SSE relay sent (snapshots and
+	// heartbeats not counted).
+	EventsRelayed = attribute.Key("qa.events.relayed")
 	// ErrorType is OpenTelemetry's error.type: a class or code, never a
 	// message that may quote an input.
 	ErrorType = attribute.Key("error.type")
