@@ -36,6 +36,17 @@ func createProviderBatch(t *testing.T, bs *batches.Store, n int) *jobs.Batch {
 	return created.Batch
 }
 
+// expandedProviderBatch is createProviderBatch's batch, expanded: its one
+// offload task enqueued.
+func expandedProviderBatch(t *testing.T, bs *batches.Store, n int) *jobs.Batch {
+	t.Helper()
+	bt := createProviderBatch(t, bs, n)
+	if _, err := bs.Expand(context.Background(), bt.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	return bt
+}
+
 // queueTasks lists the pending tasks of queue (none when it does not exist).
 func queueTasks(t *testing.T, b *bundle, queue string) []*asynq.TaskInfo {
 	t.Helper()
@@ -117,10 +128,7 @@ func TestProviderBatchCancelLeavesItemsToTheRunner(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{ProgressInterval: time.Nanosecond})
 	ctx := context.Background()
-	bt := createProviderBatch(t, bs, 3)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
+	bt := expandedProviderBatch(t, bs, 3)
 	cancelled, err := bs.Cancel(ctx, bt.ID)
 	if err != nil || cancelled.Status != jobs.BatchCancelling || cancelled.Counts.Cancelled != 0 {
 		t.Fatalf("cancel = %+v, %v", cancelled, err)
@@ -329,10 +337,7 @@ func TestProviderRoundOutlivesTheWindow(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{CompletionWindow: time.Hour})
 	ctx := context.Background()
-	bt := createProviderBatch(t, bs, 3)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
+	bt := expandedProviderBatch(t, bs, 3)
 	// The runner has begun: its provider batch runs.
 	if err := bs.SetProvider(ctx, bt.ID, jobs.ProviderProgress{Name: "openai", Phase: jobs.ProviderInProgress, Round: 1}); err != nil {
 		t.Fatal(err)
@@ -399,10 +404,7 @@ func TestProviderBatchRetryRunsLive(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
-	bt := createProviderBatch(t, bs, 2)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
+	bt := expandedProviderBatch(t, bs, 2)
 	for i, id := range []string{"ca", "cb"} {
 		att, out, err := bs.StartItemTask(ctx, jobs.BatchItemPayload{Batch: bt.ID, Index: i, CustomID: id}, "offload-"+bt.ID, "")
 		if err != nil || out != batches.ItemStarted {
@@ -442,10 +444,7 @@ func TestProviderBatchNoRunnerTookExpires(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{CompletionWindow: time.Hour})
 	ctx := context.Background()
-	bt := createProviderBatch(t, bs, 3)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
+	bt := expandedProviderBatch(t, bs, 3)
 	past := bt.ExpiresAt.Add(time.Minute)
 	batches.SetClock(bs, func() time.Time { return past })
 	if err := bs.CheckWindow(ctx, bt.ID); err != nil {

@@ -75,10 +75,7 @@ func TestProviderBatchDeleteAfterCancelKeepsNoShare(t *testing.T) {
 	b := setup(t, store.Config{})
 	bs := newBatches(t, b, batches.Config{})
 	ctx := context.Background()
-	bt := createProviderBatch(t, bs, 3)
-	if _, err := bs.Expand(ctx, bt.ID, 0); err != nil {
-		t.Fatal(err)
-	}
+	bt := expandedProviderBatch(t, bs, 3)
 	cancelled, err := bs.Cancel(ctx, bt.ID)
 	if err != nil {
 		t.Fatal(err)
