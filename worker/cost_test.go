@@ -2,12 +2,14 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/qaqueue/qaqueue/internal/testwait"
 	"github.com/qaqueue/qaqueue/jobs"
 	"github.com/qaqueue/qaqueue/lmclient"
 	"github.com/qaqueue/qaqueue/pricing"
@@ -81,6 +83,8 @@ func TestJobCost(t *testing.T) {
 		t.Errorf("usage accounting (-want +got):\n%s", diff)
 	}
 
+	// The second (cached) job is counted last; its cost, 0, goes with it.
+	waitValue(t, reg, "qa_jobs_completed_total", "alice", 2)
 	if got := value(t, reg, "qa_jobs_completed_total", "alice"); got != 2 {
 		t.Errorf("qa_jobs_completed_total{key=alice} = %v, want 2", got)
 	}
@@ -106,6 +110,7 @@ func TestUnpricedJob(t *testing.T) {
 	if err != nil || len(rows) != 1 || rows[0].UnpricedJobs != 1 || rows[0].CostMicroUSD != 0 || rows[0].InputTokens == 0 {
 		t.Errorf("bob's usage %+v, %v; want one unpriced job with its tokens", rows, err)
 	}
+	waitValue(t, reg, "qa_jobs_unpriced_total", "bob", 1)
 	if got := value(t, reg, "qa_jobs_unpriced_total", "bob"); got != 1 {
 		t.Errorf("qa_jobs_unpriced_total{key=bob} = %v, want 1", got)
 	}
@@ -116,11 +121,30 @@ func TestUnpricedJob(t *testing.T) {
 // kinds).
 func value(t *testing.T, reg *prometheus.Registry, name, key string) float64 {
 	t.Helper()
+	sum, found := sumOf(t, reg, name, key)
+	if !found {
+		t.Errorf("no %s{key=%q,program=qa}", name, key)
+	}
+	return sum
+}
+
+// waitValue waits for metric name of key to reach want: the worker counts
+// a completion after recording it, so a client can see the job ended a
+// moment before its metrics move.
+func waitValue(t *testing.T, reg *prometheus.Registry, name, key string, want float64) {
+	t.Helper()
+	testwait.Until(t, fmt.Sprintf("%s{key=%q} to reach %v", name, key, want), func() bool {
+		got, _ := sumOf(t, reg, name, key)
+		return got >= want
+	})
+}
+
+func sumOf(t *testing.T, reg *prometheus.Registry, name, key string) (sum float64, found bool) {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, found := 0.0, false
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
@@ -136,10 +160,7 @@ func value(t *testing.T, reg *prometheus.Registry, name, key string) float64 {
 			}
 		}
 	}
-	if !found {
-		t.Errorf("no %s{key=%q,program=qa}", name, key)
-	}
-	return sum
+	return sum, found
 }
 
 // checkUsageLabels: the usage metrics are labelled by key name and program
