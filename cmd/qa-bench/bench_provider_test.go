@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -33,7 +34,10 @@ func TestProviderScenario(t *testing.T) {
 	}
 	rows := map[string]benchRow{}
 	for _, row := range r.Rows {
-		if math.IsNaN(row.Value) || math.IsInf(row.Value, 0) || row.Value < 0 {
+		// A growth between two processes may be negative: each process's
+		// RSS has its own noise (seen: -7.6 MiB per 1,000 items at 12 → 50).
+		negative := row.Value < 0 && !strings.Contains(row.Metric, "growth")
+		if math.IsNaN(row.Value) || math.IsInf(row.Value, 0) || negative {
 			t.Errorf("%s = %v", row.Metric, row.Value)
 		}
 		rows[row.Metric] = row
