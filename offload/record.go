@@ -84,11 +84,7 @@ func (b *run) sweep(ctx context.Context, end func(*batches.ItemAttempt) error) e
 	bs := b.r.deps.Batches
 	for lo := 0; lo < b.bt.Counts.Total; lo += pageSize {
 		hi := min(lo+pageSize, b.bt.Counts.Total)
-		results, err := bs.Results(ctx, b.id(), lo, hi)
-		if err != nil {
-			return err
-		}
-		its, err := bs.Items(ctx, b.id(), lo, hi)
+		results, its, err := b.page(ctx, lo, hi)
 		if err != nil {
 			return err
 		}

@@ -38,11 +38,7 @@ func (b *run) items(ctx context.Context, from, to int, fn func(item) error) erro
 		if b.st.Fallback && !b.anyDeferred(lo, hi) {
 			continue
 		}
-		results, err := bs.Results(ctx, b.id(), lo, hi)
-		if err != nil {
-			return err
-		}
-		its, err := bs.Items(ctx, b.id(), lo, hi)
+		results, its, err := b.page(ctx, lo, hi)
 		if err != nil {
 			return err
 		}

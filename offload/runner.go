@@ -97,6 +97,20 @@ type run struct {
 
 func (b *run) id() string { return b.bt.ID }
 
+// page reads items [lo, hi) of the batch: their result slots ("" for an
+// empty one) and their items.
+func (b *run) page(ctx context.Context, lo, hi int) ([]string, []*jobs.BatchItem, error) {
+	results, err := b.r.deps.Batches.Results(ctx, b.id(), lo, hi)
+	if err != nil {
+		return nil, nil, err
+	}
+	its, err := b.r.deps.Batches.Items(ctx, b.id(), lo, hi)
+	if err != nil {
+		return nil, nil, err
+	}
+	return results, its, nil
+}
+
 // stages are the program's stages.
 func (b *run) stages() []programfile.Stage { return b.c.Built.Stages }
 
